@@ -1,0 +1,358 @@
+#include "portolan/codec.h"
+
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "google/protobuf/descriptor.h"
+#include "google/protobuf/util/json_util.h"
+#include "yaml-cpp/yaml.h"
+
+namespace portolan {
+namespace {
+
+using google::protobuf::Descriptor;
+using google::protobuf::EnumDescriptor;
+using google::protobuf::FieldDescriptor;
+
+constexpr char kFieldPayload[] = "portolan.dev/field";
+
+// protobuf 3.21 has its own Status type; carry code and message over.
+absl::Status FromProtobuf(const google::protobuf::util::Status& st) {
+  if (st.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(st.code()),
+                      std::string(st.message().data(), st.message().size()));
+}
+
+std::string EnumWords(const EnumDescriptor* e) {
+  std::vector<std::string> words;
+  for (int i = 0; i < e->value_count(); ++i) {
+    const std::string& n = e->value(i)->name();
+    if (!absl::EndsWith(n, "_unspecified")) words.push_back(n);
+  }
+  return absl::StrJoin(words, ", ");
+}
+
+// Resolves "a.b[2].c" against `root`; returns the last field or null.
+const FieldDescriptor* FindPath(const Descriptor* root, absl::string_view path) {
+  const Descriptor* d = root;
+  const FieldDescriptor* f = nullptr;
+  for (absl::string_view part : absl::StrSplit(path, '.')) {
+    if (d == nullptr) return nullptr;
+    size_t bracket = part.find('[');
+    if (bracket != absl::string_view::npos) part = part.substr(0, bracket);
+    f = d->FindFieldByName(std::string(part));
+    if (f == nullptr) f = d->FindFieldByCamelcaseName(std::string(part));
+    if (f == nullptr) return nullptr;
+    d = f->message_type();
+    if (f->is_map()) d = f->message_type()->map_value()->message_type();
+  }
+  return f;
+}
+
+// Turns protobuf's JSON parser messages into a field path and a sentence:
+//   "(resources) memry_mb: Cannot find field."  -> resources.memry_mb
+//   "(kind): invalid value \"X\" for type ..."   -> kind
+absl::Status TranslateJsonError(const absl::Status& st, const Descriptor* root) {
+  std::string msg(st.message());
+  std::string path;
+  std::string rest = msg;
+  if (absl::StartsWith(rest, "(")) {
+    size_t close = rest.find(')');
+    if (close != std::string::npos) {
+      path = rest.substr(1, close - 1);
+      rest = std::string(absl::StripLeadingAsciiWhitespace(rest.substr(close + 1)));
+    }
+  }
+  if (absl::StartsWith(rest, ":")) rest = std::string(absl::StripLeadingAsciiWhitespace(rest.substr(1)));
+  size_t cannot = rest.find(": Cannot find field.");
+  if (cannot != std::string::npos) {
+    std::string name = rest.substr(0, cannot);
+    std::string full = path.empty() ? name : absl::StrCat(path, ".", name);
+    return InvalidField(full, absl::StrCat("unknown field '", full, "'"));
+  }
+  // Map entries are reported as env[0].value; name the map instead.
+  size_t map_entry = path.find("].value");
+  if (map_entry == std::string::npos) map_entry = path.find("].key");
+  if (map_entry != std::string::npos) path = path.substr(0, path.rfind('[', map_entry));
+  if (absl::StrContains(rest, "invalid value") && !path.empty()) {
+    const FieldDescriptor* f = FindPath(root, path);
+    std::string value = rest.substr(rest.find("invalid value") + 14);
+    size_t for_type = value.find(" for type");
+    if (for_type != std::string::npos) value = value.substr(0, for_type);
+    if (f != nullptr && f->enum_type() != nullptr) {
+      return InvalidField(path, absl::StrCat("invalid value ", value, " for ", path,
+                                             ": expected one of ", EnumWords(f->enum_type())));
+    }
+    std::string type = f == nullptr ? "value" : f->cpp_type_name();
+    if (f != nullptr && f->is_map()) type = "map of strings";
+    return InvalidField(path, absl::StrCat("invalid value ", value, " for ", path, ": expected ",
+                                           type == "string" ? "a string" : type));
+  }
+  if (msg.find("Root element must be a message") != std::string::npos) {
+    return InvalidField("", "body must be a JSON object");
+  }
+  // Syntax errors: keep protobuf's description, without its caret drawing.
+  std::string first_line = msg.substr(0, msg.find('\n'));
+  return InvalidField(path, absl::StrCat("malformed JSON: ", first_line));
+}
+
+void AppendJsonString(absl::string_view s, std::string* out) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out->push_back('"');
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': out->append("\\\""); break;
+      case '\\': out->append("\\\\"); break;
+      case '\n': out->append("\\n"); break;
+      case '\r': out->append("\\r"); break;
+      case '\t': out->append("\\t"); break;
+      default:
+        if (c < 0x20) {
+          out->append("\\u00");
+          out->push_back(kHex[c >> 4]);
+          out->push_back(kHex[c & 0xf]);
+        } else {
+          out->push_back(static_cast<char>(c));
+        }
+    }
+  }
+  out->push_back('"');
+}
+
+class YamlConverter {
+ public:
+  absl::Status Message(const YAML::Node& node, const Descriptor* d, const std::string& path,
+                       std::string* out) {
+    if (IsWellKnown(d)) return Generic(node, path, out);
+    if (node.IsNull()) {
+      out->append("{}");
+      return absl::OkStatus();
+    }
+    if (!node.IsMap()) return InvalidField(path, Where(node, path, "expected a mapping"));
+    out->push_back('{');
+    bool first = true;
+    for (const auto& kv : node) {
+      std::string key = kv.first.Scalar();
+      std::string child = path.empty() ? key : absl::StrCat(path, ".", key);
+      const FieldDescriptor* f = d->FindFieldByName(key);
+      if (f == nullptr) f = d->FindFieldByCamelcaseName(key);
+      if (f == nullptr) return InvalidField(child, Where(kv.first, child, "unknown field"));
+      if (!first) out->push_back(',');
+      first = false;
+      AppendJsonString(f->name(), out);
+      out->push_back(':');
+      absl::Status st = Field(kv.second, f, child, out);
+      if (!st.ok()) return st;
+    }
+    out->push_back('}');
+    return absl::OkStatus();
+  }
+
+ private:
+  static bool IsWellKnown(const Descriptor* d) {
+    return absl::StartsWith(d->full_name(), "google.protobuf.");
+  }
+
+  static std::string Where(const YAML::Node& node, const std::string& path, absl::string_view what) {
+    const YAML::Mark m = node.Mark();
+    std::string loc = m.line >= 0 ? absl::StrCat("line ", m.line + 1, ": ") : "";
+    return absl::StrCat(loc, path.empty() ? "document" : path, ": ", what);
+  }
+
+  absl::Status Field(const YAML::Node& node, const FieldDescriptor* f, const std::string& path,
+                     std::string* out) {
+    if (f->is_map()) {
+      if (node.IsNull()) {
+        out->append("{}");
+        return absl::OkStatus();
+      }
+      if (!node.IsMap()) return InvalidField(path, Where(node, path, "expected a mapping"));
+      const FieldDescriptor* vf = f->message_type()->map_value();
+      out->push_back('{');
+      bool first = true;
+      for (const auto& kv : node) {
+        if (!first) out->push_back(',');
+        first = false;
+        AppendJsonString(kv.first.Scalar(), out);
+        out->push_back(':');
+        absl::Status st = Single(kv.second, vf, absl::StrCat(path, ".", kv.first.Scalar()), out);
+        if (!st.ok()) return st;
+      }
+      out->push_back('}');
+      return absl::OkStatus();
+    }
+    if (f->is_repeated()) {
+      if (node.IsNull()) {
+        out->append("[]");
+        return absl::OkStatus();
+      }
+      if (!node.IsSequence()) return InvalidField(path, Where(node, path, "expected a list"));
+      out->push_back('[');
+      for (size_t i = 0; i < node.size(); ++i) {
+        if (i > 0) out->push_back(',');
+        absl::Status st = Single(node[i], f, absl::StrCat(path, "[", i, "]"), out);
+        if (!st.ok()) return st;
+      }
+      out->push_back(']');
+      return absl::OkStatus();
+    }
+    return Single(node, f, path, out);
+  }
+
+  absl::Status Single(const YAML::Node& node, const FieldDescriptor* f, const std::string& path,
+                      std::string* out) {
+    if (f->type() == FieldDescriptor::TYPE_MESSAGE || f->type() == FieldDescriptor::TYPE_GROUP) {
+      return Message(node, f->message_type(), path, out);
+    }
+    if (!node.IsScalar()) {
+      if (node.IsNull()) {
+        out->append("null");
+        return absl::OkStatus();
+      }
+      return InvalidField(path, Where(node, path, "expected a single value"));
+    }
+    const std::string& s = node.Scalar();
+    switch (f->cpp_type()) {
+      case FieldDescriptor::CPPTYPE_STRING:
+      case FieldDescriptor::CPPTYPE_ENUM:
+        AppendJsonString(s, out);
+        return absl::OkStatus();
+      case FieldDescriptor::CPPTYPE_BOOL: {
+        std::string l = absl::AsciiStrToLower(s);
+        if (l == "true" || l == "yes" || l == "on") {
+          out->append("true");
+        } else if (l == "false" || l == "no" || l == "off") {
+          out->append("false");
+        } else {
+          return InvalidField(path, Where(node, path, absl::StrCat("expected true or false, got '", s, "'")));
+        }
+        return absl::OkStatus();
+      }
+      default: {
+        double d;
+        if (!absl::SimpleAtod(s, &d)) {
+          return InvalidField(path, Where(node, path, absl::StrCat("expected a number, got '", s, "'")));
+        }
+        out->append(s);
+        return absl::OkStatus();
+      }
+    }
+  }
+
+  // Schema-less conversion for google.protobuf.* types (Timestamp, Struct, ...).
+  absl::Status Generic(const YAML::Node& node, const std::string& path, std::string* out) {
+    if (node.IsNull()) {
+      out->append("null");
+    } else if (node.IsScalar()) {
+      AppendJsonString(node.Scalar(), out);
+    } else if (node.IsSequence()) {
+      out->push_back('[');
+      for (size_t i = 0; i < node.size(); ++i) {
+        if (i > 0) out->push_back(',');
+        absl::Status st = Generic(node[i], absl::StrCat(path, "[", i, "]"), out);
+        if (!st.ok()) return st;
+      }
+      out->push_back(']');
+    } else {
+      out->push_back('{');
+      bool first = true;
+      for (const auto& kv : node) {
+        if (!first) out->push_back(',');
+        first = false;
+        AppendJsonString(kv.first.Scalar(), out);
+        out->push_back(':');
+        absl::Status st = Generic(kv.second, absl::StrCat(path, ".", kv.first.Scalar()), out);
+        if (!st.ok()) return st;
+      }
+      out->push_back('}');
+    }
+    return absl::OkStatus();
+  }
+};
+
+absl::Status Prefix(const absl::Status& st, absl::string_view source) {
+  if (st.ok() || source.empty()) return st;
+  return FieldError(st.code(), StatusField(st), absl::StrCat(source, ": ", st.message()));
+}
+
+}  // namespace
+
+absl::Status FieldError(absl::StatusCode code, absl::string_view field, absl::string_view message) {
+  absl::Status st(code, std::string(message));
+  if (!field.empty()) st.SetPayload(kFieldPayload, absl::Cord(std::string(field)));
+  return st;
+}
+
+std::string StatusField(const absl::Status& status) {
+  auto p = status.GetPayload(kFieldPayload);
+  return p.has_value() ? std::string(*p) : "";
+}
+
+absl::Status ParseJson(absl::string_view json, google::protobuf::Message* msg) {
+  msg->Clear();
+  google::protobuf::util::JsonParseOptions opts;
+  opts.ignore_unknown_fields = false;
+  absl::Status st = FromProtobuf(google::protobuf::util::JsonStringToMessage(
+      google::protobuf::StringPiece(json.data(), json.size()), msg, opts));
+  if (st.ok()) return st;
+  return TranslateJsonError(st, msg->GetDescriptor());
+}
+
+absl::StatusOr<std::string> YamlToJson(absl::string_view yaml, const Descriptor* type) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(std::string(yaml));
+  } catch (const YAML::Exception& e) {
+    return InvalidField("", absl::StrCat("malformed YAML: line ", e.mark.line + 1, ", column ",
+                                         e.mark.column + 1, ": ", e.msg));
+  }
+  std::string out;
+  YamlConverter conv;
+  try {
+    absl::Status st = conv.Message(root, type, "", &out);
+    if (!st.ok()) return st;
+  } catch (const YAML::Exception& e) {
+    return InvalidField("", absl::StrCat("malformed YAML: ", e.what()));
+  }
+  return out;
+}
+
+absl::Status ParseYaml(absl::string_view yaml, google::protobuf::Message* msg,
+                       absl::string_view source) {
+  auto json = YamlToJson(yaml, msg->GetDescriptor());
+  if (!json.ok()) return Prefix(json.status(), source);
+  return Prefix(ParseJson(*json, msg), source);
+}
+
+std::string ToJson(const google::protobuf::Message& msg, bool pretty) {
+  google::protobuf::util::JsonPrintOptions opts;
+  opts.preserve_proto_field_names = true;
+  opts.always_print_primitive_fields = true;
+  opts.add_whitespace = pretty;
+  std::string out;
+  absl::Status st = FromProtobuf(google::protobuf::util::MessageToJsonString(msg, &out, opts));
+  if (!st.ok()) return absl::StrCat(R"({"error":{"code":"internal","message":"cannot encode: )",
+                                    st.message(), R"("}})");
+  return out;
+}
+
+absl::Status LoadFile(const std::string& path, google::protobuf::Message* msg) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return absl::NotFoundError(absl::StrCat(path, ": cannot open: ", std::strerror(errno)));
+  std::stringstream ss;
+  ss << f.rdbuf();
+  if (absl::EndsWith(path, ".yaml") || absl::EndsWith(path, ".yml")) {
+    return ParseYaml(ss.str(), msg, path);
+  }
+  return Prefix(ParseJson(ss.str(), msg), path);
+}
+
+}  // namespace portolan

@@ -1,0 +1,121 @@
+#include "portolan/strings.h"
+
+#include <fstream>
+#include <mutex>
+#include <random>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+
+namespace portolan {
+
+std::string HostPort::ToString() const {
+  if (host.find(':') != std::string::npos) return absl::StrCat("[", host, "]:", port);
+  return absl::StrCat(host, ":", port);
+}
+
+absl::StatusOr<HostPort> ParseHostPort(absl::string_view s) {
+  HostPort hp;
+  absl::string_view port_part;
+  if (!s.empty() && s.front() == '[') {
+    size_t close = s.find(']');
+    if (close == absl::string_view::npos || close + 1 >= s.size() || s[close + 1] != ':') {
+      return absl::InvalidArgumentError(absl::StrCat("bad address '", s, "': expected [host]:port"));
+    }
+    hp.host = std::string(s.substr(1, close - 1));
+    port_part = s.substr(close + 2);
+  } else {
+    size_t colon = s.rfind(':');
+    if (colon == absl::string_view::npos) {
+      return absl::InvalidArgumentError(absl::StrCat("bad address '", s, "': expected host:port"));
+    }
+    hp.host = std::string(s.substr(0, colon));
+    port_part = s.substr(colon + 1);
+  }
+  if (hp.host.empty()) hp.host = "127.0.0.1";
+  if (hp.host == "localhost") hp.host = "127.0.0.1";
+  uint32_t port = 0;
+  if (!absl::SimpleAtoi(port_part, &port) || port > 65535) {
+    return absl::InvalidArgumentError(absl::StrCat("bad address '", s, "': port must be 0-65535"));
+  }
+  hp.port = static_cast<uint16_t>(port);
+  return hp;
+}
+
+std::string NewId(absl::string_view prefix) {
+  static std::mutex mu;
+  static std::mt19937_64 rng{std::random_device{}()};
+  uint64_t v;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    v = rng();
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out(prefix);
+  out.push_back('-');
+  for (int i = 0; i < 12; ++i) out.push_back(kHex[(v >> (i * 4)) & 0xf]);
+  return out;
+}
+
+google::protobuf::Timestamp ToProto(absl::Time t) {
+  google::protobuf::Timestamp ts;
+  int64_t nanos = absl::ToUnixNanos(t);
+  ts.set_seconds(nanos / 1'000'000'000);
+  ts.set_nanos(static_cast<int32_t>(nanos % 1'000'000'000));
+  if (ts.nanos() < 0) {
+    ts.set_seconds(ts.seconds() - 1);
+    ts.set_nanos(ts.nanos() + 1'000'000'000);
+  }
+  return ts;
+}
+
+absl::Time FromProto(const google::protobuf::Timestamp& ts) {
+  return absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
+}
+
+std::string SanitizeUtf8(absl::string_view in) {
+  std::string out;
+  out.reserve(in.size());
+  size_t i = 0;
+  while (i < in.size()) {
+    unsigned char c = in[i];
+    size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+    bool ok = len > 0 && i + len <= in.size();
+    for (size_t k = 1; ok && k < len; ++k) ok = (static_cast<unsigned char>(in[i + k]) >> 6) == 0x2;
+    if (ok && len == 2 && c < 0xc2) ok = false;  // overlong
+    if (ok) {
+      out.append(in.data() + i, len);
+      i += len;
+    } else {
+      out.append("\xEF\xBF\xBD");
+      ++i;
+    }
+  }
+  return out;
+}
+
+std::string ReadTail(const std::string& path, size_t max_bytes, bool* truncated) {
+  *truncated = false;
+  std::ifstream f(path, std::ios::binary | std::ios::ate);
+  if (!f) return "";
+  std::streamoff size = f.tellg();
+  std::streamoff start = 0;
+  if (size > static_cast<std::streamoff>(max_bytes)) {
+    start = size - static_cast<std::streamoff>(max_bytes);
+    *truncated = true;
+  }
+  f.seekg(start);
+  std::string data(static_cast<size_t>(size - start), '\0');
+  f.read(data.data(), static_cast<std::streamsize>(data.size()));
+  data.resize(static_cast<size_t>(f.gcount()));
+  if (*truncated) {
+    // Skip continuation bytes so the tail starts on a character boundary.
+    size_t skip = 0;
+    while (skip < data.size() && skip < 3 && (static_cast<unsigned char>(data[skip]) >> 6) == 0x2)
+      ++skip;
+    data.erase(0, skip);
+  }
+  return SanitizeUtf8(data);
+}
+
+}  // namespace portolan

@@ -1,0 +1,49 @@
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "google/protobuf/message.h"
+
+namespace portolan {
+
+// The single schema: every REST body, config/policy file and stored record is
+// a protobuf message in api/proto, written as its proto3 JSON mapping with
+// snake_case names. These functions are the only place JSON/YAML meets protos.
+//
+// Errors are absl::Status values; when a particular field is to blame its path
+// ("resources.cpus", "datasets[1].idx") travels as a payload, read back with
+// StatusField(). All functions are thread-safe.
+
+// InvalidArgument naming `field`.
+absl::Status FieldError(absl::StatusCode code, absl::string_view field, absl::string_view message);
+inline absl::Status InvalidField(absl::string_view field, absl::string_view message) {
+  return FieldError(absl::StatusCode::kInvalidArgument, field, message);
+}
+// The field path attached to `status`, or "" when none.
+std::string StatusField(const absl::Status& status);
+
+// Parses proto3 JSON into `msg` (cleared first). Unknown fields are rejected.
+absl::Status ParseJson(absl::string_view json, google::protobuf::Message* msg);
+
+// YAML converted against `msg`'s schema, then parsed like JSON: scalars take
+// the type of the field they fill (so `name: 123` is the string "123"), and
+// unknown keys are rejected with their path. `source` names the file in errors.
+absl::Status ParseYaml(absl::string_view yaml, google::protobuf::Message* msg,
+                       absl::string_view source = "");
+
+// The schema-checked JSON text of a YAML document (see ParseYaml).
+absl::StatusOr<std::string> YamlToJson(absl::string_view yaml,
+                                       const google::protobuf::Descriptor* type);
+
+// Proto3 JSON with snake_case names and every field printed (defaults too),
+// so clients always see the full shape.
+std::string ToJson(const google::protobuf::Message& msg, bool pretty = false);
+
+// Loads a .json, .yaml or .yml file into `msg`. Errors name the file.
+absl::Status LoadFile(const std::string& path, google::protobuf::Message* msg);
+
+}  // namespace portolan

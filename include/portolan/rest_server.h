@@ -1,0 +1,82 @@
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "portolan/strings.h"
+
+namespace portolan::rest {
+
+struct Request {
+  std::string method;                        // "GET", "POST", ...
+  std::string path;                          // decoded path, no query
+  std::map<std::string, std::string> params;  // {name} captures of the route
+  std::map<std::string, std::string> query;   // decoded query parameters
+  std::map<std::string, std::string> headers; // lowercase names
+  std::string body;
+  std::string peer;
+};
+
+struct Response {
+  int status = 200;
+  std::string body;
+  std::string content_type = "application/json";
+};
+
+// {"error": {"code": ..., "message": ..., "field": ...}} with `status`.
+Response ErrorResponse(int status, absl::string_view code, absl::string_view message,
+                       absl::string_view field = "");
+// Maps an absl::Status (and its field payload) to the HTTP error above.
+Response StatusResponse(const absl::Status& status);
+// 200 (or `status`) with a JSON body.
+Response Json(std::string body, int status = 200);
+
+struct ServerOptions {
+  size_t max_body_bytes = 1u << 20;  // larger bodies get 413
+  int request_timeout_s = 30;
+};
+
+// An HTTP/1.1 server on cpprestsdk's listener. Routes are registered before
+// Start(); handlers run on cpprestsdk's thread pool, concurrently, so they must
+// be thread-safe. Exceptions escaping a handler become a 500 and are logged;
+// they never reach cpprestsdk.
+class Server {
+ public:
+  using Handler = std::function<Response(const Request&)>;
+
+  explicit Server(ServerOptions options = {});
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // `pattern` is a path whose segments may be "{name}" placeholders.
+  void Route(const std::string& method, const std::string& pattern, Handler handler);
+
+  // Listens on `addr`. Port 0 picks a free port; bound() tells which.
+  absl::Status Start(const HostPort& addr);
+  HostPort bound() const { return bound_; }
+  void Stop();
+
+  // Dispatches without the network (used by Start's listener and by tests).
+  Response Dispatch(Request& request) const;
+
+ private:
+  struct RouteEntry {
+    std::string method;
+    std::vector<std::string> segments;
+    Handler handler;
+  };
+  struct Impl;
+
+  ServerOptions options_;
+  std::vector<RouteEntry> routes_;
+  HostPort bound_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace portolan::rest

@@ -1,0 +1,53 @@
+#pragma once
+
+#include <memory>
+#include <set>
+
+#include <utility>  // Boost 1.74 asio/awaitable.hpp needs std::exchange under C++20
+
+#include <boost/asio.hpp>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "portolan/frame.h"
+#include "portolan/scheduler_core.h"
+#include "portolan/strings.h"
+
+namespace portolan::scheduler {
+
+struct RpcOptions {
+  size_t max_frame_bytes = wire::kDefaultMaxFrameBytes;
+  // A connection that sends no Register within this time is closed.
+  absl::Duration register_timeout = absl::Seconds(10);
+  // A registered connection silent for this long is closed (half-open peers).
+  absl::Duration idle_timeout = absl::Seconds(30);
+  size_t max_connections = 20000;
+  size_t max_queued_bytes = 64u << 20;  // per connection, before it is dropped
+};
+
+// Accepts agent connections and moves frames between them and the Core.
+// Everything runs on the given io_context, which the caller runs on one
+// thread; Listen/Stop must be called from that thread or before it runs.
+class RpcServer {
+ public:
+  RpcServer(boost::asio::io_context& io, Core* core, RpcOptions options);
+  ~RpcServer();
+
+  absl::Status Listen(const HostPort& addr);
+  HostPort bound() const { return bound_; }
+  void Stop();
+  size_t connections() const;
+
+ private:
+  class Session;
+  void Accept();
+
+  boost::asio::io_context& io_;
+  Core* core_;
+  RpcOptions options_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  HostPort bound_;
+  std::shared_ptr<std::set<Session*>> sessions_;
+};
+
+}  // namespace portolan::scheduler

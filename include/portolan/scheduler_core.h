@@ -1,0 +1,137 @@
+#pragma once
+
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <tuple>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "portolan/clock.h"
+#include "portolan/placement.h"
+#include "portolan/store.h"
+#include "portolan/v1/agent.pb.h"
+#include "portolan/v1/job.pb.h"
+#include "portolan/v1/wire.pb.h"
+
+namespace portolan::scheduler {
+
+// One connected agent session as the core sees it. Implemented by the RPC
+// server (one per TCP connection) and by a fake in tests.
+class AgentLink {
+ public:
+  virtual ~AgentLink() = default;
+  // Queues one envelope for sending, in order. Thread-safe, never blocks; a
+  // closed link drops it silently (reliable messages are resent anyway).
+  virtual void Send(const v1::Envelope& envelope) = 0;
+  // Closes the session after what is queued. Thread-safe.
+  virtual void Close(const std::string& reason) = 0;
+};
+
+struct CoreOptions {
+  absl::Duration heartbeat_interval = absl::Seconds(5);
+  // An agent silent for this long is lost, and so are its jobs.
+  absl::Duration agent_ttl = absl::Seconds(15);
+  // Unacknowledged Assign/Cancel are resent this often while connected.
+  absl::Duration resend_interval = absl::Seconds(2);
+};
+
+struct JobFilter {
+  std::string state;   // a Job.State word, or "" for all
+  std::string tenant;  // "" for all
+  int page_size = 100;
+  std::string page_token;
+};
+
+// The scheduler's state machine: jobs, agents, placement and the agent
+// protocol's meaning (the RPC server only moves frames). All public methods
+// are thread-safe; one mutex guards everything and store writes happen under
+// it, so what is acknowledged is what is stored. Links are called under the
+// mutex and must never call back into the core synchronously.
+class Core {
+ public:
+  Core(CoreOptions options, Store* store, Clock* clock,
+       std::shared_ptr<const placement::Engine> engine);
+
+  // Loads jobs and agents from the store. Call once, before serving.
+  absl::Status Recover();
+
+  // --- REST-facing ---
+  // Validates, stores durably, then queues. Returns the job and whether it
+  // was newly created (false: an earlier submit with the same idempotency key).
+  absl::StatusOr<std::pair<v1::Job, bool>> Submit(v1::Job spec);
+  absl::StatusOr<v1::Job> GetJob(const std::string& id);
+  absl::StatusOr<v1::ListJobsResponse> ListJobs(const JobFilter& filter);
+  absl::StatusOr<v1::Job> Cancel(const std::string& id);
+  absl::StatusOr<v1::JobLogs> Logs(const std::string& id);
+  v1::ListAgentsResponse ListAgents();
+  absl::StatusOr<v1::Agent> GetAgent(const std::string& id);
+
+  // --- agent protocol ---
+  // Handles Register: on success sends RegisterAck over `link`, then resends
+  // what the agent has not acknowledged. Returns false when refused (the ack
+  // with the reason has been sent; the caller should close the link).
+  bool OnRegister(const v1::Register& reg, std::shared_ptr<AgentLink> link, const std::string& peer);
+  // Any later envelope from a registered session.
+  void OnMessage(const std::string& agent_id, const AgentLink* link, const v1::Envelope& envelope);
+  void OnDisconnect(const std::string& agent_id, const AgentLink* link);
+
+  // Periodic work: heartbeat TTLs, resends, placement of waiting jobs.
+  void Tick();
+
+  const CoreOptions& options() const { return options_; }
+
+ private:
+  struct Pending {
+    v1::Envelope envelope;
+    absl::Time last_sent;
+  };
+  struct AgentRec {
+    v1::Agent info;
+    std::shared_ptr<AgentLink> link;
+    std::map<uint64_t, Pending> outbox;  // unacknowledged reliable messages
+    absl::Time last_seen;
+  };
+  using QueueKey = std::tuple<int, int64_t, std::string>;  // -priority, submitted ns, id
+  using OrderKey = std::pair<int64_t, std::string>;        // submitted ns, id
+
+  absl::Status Persist(const v1::Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void PersistAgent(const AgentRec& rec) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Transition(v1::Job& job, v1::Job::State state, const std::string& message)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Release(v1::Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ScheduleLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void SendReliable(AgentRec& rec, v1::Envelope envelope) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void SendCancel(AgentRec& rec, const std::string& job_id, uint32_t attempt,
+                  const std::string& reason) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ApplyUpdate(AgentRec& rec, const v1::JobUpdate& update) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void MarkLost(AgentRec& rec, const std::string& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void StoreLogs(const v1::LogTail& tail) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Index(const v1::Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const CoreOptions options_;
+  Store* const store_;
+  Clock* const clock_;
+  const std::shared_ptr<const placement::Engine> engine_;
+
+  absl::Mutex mu_;
+  std::map<std::string, v1::Job> jobs_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, AgentRec> agents_ ABSL_GUARDED_BY(mu_);
+  std::set<QueueKey> queue_ ABSL_GUARDED_BY(mu_);
+  std::set<OrderKey> order_ ABSL_GUARDED_BY(mu_);
+  std::map<std::pair<std::string, std::string>, std::string> idempotency_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 0;
+  bool schedule_pending_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+// Checks a submitted job spec; fills defaults (kind, tenant, name).
+// Errors are InvalidArgument naming the field.
+absl::Status ValidateAndDefault(v1::Job& job);
+
+bool IsTerminal(v1::Job::State state);
+std::string StateName(v1::Job::State state);
+
+}  // namespace portolan::scheduler

@@ -1,0 +1,66 @@
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "portolan/v1/agent.pb.h"
+#include "portolan/v1/job.pb.h"
+
+namespace portolan {
+
+// Durable state of the scheduler. Records are the protobuf messages of the
+// schema, stored whole; implementations index what they need. A Put returns
+// only once the record is durable (it survives a process crash).
+//
+// The scheduler keeps its working set in memory and writes through; Load* are
+// used at start-up. Implementations are thread-safe. The interface is small on
+// purpose so a replicated (etcd-backed) store can implement it later.
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  virtual absl::Status PutJob(const v1::Job& job) = 0;
+  virtual absl::StatusOr<std::vector<v1::Job>> LoadJobs() = 0;
+
+  virtual absl::Status PutAgent(const v1::Agent& agent) = 0;
+  virtual absl::StatusOr<std::vector<v1::Agent>> LoadAgents() = 0;
+
+  virtual absl::Status PutLogs(const v1::JobLogs& logs) = 0;
+  // NotFound when no output was ever recorded for the job.
+  virtual absl::StatusOr<v1::JobLogs> GetLogs(const std::string& job_id) = 0;
+};
+
+// SQLite in WAL mode under `dir` (created if missing) as `portolan.db`.
+// Refuses to open a file that is not a Portolan database.
+absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& dir);
+
+// A volatile store for tests. Optionally fails every write with `fail_with`
+// (set it to simulate a full or broken disk).
+class MemoryStore : public Store {
+ public:
+  absl::Status PutJob(const v1::Job& job) override;
+  absl::StatusOr<std::vector<v1::Job>> LoadJobs() override;
+  absl::Status PutAgent(const v1::Agent& agent) override;
+  absl::StatusOr<std::vector<v1::Agent>> LoadAgents() override;
+  absl::Status PutLogs(const v1::JobLogs& logs) override;
+  absl::StatusOr<v1::JobLogs> GetLogs(const std::string& job_id) override;
+
+  void FailWritesWith(absl::Status status);
+  size_t job_writes() const;
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::string, v1::Job> jobs_;
+  std::map<std::string, v1::Agent> agents_;
+  std::map<std::string, v1::JobLogs> logs_;
+  absl::Status fail_with_;
+  size_t job_writes_ = 0;
+};
+
+}  // namespace portolan

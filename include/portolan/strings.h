@@ -1,0 +1,37 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "google/protobuf/timestamp.pb.h"
+
+namespace portolan {
+
+struct HostPort {
+  std::string host;
+  uint16_t port = 0;
+  std::string ToString() const;
+};
+
+// Parses "host:port", "[v6]:port" or ":port" (host defaults to 127.0.0.1).
+absl::StatusOr<HostPort> ParseHostPort(absl::string_view s);
+
+// A random identifier "<prefix>-<12 lowercase hex digits>". Thread-safe.
+std::string NewId(absl::string_view prefix);
+
+google::protobuf::Timestamp ToProto(absl::Time t);
+absl::Time FromProto(const google::protobuf::Timestamp& ts);
+
+// Last `max_bytes` of a file (cut at a UTF-8 boundary); `truncated` tells
+// whether anything was dropped. Missing file reads as empty.
+std::string ReadTail(const std::string& path, size_t max_bytes, bool* truncated);
+
+// Makes arbitrary bytes valid UTF-8 (invalid sequences become U+FFFD), so
+// process output can travel in proto string fields and JSON.
+std::string SanitizeUtf8(absl::string_view in);
+
+}  // namespace portolan

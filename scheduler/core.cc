@@ -1,0 +1,570 @@
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "portolan/codec.h"
+#include "portolan/scheduler_core.h"
+#include "portolan/strings.h"
+#include "portolan/log.h"
+
+namespace portolan::scheduler {
+namespace {
+
+int64_t Nanos(const google::protobuf::Timestamp& ts) {
+  return ts.seconds() * 1'000'000'000LL + ts.nanos();
+}
+
+v1::Resources Capacity(const v1::Topology& t) {
+  v1::Resources r;
+  r.set_cpus(static_cast<int32_t>(t.pus()));
+  r.set_memory_mb(static_cast<int32_t>(std::min<uint32_t>(t.memory_mb(), INT32_MAX)));
+  r.set_gpus(t.gpus_size());
+  return r;
+}
+
+void Add(v1::Resources* into, const v1::Resources& r, int sign) {
+  into->set_cpus(into->cpus() + sign * r.cpus());
+  into->set_memory_mb(into->memory_mb() + sign * r.memory_mb());
+  into->set_gpus(into->gpus() + sign * r.gpus());
+}
+
+bool HoldsResources(v1::Job::State s) { return s == v1::Job::placed || s == v1::Job::running; }
+
+}  // namespace
+
+Core::Core(CoreOptions options, Store* store, Clock* clock,
+           std::shared_ptr<const placement::Engine> engine)
+    : options_(options), store_(store), clock_(clock), engine_(std::move(engine)) {}
+
+absl::Status Core::Recover() {
+  auto agents = store_->LoadAgents();
+  if (!agents.ok()) return agents.status();
+  auto jobs = store_->LoadJobs();
+  if (!jobs.ok()) return jobs.status();
+  absl::MutexLock lock(&mu_);
+  const absl::Time now = clock_->Now();
+  for (v1::Agent& a : *agents) {
+    AgentRec& rec = agents_[a.id()];
+    rec.info = std::move(a);
+    rec.info.set_connected(false);
+    rec.info.clear_jobs();
+    rec.info.mutable_allocated()->Clear();
+    rec.info.clear_session_id();
+    // Every agent gets a full TTL from now to come back and report its jobs.
+    rec.last_seen = now;
+  }
+  int active = 0;
+  for (v1::Job& j : *jobs) {
+    const std::string id = j.id();
+    v1::Job& job = jobs_[id] = std::move(j);
+    Index(job);
+    if (HoldsResources(job.state())) {
+      ++active;
+      auto it = agents_.find(job.allocation().agent());
+      if (it != agents_.end()) {
+        Add(it->second.info.mutable_allocated(), job.resources(), +1);
+        it->second.info.add_jobs(id);
+      }
+    }
+  }
+  spdlog::info("recovered {} jobs ({} queued, {} placed or running) and {} agents", jobs_.size(),
+               queue_.size(), active, agents_.size());
+  schedule_pending_ = true;
+  return absl::OkStatus();
+}
+
+void Core::Index(const v1::Job& job) {
+  order_.emplace(Nanos(job.submitted_at()), job.id());
+  if (job.state() == v1::Job::queued) {
+    queue_.emplace(-job.priority(), Nanos(job.submitted_at()), job.id());
+  }
+  if (!job.idempotency_key().empty()) {
+    idempotency_[{job.tenant(), job.idempotency_key()}] = job.id();
+  }
+}
+
+absl::Status Core::Persist(const v1::Job& job) {
+  absl::Status st = store_->PutJob(job);
+  if (!st.ok()) spdlog::error("store: cannot persist job {}: {}", job.id(), st.message());
+  return st;
+}
+
+void Core::PersistAgent(const AgentRec& rec) {
+  absl::Status st = store_->PutAgent(rec.info);
+  if (!st.ok()) spdlog::error("store: cannot persist agent {}: {}", rec.info.id(), st.message());
+}
+
+void Core::Transition(v1::Job& job, v1::Job::State state, const std::string& message) {
+  const absl::Time now = clock_->Now();
+  if (job.state() == v1::Job::queued && state != v1::Job::queued) {
+    queue_.erase({-job.priority(), Nanos(job.submitted_at()), job.id()});
+  }
+  job.set_state(state);
+  job.set_reason(message);
+  v1::JobEvent* ev = job.add_events();
+  *ev->mutable_time() = ToProto(now);
+  ev->set_state(state);
+  ev->set_message(message);
+  if (state == v1::Job::running && !job.has_started_at()) *job.mutable_started_at() = ToProto(now);
+  if (IsTerminal(state)) *job.mutable_finished_at() = ToProto(now);
+  spdlog::info("job {} -> {}: {}", job.id(), StateName(state), message);
+  (void)Persist(job);
+}
+
+absl::StatusOr<std::pair<v1::Job, bool>> Core::Submit(v1::Job spec) {
+  absl::Status st = ValidateAndDefault(spec);
+  if (!st.ok()) return st;
+  absl::MutexLock lock(&mu_);
+  if (!spec.idempotency_key().empty()) {
+    auto it = idempotency_.find({spec.tenant(), spec.idempotency_key()});
+    if (it != idempotency_.end()) return std::make_pair(jobs_.at(it->second), false);
+  }
+  const absl::Time now = clock_->Now();
+  spec.set_id(NewId("job"));
+  spec.set_state(v1::Job::queued);
+  spec.set_reason("waiting for placement");
+  *spec.mutable_submitted_at() = ToProto(now);
+  v1::JobEvent* ev = spec.add_events();
+  *ev->mutable_time() = ToProto(now);
+  ev->set_state(v1::Job::queued);
+  ev->set_message("submitted");
+  // Acknowledged only once stored: a failed write leaves no trace in memory.
+  st = Persist(spec);
+  if (!st.ok()) {
+    return absl::UnavailableError(absl::StrCat("job not accepted: state store write failed: ", st.message()));
+  }
+  const std::string id = spec.id();
+  jobs_[id] = std::move(spec);
+  Index(jobs_[id]);
+  spdlog::info("job {} submitted by tenant {} ({} cpus, {} MiB)", id, jobs_[id].tenant(),
+               jobs_[id].resources().cpus(), jobs_[id].resources().memory_mb());
+  ScheduleLocked();
+  return std::make_pair(jobs_[id], true);
+}
+
+absl::StatusOr<v1::Job> Core::GetJob(const std::string& id) {
+  absl::MutexLock lock(&mu_);
+  auto it = jobs_.find(id);
+  if (it == jobs_.end()) return FieldError(absl::StatusCode::kNotFound, "id", absl::StrCat("no job '", id, "'"));
+  return it->second;
+}
+
+absl::StatusOr<v1::ListJobsResponse> Core::ListJobs(const JobFilter& filter) {
+  v1::Job::State state = v1::Job::state_unspecified;
+  if (!filter.state.empty() && !v1::Job::State_Parse(filter.state, &state)) {
+    return InvalidField("state", absl::StrCat("unknown state '", filter.state,
+                                              "' (queued, placed, running, succeeded, failed, "
+                                              "cancelled, lost, unschedulable)"));
+  }
+  if (filter.page_size < 1 || filter.page_size > 1000) {
+    return InvalidField("page_size", "page_size must be 1-1000");
+  }
+  OrderKey start{INT64_MAX, ""};
+  if (!filter.page_token.empty()) {
+    std::vector<std::string> parts = absl::StrSplit(filter.page_token, absl::MaxSplits('.', 1));
+    if (parts.size() != 2 || !absl::SimpleAtoi(parts[0], &start.first)) {
+      return InvalidField("page_token", "malformed page_token; pass next_page_token back unchanged");
+    }
+    start.second = parts[1];
+  }
+  absl::MutexLock lock(&mu_);
+  v1::ListJobsResponse out;
+  // Newest first: walk the submit order backwards from the token.
+  auto it = std::make_reverse_iterator(order_.lower_bound(start));
+  for (; it != order_.rend(); ++it) {
+    const v1::Job& j = jobs_.at(it->second);
+    if (state != v1::Job::state_unspecified && j.state() != state) continue;
+    if (!filter.tenant.empty() && j.tenant() != filter.tenant) continue;
+    if (out.jobs_size() == filter.page_size) {
+      const v1::Job& last = out.jobs(out.jobs_size() - 1);
+      out.set_next_page_token(absl::StrCat(Nanos(last.submitted_at()), ".", last.id()));
+      break;
+    }
+    *out.add_jobs() = j;
+  }
+  return out;
+}
+
+absl::StatusOr<v1::Job> Core::Cancel(const std::string& id) {
+  absl::MutexLock lock(&mu_);
+  auto it = jobs_.find(id);
+  if (it == jobs_.end()) return FieldError(absl::StatusCode::kNotFound, "id", absl::StrCat("no job '", id, "'"));
+  v1::Job& job = it->second;
+  if (IsTerminal(job.state())) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("job ", id, " already ended (", StateName(job.state()), ")"));
+  }
+  if (job.state() == v1::Job::queued) {
+    Transition(job, v1::Job::cancelled, "cancelled before placement");
+    return job;
+  }
+  if (!job.cancel_requested()) {
+    job.set_cancel_requested(true);
+    v1::JobEvent* ev = job.add_events();
+    *ev->mutable_time() = ToProto(clock_->Now());
+    ev->set_state(job.state());
+    ev->set_message(absl::StrCat("cancel requested; stopping it on agent ", job.allocation().agent()));
+    (void)Persist(job);
+    auto a = agents_.find(job.allocation().agent());
+    if (a != agents_.end()) SendCancel(a->second, id, job.attempt(), "cancelled by request");
+  }
+  return job;
+}
+
+absl::StatusOr<v1::JobLogs> Core::Logs(const std::string& id) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!jobs_.contains(id)) return FieldError(absl::StatusCode::kNotFound, "id", absl::StrCat("no job '", id, "'"));
+  }
+  auto logs = store_->GetLogs(id);
+  if (logs.status().code() == absl::StatusCode::kNotFound) {
+    v1::JobLogs empty;
+    empty.set_job_id(id);
+    return empty;
+  }
+  return logs;
+}
+
+v1::ListAgentsResponse Core::ListAgents() {
+  absl::MutexLock lock(&mu_);
+  v1::ListAgentsResponse out;
+  for (const auto& [id, rec] : agents_) *out.add_agents() = rec.info;
+  return out;
+}
+
+absl::StatusOr<v1::Agent> Core::GetAgent(const std::string& id) {
+  absl::MutexLock lock(&mu_);
+  auto it = agents_.find(id);
+  if (it == agents_.end()) return FieldError(absl::StatusCode::kNotFound, "id", absl::StrCat("no agent '", id, "'"));
+  return it->second.info;
+}
+
+void Core::SendReliable(AgentRec& rec, v1::Envelope envelope) {
+  envelope.set_seq(++next_seq_);
+  Pending& p = rec.outbox[envelope.seq()];
+  p.envelope = std::move(envelope);
+  p.last_sent = clock_->Now();
+  if (rec.link) rec.link->Send(p.envelope);
+}
+
+void Core::SendCancel(AgentRec& rec, const std::string& job_id, uint32_t attempt,
+                      const std::string& reason) {
+  // An Assign still unacknowledged for this job is withdrawn; the Cancel
+  // covers the case where it did arrive.
+  for (auto it = rec.outbox.begin(); it != rec.outbox.end();) {
+    if (it->second.envelope.has_assign() && it->second.envelope.assign().job().id() == job_id) {
+      it = rec.outbox.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  v1::Envelope env;
+  env.mutable_cancel()->set_job_id(job_id);
+  env.mutable_cancel()->set_attempt(attempt);
+  env.mutable_cancel()->set_reason(reason);
+  SendReliable(rec, std::move(env));
+}
+
+void Core::Release(v1::Job& job) {
+  auto it = agents_.find(job.allocation().agent());
+  if (it == agents_.end()) return;
+  v1::Agent& a = it->second.info;
+  Add(a.mutable_allocated(), job.resources(), -1);
+  auto* jobs = a.mutable_jobs();
+  for (int i = 0; i < jobs->size(); ++i) {
+    if (jobs->Get(i) == job.id()) {
+      jobs->erase(jobs->begin() + i);
+      break;
+    }
+  }
+  schedule_pending_ = true;
+}
+
+void Core::ScheduleLocked() {
+  schedule_pending_ = false;
+  if (queue_.empty()) return;
+  std::vector<placement::AgentView> views;
+  views.reserve(agents_.size());
+  std::map<std::string, size_t> index;
+  for (auto& [id, rec] : agents_) {
+    placement::AgentView v;
+    v.agent = &rec.info;
+    v.free = rec.info.capacity();
+    Add(&v.free, rec.info.allocated(), -1);
+    index[id] = views.size();
+    views.push_back(std::move(v));
+  }
+  // Copy: placing a job erases it from queue_.
+  std::vector<QueueKey> waiting(queue_.begin(), queue_.end());
+  for (const QueueKey& key : waiting) {
+    v1::Job& job = jobs_.at(std::get<2>(key));
+    placement::Decision d = engine_->Place(job, views);
+    if (!d.prefilter_error.empty()) {
+      Transition(job, v1::Job::unschedulable, d.prefilter_error);
+      continue;
+    }
+    if (!d.feasible) {
+      std::string reason = absl::StrCat("waiting: ", d.Summary());
+      if (job.reason() != reason) {
+        job.set_reason(reason);
+        (void)Persist(job);
+      }
+      continue;
+    }
+    AgentRec& rec = agents_.at(d.agent_id);
+    v1::Allocation* alloc = job.mutable_allocation();
+    alloc->set_agent(d.agent_id);
+    alloc->set_site(d.site);
+    alloc->set_cpus(job.resources().cpus());
+    alloc->set_memory_mb(job.resources().memory_mb());
+    alloc->set_gpus(job.resources().gpus());
+    job.set_attempt(job.attempt() + 1);
+    Add(rec.info.mutable_allocated(), job.resources(), +1);
+    rec.info.add_jobs(job.id());
+    Add(&views[index[d.agent_id]].free, job.resources(), -1);
+    Transition(job, v1::Job::placed,
+               absl::StrCat("placed on agent ", d.agent_id, " at site ", d.site, " (score ",
+                            static_cast<int>(d.score + 0.5), ", ", d.Summary(), ")"));
+    v1::Envelope env;
+    *env.mutable_assign()->mutable_job() = job;
+    env.mutable_assign()->mutable_job()->clear_events();
+    SendReliable(rec, std::move(env));
+  }
+}
+
+bool Core::OnRegister(const v1::Register& reg, std::shared_ptr<AgentLink> link,
+                      const std::string& peer) {
+  v1::Envelope ack_env;
+  v1::RegisterAck* ack = ack_env.mutable_register_ack();
+  std::string refuse;
+  if (reg.agent_id().empty() || reg.agent_id().size() > 128) {
+    refuse = "agent_id must be 1-128 characters";
+  } else if (reg.site().empty()) {
+    refuse = "site is required";
+  } else if (reg.topology().pus() == 0 || reg.topology().cores_size() == 0) {
+    refuse = "topology reports no processing units";
+  } else if (reg.topology().memory_mb() == 0) {
+    refuse = "topology reports no memory";
+  }
+  if (!refuse.empty()) {
+    spdlog::warn("refusing registration of agent '{}' from {}: {}", reg.agent_id(), peer, refuse);
+    ack->set_accepted(false);
+    ack->set_reason(refuse);
+    link->Send(ack_env);
+    return false;
+  }
+
+  absl::MutexLock lock(&mu_);
+  const absl::Time now = clock_->Now();
+  AgentRec& rec = agents_[reg.agent_id()];
+  if (rec.link && rec.link != link) rec.link->Close("replaced by a newer session of the same agent");
+  const bool was_lost = rec.info.state() == v1::Agent::lost;
+  v1::Agent& a = rec.info;
+  a.set_id(reg.agent_id());
+  a.set_site(reg.site());
+  *a.mutable_labels() = reg.labels();
+  *a.mutable_topology() = reg.topology();
+  a.set_version(reg.version());
+  if (a.state() == v1::Agent::state_unspecified || was_lost) a.set_state(v1::Agent::ready);
+  a.set_connected(true);
+  a.set_address(peer);
+  *a.mutable_registered_at() = ToProto(now);
+  *a.mutable_last_heartbeat_at() = ToProto(now);
+  *a.mutable_capacity() = Capacity(reg.topology());
+  a.set_session_id(NewId("session"));
+  rec.link = std::move(link);
+  rec.last_seen = now;
+
+  ack->set_accepted(true);
+  ack->set_session_id(a.session_id());
+  ack->set_heartbeat_interval_ms(static_cast<uint32_t>(absl::ToInt64Milliseconds(options_.heartbeat_interval)));
+  rec.link->Send(ack_env);
+  spdlog::info("agent {} registered from {} (site {}, {} PUs, {} MiB, {} GPUs, {} jobs reported){}",
+               a.id(), peer, a.site(), a.capacity().cpus(), a.capacity().memory_mb(),
+               a.capacity().gpus(), reg.jobs_size(), was_lost ? " after being lost" : "");
+
+  // Reconcile: what the agent reports against what we think it runs.
+  std::map<std::string, const v1::AgentJobStatus*> reported;
+  for (const v1::AgentJobStatus& s : reg.jobs()) reported[s.job_id()] = &s;
+  std::vector<std::string> mine(a.jobs().begin(), a.jobs().end());
+  for (const std::string& id : mine) {
+    v1::Job& job = jobs_.at(id);
+    auto r = reported.find(id);
+    if (r != reported.end() && r->second->attempt() == job.attempt()) {
+      if (r->second->state() == v1::Job::running && job.state() == v1::Job::placed) {
+        Transition(job, v1::Job::running, absl::StrCat("running on agent ", a.id(), " (reported at registration)"));
+      }
+      // Final states arrive as JobUpdates, which the agent resends.
+      continue;
+    }
+    bool assign_pending = false;
+    for (const auto& [seq, p] : rec.outbox) {
+      if (p.envelope.has_assign() && p.envelope.assign().job().id() == id) assign_pending = true;
+    }
+    if (assign_pending) continue;
+    if (job.state() == v1::Job::placed && !job.cancel_requested()) {
+      // Placed before a scheduler restart; the Assign may never have arrived.
+      v1::Envelope env;
+      *env.mutable_assign()->mutable_job() = job;
+      env.mutable_assign()->mutable_job()->clear_events();
+      SendReliable(rec, std::move(env));
+      continue;
+    }
+    Release(job);
+    Transition(job, job.cancel_requested() ? v1::Job::cancelled : v1::Job::lost,
+               absl::StrCat("agent ", a.id(), " re-registered without this job"));
+  }
+  for (const v1::AgentJobStatus& s : reg.jobs()) {
+    if (IsTerminal(s.state())) continue;
+    auto j = jobs_.find(s.job_id());
+    bool ours = j != jobs_.end() && j->second.allocation().agent() == a.id() &&
+                j->second.attempt() == s.attempt() && !IsTerminal(j->second.state());
+    if (!ours) {
+      spdlog::warn("agent {} runs job {} (attempt {}) that it should not; telling it to stop",
+                   a.id(), s.job_id(), s.attempt());
+      SendCancel(rec, s.job_id(), s.attempt(), "the scheduler has no active record of this job");
+    }
+  }
+  // Resend everything still unacknowledged, in order.
+  for (auto& [seq, p] : rec.outbox) {
+    p.last_sent = now;
+    rec.link->Send(p.envelope);
+  }
+  PersistAgent(rec);
+  ScheduleLocked();
+  return true;
+}
+
+void Core::StoreLogs(const v1::LogTail& tail) {
+  v1::JobLogs logs;
+  logs.set_job_id(tail.job_id());
+  logs.set_stdout(tail.stdout());
+  logs.set_stderr(tail.stderr());
+  logs.set_stdout_truncated(tail.stdout_truncated());
+  logs.set_stderr_truncated(tail.stderr_truncated());
+  *logs.mutable_updated_at() = ToProto(clock_->Now());
+  absl::Status st = store_->PutLogs(logs);
+  if (!st.ok()) spdlog::error("store: cannot persist logs of job {}: {}", tail.job_id(), st.message());
+}
+
+void Core::ApplyUpdate(AgentRec& rec, const v1::JobUpdate& u) {
+  auto it = jobs_.find(u.job_id());
+  if (it == jobs_.end()) {
+    spdlog::warn("agent {} reported unknown job {}; ignored", rec.info.id(), u.job_id());
+    return;
+  }
+  v1::Job& job = it->second;
+  if (job.allocation().agent() != rec.info.id() || job.attempt() != u.attempt()) {
+    spdlog::warn("agent {} reported job {} attempt {} which is not assigned to it; ignored",
+                 rec.info.id(), u.job_id(), u.attempt());
+    return;
+  }
+  if (IsTerminal(job.state())) return;  // duplicate or late
+  if (u.has_logs()) StoreLogs(u.logs());
+  switch (u.state()) {
+    case v1::Job::running:
+      if (job.state() == v1::Job::placed) {
+        Transition(job, v1::Job::running, u.message().empty() ? "started" : u.message());
+      }
+      return;
+    case v1::Job::succeeded:
+    case v1::Job::failed:
+    case v1::Job::cancelled: {
+      job.set_exit_code(u.exit_code());
+      job.set_signal(u.signal());
+      v1::Job::State final = u.state();
+      if (job.cancel_requested() && final != v1::Job::succeeded) final = v1::Job::cancelled;
+      Release(job);
+      Transition(job, final, u.message());
+      return;
+    }
+    default:
+      spdlog::warn("agent {} sent job {} state {}; ignored", rec.info.id(), u.job_id(),
+                   StateName(u.state()));
+  }
+}
+
+void Core::OnMessage(const std::string& agent_id, const AgentLink* link, const v1::Envelope& env) {
+  absl::MutexLock lock(&mu_);
+  auto it = agents_.find(agent_id);
+  if (it == agents_.end() || it->second.link.get() != link) return;  // stale session
+  AgentRec& rec = it->second;
+  const absl::Time now = clock_->Now();
+  rec.last_seen = now;
+  v1::Envelope ack;
+  ack.mutable_ack()->set_seq(env.seq());
+  switch (env.body_case()) {
+    case v1::Envelope::kHeartbeat: {
+      const v1::Heartbeat& hb = env.heartbeat();
+      *rec.info.mutable_last_heartbeat_at() = ToProto(now);
+      rec.info.set_measured_rtt_ms(hb.measured_rtt_ms());
+      for (const v1::LogTail& t : hb.logs()) {
+        auto j = jobs_.find(t.job_id());
+        if (j != jobs_.end() && j->second.allocation().agent() == agent_id) StoreLogs(t);
+      }
+      rec.link->Send(ack);
+      break;
+    }
+    case v1::Envelope::kJobUpdate:
+      ApplyUpdate(rec, env.job_update());
+      rec.link->Send(ack);
+      if (schedule_pending_) ScheduleLocked();
+      break;
+    case v1::Envelope::kAck:
+      rec.outbox.erase(env.ack().seq());
+      break;
+    default:
+      spdlog::warn("agent {} sent an unexpected {} message; ignored", agent_id,
+                   env.GetDescriptor()->FindFieldByNumber(env.body_case())->name());
+  }
+}
+
+void Core::OnDisconnect(const std::string& agent_id, const AgentLink* link) {
+  absl::MutexLock lock(&mu_);
+  auto it = agents_.find(agent_id);
+  if (it == agents_.end() || it->second.link.get() != link) return;
+  it->second.link.reset();
+  it->second.info.set_connected(false);
+  spdlog::warn("agent {} disconnected; it is lost unless it returns within {}", agent_id,
+               absl::FormatDuration(options_.agent_ttl));
+}
+
+void Core::MarkLost(AgentRec& rec, const std::string& why) {
+  v1::Agent& a = rec.info;
+  spdlog::warn("agent {} lost: {}", a.id(), why);
+  a.set_state(v1::Agent::lost);
+  a.set_connected(false);
+  if (rec.link) rec.link->Close(why);
+  rec.link.reset();
+  rec.outbox.clear();
+  std::vector<std::string> ids(a.jobs().begin(), a.jobs().end());
+  for (const std::string& id : ids) {
+    v1::Job& job = jobs_.at(id);
+    Release(job);
+    Transition(job, job.cancel_requested() ? v1::Job::cancelled : v1::Job::lost,
+               absl::StrCat("agent ", a.id(), " lost: ", why));
+  }
+  PersistAgent(rec);
+}
+
+void Core::Tick() {
+  absl::MutexLock lock(&mu_);
+  const absl::Time now = clock_->Now();
+  for (auto& [id, rec] : agents_) {
+    if (rec.info.state() == v1::Agent::lost) continue;
+    if (now - rec.last_seen > options_.agent_ttl) {
+      MarkLost(rec, absl::StrCat("no heartbeat for ", absl::FormatDuration(now - rec.last_seen),
+                                 " (ttl ", absl::FormatDuration(options_.agent_ttl), ")"));
+      continue;
+    }
+    if (!rec.link) continue;
+    for (auto& [seq, p] : rec.outbox) {
+      if (now - p.last_sent >= options_.resend_interval) {
+        p.last_sent = now;
+        rec.link->Send(p.envelope);
+      }
+    }
+  }
+  if (schedule_pending_ || !queue_.empty()) ScheduleLocked();
+}
+
+}  // namespace portolan::scheduler

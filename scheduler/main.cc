@@ -1,0 +1,164 @@
+// portolan-scheduler: the central daemon. REST for tenants and admins, agent
+// RPC for data-centre agents, state in SQLite.
+#include <signal.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <thread>
+
+#include <utility>
+
+#include <boost/asio.hpp>
+#include <boost/program_options.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "portolan/logging.h"
+#include "portolan/placement.h"
+#include "portolan/rest_server.h"
+#include "portolan/rpc_server.h"
+#include "portolan/scheduler_core.h"
+#include "portolan/scheduler_rest.h"
+#include "portolan/store.h"
+#include "portolan/log.h"
+
+namespace po = boost::program_options;
+using namespace portolan;
+
+namespace {
+
+int Fail(const std::string& msg) {
+  spdlog::critical("{}", msg);
+  std::cerr << "portolan-scheduler: " << msg << "\n";
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string rest_addr, rpc_addr, state_dir, ports_file, log_format, log_level;
+  int64_t heartbeat_ms, ttl_ms, resend_ms, tick_ms;
+  size_t max_frame, max_body;
+  po::options_description desc("portolan-scheduler options");
+  desc.add_options()
+      ("help,h", "show this help")
+      ("version", "print the version")
+      ("rest-addr", po::value(&rest_addr)->default_value("127.0.0.1:7080"), "REST listen address (port 0: any free port)")
+      ("rpc-addr", po::value(&rpc_addr)->default_value("127.0.0.1:7081"), "agent RPC listen address (port 0: any free port)")
+      ("state-dir", po::value(&state_dir)->default_value("./var"), "directory of the SQLite state database")
+      ("heartbeat-interval-ms", po::value(&heartbeat_ms)->default_value(5000), "heartbeat interval told to agents")
+      ("agent-ttl-ms", po::value(&ttl_ms)->default_value(15000), "an agent silent this long is lost, with its jobs")
+      ("resend-interval-ms", po::value(&resend_ms)->default_value(2000), "resend unacknowledged Assign/Cancel this often")
+      ("tick-ms", po::value(&tick_ms)->default_value(200), "period of TTL checks, resends and placement retries")
+      ("max-frame-bytes", po::value(&max_frame)->default_value(4u << 20), "largest agent RPC frame accepted")
+      ("max-body-bytes", po::value(&max_body)->default_value(1u << 20), "largest REST request body accepted (413 above)")
+      ("ports-file", po::value(&ports_file), "write the bound ports as JSON here once ready (for port 0)")
+      ("log-format", po::value(&log_format)->default_value("text"), "text or json")
+      ("log-level", po::value(&log_level)->default_value("info"), "trace, debug, info, warn, error");
+  po::variables_map vm;
+  try {
+    po::store(po::parse_command_line(argc, argv, desc), vm);
+    po::notify(vm);
+  } catch (const std::exception& e) {
+    std::cerr << "portolan-scheduler: " << e.what() << "\n" << desc << "\n";
+    return 2;
+  }
+  if (vm.count("help")) {
+    std::cout << desc << "\n";
+    return 0;
+  }
+  if (vm.count("version")) {
+    std::cout << "portolan-scheduler " << PORTOLAN_VERSION << "\n";
+    return 0;
+  }
+  if (absl::Status st = SetupLogging(log_format, log_level, "scheduler"); !st.ok()) {
+    std::cerr << "portolan-scheduler: " << st.message() << "\n";
+    return 2;
+  }
+  if (heartbeat_ms <= 0 || ttl_ms <= heartbeat_ms || resend_ms <= 0 || tick_ms <= 0) {
+    return Fail("--agent-ttl-ms must exceed --heartbeat-interval-ms, and all intervals be > 0");
+  }
+  auto rest_hp = ParseHostPort(rest_addr);
+  if (!rest_hp.ok()) return Fail(absl::StrCat("--rest-addr: ", rest_hp.status().message()));
+  auto rpc_hp = ParseHostPort(rpc_addr);
+  if (!rpc_hp.ok()) return Fail(absl::StrCat("--rpc-addr: ", rpc_hp.status().message()));
+
+  // Block the signals we wait for before any thread starts.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  auto store = OpenSqliteStore(state_dir);
+  if (!store.ok()) return Fail(absl::StrCat("cannot open state: ", store.status().message()));
+
+  placement::Registry registry;
+  placement::RegisterBuiltins(registry);
+  auto engine = placement::Engine::Create(registry, placement::EngineConfig{});
+  if (!engine.ok()) return Fail(std::string(engine.status().message()));
+
+  scheduler::CoreOptions copts;
+  copts.heartbeat_interval = absl::Milliseconds(heartbeat_ms);
+  copts.agent_ttl = absl::Milliseconds(ttl_ms);
+  copts.resend_interval = absl::Milliseconds(resend_ms);
+  scheduler::Core core(copts, store->get(), RealClock(), std::move(*engine));
+  if (absl::Status st = core.Recover(); !st.ok()) {
+    return Fail(absl::StrCat("cannot recover state from ", state_dir, ": ", st.message()));
+  }
+
+  std::atomic<bool> ready{false};
+  boost::asio::io_context io;
+  scheduler::RpcOptions ropts;
+  ropts.max_frame_bytes = max_frame;
+  ropts.idle_timeout = copts.agent_ttl * 2;
+  scheduler::RpcServer rpc(io, &core, ropts);
+  if (absl::Status st = rpc.Listen(*rpc_hp); !st.ok()) return Fail(std::string(st.message()));
+
+  rest::ServerOptions sopts;
+  sopts.max_body_bytes = max_body;
+  rest::Server rest_server(sopts);
+  scheduler::RegisterRestApi(rest_server, &core, &ready);
+  if (absl::Status st = rest_server.Start(*rest_hp); !st.ok()) return Fail(std::string(st.message()));
+
+  boost::asio::steady_timer tick(io);
+  std::function<void()> arm = [&] {
+    tick.expires_after(std::chrono::milliseconds(tick_ms));
+    tick.async_wait([&](const boost::system::error_code& ec) {
+      if (ec) return;
+      core.Tick();
+      arm();
+    });
+  };
+  arm();
+  std::thread io_thread([&] { io.run(); });
+
+  ready = true;
+  spdlog::info("portolan-scheduler {} ready: REST http://{} agent RPC {} state {}",
+               PORTOLAN_VERSION, rest_server.bound().ToString(), rpc.bound().ToString(), state_dir);
+  if (!ports_file.empty()) {
+    std::string tmp = ports_file + ".tmp";
+    {
+      std::ofstream f(tmp);
+      f << "{\"rest\": " << rest_server.bound().port << ", \"rpc\": " << rpc.bound().port
+        << ", \"pid\": " << getpid() << "}\n";
+    }
+    std::filesystem::rename(tmp, ports_file);
+  }
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  spdlog::info("received signal {}; shutting down", sig);
+  ready = false;
+  rest_server.Stop();
+  boost::asio::post(io, [&] {
+    tick.cancel();
+    rpc.Stop();
+    io.stop();
+  });
+  io_thread.join();
+  spdlog::info("portolan-scheduler stopped");
+  return 0;
+}

@@ -1,0 +1,270 @@
+#include <sqlite3.h>
+#include <sys/stat.h>
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <mutex>
+
+#include "absl/strings/str_cat.h"
+#include "portolan/store.h"
+
+namespace portolan {
+namespace {
+
+constexpr int kSchemaVersion = 1;
+
+class SqliteStore : public Store {
+ public:
+  explicit SqliteStore(sqlite3* db) : db_(db) {}
+  ~SqliteStore() override {
+    for (sqlite3_stmt* s : {put_job_, put_agent_, put_logs_, get_logs_}) sqlite3_finalize(s);
+    sqlite3_close(db_);
+  }
+
+  absl::Status Init(const std::string& path) {
+    // A foreign or corrupt file must stop start-up, never be overwritten.
+    int version = 0;
+    absl::Status st = Query("PRAGMA user_version", [&](sqlite3_stmt* s) {
+      version = sqlite3_column_int(s, 0);
+    });
+    if (!st.ok()) return absl::DataLossError(absl::StrCat(path, ": not a readable SQLite database: ", st.message()));
+    bool has_tables = false;
+    st = Query("SELECT count(*) FROM sqlite_master", [&](sqlite3_stmt* s) {
+      has_tables = sqlite3_column_int(s, 0) > 0;
+    });
+    if (!st.ok()) return absl::DataLossError(absl::StrCat(path, ": ", st.message()));
+    if (has_tables && version == 0) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(path, ": contains tables but is not a Portolan state database"));
+    }
+    if (version > kSchemaVersion) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          path, ": schema version ", version, " is newer than this build (", kSchemaVersion, ")"));
+    }
+    for (const char* sql : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL",
+                            "PRAGMA busy_timeout=5000"}) {
+      st = Exec(sql);
+      if (!st.ok()) return st;
+    }
+    if (version == 0) {
+      st = Exec(
+          "BEGIN;"
+          "CREATE TABLE jobs (id TEXT PRIMARY KEY, tenant TEXT NOT NULL, state INTEGER NOT NULL,"
+          "  submitted_ns INTEGER NOT NULL, data BLOB NOT NULL);"
+          "CREATE INDEX jobs_state ON jobs(state);"
+          "CREATE TABLE agents (id TEXT PRIMARY KEY, site TEXT NOT NULL, data BLOB NOT NULL);"
+          "CREATE TABLE job_logs (job_id TEXT PRIMARY KEY, data BLOB NOT NULL);"
+          "PRAGMA user_version=1;"
+          "COMMIT;");
+      if (!st.ok()) return st;
+    }
+    st = Prepare("INSERT OR REPLACE INTO jobs (id, tenant, state, submitted_ns, data) VALUES (?,?,?,?,?)", &put_job_);
+    if (st.ok()) st = Prepare("INSERT OR REPLACE INTO agents (id, site, data) VALUES (?,?,?)", &put_agent_);
+    if (st.ok()) st = Prepare("INSERT OR REPLACE INTO job_logs (job_id, data) VALUES (?,?)", &put_logs_);
+    if (st.ok()) st = Prepare("SELECT data FROM job_logs WHERE job_id = ?", &get_logs_);
+    return st;
+  }
+
+  absl::Status PutJob(const v1::Job& job) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::string data = job.SerializeAsString();
+    sqlite3_reset(put_job_);
+    sqlite3_bind_text(put_job_, 1, job.id().data(), job.id().size(), SQLITE_TRANSIENT);
+    sqlite3_bind_text(put_job_, 2, job.tenant().data(), job.tenant().size(), SQLITE_TRANSIENT);
+    sqlite3_bind_int(put_job_, 3, job.state());
+    sqlite3_bind_int64(put_job_, 4,
+                       job.submitted_at().seconds() * 1'000'000'000LL + job.submitted_at().nanos());
+    sqlite3_bind_blob(put_job_, 5, data.data(), data.size(), SQLITE_TRANSIENT);
+    return Step(put_job_, "store job");
+  }
+
+  absl::StatusOr<std::vector<v1::Job>> LoadJobs() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<v1::Job> out;
+    absl::Status bad;
+    absl::Status st = Query("SELECT id, data FROM jobs ORDER BY submitted_ns, id", [&](sqlite3_stmt* s) {
+      v1::Job j;
+      if (!j.ParseFromArray(sqlite3_column_blob(s, 1), sqlite3_column_bytes(s, 1))) {
+        bad = absl::DataLossError(absl::StrCat("job record '",
+                                               reinterpret_cast<const char*>(sqlite3_column_text(s, 0)),
+                                               "' does not decode"));
+        return;
+      }
+      out.push_back(std::move(j));
+    });
+    if (!st.ok()) return st;
+    if (!bad.ok()) return bad;
+    return out;
+  }
+
+  absl::Status PutAgent(const v1::Agent& agent) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::string data = agent.SerializeAsString();
+    sqlite3_reset(put_agent_);
+    sqlite3_bind_text(put_agent_, 1, agent.id().data(), agent.id().size(), SQLITE_TRANSIENT);
+    sqlite3_bind_text(put_agent_, 2, agent.site().data(), agent.site().size(), SQLITE_TRANSIENT);
+    sqlite3_bind_blob(put_agent_, 3, data.data(), data.size(), SQLITE_TRANSIENT);
+    return Step(put_agent_, "store agent");
+  }
+
+  absl::StatusOr<std::vector<v1::Agent>> LoadAgents() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<v1::Agent> out;
+    absl::Status bad;
+    absl::Status st = Query("SELECT id, data FROM agents ORDER BY id", [&](sqlite3_stmt* s) {
+      v1::Agent a;
+      if (!a.ParseFromArray(sqlite3_column_blob(s, 1), sqlite3_column_bytes(s, 1))) {
+        bad = absl::DataLossError("agent record does not decode");
+        return;
+      }
+      out.push_back(std::move(a));
+    });
+    if (!st.ok()) return st;
+    if (!bad.ok()) return bad;
+    return out;
+  }
+
+  absl::Status PutLogs(const v1::JobLogs& logs) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::string data = logs.SerializeAsString();
+    sqlite3_reset(put_logs_);
+    sqlite3_bind_text(put_logs_, 1, logs.job_id().data(), logs.job_id().size(), SQLITE_TRANSIENT);
+    sqlite3_bind_blob(put_logs_, 2, data.data(), data.size(), SQLITE_TRANSIENT);
+    return Step(put_logs_, "store logs");
+  }
+
+  absl::StatusOr<v1::JobLogs> GetLogs(const std::string& job_id) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    sqlite3_reset(get_logs_);
+    sqlite3_bind_text(get_logs_, 1, job_id.data(), job_id.size(), SQLITE_TRANSIENT);
+    int rc = sqlite3_step(get_logs_);
+    if (rc == SQLITE_DONE) return absl::NotFoundError(absl::StrCat("no output recorded for job ", job_id));
+    if (rc != SQLITE_ROW) return Error("read logs");
+    v1::JobLogs logs;
+    if (!logs.ParseFromArray(sqlite3_column_blob(get_logs_, 0), sqlite3_column_bytes(get_logs_, 0))) {
+      return absl::DataLossError("log record does not decode");
+    }
+    sqlite3_reset(get_logs_);
+    return logs;
+  }
+
+ private:
+  absl::Status Error(absl::string_view what) {
+    int code = sqlite3_errcode(db_);
+    std::string msg = absl::StrCat(what, ": ", sqlite3_errmsg(db_));
+    if (code == SQLITE_FULL || code == SQLITE_IOERR || code == SQLITE_BUSY || code == SQLITE_LOCKED) {
+      return absl::UnavailableError(msg);
+    }
+    return absl::InternalError(msg);
+  }
+  absl::Status Exec(const char* sql) {
+    char* err = nullptr;
+    if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+      std::string msg = absl::StrCat(sql, ": ", err ? err : "error");
+      sqlite3_free(err);
+      return absl::InternalError(msg);
+    }
+    return absl::OkStatus();
+  }
+  absl::Status Prepare(const char* sql, sqlite3_stmt** stmt) {
+    if (sqlite3_prepare_v2(db_, sql, -1, stmt, nullptr) != SQLITE_OK) return Error("prepare");
+    return absl::OkStatus();
+  }
+  absl::Status Step(sqlite3_stmt* stmt, absl::string_view what) {
+    int rc = sqlite3_step(stmt);
+    sqlite3_reset(stmt);
+    if (rc != SQLITE_DONE) return Error(what);
+    return absl::OkStatus();
+  }
+  template <typename F>
+  absl::Status Query(const char* sql, F&& row) {
+    sqlite3_stmt* s = nullptr;
+    if (sqlite3_prepare_v2(db_, sql, -1, &s, nullptr) != SQLITE_OK) return Error(sql);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) row(s);
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE) return Error(sql);
+    return absl::OkStatus();
+  }
+
+  std::mutex mu_;
+  sqlite3* db_;
+  sqlite3_stmt* put_job_ = nullptr;
+  sqlite3_stmt* put_agent_ = nullptr;
+  sqlite3_stmt* put_logs_ = nullptr;
+  sqlite3_stmt* get_logs_ = nullptr;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return absl::FailedPreconditionError(absl::StrCat("state directory ", dir, ": ", ec.message()));
+  if (access(dir.c_str(), W_OK) != 0) {
+    return absl::FailedPreconditionError(absl::StrCat("state directory ", dir, " is not writable"));
+  }
+  std::string path = (std::filesystem::path(dir) / "portolan.db").string();
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                      nullptr) != SQLITE_OK) {
+    std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
+    sqlite3_close(db);
+    return absl::FailedPreconditionError(absl::StrCat(path, ": cannot open: ", msg));
+  }
+  auto store = std::make_unique<SqliteStore>(db);
+  absl::Status st = store->Init(path);
+  if (!st.ok()) return st;
+  return std::unique_ptr<Store>(std::move(store));
+}
+
+// ---- MemoryStore ----
+
+absl::Status MemoryStore::PutJob(const v1::Job& job) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!fail_with_.ok()) return fail_with_;
+  jobs_[job.id()] = job;
+  ++job_writes_;
+  return absl::OkStatus();
+}
+absl::StatusOr<std::vector<v1::Job>> MemoryStore::LoadJobs() {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<v1::Job> out;
+  for (const auto& [id, j] : jobs_) out.push_back(j);
+  return out;
+}
+absl::Status MemoryStore::PutAgent(const v1::Agent& agent) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!fail_with_.ok()) return fail_with_;
+  agents_[agent.id()] = agent;
+  return absl::OkStatus();
+}
+absl::StatusOr<std::vector<v1::Agent>> MemoryStore::LoadAgents() {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<v1::Agent> out;
+  for (const auto& [id, a] : agents_) out.push_back(a);
+  return out;
+}
+absl::Status MemoryStore::PutLogs(const v1::JobLogs& logs) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!fail_with_.ok()) return fail_with_;
+  logs_[logs.job_id()] = logs;
+  return absl::OkStatus();
+}
+absl::StatusOr<v1::JobLogs> MemoryStore::GetLogs(const std::string& job_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = logs_.find(job_id);
+  if (it == logs_.end()) return absl::NotFoundError(absl::StrCat("no output recorded for job ", job_id));
+  return it->second;
+}
+void MemoryStore::FailWritesWith(absl::Status status) {
+  std::lock_guard<std::mutex> lock(mu_);
+  fail_with_ = std::move(status);
+}
+size_t MemoryStore::job_writes() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return job_writes_;
+}
+
+}  // namespace portolan
