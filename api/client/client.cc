@@ -1,0 +1,114 @@
+#include "portolan/client.h"
+
+#include <cpprest/http_client.h>
+
+#include "absl/strings/str_cat.h"
+#include "portolan/codec.h"
+#include "portolan/v1/api.pb.h"
+
+namespace portolan {
+
+namespace http = web::http;
+
+struct Client::Impl {
+  std::unique_ptr<http::client::http_client> http;
+  std::string token;
+  std::string base;
+};
+
+Client::Client(const std::string& base_url, const std::string& token) : impl_(std::make_unique<Impl>()) {
+  impl_->base = base_url;
+  impl_->token = token;
+  http::client::http_client_config cfg;
+  cfg.set_timeout(std::chrono::seconds(30));
+  try {
+    impl_->http = std::make_unique<http::client::http_client>(web::uri(base_url), cfg);
+  } catch (const std::exception&) {
+    impl_->http.reset();  // reported on the first call
+  }
+}
+
+Client::~Client() = default;
+
+absl::StatusOr<int> Client::Raw(const std::string& method, const std::string& path,
+                                const std::string& body, std::string* response_body) {
+  if (!impl_->http) return absl::InvalidArgumentError(absl::StrCat("bad server URL '", impl_->base, "'"));
+  try {
+    http::http_request req(method);
+    req.set_request_uri(path);
+    if (!impl_->token.empty()) req.headers().add("Authorization", "Bearer " + impl_->token);
+    if (!body.empty()) req.set_body(body, "application/json");
+    http::http_response resp = impl_->http->request(req).get();
+    *response_body = resp.extract_string(true).get();
+    return static_cast<int>(resp.status_code());
+  } catch (const std::exception& e) {
+    return absl::UnavailableError(absl::StrCat("cannot reach ", impl_->base, ": ", e.what()));
+  }
+}
+
+namespace {
+
+absl::StatusCode CodeOf(int http_status) {
+  switch (http_status) {
+    case 400: return absl::StatusCode::kInvalidArgument;
+    case 401: return absl::StatusCode::kUnauthenticated;
+    case 403: return absl::StatusCode::kPermissionDenied;
+    case 404: return absl::StatusCode::kNotFound;
+    case 409: return absl::StatusCode::kFailedPrecondition;
+    case 413: return absl::StatusCode::kOutOfRange;
+    case 429: return absl::StatusCode::kResourceExhausted;
+    case 503: return absl::StatusCode::kUnavailable;
+    default: return absl::StatusCode::kInternal;
+  }
+}
+
+template <typename T>
+absl::StatusOr<T> Call(Client& c, const std::string& method, const std::string& path,
+                       const std::string& body = "") {
+  std::string out;
+  auto code = c.Raw(method, path, body, &out);
+  if (!code.ok()) return code.status();
+  if (*code >= 400) {
+    v1::ErrorResponse err;
+    if (ParseJson(out, &err).ok() && !err.error().message().empty()) {
+      return FieldError(CodeOf(*code), err.error().field(), err.error().message());
+    }
+    return absl::Status(CodeOf(*code), absl::StrCat("HTTP ", *code, ": ", out.substr(0, 200)));
+  }
+  T msg;
+  absl::Status st = ParseJson(out, &msg);
+  if (!st.ok()) return absl::InternalError(absl::StrCat("unexpected response: ", st.message()));
+  return msg;
+}
+
+std::string Escape(const std::string& s) { return web::uri::encode_data_string(s); }
+
+}  // namespace
+
+absl::StatusOr<v1::Job> Client::Submit(const v1::Job& spec) {
+  return Call<v1::Job>(*this, "POST", "/v1/jobs", ToJson(spec));
+}
+absl::StatusOr<v1::Job> Client::GetJob(const std::string& id) {
+  return Call<v1::Job>(*this, "GET", "/v1/jobs/" + Escape(id));
+}
+absl::StatusOr<v1::ListJobsResponse> Client::ListJobs(const std::string& state, int page_size,
+                                                      const std::string& page_token) {
+  std::string path = absl::StrCat("/v1/jobs?page_size=", page_size);
+  if (!state.empty()) absl::StrAppend(&path, "&state=", Escape(state));
+  if (!page_token.empty()) absl::StrAppend(&path, "&page_token=", Escape(page_token));
+  return Call<v1::ListJobsResponse>(*this, "GET", path);
+}
+absl::StatusOr<v1::Job> Client::Cancel(const std::string& id) {
+  return Call<v1::Job>(*this, "DELETE", "/v1/jobs/" + Escape(id));
+}
+absl::StatusOr<v1::JobLogs> Client::Logs(const std::string& id) {
+  return Call<v1::JobLogs>(*this, "GET", "/v1/jobs/" + Escape(id) + "/logs");
+}
+absl::StatusOr<v1::ListAgentsResponse> Client::ListAgents() {
+  return Call<v1::ListAgentsResponse>(*this, "GET", "/v1/agents");
+}
+absl::StatusOr<v1::Agent> Client::GetAgent(const std::string& id) {
+  return Call<v1::Agent>(*this, "GET", "/v1/agents/" + Escape(id));
+}
+
+}  // namespace portolan

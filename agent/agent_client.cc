@@ -1,0 +1,283 @@
+#include "portolan/agent_client.h"
+
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "portolan/log.h"
+
+namespace portolan::agent {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+
+AgentClient::AgentClient(asio::io_context& io, AgentOptions options, v1::Topology topology,
+                         std::function<void(const std::string&)> on_fatal)
+    : io_(io),
+      options_(std::move(options)),
+      topology_(std::move(topology)),
+      on_fatal_(std::move(on_fatal)),
+      socket_(io),
+      reconnect_timer_(io),
+      heartbeat_timer_(io),
+      resend_timer_(io),
+      decoder_(options_.max_frame_bytes),
+      backoff_(options_.reconnect_min) {
+  // Executor callbacks come from its monitor thread: hop onto the io thread.
+  executor_ = std::make_unique<Executor>(options_.executor, RealClock(), [this](const v1::JobUpdate& u) {
+    asio::post(io_, [this, u] { QueueUpdate(u); });
+  });
+}
+
+AgentClient::~AgentClient() = default;
+
+void AgentClient::Start() {
+  Connect();
+  ResendTick();
+}
+
+void AgentClient::Stop() {
+  stopped_ = true;
+  boost::system::error_code ec;
+  reconnect_timer_.cancel();
+  heartbeat_timer_.cancel();
+  resend_timer_.cancel();
+  socket_.close(ec);
+  executor_.reset();  // kills and reaps running jobs
+}
+
+void AgentClient::Connect() {
+  if (stopped_) return;
+  boost::system::error_code ec;
+  auto addr = asio::ip::make_address(options_.scheduler.host, ec);
+  if (ec) {
+    // Names are resolved on each attempt so a moved scheduler is found again.
+    tcp::resolver resolver(io_);
+    auto results = resolver.resolve(options_.scheduler.host, std::to_string(options_.scheduler.port), ec);
+    if (ec || results.empty()) {
+      ScheduleReconnect(absl::StrCat("cannot resolve ", options_.scheduler.host, ": ", ec.message()));
+      return;
+    }
+    addr = results.begin()->endpoint().address();
+  }
+  socket_ = tcp::socket(io_);
+  const uint64_t gen = ++generation_;
+  socket_.async_connect(tcp::endpoint(addr, options_.scheduler.port),
+                        [this, gen](const boost::system::error_code& ec) {
+                          if (gen != generation_ || stopped_) return;
+                          if (ec) {
+                            ScheduleReconnect(absl::StrCat("connect to ", options_.scheduler.ToString(),
+                                                           ": ", ec.message()));
+                            return;
+                          }
+                          OnConnected();
+                        });
+}
+
+void AgentClient::ScheduleReconnect(const std::string& why) {
+  if (stopped_) return;
+  // Exponential backoff with +-20% jitter, so agents do not reconnect in lockstep.
+  static thread_local std::mt19937 rng{std::random_device{}()};
+  std::uniform_real_distribution<double> jitter(0.8, 1.2);
+  absl::Duration wait = backoff_ * jitter(rng);
+  spdlog::warn("scheduler unreachable ({}); retrying in {}", why,
+               absl::FormatDuration(absl::Trunc(wait, absl::Milliseconds(1))));
+  backoff_ = std::min(backoff_ * 2, options_.reconnect_max);
+  reconnect_timer_.expires_after(absl::ToChronoMilliseconds(wait));
+  reconnect_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (!ec) Connect();
+  });
+}
+
+void AgentClient::OnConnected() {
+  boost::system::error_code ec;
+  socket_.set_option(tcp::no_delay(true), ec);
+  connected_ = true;
+  registered_ = false;
+  decoder_ = wire::FrameDecoder(options_.max_frame_bytes);
+  write_queue_.clear();
+  heartbeats_in_flight_.clear();
+  last_received_ = absl::Now();
+  v1::Envelope env;
+  v1::Register* reg = env.mutable_register_();
+  reg->set_agent_id(options_.id);
+  reg->set_site(options_.site);
+  for (const auto& [k, v] : options_.labels) (*reg->mutable_labels())[k] = v;
+  *reg->mutable_topology() = topology_;
+  reg->set_version(PORTOLAN_VERSION);
+  for (const v1::AgentJobStatus& s : executor_->Jobs()) *reg->add_jobs() = s;
+  spdlog::info("connected to scheduler {}; registering as {} at site {} with {} job(s)",
+               options_.scheduler.ToString(), options_.id, options_.site, reg->jobs_size());
+  Send(env);
+  Read();
+}
+
+void AgentClient::Read() {
+  const uint64_t gen = generation_;
+  socket_.async_read_some(asio::buffer(buf_), [this, gen](const boost::system::error_code& ec, size_t n) {
+    if (gen != generation_ || stopped_) return;
+    if (ec) {
+      Disconnect(ec == asio::error::eof ? "scheduler closed the connection" : ec.message());
+      return;
+    }
+    last_received_ = absl::Now();
+    decoder_.Append(buf_.data(), n);
+    v1::Envelope env;
+    while (true) {
+      auto next = decoder_.Next(&env);
+      if (!next.ok()) {
+        Disconnect(absl::StrCat("protocol error: ", next.status().message()));
+        return;
+      }
+      if (!*next) break;
+      Handle(env);
+      if (gen != generation_ || stopped_) return;
+    }
+    Read();
+  });
+}
+
+void AgentClient::Handle(const v1::Envelope& env) {
+  v1::Envelope ack;
+  ack.mutable_ack()->set_seq(env.seq());
+  switch (env.body_case()) {
+    case v1::Envelope::kRegisterAck: {
+      const v1::RegisterAck& a = env.register_ack();
+      if (!a.accepted()) {
+        spdlog::critical("scheduler refused registration: {}", a.reason());
+        on_fatal_(a.reason());
+        return;
+      }
+      registered_ = true;
+      backoff_ = options_.reconnect_min;
+      if (a.heartbeat_interval_ms() > 0) heartbeat_interval_ = absl::Milliseconds(a.heartbeat_interval_ms());
+      spdlog::info("registered (session {}, heartbeat every {}); resending {} unacknowledged update(s)",
+                   a.session_id(), absl::FormatDuration(heartbeat_interval_), outbox_.size());
+      const absl::Time now = absl::Now();
+      for (auto& [seq, p] : outbox_) {
+        p.last_sent = now;
+        Send(p.envelope);
+      }
+      Heartbeat();
+      return;
+    }
+    case v1::Envelope::kAssign: {
+      const v1::Job& job = env.assign().job();
+      if (!executor_->Start(job)) {
+        spdlog::info("Assign for job {} attempt {} is a duplicate; not starting it again", job.id(), job.attempt());
+      }
+      Send(ack);
+      return;
+    }
+    case v1::Envelope::kCancel:
+      executor_->Cancel(env.cancel().job_id(), env.cancel().attempt(), env.cancel().reason());
+      Send(ack);
+      return;
+    case v1::Envelope::kAck: {
+      auto hb = heartbeats_in_flight_.find(env.ack().seq());
+      if (hb != heartbeats_in_flight_.end()) {
+        measured_rtt_ms_ =
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - hb->second).count();
+        heartbeats_in_flight_.erase(hb);
+        return;
+      }
+      auto it = outbox_.find(env.ack().seq());
+      if (it != outbox_.end()) {
+        const v1::JobUpdate& u = it->second.envelope.job_update();
+        if (u.state() != v1::Job::running) executor_->Forget(u.job_id(), u.attempt());
+        outbox_.erase(it);
+      }
+      return;
+    }
+    case v1::Envelope::kError:
+      spdlog::error("scheduler reported a protocol error: {}", env.error().message());
+      return;
+    default:
+      spdlog::warn("unexpected message {} from the scheduler; ignored", static_cast<int>(env.body_case()));
+  }
+}
+
+void AgentClient::Send(const v1::Envelope& env) {
+  if (!connected_) return;
+  write_queue_.push_back(wire::EncodeFrame(env));
+  if (write_queue_.size() == 1) Write();
+}
+
+void AgentClient::Write() {
+  const uint64_t gen = generation_;
+  asio::async_write(socket_, asio::buffer(write_queue_.front()),
+                    [this, gen](const boost::system::error_code& ec, size_t) {
+                      if (gen != generation_ || stopped_) return;
+                      if (ec) {
+                        Disconnect(ec.message());
+                        return;
+                      }
+                      write_queue_.pop_front();
+                      if (!write_queue_.empty()) Write();
+                    });
+}
+
+void AgentClient::Disconnect(const std::string& why) {
+  if (!connected_) return;
+  connected_ = false;
+  registered_ = false;
+  ++generation_;
+  boost::system::error_code ec;
+  socket_.close(ec);
+  heartbeat_timer_.cancel();
+  write_queue_.clear();
+  ScheduleReconnect(why);
+}
+
+void AgentClient::Heartbeat() {
+  if (!registered_) return;
+  // A scheduler that stopped answering (half-open TCP) is detected here.
+  if (absl::Now() - last_received_ > heartbeat_interval_ * 3) {
+    Disconnect(absl::StrCat("no answer from the scheduler for ", absl::FormatDuration(heartbeat_interval_ * 3)));
+    return;
+  }
+  v1::Envelope env;
+  env.set_seq(++next_seq_);
+  v1::Heartbeat* hb = env.mutable_heartbeat();
+  *hb->mutable_sent_at() = ToProto(absl::Now());
+  hb->set_measured_rtt_ms(measured_rtt_ms_);
+  hb->mutable_usage()->set_running_jobs(static_cast<uint32_t>(executor_->running()));
+  for (v1::LogTail& t : executor_->ChangedLogs()) *hb->add_logs() = std::move(t);
+  heartbeats_in_flight_.clear();  // only the latest one measures RTT
+  heartbeats_in_flight_[env.seq()] = std::chrono::steady_clock::now();
+  Send(env);
+  const uint64_t gen = generation_;
+  heartbeat_timer_.expires_after(absl::ToChronoMilliseconds(heartbeat_interval_));
+  heartbeat_timer_.async_wait([this, gen](const boost::system::error_code& ec) {
+    if (!ec && gen == generation_) Heartbeat();
+  });
+}
+
+void AgentClient::QueueUpdate(v1::JobUpdate update) {
+  if (stopped_) return;
+  v1::Envelope env;
+  env.set_seq(++next_seq_);
+  *env.mutable_job_update() = std::move(update);
+  Pending& p = outbox_[env.seq()];
+  p.envelope = std::move(env);
+  p.last_sent = absl::Now();
+  if (registered_) Send(p.envelope);
+}
+
+void AgentClient::ResendTick() {
+  if (stopped_) return;
+  if (registered_) {
+    const absl::Time now = absl::Now();
+    for (auto& [seq, p] : outbox_) {
+      if (now - p.last_sent >= options_.resend_interval) {
+        p.last_sent = now;
+        Send(p.envelope);
+      }
+    }
+  }
+  resend_timer_.expires_after(absl::ToChronoMilliseconds(options_.resend_interval / 2));
+  resend_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (!ec) ResendTick();
+  });
+}
+
+}  // namespace portolan::agent

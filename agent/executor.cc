@@ -1,0 +1,356 @@
+#include "portolan/executor.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <optional>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "portolan/log.h"
+#include "portolan/strings.h"
+
+namespace portolan::agent {
+namespace {
+
+std::string SignalName(int sig) {
+  const char* abbrev = sigabbrev_np(sig);
+  return abbrev ? absl::StrCat("SIG", abbrev) : absl::StrCat("signal ", sig);
+}
+
+// PATH lookup done before fork: the child must only call async-signal-safe
+// functions, and a missing program must be reported as the job's failure.
+std::string Resolve(const std::string& program, const std::string& path) {
+  if (program.find('/') != std::string::npos) return program;
+  for (absl::string_view dir : absl::StrSplit(path, ':', absl::SkipEmpty())) {
+    std::string candidate = absl::StrCat(dir, "/", program);
+    struct stat st;
+    if (stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) && access(candidate.c_str(), X_OK) == 0) {
+      return candidate;
+    }
+  }
+  return "";
+}
+
+uint64_t FileSize(const std::string& path) {
+  struct stat st;
+  return stat(path.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+}
+
+}  // namespace
+
+Executor::Executor(ExecutorOptions options, Clock* clock, UpdateFn on_update)
+    : options_(std::move(options)), clock_(clock), on_update_(std::move(on_update)) {
+  monitor_ = std::thread([this] { Monitor(); });
+}
+
+Executor::~Executor() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+    for (auto& [key, p] : procs_) {
+      if (!p.finished && p.pid > 0) kill(-p.pid, SIGKILL);
+    }
+  }
+  cv_.notify_all();
+  monitor_.join();
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& [key, p] : procs_) {
+    if (!p.finished && p.pid > 0) waitpid(p.pid, nullptr, 0);
+  }
+}
+
+v1::JobUpdate Executor::Failed(const v1::Job& job, const std::string& message) const {
+  v1::JobUpdate u;
+  u.set_job_id(job.id());
+  u.set_attempt(job.attempt());
+  u.set_state(v1::Job::failed);
+  u.set_exit_code(127);
+  u.set_message(message);
+  *u.mutable_time() = ToProto(clock_->Now());
+  return u;
+}
+
+bool Executor::Start(const v1::Job& job) {
+  const Key key{job.id(), job.attempt()};
+  std::string dir = absl::StrCat(options_.work_root, "/", job.id(), "-", job.attempt());
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (procs_.contains(key)) return false;
+    Proc& p = procs_[key];
+    p.job = job;
+    p.dir = dir;
+  }
+  auto fail = [&](const std::string& msg) {
+    v1::JobUpdate u = Failed(job, msg);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      Proc& p = procs_[key];
+      p.finished = true;
+      p.final_state = v1::Job::failed;
+      p.exit_code = 127;
+    }
+    spdlog::warn("job {} attempt {} cannot start: {}", job.id(), job.attempt(), msg);
+    on_update_(u);
+    return true;
+  };
+
+  std::error_code ec;
+  std::filesystem::create_directories(dir + "/work", ec);
+  if (ec) return fail(absl::StrCat("cannot create working directory ", dir, ": ", ec.message()));
+
+  // Environment: only what the job asked for, plus what we set on purpose.
+  std::map<std::string, std::string> env(job.env().begin(), job.env().end());
+  env["PORTOLAN_JOB_ID"] = job.id();
+  env["PORTOLAN_JOB_NAME"] = job.name();
+  env["PORTOLAN_JOB_ATTEMPT"] = absl::StrCat(job.attempt());
+  env["PORTOLAN_TENANT"] = job.tenant();
+  env["PORTOLAN_WORKDIR"] = dir + "/work";
+  env["PORTOLAN_CPUS"] = absl::StrCat(job.resources().cpus());
+  env["PORTOLAN_MEMORY_MB"] = absl::StrCat(job.resources().memory_mb());
+  if (!env.contains("PATH")) env["PATH"] = options_.default_path;
+  if (!env.contains("HOME")) env["HOME"] = dir + "/work";
+
+  const std::string program = Resolve(job.command(0), env["PATH"]);
+  if (program.empty()) {
+    return fail(absl::StrCat("executable '", job.command(0), "' not found in PATH=", env["PATH"]));
+  }
+
+  std::vector<std::string> env_strings;
+  for (const auto& [k, v] : env) env_strings.push_back(absl::StrCat(k, "=", v));
+  std::vector<char*> envp;
+  for (auto& s : env_strings) envp.push_back(s.data());
+  envp.push_back(nullptr);
+  std::vector<std::string> args(job.command().begin(), job.command().end());
+  std::vector<char*> argv;
+  for (auto& s : args) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  const std::string workdir = dir + "/work";
+
+  int out_fd = open((dir + "/stdout.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+  int err_fd = open((dir + "/stderr.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+  int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  int pipe_fds[2] = {-1, -1};
+  if (out_fd < 0 || err_fd < 0 || null_fd < 0 || pipe2(pipe_fds, O_CLOEXEC) != 0) {
+    std::string err = strerror(errno);
+    for (int fd : {out_fd, err_fd, null_fd, pipe_fds[0], pipe_fds[1]}) if (fd >= 0) close(fd);
+    return fail(absl::StrCat("cannot set up output files in ", dir, ": ", err));
+  }
+
+  pid_t pid = fork();
+  if (pid == 0) {
+    // Child: async-signal-safe calls only.
+    setpgid(0, 0);
+    sigset_t all;
+    sigemptyset(&all);
+    sigprocmask(SIG_SETMASK, &all, nullptr);
+    signal(SIGPIPE, SIG_DFL);
+    int err = 0;
+    if (chdir(workdir.c_str()) != 0 || dup2(null_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(err_fd, 2) < 0) {
+      err = errno;
+    } else {
+      execve(program.c_str(), argv.data(), envp.data());
+      err = errno;
+    }
+    (void)!write(pipe_fds[1], &err, sizeof err);
+    _exit(127);
+  }
+  int fork_errno = errno;
+  close(out_fd);
+  close(err_fd);
+  close(null_fd);
+  close(pipe_fds[1]);
+  if (pid < 0) {
+    close(pipe_fds[0]);
+    return fail(absl::StrCat("fork failed: ", strerror(fork_errno)));
+  }
+  setpgid(pid, pid);  // also in the parent: no window where kill(-pid) misses
+  int child_errno = 0;
+  ssize_t n;
+  do {
+    n = read(pipe_fds[0], &child_errno, sizeof child_errno);
+  } while (n < 0 && errno == EINTR);
+  close(pipe_fds[0]);
+  if (n > 0) {
+    waitpid(pid, nullptr, 0);
+    return fail(absl::StrCat("cannot execute '", program, "': ", strerror(child_errno)));
+  }
+
+  const absl::Time now = clock_->Now();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    Proc& p = procs_[key];
+    p.pid = pid;
+    p.started = now;
+    if (job.max_runtime_s() > 0) p.deadline = now + absl::Seconds(job.max_runtime_s());
+  }
+  spdlog::info("job {} attempt {} started: pid {} in {}", job.id(), job.attempt(), pid, workdir);
+  v1::JobUpdate u;
+  u.set_job_id(job.id());
+  u.set_attempt(job.attempt());
+  u.set_state(v1::Job::running);
+  u.set_message(absl::StrCat("started as pid ", pid));
+  *u.mutable_time() = ToProto(now);
+  on_update_(u);
+  cv_.notify_all();
+  return true;
+}
+
+void Executor::Terminate(Proc& p, const std::string& why) {
+  if (p.finished || p.pid <= 0 || p.kill_at != absl::InfiniteFuture()) return;
+  spdlog::info("job {} attempt {}: {}; sending SIGTERM to process group {}", p.job.id(),
+               p.job.attempt(), why, p.pid);
+  kill(-p.pid, SIGTERM);
+  p.kill_at = clock_->Now() + options_.kill_grace;
+}
+
+void Executor::Cancel(const std::string& job_id, uint32_t attempt, const std::string& reason) {
+  std::optional<v1::JobUpdate> unknown;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = procs_.find({job_id, attempt});
+    if (it == procs_.end()) {
+      v1::JobUpdate u;
+      u.set_job_id(job_id);
+      u.set_attempt(attempt);
+      u.set_state(v1::Job::cancelled);
+      u.set_message(absl::StrCat("cancelled before it started here (", reason, ")"));
+      *u.mutable_time() = ToProto(clock_->Now());
+      unknown = u;
+    } else if (!it->second.finished) {
+      it->second.cancel_requested = true;
+      it->second.cancel_reason = reason;
+      Terminate(it->second, absl::StrCat("cancel: ", reason));
+    }
+  }
+  if (unknown) on_update_(*unknown);
+  cv_.notify_all();
+}
+
+void Executor::Forget(const std::string& job_id, uint32_t attempt) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = procs_.find({job_id, attempt});
+  if (it != procs_.end() && it->second.finished) procs_.erase(it);
+}
+
+std::vector<v1::AgentJobStatus> Executor::Jobs() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<v1::AgentJobStatus> out;
+  for (const auto& [key, p] : procs_) {
+    v1::AgentJobStatus s;
+    s.set_job_id(key.first);
+    s.set_attempt(key.second);
+    s.set_state(p.finished ? p.final_state : v1::Job::running);
+    s.set_exit_code(p.exit_code);
+    out.push_back(s);
+  }
+  return out;
+}
+
+size_t Executor::running() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  size_t n = 0;
+  for (const auto& [key, p] : procs_) n += p.finished ? 0 : 1;
+  return n;
+}
+
+v1::LogTail Executor::Tail(const Proc& p) const {
+  v1::LogTail t;
+  t.set_job_id(p.job.id());
+  bool trunc = false;
+  t.set_stdout(ReadTail(p.dir + "/stdout.log", options_.log_tail_bytes, &trunc));
+  t.set_stdout_truncated(trunc);
+  t.set_stderr(ReadTail(p.dir + "/stderr.log", options_.log_tail_bytes, &trunc));
+  t.set_stderr_truncated(trunc);
+  return t;
+}
+
+std::vector<v1::LogTail> Executor::ChangedLogs() {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<v1::LogTail> out;
+  for (auto& [key, p] : procs_) {
+    if (p.finished || p.pid <= 0) continue;
+    uint64_t size = FileSize(p.dir + "/stdout.log") + FileSize(p.dir + "/stderr.log");
+    if (size == p.reported_log_bytes) continue;
+    p.reported_log_bytes = size;
+    out.push_back(Tail(p));
+  }
+  return out;
+}
+
+void Executor::Monitor() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stop_) {
+    std::vector<v1::JobUpdate> updates;
+    const absl::Time now = clock_->Now();
+    for (auto& [key, p] : procs_) {
+      if (p.finished || p.pid <= 0) continue;
+      siginfo_t info{};
+      // WNOWAIT: see the exit but keep the zombie, so the process group id
+      // cannot be reused while we clean up what the job left behind.
+      if (waitid(P_PID, p.pid, &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == p.pid) {
+        kill(-p.pid, SIGKILL);  // stray children of the job
+        int status = 0;
+        waitpid(p.pid, &status, 0);
+        p.finished = true;
+        v1::JobUpdate u;
+        u.set_job_id(key.first);
+        u.set_attempt(key.second);
+        *u.mutable_time() = ToProto(now);
+        const absl::Duration ran = absl::Trunc(now - p.started, absl::Milliseconds(1));
+        const std::string runtime = ran < absl::Milliseconds(1) ? "<1ms" : absl::FormatDuration(ran);
+        if (WIFEXITED(status)) {
+          u.set_exit_code(WEXITSTATUS(status));
+        } else if (WIFSIGNALED(status)) {
+          u.set_signal(WTERMSIG(status));
+          u.set_exit_code(128 + WTERMSIG(status));
+        }
+        if (p.cancel_requested) {
+          u.set_state(v1::Job::cancelled);
+          u.set_message(absl::StrCat("cancelled (", p.cancel_reason, ") after ", runtime));
+        } else if (p.timed_out) {
+          u.set_state(v1::Job::failed);
+          u.set_message(absl::StrCat("exceeded max_runtime_s=", p.job.max_runtime_s(), "; stopped after ", runtime));
+        } else if (u.signal() != 0) {
+          u.set_state(v1::Job::failed);
+          u.set_message(absl::StrCat("killed by ", SignalName(u.signal()), " after ", runtime));
+        } else if (u.exit_code() == 0) {
+          u.set_state(v1::Job::succeeded);
+          u.set_message(absl::StrCat("exited with code 0 after ", runtime));
+        } else {
+          u.set_state(v1::Job::failed);
+          u.set_message(absl::StrCat("exited with code ", u.exit_code(), " after ", runtime));
+        }
+        p.final_state = u.state();
+        p.exit_code = u.exit_code();
+        *u.mutable_logs() = Tail(p);
+        spdlog::info("job {} attempt {}: {}", key.first, key.second, u.message());
+        updates.push_back(std::move(u));
+        continue;
+      }
+      if (now >= p.deadline && !p.timed_out && !p.cancel_requested) {
+        p.timed_out = true;
+        Terminate(p, absl::StrCat("max_runtime_s=", p.job.max_runtime_s(), " reached"));
+      }
+      if (now >= p.kill_at) {
+        spdlog::warn("job {} attempt {} still running {} after SIGTERM; sending SIGKILL", key.first,
+                     key.second, absl::FormatDuration(options_.kill_grace));
+        kill(-p.pid, SIGKILL);
+        p.kill_at = absl::InfiniteFuture();
+      }
+    }
+    if (!updates.empty()) {
+      lock.unlock();
+      for (const auto& u : updates) on_update_(u);
+      lock.lock();
+      continue;
+    }
+    cv_.wait_for(lock, absl::ToChronoMilliseconds(options_.poll_interval));
+  }
+}
+
+}  // namespace portolan::agent

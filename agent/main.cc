@@ -1,0 +1,167 @@
+// portolan-agent: runs on each data-centre node, connects out to the
+// scheduler, reports its hwloc topology and runs the jobs it is assigned.
+#include <signal.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <iostream>
+#include <thread>
+
+#include <boost/program_options.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "portolan/agent_client.h"
+#include "portolan/codec.h"
+#include "portolan/log.h"
+#include "portolan/logging.h"
+#include "portolan/topology.h"
+#include "portolan/v1/config.pb.h"
+
+namespace po = boost::program_options;
+using namespace portolan;
+
+int main(int argc, char** argv) {
+  std::string config_file, id, site, scheduler_addr, state_dir, synthetic, xml, log_format, log_level;
+  std::vector<std::string> labels;
+  uint32_t kill_grace_ms = 10000;
+  po::options_description desc("portolan-agent options");
+  desc.add_options()
+      ("help,h", "show this help")
+      ("version", "print the version")
+      ("config", po::value(&config_file), "YAML or JSON config file (AgentConfig); flags override it")
+      ("id", po::value(&id), "agent id (default: host name)")
+      ("site", po::value(&site), "site this agent belongs to, e.g. lingang-idc-1 (required)")
+      ("label", po::value(&labels)->composing(), "label key=value (repeatable)")
+      ("scheduler", po::value(&scheduler_addr)->default_value("127.0.0.1:7081"), "scheduler agent RPC address")
+      ("state-dir", po::value(&state_dir), "job working directories and logs (default: ./var/agent-<id>)")
+      ("topology-synthetic", po::value(&synthetic), "emulate an hwloc synthetic topology, e.g. \"pack:2 numa:2(memory=64GB) core:16 pu:2\"")
+      ("topology-xml", po::value(&xml), "emulate the topology in an hwloc XML file")
+      ("print-topology", "print the discovered topology and exit")
+      ("kill-grace-ms", po::value(&kill_grace_ms)->default_value(10000), "SIGTERM to SIGKILL grace period for timeouts and cancels")
+      ("log-format", po::value(&log_format)->default_value("text"), "text or json")
+      ("log-level", po::value(&log_level)->default_value("info"), "trace, debug, info, warn, error");
+  po::variables_map vm;
+  try {
+    po::store(po::parse_command_line(argc, argv, desc), vm);
+    po::notify(vm);
+  } catch (const std::exception& e) {
+    std::cerr << "portolan-agent: " << e.what() << "\n" << desc << "\n";
+    return 2;
+  }
+  if (vm.count("help")) {
+    std::cout << desc << "\n";
+    return 0;
+  }
+  if (vm.count("version")) {
+    std::cout << "portolan-agent " << PORTOLAN_VERSION << "\n";
+    return 0;
+  }
+  if (!config_file.empty()) {
+    v1::AgentConfig cfg;
+    if (absl::Status st = LoadFile(config_file, &cfg); !st.ok()) {
+      std::cerr << "portolan-agent: " << st.message() << "\n";
+      return 2;
+    }
+    auto take = [&](const char* flag, std::string& var, const std::string& v) {
+      if ((!vm.count(flag) || vm[flag].defaulted()) && !v.empty()) var = v;
+    };
+    take("id", id, cfg.id());
+    take("site", site, cfg.site());
+    take("scheduler", scheduler_addr, cfg.scheduler());
+    take("state-dir", state_dir, cfg.state_dir());
+    take("topology-synthetic", synthetic, cfg.topology_synthetic());
+    take("topology-xml", xml, cfg.topology_xml());
+    take("log-format", log_format, cfg.log_format());
+    take("log-level", log_level, cfg.log_level());
+    if (vm["kill-grace-ms"].defaulted() && cfg.kill_grace_ms() > 0) kill_grace_ms = cfg.kill_grace_ms();
+    for (const auto& [k, v] : cfg.labels()) labels.insert(labels.begin(), absl::StrCat(k, "=", v));
+  }
+
+  auto topology = agent::DiscoverTopology({synthetic, xml});
+  if (!topology.ok()) {
+    std::cerr << "portolan-agent: cannot use topology: " << topology.status().message() << "\n";
+    return 2;
+  }
+  if (vm.count("print-topology")) {
+    std::cout << agent::DescribeTopology(*topology);
+    return 0;
+  }
+  if (absl::Status st = SetupLogging(log_format, log_level, "agent"); !st.ok()) {
+    std::cerr << "portolan-agent: " << st.message() << "\n";
+    return 2;
+  }
+  if (site.empty()) {
+    std::cerr << "portolan-agent: --site is required (e.g. --site lingang-idc-1)\n";
+    return 2;
+  }
+  if (id.empty()) {
+    char host[256] = {0};
+    gethostname(host, sizeof host - 1);
+    id = host;
+  }
+  agent::AgentOptions opts;
+  opts.id = id;
+  opts.site = site;
+  for (const std::string& l : labels) {
+    size_t eq = l.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      std::cerr << "portolan-agent: --label '" << l << "': expected key=value\n";
+      return 2;
+    }
+    opts.labels[l.substr(0, eq)] = l.substr(eq + 1);  // later (flag) values win
+  }
+  auto hp = ParseHostPort(scheduler_addr);
+  if (!hp.ok()) {
+    std::cerr << "portolan-agent: --scheduler: " << hp.status().message() << "\n";
+    return 2;
+  }
+  opts.scheduler = *hp;
+  if (state_dir.empty()) state_dir = absl::StrCat("./var/agent-", id);
+  std::error_code ec;
+  std::filesystem::create_directories(state_dir + "/jobs", ec);
+  if (ec) {
+    std::cerr << "portolan-agent: state directory " << state_dir << ": " << ec.message() << "\n";
+    return 2;
+  }
+  opts.executor.work_root = std::filesystem::absolute(state_dir + "/jobs").string();
+  opts.executor.kill_grace = absl::Milliseconds(kill_grace_ms);
+
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  spdlog::info("portolan-agent {} starting: id {} site {} topology {} ({} PUs, {} MiB, {} GPUs)", PORTOLAN_VERSION,
+               id, site, topology->source(), topology->pus(), topology->memory_mb(), topology->gpus_size());
+  boost::asio::io_context io;
+  int exit_code = 0;
+  agent::AgentClient client(io, opts, *topology, [&](const std::string& reason) {
+    exit_code = 3;
+    client.Stop();
+    io.stop();
+  });
+  boost::asio::post(io, [&] { client.Start(); });
+  auto guard = boost::asio::make_work_guard(io);
+  std::thread io_thread([&] { io.run(); });
+
+  // A signal, or the io loop ending on its own (registration refused).
+  std::thread waiter([&] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    spdlog::info("received signal {}; stopping running jobs and shutting down", sig);
+    boost::asio::post(io, [&] {
+      client.Stop();
+      io.stop();
+    });
+  });
+  io_thread.join();
+  if (exit_code != 0) {
+    spdlog::critical("exiting: the scheduler refused this agent");
+    std::_Exit(exit_code);  // the signal waiter thread cannot be joined
+  }
+  waiter.join();
+  spdlog::info("portolan-agent stopped");
+  return exit_code;
+}
