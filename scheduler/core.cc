@@ -382,6 +382,13 @@ bool Core::OnRegister(const v1::Register& reg, std::shared_ptr<AgentLink> link,
                a.id(), peer, a.site(), a.capacity().cpus(), a.capacity().memory_mb(),
                a.capacity().gpus(), reg.jobs_size(), was_lost ? " after being lost" : "");
 
+  // First resend what the previous session left unacknowledged, in order;
+  // what reconciliation adds below is sent once, by SendReliable.
+  for (auto& [seq, p] : rec.outbox) {
+    p.last_sent = now;
+    rec.link->Send(p.envelope);
+  }
+
   // Reconcile: what the agent reports against what we think it runs.
   std::map<std::string, const v1::AgentJobStatus*> reported;
   for (const v1::AgentJobStatus& s : reg.jobs()) reported[s.job_id()] = &s;
@@ -423,11 +430,6 @@ bool Core::OnRegister(const v1::Register& reg, std::shared_ptr<AgentLink> link,
                    a.id(), s.job_id(), s.attempt());
       SendCancel(rec, s.job_id(), s.attempt(), "the scheduler has no active record of this job");
     }
-  }
-  // Resend everything still unacknowledged, in order.
-  for (auto& [seq, p] : rec.outbox) {
-    p.last_sent = now;
-    rec.link->Send(p.envelope);
   }
   PersistAgent(rec);
   ScheduleLocked();

@@ -1,0 +1,139 @@
+#include "harness.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+namespace portolan::testing {
+
+Process::Process(std::vector<std::string> argv, const std::string& log_path) : log_path_(log_path) {
+  std::vector<char*> args;
+  for (auto& a : argv) args.push_back(a.data());
+  args.push_back(nullptr);
+  int fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  pid_ = fork();
+  if (pid_ == 0) {
+    dup2(fd, 1);
+    dup2(fd, 2);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  close(fd);
+}
+
+Process::~Process() {
+  if (pid_ > 0 && !reaped_) {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+}
+
+bool Process::running() {
+  if (reaped_) return false;
+  int status;
+  if (waitpid(pid_, &status, WNOHANG) == pid_) {
+    reaped_ = true;
+    return false;
+  }
+  return true;
+}
+
+void Process::Signal(int sig) {
+  if (!reaped_) kill(pid_, sig);
+}
+
+int Process::Wait(std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    int status;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      reaped_ = true;
+      return status;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return -1;
+}
+
+bool WaitFor(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    if (pred()) return true;
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
+Cluster::Cluster() {
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  dir_ = std::filesystem::temp_directory_path() /
+         ("portolan-it-" + std::to_string(getpid()) + "-" + info->name());
+  std::filesystem::remove_all(dir_);
+  std::filesystem::create_directories(dir_);
+}
+
+Cluster::~Cluster() {
+  agents_.clear();  // SIGKILL what is still running
+  scheduler_.reset();
+  if (!::testing::Test::HasFailure()) std::filesystem::remove_all(dir_);
+}
+
+std::string Cluster::SchedulerLog() const {
+  std::ifstream f(dir_ + "/scheduler.log");
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+void Cluster::StartScheduler(uint16_t rpc_port, std::vector<std::string> extra) {
+  const std::string ports = dir_ + "/ports-" + std::to_string(++scheduler_starts_) + ".json";
+  std::vector<std::string> argv = {PORTOLAN_SCHEDULER_BIN, "--rest-addr", "127.0.0.1:0",
+                                   "--rpc-addr", "127.0.0.1:" + std::to_string(rpc_port),
+                                   "--state-dir", dir_ + "/state", "--ports-file", ports,
+                                   "--heartbeat-interval-ms", "200", "--agent-ttl-ms", "1500",
+                                   "--resend-interval-ms", "500", "--tick-ms", "50"};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  scheduler_ = std::make_unique<Process>(argv, dir_ + "/scheduler.log");
+  ASSERT_TRUE(WaitFor([&] { return std::filesystem::exists(ports); }, std::chrono::seconds(20)))
+      << "scheduler did not start:\n" << SchedulerLog();
+  std::ifstream f(ports);
+  std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  auto num = [&](const std::string& key) {
+    size_t p = text.find("\"" + key + "\": ");
+    return static_cast<uint16_t>(std::stoi(text.substr(p + key.size() + 4)));
+  };
+  rest_port_ = num("rest");
+  rpc_port_ = num("rpc");
+  client_ = std::make_unique<Client>("http://127.0.0.1:" + std::to_string(rest_port_));
+  std::string body;
+  ASSERT_TRUE(WaitFor([&] { auto c = client_->Raw("GET", "/readyz", "", &body); return c.ok() && *c == 200; },
+                      std::chrono::seconds(20)));
+}
+
+void Cluster::StopScheduler() {
+  scheduler_->Signal(SIGTERM);
+  EXPECT_GE(scheduler_->Wait(std::chrono::seconds(20)), 0) << "scheduler did not stop on SIGTERM";
+}
+
+Process* Cluster::StartAgent(const std::string& id, const std::string& site, const std::string& synthetic) {
+  std::vector<std::string> argv = {PORTOLAN_AGENT_BIN, "--id", id, "--site", site,
+                                   "--scheduler", "127.0.0.1:" + std::to_string(rpc_port_),
+                                   "--state-dir", dir_ + "/agent-" + id,
+                                   "--topology-synthetic", synthetic, "--kill-grace-ms", "1000"};
+  agents_.push_back(std::make_unique<Process>(argv, dir_ + "/agent-" + id + ".log"));
+  bool up = WaitFor([&] {
+    auto a = client_->GetAgent(id);
+    return a.ok() && a->connected();
+  }, std::chrono::seconds(20));
+  EXPECT_TRUE(up) << "agent " << id << " did not register";
+  return agents_.back().get();
+}
+
+}  // namespace portolan::testing

@@ -1,0 +1,63 @@
+#pragma once
+
+// Starts the real portolan-scheduler / portolan-agent binaries on loopback
+// (port 0) for integration tests, and stops exactly the processes it started.
+#include <sys/types.h>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "portolan/client.h"
+
+namespace portolan::testing {
+
+class Process {
+ public:
+  Process(std::vector<std::string> argv, const std::string& log_path);
+  ~Process();  // SIGKILL if still running
+  pid_t pid() const { return pid_; }
+  bool running();
+  void Signal(int sig);
+  // Waits (bounded) for exit; returns the wait status or -1 on timeout.
+  int Wait(std::chrono::milliseconds timeout);
+  std::string log_path() const { return log_path_; }
+
+ private:
+  pid_t pid_ = -1;
+  bool reaped_ = false;
+  std::string log_path_;
+};
+
+// Polls `pred` every 50 ms until it holds or `timeout` passes.
+bool WaitFor(const std::function<bool()>& pred, std::chrono::milliseconds timeout);
+
+class Cluster {
+ public:
+  Cluster();  // fresh temp directory per test
+  ~Cluster();
+
+  // Starts the scheduler; `rpc_port` 0 picks one. Waits until /readyz.
+  void StartScheduler(uint16_t rpc_port = 0, std::vector<std::string> extra = {});
+  void StopScheduler();  // SIGTERM and wait
+  Process* StartAgent(const std::string& id, const std::string& site,
+                      const std::string& synthetic = "pack:1 numa:1(memory=16GiB) core:4 pu:2");
+  Client& client() { return *client_; }
+  uint16_t rest_port() const { return rest_port_; }
+  uint16_t rpc_port() const { return rpc_port_; }
+  const std::string& dir() const { return dir_; }
+  std::string SchedulerLog() const;
+
+ private:
+  std::string dir_;
+  std::unique_ptr<Process> scheduler_;
+  std::vector<std::unique_ptr<Process>> agents_;
+  std::unique_ptr<Client> client_;
+  uint16_t rest_port_ = 0;
+  uint16_t rpc_port_ = 0;
+  int scheduler_starts_ = 0;
+};
+
+}  // namespace portolan::testing

@@ -1,0 +1,221 @@
+// End-to-end tests over the real binaries on loopback.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/strip.h"
+#include "harness.h"
+#include "portolan/codec.h"
+#include "portolan/frame.h"
+#include "portolan/v1/api.pb.h"
+
+namespace portolan::testing {
+namespace {
+
+using std::chrono::seconds;
+
+v1::Job Spec(std::vector<std::string> cmd, int cpus = 1) {
+  v1::Job j;
+  j.set_name("it");
+  for (auto& c : cmd) j.add_command(c);
+  j.mutable_resources()->set_cpus(cpus);
+  j.mutable_resources()->set_memory_mb(64);
+  return j;
+}
+
+bool InState(Client& c, const std::string& id, v1::Job::State s) {
+  auto j = c.GetJob(id);
+  return j.ok() && j->state() == s;
+}
+
+// Reads a pid the job printed first on stdout (delivered by heartbeats).
+pid_t PrintedPid(Client& c, const std::string& id) {
+  pid_t pid = 0;
+  WaitFor([&] {
+    auto logs = c.Logs(id);
+    return logs.ok() && absl::SimpleAtoi(absl::StripAsciiWhitespace(logs->stdout()), &pid) && pid > 0;
+  }, seconds(20));
+  return pid;
+}
+
+int ConnectRaw(uint16_t port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+  EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  return fd;
+}
+
+// True when the server closed the connection (read returns 0 or an error).
+bool ClosedByServer(int fd) {
+  timeval tv{10, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  char buf[4096];
+  while (true) {
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n == 0) return true;
+    if (n < 0) return errno != EAGAIN && errno != EWOULDBLOCK;
+  }
+}
+
+TEST(LifecycleTest, JobSucceedsAndItsOutputIsReadable) {
+  Cluster c;
+  c.StartScheduler();
+  c.StartAgent("lg1", "lingang-idc-1");
+  std::string body;
+  auto code = c.client().Raw("POST", "/v1/jobs",
+                             R"({"name":"hi","command":["/bin/echo","hello"],"resources":{"cpus":1,"memory_mb":64}})",
+                             &body);
+  ASSERT_TRUE(code.ok());
+  ASSERT_EQ(*code, 201) << body;
+  v1::Job job;
+  ASSERT_TRUE(ParseJson(body, &job).ok());
+  ASSERT_TRUE(WaitFor([&] { return InState(c.client(), job.id(), v1::Job::succeeded); }, seconds(20)))
+      << c.SchedulerLog();
+  auto done = c.client().GetJob(job.id());
+  EXPECT_EQ(done->allocation().agent(), "lg1");
+  EXPECT_EQ(done->allocation().site(), "lingang-idc-1");
+  std::vector<v1::Job::State> states;
+  for (const auto& e : done->events()) states.push_back(e.state());
+  EXPECT_EQ(states, (std::vector<v1::Job::State>{v1::Job::queued, v1::Job::placed, v1::Job::running,
+                                                 v1::Job::succeeded}));
+  EXPECT_EQ(c.client().Logs(job.id())->stdout(), "hello\n");
+}
+
+TEST(LifecycleTest, CancelStopsARunningJobOnItsAgent) {
+  Cluster c;
+  c.StartScheduler();
+  c.StartAgent("lg1", "lingang-idc-1");
+  auto job = c.client().Submit(Spec({"/bin/sh", "-c", "echo $$; exec sleep 300"}));
+  ASSERT_TRUE(job.ok()) << job.status();
+  pid_t pid = PrintedPid(c.client(), job->id());
+  ASSERT_GT(pid, 0);
+  EXPECT_EQ(kill(pid, 0), 0) << "job process should be running";
+  auto r = c.client().Cancel(job->id());
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_TRUE(WaitFor([&] { return InState(c.client(), job->id(), v1::Job::cancelled); }, seconds(20)));
+  EXPECT_NE(kill(pid, 0), 0) << "process " << pid << " still exists after cancel";
+}
+
+TEST(LifecycleTest, JobThatCannotStartFailsWithReason) {
+  Cluster c;
+  c.StartScheduler();
+  c.StartAgent("lg1", "lingang-idc-1");
+  auto job = c.client().Submit(Spec({"/no/such/binary"}));
+  ASSERT_TRUE(WaitFor([&] { return InState(c.client(), job->id(), v1::Job::failed); }, seconds(20)));
+  EXPECT_NE(c.client().GetJob(job->id())->reason().find("No such file"), std::string::npos);
+}
+
+TEST(LifecycleTest, KilledAgentIsLostWithItsJobs) {
+  Cluster c;
+  c.StartScheduler();
+  Process* agent = c.StartAgent("hk1", "hongkong-1");
+  auto job = c.client().Submit(Spec({"/bin/sh", "-c", "echo $$; exec sleep 300"}));
+  pid_t pid = PrintedPid(c.client(), job->id());
+  ASSERT_GT(pid, 0);
+  agent->Signal(SIGKILL);
+  agent->Wait(seconds(10));
+  EXPECT_TRUE(WaitFor([&] { return InState(c.client(), job->id(), v1::Job::lost); }, seconds(20)));
+  EXPECT_EQ(c.client().GetAgent("hk1")->state(), v1::Agent::lost);
+  EXPECT_NE(c.client().GetJob(job->id())->reason().find("hk1 lost"), std::string::npos);
+  kill(pid, SIGKILL);  // the orphaned job process we caused
+}
+
+TEST(LifecycleTest, AgentReconnectsAfterSchedulerRestart) {
+  Cluster c;
+  c.StartScheduler();
+  c.StartAgent("lg1", "lingang-idc-1");
+  auto before = c.client().Submit(Spec({"/bin/echo", "before"}));
+  ASSERT_TRUE(WaitFor([&] { return InState(c.client(), before->id(), v1::Job::succeeded); }, seconds(20)));
+  auto long_job = c.client().Submit(Spec({"/bin/sh", "-c", "echo $$; exec sleep 300"}));
+  pid_t pid = PrintedPid(c.client(), long_job->id());
+  ASSERT_GT(pid, 0);
+  const uint16_t rpc = c.rpc_port();
+  c.StopScheduler();
+  c.StartScheduler(rpc);
+  ASSERT_TRUE(WaitFor([&] {
+    auto a = c.client().GetAgent("lg1");
+    return a.ok() && a->connected();
+  }, seconds(30))) << c.SchedulerLog();
+  // State survived the restart, and the running job was reconciled.
+  EXPECT_EQ(c.client().GetJob(before->id())->state(), v1::Job::succeeded);
+  EXPECT_EQ(c.client().GetJob(long_job->id())->state(), v1::Job::running);
+  auto after = c.client().Submit(Spec({"/bin/echo", "after"}));
+  EXPECT_TRUE(WaitFor([&] { return InState(c.client(), after->id(), v1::Job::succeeded); }, seconds(20)));
+  c.client().Cancel(long_job->id()).IgnoreError();
+  EXPECT_TRUE(WaitFor([&] { return kill(pid, 0) != 0; }, seconds(20)));
+}
+
+TEST(LifecycleTest, BadRpcInputClosesOnlyThatConnection) {
+  Cluster c;
+  c.StartScheduler();
+  c.StartAgent("lg1", "lingang-idc-1");
+  int garbage = ConnectRaw(c.rpc_port());
+  const char junk[] = "\x00\x00\x00\x05GET /";
+  ASSERT_EQ(write(garbage, junk, sizeof junk - 1), static_cast<ssize_t>(sizeof junk - 1));
+  EXPECT_TRUE(ClosedByServer(garbage));
+  close(garbage);
+  int oversize = ConnectRaw(c.rpc_port());
+  const unsigned char huge[] = {0x7f, 0xff, 0xff, 0xff};
+  ASSERT_EQ(write(oversize, huge, 4), 4);
+  EXPECT_TRUE(ClosedByServer(oversize));
+  close(oversize);
+  // A heartbeat before Register is a protocol error too.
+  int early = ConnectRaw(c.rpc_port());
+  v1::Envelope hb;
+  hb.mutable_heartbeat();
+  std::string f = wire::EncodeFrame(hb);
+  ASSERT_EQ(write(early, f.data(), f.size()), static_cast<ssize_t>(f.size()));
+  EXPECT_TRUE(ClosedByServer(early));
+  close(early);
+  int half_open = ConnectRaw(c.rpc_port());  // left silent while the rest carries on
+  auto job = c.client().Submit(Spec({"/bin/true"}));
+  EXPECT_TRUE(WaitFor([&] { return InState(c.client(), job->id(), v1::Job::succeeded); }, seconds(20)));
+  close(half_open);
+  EXPECT_NE(c.SchedulerLog().find("protocol error"), std::string::npos);
+}
+
+TEST(LifecycleTest, BadRestInputGetsAClearError) {
+  Cluster c;
+  c.StartScheduler();
+  struct Case {
+    std::string method, path, body;
+    int status;
+    std::string code, field;
+  } cases[] = {
+      {"POST", "/v1/jobs", "{not json", 400, "invalid_argument", ""},
+      {"POST", "/v1/jobs", R"({"command":["x"],"resources":{"cpus":1,"memory_mb":1},"colour":"red"})", 400,
+       "invalid_argument", "colour"},
+      {"POST", "/v1/jobs", R"({"command":["x"],"resources":{"cpus":-1,"memory_mb":1}})", 400, "invalid_argument",
+       "resources.cpus"},
+      {"POST", "/v1/jobs", R"({"command":[],"resources":{"cpus":1,"memory_mb":1}})", 400, "invalid_argument",
+       "command"},
+      {"POST", "/v1/jobs", std::string(1100000, ' '), 413, "payload_too_large", ""},
+      {"GET", "/v1/jobs/job-nope", "", 404, "not_found", "id"},
+      {"GET", "/v1/agents/nope", "", 404, "not_found", "id"},
+      {"GET", "/v1/jobs?state=bogus", "", 400, "invalid_argument", "state"},
+      {"GET", "/v2/nothing", "", 404, "not_found", ""},
+  };
+  for (const Case& k : cases) {
+    std::string body;
+    auto code = c.client().Raw(k.method, k.path, k.body, &body);
+    ASSERT_TRUE(code.ok()) << k.path;
+    EXPECT_EQ(*code, k.status) << k.method << " " << k.path << ": " << body;
+    v1::ErrorResponse err;
+    ASSERT_TRUE(ParseJson(body, &err).ok()) << body;
+    EXPECT_EQ(err.error().code(), k.code) << body;
+    EXPECT_EQ(err.error().field(), k.field) << body;
+    EXPECT_FALSE(err.error().message().empty());
+  }
+  std::string body;
+  EXPECT_EQ(*c.client().Raw("GET", "/healthz", "", &body), 200);
+}
+
+}  // namespace
+}  // namespace portolan::testing

@@ -1,0 +1,285 @@
+#include "portolan/scheduler_core.h"
+
+#include <gtest/gtest.h>
+
+#include "portolan/codec.h"
+
+namespace portolan::scheduler {
+namespace {
+
+// Records what the core sends to an agent.
+class FakeLink : public AgentLink {
+ public:
+  void Send(const v1::Envelope& e) override { sent.push_back(e); }
+  void Close(const std::string& reason) override { closed = reason; }
+  std::vector<v1::Envelope> sent;
+  std::string closed;
+  template <typename Pred>
+  std::vector<v1::Envelope> Find(Pred p) const {
+    std::vector<v1::Envelope> out;
+    for (const auto& e : sent) if (p(e)) out.push_back(e);
+    return out;
+  }
+  std::vector<v1::Envelope> Assigns() const { return Find([](const auto& e) { return e.has_assign(); }); }
+  std::vector<v1::Envelope> Cancels() const { return Find([](const auto& e) { return e.has_cancel(); }); }
+};
+
+class CoreTest : public ::testing::Test {
+ protected:
+  CoreTest() {
+    placement::Registry r;
+    placement::RegisterBuiltins(r);
+    auto e = placement::Engine::Create(r, {});
+    opts.agent_ttl = absl::Seconds(15);
+    opts.resend_interval = absl::Seconds(2);
+    core = std::make_unique<Core>(opts, &store, &clock, std::move(*e));
+    EXPECT_TRUE(core->Recover().ok());
+  }
+
+  std::shared_ptr<FakeLink> Register(const std::string& id, uint32_t pus = 8,
+                                     std::vector<v1::AgentJobStatus> jobs = {}) {
+    auto link = std::make_shared<FakeLink>();
+    v1::Register reg;
+    reg.set_agent_id(id);
+    reg.set_site("lingang-idc-1");
+    reg.mutable_topology()->set_pus(pus);
+    reg.mutable_topology()->set_memory_mb(16384);
+    reg.mutable_topology()->add_cores()->add_pus(0);
+    for (auto& j : jobs) *reg.add_jobs() = j;
+    EXPECT_TRUE(core->OnRegister(reg, link, "127.0.0.1:1"));
+    return link;
+  }
+
+  v1::Job Spec(int cpus = 2) {
+    v1::Job j;
+    j.add_command("/bin/true");
+    j.mutable_resources()->set_cpus(cpus);
+    j.mutable_resources()->set_memory_mb(128);
+    return j;
+  }
+
+  void Update(const std::string& agent, const FakeLink* link, const std::string& job, v1::Job::State s,
+              uint32_t attempt = 1, int exit_code = 0) {
+    v1::Envelope e;
+    e.set_seq(++agent_seq);
+    auto* u = e.mutable_job_update();
+    u->set_job_id(job);
+    u->set_attempt(attempt);
+    u->set_state(s);
+    u->set_exit_code(exit_code);
+    u->set_message("from test");
+    core->OnMessage(agent, link, e);
+  }
+
+  void Ack(const std::string& agent, const FakeLink* link, uint64_t seq) {
+    v1::Envelope e;
+    e.mutable_ack()->set_seq(seq);
+    core->OnMessage(agent, link, e);
+  }
+
+  FakeClock clock;
+  MemoryStore store;
+  CoreOptions opts;
+  std::unique_ptr<Core> core;
+  uint64_t agent_seq = 0;
+};
+
+TEST_F(CoreTest, JobWaitsWithReasonUntilAnAgentFits) {
+  Register("small", 1);
+  auto job = core->Submit(Spec(4));
+  ASSERT_TRUE(job.ok());
+  EXPECT_EQ(job->first.state(), v1::Job::queued);
+  EXPECT_EQ(job->first.reason(), "waiting: 0/1 agents: 1 insufficient_cpus");
+  auto big = Register("big", 8);
+  ASSERT_EQ(big->Assigns().size(), 1u);
+  EXPECT_EQ(big->Assigns()[0].assign().job().id(), job->first.id());
+  EXPECT_EQ(core->GetJob(job->first.id())->state(), v1::Job::placed);
+}
+
+TEST_F(CoreTest, FullLifecycleAndResourcesReturn) {
+  auto link = Register("a1", 4);
+  auto j1 = core->Submit(Spec(4));
+  auto j2 = core->Submit(Spec(4));
+  const std::string id1 = j1->first.id(), id2 = j2->first.id();
+  EXPECT_EQ(core->GetJob(id1)->state(), v1::Job::placed);
+  EXPECT_EQ(core->GetJob(id2)->state(), v1::Job::queued);
+  Update("a1", link.get(), id1, v1::Job::running);
+  EXPECT_EQ(core->GetJob(id1)->state(), v1::Job::running);
+  Update("a1", link.get(), id1, v1::Job::succeeded);
+  auto done = core->GetJob(id1);
+  EXPECT_EQ(done->state(), v1::Job::succeeded);
+  ASSERT_EQ(done->events_size(), 4);  // queued, placed, running, succeeded
+  EXPECT_TRUE(done->has_finished_at());
+  // Capacity came back, so the second job is placed.
+  EXPECT_EQ(core->GetJob(id2)->state(), v1::Job::placed);
+  // Every JobUpdate was acknowledged with its seq.
+  EXPECT_EQ(link->Find([](const auto& e) { return e.has_ack(); }).size(), 2u);
+}
+
+TEST_F(CoreTest, UnacknowledgedAssignIsResentUntilAcked) {
+  auto link = Register("a1");
+  auto job = core->Submit(Spec());
+  ASSERT_EQ(link->Assigns().size(), 1u);
+  const uint64_t seq = link->Assigns()[0].seq();
+  EXPECT_NE(seq, 0u);
+  clock.Advance(absl::Seconds(3));
+  core->Tick();
+  ASSERT_EQ(link->Assigns().size(), 2u);
+  EXPECT_EQ(link->Assigns()[1].seq(), seq);  // same message, same seq
+  Ack("a1", link.get(), seq);
+  clock.Advance(absl::Seconds(3));
+  core->Tick();
+  EXPECT_EQ(link->Assigns().size(), 2u);
+}
+
+TEST_F(CoreTest, SilentAgentIsLostWithItsJobs) {
+  auto link = Register("a1");
+  auto job = core->Submit(Spec());
+  Update("a1", link.get(), job->first.id(), v1::Job::running);
+  clock.Advance(absl::Seconds(10));
+  core->Tick();
+  EXPECT_EQ(core->GetAgent("a1")->state(), v1::Agent::ready);
+  clock.Advance(absl::Seconds(6));
+  core->Tick();
+  EXPECT_EQ(core->GetAgent("a1")->state(), v1::Agent::lost);
+  auto lost = core->GetJob(job->first.id());
+  EXPECT_EQ(lost->state(), v1::Job::lost);
+  EXPECT_NE(lost->reason().find("no heartbeat"), std::string::npos) << lost->reason();
+  EXPECT_FALSE(link->closed.empty());
+}
+
+TEST_F(CoreTest, CancelQueuedIsImmediateRunningGoesThroughAgent) {
+  auto queued = core->Submit(Spec());
+  auto c = core->Cancel(queued->first.id());
+  EXPECT_EQ(c->state(), v1::Job::cancelled);
+  EXPECT_EQ(core->Cancel(queued->first.id()).status().code(), absl::StatusCode::kFailedPrecondition);
+
+  auto link = Register("a1");
+  auto job = core->Submit(Spec());
+  Update("a1", link.get(), job->first.id(), v1::Job::running);
+  auto r = core->Cancel(job->first.id());
+  EXPECT_EQ(r->state(), v1::Job::running);
+  EXPECT_TRUE(r->cancel_requested());
+  ASSERT_EQ(link->Cancels().size(), 1u);
+  EXPECT_EQ(link->Cancels()[0].cancel().job_id(), job->first.id());
+  // The process died of SIGTERM: reported failed, recorded as cancelled.
+  Update("a1", link.get(), job->first.id(), v1::Job::failed, 1, 143);
+  EXPECT_EQ(core->GetJob(job->first.id())->state(), v1::Job::cancelled);
+}
+
+TEST_F(CoreTest, ReRegistrationReconcilesJobs) {
+  auto link = Register("a1");
+  auto kept = core->Submit(Spec(1));
+  auto forgotten = core->Submit(Spec(1));
+  for (const auto& e : link->Assigns()) Ack("a1", link.get(), e.seq());
+  Update("a1", link.get(), kept->first.id(), v1::Job::running);
+  Update("a1", link.get(), forgotten->first.id(), v1::Job::running);
+  core->OnDisconnect("a1", link.get());
+  v1::AgentJobStatus still;
+  still.set_job_id(kept->first.id());
+  still.set_attempt(1);
+  still.set_state(v1::Job::running);
+  v1::AgentJobStatus stranger;
+  stranger.set_job_id("job-unknown");
+  stranger.set_attempt(1);
+  stranger.set_state(v1::Job::running);
+  auto link2 = Register("a1", 8, {still, stranger});
+  EXPECT_EQ(core->GetJob(kept->first.id())->state(), v1::Job::running);
+  EXPECT_EQ(core->GetJob(forgotten->first.id())->state(), v1::Job::lost);
+  ASSERT_EQ(link2->Cancels().size(), 1u);
+  EXPECT_EQ(link2->Cancels()[0].cancel().job_id(), "job-unknown");
+  EXPECT_TRUE(link2->sent[0].has_register_ack());  // the ack goes first
+}
+
+TEST_F(CoreTest, StoreFailureRefusesSubmitAndKeepsNothing) {
+  store.FailWritesWith(absl::UnavailableError("disk full"));
+  auto r = core->Submit(Spec());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable);
+  store.FailWritesWith(absl::OkStatus());
+  EXPECT_EQ(core->ListJobs({})->jobs_size(), 0);
+}
+
+TEST_F(CoreTest, IdempotencyKeyReturnsTheSameJob) {
+  v1::Job s = Spec();
+  s.set_idempotency_key("k1");
+  auto a = core->Submit(s);
+  auto b = core->Submit(s);
+  EXPECT_TRUE(a->second);
+  EXPECT_FALSE(b->second);
+  EXPECT_EQ(a->first.id(), b->first.id());
+  s.set_tenant("other");
+  EXPECT_NE(core->Submit(s)->first.id(), a->first.id());
+}
+
+TEST_F(CoreTest, ValidationNamesTheField) {
+  v1::Job j = Spec();
+  j.clear_command();
+  EXPECT_EQ(StatusField(core->Submit(j).status()), "command");
+  j = Spec(0);
+  EXPECT_EQ(StatusField(core->Submit(j).status()), "resources.cpus");
+  j = Spec();
+  j.mutable_resources()->set_memory_mb(-5);
+  EXPECT_EQ(StatusField(core->Submit(j).status()), "resources.memory_mb");
+  j = Spec();
+  j.set_state(v1::Job::running);
+  EXPECT_EQ(StatusField(core->Submit(j).status()), "state");
+  j = Spec();
+  (*j.mutable_env())["A=B"] = "x";
+  EXPECT_EQ(StatusField(core->Submit(j).status()), "env.A=B");
+}
+
+TEST_F(CoreTest, ListFiltersAndPaginatesNewestFirst) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i) {
+    clock.Advance(absl::Seconds(1));
+    ids.push_back(core->Submit(Spec())->first.id());
+  }
+  JobFilter f;
+  f.page_size = 2;
+  auto p1 = core->ListJobs(f);
+  ASSERT_EQ(p1->jobs_size(), 2);
+  EXPECT_EQ(p1->jobs(0).id(), ids[4]);
+  f.page_token = p1->next_page_token();
+  auto p2 = core->ListJobs(f);
+  EXPECT_EQ(p2->jobs(0).id(), ids[2]);
+  f.page_token = p2->next_page_token();
+  auto p3 = core->ListJobs(f);
+  ASSERT_EQ(p3->jobs_size(), 1);
+  EXPECT_TRUE(p3->next_page_token().empty());
+  core->Cancel(ids[0]).IgnoreError();
+  JobFilter by_state;
+  by_state.state = "cancelled";
+  EXPECT_EQ(core->ListJobs(by_state)->jobs_size(), 1);
+  by_state.state = "nonsense";
+  EXPECT_EQ(StatusField(core->ListJobs(by_state).status()), "state");
+}
+
+TEST_F(CoreTest, RefusesAgentWithoutProcessingUnits) {
+  auto link = std::make_shared<FakeLink>();
+  v1::Register reg;
+  reg.set_agent_id("bad");
+  reg.set_site("x");
+  EXPECT_FALSE(core->OnRegister(reg, link, "peer"));
+  ASSERT_EQ(link->sent.size(), 1u);
+  EXPECT_FALSE(link->sent[0].register_ack().accepted());
+  EXPECT_NE(link->sent[0].register_ack().reason().find("processing units"), std::string::npos);
+}
+
+TEST_F(CoreTest, RecoverRestoresJobsAndAccounting) {
+  auto link = Register("a1", 4);
+  auto running = core->Submit(Spec(4));
+  Update("a1", link.get(), running->first.id(), v1::Job::running);
+  auto waiting = core->Submit(Spec(4));
+  placement::Registry r;
+  placement::RegisterBuiltins(r);
+  Core restarted(opts, &store, &clock, std::move(*placement::Engine::Create(r, {})));
+  ASSERT_TRUE(restarted.Recover().ok());
+  EXPECT_EQ(restarted.GetJob(running->first.id())->state(), v1::Job::running);
+  EXPECT_EQ(restarted.GetJob(waiting->first.id())->state(), v1::Job::queued);
+  auto agent = restarted.GetAgent("a1");
+  EXPECT_FALSE(agent->connected());
+  EXPECT_EQ(agent->allocated().cpus(), 4);
+}
+
+}  // namespace
+}  // namespace portolan::scheduler
