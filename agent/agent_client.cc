@@ -23,9 +23,9 @@ AgentClient::AgentClient(asio::io_context& io, AgentOptions options, v1::Topolog
       decoder_(options_.max_frame_bytes),
       backoff_(options_.reconnect_min) {
   // Executor callbacks come from its monitor thread: hop onto the io thread.
-  executor_ = std::make_unique<Executor>(options_.executor, RealClock(), [this](const v1::JobUpdate& u) {
-    asio::post(io_, [this, u] { QueueUpdate(u); });
-  });
+  executor_ = std::make_unique<Executor>(
+      options_.executor, RealClock(),
+      [this](const v1::JobUpdate& u) { asio::post(io_, [this, u] { QueueUpdate(u); }); });
 }
 
 AgentClient::~AgentClient() = default;
@@ -52,9 +52,11 @@ void AgentClient::Connect() {
   if (ec) {
     // Names are resolved on each attempt so a moved scheduler is found again.
     tcp::resolver resolver(io_);
-    auto results = resolver.resolve(options_.scheduler.host, std::to_string(options_.scheduler.port), ec);
+    auto results =
+        resolver.resolve(options_.scheduler.host, std::to_string(options_.scheduler.port), ec);
     if (ec || results.empty()) {
-      ScheduleReconnect(absl::StrCat("cannot resolve ", options_.scheduler.host, ": ", ec.message()));
+      ScheduleReconnect(
+          absl::StrCat("cannot resolve ", options_.scheduler.host, ": ", ec.message()));
       return;
     }
     addr = results.begin()->endpoint().address();
@@ -65,8 +67,8 @@ void AgentClient::Connect() {
                         [this, gen](const boost::system::error_code& ec) {
                           if (gen != generation_ || stopped_) return;
                           if (ec) {
-                            ScheduleReconnect(absl::StrCat("connect to ", options_.scheduler.ToString(),
-                                                           ": ", ec.message()));
+                            ScheduleReconnect(absl::StrCat(
+                                "connect to ", options_.scheduler.ToString(), ": ", ec.message()));
                             return;
                           }
                           OnConnected();
@@ -113,27 +115,28 @@ void AgentClient::OnConnected() {
 
 void AgentClient::Read() {
   const uint64_t gen = generation_;
-  socket_.async_read_some(asio::buffer(buf_), [this, gen](const boost::system::error_code& ec, size_t n) {
-    if (gen != generation_ || stopped_) return;
-    if (ec) {
-      Disconnect(ec == asio::error::eof ? "scheduler closed the connection" : ec.message());
-      return;
-    }
-    last_received_ = absl::Now();
-    decoder_.Append(buf_.data(), n);
-    v1::Envelope env;
-    while (true) {
-      auto next = decoder_.Next(&env);
-      if (!next.ok()) {
-        Disconnect(absl::StrCat("protocol error: ", next.status().message()));
-        return;
-      }
-      if (!*next) break;
-      Handle(env);
-      if (gen != generation_ || stopped_) return;
-    }
-    Read();
-  });
+  socket_.async_read_some(
+      asio::buffer(buf_), [this, gen](const boost::system::error_code& ec, size_t n) {
+        if (gen != generation_ || stopped_) return;
+        if (ec) {
+          Disconnect(ec == asio::error::eof ? "scheduler closed the connection" : ec.message());
+          return;
+        }
+        last_received_ = absl::Now();
+        decoder_.Append(buf_.data(), n);
+        v1::Envelope env;
+        while (true) {
+          auto next = decoder_.Next(&env);
+          if (!next.ok()) {
+            Disconnect(absl::StrCat("protocol error: ", next.status().message()));
+            return;
+          }
+          if (!*next) break;
+          Handle(env);
+          if (gen != generation_ || stopped_) return;
+        }
+        Read();
+      });
 }
 
 void AgentClient::Handle(const v1::Envelope& env) {
@@ -149,9 +152,11 @@ void AgentClient::Handle(const v1::Envelope& env) {
       }
       registered_ = true;
       backoff_ = options_.reconnect_min;
-      if (a.heartbeat_interval_ms() > 0) heartbeat_interval_ = absl::Milliseconds(a.heartbeat_interval_ms());
-      spdlog::info("registered (session {}, heartbeat every {}); resending {} unacknowledged update(s)",
-                   a.session_id(), absl::FormatDuration(heartbeat_interval_), outbox_.size());
+      if (a.heartbeat_interval_ms() > 0)
+        heartbeat_interval_ = absl::Milliseconds(a.heartbeat_interval_ms());
+      spdlog::info(
+          "registered (session {}, heartbeat every {}); resending {} unacknowledged update(s)",
+          a.session_id(), absl::FormatDuration(heartbeat_interval_), outbox_.size());
       const absl::Time now = absl::Now();
       for (auto& [seq, p] : outbox_) {
         p.last_sent = now;
@@ -163,7 +168,8 @@ void AgentClient::Handle(const v1::Envelope& env) {
     case v1::Envelope::kAssign: {
       const v1::Job& job = env.assign().job();
       if (!executor_->Start(job)) {
-        spdlog::info("Assign for job {} attempt {} is a duplicate; not starting it again", job.id(), job.attempt());
+        spdlog::info("Assign for job {} attempt {} is a duplicate; not starting it again", job.id(),
+                     job.attempt());
       }
       Send(ack);
       return;
@@ -176,7 +182,8 @@ void AgentClient::Handle(const v1::Envelope& env) {
       auto hb = heartbeats_in_flight_.find(env.ack().seq());
       if (hb != heartbeats_in_flight_.end()) {
         measured_rtt_ms_ =
-            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - hb->second).count();
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - hb->second)
+                .count();
         heartbeats_in_flight_.erase(hb);
         return;
       }
@@ -192,7 +199,8 @@ void AgentClient::Handle(const v1::Envelope& env) {
       spdlog::error("scheduler reported a protocol error: {}", env.error().message());
       return;
     default:
-      spdlog::warn("unexpected message {} from the scheduler; ignored", static_cast<int>(env.body_case()));
+      spdlog::warn("unexpected message {} from the scheduler; ignored",
+                   static_cast<int>(env.body_case()));
   }
 }
 
@@ -232,7 +240,8 @@ void AgentClient::Heartbeat() {
   if (!registered_) return;
   // A scheduler that stopped answering (half-open TCP) is detected here.
   if (absl::Now() - last_received_ > heartbeat_interval_ * 3) {
-    Disconnect(absl::StrCat("no answer from the scheduler for ", absl::FormatDuration(heartbeat_interval_ * 3)));
+    Disconnect(absl::StrCat("no answer from the scheduler for ",
+                            absl::FormatDuration(heartbeat_interval_ * 3)));
     return;
   }
   v1::Envelope env;

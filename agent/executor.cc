@@ -29,7 +29,8 @@ std::string Resolve(const std::string& program, const std::string& path) {
   for (absl::string_view dir : absl::StrSplit(path, ':', absl::SkipEmpty())) {
     std::string candidate = absl::StrCat(dir, "/", program);
     struct stat st;
-    if (stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) && access(candidate.c_str(), X_OK) == 0) {
+    if (stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+        access(candidate.c_str(), X_OK) == 0) {
       return candidate;
     }
   }
@@ -137,7 +138,8 @@ bool Executor::Start(const v1::Job& job) {
   int pipe_fds[2] = {-1, -1};
   if (out_fd < 0 || err_fd < 0 || null_fd < 0 || pipe2(pipe_fds, O_CLOEXEC) != 0) {
     std::string err = strerror(errno);
-    for (int fd : {out_fd, err_fd, null_fd, pipe_fds[0], pipe_fds[1]}) if (fd >= 0) close(fd);
+    for (int fd : {out_fd, err_fd, null_fd, pipe_fds[0], pipe_fds[1]})
+      if (fd >= 0) close(fd);
     return fail(absl::StrCat("cannot set up output files in ", dir, ": ", err));
   }
 
@@ -150,7 +152,8 @@ bool Executor::Start(const v1::Job& job) {
     sigprocmask(SIG_SETMASK, &all, nullptr);
     signal(SIGPIPE, SIG_DFL);
     int err = 0;
-    if (chdir(workdir.c_str()) != 0 || dup2(null_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(err_fd, 2) < 0) {
+    if (chdir(workdir.c_str()) != 0 || dup2(null_fd, 0) < 0 || dup2(out_fd, 1) < 0 ||
+        dup2(err_fd, 2) < 0) {
       err = errno;
     } else {
       execve(program.c_str(), argv.data(), envp.data());
@@ -302,7 +305,8 @@ void Executor::Monitor() {
         u.set_attempt(key.second);
         *u.mutable_time() = ToProto(now);
         const absl::Duration ran = absl::Trunc(now - p.started, absl::Milliseconds(1));
-        const std::string runtime = ran < absl::Milliseconds(1) ? "<1ms" : absl::FormatDuration(ran);
+        const std::string runtime =
+            ran < absl::Milliseconds(1) ? "<1ms" : absl::FormatDuration(ran);
         if (WIFEXITED(status)) {
           u.set_exit_code(WEXITSTATUS(status));
         } else if (WIFSIGNALED(status)) {
@@ -314,7 +318,8 @@ void Executor::Monitor() {
           u.set_message(absl::StrCat("cancelled (", p.cancel_reason, ") after ", runtime));
         } else if (p.timed_out) {
           u.set_state(v1::Job::failed);
-          u.set_message(absl::StrCat("exceeded max_runtime_s=", p.job.max_runtime_s(), "; stopped after ", runtime));
+          u.set_message(absl::StrCat("exceeded max_runtime_s=", p.job.max_runtime_s(),
+                                     "; stopped after ", runtime));
         } else if (u.signal() != 0) {
           u.set_state(v1::Job::failed);
           u.set_message(absl::StrCat("killed by ", SignalName(u.signal()), " after ", runtime));

@@ -21,25 +21,29 @@ namespace po = boost::program_options;
 using namespace portolan;
 
 int main(int argc, char** argv) {
-  std::string config_file, id, site, scheduler_addr, state_dir, synthetic, xml, log_format, log_level;
+  std::string config_file, id, site, scheduler_addr, state_dir, synthetic, xml, log_format,
+      log_level;
   std::vector<std::string> labels;
   uint32_t kill_grace_ms = 10000;
   po::options_description desc("portolan-agent options");
-  desc.add_options()
-      ("help,h", "show this help")
-      ("version", "print the version")
-      ("config", po::value(&config_file), "YAML or JSON config file (AgentConfig); flags override it")
-      ("id", po::value(&id), "agent id (default: host name)")
-      ("site", po::value(&site), "site this agent belongs to, e.g. lingang-idc-1 (required)")
-      ("label", po::value(&labels)->composing(), "label key=value (repeatable)")
-      ("scheduler", po::value(&scheduler_addr)->default_value("127.0.0.1:7081"), "scheduler agent RPC address")
-      ("state-dir", po::value(&state_dir), "job working directories and logs (default: ./var/agent-<id>)")
-      ("topology-synthetic", po::value(&synthetic), "emulate an hwloc synthetic topology, e.g. \"pack:2 numa:2(memory=64GB) core:16 pu:2\"")
-      ("topology-xml", po::value(&xml), "emulate the topology in an hwloc XML file")
-      ("print-topology", "print the discovered topology and exit")
-      ("kill-grace-ms", po::value(&kill_grace_ms)->default_value(10000), "SIGTERM to SIGKILL grace period for timeouts and cancels")
-      ("log-format", po::value(&log_format)->default_value("text"), "text or json")
-      ("log-level", po::value(&log_level)->default_value("info"), "trace, debug, info, warn, error");
+  desc.add_options()("help,h", "show this help")("version", "print the version")(
+      "config", po::value(&config_file),
+      "YAML or JSON config file (AgentConfig); flags override it")("id", po::value(&id),
+                                                                   "agent id (default: host name)")(
+      "site", po::value(&site), "site this agent belongs to, e.g. lingang-idc-1 (required)")(
+      "label", po::value(&labels)->composing(), "label key=value (repeatable)")(
+      "scheduler", po::value(&scheduler_addr)->default_value("127.0.0.1:7081"),
+      "scheduler agent RPC address")(
+      "state-dir", po::value(&state_dir),
+      "job working directories and logs (default: ./var/agent-<id>)")(
+      "topology-synthetic", po::value(&synthetic),
+      "emulate an hwloc synthetic topology, e.g. \"pack:2 numa:2(memory=64GB) core:16 pu:2\"")(
+      "topology-xml", po::value(&xml), "emulate the topology in an hwloc XML file")(
+      "print-topology", "print the discovered topology and exit")(
+      "kill-grace-ms", po::value(&kill_grace_ms)->default_value(10000),
+      "SIGTERM to SIGKILL grace period for timeouts and cancels")(
+      "log-format", po::value(&log_format)->default_value("text"), "text or json")(
+      "log-level", po::value(&log_level)->default_value("info"), "trace, debug, info, warn, error");
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, desc), vm);
@@ -73,7 +77,8 @@ int main(int argc, char** argv) {
     take("topology-xml", xml, cfg.topology_xml());
     take("log-format", log_format, cfg.log_format());
     take("log-level", log_level, cfg.log_level());
-    if (vm["kill-grace-ms"].defaulted() && cfg.kill_grace_ms() > 0) kill_grace_ms = cfg.kill_grace_ms();
+    if (vm["kill-grace-ms"].defaulted() && cfg.kill_grace_ms() > 0)
+      kill_grace_ms = cfg.kill_grace_ms();
     for (const auto& [k, v] : cfg.labels()) labels.insert(labels.begin(), absl::StrCat(k, "=", v));
   }
 
@@ -133,8 +138,9 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
-  spdlog::info("portolan-agent {} starting: id {} site {} topology {} ({} PUs, {} MiB, {} GPUs)", PORTOLAN_VERSION,
-               id, site, topology->source(), topology->pus(), topology->memory_mb(), topology->gpus_size());
+  spdlog::info("portolan-agent {} starting: id {} site {} topology {} ({} PUs, {} MiB, {} GPUs)",
+               PORTOLAN_VERSION, id, site, topology->source(), topology->pus(),
+               topology->memory_mb(), topology->gpus_size());
   boost::asio::io_context io;
   int exit_code = 0;
   agent::AgentClient client(io, opts, *topology, [&](const std::string& reason) {

@@ -28,10 +28,14 @@ std::string Info(hwloc_obj_t obj, const char* name) {
 
 std::string VendorName(unsigned vendor_id, const std::string& fallback) {
   switch (vendor_id) {
-    case 0x10de: return "nvidia";
-    case 0x1002: return "amd";
-    case 0x8086: return "intel";
-    default: return fallback;
+    case 0x10de:
+      return "nvidia";
+    case 0x1002:
+      return "amd";
+    case 0x8086:
+      return "intel";
+    default:
+      return fallback;
   }
 }
 
@@ -39,7 +43,8 @@ std::string VendorName(unsigned vendor_id, const std::string& fallback) {
 
 absl::StatusOr<v1::Topology> DiscoverTopology(const TopologySource& source) {
   if (!source.synthetic.empty() && !source.xml_file.empty()) {
-    return absl::InvalidArgumentError("use either --topology-synthetic or --topology-xml, not both");
+    return absl::InvalidArgumentError(
+        "use either --topology-synthetic or --topology-xml, not both");
   }
   hwloc_topology_t raw = nullptr;
   if (hwloc_topology_init(&raw) != 0) return absl::InternalError("hwloc_topology_init failed");
@@ -63,13 +68,14 @@ absl::StatusOr<v1::Topology> DiscoverTopology(const TopologySource& source) {
   }
   hwloc_topology_set_io_types_filter(raw, HWLOC_TYPE_FILTER_KEEP_IMPORTANT);
   if (hwloc_topology_load(raw) != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(label, ": hwloc could not load the topology (",
-                                                   strerror(errno), ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(label, ": hwloc could not load the topology (", strerror(errno), ")"));
   }
 
   v1::Topology t;
   t.set_source(label);
-  t.set_packages(static_cast<uint32_t>(std::max(0, hwloc_get_nbobjs_by_type(raw, HWLOC_OBJ_PACKAGE))));
+  t.set_packages(
+      static_cast<uint32_t>(std::max(0, hwloc_get_nbobjs_by_type(raw, HWLOC_OBJ_PACKAGE))));
   hwloc_obj_t root = hwloc_get_root_obj(raw);
   t.set_memory_mb(static_cast<uint32_t>(root->total_memory >> 20));
   t.set_machine_model(Info(root, "DMIProductName"));
@@ -128,7 +134,8 @@ absl::StatusOr<v1::Topology> DiscoverTopology(const TopologySource& source) {
     unsigned vendor_id = 0;
     if (os->parent && os->parent->type == HWLOC_OBJ_PCI_DEVICE) {
       const auto& pci = os->parent->attr->pcidev;
-      g.set_pci_bus_id(absl::StrFormat("%04x:%02x:%02x.%01x", pci.domain, pci.bus, pci.dev, pci.func));
+      g.set_pci_bus_id(
+          absl::StrFormat("%04x:%02x:%02x.%01x", pci.domain, pci.bus, pci.dev, pci.func));
       key = g.pci_bus_id();
       vendor_id = pci.vendor_id;
       if (pci.class_id >> 8 != 0x03 && type == HWLOC_OBJ_OSDEV_GPU && vendor_id != 0x10de) {
@@ -154,18 +161,22 @@ absl::StatusOr<v1::Topology> DiscoverTopology(const TopologySource& source) {
 }
 
 absl::Status CheckTopology(const v1::Topology& t) {
-  if (t.pus() == 0 || t.cores_size() == 0) return absl::InvalidArgumentError("no processing units found");
+  if (t.pus() == 0 || t.cores_size() == 0)
+    return absl::InvalidArgumentError("no processing units found");
   if (t.memory_mb() == 0) return absl::InvalidArgumentError("no memory found");
   // 64 TiB is beyond any single machine sold today; larger means a bad description.
-  if (t.memory_mb() > (64u << 20)) return absl::InvalidArgumentError("memory larger than 64 TiB is implausible");
-  if (t.pus() > 65536) return absl::InvalidArgumentError("more than 65536 processing units is implausible");
+  if (t.memory_mb() > (64u << 20))
+    return absl::InvalidArgumentError("memory larger than 64 TiB is implausible");
+  if (t.pus() > 65536)
+    return absl::InvalidArgumentError("more than 65536 processing units is implausible");
   return absl::OkStatus();
 }
 
 std::string DescribeTopology(const v1::Topology& t) {
-  std::string out = absl::StrFormat("source: %s\nmachine: %u package(s), %d NUMA node(s), %d cores, %u PUs, %u MiB, %d GPU(s)\n",
-                                    t.source(), t.packages(), t.numa_nodes_size(), t.cores_size(), t.pus(),
-                                    t.memory_mb(), t.gpus_size());
+  std::string out = absl::StrFormat(
+      "source: %s\nmachine: %u package(s), %d NUMA node(s), %d cores, %u PUs, %u MiB, %d GPU(s)\n",
+      t.source(), t.packages(), t.numa_nodes_size(), t.cores_size(), t.pus(), t.memory_mb(),
+      t.gpus_size());
   for (const v1::NumaNode& n : t.numa_nodes()) {
     int cores = 0;
     std::vector<uint32_t> pus;
@@ -175,9 +186,11 @@ std::string DescribeTopology(const v1::Topology& t) {
         pus.insert(pus.end(), c.pus().begin(), c.pus().end());
       }
     }
-    std::string range = pus.empty() ? "-" : absl::StrCat(*std::min_element(pus.begin(), pus.end()), "-",
-                                                         *std::max_element(pus.begin(), pus.end()));
-    absl::StrAppendFormat(&out, "  NUMA %u: %u MiB, %d cores, PUs %s\n", n.os_index(), n.memory_mb(), cores, range);
+    std::string range = pus.empty() ? "-"
+                                    : absl::StrCat(*std::min_element(pus.begin(), pus.end()), "-",
+                                                   *std::max_element(pus.begin(), pus.end()));
+    absl::StrAppendFormat(&out, "  NUMA %u: %u MiB, %d cores, PUs %s\n", n.os_index(),
+                          n.memory_mb(), cores, range);
   }
   for (const v1::Gpu& g : t.gpus()) {
     absl::StrAppendFormat(&out, "  GPU %s: %s %s pci %s NUMA %d\n", g.name(), g.vendor(), g.model(),

@@ -2,9 +2,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "portolan/codec.h"
+#include "portolan/log.h"
 #include "portolan/scheduler_core.h"
 #include "portolan/strings.h"
-#include "portolan/log.h"
 
 namespace portolan::scheduler {
 namespace {
@@ -130,7 +130,8 @@ absl::StatusOr<std::pair<v1::Job, bool>> Core::Submit(v1::Job spec) {
   // Acknowledged only once stored: a failed write leaves no trace in memory.
   st = Persist(spec);
   if (!st.ok()) {
-    return absl::UnavailableError(absl::StrCat("job not accepted: state store write failed: ", st.message()));
+    return absl::UnavailableError(
+        absl::StrCat("job not accepted: state store write failed: ", st.message()));
   }
   const std::string id = spec.id();
   jobs_[id] = std::move(spec);
@@ -144,7 +145,8 @@ absl::StatusOr<std::pair<v1::Job, bool>> Core::Submit(v1::Job spec) {
 absl::StatusOr<v1::Job> Core::GetJob(const std::string& id) {
   absl::MutexLock lock(&mu_);
   auto it = jobs_.find(id);
-  if (it == jobs_.end()) return FieldError(absl::StatusCode::kNotFound, "id", absl::StrCat("no job '", id, "'"));
+  if (it == jobs_.end())
+    return FieldError(absl::StatusCode::kNotFound, "id", absl::StrCat("no job '", id, "'"));
   return it->second;
 }
 
@@ -162,7 +164,8 @@ absl::StatusOr<v1::ListJobsResponse> Core::ListJobs(const JobFilter& filter) {
   if (!filter.page_token.empty()) {
     std::vector<std::string> parts = absl::StrSplit(filter.page_token, absl::MaxSplits('.', 1));
     if (parts.size() != 2 || !absl::SimpleAtoi(parts[0], &start.first)) {
-      return InvalidField("page_token", "malformed page_token; pass next_page_token back unchanged");
+      return InvalidField("page_token",
+                          "malformed page_token; pass next_page_token back unchanged");
     }
     start.second = parts[1];
   }
@@ -187,7 +190,8 @@ absl::StatusOr<v1::ListJobsResponse> Core::ListJobs(const JobFilter& filter) {
 absl::StatusOr<v1::Job> Core::Cancel(const std::string& id) {
   absl::MutexLock lock(&mu_);
   auto it = jobs_.find(id);
-  if (it == jobs_.end()) return FieldError(absl::StatusCode::kNotFound, "id", absl::StrCat("no job '", id, "'"));
+  if (it == jobs_.end())
+    return FieldError(absl::StatusCode::kNotFound, "id", absl::StrCat("no job '", id, "'"));
   v1::Job& job = it->second;
   if (IsTerminal(job.state())) {
     return absl::FailedPreconditionError(
@@ -202,7 +206,8 @@ absl::StatusOr<v1::Job> Core::Cancel(const std::string& id) {
     v1::JobEvent* ev = job.add_events();
     *ev->mutable_time() = ToProto(clock_->Now());
     ev->set_state(job.state());
-    ev->set_message(absl::StrCat("cancel requested; stopping it on agent ", job.allocation().agent()));
+    ev->set_message(
+        absl::StrCat("cancel requested; stopping it on agent ", job.allocation().agent()));
     (void)Persist(job);
     auto a = agents_.find(job.allocation().agent());
     if (a != agents_.end()) SendCancel(a->second, id, job.attempt(), "cancelled by request");
@@ -213,7 +218,8 @@ absl::StatusOr<v1::Job> Core::Cancel(const std::string& id) {
 absl::StatusOr<v1::JobLogs> Core::Logs(const std::string& id) {
   {
     absl::MutexLock lock(&mu_);
-    if (!jobs_.contains(id)) return FieldError(absl::StatusCode::kNotFound, "id", absl::StrCat("no job '", id, "'"));
+    if (!jobs_.contains(id))
+      return FieldError(absl::StatusCode::kNotFound, "id", absl::StrCat("no job '", id, "'"));
   }
   auto logs = store_->GetLogs(id);
   if (logs.status().code() == absl::StatusCode::kNotFound) {
@@ -234,7 +240,8 @@ v1::ListAgentsResponse Core::ListAgents() {
 absl::StatusOr<v1::Agent> Core::GetAgent(const std::string& id) {
   absl::MutexLock lock(&mu_);
   auto it = agents_.find(id);
-  if (it == agents_.end()) return FieldError(absl::StatusCode::kNotFound, "id", absl::StrCat("no agent '", id, "'"));
+  if (it == agents_.end())
+    return FieldError(absl::StatusCode::kNotFound, "id", absl::StrCat("no agent '", id, "'"));
   return it->second.info;
 }
 
@@ -356,7 +363,8 @@ bool Core::OnRegister(const v1::Register& reg, std::shared_ptr<AgentLink> link,
   absl::MutexLock lock(&mu_);
   const absl::Time now = clock_->Now();
   AgentRec& rec = agents_[reg.agent_id()];
-  if (rec.link && rec.link != link) rec.link->Close("replaced by a newer session of the same agent");
+  if (rec.link && rec.link != link)
+    rec.link->Close("replaced by a newer session of the same agent");
   const bool was_lost = rec.info.state() == v1::Agent::lost;
   v1::Agent& a = rec.info;
   a.set_id(reg.agent_id());
@@ -376,7 +384,8 @@ bool Core::OnRegister(const v1::Register& reg, std::shared_ptr<AgentLink> link,
 
   ack->set_accepted(true);
   ack->set_session_id(a.session_id());
-  ack->set_heartbeat_interval_ms(static_cast<uint32_t>(absl::ToInt64Milliseconds(options_.heartbeat_interval)));
+  ack->set_heartbeat_interval_ms(
+      static_cast<uint32_t>(absl::ToInt64Milliseconds(options_.heartbeat_interval)));
   rec.link->Send(ack_env);
   spdlog::info("agent {} registered from {} (site {}, {} PUs, {} MiB, {} GPUs, {} jobs reported){}",
                a.id(), peer, a.site(), a.capacity().cpus(), a.capacity().memory_mb(),
@@ -398,7 +407,8 @@ bool Core::OnRegister(const v1::Register& reg, std::shared_ptr<AgentLink> link,
     auto r = reported.find(id);
     if (r != reported.end() && r->second->attempt() == job.attempt()) {
       if (r->second->state() == v1::Job::running && job.state() == v1::Job::placed) {
-        Transition(job, v1::Job::running, absl::StrCat("running on agent ", a.id(), " (reported at registration)"));
+        Transition(job, v1::Job::running,
+                   absl::StrCat("running on agent ", a.id(), " (reported at registration)"));
       }
       // Final states arrive as JobUpdates, which the agent resends.
       continue;
@@ -445,7 +455,8 @@ void Core::StoreLogs(const v1::LogTail& tail) {
   logs.set_stderr_truncated(tail.stderr_truncated());
   *logs.mutable_updated_at() = ToProto(clock_->Now());
   absl::Status st = store_->PutLogs(logs);
-  if (!st.ok()) spdlog::error("store: cannot persist logs of job {}: {}", tail.job_id(), st.message());
+  if (!st.ok())
+    spdlog::error("store: cannot persist logs of job {}: {}", tail.job_id(), st.message());
 }
 
 void Core::ApplyUpdate(AgentRec& rec, const v1::JobUpdate& u) {

@@ -14,6 +14,7 @@
 #include <boost/program_options.hpp>
 
 #include "absl/strings/str_cat.h"
+#include "portolan/log.h"
 #include "portolan/logging.h"
 #include "portolan/placement.h"
 #include "portolan/rest_server.h"
@@ -21,7 +22,6 @@
 #include "portolan/scheduler_core.h"
 #include "portolan/scheduler_rest.h"
 #include "portolan/store.h"
-#include "portolan/log.h"
 
 namespace po = boost::program_options;
 using namespace portolan;
@@ -41,21 +41,28 @@ int main(int argc, char** argv) {
   int64_t heartbeat_ms, ttl_ms, resend_ms, tick_ms;
   size_t max_frame, max_body;
   po::options_description desc("portolan-scheduler options");
-  desc.add_options()
-      ("help,h", "show this help")
-      ("version", "print the version")
-      ("rest-addr", po::value(&rest_addr)->default_value("127.0.0.1:7080"), "REST listen address (port 0: any free port)")
-      ("rpc-addr", po::value(&rpc_addr)->default_value("127.0.0.1:7081"), "agent RPC listen address (port 0: any free port)")
-      ("state-dir", po::value(&state_dir)->default_value("./var"), "directory of the SQLite state database")
-      ("heartbeat-interval-ms", po::value(&heartbeat_ms)->default_value(5000), "heartbeat interval told to agents")
-      ("agent-ttl-ms", po::value(&ttl_ms)->default_value(15000), "an agent silent this long is lost, with its jobs")
-      ("resend-interval-ms", po::value(&resend_ms)->default_value(2000), "resend unacknowledged Assign/Cancel this often")
-      ("tick-ms", po::value(&tick_ms)->default_value(200), "period of TTL checks, resends and placement retries")
-      ("max-frame-bytes", po::value(&max_frame)->default_value(4u << 20), "largest agent RPC frame accepted")
-      ("max-body-bytes", po::value(&max_body)->default_value(1u << 20), "largest REST request body accepted (413 above)")
-      ("ports-file", po::value(&ports_file), "write the bound ports as JSON here once ready (for port 0)")
-      ("log-format", po::value(&log_format)->default_value("text"), "text or json")
-      ("log-level", po::value(&log_level)->default_value("info"), "trace, debug, info, warn, error");
+  desc.add_options()("help,h", "show this help")("version", "print the version")(
+      "rest-addr", po::value(&rest_addr)->default_value("127.0.0.1:7080"),
+      "REST listen address (port 0: any free port)")(
+      "rpc-addr", po::value(&rpc_addr)->default_value("127.0.0.1:7081"),
+      "agent RPC listen address (port 0: any free port)")(
+      "state-dir", po::value(&state_dir)->default_value("./var"),
+      "directory of the SQLite state database")(
+      "heartbeat-interval-ms", po::value(&heartbeat_ms)->default_value(5000),
+      "heartbeat interval told to agents")("agent-ttl-ms", po::value(&ttl_ms)->default_value(15000),
+                                           "an agent silent this long is lost, with its jobs")(
+      "resend-interval-ms", po::value(&resend_ms)->default_value(2000),
+      "resend unacknowledged Assign/Cancel this often")(
+      "tick-ms", po::value(&tick_ms)->default_value(200),
+      "period of TTL checks, resends and placement retries")(
+      "max-frame-bytes", po::value(&max_frame)->default_value(4u << 20),
+      "largest agent RPC frame accepted")("max-body-bytes",
+                                          po::value(&max_body)->default_value(1u << 20),
+                                          "largest REST request body accepted (413 above)")(
+      "ports-file", po::value(&ports_file),
+      "write the bound ports as JSON here once ready (for port 0)")(
+      "log-format", po::value(&log_format)->default_value("text"), "text or json")(
+      "log-level", po::value(&log_level)->default_value("info"), "trace, debug, info, warn, error");
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, desc), vm);
@@ -121,7 +128,8 @@ int main(int argc, char** argv) {
   sopts.max_body_bytes = max_body;
   rest::Server rest_server(sopts);
   scheduler::RegisterRestApi(rest_server, &core, &ready);
-  if (absl::Status st = rest_server.Start(*rest_hp); !st.ok()) return Fail(std::string(st.message()));
+  if (absl::Status st = rest_server.Start(*rest_hp); !st.ok())
+    return Fail(std::string(st.message()));
 
   boost::asio::steady_timer tick(io);
   std::function<void()> arm = [&] {

@@ -85,7 +85,8 @@ void RegisterRestApi(rest::Server& server, Core* core, const std::atomic<bool>* 
     return Json(ToJson(*res));
   });
 
-  server.Route("GET", "/v1/agents", [core](const Request&) { return Json(ToJson(core->ListAgents())); });
+  server.Route("GET", "/v1/agents",
+               [core](const Request&) { return Json(ToJson(core->ListAgents())); });
 
   server.Route("GET", "/v1/agents/{id}", [core](const Request& req) {
     auto res = core->GetAgent(req.params.at("id"));

@@ -159,7 +159,10 @@ class RpcServer::Session : public AgentLink, public std::enable_shared_from_this
 };
 
 RpcServer::RpcServer(asio::io_context& io, Core* core, RpcOptions options)
-    : io_(io), core_(core), options_(options), acceptor_(io),
+    : io_(io),
+      core_(core),
+      options_(options),
+      acceptor_(io),
       sessions_(std::make_shared<std::set<Session*>>()) {}
 
 RpcServer::~RpcServer() { Stop(); }
@@ -167,13 +170,17 @@ RpcServer::~RpcServer() { Stop(); }
 absl::Status RpcServer::Listen(const HostPort& addr) {
   boost::system::error_code ec;
   auto ip = asio::ip::make_address(addr.host, ec);
-  if (ec) return absl::InvalidArgumentError(absl::StrCat("agent RPC address ", addr.host, ": ", ec.message()));
+  if (ec)
+    return absl::InvalidArgumentError(
+        absl::StrCat("agent RPC address ", addr.host, ": ", ec.message()));
   tcp::endpoint ep(ip, addr.port);
   acceptor_.open(ep.protocol(), ec);
   if (!ec) acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
   if (!ec) acceptor_.bind(ep, ec);
   if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) return absl::UnavailableError(absl::StrCat("cannot listen on ", addr.ToString(), ": ", ec.message()));
+  if (ec)
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", addr.ToString(), ": ", ec.message()));
   bound_ = HostPort{addr.host, acceptor_.local_endpoint().port()};
   Accept();
   return absl::OkStatus();

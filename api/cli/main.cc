@@ -21,8 +21,8 @@ std::string scheduler_exit(const v1::Job& j);
 namespace {
 
 constexpr int kExitOk = 0;
-constexpr int kExitError = 1;      // the server refused or the job did not succeed
-constexpr int kExitUsage = 2;      // bad command line
+constexpr int kExitError = 1;  // the server refused or the job did not succeed
+constexpr int kExitUsage = 2;  // bad command line
 constexpr int kExitUnreachable = 3;
 
 const char* kUsage = R"(usage: portolan [--server URL] [-o table|json] COMMAND [ARGS]
@@ -70,17 +70,19 @@ void PrintJobsTable(const v1::ListJobsResponse& list) {
     if (reason.size() > 60) reason = reason.substr(0, 57) + "...";
     absl::PrintF("%-17s %-18s %-10s %-14s %-20s %-6s %s\n", j.id(), j.name().substr(0, 18),
                  j.tenant().substr(0, 10), v1::Job::State_Name(j.state()),
-                 j.allocation().site().empty() ? "-" : j.allocation().site(),
-                 scheduler_exit(j), reason);
+                 j.allocation().site().empty() ? "-" : j.allocation().site(), scheduler_exit(j),
+                 reason);
   }
-  if (!list.next_page_token().empty()) absl::PrintF("(more: --page-token %s)\n", list.next_page_token());
+  if (!list.next_page_token().empty())
+    absl::PrintF("(more: --page-token %s)\n", list.next_page_token());
 }
 
 }  // namespace
 
 // Defined after the anonymous namespace so PrintJobsTable can use it.
 std::string scheduler_exit(const v1::Job& j) {
-  bool ended = j.state() == v1::Job::succeeded || j.state() == v1::Job::failed || j.state() == v1::Job::cancelled;
+  bool ended = j.state() == v1::Job::succeeded || j.state() == v1::Job::failed ||
+               j.state() == v1::Job::cancelled;
   return ended ? absl::StrCat(j.exit_code()) : "-";
 }
 
@@ -88,41 +90,47 @@ namespace {
 
 void PrintJob(const v1::Job& j) {
   absl::PrintF("Job %s (%s)\n", j.id(), j.name());
-  absl::PrintF("  tenant:     %s\n  kind:       %s\n  state:      %s\n  reason:     %s\n", j.tenant(),
-               v1::Job::Kind_Name(j.kind()), v1::Job::State_Name(j.state()), j.reason());
+  absl::PrintF("  tenant:     %s\n  kind:       %s\n  state:      %s\n  reason:     %s\n",
+               j.tenant(), v1::Job::Kind_Name(j.kind()), v1::Job::State_Name(j.state()),
+               j.reason());
   absl::PrintF("  command:    %s\n", absl::StrJoin(j.command(), " "));
-  absl::PrintF("  resources:  %d cpus, %d MiB, %d gpus\n", j.resources().cpus(), j.resources().memory_mb(),
-               j.resources().gpus());
+  absl::PrintF("  resources:  %d cpus, %d MiB, %d gpus\n", j.resources().cpus(),
+               j.resources().memory_mb(), j.resources().gpus());
   if (!j.allocation().agent().empty()) {
     absl::PrintF("  placed on:  agent %s at site %s (attempt %d)\n", j.allocation().agent(),
                  j.allocation().site(), j.attempt());
   }
   absl::PrintF("  submitted:  %s\n  started:    %s\n  finished:   %s\n", Short(j.submitted_at()),
                Short(j.started_at()), Short(j.finished_at()));
-  if (j.state() == v1::Job::succeeded || j.state() == v1::Job::failed || j.state() == v1::Job::cancelled) {
-    absl::PrintF("  exit code:  %d%s\n", j.exit_code(), j.signal() ? absl::StrCat(" (signal ", j.signal(), ")") : "");
+  if (j.state() == v1::Job::succeeded || j.state() == v1::Job::failed ||
+      j.state() == v1::Job::cancelled) {
+    absl::PrintF("  exit code:  %d%s\n", j.exit_code(),
+                 j.signal() ? absl::StrCat(" (signal ", j.signal(), ")") : "");
   }
   absl::PrintF("  events:\n");
   for (const v1::JobEvent& e : j.events()) {
-    absl::PrintF("    %s  %-13s %s\n", Short(e.time()), v1::Job::State_Name(e.state()), e.message());
+    absl::PrintF("    %s  %-13s %s\n", Short(e.time()), v1::Job::State_Name(e.state()),
+                 e.message());
   }
 }
 
 void PrintAgentsTable(const v1::ListAgentsResponse& list) {
-  absl::PrintF("%-22s %-20s %-9s %-9s %-12s %-14s %-5s %s\n", "ID", "SITE", "STATE", "CONNECTED", "CPUS(free)",
-               "MEM MiB(free)", "GPUS", "JOBS");
+  absl::PrintF("%-22s %-20s %-9s %-9s %-12s %-14s %-5s %s\n", "ID", "SITE", "STATE", "CONNECTED",
+               "CPUS(free)", "MEM MiB(free)", "GPUS", "JOBS");
   for (const v1::Agent& a : list.agents()) {
-    absl::PrintF("%-22s %-20s %-9s %-9s %-12s %-14s %-5d %d\n", a.id(), a.site(), v1::Agent::State_Name(a.state()),
-                 a.connected() ? "yes" : "no",
-                 absl::StrCat(a.capacity().cpus(), "(", a.capacity().cpus() - a.allocated().cpus(), ")"),
-                 absl::StrCat(a.capacity().memory_mb(), "(", a.capacity().memory_mb() - a.allocated().memory_mb(), ")"),
-                 a.capacity().gpus(), a.jobs_size());
+    absl::PrintF(
+        "%-22s %-20s %-9s %-9s %-12s %-14s %-5d %d\n", a.id(), a.site(),
+        v1::Agent::State_Name(a.state()), a.connected() ? "yes" : "no",
+        absl::StrCat(a.capacity().cpus(), "(", a.capacity().cpus() - a.allocated().cpus(), ")"),
+        absl::StrCat(a.capacity().memory_mb(), "(",
+                     a.capacity().memory_mb() - a.allocated().memory_mb(), ")"),
+        a.capacity().gpus(), a.jobs_size());
   }
 }
 
 bool Terminal(v1::Job::State s) {
-  return s == v1::Job::succeeded || s == v1::Job::failed || s == v1::Job::cancelled || s == v1::Job::lost ||
-         s == v1::Job::unschedulable;
+  return s == v1::Job::succeeded || s == v1::Job::failed || s == v1::Job::cancelled ||
+         s == v1::Job::lost || s == v1::Job::unschedulable;
 }
 
 int Wait(Client& client, const std::string& id, int timeout_s, bool json) {
@@ -195,7 +203,8 @@ int main(int argc, char** argv) {
     bool wait = false;
     if (!rest.empty() && rest[0] != "--" && rest[0].rfind("--", 0) != 0) {
       if (rest[0] == "-") {
-        std::string body((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
+        std::string body((std::istreambuf_iterator<char>(std::cin)),
+                         std::istreambuf_iterator<char>());
         if (absl::Status st = ParseJson(body, &spec); !st.ok()) return Report(st);
       } else if (absl::Status st = LoadFile(rest[0], &spec); !st.ok()) {
         return Report(st);
@@ -263,7 +272,8 @@ int main(int argc, char** argv) {
     if (json && !wait) {
       std::cout << ToJson(*job, true) << "\n";
     } else if (!json) {
-      absl::PrintF("submitted %s (%s): %s\n", job->id(), v1::Job::State_Name(job->state()), job->reason());
+      absl::PrintF("submitted %s (%s): %s\n", job->id(), v1::Job::State_Name(job->state()),
+                   job->reason());
     }
     return wait ? Wait(client, job->id(), 3600, json) : kExitOk;
   }
@@ -273,7 +283,8 @@ int main(int argc, char** argv) {
     for (size_t k = 0; k < rest.size(); ++k) {
       if (rest[k] == "--state" && k + 1 < rest.size()) {
         state = rest[++k];
-      } else if (rest[k] == "--limit" && k + 1 < rest.size() && absl::SimpleAtoi(rest[k + 1], &limit)) {
+      } else if (rest[k] == "--limit" && k + 1 < rest.size() &&
+                 absl::SimpleAtoi(rest[k + 1], &limit)) {
         ++k;
       } else if (rest[k] == "--page-token" && k + 1 < rest.size()) {
         token_arg = rest[++k];
@@ -316,8 +327,9 @@ int main(int argc, char** argv) {
     if (json) {
       std::cout << ToJson(*job, true) << "\n";
     } else if (cmd == "cancel") {
-      absl::PrintF("%s: %s%s\n", id, v1::Job::State_Name(job->state()),
-                   job->cancel_requested() && !Terminal(job->state()) ? " (stopping on its agent)" : "");
+      absl::PrintF(
+          "%s: %s%s\n", id, v1::Job::State_Name(job->state()),
+          job->cancel_requested() && !Terminal(job->state()) ? " (stopping on its agent)" : "");
     } else {
       PrintJob(*job);
     }

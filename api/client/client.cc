@@ -16,7 +16,8 @@ struct Client::Impl {
   std::string base;
 };
 
-Client::Client(const std::string& base_url, const std::string& token) : impl_(std::make_unique<Impl>()) {
+Client::Client(const std::string& base_url, const std::string& token)
+    : impl_(std::make_unique<Impl>()) {
   impl_->base = base_url;
   impl_->token = token;
   http::client::http_client_config cfg;
@@ -32,7 +33,8 @@ Client::~Client() = default;
 
 absl::StatusOr<int> Client::Raw(const std::string& method, const std::string& path,
                                 const std::string& body, std::string* response_body) {
-  if (!impl_->http) return absl::InvalidArgumentError(absl::StrCat("bad server URL '", impl_->base, "'"));
+  if (!impl_->http)
+    return absl::InvalidArgumentError(absl::StrCat("bad server URL '", impl_->base, "'"));
   try {
     http::http_request req(method);
     req.set_request_uri(path);
@@ -50,15 +52,24 @@ namespace {
 
 absl::StatusCode CodeOf(int http_status) {
   switch (http_status) {
-    case 400: return absl::StatusCode::kInvalidArgument;
-    case 401: return absl::StatusCode::kUnauthenticated;
-    case 403: return absl::StatusCode::kPermissionDenied;
-    case 404: return absl::StatusCode::kNotFound;
-    case 409: return absl::StatusCode::kFailedPrecondition;
-    case 413: return absl::StatusCode::kOutOfRange;
-    case 429: return absl::StatusCode::kResourceExhausted;
-    case 503: return absl::StatusCode::kUnavailable;
-    default: return absl::StatusCode::kInternal;
+    case 400:
+      return absl::StatusCode::kInvalidArgument;
+    case 401:
+      return absl::StatusCode::kUnauthenticated;
+    case 403:
+      return absl::StatusCode::kPermissionDenied;
+    case 404:
+      return absl::StatusCode::kNotFound;
+    case 409:
+      return absl::StatusCode::kFailedPrecondition;
+    case 413:
+      return absl::StatusCode::kOutOfRange;
+    case 429:
+      return absl::StatusCode::kResourceExhausted;
+    case 503:
+      return absl::StatusCode::kUnavailable;
+    default:
+      return absl::StatusCode::kInternal;
   }
 }
 

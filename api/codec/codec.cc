@@ -71,7 +71,8 @@ absl::Status TranslateJsonError(const absl::Status& st, const Descriptor* root) 
       rest = std::string(absl::StripLeadingAsciiWhitespace(rest.substr(close + 1)));
     }
   }
-  if (absl::StartsWith(rest, ":")) rest = std::string(absl::StripLeadingAsciiWhitespace(rest.substr(1)));
+  if (absl::StartsWith(rest, ":"))
+    rest = std::string(absl::StripLeadingAsciiWhitespace(rest.substr(1)));
   size_t cannot = rest.find(": Cannot find field.");
   if (cannot != std::string::npos) {
     std::string name = rest.substr(0, cannot);
@@ -109,11 +110,21 @@ void AppendJsonString(absl::string_view s, std::string* out) {
   out->push_back('"');
   for (unsigned char c : s) {
     switch (c) {
-      case '"': out->append("\\\""); break;
-      case '\\': out->append("\\\\"); break;
-      case '\n': out->append("\\n"); break;
-      case '\r': out->append("\\r"); break;
-      case '\t': out->append("\\t"); break;
+      case '"':
+        out->append("\\\"");
+        break;
+      case '\\':
+        out->append("\\\\");
+        break;
+      case '\n':
+        out->append("\\n");
+        break;
+      case '\r':
+        out->append("\\r");
+        break;
+      case '\t':
+        out->append("\\t");
+        break;
       default:
         if (c < 0x20) {
           out->append("\\u00");
@@ -161,7 +172,8 @@ class YamlConverter {
     return absl::StartsWith(d->full_name(), "google.protobuf.");
   }
 
-  static std::string Where(const YAML::Node& node, const std::string& path, absl::string_view what) {
+  static std::string Where(const YAML::Node& node, const std::string& path,
+                           absl::string_view what) {
     const YAML::Mark m = node.Mark();
     std::string loc = m.line >= 0 ? absl::StrCat("line ", m.line + 1, ": ") : "";
     return absl::StrCat(loc, path.empty() ? "document" : path, ": ", what);
@@ -232,14 +244,16 @@ class YamlConverter {
         } else if (l == "false" || l == "no" || l == "off") {
           out->append("false");
         } else {
-          return InvalidField(path, Where(node, path, absl::StrCat("expected true or false, got '", s, "'")));
+          return InvalidField(
+              path, Where(node, path, absl::StrCat("expected true or false, got '", s, "'")));
         }
         return absl::OkStatus();
       }
       default: {
         double d;
         if (!absl::SimpleAtod(s, &d)) {
-          return InvalidField(path, Where(node, path, absl::StrCat("expected a number, got '", s, "'")));
+          return InvalidField(path,
+                              Where(node, path, absl::StrCat("expected a number, got '", s, "'")));
         }
         out->append(s);
         return absl::OkStatus();
@@ -339,8 +353,9 @@ std::string ToJson(const google::protobuf::Message& msg, bool pretty) {
   opts.add_whitespace = pretty;
   std::string out;
   absl::Status st = FromProtobuf(google::protobuf::util::MessageToJsonString(msg, &out, opts));
-  if (!st.ok()) return absl::StrCat(R"({"error":{"code":"internal","message":"cannot encode: )",
-                                    st.message(), R"("}})");
+  if (!st.ok())
+    return absl::StrCat(R"({"error":{"code":"internal","message":"cannot encode: )", st.message(),
+                        R"("}})");
   return out;
 }
 

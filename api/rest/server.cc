@@ -12,8 +12,8 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "portolan/codec.h"
-#include "portolan/v1/api.pb.h"
 #include "portolan/log.h"
+#include "portolan/v1/api.pb.h"
 
 namespace portolan::rest {
 namespace {
@@ -22,37 +22,60 @@ namespace http = web::http;
 
 std::string CodeFor(absl::StatusCode code) {
   switch (code) {
-    case absl::StatusCode::kInvalidArgument: return "invalid_argument";
-    case absl::StatusCode::kNotFound: return "not_found";
-    case absl::StatusCode::kAlreadyExists: return "already_exists";
-    case absl::StatusCode::kFailedPrecondition: return "failed_precondition";
-    case absl::StatusCode::kPermissionDenied: return "permission_denied";
-    case absl::StatusCode::kUnauthenticated: return "unauthenticated";
-    case absl::StatusCode::kResourceExhausted: return "resource_exhausted";
-    case absl::StatusCode::kUnavailable: return "unavailable";
-    case absl::StatusCode::kDeadlineExceeded: return "deadline_exceeded";
-    case absl::StatusCode::kAborted: return "aborted";
-    case absl::StatusCode::kOutOfRange: return "out_of_range";
-    case absl::StatusCode::kUnimplemented: return "unimplemented";
-    default: return "internal";
+    case absl::StatusCode::kInvalidArgument:
+      return "invalid_argument";
+    case absl::StatusCode::kNotFound:
+      return "not_found";
+    case absl::StatusCode::kAlreadyExists:
+      return "already_exists";
+    case absl::StatusCode::kFailedPrecondition:
+      return "failed_precondition";
+    case absl::StatusCode::kPermissionDenied:
+      return "permission_denied";
+    case absl::StatusCode::kUnauthenticated:
+      return "unauthenticated";
+    case absl::StatusCode::kResourceExhausted:
+      return "resource_exhausted";
+    case absl::StatusCode::kUnavailable:
+      return "unavailable";
+    case absl::StatusCode::kDeadlineExceeded:
+      return "deadline_exceeded";
+    case absl::StatusCode::kAborted:
+      return "aborted";
+    case absl::StatusCode::kOutOfRange:
+      return "out_of_range";
+    case absl::StatusCode::kUnimplemented:
+      return "unimplemented";
+    default:
+      return "internal";
   }
 }
 
 int HttpFor(absl::StatusCode code) {
   switch (code) {
     case absl::StatusCode::kInvalidArgument:
-    case absl::StatusCode::kOutOfRange: return 400;
-    case absl::StatusCode::kUnauthenticated: return 401;
-    case absl::StatusCode::kPermissionDenied: return 403;
-    case absl::StatusCode::kNotFound: return 404;
+    case absl::StatusCode::kOutOfRange:
+      return 400;
+    case absl::StatusCode::kUnauthenticated:
+      return 401;
+    case absl::StatusCode::kPermissionDenied:
+      return 403;
+    case absl::StatusCode::kNotFound:
+      return 404;
     case absl::StatusCode::kAlreadyExists:
     case absl::StatusCode::kAborted:
-    case absl::StatusCode::kFailedPrecondition: return 409;
-    case absl::StatusCode::kResourceExhausted: return 429;
-    case absl::StatusCode::kUnimplemented: return 501;
-    case absl::StatusCode::kUnavailable: return 503;
-    case absl::StatusCode::kDeadlineExceeded: return 504;
-    default: return 500;
+    case absl::StatusCode::kFailedPrecondition:
+      return 409;
+    case absl::StatusCode::kResourceExhausted:
+      return 429;
+    case absl::StatusCode::kUnimplemented:
+      return 501;
+    case absl::StatusCode::kUnavailable:
+      return 503;
+    case absl::StatusCode::kDeadlineExceeded:
+      return 504;
+    default:
+      return 500;
   }
 }
 
@@ -188,10 +211,10 @@ absl::Status Server::Start(const HostPort& addr) {
         r.peer = req.remote_address();
         const uint64_t declared = req.headers().content_length();
         if (declared > options_.max_body_bytes) {
-          resp = ErrorResponse(413, "payload_too_large",
-                               absl::StrCat("request body of ", declared,
-                                            " bytes exceeds the limit of ",
-                                            options_.max_body_bytes, " bytes"));
+          resp = ErrorResponse(
+              413, "payload_too_large",
+              absl::StrCat("request body of ", declared, " bytes exceeds the limit of ",
+                           options_.max_body_bytes, " bytes"));
         } else {
           r.body = req.extract_string(true).get();
           if (r.body.size() > options_.max_body_bytes) {

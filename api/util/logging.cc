@@ -2,9 +2,9 @@
 
 #include <memory>
 
+#include "portolan/log.h"
 #include "spdlog/pattern_formatter.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
-#include "portolan/log.h"
 
 namespace portolan {
 namespace {
@@ -13,11 +13,21 @@ void AppendJsonEscaped(std::string_view in, spdlog::memory_buf_t& dest) {
   static constexpr char kHex[] = "0123456789abcdef";
   for (unsigned char c : in) {
     switch (c) {
-      case '"': dest.append(std::string_view("\\\"")); break;
-      case '\\': dest.append(std::string_view("\\\\")); break;
-      case '\n': dest.append(std::string_view("\\n")); break;
-      case '\r': dest.append(std::string_view("\\r")); break;
-      case '\t': dest.append(std::string_view("\\t")); break;
+      case '"':
+        dest.append(std::string_view("\\\""));
+        break;
+      case '\\':
+        dest.append(std::string_view("\\\\"));
+        break;
+      case '\n':
+        dest.append(std::string_view("\\n"));
+        break;
+      case '\r':
+        dest.append(std::string_view("\\r"));
+        break;
+      case '\t':
+        dest.append(std::string_view("\\t"));
+        break;
       default:
         if (c < 0x20) {
           char buf[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xf]};
@@ -59,8 +69,7 @@ absl::Status SetupLogging(const std::string& format, const std::string& level,
   } else if (format == "text") {
     logger->set_pattern("%Y-%m-%d %H:%M:%S.%e %^%-5l%$ [%n] %v");
   } else {
-    return absl::InvalidArgumentError("--log-format: unknown format '" + format +
-                                      "' (text, json)");
+    return absl::InvalidArgumentError("--log-format: unknown format '" + format + "' (text, json)");
   }
   logger->set_level(lvl);
   logger->flush_on(spdlog::level::info);

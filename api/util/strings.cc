@@ -20,7 +20,8 @@ absl::StatusOr<HostPort> ParseHostPort(absl::string_view s) {
   if (!s.empty() && s.front() == '[') {
     size_t close = s.find(']');
     if (close == absl::string_view::npos || close + 1 >= s.size() || s[close + 1] != ':') {
-      return absl::InvalidArgumentError(absl::StrCat("bad address '", s, "': expected [host]:port"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("bad address '", s, "': expected [host]:port"));
     }
     hp.host = std::string(s.substr(1, close - 1));
     port_part = s.substr(close + 2);
@@ -79,7 +80,11 @@ std::string SanitizeUtf8(absl::string_view in) {
   size_t i = 0;
   while (i < in.size()) {
     unsigned char c = in[i];
-    size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+    size_t len = c < 0x80           ? 1
+                 : (c >> 5) == 0x6  ? 2
+                 : (c >> 4) == 0xe  ? 3
+                 : (c >> 3) == 0x1e ? 4
+                                    : 0;
     bool ok = len > 0 && i + len <= in.size();
     for (size_t k = 1; ok && k < len; ++k) ok = (static_cast<unsigned char>(in[i + k]) >> 6) == 0x2;
     if (ok && len == 2 && c < 0xc2) ok = false;  // overlong

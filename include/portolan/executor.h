@@ -19,9 +19,9 @@
 namespace portolan::agent {
 
 struct ExecutorOptions {
-  std::string work_root;                    // each attempt gets <work_root>/<job>-<attempt>/
+  std::string work_root;                          // each attempt gets <work_root>/<job>-<attempt>/
   absl::Duration kill_grace = absl::Seconds(10);  // SIGTERM, then SIGKILL after this
-  size_t log_tail_bytes = 64 * 1024;        // tail of stdout/stderr sent to the scheduler
+  size_t log_tail_bytes = 64 * 1024;              // tail of stdout/stderr sent to the scheduler
   std::string default_path = "/usr/local/bin:/usr/bin:/bin";
   absl::Duration poll_interval = absl::Milliseconds(20);
 };

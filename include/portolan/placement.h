@@ -78,11 +78,12 @@ class Registry {
   std::map<std::string, Factory> factories_;
 };
 
-// Registers the built-in plugins: agent_health, resource_fit, bin_pack, spread.
+// Registers the built-in plugins: agent_health, site_affinity, resource_fit,
+// bin_pack, spread.
 void RegisterBuiltins(Registry& registry);
 
 struct EngineConfig {
-  std::vector<std::string> filters = {"agent_health", "resource_fit"};
+  std::vector<std::string> filters = {"agent_health", "site_affinity", "resource_fit"};
   std::map<std::string, double> scores = {{"bin_pack", 1.0}};
 };
 

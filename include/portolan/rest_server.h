@@ -13,11 +13,11 @@
 namespace portolan::rest {
 
 struct Request {
-  std::string method;                        // "GET", "POST", ...
-  std::string path;                          // decoded path, no query
-  std::map<std::string, std::string> params;  // {name} captures of the route
-  std::map<std::string, std::string> query;   // decoded query parameters
-  std::map<std::string, std::string> headers; // lowercase names
+  std::string method;                          // "GET", "POST", ...
+  std::string path;                            // decoded path, no query
+  std::map<std::string, std::string> params;   // {name} captures of the route
+  std::map<std::string, std::string> query;    // decoded query parameters
+  std::map<std::string, std::string> headers;  // lowercase names
   std::string body;
   std::string peer;
 };

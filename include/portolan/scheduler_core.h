@@ -74,7 +74,8 @@ class Core {
   // Handles Register: on success sends RegisterAck over `link`, then resends
   // what the agent has not acknowledged. Returns false when refused (the ack
   // with the reason has been sent; the caller should close the link).
-  bool OnRegister(const v1::Register& reg, std::shared_ptr<AgentLink> link, const std::string& peer);
+  bool OnRegister(const v1::Register& reg, std::shared_ptr<AgentLink> link,
+                  const std::string& peer);
   // Any later envelope from a registered session.
   void OnMessage(const std::string& agent_id, const AgentLink* link, const v1::Envelope& envelope);
   void OnDisconnect(const std::string& agent_id, const AgentLink* link);

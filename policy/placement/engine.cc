@@ -11,8 +11,8 @@ void Registry::Register(std::string name, Factory factory) {
 absl::StatusOr<std::unique_ptr<Plugin>> Registry::Create(const std::string& name) const {
   auto it = factories_.find(name);
   if (it == factories_.end()) {
-    return absl::NotFoundError(absl::StrCat("unknown placement plugin '", name, "' (known: ",
-                                            absl::StrJoin(Names(), ", "), ")"));
+    return absl::NotFoundError(absl::StrCat("unknown placement plugin '", name,
+                                            "' (known: ", absl::StrJoin(Names(), ", "), ")"));
   }
   return it->second();
 }
@@ -31,10 +31,9 @@ std::string Decision::Summary() const {
     std::vector<std::pair<std::string, int>> sorted(rejected.begin(), rejected.end());
     std::stable_sort(sorted.begin(), sorted.end(),
                      [](const auto& a, const auto& b) { return a.second > b.second; });
-    absl::StrAppend(&s, ": ",
-                    absl::StrJoin(sorted, ", ", [](std::string* out, const auto& p) {
-                      absl::StrAppend(out, p.second, " ", p.first);
-                    }));
+    absl::StrAppend(&s, ": ", absl::StrJoin(sorted, ", ", [](std::string* out, const auto& p) {
+      absl::StrAppend(out, p.second, " ", p.first);
+    }));
   }
   return s;
 }
@@ -53,7 +52,8 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const Registry& registry,
     if (!p.ok()) return p.status();
     if (auto* pre = dynamic_cast<const PreFilterPlugin*>(*p)) engine->prefilters_.push_back(pre);
     auto* f = dynamic_cast<const FilterPlugin*>(*p);
-    if (f == nullptr) return absl::InvalidArgumentError(absl::StrCat("'", name, "' is not a filter"));
+    if (f == nullptr)
+      return absl::InvalidArgumentError(absl::StrCat("'", name, "' is not a filter"));
     engine->filters_.push_back(f);
   }
   for (const auto& [name, weight] : config.scores) {
@@ -63,7 +63,8 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const Registry& registry,
     auto p = add(name);
     if (!p.ok()) return p.status();
     auto* s = dynamic_cast<const ScorePlugin*>(*p);
-    if (s == nullptr) return absl::InvalidArgumentError(absl::StrCat("'", name, "' is not a score"));
+    if (s == nullptr)
+      return absl::InvalidArgumentError(absl::StrCat("'", name, "' is not a score"));
     engine->scores_.emplace_back(s, weight);
   }
   return engine;

@@ -25,14 +25,14 @@ class SqliteStore : public Store {
   absl::Status Init(const std::string& path) {
     // A foreign or corrupt file must stop start-up, never be overwritten.
     int version = 0;
-    absl::Status st = Query("PRAGMA user_version", [&](sqlite3_stmt* s) {
-      version = sqlite3_column_int(s, 0);
-    });
-    if (!st.ok()) return absl::DataLossError(absl::StrCat(path, ": not a readable SQLite database: ", st.message()));
+    absl::Status st =
+        Query("PRAGMA user_version", [&](sqlite3_stmt* s) { version = sqlite3_column_int(s, 0); });
+    if (!st.ok())
+      return absl::DataLossError(
+          absl::StrCat(path, ": not a readable SQLite database: ", st.message()));
     bool has_tables = false;
-    st = Query("SELECT count(*) FROM sqlite_master", [&](sqlite3_stmt* s) {
-      has_tables = sqlite3_column_int(s, 0) > 0;
-    });
+    st = Query("SELECT count(*) FROM sqlite_master",
+               [&](sqlite3_stmt* s) { has_tables = sqlite3_column_int(s, 0) > 0; });
     if (!st.ok()) return absl::DataLossError(absl::StrCat(path, ": ", st.message()));
     if (has_tables && version == 0) {
       return absl::FailedPreconditionError(
@@ -42,8 +42,8 @@ class SqliteStore : public Store {
       return absl::FailedPreconditionError(absl::StrCat(
           path, ": schema version ", version, " is newer than this build (", kSchemaVersion, ")"));
     }
-    for (const char* sql : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL",
-                            "PRAGMA busy_timeout=5000"}) {
+    for (const char* sql :
+         {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA busy_timeout=5000"}) {
       st = Exec(sql);
       if (!st.ok()) return st;
     }
@@ -59,9 +59,13 @@ class SqliteStore : public Store {
           "COMMIT;");
       if (!st.ok()) return st;
     }
-    st = Prepare("INSERT OR REPLACE INTO jobs (id, tenant, state, submitted_ns, data) VALUES (?,?,?,?,?)", &put_job_);
-    if (st.ok()) st = Prepare("INSERT OR REPLACE INTO agents (id, site, data) VALUES (?,?,?)", &put_agent_);
-    if (st.ok()) st = Prepare("INSERT OR REPLACE INTO job_logs (job_id, data) VALUES (?,?)", &put_logs_);
+    st = Prepare(
+        "INSERT OR REPLACE INTO jobs (id, tenant, state, submitted_ns, data) VALUES (?,?,?,?,?)",
+        &put_job_);
+    if (st.ok())
+      st = Prepare("INSERT OR REPLACE INTO agents (id, site, data) VALUES (?,?,?)", &put_agent_);
+    if (st.ok())
+      st = Prepare("INSERT OR REPLACE INTO job_logs (job_id, data) VALUES (?,?)", &put_logs_);
     if (st.ok()) st = Prepare("SELECT data FROM job_logs WHERE job_id = ?", &get_logs_);
     return st;
   }
@@ -83,16 +87,17 @@ class SqliteStore : public Store {
     std::lock_guard<std::mutex> lock(mu_);
     std::vector<v1::Job> out;
     absl::Status bad;
-    absl::Status st = Query("SELECT id, data FROM jobs ORDER BY submitted_ns, id", [&](sqlite3_stmt* s) {
-      v1::Job j;
-      if (!j.ParseFromArray(sqlite3_column_blob(s, 1), sqlite3_column_bytes(s, 1))) {
-        bad = absl::DataLossError(absl::StrCat("job record '",
-                                               reinterpret_cast<const char*>(sqlite3_column_text(s, 0)),
-                                               "' does not decode"));
-        return;
-      }
-      out.push_back(std::move(j));
-    });
+    absl::Status st =
+        Query("SELECT id, data FROM jobs ORDER BY submitted_ns, id", [&](sqlite3_stmt* s) {
+          v1::Job j;
+          if (!j.ParseFromArray(sqlite3_column_blob(s, 1), sqlite3_column_bytes(s, 1))) {
+            bad = absl::DataLossError(absl::StrCat(
+                "job record '", reinterpret_cast<const char*>(sqlite3_column_text(s, 0)),
+                "' does not decode"));
+            return;
+          }
+          out.push_back(std::move(j));
+        });
     if (!st.ok()) return st;
     if (!bad.ok()) return bad;
     return out;
@@ -139,10 +144,12 @@ class SqliteStore : public Store {
     sqlite3_reset(get_logs_);
     sqlite3_bind_text(get_logs_, 1, job_id.data(), job_id.size(), SQLITE_TRANSIENT);
     int rc = sqlite3_step(get_logs_);
-    if (rc == SQLITE_DONE) return absl::NotFoundError(absl::StrCat("no output recorded for job ", job_id));
+    if (rc == SQLITE_DONE)
+      return absl::NotFoundError(absl::StrCat("no output recorded for job ", job_id));
     if (rc != SQLITE_ROW) return Error("read logs");
     v1::JobLogs logs;
-    if (!logs.ParseFromArray(sqlite3_column_blob(get_logs_, 0), sqlite3_column_bytes(get_logs_, 0))) {
+    if (!logs.ParseFromArray(sqlite3_column_blob(get_logs_, 0),
+                             sqlite3_column_bytes(get_logs_, 0))) {
       return absl::DataLossError("log record does not decode");
     }
     sqlite3_reset(get_logs_);
@@ -153,7 +160,8 @@ class SqliteStore : public Store {
   absl::Status Error(absl::string_view what) {
     int code = sqlite3_errcode(db_);
     std::string msg = absl::StrCat(what, ": ", sqlite3_errmsg(db_));
-    if (code == SQLITE_FULL || code == SQLITE_IOERR || code == SQLITE_BUSY || code == SQLITE_LOCKED) {
+    if (code == SQLITE_FULL || code == SQLITE_IOERR || code == SQLITE_BUSY ||
+        code == SQLITE_LOCKED) {
       return absl::UnavailableError(msg);
     }
     return absl::InternalError(msg);
@@ -201,13 +209,15 @@ class SqliteStore : public Store {
 absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& dir) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
-  if (ec) return absl::FailedPreconditionError(absl::StrCat("state directory ", dir, ": ", ec.message()));
+  if (ec)
+    return absl::FailedPreconditionError(absl::StrCat("state directory ", dir, ": ", ec.message()));
   if (access(dir.c_str(), W_OK) != 0) {
     return absl::FailedPreconditionError(absl::StrCat("state directory ", dir, " is not writable"));
   }
   std::string path = (std::filesystem::path(dir) / "portolan.db").string();
   sqlite3* db = nullptr;
-  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+  if (sqlite3_open_v2(path.c_str(), &db,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
                       nullptr) != SQLITE_OK) {
     std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
     sqlite3_close(db);
@@ -255,7 +265,8 @@ absl::Status MemoryStore::PutLogs(const v1::JobLogs& logs) {
 absl::StatusOr<v1::JobLogs> MemoryStore::GetLogs(const std::string& job_id) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = logs_.find(job_id);
-  if (it == logs_.end()) return absl::NotFoundError(absl::StrCat("no output recorded for job ", job_id));
+  if (it == logs_.end())
+    return absl::NotFoundError(absl::StrCat("no output recorded for job ", job_id));
   return it->second;
 }
 void MemoryStore::FailWritesWith(absl::Status status) {

@@ -94,15 +94,28 @@ std::string Cluster::SchedulerLog() const {
 
 void Cluster::StartScheduler(uint16_t rpc_port, std::vector<std::string> extra) {
   const std::string ports = dir_ + "/ports-" + std::to_string(++scheduler_starts_) + ".json";
-  std::vector<std::string> argv = {PORTOLAN_SCHEDULER_BIN, "--rest-addr", "127.0.0.1:0",
-                                   "--rpc-addr", "127.0.0.1:" + std::to_string(rpc_port),
-                                   "--state-dir", dir_ + "/state", "--ports-file", ports,
-                                   "--heartbeat-interval-ms", "200", "--agent-ttl-ms", "1500",
-                                   "--resend-interval-ms", "500", "--tick-ms", "50"};
+  std::vector<std::string> argv = {PORTOLAN_SCHEDULER_BIN,
+                                   "--rest-addr",
+                                   "127.0.0.1:0",
+                                   "--rpc-addr",
+                                   "127.0.0.1:" + std::to_string(rpc_port),
+                                   "--state-dir",
+                                   dir_ + "/state",
+                                   "--ports-file",
+                                   ports,
+                                   "--heartbeat-interval-ms",
+                                   "200",
+                                   "--agent-ttl-ms",
+                                   "1500",
+                                   "--resend-interval-ms",
+                                   "500",
+                                   "--tick-ms",
+                                   "50"};
   argv.insert(argv.end(), extra.begin(), extra.end());
   scheduler_ = std::make_unique<Process>(argv, dir_ + "/scheduler.log");
   ASSERT_TRUE(WaitFor([&] { return std::filesystem::exists(ports); }, std::chrono::seconds(20)))
-      << "scheduler did not start:\n" << SchedulerLog();
+      << "scheduler did not start:\n"
+      << SchedulerLog();
   std::ifstream f(ports);
   std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
   auto num = [&](const std::string& key) {
@@ -113,8 +126,12 @@ void Cluster::StartScheduler(uint16_t rpc_port, std::vector<std::string> extra) 
   rpc_port_ = num("rpc");
   client_ = std::make_unique<Client>("http://127.0.0.1:" + std::to_string(rest_port_));
   std::string body;
-  ASSERT_TRUE(WaitFor([&] { auto c = client_->Raw("GET", "/readyz", "", &body); return c.ok() && *c == 200; },
-                      std::chrono::seconds(20)));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto c = client_->Raw("GET", "/readyz", "", &body);
+        return c.ok() && *c == 200;
+      },
+      std::chrono::seconds(20)));
 }
 
 void Cluster::StopScheduler() {
@@ -122,16 +139,28 @@ void Cluster::StopScheduler() {
   EXPECT_GE(scheduler_->Wait(std::chrono::seconds(20)), 0) << "scheduler did not stop on SIGTERM";
 }
 
-Process* Cluster::StartAgent(const std::string& id, const std::string& site, const std::string& synthetic) {
-  std::vector<std::string> argv = {PORTOLAN_AGENT_BIN, "--id", id, "--site", site,
-                                   "--scheduler", "127.0.0.1:" + std::to_string(rpc_port_),
-                                   "--state-dir", dir_ + "/agent-" + id,
-                                   "--topology-synthetic", synthetic, "--kill-grace-ms", "1000"};
+Process* Cluster::StartAgent(const std::string& id, const std::string& site,
+                             const std::string& synthetic) {
+  std::vector<std::string> argv = {PORTOLAN_AGENT_BIN,
+                                   "--id",
+                                   id,
+                                   "--site",
+                                   site,
+                                   "--scheduler",
+                                   "127.0.0.1:" + std::to_string(rpc_port_),
+                                   "--state-dir",
+                                   dir_ + "/agent-" + id,
+                                   "--topology-synthetic",
+                                   synthetic,
+                                   "--kill-grace-ms",
+                                   "1000"};
   agents_.push_back(std::make_unique<Process>(argv, dir_ + "/agent-" + id + ".log"));
-  bool up = WaitFor([&] {
-    auto a = client_->GetAgent(id);
-    return a.ok() && a->connected();
-  }, std::chrono::seconds(20));
+  bool up = WaitFor(
+      [&] {
+        auto a = client_->GetAgent(id);
+        return a.ok() && a->connected();
+      },
+      std::chrono::seconds(20));
   EXPECT_TRUE(up) << "agent " << id << " did not register";
   return agents_.back().get();
 }

@@ -35,10 +35,13 @@ bool InState(Client& c, const std::string& id, v1::Job::State s) {
 // Reads a pid the job printed first on stdout (delivered by heartbeats).
 pid_t PrintedPid(Client& c, const std::string& id) {
   pid_t pid = 0;
-  WaitFor([&] {
-    auto logs = c.Logs(id);
-    return logs.ok() && absl::SimpleAtoi(absl::StripAsciiWhitespace(logs->stdout()), &pid) && pid > 0;
-  }, seconds(20));
+  WaitFor(
+      [&] {
+        auto logs = c.Logs(id);
+        return logs.ok() && absl::SimpleAtoi(absl::StripAsciiWhitespace(logs->stdout()), &pid) &&
+               pid > 0;
+      },
+      seconds(20));
   return pid;
 }
 
@@ -69,14 +72,16 @@ TEST(LifecycleTest, JobSucceedsAndItsOutputIsReadable) {
   c.StartScheduler();
   c.StartAgent("lg1", "lingang-idc-1");
   std::string body;
-  auto code = c.client().Raw("POST", "/v1/jobs",
-                             R"({"name":"hi","command":["/bin/echo","hello"],"resources":{"cpus":1,"memory_mb":64}})",
-                             &body);
+  auto code = c.client().Raw(
+      "POST", "/v1/jobs",
+      R"({"name":"hi","command":["/bin/echo","hello"],"resources":{"cpus":1,"memory_mb":64}})",
+      &body);
   ASSERT_TRUE(code.ok());
   ASSERT_EQ(*code, 201) << body;
   v1::Job job;
   ASSERT_TRUE(ParseJson(body, &job).ok());
-  ASSERT_TRUE(WaitFor([&] { return InState(c.client(), job.id(), v1::Job::succeeded); }, seconds(20)))
+  ASSERT_TRUE(
+      WaitFor([&] { return InState(c.client(), job.id(), v1::Job::succeeded); }, seconds(20)))
       << c.SchedulerLog();
   auto done = c.client().GetJob(job.id());
   EXPECT_EQ(done->allocation().agent(), "lg1");
@@ -99,7 +104,8 @@ TEST(LifecycleTest, CancelStopsARunningJobOnItsAgent) {
   EXPECT_EQ(kill(pid, 0), 0) << "job process should be running";
   auto r = c.client().Cancel(job->id());
   ASSERT_TRUE(r.ok()) << r.status();
-  ASSERT_TRUE(WaitFor([&] { return InState(c.client(), job->id(), v1::Job::cancelled); }, seconds(20)));
+  ASSERT_TRUE(
+      WaitFor([&] { return InState(c.client(), job->id(), v1::Job::cancelled); }, seconds(20)));
   EXPECT_NE(kill(pid, 0), 0) << "process " << pid << " still exists after cancel";
 }
 
@@ -108,7 +114,8 @@ TEST(LifecycleTest, JobThatCannotStartFailsWithReason) {
   c.StartScheduler();
   c.StartAgent("lg1", "lingang-idc-1");
   auto job = c.client().Submit(Spec({"/no/such/binary"}));
-  ASSERT_TRUE(WaitFor([&] { return InState(c.client(), job->id(), v1::Job::failed); }, seconds(20)));
+  ASSERT_TRUE(
+      WaitFor([&] { return InState(c.client(), job->id(), v1::Job::failed); }, seconds(20)));
   EXPECT_NE(c.client().GetJob(job->id())->reason().find("No such file"), std::string::npos);
 }
 
@@ -132,22 +139,27 @@ TEST(LifecycleTest, AgentReconnectsAfterSchedulerRestart) {
   c.StartScheduler();
   c.StartAgent("lg1", "lingang-idc-1");
   auto before = c.client().Submit(Spec({"/bin/echo", "before"}));
-  ASSERT_TRUE(WaitFor([&] { return InState(c.client(), before->id(), v1::Job::succeeded); }, seconds(20)));
+  ASSERT_TRUE(
+      WaitFor([&] { return InState(c.client(), before->id(), v1::Job::succeeded); }, seconds(20)));
   auto long_job = c.client().Submit(Spec({"/bin/sh", "-c", "echo $$; exec sleep 300"}));
   pid_t pid = PrintedPid(c.client(), long_job->id());
   ASSERT_GT(pid, 0);
   const uint16_t rpc = c.rpc_port();
   c.StopScheduler();
   c.StartScheduler(rpc);
-  ASSERT_TRUE(WaitFor([&] {
-    auto a = c.client().GetAgent("lg1");
-    return a.ok() && a->connected();
-  }, seconds(30))) << c.SchedulerLog();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto a = c.client().GetAgent("lg1");
+        return a.ok() && a->connected();
+      },
+      seconds(30)))
+      << c.SchedulerLog();
   // State survived the restart, and the running job was reconciled.
   EXPECT_EQ(c.client().GetJob(before->id())->state(), v1::Job::succeeded);
   EXPECT_EQ(c.client().GetJob(long_job->id())->state(), v1::Job::running);
   auto after = c.client().Submit(Spec({"/bin/echo", "after"}));
-  EXPECT_TRUE(WaitFor([&] { return InState(c.client(), after->id(), v1::Job::succeeded); }, seconds(20)));
+  EXPECT_TRUE(
+      WaitFor([&] { return InState(c.client(), after->id(), v1::Job::succeeded); }, seconds(20)));
   c.client().Cancel(long_job->id()).IgnoreError();
   EXPECT_TRUE(WaitFor([&] { return kill(pid, 0) != 0; }, seconds(20)));
 }
@@ -176,7 +188,8 @@ TEST(LifecycleTest, BadRpcInputClosesOnlyThatConnection) {
   close(early);
   int half_open = ConnectRaw(c.rpc_port());  // left silent while the rest carries on
   auto job = c.client().Submit(Spec({"/bin/true"}));
-  EXPECT_TRUE(WaitFor([&] { return InState(c.client(), job->id(), v1::Job::succeeded); }, seconds(20)));
+  EXPECT_TRUE(
+      WaitFor([&] { return InState(c.client(), job->id(), v1::Job::succeeded); }, seconds(20)));
   close(half_open);
   EXPECT_NE(c.SchedulerLog().find("protocol error"), std::string::npos);
 }
@@ -190,12 +203,13 @@ TEST(LifecycleTest, BadRestInputGetsAClearError) {
     std::string code, field;
   } cases[] = {
       {"POST", "/v1/jobs", "{not json", 400, "invalid_argument", ""},
-      {"POST", "/v1/jobs", R"({"command":["x"],"resources":{"cpus":1,"memory_mb":1},"colour":"red"})", 400,
+      {"POST", "/v1/jobs",
+       R"({"command":["x"],"resources":{"cpus":1,"memory_mb":1},"colour":"red"})", 400,
        "invalid_argument", "colour"},
-      {"POST", "/v1/jobs", R"({"command":["x"],"resources":{"cpus":-1,"memory_mb":1}})", 400, "invalid_argument",
-       "resources.cpus"},
-      {"POST", "/v1/jobs", R"({"command":[],"resources":{"cpus":1,"memory_mb":1}})", 400, "invalid_argument",
-       "command"},
+      {"POST", "/v1/jobs", R"({"command":["x"],"resources":{"cpus":-1,"memory_mb":1}})", 400,
+       "invalid_argument", "resources.cpus"},
+      {"POST", "/v1/jobs", R"({"command":[],"resources":{"cpus":1,"memory_mb":1}})", 400,
+       "invalid_argument", "command"},
       {"POST", "/v1/jobs", std::string(1100000, ' '), 413, "payload_too_large", ""},
       {"GET", "/v1/jobs/job-nope", "", 404, "not_found", "id"},
       {"GET", "/v1/agents/nope", "", 404, "not_found", "id"},

@@ -64,7 +64,8 @@ class ExecutorTest : public ::testing::Test {
   bool SawRunning(const std::string& id) {
     std::unique_lock<std::mutex> l(mu);
     return cv.wait_for(l, std::chrono::seconds(20), [&] {
-      for (const auto& u : updates) if (u.job_id() == id && u.state() == v1::Job::running) return true;
+      for (const auto& u : updates)
+        if (u.job_id() == id && u.state() == v1::Job::running) return true;
       return false;
     });
   }
@@ -132,7 +133,8 @@ TEST_F(ExecutorTest, TimeoutStopsTheJob) {
 
 TEST_F(ExecutorTest, CancelKillsTheProcessGroupEvenIfSigtermIsIgnored) {
   // The shell ignores TERM and starts a child; both must be gone afterwards.
-  exec->Start(Job("stubborn", {"/bin/sh", "-c", "trap '' TERM; sleep 30 & echo $! > child.pid; wait"}));
+  exec->Start(
+      Job("stubborn", {"/bin/sh", "-c", "trap '' TERM; sleep 30 & echo $! > child.pid; wait"}));
   ASSERT_TRUE(SawRunning("stubborn"));
   std::string pidfile = root + "/stubborn-1/work/child.pid";
   for (int i = 0; i < 200 && !std::filesystem::exists(pidfile); ++i) usleep(10000);

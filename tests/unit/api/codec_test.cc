@@ -83,7 +83,8 @@ command: [/bin/echo, "hello world"]
 env: {THREADS: 8}
 resources: {cpus: 2, memory_mb: 512}
 kind: compute
-)", &job);
+)",
+                              &job);
   ASSERT_TRUE(st.ok()) << st;
   EXPECT_EQ(job.name(), "123");
   EXPECT_EQ(job.env().at("THREADS"), "8");

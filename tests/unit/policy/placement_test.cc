@@ -47,7 +47,8 @@ TEST(PlacementTest, CountsEveryRejectionReason) {
   cordoned.set_state(v1::Agent::cordoned);
   v1::Agent nomem = MakeAgent("d-nomem", 64, 1000);
   auto engine = MakeEngine();
-  Decision d = engine->Place(Job(8, 4096), {View(small), View(full, 60), View(cordoned), View(nomem)});
+  Decision d =
+      engine->Place(Job(8, 4096), {View(small), View(full, 60), View(cordoned), View(nomem)});
   EXPECT_FALSE(d.feasible);
   EXPECT_EQ(d.considered, 4);
   EXPECT_EQ(d.rejected.at("insufficient_cpus"), 2);
@@ -98,6 +99,25 @@ TEST(PlacementTest, UnknownPluginIsAnErrorNamingKnownOnes) {
   ASSERT_FALSE(e.ok());
   EXPECT_NE(e.status().message().find("no_such_plugin"), absl::string_view::npos);
   EXPECT_NE(e.status().message().find("resource_fit"), absl::string_view::npos);
+}
+
+TEST(PlacementTest, SiteAffinityHonoursRequestedAndAvoidedSites) {
+  v1::Agent lg = MakeAgent("lg", 16, 16000);
+  v1::Agent hk = MakeAgent("hk", 16, 16000);
+  hk.set_site("hongkong-1");
+  v1::Agent sg = MakeAgent("sg", 16, 16000);
+  sg.set_site("singapore-1");
+  v1::Job j = Job(1, 100);
+  j.mutable_placement()->add_sites("hongkong-1");
+  Decision d = MakeEngine()->Place(j, {View(lg), View(hk), View(sg)});
+  EXPECT_EQ(d.agent_id, "hk");
+  EXPECT_EQ(d.rejected.at("site_not_requested"), 2);
+  v1::Job avoid = Job(1, 100);
+  avoid.mutable_placement()->add_avoid_sites("lingang-idc-1");
+  avoid.mutable_placement()->add_avoid_sites("hongkong-1");
+  d = MakeEngine()->Place(avoid, {View(lg), View(hk), View(sg)});
+  EXPECT_EQ(d.agent_id, "sg");
+  EXPECT_EQ(d.rejected.at("site_avoided"), 2);
 }
 
 TEST(PlacementTest, NoAgentsSummary) {

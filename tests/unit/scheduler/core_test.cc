@@ -17,11 +17,16 @@ class FakeLink : public AgentLink {
   template <typename Pred>
   std::vector<v1::Envelope> Find(Pred p) const {
     std::vector<v1::Envelope> out;
-    for (const auto& e : sent) if (p(e)) out.push_back(e);
+    for (const auto& e : sent)
+      if (p(e)) out.push_back(e);
     return out;
   }
-  std::vector<v1::Envelope> Assigns() const { return Find([](const auto& e) { return e.has_assign(); }); }
-  std::vector<v1::Envelope> Cancels() const { return Find([](const auto& e) { return e.has_cancel(); }); }
+  std::vector<v1::Envelope> Assigns() const {
+    return Find([](const auto& e) { return e.has_assign(); });
+  }
+  std::vector<v1::Envelope> Cancels() const {
+    return Find([](const auto& e) { return e.has_cancel(); });
+  }
 };
 
 class CoreTest : public ::testing::Test {
@@ -58,8 +63,8 @@ class CoreTest : public ::testing::Test {
     return j;
   }
 
-  void Update(const std::string& agent, const FakeLink* link, const std::string& job, v1::Job::State s,
-              uint32_t attempt = 1, int exit_code = 0) {
+  void Update(const std::string& agent, const FakeLink* link, const std::string& job,
+              v1::Job::State s, uint32_t attempt = 1, int exit_code = 0) {
     v1::Envelope e;
     e.set_seq(++agent_seq);
     auto* u = e.mutable_job_update();
@@ -152,7 +157,8 @@ TEST_F(CoreTest, CancelQueuedIsImmediateRunningGoesThroughAgent) {
   auto queued = core->Submit(Spec());
   auto c = core->Cancel(queued->first.id());
   EXPECT_EQ(c->state(), v1::Job::cancelled);
-  EXPECT_EQ(core->Cancel(queued->first.id()).status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(core->Cancel(queued->first.id()).status().code(),
+            absl::StatusCode::kFailedPrecondition);
 
   auto link = Register("a1");
   auto job = core->Submit(Spec());

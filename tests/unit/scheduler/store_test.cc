@@ -10,8 +10,9 @@ namespace portolan {
 namespace {
 
 std::string TempDir() {
-  std::string d = std::filesystem::temp_directory_path() / ("portolan-store-" + std::to_string(getpid()) + "-" +
-                                                           ::testing::UnitTest::GetInstance()->current_test_info()->name());
+  std::string d = std::filesystem::temp_directory_path() /
+                  ("portolan-store-" + std::to_string(getpid()) + "-" +
+                   ::testing::UnitTest::GetInstance()->current_test_info()->name());
   std::filesystem::remove_all(d);
   return d;
 }
@@ -58,7 +59,8 @@ TEST(SqliteStoreTest, RefusesForeignDatabase) {
   sqlite3_close(db);
   auto s = OpenSqliteStore(dir);
   ASSERT_FALSE(s.ok());
-  EXPECT_NE(s.status().message().find("not a Portolan state database"), absl::string_view::npos) << s.status();
+  EXPECT_NE(s.status().message().find("not a Portolan state database"), absl::string_view::npos)
+      << s.status();
   std::filesystem::remove_all(dir);
 }
 

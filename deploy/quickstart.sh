@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# Portolan quickstart: installs missing packages, builds if needed, starts a
+# scheduler and three agents on loopback (Lingang IDC, Hongqiao, Lingang
+# offshore; each an emulated data-centre server), submits the sample jobs in
+# deploy/examples/jobs through the CLI, prints where each ran, and leaves the
+# system running.
+#
+#   deploy/quickstart.sh          start (restarts a previous quickstart)
+#   deploy/quickstart.sh --stop   stop what the quickstart started
+#
+# Environment: PORTOLAN_REST_PORT (7080), PORTOLAN_RPC_PORT (7081).
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+RUN="$ROOT/.quickstart"
+BIN="$ROOT/build/bin"
+REST_PORT="${PORTOLAN_REST_PORT:-7080}"
+RPC_PORT="${PORTOLAN_RPC_PORT:-7081}"
+
+stop_all() {
+  local stopped=0
+  shopt -s nullglob
+  for pidfile in "$RUN"/*.pid; do
+    local pid
+    pid="$(cat "$pidfile")"
+    if kill -0 "$pid" 2>/dev/null; then
+      kill -TERM "$pid" 2>/dev/null || true
+      for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
+      stopped=$((stopped + 1))
+    fi
+    rm -f "$pidfile"
+  done
+  echo "quickstart: stopped $stopped process(es)"
+}
+
+if [ "${1:-}" = "--stop" ]; then
+  stop_all
+  exit 0
+elif [ -n "${1:-}" ]; then
+  echo "usage: deploy/quickstart.sh [--stop]" >&2
+  exit 2
+fi
+
+bash "$ROOT/deploy/install-deps.sh"
+if [ ! -x "$BIN/portolan-scheduler" ] || [ ! -x "$BIN/portolan-agent" ] || [ ! -x "$BIN/portolan" ] ||
+   [ -n "$(find "$ROOT/api" "$ROOT/scheduler" "$ROOT/agent" "$ROOT/policy" "$ROOT/include" -newer "$BIN/portolan-scheduler" -type f 2>/dev/null | head -1)" ]; then
+  echo "quickstart: building into build/ (first time takes a few minutes)"
+  cmake -S "$ROOT" -B "$ROOT/build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  cmake --build "$ROOT/build" -j 2 --target portolan-scheduler portolan-agent portolan
+fi
+
+mkdir -p "$RUN"
+stop_all >/dev/null
+rm -rf "$RUN/state" "$RUN"/agent-* "$RUN"/*.log
+
+for port in "$REST_PORT" "$RPC_PORT"; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "quickstart: port $port on 127.0.0.1 is in use; set PORTOLAN_REST_PORT / PORTOLAN_RPC_PORT" >&2
+    exit 1
+  fi
+done
+
+"$BIN/portolan-scheduler" --rest-addr "127.0.0.1:$REST_PORT" --rpc-addr "127.0.0.1:$RPC_PORT" \
+  --state-dir "$RUN/state" --heartbeat-interval-ms 2000 --agent-ttl-ms 10000 \
+  >"$RUN/scheduler.log" 2>&1 &
+echo $! >"$RUN/scheduler.pid"
+
+export PORTOLAN_SERVER="http://127.0.0.1:$REST_PORT"
+for _ in $(seq 1 100); do
+  curl -sf "$PORTOLAN_SERVER/readyz" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+curl -sf "$PORTOLAN_SERVER/readyz" >/dev/null || { echo "quickstart: scheduler did not become ready; see $RUN/scheduler.log" >&2; exit 1; }
+echo "quickstart: scheduler ready on $PORTOLAN_SERVER (agent RPC 127.0.0.1:$RPC_PORT)"
+
+start_agent() {  # id site synthetic-topology label...
+  local id="$1" site="$2" topo="$3"
+  shift 3
+  local labels=()
+  for l in "$@"; do labels+=(--label "$l"); done
+  "$BIN/portolan-agent" --id "$id" --site "$site" --scheduler "127.0.0.1:$RPC_PORT" \
+    --state-dir "$RUN/agent-$id" --topology-synthetic "$topo" "${labels[@]}" \
+    >"$RUN/agent-$id.log" 2>&1 &
+  echo $! >"$RUN/agent-$id.pid"
+}
+# Realistic servers: dual-socket 2x24-core SMT (Lingang IDC), dual-socket
+# 2x32-core (Hongqiao), single-socket 32-core with 2 NUMA nodes (offshore).
+start_agent lg1-node-01 lingang-idc-1 "pack:2 numa:2(memory=192GiB) l3:1 core:12 pu:2" zone=lingang
+start_agent hq1-node-01 hongqiao-1 "pack:2 numa:1(memory=256GiB) l3:1 core:32 pu:2" zone=shanghai
+start_agent lgo-node-01 lingang-offshore-1 "pack:1 numa:2(memory=128GiB) l3:1 core:16 pu:2" zone=lingang-offshore
+
+for _ in $(seq 1 100); do
+  n=$("$BIN/portolan" -o json agents | grep -c '"connected": true' || true)
+  [ "$n" -ge 3 ] && break
+  sleep 0.1
+done
+"$BIN/portolan" agents
+echo
+
+declare -a ids names sites
+for f in "$ROOT"/deploy/examples/jobs/*.yaml; do
+  out=$("$BIN/portolan" -o json submit "$f")
+  id=$(echo "$out" | sed -n 's/^ *"id": "\(job-[0-9a-f]*\)".*/\1/p' | head -1)
+  site=$(sed -n 's/^ *sites: \[\([a-z0-9-]*\).*/\1/p' "$f" | head -1)
+  ids+=("$id"); names+=("$(basename "$f" .yaml)"); sites+=("$site")
+  echo "submitted $(basename "$f") as $id (asks for site $site)"
+done
+echo
+
+failed=0
+printf "%-26s %-18s %-20s %-20s %-10s\n" SAMPLE JOB "SITE NAMED" "RAN ON" STATE
+for i in "${!ids[@]}"; do
+  "$BIN/portolan" wait "${ids[$i]}" --timeout-s 60 >/dev/null || true
+  job=$("$BIN/portolan" -o json job "${ids[$i]}")
+  state=$(echo "$job" | sed -n 's/^ *"state": "\([a-z_]*\)".*/\1/p' | tail -1)
+  ran=$(echo "$job" | sed -n 's/^ *"site": "\([a-z0-9-]*\)".*/\1/p' | head -1)
+  printf "%-26s %-18s %-20s %-20s %-10s\n" "${names[$i]}" "${ids[$i]}" "${sites[$i]}" "${ran:--}" "$state"
+  if [ "$state" != "succeeded" ] || [ "$ran" != "${sites[$i]}" ]; then failed=1; fi
+done
+echo
+echo "Output of ${ids[0]}:"
+"$BIN/portolan" logs "${ids[0]}"
+echo
+if [ "$failed" -ne 0 ]; then
+  echo "quickstart: a sample job did not succeed on its site; logs are in $RUN/" >&2
+  exit 1
+fi
+cat <<MSG
+quickstart: all sample jobs succeeded on the sites they named.
+The scheduler and three agents keep running (logs in .quickstart/). Try:
+  export PORTOLAN_SERVER=$PORTOLAN_SERVER
+  build/bin/portolan jobs
+  build/bin/portolan submit --name hi --cpus 1 --memory-mb 64 --wait -- /bin/echo hello
+  curl -s -X POST $PORTOLAN_SERVER/v1/jobs -d '{"name":"hi","command":["/bin/echo","hello"],"resources":{"cpus":1,"memory_mb":64}}'
+Stop everything with: deploy/quickstart.sh --stop
+MSG
