@@ -26,24 +26,23 @@ int main(int argc, char** argv) {
   std::vector<std::string> labels;
   uint32_t kill_grace_ms = 10000;
   po::options_description desc("portolan-agent options");
-  desc.add_options()("help,h", "show this help")("version", "print the version")(
-      "config", po::value(&config_file),
-      "YAML or JSON config file (AgentConfig); flags override it")("id", po::value(&id),
-                                                                   "agent id (default: host name)")(
-      "site", po::value(&site), "site this agent belongs to, e.g. lingang-idc-1 (required)")(
-      "label", po::value(&labels)->composing(), "label key=value (repeatable)")(
-      "scheduler", po::value(&scheduler_addr)->default_value("127.0.0.1:7081"),
-      "scheduler agent RPC address")(
-      "state-dir", po::value(&state_dir),
-      "job working directories and logs (default: ./var/agent-<id>)")(
-      "topology-synthetic", po::value(&synthetic),
-      "emulate an hwloc synthetic topology, e.g. \"pack:2 numa:2(memory=64GB) core:16 pu:2\"")(
-      "topology-xml", po::value(&xml), "emulate the topology in an hwloc XML file")(
-      "print-topology", "print the discovered topology and exit")(
-      "kill-grace-ms", po::value(&kill_grace_ms)->default_value(10000),
-      "SIGTERM to SIGKILL grace period for timeouts and cancels")(
-      "log-format", po::value(&log_format)->default_value("text"), "text or json")(
-      "log-level", po::value(&log_level)->default_value("info"), "trace, debug, info, warn, error");
+  // clang-format off
+  desc.add_options()
+      ("help,h", "show this help")
+      ("version", "print the version")
+      ("config", po::value(&config_file), "YAML or JSON config file (AgentConfig); flags override it")
+      ("id", po::value(&id), "agent id (default: host name)")
+      ("site", po::value(&site), "site this agent belongs to, e.g. lingang-idc-1 (required)")
+      ("label", po::value(&labels)->composing(), "label key=value (repeatable)")
+      ("scheduler", po::value(&scheduler_addr)->default_value("127.0.0.1:7081"), "scheduler agent RPC address")
+      ("state-dir", po::value(&state_dir), "job working directories and logs (default: ./var/agent-<id>)")
+      ("topology-synthetic", po::value(&synthetic), "emulate an hwloc synthetic topology, e.g. \"pack:2 numa:2(memory=64GiB) core:16 pu:2\"")
+      ("topology-xml", po::value(&xml), "emulate the topology in an hwloc XML file")
+      ("print-topology", "print the discovered topology and exit")
+      ("kill-grace-ms", po::value(&kill_grace_ms)->default_value(10000), "SIGTERM to SIGKILL grace period for timeouts and cancels")
+      ("log-format", po::value(&log_format)->default_value("text"), "text or json")
+      ("log-level", po::value(&log_level)->default_value("info"), "trace, debug, info, warn, error");
+  // clang-format on
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, desc), vm);

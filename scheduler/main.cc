@@ -38,31 +38,27 @@ int Fail(const std::string& msg) {
 
 int main(int argc, char** argv) {
   std::string rest_addr, rpc_addr, state_dir, ports_file, log_format, log_level;
-  int64_t heartbeat_ms, ttl_ms, resend_ms, tick_ms;
+  int64_t heartbeat_ms = 0, ttl_ms = 0, resend_ms = 0, tick_ms = 0, register_timeout_ms = 0;
   size_t max_frame, max_body;
   po::options_description desc("portolan-scheduler options");
-  desc.add_options()("help,h", "show this help")("version", "print the version")(
-      "rest-addr", po::value(&rest_addr)->default_value("127.0.0.1:7080"),
-      "REST listen address (port 0: any free port)")(
-      "rpc-addr", po::value(&rpc_addr)->default_value("127.0.0.1:7081"),
-      "agent RPC listen address (port 0: any free port)")(
-      "state-dir", po::value(&state_dir)->default_value("./var"),
-      "directory of the SQLite state database")(
-      "heartbeat-interval-ms", po::value(&heartbeat_ms)->default_value(5000),
-      "heartbeat interval told to agents")("agent-ttl-ms", po::value(&ttl_ms)->default_value(15000),
-                                           "an agent silent this long is lost, with its jobs")(
-      "resend-interval-ms", po::value(&resend_ms)->default_value(2000),
-      "resend unacknowledged Assign/Cancel this often")(
-      "tick-ms", po::value(&tick_ms)->default_value(200),
-      "period of TTL checks, resends and placement retries")(
-      "max-frame-bytes", po::value(&max_frame)->default_value(4u << 20),
-      "largest agent RPC frame accepted")("max-body-bytes",
-                                          po::value(&max_body)->default_value(1u << 20),
-                                          "largest REST request body accepted (413 above)")(
-      "ports-file", po::value(&ports_file),
-      "write the bound ports as JSON here once ready (for port 0)")(
-      "log-format", po::value(&log_format)->default_value("text"), "text or json")(
-      "log-level", po::value(&log_level)->default_value("info"), "trace, debug, info, warn, error");
+  // clang-format off
+  desc.add_options()
+      ("help,h", "show this help")
+      ("version", "print the version")
+      ("rest-addr", po::value(&rest_addr)->default_value("127.0.0.1:7080"), "REST listen address (port 0: any free port)")
+      ("rpc-addr", po::value(&rpc_addr)->default_value("127.0.0.1:7081"), "agent RPC listen address (port 0: any free port)")
+      ("state-dir", po::value(&state_dir)->default_value("./var"), "directory of the SQLite state database")
+      ("heartbeat-interval-ms", po::value(&heartbeat_ms)->default_value(5000), "heartbeat interval told to agents")
+      ("agent-ttl-ms", po::value(&ttl_ms)->default_value(15000), "an agent silent this long is lost, with its jobs")
+      ("resend-interval-ms", po::value(&resend_ms)->default_value(2000), "resend unacknowledged Assign/Cancel this often")
+      ("tick-ms", po::value(&tick_ms)->default_value(200), "period of TTL checks, resends and placement retries")
+      ("register-timeout-ms", po::value(&register_timeout_ms)->default_value(10000), "close agent connections that send no Register within this time")
+      ("max-frame-bytes", po::value(&max_frame)->default_value(4u << 20), "largest agent RPC frame accepted")
+      ("max-body-bytes", po::value(&max_body)->default_value(1u << 20), "largest REST request body accepted (413 above)")
+      ("ports-file", po::value(&ports_file), "write the bound ports as JSON here once ready (for port 0)")
+      ("log-format", po::value(&log_format)->default_value("text"), "text or json")
+      ("log-level", po::value(&log_level)->default_value("info"), "trace, debug, info, warn, error");
+  // clang-format on
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, desc), vm);
@@ -83,7 +79,8 @@ int main(int argc, char** argv) {
     std::cerr << "portolan-scheduler: " << st.message() << "\n";
     return 2;
   }
-  if (heartbeat_ms <= 0 || ttl_ms <= heartbeat_ms || resend_ms <= 0 || tick_ms <= 0) {
+  if (heartbeat_ms <= 0 || ttl_ms <= heartbeat_ms || resend_ms <= 0 || tick_ms <= 0 ||
+      register_timeout_ms <= 0) {
     return Fail("--agent-ttl-ms must exceed --heartbeat-interval-ms, and all intervals be > 0");
   }
   auto rest_hp = ParseHostPort(rest_addr);
@@ -121,6 +118,7 @@ int main(int argc, char** argv) {
   scheduler::RpcOptions ropts;
   ropts.max_frame_bytes = max_frame;
   ropts.idle_timeout = copts.agent_ttl * 2;
+  ropts.register_timeout = absl::Milliseconds(register_timeout_ms);
   scheduler::RpcServer rpc(io, &core, ropts);
   if (absl::Status st = rpc.Listen(*rpc_hp); !st.ok()) return Fail(std::string(st.message()));
 

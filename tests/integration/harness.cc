@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <stdexcept>
 #include <thread>
 
 namespace portolan::testing {
@@ -113,9 +114,11 @@ void Cluster::StartScheduler(uint16_t rpc_port, std::vector<std::string> extra) 
                                    "50"};
   argv.insert(argv.end(), extra.begin(), extra.end());
   scheduler_ = std::make_unique<Process>(argv, dir_ + "/scheduler.log");
-  ASSERT_TRUE(WaitFor([&] { return std::filesystem::exists(ports); }, std::chrono::seconds(20)))
-      << "scheduler did not start:\n"
-      << SchedulerLog();
+  // Thrown, not ASSERTed: gtest reports it as this test's failure and the
+  // test body stops instead of going on with no client.
+  if (!WaitFor([&] { return std::filesystem::exists(ports); }, std::chrono::seconds(20))) {
+    throw std::runtime_error("scheduler did not start:\n" + SchedulerLog());
+  }
   std::ifstream f(ports);
   std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
   auto num = [&](const std::string& key) {
@@ -126,12 +129,13 @@ void Cluster::StartScheduler(uint16_t rpc_port, std::vector<std::string> extra) 
   rpc_port_ = num("rpc");
   client_ = std::make_unique<Client>("http://127.0.0.1:" + std::to_string(rest_port_));
   std::string body;
-  ASSERT_TRUE(WaitFor(
+  const bool ready = WaitFor(
       [&] {
         auto c = client_->Raw("GET", "/readyz", "", &body);
         return c.ok() && *c == 200;
       },
-      std::chrono::seconds(20)));
+      std::chrono::seconds(20));
+  if (!ready) throw std::runtime_error("scheduler never became ready:\n" + SchedulerLog());
 }
 
 void Cluster::StopScheduler() {

@@ -194,6 +194,20 @@ TEST(LifecycleTest, BadRpcInputClosesOnlyThatConnection) {
   EXPECT_NE(c.SchedulerLog().find("protocol error"), std::string::npos);
 }
 
+TEST(LifecycleTest, SilentConnectionIsClosedAfterTheRegisterTimeout) {
+  Cluster c;
+  c.StartScheduler(0, {"--register-timeout-ms", "300"});
+  c.StartAgent("lg1", "lingang-idc-1");
+  int half_open = ConnectRaw(c.rpc_port());
+  EXPECT_TRUE(ClosedByServer(half_open));
+  close(half_open);
+  EXPECT_NE(c.SchedulerLog().find("no Register received in time"), std::string::npos);
+  // The registered agent was not affected.
+  auto job = c.client().Submit(Spec({"/bin/true"}));
+  EXPECT_TRUE(
+      WaitFor([&] { return InState(c.client(), job->id(), v1::Job::succeeded); }, seconds(20)));
+}
+
 TEST(LifecycleTest, BadRestInputGetsAClearError) {
   Cluster c;
   c.StartScheduler();
