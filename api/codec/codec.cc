@@ -1,4 +1,5 @@
 #include "portolan/codec.h"
+#include "portolan/strings.h"
 
 #include <cstring>
 #include <fstream>
@@ -106,35 +107,8 @@ absl::Status TranslateJsonError(const absl::Status& st, const Descriptor* root) 
 }
 
 void AppendJsonString(absl::string_view s, std::string* out) {
-  static constexpr char kHex[] = "0123456789abcdef";
   out->push_back('"');
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"':
-        out->append("\\\"");
-        break;
-      case '\\':
-        out->append("\\\\");
-        break;
-      case '\n':
-        out->append("\\n");
-        break;
-      case '\r':
-        out->append("\\r");
-        break;
-      case '\t':
-        out->append("\\t");
-        break;
-      default:
-        if (c < 0x20) {
-          out->append("\\u00");
-          out->push_back(kHex[c >> 4]);
-          out->push_back(kHex[c & 0xf]);
-        } else {
-          out->push_back(static_cast<char>(c));
-        }
-    }
-  }
+  AppendJsonEscaped(s, out);
   out->push_back('"');
 }
 

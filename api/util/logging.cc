@@ -1,5 +1,7 @@
 #include "portolan/logging.h"
 
+#include "portolan/strings.h"
+
 #include <memory>
 
 #include "portolan/log.h"
@@ -9,42 +11,14 @@
 namespace portolan {
 namespace {
 
-void AppendJsonEscaped(std::string_view in, spdlog::memory_buf_t& dest) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  for (unsigned char c : in) {
-    switch (c) {
-      case '"':
-        dest.append(std::string_view("\\\""));
-        break;
-      case '\\':
-        dest.append(std::string_view("\\\\"));
-        break;
-      case '\n':
-        dest.append(std::string_view("\\n"));
-        break;
-      case '\r':
-        dest.append(std::string_view("\\r"));
-        break;
-      case '\t':
-        dest.append(std::string_view("\\t"));
-        break;
-      default:
-        if (c < 0x20) {
-          char buf[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xf]};
-          dest.append(buf, buf + 6);
-        } else {
-          dest.push_back(static_cast<char>(c));
-        }
-    }
-  }
-}
-
 // %* in a pattern: the log message, JSON-escaped.
 class JsonMessageFlag : public spdlog::custom_flag_formatter {
  public:
   void format(const spdlog::details::log_msg& msg, const std::tm&,
               spdlog::memory_buf_t& dest) override {
-    AppendJsonEscaped(std::string_view(msg.payload.data(), msg.payload.size()), dest);
+    std::string escaped;
+    AppendJsonEscaped(absl::string_view(msg.payload.data(), msg.payload.size()), &escaped);
+    dest.append(escaped.data(), escaped.data() + escaped.size());
   }
   std::unique_ptr<custom_flag_formatter> clone() const override {
     return std::make_unique<JsonMessageFlag>();

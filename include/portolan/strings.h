@@ -30,6 +30,10 @@ absl::Time FromProto(const google::protobuf::Timestamp& ts);
 // whether anything was dropped. Missing file reads as empty.
 std::string ReadTail(const std::string& path, size_t max_bytes, bool* truncated);
 
+// Appends `s` to `out` as the inside of a JSON string (quotes and control
+// characters escaped, no surrounding quotes).
+void AppendJsonEscaped(absl::string_view s, std::string* out);
+
 // Makes arbitrary bytes valid UTF-8 (invalid sequences become U+FFFD), so
 // process output can travel in proto string fields and JSON.
 std::string SanitizeUtf8(absl::string_view in);
