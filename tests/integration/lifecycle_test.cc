@@ -4,7 +4,10 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <fstream>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/strip.h"
@@ -206,6 +209,51 @@ TEST(LifecycleTest, SilentConnectionIsClosedAfterTheRegisterTimeout) {
   auto job = c.client().Submit(Spec({"/bin/true"}));
   EXPECT_TRUE(
       WaitFor([&] { return InState(c.client(), job->id(), v1::Job::succeeded); }, seconds(20)));
+}
+
+TEST(LifecycleTest, AgentTakesSiteAndLabelsFromItsConfigFile) {
+  Cluster c;
+  c.StartScheduler();
+  const std::string cfg = c.dir() + "/agent.yaml";
+  std::ofstream(cfg)
+      << "id: hq-cfg\nsite: hongqiao-1\nlabels: {zone: shanghai, rack: r12}\n"
+      << "scheduler: 127.0.0.1:" << c.rpc_port() << "\nstate_dir: " << c.dir()
+      << "/agent-cfg\ntopology_synthetic: \"pack:1 numa:1(memory=8GiB) core:2 pu:1\"\n";
+  Process agent({PORTOLAN_AGENT_BIN, "--config", cfg, "--label", "rack=r13"},
+                c.dir() + "/agent-cfg.log");
+  ASSERT_TRUE(WaitFor([&] { return c.client().GetAgent("hq-cfg").ok(); }, seconds(20)));
+  auto a = c.client().GetAgent("hq-cfg");
+  EXPECT_EQ(a->site(), "hongqiao-1");
+  EXPECT_EQ(a->labels().at("zone"), "shanghai");
+  EXPECT_EQ(a->labels().at("rack"), "r13");  // the flag wins over the file
+  EXPECT_EQ(a->capacity().cpus(), 2);
+  EXPECT_EQ(a->topology().numa_nodes(0).memory_mb(), 8192u);
+}
+
+TEST(LifecycleTest, AgentRefusesToStartWithBadTopologyOrConfig) {
+  Cluster c;
+  struct Case {
+    std::vector<std::string> args;
+    std::string expect;
+  } cases[] = {
+      {{"--site", "x", "--topology-synthetic", "pack:lots"}, "not a valid hwloc synthetic"},
+      {{"--site", "x", "--topology-xml", "/nonexistent/topo.xml"}, "/nonexistent/topo.xml"},
+      {{"--topology-synthetic", "pack:1 core:1 pu:1"}, "--site is required"},
+      {{"--config", "/nonexistent/agent.yaml"}, "/nonexistent/agent.yaml"},
+  };
+  int n = 0;
+  for (const Case& k : cases) {
+    std::vector<std::string> argv = {PORTOLAN_AGENT_BIN};
+    argv.insert(argv.end(), k.args.begin(), k.args.end());
+    const std::string log = c.dir() + "/bad-" + std::to_string(n++) + ".log";
+    Process p(argv, log);
+    int status = p.Wait(seconds(20));
+    ASSERT_NE(status, -1) << "agent kept running with bad input";
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 2);
+    std::ifstream f(log);
+    std::string out((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    EXPECT_NE(out.find(k.expect), std::string::npos) << out;
+  }
 }
 
 TEST(LifecycleTest, BadRestInputGetsAClearError) {
