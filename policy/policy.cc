@@ -1,0 +1,239 @@
+#include "portolan/policy.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "google/protobuf/util/message_differencer.h"
+#include "portolan/codec.h"
+
+namespace portolan::policy {
+
+const v1::Site* CompiledPolicy::FindSite(const std::string& id) const {
+  auto it = site_index_.find(id);
+  return it == site_index_.end() ? nullptr : &policy_.sites(it->second);
+}
+
+namespace {
+
+class Checker {
+ public:
+  void Error(const std::string& field, const std::string& msg) {
+    errors.push_back(absl::StrCat(field, ": ", msg));
+    if (first_field.empty() && first_msg.empty()) {
+      first_field = field;
+      first_msg = msg;
+    }
+  }
+  std::vector<std::string> errors;
+  std::string first_field, first_msg;
+};
+
+template <typename C>
+std::string Known(const C& c) {
+  return absl::StrCat("known: ", absl::StrJoin(c, ", "));
+}
+
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<const CompiledPolicy>> CompilePolicy(
+    v1::Policy policy, const std::set<std::string>& plugins, std::vector<std::string>* errors) {
+  Checker ck;
+  std::set<std::string> jur(policy.jurisdictions().begin(), policy.jurisdictions().end());
+  std::set<std::string> instruments(policy.instrument_types().begin(),
+                                    policy.instrument_types().end());
+  if (jur.empty())
+    ck.Error("jurisdictions", "list the jurisdiction codes the policy uses (CN, HK, ...)");
+  if (jur.size() != static_cast<size_t>(policy.jurisdictions_size()))
+    ck.Error("jurisdictions", "duplicate entry");
+  if (instruments.size() != static_cast<size_t>(policy.instrument_types_size())) {
+    ck.Error("instrument_types", "duplicate entry");
+  }
+  auto check_jur = [&](const std::string& field, const std::string& j) {
+    if (!jur.contains(j))
+      ck.Error(field, absl::StrCat("unknown jurisdiction '", j, "' (", Known(jur), ")"));
+  };
+  auto check_instr = [&](const std::string& field, const std::string& i) {
+    if (!instruments.contains(i)) {
+      ck.Error(field, absl::StrCat("unknown instrument '", i, "' (", Known(instruments), ")"));
+    }
+  };
+
+  std::map<std::string, int> sites;
+  for (int i = 0; i < policy.sites_size(); ++i) {
+    const v1::Site& s = policy.sites(i);
+    const std::string f = absl::StrCat("sites[", i, "]");
+    if (s.id().empty()) ck.Error(f + ".id", "site id is required");
+    if (!sites.emplace(s.id(), i).second)
+      ck.Error(f + ".id", absl::StrCat("duplicate site id '", s.id(), "'"));
+    check_jur(f + ".jurisdiction", s.jurisdiction());
+    if (s.price_per_core_hour() < 0) ck.Error(f + ".price_per_core_hour", "cannot be negative");
+    if (s.latitude() < -90 || s.latitude() > 90) ck.Error(f + ".latitude", "must be -90..90");
+    if (s.longitude() < -180 || s.longitude() > 180)
+      ck.Error(f + ".longitude", "must be -180..180");
+  }
+  if (policy.sites_size() == 0) ck.Error("sites", "the catalogue needs at least one site");
+
+  std::set<std::string> link_ids;
+  for (int i = 0; i < policy.links_size(); ++i) {
+    v1::Link* l = policy.mutable_links(i);
+    const std::string f = absl::StrCat("links[", i, "]");
+    if (l->id().empty()) ck.Error(f + ".id", "link id is required");
+    if (!link_ids.insert(l->id()).second)
+      ck.Error(f + ".id", absl::StrCat("duplicate link id '", l->id(), "'"));
+    for (auto [end, name] : {std::pair{l->a(), "a"}, std::pair{l->b(), "b"}}) {
+      if (!sites.contains(end))
+        ck.Error(absl::StrCat(f, ".", name), absl::StrCat("unknown site '", end, "'"));
+    }
+    if (l->a() == l->b()) ck.Error(f + ".b", "a link must join two different sites");
+    if (!(l->rtt_ms() > 0))
+      ck.Error(f + ".rtt_ms", absl::StrCat("RTT must be > 0, got ", l->rtt_ms()));
+    if (!(l->gbps() > 0))
+      ck.Error(f + ".gbps", absl::StrCat("capacity must be > 0, got ", l->gbps()));
+    if (!l->has_up()) l->set_up(true);
+  }
+
+  std::set<std::string> rule_ids;
+  for (int i = 0; i < policy.rules_size(); ++i) {
+    const v1::Rule& r = policy.rules(i);
+    const std::string f = absl::StrCat("rules[", i, "]");
+    if (r.id().empty()) ck.Error(f + ".id", "rule id is required");
+    if (!rule_ids.insert(r.id()).second)
+      ck.Error(f + ".id", absl::StrCat("duplicate rule id '", r.id(), "'"));
+    if (r.effect() == v1::Rule::effect_unspecified) {
+      ck.Error(f + ".effect", "effect is required (allow, deny, require, require_listed)");
+    }
+    if (r.effect() == v1::Rule::require && r.require_any_size() == 0) {
+      ck.Error(f + ".require_any", "effect require needs at least one instrument");
+    }
+    if (r.effect() != v1::Rule::require && r.require_any_size() > 0) {
+      ck.Error(f + ".require_any", "require_any only goes with effect require");
+    }
+    if (r.effect() == v1::Rule::require_listed &&
+        !(r.when().has_negative_listed() && r.when().negative_listed())) {
+      ck.Error(f + ".when.negative_listed",
+               "effect require_listed needs the condition negative_listed: true");
+    }
+    for (int k = 0; k < r.require_any_size(); ++k)
+      check_instr(absl::StrCat(f, ".require_any[", k, "]"), r.require_any(k));
+    const v1::Condition& c = r.when();
+    for (int k = 0; k < c.origin_size(); ++k)
+      check_jur(absl::StrCat(f, ".when.origin[", k, "]"), c.origin(k));
+    for (int k = 0; k < c.destination_size(); ++k) {
+      check_jur(absl::StrCat(f, ".when.destination[", k, "]"), c.destination(k));
+    }
+    if (c.has_subjects_below() && c.subjects_below() <= c.subjects_at_least()) {
+      ck.Error(f + ".when.subjects_below", "must exceed subjects_at_least");
+    }
+    if (c.has_sensitive_subjects_below() &&
+        c.sensitive_subjects_below() <= c.sensitive_subjects_at_least()) {
+      ck.Error(f + ".when.sensitive_subjects_below", "must exceed sensitive_subjects_at_least");
+    }
+  }
+  if (policy.default_effect() == v1::Rule::require ||
+      policy.default_effect() == v1::Rule::require_listed) {
+    ck.Error("default_effect", "default_effect must be allow or deny");
+  }
+
+  std::set<std::string> list_ids;
+  for (int i = 0; i < policy.negative_lists_size(); ++i) {
+    const v1::NegativeList& nl = policy.negative_lists(i);
+    const std::string f = absl::StrCat("negative_lists[", i, "]");
+    if (nl.id().empty() || !list_ids.insert(nl.id()).second)
+      ck.Error(f + ".id", "missing or duplicate id");
+    if (nl.zones_size() == 0)
+      ck.Error(f + ".zones", "a negative list binds tenants of at least one zone");
+    for (int k = 0; k < nl.entries_size(); ++k) {
+      const auto& e = nl.entries(k);
+      const std::string ef = absl::StrCat(f, ".entries[", k, "]");
+      if (e.sector().empty() && e.category() == v1::Dataset::category_unspecified) {
+        ck.Error(ef, "an entry needs a sector or a category");
+      }
+      if (e.require_any_size() == 0)
+        ck.Error(ef + ".require_any", "name the instrument(s) the entry requires");
+      for (int m = 0; m < e.require_any_size(); ++m)
+        check_instr(absl::StrCat(ef, ".require_any[", m, "]"), e.require_any(m));
+    }
+  }
+
+  for (int i = 0; i < policy.plugins().filters_size(); ++i) {
+    const std::string& name = policy.plugins().filters(i);
+    if (!plugins.contains(name)) {
+      ck.Error(absl::StrCat("plugins.filters[", i, "]"),
+               absl::StrCat("unknown plugin '", name, "' (", Known(plugins), ")"));
+    }
+  }
+  for (const auto& [name, w] : policy.plugins().scores()) {
+    if (!plugins.contains(name)) {
+      ck.Error(absl::StrCat("plugins.scores.", name),
+               absl::StrCat("unknown plugin '", name, "' (", Known(plugins), ")"));
+    }
+    if (!(w >= 0)) ck.Error(absl::StrCat("plugins.scores.", name), "weight must be >= 0");
+  }
+
+  if (errors != nullptr) errors->insert(errors->end(), ck.errors.begin(), ck.errors.end());
+  if (!ck.errors.empty()) {
+    std::string msg = ck.first_msg;
+    if (ck.errors.size() > 1)
+      absl::StrAppend(&msg, " (and ", ck.errors.size() - 1, " more problem(s))");
+    return InvalidField(ck.first_field, absl::StrCat(ck.first_field, ": ", msg));
+  }
+
+  std::shared_ptr<CompiledPolicy> out(new CompiledPolicy(std::move(policy)));
+  out->site_index_ = std::move(sites);
+  std::vector<v1::Site> site_list(out->policy_.sites().begin(), out->policy_.sites().end());
+  std::vector<v1::Link> link_list(out->policy_.links().begin(), out->policy_.links().end());
+  out->network_ = NetworkModel(site_list, link_list);
+  v1::NetworkView view = out->network_.View();
+  out->warnings_.assign(view.warnings().begin(), view.warnings().end());
+  return std::shared_ptr<const CompiledPolicy>(std::move(out));
+}
+
+absl::StatusOr<std::shared_ptr<const CompiledPolicy>> LoadPolicyFile(
+    const std::string& path, const std::set<std::string>& plugins) {
+  v1::Policy p;
+  absl::Status st = LoadFile(path, &p);
+  if (!st.ok()) return st;
+  auto compiled = CompilePolicy(std::move(p), plugins);
+  if (!compiled.ok()) {
+    return FieldError(compiled.status().code(), StatusField(compiled.status()),
+                      absl::StrCat(path, ": ", compiled.status().message()));
+  }
+  return compiled;
+}
+
+namespace {
+template <typename R>
+std::string Diff(const std::string& what, const R& before, const R& after) {
+  std::map<std::string, std::string> a, b;
+  for (const auto& x : before) a[x.id()] = x.SerializeAsString();
+  for (const auto& x : after) b[x.id()] = x.SerializeAsString();
+  int added = 0, removed = 0, changed = 0;
+  for (const auto& [id, v] : b) {
+    auto it = a.find(id);
+    if (it == a.end())
+      ++added;
+    else if (it->second != v)
+      ++changed;
+  }
+  for (const auto& [id, v] : a) removed += b.contains(id) ? 0 : 1;
+  if (added + removed + changed == 0) return "";
+  return absl::StrCat(what, ": +", added, " -", removed, " ~", changed);
+}
+}  // namespace
+
+std::string DiffSummary(const v1::Policy& before, const v1::Policy& after) {
+  std::vector<std::string> parts;
+  for (std::string s :
+       {Diff("sites", before.sites(), after.sites()), Diff("links", before.links(), after.links()),
+        Diff("rules", before.rules(), after.rules()),
+        Diff("negative_lists", before.negative_lists(), after.negative_lists())}) {
+    if (!s.empty()) parts.push_back(s);
+  }
+  if (!google::protobuf::util::MessageDifferencer::Equals(before.plugins(), after.plugins())) {
+    parts.push_back("plugins changed");
+  }
+  if (before.default_effect() != after.default_effect()) parts.push_back("default_effect changed");
+  if (parts.empty()) return "no change";
+  return absl::StrJoin(parts, "; ");
+}
+
+}  // namespace portolan::policy

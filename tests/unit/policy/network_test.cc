@@ -1,0 +1,111 @@
+#include "portolan/network.h"
+
+#include <gtest/gtest.h>
+
+#include "portolan/policy.h"
+
+namespace portolan::policy {
+namespace {
+
+std::shared_ptr<const CompiledPolicy> Load() {
+  auto c = LoadPolicyFile(
+      PORTOLAN_SOURCE_DIR "/deploy/policy/default.yaml",
+      {"site_affinity", "residency", "latency_limit", "agent_health", "resource_fit",
+       "data_gravity", "compliance_preference", "latency", "cost", "bin_pack", "spread"});
+  EXPECT_TRUE(c.ok()) << c.status();
+  return *c;
+}
+
+NetworkModel WithLinkDown(const v1::Policy& p, const std::string& id) {
+  std::vector<v1::Site> sites(p.sites().begin(), p.sites().end());
+  std::vector<v1::Link> links(p.links().begin(), p.links().end());
+  for (auto& l : links) {
+    if (l.id() == id) l.set_up(false);
+  }
+  return NetworkModel(sites, links);
+}
+
+TEST(NetworkTest, DirectCableIsTheShortestPath) {
+  auto p = Load();
+  const NetworkModel& n = p->network();
+  int lg1 = n.Index("lingang-idc-1"), sin = n.Index("singapore-1");
+  EXPECT_DOUBLE_EQ(n.Rtt(lg1, sin), 65);
+  EXPECT_DOUBLE_EQ(n.BottleneckGbps(lg1, sin), 100);
+  EXPECT_EQ(n.PathLinks(lg1, sin), std::vector<std::string>{"sjc2-lg1-sin"});
+  EXPECT_DOUBLE_EQ(n.Rtt(lg1, lg1), 0);
+  EXPECT_DOUBLE_EQ(n.TransferSeconds(lg1, lg1, 500), 0);
+  // 500 GB over 100 Gbps = 40 s, plus 65 ms.
+  EXPECT_NEAR(n.TransferSeconds(lg1, sin, 500), 40.065, 1e-9);
+}
+
+TEST(NetworkTest, MultiHopPathTakesTheBottleneck) {
+  auto p = Load();
+  const NetworkModel& n = p->network();
+  int hq = n.Index("hongqiao-1"), lon = n.Index("london-1");
+  // Over land to Frankfurt (180) then to London (20) beats FEA via Lingang (1 + 218).
+  EXPECT_DOUBLE_EQ(n.Rtt(hq, lon), 200);
+  EXPECT_EQ(n.PathSites(hq, lon),
+            (std::vector<std::string>{"hongqiao-1", "frankfurt-1", "london-1"}));
+  EXPECT_DOUBLE_EQ(n.BottleneckGbps(hq, lon), 20);
+  EXPECT_DOUBLE_EQ(n.Rtt(lon, hq), 200);  // symmetric
+}
+
+TEST(NetworkTest, CutCableForcesADetour) {
+  auto p = Load();
+  NetworkModel cut = WithLinkDown(p->policy(), "sjc2-lg1-sin");
+  int lg1 = cut.Index("lingang-idc-1"), sin = cut.Index("singapore-1");
+  // Via Lingang IDC 2 and APG (0.5 + 72) beats via Hong Kong (34 + 41).
+  EXPECT_DOUBLE_EQ(cut.Rtt(lg1, sin), 72.5);
+  EXPECT_EQ(cut.PathLinks(lg1, sin), (std::vector<std::string>{"sh-metro-lg1-lg2", "apg-lg2-sin"}));
+  EXPECT_DOUBLE_EQ(cut.BottleneckGbps(lg1, sin), 40);
+  EXPECT_NEAR(cut.TransferSeconds(lg1, sin, 500), 0.0725 + 100, 1e-9);
+}
+
+TEST(NetworkTest, CuttingEveryLinkOfASiteDisconnectsIt) {
+  std::vector<v1::Site> sites(3);
+  sites[0].set_id("a");
+  sites[1].set_id("b");
+  sites[2].set_id("c");
+  std::vector<v1::Link> links(2);
+  links[0].set_id("ab");
+  links[0].set_a("a");
+  links[0].set_b("b");
+  links[0].set_rtt_ms(10);
+  links[0].set_gbps(10);
+  links[1].set_id("bc");
+  links[1].set_a("b");
+  links[1].set_b("c");
+  links[1].set_rtt_ms(5);
+  links[1].set_gbps(1);
+  NetworkModel up(sites, links);
+  EXPECT_DOUBLE_EQ(up.Rtt(0, 2), 15);
+  EXPECT_DOUBLE_EQ(up.BottleneckGbps(0, 2), 1);
+  links[1].set_up(false);
+  NetworkModel down(sites, links);
+  EXPECT_EQ(down.Rtt(0, 2), NetworkModel::kUnreachable);
+  EXPECT_EQ(down.TransferSeconds(0, 2, 1), NetworkModel::kUnreachable);
+  EXPECT_TRUE(down.PathSites(0, 2).empty());
+  v1::NetworkView view = down.View();
+  ASSERT_EQ(view.warnings_size(), 1);
+  EXPECT_NE(view.warnings(0).find("site c"), std::string::npos);
+}
+
+TEST(NetworkTest, ParallelLinksUseTheFasterOne) {
+  std::vector<v1::Site> sites(2);
+  sites[0].set_id("a");
+  sites[1].set_id("b");
+  std::vector<v1::Link> links(2);
+  for (int i = 0; i < 2; ++i) {
+    links[i].set_id(i == 0 ? "slow" : "fast");
+    links[i].set_a("a");
+    links[i].set_b("b");
+    links[i].set_rtt_ms(i == 0 ? 50 : 20);
+    links[i].set_gbps(i == 0 ? 100 : 10);
+  }
+  NetworkModel n(sites, links);
+  EXPECT_DOUBLE_EQ(n.Rtt(0, 1), 20);
+  EXPECT_EQ(n.PathLinks(0, 1), std::vector<std::string>{"fast"});
+}
+
+}  // namespace
+}  // namespace portolan::policy
