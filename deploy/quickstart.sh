@@ -61,7 +61,8 @@ for port in "$REST_PORT" "$RPC_PORT"; do
 done
 
 "$BIN/portolan-scheduler" --rest-addr "127.0.0.1:$REST_PORT" --rpc-addr "127.0.0.1:$RPC_PORT" \
-  --state-dir "$RUN/state" --heartbeat-interval-ms 2000 --agent-ttl-ms 10000 \
+  --state-dir "$RUN/state" --policy "$ROOT/deploy/policy/default.yaml" \
+  --heartbeat-interval-ms 2000 --agent-ttl-ms 10000 \
   >"$RUN/scheduler.log" 2>&1 &
 echo $! >"$RUN/scheduler.pid"
 

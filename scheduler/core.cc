@@ -1,6 +1,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/civil_time.h"
 #include "portolan/codec.h"
 #include "portolan/log.h"
 #include "portolan/scheduler_core.h"
@@ -31,16 +32,46 @@ bool HoldsResources(v1::Job::State s) { return s == v1::Job::placed || s == v1::
 
 }  // namespace
 
-Core::Core(CoreOptions options, Store* store, Clock* clock,
-           std::shared_ptr<const placement::Engine> engine)
-    : options_(options), store_(store), clock_(clock), engine_(std::move(engine)) {}
+Core::Core(CoreOptions options, Store* store, Clock* clock, const placement::Registry* registry)
+    : options_(options), store_(store), clock_(clock), registry_(registry) {}
+
+bool Core::has_policy() {
+  absl::MutexLock lock(&mu_);
+  return policy_ != nullptr;
+}
 
 absl::Status Core::Recover() {
   auto agents = store_->LoadAgents();
   if (!agents.ok()) return agents.status();
   auto jobs = store_->LoadJobs();
   if (!jobs.ok()) return jobs.status();
+  auto tenants = store_->LoadTenants();
+  if (!tenants.ok()) return tenants.status();
+  auto ledger = store_->LoadLedger();
+  if (!ledger.ok()) return ledger.status();
+  auto versions = store_->LoadPolicyVersions();
+  if (!versions.ok()) return versions.status();
+  std::shared_ptr<const PolicyState> policy;
+  if (!versions->empty()) {
+    // The last stored version is in force; it was valid when applied, and
+    // must still be (a build that no longer accepts it must say so).
+    auto built = Build(versions->back().policy(), nullptr);
+    if (!built.ok()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("stored policy ", versions->back().version(),
+                       " no longer validates: ", built.status().message()));
+    }
+    v1::PolicyVersion meta = versions->back();
+    meta.clear_policy();
+    auto state = std::make_shared<PolicyState>(**built);
+    state->meta = meta;
+    policy = std::move(state);
+  }
+  for (const v1::LedgerEntry& e : *ledger) ledger_.Load(e);
   absl::MutexLock lock(&mu_);
+  for (v1::Tenant& t : *tenants) tenants_[t.id()] = std::move(t);
+  policy_ = std::move(policy);
+  policy_versions_ = static_cast<int>(versions->size());
   const absl::Time now = clock_->Now();
   for (v1::Agent& a : *agents) {
     AgentRec& rec = agents_[a.id()];
@@ -97,6 +128,7 @@ void Core::Transition(v1::Job& job, v1::Job::State state, const std::string& mes
   const absl::Time now = clock_->Now();
   if (job.state() == v1::Job::queued && state != v1::Job::queued) {
     queue_.erase({-job.priority(), Nanos(job.submitted_at()), job.id()});
+    waiting_decisions_.erase(job.id());
   }
   job.set_state(state);
   job.set_reason(message);
@@ -114,6 +146,9 @@ absl::StatusOr<std::pair<v1::Job, bool>> Core::Submit(v1::Job spec) {
   absl::Status st = ValidateAndDefault(spec);
   if (!st.ok()) return st;
   absl::MutexLock lock(&mu_);
+  if (policy_ == nullptr) return absl::UnavailableError("no placement policy loaded yet");
+  st = CheckAgainstPolicy(spec, *policy_->compiled);
+  if (!st.ok()) return st;
   if (!spec.idempotency_key().empty()) {
     auto it = idempotency_.find({spec.tenant(), spec.idempotency_key()});
     if (it != idempotency_.end()) return std::make_pair(jobs_.at(it->second), false);
@@ -286,51 +321,132 @@ void Core::Release(v1::Job& job) {
   schedule_pending_ = true;
 }
 
-void Core::ScheduleLocked() {
-  schedule_pending_ = false;
-  if (queue_.empty()) return;
-  std::vector<placement::AgentView> views;
-  views.reserve(agents_.size());
-  std::map<std::string, size_t> index;
+std::map<std::string, std::vector<placement::AgentView>> Core::AgentsBySite() {
+  std::map<std::string, std::vector<placement::AgentView>> out;
   for (auto& [id, rec] : agents_) {
     placement::AgentView v;
     v.agent = &rec.info;
     v.free = rec.info.capacity();
     Add(&v.free, rec.info.allocated(), -1);
-    index[id] = views.size();
-    views.push_back(std::move(v));
+    out[rec.info.site()].push_back(std::move(v));
   }
+  return out;
+}
+
+const v1::Tenant* Core::TenantFor(const std::string& id) {
+  auto it = tenants_.find(id);
+  if (it != tenants_.end()) return &it->second;
+  // A tenant without a profile: no zones, not a CIIO, no instruments.
+  v1::Tenant& t = tenants_[id];
+  t.set_id(id);
+  return &t;
+}
+
+void Core::RecordCrossBorder(const v1::Job& job, const v1::Decision& d) {
+  const int year = static_cast<int>(absl::ToCivilDay(clock_->Now(), absl::UTCTimeZone()).year());
+  const v1::Site* site = policy_->compiled->FindSite(d.placement().site());
+  const std::string to = site ? site->jurisdiction() : "";
+  for (const v1::Compliance& c : d.placement().compliance()) {
+    if (!c.export_()) continue;
+    const v1::Dataset* ds = nullptr;
+    for (const v1::Dataset& x : job.datasets()) {
+      if (x.id() == c.dataset()) ds = &x;
+    }
+    if (ds == nullptr) continue;
+    v1::AuditRecord rec;
+    rec.set_id(NewId("audit"));
+    *rec.mutable_time() = ToProto(clock_->Now());
+    rec.set_job(job.id());
+    rec.set_tenant(job.tenant());
+    rec.set_dataset(ds->id());
+    rec.set_origin(ds->origin());
+    rec.set_from_site(ds->location());
+    rec.set_to_site(d.placement().site());
+    rec.set_to_jurisdiction(to);
+    rec.set_rule(c.rule());
+    rec.set_instrument(c.instrument());
+    rec.set_subjects(ds->subjects());
+    rec.set_sensitive_subjects(ds->sensitive_subjects());
+    if (absl::Status st = store_->AppendAudit(rec); !st.ok()) {
+      spdlog::error("store: cannot write audit record for job {}: {}", job.id(), st.message());
+    }
+    bool personal = false;
+    for (int k = 0; k < ds->categories_size(); ++k) {
+      personal = personal || ds->categories(k) == v1::Dataset::personal ||
+                 ds->categories(k) == v1::Dataset::sensitive_personal;
+    }
+    if (personal && ledger_.Record(job.tenant(), year, to, *ds)) {
+      if (absl::Status st = store_->PutLedgerEntry(ledger_.Entry(job.tenant(), year, to));
+          !st.ok()) {
+        spdlog::error("store: cannot write ledger for tenant {}: {}", job.tenant(), st.message());
+      }
+    }
+  }
+}
+
+void Core::ScheduleLocked() {
+  schedule_pending_ = false;
+  if (queue_.empty() || policy_ == nullptr) return;
+  const std::shared_ptr<const PolicyState> policy = policy_;
+  auto by_site = AgentsBySite();
+  std::map<std::string, placement::AgentView*> by_agent;
+  for (auto& [site, views] : by_site) {
+    for (auto& v : views) by_agent[v.agent->id()] = &v;
+  }
+  placement::DecisionInput in;
+  in.policy = policy->compiled.get();
+  in.ledger = &ledger_;
+  in.today = absl::ToCivilDay(clock_->Now(), absl::UTCTimeZone());
+  in.agents_by_site = &by_site;
   // Copy: placing a job erases it from queue_.
   std::vector<QueueKey> waiting(queue_.begin(), queue_.end());
   for (const QueueKey& key : waiting) {
     v1::Job& job = jobs_.at(std::get<2>(key));
-    placement::Decision d = engine_->Place(job, views);
-    if (!d.prefilter_error.empty()) {
-      Transition(job, v1::Job::unschedulable, d.prefilter_error);
-      continue;
-    }
-    if (!d.feasible) {
-      std::string reason = absl::StrCat("waiting: ", d.Summary());
+    in.job = &job;
+    in.tenant = TenantFor(job.tenant());
+    v1::Decision d = policy->engine->Decide(in);
+    d.set_policy_version(policy->meta.version());
+    *d.mutable_decided_at() = ToProto(clock_->Now());
+    if (!d.feasible()) {
+      if (d.unschedulable()) {
+        (void)store_->PutDecision(job.id(), d);
+        Transition(job, v1::Job::unschedulable, d.reason());
+        continue;
+      }
+      waiting_decisions_[job.id()] = d;
+      const std::string& reason = d.reason();
       if (job.reason() != reason) {
         job.set_reason(reason);
         (void)Persist(job);
       }
       continue;
     }
-    AgentRec& rec = agents_.at(d.agent_id);
+    if (absl::Status st = policy->engine->Reserve(in, d); !st.ok()) {
+      job.set_reason(absl::StrCat("waiting: reserve failed: ", st.message()));
+      continue;
+    }
+    AgentRec& rec = agents_.at(d.placement().agent());
     v1::Allocation* alloc = job.mutable_allocation();
-    alloc->set_agent(d.agent_id);
-    alloc->set_site(d.site);
+    alloc->set_agent(d.placement().agent());
+    alloc->set_site(d.placement().site());
     alloc->set_cpus(job.resources().cpus());
     alloc->set_memory_mb(job.resources().memory_mb());
     alloc->set_gpus(job.resources().gpus());
     job.set_attempt(job.attempt() + 1);
     Add(rec.info.mutable_allocated(), job.resources(), +1);
     rec.info.add_jobs(job.id());
-    Add(&views[index[d.agent_id]].free, job.resources(), -1);
+    Add(&by_agent.at(d.placement().agent())->free, job.resources(), -1);
+    RecordCrossBorder(job, d);
+    (void)store_->PutDecision(job.id(), d);
+    std::string basis;
+    for (const v1::Compliance& c : d.placement().compliance()) {
+      absl::StrAppend(&basis, basis.empty() ? "; " : ", ", c.dataset(), " under ", c.rule(),
+                      c.instrument().empty() ? "" : absl::StrCat(" with ", c.instrument()));
+    }
     Transition(job, v1::Job::placed,
-               absl::StrCat("placed on agent ", d.agent_id, " at site ", d.site, " (score ",
-                            static_cast<int>(d.score + 0.5), ", ", d.Summary(), ")"));
+               absl::StrCat("placed on agent ", d.placement().agent(), " at site ",
+                            d.placement().site(), " (score ", d.placement().score(), ", policy ",
+                            policy->meta.version(), basis, ")"));
     v1::Envelope env;
     *env.mutable_assign()->mutable_job() = job;
     env.mutable_assign()->mutable_job()->clear_events();
@@ -387,6 +503,12 @@ bool Core::OnRegister(const v1::Register& reg, std::shared_ptr<AgentLink> link,
   ack->set_heartbeat_interval_ms(
       static_cast<uint32_t>(absl::ToInt64Milliseconds(options_.heartbeat_interval)));
   rec.link->Send(ack_env);
+  if (policy_ != nullptr && policy_->compiled->FindSite(a.site()) == nullptr) {
+    spdlog::warn(
+        "agent {} belongs to site {}, which is not in the policy's site catalogue: it gets no jobs "
+        "until the site is added",
+        a.id(), a.site());
+  }
   spdlog::info("agent {} registered from {} (site {}, {} PUs, {} MiB, {} GPUs, {} jobs reported){}",
                a.id(), peer, a.site(), a.capacity().cpus(), a.capacity().memory_mb(),
                a.capacity().gpus(), reg.jobs_size(), was_lost ? " after being lost" : "");

@@ -14,6 +14,7 @@
 #include <boost/program_options.hpp>
 
 #include "absl/strings/str_cat.h"
+#include "portolan/codec.h"
 #include "portolan/log.h"
 #include "portolan/logging.h"
 #include "portolan/placement.h"
@@ -37,7 +38,7 @@ int Fail(const std::string& msg) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string rest_addr, rpc_addr, state_dir, ports_file, log_format, log_level;
+  std::string rest_addr, rpc_addr, state_dir, ports_file, log_format, log_level, policy_file;
   int64_t heartbeat_ms = 0, ttl_ms = 0, resend_ms = 0, tick_ms = 0, register_timeout_ms = 0;
   size_t max_frame, max_body;
   po::options_description desc("portolan-scheduler options");
@@ -48,6 +49,8 @@ int main(int argc, char** argv) {
       ("rest-addr", po::value(&rest_addr)->default_value("127.0.0.1:7080"), "REST listen address (port 0: any free port)")
       ("rpc-addr", po::value(&rpc_addr)->default_value("127.0.0.1:7081"), "agent RPC listen address (port 0: any free port)")
       ("state-dir", po::value(&state_dir)->default_value("./var"), "directory of the SQLite state database")
+      ("policy", po::value(&policy_file)->default_value("deploy/policy/default.yaml"), "placement policy file; used when the state holds no policy yet")
+      ("policy-from-file", "apply --policy at start even when the state holds a policy (a new version)")
       ("heartbeat-interval-ms", po::value(&heartbeat_ms)->default_value(5000), "heartbeat interval told to agents")
       ("agent-ttl-ms", po::value(&ttl_ms)->default_value(15000), "an agent silent this long is lost, with its jobs")
       ("resend-interval-ms", po::value(&resend_ms)->default_value(2000), "resend unacknowledged Assign/Cancel this often")
@@ -101,16 +104,25 @@ int main(int argc, char** argv) {
 
   placement::Registry registry;
   placement::RegisterBuiltins(registry);
-  auto engine = placement::Engine::Create(registry, placement::EngineConfig{});
-  if (!engine.ok()) return Fail(std::string(engine.status().message()));
 
   scheduler::CoreOptions copts;
   copts.heartbeat_interval = absl::Milliseconds(heartbeat_ms);
   copts.agent_ttl = absl::Milliseconds(ttl_ms);
   copts.resend_interval = absl::Milliseconds(resend_ms);
-  scheduler::Core core(copts, store->get(), RealClock(), std::move(*engine));
+  scheduler::Core core(copts, store->get(), RealClock(), &registry);
   if (absl::Status st = core.Recover(); !st.ok()) {
     return Fail(absl::StrCat("cannot recover state from ", state_dir, ": ", st.message()));
+  }
+  if (!core.has_policy() || vm.count("policy-from-file")) {
+    v1::Policy p;
+    absl::Status st = LoadFile(policy_file, &p);
+    if (!st.ok()) return Fail(absl::StrCat("--policy: ", st.message()));
+    auto applied = core.ApplyPolicy(std::move(p), absl::StrCat("file:", policy_file));
+    if (!applied.ok())
+      return Fail(absl::StrCat("--policy ", policy_file, ": ", applied.status().message()));
+  } else {
+    spdlog::info("using the policy stored in {} ({} ignored; --policy-from-file applies it)",
+                 state_dir, policy_file);
   }
 
   std::atomic<bool> ready{false};

@@ -3,13 +3,17 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/civil_time.h"
+#include "portolan/policy.h"
 #include "portolan/v1/agent.pb.h"
 #include "portolan/v1/job.pb.h"
+#include "portolan/v1/policy.pb.h"
 
 namespace portolan::placement {
 
@@ -18,6 +22,17 @@ namespace portolan::placement {
 struct AgentView {
   const v1::Agent* agent = nullptr;
   v1::Resources free;  // capacity minus what placed/running jobs hold
+};
+
+// Everything one decision reads. All pointers outlive the decision.
+struct DecisionInput {
+  const v1::Job* job = nullptr;
+  const v1::Tenant* tenant = nullptr;  // nullptr: a tenant with no profile
+  const policy::CompiledPolicy* policy = nullptr;
+  const policy::Ledger* ledger = nullptr;
+  absl::CivilDay today;
+  // Agents grouped by site id; sites absent from the catalogue are ignored.
+  const std::map<std::string, std::vector<AgentView>>* agents_by_site = nullptr;
 };
 
 // Scratch space shared by the plugins of one decision (one job, one cycle).
@@ -37,32 +52,58 @@ struct FilterResult {
   }
 };
 
-// Extension points, after the Kubernetes scheduling framework. Plugins are
-// stateless across decisions (per-decision data goes in CycleState) and must
-// be safe to call from several threads at once.
+// Extension points, after the Kubernetes scheduling framework, but decided per
+// site first: site-level plugins run once per site per job, agent-level ones
+// only on agents of sites still allowed. Plugins hold no per-decision state
+// (that goes in CycleState) and must be safe to call from several threads.
 class Plugin {
  public:
   virtual ~Plugin() = default;
   virtual std::string_view Name() const = 0;
 };
 
-// Once per job before any agent is looked at; an error makes the job
-// unschedulable with that message (e.g. a request no agent could ever meet).
+// Once per job before anything else; an error makes the job unschedulable.
 class PreFilterPlugin : public virtual Plugin {
  public:
-  virtual absl::Status PreFilter(CycleState& state, const v1::Job& job) const = 0;
+  virtual absl::Status PreFilter(CycleState& state, const DecisionInput& in) const = 0;
 };
 
+// Once per catalogue site. May fill parts of `out` (e.g. the residency
+// verdict) for the explanation, whether it passes or not.
+class SiteFilterPlugin : public virtual Plugin {
+ public:
+  virtual FilterResult FilterSite(CycleState& state, const DecisionInput& in, const v1::Site& site,
+                                  v1::SiteDecision& out) const = 0;
+};
+
+// Once per agent of an allowed site.
 class FilterPlugin : public virtual Plugin {
  public:
-  virtual FilterResult Filter(CycleState& state, const v1::Job& job,
+  virtual FilterResult Filter(CycleState& state, const DecisionInput& in,
                               const AgentView& agent) const = 0;
 };
 
-// 0 (worst) to 100 (best); the engine multiplies by the configured weight.
+// A site's raw cost for this job (lower is better: seconds, ms, price ...).
+// The engine normalizes costs over the candidate sites to 0-100 (best 100).
+class SiteScorePlugin : public virtual Plugin {
+ public:
+  virtual double SiteCost(CycleState& state, const DecisionInput& in, const v1::Site& site,
+                          const v1::SiteDecision& decided) const = 0;
+};
+
+// 0 (worst) to 100 (best) for one feasible agent.
 class ScorePlugin : public virtual Plugin {
  public:
-  virtual double Score(CycleState& state, const v1::Job& job, const AgentView& agent) const = 0;
+  virtual double Score(CycleState& state, const DecisionInput& in,
+                       const AgentView& agent) const = 0;
+};
+
+// Reserve runs when the scheduler commits a placement, Unreserve when that is
+// undone before the job runs. Failing Reserve un-reserves the earlier ones.
+class ReservePlugin : public virtual Plugin {
+ public:
+  virtual absl::Status Reserve(const DecisionInput& in, const v1::Decision& decision) const = 0;
+  virtual void Unreserve(const DecisionInput& in, const v1::Decision& decision) const = 0;
 };
 
 // Named plugin factories. The registry is explicit: main() (or a test)
@@ -73,49 +114,46 @@ class Registry {
   void Register(std::string name, Factory factory);
   absl::StatusOr<std::unique_ptr<Plugin>> Create(const std::string& name) const;
   std::vector<std::string> Names() const;
+  std::set<std::string> NameSet() const;
 
  private:
   std::map<std::string, Factory> factories_;
 };
 
-// Registers the built-in plugins: agent_health, site_affinity, resource_fit,
-// bin_pack, spread.
+// Registers the built-in plugins. Filters: site_affinity, residency,
+// latency_limit, agent_health, resource_fit. Scores: data_gravity, latency,
+// cost, compliance_preference, bin_pack, spread.
 void RegisterBuiltins(Registry& registry);
 
-struct EngineConfig {
-  std::vector<std::string> filters = {"agent_health", "site_affinity", "resource_fit"};
-  std::map<std::string, double> scores = {{"bin_pack", 1.0}};
-};
-
-struct Decision {
-  bool feasible = false;
-  std::string agent_id;
-  std::string site;
-  double score = 0;
-  std::map<std::string, double> scores;  // per plugin, 0-100 before weighting
-  int considered = 0;
-  int feasible_agents = 0;
-  std::map<std::string, int> rejected;  // reason code -> agents
-  std::string prefilter_error;          // set when PreFilter refused the job
-
-  // "0/3 agents: 2 insufficient_cpus, 1 cordoned".
-  std::string Summary() const;
-};
-
-// Runs the enabled plugins over a snapshot of agents. Thread-safe for
-// concurrent Place() calls; immutable after construction.
+// The plugins a policy enables, instantiated. Immutable after Create, so
+// Decide() may run concurrently.
 class Engine {
  public:
   static absl::StatusOr<std::unique_ptr<Engine>> Create(const Registry& registry,
-                                                        const EngineConfig& config);
-  Decision Place(const v1::Job& job, const std::vector<AgentView>& agents) const;
+                                                        const v1::PluginConfig& config);
+
+  // The whole decision: every catalogue site with its verdicts, agent counts
+  // per reason, and the winner with its score breakdown. When no placement is
+  // possible, `reason` names every blocking constraint and `unschedulable`
+  // says whether waiting can help.
+  v1::Decision Decide(const DecisionInput& in) const;
+
+  absl::Status Reserve(const DecisionInput& in, const v1::Decision& d) const;
+  void Unreserve(const DecisionInput& in, const v1::Decision& d) const;
 
  private:
   Engine() = default;
   std::vector<std::unique_ptr<Plugin>> owned_;
   std::vector<const PreFilterPlugin*> prefilters_;
+  std::vector<const SiteFilterPlugin*> site_filters_;
   std::vector<const FilterPlugin*> filters_;
+  std::vector<std::pair<const SiteScorePlugin*, double>> site_scores_;
   std::vector<std::pair<const ScorePlugin*, double>> scores_;
+  std::vector<const ReservePlugin*> reserves_;
 };
+
+// "0/3 agents: 2 insufficient_cpus, 1 cordoned" from counts.
+std::string CountsSummary(uint32_t feasible, uint32_t considered,
+                          const google::protobuf::Map<std::string, uint32_t>& rejected);
 
 }  // namespace portolan::placement

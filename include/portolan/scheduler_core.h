@@ -12,6 +12,7 @@
 #include "absl/time/time.h"
 #include "portolan/clock.h"
 #include "portolan/placement.h"
+#include "portolan/policy.h"
 #include "portolan/store.h"
 #include "portolan/v1/agent.pb.h"
 #include "portolan/v1/job.pb.h"
@@ -39,6 +40,14 @@ struct CoreOptions {
   absl::Duration resend_interval = absl::Seconds(2);
 };
 
+// The policy in force: compiled rules and network, the plugins it enables,
+// and its version record. Replaced whole on every change, never modified.
+struct PolicyState {
+  std::shared_ptr<const policy::CompiledPolicy> compiled;
+  std::shared_ptr<const placement::Engine> engine;
+  v1::PolicyVersion meta;  // version, when, who, summary (no policy body)
+};
+
 struct JobFilter {
   std::string state;   // a Job.State word, or "" for all
   std::string tenant;  // "" for all
@@ -53,11 +62,15 @@ struct JobFilter {
 // mutex and must never call back into the core synchronously.
 class Core {
  public:
-  Core(CoreOptions options, Store* store, Clock* clock,
-       std::shared_ptr<const placement::Engine> engine);
+  // `registry` lists the placement plugins policies may enable; it must
+  // outlive the core.
+  Core(CoreOptions options, Store* store, Clock* clock, const placement::Registry* registry);
 
-  // Loads jobs and agents from the store. Call once, before serving.
+  // Loads jobs, agents, tenants, the ledger and the policy history from the
+  // store. Call once, before serving. Afterwards has_policy() tells whether a
+  // policy was stored; if not, ApplyPolicy one before serving.
   absl::Status Recover();
+  bool has_policy();
 
   // --- REST-facing ---
   // Validates, stores durably, then queues. Returns the job and whether it
@@ -69,6 +82,33 @@ class Core {
   absl::StatusOr<v1::JobLogs> Logs(const std::string& id);
   v1::ListAgentsResponse ListAgents();
   absl::StatusOr<v1::Agent> GetAgent(const std::string& id);
+
+  // --- policy engine ---
+  // Dry run: the decision for `spec` on the current state. Stores nothing.
+  absl::StatusOr<v1::Decision> Plan(v1::Job spec);
+  // The decision behind a job: the stored one once placed or unschedulable,
+  // the latest one while it waits.
+  absl::StatusOr<v1::Decision> Explain(const std::string& id);
+
+  // Validates, stores a new version, swaps it in; the next decision uses it.
+  // On error nothing changes. `summary` overrides the computed diff summary.
+  absl::StatusOr<v1::PolicyVersion> ApplyPolicy(v1::Policy policy, const std::string& who,
+                                                const std::string& summary = "");
+  v1::ValidationResult ValidatePolicy(const v1::Policy& policy);
+  absl::StatusOr<v1::Policy> GetPolicy();
+  absl::StatusOr<v1::ListPolicyVersionsResponse> PolicyVersions();
+
+  v1::ListTenantsResponse ListTenants();
+  absl::StatusOr<v1::Tenant> GetTenant(const std::string& id);
+  absl::StatusOr<v1::Tenant> PutTenant(const std::string& id, v1::Tenant tenant);
+
+  absl::StatusOr<v1::NetworkView> Network();
+  absl::StatusOr<std::vector<v1::Site>> Sites();
+  // Marks a link up/down or changes its RTT/capacity: a new policy version.
+  absl::StatusOr<v1::Link> UpdateLink(const std::string& id, const v1::LinkUpdate& update,
+                                      const std::string& who);
+  absl::StatusOr<v1::ListAuditResponse> Audit(const std::string& tenant, const std::string& job,
+                                              int limit);
 
   // --- agent protocol ---
   // Handles Register: on success sends RegisterAck over `link`, then resends
@@ -112,11 +152,20 @@ class Core {
   void MarkLost(AgentRec& rec, const std::string& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void StoreLogs(const v1::LogTail& tail) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Index(const v1::Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status CheckAgainstPolicy(const v1::Job& job, const policy::CompiledPolicy& p)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  const v1::Tenant* TenantFor(const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::map<std::string, std::vector<placement::AgentView>> AgentsBySite()
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RecordCrossBorder(const v1::Job& job, const v1::Decision& d)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<std::shared_ptr<const PolicyState>> Build(v1::Policy policy,
+                                                           std::vector<std::string>* errors);
 
   const CoreOptions options_;
   Store* const store_;
   Clock* const clock_;
-  const std::shared_ptr<const placement::Engine> engine_;
+  const placement::Registry* const registry_;
 
   absl::Mutex mu_;
   std::map<std::string, v1::Job> jobs_ ABSL_GUARDED_BY(mu_);
@@ -125,6 +174,11 @@ class Core {
   std::set<OrderKey> order_ ABSL_GUARDED_BY(mu_);
   std::map<std::pair<std::string, std::string>, std::string> idempotency_ ABSL_GUARDED_BY(mu_);
   uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 0;
+  std::shared_ptr<const PolicyState> policy_ ABSL_GUARDED_BY(mu_);
+  int policy_versions_ ABSL_GUARDED_BY(mu_) = 0;
+  std::map<std::string, v1::Tenant> tenants_ ABSL_GUARDED_BY(mu_);
+  policy::Ledger ledger_;  // thread-safe itself
+  std::map<std::string, v1::Decision> waiting_decisions_ ABSL_GUARDED_BY(mu_);
   bool schedule_pending_ ABSL_GUARDED_BY(mu_) = false;
 };
 

@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "portolan/v1/agent.pb.h"
 #include "portolan/v1/job.pb.h"
+#include "portolan/v1/policy.pb.h"
 
 namespace portolan {
 
@@ -34,6 +35,27 @@ class Store {
   virtual absl::Status PutLogs(const v1::JobLogs& logs) = 0;
   // NotFound when no output was ever recorded for the job.
   virtual absl::StatusOr<v1::JobLogs> GetLogs(const std::string& job_id) = 0;
+
+  // The placement decision of a job (the latest one stored).
+  virtual absl::Status PutDecision(const std::string& job_id, const v1::Decision& decision) = 0;
+  virtual absl::StatusOr<v1::Decision> GetDecision(const std::string& job_id) = 0;
+
+  virtual absl::Status PutTenant(const v1::Tenant& tenant) = 0;
+  virtual absl::StatusOr<std::vector<v1::Tenant>> LoadTenants() = 0;
+
+  // Policy history, oldest first; the last one is in force.
+  virtual absl::Status PutPolicyVersion(const v1::PolicyVersion& version) = 0;
+  virtual absl::StatusOr<std::vector<v1::PolicyVersion>> LoadPolicyVersions() = 0;
+
+  virtual absl::Status PutLedgerEntry(const v1::LedgerEntry& entry) = 0;
+  virtual absl::StatusOr<std::vector<v1::LedgerEntry>> LoadLedger() = 0;
+
+  // Cross-border placements, append-only. ListAudit returns the newest
+  // `limit` records matching the non-empty filters, newest first.
+  virtual absl::Status AppendAudit(const v1::AuditRecord& record) = 0;
+  virtual absl::StatusOr<std::vector<v1::AuditRecord>> ListAudit(const std::string& tenant,
+                                                                 const std::string& job,
+                                                                 int limit) = 0;
 };
 
 // SQLite in WAL mode under `dir` (created if missing) as `portolan.db`.
@@ -50,6 +72,18 @@ class MemoryStore : public Store {
   absl::StatusOr<std::vector<v1::Agent>> LoadAgents() override;
   absl::Status PutLogs(const v1::JobLogs& logs) override;
   absl::StatusOr<v1::JobLogs> GetLogs(const std::string& job_id) override;
+  absl::Status PutDecision(const std::string& job_id, const v1::Decision& decision) override;
+  absl::StatusOr<v1::Decision> GetDecision(const std::string& job_id) override;
+  absl::Status PutTenant(const v1::Tenant& tenant) override;
+  absl::StatusOr<std::vector<v1::Tenant>> LoadTenants() override;
+  absl::Status PutPolicyVersion(const v1::PolicyVersion& version) override;
+  absl::StatusOr<std::vector<v1::PolicyVersion>> LoadPolicyVersions() override;
+  absl::Status PutLedgerEntry(const v1::LedgerEntry& entry) override;
+  absl::StatusOr<std::vector<v1::LedgerEntry>> LoadLedger() override;
+  absl::Status AppendAudit(const v1::AuditRecord& record) override;
+  absl::StatusOr<std::vector<v1::AuditRecord>> ListAudit(const std::string& tenant,
+                                                         const std::string& job,
+                                                         int limit) override;
 
   void FailWritesWith(absl::Status status);
   size_t job_writes() const;
@@ -59,6 +93,11 @@ class MemoryStore : public Store {
   std::map<std::string, v1::Job> jobs_;
   std::map<std::string, v1::Agent> agents_;
   std::map<std::string, v1::JobLogs> logs_;
+  std::map<std::string, v1::Decision> decisions_;
+  std::map<std::string, v1::Tenant> tenants_;
+  std::vector<v1::PolicyVersion> versions_;
+  std::map<std::string, v1::LedgerEntry> ledger_;
+  std::vector<v1::AuditRecord> audit_;
   absl::Status fail_with_;
   size_t job_writes_ = 0;
 };

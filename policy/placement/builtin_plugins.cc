@@ -1,19 +1,87 @@
-// Built-in plugins of the foundation: health and resource fit filters, and the
-// bin_pack / spread scores. The policy engine adds residency, network and
-// topology plugins beside these.
+// Built-in placement plugins. Site-level filters and scores run once per
+// catalogue site; agent-level ones only on agents of allowed sites.
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "portolan/placement.h"
 
 namespace portolan::placement {
 namespace {
 
+template <typename C, typename V>
+bool Contains(const C& c, const V& v) {
+  return std::find(c.begin(), c.end(), v) != c.end();
+}
+
+// placement.sites / avoid_sites at site level; placement.agent_labels at agent level.
+class SiteAffinity : public SiteFilterPlugin, public FilterPlugin {
+ public:
+  std::string_view Name() const override { return "site_affinity"; }
+  FilterResult FilterSite(CycleState&, const DecisionInput& in, const v1::Site& site,
+                          v1::SiteDecision&) const override {
+    const v1::PlacementRequest& p = in.job->placement();
+    if (!p.sites().empty() && !Contains(p.sites(), site.id())) {
+      return FilterResult::Reject(
+          "site_not_requested", absl::StrCat("the job asks for ", absl::StrJoin(p.sites(), ", ")));
+    }
+    if (Contains(p.avoid_sites(), site.id()))
+      return FilterResult::Reject("site_avoided", "the job avoids it");
+    return FilterResult::Pass();
+  }
+  FilterResult Filter(CycleState&, const DecisionInput& in, const AgentView& a) const override {
+    for (const auto& [k, v] : in.job->placement().agent_labels()) {
+      auto it = a.agent->labels().find(k);
+      if (it == a.agent->labels().end() || it->second != v)
+        return FilterResult::Reject("label_mismatch");
+    }
+    return FilterResult::Pass();
+  }
+};
+
+// Every dataset must be allowed at the site by the residency rules.
+class Residency : public SiteFilterPlugin {
+ public:
+  std::string_view Name() const override { return "residency"; }
+  FilterResult FilterSite(CycleState&, const DecisionInput& in, const v1::Site& site,
+                          v1::SiteDecision& out) const override {
+    static const v1::Tenant kNoTenant;
+    *out.mutable_residency() = in.policy->residency().EvaluateJob(
+        *in.job, site, in.tenant ? *in.tenant : kNoTenant, *in.ledger, in.today);
+    if (out.residency().allowed()) return FilterResult::Pass();
+    return FilterResult::Reject("residency", out.residency().reason());
+  }
+};
+
+// placement.max_rtt_ms: RTT from the candidate site to each named site.
+class LatencyLimit : public SiteFilterPlugin {
+ public:
+  std::string_view Name() const override { return "latency_limit"; }
+  FilterResult FilterSite(CycleState&, const DecisionInput& in, const v1::Site& site,
+                          v1::SiteDecision&) const override {
+    const policy::NetworkModel& net = in.policy->network();
+    std::vector<std::string> over;
+    std::map<std::string, double> limits(in.job->placement().max_rtt_ms().begin(),
+                                         in.job->placement().max_rtt_ms().end());
+    for (const auto& [other, limit] : limits) {
+      double rtt = net.Rtt(net.Index(site.id()), net.Index(other));
+      if (rtt < 0) {
+        over.push_back(absl::StrCat("no network path to ", other));
+      } else if (rtt > limit) {
+        over.push_back(absl::StrFormat("RTT to %s is %g ms, limit %g ms", other, rtt, limit));
+      }
+    }
+    if (over.empty()) return FilterResult::Pass();
+    return FilterResult::Reject("latency_limit", absl::StrJoin(over, ", "));
+  }
+};
+
 // Rejects agents that must not take new work.
 class AgentHealth : public FilterPlugin {
  public:
   std::string_view Name() const override { return "agent_health"; }
-  FilterResult Filter(CycleState&, const v1::Job&, const AgentView& a) const override {
+  FilterResult Filter(CycleState&, const DecisionInput&, const AgentView& a) const override {
     switch (a.agent->state()) {
       case v1::Agent::ready:
         break;
@@ -31,51 +99,63 @@ class AgentHealth : public FilterPlugin {
   }
 };
 
-// Requests must be positive and fit what is free now. A request larger than
-// every agent's total capacity is still a Filter rejection here: an agent big
-// enough may join later.
+// Requests must be positive and fit what is free now.
 class ResourceFit : public FilterPlugin, public PreFilterPlugin {
  public:
   std::string_view Name() const override { return "resource_fit"; }
-  absl::Status PreFilter(CycleState&, const v1::Job& job) const override {
-    if (job.resources().cpus() <= 0)
+  absl::Status PreFilter(CycleState&, const DecisionInput& in) const override {
+    if (in.job->resources().cpus() <= 0)
       return absl::InvalidArgumentError("resources.cpus must be > 0");
     return absl::OkStatus();
   }
-  FilterResult Filter(CycleState&, const v1::Job& job, const AgentView& a) const override {
-    const v1::Resources& r = job.resources();
-    if (r.cpus() > a.free.cpus()) {
-      return FilterResult::Reject(
-          "insufficient_cpus", absl::StrCat("needs ", r.cpus(), " cpus, ", a.free.cpus(), " free"));
-    }
-    if (r.memory_mb() > a.free.memory_mb()) {
-      return FilterResult::Reject(
-          "insufficient_memory",
-          absl::StrCat("needs ", r.memory_mb(), " MiB, ", a.free.memory_mb(), " MiB free"));
-    }
-    if (r.gpus() > a.free.gpus()) {
-      return FilterResult::Reject(
-          "insufficient_gpus", absl::StrCat("needs ", r.gpus(), " gpus, ", a.free.gpus(), " free"));
-    }
+  FilterResult Filter(CycleState&, const DecisionInput& in, const AgentView& a) const override {
+    const v1::Resources& r = in.job->resources();
+    if (r.cpus() > a.free.cpus()) return FilterResult::Reject("insufficient_cpus");
+    if (r.memory_mb() > a.free.memory_mb()) return FilterResult::Reject("insufficient_memory");
+    if (r.gpus() > a.free.gpus()) return FilterResult::Reject("insufficient_gpus");
     return FilterResult::Pass();
   }
 };
 
-// placement.sites (run only there) and placement.avoid_sites (never there).
-class SiteAffinity : public FilterPlugin {
+// Seconds to move the job's datasets to the site (0 where they already are).
+class DataGravity : public SiteScorePlugin {
  public:
-  std::string_view Name() const override { return "site_affinity"; }
-  FilterResult Filter(CycleState&, const v1::Job& job, const AgentView& a) const override {
-    const auto& want = job.placement().sites();
-    const std::string& site = a.agent->site();
-    if (!want.empty() && std::find(want.begin(), want.end(), site) == want.end()) {
-      return FilterResult::Reject("site_not_requested");
-    }
-    const auto& avoid = job.placement().avoid_sites();
-    if (std::find(avoid.begin(), avoid.end(), site) != avoid.end()) {
-      return FilterResult::Reject("site_avoided");
-    }
-    return FilterResult::Pass();
+  std::string_view Name() const override { return "data_gravity"; }
+  double SiteCost(CycleState&, const DecisionInput&, const v1::Site&,
+                  const v1::SiteDecision& d) const override {
+    return std::max(0.0, d.transfer_s());
+  }
+};
+
+// RTT to the sites the job names in max_rtt_ms (or to its data).
+class Latency : public SiteScorePlugin {
+ public:
+  std::string_view Name() const override { return "latency"; }
+  double SiteCost(CycleState&, const DecisionInput&, const v1::Site&,
+                  const v1::SiteDecision& d) const override {
+    return d.rtt_ms();
+  }
+};
+
+// Site price per core-hour for the job's cores.
+class Cost : public SiteScorePlugin {
+ public:
+  std::string_view Name() const override { return "cost"; }
+  double SiteCost(CycleState&, const DecisionInput& in, const v1::Site& site,
+                  const v1::SiteDecision&) const override {
+    return site.price_per_core_hour() * in.job->resources().cpus();
+  }
+};
+
+// Prefers placements that need no transfer instrument.
+class CompliancePreference : public SiteScorePlugin {
+ public:
+  std::string_view Name() const override { return "compliance_preference"; }
+  double SiteCost(CycleState&, const DecisionInput&, const v1::Site&,
+                  const v1::SiteDecision& d) const override {
+    double n = 0;
+    for (const v1::Compliance& c : d.residency().datasets()) n += c.instrument().empty() ? 0 : 1;
+    return n;
   }
 };
 
@@ -94,8 +174,8 @@ double UsedFraction(const AgentView& a, const v1::Job& job) {
 class BinPack : public ScorePlugin {
  public:
   std::string_view Name() const override { return "bin_pack"; }
-  double Score(CycleState&, const v1::Job& job, const AgentView& a) const override {
-    return 100.0 * UsedFraction(a, job);
+  double Score(CycleState&, const DecisionInput& in, const AgentView& a) const override {
+    return 100.0 * UsedFraction(a, *in.job);
   }
 };
 
@@ -103,17 +183,24 @@ class BinPack : public ScorePlugin {
 class Spread : public ScorePlugin {
  public:
   std::string_view Name() const override { return "spread"; }
-  double Score(CycleState&, const v1::Job& job, const AgentView& a) const override {
-    return 100.0 * (1.0 - UsedFraction(a, job));
+  double Score(CycleState&, const DecisionInput& in, const AgentView& a) const override {
+    return 100.0 * (1.0 - UsedFraction(a, *in.job));
   }
 };
 
 }  // namespace
 
 void RegisterBuiltins(Registry& registry) {
-  registry.Register("agent_health", [] { return std::make_unique<AgentHealth>(); });
   registry.Register("site_affinity", [] { return std::make_unique<SiteAffinity>(); });
+  registry.Register("residency", [] { return std::make_unique<Residency>(); });
+  registry.Register("latency_limit", [] { return std::make_unique<LatencyLimit>(); });
+  registry.Register("agent_health", [] { return std::make_unique<AgentHealth>(); });
   registry.Register("resource_fit", [] { return std::make_unique<ResourceFit>(); });
+  registry.Register("data_gravity", [] { return std::make_unique<DataGravity>(); });
+  registry.Register("latency", [] { return std::make_unique<Latency>(); });
+  registry.Register("cost", [] { return std::make_unique<Cost>(); });
+  registry.Register("compliance_preference",
+                    [] { return std::make_unique<CompliancePreference>(); });
   registry.Register("bin_pack", [] { return std::make_unique<BinPack>(); });
   registry.Register("spread", [] { return std::make_unique<Spread>(); });
 }

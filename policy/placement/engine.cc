@@ -1,3 +1,6 @@
+#include <algorithm>
+#include <limits>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "portolan/placement.h"
@@ -23,98 +26,311 @@ std::vector<std::string> Registry::Names() const {
   return out;
 }
 
-std::string Decision::Summary() const {
-  if (!prefilter_error.empty()) return prefilter_error;
-  std::string s = absl::StrCat(feasible_agents, "/", considered, " agents");
+std::set<std::string> Registry::NameSet() const {
+  std::set<std::string> out;
+  for (const auto& [name, f] : factories_) out.insert(name);
+  return out;
+}
+
+namespace {
+
+std::string JoinCounts(const std::vector<std::pair<std::string, uint32_t>>& counts) {
+  std::vector<std::pair<std::string, uint32_t>> sorted = counts;
+  // Most frequent reason first, so the headline cause leads.
+  std::stable_sort(sorted.begin(), sorted.end(),
+                   [](const auto& a, const auto& b) { return a.second > b.second; });
+  return absl::StrJoin(sorted, ", ", [](std::string* out, const auto& p) {
+    absl::StrAppend(out, p.second, " ", p.first);
+  });
+}
+
+}  // namespace
+
+std::string CountsSummary(uint32_t feasible, uint32_t considered,
+                          const google::protobuf::Map<std::string, uint32_t>& rejected) {
+  std::string s = absl::StrCat(feasible, "/", considered, " agents");
   if (!rejected.empty()) {
-    // Most frequent reason first, so the headline cause leads.
-    std::vector<std::pair<std::string, int>> sorted(rejected.begin(), rejected.end());
-    std::stable_sort(sorted.begin(), sorted.end(),
-                     [](const auto& a, const auto& b) { return a.second > b.second; });
-    absl::StrAppend(&s, ": ", absl::StrJoin(sorted, ", ", [](std::string* out, const auto& p) {
-      absl::StrAppend(out, p.second, " ", p.first);
-    }));
+    absl::StrAppend(&s, ": ", JoinCounts({rejected.begin(), rejected.end()}));
   }
   return s;
 }
 
 absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const Registry& registry,
-                                                       const EngineConfig& config) {
-  std::unique_ptr<Engine> engine(new Engine());
+                                                       const v1::PluginConfig& config) {
+  std::unique_ptr<Engine> e(new Engine());
   auto add = [&](const std::string& name) -> absl::StatusOr<Plugin*> {
     auto p = registry.Create(name);
     if (!p.ok()) return p.status();
-    engine->owned_.push_back(std::move(*p));
-    return engine->owned_.back().get();
+    e->owned_.push_back(std::move(*p));
+    Plugin* raw = e->owned_.back().get();
+    if (auto* r = dynamic_cast<const ReservePlugin*>(raw)) e->reserves_.push_back(r);
+    return raw;
   };
-  for (const std::string& name : config.filters) {
+  for (const std::string& name : config.filters()) {
     auto p = add(name);
     if (!p.ok()) return p.status();
-    if (auto* pre = dynamic_cast<const PreFilterPlugin*>(*p)) engine->prefilters_.push_back(pre);
-    auto* f = dynamic_cast<const FilterPlugin*>(*p);
-    if (f == nullptr)
-      return absl::InvalidArgumentError(absl::StrCat("'", name, "' is not a filter"));
-    engine->filters_.push_back(f);
+    bool used = false;
+    if (auto* x = dynamic_cast<const PreFilterPlugin*>(*p))
+      e->prefilters_.push_back(x), used = true;
+    if (auto* x = dynamic_cast<const SiteFilterPlugin*>(*p))
+      e->site_filters_.push_back(x), used = true;
+    if (auto* x = dynamic_cast<const FilterPlugin*>(*p)) e->filters_.push_back(x), used = true;
+    if (!used)
+      return absl::InvalidArgumentError(absl::StrCat("plugin '", name, "' is not a filter"));
   }
-  for (const auto& [name, weight] : config.scores) {
-    if (weight < 0) {
+  // Scores in name order: deterministic whatever the map's order.
+  std::map<std::string, double> scores(config.scores().begin(), config.scores().end());
+  for (const auto& [name, weight] : scores) {
+    if (!(weight >= 0))
       return absl::InvalidArgumentError(absl::StrCat("score '", name, "': weight must be >= 0"));
-    }
+    if (weight == 0) continue;
     auto p = add(name);
     if (!p.ok()) return p.status();
-    auto* s = dynamic_cast<const ScorePlugin*>(*p);
-    if (s == nullptr)
-      return absl::InvalidArgumentError(absl::StrCat("'", name, "' is not a score"));
-    engine->scores_.emplace_back(s, weight);
+    bool used = false;
+    if (auto* x = dynamic_cast<const SiteScorePlugin*>(*p))
+      e->site_scores_.emplace_back(x, weight), used = true;
+    if (auto* x = dynamic_cast<const ScorePlugin*>(*p))
+      e->scores_.emplace_back(x, weight), used = true;
+    if (!used)
+      return absl::InvalidArgumentError(absl::StrCat("plugin '", name, "' is not a score"));
   }
-  return engine;
+  return e;
 }
 
-Decision Engine::Place(const v1::Job& job, const std::vector<AgentView>& agents) const {
-  Decision d;
+v1::Decision Engine::Decide(const DecisionInput& in) const {
+  v1::Decision d;
   CycleState state;
+  const v1::Job& job = *in.job;
   for (const PreFilterPlugin* p : prefilters_) {
-    absl::Status st = p->PreFilter(state, job);
+    absl::Status st = p->PreFilter(state, in);
     if (!st.ok()) {
-      d.prefilter_error = std::string(st.message());
+      d.set_unschedulable(true);
+      d.set_reason(std::string(st.message()));
       return d;
     }
   }
-  double total_weight = 0;
-  for (const auto& [p, w] : scores_) total_weight += w;
-  double best = -1;
-  for (const AgentView& a : agents) {
-    ++d.considered;
-    bool ok = true;
-    for (const FilterPlugin* f : filters_) {
-      FilterResult r = f->Filter(state, job, a);
-      if (!r.ok) {
-        ++d.rejected[r.code];
-        ok = false;
-        break;  // fast path: the first failing filter is the agent's reason
+
+  const policy::NetworkModel& net = in.policy->network();
+  static const std::vector<AgentView> kNone;
+  struct SiteWork {
+    const v1::Site* site;
+    v1::SiteDecision* out;
+    const std::vector<AgentView>* agents;
+    std::vector<std::pair<const AgentView*, double>> feasible;  // agent, agent-level score
+  };
+  std::vector<SiteWork> work;
+  std::map<std::string, uint32_t> site_rejections;  // site-level code -> sites
+  v1::AgentCounts* totals = d.mutable_agents();
+
+  for (const v1::Site& site : in.policy->policy().sites()) {
+    v1::SiteDecision* sd = d.add_sites();
+    sd->set_site(site.id());
+    sd->set_regime(site.jurisdiction());
+    const int si = net.Index(site.id());
+    // Data transfer estimate and RTT to the sites the job cares about.
+    double transfer = 0;
+    bool reachable = true;
+    std::string unreachable_from;
+    for (const v1::Dataset& ds : job.datasets()) {
+      if (ds.location().empty()) continue;
+      double t = net.TransferSeconds(net.Index(ds.location()), si, ds.size_gb());
+      if (t < 0) {
+        reachable = false;
+        unreachable_from = ds.location();
+      } else {
+        transfer += t;
       }
     }
-    if (!ok) continue;
-    ++d.feasible_agents;
-    double score = 0;
-    std::map<std::string, double> parts;
-    for (const auto& [p, w] : scores_) {
-      double s = std::clamp(p->Score(state, job, a), 0.0, 100.0);
-      parts[std::string(p->Name())] = s;
-      score += s * w;
+    sd->set_transfer_s(reachable ? transfer : -1);
+    double rtt = 0;
+    auto consider_rtt = [&](const std::string& other) {
+      double r = net.Rtt(si, net.Index(other));
+      if (r > rtt) rtt = r;
+    };
+    if (!job.placement().max_rtt_ms().empty()) {
+      for (const auto& [other, limit] : job.placement().max_rtt_ms()) consider_rtt(other);
+    } else {
+      for (const v1::Dataset& ds : job.datasets()) {
+        if (!ds.location().empty()) consider_rtt(ds.location());
+      }
     }
-    score = total_weight > 0 ? score / total_weight : 0;
-    // Ties go to the lexicographically smallest agent id: deterministic.
-    if (score > best || (score == best && a.agent->id() < d.agent_id)) {
-      best = score;
-      d.feasible = true;
-      d.agent_id = a.agent->id();
-      d.site = a.agent->site();
-      d.score = score;
-      d.scores = std::move(parts);
+    sd->set_rtt_ms(rtt);
+
+    const std::vector<AgentView>* agents = &kNone;
+    if (in.agents_by_site != nullptr) {
+      auto it = in.agents_by_site->find(site.id());
+      if (it != in.agents_by_site->end()) agents = &it->second;
+    }
+    sd->mutable_agents()->set_considered(static_cast<uint32_t>(agents->size()));
+    totals->set_considered(totals->considered() + static_cast<uint32_t>(agents->size()));
+
+    // Every site-level filter runs, so the explanation lists every reason.
+    std::string first_code;
+    for (const SiteFilterPlugin* f : site_filters_) {
+      FilterResult r = f->FilterSite(state, in, site, *sd);
+      if (!r.ok) {
+        sd->add_rejected(r.detail.empty() ? r.code : absl::StrCat(r.code, ": ", r.detail));
+        if (first_code.empty()) first_code = r.code;
+      }
+    }
+    if (!reachable) {
+      sd->add_rejected(absl::StrCat("unreachable: no working network path from ", unreachable_from,
+                                    " to ", site.id()));
+      if (first_code.empty()) first_code = "unreachable";
+    }
+    sd->set_allowed(first_code.empty());
+    if (!sd->allowed()) {
+      ++site_rejections[first_code];
+      if (!agents->empty())
+        (*totals->mutable_rejected())[first_code] += static_cast<uint32_t>(agents->size());
+      continue;
+    }
+    work.push_back(SiteWork{&site, sd, agents, {}});
+  }
+
+  // Agent-level filters and scores on allowed sites only.
+  double agent_weight = 0;
+  for (const auto& [p, w] : scores_) agent_weight += w;
+  bool any_capacity = false;
+  uint32_t allowed_agents = 0;
+  for (SiteWork& w : work) {
+    auto& site_rejected = *w.out->mutable_agents()->mutable_rejected();
+    for (const AgentView& a : *w.agents) {
+      ++allowed_agents;
+      const v1::Resources& cap = a.agent->capacity();
+      if (cap.cpus() >= job.resources().cpus() && cap.memory_mb() >= job.resources().memory_mb() &&
+          cap.gpus() >= job.resources().gpus()) {
+        any_capacity = true;
+      }
+      bool ok = true;
+      for (const FilterPlugin* f : filters_) {
+        FilterResult r = f->Filter(state, in, a);
+        if (!r.ok) {
+          ++site_rejected[r.code];
+          ++(*totals->mutable_rejected())[r.code];
+          ok = false;
+          break;  // fast path: an agent's first failing filter is its reason
+        }
+      }
+      if (!ok) continue;
+      double s = 0;
+      for (const auto& [p, weight] : scores_)
+        s += weight * std::clamp(p->Score(state, in, a), 0.0, 100.0);
+      w.feasible.emplace_back(&a, s);
+    }
+    w.out->mutable_agents()->set_feasible(static_cast<uint32_t>(w.feasible.size()));
+    totals->set_feasible(totals->feasible() + static_cast<uint32_t>(w.feasible.size()));
+  }
+
+  // Site-level scores, normalized over sites with feasible agents.
+  std::vector<SiteWork*> candidates;
+  for (SiteWork& w : work) {
+    if (!w.feasible.empty()) candidates.push_back(&w);
+  }
+  std::vector<std::vector<double>> site_score(candidates.size(),
+                                              std::vector<double>(site_scores_.size(), 100));
+  for (size_t k = 0; k < site_scores_.size(); ++k) {
+    std::vector<double> cost(candidates.size());
+    double lo = std::numeric_limits<double>::infinity(), hi = -lo;
+    for (size_t c = 0; c < candidates.size(); ++c) {
+      cost[c] =
+          site_scores_[k].first->SiteCost(state, in, *candidates[c]->site, *candidates[c]->out);
+      lo = std::min(lo, cost[c]);
+      hi = std::max(hi, cost[c]);
+    }
+    for (size_t c = 0; c < candidates.size(); ++c) {
+      site_score[c][k] = hi > lo ? 100.0 * (hi - cost[c]) / (hi - lo) : 100.0;
     }
   }
+  double total_weight = agent_weight;
+  for (const auto& [p, w] : site_scores_) total_weight += w;
+
+  double best = -1;
+  const AgentView* winner = nullptr;
+  size_t winner_site = 0;
+  for (size_t c = 0; c < candidates.size(); ++c) {
+    double site_part = 0;
+    for (size_t k = 0; k < site_scores_.size(); ++k)
+      site_part += site_scores_[k].second * site_score[c][k];
+    for (const auto& [agent, agent_part] : candidates[c]->feasible) {
+      double score = total_weight > 0 ? (site_part + agent_part) / total_weight : 0;
+      // Ties go to the smallest agent id: deterministic.
+      if (score > best + 1e-9 ||
+          (std::abs(score - best) <= 1e-9 && agent->agent->id() < winner->agent->id())) {
+        best = score;
+        winner = agent;
+        winner_site = c;
+      }
+    }
+  }
+
+  if (winner != nullptr) {
+    d.set_feasible(true);
+    v1::PlacementResult* p = d.mutable_placement();
+    p->set_agent(winner->agent->id());
+    p->set_site(winner->agent->site());
+    p->set_score(std::round(best * 10) / 10);
+    SiteWork& w = *candidates[winner_site];
+    for (size_t k = 0; k < site_scores_.size(); ++k) {
+      (*p->mutable_scores())[std::string(site_scores_[k].first->Name())] =
+          std::round(site_score[winner_site][k] * 10) / 10;
+    }
+    for (const auto& [sp, weight] : scores_) {
+      (*p->mutable_scores())[std::string(sp->Name())] =
+          std::round(std::clamp(sp->Score(state, in, *winner), 0.0, 100.0) * 10) / 10;
+    }
+    for (const v1::Compliance& c : w.out->residency().datasets()) *p->add_compliance() = c;
+    return d;
+  }
+
+  // Not feasible: name every blocking constraint.
+  std::vector<std::string> parts;
+  if (!work.empty()) {
+    parts.push_back(absl::StrCat(CountsSummary(0, allowed_agents, {}), " at ", work.size(),
+                                 " allowed site(s)"));
+    std::map<std::string, uint32_t> agent_reasons;
+    for (const SiteWork& w : work) {
+      for (const auto& [code, n] : w.out->agents().rejected()) agent_reasons[code] += n;
+    }
+    if (!agent_reasons.empty())
+      parts.back() += absl::StrCat(": ", JoinCounts({agent_reasons.begin(), agent_reasons.end()}));
+  }
+  for (const v1::SiteDecision& sd : d.sites()) {
+    if (sd.allowed()) continue;
+    parts.push_back(absl::StrCat(sd.site(), " excluded: ", absl::StrJoin(sd.rejected(), "; ")));
+  }
+  const bool no_site = work.empty();
+  const bool no_hardware = allowed_agents > 0 && !any_capacity;
+  d.set_unschedulable(no_site || no_hardware);
+  std::string head;
+  if (no_site) {
+    head = "no site of the catalogue can take this job";
+  } else if (no_hardware) {
+    head = absl::StrCat("no agent at the allowed sites has ", job.resources().cpus(), " cpus, ",
+                        job.resources().memory_mb(), " MiB and ", job.resources().gpus(),
+                        " gpus in total");
+  } else if (allowed_agents == 0) {
+    head = "no agent registered at the allowed sites yet";
+  } else {
+    head = "waiting for capacity";
+  }
+  d.set_reason(absl::StrCat(head, " — ", absl::StrJoin(parts, " | ")));
   return d;
+}
+
+absl::Status Engine::Reserve(const DecisionInput& in, const v1::Decision& d) const {
+  for (size_t i = 0; i < reserves_.size(); ++i) {
+    absl::Status st = reserves_[i]->Reserve(in, d);
+    if (!st.ok()) {
+      for (size_t k = 0; k < i; ++k) reserves_[k]->Unreserve(in, d);
+      return st;
+    }
+  }
+  return absl::OkStatus();
+}
+
+void Engine::Unreserve(const DecisionInput& in, const v1::Decision& d) const {
+  for (const ReservePlugin* r : reserves_) r->Unreserve(in, d);
 }
 
 }  // namespace portolan::placement

@@ -12,7 +12,31 @@
 namespace portolan {
 namespace {
 
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
+
+// Migrations, applied in order from the database's user_version. Each runs in
+// one transaction that also bumps user_version, so a crash leaves either the
+// old or the new schema.
+const char* const kMigrations[] = {
+    // 0 -> 1: the foundation.
+    "CREATE TABLE jobs (id TEXT PRIMARY KEY, tenant TEXT NOT NULL, state INTEGER NOT NULL,"
+    "  submitted_ns INTEGER NOT NULL, data BLOB NOT NULL);"
+    "CREATE INDEX jobs_state ON jobs(state);"
+    "CREATE TABLE agents (id TEXT PRIMARY KEY, site TEXT NOT NULL, data BLOB NOT NULL);"
+    "CREATE TABLE job_logs (job_id TEXT PRIMARY KEY, data BLOB NOT NULL);",
+    // 1 -> 2: policy engine state.
+    "CREATE TABLE decisions (job_id TEXT PRIMARY KEY, data BLOB NOT NULL);"
+    "CREATE TABLE tenants (id TEXT PRIMARY KEY, data BLOB NOT NULL);"
+    "CREATE TABLE policy_versions (seq INTEGER PRIMARY KEY AUTOINCREMENT, version TEXT NOT NULL,"
+    "  data BLOB NOT NULL);"
+    "CREATE TABLE ledger (tenant TEXT NOT NULL, year INTEGER NOT NULL, jurisdiction TEXT NOT NULL,"
+    "  data BLOB NOT NULL, PRIMARY KEY (tenant, year, jurisdiction));"
+    "CREATE TABLE audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, tenant TEXT NOT NULL, job TEXT NOT "
+    "NULL,"
+    "  data BLOB NOT NULL);"
+    "CREATE INDEX audit_tenant ON audit(tenant);"
+    "CREATE INDEX audit_job ON audit(job);",
+};
 
 class SqliteStore : public Store {
  public:
@@ -47,17 +71,14 @@ class SqliteStore : public Store {
       st = Exec(sql);
       if (!st.ok()) return st;
     }
-    if (version == 0) {
-      st = Exec(
-          "BEGIN;"
-          "CREATE TABLE jobs (id TEXT PRIMARY KEY, tenant TEXT NOT NULL, state INTEGER NOT NULL,"
-          "  submitted_ns INTEGER NOT NULL, data BLOB NOT NULL);"
-          "CREATE INDEX jobs_state ON jobs(state);"
-          "CREATE TABLE agents (id TEXT PRIMARY KEY, site TEXT NOT NULL, data BLOB NOT NULL);"
-          "CREATE TABLE job_logs (job_id TEXT PRIMARY KEY, data BLOB NOT NULL);"
-          "PRAGMA user_version=1;"
-          "COMMIT;");
-      if (!st.ok()) return st;
+    for (int v = version; v < kSchemaVersion; ++v) {
+      st = Exec(absl::StrCat("BEGIN;", kMigrations[v], "PRAGMA user_version=", v + 1, ";COMMIT;")
+                    .c_str());
+      if (!st.ok()) {
+        Exec("ROLLBACK").IgnoreError();
+        return absl::InternalError(
+            absl::StrCat(path, ": migration to schema ", v + 1, " failed: ", st.message()));
+      }
     }
     st = Prepare(
         "INSERT OR REPLACE INTO jobs (id, tenant, state, submitted_ns, data) VALUES (?,?,?,?,?)",
@@ -139,6 +160,52 @@ class SqliteStore : public Store {
     return Step(put_logs_, "store logs");
   }
 
+  absl::Status PutDecision(const std::string& job_id, const v1::Decision& d) override {
+    return Write("INSERT OR REPLACE INTO decisions (job_id, data) VALUES (?1, ?2)", {job_id}, d,
+                 "store decision");
+  }
+  absl::StatusOr<v1::Decision> GetDecision(const std::string& job_id) override {
+    auto rows = Read<v1::Decision>("SELECT data FROM decisions WHERE job_id = ?1", {job_id});
+    if (!rows.ok()) return rows.status();
+    if (rows->empty())
+      return absl::NotFoundError(absl::StrCat("no decision stored for job ", job_id));
+    return rows->front();
+  }
+  absl::Status PutTenant(const v1::Tenant& t) override {
+    return Write("INSERT OR REPLACE INTO tenants (id, data) VALUES (?1, ?2)", {t.id()}, t,
+                 "store tenant");
+  }
+  absl::StatusOr<std::vector<v1::Tenant>> LoadTenants() override {
+    return Read<v1::Tenant>("SELECT data FROM tenants ORDER BY id", {});
+  }
+  absl::Status PutPolicyVersion(const v1::PolicyVersion& v) override {
+    return Write("INSERT INTO policy_versions (version, data) VALUES (?1, ?2)", {v.version()}, v,
+                 "store policy version");
+  }
+  absl::StatusOr<std::vector<v1::PolicyVersion>> LoadPolicyVersions() override {
+    return Read<v1::PolicyVersion>("SELECT data FROM policy_versions ORDER BY seq", {});
+  }
+  absl::Status PutLedgerEntry(const v1::LedgerEntry& e) override {
+    return Write(
+        "INSERT OR REPLACE INTO ledger (tenant, year, jurisdiction, data) VALUES (?1, ?2, ?3, ?4)",
+        {e.tenant(), absl::StrCat(e.year()), e.jurisdiction()}, e, "store ledger");
+  }
+  absl::StatusOr<std::vector<v1::LedgerEntry>> LoadLedger() override {
+    return Read<v1::LedgerEntry>("SELECT data FROM ledger", {});
+  }
+  absl::Status AppendAudit(const v1::AuditRecord& r) override {
+    return Write("INSERT INTO audit (tenant, job, data) VALUES (?1, ?2, ?3)", {r.tenant(), r.job()},
+                 r, "store audit record");
+  }
+  absl::StatusOr<std::vector<v1::AuditRecord>> ListAudit(const std::string& tenant,
+                                                         const std::string& job,
+                                                         int limit) override {
+    return Read<v1::AuditRecord>(
+        "SELECT data FROM audit WHERE (?1 = '' OR tenant = ?1) AND (?2 = '' OR job = ?2) "
+        "ORDER BY seq DESC LIMIT CAST(?3 AS INTEGER)",
+        {tenant, job, absl::StrCat(limit)});
+  }
+
   absl::StatusOr<v1::JobLogs> GetLogs(const std::string& job_id) override {
     std::lock_guard<std::mutex> lock(mu_);
     sqlite3_reset(get_logs_);
@@ -194,6 +261,48 @@ class SqliteStore : public Store {
     sqlite3_finalize(s);
     if (rc != SQLITE_DONE) return Error(sql);
     return absl::OkStatus();
+  }
+
+  // One statement binding text parameters ?1..?n, then the serialized
+  // message as the last parameter.
+  absl::Status Write(const char* sql, const std::vector<std::string>& params,
+                     const google::protobuf::Message& msg, absl::string_view what) {
+    std::lock_guard<std::mutex> lock(mu_);
+    sqlite3_stmt* s = nullptr;
+    if (sqlite3_prepare_v2(db_, sql, -1, &s, nullptr) != SQLITE_OK) return Error(what);
+    int i = 1;
+    for (const std::string& p : params)
+      sqlite3_bind_text(s, i++, p.data(), p.size(), SQLITE_TRANSIENT);
+    std::string data = msg.SerializeAsString();
+    sqlite3_bind_blob(s, i, data.data(), data.size(), SQLITE_TRANSIENT);
+    int rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE) return Error(what);
+    return absl::OkStatus();
+  }
+  // Rows whose first column is a serialized M.
+  template <typename M>
+  absl::StatusOr<std::vector<M>> Read(const char* sql, const std::vector<std::string>& params) {
+    std::lock_guard<std::mutex> lock(mu_);
+    sqlite3_stmt* s = nullptr;
+    if (sqlite3_prepare_v2(db_, sql, -1, &s, nullptr) != SQLITE_OK) return Error(sql);
+    int i = 1;
+    for (const std::string& p : params)
+      sqlite3_bind_text(s, i++, p.data(), p.size(), SQLITE_TRANSIENT);
+    std::vector<M> out;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+      M m;
+      if (!m.ParseFromArray(sqlite3_column_blob(s, 0), sqlite3_column_bytes(s, 0))) {
+        sqlite3_finalize(s);
+        return absl::DataLossError(
+            absl::StrCat(M::descriptor()->name(), " record does not decode"));
+      }
+      out.push_back(std::move(m));
+    }
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE) return Error(sql);
+    return out;
   }
 
   std::mutex mu_;
@@ -268,6 +377,72 @@ absl::StatusOr<v1::JobLogs> MemoryStore::GetLogs(const std::string& job_id) {
   if (it == logs_.end())
     return absl::NotFoundError(absl::StrCat("no output recorded for job ", job_id));
   return it->second;
+}
+absl::Status MemoryStore::PutDecision(const std::string& job_id, const v1::Decision& d) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!fail_with_.ok()) return fail_with_;
+  decisions_[job_id] = d;
+  return absl::OkStatus();
+}
+absl::StatusOr<v1::Decision> MemoryStore::GetDecision(const std::string& job_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = decisions_.find(job_id);
+  if (it == decisions_.end())
+    return absl::NotFoundError(absl::StrCat("no decision stored for job ", job_id));
+  return it->second;
+}
+absl::Status MemoryStore::PutTenant(const v1::Tenant& t) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!fail_with_.ok()) return fail_with_;
+  tenants_[t.id()] = t;
+  return absl::OkStatus();
+}
+absl::StatusOr<std::vector<v1::Tenant>> MemoryStore::LoadTenants() {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<v1::Tenant> out;
+  for (const auto& [id, t] : tenants_) out.push_back(t);
+  return out;
+}
+absl::Status MemoryStore::PutPolicyVersion(const v1::PolicyVersion& v) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!fail_with_.ok()) return fail_with_;
+  versions_.push_back(v);
+  return absl::OkStatus();
+}
+absl::StatusOr<std::vector<v1::PolicyVersion>> MemoryStore::LoadPolicyVersions() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return versions_;
+}
+absl::Status MemoryStore::PutLedgerEntry(const v1::LedgerEntry& e) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!fail_with_.ok()) return fail_with_;
+  ledger_[absl::StrCat(e.tenant(), "/", e.year(), "/", e.jurisdiction())] = e;
+  return absl::OkStatus();
+}
+absl::StatusOr<std::vector<v1::LedgerEntry>> MemoryStore::LoadLedger() {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<v1::LedgerEntry> out;
+  for (const auto& [k, e] : ledger_) out.push_back(e);
+  return out;
+}
+absl::Status MemoryStore::AppendAudit(const v1::AuditRecord& r) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!fail_with_.ok()) return fail_with_;
+  audit_.push_back(r);
+  return absl::OkStatus();
+}
+absl::StatusOr<std::vector<v1::AuditRecord>> MemoryStore::ListAudit(const std::string& tenant,
+                                                                    const std::string& job,
+                                                                    int limit) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<v1::AuditRecord> out;
+  for (auto it = audit_.rbegin(); it != audit_.rend() && static_cast<int>(out.size()) < limit;
+       ++it) {
+    if (!tenant.empty() && it->tenant() != tenant) continue;
+    if (!job.empty() && it->job() != job) continue;
+    out.push_back(*it);
+  }
+  return out;
 }
 void MemoryStore::FailWritesWith(absl::Status status) {
   std::lock_guard<std::mutex> lock(mu_);

@@ -108,6 +108,8 @@ void Cluster::StartScheduler(uint16_t rpc_port, std::vector<std::string> extra) 
                                    "200",
                                    "--agent-ttl-ms",
                                    "1500",
+                                   "--policy",
+                                   PORTOLAN_SOURCE_DIR "/deploy/policy/default.yaml",
                                    "--resend-interval-ms",
                                    "500",
                                    "--tick-ms",

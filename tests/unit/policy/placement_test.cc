@@ -1,129 +1,240 @@
+// Framework tests: site-level then agent-level plugins, counts per reason,
+// weights, explanations, unschedulable detection.
 #include "portolan/placement.h"
 
 #include <gtest/gtest.h>
 
+#include "portolan/codec.h"
+
 namespace portolan::placement {
 namespace {
 
-v1::Agent MakeAgent(const std::string& id, int cpus, int mem, int gpus = 0) {
-  v1::Agent a;
-  a.set_id(id);
-  a.set_site("lingang-idc-1");
-  a.set_state(v1::Agent::ready);
-  a.set_connected(true);
-  a.mutable_capacity()->set_cpus(cpus);
-  a.mutable_capacity()->set_memory_mb(mem);
-  a.mutable_capacity()->set_gpus(gpus);
-  return a;
+const char* kPolicy = R"(
+jurisdictions: [CN, SG, HK]
+instrument_types: [cn_standard_contract]
+sites:
+  - {id: lingang-idc-1, jurisdiction: CN, price_per_core_hour: 0.03}
+  - {id: singapore-1, jurisdiction: SG, price_per_core_hour: 0.01}
+  - {id: hongkong-1, jurisdiction: HK, price_per_core_hour: 0.02}
+  - {id: island, jurisdiction: HK}
+links:
+  - {id: lg-sg, a: lingang-idc-1, b: singapore-1, rtt_ms: 65, gbps: 100}
+  - {id: lg-hk, a: lingang-idc-1, b: hongkong-1, rtt_ms: 34, gbps: 10}
+  - {id: hk-sg, a: hongkong-1, b: singapore-1, rtt_ms: 41, gbps: 100}
+rules:
+  - {id: same-regime, when: {export: false}, effect: allow}
+  - {id: cn-pi, description: CN personal data needs a contract, when: {origin: [CN], export: true, categories: [personal]}, effect: require, require_any: [cn_standard_contract]}
+default_effect: allow
+plugins:
+  filters: [site_affinity, residency, latency_limit, agent_health, resource_fit]
+  scores: {bin_pack: 1}
+)";
+
+class PlacementTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Load(""); }
+
+  void Load(const std::string& plugins_yaml) {
+    v1::Policy p;
+    ASSERT_TRUE(ParseYaml(kPolicy, &p).ok());
+    if (!plugins_yaml.empty()) {
+      p.clear_plugins();
+      ASSERT_TRUE(ParseYaml(plugins_yaml, p.mutable_plugins()).ok());
+    }
+    RegisterBuiltins(registry);
+    auto c = policy::CompilePolicy(p, registry.NameSet());
+    ASSERT_TRUE(c.ok()) << c.status();
+    compiled = *c;
+    auto e = Engine::Create(registry, compiled->policy().plugins());
+    ASSERT_TRUE(e.ok()) << e.status();
+    engine = std::move(*e);
+  }
+
+  v1::Agent& AddAgent(const std::string& id, const std::string& site, int cpus, int mem = 100000,
+                      int gpus = 0) {
+    v1::Agent& a = agents[id];
+    a.set_id(id);
+    a.set_site(site);
+    a.set_state(v1::Agent::ready);
+    a.set_connected(true);
+    a.mutable_capacity()->set_cpus(cpus);
+    a.mutable_capacity()->set_memory_mb(mem);
+    a.mutable_capacity()->set_gpus(gpus);
+    return a;
+  }
+
+  v1::Decision Decide(const v1::Job& job, std::map<std::string, int> used_cpus = {}) {
+    by_site.clear();
+    for (auto& [id, a] : agents) {
+      AgentView v{&a, a.capacity()};
+      v.free.set_cpus(a.capacity().cpus() - used_cpus[id]);
+      by_site[a.site()].push_back(v);
+    }
+    DecisionInput in;
+    in.job = &job;
+    in.tenant = &tenant;
+    in.policy = compiled.get();
+    in.ledger = &ledger;
+    in.today = absl::CivilDay(2026, 11, 21);
+    in.agents_by_site = &by_site;
+    return engine->Decide(in);
+  }
+
+  static v1::Job Job(int cpus, const std::string& yaml = "") {
+    v1::Job j;
+    if (!yaml.empty()) EXPECT_TRUE(ParseYaml(yaml, &j).ok());
+    j.mutable_resources()->set_cpus(cpus);
+    j.mutable_resources()->set_memory_mb(100);
+    return j;
+  }
+
+  const v1::SiteDecision& Site(const v1::Decision& d, const std::string& id) {
+    for (const auto& s : d.sites()) {
+      if (s.site() == id) return s;
+    }
+    ADD_FAILURE() << "no site " << id;
+    return d.sites(0);
+  }
+
+  Registry registry;
+  std::shared_ptr<const policy::CompiledPolicy> compiled;
+  std::unique_ptr<Engine> engine;
+  std::map<std::string, v1::Agent> agents;
+  std::map<std::string, std::vector<AgentView>> by_site;
+  v1::Tenant tenant;
+  policy::Ledger ledger;
+};
+
+TEST_F(PlacementTest, CountsEveryAgentRejectionReason) {
+  AddAgent("a-small", "lingang-idc-1", 2);
+  AddAgent("b-full", "lingang-idc-1", 64);
+  AddAgent("c-cordoned", "lingang-idc-1", 64).set_state(v1::Agent::cordoned);
+  AddAgent("d-nomem", "lingang-idc-1", 64, 10);
+  v1::Decision d = Decide(Job(8), {{"b-full", 60}});
+  EXPECT_FALSE(d.feasible());
+  EXPECT_FALSE(d.unschedulable());
+  EXPECT_EQ(d.agents().considered(), 4u);
+  EXPECT_EQ(d.agents().rejected().at("insufficient_cpus"), 2u);
+  EXPECT_EQ(d.agents().rejected().at("cordoned"), 1u);
+  EXPECT_EQ(d.agents().rejected().at("insufficient_memory"), 1u);
+  EXPECT_NE(d.reason().find("0/4 agents at 4 allowed site(s): 2 insufficient_cpus, 1 cordoned, 1 "
+                            "insufficient_memory"),
+            std::string::npos)
+      << d.reason();
 }
 
-AgentView View(const v1::Agent& a, int used_cpus = 0, int used_mem = 0) {
-  AgentView v{&a, a.capacity()};
-  v.free.set_cpus(a.capacity().cpus() - used_cpus);
-  v.free.set_memory_mb(a.capacity().memory_mb() - used_mem);
-  return v;
+TEST_F(PlacementTest, EverySiteIsExplainedEvenWithoutAgents) {
+  AddAgent("lg", "lingang-idc-1", 16);
+  v1::Job j = Job(1,
+                  "{datasets: [{id: reads, origin: CN, location: lingang-idc-1, size_gb: 500, "
+                  "categories: [personal], subjects: 250000}]}");
+  v1::Decision d = Decide(j);
+  ASSERT_TRUE(d.feasible());
+  EXPECT_EQ(d.placement().site(), "lingang-idc-1");
+  ASSERT_EQ(d.sites_size(), 4);
+  const v1::SiteDecision& sg = Site(d, "singapore-1");
+  EXPECT_FALSE(sg.allowed());
+  EXPECT_FALSE(sg.residency().allowed());
+  EXPECT_EQ(sg.residency().rule(), "cn-pi");
+  EXPECT_EQ(sg.residency().requires_any(0), "cn_standard_contract");
+  EXPECT_NE(sg.residency().reason().find("reads"), std::string::npos);
+  EXPECT_DOUBLE_EQ(sg.rtt_ms(), 65);
+  EXPECT_NEAR(sg.transfer_s(), 40.065, 1e-9);  // 500 GB at 100 Gbps + RTT
+  const v1::SiteDecision& lg = Site(d, "lingang-idc-1");
+  EXPECT_TRUE(lg.allowed());
+  EXPECT_EQ(lg.agents().considered(), 1u);
+  EXPECT_EQ(lg.agents().feasible(), 1u);
+  EXPECT_EQ(d.placement().compliance(0).rule(), "same-regime");
+  EXPECT_FALSE(Site(d, "island").allowed()) << "island has no link to the data";
 }
 
-v1::Job Job(int cpus, int mem, int gpus = 0) {
-  v1::Job j;
-  j.mutable_resources()->set_cpus(cpus);
-  j.mutable_resources()->set_memory_mb(mem);
-  j.mutable_resources()->set_gpus(gpus);
-  return j;
+TEST_F(PlacementTest, InstrumentOpensTheSite) {
+  AddAgent("sg", "singapore-1", 16);
+  v1::Job j = Job(1,
+                  "{datasets: [{id: reads, origin: CN, location: lingang-idc-1, categories: "
+                  "[personal], subjects: 10}]}");
+  v1::Decision d = Decide(j);
+  EXPECT_FALSE(d.feasible());
+  // Lingang is allowed but has no agent yet: the job waits, it is not unschedulable.
+  EXPECT_FALSE(d.unschedulable());
+  EXPECT_NE(d.reason().find("no agent registered at the allowed sites yet"), std::string::npos)
+      << d.reason();
+  auto* in = tenant.add_instruments();
+  in->set_type("cn_standard_contract");
+  in->set_from("CN");
+  in->set_to("*");
+  d = Decide(j);
+  ASSERT_TRUE(d.feasible()) << d.reason();
+  EXPECT_EQ(d.placement().site(), "singapore-1");
+  EXPECT_EQ(d.placement().compliance(0).instrument(), "cn_standard_contract");
 }
 
-std::unique_ptr<Engine> MakeEngine(EngineConfig cfg = {}) {
-  Registry r;
-  RegisterBuiltins(r);
-  auto e = Engine::Create(r, cfg);
-  EXPECT_TRUE(e.ok()) << e.status();
-  return std::move(*e);
+TEST_F(PlacementTest, UnschedulableWhenNoSiteCanEverTakeItAndReasonNamesEach) {
+  AddAgent("lg", "lingang-idc-1", 16);
+  v1::Job j =
+      Job(1,
+          "{placement: {avoid_sites: [lingang-idc-1], max_rtt_ms: {lingang-idc-1: 40}}, "
+          "datasets: [{id: reads, origin: CN, location: lingang-idc-1, categories: [personal]}]}");
+  v1::Decision d = Decide(j);
+  EXPECT_FALSE(d.feasible());
+  EXPECT_TRUE(d.unschedulable());
+  for (const char* part :
+       {"lingang-idc-1 excluded: site_avoided", "singapore-1 excluded: residency",
+        "latency_limit: RTT to lingang-idc-1 is 65 ms, limit 40 ms",
+        "hongkong-1 excluded: residency", "island excluded"}) {
+    EXPECT_NE(d.reason().find(part), std::string::npos) << part << " missing from: " << d.reason();
+  }
+  EXPECT_EQ(d.agents().rejected().at("site_avoided"), 1u);
 }
 
-TEST(PlacementTest, CountsEveryRejectionReason) {
-  v1::Agent small = MakeAgent("a-small", 2, 100000);
-  v1::Agent full = MakeAgent("b-full", 64, 100000);
-  v1::Agent cordoned = MakeAgent("c-cordoned", 64, 100000);
-  cordoned.set_state(v1::Agent::cordoned);
-  v1::Agent nomem = MakeAgent("d-nomem", 64, 1000);
-  auto engine = MakeEngine();
-  Decision d =
-      engine->Place(Job(8, 4096), {View(small), View(full, 60), View(cordoned), View(nomem)});
-  EXPECT_FALSE(d.feasible);
-  EXPECT_EQ(d.considered, 4);
-  EXPECT_EQ(d.rejected.at("insufficient_cpus"), 2);
-  EXPECT_EQ(d.rejected.at("cordoned"), 1);
-  EXPECT_EQ(d.rejected.at("insufficient_memory"), 1);
-  EXPECT_EQ(d.Summary(), "0/4 agents: 2 insufficient_cpus, 1 cordoned, 1 insufficient_memory");
+TEST_F(PlacementTest, UnschedulableWhenNoAgentHasTheHardware) {
+  AddAgent("lg", "lingang-idc-1", 16);
+  v1::Decision d = Decide(Job(64));
+  EXPECT_TRUE(d.unschedulable());
+  EXPECT_NE(d.reason().find("no agent at the allowed sites has 64 cpus"), std::string::npos)
+      << d.reason();
 }
 
-TEST(PlacementTest, GpuRequestNeedsFreeGpus) {
-  v1::Agent cpu_only = MakeAgent("cpu", 64, 100000, 0);
-  v1::Agent gpu = MakeAgent("gpu", 64, 100000, 4);
-  auto engine = MakeEngine();
-  AgentView gv = View(gpu);
-  gv.free.set_gpus(4);
-  Decision d = engine->Place(Job(4, 1024, 2), {View(cpu_only), gv});
-  ASSERT_TRUE(d.feasible);
-  EXPECT_EQ(d.agent_id, "gpu");
-  EXPECT_EQ(d.rejected.at("insufficient_gpus"), 1);
+TEST_F(PlacementTest, WeightsChangeTheWinner) {
+  AddAgent("lg", "lingang-idc-1", 16);
+  AddAgent("sg", "singapore-1", 16);
+  v1::Job j = Job(2, "{datasets: [{id: logs, origin: HK, location: lingang-idc-1, size_gb: 100}]}");
+  Load("{filters: [residency, resource_fit], scores: {data_gravity: 1}}");
+  v1::Decision d = Decide(j);
+  EXPECT_EQ(d.placement().site(), "lingang-idc-1");
+  EXPECT_DOUBLE_EQ(d.placement().scores().at("data_gravity"), 100);
+  Load("{filters: [residency, resource_fit], scores: {data_gravity: 1, cost: 5}}");
+  d = Decide(j);
+  EXPECT_EQ(d.placement().site(), "singapore-1") << "cheaper site wins when cost weighs more";
+  EXPECT_DOUBLE_EQ(d.placement().scores().at("cost"), 100);
+  EXPECT_DOUBLE_EQ(d.placement().scores().at("data_gravity"), 0);
 }
 
-TEST(PlacementTest, BinPackPrefersFullerAgentSpreadPrefersEmptier) {
-  v1::Agent busy = MakeAgent("busy", 16, 16000);
-  v1::Agent idle = MakeAgent("idle", 16, 16000);
-  std::vector<AgentView> views = {View(busy, 8, 8000), View(idle)};
-  EXPECT_EQ(MakeEngine()->Place(Job(2, 1000), views).agent_id, "busy");
-  EngineConfig spread;
-  spread.scores = {{"spread", 1.0}};
-  EXPECT_EQ(MakeEngine(spread)->Place(Job(2, 1000), views).agent_id, "idle");
+TEST_F(PlacementTest, BinPackAndSpread) {
+  AddAgent("busy", "lingang-idc-1", 16);
+  AddAgent("idle", "lingang-idc-1", 16);
+  EXPECT_EQ(Decide(Job(2), {{"busy", 8}}).placement().agent(), "busy");
+  Load("{filters: [resource_fit], scores: {spread: 1}}");
+  EXPECT_EQ(Decide(Job(2), {{"busy", 8}}).placement().agent(), "idle");
 }
 
-TEST(PlacementTest, DisconnectedAndLostAgentsAreRejected) {
-  v1::Agent gone = MakeAgent("gone", 16, 16000);
-  gone.set_connected(false);
-  v1::Agent lost = MakeAgent("lost", 16, 16000);
-  lost.set_state(v1::Agent::lost);
-  Decision d = MakeEngine()->Place(Job(1, 1), {View(gone), View(lost)});
-  EXPECT_FALSE(d.feasible);
-  EXPECT_EQ(d.rejected.at("agent_disconnected"), 1);
-  EXPECT_EQ(d.rejected.at("agent_lost"), 1);
+TEST_F(PlacementTest, AgentLabelsAndGpus) {
+  AddAgent("plain", "lingang-idc-1", 16);
+  AddAgent("gpu", "lingang-idc-1", 16, 100000, 4);
+  (*agents["gpu"].mutable_labels())["accel"] = "h100";
+  v1::Job j = Job(1, "{placement: {agent_labels: {accel: h100}}}");
+  v1::Decision d = Decide(j);
+  EXPECT_EQ(d.placement().agent(), "gpu");
+  EXPECT_EQ(d.agents().rejected().at("label_mismatch"), 1u);
+  by_site.clear();
 }
 
-TEST(PlacementTest, UnknownPluginIsAnErrorNamingKnownOnes) {
-  Registry r;
-  RegisterBuiltins(r);
-  EngineConfig cfg;
-  cfg.filters = {"agent_health", "no_such_plugin"};
-  auto e = Engine::Create(r, cfg);
+TEST_F(PlacementTest, UnknownPluginIsAnError) {
+  v1::PluginConfig cfg;
+  cfg.add_filters("no_such_plugin");
+  auto e = Engine::Create(registry, cfg);
   ASSERT_FALSE(e.ok());
-  EXPECT_NE(e.status().message().find("no_such_plugin"), absl::string_view::npos);
   EXPECT_NE(e.status().message().find("resource_fit"), absl::string_view::npos);
-}
-
-TEST(PlacementTest, SiteAffinityHonoursRequestedAndAvoidedSites) {
-  v1::Agent lg = MakeAgent("lg", 16, 16000);
-  v1::Agent hk = MakeAgent("hk", 16, 16000);
-  hk.set_site("hongkong-1");
-  v1::Agent sg = MakeAgent("sg", 16, 16000);
-  sg.set_site("singapore-1");
-  v1::Job j = Job(1, 100);
-  j.mutable_placement()->add_sites("hongkong-1");
-  Decision d = MakeEngine()->Place(j, {View(lg), View(hk), View(sg)});
-  EXPECT_EQ(d.agent_id, "hk");
-  EXPECT_EQ(d.rejected.at("site_not_requested"), 2);
-  v1::Job avoid = Job(1, 100);
-  avoid.mutable_placement()->add_avoid_sites("lingang-idc-1");
-  avoid.mutable_placement()->add_avoid_sites("hongkong-1");
-  d = MakeEngine()->Place(avoid, {View(lg), View(hk), View(sg)});
-  EXPECT_EQ(d.agent_id, "sg");
-  EXPECT_EQ(d.rejected.at("site_avoided"), 2);
-}
-
-TEST(PlacementTest, NoAgentsSummary) {
-  Decision d = MakeEngine()->Place(Job(1, 1), {});
-  EXPECT_FALSE(d.feasible);
-  EXPECT_EQ(d.Summary(), "0/0 agents");
 }
 
 }  // namespace

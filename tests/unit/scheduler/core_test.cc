@@ -29,24 +29,45 @@ class FakeLink : public AgentLink {
   }
 };
 
+const char* kPolicy = R"(
+jurisdictions: [CN, SG]
+instrument_types: [cn_standard_contract]
+sites:
+  - {id: lingang-idc-1, jurisdiction: CN}
+  - {id: singapore-1, jurisdiction: SG}
+links:
+  - {id: sjc2, a: lingang-idc-1, b: singapore-1, rtt_ms: 65, gbps: 100}
+rules:
+  - {id: same-regime, when: {export: false}, effect: allow}
+  - {id: cn-pi, when: {origin: [CN], export: true, categories: [personal]}, effect: require,
+     require_any: [cn_standard_contract]}
+default_effect: allow
+plugins:
+  filters: [site_affinity, residency, latency_limit, agent_health, resource_fit]
+  scores: {bin_pack: 1, data_gravity: 1}
+)";
+
 class CoreTest : public ::testing::Test {
  protected:
   CoreTest() {
-    placement::Registry r;
-    placement::RegisterBuiltins(r);
-    auto e = placement::Engine::Create(r, {});
+    placement::RegisterBuiltins(registry);
     opts.agent_ttl = absl::Seconds(15);
     opts.resend_interval = absl::Seconds(2);
-    core = std::make_unique<Core>(opts, &store, &clock, std::move(*e));
+    core = std::make_unique<Core>(opts, &store, &clock, &registry);
     EXPECT_TRUE(core->Recover().ok());
+    v1::Policy p;
+    EXPECT_TRUE(ParseYaml(kPolicy, &p).ok());
+    auto v = core->ApplyPolicy(p, "test");
+    EXPECT_TRUE(v.ok()) << v.status();
   }
 
   std::shared_ptr<FakeLink> Register(const std::string& id, uint32_t pus = 8,
-                                     std::vector<v1::AgentJobStatus> jobs = {}) {
+                                     std::vector<v1::AgentJobStatus> jobs = {},
+                                     const std::string& site = "lingang-idc-1") {
     auto link = std::make_shared<FakeLink>();
     v1::Register reg;
     reg.set_agent_id(id);
-    reg.set_site("lingang-idc-1");
+    reg.set_site(site);
     reg.mutable_topology()->set_pus(pus);
     reg.mutable_topology()->set_memory_mb(16384);
     reg.mutable_topology()->add_cores()->add_pus(0);
@@ -82,6 +103,7 @@ class CoreTest : public ::testing::Test {
     core->OnMessage(agent, link, e);
   }
 
+  placement::Registry registry;
   FakeClock clock;
   MemoryStore store;
   CoreOptions opts;
@@ -90,15 +112,30 @@ class CoreTest : public ::testing::Test {
 };
 
 TEST_F(CoreTest, JobWaitsWithReasonUntilAnAgentFits) {
-  Register("small", 1);
+  Register("small", 8);
+  auto first = core->Submit(Spec(6));
+  EXPECT_EQ(first->first.state(), v1::Job::placed);
   auto job = core->Submit(Spec(4));
   ASSERT_TRUE(job.ok());
   EXPECT_EQ(job->first.state(), v1::Job::queued);
-  EXPECT_EQ(job->first.reason(), "waiting: 0/1 agents: 1 insufficient_cpus");
+  EXPECT_NE(job->first.reason().find("0/1 agents at 2 allowed site(s): 1 insufficient_cpus"),
+            std::string::npos)
+      << job->first.reason();
+  auto explain = core->Explain(job->first.id());
+  ASSERT_TRUE(explain.ok());
+  EXPECT_EQ(explain->agents().rejected().at("insufficient_cpus"), 1u);
   auto big = Register("big", 8);
   ASSERT_EQ(big->Assigns().size(), 1u);
   EXPECT_EQ(big->Assigns()[0].assign().job().id(), job->first.id());
   EXPECT_EQ(core->GetJob(job->first.id())->state(), v1::Job::placed);
+}
+
+TEST_F(CoreTest, JobNoAgentCouldEverRunIsUnschedulable) {
+  Register("small", 2);
+  auto job = core->Submit(Spec(4));
+  EXPECT_EQ(job->first.state(), v1::Job::unschedulable);
+  EXPECT_NE(job->first.reason().find("no agent at the allowed sites has 4 cpus"), std::string::npos)
+      << job->first.reason();
 }
 
 TEST_F(CoreTest, FullLifecycleAndResourcesReturn) {
@@ -276,15 +313,143 @@ TEST_F(CoreTest, RecoverRestoresJobsAndAccounting) {
   auto running = core->Submit(Spec(4));
   Update("a1", link.get(), running->first.id(), v1::Job::running);
   auto waiting = core->Submit(Spec(4));
-  placement::Registry r;
-  placement::RegisterBuiltins(r);
-  Core restarted(opts, &store, &clock, std::move(*placement::Engine::Create(r, {})));
+  Core restarted(opts, &store, &clock, &registry);
   ASSERT_TRUE(restarted.Recover().ok());
+  EXPECT_TRUE(restarted.has_policy());
+  EXPECT_EQ(restarted.GetPolicy()->version(), "v1");
   EXPECT_EQ(restarted.GetJob(running->first.id())->state(), v1::Job::running);
   EXPECT_EQ(restarted.GetJob(waiting->first.id())->state(), v1::Job::queued);
   auto agent = restarted.GetAgent("a1");
   EXPECT_FALSE(agent->connected());
   EXPECT_EQ(agent->allocated().cpus(), 4);
+}
+
+v1::Job PersonalDataJob(int subjects) {
+  v1::Job j;
+  EXPECT_TRUE(
+      ParseYaml(
+          "{tenant: acme, command: [/bin/true], resources: {cpus: 1, memory_mb: 64}, datasets: "
+          "[{id: reads, "
+          "origin: CN, location: lingang-idc-1, size_gb: 10, categories: [personal], subjects: " +
+              std::to_string(subjects) + "}]}",
+          &j)
+          .ok());
+  return j;
+}
+
+TEST_F(CoreTest, PlanStoresNothingAndTenantInstrumentOpensSingapore) {
+  Register("lg1", 8);
+  Register("sg1", 8, {}, "singapore-1");
+  v1::Job j = PersonalDataJob(250000);
+  j.mutable_placement()->add_sites("singapore-1");
+  auto plan = core->Plan(j);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_FALSE(plan->feasible());
+  EXPECT_TRUE(plan->unschedulable());
+  EXPECT_EQ(plan->policy_version(), "v1");
+  EXPECT_EQ(core->ListJobs({})->jobs_size(), 0) << "plan must not store a job";
+  v1::Tenant t;
+  ASSERT_TRUE(
+      ParseYaml(
+          "{instruments: [{type: cn_standard_contract, from: CN, to: '*', expires: '2099-01-01'}]}",
+          &t)
+          .ok());
+  ASSERT_TRUE(core->PutTenant("acme", t).ok());
+  plan = core->Plan(j);
+  ASSERT_TRUE(plan->feasible()) << plan->reason();
+  EXPECT_EQ(plan->placement().site(), "singapore-1");
+  EXPECT_EQ(plan->placement().compliance(0).instrument(), "cn_standard_contract");
+}
+
+TEST_F(CoreTest, CrossBorderPlacementIsAuditedAndCountedInTheLedger) {
+  Register("sg1", 8, {}, "singapore-1");
+  v1::Tenant t;
+  ASSERT_TRUE(
+      ParseYaml("{instruments: [{type: cn_standard_contract, from: CN, to: SG}]}", &t).ok());
+  ASSERT_TRUE(core->PutTenant("acme", t).ok());
+  auto job = core->Submit(PersonalDataJob(120000));
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(job->first.state(), v1::Job::placed) << job->first.reason();
+  auto audit = core->Audit("acme", "", 10);
+  ASSERT_EQ(audit->records_size(), 1);
+  const v1::AuditRecord& r = audit->records(0);
+  EXPECT_EQ(r.dataset(), "reads");
+  EXPECT_EQ(r.from_site(), "lingang-idc-1");
+  EXPECT_EQ(r.to_site(), "singapore-1");
+  EXPECT_EQ(r.rule(), "cn-pi");
+  EXPECT_EQ(r.instrument(), "cn_standard_contract");
+  auto ledger = store.LoadLedger();
+  ASSERT_EQ(ledger->size(), 1u);
+  EXPECT_EQ((*ledger)[0].subjects(), 120000u);
+  EXPECT_EQ((*ledger)[0].jurisdiction(), "SG");
+  auto explain = core->Explain(job->first.id());
+  ASSERT_TRUE(explain.ok());
+  EXPECT_EQ(explain->placement().site(), "singapore-1");
+}
+
+TEST_F(CoreTest, JobNamingUnknownSitesIsRefusedWithTheField) {
+  v1::Job j = PersonalDataJob(1);
+  j.mutable_placement()->add_sites("atlantis-1");
+  EXPECT_EQ(StatusField(core->Submit(j).status()), "placement.sites[0]");
+  j = PersonalDataJob(1);
+  j.mutable_datasets(0)->set_location("mars-1");
+  EXPECT_EQ(StatusField(core->Submit(j).status()), "datasets[0].location");
+  j = PersonalDataJob(1);
+  j.mutable_datasets(0)->set_origin("XX");
+  EXPECT_EQ(StatusField(core->Plan(j).status()), "datasets[0].origin");
+  j = PersonalDataJob(1);
+  (*j.mutable_placement()->mutable_max_rtt_ms())["nowhere"] = 10;
+  EXPECT_EQ(StatusField(core->Submit(j).status()), "placement.max_rtt_ms.nowhere");
+}
+
+TEST_F(CoreTest, BadPolicyIsRejectedAndTheRunningOneStays) {
+  v1::Policy bad;
+  ASSERT_TRUE(ParseYaml(kPolicy, &bad).ok());
+  bad.mutable_links(0)->set_b("nowhere");
+  auto v = core->ApplyPolicy(bad, "test");
+  ASSERT_FALSE(v.ok());
+  EXPECT_EQ(StatusField(v.status()), "links[0].b");
+  EXPECT_EQ(core->GetPolicy()->version(), "v1");
+  v1::ValidationResult r = core->ValidatePolicy(bad);
+  EXPECT_FALSE(r.valid());
+  ASSERT_EQ(r.errors_size(), 1);
+  EXPECT_NE(r.errors(0).find("unknown site 'nowhere'"), std::string::npos);
+}
+
+TEST_F(CoreTest, CutLinkIsANewVersionAndChangesTheNetwork) {
+  auto before = core->Network();
+  auto link = core->UpdateLink(
+      "sjc2",
+      [] {
+        v1::LinkUpdate u;
+        u.set_up(false);
+        return u;
+      }(),
+      "ops");
+  ASSERT_TRUE(link.ok()) << link.status();
+  EXPECT_FALSE(link->up());
+  auto after = core->Network();
+  for (const auto& e : after->matrix()) EXPECT_EQ(e.rtt_ms(), -1) << e.from() << "->" << e.to();
+  auto versions = core->PolicyVersions();
+  ASSERT_EQ(versions->versions_size(), 2);
+  EXPECT_EQ(versions->versions(0).summary(), "link sjc2 down");
+  EXPECT_EQ(versions->versions(0).applied_by(), "ops");
+  EXPECT_EQ(core->UpdateLink("nope", {}, "ops").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(CoreTest, TenantProfileIsValidated) {
+  v1::Tenant t;
+  t.add_instruments()->set_type("magic");
+  EXPECT_EQ(StatusField(core->PutTenant("acme", t).status()), "instruments[0].type");
+  t.mutable_instruments(0)->set_type("cn_standard_contract");
+  t.mutable_instruments(0)->set_to("ZZ");
+  EXPECT_EQ(StatusField(core->PutTenant("acme", t).status()), "instruments[0].to");
+  t.mutable_instruments(0)->set_to("SG");
+  t.mutable_instruments(0)->set_expires("next year");
+  EXPECT_EQ(StatusField(core->PutTenant("acme", t).status()), "instruments[0].expires");
+  t.set_id("other");
+  EXPECT_EQ(StatusField(core->PutTenant("acme", t).status()), "id");
+  EXPECT_EQ(core->GetTenant("acme").status().code(), absl::StatusCode::kNotFound);
 }
 
 }  // namespace

@@ -1,0 +1,311 @@
+// The policy-engine side of the scheduler core: plans and explanations,
+// policy versions, tenants, the network view and the audit trail.
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/civil_time.h"
+#include "portolan/codec.h"
+#include "portolan/log.h"
+#include "portolan/scheduler_core.h"
+#include "portolan/strings.h"
+
+namespace portolan::scheduler {
+
+namespace {
+template <typename C>
+std::string Known(const C& c) {
+  return absl::StrJoin(c, ", ");
+}
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<const PolicyState>> Core::Build(v1::Policy policy,
+                                                               std::vector<std::string>* errors) {
+  auto compiled = policy::CompilePolicy(std::move(policy), registry_->NameSet(), errors);
+  if (!compiled.ok()) return compiled.status();
+  auto engine = placement::Engine::Create(*registry_, (*compiled)->policy().plugins());
+  if (!engine.ok()) {
+    if (errors) errors->push_back(absl::StrCat("plugins: ", engine.status().message()));
+    return InvalidField("plugins", engine.status().message());
+  }
+  auto state = std::make_shared<PolicyState>();
+  state->compiled = std::move(*compiled);
+  state->engine = std::shared_ptr<const placement::Engine>(std::move(*engine));
+  return std::shared_ptr<const PolicyState>(std::move(state));
+}
+
+absl::Status Core::CheckAgainstPolicy(const v1::Job& job, const policy::CompiledPolicy& p) {
+  std::vector<std::string> site_ids;
+  for (const v1::Site& s : p.policy().sites()) site_ids.push_back(s.id());
+  auto site = [&](const std::string& field, const std::string& id) -> absl::Status {
+    if (p.FindSite(id) != nullptr) return absl::OkStatus();
+    return InvalidField(field,
+                        absl::StrCat("unknown site '", id, "' (known: ", Known(site_ids), ")"));
+  };
+  const v1::PlacementRequest& pr = job.placement();
+  for (int i = 0; i < pr.sites_size(); ++i) {
+    if (auto st = site(absl::StrCat("placement.sites[", i, "]"), pr.sites(i)); !st.ok()) return st;
+  }
+  for (int i = 0; i < pr.avoid_sites_size(); ++i) {
+    if (auto st = site(absl::StrCat("placement.avoid_sites[", i, "]"), pr.avoid_sites(i)); !st.ok())
+      return st;
+  }
+  for (const auto& [id, limit] : pr.max_rtt_ms()) {
+    if (auto st = site(absl::StrCat("placement.max_rtt_ms.", id), id); !st.ok()) return st;
+    if (!(limit > 0))
+      return InvalidField(absl::StrCat("placement.max_rtt_ms.", id),
+                          "the RTT limit must be > 0 ms");
+  }
+  for (int i = 0; i < job.datasets_size(); ++i) {
+    const v1::Dataset& d = job.datasets(i);
+    if (!d.location().empty()) {
+      if (auto st = site(absl::StrCat("datasets[", i, "].location"), d.location()); !st.ok())
+        return st;
+    }
+    const auto& j = p.policy().jurisdictions();
+    if (!d.origin().empty() && std::find(j.begin(), j.end(), d.origin()) == j.end()) {
+      return InvalidField(
+          absl::StrCat("datasets[", i, "].origin"),
+          absl::StrCat("unknown jurisdiction '", d.origin(), "' (known: ", Known(j), ")"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::Decision> Core::Plan(v1::Job spec) {
+  absl::Status st = ValidateAndDefault(spec);
+  if (!st.ok()) return st;
+  absl::MutexLock lock(&mu_);
+  if (policy_ == nullptr) return absl::UnavailableError("no placement policy loaded yet");
+  st = CheckAgainstPolicy(spec, *policy_->compiled);
+  if (!st.ok()) return st;
+  auto by_site = AgentsBySite();
+  placement::DecisionInput in;
+  in.job = &spec;
+  in.tenant = TenantFor(spec.tenant());
+  in.policy = policy_->compiled.get();
+  in.ledger = &ledger_;
+  in.today = absl::ToCivilDay(clock_->Now(), absl::UTCTimeZone());
+  in.agents_by_site = &by_site;
+  v1::Decision d = policy_->engine->Decide(in);
+  d.set_policy_version(policy_->meta.version());
+  *d.mutable_decided_at() = ToProto(clock_->Now());
+  return d;
+}
+
+absl::StatusOr<v1::Decision> Core::Explain(const std::string& id) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!jobs_.contains(id))
+      return FieldError(absl::StatusCode::kNotFound, "id", absl::StrCat("no job '", id, "'"));
+    auto w = waiting_decisions_.find(id);
+    if (w != waiting_decisions_.end()) return w->second;
+  }
+  auto d = store_->GetDecision(id);
+  if (d.status().code() == absl::StatusCode::kNotFound) {
+    return absl::NotFoundError(absl::StrCat("job ", id, " has no placement decision yet"));
+  }
+  return d;
+}
+
+absl::StatusOr<v1::PolicyVersion> Core::ApplyPolicy(v1::Policy policy, const std::string& who,
+                                                    const std::string& summary) {
+  auto built = Build(policy, nullptr);
+  if (!built.ok()) return built.status();
+  absl::MutexLock lock(&mu_);
+  v1::PolicyVersion v;
+  v.set_version(absl::StrCat("v", policy_versions_ + 1));
+  *v.mutable_applied_at() = ToProto(clock_->Now());
+  v.set_applied_by(who);
+  if (!summary.empty()) {
+    v.set_summary(summary);
+  } else if (policy_ == nullptr) {
+    v.set_summary("initial policy");
+  } else {
+    v.set_summary(policy::DiffSummary(policy_->compiled->policy(), (*built)->compiled->policy()));
+  }
+  v1::Policy stored = (*built)->compiled->policy();
+  stored.set_version(v.version());
+  *v.mutable_policy() = stored;
+  if (absl::Status st = store_->PutPolicyVersion(v); !st.ok()) {
+    return absl::UnavailableError(
+        absl::StrCat("policy not applied: state store write failed: ", st.message()));
+  }
+  v.clear_policy();
+  auto state = std::make_shared<PolicyState>(**built);
+  state->meta = v;
+  policy_ = std::move(state);
+  ++policy_versions_;
+  for (const std::string& w : policy_->compiled->warnings())
+    spdlog::warn("policy {}: {}", v.version(), w);
+  spdlog::info("policy {} applied by {}: {}", v.version(), who, v.summary());
+  schedule_pending_ = true;  // waiting jobs see the new policy at the next tick
+  return v;
+}
+
+v1::ValidationResult Core::ValidatePolicy(const v1::Policy& policy) {
+  v1::ValidationResult r;
+  std::vector<std::string> errors;
+  auto built = Build(policy, &errors);
+  r.set_valid(built.ok());
+  for (const auto& e : errors) r.add_errors(e);
+  if (!built.ok() && errors.empty()) r.add_errors(std::string(built.status().message()));
+  if (built.ok()) {
+    for (const auto& w : (*built)->compiled->warnings()) r.add_warnings(w);
+  }
+  return r;
+}
+
+absl::StatusOr<v1::Policy> Core::GetPolicy() {
+  absl::MutexLock lock(&mu_);
+  if (policy_ == nullptr) return absl::UnavailableError("no placement policy loaded yet");
+  v1::Policy p = policy_->compiled->policy();
+  p.set_version(policy_->meta.version());
+  return p;
+}
+
+absl::StatusOr<v1::ListPolicyVersionsResponse> Core::PolicyVersions() {
+  auto versions = store_->LoadPolicyVersions();
+  if (!versions.ok()) return versions.status();
+  v1::ListPolicyVersionsResponse out;
+  for (auto it = versions->rbegin(); it != versions->rend(); ++it) {
+    v1::PolicyVersion v = *it;
+    v.clear_policy();
+    *out.add_versions() = std::move(v);
+  }
+  return out;
+}
+
+v1::ListTenantsResponse Core::ListTenants() {
+  absl::MutexLock lock(&mu_);
+  v1::ListTenantsResponse out;
+  for (const auto& [id, t] : tenants_) {
+    if (t.has_updated_at()) *out.add_tenants() = t;  // only profiles that were set
+  }
+  return out;
+}
+
+absl::StatusOr<v1::Tenant> Core::GetTenant(const std::string& id) {
+  absl::MutexLock lock(&mu_);
+  auto it = tenants_.find(id);
+  if (it == tenants_.end() || !it->second.has_updated_at()) {
+    return FieldError(absl::StatusCode::kNotFound, "id",
+                      absl::StrCat("no profile for tenant '", id, "'"));
+  }
+  return it->second;
+}
+
+absl::StatusOr<v1::Tenant> Core::PutTenant(const std::string& id, v1::Tenant t) {
+  if (t.id().empty()) t.set_id(id);
+  if (t.id() != id)
+    return InvalidField("id",
+                        absl::StrCat("body id '", t.id(), "' differs from the path's '", id, "'"));
+  if (t.has_updated_at()) return InvalidField("updated_at", "updated_at is output-only; omit it");
+  absl::MutexLock lock(&mu_);
+  if (policy_ == nullptr) return absl::UnavailableError("no placement policy loaded yet");
+  const v1::Policy& p = policy_->compiled->policy();
+  for (int i = 0; i < t.instruments_size(); ++i) {
+    const v1::Instrument& in = t.instruments(i);
+    const std::string f = absl::StrCat("instruments[", i, "]");
+    if (std::find(p.instrument_types().begin(), p.instrument_types().end(), in.type()) ==
+        p.instrument_types().end()) {
+      return InvalidField(f + ".type", absl::StrCat("unknown instrument '", in.type(), "' (known: ",
+                                                    Known(p.instrument_types()), ")"));
+    }
+    for (auto [name, j] : {std::pair{"from", in.from()}, std::pair{"to", in.to()}}) {
+      if (j.empty() || j == "*") continue;
+      if (std::find(p.jurisdictions().begin(), p.jurisdictions().end(), j) ==
+          p.jurisdictions().end()) {
+        return InvalidField(absl::StrCat(f, ".", name),
+                            absl::StrCat("unknown jurisdiction '", j,
+                                         "' (known: ", Known(p.jurisdictions()), ", *)"));
+      }
+    }
+    absl::CivilDay day;
+    if (!in.expires().empty() && !absl::ParseCivilTime(in.expires(), &day)) {
+      return InvalidField(f + ".expires",
+                          absl::StrCat("'", in.expires(), "' is not a date (YYYY-MM-DD)"));
+    }
+  }
+  *t.mutable_updated_at() = ToProto(clock_->Now());
+  if (absl::Status st = store_->PutTenant(t); !st.ok()) {
+    return absl::UnavailableError(
+        absl::StrCat("tenant not saved: state store write failed: ", st.message()));
+  }
+  tenants_[id] = t;
+  spdlog::info("tenant {} profile updated: zones [{}], ciio {}, {} instrument(s)", id,
+               absl::StrJoin(t.registered_zones(), ", "), t.ciio(), t.instruments_size());
+  schedule_pending_ = true;
+  return t;
+}
+
+absl::StatusOr<v1::NetworkView> Core::Network() {
+  absl::MutexLock lock(&mu_);
+  if (policy_ == nullptr) return absl::UnavailableError("no placement policy loaded yet");
+  v1::NetworkView v = policy_->compiled->network().View();
+  for (const auto& [id, rec] : agents_) {
+    if (rec.info.measured_rtt_ms() <= 0) continue;
+    v1::MeasuredRtt* m = v.add_measured();
+    m->set_agent(id);
+    m->set_site(rec.info.site());
+    m->set_rtt_ms(rec.info.measured_rtt_ms());
+  }
+  return v;
+}
+
+absl::StatusOr<std::vector<v1::Site>> Core::Sites() {
+  absl::MutexLock lock(&mu_);
+  if (policy_ == nullptr) return absl::UnavailableError("no placement policy loaded yet");
+  const auto& s = policy_->compiled->policy().sites();
+  return std::vector<v1::Site>(s.begin(), s.end());
+}
+
+absl::StatusOr<v1::Link> Core::UpdateLink(const std::string& id, const v1::LinkUpdate& update,
+                                          const std::string& who) {
+  v1::Policy p;
+  std::string summary;
+  {
+    absl::MutexLock lock(&mu_);
+    if (policy_ == nullptr) return absl::UnavailableError("no placement policy loaded yet");
+    p = policy_->compiled->policy();
+  }
+  v1::Link* link = nullptr;
+  for (auto& l : *p.mutable_links()) {
+    if (l.id() == id) link = &l;
+  }
+  if (link == nullptr)
+    return FieldError(absl::StatusCode::kNotFound, "id", absl::StrCat("no link '", id, "'"));
+  std::vector<std::string> changes;
+  if (update.has_up() && update.up() != link->up()) {
+    changes.push_back(absl::StrCat("link ", id, update.up() ? " up" : " down"));
+    link->set_up(update.up());
+  }
+  if (update.has_rtt_ms()) {
+    if (!(update.rtt_ms() > 0)) return InvalidField("rtt_ms", "RTT must be > 0");
+    changes.push_back(
+        absl::StrCat("link ", id, " rtt ", link->rtt_ms(), " -> ", update.rtt_ms(), " ms"));
+    link->set_rtt_ms(update.rtt_ms());
+    link->set_estimate(false);
+  }
+  if (update.has_gbps()) {
+    if (!(update.gbps() > 0)) return InvalidField("gbps", "capacity must be > 0");
+    changes.push_back(
+        absl::StrCat("link ", id, " capacity ", link->gbps(), " -> ", update.gbps(), " Gbps"));
+    link->set_gbps(update.gbps());
+  }
+  v1::Link result = *link;
+  if (changes.empty()) return result;
+  auto v = ApplyPolicy(std::move(p), who, absl::StrJoin(changes, "; "));
+  if (!v.ok()) return v.status();
+  return result;
+}
+
+absl::StatusOr<v1::ListAuditResponse> Core::Audit(const std::string& tenant, const std::string& job,
+                                                  int limit) {
+  if (limit < 1 || limit > 10000) return InvalidField("limit", "limit must be 1-10000");
+  auto records = store_->ListAudit(tenant, job, limit);
+  if (!records.ok()) return records.status();
+  v1::ListAuditResponse out;
+  for (auto& r : *records) *out.add_records() = std::move(r);
+  return out;
+}
+
+}  // namespace portolan::scheduler
