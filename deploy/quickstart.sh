@@ -89,10 +89,12 @@ start_agent() {  # id site synthetic-topology label...
 start_agent lg1-node-01 lingang-idc-1 "pack:2 numa:2(memory=192GiB) l3:1 core:12 pu:2" zone=lingang
 start_agent hq1-node-01 hongqiao-1 "pack:2 numa:1(memory=256GiB) l3:1 core:32 pu:2" zone=shanghai
 start_agent lgo-node-01 lingang-offshore-1 "pack:1 numa:2(memory=128GiB) l3:1 core:16 pu:2" zone=lingang-offshore
+start_agent hk1-node-01 hongkong-1 "pack:1 numa:1(memory=128GiB) l3:1 core:16 pu:2" zone=hongkong
+start_agent sg1-node-01 singapore-1 "pack:1 numa:1(memory=128GiB) l3:1 core:16 pu:2" zone=singapore
 
 for _ in $(seq 1 100); do
   n=$("$BIN/portolan" -o json agents | grep -c '"connected": true' || true)
-  [ "$n" -ge 3 ] && break
+  [ "$n" -ge 5 ] && break
   sleep 0.1
 done
 "$BIN/portolan" agents
@@ -103,13 +105,14 @@ for f in "$ROOT"/deploy/examples/jobs/*.yaml; do
   out=$("$BIN/portolan" -o json submit "$f")
   id=$(echo "$out" | sed -n 's/^ *"id": "\(job-[0-9a-f]*\)".*/\1/p' | head -1)
   site=$(sed -n 's/^ *sites: \[\([a-z0-9-]*\).*/\1/p' "$f" | head -1)
+  [ -n "$site" ] || site=$(sed -n 's/^# expect: \([a-z0-9-]*\).*/\1/p' "$f" | head -1)
   ids+=("$id"); names+=("$(basename "$f" .yaml)"); sites+=("$site")
-  echo "submitted $(basename "$f") as $id (asks for site $site)"
+  echo "submitted $(basename "$f") as $id (expected at $site)"
 done
 echo
 
 failed=0
-printf "%-26s %-18s %-20s %-20s %-10s\n" SAMPLE JOB "SITE NAMED" "RAN ON" STATE
+printf "%-26s %-18s %-20s %-20s %-10s\n" SAMPLE JOB "EXPECTED SITE" "RAN ON" STATE
 for i in "${!ids[@]}"; do
   "$BIN/portolan" wait "${ids[$i]}" --timeout-s 60 >/dev/null || true
   job=$("$BIN/portolan" -o json job "${ids[$i]}")
@@ -121,14 +124,23 @@ done
 echo
 echo "Output of ${ids[0]}:"
 "$BIN/portolan" logs "${ids[0]}"
+for i in "${!ids[@]}"; do
+  case "${names[$i]}" in
+    residency-*|gravity-*)
+      echo
+      echo "=== Why ${names[$i]} ran at ${sites[$i]}: portolan explain ${ids[$i]}"
+      "$BIN/portolan" explain "${ids[$i]}"
+      ;;
+  esac
+done
 echo
 if [ "$failed" -ne 0 ]; then
   echo "quickstart: a sample job did not succeed on its site; logs are in $RUN/" >&2
   exit 1
 fi
 cat <<MSG
-quickstart: all sample jobs succeeded on the sites they named.
-The scheduler and three agents keep running (logs in .quickstart/). Try:
+quickstart: all sample jobs succeeded on the sites expected.
+The scheduler and five agents keep running (logs in .quickstart/). Try:
   export PORTOLAN_SERVER=$PORTOLAN_SERVER
   build/bin/portolan jobs
   build/bin/portolan submit --name hi --cpus 1 --memory-mb 64 --wait -- /bin/echo hello

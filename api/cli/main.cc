@@ -13,6 +13,7 @@
 #include "portolan/client.h"
 #include "portolan/codec.h"
 #include "portolan/strings.h"
+#include "portolan/v1/policy.pb.h"
 
 using namespace portolan;
 
@@ -40,6 +41,20 @@ Commands:
   logs ID                      stdout and stderr tail of a job
   agents                       list agents
   agent ID                     one agent with its topology
+
+  plan FILE.{json,yaml}        dry run: where the job would go and why (stores nothing)
+  explain ID                   the placement decision of a job, site by site
+  policy get                   the policy in force (JSON)
+  policy apply FILE            validate and apply a policy file (YAML or JSON); a new version
+  policy validate FILE         check a policy file without applying it
+  policy versions              the policy history
+  network                      links, computed RTT matrix, measured RTT
+  network link ID up|down      mark a link (cable) up or down
+  sites                        the site catalogue
+  tenants                      tenant profiles
+  tenant ID                    one tenant profile
+  tenant set ID FILE           set a tenant profile (zones, CIIO flag, instruments)
+  audit [--tenant T] [--job J] [--limit N]   cross-border placements, newest first
 
 Global flags:
   --server URL   scheduler REST address (default: $PORTOLAN_SERVER or http://127.0.0.1:7080)
@@ -126,6 +141,44 @@ void PrintAgentsTable(const v1::ListAgentsResponse& list) {
                      a.capacity().memory_mb() - a.allocated().memory_mb(), ")"),
         a.capacity().gpus(), a.jobs_size());
   }
+}
+
+std::string Fixed(double v, int prec = 1) {
+  if (v < 0) return "-";
+  return absl::StrFormat("%.*f", prec, v);
+}
+
+void PrintDecision(const v1::Decision& d) {
+  if (d.feasible()) {
+    const v1::PlacementResult& p = d.placement();
+    absl::PrintF("Placement: agent %s at site %s, score %.1f (policy %s)\n", p.agent(), p.site(), p.score(),
+                 d.policy_version());
+    std::vector<std::string> parts;
+    for (const auto& [k, v] : std::map<std::string, double>(p.scores().begin(), p.scores().end())) {
+      parts.push_back(absl::StrFormat("%s %.1f", k, v));
+    }
+    absl::PrintF("  scores:     %s\n", absl::StrJoin(parts, ", "));
+    for (const v1::Compliance& c : p.compliance()) {
+      absl::PrintF("  compliance: %s under %s%s%s\n", c.dataset(), c.rule(),
+                   c.instrument().empty() ? "" : absl::StrCat(" with ", c.instrument()),
+                   c.export_() ? " (export)" : "");
+    }
+  } else {
+    absl::PrintF("No placement%s (policy %s):\n  %s\n", d.unschedulable() ? " possible: unschedulable" : " yet",
+                 d.policy_version(), d.reason());
+  }
+  absl::PrintF("\n%-20s %-6s %-8s %-22s %-8s %-11s %-9s %s\n", "SITE", "REGIME", "ALLOWED", "RESIDENCY", "RTT ms",
+               "TRANSFER s", "AGENTS", "WHY NOT");
+  for (const v1::SiteDecision& sd : d.sites()) {
+    std::string residency = sd.has_residency() ? absl::StrCat(sd.residency().allowed() ? "ok " : "no ", sd.residency().rule()) : "-";
+    absl::PrintF("%-20s %-6s %-8s %-22s %-8s %-11s %-9s %s\n", sd.site(), sd.regime(), sd.allowed() ? "yes" : "no",
+                 residency.substr(0, 22), Fixed(sd.rtt_ms()), Fixed(sd.transfer_s()),
+                 absl::StrCat(sd.agents().feasible(), "/", sd.agents().considered()), absl::StrJoin(sd.rejected(), "; "));
+  }
+  std::vector<std::string> counts;
+  for (const auto& [k, v] : d.agents().rejected()) counts.push_back(absl::StrCat(v, " ", k));
+  absl::PrintF("\nAgents: %d/%d feasible%s\n", d.agents().feasible(), d.agents().considered(),
+               counts.empty() ? "" : absl::StrCat("; rejected: ", absl::StrJoin(counts, ", ")));
 }
 
 bool Terminal(v1::Job::State s) {
@@ -346,6 +399,210 @@ int main(int argc, char** argv) {
       return kExitUsage;
     }
     return Wait(client, rest[0], timeout, json);
+  }
+  // Loads a JSON or YAML file as message M (errors name the file).
+  auto load = [&](const std::string& path, google::protobuf::Message* m) -> absl::Status {
+    if (path == "-") {
+      std::string body((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
+      return ParseJson(body, m);
+    }
+    return LoadFile(path, m);
+  };
+  auto print = [&](const google::protobuf::Message& m) { std::cout << ToJson(m, true) << "\n"; };
+
+  if (cmd == "plan" || cmd == "explain") {
+    if (rest.size() != 1) {
+      std::cerr << "portolan: usage: portolan " << cmd << (cmd == "plan" ? " FILE" : " ID") << "\n";
+      return kExitUsage;
+    }
+    v1::Decision d;
+    absl::Status st;
+    if (cmd == "plan") {
+      v1::Job spec;
+      if (st = load(rest[0], &spec); !st.ok()) return Report(st);
+      st = client.Call("POST", "/v1/plan", ToJson(spec), &d);
+    } else {
+      st = client.Call("GET", "/v1/jobs/" + rest[0] + "/explanation", "", &d);
+    }
+    if (!st.ok()) return Report(st);
+    if (json) {
+      print(d);
+    } else {
+      PrintDecision(d);
+    }
+    return d.feasible() || cmd == "explain" ? kExitOk : kExitError;
+  }
+  if (cmd == "policy") {
+    const std::string sub = rest.empty() ? "" : rest[0];
+    if (sub == "get" && rest.size() == 1) {
+      v1::Policy p;
+      if (auto st = client.Call("GET", "/v1/policy", "", &p); !st.ok()) return Report(st);
+      print(p);
+      return kExitOk;
+    }
+    if ((sub == "apply" || sub == "validate") && rest.size() == 2) {
+      v1::Policy p;
+      if (auto st = load(rest[1], &p); !st.ok()) return Report(st);
+      if (sub == "validate") {
+        v1::ValidationResult r;
+        if (auto st = client.Call("POST", "/v1/policy:validate", ToJson(p), &r); !st.ok()) return Report(st);
+        if (json) {
+          print(r);
+        } else {
+          absl::PrintF("%s: %s\n", rest[1], r.valid() ? "valid" : "INVALID");
+          for (const auto& e : r.errors()) absl::PrintF("  error:   %s\n", e);
+          for (const auto& w : r.warnings()) absl::PrintF("  warning: %s\n", w);
+        }
+        return r.valid() ? kExitOk : kExitError;
+      }
+      v1::PolicyVersion v;
+      if (auto st = client.Call("PUT", "/v1/policy", ToJson(p), &v); !st.ok()) return Report(st);
+      if (json) {
+        print(v);
+      } else {
+        absl::PrintF("applied policy %s: %s\n", v.version(), v.summary());
+      }
+      return kExitOk;
+    }
+    if (sub == "versions" && rest.size() == 1) {
+      v1::ListPolicyVersionsResponse r;
+      if (auto st = client.Call("GET", "/v1/policy/versions", "", &r); !st.ok()) return Report(st);
+      if (json) {
+        print(r);
+        return kExitOk;
+      }
+      absl::PrintF("%-8s %-20s %-28s %s\n", "VERSION", "APPLIED", "BY", "SUMMARY");
+      for (const auto& v : r.versions()) {
+        absl::PrintF("%-8s %-20s %-28s %s\n", v.version(), Short(v.applied_at()), v.applied_by(), v.summary());
+      }
+      return kExitOk;
+    }
+    std::cerr << "portolan: usage: portolan policy get | apply FILE | validate FILE | versions\n";
+    return kExitUsage;
+  }
+  if (cmd == "network") {
+    if (rest.size() == 3 && rest[0] == "link" && (rest[2] == "up" || rest[2] == "down")) {
+      v1::Link l;
+      if (auto st = client.Call("PUT", "/v1/network/links/" + rest[1], rest[2] == "up" ? R"({"up": true})" : R"({"up": false})", &l);
+          !st.ok()) {
+        return Report(st);
+      }
+      absl::PrintF("link %s (%s %s-%s) is %s\n", l.id(), l.cable().empty() ? v1::Link::Kind_Name(l.kind()) : l.cable(),
+                   l.a(), l.b(), l.up() ? "up" : "down");
+      return kExitOk;
+    }
+    if (!rest.empty()) {
+      std::cerr << "portolan: usage: portolan network | network link ID up|down\n";
+      return kExitUsage;
+    }
+    v1::NetworkView n;
+    if (auto st = client.Call("GET", "/v1/network", "", &n); !st.ok()) return Report(st);
+    if (json) {
+      print(n);
+      return kExitOk;
+    }
+    absl::PrintF("%-22s %-18s %-18s %-11s %-8s %-7s %-4s %s\n", "LINK", "A", "B", "KIND", "RTT ms", "Gbps", "UP", "CABLE");
+    for (const auto& l : n.links()) {
+      absl::PrintF("%-22s %-18s %-18s %-11s %-8s %-7s %-4s %s%s\n", l.id(), l.a(), l.b(), v1::Link::Kind_Name(l.kind()),
+                   Fixed(l.rtt_ms()), Fixed(l.gbps(), 0), l.up() ? "yes" : "NO", l.cable(), l.estimate() ? " (estimate)" : "");
+    }
+    absl::PrintF("\nShortest RTT (ms) over links that are up:\n%-20s", "");
+    std::vector<std::string> ids;
+    for (const auto& site : n.sites()) ids.push_back(site.id());
+    for (const auto& id : ids) absl::PrintF(" %8s", id.substr(0, 8));
+    absl::PrintF("\n");
+    for (const auto& from : ids) {
+      absl::PrintF("%-20s", from);
+      for (const auto& to : ids) {
+        double v = 0;
+        for (const auto& e : n.matrix()) {
+          if (e.from() == from && e.to() == to) v = e.rtt_ms();
+        }
+        absl::PrintF(" %8s", from == to ? "-" : v < 0 ? "none" : Fixed(v));
+      }
+      absl::PrintF("\n");
+    }
+    for (const auto& m : n.measured()) absl::PrintF("measured: agent %s (%s) %.2f ms to the scheduler\n", m.agent(), m.site(), m.rtt_ms());
+    for (const auto& w : n.warnings()) absl::PrintF("warning: %s\n", w);
+    return kExitOk;
+  }
+  if (cmd == "sites") {
+    v1::ListSitesResponse r;
+    if (auto st = client.Call("GET", "/v1/sites", "", &r); !st.ok()) return Report(st);
+    if (json) {
+      print(r);
+      return kExitOk;
+    }
+    absl::PrintF("%-20s %-6s %-8s %-9s %s\n", "SITE", "REGIME", "OFFSHORE", "PRICE", "ZONES");
+    for (const auto& site : r.sites()) {
+      absl::PrintF("%-20s %-6s %-8s %-9s %s\n", site.id(), site.jurisdiction(), site.offshore() ? "yes" : "no",
+                   Fixed(site.price_per_core_hour(), 3), absl::StrJoin(site.zones(), ","));
+    }
+    return kExitOk;
+  }
+  if (cmd == "tenants" || cmd == "tenant") {
+    if (cmd == "tenants" && rest.empty()) {
+      v1::ListTenantsResponse r;
+      if (auto st = client.Call("GET", "/v1/tenants", "", &r); !st.ok()) return Report(st);
+      if (json) {
+        print(r);
+        return kExitOk;
+      }
+      absl::PrintF("%-16s %-24s %-5s %s\n", "TENANT", "ZONES", "CIIO", "INSTRUMENTS");
+      for (const auto& t : r.tenants()) {
+        std::vector<std::string> ins;
+        for (const auto& i : t.instruments()) {
+          ins.push_back(absl::StrCat(i.type(), " ", i.from().empty() ? "*" : i.from(), "->", i.to().empty() ? "*" : i.to(),
+                                     i.expires().empty() ? "" : absl::StrCat(" until ", i.expires())));
+        }
+        absl::PrintF("%-16s %-24s %-5s %s\n", t.id(), absl::StrJoin(t.registered_zones(), ","), t.ciio() ? "yes" : "no",
+                     absl::StrJoin(ins, "; "));
+      }
+      return kExitOk;
+    }
+    v1::Tenant t;
+    absl::Status st;
+    if (cmd == "tenant" && rest.size() == 1) {
+      st = client.Call("GET", "/v1/tenants/" + rest[0], "", &t);
+    } else if (cmd == "tenant" && rest.size() == 3 && rest[0] == "set") {
+      v1::Tenant body;
+      if (st = load(rest[2], &body); !st.ok()) return Report(st);
+      st = client.Call("PUT", "/v1/tenants/" + rest[1], ToJson(body), &t);
+    } else {
+      std::cerr << "portolan: usage: portolan tenants | tenant ID | tenant set ID FILE\n";
+      return kExitUsage;
+    }
+    if (!st.ok()) return Report(st);
+    print(t);
+    return kExitOk;
+  }
+  if (cmd == "audit") {
+    std::string query;
+    for (size_t k = 0; k + 1 < rest.size(); k += 2) {
+      if (rest[k] != "--tenant" && rest[k] != "--job" && rest[k] != "--limit") {
+        std::cerr << "portolan: usage: portolan audit [--tenant T] [--job J] [--limit N]\n";
+        return kExitUsage;
+      }
+      absl::StrAppend(&query, query.empty() ? "?" : "&", rest[k].substr(2), "=", rest[k + 1]);
+    }
+    if (rest.size() % 2 != 0) {
+      std::cerr << "portolan: usage: portolan audit [--tenant T] [--job J] [--limit N]\n";
+      return kExitUsage;
+    }
+    v1::ListAuditResponse r;
+    if (auto st = client.Call("GET", "/v1/audit" + query, "", &r); !st.ok()) return Report(st);
+    if (json) {
+      print(r);
+      return kExitOk;
+    }
+    absl::PrintF("%-20s %-17s %-10s %-16s %-6s %-20s %-20s %-18s %s\n", "TIME", "JOB", "TENANT", "DATASET", "ORIGIN",
+                 "FROM", "TO", "RULE", "INSTRUMENT");
+    for (const auto& a : r.records()) {
+      absl::PrintF("%-20s %-17s %-10s %-16s %-6s %-20s %-20s %-18s %s\n", Short(a.time()), a.job(), a.tenant(),
+                   a.dataset(), a.origin(), a.from_site().empty() ? "-" : a.from_site(), a.to_site(), a.rule(),
+                   a.instrument().empty() ? "-" : a.instrument());
+    }
+    return kExitOk;
   }
   if (cmd == "agents") {
     auto list = client.ListAgents();

@@ -74,21 +74,11 @@ absl::StatusCode CodeOf(int http_status) {
 }
 
 template <typename T>
-absl::StatusOr<T> Call(Client& c, const std::string& method, const std::string& path,
-                       const std::string& body = "") {
-  std::string out;
-  auto code = c.Raw(method, path, body, &out);
-  if (!code.ok()) return code.status();
-  if (*code >= 400) {
-    v1::ErrorResponse err;
-    if (ParseJson(out, &err).ok() && !err.error().message().empty()) {
-      return FieldError(CodeOf(*code), err.error().field(), err.error().message());
-    }
-    return absl::Status(CodeOf(*code), absl::StrCat("HTTP ", *code, ": ", out.substr(0, 200)));
-  }
+absl::StatusOr<T> CallAs(Client& c, const std::string& method, const std::string& path,
+                         const std::string& body = "") {
   T msg;
-  absl::Status st = ParseJson(out, &msg);
-  if (!st.ok()) return absl::InternalError(absl::StrCat("unexpected response: ", st.message()));
+  absl::Status st = c.Call(method, path, body, &msg);
+  if (!st.ok()) return st;
   return msg;
 }
 
@@ -96,30 +86,47 @@ std::string Escape(const std::string& s) { return web::uri::encode_data_string(s
 
 }  // namespace
 
+absl::Status Client::Call(const std::string& method, const std::string& path, const std::string& body,
+                          google::protobuf::Message* out) {
+  std::string text;
+  auto code = Raw(method, path, body, &text);
+  if (!code.ok()) return code.status();
+  if (*code >= 400) {
+    v1::ErrorResponse err;
+    if (ParseJson(text, &err).ok() && !err.error().message().empty()) {
+      return FieldError(CodeOf(*code), err.error().field(), err.error().message());
+    }
+    return absl::Status(CodeOf(*code), absl::StrCat("HTTP ", *code, ": ", text.substr(0, 200)));
+  }
+  absl::Status st = ParseJson(text, out);
+  if (!st.ok()) return absl::InternalError(absl::StrCat("unexpected response: ", st.message()));
+  return absl::OkStatus();
+}
+
 absl::StatusOr<v1::Job> Client::Submit(const v1::Job& spec) {
-  return Call<v1::Job>(*this, "POST", "/v1/jobs", ToJson(spec));
+  return CallAs<v1::Job>(*this, "POST", "/v1/jobs", ToJson(spec));
 }
 absl::StatusOr<v1::Job> Client::GetJob(const std::string& id) {
-  return Call<v1::Job>(*this, "GET", "/v1/jobs/" + Escape(id));
+  return CallAs<v1::Job>(*this, "GET", "/v1/jobs/" + Escape(id));
 }
 absl::StatusOr<v1::ListJobsResponse> Client::ListJobs(const std::string& state, int page_size,
                                                       const std::string& page_token) {
   std::string path = absl::StrCat("/v1/jobs?page_size=", page_size);
   if (!state.empty()) absl::StrAppend(&path, "&state=", Escape(state));
   if (!page_token.empty()) absl::StrAppend(&path, "&page_token=", Escape(page_token));
-  return Call<v1::ListJobsResponse>(*this, "GET", path);
+  return CallAs<v1::ListJobsResponse>(*this, "GET", path);
 }
 absl::StatusOr<v1::Job> Client::Cancel(const std::string& id) {
-  return Call<v1::Job>(*this, "DELETE", "/v1/jobs/" + Escape(id));
+  return CallAs<v1::Job>(*this, "DELETE", "/v1/jobs/" + Escape(id));
 }
 absl::StatusOr<v1::JobLogs> Client::Logs(const std::string& id) {
-  return Call<v1::JobLogs>(*this, "GET", "/v1/jobs/" + Escape(id) + "/logs");
+  return CallAs<v1::JobLogs>(*this, "GET", "/v1/jobs/" + Escape(id) + "/logs");
 }
 absl::StatusOr<v1::ListAgentsResponse> Client::ListAgents() {
-  return Call<v1::ListAgentsResponse>(*this, "GET", "/v1/agents");
+  return CallAs<v1::ListAgentsResponse>(*this, "GET", "/v1/agents");
 }
 absl::StatusOr<v1::Agent> Client::GetAgent(const std::string& id) {
-  return Call<v1::Agent>(*this, "GET", "/v1/agents/" + Escape(id));
+  return CallAs<v1::Agent>(*this, "GET", "/v1/agents/" + Escape(id));
 }
 
 }  // namespace portolan

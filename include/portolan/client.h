@@ -29,6 +29,11 @@ class Client {
   absl::StatusOr<v1::ListAgentsResponse> ListAgents();
   absl::StatusOr<v1::Agent> GetAgent(const std::string& id);
 
+  // Any JSON endpoint: sends `body` (may be empty), parses a 2xx answer into
+  // `out`, turns an error body into a Status (with the field payload).
+  absl::Status Call(const std::string& method, const std::string& path, const std::string& body,
+                    google::protobuf::Message* out);
+
   // Raw request: returns the HTTP status and sets `body`.
   absl::StatusOr<int> Raw(const std::string& method, const std::string& path,
                           const std::string& body, std::string* response_body);

@@ -27,6 +27,11 @@ std::string Words(const std::vector<std::string>& v) {
   return absl::StrCat(absl::StrJoin(v.begin(), v.end() - 1, ", "), " or ", v.back());
 }
 
+// "singapore-1 (SG)", "lingang-offshore-1 (CN offshore)".
+std::string Where(const v1::Site& site) {
+  return absl::StrCat(site.id(), " (", site.jurisdiction(), site.offshore() ? " offshore" : "", ")");
+}
+
 }  // namespace
 
 // ---- Ledger ----
@@ -187,8 +192,8 @@ DatasetVerdict ResidencyEngine::Evaluate(const v1::Dataset& d, const v1::Site& s
         v.allowed = true;
         return v;
       case v1::Rule::deny:
-        v.reason = absl::StrCat(d.id(), ": ", what, " — moving it to ", site.id(), " (", to,
-                                ") is not allowed (rule ", r.id(), ")");
+        v.reason = absl::StrCat(d.id(), ": ", what, " — it may not go to ", Where(site), " (rule ",
+                                r.id(), ")");
         return v;
       case v1::Rule::require:
       case v1::Rule::require_listed: {
@@ -205,9 +210,9 @@ DatasetVerdict ResidencyEngine::Evaluate(const v1::Dataset& d, const v1::Site& s
           v.instrument = in->type();
           return v;
         }
-        v.reason =
-            absl::StrCat(d.id(), ": ", what, " — needs ", Words(types), " for ", d.origin(), " to ",
-                         to, "; tenant ", tenant.id(), " holds none valid (rule ", r.id(), ")");
+        v.reason = absl::StrCat(d.id(), ": ", what, " — needs ", Words(types), " for ", d.origin(),
+                                " data going to ", Where(site), "; tenant ", tenant.id(),
+                                " holds none valid (rule ", r.id(), ")");
         return v;
       }
       default:
@@ -221,8 +226,8 @@ DatasetVerdict ResidencyEngine::Evaluate(const v1::Dataset& d, const v1::Site& s
   }
   v.rule = "default";
   v.reason = absl::StrCat(d.id(), ": no rule of the policy allows ",
-                          d.origin().empty() ? "this" : d.origin(), " data at ", site.id(), " (",
-                          to, "); the policy's default is deny");
+                          d.origin().empty() ? "this" : d.origin(), " data at ", Where(site),
+                          "; the policy's default is deny");
   return v;
 }
 
