@@ -151,8 +151,8 @@ std::string Fixed(double v, int prec = 1) {
 void PrintDecision(const v1::Decision& d) {
   if (d.feasible()) {
     const v1::PlacementResult& p = d.placement();
-    absl::PrintF("Placement: agent %s at site %s, score %.1f (policy %s)\n", p.agent(), p.site(), p.score(),
-                 d.policy_version());
+    absl::PrintF("Placement: agent %s at site %s, score %.1f (policy %s)\n", p.agent(), p.site(),
+                 p.score(), d.policy_version());
     std::vector<std::string> parts;
     for (const auto& [k, v] : std::map<std::string, double>(p.scores().begin(), p.scores().end())) {
       parts.push_back(absl::StrFormat("%s %.1f", k, v));
@@ -164,16 +164,22 @@ void PrintDecision(const v1::Decision& d) {
                    c.export_() ? " (export)" : "");
     }
   } else {
-    absl::PrintF("No placement%s (policy %s):\n  %s\n", d.unschedulable() ? " possible: unschedulable" : " yet",
-                 d.policy_version(), d.reason());
+    absl::PrintF("No placement%s (policy %s):\n  %s\n",
+                 d.unschedulable() ? " possible: unschedulable" : " yet", d.policy_version(),
+                 d.reason());
   }
-  absl::PrintF("\n%-20s %-6s %-8s %-22s %-8s %-11s %-9s %s\n", "SITE", "REGIME", "ALLOWED", "RESIDENCY", "RTT ms",
-               "TRANSFER s", "AGENTS", "WHY NOT");
+  absl::PrintF("\n%-20s %-6s %-8s %-22s %-8s %-11s %-9s %s\n", "SITE", "REGIME", "ALLOWED",
+               "RESIDENCY", "RTT ms", "TRANSFER s", "AGENTS", "WHY NOT");
   for (const v1::SiteDecision& sd : d.sites()) {
-    std::string residency = sd.has_residency() ? absl::StrCat(sd.residency().allowed() ? "ok " : "no ", sd.residency().rule()) : "-";
-    absl::PrintF("%-20s %-6s %-8s %-22s %-8s %-11s %-9s %s\n", sd.site(), sd.regime(), sd.allowed() ? "yes" : "no",
-                 residency.substr(0, 22), Fixed(sd.rtt_ms()), Fixed(sd.transfer_s()),
-                 absl::StrCat(sd.agents().feasible(), "/", sd.agents().considered()), absl::StrJoin(sd.rejected(), "; "));
+    std::string residency =
+        sd.has_residency()
+            ? absl::StrCat(sd.residency().allowed() ? "ok " : "no ", sd.residency().rule())
+            : "-";
+    absl::PrintF("%-20s %-6s %-8s %-22s %-8s %-11s %-9s %s\n", sd.site(), sd.regime(),
+                 sd.allowed() ? "yes" : "no", residency.substr(0, 22), Fixed(sd.rtt_ms()),
+                 Fixed(sd.transfer_s()),
+                 absl::StrCat(sd.agents().feasible(), "/", sd.agents().considered()),
+                 absl::StrJoin(sd.rejected(), "; "));
   }
   std::vector<std::string> counts;
   for (const auto& [k, v] : d.agents().rejected()) counts.push_back(absl::StrCat(v, " ", k));
@@ -403,7 +409,8 @@ int main(int argc, char** argv) {
   // Loads a JSON or YAML file as message M (errors name the file).
   auto load = [&](const std::string& path, google::protobuf::Message* m) -> absl::Status {
     if (path == "-") {
-      std::string body((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
+      std::string body((std::istreambuf_iterator<char>(std::cin)),
+                       std::istreambuf_iterator<char>());
       return ParseJson(body, m);
     }
     return LoadFile(path, m);
@@ -445,7 +452,8 @@ int main(int argc, char** argv) {
       if (auto st = load(rest[1], &p); !st.ok()) return Report(st);
       if (sub == "validate") {
         v1::ValidationResult r;
-        if (auto st = client.Call("POST", "/v1/policy:validate", ToJson(p), &r); !st.ok()) return Report(st);
+        if (auto st = client.Call("POST", "/v1/policy:validate", ToJson(p), &r); !st.ok())
+          return Report(st);
         if (json) {
           print(r);
         } else {
@@ -473,7 +481,8 @@ int main(int argc, char** argv) {
       }
       absl::PrintF("%-8s %-20s %-28s %s\n", "VERSION", "APPLIED", "BY", "SUMMARY");
       for (const auto& v : r.versions()) {
-        absl::PrintF("%-8s %-20s %-28s %s\n", v.version(), Short(v.applied_at()), v.applied_by(), v.summary());
+        absl::PrintF("%-8s %-20s %-28s %s\n", v.version(), Short(v.applied_at()), v.applied_by(),
+                     v.summary());
       }
       return kExitOk;
     }
@@ -483,12 +492,14 @@ int main(int argc, char** argv) {
   if (cmd == "network") {
     if (rest.size() == 3 && rest[0] == "link" && (rest[2] == "up" || rest[2] == "down")) {
       v1::Link l;
-      if (auto st = client.Call("PUT", "/v1/network/links/" + rest[1], rest[2] == "up" ? R"({"up": true})" : R"({"up": false})", &l);
+      if (auto st = client.Call("PUT", "/v1/network/links/" + rest[1],
+                                rest[2] == "up" ? R"({"up": true})" : R"({"up": false})", &l);
           !st.ok()) {
         return Report(st);
       }
-      absl::PrintF("link %s (%s %s-%s) is %s\n", l.id(), l.cable().empty() ? v1::Link::Kind_Name(l.kind()) : l.cable(),
-                   l.a(), l.b(), l.up() ? "up" : "down");
+      absl::PrintF("link %s (%s %s-%s) is %s\n", l.id(),
+                   l.cable().empty() ? v1::Link::Kind_Name(l.kind()) : l.cable(), l.a(), l.b(),
+                   l.up() ? "up" : "down");
       return kExitOk;
     }
     if (!rest.empty()) {
@@ -501,10 +512,12 @@ int main(int argc, char** argv) {
       print(n);
       return kExitOk;
     }
-    absl::PrintF("%-22s %-18s %-18s %-11s %-8s %-7s %-4s %s\n", "LINK", "A", "B", "KIND", "RTT ms", "Gbps", "UP", "CABLE");
+    absl::PrintF("%-22s %-18s %-18s %-11s %-8s %-7s %-4s %s\n", "LINK", "A", "B", "KIND", "RTT ms",
+                 "Gbps", "UP", "CABLE");
     for (const auto& l : n.links()) {
-      absl::PrintF("%-22s %-18s %-18s %-11s %-8s %-7s %-4s %s%s\n", l.id(), l.a(), l.b(), v1::Link::Kind_Name(l.kind()),
-                   Fixed(l.rtt_ms()), Fixed(l.gbps(), 0), l.up() ? "yes" : "NO", l.cable(), l.estimate() ? " (estimate)" : "");
+      absl::PrintF("%-22s %-18s %-18s %-11s %-8s %-7s %-4s %s%s\n", l.id(), l.a(), l.b(),
+                   v1::Link::Kind_Name(l.kind()), Fixed(l.rtt_ms()), Fixed(l.gbps(), 0),
+                   l.up() ? "yes" : "NO", l.cable(), l.estimate() ? " (estimate)" : "");
     }
     absl::PrintF("\nShortest RTT (ms) over links that are up:\n%-20s", "");
     std::vector<std::string> ids;
@@ -522,7 +535,9 @@ int main(int argc, char** argv) {
       }
       absl::PrintF("\n");
     }
-    for (const auto& m : n.measured()) absl::PrintF("measured: agent %s (%s) %.2f ms to the scheduler\n", m.agent(), m.site(), m.rtt_ms());
+    for (const auto& m : n.measured())
+      absl::PrintF("measured: agent %s (%s) %.2f ms to the scheduler\n", m.agent(), m.site(),
+                   m.rtt_ms());
     for (const auto& w : n.warnings()) absl::PrintF("warning: %s\n", w);
     return kExitOk;
   }
@@ -535,8 +550,9 @@ int main(int argc, char** argv) {
     }
     absl::PrintF("%-20s %-6s %-8s %-9s %s\n", "SITE", "REGIME", "OFFSHORE", "PRICE", "ZONES");
     for (const auto& site : r.sites()) {
-      absl::PrintF("%-20s %-6s %-8s %-9s %s\n", site.id(), site.jurisdiction(), site.offshore() ? "yes" : "no",
-                   Fixed(site.price_per_core_hour(), 3), absl::StrJoin(site.zones(), ","));
+      absl::PrintF("%-20s %-6s %-8s %-9s %s\n", site.id(), site.jurisdiction(),
+                   site.offshore() ? "yes" : "no", Fixed(site.price_per_core_hour(), 3),
+                   absl::StrJoin(site.zones(), ","));
     }
     return kExitOk;
   }
@@ -552,11 +568,12 @@ int main(int argc, char** argv) {
       for (const auto& t : r.tenants()) {
         std::vector<std::string> ins;
         for (const auto& i : t.instruments()) {
-          ins.push_back(absl::StrCat(i.type(), " ", i.from().empty() ? "*" : i.from(), "->", i.to().empty() ? "*" : i.to(),
-                                     i.expires().empty() ? "" : absl::StrCat(" until ", i.expires())));
+          ins.push_back(absl::StrCat(
+              i.type(), " ", i.from().empty() ? "*" : i.from(), "->", i.to().empty() ? "*" : i.to(),
+              i.expires().empty() ? "" : absl::StrCat(" until ", i.expires())));
         }
-        absl::PrintF("%-16s %-24s %-5s %s\n", t.id(), absl::StrJoin(t.registered_zones(), ","), t.ciio() ? "yes" : "no",
-                     absl::StrJoin(ins, "; "));
+        absl::PrintF("%-16s %-24s %-5s %s\n", t.id(), absl::StrJoin(t.registered_zones(), ","),
+                     t.ciio() ? "yes" : "no", absl::StrJoin(ins, "; "));
       }
       return kExitOk;
     }
@@ -595,12 +612,12 @@ int main(int argc, char** argv) {
       print(r);
       return kExitOk;
     }
-    absl::PrintF("%-20s %-17s %-10s %-16s %-6s %-20s %-20s %-18s %s\n", "TIME", "JOB", "TENANT", "DATASET", "ORIGIN",
-                 "FROM", "TO", "RULE", "INSTRUMENT");
+    absl::PrintF("%-20s %-17s %-10s %-16s %-6s %-20s %-20s %-18s %s\n", "TIME", "JOB", "TENANT",
+                 "DATASET", "ORIGIN", "FROM", "TO", "RULE", "INSTRUMENT");
     for (const auto& a : r.records()) {
-      absl::PrintF("%-20s %-17s %-10s %-16s %-6s %-20s %-20s %-18s %s\n", Short(a.time()), a.job(), a.tenant(),
-                   a.dataset(), a.origin(), a.from_site().empty() ? "-" : a.from_site(), a.to_site(), a.rule(),
-                   a.instrument().empty() ? "-" : a.instrument());
+      absl::PrintF("%-20s %-17s %-10s %-16s %-6s %-20s %-20s %-18s %s\n", Short(a.time()), a.job(),
+                   a.tenant(), a.dataset(), a.origin(), a.from_site().empty() ? "-" : a.from_site(),
+                   a.to_site(), a.rule(), a.instrument().empty() ? "-" : a.instrument());
     }
     return kExitOk;
   }

@@ -86,8 +86,8 @@ std::string Escape(const std::string& s) { return web::uri::encode_data_string(s
 
 }  // namespace
 
-absl::Status Client::Call(const std::string& method, const std::string& path, const std::string& body,
-                          google::protobuf::Message* out) {
+absl::Status Client::Call(const std::string& method, const std::string& path,
+                          const std::string& body, google::protobuf::Message* out) {
   std::string text;
   auto code = Raw(method, path, body, &text);
   if (!code.ok()) return code.status();

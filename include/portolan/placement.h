@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -42,13 +43,15 @@ struct CycleState {
 
 // Outcome of a Filter: ok, or a short reason code ("insufficient_cpus") that
 // the fast path counts per reason, plus a sentence for explanations.
+// `code` must point at static storage (a string literal): the fast path
+// counts rejections by it without copying.
 struct FilterResult {
   bool ok = true;
-  std::string code;
+  std::string_view code;
   std::string detail;
   static FilterResult Pass() { return {}; }
-  static FilterResult Reject(std::string code, std::string detail = "") {
-    return {false, std::move(code), std::move(detail)};
+  static FilterResult Reject(std::string_view code, std::string detail = "") {
+    return {false, code, std::move(detail)};
   }
 };
 
@@ -150,6 +153,10 @@ class Engine {
   std::vector<std::pair<const SiteScorePlugin*, double>> site_scores_;
   std::vector<std::pair<const ScorePlugin*, double>> scores_;
   std::vector<const ReservePlugin*> reserves_;
+  uint32_t max_feasible_per_site_ = 0;
+  // Rotates where each decision starts examining a site's agents, so that
+  // with a bounded fast path different jobs look at different agents first.
+  mutable std::atomic<uint64_t> cursor_{0};
 };
 
 // "0/3 agents: 2 insufficient_cpus, 1 cordoned" from counts.

@@ -58,6 +58,7 @@ std::string CountsSummary(uint32_t feasible, uint32_t considered,
 absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const Registry& registry,
                                                        const v1::PluginConfig& config) {
   std::unique_ptr<Engine> e(new Engine());
+  e->max_feasible_per_site_ = config.max_feasible_agents_per_site();
   auto add = [&](const std::string& name) -> absl::StatusOr<Plugin*> {
     auto p = registry.Create(name);
     if (!p.ok()) return p.status();
@@ -116,7 +117,9 @@ v1::Decision Engine::Decide(const DecisionInput& in) const {
     const v1::Site* site;
     v1::SiteDecision* out;
     const std::vector<AgentView>* agents;
-    std::vector<std::pair<const AgentView*, double>> feasible;  // agent, agent-level score
+    uint32_t feasible = 0;
+    const AgentView* best = nullptr;  // highest agent-level score
+    double best_score = 0;
   };
   std::vector<SiteWork> work;
   std::map<std::string, uint32_t> site_rejections;  // site-level code -> sites
@@ -169,8 +172,9 @@ v1::Decision Engine::Decide(const DecisionInput& in) const {
     for (const SiteFilterPlugin* f : site_filters_) {
       FilterResult r = f->FilterSite(state, in, site, *sd);
       if (!r.ok) {
-        sd->add_rejected(r.detail.empty() ? r.code : absl::StrCat(r.code, ": ", r.detail));
-        if (first_code.empty()) first_code = r.code;
+        sd->add_rejected(r.detail.empty() ? std::string(r.code)
+                                          : absl::StrCat(std::string(r.code), ": ", r.detail));
+        if (first_code.empty()) first_code = std::string(r.code);
       }
     }
     if (!reachable) {
@@ -185,17 +189,35 @@ v1::Decision Engine::Decide(const DecisionInput& in) const {
         (*totals->mutable_rejected())[first_code] += static_cast<uint32_t>(agents->size());
       continue;
     }
-    work.push_back(SiteWork{&site, sd, agents, {}});
+    work.push_back(SiteWork{&site, sd, agents});
   }
 
-  // Agent-level filters and scores on allowed sites only.
-  double agent_weight = 0;
-  for (const auto& [p, w] : scores_) agent_weight += w;
+  // Agent-level filters and scores on allowed sites only. The hot loop: no
+  // allocation per agent; rejections are counted by their static code.
   bool any_capacity = false;
   uint32_t allowed_agents = 0;
+  std::vector<std::pair<std::string_view, uint32_t>> all_counts;
+  auto bump = [](std::vector<std::pair<std::string_view, uint32_t>>& counts,
+                 std::string_view code) {
+    for (auto& [c, n] : counts) {
+      if (c.data() == code.data() || c == code) {
+        ++n;
+        return;
+      }
+    }
+    counts.emplace_back(code, 1);
+  };
   for (SiteWork& w : work) {
-    auto& site_rejected = *w.out->mutable_agents()->mutable_rejected();
-    for (const AgentView& a : *w.agents) {
+    std::vector<std::pair<std::string_view, uint32_t>> counts;
+    uint32_t feasible = 0;
+    const size_t n = w.agents->size();
+    const size_t start = n > 0 && max_feasible_per_site_ > 0
+                             ? cursor_.fetch_add(1, std::memory_order_relaxed) % n
+                             : 0;
+    size_t examined = 0;
+    for (; examined < n; ++examined) {
+      if (max_feasible_per_site_ > 0 && feasible >= max_feasible_per_site_) break;
+      const AgentView& a = (*w.agents)[(start + examined) % n];
       ++allowed_agents;
       const v1::Resources& cap = a.agent->capacity();
       if (cap.cpus() >= job.resources().cpus() && cap.memory_mb() >= job.resources().memory_mb() &&
@@ -206,26 +228,40 @@ v1::Decision Engine::Decide(const DecisionInput& in) const {
       for (const FilterPlugin* f : filters_) {
         FilterResult r = f->Filter(state, in, a);
         if (!r.ok) {
-          ++site_rejected[r.code];
-          ++(*totals->mutable_rejected())[r.code];
+          bump(counts, r.code);
           ok = false;
           break;  // fast path: an agent's first failing filter is its reason
         }
       }
       if (!ok) continue;
+      ++feasible;
       double s = 0;
       for (const auto& [p, weight] : scores_)
         s += weight * std::clamp(p->Score(state, in, a), 0.0, 100.0);
-      w.feasible.emplace_back(&a, s);
+      // Keep only the site's best agent: the site-level part is the same for all.
+      if (w.best == nullptr || s > w.best_score + 1e-9 ||
+          (std::abs(s - w.best_score) <= 1e-9 && a.agent->id() < w.best->agent->id())) {
+        w.best = &a;
+        w.best_score = s;
+      }
     }
-    w.out->mutable_agents()->set_feasible(static_cast<uint32_t>(w.feasible.size()));
-    totals->set_feasible(totals->feasible() + static_cast<uint32_t>(w.feasible.size()));
+    auto& site_rejected = *w.out->mutable_agents()->mutable_rejected();
+    for (const auto& [code, n] : counts) {
+      site_rejected[std::string(code)] += n;
+      for (uint32_t k = 0; k < n; ++k) bump(all_counts, code);
+    }
+    w.feasible = feasible;
+    w.out->mutable_agents()->set_feasible(feasible);
+    w.out->mutable_agents()->set_skipped(static_cast<uint32_t>(n - examined));
+    totals->set_skipped(totals->skipped() + static_cast<uint32_t>(n - examined));
+    totals->set_feasible(totals->feasible() + feasible);
   }
+  for (const auto& [code, n] : all_counts) (*totals->mutable_rejected())[std::string(code)] += n;
 
   // Site-level scores, normalized over sites with feasible agents.
   std::vector<SiteWork*> candidates;
   for (SiteWork& w : work) {
-    if (!w.feasible.empty()) candidates.push_back(&w);
+    if (w.feasible > 0) candidates.push_back(&w);
   }
   std::vector<std::vector<double>> site_score(candidates.size(),
                                               std::vector<double>(site_scores_.size(), 100));
@@ -242,7 +278,8 @@ v1::Decision Engine::Decide(const DecisionInput& in) const {
       site_score[c][k] = hi > lo ? 100.0 * (hi - cost[c]) / (hi - lo) : 100.0;
     }
   }
-  double total_weight = agent_weight;
+  double total_weight = 0;
+  for (const auto& [p, w] : scores_) total_weight += w;
   for (const auto& [p, w] : site_scores_) total_weight += w;
 
   double best = -1;
@@ -252,15 +289,14 @@ v1::Decision Engine::Decide(const DecisionInput& in) const {
     double site_part = 0;
     for (size_t k = 0; k < site_scores_.size(); ++k)
       site_part += site_scores_[k].second * site_score[c][k];
-    for (const auto& [agent, agent_part] : candidates[c]->feasible) {
-      double score = total_weight > 0 ? (site_part + agent_part) / total_weight : 0;
-      // Ties go to the smallest agent id: deterministic.
-      if (score > best + 1e-9 ||
-          (std::abs(score - best) <= 1e-9 && agent->agent->id() < winner->agent->id())) {
-        best = score;
-        winner = agent;
-        winner_site = c;
-      }
+    const AgentView* agent = candidates[c]->best;
+    double score = total_weight > 0 ? (site_part + candidates[c]->best_score) / total_weight : 0;
+    // Ties go to the smallest agent id: deterministic.
+    if (score > best + 1e-9 ||
+        (std::abs(score - best) <= 1e-9 && agent->agent->id() < winner->agent->id())) {
+      best = score;
+      winner = agent;
+      winner_site = c;
     }
   }
 

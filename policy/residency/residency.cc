@@ -29,7 +29,8 @@ std::string Words(const std::vector<std::string>& v) {
 
 // "singapore-1 (SG)", "lingang-offshore-1 (CN offshore)".
 std::string Where(const v1::Site& site) {
-  return absl::StrCat(site.id(), " (", site.jurisdiction(), site.offshore() ? " offshore" : "", ")");
+  return absl::StrCat(site.id(), " (", site.jurisdiction(), site.offshore() ? " offshore" : "",
+                      ")");
 }
 
 }  // namespace

@@ -229,6 +229,23 @@ TEST_F(PlacementTest, AgentLabelsAndGpus) {
   by_site.clear();
 }
 
+TEST_F(PlacementTest, FastPathStopsAfterEnoughFeasibleAgentsAndRotates) {
+  for (int i = 0; i < 10; ++i) AddAgent("a" + std::to_string(i), "lingang-idc-1", 16);
+  Load("{filters: [resource_fit], scores: {bin_pack: 1}, max_feasible_agents_per_site: 2}");
+  v1::Decision d = Decide(Job(1));
+  ASSERT_TRUE(d.feasible());
+  EXPECT_EQ(d.agents().feasible(), 2u);
+  EXPECT_EQ(d.agents().skipped(), 8u);
+  EXPECT_EQ(d.agents().considered(), 10u);
+  std::set<std::string> winners;
+  for (int k = 0; k < 10; ++k) winners.insert(Decide(Job(1)).placement().agent());
+  EXPECT_GT(winners.size(), 1u) << "successive decisions start at different agents";
+  Load("{filters: [resource_fit], scores: {bin_pack: 1}, max_feasible_agents_per_site: 0}");
+  d = Decide(Job(1));
+  EXPECT_EQ(d.agents().feasible(), 10u);
+  EXPECT_EQ(d.agents().skipped(), 0u);
+}
+
 TEST_F(PlacementTest, UnknownPluginIsAnError) {
   v1::PluginConfig cfg;
   cfg.add_filters("no_such_plugin");
