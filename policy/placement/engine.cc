@@ -1,6 +1,7 @@
 #include <algorithm>
 #include <limits>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "portolan/placement.h"
@@ -331,10 +332,26 @@ v1::Decision Engine::Decide(const DecisionInput& in) const {
     if (!agent_reasons.empty())
       parts.back() += absl::StrCat(": ", JoinCounts({agent_reasons.begin(), agent_reasons.end()}));
   }
+  // Sites excluded only because the job did not ask for them are counted, not
+  // listed: the blocking reasons elsewhere are what a reader needs.
+  int not_requested = 0;
   for (const v1::SiteDecision& sd : d.sites()) {
     if (sd.allowed()) continue;
-    parts.push_back(absl::StrCat(sd.site(), " excluded: ", absl::StrJoin(sd.rejected(), "; ")));
+    bool only_affinity = true;
+    for (const std::string& r : sd.rejected()) {
+      only_affinity = only_affinity && (absl::StartsWith(r, "site_not_requested") || absl::StartsWith(r, "site_avoided"));
+    }
+    if (only_affinity) {
+      ++not_requested;
+      continue;
+    }
+    std::vector<std::string> why;
+    for (const std::string& r : sd.rejected()) {
+      if (!absl::StartsWith(r, "site_not_requested")) why.push_back(r);
+    }
+    parts.push_back(absl::StrCat(sd.site(), " excluded: ", absl::StrJoin(why, "; ")));
   }
+  if (not_requested > 0) parts.push_back(absl::StrCat(not_requested, " other site(s) not requested or avoided"));
   const bool no_site = work.empty();
   const bool no_hardware = allowed_agents > 0 && !any_capacity;
   d.set_unschedulable(no_site || no_hardware);
