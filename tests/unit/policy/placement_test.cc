@@ -179,7 +179,7 @@ TEST_F(PlacementTest, UnschedulableWhenNoSiteCanEverTakeItAndReasonNamesEach) {
   EXPECT_FALSE(d.feasible());
   EXPECT_TRUE(d.unschedulable());
   for (const char* part :
-       {"lingang-idc-1 excluded: site_avoided", "singapore-1 excluded: residency",
+       {"1 other site(s) not requested or avoided", "singapore-1 excluded: residency",
         "latency_limit: RTT to lingang-idc-1 is 65 ms, limit 40 ms",
         "hongkong-1 excluded: residency", "island excluded"}) {
     EXPECT_NE(d.reason().find(part), std::string::npos) << part << " missing from: " << d.reason();
