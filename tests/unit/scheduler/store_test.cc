@@ -76,5 +76,88 @@ TEST(SqliteStoreTest, RefusesCorruptFile) {
   std::filesystem::remove_all(dir);
 }
 
+TEST(SqliteStoreTest, MigratesAVersionOneDatabaseKeepingItsJobs) {
+  std::string dir = TempDir();
+  std::filesystem::create_directories(dir);
+  sqlite3* db;
+  sqlite3_open((dir + "/portolan.db").c_str(), &db);
+  v1::Job j;
+  j.set_id("job-old");
+  j.set_tenant("acme");
+  std::string blob = j.SerializeAsString();
+  sqlite3_exec(
+      db,
+      "CREATE TABLE jobs (id TEXT PRIMARY KEY, tenant TEXT NOT NULL, state INTEGER NOT NULL,"
+      " submitted_ns INTEGER NOT NULL, data BLOB NOT NULL);"
+      "CREATE TABLE agents (id TEXT PRIMARY KEY, site TEXT NOT NULL, data BLOB NOT NULL);"
+      "CREATE TABLE job_logs (job_id TEXT PRIMARY KEY, data BLOB NOT NULL);"
+      "PRAGMA user_version=1;",
+      nullptr, nullptr, nullptr);
+  sqlite3_stmt* st;
+  sqlite3_prepare_v2(db, "INSERT INTO jobs VALUES ('job-old', 'acme', 1, 0, ?)", -1, &st, nullptr);
+  sqlite3_bind_blob(st, 1, blob.data(), blob.size(), SQLITE_TRANSIENT);
+  sqlite3_step(st);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+
+  auto s = OpenSqliteStore(dir);
+  ASSERT_TRUE(s.ok()) << s.status();
+  ASSERT_EQ((*s)->LoadJobs()->size(), 1u);
+  EXPECT_EQ((*s)->LoadJobs()->at(0).id(), "job-old");
+  v1::Tenant t;
+  t.set_id("acme");
+  t.set_ciio(true);
+  ASSERT_TRUE((*s)->PutTenant(t).ok());
+  EXPECT_TRUE((*s)->LoadTenants()->at(0).ciio());
+  std::filesystem::remove_all(dir);
+}
+
+TEST(SqliteStoreTest, PolicyLedgerAuditAndDecisionsPersist) {
+  std::string dir = TempDir();
+  {
+    auto s = OpenSqliteStore(dir);
+    ASSERT_TRUE(s.ok());
+    for (int i = 1; i <= 2; ++i) {
+      v1::PolicyVersion v;
+      v.set_version("v" + std::to_string(i));
+      v.mutable_policy()->add_jurisdictions("CN");
+      ASSERT_TRUE((*s)->PutPolicyVersion(v).ok());
+    }
+    v1::LedgerEntry e;
+    e.set_tenant("acme");
+    e.set_year(2026);
+    e.set_jurisdiction("SG");
+    e.set_subjects(60000);
+    ASSERT_TRUE((*s)->PutLedgerEntry(e).ok());
+    e.set_subjects(110000);  // same key: replaced
+    ASSERT_TRUE((*s)->PutLedgerEntry(e).ok());
+    for (const char* job : {"j1", "j2", "j3"}) {
+      v1::AuditRecord r;
+      r.set_job(job);
+      r.set_tenant(std::string(job) == "j2" ? "globex" : "acme");
+      ASSERT_TRUE((*s)->AppendAudit(r).ok());
+    }
+    v1::Decision d;
+    d.set_feasible(true);
+    d.mutable_placement()->set_site("singapore-1");
+    ASSERT_TRUE((*s)->PutDecision("j1", d).ok());
+  }
+  auto s = OpenSqliteStore(dir);
+  ASSERT_TRUE(s.ok());
+  auto versions = (*s)->LoadPolicyVersions();
+  ASSERT_EQ(versions->size(), 2u);
+  EXPECT_EQ(versions->back().version(), "v2");
+  ASSERT_EQ((*s)->LoadLedger()->size(), 1u);
+  EXPECT_EQ((*s)->LoadLedger()->at(0).subjects(), 110000u);
+  auto acme = (*s)->ListAudit("acme", "", 10);
+  ASSERT_EQ(acme->size(), 2u);
+  EXPECT_EQ(acme->at(0).job(), "j3");  // newest first
+  EXPECT_EQ((*s)->ListAudit("", "", 1)->size(), 1u);
+  EXPECT_EQ((*s)->ListAudit("", "j2", 10)->at(0).tenant(), "globex");
+  EXPECT_EQ((*s)->GetDecision("j1")->placement().site(), "singapore-1");
+  EXPECT_EQ((*s)->GetDecision("j9").status().code(), absl::StatusCode::kNotFound);
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace portolan
