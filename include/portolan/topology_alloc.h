@@ -1,0 +1,112 @@
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "portolan/v1/agent.pb.h"
+#include "portolan/v1/job.pb.h"
+#include "portolan/v1/topology.pb.h"
+
+namespace portolan::topology {
+
+// What a job asks of one machine's hardware.
+struct Request {
+  int pus = 1;        // processing units (hardware threads)
+  int memory_mb = 0;
+  int gpus = 0;
+  v1::TopologyRequest::Numa numa = v1::TopologyRequest::any;
+  v1::TopologyRequest::Smt smt = v1::TopologyRequest::shared;
+  v1::TopologyRequest::Gpu::Numa gpu_numa = v1::TopologyRequest::Gpu::any;
+
+  static Request FromJob(const v1::Job& job);
+};
+
+// One agent's hardware and what of it is free: PUs, memory per NUMA node,
+// GPUs. The scheduler owns one per agent and changes it only under its own
+// lock; const methods may run concurrently with each other (decisions), never
+// with Commit/Release.
+//
+// Allocation policy:
+//  * numa single: all PUs and memory in one NUMA node (and, with gpu_numa
+//    local, GPUs local to it); the node that is left with the fewest free PUs
+//    wins (best fit), so whole nodes stay free for later single jobs.
+//  * numa spread: PUs and memory split as evenly as possible over all nodes.
+//  * numa any: one node when one fits (best fit), otherwise the fewest nodes,
+//    fullest-first.
+//  * smt exclusive: whole cores only; the job gets every PU of its cores.
+//    smt shared: single PUs, filling partly used cores first.
+//  * within a node, PUs come from one L3 cache group when one can hold them
+//    (best fit), so a job's cores share caches.
+class AgentTopology {
+ public:
+  explicit AgentTopology(const v1::Topology& topology);
+
+  // Whether the request could run on this machine when it is empty.
+  bool CouldEverFit(const Request& r) const;
+  // Why it can never fit ("a NUMA node has at most 32 PUs, the job needs 40").
+  std::string NeverFitReason(const Request& r) const;
+  // "" when the request fits now; otherwise a reason code (static string):
+  // insufficient_cpus, insufficient_memory, insufficient_gpus,
+  // numa_single_no_fit, numa_spread_no_fit, smt_exclusive_no_fit, gpu_locality.
+  std::string_view WhyNot(const Request& r) const;
+  // numa_fit score, 0-100: a tight single-node fit scores highest.
+  double FitScore(const Request& r) const;
+
+  // The concrete allocation this machine would give now (not committed).
+  absl::StatusOr<v1::Allocation> Plan(const Request& r) const;
+  // Marks an allocation's PUs, memory and GPUs as `job`'s. Fails, changing
+  // nothing, when any of them is unknown or already taken.
+  absl::Status Commit(const v1::Allocation& a, const std::string& job);
+  // Returns what `job` holds; unknown or foreign resources are ignored.
+  void Release(const v1::Allocation& a, const std::string& job);
+
+  int total_pus() const { return total_pus_; }
+  int free_pus() const { return free_pus_; }
+  int free_memory_mb() const;
+  int free_gpus() const;
+  int total_memory_mb() const;
+  int total_gpus() const { return static_cast<int>(gpus_.size()); }
+  // Fills pu_jobs, gpu_jobs and numa_free_memory_mb for the agent view.
+  void Describe(v1::Agent* out) const;
+
+ private:
+  struct Core {
+    int node;                // index into nodes_
+    int l3;                  // cache group id, unique per node
+    std::vector<uint32_t> pus;
+    int free = 0;            // free PUs of this core
+  };
+  struct Node {
+    uint32_t os_index = 0;
+    int mem_total = 0;
+    int mem_free = 0;
+    std::vector<int> cores;  // indexes into cores_
+    int total_pus = 0;
+    int free_pus = 0;
+    int free_core_pus = 0;   // PUs of wholly free cores
+    int max_core_pus = 1;
+  };
+  struct Gpu {
+    std::string name;
+    int node = -1;           // index into nodes_, -1 unknown
+    std::string owner;
+  };
+
+  int PusFor(const Node& n, const Request& r) const;  // usable PUs on n for r
+  absl::Status ChoosePus(int node, int want, bool exclusive, v1::Allocation* out) const;
+  absl::Status ChooseGpus(const std::vector<int>& nodes, const Request& r, v1::Allocation* out) const;
+  int BestSingleNode(const Request& r) const;  // -1 when none fits
+  void Recount(int node);
+
+  std::vector<Node> nodes_;
+  std::vector<Core> cores_;
+  std::vector<Gpu> gpus_;
+  std::vector<std::string> pu_owner_;  // by PU OS index; "" free
+  std::vector<int> pu_core_;           // by PU OS index; -1 none
+  int total_pus_ = 0;
+  int free_pus_ = 0;
+};
+
+}  // namespace portolan::topology
