@@ -6,20 +6,13 @@
 #include "portolan/log.h"
 #include "portolan/scheduler_core.h"
 #include "portolan/strings.h"
+#include "portolan/topology_alloc.h"
 
 namespace portolan::scheduler {
 namespace {
 
 int64_t Nanos(const google::protobuf::Timestamp& ts) {
   return ts.seconds() * 1'000'000'000LL + ts.nanos();
-}
-
-v1::Resources Capacity(const v1::Topology& t) {
-  v1::Resources r;
-  r.set_cpus(static_cast<int32_t>(t.pus()));
-  r.set_memory_mb(static_cast<int32_t>(std::min<uint32_t>(t.memory_mb(), INT32_MAX)));
-  r.set_gpus(t.gpus_size());
-  return r;
 }
 
 void Add(v1::Resources* into, const v1::Resources& r, int sign) {
@@ -76,6 +69,7 @@ absl::Status Core::Recover() {
   for (v1::Agent& a : *agents) {
     AgentRec& rec = agents_[a.id()];
     rec.info = std::move(a);
+    rec.topo = std::make_unique<topology::AgentTopology>(rec.info.topology());
     rec.info.set_connected(false);
     rec.info.clear_jobs();
     rec.info.mutable_allocated()->Clear();
@@ -92,11 +86,12 @@ absl::Status Core::Recover() {
       ++active;
       auto it = agents_.find(job.allocation().agent());
       if (it != agents_.end()) {
-        Add(it->second.info.mutable_allocated(), job.resources(), +1);
         it->second.info.add_jobs(id);
+        CommitRecovered(it->second, job);
       }
     }
   }
+  for (auto& [id, rec] : agents_) SyncAllocated(rec);
   spdlog::info("recovered {} jobs ({} queued, {} placed or running) and {} agents", jobs_.size(),
                queue_.size(), active, agents_.size());
   schedule_pending_ = true;
@@ -277,7 +272,9 @@ absl::StatusOr<v1::Agent> Core::GetAgent(const std::string& id) {
   auto it = agents_.find(id);
   if (it == agents_.end())
     return FieldError(absl::StatusCode::kNotFound, "id", absl::StrCat("no agent '", id, "'"));
-  return it->second.info;
+  v1::Agent out = it->second.info;
+  if (it->second.topo) it->second.topo->Describe(&out);
+  return out;
 }
 
 void Core::SendReliable(AgentRec& rec, v1::Envelope envelope) {
@@ -310,7 +307,8 @@ void Core::Release(v1::Job& job) {
   auto it = agents_.find(job.allocation().agent());
   if (it == agents_.end()) return;
   v1::Agent& a = it->second.info;
-  Add(a.mutable_allocated(), job.resources(), -1);
+  if (it->second.topo) it->second.topo->Release(job.allocation(), job.id());
+  SyncAllocated(it->second);
   auto* jobs = a.mutable_jobs();
   for (int i = 0; i < jobs->size(); ++i) {
     if (jobs->Get(i) == job.id()) {
@@ -321,11 +319,58 @@ void Core::Release(v1::Job& job) {
   schedule_pending_ = true;
 }
 
+v1::Resources Core::Free(const AgentRec& rec) {
+  v1::Resources f = rec.info.capacity();
+  Add(&f, rec.info.allocated(), -1);
+  return f;
+}
+
+void Core::SyncAllocated(AgentRec& rec) {
+  if (!rec.topo) return;
+  v1::Resources* cap = rec.info.mutable_capacity();
+  cap->set_cpus(rec.topo->total_pus());
+  cap->set_memory_mb(rec.topo->total_memory_mb());
+  cap->set_gpus(rec.topo->total_gpus());
+  v1::Resources* used = rec.info.mutable_allocated();
+  used->set_cpus(rec.topo->total_pus() - rec.topo->free_pus());
+  used->set_memory_mb(rec.topo->total_memory_mb() - rec.topo->free_memory_mb());
+  used->set_gpus(rec.topo->total_gpus() - rec.topo->free_gpus());
+}
+
+void Core::CommitRecovered(AgentRec& rec, v1::Job& job) {
+  if (!rec.topo) return;
+  if (job.allocation().pus_size() == 0) {
+    // Placed before concrete allocation existed: give it one now.
+    auto planned = rec.topo->Plan(topology::Request::FromJob(job));
+    if (planned.ok()) {
+      v1::Allocation a = *planned;
+      a.set_agent(job.allocation().agent());
+      a.set_site(job.allocation().site());
+      *job.mutable_allocation() = a;
+      (void)Persist(job);
+    }
+  }
+  if (absl::Status st = rec.topo->Commit(job.allocation(), job.id()); !st.ok()) {
+    spdlog::error("job {}: its allocation no longer fits agent {}: {}", job.id(), rec.info.id(),
+                  st.message());
+  }
+}
+
+void Core::RebuildTopology(AgentRec& rec) {
+  rec.topo = std::make_unique<topology::AgentTopology>(rec.info.topology());
+  for (const std::string& id : rec.info.jobs()) {
+    auto it = jobs_.find(id);
+    if (it != jobs_.end() && HoldsResources(it->second.state())) CommitRecovered(rec, it->second);
+  }
+  SyncAllocated(rec);
+}
+
 std::map<std::string, std::vector<placement::AgentView>> Core::AgentsBySite() {
   std::map<std::string, std::vector<placement::AgentView>> out;
   for (auto& [id, rec] : agents_) {
     placement::AgentView v;
     v.agent = &rec.info;
+    v.topo = rec.topo.get();
     v.free = rec.info.capacity();
     Add(&v.free, rec.info.allocated(), -1);
     out[rec.info.site()].push_back(std::move(v));
@@ -426,16 +471,30 @@ void Core::ScheduleLocked() {
       continue;
     }
     AgentRec& rec = agents_.at(d.placement().agent());
-    v1::Allocation* alloc = job.mutable_allocation();
-    alloc->set_agent(d.placement().agent());
-    alloc->set_site(d.placement().site());
-    alloc->set_cpus(job.resources().cpus());
-    alloc->set_memory_mb(job.resources().memory_mb());
-    alloc->set_gpus(job.resources().gpus());
+    v1::Allocation alloc;
+    alloc.set_agent(d.placement().agent());
+    alloc.set_site(d.placement().site());
+    alloc.mutable_pus()->CopyFrom(d.placement().cpus());
+    alloc.mutable_numa_nodes()->CopyFrom(d.placement().numa_nodes());
+    alloc.mutable_gpu_ids()->CopyFrom(d.placement().gpus());
+    *alloc.mutable_numa_memory_mb() = d.placement().numa_memory_mb();
+    alloc.set_cpus(alloc.pus_size() > 0 ? alloc.pus_size() : job.resources().cpus());
+    alloc.set_memory_mb(job.resources().memory_mb());
+    alloc.set_gpus(job.resources().gpus());
+    if (rec.topo) {
+      if (absl::Status st = rec.topo->Commit(alloc, job.id()); !st.ok()) {
+        // The decision saw this state a moment ago under the same lock, so
+        // this is a bug; keep the job waiting rather than double-allocate.
+        spdlog::error("job {}: allocation on {} refused: {}", job.id(), rec.info.id(),
+                      st.message());
+        continue;
+      }
+    }
+    *job.mutable_allocation() = alloc;
     job.set_attempt(job.attempt() + 1);
-    Add(rec.info.mutable_allocated(), job.resources(), +1);
     rec.info.add_jobs(job.id());
-    Add(&by_agent.at(d.placement().agent())->free, job.resources(), -1);
+    SyncAllocated(rec);
+    by_agent.at(d.placement().agent())->free = Free(rec);
     RecordCrossBorder(job, d);
     (void)store_->PutDecision(job.id(), d);
     std::string basis;
@@ -493,8 +552,8 @@ bool Core::OnRegister(const v1::Register& reg, std::shared_ptr<AgentLink> link,
   a.set_address(peer);
   *a.mutable_registered_at() = ToProto(now);
   *a.mutable_last_heartbeat_at() = ToProto(now);
-  *a.mutable_capacity() = Capacity(reg.topology());
   a.set_session_id(NewId("session"));
+  RebuildTopology(rec);
   rec.link = std::move(link);
   rec.last_seen = now;
 
@@ -632,6 +691,14 @@ void Core::OnMessage(const std::string& agent_id, const AgentLink* link, const v
       const v1::Heartbeat& hb = env.heartbeat();
       *rec.info.mutable_last_heartbeat_at() = ToProto(now);
       rec.info.set_measured_rtt_ms(hb.measured_rtt_ms());
+      if (hb.has_topology()) {
+        spdlog::warn("agent {} reports a changed topology: {} PUs, {} MiB, {} GPUs", agent_id,
+                     hb.topology().pus(), hb.topology().memory_mb(), hb.topology().gpus_size());
+        *rec.info.mutable_topology() = hb.topology();
+        RebuildTopology(rec);
+        PersistAgent(rec);
+        schedule_pending_ = true;
+      }
       for (const v1::LogTail& t : hb.logs()) {
         auto j = jobs_.find(t.job_id());
         if (j != jobs_.end() && j->second.allocation().agent() == agent_id) StoreLogs(t);

@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/civil_time.h"
 #include "portolan/policy.h"
+#include "portolan/topology_alloc.h"
 #include "portolan/v1/agent.pb.h"
 #include "portolan/v1/job.pb.h"
 #include "portolan/v1/policy.pb.h"
@@ -23,6 +24,9 @@ namespace portolan::placement {
 struct AgentView {
   const v1::Agent* agent = nullptr;
   v1::Resources free;  // capacity minus what placed/running jobs hold
+  // The agent's hardware and what of it is free; null when unknown (then
+  // only the counts above are checked).
+  const topology::AgentTopology* topo = nullptr;
 };
 
 // Everything one decision reads. All pointers outlive the decision.
@@ -39,6 +43,7 @@ struct DecisionInput {
 // Scratch space shared by the plugins of one decision (one job, one cycle).
 struct CycleState {
   std::map<std::string, double> values;
+  topology::Request request;  // the job's hardware request, set by the engine
 };
 
 // Outcome of a Filter: ok, or a short reason code ("insufficient_cpus") that
@@ -124,8 +129,9 @@ class Registry {
 };
 
 // Registers the built-in plugins. Filters: site_affinity, residency,
-// latency_limit, agent_health, resource_fit. Scores: data_gravity, latency,
-// cost, compliance_preference, bin_pack, spread.
+// latency_limit, agent_health, resource_fit, topology_fit. Scores:
+// data_gravity, latency, cost, compliance_preference, bin_pack, spread,
+// numa_fit.
 void RegisterBuiltins(Registry& registry);
 
 // The plugins a policy enables, instantiated. Immutable after Create, so

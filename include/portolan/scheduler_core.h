@@ -14,6 +14,7 @@
 #include "portolan/placement.h"
 #include "portolan/policy.h"
 #include "portolan/store.h"
+#include "portolan/topology_alloc.h"
 #include "portolan/v1/agent.pb.h"
 #include "portolan/v1/job.pb.h"
 #include "portolan/v1/wire.pb.h"
@@ -135,6 +136,7 @@ class Core {
     std::shared_ptr<AgentLink> link;
     std::map<uint64_t, Pending> outbox;  // unacknowledged reliable messages
     absl::Time last_seen;
+    std::unique_ptr<topology::AgentTopology> topo;  // free PUs, NUMA memory, GPUs
   };
   using QueueKey = std::tuple<int, int64_t, std::string>;  // -priority, submitted ns, id
   using OrderKey = std::pair<int64_t, std::string>;        // submitted ns, id
@@ -152,6 +154,10 @@ class Core {
   void MarkLost(AgentRec& rec, const std::string& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void StoreLogs(const v1::LogTail& tail) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Index(const v1::Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  static v1::Resources Free(const AgentRec& rec);
+  void SyncAllocated(AgentRec& rec);
+  void CommitRecovered(AgentRec& rec, v1::Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RebuildTopology(AgentRec& rec) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status CheckAgainstPolicy(const v1::Job& job, const policy::CompiledPolicy& p)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   const v1::Tenant* TenantFor(const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -117,6 +117,28 @@ class ResourceFit : public FilterPlugin, public PreFilterPlugin {
   }
 };
 
+// Concrete hardware: NUMA placement, whole cores, GPU locality (see
+// topology_alloc.h). Agents without a known topology pass.
+class TopologyFit : public FilterPlugin {
+ public:
+  std::string_view Name() const override { return "topology_fit"; }
+  FilterResult Filter(CycleState& state, const DecisionInput&, const AgentView& a) const override {
+    if (a.topo == nullptr) return FilterResult::Pass();
+    std::string_view why = a.topo->WhyNot(state.request);
+    return why.empty() ? FilterResult::Pass() : FilterResult::Reject(why);
+  }
+};
+
+// Prefers the allocation that leaves the least fragmentation: a tight fit in
+// one NUMA node scores highest, spanning nodes lowest.
+class NumaFit : public ScorePlugin {
+ public:
+  std::string_view Name() const override { return "numa_fit"; }
+  double Score(CycleState& state, const DecisionInput&, const AgentView& a) const override {
+    return a.topo == nullptr ? 100.0 : a.topo->FitScore(state.request);
+  }
+};
+
 // Seconds to move the job's datasets to the site (0 where they already are).
 class DataGravity : public SiteScorePlugin {
  public:
@@ -203,6 +225,8 @@ void RegisterBuiltins(Registry& registry) {
                     [] { return std::make_unique<CompliancePreference>(); });
   registry.Register("bin_pack", [] { return std::make_unique<BinPack>(); });
   registry.Register("spread", [] { return std::make_unique<Spread>(); });
+  registry.Register("topology_fit", [] { return std::make_unique<TopologyFit>(); });
+  registry.Register("numa_fit", [] { return std::make_unique<NumaFit>(); });
 }
 
 }  // namespace portolan::placement

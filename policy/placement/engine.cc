@@ -103,6 +103,7 @@ v1::Decision Engine::Decide(const DecisionInput& in) const {
   v1::Decision d;
   CycleState state;
   const v1::Job& job = *in.job;
+  state.request = topology::Request::FromJob(job);
   for (const PreFilterPlugin* p : prefilters_) {
     absl::Status st = p->PreFilter(state, in);
     if (!st.ok()) {
@@ -196,6 +197,7 @@ v1::Decision Engine::Decide(const DecisionInput& in) const {
   // Agent-level filters and scores on allowed sites only. The hot loop: no
   // allocation per agent; rejections are counted by their static code.
   bool any_capacity = false;
+  std::string never_fit;  // why the first agent that could never fit cannot
   uint32_t allowed_agents = 0;
   std::vector<std::pair<std::string_view, uint32_t>> all_counts;
   auto bump = [](std::vector<std::pair<std::string_view, uint32_t>>& counts,
@@ -220,10 +222,19 @@ v1::Decision Engine::Decide(const DecisionInput& in) const {
       if (max_feasible_per_site_ > 0 && feasible >= max_feasible_per_site_) break;
       const AgentView& a = (*w.agents)[(start + examined) % n];
       ++allowed_agents;
-      const v1::Resources& cap = a.agent->capacity();
-      if (cap.cpus() >= job.resources().cpus() && cap.memory_mb() >= job.resources().memory_mb() &&
-          cap.gpus() >= job.resources().gpus()) {
-        any_capacity = true;
+      if (!any_capacity) {
+        if (a.topo != nullptr) {
+          if (a.topo->CouldEverFit(state.request)) {
+            any_capacity = true;
+          } else if (never_fit.empty()) {
+            never_fit = absl::StrCat(a.agent->id(), ": ", a.topo->NeverFitReason(state.request));
+          }
+        } else {
+          const v1::Resources& cap = a.agent->capacity();
+          any_capacity = cap.cpus() >= job.resources().cpus() &&
+                         cap.memory_mb() >= job.resources().memory_mb() &&
+                         cap.gpus() >= job.resources().gpus();
+        }
       }
       bool ok = true;
       for (const FilterPlugin* f : filters_) {
@@ -317,6 +328,22 @@ v1::Decision Engine::Decide(const DecisionInput& in) const {
           std::round(std::clamp(sp->Score(state, in, *winner), 0.0, 100.0) * 10) / 10;
     }
     for (const v1::Compliance& c : w.out->residency().datasets()) *p->add_compliance() = c;
+    if (winner->topo != nullptr) {
+      // The concrete PUs, NUMA nodes and GPUs the winner would give now.
+      auto alloc = winner->topo->Plan(state.request);
+      if (!alloc.ok()) {
+        d.clear_placement();
+        d.set_feasible(false);
+        d.set_reason(
+            absl::StrCat("internal: agent ", winner->agent->id(),
+                         " passed the filters but cannot allocate: ", alloc.status().message()));
+        return d;
+      }
+      p->mutable_cpus()->CopyFrom(alloc->pus());
+      p->mutable_numa_nodes()->CopyFrom(alloc->numa_nodes());
+      p->mutable_gpus()->CopyFrom(alloc->gpu_ids());
+      *p->mutable_numa_memory_mb() = alloc->numa_memory_mb();
+    }
     return d;
   }
 
@@ -339,7 +366,8 @@ v1::Decision Engine::Decide(const DecisionInput& in) const {
     if (sd.allowed()) continue;
     bool only_affinity = true;
     for (const std::string& r : sd.rejected()) {
-      only_affinity = only_affinity && (absl::StartsWith(r, "site_not_requested") || absl::StartsWith(r, "site_avoided"));
+      only_affinity = only_affinity && (absl::StartsWith(r, "site_not_requested") ||
+                                        absl::StartsWith(r, "site_avoided"));
     }
     if (only_affinity) {
       ++not_requested;
@@ -351,7 +379,8 @@ v1::Decision Engine::Decide(const DecisionInput& in) const {
     }
     parts.push_back(absl::StrCat(sd.site(), " excluded: ", absl::StrJoin(why, "; ")));
   }
-  if (not_requested > 0) parts.push_back(absl::StrCat(not_requested, " other site(s) not requested or avoided"));
+  if (not_requested > 0)
+    parts.push_back(absl::StrCat(not_requested, " other site(s) not requested or avoided"));
   const bool no_site = work.empty();
   const bool no_hardware = allowed_agents > 0 && !any_capacity;
   d.set_unschedulable(no_site || no_hardware);
@@ -359,9 +388,11 @@ v1::Decision Engine::Decide(const DecisionInput& in) const {
   if (no_site) {
     head = "no site of the catalogue can take this job";
   } else if (no_hardware) {
-    head = absl::StrCat("no agent at the allowed sites has ", job.resources().cpus(), " cpus, ",
-                        job.resources().memory_mb(), " MiB and ", job.resources().gpus(),
-                        " gpus in total");
+    head = never_fit.empty()
+               ? absl::StrCat("no agent at the allowed sites has ", job.resources().cpus(),
+                              " cpus, ", job.resources().memory_mb(), " MiB and ",
+                              job.resources().gpus(), " gpus in total")
+               : absl::StrCat("no agent at the allowed sites could ever run it (", never_fit, ")");
   } else if (allowed_agents == 0) {
     head = "no agent registered at the allowed sites yet";
   } else {

@@ -8,10 +8,10 @@ namespace portolan::policy {
 namespace {
 
 std::shared_ptr<const CompiledPolicy> Load() {
-  auto c = LoadPolicyFile(
-      PORTOLAN_SOURCE_DIR "/deploy/policy/default.yaml",
-      {"site_affinity", "residency", "latency_limit", "agent_health", "resource_fit",
-       "data_gravity", "compliance_preference", "latency", "cost", "bin_pack", "spread"});
+  auto c = LoadPolicyFile(PORTOLAN_SOURCE_DIR "/deploy/policy/default.yaml",
+                          {"site_affinity", "residency", "latency_limit", "agent_health",
+                           "resource_fit", "data_gravity", "compliance_preference", "latency",
+                           "cost", "bin_pack", "spread", "topology_fit", "numa_fit"});
   EXPECT_TRUE(c.ok()) << c.status();
   return *c;
 }

@@ -39,17 +39,11 @@ TEST(PolicyValidationTest, BaseIsValidAndLinksDefaultToUp) {
 }
 
 TEST(PolicyValidationTest, DefaultPolicyFileIsValid) {
-  std::set<std::string> all = {"site_affinity",
-                               "residency",
-                               "latency_limit",
-                               "agent_health",
-                               "resource_fit",
-                               "data_gravity",
-                               "compliance_preference",
-                               "latency",
-                               "cost",
-                               "bin_pack",
-                               "spread"};
+  std::set<std::string> all = {
+      "site_affinity", "residency",    "latency_limit",         "agent_health",
+      "resource_fit",  "data_gravity", "compliance_preference", "latency",
+      "cost",          "bin_pack",     "topology_fit",          "numa_fit",
+      "spread"};
   auto c = LoadPolicyFile(PORTOLAN_SOURCE_DIR "/deploy/policy/default.yaml", all);
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ((*c)->policy().sites_size(), 9);
