@@ -1,8 +1,10 @@
 #include "portolan/executor.h"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -10,6 +12,7 @@
 #include <optional>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "portolan/log.h"
 #include "portolan/strings.h"
@@ -35,6 +38,33 @@ std::string Resolve(const std::string& program, const std::string& path) {
     }
   }
   return "";
+}
+
+// set_mempolicy(2) mode; <numaif.h> comes with libnuma, which we do not need.
+constexpr int kMpolBind = 2;
+
+// Child-side failure report: which step failed, and errno.
+struct ChildError {
+  int step;  // 1 affinity, 2 working directory / stdio, 3 exec
+  int err;
+};
+
+// Environment variables that select GPUs, by hwloc OS device name prefix.
+void GpuEnv(const std::vector<std::string>& names, bool machine_has_gpus,
+            std::map<std::string, std::string>& env) {
+  std::vector<std::string> cuda, rocm, ze;
+  for (const std::string& n : names) {
+    auto digits = n.substr(n.find_first_of("0123456789") == std::string::npos
+                               ? n.size()
+                               : n.find_first_of("0123456789"));
+    if (n.rfind("cuda", 0) == 0 || n.rfind("nvml", 0) == 0) cuda.push_back(digits);
+    if (n.rfind("rsmi", 0) == 0) rocm.push_back(digits);
+    if (n.rfind("ze", 0) == 0 || n.rfind("levelzero", 0) == 0) ze.push_back(digits);
+  }
+  if (!names.empty()) env["PORTOLAN_GPUS"] = absl::StrJoin(names, ",");
+  if (machine_has_gpus || !cuda.empty()) env["CUDA_VISIBLE_DEVICES"] = absl::StrJoin(cuda, ",");
+  if (machine_has_gpus || !rocm.empty()) env["ROCR_VISIBLE_DEVICES"] = absl::StrJoin(rocm, ",");
+  if (!ze.empty()) env["ZE_AFFINITY_MASK"] = absl::StrJoin(ze, ",");
 }
 
 uint64_t FileSize(const std::string& path) {
@@ -114,6 +144,60 @@ bool Executor::Start(const v1::Job& job) {
   env["PORTOLAN_CPUS"] = absl::StrCat(job.resources().cpus());
   env["PORTOLAN_MEMORY_MB"] = absl::StrCat(job.resources().memory_mb());
   if (!env.contains("PATH")) env["PATH"] = options_.default_path;
+
+  // Binding: the allocated PUs and NUMA nodes that exist on this machine.
+  const v1::Allocation& alloc = job.allocation();
+  std::vector<uint32_t> bind_pus, bind_nodes;
+  for (uint32_t pu : alloc.pus()) {
+    if (options_.machine_pus.empty() ||
+        std::find(options_.machine_pus.begin(), options_.machine_pus.end(), pu) !=
+            options_.machine_pus.end()) {
+      bind_pus.push_back(pu);
+    }
+  }
+  for (uint32_t n : alloc.numa_nodes()) {
+    if (options_.machine_numa_nodes.empty() ||
+        std::find(options_.machine_numa_nodes.begin(), options_.machine_numa_nodes.end(), n) !=
+            options_.machine_numa_nodes.end()) {
+      bind_nodes.push_back(n);
+    }
+  }
+  std::string binding;
+  if (alloc.pus_size() > 0) {
+    const std::string allocated = FormatIdList({alloc.pus().begin(), alloc.pus().end()});
+    env["PORTOLAN_CPUS_ALLOCATED"] = allocated;
+    env["PORTOLAN_NUMA_NODES"] =
+        FormatIdList({alloc.numa_nodes().begin(), alloc.numa_nodes().end()});
+    if (bind_pus.empty()) {
+      binding = absl::StrCat("; not bound: none of the allocated PUs ", allocated,
+                             " exists on this machine (emulated topology)");
+    } else if (bind_pus.size() < static_cast<size_t>(alloc.pus_size())) {
+      binding =
+          absl::StrCat("; allocated PUs ", allocated, " of an emulated topology; bound to PUs ",
+                       FormatIdList(bind_pus), ", those present on this machine");
+    } else {
+      binding = absl::StrCat("; bound to PUs ", allocated);
+    }
+    if (!bind_pus.empty() && !bind_nodes.empty()) {
+      absl::StrAppend(&binding, ", memory on NUMA node(s) ", FormatIdList(bind_nodes));
+    }
+  }
+  GpuEnv({alloc.gpu_ids().begin(), alloc.gpu_ids().end()}, options_.machine_has_gpus, env);
+  cpu_set_t cpus;
+  CPU_ZERO(&cpus);
+  for (uint32_t pu : bind_pus) {
+    if (pu < CPU_SETSIZE) CPU_SET(pu, &cpus);
+  }
+  std::vector<unsigned long> nodemask(4, 0);  // 256 NUMA nodes
+  uint32_t max_node = 0;
+  for (uint32_t n : bind_nodes) {
+    if (n < nodemask.size() * 64) {
+      nodemask[n / 64] |= 1UL << (n % 64);
+      max_node = std::max(max_node, n);
+    }
+  }
+  const bool bind_cpu = !bind_pus.empty();
+  const bool bind_mem = bind_cpu && !bind_nodes.empty();
   if (!env.contains("HOME")) env["HOME"] = dir + "/work";
 
   const std::string program = Resolve(job.command(0), env["PATH"]);
@@ -151,15 +235,21 @@ bool Executor::Start(const v1::Job& job) {
     sigemptyset(&all);
     sigprocmask(SIG_SETMASK, &all, nullptr);
     signal(SIGPIPE, SIG_DFL);
-    int err = 0;
-    if (chdir(workdir.c_str()) != 0 || dup2(null_fd, 0) < 0 || dup2(out_fd, 1) < 0 ||
-        dup2(err_fd, 2) < 0) {
-      err = errno;
+    ChildError ce{0, 0};
+    if (bind_cpu && sched_setaffinity(0, sizeof cpus, &cpus) != 0) {
+      ce = {1, errno};
     } else {
-      execve(program.c_str(), argv.data(), envp.data());
-      err = errno;
+      // Memory binding is best effort: containers often forbid it.
+      if (bind_mem) (void)syscall(SYS_set_mempolicy, kMpolBind, nodemask.data(), max_node + 2);
+      if (chdir(workdir.c_str()) != 0 || dup2(null_fd, 0) < 0 || dup2(out_fd, 1) < 0 ||
+          dup2(err_fd, 2) < 0) {
+        ce = {2, errno};
+      } else {
+        execve(program.c_str(), argv.data(), envp.data());
+        ce = {3, errno};
+      }
     }
-    (void)!write(pipe_fds[1], &err, sizeof err);
+    (void)!write(pipe_fds[1], &ce, sizeof ce);
     _exit(127);
   }
   int fork_errno = errno;
@@ -172,15 +262,24 @@ bool Executor::Start(const v1::Job& job) {
     return fail(absl::StrCat("fork failed: ", strerror(fork_errno)));
   }
   setpgid(pid, pid);  // also in the parent: no window where kill(-pid) misses
-  int child_errno = 0;
+  ChildError ce{0, 0};
   ssize_t n;
   do {
-    n = read(pipe_fds[0], &child_errno, sizeof child_errno);
+    n = read(pipe_fds[0], &ce, sizeof ce);
   } while (n < 0 && errno == EINTR);
   close(pipe_fds[0]);
   if (n > 0) {
     waitpid(pid, nullptr, 0);
-    return fail(absl::StrCat("cannot execute '", program, "': ", strerror(child_errno)));
+    switch (ce.step) {
+      case 1:
+        return fail(
+            absl::StrCat("cannot bind to PUs ", FormatIdList(bind_pus), ": ", strerror(ce.err)));
+      case 2:
+        return fail(
+            absl::StrCat("cannot enter working directory ", workdir, ": ", strerror(ce.err)));
+      default:
+        return fail(absl::StrCat("cannot execute '", program, "': ", strerror(ce.err)));
+    }
   }
 
   const absl::Time now = clock_->Now();
@@ -196,7 +295,7 @@ bool Executor::Start(const v1::Job& job) {
   u.set_job_id(job.id());
   u.set_attempt(job.attempt());
   u.set_state(v1::Job::running);
-  u.set_message(absl::StrCat("started as pid ", pid));
+  u.set_message(absl::StrCat("started as pid ", pid, binding));
   *u.mutable_time() = ToProto(now);
   on_update_(u);
   cv_.notify_all();

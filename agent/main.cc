@@ -1,5 +1,6 @@
 // portolan-agent: runs on each data-centre node, connects out to the
 // scheduler, reports its hwloc topology and runs the jobs it is assigned.
+#include <sched.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -128,6 +129,25 @@ int main(int argc, char** argv) {
     return 2;
   }
   opts.executor.work_root = std::filesystem::absolute(state_dir + "/jobs").string();
+  // What really exists here, to bind only that (an emulated topology may be larger).
+  {
+    auto machine = topology->source() == "hwloc" ? absl::StatusOr<v1::Topology>(*topology)
+                                                 : agent::DiscoverTopology({});
+    cpu_set_t mine;
+    CPU_ZERO(&mine);
+    const bool have_affinity = sched_getaffinity(0, sizeof mine, &mine) == 0;
+    if (machine.ok()) {
+      for (const v1::Core& c : machine->cores()) {
+        for (uint32_t pu : c.pus()) {
+          if (!have_affinity || (pu < CPU_SETSIZE && CPU_ISSET(pu, &mine)))
+            opts.executor.machine_pus.push_back(pu);
+        }
+      }
+      for (const v1::NumaNode& n : machine->numa_nodes())
+        opts.executor.machine_numa_nodes.push_back(n.os_index());
+    }
+    opts.executor.machine_has_gpus = topology->gpus_size() > 0;
+  }
   opts.executor.kill_grace = absl::Milliseconds(kill_grace_ms);
 
   sigset_t signals;

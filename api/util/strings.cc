@@ -1,5 +1,6 @@
 #include "portolan/strings.h"
 
+#include <algorithm>
 #include <fstream>
 #include <mutex>
 #include <random>
@@ -103,6 +104,21 @@ void AppendJsonEscaped(absl::string_view s, std::string* out) {
         }
     }
   }
+}
+
+std::string FormatIdList(std::vector<uint32_t> ids) {
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  std::string out;
+  for (size_t i = 0; i < ids.size();) {
+    size_t j = i;
+    while (j + 1 < ids.size() && ids[j + 1] == ids[j] + 1) ++j;
+    if (!out.empty()) out.push_back(',');
+    absl::StrAppend(&out, ids[i]);
+    if (j > i) absl::StrAppend(&out, "-", ids[j]);
+    i = j + 1;
+  }
+  return out;
 }
 
 std::string SanitizeUtf8(absl::string_view in) {

@@ -24,9 +24,20 @@ struct ExecutorOptions {
   size_t log_tail_bytes = 64 * 1024;              // tail of stdout/stderr sent to the scheduler
   std::string default_path = "/usr/local/bin:/usr/bin:/bin";
   absl::Duration poll_interval = absl::Milliseconds(20);
+  // The PUs and NUMA nodes that really exist here (and the agent may use).
+  // Allocations are bound to their intersection with these; with an emulated
+  // topology larger than the machine the rest is recorded but not bound.
+  // Empty: bind exactly what is allocated.
+  std::vector<uint32_t> machine_pus;
+  std::vector<uint32_t> machine_numa_nodes;
+  // The agent has GPUs: jobs allotted none get CUDA_VISIBLE_DEVICES="" etc.
+  bool machine_has_gpus = false;
 };
 
-// Runs jobs as real processes. Each attempt runs in its own process group,
+// Runs jobs as real processes. A job with an allocation is bound to its
+// PUs (sched_setaffinity) and NUMA nodes (set_mempolicy MPOL_BIND) before it
+// execs, and sees its GPUs through CUDA_VISIBLE_DEVICES / ROCR_VISIBLE_DEVICES
+// / ZE_AFFINITY_MASK and PORTOLAN_GPUS. Each attempt runs in its own process group,
 // in its own working directory, with stdout/stderr in files beside it, and
 // an environment made only of the job's `env` plus PORTOLAN_* variables, HOME
 // and PATH. Limits: max_runtime_s (SIGTERM to the group, SIGKILL after the

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -33,6 +34,9 @@ std::string ReadTail(const std::string& path, size_t max_bytes, bool* truncated)
 // Appends `s` to `out` as the inside of a JSON string (quotes and control
 // characters escaped, no surrounding quotes).
 void AppendJsonEscaped(absl::string_view s, std::string* out);
+
+// "0-3,8,10-11" for a list of ids (sorted, duplicates dropped).
+std::string FormatIdList(std::vector<uint32_t> ids);
 
 // Makes arbitrary bytes valid UTF-8 (invalid sequences become U+FFFD), so
 // process output can travel in proto string fields and JSON.

@@ -156,10 +156,12 @@ Process* Cluster::StartAgent(const std::string& id, const std::string& site,
                                    "127.0.0.1:" + std::to_string(rpc_port_),
                                    "--state-dir",
                                    dir_ + "/agent-" + id,
-                                   "--topology-synthetic",
-                                   synthetic,
                                    "--kill-grace-ms",
                                    "1000"};
+  if (!synthetic.empty()) {  // empty: the real machine, as hwloc sees it
+    argv.push_back("--topology-synthetic");
+    argv.push_back(synthetic);
+  }
   agents_.push_back(std::make_unique<Process>(argv, dir_ + "/agent-" + id + ".log"));
   bool up = WaitFor(
       [&] {

@@ -42,6 +42,7 @@ class Cluster {
   // Starts the scheduler; `rpc_port` 0 picks one. Waits until /readyz.
   void StartScheduler(uint16_t rpc_port = 0, std::vector<std::string> extra = {});
   void StopScheduler();  // SIGTERM and wait
+  // `synthetic` "" runs the agent on the real machine's topology.
   Process* StartAgent(const std::string& id, const std::string& site,
                       const std::string& synthetic = "pack:1 numa:1(memory=16GiB) core:4 pu:2");
   Client& client() { return *client_; }

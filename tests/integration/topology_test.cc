@@ -1,0 +1,141 @@
+// Topology-aware allocation end to end: the scheduler picks concrete PUs and
+// NUMA nodes, the agent binds the process to them.
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "harness.h"
+#include "portolan/codec.h"
+#include "portolan/strings.h"
+
+namespace portolan::testing {
+namespace {
+
+using std::chrono::seconds;
+
+v1::Job Spec(const std::string& yaml) {
+  v1::Job j;
+  absl::Status st = ParseYaml(yaml, &j);
+  EXPECT_TRUE(st.ok()) << st;
+  return j;
+}
+
+bool Ended(Client& c, const std::string& id, v1::Job::State want) {
+  auto j = c.GetJob(id);
+  return j.ok() && j->state() == want;
+}
+
+// The Cpus_allowed_list line the job printed.
+std::string AllowedList(Client& c, const std::string& id) {
+  auto logs = c.Logs(id);
+  if (!logs.ok()) return "";
+  for (absl::string_view line : absl::StrSplit(logs->stdout(), '\n')) {
+    if (absl::ConsumePrefix(&line, "Cpus_allowed_list:"))
+      return std::string(absl::StripAsciiWhitespace(line));
+  }
+  return "";
+}
+
+std::set<uint32_t> Parse(const std::string& list) {
+  std::set<uint32_t> out;
+  for (absl::string_view part : absl::StrSplit(list, ',', absl::SkipEmpty())) {
+    std::vector<std::string> ab = absl::StrSplit(part, '-');
+    uint32_t a = 0, b = 0;
+    if (!absl::SimpleAtoi(ab[0], &a)) continue;
+    b = a;
+    if (ab.size() == 2) (void)absl::SimpleAtoi(ab[1], &b);
+    for (uint32_t x = a; x <= b; ++x) out.insert(x);
+  }
+  return out;
+}
+
+const char* kPrintAffinity =
+    "{command: [/bin/sh, -c, 'grep Cpus_allowed_list /proc/self/status; sleep 2'], resources: "
+    "{cpus: 1, memory_mb: 64}}";
+
+TEST(TopologyIT, RealMachineJobsAreBoundToTheirAllocatedPusAndDisjoint) {
+  Cluster c;
+  c.StartScheduler();
+  c.StartAgent("real", "lingang-idc-1", "");
+  auto agent = c.client().GetAgent("real");
+  ASSERT_TRUE(agent.ok());
+  ASSERT_EQ(agent->topology().source(), "hwloc");
+  auto a = c.client().Submit(Spec(kPrintAffinity));
+  auto b = c.client().Submit(Spec(kPrintAffinity));
+  ASSERT_TRUE(a.ok() && b.ok());
+  // While both run, the agent view shows who holds which PU.
+  if (agent->capacity().cpus() >= 2) {
+    ASSERT_TRUE(WaitFor(
+        [&] {
+          auto v = c.client().GetAgent("real");
+          return v.ok() && v->pu_jobs().size() == 2;
+        },
+        seconds(20)));
+  }
+  for (const auto& id : {a->id(), b->id()}) {
+    ASSERT_TRUE(WaitFor([&] { return Ended(c.client(), id, v1::Job::succeeded); }, seconds(30)))
+        << c.SchedulerLog();
+  }
+  auto ja = c.client().GetJob(a->id());
+  auto jb = c.client().GetJob(b->id());
+  ASSERT_EQ(ja->allocation().pus_size(), 1);
+  ASSERT_EQ(jb->allocation().pus_size(), 1);
+  EXPECT_EQ(AllowedList(c.client(), a->id()),
+            FormatIdList({ja->allocation().pus().begin(), ja->allocation().pus().end()}));
+  EXPECT_EQ(AllowedList(c.client(), b->id()),
+            FormatIdList({jb->allocation().pus().begin(), jb->allocation().pus().end()}));
+  if (agent->capacity().cpus() >= 2) {
+    EXPECT_NE(ja->allocation().pus(0), jb->allocation().pus(0)) << "concurrent jobs share a PU";
+  }
+  bool said = false;
+  for (const auto& e : ja->events())
+    said = said || e.message().find("bound to PUs") != std::string::npos;
+  EXPECT_TRUE(said) << "the running event says where the job is bound";
+  auto after = c.client().GetAgent("real");
+  EXPECT_TRUE(after->pu_jobs().empty()) << "PUs return when the jobs end";
+}
+
+TEST(TopologyIT, NumaSingleOnAnEmulatedTwoSocketServer) {
+  Cluster c;
+  c.StartScheduler();
+  // 2 packages, one NUMA node each, 8 cores x 2 PUs: PUs 0-15 on node 0, 16-31 on node 1.
+  c.StartAgent("emu", "lingang-idc-1", "pack:2 numa:1(memory=32GiB) core:8 pu:2");
+  auto job =
+      c.client().Submit(Spec("{command: [/bin/sh, -c, 'grep Cpus_allowed_list /proc/self/status'], "
+                             "resources: {cpus: 6, memory_mb: 4096}, "
+                             "topology: {numa: single, smt: exclusive}}"));
+  ASSERT_TRUE(job.ok()) << job.status();
+  ASSERT_TRUE(
+      WaitFor([&] { return Ended(c.client(), job->id(), v1::Job::succeeded); }, seconds(20)))
+      << c.SchedulerLog();
+  auto j = c.client().GetJob(job->id());
+  const v1::Allocation& a = j->allocation();
+  ASSERT_EQ(a.numa_nodes_size(), 1);
+  EXPECT_EQ(a.pus_size(), 6) << "3 whole cores";
+  for (uint32_t pu : a.pus()) EXPECT_EQ(pu / 16, a.numa_nodes(0)) << "PU " << pu;
+  EXPECT_EQ(a.numa_memory_mb().at(a.numa_nodes(0)), 4096);
+  // Only PUs that exist here are bound, and the event says so.
+  std::set<uint32_t> allowed = Parse(AllowedList(c.client(), job->id()));
+  std::set<uint32_t> allocated(a.pus().begin(), a.pus().end());
+  for (uint32_t pu : allowed)
+    EXPECT_TRUE(allocated.contains(pu)) << "bound to PU " << pu << " outside the allocation";
+  bool said = false;
+  for (const auto& e : j->events())
+    said = said || e.message().find("emulated topology") != std::string::npos;
+  EXPECT_TRUE(said) << "the events say the emulated allocation was bound partially";
+
+  // Larger than a NUMA node: unschedulable at once, with the reason.
+  auto big = c.client().Submit(Spec(
+      "{command: [/bin/true], resources: {cpus: 20, memory_mb: 64}, topology: {numa: single}}"));
+  ASSERT_TRUE(big.ok());
+  EXPECT_EQ(big->state(), v1::Job::unschedulable);
+  EXPECT_NE(big->reason().find("a NUMA node has at most 16 PUs, the job needs 20"),
+            std::string::npos)
+      << big->reason();
+}
+
+}  // namespace
+}  // namespace portolan::testing
