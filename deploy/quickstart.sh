@@ -111,6 +111,19 @@ for f in "$ROOT"/deploy/examples/jobs/*.yaml; do
 done
 echo
 
+# While the NUMA job runs, draw the machine it runs on.
+for i in "${!ids[@]}"; do
+  if [ "${names[$i]}" = numa-single-sim ]; then
+    for _ in $(seq 1 100); do
+      "$BIN/portolan" -o json job "${ids[$i]}" | grep -q '"state": "running"' && break
+      sleep 0.1
+    done
+    echo "=== lg1-node-01 while ${ids[$i]} runs: portolan agent lg1-node-01"
+    "$BIN/portolan" agent lg1-node-01
+    echo
+  fi
+done
+
 failed=0
 printf "%-26s %-18s %-20s %-20s %-10s\n" SAMPLE JOB "EXPECTED SITE" "RAN ON" STATE
 for i in "${!ids[@]}"; do
@@ -130,6 +143,13 @@ for i in "${!ids[@]}"; do
       echo
       echo "=== Why ${names[$i]} ran at ${sites[$i]}: portolan explain ${ids[$i]}"
       "$BIN/portolan" explain "${ids[$i]}"
+      ;;
+    numa-single-*)
+      echo
+      echo "=== ${names[$i]}: one NUMA node of an emulated two-socket server: portolan job ${ids[$i]}"
+      "$BIN/portolan" job "${ids[$i]}"
+      echo "--- its output:"
+      "$BIN/portolan" logs "${ids[$i]}"
       ;;
   esac
 done

@@ -40,7 +40,7 @@ Commands:
   cancel ID                    cancel a job (running jobs are stopped on their agent)
   logs ID                      stdout and stderr tail of a job
   agents                       list agents
-  agent ID                     one agent with its topology
+  agent ID                     one agent: its topology drawn with the job on each PU
 
   plan FILE.{json,yaml}        dry run: where the job would go and why (stores nothing)
   explain ID                   the placement decision of a job, site by site
@@ -112,8 +112,20 @@ void PrintJob(const v1::Job& j) {
   absl::PrintF("  resources:  %d cpus, %d MiB, %d gpus\n", j.resources().cpus(),
                j.resources().memory_mb(), j.resources().gpus());
   if (!j.allocation().agent().empty()) {
-    absl::PrintF("  placed on:  agent %s at site %s (attempt %d)\n", j.allocation().agent(),
-                 j.allocation().site(), j.attempt());
+    const v1::Allocation& a = j.allocation();
+    absl::PrintF("  placed on:  agent %s at site %s (attempt %d)\n", a.agent(), a.site(), j.attempt());
+    if (a.pus_size() > 0) {
+      std::vector<std::string> mem;
+      for (const auto& [node, mb] : std::map<uint32_t, int32_t>(a.numa_memory_mb().begin(), a.numa_memory_mb().end())) {
+        mem.push_back(absl::StrCat(mb, " MiB on NUMA ", node));
+      }
+      absl::PrintF("  allocation: PUs %s, NUMA node(s) %s%s%s\n", FormatIdList({a.pus().begin(), a.pus().end()}),
+                   FormatIdList({a.numa_nodes().begin(), a.numa_nodes().end()}),
+                   mem.empty() ? "" : absl::StrCat(", ", absl::StrJoin(mem, ", ")),
+                   a.gpu_ids().empty() ? "" : absl::StrCat(", GPUs ", absl::StrJoin(a.gpu_ids(), ",")));
+    }
+    absl::PrintF("  topology:   numa %s, smt %s\n", v1::TopologyRequest::Numa_Name(j.topology().numa()),
+                 v1::TopologyRequest::Smt_Name(j.topology().smt()));
   }
   absl::PrintF("  submitted:  %s\n  started:    %s\n  finished:   %s\n", Short(j.submitted_at()),
                Short(j.started_at()), Short(j.finished_at()));
@@ -127,6 +139,78 @@ void PrintJob(const v1::Job& j) {
     absl::PrintF("    %s  %-13s %s\n", Short(e.time()), v1::Job::State_Name(e.state()),
                  e.message());
   }
+}
+
+// A text picture of the machine, like lstopo, with the job holding each PU.
+void DrawAgent(const v1::Agent& a) {
+  const v1::Topology& t = a.topology();
+  absl::PrintF("Agent %s at site %s: %s, %s%s\n", a.id(), a.site(), v1::Agent::State_Name(a.state()),
+               a.connected() ? "connected" : "disconnected",
+               a.measured_rtt_ms() > 0 ? absl::StrFormat(", RTT %.2f ms", a.measured_rtt_ms()) : "");
+  absl::PrintF("Machine (%s): %u package(s), %d NUMA node(s), %d cores, %u PUs, %u MiB, %d GPU(s)\n", t.source(),
+               t.packages(), t.numa_nodes_size(), t.cores_size(), t.pus(), t.memory_mb(), t.gpus_size());
+  absl::PrintF("Allocated: %d/%d PUs, %d/%d MiB, %d/%d GPUs; jobs: %s\n", a.allocated().cpus(), a.capacity().cpus(),
+               a.allocated().memory_mb(), a.capacity().memory_mb(), a.allocated().gpus(), a.capacity().gpus(),
+               a.jobs().empty() ? "none" : absl::StrJoin(a.jobs(), ", "));
+  // Short labels for jobs: A, B, C ... with a legend.
+  std::map<std::string, char> label;
+  for (const auto& [pu, job] : a.pu_jobs()) label.emplace(job, 0);
+  for (const auto& [gpu, job] : a.gpu_jobs()) label.emplace(job, 0);
+  char next = 'A';
+  for (auto& [job, l] : label) l = next <= 'Z' ? next++ : '*';
+  auto owner = [&](uint32_t pu) -> char {
+    auto it = a.pu_jobs().find(pu);
+    return it == a.pu_jobs().end() ? '.' : label[it->second];
+  };
+  std::vector<int32_t> nodes;
+  for (const auto& n : t.numa_nodes()) nodes.push_back(static_cast<int32_t>(n.os_index()));
+  if (nodes.empty()) nodes.push_back(-1);
+  for (uint32_t pkg = 0; pkg < std::max<uint32_t>(1, t.packages()); ++pkg) {
+    absl::PrintF("  Package %u\n", pkg);
+    for (int32_t node : nodes) {
+      std::vector<const v1::Core*> cores;
+      for (const auto& c : t.cores()) {
+        if (c.package() == pkg && (node < 0 || c.numa() == node)) cores.push_back(&c);
+      }
+      if (cores.empty()) continue;
+      int mem_total = 0;
+      for (const auto& n : t.numa_nodes()) {
+        if (static_cast<int32_t>(n.os_index()) == node) mem_total = static_cast<int>(n.memory_mb());
+      }
+      auto free_it = a.numa_free_memory_mb().find(static_cast<uint32_t>(std::max(node, 0)));
+      absl::PrintF("    NUMA %d (%d MiB, %s MiB free)\n", node, mem_total,
+                   free_it == a.numa_free_memory_mb().end() ? "?" : absl::StrCat(free_it->second));
+      std::string line;
+      int on_line = 0;
+      for (const v1::Core* c : cores) {
+        std::string cell = absl::StrCat("[", c->index(), ":");
+        for (uint32_t pu : c->pus()) cell.push_back(owner(pu));
+        cell += "]";
+        absl::StrAppend(&line, cell, " ");
+        if (++on_line == 8) {
+          absl::PrintF("      %s\n", line);
+          line.clear();
+          on_line = 0;
+        }
+      }
+      if (!line.empty()) absl::PrintF("      %s\n", line);
+      for (const auto& g : t.gpus()) {
+        if (g.numa() != node) continue;
+        auto it = a.gpu_jobs().find(g.name());
+        absl::PrintF("      GPU %s %s %s [%c]\n", g.name(), g.vendor(), g.model(),
+                     it == a.gpu_jobs().end() ? '.' : label[it->second]);
+      }
+    }
+  }
+  for (const auto& g : t.gpus()) {
+    if (g.numa() >= 0) continue;
+    auto it = a.gpu_jobs().find(g.name());
+    absl::PrintF("  GPU %s %s %s (NUMA unknown) [%c]\n", g.name(), g.vendor(), g.model(),
+                 it == a.gpu_jobs().end() ? '.' : label[it->second]);
+  }
+  absl::PrintF("  [core:PUs] . free");
+  for (const auto& [job, l] : label) absl::PrintF(", %c %s", l, job);
+  absl::PrintF("\n");
 }
 
 void PrintAgentsTable(const v1::ListAgentsResponse& list) {
@@ -378,7 +462,11 @@ int main(int argc, char** argv) {
     if (cmd == "agent") {
       auto a = client.GetAgent(id);
       if (!a.ok()) return Report(a.status());
-      std::cout << ToJson(*a, true) << "\n";
+      if (json) {
+        std::cout << ToJson(*a, true) << "\n";
+      } else {
+        DrawAgent(*a);
+      }
       return kExitOk;
     }
     auto job = cmd == "job" ? client.GetJob(id) : client.Cancel(id);
