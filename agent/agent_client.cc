@@ -3,6 +3,7 @@
 #include <random>
 
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/util/message_differencer.h"
 #include "portolan/log.h"
 
 namespace portolan::agent {
@@ -251,6 +252,20 @@ void AgentClient::Heartbeat() {
   hb->set_measured_rtt_ms(measured_rtt_ms_);
   hb->mutable_usage()->set_running_jobs(static_cast<uint32_t>(executor_->running()));
   for (v1::LogTail& t : executor_->ChangedLogs()) *hb->add_logs() = std::move(t);
+  if (options_.rediscover && absl::Now() - last_rediscover_ >= options_.rediscover_interval) {
+    last_rediscover_ = absl::Now();
+    auto fresh = options_.rediscover();
+    if (!fresh.ok()) {
+      spdlog::warn("topology re-discovery failed: {}", fresh.status().message());
+    } else if (!google::protobuf::util::MessageDifferencer::Equals(*fresh, topology_)) {
+      spdlog::warn(
+          "topology changed: {} PUs, {} MiB, {} GPUs (was {}, {}, {}); telling the scheduler",
+          fresh->pus(), fresh->memory_mb(), fresh->gpus_size(), topology_.pus(),
+          topology_.memory_mb(), topology_.gpus_size());
+      topology_ = *fresh;
+      *hb->mutable_topology() = topology_;
+    }
+  }
   heartbeats_in_flight_.clear();  // only the latest one measures RTT
   heartbeats_in_flight_[env.seq()] = std::chrono::steady_clock::now();
   Send(env);

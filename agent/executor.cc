@@ -9,7 +9,9 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <optional>
+#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -38,6 +40,21 @@ std::string Resolve(const std::string& program, const std::string& path) {
     }
   }
   return "";
+}
+
+bool WriteFile(const std::string& path, const std::string& value) {
+  int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC | O_CREAT, 0644);
+  if (fd < 0) return false;
+  bool ok = write(fd, value.data(), value.size()) == static_cast<ssize_t>(value.size());
+  close(fd);
+  return ok;
+}
+
+std::string ReadSmallFile(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
 }
 
 // set_mempolicy(2) mode; <numaif.h> comes with libnuma, which we do not need.
@@ -198,6 +215,33 @@ bool Executor::Start(const v1::Job& job) {
   }
   const bool bind_cpu = !bind_pus.empty();
   const bool bind_mem = bind_cpu && !bind_nodes.empty();
+
+  // cgroup v2: one cgroup per attempt with the allocation as its limits.
+  std::string cgroup;
+  int cgroup_procs_fd = -1;
+  if (!options_.cgroup_root.empty()) {
+    cgroup = absl::StrCat(options_.cgroup_root, "/", job.id(), "-", job.attempt());
+    std::error_code mk;
+    std::filesystem::create_directories(cgroup, mk);
+    bool ok = !mk;
+    if (ok && !bind_pus.empty())
+      ok = WriteFile(cgroup + "/cpuset.cpus", FormatIdList(bind_pus) + "\n");
+    if (ok && !bind_nodes.empty())
+      ok = WriteFile(cgroup + "/cpuset.mems", FormatIdList(bind_nodes) + "\n");
+    if (ok && job.resources().memory_mb() > 0) {
+      ok = WriteFile(cgroup + "/memory.max",
+                     absl::StrCat(int64_t{job.resources().memory_mb()} << 20, "\n"));
+    }
+    if (ok)
+      cgroup_procs_fd =
+          open((cgroup + "/cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC | O_CREAT, 0644);
+    if (!ok || cgroup_procs_fd < 0) {
+      std::string why = mk ? mk.message() : strerror(errno);
+      return fail(absl::StrCat("cannot set up cgroup ", cgroup, ": ", why));
+    }
+    absl::StrAppend(&binding, "; cgroup ", cgroup, " (memory.max ", job.resources().memory_mb(),
+                    " MiB)");
+  }
   if (!env.contains("HOME")) env["HOME"] = dir + "/work";
 
   const std::string program = Resolve(job.command(0), env["PATH"]);
@@ -236,7 +280,9 @@ bool Executor::Start(const v1::Job& job) {
     sigprocmask(SIG_SETMASK, &all, nullptr);
     signal(SIGPIPE, SIG_DFL);
     ChildError ce{0, 0};
-    if (bind_cpu && sched_setaffinity(0, sizeof cpus, &cpus) != 0) {
+    if (cgroup_procs_fd >= 0 && write(cgroup_procs_fd, "0\n", 2) != 2) {
+      ce = {4, errno};
+    } else if (bind_cpu && sched_setaffinity(0, sizeof cpus, &cpus) != 0) {
       ce = {1, errno};
     } else {
       // Memory binding is best effort: containers often forbid it.
@@ -253,6 +299,7 @@ bool Executor::Start(const v1::Job& job) {
     _exit(127);
   }
   int fork_errno = errno;
+  if (cgroup_procs_fd >= 0) close(cgroup_procs_fd);
   close(out_fd);
   close(err_fd);
   close(null_fd);
@@ -277,6 +324,8 @@ bool Executor::Start(const v1::Job& job) {
       case 2:
         return fail(
             absl::StrCat("cannot enter working directory ", workdir, ": ", strerror(ce.err)));
+      case 4:
+        return fail(absl::StrCat("cannot join cgroup ", cgroup, ": ", strerror(ce.err)));
       default:
         return fail(absl::StrCat("cannot execute '", program, "': ", strerror(ce.err)));
     }
@@ -288,6 +337,7 @@ bool Executor::Start(const v1::Job& job) {
     Proc& p = procs_[key];
     p.pid = pid;
     p.started = now;
+    p.cgroup = cgroup;
     if (job.max_runtime_s() > 0) p.deadline = now + absl::Seconds(job.max_runtime_s());
   }
   spdlog::info("job {} attempt {} started: pid {} in {}", job.id(), job.attempt(), pid, workdir);
@@ -412,6 +462,14 @@ void Executor::Monitor() {
           u.set_signal(WTERMSIG(status));
           u.set_exit_code(128 + WTERMSIG(status));
         }
+        bool oom = false;
+        if (!p.cgroup.empty()) {
+          // memory.events: "oom_kill N" counts kills by the OOM killer in this cgroup.
+          std::string events = ReadSmallFile(p.cgroup + "/memory.events");
+          size_t at = events.find("oom_kill ");
+          oom = at != std::string::npos && std::atoi(events.c_str() + at + 9) > 0;
+          rmdir(p.cgroup.c_str());  // empty now: every process of the job is gone
+        }
         if (p.cancel_requested) {
           u.set_state(v1::Job::cancelled);
           u.set_message(absl::StrCat("cancelled (", p.cancel_reason, ") after ", runtime));
@@ -419,6 +477,10 @@ void Executor::Monitor() {
           u.set_state(v1::Job::failed);
           u.set_message(absl::StrCat("exceeded max_runtime_s=", p.job.max_runtime_s(),
                                      "; stopped after ", runtime));
+        } else if (oom) {
+          u.set_state(v1::Job::failed);
+          u.set_message(absl::StrCat("killed by the OOM killer: the job exceeded memory.max (",
+                                     p.job.resources().memory_mb(), " MiB) after ", runtime));
         } else if (u.signal() != 0) {
           u.set_state(v1::Job::failed);
           u.set_message(absl::StrCat("killed by ", SignalName(u.signal()), " after ", runtime));
@@ -455,6 +517,34 @@ void Executor::Monitor() {
     }
     cv_.wait_for(lock, absl::ToChronoMilliseconds(options_.poll_interval));
   }
+}
+
+absl::StatusOr<std::string> PrepareCgroupRoot(const std::string& cgroup_fs,
+                                              const std::string& name) {
+  const std::string controllers = ReadSmallFile(cgroup_fs + "/cgroup.controllers");
+  if (controllers.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(cgroup_fs, " is not a cgroup v2 hierarchy"));
+  }
+  for (const char* c : {"cpuset", "memory"}) {
+    if (controllers.find(c) == std::string::npos) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("the ", c, " controller is not available in ", cgroup_fs,
+                       " (cgroup.controllers: ", controllers.substr(0, 80), ")"));
+    }
+  }
+  const std::string root = cgroup_fs + "/" + name;
+  std::error_code ec;
+  std::filesystem::create_directories(root, ec);
+  if (ec)
+    return absl::FailedPreconditionError(absl::StrCat("cannot create ", root, ": ", ec.message()));
+  for (const std::string& dir : {cgroup_fs, root}) {
+    if (!WriteFile(dir + "/cgroup.subtree_control", "+cpuset +memory\n")) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("cannot enable cpuset and memory in ", dir,
+                       "/cgroup.subtree_control: ", strerror(errno)));
+    }
+  }
+  return root;
 }
 
 }  // namespace portolan::agent

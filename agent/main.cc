@@ -23,7 +23,7 @@ using namespace portolan;
 
 int main(int argc, char** argv) {
   std::string config_file, id, site, scheduler_addr, state_dir, synthetic, xml, log_format,
-      log_level;
+      log_level, cgroup_root;
   std::vector<std::string> labels;
   uint32_t kill_grace_ms = 10000;
   po::options_description desc("portolan-agent options");
@@ -39,7 +39,8 @@ int main(int argc, char** argv) {
       ("state-dir", po::value(&state_dir), "job working directories and logs (default: ./var/agent-<id>)")
       ("topology-synthetic", po::value(&synthetic), "emulate an hwloc synthetic topology, e.g. \"pack:2 numa:2(memory=64GiB) core:16 pu:2\"")
       ("topology-xml", po::value(&xml), "emulate the topology in an hwloc XML file")
-      ("print-topology", "print the discovered topology and exit")
+("print-topology", "print the discovered topology and exit")
+      ("cgroup-root", po::value(&cgroup_root)->default_value("auto"), "cgroup v2 limits per job: auto (/sys/fs/cgroup/portolan when cpuset and memory can be delegated), none, or a prepared directory")
       ("kill-grace-ms", po::value(&kill_grace_ms)->default_value(10000), "SIGTERM to SIGKILL grace period for timeouts and cancels")
       ("log-format", po::value(&log_format)->default_value("text"), "text or json")
       ("log-level", po::value(&log_level)->default_value("info"), "trace, debug, info, warn, error");
@@ -147,6 +148,22 @@ int main(int argc, char** argv) {
         opts.executor.machine_numa_nodes.push_back(n.os_index());
     }
     opts.executor.machine_has_gpus = topology->gpus_size() > 0;
+  }
+  if (topology->source() == "hwloc") {
+    opts.rediscover = [] { return agent::DiscoverTopology({}); };
+  }
+  if (cgroup_root == "auto") {
+    auto root = agent::PrepareCgroupRoot("/sys/fs/cgroup", "portolan");
+    if (root.ok()) {
+      opts.executor.cgroup_root = *root;
+      spdlog::info("cgroup v2: each job gets a cgroup under {} with cpuset and memory.max", *root);
+    } else {
+      spdlog::info("cgroup v2 limits off ({}); jobs are bound with affinity and memory policy only",
+                   root.status().message());
+    }
+  } else if (cgroup_root != "none") {
+    opts.executor.cgroup_root = cgroup_root;
+    spdlog::info("cgroup v2: job cgroups under {}", cgroup_root);
   }
   opts.executor.kill_grace = absl::Milliseconds(kill_grace_ms);
 

@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "portolan/executor.h"
 #include "portolan/frame.h"
@@ -28,6 +29,10 @@ struct AgentOptions {
   absl::Duration resend_interval = absl::Seconds(2);
   size_t max_frame_bytes = wire::kDefaultMaxFrameBytes;
   ExecutorOptions executor;
+  // Re-discovers the machine's topology (real hardware only); a change (a
+  // GPU gone, memory offlined) is sent with the next heartbeat.
+  std::function<absl::StatusOr<v1::Topology>()> rediscover;
+  absl::Duration rediscover_interval = absl::Seconds(60);
 };
 
 // The agent's side of the protocol: connects out to the scheduler, registers
@@ -81,6 +86,7 @@ class AgentClient {
   absl::Duration heartbeat_interval_ = absl::Seconds(5);
   absl::Time last_received_;
   double measured_rtt_ms_ = 0;
+  absl::Time last_rediscover_ = absl::Now();
   uint64_t next_seq_ = 0;
   std::map<uint64_t, std::chrono::steady_clock::time_point> heartbeats_in_flight_;
   struct Pending {

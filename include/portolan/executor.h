@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "portolan/clock.h"
 #include "portolan/v1/job.pb.h"
@@ -32,7 +33,18 @@ struct ExecutorOptions {
   std::vector<uint32_t> machine_numa_nodes;
   // The agent has GPUs: jobs allotted none get CUDA_VISIBLE_DEVICES="" etc.
   bool machine_has_gpus = false;
+  // cgroup v2 directory under which each attempt gets its own cgroup with
+  // cpuset.cpus, cpuset.mems and memory.max; "" disables. The agent decides
+  // (see --cgroup-root); an OOM kill there becomes the job's failure reason.
+  std::string cgroup_root;
 };
+
+// Prepares the cgroup v2 hierarchy under `root` for job cgroups: checks that
+// the cpuset and memory controllers can be delegated, creates `root` and
+// enables them. Returns the directory to use, or an error saying why limits
+// cannot be enforced here.
+absl::StatusOr<std::string> PrepareCgroupRoot(const std::string& cgroup_fs,
+                                              const std::string& name);
 
 // Runs jobs as real processes. A job with an allocation is bound to its
 // PUs (sched_setaffinity) and NUMA nodes (set_mempolicy MPOL_BIND) before it
@@ -85,6 +97,7 @@ class Executor {
     v1::Job::State final_state = v1::Job::state_unspecified;
     int exit_code = 0;
     uint64_t reported_log_bytes = 0;
+    std::string cgroup;  // this attempt's cgroup directory, "" when none
   };
   using Key = std::pair<std::string, uint32_t>;
 

@@ -449,6 +449,25 @@ TEST_F(CoreTest, CutLinkIsANewVersionAndChangesTheNetwork) {
   EXPECT_EQ(core->UpdateLink("nope", {}, "ops").status().code(), absl::StatusCode::kNotFound);
 }
 
+TEST_F(CoreTest, HeartbeatWithAChangedTopologyRebuildsTheAgent) {
+  auto link = Register("a1", 8);
+  auto job = core->Submit(Spec(2));
+  Update("a1", link.get(), job->first.id(), v1::Job::running);
+  EXPECT_EQ(core->GetAgent("a1")->capacity().cpus(), 8);
+  // Half the machine goes away (cores offlined): the running job keeps its PUs.
+  v1::Envelope hb;
+  hb.set_seq(++agent_seq);
+  v1::Topology* t = hb.mutable_heartbeat()->mutable_topology();
+  *t = core->GetAgent("a1")->topology();
+  t->mutable_cores()->DeleteSubrange(4, 4);
+  t->set_pus(4);
+  core->OnMessage("a1", link.get(), hb);
+  auto a = core->GetAgent("a1");
+  EXPECT_EQ(a->capacity().cpus(), 4);
+  EXPECT_EQ(a->allocated().cpus(), 2);
+  EXPECT_EQ(a->pu_jobs().size(), 2u);
+}
+
 TEST_F(CoreTest, TenantProfileIsValidated) {
   v1::Tenant t;
   t.add_instruments()->set_type("magic");
