@@ -526,6 +526,16 @@ bool Core::OnRegister(const v1::Register& reg, std::shared_ptr<AgentLink> link,
     refuse = "topology reports no processing units";
   } else if (reg.topology().memory_mb() == 0) {
     refuse = "topology reports no memory";
+  } else if (reg.topology().memory_mb() > (64u << 20)) {
+    refuse = absl::StrCat("topology reports ", reg.topology().memory_mb(),
+                          " MiB of memory, more than 64 TiB is implausible");
+  } else {
+    uint32_t listed = 0;
+    for (const v1::Core& c : reg.topology().cores()) listed += static_cast<uint32_t>(c.pus_size());
+    if (listed != reg.topology().pus()) {
+      refuse = absl::StrCat("topology is inconsistent: it reports ", reg.topology().pus(),
+                            " PUs but its cores list ", listed);
+    }
   }
   if (!refuse.empty()) {
     spdlog::warn("refusing registration of agent '{}' from {}: {}", reg.agent_id(), peer, refuse);

@@ -320,6 +320,28 @@ TEST_F(CoreTest, RefusesAgentWithoutProcessingUnits) {
   EXPECT_NE(link->sent[0].register_ack().reason().find("processing units"), std::string::npos);
 }
 
+TEST_F(CoreTest, RefusesImplausibleOrInconsistentTopologies) {
+  auto try_register = [&](auto mutate) {
+    auto link = std::make_shared<FakeLink>();
+    v1::Register reg;
+    reg.set_agent_id("odd");
+    reg.set_site("lingang-idc-1");
+    v1::Topology* t = reg.mutable_topology();
+    t->set_pus(2);
+    t->set_memory_mb(1024);
+    t->add_cores()->add_pus(0);
+    t->mutable_cores(0)->add_pus(1);
+    mutate(*t);
+    EXPECT_FALSE(core->OnRegister(reg, link, "peer"));
+    return link->sent.empty() ? std::string() : link->sent[0].register_ack().reason();
+  };
+  EXPECT_NE(try_register([](v1::Topology& t) { t.set_memory_mb(100u << 20); }).find("implausible"),
+            std::string::npos);
+  EXPECT_NE(try_register([](v1::Topology& t) { t.set_pus(64); }).find("inconsistent"),
+            std::string::npos);
+  EXPECT_EQ(core->GetAgent("odd").status().code(), absl::StatusCode::kNotFound);
+}
+
 TEST_F(CoreTest, RecoverRestoresJobsAndAccounting) {
   auto link = Register("a1", 4);
   auto running = core->Submit(Spec(4));
