@@ -13,7 +13,7 @@ namespace portolan::topology {
 
 // What a job asks of one machine's hardware.
 struct Request {
-  int pus = 1;        // processing units (hardware threads)
+  int pus = 1;  // processing units (hardware threads)
   int memory_mb = 0;
   int gpus = 0;
   v1::TopologyRequest::Numa numa = v1::TopologyRequest::any;
@@ -64,8 +64,8 @@ class AgentTopology {
 
   int total_pus() const { return total_pus_; }
   int free_pus() const { return free_pus_; }
-  int free_memory_mb() const;
-  int free_gpus() const;
+  int free_memory_mb() const { return free_mem_; }
+  int free_gpus() const { return free_gpus_; }
   int total_memory_mb() const;
   int total_gpus() const { return static_cast<int>(gpus_.size()); }
   // Fills pu_jobs, gpu_jobs and numa_free_memory_mb for the agent view.
@@ -73,10 +73,10 @@ class AgentTopology {
 
  private:
   struct Core {
-    int node;                // index into nodes_
-    int l3;                  // cache group id, unique per node
+    int node;  // index into nodes_
+    int l3;    // cache group id, unique per node
     std::vector<uint32_t> pus;
-    int free = 0;            // free PUs of this core
+    int free = 0;  // free PUs of this core
   };
   struct Node {
     uint32_t os_index = 0;
@@ -85,18 +85,20 @@ class AgentTopology {
     std::vector<int> cores;  // indexes into cores_
     int total_pus = 0;
     int free_pus = 0;
-    int free_core_pus = 0;   // PUs of wholly free cores
+    int free_core_pus = 0;  // PUs of wholly free cores
     int max_core_pus = 1;
+    int free_gpus = 0;  // free GPUs local to this node
   };
   struct Gpu {
     std::string name;
-    int node = -1;           // index into nodes_, -1 unknown
+    int node = -1;  // index into nodes_, -1 unknown
     std::string owner;
   };
 
   int PusFor(const Node& n, const Request& r) const;  // usable PUs on n for r
   absl::Status ChoosePus(int node, int want, bool exclusive, v1::Allocation* out) const;
-  absl::Status ChooseGpus(const std::vector<int>& nodes, const Request& r, v1::Allocation* out) const;
+  absl::Status ChooseGpus(const std::vector<int>& nodes, const Request& r,
+                          v1::Allocation* out) const;
   int BestSingleNode(const Request& r) const;  // -1 when none fits
   void Recount(int node);
 
@@ -107,6 +109,8 @@ class AgentTopology {
   std::vector<int> pu_core_;           // by PU OS index; -1 none
   int total_pus_ = 0;
   int free_pus_ = 0;
+  int free_mem_ = 0;   // sum of nodes' mem_free
+  int free_gpus_ = 0;  // GPUs without owner
 };
 
 }  // namespace portolan::topology

@@ -31,7 +31,9 @@ class SiteAffinity : public SiteFilterPlugin, public FilterPlugin {
     return FilterResult::Pass();
   }
   FilterResult Filter(CycleState&, const DecisionInput& in, const AgentView& a) const override {
-    for (const auto& [k, v] : in.job->placement().agent_labels()) {
+    const auto& wanted = in.job->placement().agent_labels();
+    if (wanted.empty()) return FilterResult::Pass();  // the hot path: nothing to match
+    for (const auto& [k, v] : wanted) {
       auto it = a.agent->labels().find(k);
       if (it == a.agent->labels().end() || it->second != v)
         return FilterResult::Reject("label_mismatch");

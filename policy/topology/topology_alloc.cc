@@ -14,7 +14,8 @@ Request Request::FromJob(const v1::Job& job) {
   r.pus = job.resources().cpus();
   r.memory_mb = job.resources().memory_mb();
   r.gpus = job.resources().gpus();
-  if (job.topology().numa() != v1::TopologyRequest::numa_unspecified) r.numa = job.topology().numa();
+  if (job.topology().numa() != v1::TopologyRequest::numa_unspecified)
+    r.numa = job.topology().numa();
   if (job.topology().smt() != v1::TopologyRequest::smt_unspecified) r.smt = job.topology().smt();
   if (job.topology().gpu_numa() != v1::TopologyRequest::Gpu::gpu_numa_unspecified) {
     r.gpu_numa = job.topology().gpu_numa();
@@ -82,24 +83,18 @@ void AgentTopology::Recount(int node) {
     if (c.free == size) n.free_core_pus += size;
     n.max_core_pus = std::max(n.max_core_pus, size);
   }
-}
-
-int AgentTopology::free_memory_mb() const {
-  int sum = 0;
-  for (const Node& n : nodes_) sum += n.mem_free;
-  return sum;
+  n.free_gpus = 0;
+  for (const Gpu& g : gpus_) n.free_gpus += g.node == node && g.owner.empty() ? 1 : 0;
+  free_mem_ = 0;
+  for (const Node& x : nodes_) free_mem_ += x.mem_free;
+  free_gpus_ = 0;
+  for (const Gpu& g : gpus_) free_gpus_ += g.owner.empty() ? 1 : 0;
 }
 
 int AgentTopology::total_memory_mb() const {
   int sum = 0;
   for (const Node& n : nodes_) sum += n.mem_total;
   return sum;
-}
-
-int AgentTopology::free_gpus() const {
-  int n = 0;
-  for (const Gpu& g : gpus_) n += g.owner.empty() ? 1 : 0;
-  return n;
 }
 
 int AgentTopology::PusFor(const Node& n, const Request& r) const {
@@ -112,11 +107,8 @@ int AgentTopology::BestSingleNode(const Request& r) const {
     const Node& n = nodes_[i];
     const int usable = PusFor(n, r);
     if (usable < r.pus || n.mem_free < r.memory_mb) continue;
-    if (r.gpus > 0 && r.gpu_numa == v1::TopologyRequest::Gpu::local) {
-      int local = 0;
-      for (const Gpu& g : gpus_) local += g.node == static_cast<int>(i) && g.owner.empty() ? 1 : 0;
-      if (local < r.gpus) continue;
-    }
+    if (r.gpus > 0 && r.gpu_numa == v1::TopologyRequest::Gpu::local && n.free_gpus < r.gpus)
+      continue;
     const int left = usable - r.pus;
     if (best < 0 || left < best_left) {
       best = static_cast<int>(i);
@@ -140,6 +132,9 @@ std::string_view AgentTopology::WhyNot(const Request& r) const {
   if (r.gpus > free_gpus()) return "insufficient_gpus";
   if (r.pus > free_pus_) return "insufficient_cpus";
   if (r.memory_mb > free_memory_mb()) return "insufficient_memory";
+  // The common request (any node, shared cores, no GPUs) fits whenever the totals do.
+  if (r.numa == v1::TopologyRequest::any && r.smt != v1::TopologyRequest::exclusive && r.gpus == 0)
+    return "";
   const bool exclusive = r.smt == v1::TopologyRequest::exclusive;
   if (exclusive) {
     int whole = 0;
@@ -164,18 +159,21 @@ std::string_view AgentTopology::WhyNot(const Request& r) const {
     default:
       break;
   }
-  if (r.gpus > 0 && r.gpu_numa == v1::TopologyRequest::Gpu::local && !Plan(r).ok()) return "gpu_locality";
+  if (r.gpus > 0 && r.gpu_numa == v1::TopologyRequest::Gpu::local && !Plan(r).ok())
+    return "gpu_locality";
   return "";
 }
 
 bool AgentTopology::CouldEverFit(const Request& r) const { return NeverFitReason(r).empty(); }
 
 std::string AgentTopology::NeverFitReason(const Request& r) const {
-  if (r.pus > total_pus_) return absl::StrCat("the machine has ", total_pus_, " PUs, the job needs ", r.pus);
+  if (r.pus > total_pus_)
+    return absl::StrCat("the machine has ", total_pus_, " PUs, the job needs ", r.pus);
   if (r.memory_mb > total_memory_mb()) {
     return absl::StrCat("the machine has ", total_memory_mb(), " MiB, the job needs ", r.memory_mb);
   }
-  if (r.gpus > total_gpus()) return absl::StrCat("the machine has ", total_gpus(), " GPUs, the job needs ", r.gpus);
+  if (r.gpus > total_gpus())
+    return absl::StrCat("the machine has ", total_gpus(), " GPUs, the job needs ", r.gpus);
   if (r.numa == v1::TopologyRequest::single) {
     int max_pus = 0, max_mem = 0;
     bool any = false;
@@ -185,15 +183,18 @@ std::string AgentTopology::NeverFitReason(const Request& r) const {
       max_mem = std::max(max_mem, n.mem_total);
       int local = 0;
       for (const Gpu& g : gpus_) local += g.node == static_cast<int>(i) ? 1 : 0;
-      bool gpus_ok = r.gpus == 0 || r.gpu_numa != v1::TopologyRequest::Gpu::local || local >= r.gpus;
+      bool gpus_ok =
+          r.gpus == 0 || r.gpu_numa != v1::TopologyRequest::Gpu::local || local >= r.gpus;
       any = any || (n.total_pus >= r.pus && n.mem_total >= r.memory_mb && gpus_ok);
     }
     if (!any) {
       if (r.pus > max_pus) {
-        return absl::StrCat("numa single: a NUMA node has at most ", max_pus, " PUs, the job needs ", r.pus);
+        return absl::StrCat("numa single: a NUMA node has at most ", max_pus,
+                            " PUs, the job needs ", r.pus);
       }
       if (r.memory_mb > max_mem) {
-        return absl::StrCat("numa single: a NUMA node has at most ", max_mem, " MiB, the job needs ", r.memory_mb);
+        return absl::StrCat("numa single: a NUMA node has at most ", max_mem,
+                            " MiB, the job needs ", r.memory_mb);
       }
       return absl::StrCat("numa single: no NUMA node has ", r.gpus, " local GPUs");
     }
@@ -201,7 +202,9 @@ std::string AgentTopology::NeverFitReason(const Request& r) const {
   if (r.gpus > 0 && r.gpu_numa == v1::TopologyRequest::Gpu::local) {
     int known = 0;
     for (const Gpu& g : gpus_) known += g.node >= 0 ? 1 : 0;
-    if (known < r.gpus) return absl::StrCat("only ", known, " GPUs have a known NUMA locality, the job needs ", r.gpus);
+    if (known < r.gpus)
+      return absl::StrCat("only ", known, " GPUs have a known NUMA locality, the job needs ",
+                          r.gpus);
   }
   return "";
 }
@@ -224,7 +227,8 @@ double AgentTopology::FitScore(const Request& r) const {
   return 40.0 / std::max(1, spanned);
 }
 
-absl::Status AgentTopology::ChoosePus(int node, int want, bool exclusive, v1::Allocation* out) const {
+absl::Status AgentTopology::ChoosePus(int node, int want, bool exclusive,
+                                      v1::Allocation* out) const {
   if (want <= 0) return absl::OkStatus();
   const Node& n = nodes_[node];
   // Usable PUs per L3 group in this node.
@@ -243,7 +247,8 @@ absl::Status AgentTopology::ChoosePus(int node, int want, bool exclusive, v1::Al
     groups.push_back(fit);  // one cache group holds the whole job: best fit
   } else {
     for (const auto& [g, free] : group_free) groups.push_back(g);
-    std::stable_sort(groups.begin(), groups.end(), [&](int a, int b) { return group_free[a] > group_free[b]; });
+    std::stable_sort(groups.begin(), groups.end(),
+                     [&](int a, int b) { return group_free[a] > group_free[b]; });
   }
   int got = 0;
   for (int g : groups) {
@@ -275,20 +280,25 @@ absl::Status AgentTopology::ChoosePus(int node, int want, bool exclusive, v1::Al
       if (got >= want) return absl::OkStatus();
     }
   }
-  return absl::InternalError(absl::StrCat("NUMA node ", n.os_index, " has only ", got, " of ", want, " PUs"));
+  return absl::InternalError(
+      absl::StrCat("NUMA node ", n.os_index, " has only ", got, " of ", want, " PUs"));
 }
 
-absl::Status AgentTopology::ChooseGpus(const std::vector<int>& nodes, const Request& r, v1::Allocation* out) const {
+absl::Status AgentTopology::ChooseGpus(const std::vector<int>& nodes, const Request& r,
+                                       v1::Allocation* out) const {
   if (r.gpus <= 0) return absl::OkStatus();
   std::vector<int> local, other;
   for (size_t i = 0; i < gpus_.size(); ++i) {
     if (!gpus_[i].owner.empty()) continue;
-    bool is_local = gpus_[i].node >= 0 && std::find(nodes.begin(), nodes.end(), gpus_[i].node) != nodes.end();
+    bool is_local =
+        gpus_[i].node >= 0 && std::find(nodes.begin(), nodes.end(), gpus_[i].node) != nodes.end();
     (is_local ? local : other).push_back(static_cast<int>(i));
   }
-  if (r.gpu_numa != v1::TopologyRequest::Gpu::local) local.insert(local.end(), other.begin(), other.end());
+  if (r.gpu_numa != v1::TopologyRequest::Gpu::local)
+    local.insert(local.end(), other.begin(), other.end());
   if (static_cast<int>(local.size()) < r.gpus) {
-    return absl::FailedPreconditionError("gpu_locality: not enough free GPUs local to the job's NUMA nodes");
+    return absl::FailedPreconditionError(
+        "gpu_locality: not enough free GPUs local to the job's NUMA nodes");
   }
   for (int k = 0; k < r.gpus; ++k) out->add_gpu_ids(gpus_[local[k]].name);
   return absl::OkStatus();
@@ -367,7 +377,8 @@ absl::StatusOr<v1::Allocation> AgentTopology::Plan(const Request& r) const {
     used.insert(node);
   }
   for (int node : used) a.add_numa_nodes(nodes_[node].os_index);
-  if (absl::Status st = ChooseGpus(std::vector<int>(used.begin(), used.end()), r, &a); !st.ok()) return st;
+  if (absl::Status st = ChooseGpus(std::vector<int>(used.begin(), used.end()), r, &a); !st.ok())
+    return st;
   a.set_cpus(a.pus_size());
   a.set_memory_mb(r.memory_mb);
   a.set_gpus(a.gpu_ids_size());
@@ -377,11 +388,14 @@ absl::StatusOr<v1::Allocation> AgentTopology::Plan(const Request& r) const {
 absl::Status AgentTopology::Commit(const v1::Allocation& a, const std::string& job) {
   std::set<uint32_t> seen;
   for (uint32_t pu : a.pus()) {
-    if (pu >= pu_core_.size() || pu_core_[pu] < 0) return absl::InvalidArgumentError(absl::StrCat("no PU ", pu));
+    if (pu >= pu_core_.size() || pu_core_[pu] < 0)
+      return absl::InvalidArgumentError(absl::StrCat("no PU ", pu));
     if (!pu_owner_[pu].empty()) {
-      return absl::FailedPreconditionError(absl::StrCat("PU ", pu, " is already allocated to ", pu_owner_[pu]));
+      return absl::FailedPreconditionError(
+          absl::StrCat("PU ", pu, " is already allocated to ", pu_owner_[pu]));
     }
-    if (!seen.insert(pu).second) return absl::InvalidArgumentError(absl::StrCat("PU ", pu, " listed twice"));
+    if (!seen.insert(pu).second)
+      return absl::InvalidArgumentError(absl::StrCat("PU ", pu, " listed twice"));
   }
   std::map<int, int> mem;
   for (const auto& [os, m] : a.numa_memory_mb()) {
@@ -418,7 +432,8 @@ absl::Status AgentTopology::Commit(const v1::Allocation& a, const std::string& j
   }
   for (const auto& [node, m] : mem) nodes_[node].mem_free -= m;
   for (int g : gpus) gpus_[g].owner = job;
-  for (int node : touched) Recount(node);
+  // Every node: memory and GPUs may change on nodes whose PUs did not.
+  for (size_t i = 0; i < nodes_.size(); ++i) Recount(static_cast<int>(i));
   return absl::OkStatus();
 }
 
@@ -449,12 +464,14 @@ void AgentTopology::Release(const v1::Allocation& a, const std::string& job) {
       }
     }
   }
-  for (int node : touched) Recount(node);
+  // Every node: memory and GPUs may change on nodes whose PUs did not.
+  for (size_t i = 0; i < nodes_.size(); ++i) Recount(static_cast<int>(i));
 }
 
 void AgentTopology::Describe(v1::Agent* out) const {
   for (size_t pu = 0; pu < pu_owner_.size(); ++pu) {
-    if (!pu_owner_[pu].empty()) (*out->mutable_pu_jobs())[static_cast<uint32_t>(pu)] = pu_owner_[pu];
+    if (!pu_owner_[pu].empty())
+      (*out->mutable_pu_jobs())[static_cast<uint32_t>(pu)] = pu_owner_[pu];
   }
   for (const Gpu& g : gpus_) {
     if (!g.owner.empty()) (*out->mutable_gpu_jobs())[g.name] = g.owner;

@@ -17,6 +17,7 @@
 #include "portolan/codec.h"
 #include "portolan/placement.h"
 #include "portolan/policy.h"
+#include "portolan/topology_alloc.h"
 
 using namespace portolan;
 
@@ -41,11 +42,48 @@ int main(int argc, char** argv) {
   auto engine = placement::Engine::Create(registry, (*policy)->policy().plugins());
   if (!engine.ok()) return 2;
 
-  // Agents: emulated servers of a few shapes, 80% ready, with random load.
+  // Agents: emulated servers of a few shapes (packages x NUMA x cores x 2 PUs),
+  // 80% ready, each with random existing load committed to its topology.
   std::mt19937 rng(42);
   std::vector<v1::Agent> agents(agents_n);
   const auto& sites = (*policy)->policy().sites();
-  const int shapes[][2] = {{64, 262144}, {96, 786432}, {128, 524288}, {32, 131072}};
+  struct Shape {
+    int packages, numa_per_package, cores_per_numa, mem_per_numa_mb, gpus;
+  };
+  const Shape shapes[] = {
+      {2, 1, 16, 131072, 0}, {2, 2, 12, 196608, 0}, {2, 2, 16, 131072, 8}, {1, 1, 16, 131072, 0}};
+  auto make_topology = [](const Shape& sh) {
+    v1::Topology t;
+    t.set_source("synthetic:bench");
+    t.set_packages(sh.packages);
+    uint32_t pu = 0, core = 0;
+    for (int p = 0; p < sh.packages; ++p) {
+      for (int n = 0; n < sh.numa_per_package; ++n) {
+        const uint32_t node = p * sh.numa_per_package + n;
+        auto* nn = t.add_numa_nodes();
+        nn->set_os_index(node);
+        nn->set_memory_mb(sh.mem_per_numa_mb);
+        for (int c = 0; c < sh.cores_per_numa; ++c) {
+          v1::Core* co = t.add_cores();
+          co->set_index(core++);
+          co->set_package(p);
+          co->set_numa(static_cast<int32_t>(node));
+          co->set_l3(static_cast<int32_t>(node));
+          co->add_pus(pu++);
+          co->add_pus(pu++);
+        }
+      }
+    }
+    for (int g = 0; g < sh.gpus; ++g) {
+      v1::Gpu* gpu = t.add_gpus();
+      gpu->set_name("cuda" + std::to_string(g));
+      gpu->set_numa(g * t.numa_nodes_size() / sh.gpus);
+    }
+    t.set_pus(pu);
+    t.set_memory_mb(static_cast<uint32_t>(sh.mem_per_numa_mb) * t.numa_nodes_size());
+    return t;
+  };
+  std::vector<std::unique_ptr<topology::AgentTopology>> topos(agents_n);
   std::map<std::string, std::vector<placement::AgentView>> by_site;
   for (int i = 0; i < agents_n; ++i) {
     v1::Agent& a = agents[i];
@@ -53,15 +91,27 @@ int main(int argc, char** argv) {
     a.set_site(sites[i % sites.size()].id());
     a.set_connected(true);
     a.set_state(rng() % 10 < 8 ? v1::Agent::ready : v1::Agent::cordoned);
-    const auto* shape = shapes[rng() % 4];
-    a.mutable_capacity()->set_cpus(shape[0]);
-    a.mutable_capacity()->set_memory_mb(shape[1]);
-    a.mutable_capacity()->set_gpus(rng() % 8 == 0 ? 8 : 0);
+    *a.mutable_topology() = make_topology(shapes[rng() % 4]);
+    auto& topo = topos[i] = std::make_unique<topology::AgentTopology>(a.topology());
+    // Existing load: random jobs until a random share of the PUs is taken.
+    const int target = static_cast<int>(rng() % (topo->total_pus() + 1));
+    for (int k = 0; topo->total_pus() - topo->free_pus() < target && k < 64; ++k) {
+      topology::Request r;
+      r.pus = 1 + static_cast<int>(rng() % 8);
+      r.memory_mb = 1024 * (1 + static_cast<int>(rng() % 16));
+      auto alloc = topo->Plan(r);
+      if (alloc.ok()) (void)topo->Commit(*alloc, "load-" + std::to_string(k));
+    }
+    a.mutable_capacity()->set_cpus(topo->total_pus());
+    a.mutable_capacity()->set_memory_mb(topo->total_memory_mb());
+    a.mutable_capacity()->set_gpus(topo->total_gpus());
   }
-  for (auto& a : agents) {
-    placement::AgentView v{&a, a.capacity()};
-    v.free.set_cpus(static_cast<int>(rng() % (a.capacity().cpus() + 1)));
-    v.free.set_memory_mb(static_cast<int>(rng() % (a.capacity().memory_mb() + 1)));
+  for (int i = 0; i < agents_n; ++i) {
+    v1::Agent& a = agents[i];
+    placement::AgentView v{&a, a.capacity(), topos[i].get()};
+    v.free.set_cpus(topos[i]->free_pus());
+    v.free.set_memory_mb(topos[i]->free_memory_mb());
+    v.free.set_gpus(topos[i]->free_gpus());
     by_site[a.site()].push_back(v);
   }
 
@@ -74,6 +124,8 @@ int main(int argc, char** argv) {
     j.mutable_resources()->set_cpus(1 << (k % 5));
     j.mutable_resources()->set_memory_mb(1024 << (k % 4));
     if (k % 8 == 3) j.mutable_resources()->set_gpus(2);
+    if (k % 6 == 1) j.mutable_topology()->set_numa(v1::TopologyRequest::single);
+    if (k % 10 == 7) j.mutable_topology()->set_smt(v1::TopologyRequest::exclusive);
     if (k % 2 == 0) {
       v1::Dataset* d = j.add_datasets();
       d->set_id("reads-" + std::to_string(k));
