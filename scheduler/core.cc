@@ -701,6 +701,7 @@ void Core::OnMessage(const std::string& agent_id, const AgentLink* link, const v
       const v1::Heartbeat& hb = env.heartbeat();
       *rec.info.mutable_last_heartbeat_at() = ToProto(now);
       rec.info.set_measured_rtt_ms(hb.measured_rtt_ms());
+      rec.info.set_memory_available_mb(hb.usage().memory_available_mb());
       if (hb.has_topology()) {
         spdlog::warn("agent {} reports a changed topology: {} PUs, {} MiB, {} GPUs", agent_id,
                      hb.topology().pus(), hb.topology().memory_mb(), hb.topology().gpus_size());

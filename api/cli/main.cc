@@ -113,18 +113,23 @@ void PrintJob(const v1::Job& j) {
                j.resources().memory_mb(), j.resources().gpus());
   if (!j.allocation().agent().empty()) {
     const v1::Allocation& a = j.allocation();
-    absl::PrintF("  placed on:  agent %s at site %s (attempt %d)\n", a.agent(), a.site(), j.attempt());
+    absl::PrintF("  placed on:  agent %s at site %s (attempt %d)\n", a.agent(), a.site(),
+                 j.attempt());
     if (a.pus_size() > 0) {
       std::vector<std::string> mem;
-      for (const auto& [node, mb] : std::map<uint32_t, int32_t>(a.numa_memory_mb().begin(), a.numa_memory_mb().end())) {
+      for (const auto& [node, mb] :
+           std::map<uint32_t, int32_t>(a.numa_memory_mb().begin(), a.numa_memory_mb().end())) {
         mem.push_back(absl::StrCat(mb, " MiB on NUMA ", node));
       }
-      absl::PrintF("  allocation: PUs %s, NUMA node(s) %s%s%s\n", FormatIdList({a.pus().begin(), a.pus().end()}),
-                   FormatIdList({a.numa_nodes().begin(), a.numa_nodes().end()}),
-                   mem.empty() ? "" : absl::StrCat(", ", absl::StrJoin(mem, ", ")),
-                   a.gpu_ids().empty() ? "" : absl::StrCat(", GPUs ", absl::StrJoin(a.gpu_ids(), ",")));
+      absl::PrintF(
+          "  allocation: PUs %s, NUMA node(s) %s%s%s\n",
+          FormatIdList({a.pus().begin(), a.pus().end()}),
+          FormatIdList({a.numa_nodes().begin(), a.numa_nodes().end()}),
+          mem.empty() ? "" : absl::StrCat(", ", absl::StrJoin(mem, ", ")),
+          a.gpu_ids().empty() ? "" : absl::StrCat(", GPUs ", absl::StrJoin(a.gpu_ids(), ",")));
     }
-    absl::PrintF("  topology:   numa %s, smt %s\n", v1::TopologyRequest::Numa_Name(j.topology().numa()),
+    absl::PrintF("  topology:   numa %s, smt %s\n",
+                 v1::TopologyRequest::Numa_Name(j.topology().numa()),
                  v1::TopologyRequest::Smt_Name(j.topology().smt()));
   }
   absl::PrintF("  submitted:  %s\n  started:    %s\n  finished:   %s\n", Short(j.submitted_at()),
@@ -144,13 +149,19 @@ void PrintJob(const v1::Job& j) {
 // A text picture of the machine, like lstopo, with the job holding each PU.
 void DrawAgent(const v1::Agent& a) {
   const v1::Topology& t = a.topology();
-  absl::PrintF("Agent %s at site %s: %s, %s%s\n", a.id(), a.site(), v1::Agent::State_Name(a.state()),
-               a.connected() ? "connected" : "disconnected",
-               a.measured_rtt_ms() > 0 ? absl::StrFormat(", RTT %.2f ms", a.measured_rtt_ms()) : "");
-  absl::PrintF("Machine (%s): %u package(s), %d NUMA node(s), %d cores, %u PUs, %u MiB, %d GPU(s)\n", t.source(),
-               t.packages(), t.numa_nodes_size(), t.cores_size(), t.pus(), t.memory_mb(), t.gpus_size());
-  absl::PrintF("Allocated: %d/%d PUs, %d/%d MiB, %d/%d GPUs; jobs: %s\n", a.allocated().cpus(), a.capacity().cpus(),
-               a.allocated().memory_mb(), a.capacity().memory_mb(), a.allocated().gpus(), a.capacity().gpus(),
+  absl::PrintF(
+      "Agent %s at site %s: %s, %s%s\n", a.id(), a.site(), v1::Agent::State_Name(a.state()),
+      a.connected() ? "connected" : "disconnected",
+      a.measured_rtt_ms() > 0 ? absl::StrFormat(", RTT %.2f ms", a.measured_rtt_ms()) : "");
+  absl::PrintF(
+      "Machine (%s): %u package(s), %d NUMA node(s), %d cores, %u PUs, %u MiB, %d GPU(s)\n",
+      t.source(), t.packages(), t.numa_nodes_size(), t.cores_size(), t.pus(), t.memory_mb(),
+      t.gpus_size());
+  if (a.memory_available_mb() > 0)
+    absl::PrintF("Host memory available: %u MiB (MemAvailable)\n", a.memory_available_mb());
+  absl::PrintF("Allocated: %d/%d PUs, %d/%d MiB, %d/%d GPUs; jobs: %s\n", a.allocated().cpus(),
+               a.capacity().cpus(), a.allocated().memory_mb(), a.capacity().memory_mb(),
+               a.allocated().gpus(), a.capacity().gpus(),
                a.jobs().empty() ? "none" : absl::StrJoin(a.jobs(), ", "));
   // Short labels for jobs: A, B, C ... with a legend.
   std::map<std::string, char> label;

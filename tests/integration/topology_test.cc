@@ -96,6 +96,7 @@ TEST(TopologyIT, RealMachineJobsAreBoundToTheirAllocatedPusAndDisjoint) {
   EXPECT_TRUE(said) << "the running event says where the job is bound";
   auto after = c.client().GetAgent("real");
   EXPECT_TRUE(after->pu_jobs().empty()) << "PUs return when the jobs end";
+  EXPECT_GT(after->memory_available_mb(), 0u) << "heartbeats report the host's available memory";
 }
 
 TEST(TopologyIT, NumaSingleOnAnEmulatedTwoSocketServer) {
