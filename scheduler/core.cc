@@ -1,3 +1,6 @@
+#include <array>
+#include <deque>
+
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -24,6 +27,62 @@ void Add(v1::Resources* into, const v1::Resources& r, int sign) {
 bool HoldsResources(v1::Job::State s) { return s == v1::Job::placed || s == v1::Job::running; }
 
 }  // namespace
+
+// The order waiting jobs are tried in one scheduling pass: higher priority
+// first; within a priority, the tenant whose dominant share of the cluster
+// (max of its cpu, memory and gpu shares held by placed or running jobs) is
+// smallest goes next (dominant-resource fairness); each tenant's jobs FIFO.
+class DrfQueue {
+ public:
+  explicit DrfQueue(std::array<double, 3> total) : total_(total) {}
+  void Add(int priority, const std::string& tenant, const std::string& id) {
+    levels_[priority][tenant].push_back(id);
+  }
+  void Charge(const std::string& tenant, const v1::Resources& r, int sign = 1) {
+    auto& u = usage_[tenant];
+    u[0] += sign * r.cpus();
+    u[1] += sign * r.memory_mb();
+    u[2] += sign * r.gpus();
+  }
+  double Share(const std::string& tenant) const {
+    auto it = usage_.find(tenant);
+    if (it == usage_.end()) return 0;
+    double share = 0;
+    for (int k = 0; k < 3; ++k) {
+      if (total_[k] > 0) share = std::max(share, it->second[k] / total_[k]);
+    }
+    return share;
+  }
+  bool Next(std::string* id) {
+    while (!levels_.empty()) {
+      auto& tenants = levels_.begin()->second;
+      const std::string* best = nullptr;
+      double best_share = 0;
+      for (auto& [tenant, ids] : tenants) {
+        if (ids.empty()) continue;
+        double share = Share(tenant);
+        if (best == nullptr || share < best_share) {
+          best = &tenant;
+          best_share = share;
+        }
+      }
+      if (best == nullptr) {
+        levels_.erase(levels_.begin());
+        continue;
+      }
+      auto& ids = tenants[*best];
+      *id = ids.front();
+      ids.pop_front();
+      return true;
+    }
+    return false;
+  }
+
+ private:
+  std::array<double, 3> total_;
+  std::map<int, std::map<std::string, std::deque<std::string>>, std::greater<int>> levels_;
+  std::map<std::string, std::array<double, 3>> usage_;
+};
 
 Core::Core(CoreOptions options, Store* store, Clock* clock, const placement::Registry* registry)
     : options_(options), store_(store), clock_(clock), registry_(registry) {}
@@ -98,10 +157,17 @@ absl::Status Core::Recover() {
   return absl::OkStatus();
 }
 
+int64_t Core::SubmitSeq(const std::string& id) {
+  auto [it, inserted] = submit_seq_.emplace(id, 0);
+  if (inserted) it->second = ++next_submit_seq_;
+  return it->second;
+}
+
 void Core::Index(const v1::Job& job) {
+  SubmitSeq(job.id());  // jobs are indexed in submit (or load) order
   order_.emplace(Nanos(job.submitted_at()), job.id());
   if (job.state() == v1::Job::queued) {
-    queue_.emplace(-job.priority(), Nanos(job.submitted_at()), job.id());
+    queue_.emplace(-job.priority(), SubmitSeq(job.id()), job.id());
   }
   if (!job.idempotency_key().empty()) {
     idempotency_[{job.tenant(), job.idempotency_key()}] = job.id();
@@ -122,8 +188,11 @@ void Core::PersistAgent(const AgentRec& rec) {
 void Core::Transition(v1::Job& job, v1::Job::State state, const std::string& message) {
   const absl::Time now = clock_->Now();
   if (job.state() == v1::Job::queued && state != v1::Job::queued) {
-    queue_.erase({-job.priority(), Nanos(job.submitted_at()), job.id()});
+    queue_.erase({-job.priority(), SubmitSeq(job.id()), job.id()});
     waiting_decisions_.erase(job.id());
+  }
+  if (state == v1::Job::queued && job.state() != v1::Job::queued) {
+    queue_.emplace(-job.priority(), SubmitSeq(job.id()), job.id());
   }
   job.set_state(state);
   job.set_reason(message);
@@ -277,6 +346,31 @@ absl::StatusOr<v1::Agent> Core::GetAgent(const std::string& id) {
   return out;
 }
 
+absl::StatusOr<v1::Agent> Core::SetAgentMode(const std::string& id, const std::string& action) {
+  absl::MutexLock lock(&mu_);
+  auto it = agents_.find(id);
+  if (it == agents_.end())
+    return FieldError(absl::StatusCode::kNotFound, "id", absl::StrCat("no agent '", id, "'"));
+  AgentRec& rec = it->second;
+  if (rec.info.state() == v1::Agent::lost) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("agent ", id, " is lost; it must re-register first"));
+  }
+  v1::Agent::State to = action == "cordon"  ? v1::Agent::cordoned
+                        : action == "drain" ? v1::Agent::draining
+                                            : v1::Agent::ready;
+  if (rec.info.state() != to) {
+    spdlog::info("agent {}: {} -> {}", id, v1::Agent::State_Name(rec.info.state()),
+                 v1::Agent::State_Name(to));
+    rec.info.set_state(to);
+    PersistAgent(rec);
+    schedule_pending_ = true;
+  }
+  v1::Agent out = rec.info;
+  if (rec.topo) rec.topo->Describe(&out);
+  return out;
+}
+
 void Core::SendReliable(AgentRec& rec, v1::Envelope envelope) {
   envelope.set_seq(++next_seq_);
   Pending& p = rec.outbox[envelope.seq()];
@@ -301,6 +395,47 @@ void Core::SendCancel(AgentRec& rec, const std::string& job_id, uint32_t attempt
   env.mutable_cancel()->set_attempt(attempt);
   env.mutable_cancel()->set_reason(reason);
   SendReliable(rec, std::move(env));
+}
+
+void Core::EndAttempt(v1::Job& job, v1::Job::State outcome, const std::string& reason,
+                      int exit_code, int signal) {
+  const absl::Time now = clock_->Now();
+  Release(job);
+  if (job.attempts_size() > 0) {
+    v1::Attempt* a = job.mutable_attempts(job.attempts_size() - 1);
+    a->set_outcome(outcome);
+    a->set_exit_code(exit_code);
+    a->set_reason(reason);
+    *a->mutable_finished_at() = ToProto(now);
+  }
+  job.set_exit_code(exit_code);
+  job.set_signal(signal);
+  const v1::RestartPolicy::Policy policy = job.restart().policy();
+  const bool retry_kind =
+      (outcome == v1::Job::lost &&
+       (policy == v1::RestartPolicy::on_agent_loss || policy == v1::RestartPolicy::on_failure)) ||
+      (outcome == v1::Job::failed && policy == v1::RestartPolicy::on_failure);
+  const uint32_t max_attempts = job.restart().max_attempts() > 0 ? job.restart().max_attempts() : 3;
+  if (retry_kind && !job.cancel_requested() && job.attempt() < max_attempts) {
+    absl::Duration backoff = options_.restart_backoff;
+    for (uint32_t k = 1; k < job.attempt() && backoff < options_.restart_backoff_max; ++k)
+      backoff *= 2;
+    backoff = std::min(backoff, options_.restart_backoff_max);
+    *job.mutable_not_before() = ToProto(now + backoff);
+    job.clear_allocation();
+    next_wakeup_ = std::min(next_wakeup_, now + backoff);
+    Transition(job, v1::Job::queued,
+               absl::StrCat("attempt ", job.attempt(), " ", StateName(outcome), ": ", reason,
+                            "; retrying (attempt ", job.attempt() + 1, " of ", max_attempts,
+                            ") after ", absl::FormatDuration(backoff)));
+    return;
+  }
+  std::string final_reason = reason;
+  if (retry_kind && !job.cancel_requested()) {
+    absl::StrAppend(&final_reason, " (attempt ", job.attempt(), " of ", max_attempts,
+                    "; no attempts left)");
+  }
+  Transition(job, outcome, final_reason);
 }
 
 void Core::Release(v1::Job& job) {
@@ -443,10 +578,38 @@ void Core::ScheduleLocked() {
   in.ledger = &ledger_;
   in.today = absl::ToCivilDay(clock_->Now(), absl::UTCTimeZone());
   in.agents_by_site = &by_site;
-  // Copy: placing a job erases it from queue_.
-  std::vector<QueueKey> waiting(queue_.begin(), queue_.end());
-  for (const QueueKey& key : waiting) {
-    v1::Job& job = jobs_.at(std::get<2>(key));
+  // Fair-share order over the waiting jobs (queue_ is already priority, FIFO).
+  std::array<double, 3> total{0, 0, 0};
+  for (const auto& [id, rec] : agents_) {
+    if (rec.info.state() == v1::Agent::lost) continue;
+    total[0] += rec.info.capacity().cpus();
+    total[1] += rec.info.capacity().memory_mb();
+    total[2] += rec.info.capacity().gpus();
+  }
+  DrfQueue drf(total);
+  for (const auto& [id, rec] : agents_) {
+    for (const std::string& jid : rec.info.jobs()) {
+      auto it = jobs_.find(jid);
+      if (it != jobs_.end()) drf.Charge(it->second.tenant(), it->second.resources());
+    }
+  }
+  for (const QueueKey& key : queue_) {
+    const v1::Job& j = jobs_.at(std::get<2>(key));
+    drf.Add(j.priority(), j.tenant(), j.id());
+  }
+  const absl::Time now = clock_->Now();
+  next_wakeup_ = absl::InfiniteFuture();
+  int capacity_misses = 0;
+  std::string next_id;
+  while (drf.Next(&next_id)) {
+    v1::Job& job = jobs_.at(next_id);
+    if (job.has_not_before() && FromProto(job.not_before()) > now) {  // restart backoff
+      next_wakeup_ = std::min(next_wakeup_, FromProto(job.not_before()));
+      continue;
+    }
+    // Many jobs in a row found no capacity: the rest wait for the next change
+    // (a job ending, an agent joining) instead of costing a decision each.
+    if (capacity_misses >= options_.max_capacity_misses) break;
     in.job = &job;
     in.tenant = TenantFor(job.tenant());
     v1::Decision d = policy->engine->Decide(in);
@@ -458,6 +621,7 @@ void Core::ScheduleLocked() {
         Transition(job, v1::Job::unschedulable, d.reason());
         continue;
       }
+      ++capacity_misses;
       waiting_decisions_[job.id()] = d;
       const std::string& reason = d.reason();
       if (job.reason() != reason) {
@@ -497,6 +661,14 @@ void Core::ScheduleLocked() {
     by_agent.at(d.placement().agent())->free = Free(rec);
     RecordCrossBorder(job, d);
     (void)store_->PutDecision(job.id(), d);
+    capacity_misses = 0;
+    drf.Charge(job.tenant(), job.resources());
+    job.clear_not_before();
+    v1::Attempt* attempt = job.add_attempts();
+    attempt->set_number(job.attempt());
+    *attempt->mutable_allocation() = job.allocation();
+    attempt->set_outcome(v1::Job::placed);
+    *attempt->mutable_placed_at() = ToProto(clock_->Now());
     std::string basis;
     for (const v1::Compliance& c : d.placement().compliance()) {
       absl::StrAppend(&basis, basis.empty() ? "; " : ", ", c.dataset(), " under ", c.rule(),
@@ -617,9 +789,8 @@ bool Core::OnRegister(const v1::Register& reg, std::shared_ptr<AgentLink> link,
       SendReliable(rec, std::move(env));
       continue;
     }
-    Release(job);
-    Transition(job, job.cancel_requested() ? v1::Job::cancelled : v1::Job::lost,
-               absl::StrCat("agent ", a.id(), " re-registered without this job"));
+    EndAttempt(job, job.cancel_requested() ? v1::Job::cancelled : v1::Job::lost,
+               absl::StrCat("agent ", a.id(), " re-registered without this job"), 0, 0);
   }
   for (const v1::AgentJobStatus& s : reg.jobs()) {
     if (IsTerminal(s.state())) continue;
@@ -673,12 +844,9 @@ void Core::ApplyUpdate(AgentRec& rec, const v1::JobUpdate& u) {
     case v1::Job::succeeded:
     case v1::Job::failed:
     case v1::Job::cancelled: {
-      job.set_exit_code(u.exit_code());
-      job.set_signal(u.signal());
       v1::Job::State final = u.state();
       if (job.cancel_requested() && final != v1::Job::succeeded) final = v1::Job::cancelled;
-      Release(job);
-      Transition(job, final, u.message());
+      EndAttempt(job, final, u.message(), u.exit_code(), u.signal());
       return;
     }
     default:
@@ -752,9 +920,8 @@ void Core::MarkLost(AgentRec& rec, const std::string& why) {
   std::vector<std::string> ids(a.jobs().begin(), a.jobs().end());
   for (const std::string& id : ids) {
     v1::Job& job = jobs_.at(id);
-    Release(job);
-    Transition(job, job.cancel_requested() ? v1::Job::cancelled : v1::Job::lost,
-               absl::StrCat("agent ", a.id(), " lost: ", why));
+    EndAttempt(job, job.cancel_requested() ? v1::Job::cancelled : v1::Job::lost,
+               absl::StrCat("agent ", a.id(), " lost: ", why), 0, 0);
   }
   PersistAgent(rec);
 }
@@ -777,7 +944,9 @@ void Core::Tick() {
       }
     }
   }
-  if (schedule_pending_ || !queue_.empty()) ScheduleLocked();
+  // Event-driven: a pass runs when something changed (submit, job end, agent
+  // join, cordon, policy or tenant change) or a restart backoff expired.
+  if (schedule_pending_ || now >= next_wakeup_) ScheduleLocked();
 }
 
 }  // namespace portolan::scheduler

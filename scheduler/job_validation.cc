@@ -78,6 +78,11 @@ absl::Status ValidateAndDefault(v1::Job& job) {
   }
   if (job.idempotency_key().size() > 256)
     return InvalidField("idempotency_key", "longer than 256 characters");
+  if (job.restart().max_attempts() > 100) {
+    return InvalidField(
+        "restart.max_attempts",
+        absl::StrCat("max_attempts must be 0-100 (0: 3), got ", job.restart().max_attempts()));
+  }
   for (int i = 0; i < job.datasets_size(); ++i) {
     if (job.datasets(i).id().empty())
       return InvalidField(absl::StrCat("datasets[", i, "].id"), "dataset id is required");

@@ -196,6 +196,14 @@ void RegisterRestApi(rest::Server& server, Core* core, const std::atomic<bool>* 
   server.Route("GET", "/v1/agents",
                [core](const Request&) { return Json(ToJson(core->ListAgents())); });
 
+  for (const char* action : {"cordon", "drain", "uncordon"}) {
+    server.Route("POST", absl::StrCat("/v1/agents/{id}/", action),
+                 [core, action](const Request& req) {
+                   auto res = core->SetAgentMode(req.params.at("id"), action);
+                   if (!res.ok()) return StatusResponse(res.status());
+                   return Json(ToJson(*res));
+                 });
+  }
   server.Route("GET", "/v1/agents/{id}", [core](const Request& req) {
     auto res = core->GetAgent(req.params.at("id"));
     if (!res.ok()) return StatusResponse(res.status());

@@ -41,6 +41,7 @@ Commands:
   logs ID                      stdout and stderr tail of a job
   agents                       list agents
   agent ID                     one agent: its topology drawn with the job on each PU
+  cordon ID | drain ID | uncordon ID   stop new work on an agent (drain: running jobs finish) / resume
 
   plan FILE.{json,yaml}        dry run: where the job would go and why (stores nothing)
   explain ID                   the placement decision of a job, site by site
@@ -718,6 +719,18 @@ int main(int argc, char** argv) {
                    a.tenant(), a.dataset(), a.origin(), a.from_site().empty() ? "-" : a.from_site(),
                    a.to_site(), a.rule(), a.instrument().empty() ? "-" : a.instrument());
     }
+    return kExitOk;
+  }
+  if (cmd == "cordon" || cmd == "drain" || cmd == "uncordon") {
+    if (rest.size() != 1) {
+      std::cerr << "portolan: usage: portolan " << cmd << " AGENT_ID\n";
+      return kExitUsage;
+    }
+    v1::Agent a;
+    if (auto st = client.Call("POST", "/v1/agents/" + rest[0] + "/" + cmd, "", &a); !st.ok())
+      return Report(st);
+    absl::PrintF("agent %s is %s (%d job(s) still on it)\n", a.id(),
+                 v1::Agent::State_Name(a.state()), a.jobs_size());
     return kExitOk;
   }
   if (cmd == "agents") {

@@ -39,6 +39,11 @@ struct CoreOptions {
   absl::Duration agent_ttl = absl::Seconds(15);
   // Unacknowledged Assign/Cancel are resent this often while connected.
   absl::Duration resend_interval = absl::Seconds(2);
+  // Restart backoff: base, doubled per attempt, capped.
+  absl::Duration restart_backoff = absl::Seconds(1);
+  absl::Duration restart_backoff_max = absl::Seconds(60);
+  // A pass stops after this many waiting jobs in a row found no capacity.
+  int max_capacity_misses = 64;
 };
 
 // The policy in force: compiled rules and network, the plugins it enables,
@@ -83,6 +88,9 @@ class Core {
   absl::StatusOr<v1::JobLogs> Logs(const std::string& id);
   v1::ListAgentsResponse ListAgents();
   absl::StatusOr<v1::Agent> GetAgent(const std::string& id);
+  // "cordon" (no new work), "drain" (no new work; running jobs finish),
+  // "uncordon" (takes work again). A lost agent cannot be changed.
+  absl::StatusOr<v1::Agent> SetAgentMode(const std::string& id, const std::string& action);
 
   // --- policy engine ---
   // Dry run: the decision for `spec` on the current state. Stores nothing.
@@ -138,14 +146,19 @@ class Core {
     absl::Time last_seen;
     std::unique_ptr<topology::AgentTopology> topo;  // free PUs, NUMA memory, GPUs
   };
-  using QueueKey = std::tuple<int, int64_t, std::string>;  // -priority, submitted ns, id
-  using OrderKey = std::pair<int64_t, std::string>;        // submitted ns, id
+  // -priority, submit sequence (FIFO even when timestamps tie), id.
+  using QueueKey = std::tuple<int, int64_t, std::string>;
+  using OrderKey = std::pair<int64_t, std::string>;  // submitted ns, id
 
   absl::Status Persist(const v1::Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void PersistAgent(const AgentRec& rec) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Transition(v1::Job& job, v1::Job::State state, const std::string& message)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Release(v1::Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Ends the current attempt: retries per the job's restart policy (back to
+  // queued after a backoff) or moves the job to `outcome`.
+  void EndAttempt(v1::Job& job, v1::Job::State outcome, const std::string& reason, int exit_code,
+                  int signal) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ScheduleLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SendReliable(AgentRec& rec, v1::Envelope envelope) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SendCancel(AgentRec& rec, const std::string& job_id, uint32_t attempt,
@@ -154,6 +167,7 @@ class Core {
   void MarkLost(AgentRec& rec, const std::string& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void StoreLogs(const v1::LogTail& tail) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Index(const v1::Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  int64_t SubmitSeq(const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   static v1::Resources Free(const AgentRec& rec);
   void SyncAllocated(AgentRec& rec);
   void CommitRecovered(AgentRec& rec, v1::Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -177,6 +191,8 @@ class Core {
   std::map<std::string, v1::Job> jobs_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, AgentRec> agents_ ABSL_GUARDED_BY(mu_);
   std::set<QueueKey> queue_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, int64_t> submit_seq_ ABSL_GUARDED_BY(mu_);  // in submit (or load) order
+  int64_t next_submit_seq_ ABSL_GUARDED_BY(mu_) = 0;
   std::set<OrderKey> order_ ABSL_GUARDED_BY(mu_);
   std::map<std::pair<std::string, std::string>, std::string> idempotency_ ABSL_GUARDED_BY(mu_);
   uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 0;
@@ -186,6 +202,7 @@ class Core {
   policy::Ledger ledger_;  // thread-safe itself
   std::map<std::string, v1::Decision> waiting_decisions_ ABSL_GUARDED_BY(mu_);
   bool schedule_pending_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Time next_wakeup_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();  // earliest backoff end
 };
 
 // Checks a submitted job spec; fills defaults (kind, tenant, name).

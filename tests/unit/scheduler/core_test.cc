@@ -490,6 +490,113 @@ TEST_F(CoreTest, HeartbeatWithAChangedTopologyRebuildsTheAgent) {
   EXPECT_EQ(a->pu_jobs().size(), 2u);
 }
 
+TEST_F(CoreTest, OnAgentLossRetriesElsewhereAfterBackoffAndNeverEndsLost) {
+  auto l1 = Register("a1", 4);
+  v1::Job retry = Spec(2);
+  retry.mutable_restart()->set_policy(v1::RestartPolicy::on_agent_loss);
+  retry.mutable_restart()->set_max_attempts(2);
+  v1::Job once = Spec(2);
+  once.mutable_restart()->set_policy(v1::RestartPolicy::never);
+  auto r = core->Submit(retry);
+  auto o = core->Submit(once);
+  Update("a1", l1.get(), r->first.id(), v1::Job::running);
+  Update("a1", l1.get(), o->first.id(), v1::Job::running);
+  auto l2 = Register("a2", 4);
+  clock.Advance(absl::Seconds(16));  // a1 falls silent; a2 keeps heartbeating
+  v1::Envelope hb;
+  hb.mutable_heartbeat();
+  core->OnMessage("a2", l2.get(), hb);
+  core->Tick();
+  EXPECT_EQ(core->GetJob(o->first.id())->state(), v1::Job::lost);
+  auto waiting = core->GetJob(r->first.id());
+  EXPECT_EQ(waiting->state(), v1::Job::queued);
+  EXPECT_NE(waiting->reason().find("retrying (attempt 2 of 2) after 1s"), std::string::npos)
+      << waiting->reason();
+  EXPECT_TRUE(l2->Assigns().empty()) << "not before the backoff";
+  clock.Advance(absl::Milliseconds(1100));
+  core->OnMessage("a2", l2.get(), hb);
+  core->Tick();
+  ASSERT_EQ(l2->Assigns().size(), 1u);
+  EXPECT_EQ(l2->Assigns()[0].assign().job().attempt(), 2u);
+  auto placed = core->GetJob(r->first.id());
+  EXPECT_EQ(placed->allocation().agent(), "a2");
+  ASSERT_EQ(placed->attempts_size(), 2);
+  EXPECT_EQ(placed->attempts(0).outcome(), v1::Job::lost);
+  EXPECT_EQ(placed->attempts(0).allocation().agent(), "a1");
+  // A late update from the first attempt is ignored; the second attempt finishes.
+  Update("a2", l2.get(), r->first.id(), v1::Job::succeeded, 1);
+  EXPECT_EQ(core->GetJob(r->first.id())->state(), v1::Job::placed);
+  Update("a2", l2.get(), r->first.id(), v1::Job::succeeded, 2);
+  EXPECT_EQ(core->GetJob(r->first.id())->state(), v1::Job::succeeded);
+}
+
+TEST_F(CoreTest, OnFailureRetriesFailuresUntilAttemptsRunOut) {
+  auto l = Register("a1", 4);
+  v1::Job j = Spec(1);
+  j.mutable_restart()->set_policy(v1::RestartPolicy::on_failure);
+  j.mutable_restart()->set_max_attempts(2);
+  auto job = core->Submit(j);
+  Update("a1", l.get(), job->first.id(), v1::Job::failed, 1, 3);
+  EXPECT_EQ(core->GetJob(job->first.id())->state(), v1::Job::queued);
+  clock.Advance(absl::Seconds(2));
+  core->Tick();
+  EXPECT_EQ(core->GetJob(job->first.id())->attempt(), 2u);
+  Update("a1", l.get(), job->first.id(), v1::Job::failed, 2, 3);
+  auto done = core->GetJob(job->first.id());
+  EXPECT_EQ(done->state(), v1::Job::failed);
+  EXPECT_NE(done->reason().find("no attempts left"), std::string::npos) << done->reason();
+  EXPECT_EQ(done->attempts_size(), 2);
+  EXPECT_EQ(done->exit_code(), 3);
+}
+
+TEST_F(CoreTest, FairShareServesTheTenantWithTheSmallestShareFirst) {
+  auto l = Register("a1", 4);
+  std::vector<std::string> big;
+  for (int i = 0; i < 20; ++i) {
+    v1::Job j = Spec(1);
+    j.set_tenant("burst");
+    big.push_back(core->Submit(j)->first.id());
+  }
+  std::vector<std::string> small;
+  for (int i = 0; i < 3; ++i) {
+    v1::Job j = Spec(1);
+    j.set_tenant("late");
+    small.push_back(core->Submit(j)->first.id());
+  }
+  // burst holds all 4 PUs. As PUs free up, late (the smaller share) gets them
+  // until both hold 2; from then on each keeps its half.
+  auto state = [&](const std::string& id) { return core->GetJob(id)->state(); };
+  Update("a1", l.get(), big[0], v1::Job::succeeded);
+  EXPECT_EQ(state(small[0]), v1::Job::placed)
+      << core->GetJob(small[0])->reason() << " / big0: " << core->GetJob(big[0])->state() << " "
+      << core->GetJob(big[0])->reason();
+  Update("a1", l.get(), big[1], v1::Job::succeeded);
+  EXPECT_EQ(state(small[1]), v1::Job::placed);
+  Update("a1", l.get(), big[2], v1::Job::succeeded);
+  EXPECT_EQ(state(small[2]), v1::Job::queued) << "2 PUs each: burst's turn";
+  EXPECT_EQ(state(big[4]), v1::Job::placed);
+  Update("a1", l.get(), small[0], v1::Job::succeeded);
+  EXPECT_EQ(state(small[2]), v1::Job::placed) << "late's PU goes back to late";
+  int burst_started = 0;
+  for (const auto& id : big) burst_started += state(id) != v1::Job::queued ? 1 : 0;
+  EXPECT_EQ(burst_started, 5) << "late's 3 jobs all started while 15 of burst's still wait";
+}
+
+TEST_F(CoreTest, CordonedAndDrainingAgentsTakeNoNewWork) {
+  Register("a1", 4);
+  ASSERT_EQ(core->SetAgentMode("a1", "cordon")->state(), v1::Agent::cordoned);
+  auto job = core->Submit(Spec(1));
+  EXPECT_EQ(job->first.state(), v1::Job::queued);
+  EXPECT_NE(job->first.reason().find("1 cordoned"), std::string::npos) << job->first.reason();
+  ASSERT_EQ(core->SetAgentMode("a1", "drain")->state(), v1::Agent::draining);
+  core->Tick();
+  EXPECT_EQ(core->GetJob(job->first.id())->state(), v1::Job::queued);
+  core->SetAgentMode("a1", "uncordon").IgnoreError();
+  core->Tick();
+  EXPECT_EQ(core->GetJob(job->first.id())->state(), v1::Job::placed);
+  EXPECT_EQ(core->SetAgentMode("ghost", "cordon").status().code(), absl::StatusCode::kNotFound);
+}
+
 TEST_F(CoreTest, TenantProfileIsValidated) {
   v1::Tenant t;
   t.add_instruments()->set_type("magic");
