@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
       log_level, cgroup_root;
   std::vector<std::string> labels;
   uint32_t kill_grace_ms = 10000;
+  uint32_t reconnect_max_ms = 10000;
   po::options_description desc("portolan-agent options");
   // clang-format off
   desc.add_options()
@@ -41,7 +42,8 @@ int main(int argc, char** argv) {
       ("topology-xml", po::value(&xml), "emulate the topology in an hwloc XML file")
 ("print-topology", "print the discovered topology and exit")
       ("cgroup-root", po::value(&cgroup_root)->default_value("auto"), "cgroup v2 limits per job: auto (/sys/fs/cgroup/portolan when cpuset and memory can be delegated), none, or a prepared directory")
-      ("kill-grace-ms", po::value(&kill_grace_ms)->default_value(10000), "SIGTERM to SIGKILL grace period for timeouts and cancels")
+("kill-grace-ms", po::value(&kill_grace_ms)->default_value(10000), "SIGTERM to SIGKILL grace period for timeouts and cancels")
+      ("reconnect-max-ms", po::value(&reconnect_max_ms)->default_value(10000), "longest wait between reconnection attempts (backoff starts at 200 ms and doubles)")
       ("log-format", po::value(&log_format)->default_value("text"), "text or json")
       ("log-level", po::value(&log_level)->default_value("info"), "trace, debug, info, warn, error");
   // clang-format on
@@ -166,6 +168,7 @@ int main(int argc, char** argv) {
     spdlog::info("cgroup v2: job cgroups under {}", cgroup_root);
   }
   opts.executor.kill_grace = absl::Milliseconds(kill_grace_ms);
+  opts.reconnect_max = absl::Milliseconds(std::max<uint32_t>(reconnect_max_ms, 200));
 
   sigset_t signals;
   sigemptyset(&signals);

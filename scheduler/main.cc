@@ -14,6 +14,7 @@
 #include <boost/program_options.hpp>
 
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/util/message_differencer.h"
 #include "portolan/codec.h"
 #include "portolan/log.h"
 #include "portolan/logging.h"
@@ -39,7 +40,8 @@ int Fail(const std::string& msg) {
 
 int main(int argc, char** argv) {
   std::string rest_addr, rpc_addr, state_dir, ports_file, log_format, log_level, policy_file;
-  int64_t heartbeat_ms = 0, ttl_ms = 0, resend_ms = 0, tick_ms = 0, register_timeout_ms = 0;
+  int64_t heartbeat_ms = 0, ttl_ms = 0, resend_ms = 0, tick_ms = 0, register_timeout_ms = 0,
+          backoff_ms = 0, backoff_max_ms = 0;
   size_t max_frame, max_body;
   po::options_description desc("portolan-scheduler options");
   // clang-format off
@@ -55,6 +57,8 @@ int main(int argc, char** argv) {
       ("agent-ttl-ms", po::value(&ttl_ms)->default_value(15000), "an agent silent this long is lost, with its jobs")
       ("resend-interval-ms", po::value(&resend_ms)->default_value(2000), "resend unacknowledged Assign/Cancel this often")
       ("tick-ms", po::value(&tick_ms)->default_value(200), "period of TTL checks, resends and placement retries")
+      ("restart-backoff-ms", po::value(&backoff_ms)->default_value(1000), "first retry of a failed or lost job waits this long, doubling per attempt")
+      ("restart-backoff-max-ms", po::value(&backoff_max_ms)->default_value(60000), "longest restart backoff")
       ("register-timeout-ms", po::value(&register_timeout_ms)->default_value(10000), "close agent connections that send no Register within this time")
       ("max-frame-bytes", po::value(&max_frame)->default_value(4u << 20), "largest agent RPC frame accepted")
       ("max-body-bytes", po::value(&max_body)->default_value(1u << 20), "largest REST request body accepted (413 above)")
@@ -96,6 +100,7 @@ int main(int argc, char** argv) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
@@ -109,6 +114,8 @@ int main(int argc, char** argv) {
   copts.heartbeat_interval = absl::Milliseconds(heartbeat_ms);
   copts.agent_ttl = absl::Milliseconds(ttl_ms);
   copts.resend_interval = absl::Milliseconds(resend_ms);
+  copts.restart_backoff = absl::Milliseconds(std::max<int64_t>(0, backoff_ms));
+  copts.restart_backoff_max = absl::Milliseconds(std::max(backoff_ms, backoff_max_ms));
   scheduler::Core core(copts, store->get(), RealClock(), &registry);
   if (absl::Status st = core.Recover(); !st.ok()) {
     return Fail(absl::StrCat("cannot recover state from ", state_dir, ": ", st.message()));
@@ -167,7 +174,28 @@ int main(int argc, char** argv) {
   }
 
   int sig = 0;
-  sigwait(&signals, &sig);
+  while (true) {
+    sigwait(&signals, &sig);
+    if (sig != SIGHUP) break;
+    // SIGHUP: re-read the policy file; a changed, valid file becomes a new version.
+    v1::Policy p;
+    absl::Status st = LoadFile(policy_file, &p);
+    if (st.ok()) {
+      auto current = core.GetPolicy();
+      if (current.ok()) p.set_version(current->version());
+      if (current.ok() && google::protobuf::util::MessageDifferencer::Equals(*current, p)) {
+        spdlog::info("SIGHUP: {} is unchanged; policy {} stays", policy_file, current->version());
+        continue;
+      }
+      p.clear_version();
+      auto applied = core.ApplyPolicy(std::move(p), absl::StrCat("sighup:", policy_file));
+      st = applied.status();
+    }
+    if (!st.ok())
+      spdlog::error("SIGHUP: policy file not applied, the running policy stays: {}", st.message());
+  }
+  // Graceful shutdown: refuse new requests first, then close agent sessions
+  // (agents reconnect to the next scheduler), then close the store.
   spdlog::info("received signal {}; shutting down", sig);
   ready = false;
   rest_server.Stop();
@@ -177,6 +205,7 @@ int main(int argc, char** argv) {
     io.stop();
   });
   io_thread.join();
+  store->reset();  // closes SQLite: the WAL is checkpointed and the file is consistent
   spdlog::info("portolan-scheduler stopped");
   return 0;
 }

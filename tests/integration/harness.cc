@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -108,12 +109,15 @@ void Cluster::StartScheduler(uint16_t rpc_port, std::vector<std::string> extra) 
                                    "200",
                                    "--agent-ttl-ms",
                                    "1500",
-                                   "--policy",
-                                   PORTOLAN_SOURCE_DIR "/deploy/policy/default.yaml",
+
                                    "--resend-interval-ms",
                                    "500",
                                    "--tick-ms",
                                    "50"};
+  if (std::find(extra.begin(), extra.end(), "--policy") == extra.end()) {
+    argv.push_back("--policy");
+    argv.push_back(PORTOLAN_SOURCE_DIR "/deploy/policy/default.yaml");
+  }
   argv.insert(argv.end(), extra.begin(), extra.end());
   scheduler_ = std::make_unique<Process>(argv, dir_ + "/scheduler.log");
   // Thrown, not ASSERTed: gtest reports it as this test's failure and the
@@ -140,6 +144,13 @@ void Cluster::StartScheduler(uint16_t rpc_port, std::vector<std::string> extra) 
   if (!ready) throw std::runtime_error("scheduler never became ready:\n" + SchedulerLog());
 }
 
+void Cluster::KillScheduler() {
+  scheduler_->Signal(SIGKILL);
+  EXPECT_GE(scheduler_->Wait(std::chrono::seconds(20)), 0);
+}
+
+void Cluster::SignalScheduler(int sig) { scheduler_->Signal(sig); }
+
 void Cluster::StopScheduler() {
   scheduler_->Signal(SIGTERM);
   EXPECT_GE(scheduler_->Wait(std::chrono::seconds(20)), 0) << "scheduler did not stop on SIGTERM";
@@ -157,7 +168,9 @@ Process* Cluster::StartAgent(const std::string& id, const std::string& site,
                                    "--state-dir",
                                    dir_ + "/agent-" + id,
                                    "--kill-grace-ms",
-                                   "1000"};
+                                   "1000",
+                                   "--reconnect-max-ms",
+                                   "400"};
   if (!synthetic.empty()) {  // empty: the real machine, as hwloc sees it
     argv.push_back("--topology-synthetic");
     argv.push_back(synthetic);

@@ -42,6 +42,8 @@ class Cluster {
   // Starts the scheduler; `rpc_port` 0 picks one. Waits until /readyz.
   void StartScheduler(uint16_t rpc_port = 0, std::vector<std::string> extra = {});
   void StopScheduler();  // SIGTERM and wait
+  void KillScheduler();  // SIGKILL and wait: a crash
+  void SignalScheduler(int sig);
   // `synthetic` "" runs the agent on the real machine's topology.
   Process* StartAgent(const std::string& id, const std::string& site,
                       const std::string& synthetic = "pack:1 numa:1(memory=16GiB) core:4 pu:2");
