@@ -209,13 +209,27 @@ void Core::Transition(v1::Job& job, v1::Job::State state, const std::string& mes
 absl::StatusOr<std::pair<v1::Job, bool>> Core::Submit(v1::Job spec) {
   absl::Status st = ValidateAndDefault(spec);
   if (!st.ok()) return st;
-  absl::MutexLock lock(&mu_);
-  if (policy_ == nullptr) return absl::UnavailableError("no placement policy loaded yet");
-  st = CheckAgainstPolicy(spec, *policy_->compiled);
-  if (!st.ok()) return st;
-  if (!spec.idempotency_key().empty()) {
-    auto it = idempotency_.find({spec.tenant(), spec.idempotency_key()});
-    if (it != idempotency_.end()) return std::make_pair(jobs_.at(it->second), false);
+  const std::pair<std::string, std::string> key{spec.tenant(), spec.idempotency_key()};
+  {
+    absl::MutexLock lock(&mu_);
+    if (policy_ == nullptr) return absl::UnavailableError("no placement policy loaded yet");
+    st = CheckAgainstPolicy(spec, *policy_->compiled);
+    if (!st.ok()) return st;
+    if (!key.second.empty()) {
+      // A concurrent submit with the same key is being stored: wait for it.
+      struct Arg {
+        Core* core;
+        const std::pair<std::string, std::string>* key;
+      } arg{this, &key};
+      mu_.Await(absl::Condition(
+          +[](Arg* a) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+            return !a->core->submitting_keys_.contains(*a->key);
+          },
+          &arg));
+      auto it = idempotency_.find(key);
+      if (it != idempotency_.end()) return std::make_pair(jobs_.at(it->second), false);
+      submitting_keys_.insert(key);
+    }
   }
   const absl::Time now = clock_->Now();
   spec.set_id(NewId("job"));
@@ -226,8 +240,13 @@ absl::StatusOr<std::pair<v1::Job, bool>> Core::Submit(v1::Job spec) {
   *ev->mutable_time() = ToProto(now);
   ev->set_state(v1::Job::queued);
   ev->set_message("submitted");
-  // Acknowledged only once stored: a failed write leaves no trace in memory.
-  st = Persist(spec);
+  // Stored without holding the core lock, so concurrent submits share one
+  // commit (the store's group commit); acknowledged only once stored, and a
+  // failed write leaves no trace.
+  st = store_->PutJob(spec);
+  if (!st.ok()) spdlog::error("store: cannot persist job {}: {}", spec.id(), st.message());
+  absl::MutexLock lock(&mu_);
+  if (!key.second.empty()) submitting_keys_.erase(key);
   if (!st.ok()) {
     return absl::UnavailableError(
         absl::StrCat("job not accepted: state store write failed: ", st.message()));
@@ -235,9 +254,10 @@ absl::StatusOr<std::pair<v1::Job, bool>> Core::Submit(v1::Job spec) {
   const std::string id = spec.id();
   jobs_[id] = std::move(spec);
   Index(jobs_[id]);
-  spdlog::info("job {} submitted by tenant {} ({} cpus, {} MiB)", id, jobs_[id].tenant(),
-               jobs_[id].resources().cpus(), jobs_[id].resources().memory_mb());
-  ScheduleLocked();
+  spdlog::debug("job {} submitted by tenant {} ({} cpus, {} MiB)", id, jobs_[id].tenant(),
+                jobs_[id].resources().cpus(), jobs_[id].resources().memory_mb());
+  // Nothing else changed: only the new job needs a decision now.
+  ScheduleLocked(&id);
   return std::make_pair(jobs_[id], true);
 }
 
@@ -564,8 +584,8 @@ void Core::RecordCrossBorder(const v1::Job& job, const v1::Decision& d) {
   }
 }
 
-void Core::ScheduleLocked() {
-  schedule_pending_ = false;
+void Core::ScheduleLocked(const std::string* only) {
+  if (only == nullptr) schedule_pending_ = false;
   if (queue_.empty() || policy_ == nullptr) return;
   const std::shared_ptr<const PolicyState> policy = policy_;
   auto by_site = AgentsBySite();
@@ -593,12 +613,17 @@ void Core::ScheduleLocked() {
       if (it != jobs_.end()) drf.Charge(it->second.tenant(), it->second.resources());
     }
   }
-  for (const QueueKey& key : queue_) {
-    const v1::Job& j = jobs_.at(std::get<2>(key));
-    drf.Add(j.priority(), j.tenant(), j.id());
+  if (only != nullptr) {
+    const v1::Job& j = jobs_.at(*only);
+    if (j.state() == v1::Job::queued) drf.Add(j.priority(), j.tenant(), j.id());
+  } else {
+    for (const QueueKey& key : queue_) {
+      const v1::Job& j = jobs_.at(std::get<2>(key));
+      drf.Add(j.priority(), j.tenant(), j.id());
+    }
   }
   const absl::Time now = clock_->Now();
-  next_wakeup_ = absl::InfiniteFuture();
+  if (only == nullptr) next_wakeup_ = absl::InfiniteFuture();
   int capacity_misses = 0;
   std::string next_id;
   while (drf.Next(&next_id)) {
@@ -623,11 +648,9 @@ void Core::ScheduleLocked() {
       }
       ++capacity_misses;
       waiting_decisions_[job.id()] = d;
-      const std::string& reason = d.reason();
-      if (job.reason() != reason) {
-        job.set_reason(reason);
-        (void)Persist(job);
-      }
+      // The waiting reason is derived: every pass (and the first after a
+      // restart) recomputes it, so it is kept in memory, not written.
+      job.set_reason(d.reason());
       continue;
     }
     if (absl::Status st = policy->engine->Reserve(in, d); !st.ok()) {

@@ -43,6 +43,7 @@ int main(int argc, char** argv) {
   int64_t heartbeat_ms = 0, ttl_ms = 0, resend_ms = 0, tick_ms = 0, register_timeout_ms = 0,
           backoff_ms = 0, backoff_max_ms = 0;
   size_t max_frame, max_body;
+  int state_max_mb = 0;
   po::options_description desc("portolan-scheduler options");
   // clang-format off
   desc.add_options()
@@ -51,6 +52,7 @@ int main(int argc, char** argv) {
       ("rest-addr", po::value(&rest_addr)->default_value("127.0.0.1:7080"), "REST listen address (port 0: any free port)")
       ("rpc-addr", po::value(&rpc_addr)->default_value("127.0.0.1:7081"), "agent RPC listen address (port 0: any free port)")
       ("state-dir", po::value(&state_dir)->default_value("./var"), "directory of the SQLite state database")
+      ("state-max-mb", po::value(&state_max_mb)->default_value(0), "cap the state database at this size (0: no cap); submits past it get 503 as on a full disk")
       ("policy", po::value(&policy_file)->default_value("deploy/policy/default.yaml"), "placement policy file; used when the state holds no policy yet")
       ("policy-from-file", "apply --policy at start even when the state holds a policy (a new version)")
       ("heartbeat-interval-ms", po::value(&heartbeat_ms)->default_value(5000), "heartbeat interval told to agents")
@@ -104,7 +106,7 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
-  auto store = OpenSqliteStore(state_dir);
+  auto store = OpenSqliteStore(state_dir, state_max_mb);
   if (!store.ok()) return Fail(absl::StrCat("cannot open state: ", store.status().message()));
 
   placement::Registry registry;

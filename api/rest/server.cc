@@ -198,50 +198,65 @@ absl::Status Server::Start(const HostPort& addr) {
   try {
     impl_->listener =
         std::make_unique<http::experimental::listener::http_listener>(web::uri(url), config);
+    // Never block a pool thread on the request body: with more requests in
+    // flight than pool threads (40), every thread would wait for a body read
+    // that needs a free thread, and the listener would hang for good
+    // (cpprestsdk issues 1144, 1147). The body is read by a continuation.
     impl_->listener->support([this](http::http_request req) {
-      Response resp;
-      try {
-        Request r;
-        r.method = req.method();
-        r.path = web::uri::decode(req.relative_uri().path());
-        for (const auto& [k, v] : web::uri::split_query(req.relative_uri().query())) {
-          r.query[web::uri::decode(k)] = web::uri::decode(v);
+      auto reply = [req](const Response& resp) mutable {
+        try {
+          http::http_response out(static_cast<http::status_code>(resp.status));
+          out.set_body(resp.body, resp.content_type);
+          req.reply(out).then([](pplx::task<void> t) {
+            try {
+              t.get();
+            } catch (const std::exception& e) {
+              spdlog::debug("REST reply not delivered: {}", e.what());
+            }
+          });
+        } catch (const std::exception& e) {
+          spdlog::warn("REST reply failed: {}", e.what());
         }
-        for (const auto& [k, v] : req.headers()) r.headers[absl::AsciiStrToLower(k)] = v;
-        r.peer = req.remote_address();
+      };
+      auto r = std::make_shared<Request>();
+      try {
+        r->method = req.method();
+        r->path = web::uri::decode(req.relative_uri().path());
+        for (const auto& [k, v] : web::uri::split_query(req.relative_uri().query())) {
+          r->query[web::uri::decode(k)] = web::uri::decode(v);
+        }
+        for (const auto& [k, v] : req.headers()) r->headers[absl::AsciiStrToLower(k)] = v;
+        r->peer = req.remote_address();
         const uint64_t declared = req.headers().content_length();
         if (declared > options_.max_body_bytes) {
-          resp = ErrorResponse(
+          reply(ErrorResponse(
               413, "payload_too_large",
               absl::StrCat("request body of ", declared, " bytes exceeds the limit of ",
-                           options_.max_body_bytes, " bytes"));
-        } else {
-          r.body = req.extract_string(true).get();
-          if (r.body.size() > options_.max_body_bytes) {
+                           options_.max_body_bytes, " bytes")));
+          return;
+        }
+      } catch (const std::exception& e) {
+        spdlog::warn("REST request failed before dispatch: {}", e.what());
+        reply(ErrorResponse(400, "bad_request", absl::StrCat("unreadable request: ", e.what())));
+        return;
+      }
+      req.extract_string(true).then([this, r, reply](pplx::task<std::string> body) mutable {
+        Response resp;
+        try {
+          r->body = body.get();
+          if (r->body.size() > options_.max_body_bytes) {
             resp = ErrorResponse(413, "payload_too_large",
                                  absl::StrCat("request body exceeds the limit of ",
                                               options_.max_body_bytes, " bytes"));
           } else {
-            resp = Dispatch(r);
+            resp = Dispatch(*r);
           }
+        } catch (const std::exception& e) {
+          spdlog::warn("REST request body unreadable: {}", e.what());
+          resp = ErrorResponse(400, "bad_request", absl::StrCat("unreadable request: ", e.what()));
         }
-      } catch (const std::exception& e) {
-        spdlog::warn("REST request failed before dispatch: {}", e.what());
-        resp = ErrorResponse(400, "bad_request", absl::StrCat("unreadable request: ", e.what()));
-      }
-      try {
-        http::http_response out(static_cast<http::status_code>(resp.status));
-        out.set_body(resp.body, resp.content_type);
-        req.reply(out).then([](pplx::task<void> t) {
-          try {
-            t.get();
-          } catch (const std::exception& e) {
-            spdlog::debug("REST reply not delivered: {}", e.what());
-          }
-        });
-      } catch (const std::exception& e) {
-        spdlog::warn("REST reply failed: {}", e.what());
-      }
+        reply(resp);
+      });
     });
     impl_->listener->open().wait();
   } catch (const std::exception& e) {

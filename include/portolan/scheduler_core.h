@@ -159,7 +159,8 @@ class Core {
   // queued after a backoff) or moves the job to `outcome`.
   void EndAttempt(v1::Job& job, v1::Job::State outcome, const std::string& reason, int exit_code,
                   int signal) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void ScheduleLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // One scheduling pass over the waiting jobs, or only over `only`.
+  void ScheduleLocked(const std::string* only = nullptr) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SendReliable(AgentRec& rec, v1::Envelope envelope) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SendCancel(AgentRec& rec, const std::string& job_id, uint32_t attempt,
                   const std::string& reason) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -195,6 +196,8 @@ class Core {
   int64_t next_submit_seq_ ABSL_GUARDED_BY(mu_) = 0;
   std::set<OrderKey> order_ ABSL_GUARDED_BY(mu_);
   std::map<std::pair<std::string, std::string>, std::string> idempotency_ ABSL_GUARDED_BY(mu_);
+  // (tenant, idempotency key) of submits being stored right now.
+  std::set<std::pair<std::string, std::string>> submitting_keys_ ABSL_GUARDED_BY(mu_);
   uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 0;
   std::shared_ptr<const PolicyState> policy_ ABSL_GUARDED_BY(mu_);
   int policy_versions_ ABSL_GUARDED_BY(mu_) = 0;

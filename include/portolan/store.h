@@ -59,8 +59,9 @@ class Store {
 };
 
 // SQLite in WAL mode under `dir` (created if missing) as `portolan.db`.
-// Refuses to open a file that is not a Portolan database.
-absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& dir);
+// Refuses to open a file that is not a Portolan database. `max_mb` > 0 caps
+// the database size: writes past it fail as a full disk would (Unavailable).
+absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& dir, int max_mb = 0);
 
 // A volatile store for tests. Optionally fails every write with `fail_with`
 // (set it to simulate a full or broken disk).

@@ -3,10 +3,14 @@
 
 #include <unistd.h>
 
+#include <condition_variable>
+#include <deque>
 #include <filesystem>
+#include <functional>
 #include <mutex>
 
 #include "absl/strings/str_cat.h"
+#include "portolan/log.h"
 #include "portolan/store.h"
 
 namespace portolan {
@@ -42,6 +46,10 @@ class SqliteStore : public Store {
  public:
   explicit SqliteStore(sqlite3* db) : db_(db) {}
   ~SqliteStore() override {
+    if (batches_ > 0) {
+      spdlog::info("store: {} writes in {} commits ({:.1f} per commit)", batched_writes_, batches_,
+                   static_cast<double>(batched_writes_) / static_cast<double>(batches_));
+    }
     for (sqlite3_stmt* s : {put_job_, put_agent_, put_logs_, get_logs_}) sqlite3_finalize(s);
     sqlite3_close(db_);
   }
@@ -92,16 +100,21 @@ class SqliteStore : public Store {
   }
 
   absl::Status PutJob(const v1::Job& job) override {
-    std::lock_guard<std::mutex> lock(mu_);
     std::string data = job.SerializeAsString();
-    sqlite3_reset(put_job_);
-    sqlite3_bind_text(put_job_, 1, job.id().data(), job.id().size(), SQLITE_TRANSIENT);
-    sqlite3_bind_text(put_job_, 2, job.tenant().data(), job.tenant().size(), SQLITE_TRANSIENT);
-    sqlite3_bind_int(put_job_, 3, job.state());
-    sqlite3_bind_int64(put_job_, 4,
-                       job.submitted_at().seconds() * 1'000'000'000LL + job.submitted_at().nanos());
-    sqlite3_bind_blob(put_job_, 5, data.data(), data.size(), SQLITE_TRANSIENT);
-    return Step(put_job_, "store job");
+    return Commit(
+        [&] {
+          sqlite3_reset(put_job_);
+          sqlite3_bind_text(put_job_, 1, job.id().data(), job.id().size(), SQLITE_TRANSIENT);
+          sqlite3_bind_text(put_job_, 2, job.tenant().data(), job.tenant().size(),
+                            SQLITE_TRANSIENT);
+          sqlite3_bind_int(put_job_, 3, job.state());
+          sqlite3_bind_int64(
+              put_job_, 4,
+              job.submitted_at().seconds() * 1'000'000'000LL + job.submitted_at().nanos());
+          sqlite3_bind_blob(put_job_, 5, data.data(), data.size(), SQLITE_TRANSIENT);
+          return StepRc(put_job_);
+        },
+        "store job");
   }
 
   absl::StatusOr<std::vector<v1::Job>> LoadJobs() override {
@@ -125,13 +138,17 @@ class SqliteStore : public Store {
   }
 
   absl::Status PutAgent(const v1::Agent& agent) override {
-    std::lock_guard<std::mutex> lock(mu_);
     std::string data = agent.SerializeAsString();
-    sqlite3_reset(put_agent_);
-    sqlite3_bind_text(put_agent_, 1, agent.id().data(), agent.id().size(), SQLITE_TRANSIENT);
-    sqlite3_bind_text(put_agent_, 2, agent.site().data(), agent.site().size(), SQLITE_TRANSIENT);
-    sqlite3_bind_blob(put_agent_, 3, data.data(), data.size(), SQLITE_TRANSIENT);
-    return Step(put_agent_, "store agent");
+    return Commit(
+        [&] {
+          sqlite3_reset(put_agent_);
+          sqlite3_bind_text(put_agent_, 1, agent.id().data(), agent.id().size(), SQLITE_TRANSIENT);
+          sqlite3_bind_text(put_agent_, 2, agent.site().data(), agent.site().size(),
+                            SQLITE_TRANSIENT);
+          sqlite3_bind_blob(put_agent_, 3, data.data(), data.size(), SQLITE_TRANSIENT);
+          return StepRc(put_agent_);
+        },
+        "store agent");
   }
 
   absl::StatusOr<std::vector<v1::Agent>> LoadAgents() override {
@@ -152,12 +169,16 @@ class SqliteStore : public Store {
   }
 
   absl::Status PutLogs(const v1::JobLogs& logs) override {
-    std::lock_guard<std::mutex> lock(mu_);
     std::string data = logs.SerializeAsString();
-    sqlite3_reset(put_logs_);
-    sqlite3_bind_text(put_logs_, 1, logs.job_id().data(), logs.job_id().size(), SQLITE_TRANSIENT);
-    sqlite3_bind_blob(put_logs_, 2, data.data(), data.size(), SQLITE_TRANSIENT);
-    return Step(put_logs_, "store logs");
+    return Commit(
+        [&] {
+          sqlite3_reset(put_logs_);
+          sqlite3_bind_text(put_logs_, 1, logs.job_id().data(), logs.job_id().size(),
+                            SQLITE_TRANSIENT);
+          sqlite3_bind_blob(put_logs_, 2, data.data(), data.size(), SQLITE_TRANSIENT);
+          return StepRc(put_logs_);
+        },
+        "store logs");
   }
 
   absl::Status PutDecision(const std::string& job_id, const v1::Decision& d) override {
@@ -267,19 +288,97 @@ class SqliteStore : public Store {
   // message as the last parameter.
   absl::Status Write(const char* sql, const std::vector<std::string>& params,
                      const google::protobuf::Message& msg, absl::string_view what) {
+    const std::string data = msg.SerializeAsString();
+    return Commit(
+        [&] {
+          sqlite3_stmt* s = nullptr;
+          if (sqlite3_prepare_v2(db_, sql, -1, &s, nullptr) != SQLITE_OK)
+            return sqlite3_errcode(db_);
+          int i = 1;
+          for (const std::string& p : params)
+            sqlite3_bind_text(s, i++, p.data(), p.size(), SQLITE_TRANSIENT);
+          sqlite3_bind_blob(s, i, data.data(), data.size(), SQLITE_TRANSIENT);
+          int rc = sqlite3_step(s);
+          sqlite3_finalize(s);
+          return rc;
+        },
+        what);
+  }
+
+  int StepRc(sqlite3_stmt* stmt) {
+    int rc = sqlite3_step(stmt);
+    sqlite3_reset(stmt);
+    return rc;
+  }
+
+  // Group commit, after LevelDB's writer queue: every write waits in the
+  // queue; the first waiter finding no commit under way becomes the leader
+  // and runs everything queued so far in one transaction (one fsync), then
+  // wakes the others. Writes that arrive while a batch syncs form the next
+  // batch. A failed statement or commit rolls the whole batch back and every
+  // write in it gets the error, so nothing unacknowledged is half-kept.
+  // `op` runs on the leader's thread with mu_ held and returns an SQLite code.
+  absl::Status Commit(const std::function<int()>& op, absl::string_view what) {
+    Pending me{&op, what, absl::OkStatus(), false};
+    std::unique_lock<std::mutex> q(queue_mu_);
+    queue_.push_back(&me);
+    while (!me.done) {
+      if (committing_) {
+        queue_cv_.wait(q);
+        continue;
+      }
+      committing_ = true;
+      std::vector<Pending*> batch(queue_.begin(), queue_.end());
+      queue_.clear();
+      q.unlock();
+      absl::Status st = RunBatch(batch);
+      q.lock();
+      for (Pending* p : batch) {
+        p->result = st;
+        p->done = true;
+      }
+      committing_ = false;
+      ++batches_;
+      batched_writes_ += batch.size();
+      queue_cv_.notify_all();
+    }
+    return me.result;
+  }
+
+  struct Pending {
+    const std::function<int()>* op;
+    absl::string_view what;
+    absl::Status result;
+    bool done = false;
+  };
+
+  absl::Status RunBatch(const std::vector<Pending*>& batch) {
     std::lock_guard<std::mutex> lock(mu_);
-    sqlite3_stmt* s = nullptr;
-    if (sqlite3_prepare_v2(db_, sql, -1, &s, nullptr) != SQLITE_OK) return Error(what);
-    int i = 1;
-    for (const std::string& p : params)
-      sqlite3_bind_text(s, i++, p.data(), p.size(), SQLITE_TRANSIENT);
-    std::string data = msg.SerializeAsString();
-    sqlite3_bind_blob(s, i, data.data(), data.size(), SQLITE_TRANSIENT);
-    int rc = sqlite3_step(s);
-    sqlite3_finalize(s);
-    if (rc != SQLITE_DONE) return Error(what);
+    if (sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK)
+      return Error("begin batch");
+    for (Pending* p : batch) {
+      int rc = (*p->op)();
+      if (rc != SQLITE_DONE) {
+        absl::Status st = Error(p->what);
+        sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+        return st;
+      }
+    }
+    if (sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
+      absl::Status st = Error("commit batch");
+      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+      return st;
+    }
     return absl::OkStatus();
   }
+
+  std::mutex queue_mu_;
+  std::condition_variable queue_cv_;
+  std::deque<Pending*> queue_;
+  bool committing_ = false;
+  uint64_t batches_ = 0;
+  uint64_t batched_writes_ = 0;
+
   // Rows whose first column is a serialized M.
   template <typename M>
   absl::StatusOr<std::vector<M>> Read(const char* sql, const std::vector<std::string>& params) {
@@ -315,7 +414,7 @@ class SqliteStore : public Store {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& dir) {
+absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& dir, int max_mb) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec)
@@ -335,6 +434,12 @@ absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& dir) {
   auto store = std::make_unique<SqliteStore>(db);
   absl::Status st = store->Init(path);
   if (!st.ok()) return st;
+  if (max_mb > 0) {
+    // page_size is 4096 unless the file says otherwise; a cap below the current
+    // size leaves it at the current size (SQLite never shrinks max_page_count).
+    std::string pragma = absl::StrCat("PRAGMA max_page_count=", (int64_t{max_mb} << 20) / 4096);
+    sqlite3_exec(db, pragma.c_str(), nullptr, nullptr, nullptr);
+  }
   return std::unique_ptr<Store>(std::move(store));
 }
 

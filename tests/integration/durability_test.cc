@@ -234,6 +234,37 @@ TEST(DurabilityIT, IdempotencyKeySurvivesARestart) {
   EXPECT_EQ(c.client().ListJobs()->jobs_size(), 1);
 }
 
+// A full disk (here: the database at its size cap) refuses submits with 503;
+// everything acknowledged before is kept, and the daemon keeps serving.
+TEST(DurabilityIT, FullStoreRefusesSubmitsAndLosesNothingAcknowledged) {
+  Cluster c;
+  c.StartScheduler(0, {"--state-max-mb", "1"});
+  const std::string padding(8000, 'x');
+  const std::string body =
+      R"({"command":["/bin/true"],"resources":{"cpus":1,"memory_mb":1},"env":{"PAD":")" + padding +
+      R"("}})";
+  int acked = 0, refused = 0;
+  std::string out;
+  for (int i = 0; i < 1000 && refused < 5; ++i) {
+    auto code = c.client().Raw("POST", "/v1/jobs", body, &out);
+    ASSERT_TRUE(code.ok());
+    if (*code == 201) {
+      ++acked;
+    } else {
+      ASSERT_EQ(*code, 503) << out;
+      EXPECT_NE(out.find("\"code\":\"unavailable\""), std::string::npos) << out;
+      EXPECT_NE(out.find("full"), std::string::npos) << out;
+      ++refused;
+    }
+  }
+  ASSERT_EQ(refused, 5) << "the 1 MiB cap should have been reached";
+  ASSERT_GT(acked, 10);
+  EXPECT_EQ(*c.client().Raw("GET", "/healthz", "", &out), 200);
+  c.StopScheduler();
+  c.StartScheduler(0, {});  // the same state, no cap
+  EXPECT_EQ(c.client().ListJobs("", 1000)->jobs_size(), acked) << "exactly the acknowledged jobs";
+}
+
 // SIGHUP re-reads the policy file: a valid change is a new version; an invalid
 // file leaves the running policy alone.
 TEST(DurabilityIT, SighupReloadsThePolicyFile) {

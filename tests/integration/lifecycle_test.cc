@@ -7,7 +7,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <fstream>
+#include <thread>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/strip.h"
@@ -254,6 +256,32 @@ TEST(LifecycleTest, AgentRefusesToStartWithBadTopologyOrConfig) {
     std::string out((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
     EXPECT_NE(out.find(k.expect), std::string::npos) << out;
   }
+}
+
+TEST(LifecycleTest, ManyConcurrentRequestsDoNotWedgeTheServer) {
+  // More requests in flight than cpprestsdk's 40 pool threads: a handler that
+  // blocked on its body would hang the listener forever.
+  Cluster c;
+  c.StartScheduler();
+  std::atomic<int> created{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 120; ++t) {
+    threads.emplace_back([&] {
+      Client client("http://127.0.0.1:" + std::to_string(c.rest_port()));
+      for (int i = 0; i < 3; ++i) {
+        std::string out;
+        auto code =
+            client.Raw("POST", "/v1/jobs",
+                       R"({"command":["/bin/true"],"resources":{"cpus":1,"memory_mb":1}})", &out);
+        if (code.ok() && *code == 201) ++created;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(created.load(), 360);
+  std::string body;
+  EXPECT_EQ(*c.client().Raw("GET", "/healthz", "", &body), 200);
+  EXPECT_EQ(c.client().ListJobs("", 1000)->jobs_size(), 360);
 }
 
 TEST(LifecycleTest, BadRestInputGetsAClearError) {
