@@ -1,6 +1,7 @@
 #include "portolan/executor.h"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -150,6 +151,14 @@ bool Executor::Start(const v1::Job& job) {
   std::error_code ec;
   std::filesystem::create_directories(dir + "/work", ec);
   if (ec) return fail(absl::StrCat("cannot create working directory ", dir, ": ", ec.message()));
+  if (options_.run_uid >= 0) {
+    // The job's own directory, private to its user: jobs never share one.
+    if (chown((dir + "/work").c_str(), options_.run_uid, options_.run_gid) != 0 ||
+        chmod((dir + "/work").c_str(), 0700) != 0) {
+      return fail(absl::StrCat("cannot hand ", dir, "/work to uid ", options_.run_uid, ": ",
+                               strerror(errno)));
+    }
+  }
 
   // Environment: only what the job asked for, plus what we set on purpose.
   std::map<std::string, std::string> env(job.env().begin(), job.env().end());
@@ -213,6 +222,8 @@ bool Executor::Start(const v1::Job& job) {
       max_node = std::max(max_node, n);
     }
   }
+  const int run_uid = options_.run_uid;
+  const int run_gid = options_.run_gid;
   const bool bind_cpu = !bind_pus.empty();
   const bool bind_mem = bind_cpu && !bind_nodes.empty();
 
@@ -287,6 +298,13 @@ bool Executor::Start(const v1::Job& job) {
     } else {
       // Memory binding is best effort: containers often forbid it.
       if (bind_mem) (void)syscall(SYS_set_mempolicy, kMpolBind, nodemask.data(), max_node + 2);
+      // Drop to the job user last, after what needs the agent's privileges.
+      if (run_uid >= 0 &&
+          (setgroups(0, nullptr) != 0 || setgid(run_gid) != 0 || setuid(run_uid) != 0)) {
+        ce = {5, errno};
+        (void)!write(pipe_fds[1], &ce, sizeof ce);
+        _exit(127);
+      }
       if (chdir(workdir.c_str()) != 0 || dup2(null_fd, 0) < 0 || dup2(out_fd, 1) < 0 ||
           dup2(err_fd, 2) < 0) {
         ce = {2, errno};
@@ -326,6 +344,9 @@ bool Executor::Start(const v1::Job& job) {
             absl::StrCat("cannot enter working directory ", workdir, ": ", strerror(ce.err)));
       case 4:
         return fail(absl::StrCat("cannot join cgroup ", cgroup, ": ", strerror(ce.err)));
+      case 5:
+        return fail(absl::StrCat("cannot switch to uid ", run_uid, " gid ", run_gid, ": ",
+                                 strerror(ce.err)));
       default:
         return fail(absl::StrCat("cannot execute '", program, "': ", strerror(ce.err)));
     }

@@ -1,5 +1,6 @@
 // portolan-agent: runs on each data-centre node, connects out to the
 // scheduler, reports its hwloc topology and runs the jobs it is assigned.
+#include <pwd.h>
 #include <sched.h>
 #include <signal.h>
 #include <unistd.h>
@@ -27,6 +28,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> labels;
   uint32_t kill_grace_ms = 10000;
   uint32_t reconnect_max_ms = 10000;
+  std::string run_as;
   po::options_description desc("portolan-agent options");
   // clang-format off
   desc.add_options()
@@ -43,7 +45,8 @@ int main(int argc, char** argv) {
 ("print-topology", "print the discovered topology and exit")
       ("cgroup-root", po::value(&cgroup_root)->default_value("auto"), "cgroup v2 limits per job: auto (/sys/fs/cgroup/portolan when cpuset and memory can be delegated), none, or a prepared directory")
 ("kill-grace-ms", po::value(&kill_grace_ms)->default_value(10000), "SIGTERM to SIGKILL grace period for timeouts and cancels")
-      ("reconnect-max-ms", po::value(&reconnect_max_ms)->default_value(10000), "longest wait between reconnection attempts (backoff starts at 200 ms and doubles)")
+("reconnect-max-ms", po::value(&reconnect_max_ms)->default_value(10000), "longest wait between reconnection attempts (backoff starts at 200 ms and doubles)")
+      ("run-as", po::value(&run_as), "user the jobs run as (default: nobody when the agent runs as root, else the agent's own user)")
       ("log-format", po::value(&log_format)->default_value("text"), "text or json")
       ("log-level", po::value(&log_level)->default_value("info"), "trace, debug, info, warn, error");
   // clang-format on
@@ -168,6 +171,26 @@ int main(int argc, char** argv) {
     spdlog::info("cgroup v2: job cgroups under {}", cgroup_root);
   }
   opts.executor.kill_grace = absl::Milliseconds(kill_grace_ms);
+  if (run_as.empty() && geteuid() == 0) run_as = "nobody";  // never run jobs as root
+  if (!run_as.empty()) {
+    struct passwd* pw = getpwnam(run_as.c_str());
+    if (pw == nullptr) {
+      std::cerr << "portolan-agent: --run-as: no user '" << run_as << "'\n";
+      return 2;
+    }
+    if (pw->pw_uid == 0) {
+      std::cerr << "portolan-agent: --run-as " << run_as << ": refusing to run jobs as root\n";
+      return 2;
+    }
+    if (geteuid() != 0 && pw->pw_uid != geteuid()) {
+      std::cerr << "portolan-agent: --run-as " << run_as << " needs the agent to run as root\n";
+      return 2;
+    }
+    if (geteuid() == 0) {
+      opts.executor.run_uid = static_cast<int>(pw->pw_uid);
+      opts.executor.run_gid = static_cast<int>(pw->pw_gid);
+    }
+  }
   opts.reconnect_max = absl::Milliseconds(std::max<uint32_t>(reconnect_max_ms, 200));
 
   sigset_t signals;

@@ -60,7 +60,16 @@ for port in "$REST_PORT" "$RPC_PORT"; do
   fi
 done
 
+# An admin token for this demo: only its SHA-256 goes into the tokens file.
+TOKEN="ptk_$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+printf '%s\n' "$TOKEN" >"$RUN/admin.token"
+chmod 600 "$RUN/admin.token"
+printf 'tokens:\n  - {name: quickstart-admin, role: admin, sha256: %s}\n' \
+  "$(printf '%s' "$TOKEN" | sha256sum | cut -d' ' -f1)" >"$RUN/tokens.yaml"
+export PORTOLAN_TOKEN="$TOKEN"
+
 "$BIN/portolan-scheduler" --rest-addr "127.0.0.1:$REST_PORT" --rpc-addr "127.0.0.1:$RPC_PORT" \
+  --tokens "$RUN/tokens.yaml" \
   --state-dir "$RUN/state" --policy "$ROOT/deploy/policy/default.yaml" \
   --heartbeat-interval-ms 2000 --agent-ttl-ms 10000 \
   >"$RUN/scheduler.log" 2>&1 &
@@ -162,8 +171,9 @@ cat <<MSG
 quickstart: all sample jobs succeeded on the sites expected.
 The scheduler and five agents keep running (logs in .quickstart/). Try:
   export PORTOLAN_SERVER=$PORTOLAN_SERVER
+  export PORTOLAN_TOKEN=\$(cat .quickstart/admin.token)     # admin; see docs/security.md
   build/bin/portolan jobs
   build/bin/portolan submit --name hi --cpus 1 --memory-mb 64 --wait -- /bin/echo hello
-  curl -s -X POST $PORTOLAN_SERVER/v1/jobs -d '{"name":"hi","command":["/bin/echo","hello"],"resources":{"cpus":1,"memory_mb":64}}'
+  curl -s -H "Authorization: Bearer \$PORTOLAN_TOKEN" -X POST $PORTOLAN_SERVER/v1/jobs -d '{"name":"hi","command":["/bin/echo","hello"],"resources":{"cpus":1,"memory_mb":64}}'
 Stop everything with: deploy/quickstart.sh --stop
 MSG

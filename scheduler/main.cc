@@ -15,6 +15,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/message_differencer.h"
+#include "portolan/auth.h"
 #include "portolan/codec.h"
 #include "portolan/log.h"
 #include "portolan/logging.h"
@@ -39,7 +40,9 @@ int Fail(const std::string& msg) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string rest_addr, rpc_addr, state_dir, ports_file, log_format, log_level, policy_file;
+  std::string rest_addr, rpc_addr, state_dir, ports_file, log_format, log_level, policy_file,
+      tokens_file;
+  double rate_rps = 200, rate_burst = 400;
   int64_t heartbeat_ms = 0, ttl_ms = 0, resend_ms = 0, tick_ms = 0, register_timeout_ms = 0,
           backoff_ms = 0, backoff_max_ms = 0;
   size_t max_frame, max_body;
@@ -55,6 +58,10 @@ int main(int argc, char** argv) {
       ("state-max-mb", po::value(&state_max_mb)->default_value(0), "cap the state database at this size (0: no cap); submits past it get 503 as on a full disk")
       ("policy", po::value(&policy_file)->default_value("deploy/policy/default.yaml"), "placement policy file; used when the state holds no policy yet")
       ("policy-from-file", "apply --policy at start even when the state holds a policy (a new version)")
+      ("tokens", po::value(&tokens_file), "REST bearer tokens file (YAML/JSON, hashed; see docs/security.md); re-read on SIGHUP")
+      ("no-auth", "serve REST without authentication (every caller is admin): only for closed test networks")
+      ("rate-limit-rps", po::value(&rate_rps)->default_value(200), "requests per second per token (429 above)")
+      ("rate-limit-burst", po::value(&rate_burst)->default_value(400), "burst allowance per token")
       ("heartbeat-interval-ms", po::value(&heartbeat_ms)->default_value(5000), "heartbeat interval told to agents")
       ("agent-ttl-ms", po::value(&ttl_ms)->default_value(15000), "an agent silent this long is lost, with its jobs")
       ("resend-interval-ms", po::value(&resend_ms)->default_value(2000), "resend unacknowledged Assign/Cancel this often")
@@ -106,6 +113,19 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
+  auth::TokenStore tokens;
+  if (!tokens_file.empty()) {
+    if (absl::Status st = tokens.Load(tokens_file); !st.ok())
+      return Fail(absl::StrCat("--tokens: ", st.message()));
+    spdlog::info("REST authentication: {} token(s) from {}", tokens.size(), tokens_file);
+  } else if (vm.count("no-auth")) {
+    spdlog::warn("REST authentication is OFF (--no-auth): every caller is an admin");
+  } else {
+    return Fail(
+        "REST needs --tokens FILE (see docs/security.md; `portolan token new` makes one), "
+        "or --no-auth on a closed test network");
+  }
+  auth::RateLimiter limiter(rate_rps, std::max(rate_burst, 1.0));
   auto store = OpenSqliteStore(state_dir, state_max_mb);
   if (!store.ok()) return Fail(absl::StrCat("cannot open state: ", store.status().message()));
 
@@ -145,6 +165,8 @@ int main(int argc, char** argv) {
 
   rest::ServerOptions sopts;
   sopts.max_body_bytes = max_body;
+  sopts.tokens = tokens_file.empty() ? nullptr : &tokens;
+  sopts.limiter = rate_rps > 0 ? &limiter : nullptr;
   rest::Server rest_server(sopts);
   scheduler::RegisterRestApi(rest_server, &core, &ready);
   if (absl::Status st = rest_server.Start(*rest_hp); !st.ok())
@@ -179,6 +201,14 @@ int main(int argc, char** argv) {
   while (true) {
     sigwait(&signals, &sig);
     if (sig != SIGHUP) break;
+    if (!tokens_file.empty()) {
+      absl::Status ts = tokens.Load(tokens_file);
+      if (ts.ok()) {
+        spdlog::info("SIGHUP: {} token(s) from {}", tokens.size(), tokens_file);
+      } else {
+        spdlog::error("SIGHUP: tokens not reloaded, the previous ones stay: {}", ts.message());
+      }
+    }
     // SIGHUP: re-read the policy file; a changed, valid file becomes a new version.
     v1::Policy p;
     absl::Status st = LoadFile(policy_file, &p);

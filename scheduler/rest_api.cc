@@ -1,3 +1,10 @@
+// The v1 REST API: request parsing, authorization by role, and the mapping
+// of core results to HTTP. Authentication happened in the REST server; every
+// handler here sees the caller's principal.
+//
+// Roles: a tenant sees and acts on its own tenant's jobs only (another
+// tenant's job answers 404, so ids do not leak); an operator manages the
+// agents of its sites and reads sites and the network; an admin does all.
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "portolan/codec.h"
@@ -13,48 +20,96 @@ using rest::Response;
 using rest::StatusResponse;
 
 namespace {
-// Who made a change, for the policy history. Authentication comes with the
-// security work; until then the caller may name itself.
-std::string Who(const Request& req) {
-  auto it = req.headers.find("x-portolan-user");
-  std::string user =
-      it != req.headers.end() && !it->second.empty() ? it->second.substr(0, 128) : "anonymous";
-  return absl::StrCat(user, "@", req.peer);
+
+// Who made a change, for the policy history and logs.
+std::string Who(const Request& req) { return absl::StrCat(req.principal.name, "@", req.peer); }
+
+Response Forbidden(const Request& req, const std::string& what) {
+  return rest::ErrorResponse(
+      403, "permission_denied",
+      absl::StrCat(req.principal.name, " (", v1::Token::Role_Name(req.principal.role), ") may not ",
+                   what));
 }
+
+absl::Status NoSuchJob(const std::string& id) {
+  return FieldError(absl::StatusCode::kNotFound, "id", absl::StrCat("no job '", id, "'"));
+}
+
+// The job if the caller may see it; another tenant's job is "not found".
+absl::StatusOr<v1::Job> VisibleJob(Core* core, const Request& req, const std::string& id) {
+  auto job = core->GetJob(id);
+  if (!job.ok()) return job.status();
+  if (req.principal.is_admin()) return job;
+  if (req.principal.is_tenant() && job->tenant() == req.principal.tenant) return job;
+  return NoSuchJob(id);
+}
+
+// Tenant principals act as their tenant; naming another one is refused.
+absl::Status BindTenant(const Request& req, v1::Job& spec) {
+  if (req.principal.is_admin()) return absl::OkStatus();
+  if (!req.principal.is_tenant()) {
+    return FieldError(
+        absl::StatusCode::kPermissionDenied, "",
+        absl::StrCat(req.principal.name, " is not a tenant and cannot submit or plan jobs"));
+  }
+  if (!spec.tenant().empty() && spec.tenant() != req.principal.tenant) {
+    return FieldError(absl::StatusCode::kPermissionDenied, "tenant",
+                      absl::StrCat("this token acts for tenant '", req.principal.tenant, "', not '",
+                                   spec.tenant(), "'"));
+  }
+  spec.set_tenant(req.principal.tenant);
+  return absl::OkStatus();
+}
+
+// The agent if the caller may manage it; an operator's foreign agent is "not found".
+absl::StatusOr<v1::Agent> VisibleAgent(Core* core, const Request& req, const std::string& id) {
+  auto a = core->GetAgent(id);
+  if (!a.ok()) return a.status();
+  if (req.principal.may_see_site(a->site())) return a;
+  return FieldError(absl::StatusCode::kNotFound, "id", absl::StrCat("no agent '", id, "'"));
+}
+
 }  // namespace
 
 void RegisterRestApi(rest::Server& server, Core* core, const std::atomic<bool>* ready) {
-  server.Route("GET", "/healthz", [](const Request&) {
-    v1::HealthResponse h;
-    h.set_status("ok");
-    h.set_version(PORTOLAN_VERSION);
-    return Json(ToJson(h));
-  });
-  server.Route("GET", "/readyz", [ready](const Request&) {
-    v1::HealthResponse h;
-    h.set_version(PORTOLAN_VERSION);
-    if (ready->load()) {
-      h.set_status("ready");
-      return Json(ToJson(h));
-    }
-    h.set_status("not_ready");
-    h.set_detail("recovering state or agent listener not up yet");
-    return Json(ToJson(h), 503);
-  });
+  server.Route(
+      "GET", "/healthz",
+      [](const Request&) {
+        v1::HealthResponse h;
+        h.set_status("ok");
+        h.set_version(PORTOLAN_VERSION);
+        return Json(ToJson(h));
+      },
+      /*is_public=*/true);
+  server.Route(
+      "GET", "/readyz",
+      [ready](const Request&) {
+        v1::HealthResponse h;
+        h.set_version(PORTOLAN_VERSION);
+        if (ready->load()) {
+          h.set_status("ready");
+          return Json(ToJson(h));
+        }
+        h.set_status("not_ready");
+        h.set_detail("recovering state or agent listener not up yet");
+        return Json(ToJson(h), 503);
+      },
+      /*is_public=*/true);
 
+  // ---- jobs: tenants (their own), admins ----
   server.Route("POST", "/v1/jobs", [core](const Request& req) {
-    if (req.body.empty()) {
+    if (req.body.empty())
       return rest::ErrorResponse(400, "invalid_argument", "request body must be a JSON job");
-    }
     v1::Job spec;
-    absl::Status st = ParseJson(req.body, &spec);
-    if (!st.ok()) return StatusResponse(st);
+    if (absl::Status st = ParseJson(req.body, &spec); !st.ok()) return StatusResponse(st);
+    if (absl::Status st = BindTenant(req, spec); !st.ok()) return StatusResponse(st);
     auto res = core->Submit(std::move(spec));
     if (!res.ok()) return StatusResponse(res.status());
     return Json(ToJson(res->first), res->second ? 201 : 200);
   });
 
   server.Route("GET", "/v1/jobs", [core](const Request& req) {
+    if (!req.principal.is_admin() && !req.principal.is_tenant()) return Forbidden(req, "list jobs");
     JobFilter f;
     for (const auto& [k, v] : req.query) {
       if (k == "state") {
@@ -74,51 +129,62 @@ void RegisterRestApi(rest::Server& server, Core* core, const std::atomic<bool>* 
                                    k);
       }
     }
+    if (req.principal.is_tenant()) f.tenant = req.principal.tenant;  // only ever its own
     auto res = core->ListJobs(f);
     if (!res.ok()) return StatusResponse(res.status());
     return Json(ToJson(*res));
   });
 
   server.Route("GET", "/v1/jobs/{id}", [core](const Request& req) {
-    auto res = core->GetJob(req.params.at("id"));
+    auto res = VisibleJob(core, req, req.params.at("id"));
     if (!res.ok()) return StatusResponse(res.status());
     return Json(ToJson(*res));
   });
 
   server.Route("DELETE", "/v1/jobs/{id}", [core](const Request& req) {
+    if (auto v = VisibleJob(core, req, req.params.at("id")); !v.ok())
+      return StatusResponse(v.status());
     auto res = core->Cancel(req.params.at("id"));
     if (!res.ok()) return StatusResponse(res.status());
     return Json(ToJson(*res), IsTerminal(res->state()) ? 200 : 202);
   });
 
   server.Route("GET", "/v1/jobs/{id}/logs", [core](const Request& req) {
+    if (auto v = VisibleJob(core, req, req.params.at("id")); !v.ok())
+      return StatusResponse(v.status());
     auto res = core->Logs(req.params.at("id"));
     if (!res.ok()) return StatusResponse(res.status());
     return Json(ToJson(*res));
   });
 
   server.Route("GET", "/v1/jobs/{id}/explanation", [core](const Request& req) {
+    if (auto v = VisibleJob(core, req, req.params.at("id")); !v.ok())
+      return StatusResponse(v.status());
     auto res = core->Explain(req.params.at("id"));
     if (!res.ok()) return StatusResponse(res.status());
     return Json(ToJson(*res));
   });
 
   server.Route("POST", "/v1/plan", [core](const Request& req) {
-    v1::Job spec;
     if (req.body.empty())
       return rest::ErrorResponse(400, "invalid_argument", "request body must be a JSON job");
+    v1::Job spec;
     if (absl::Status st = ParseJson(req.body, &spec); !st.ok()) return StatusResponse(st);
+    if (absl::Status st = BindTenant(req, spec); !st.ok()) return StatusResponse(st);
     auto res = core->Plan(std::move(spec));
     if (!res.ok()) return StatusResponse(res.status());
     return Json(ToJson(*res));
   });
 
-  server.Route("GET", "/v1/policy", [core](const Request&) {
+  // ---- policy, tenants, audit: admins ----
+  server.Route("GET", "/v1/policy", [core](const Request& req) {
+    if (!req.principal.is_admin()) return Forbidden(req, "read the policy");
     auto res = core->GetPolicy();
     if (!res.ok()) return StatusResponse(res.status());
     return Json(ToJson(*res));
   });
   server.Route("PUT", "/v1/policy", [core](const Request& req) {
+    if (!req.principal.is_admin()) return Forbidden(req, "change the policy");
     v1::Policy p;
     if (absl::Status st = ParseJson(req.body, &p); !st.ok()) return StatusResponse(st);
     auto res = core->ApplyPolicy(std::move(p), Who(req));
@@ -126,24 +192,30 @@ void RegisterRestApi(rest::Server& server, Core* core, const std::atomic<bool>* 
     return Json(ToJson(*res));
   });
   server.Route("POST", "/v1/policy:validate", [core](const Request& req) {
+    if (!req.principal.is_admin()) return Forbidden(req, "validate policies");
     v1::Policy p;
     if (absl::Status st = ParseJson(req.body, &p); !st.ok()) return StatusResponse(st);
     return Json(ToJson(core->ValidatePolicy(p)));
   });
-  server.Route("GET", "/v1/policy/versions", [core](const Request&) {
+  server.Route("GET", "/v1/policy/versions", [core](const Request& req) {
+    if (!req.principal.is_admin()) return Forbidden(req, "read the policy history");
     auto res = core->PolicyVersions();
     if (!res.ok()) return StatusResponse(res.status());
     return Json(ToJson(*res));
   });
 
-  server.Route("GET", "/v1/tenants",
-               [core](const Request&) { return Json(ToJson(core->ListTenants())); });
+  server.Route("GET", "/v1/tenants", [core](const Request& req) {
+    if (!req.principal.is_admin()) return Forbidden(req, "list tenants");
+    return Json(ToJson(core->ListTenants()));
+  });
   server.Route("GET", "/v1/tenants/{id}", [core](const Request& req) {
+    if (!req.principal.is_admin()) return Forbidden(req, "read tenant profiles");
     auto res = core->GetTenant(req.params.at("id"));
     if (!res.ok()) return StatusResponse(res.status());
     return Json(ToJson(*res));
   });
   server.Route("PUT", "/v1/tenants/{id}", [core](const Request& req) {
+    if (!req.principal.is_admin()) return Forbidden(req, "change tenant profiles");
     v1::Tenant t;
     if (absl::Status st = ParseJson(req.body, &t); !st.ok()) return StatusResponse(st);
     auto res = core->PutTenant(req.params.at("id"), std::move(t));
@@ -151,27 +223,8 @@ void RegisterRestApi(rest::Server& server, Core* core, const std::atomic<bool>* 
     return Json(ToJson(*res));
   });
 
-  server.Route("GET", "/v1/sites", [core](const Request&) {
-    auto res = core->Sites();
-    if (!res.ok()) return StatusResponse(res.status());
-    v1::ListSitesResponse out;
-    for (auto& s : *res) *out.add_sites() = std::move(s);
-    return Json(ToJson(out));
-  });
-  server.Route("GET", "/v1/network", [core](const Request&) {
-    auto res = core->Network();
-    if (!res.ok()) return StatusResponse(res.status());
-    return Json(ToJson(*res));
-  });
-  server.Route("PUT", "/v1/network/links/{id}", [core](const Request& req) {
-    v1::LinkUpdate u;
-    if (absl::Status st = ParseJson(req.body, &u); !st.ok()) return StatusResponse(st);
-    auto res = core->UpdateLink(req.params.at("id"), u, Who(req));
-    if (!res.ok()) return StatusResponse(res.status());
-    return Json(ToJson(*res));
-  });
-
   server.Route("GET", "/v1/audit", [core](const Request& req) {
+    if (!req.principal.is_admin()) return Forbidden(req, "read the audit trail");
     std::string tenant, job;
     int limit = 100;
     for (const auto& [k, v] : req.query) {
@@ -180,8 +233,9 @@ void RegisterRestApi(rest::Server& server, Core* core, const std::atomic<bool>* 
       } else if (k == "job") {
         job = v;
       } else if (k == "limit") {
-        if (!absl::SimpleAtoi(v, &limit))
+        if (!absl::SimpleAtoi(v, &limit)) {
           return rest::ErrorResponse(400, "invalid_argument", "limit must be an integer", "limit");
+        }
       } else {
         return rest::ErrorResponse(
             400, "invalid_argument",
@@ -193,19 +247,55 @@ void RegisterRestApi(rest::Server& server, Core* core, const std::atomic<bool>* 
     return Json(ToJson(*res));
   });
 
-  server.Route("GET", "/v1/agents",
-               [core](const Request&) { return Json(ToJson(core->ListAgents())); });
+  // ---- sites and network: operators read, admins change ----
+  server.Route("GET", "/v1/sites", [core](const Request& req) {
+    if (req.principal.is_tenant()) return Forbidden(req, "read the site catalogue");
+    auto res = core->Sites();
+    if (!res.ok()) return StatusResponse(res.status());
+    v1::ListSitesResponse out;
+    for (auto& s : *res) *out.add_sites() = std::move(s);
+    return Json(ToJson(out));
+  });
+  server.Route("GET", "/v1/network", [core](const Request& req) {
+    if (req.principal.is_tenant()) return Forbidden(req, "read the network");
+    auto res = core->Network();
+    if (!res.ok()) return StatusResponse(res.status());
+    return Json(ToJson(*res));
+  });
+  server.Route("PUT", "/v1/network/links/{id}", [core](const Request& req) {
+    if (!req.principal.is_admin()) return Forbidden(req, "change links");
+    v1::LinkUpdate u;
+    if (absl::Status st = ParseJson(req.body, &u); !st.ok()) return StatusResponse(st);
+    auto res = core->UpdateLink(req.params.at("id"), u, Who(req));
+    if (!res.ok()) return StatusResponse(res.status());
+    return Json(ToJson(*res));
+  });
 
+  // ---- agents: operators (their sites), admins ----
+  server.Route("GET", "/v1/agents", [core](const Request& req) {
+    if (req.principal.is_tenant()) return Forbidden(req, "list agents");
+    v1::ListAgentsResponse all = core->ListAgents();
+    if (req.principal.is_admin()) return Json(ToJson(all));
+    v1::ListAgentsResponse mine;
+    for (const auto& a : all.agents()) {
+      if (req.principal.may_see_site(a.site())) *mine.add_agents() = a;
+    }
+    return Json(ToJson(mine));
+  });
   for (const char* action : {"cordon", "drain", "uncordon"}) {
     server.Route("POST", absl::StrCat("/v1/agents/{id}/", action),
                  [core, action](const Request& req) {
+                   if (req.principal.is_tenant()) return Forbidden(req, "manage agents");
+                   if (auto v = VisibleAgent(core, req, req.params.at("id")); !v.ok())
+                     return StatusResponse(v.status());
                    auto res = core->SetAgentMode(req.params.at("id"), action);
                    if (!res.ok()) return StatusResponse(res.status());
                    return Json(ToJson(*res));
                  });
   }
   server.Route("GET", "/v1/agents/{id}", [core](const Request& req) {
-    auto res = core->GetAgent(req.params.at("id"));
+    if (req.principal.is_tenant()) return Forbidden(req, "read agents");
+    auto res = VisibleAgent(core, req, req.params.at("id"));
     if (!res.ok()) return StatusResponse(res.status());
     return Json(ToJson(*res));
   });

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "portolan/auth.h"
 #include "portolan/client.h"
 #include "portolan/codec.h"
 #include "portolan/strings.h"
@@ -56,6 +57,8 @@ Commands:
   tenant ID                    one tenant profile
   tenant set ID FILE           set a tenant profile (zones, CIIO flag, instruments)
   audit [--tenant T] [--job J] [--limit N]   cross-border placements, newest first
+  token new --name N --role tenant|operator|admin [--tenant T] [--site S]...
+                               print a new random token and its tokens-file entry (offline)
 
 Global flags:
   --server URL   scheduler REST address (default: $PORTOLAN_SERVER or http://127.0.0.1:7080)
@@ -344,6 +347,38 @@ int main(int argc, char** argv) {
   const bool json = output == "json";
   const std::string cmd = args[i++];
   std::vector<std::string> rest(args.begin() + i, args.end());
+  if (cmd == "token") {
+    // Offline: makes a token; the scheduler only ever stores its hash.
+    v1::Token t;
+    for (size_t k = 1; k + 1 < rest.size(); k += 2) {
+      if (rest[k] == "--name") {
+        t.set_name(rest[k + 1]);
+      } else if (rest[k] == "--tenant") {
+        t.set_tenant_id(rest[k + 1]);
+      } else if (rest[k] == "--site") {
+        t.add_sites(rest[k + 1]);
+      } else if (rest[k] == "--role") {
+        v1::Token::Role role;
+        if (!v1::Token::Role_Parse(rest[k + 1], &role)) {
+          std::cerr << "portolan: --role must be tenant, operator or admin\n";
+          return kExitUsage;
+        }
+        t.set_role(role);
+      }
+    }
+    if (rest.empty() || rest[0] != "new" || t.name().empty() ||
+        t.role() == v1::Token::role_unspecified) {
+      std::cerr << "portolan: usage: portolan token new --name N --role tenant|operator|admin "
+                   "[--tenant T] [--site S]\n";
+      return kExitUsage;
+    }
+    const std::string secret = auth::NewToken();
+    t.set_sha256(auth::Sha256Hex(secret));
+    std::cout << "token (give it to " << t.name() << "; it is not stored anywhere): " << secret
+              << "\n";
+    std::cout << "tokens-file entry:\n  - " << ToJson(t) << "\n";
+    return kExitOk;
+  }
   Client client(server, token);
   auto need_id = [&](const char* what) -> bool {
     if (rest.size() != 1 && !(rest.size() >= 1 && std::string(what) == "wait")) {

@@ -8,9 +8,12 @@
 #include <cpprest/http_listener.h>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
 #include "portolan/codec.h"
 #include "portolan/log.h"
 #include "portolan/v1/api.pb.h"
@@ -145,9 +148,38 @@ Server::Server(ServerOptions options) : options_(options), impl_(std::make_uniqu
 
 Server::~Server() { Stop(); }
 
-void Server::Route(const std::string& method, const std::string& pattern, Handler handler) {
-  routes_.push_back(RouteEntry{method, Segments(pattern), std::move(handler)});
+void Server::Route(const std::string& method, const std::string& pattern, Handler handler,
+                   bool is_public) {
+  routes_.push_back(RouteEntry{method, Segments(pattern), std::move(handler), is_public});
 }
+
+namespace {
+// Nesting depth of a JSON text, strings skipped; bounded work, no parse.
+size_t JsonDepth(const std::string& body) {
+  size_t depth = 0, max_depth = 0;
+  bool in_string = false, escaped = false;
+  for (char c : body) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      max_depth = std::max(max_depth, ++depth);
+    } else if ((c == '}' || c == ']') && depth > 0) {
+      --depth;
+    }
+  }
+  return max_depth;
+}
+}  // namespace
 
 Response Server::Dispatch(Request& request) const {
   const std::vector<std::string> segs = Segments(request.path);
@@ -170,6 +202,34 @@ Response Server::Dispatch(Request& request) const {
       continue;
     }
     request.params = std::move(params);
+    if (!r.is_public) {
+      if (options_.tokens != nullptr) {
+        std::string bearer;
+        auto h = request.headers.find("authorization");
+        if (h != request.headers.end() && absl::StartsWithIgnoreCase(h->second, "bearer ")) {
+          bearer = std::string(absl::StripAsciiWhitespace(h->second.substr(7)));
+        }
+        auto who = options_.tokens->Authenticate(bearer);
+        if (!who.ok()) return ErrorResponse(401, "unauthenticated", who.status().message());
+        request.principal = *who;
+      } else {
+        request.principal.name = "anonymous";
+        request.principal.role = v1::Token::admin;
+      }
+      if (options_.limiter != nullptr &&
+          !options_.limiter->Allow(
+              request.principal.name.empty() ? request.peer : request.principal.name,
+              absl::Now())) {
+        return ErrorResponse(
+            429, "rate_limited",
+            absl::StrCat("too many requests from ", request.principal.name, "; retry shortly"));
+      }
+    }
+    if (!request.body.empty() && JsonDepth(request.body) > options_.max_json_depth) {
+      return ErrorResponse(
+          400, "invalid_argument",
+          absl::StrCat("JSON nested deeper than ", options_.max_json_depth, " levels"));
+    }
     try {
       return r.handler(request);
     } catch (const std::exception& e) {

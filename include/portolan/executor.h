@@ -37,6 +37,10 @@ struct ExecutorOptions {
   // cpuset.cpus, cpuset.mems and memory.max; "" disables. The agent decides
   // (see --cgroup-root); an OOM kill there becomes the job's failure reason.
   std::string cgroup_root;
+  // Jobs run as this uid/gid (the agent's own when -1). The working
+  // directory is given to them; the log files stay the agent's.
+  int run_uid = -1;
+  int run_gid = -1;
 };
 
 // Prepares the cgroup v2 hierarchy under `root` for job cgroups: checks that

@@ -8,6 +8,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "portolan/auth.h"
 #include "portolan/strings.h"
 
 namespace portolan::rest {
@@ -20,6 +21,7 @@ struct Request {
   std::map<std::string, std::string> headers;  // lowercase names
   std::string body;
   std::string peer;
+  auth::Principal principal;  // set for authenticated routes
 };
 
 struct Response {
@@ -39,6 +41,12 @@ Response Json(std::string body, int status = 200);
 struct ServerOptions {
   size_t max_body_bytes = 1u << 20;  // larger bodies get 413
   int request_timeout_s = 30;
+  // Bearer-token authentication for non-public routes; null turns it off
+  // (every caller is an anonymous admin). Not owned; outlives the server.
+  const auth::TokenStore* tokens = nullptr;
+  // Per-principal (or per-peer when unauthenticated) limit; null: none.
+  auth::RateLimiter* limiter = nullptr;
+  size_t max_json_depth = 32;  // deeper bodies get 400 before parsing
 };
 
 // An HTTP/1.1 server on cpprestsdk's listener. Routes are registered before
@@ -54,8 +62,10 @@ class Server {
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
-  // `pattern` is a path whose segments may be "{name}" placeholders.
-  void Route(const std::string& method, const std::string& pattern, Handler handler);
+  // `pattern` is a path whose segments may be "{name}" placeholders. Routes
+  // need a valid bearer token unless `is_public`.
+  void Route(const std::string& method, const std::string& pattern, Handler handler,
+             bool is_public = false);
 
   // Listens on `addr`. Port 0 picks a free port; bound() tells which.
   absl::Status Start(const HostPort& addr);
@@ -70,6 +80,7 @@ class Server {
     std::string method;
     std::vector<std::string> segments;
     Handler handler;
+    bool is_public = false;
   };
   struct Impl;
 

@@ -4,10 +4,12 @@
 // percentiles as a JSON line and a summary. Not a test.
 //
 //   build/tests/bench/submit_bench --server http://127.0.0.1:7080 --clients 64 --seconds 10
+//   [--token T] (or the token in $PORTOLAN_TOKEN)
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <string>
@@ -19,6 +21,8 @@
 
 int main(int argc, char** argv) {
   std::string server = "http://127.0.0.1:7080";
+  const char* env_token = std::getenv("PORTOLAN_TOKEN");
+  std::string token = env_token ? env_token : "";
   int clients = 64, seconds = 10;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!strcmp(argv[i], "--server"))
@@ -38,7 +42,7 @@ int main(int argc, char** argv) {
   auto t0 = std::chrono::steady_clock::now();
   for (int c = 0; c < clients; ++c) {
     threads.emplace_back([&] {
-      portolan::Client client(server);
+      portolan::Client client(server, token);
       std::vector<double> mine;
       std::string out;
       while (!stop.load()) {

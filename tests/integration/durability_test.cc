@@ -69,6 +69,10 @@ TEST(DurabilityIT, KillNineUnderASubmitStreamLosesNothingAndRunsNothingTwice) {
   c.StartAgent("a1", "lingang-idc-1", "pack:1 numa:1(memory=16GiB) core:8 pu:1");
   c.StartAgent("a2", "lingang-idc-1", "pack:1 numa:1(memory=16GiB) core:8 pu:1");
   const std::string runs = c.dir() + "/runs.log";
+  std::ofstream(runs).close();  // jobs run as nobody: give them a file they may append to
+  std::filesystem::permissions(
+      runs, std::filesystem::perms::all & ~std::filesystem::perms::owner_exec &
+                ~std::filesystem::perms::group_exec & ~std::filesystem::perms::others_exec);
   const std::string job_yaml =
       "{command: [/bin/sh, -c, 'echo \"$PORTOLAN_JOB_ID $PORTOLAN_JOB_ATTEMPT\" >> " + runs +
       "'], resources: {cpus: 1, memory_mb: 16}, restart: {policy: on_agent_loss}}";
@@ -180,7 +184,9 @@ TEST(DurabilityIT, JobsRunningAcrossASchedulerRestartFinish) {
 // (d) Fair share: a burst of one tenant does not starve a later one.
 TEST(DurabilityIT, FairShareLetsALateTenantInBeforeABurstDrains) {
   Cluster c;
-  c.StartScheduler(0, kFast);
+  std::vector<std::string> flags = kFast;
+  flags.insert(flags.end(), {"--rate-limit-rps", "0"});  // a burst of 1,000 submits on purpose
+  c.StartScheduler(0, flags);
   c.StartAgent("a1", "lingang-idc-1", "pack:1 numa:1(memory=16GiB) core:4 pu:1");
   std::vector<std::string> burst, late;
   for (int i = 0; i < 1000; ++i) {

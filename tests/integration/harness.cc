@@ -1,5 +1,7 @@
 #include "harness.h"
 
+#include "portolan/auth.h"
+
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -79,6 +81,19 @@ Cluster::Cluster() {
          ("portolan-it-" + std::to_string(getpid()) + "-" + info->name());
   std::filesystem::remove_all(dir_);
   std::filesystem::create_directories(dir_);
+  std::ofstream tokens(tokens_path());
+  tokens << "tokens:\n"
+         << "  - {name: it-admin, role: admin, sha256: " << auth::Sha256Hex(kAdminToken) << "}\n"
+         << "  - {name: it-acme, role: tenant, tenant_id: acme, sha256: "
+         << auth::Sha256Hex(kAcmeToken) << "}\n"
+         << "  - {name: it-globex, role: tenant, tenant_id: globex, sha256: "
+         << auth::Sha256Hex(kGlobexToken) << "}\n"
+         << "  - {name: it-ops, role: operator, sites: [lingang-idc-1], sha256: "
+         << auth::Sha256Hex(kOperatorToken) << "}\n";
+}
+
+std::unique_ptr<Client> Cluster::ClientWith(const std::string& token) const {
+  return std::make_unique<Client>(base_url(), token);
 }
 
 Cluster::~Cluster() {
@@ -114,6 +129,11 @@ void Cluster::StartScheduler(uint16_t rpc_port, std::vector<std::string> extra) 
                                    "500",
                                    "--tick-ms",
                                    "50"};
+  if (std::find(extra.begin(), extra.end(), "--tokens") == extra.end() &&
+      std::find(extra.begin(), extra.end(), "--no-auth") == extra.end()) {
+    argv.push_back("--tokens");
+    argv.push_back(tokens_path());
+  }
   if (std::find(extra.begin(), extra.end(), "--policy") == extra.end()) {
     argv.push_back("--policy");
     argv.push_back(PORTOLAN_SOURCE_DIR "/deploy/policy/default.yaml");
@@ -133,7 +153,7 @@ void Cluster::StartScheduler(uint16_t rpc_port, std::vector<std::string> extra) 
   };
   rest_port_ = num("rest");
   rpc_port_ = num("rpc");
-  client_ = std::make_unique<Client>("http://127.0.0.1:" + std::to_string(rest_port_));
+  client_ = std::make_unique<Client>(base_url(), kAdminToken);
   std::string body;
   const bool ready = WaitFor(
       [&] {

@@ -47,7 +47,15 @@ class Cluster {
   // `synthetic` "" runs the agent on the real machine's topology.
   Process* StartAgent(const std::string& id, const std::string& site,
                       const std::string& synthetic = "pack:1 numa:1(memory=16GiB) core:4 pu:2");
-  Client& client() { return *client_; }
+  // Test credentials (the harness writes their hashes to tokens.yaml).
+  static constexpr const char* kAdminToken = "it-admin-token";
+  static constexpr const char* kAcmeToken = "it-acme-token";      // tenant acme
+  static constexpr const char* kGlobexToken = "it-globex-token";  // tenant globex
+  static constexpr const char* kOperatorToken = "it-op-lingang";  // operator of lingang-idc-1
+  Client& client() { return *client_; }                           // as admin
+  std::unique_ptr<Client> ClientWith(const std::string& token) const;
+  std::string tokens_path() const { return dir_ + "/tokens.yaml"; }
+  std::string base_url() const { return "http://127.0.0.1:" + std::to_string(rest_port_); }
   uint16_t rest_port() const { return rest_port_; }
   uint16_t rpc_port() const { return rpc_port_; }
   const std::string& dir() const { return dir_; }

@@ -267,7 +267,7 @@ TEST(LifecycleTest, ManyConcurrentRequestsDoNotWedgeTheServer) {
   std::vector<std::thread> threads;
   for (int t = 0; t < 120; ++t) {
     threads.emplace_back([&] {
-      Client client("http://127.0.0.1:" + std::to_string(c.rest_port()));
+      Client client(c.base_url(), Cluster::kAdminToken);
       for (int i = 0; i < 3; ++i) {
         std::string out;
         auto code =
