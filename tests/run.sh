@@ -1,14 +1,34 @@
 #!/usr/bin/env bash
 # Builds Portolan into build/ and runs the whole test suite (unit and
-# integration tests, which start the real daemons on loopback).
-# Installs missing Debian packages first. Exits non-zero on any failure.
+# integration tests, which start the real daemons on loopback); then builds
+# it again with AddressSanitizer + UndefinedBehaviorSanitizer into
+# build-asan/ and runs the suite there too. Installs missing Debian packages
+# first. Exits non-zero on any failure or sanitizer report.
+#
+#   PORTOLAN_SKIP_SANITIZERS=1 tests/run.sh   # the plain build only
+#   tests/run.sh -R Lifecycle                  # extra arguments go to ctest
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash deploy/install-deps.sh
-BUILD_DIR="${BUILD_DIR:-build}"
 JOBS="${JOBS:-2}"
-cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-RelWithDebInfo}"
-cmake --build "$BUILD_DIR" -j "$JOBS"
-cd "$BUILD_DIR"
-ctest --output-on-failure -j "$JOBS" --timeout 300 "$@"
+
+echo "== build/ (RelWithDebInfo)"
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-RelWithDebInfo}"
+cmake --build build -j "$JOBS"
+(cd build && ctest --output-on-failure -j "$JOBS" --timeout 300 "$@")
+
+if [ "${PORTOLAN_SKIP_SANITIZERS:-0}" = "1" ]; then
+  echo "== sanitizer build skipped (PORTOLAN_SKIP_SANITIZERS=1)"
+  exit 0
+fi
+
+echo "== build-asan/ (Debug, ASan + UBSan)"
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DPORTOLAN_SANITIZE=ON
+cmake --build build-asan -j "$JOBS"
+# Full stacks so the leak suppression (third-party hwloc plugins only) can
+# match; any other leak, ASan or UBSan report fails the test that hit it.
+export ASAN_OPTIONS="detect_leaks=1:fast_unwind_on_malloc=0"
+export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+(cd build-asan && ctest --output-on-failure -j "$JOBS" --timeout 300 "$@")
