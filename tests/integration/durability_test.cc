@@ -190,15 +190,15 @@ TEST(DurabilityIT, FairShareLetsALateTenantInBeforeABurstDrains) {
   c.StartAgent("a1", "lingang-idc-1", "pack:1 numa:1(memory=16GiB) core:4 pu:1");
   std::vector<std::string> burst, late;
 #ifdef __SANITIZE_ADDRESS__
-  const int kBurst = 300;  // the sanitizer build submits ~10x slower:
+  const int kBurst = 300;          // the sanitizer build submits ~10x slower:
   const std::string kSleep = "1";  // fewer, longer jobs keep a backlog
 #else
   const int kBurst = 1000;
   const std::string kSleep = "0.2";
 #endif
   for (int i = 0; i < kBurst; ++i) {
-    auto j = c.client().Submit(
-        Spec("{tenant: burst, command: [/bin/sleep, '" + kSleep + "'], resources: {cpus: 1, memory_mb: 16}}"));
+    auto j = c.client().Submit(Spec("{tenant: burst, command: [/bin/sleep, '" + kSleep +
+                                    "'], resources: {cpus: 1, memory_mb: 16}}"));
     ASSERT_TRUE(j.ok()) << j.status();
     burst.push_back(j->id());
   }

@@ -53,7 +53,8 @@ TEST(TopologyAllocTest, SingleNumaKeepsEverythingInOneNode) {
   ASSERT_EQ(a->numa_nodes_size(), 1);
   EXPECT_EQ(a->pus_size(), 24);
   const uint32_t node = a->numa_nodes(0);
-  for (uint32_t pu : a->pus()) EXPECT_EQ(pu / 32, node) << "PU " << pu << " outside NUMA node " << node;
+  for (uint32_t pu : a->pus())
+    EXPECT_EQ(pu / 32, node) << "PU " << pu << " outside NUMA node " << node;
   EXPECT_EQ(a->numa_memory_mb().at(node), 32768);
 }
 
@@ -76,7 +77,8 @@ TEST(TopologyAllocTest, BestFitKeepsWholeNodesFree) {
   auto second = t.Plan(Req(8, 1024, v1::TopologyRequest::single));
   ASSERT_TRUE(second.ok());
   EXPECT_EQ(second->numa_nodes(0), used);
-  EXPECT_GT(t.FitScore(Req(8, 1024, v1::TopologyRequest::single)), t.FitScore(Req(2, 1024, v1::TopologyRequest::single)))
+  EXPECT_GT(t.FitScore(Req(8, 1024, v1::TopologyRequest::single)),
+            t.FitScore(Req(2, 1024, v1::TopologyRequest::single)))
       << "a tighter fit scores higher";
 }
 
@@ -120,7 +122,8 @@ TEST(TopologyAllocTest, GpuLocality) {
     EXPECT_EQ(node == 0, idx < 4) << g << " is not local to node " << node;
   }
   // Five local GPUs exist on no node.
-  Request five = Req(2, 1024, v1::TopologyRequest::single, v1::TopologyRequest::shared, 5, v1::TopologyRequest::Gpu::local);
+  Request five = Req(2, 1024, v1::TopologyRequest::single, v1::TopologyRequest::shared, 5,
+                     v1::TopologyRequest::Gpu::local);
   EXPECT_FALSE(t.CouldEverFit(five));
   five.gpu_numa = v1::TopologyRequest::Gpu::any;
   EXPECT_TRUE(t.Plan(five).ok()) << "gpu_numa any may use remote GPUs";
@@ -129,10 +132,12 @@ TEST(TopologyAllocTest, GpuLocality) {
   v1::Allocation hold;
   for (int i = 0; i < 4; ++i) {
     std::string name = "cuda" + std::to_string(node == 0 ? i : i + 4);
-    if (std::find(a->gpu_ids().begin(), a->gpu_ids().end(), name) == a->gpu_ids().end()) hold.add_gpu_ids(name);
+    if (std::find(a->gpu_ids().begin(), a->gpu_ids().end(), name) == a->gpu_ids().end())
+      hold.add_gpu_ids(name);
   }
   ASSERT_TRUE(t.Commit(hold, "hold").ok());
-  auto b = t.Plan(Req(4, 1024, v1::TopologyRequest::any, v1::TopologyRequest::shared, 1, v1::TopologyRequest::Gpu::local));
+  auto b = t.Plan(Req(4, 1024, v1::TopologyRequest::any, v1::TopologyRequest::shared, 1,
+                      v1::TopologyRequest::Gpu::local));
   ASSERT_TRUE(b.ok()) << b.status();
   EXPECT_NE(b->numa_nodes(0), node);
 }
@@ -160,7 +165,8 @@ TEST(TopologyAllocTest, AsymmetricNumaAndSpread) {
   auto small = t.Plan(Req(4, 800, v1::TopologyRequest::single));
   ASSERT_TRUE(small.ok());
   EXPECT_EQ(small->numa_nodes(0), 1u) << "best fit: the small node is filled exactly";
-  EXPECT_FALSE(t.Plan(Req(4, 2500, v1::TopologyRequest::spread)).ok()) << "node 1 cannot hold half of 2500 MiB";
+  EXPECT_FALSE(t.Plan(Req(4, 2500, v1::TopologyRequest::spread)).ok())
+      << "node 1 cannot hold half of 2500 MiB";
   auto sp = t.Plan(Req(4, 1000, v1::TopologyRequest::spread));
   ASSERT_TRUE(sp.ok());
   EXPECT_EQ(sp->numa_nodes_size(), 2);
@@ -195,7 +201,8 @@ TEST(TopologyAllocTest, RandomStreamsNeverDoubleAllocate) {
   AddGpus(topo, 4, 0, 0);
   AddGpus(topo, 4, 2, 4);
   std::mt19937 rng(7);
-  const auto numas = {v1::TopologyRequest::any, v1::TopologyRequest::single, v1::TopologyRequest::spread};
+  const auto numas = {v1::TopologyRequest::any, v1::TopologyRequest::single,
+                      v1::TopologyRequest::spread};
   int placed_total = 0;
   for (int stream = 0; stream < 2000; ++stream) {
     AgentTopology t(topo);
@@ -208,11 +215,13 @@ TEST(TopologyAllocTest, RandomStreamsNeverDoubleAllocate) {
         continue;
       }
       Request r = Req(1 + rng() % 24, 256 * (1 + rng() % 64), *(numas.begin() + rng() % 3),
-                      rng() % 2 ? v1::TopologyRequest::exclusive : v1::TopologyRequest::shared, rng() % 4 == 0 ? 1 + rng() % 3 : 0,
+                      rng() % 2 ? v1::TopologyRequest::exclusive : v1::TopologyRequest::shared,
+                      rng() % 4 == 0 ? 1 + rng() % 3 : 0,
                       rng() % 2 ? v1::TopologyRequest::Gpu::local : v1::TopologyRequest::Gpu::any);
       const bool fits = t.WhyNot(r).empty();
       auto a = t.Plan(r);
-      ASSERT_EQ(fits, a.ok()) << "WhyNot and Plan disagree: " << (a.ok() ? "" : a.status().message());
+      ASSERT_EQ(fits, a.ok()) << "WhyNot and Plan disagree: "
+                              << (a.ok() ? "" : a.status().message());
       if (!a.ok()) continue;
       ASSERT_GE(a->pus_size(), r.pus);
       std::string job = "j" + std::to_string(step);
