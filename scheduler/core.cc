@@ -38,11 +38,11 @@ class DrfQueue {
   void Add(int priority, const std::string& tenant, const std::string& id) {
     levels_[priority][tenant].push_back(id);
   }
-  void Charge(const std::string& tenant, const v1::Resources& r, int sign = 1) {
+  void Charge(const std::string& tenant, const v1::Resources& r) {
     auto& u = usage_[tenant];
-    u[0] += sign * r.cpus();
-    u[1] += sign * r.memory_mb();
-    u[2] += sign * r.gpus();
+    u[0] += r.cpus();
+    u[1] += r.memory_mb();
+    u[2] += r.gpus();
   }
   double Share(const std::string& tenant) const {
     auto it = usage_.find(tenant);
@@ -598,25 +598,28 @@ void Core::ScheduleLocked(const std::string* only) {
   in.ledger = &ledger_;
   in.today = absl::ToCivilDay(clock_->Now(), absl::UTCTimeZone());
   in.agents_by_site = &by_site;
-  // Fair-share order over the waiting jobs (queue_ is already priority, FIFO).
+  // Fair-share order over the waiting jobs (queue_ is already priority,
+  // FIFO). A single submitted job needs no ordering, so no shares either.
   std::array<double, 3> total{0, 0, 0};
-  for (const auto& [id, rec] : agents_) {
-    if (rec.info.state() == v1::Agent::lost) continue;
-    total[0] += rec.info.capacity().cpus();
-    total[1] += rec.info.capacity().memory_mb();
-    total[2] += rec.info.capacity().gpus();
-  }
-  DrfQueue drf(total);
-  for (const auto& [id, rec] : agents_) {
-    for (const std::string& jid : rec.info.jobs()) {
-      auto it = jobs_.find(jid);
-      if (it != jobs_.end()) drf.Charge(it->second.tenant(), it->second.resources());
+  if (only == nullptr) {
+    for (const auto& [id, rec] : agents_) {
+      if (rec.info.state() == v1::Agent::lost) continue;
+      total[0] += rec.info.capacity().cpus();
+      total[1] += rec.info.capacity().memory_mb();
+      total[2] += rec.info.capacity().gpus();
     }
   }
+  DrfQueue drf(total);
   if (only != nullptr) {
     const v1::Job& j = jobs_.at(*only);
     if (j.state() == v1::Job::queued) drf.Add(j.priority(), j.tenant(), j.id());
   } else {
+    for (const auto& [id, rec] : agents_) {
+      for (const std::string& jid : rec.info.jobs()) {
+        auto it = jobs_.find(jid);
+        if (it != jobs_.end()) drf.Charge(it->second.tenant(), it->second.resources());
+      }
+    }
     for (const QueueKey& key : queue_) {
       const v1::Job& j = jobs_.at(std::get<2>(key));
       drf.Add(j.priority(), j.tenant(), j.id());

@@ -18,8 +18,6 @@
 
 using namespace portolan;
 
-std::string scheduler_exit(const v1::Job& j);
-
 namespace {
 
 constexpr int kExitOk = 0;
@@ -81,6 +79,13 @@ std::string Short(const google::protobuf::Timestamp& ts) {
   return absl::FormatTime("%Y-%m-%d %H:%M:%S", FromProto(ts), absl::LocalTimeZone());
 }
 
+// Exit code column: only for jobs whose process ended.
+std::string ExitColumn(const v1::Job& j) {
+  bool ended = j.state() == v1::Job::succeeded || j.state() == v1::Job::failed ||
+               j.state() == v1::Job::cancelled;
+  return ended ? absl::StrCat(j.exit_code()) : "-";
+}
+
 void PrintJobsTable(const v1::ListJobsResponse& list) {
   absl::PrintF("%-17s %-18s %-10s %-14s %-20s %-6s %s\n", "ID", "NAME", "TENANT", "STATE", "SITE",
                "EXIT", "REASON");
@@ -89,23 +94,12 @@ void PrintJobsTable(const v1::ListJobsResponse& list) {
     if (reason.size() > 60) reason = reason.substr(0, 57) + "...";
     absl::PrintF("%-17s %-18s %-10s %-14s %-20s %-6s %s\n", j.id(), j.name().substr(0, 18),
                  j.tenant().substr(0, 10), v1::Job::State_Name(j.state()),
-                 j.allocation().site().empty() ? "-" : j.allocation().site(), scheduler_exit(j),
+                 j.allocation().site().empty() ? "-" : j.allocation().site(), ExitColumn(j),
                  reason);
   }
   if (!list.next_page_token().empty())
     absl::PrintF("(more: --page-token %s)\n", list.next_page_token());
 }
-
-}  // namespace
-
-// Defined after the anonymous namespace so PrintJobsTable can use it.
-std::string scheduler_exit(const v1::Job& j) {
-  bool ended = j.state() == v1::Job::succeeded || j.state() == v1::Job::failed ||
-               j.state() == v1::Job::cancelled;
-  return ended ? absl::StrCat(j.exit_code()) : "-";
-}
-
-namespace {
 
 void PrintJob(const v1::Job& j) {
   absl::PrintF("Job %s (%s)\n", j.id(), j.name());

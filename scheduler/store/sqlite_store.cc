@@ -50,7 +50,7 @@ class SqliteStore : public Store {
       spdlog::info("store: {} writes in {} commits ({:.1f} per commit)", batched_writes_, batches_,
                    static_cast<double>(batched_writes_) / static_cast<double>(batches_));
     }
-    for (sqlite3_stmt* s : {put_job_, put_agent_, put_logs_, get_logs_}) sqlite3_finalize(s);
+    for (auto& [sql, stmt] : statements_) sqlite3_finalize(stmt);
     sqlite3_close(db_);
   }
 
@@ -88,33 +88,18 @@ class SqliteStore : public Store {
             absl::StrCat(path, ": migration to schema ", v + 1, " failed: ", st.message()));
       }
     }
-    st = Prepare(
-        "INSERT OR REPLACE INTO jobs (id, tenant, state, submitted_ns, data) VALUES (?,?,?,?,?)",
-        &put_job_);
-    if (st.ok())
-      st = Prepare("INSERT OR REPLACE INTO agents (id, site, data) VALUES (?,?,?)", &put_agent_);
-    if (st.ok())
-      st = Prepare("INSERT OR REPLACE INTO job_logs (job_id, data) VALUES (?,?)", &put_logs_);
-    if (st.ok()) st = Prepare("SELECT data FROM job_logs WHERE job_id = ?", &get_logs_);
-    return st;
+    return absl::OkStatus();
   }
 
   absl::Status PutJob(const v1::Job& job) override {
-    std::string data = job.SerializeAsString();
-    return Commit(
-        [&] {
-          sqlite3_reset(put_job_);
-          sqlite3_bind_text(put_job_, 1, job.id().data(), job.id().size(), SQLITE_TRANSIENT);
-          sqlite3_bind_text(put_job_, 2, job.tenant().data(), job.tenant().size(),
-                            SQLITE_TRANSIENT);
-          sqlite3_bind_int(put_job_, 3, job.state());
-          sqlite3_bind_int64(
-              put_job_, 4,
-              job.submitted_at().seconds() * 1'000'000'000LL + job.submitted_at().nanos());
-          sqlite3_bind_blob(put_job_, 5, data.data(), data.size(), SQLITE_TRANSIENT);
-          return StepRc(put_job_);
-        },
-        "store job");
+    // state and submitted_ns are INTEGER columns: SQLite's affinity stores
+    // the bound text as integers, so the index and ORDER BY stay numeric.
+    return Write(
+        "INSERT OR REPLACE INTO jobs (id, tenant, state, submitted_ns, data) VALUES (?1, ?2, ?3, "
+        "?4, ?5)",
+        {job.id(), job.tenant(), absl::StrCat(static_cast<int>(job.state())),
+         absl::StrCat(job.submitted_at().seconds() * 1'000'000'000LL + job.submitted_at().nanos())},
+        job, "store job");
   }
 
   absl::StatusOr<std::vector<v1::Job>> LoadJobs() override {
@@ -138,17 +123,8 @@ class SqliteStore : public Store {
   }
 
   absl::Status PutAgent(const v1::Agent& agent) override {
-    std::string data = agent.SerializeAsString();
-    return Commit(
-        [&] {
-          sqlite3_reset(put_agent_);
-          sqlite3_bind_text(put_agent_, 1, agent.id().data(), agent.id().size(), SQLITE_TRANSIENT);
-          sqlite3_bind_text(put_agent_, 2, agent.site().data(), agent.site().size(),
-                            SQLITE_TRANSIENT);
-          sqlite3_bind_blob(put_agent_, 3, data.data(), data.size(), SQLITE_TRANSIENT);
-          return StepRc(put_agent_);
-        },
-        "store agent");
+    return Write("INSERT OR REPLACE INTO agents (id, site, data) VALUES (?1, ?2, ?3)",
+                 {agent.id(), agent.site()}, agent, "store agent");
   }
 
   absl::StatusOr<std::vector<v1::Agent>> LoadAgents() override {
@@ -169,16 +145,8 @@ class SqliteStore : public Store {
   }
 
   absl::Status PutLogs(const v1::JobLogs& logs) override {
-    std::string data = logs.SerializeAsString();
-    return Commit(
-        [&] {
-          sqlite3_reset(put_logs_);
-          sqlite3_bind_text(put_logs_, 1, logs.job_id().data(), logs.job_id().size(),
-                            SQLITE_TRANSIENT);
-          sqlite3_bind_blob(put_logs_, 2, data.data(), data.size(), SQLITE_TRANSIENT);
-          return StepRc(put_logs_);
-        },
-        "store logs");
+    return Write("INSERT OR REPLACE INTO job_logs (job_id, data) VALUES (?1, ?2)", {logs.job_id()},
+                 logs, "store logs");
   }
 
   absl::Status PutDecision(const std::string& job_id, const v1::Decision& d) override {
@@ -228,20 +196,11 @@ class SqliteStore : public Store {
   }
 
   absl::StatusOr<v1::JobLogs> GetLogs(const std::string& job_id) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    sqlite3_reset(get_logs_);
-    sqlite3_bind_text(get_logs_, 1, job_id.data(), job_id.size(), SQLITE_TRANSIENT);
-    int rc = sqlite3_step(get_logs_);
-    if (rc == SQLITE_DONE)
+    auto rows = Read<v1::JobLogs>("SELECT data FROM job_logs WHERE job_id = ?1", {job_id});
+    if (!rows.ok()) return rows.status();
+    if (rows->empty())
       return absl::NotFoundError(absl::StrCat("no output recorded for job ", job_id));
-    if (rc != SQLITE_ROW) return Error("read logs");
-    v1::JobLogs logs;
-    if (!logs.ParseFromArray(sqlite3_column_blob(get_logs_, 0),
-                             sqlite3_column_bytes(get_logs_, 0))) {
-      return absl::DataLossError("log record does not decode");
-    }
-    sqlite3_reset(get_logs_);
-    return logs;
+    return rows->front();
   }
 
  private:
@@ -263,16 +222,6 @@ class SqliteStore : public Store {
     }
     return absl::OkStatus();
   }
-  absl::Status Prepare(const char* sql, sqlite3_stmt** stmt) {
-    if (sqlite3_prepare_v2(db_, sql, -1, stmt, nullptr) != SQLITE_OK) return Error("prepare");
-    return absl::OkStatus();
-  }
-  absl::Status Step(sqlite3_stmt* stmt, absl::string_view what) {
-    int rc = sqlite3_step(stmt);
-    sqlite3_reset(stmt);
-    if (rc != SQLITE_DONE) return Error(what);
-    return absl::OkStatus();
-  }
   template <typename F>
   absl::Status Query(const char* sql, F&& row) {
     sqlite3_stmt* s = nullptr;
@@ -286,29 +235,37 @@ class SqliteStore : public Store {
 
   // One statement binding text parameters ?1..?n, then the serialized
   // message as the last parameter.
+  // The one write path: binds text parameters ?1..?n and the serialized
+  // message as the last one, and runs as part of a group commit. Statements
+  // are prepared once and kept.
   absl::Status Write(const char* sql, const std::vector<std::string>& params,
                      const google::protobuf::Message& msg, absl::string_view what) {
     const std::string data = msg.SerializeAsString();
     return Commit(
         [&] {
-          sqlite3_stmt* s = nullptr;
-          if (sqlite3_prepare_v2(db_, sql, -1, &s, nullptr) != SQLITE_OK)
-            return sqlite3_errcode(db_);
+          sqlite3_stmt* s = Statement(sql);
+          if (s == nullptr) return sqlite3_errcode(db_);
+          sqlite3_reset(s);
+          sqlite3_clear_bindings(s);
           int i = 1;
           for (const std::string& p : params)
             sqlite3_bind_text(s, i++, p.data(), p.size(), SQLITE_TRANSIENT);
           sqlite3_bind_blob(s, i, data.data(), data.size(), SQLITE_TRANSIENT);
           int rc = sqlite3_step(s);
-          sqlite3_finalize(s);
+          sqlite3_reset(s);
           return rc;
         },
         what);
   }
 
-  int StepRc(sqlite3_stmt* stmt) {
-    int rc = sqlite3_step(stmt);
-    sqlite3_reset(stmt);
-    return rc;
+  // A prepared statement for `sql`, kept for reuse; mu_ must be held.
+  sqlite3_stmt* Statement(const char* sql) {
+    auto it = statements_.find(sql);
+    if (it != statements_.end()) return it->second;
+    sqlite3_stmt* s = nullptr;
+    if (sqlite3_prepare_v2(db_, sql, -1, &s, nullptr) != SQLITE_OK) return nullptr;
+    statements_.emplace(sql, s);
+    return s;
   }
 
   // Group commit, after LevelDB's writer queue: every write waits in the
@@ -406,10 +363,7 @@ class SqliteStore : public Store {
 
   std::mutex mu_;
   sqlite3* db_;
-  sqlite3_stmt* put_job_ = nullptr;
-  sqlite3_stmt* put_agent_ = nullptr;
-  sqlite3_stmt* put_logs_ = nullptr;
-  sqlite3_stmt* get_logs_ = nullptr;
+  std::map<std::string, sqlite3_stmt*> statements_;  // by SQL text; guarded by mu_
 };
 
 }  // namespace

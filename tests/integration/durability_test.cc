@@ -48,18 +48,6 @@ std::string ReadAll(const std::string& path) {
   return ss.str();
 }
 
-pid_t PrintedPid(Client& c, const std::string& id) {
-  pid_t pid = 0;
-  WaitFor(
-      [&] {
-        auto logs = c.Logs(id);
-        return logs.ok() && absl::SimpleAtoi(absl::StripAsciiWhitespace(logs->stdout()), &pid) &&
-               pid > 0;
-      },
-      seconds(20));
-  return pid;
-}
-
 // (a) Crashes under a stream of submits: every acknowledged job survives, ends
 // exactly once, and no attempt runs twice (each run appends "job attempt").
 TEST(DurabilityIT, KillNineUnderASubmitStreamLosesNothingAndRunsNothingTwice) {

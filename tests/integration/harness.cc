@@ -1,14 +1,20 @@
 #include "harness.h"
 
+#include "absl/strings/numbers.h"
+#include "absl/strings/strip.h"
 #include "portolan/auth.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -72,6 +78,44 @@ bool WaitFor(const std::function<bool()>& pred, std::chrono::milliseconds timeou
     if (pred()) return true;
     if (std::chrono::steady_clock::now() > deadline) return false;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
+pid_t PrintedPid(Client& c, const std::string& job_id) {
+  pid_t pid = 0;
+  WaitFor(
+      [&] {
+        auto logs = c.Logs(job_id);
+        return logs.ok() && absl::SimpleAtoi(absl::StripAsciiWhitespace(logs->stdout()), &pid) &&
+               pid > 0;
+      },
+      std::chrono::seconds(20));
+  return pid;
+}
+
+int ConnectLoopback(uint16_t port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+  const int rc = connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  EXPECT_EQ(rc, 0) << "connect to 127.0.0.1:" << port << ": " << strerror(errno);
+  if (rc != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+bool ClosedByServer(int fd) {
+  timeval tv{10, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  char buf[4096];
+  while (true) {
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n == 0) return true;
+    if (n < 0) return errno != EAGAIN && errno != EWOULDBLOCK;
   }
 }
 

@@ -34,6 +34,17 @@ class Process {
 // Polls `pred` every 50 ms until it holds or `timeout` passes.
 bool WaitFor(const std::function<bool()>& pred, std::chrono::milliseconds timeout);
 
+// The pid a job printed first on its stdout (delivered by heartbeats); 0 when
+// none shows within 20 s. Tests use it to find, check and clean up processes.
+pid_t PrintedPid(Client& c, const std::string& job_id);
+
+// A raw TCP connection to 127.0.0.1:port (expected to succeed), or -1.
+int ConnectLoopback(uint16_t port);
+
+// True when the server closed the connection (read returns 0 or an error
+// within 10 s).
+bool ClosedByServer(int fd);
+
 class Cluster {
  public:
   Cluster();  // fresh temp directory per test

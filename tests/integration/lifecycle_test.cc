@@ -37,41 +37,6 @@ bool InState(Client& c, const std::string& id, v1::Job::State s) {
   return j.ok() && j->state() == s;
 }
 
-// Reads a pid the job printed first on stdout (delivered by heartbeats).
-pid_t PrintedPid(Client& c, const std::string& id) {
-  pid_t pid = 0;
-  WaitFor(
-      [&] {
-        auto logs = c.Logs(id);
-        return logs.ok() && absl::SimpleAtoi(absl::StripAsciiWhitespace(logs->stdout()), &pid) &&
-               pid > 0;
-      },
-      seconds(20));
-  return pid;
-}
-
-int ConnectRaw(uint16_t port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-  EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-  return fd;
-}
-
-// True when the server closed the connection (read returns 0 or an error).
-bool ClosedByServer(int fd) {
-  timeval tv{10, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  char buf[4096];
-  while (true) {
-    ssize_t n = read(fd, buf, sizeof buf);
-    if (n == 0) return true;
-    if (n < 0) return errno != EAGAIN && errno != EWOULDBLOCK;
-  }
-}
-
 TEST(LifecycleTest, JobSucceedsAndItsOutputIsReadable) {
   Cluster c;
   c.StartScheduler();
@@ -173,25 +138,25 @@ TEST(LifecycleTest, BadRpcInputClosesOnlyThatConnection) {
   Cluster c;
   c.StartScheduler();
   c.StartAgent("lg1", "lingang-idc-1");
-  int garbage = ConnectRaw(c.rpc_port());
+  int garbage = ConnectLoopback(c.rpc_port());
   const char junk[] = "\x00\x00\x00\x05GET /";
   ASSERT_EQ(write(garbage, junk, sizeof junk - 1), static_cast<ssize_t>(sizeof junk - 1));
   EXPECT_TRUE(ClosedByServer(garbage));
   close(garbage);
-  int oversize = ConnectRaw(c.rpc_port());
+  int oversize = ConnectLoopback(c.rpc_port());
   const unsigned char huge[] = {0x7f, 0xff, 0xff, 0xff};
   ASSERT_EQ(write(oversize, huge, 4), 4);
   EXPECT_TRUE(ClosedByServer(oversize));
   close(oversize);
   // A heartbeat before Register is a protocol error too.
-  int early = ConnectRaw(c.rpc_port());
+  int early = ConnectLoopback(c.rpc_port());
   v1::Envelope hb;
   hb.mutable_heartbeat();
   std::string f = wire::EncodeFrame(hb);
   ASSERT_EQ(write(early, f.data(), f.size()), static_cast<ssize_t>(f.size()));
   EXPECT_TRUE(ClosedByServer(early));
   close(early);
-  int half_open = ConnectRaw(c.rpc_port());  // left silent while the rest carries on
+  int half_open = ConnectLoopback(c.rpc_port());  // left silent while the rest carries on
   auto job = c.client().Submit(Spec({"/bin/true"}));
   EXPECT_TRUE(
       WaitFor([&] { return InState(c.client(), job->id(), v1::Job::succeeded); }, seconds(20)));
@@ -203,7 +168,7 @@ TEST(LifecycleTest, SilentConnectionIsClosedAfterTheRegisterTimeout) {
   Cluster c;
   c.StartScheduler(0, {"--register-timeout-ms", "300"});
   c.StartAgent("lg1", "lingang-idc-1");
-  int half_open = ConnectRaw(c.rpc_port());
+  int half_open = ConnectLoopback(c.rpc_port());
   EXPECT_TRUE(ClosedByServer(half_open));
   close(half_open);
   EXPECT_NE(c.SchedulerLog().find("no Register received in time"), std::string::npos);

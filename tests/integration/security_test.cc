@@ -63,8 +63,8 @@ TEST(SecurityIT, TenantsSeeOnlyTheirOwnJobs) {
       },
       seconds(20)));
   // Another tenant: every per-job path answers 404, exactly like a missing job.
-  for (const std::string path : {"/v1/jobs/" + job.id(), "/v1/jobs/" + job.id() + "/logs",
-                                 "/v1/jobs/" + job.id() + "/explanation"}) {
+  for (const std::string& path : {"/v1/jobs/" + job.id(), "/v1/jobs/" + job.id() + "/logs",
+                                  "/v1/jobs/" + job.id() + "/explanation"}) {
     Reply r = Call(*globex, "GET", path);
     EXPECT_EQ(r.status, 404) << path << ": " << r.body;
     EXPECT_EQ(r.body.find("secret output"), std::string::npos);
@@ -176,19 +176,6 @@ TEST(SecurityIT, RateLimitAnswers429PerToken) {
       << "buckets are per token";
 }
 
-int ConnectTo(uint16_t port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
-
 TEST(SecurityIT, HostileBodiesAndConnectionsLeaveTheServerServing) {
   Cluster c;
   c.StartScheduler();
@@ -202,7 +189,7 @@ TEST(SecurityIT, HostileBodiesAndConnectionsLeaveTheServerServing) {
   // that send garbage. Others are still served.
   std::vector<int> fds;
   for (int i = 0; i < 60; ++i) {
-    int fd = ConnectTo(c.rest_port());
+    int fd = ConnectLoopback(c.rest_port());
     if (fd < 0) continue;
     const char* partial =
         i % 2 ? "POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Le" : "\x16\x03\x01\xff\xff garbage";

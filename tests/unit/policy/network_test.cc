@@ -2,19 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include "default_policy.h"
 #include "portolan/policy.h"
 
 namespace portolan::policy {
 namespace {
-
-std::shared_ptr<const CompiledPolicy> Load() {
-  auto c = LoadPolicyFile(PORTOLAN_SOURCE_DIR "/deploy/policy/default.yaml",
-                          {"site_affinity", "residency", "latency_limit", "agent_health",
-                           "resource_fit", "data_gravity", "compliance_preference", "latency",
-                           "cost", "bin_pack", "spread", "topology_fit", "numa_fit"});
-  EXPECT_TRUE(c.ok()) << c.status();
-  return *c;
-}
 
 NetworkModel WithLinkDown(const v1::Policy& p, const std::string& id) {
   std::vector<v1::Site> sites(p.sites().begin(), p.sites().end());
@@ -26,7 +18,7 @@ NetworkModel WithLinkDown(const v1::Policy& p, const std::string& id) {
 }
 
 TEST(NetworkTest, DirectCableIsTheShortestPath) {
-  auto p = Load();
+  auto p = portolan::test_support::DefaultPolicy();
   const NetworkModel& n = p->network();
   int lg1 = n.Index("lingang-idc-1"), sin = n.Index("singapore-1");
   EXPECT_DOUBLE_EQ(n.Rtt(lg1, sin), 65);
@@ -39,7 +31,7 @@ TEST(NetworkTest, DirectCableIsTheShortestPath) {
 }
 
 TEST(NetworkTest, MultiHopPathTakesTheBottleneck) {
-  auto p = Load();
+  auto p = portolan::test_support::DefaultPolicy();
   const NetworkModel& n = p->network();
   int hq = n.Index("hongqiao-1"), lon = n.Index("london-1");
   // Over land to Frankfurt (180) then to London (20) beats FEA via Lingang (1 + 218).
@@ -51,7 +43,7 @@ TEST(NetworkTest, MultiHopPathTakesTheBottleneck) {
 }
 
 TEST(NetworkTest, CutCableForcesADetour) {
-  auto p = Load();
+  auto p = portolan::test_support::DefaultPolicy();
   NetworkModel cut = WithLinkDown(p->policy(), "sjc2-lg1-sin");
   int lg1 = cut.Index("lingang-idc-1"), sin = cut.Index("singapore-1");
   // Via Lingang IDC 2 and APG (0.5 + 72) beats via Hong Kong (34 + 41).

@@ -2,6 +2,7 @@
 
 #include <fstream>
 
+#include "default_policy.h"
 #include "portolan/codec.h"
 #include "portolan/policy.h"
 
@@ -39,12 +40,8 @@ TEST(PolicyValidationTest, BaseIsValidAndLinksDefaultToUp) {
 }
 
 TEST(PolicyValidationTest, DefaultPolicyFileIsValid) {
-  std::set<std::string> all = {
-      "site_affinity", "residency",    "latency_limit",         "agent_health",
-      "resource_fit",  "data_gravity", "compliance_preference", "latency",
-      "cost",          "bin_pack",     "topology_fit",          "numa_fit",
-      "spread"};
-  auto c = LoadPolicyFile(PORTOLAN_SOURCE_DIR "/deploy/policy/default.yaml", all);
+  auto c = LoadPolicyFile(PORTOLAN_SOURCE_DIR "/deploy/policy/default.yaml",
+                          portolan::test_support::BuiltinPluginNames());
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ((*c)->policy().sites_size(), 9);
   EXPECT_TRUE((*c)->warnings().empty());

@@ -2,6 +2,7 @@
 // (deploy/policy/default.yaml), one or more cases per row of regulations.md.
 #include <gtest/gtest.h>
 
+#include "default_policy.h"
 #include "portolan/codec.h"
 #include "portolan/policy.h"
 
@@ -9,18 +10,6 @@ namespace portolan::policy {
 namespace {
 
 const absl::CivilDay kToday(2026, 11, 21);
-
-std::shared_ptr<const CompiledPolicy> DefaultPolicy() {
-  static auto p = [] {
-    auto c = LoadPolicyFile(PORTOLAN_SOURCE_DIR "/deploy/policy/default.yaml",
-                            {"site_affinity", "residency", "latency_limit", "agent_health",
-                             "resource_fit", "data_gravity", "compliance_preference", "latency",
-                             "cost", "bin_pack", "spread", "topology_fit", "numa_fit"});
-    EXPECT_TRUE(c.ok()) << c.status();
-    return *c;
-  }();
-  return p;
-}
 
 v1::Tenant Tenant(const std::string& yaml) {
   v1::Tenant t;
@@ -75,7 +64,7 @@ class ResidencyTable : public ::testing::TestWithParam<Case> {};
 
 TEST_P(ResidencyTable, Verdict) {
   const Case& c = GetParam();
-  auto policy = DefaultPolicy();
+  auto policy = portolan::test_support::DefaultPolicy();
   const v1::Site* site = policy->FindSite(c.site);
   ASSERT_NE(site, nullptr) << c.site;
   Ledger ledger;
@@ -217,7 +206,7 @@ INSTANTIATE_TEST_SUITE_P(
     [](const ::testing::TestParamInfo<Case>& info) { return info.param.name; });
 
 TEST(ResidencyLedgerTest, CumulativeVolumesCrossTheThreshold) {
-  auto policy = DefaultPolicy();
+  auto policy = portolan::test_support::DefaultPolicy();
   const v1::Site& sg = *policy->FindSite("singapore-1");
   const v1::Site& hk = *policy->FindSite("hongkong-1");
   const v1::Tenant t = Tenant(kPlain);
@@ -240,7 +229,7 @@ TEST(ResidencyLedgerTest, CumulativeVolumesCrossTheThreshold) {
 }
 
 TEST(ResidencyJobTest, JobNeedsEveryDatasetAllowedAndReasonNamesEach) {
-  auto policy = DefaultPolicy();
+  auto policy = portolan::test_support::DefaultPolicy();
   v1::Job job;
   *job.add_datasets() =
       Data("{id: reads-2026q3, origin: CN, categories: [personal], subjects: 250000}");
