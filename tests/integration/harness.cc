@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -28,8 +29,12 @@ Process::Process(std::vector<std::string> argv, const std::string& log_path) : l
   for (auto& a : argv) args.push_back(a.data());
   args.push_back(nullptr);
   int fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  const pid_t parent = getpid();
   pid_ = fork();
   if (pid_ == 0) {
+    // Die with the test: a test that crashes must not leave daemons behind.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(127);  // the test died before prctl took effect
     dup2(fd, 1);
     dup2(fd, 2);
     execv(args[0], args.data());
