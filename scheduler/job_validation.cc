@@ -111,6 +111,9 @@ absl::Status ValidateAndDefault(v1::Job& job) {
   if (job.topology().smt() == v1::TopologyRequest::smt_unspecified) {
     job.mutable_topology()->set_smt(v1::TopologyRequest::shared);
   }
+  if (job.topology().gpu_numa() == v1::TopologyRequest::Gpu::gpu_numa_unspecified) {
+    job.mutable_topology()->set_gpu_numa(v1::TopologyRequest::Gpu::any);
+  }
   return absl::OkStatus();
 }
 

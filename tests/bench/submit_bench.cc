@@ -31,6 +31,8 @@ int main(int argc, char** argv) {
       (void)absl::SimpleAtoi(argv[i + 1], &clients);
     else if (!strcmp(argv[i], "--seconds"))
       (void)absl::SimpleAtoi(argv[i + 1], &seconds);
+    else if (!strcmp(argv[i], "--token"))
+      token = argv[i + 1];
   }
   const std::string body =
       R"({"tenant":"bench","command":["/bin/true"],"resources":{"cpus":1,"memory_mb":16},"placement":{"sites":["london-1"]}})";
