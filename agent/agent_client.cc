@@ -44,6 +44,7 @@ void AgentClient::Stop() {
   heartbeat_timer_.cancel();
   resend_timer_.cancel();
   socket_.close(ec);
+  if (stream_) stream_->Close();
   executor_.reset();  // kills and reaps running jobs
 }
 
@@ -73,7 +74,7 @@ void AgentClient::Connect() {
                                 "connect to ", options_.scheduler.ToString(), ": ", ec.message()));
                             return;
                           }
-                          OnConnected();
+                          Handshake(gen);
                         });
 }
 
@@ -92,9 +93,33 @@ void AgentClient::ScheduleReconnect(const std::string& why) {
   });
 }
 
-void AgentClient::OnConnected() {
+void AgentClient::Handshake(uint64_t gen) {
   boost::system::error_code ec;
   socket_.set_option(tcp::no_delay(true), ec);
+  // Each connection gets its own stream; handlers hold it so a stream is
+  // never destroyed under an operation still completing.
+  stream_ = std::make_shared<tls::Stream>(std::move(socket_), options_.tls.get());
+  socket_ = tcp::socket(io_);
+  stream_->ExpectServerName(options_.scheduler.host);
+  stream_->AsyncHandshake(
+      asio::ssl::stream_base::client,
+      [this, gen, stream = stream_](const boost::system::error_code& ec) {
+        if (gen != generation_ || stopped_) return;
+        if (ec) {
+          const std::string& cert = stream->verify_error();
+          std::string why = cert.empty()
+                                ? tls::Describe(ec)
+                                : absl::StrCat("scheduler certificate refused: ", cert);
+          stream->Close();
+          spdlog::error("TLS handshake with {} failed: {}", options_.scheduler.ToString(), why);
+          ScheduleReconnect(absl::StrCat("TLS handshake failed: ", why));
+          return;
+        }
+        OnConnected();
+      });
+}
+
+void AgentClient::OnConnected() {
   connected_ = true;
   registered_ = false;
   decoder_ = wire::FrameDecoder(options_.max_frame_bytes);
@@ -109,19 +134,30 @@ void AgentClient::OnConnected() {
   *reg->mutable_topology() = topology_;
   reg->set_version(PORTOLAN_VERSION);
   for (const v1::AgentJobStatus& s : executor_->Jobs()) *reg->add_jobs() = s;
-  spdlog::info("connected to scheduler {}; registering as {} at site {} with {} job(s)",
-               options_.scheduler.ToString(), options_.id, options_.site, reg->jobs_size());
+  spdlog::info("connected to scheduler {}{}; registering as {} at site {} with {} job(s)",
+               options_.scheduler.ToString(), stream_->tls() ? " over TLS" : " (plain TCP)",
+               options_.id, options_.site, reg->jobs_size());
   Send(env);
   Read();
 }
 
 void AgentClient::Read() {
   const uint64_t gen = generation_;
-  socket_.async_read_some(
-      asio::buffer(buf_), [this, gen](const boost::system::error_code& ec, size_t n) {
+  stream_->AsyncReadSome(
+      asio::buffer(buf_),
+      [this, gen, stream = stream_](const boost::system::error_code& ec, size_t n) {
         if (gen != generation_ || stopped_) return;
         if (ec) {
-          Disconnect(ec == asio::error::eof ? "scheduler closed the connection" : ec.message());
+          if (!registered_ && ec.category() == asio::error::get_ssl_category()) {
+            // With TLS 1.3 the scheduler checks our certificate after the
+            // handshake completed here, so its refusal arrives as an alert.
+            spdlog::error(
+                "the scheduler refused this agent's certificate ({}); it must be signed by the "
+                "CA the scheduler trusts and be valid now",
+                tls::Describe(ec));
+          }
+          Disconnect(tls::IsPeerClosed(ec) ? "scheduler closed the connection"
+                                           : tls::Describe(ec));
           return;
         }
         last_received_ = absl::Now();
@@ -214,13 +250,13 @@ void AgentClient::Send(const v1::Envelope& env) {
 
 void AgentClient::Write() {
   const uint64_t gen = generation_;
-  asio::async_write(socket_, asio::buffer(write_queue_.front()),
-                    [this, gen](const boost::system::error_code& ec, size_t) {
-                      if (gen != generation_ || stopped_) return;
-                      if (ec) {
-                        Disconnect(ec.message());
-                        return;
-                      }
+  stream_->AsyncWrite(asio::buffer(write_queue_.front()),
+                      [this, gen, stream = stream_](const boost::system::error_code& ec, size_t) {
+                        if (gen != generation_ || stopped_) return;
+                        if (ec) {
+                          Disconnect(tls::Describe(ec));
+                          return;
+                        }
                       write_queue_.pop_front();
                       if (!write_queue_.empty()) Write();
                     });
@@ -231,8 +267,7 @@ void AgentClient::Disconnect(const std::string& why) {
   connected_ = false;
   registered_ = false;
   ++generation_;
-  boost::system::error_code ec;
-  socket_.close(ec);
+  if (stream_) stream_->Close();
   heartbeat_timer_.cancel();
   write_queue_.clear();
   ScheduleReconnect(why);

@@ -24,7 +24,7 @@ using namespace portolan;
 
 int main(int argc, char** argv) {
   std::string config_file, id, site, scheduler_addr, state_dir, synthetic, xml, log_format,
-      log_level, cgroup_root;
+      log_level, cgroup_root, tls_cert, tls_key, tls_ca;
   std::vector<std::string> labels;
   uint32_t kill_grace_ms = 10000;
   uint32_t reconnect_max_ms = 10000;
@@ -46,6 +46,10 @@ int main(int argc, char** argv) {
       ("cgroup-root", po::value(&cgroup_root)->default_value("auto"), "cgroup v2 limits per job: auto (/sys/fs/cgroup/portolan when cpuset and memory can be delegated), none, or a prepared directory")
 ("kill-grace-ms", po::value(&kill_grace_ms)->default_value(10000), "SIGTERM to SIGKILL grace period for timeouts and cancels")
 ("reconnect-max-ms", po::value(&reconnect_max_ms)->default_value(10000), "longest wait between reconnection attempts (backoff starts at 200 ms and doubles)")
+      ("tls-cert", po::value(&tls_cert), "this agent's certificate (PEM, CN = agent id, OU = site), from the CA the scheduler trusts; see deploy/dev-ca.sh")
+      ("tls-key", po::value(&tls_key), "private key of --tls-cert (PEM)")
+      ("tls-ca", po::value(&tls_ca), "CA certificate (PEM) that signed the scheduler's certificate")
+      ("insecure", "connect over plain TCP without certificates (closed test networks only; logged as a warning)")
       ("run-as", po::value(&run_as), "user the jobs run as (default: nobody when the agent runs as root, else the agent's own user)")
       ("log-format", po::value(&log_format)->default_value("text"), "text or json")
       ("log-level", po::value(&log_level)->default_value("info"), "trace, debug, info, warn, error");
@@ -66,6 +70,7 @@ int main(int argc, char** argv) {
     std::cout << "portolan-agent " << PORTOLAN_VERSION << "\n";
     return 0;
   }
+  bool insecure = vm.count("insecure") > 0;
   if (!config_file.empty()) {
     v1::AgentConfig cfg;
     if (absl::Status st = LoadFile(config_file, &cfg); !st.ok()) {
@@ -83,6 +88,10 @@ int main(int argc, char** argv) {
     take("topology-xml", xml, cfg.topology_xml());
     take("log-format", log_format, cfg.log_format());
     take("log-level", log_level, cfg.log_level());
+    take("tls-cert", tls_cert, cfg.tls_cert());
+    take("tls-key", tls_key, cfg.tls_key());
+    take("tls-ca", tls_ca, cfg.tls_ca());
+    if (cfg.insecure()) insecure = true;
     if (vm["kill-grace-ms"].defaulted() && cfg.kill_grace_ms() > 0)
       kill_grace_ms = cfg.kill_grace_ms();
     for (const auto& [k, v] : cfg.labels()) labels.insert(labels.begin(), absl::StrCat(k, "=", v));
@@ -127,6 +136,26 @@ int main(int argc, char** argv) {
     return 2;
   }
   opts.scheduler = *hp;
+  if (!tls_cert.empty() || !tls_key.empty() || !tls_ca.empty()) {
+    if (insecure) {
+      std::cerr << "portolan-agent: --insecure contradicts --tls-cert/--tls-key/--tls-ca\n";
+      return 2;
+    }
+    auto ctx = tls::MakeClientContext({tls_cert, tls_key, tls_ca});
+    if (!ctx.ok()) {
+      std::cerr << "portolan-agent: TLS: " << ctx.status().message() << "\n";
+      return 2;
+    }
+    opts.tls = *ctx;
+  } else if (insecure) {
+    spdlog::warn(
+        "--insecure: the agent RPC is plain TCP; anyone on the path can read jobs and "
+        "impersonate the scheduler");
+  } else {
+    std::cerr << "portolan-agent: the agent RPC needs --tls-cert, --tls-key and --tls-ca "
+                 "(deploy/dev-ca.sh makes them), or --insecure on a closed test network\n";
+    return 2;
+  }
   if (state_dir.empty()) state_dir = absl::StrCat("./var/agent-", id);
   std::error_code ec;
   std::filesystem::create_directories(state_dir + "/jobs", ec);

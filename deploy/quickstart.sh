@@ -3,7 +3,8 @@
 # scheduler and three agents on loopback (Lingang IDC, Hongqiao, Lingang
 # offshore; each an emulated data-centre server), submits the sample jobs in
 # deploy/examples/jobs through the CLI, prints where each ran, and leaves the
-# system running.
+# system running. Agents authenticate with certificates from a development CA
+# (deploy/dev-ca.sh, in .quickstart/pki) and REST is HTTPS.
 #
 #   deploy/quickstart.sh          start (restarts a previous quickstart)
 #   deploy/quickstart.sh --stop   stop what the quickstart started
@@ -68,27 +69,38 @@ printf 'tokens:\n  - {name: quickstart-admin, role: admin, sha256: %s}\n' \
   "$(printf '%s' "$TOKEN" | sha256sum | cut -d' ' -f1)" >"$RUN/tokens.yaml"
 export PORTOLAN_TOKEN="$TOKEN"
 
+# A development CA (kept across runs) with certificates for the scheduler and
+# each agent: mutual TLS on the agent RPC, HTTPS on REST.
+PKI="$RUN/pki"
+bash "$ROOT/deploy/dev-ca.sh" "$PKI" init >/dev/null
+bash "$ROOT/deploy/dev-ca.sh" "$PKI" scheduler >/dev/null
+export PORTOLAN_CA="$PKI/ca.pem"
+
 "$BIN/portolan-scheduler" --rest-addr "127.0.0.1:$REST_PORT" --rpc-addr "127.0.0.1:$RPC_PORT" \
   --tokens "$RUN/tokens.yaml" \
+  --tls-cert "$PKI/scheduler.pem" --tls-key "$PKI/scheduler.key" --tls-ca "$PKI/ca.pem" \
+  --https-cert "$PKI/scheduler.pem" --https-key "$PKI/scheduler.key" \
   --state-dir "$RUN/state" --policy "$ROOT/deploy/policy/default.yaml" \
   --heartbeat-interval-ms 2000 --agent-ttl-ms 10000 \
   >"$RUN/scheduler.log" 2>&1 &
 echo $! >"$RUN/scheduler.pid"
 
-export PORTOLAN_SERVER="http://127.0.0.1:$REST_PORT"
+export PORTOLAN_SERVER="https://127.0.0.1:$REST_PORT"
 for _ in $(seq 1 100); do
-  curl -sf "$PORTOLAN_SERVER/readyz" >/dev/null 2>&1 && break
+  curl -sf --cacert "$PORTOLAN_CA" "$PORTOLAN_SERVER/readyz" >/dev/null 2>&1 && break
   sleep 0.1
 done
-curl -sf "$PORTOLAN_SERVER/readyz" >/dev/null || { echo "quickstart: scheduler did not become ready; see $RUN/scheduler.log" >&2; exit 1; }
-echo "quickstart: scheduler ready on $PORTOLAN_SERVER (agent RPC 127.0.0.1:$RPC_PORT)"
+curl -sf --cacert "$PORTOLAN_CA" "$PORTOLAN_SERVER/readyz" >/dev/null || { echo "quickstart: scheduler did not become ready; see $RUN/scheduler.log" >&2; exit 1; }
+echo "quickstart: scheduler ready on $PORTOLAN_SERVER (agent RPC 127.0.0.1:$RPC_PORT, mutual TLS)"
 
 start_agent() {  # id site synthetic-topology label...
   local id="$1" site="$2" topo="$3"
   shift 3
   local labels=()
   for l in "$@"; do labels+=(--label "$l"); done
+  bash "$ROOT/deploy/dev-ca.sh" "$PKI" agent "$id" "$site" >/dev/null
   "$BIN/portolan-agent" --id "$id" --site "$site" --scheduler "127.0.0.1:$RPC_PORT" \
+    --tls-cert "$PKI/agent-$id.pem" --tls-key "$PKI/agent-$id.key" --tls-ca "$PKI/ca.pem" \
     --state-dir "$RUN/agent-$id" --topology-synthetic "$topo" "${labels[@]}" \
     >"$RUN/agent-$id.log" 2>&1 &
   echo $! >"$RUN/agent-$id.pid"
@@ -170,10 +182,10 @@ fi
 cat <<MSG
 quickstart: all sample jobs succeeded on the sites expected.
 The scheduler and five agents keep running (logs in .quickstart/). Try:
-  export PORTOLAN_SERVER=$PORTOLAN_SERVER
+  export PORTOLAN_SERVER=$PORTOLAN_SERVER PORTOLAN_CA=$PORTOLAN_CA
   export PORTOLAN_TOKEN=\$(cat .quickstart/admin.token)     # admin; see docs/security.md
   build/bin/portolan jobs
   build/bin/portolan submit --name hi --cpus 1 --memory-mb 64 --wait -- /bin/echo hello
-  curl -s -H "Authorization: Bearer \$PORTOLAN_TOKEN" -X POST $PORTOLAN_SERVER/v1/jobs -d '{"name":"hi","command":["/bin/echo","hello"],"resources":{"cpus":1,"memory_mb":64}}'
+  curl -s --cacert \$PORTOLAN_CA -H "Authorization: Bearer \$PORTOLAN_TOKEN" -X POST $PORTOLAN_SERVER/v1/jobs -d '{"name":"hi","command":["/bin/echo","hello"],"resources":{"cpus":1,"memory_mb":64}}'
 Stop everything with: deploy/quickstart.sh --stop
 MSG

@@ -41,7 +41,7 @@ int Fail(const std::string& msg) {
 
 int main(int argc, char** argv) {
   std::string rest_addr, rpc_addr, state_dir, ports_file, log_format, log_level, policy_file,
-      tokens_file;
+      tokens_file, tls_cert, tls_key, tls_ca, https_cert, https_key;
   double rate_rps = 200, rate_burst = 400;
   int64_t heartbeat_ms = 0, ttl_ms = 0, resend_ms = 0, tick_ms = 0, register_timeout_ms = 0,
           backoff_ms = 0, backoff_max_ms = 0;
@@ -60,6 +60,12 @@ int main(int argc, char** argv) {
       ("policy-from-file", "apply --policy at start even when the state holds a policy (a new version)")
       ("tokens", po::value(&tokens_file), "REST bearer tokens file (YAML/JSON, hashed; see docs/security.md); re-read on SIGHUP")
       ("no-auth", "serve REST without authentication (every caller is admin): only for closed test networks")
+      ("tls-cert", po::value(&tls_cert), "agent RPC: the scheduler's certificate (PEM chain); agents check it names the host they connect to")
+      ("tls-key", po::value(&tls_key), "agent RPC: private key of --tls-cert")
+      ("tls-ca", po::value(&tls_ca), "agent RPC: CA whose agent certificates are accepted (CN = agent id, OU = site); all three re-read on SIGHUP")
+      ("insecure", "agent RPC over plain TCP with no certificates (closed test networks only; logged as a warning)")
+      ("https-cert", po::value(&https_cert), "serve REST over HTTPS with this certificate (PEM chain)")
+      ("https-key", po::value(&https_key), "private key of --https-cert")
       ("rate-limit-rps", po::value(&rate_rps)->default_value(200), "requests per second per token (429 above)")
       ("rate-limit-burst", po::value(&rate_burst)->default_value(400), "burst allowance per token")
       ("heartbeat-interval-ms", po::value(&heartbeat_ms)->default_value(5000), "heartbeat interval told to agents")
@@ -125,6 +131,25 @@ int main(int argc, char** argv) {
         "REST needs --tokens FILE (see docs/security.md; `portolan token new` makes one), "
         "or --no-auth on a closed test network");
   }
+  const tls::Files rpc_tls{tls_cert, tls_key, tls_ca};
+  std::shared_ptr<boost::asio::ssl::context> rpc_tls_context;
+  if (!tls_cert.empty() || !tls_key.empty() || !tls_ca.empty()) {
+    if (vm.count("insecure")) return Fail("--insecure contradicts --tls-cert/--tls-key/--tls-ca");
+    auto ctx = tls::MakeServerContext(rpc_tls);
+    if (!ctx.ok()) return Fail(absl::StrCat("agent RPC TLS: ", ctx.status().message()));
+    rpc_tls_context = *ctx;
+    spdlog::info("agent RPC: mutual TLS; agents need a certificate from {}", tls_ca);
+  } else if (vm.count("insecure")) {
+    spdlog::warn(
+        "agent RPC is plain TCP (--insecure): agents are not authenticated and traffic is not "
+        "encrypted");
+  } else {
+    return Fail(
+        "the agent RPC needs --tls-cert, --tls-key and --tls-ca (deploy/dev-ca.sh makes a "
+        "development CA), or --insecure on a closed test network");
+  }
+  if (https_cert.empty() != https_key.empty())
+    return Fail("--https-cert and --https-key go together");
   auth::RateLimiter limiter(rate_rps, std::max(rate_burst, 1.0));
   auto store = OpenSqliteStore(state_dir, state_max_mb);
   if (!store.ok()) return Fail(absl::StrCat("cannot open state: ", store.status().message()));
@@ -160,6 +185,7 @@ int main(int argc, char** argv) {
   ropts.max_frame_bytes = max_frame;
   ropts.idle_timeout = copts.agent_ttl * 2;
   ropts.register_timeout = absl::Milliseconds(register_timeout_ms);
+  ropts.tls = rpc_tls_context;
   scheduler::RpcServer rpc(io, &core, ropts);
   if (absl::Status st = rpc.Listen(*rpc_hp); !st.ok()) return Fail(std::string(st.message()));
 
@@ -167,6 +193,7 @@ int main(int argc, char** argv) {
   sopts.max_body_bytes = max_body;
   sopts.tokens = tokens_file.empty() ? nullptr : &tokens;
   sopts.limiter = rate_rps > 0 ? &limiter : nullptr;
+  sopts.https = {https_cert, https_key, ""};
   rest::Server rest_server(sopts);
   scheduler::RegisterRestApi(rest_server, &core, &ready);
   if (absl::Status st = rest_server.Start(*rest_hp); !st.ok())
@@ -185,8 +212,9 @@ int main(int argc, char** argv) {
   std::thread io_thread([&] { io.run(); });
 
   ready = true;
-  spdlog::info("portolan-scheduler {} ready: REST http://{} agent RPC {} state {}",
-               PORTOLAN_VERSION, rest_server.bound().ToString(), rpc.bound().ToString(), state_dir);
+  spdlog::info("portolan-scheduler {} ready: REST {}://{} agent RPC {} ({}) state {}",
+               PORTOLAN_VERSION, rest_server.scheme(), rest_server.bound().ToString(),
+               rpc.bound().ToString(), rpc_tls_context ? "mutual TLS" : "plain TCP", state_dir);
   if (!ports_file.empty()) {
     std::string tmp = ports_file + ".tmp";
     {
@@ -207,6 +235,17 @@ int main(int argc, char** argv) {
         spdlog::info("SIGHUP: {} token(s) from {}", tokens.size(), tokens_file);
       } else {
         spdlog::error("SIGHUP: tokens not reloaded, the previous ones stay: {}", ts.message());
+      }
+    }
+    if (rpc_tls_context) {
+      // Rotated certificates or CA: new agent connections use the new files.
+      auto ctx = tls::MakeServerContext(rpc_tls);
+      if (ctx.ok()) {
+        rpc.SetTlsContext(*ctx);
+        spdlog::info("SIGHUP: agent RPC certificates re-read");
+      } else {
+        spdlog::error("SIGHUP: agent RPC certificates not reloaded, the previous ones stay: {}",
+                      ctx.status().message());
       }
     }
     // SIGHUP: re-read the policy file; a changed, valid file becomes a new version.

@@ -1,6 +1,7 @@
 #include "portolan/rpc_server.h"
 
 #include <deque>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "portolan/log.h"
@@ -12,29 +13,47 @@ using asio::ip::tcp;
 
 class RpcServer::Session : public AgentLink, public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, Core* core, const RpcOptions& options,
-          std::shared_ptr<std::set<Session*>> registry)
-      : socket_(std::move(socket)),
-        timer_(socket_.get_executor()),
+  Session(tcp::socket socket, std::shared_ptr<asio::ssl::context> tls, Core* core,
+          const RpcOptions& options, std::shared_ptr<std::set<Session*>> registry)
+      : tls_context_(std::move(tls)),
+        stream_(std::move(socket), tls_context_.get()),
+        timer_(stream_.get_executor()),
         core_(core),
         options_(options),
         decoder_(options.max_frame_bytes),
         registry_(std::move(registry)) {
     boost::system::error_code ec;
-    auto ep = socket_.remote_endpoint(ec);
+    auto ep = stream_.socket().remote_endpoint(ec);
     peer_ = ec ? "unknown" : absl::StrCat(ep.address().to_string(), ":", ep.port());
     registry_->insert(this);
   }
   ~Session() override { registry_->erase(this); }
 
   void Start() {
+    // The register timeout also bounds the TLS handshake (slow or silent peers).
     ArmTimer(options_.register_timeout, "no Register received in time");
-    Read();
+    stream_.AsyncHandshake(asio::ssl::stream_base::server,
+                           [self = shared_from_this()](const boost::system::error_code& ec) {
+                             if (self->closed_) return;
+                             if (ec) {
+                               self->RefuseHandshake(ec);
+                               return;
+                             }
+                             if (self->stream_.tls()) {
+                               auto id = tls::PeerIdentity(self->stream_.native());
+                               if (!id.ok()) {
+                                 self->Shutdown(std::string(id.status().message()));
+                                 return;
+                               }
+                               self->identity_ = *id;
+                             }
+                             self->Read();
+                           });
   }
 
   void Send(const v1::Envelope& envelope) override {
     auto frame = std::make_shared<std::string>(wire::EncodeFrame(envelope));
-    asio::post(socket_.get_executor(), [self = shared_from_this(), frame] {
+    asio::post(stream_.get_executor(), [self = shared_from_this(), frame] {
       if (self->closed_) return;
       self->queued_bytes_ += frame->size();
       if (self->queued_bytes_ > self->options_.max_queued_bytes) {
@@ -47,7 +66,7 @@ class RpcServer::Session : public AgentLink, public std::enable_shared_from_this
   }
 
   void Close(const std::string& reason) override {
-    asio::post(socket_.get_executor(), [self = shared_from_this(), reason] {
+    asio::post(stream_.get_executor(), [self = shared_from_this(), reason] {
       self->close_after_write_ = reason;
       if (self->queue_.empty()) self->Shutdown(reason);
     });
@@ -62,10 +81,11 @@ class RpcServer::Session : public AgentLink, public std::enable_shared_from_this
   }
 
   void Read() {
-    socket_.async_read_some(asio::buffer(buf_), [self = shared_from_this()](
-                                                    const boost::system::error_code& ec, size_t n) {
+    stream_.AsyncReadSome(asio::buffer(buf_), [self = shared_from_this()](
+                                                  const boost::system::error_code& ec, size_t n) {
+      if (self->closed_) return;
       if (ec) {
-        self->Shutdown(ec == asio::error::eof ? "peer closed the connection" : ec.message());
+        self->Shutdown(tls::IsPeerClosed(ec) ? "peer closed the connection" : tls::Describe(ec));
         return;
       }
       self->decoder_.Append(self->buf_.data(), n);
@@ -90,6 +110,19 @@ class RpcServer::Session : public AgentLink, public std::enable_shared_from_this
         ProtocolError("first message must be Register");
         return;
       }
+      if (identity_) {
+        absl::Status allowed = tls::CheckAgentIdentity(*identity_, env.register_().agent_id(),
+                                                       env.register_().site());
+        if (!allowed.ok()) {
+          spdlog::warn("refusing registration from {}: {}", peer_, allowed.message());
+          v1::Envelope refusal;
+          refusal.mutable_register_ack()->set_accepted(false);
+          refusal.mutable_register_ack()->set_reason(std::string(allowed.message()));
+          Send(refusal);
+          Close("registration refused: certificate does not match");
+          return;
+        }
+      }
       if (core_->OnRegister(env.register_(), shared_from_this(), peer_)) {
         agent_id_ = env.register_().agent_id();
       } else {
@@ -113,13 +146,21 @@ class RpcServer::Session : public AgentLink, public std::enable_shared_from_this
     Close(what);
   }
 
+  void RefuseHandshake(const boost::system::error_code& ec) {
+    const std::string& cert = stream_.verify_error();
+    spdlog::warn("agent connection {} refused: TLS handshake failed: {}", peer_,
+                 cert.empty() ? tls::Describe(ec) : absl::StrCat("client certificate: ", cert));
+    Shutdown("TLS handshake failed");
+  }
+
   void Write() {
-    asio::async_write(socket_, asio::buffer(queue_.front()),
-                      [self = shared_from_this()](const boost::system::error_code& ec, size_t) {
-                        if (ec) {
-                          self->Shutdown(ec.message());
-                          return;
-                        }
+    stream_.AsyncWrite(asio::buffer(queue_.front()),
+                       [self = shared_from_this()](const boost::system::error_code& ec, size_t) {
+                         if (self->closed_) return;
+                         if (ec) {
+                           self->Shutdown(tls::Describe(ec));
+                           return;
+                         }
                         self->queued_bytes_ -= self->queue_.front().size();
                         self->queue_.pop_front();
                         if (!self->queue_.empty()) {
@@ -137,13 +178,14 @@ class RpcServer::Session : public AgentLink, public std::enable_shared_from_this
                  agent_id_.empty() ? "" : absl::StrCat(" (", agent_id_, ")"), why);
     boost::system::error_code ec;
     timer_.cancel();
-    socket_.shutdown(tcp::socket::shutdown_both, ec);
-    socket_.close(ec);
+    stream_.Close();
     queue_.clear();
     if (!agent_id_.empty()) core_->OnDisconnect(agent_id_, this);
   }
 
-  tcp::socket socket_;
+  std::shared_ptr<asio::ssl::context> tls_context_;  // kept alive for the stream
+  tls::Stream stream_;
+  std::optional<tls::Identity> identity_;  // the verified agent certificate (TLS only)
   asio::steady_timer timer_;
   Core* core_;
   const RpcOptions options_;
@@ -194,11 +236,17 @@ void RpcServer::Accept() {
     } else if (sessions_->size() >= options_.max_connections) {
       spdlog::warn("agent RPC: refusing connection, {} connections open", sessions_->size());
     } else {
-      socket.set_option(tcp::no_delay(true));
-      std::make_shared<Session>(std::move(socket), core_, options_, sessions_)->Start();
+      boost::system::error_code opt_ec;
+      socket.set_option(tcp::no_delay(true), opt_ec);
+      std::make_shared<Session>(std::move(socket), options_.tls, core_, options_, sessions_)
+          ->Start();
     }
     if (acceptor_.is_open()) Accept();
   });
+}
+
+void RpcServer::SetTlsContext(std::shared_ptr<asio::ssl::context> tls) {
+  asio::post(io_, [this, tls = std::move(tls)] { options_.tls = tls; });
 }
 
 void RpcServer::Stop() {

@@ -14,6 +14,7 @@
 #include "portolan/client.h"
 #include "portolan/codec.h"
 #include "portolan/strings.h"
+#include "portolan/v1/config.pb.h"
 #include "portolan/v1/policy.pb.h"
 
 using namespace portolan;
@@ -59,9 +60,14 @@ Commands:
                                print a new random token and its tokens-file entry (offline)
 
 Global flags:
-  --server URL   scheduler REST address (default: $PORTOLAN_SERVER or http://127.0.0.1:7080)
+  --server URL   scheduler REST address (default: $PORTOLAN_SERVER, the config file's
+                 server, or http://127.0.0.1:7080); https://... for HTTPS
+  --ca FILE      CA certificate (PEM) that signed the scheduler's HTTPS certificate
+                 (default: $PORTOLAN_CA, the config file's ca, or the system's CAs)
   -o FORMAT      table (default) or json
-  Token: $PORTOLAN_TOKEN, sent as a Bearer token.
+  Token: $PORTOLAN_TOKEN, else the config file's token, sent as a Bearer token.
+  Config file: $PORTOLAN_CONFIG, else ~/.config/portolan/cli.yaml (YAML; fields
+  server, token, ca). Keep it private: it holds a credential.
 
 Exit codes: 0 success, 1 request refused or job not succeeded, 2 usage error, 3 server unreachable.
 )";
@@ -311,15 +317,35 @@ int Wait(Client& client, const std::string& id, int timeout_s, bool json) {
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
-  const char* env_server = std::getenv("PORTOLAN_SERVER");
-  std::string server = env_server ? env_server : "http://127.0.0.1:7080";
+  // Precedence: flag > environment > config file > default.
+  v1::CliConfig file_cfg;
+  {
+    const char* env_cfg = std::getenv("PORTOLAN_CONFIG");
+    const char* home = std::getenv("HOME");
+    std::string path = env_cfg ? env_cfg
+                               : (home ? absl::StrCat(home, "/.config/portolan/cli.yaml") : "");
+    if (!path.empty() && (env_cfg || access(path.c_str(), F_OK) == 0)) {
+      if (absl::Status st = LoadFile(path, &file_cfg); !st.ok()) {
+        std::cerr << "portolan: config file: " << st.message() << "\n";
+        return kExitUsage;
+      }
+    }
+  }
+  auto pick = [](const char* env, const std::string& from_file, const std::string& fallback) {
+    const char* v = std::getenv(env);
+    if (v != nullptr && *v != '\0') return std::string(v);
+    return from_file.empty() ? fallback : from_file;
+  };
+  std::string server = pick("PORTOLAN_SERVER", file_cfg.server(), "http://127.0.0.1:7080");
+  std::string token = pick("PORTOLAN_TOKEN", file_cfg.token(), "");
+  std::string ca = pick("PORTOLAN_CA", file_cfg.ca(), "");
   std::string output = "table";
-  const char* env_token = std::getenv("PORTOLAN_TOKEN");
-  std::string token = env_token ? env_token : "";
   size_t i = 0;
   for (; i < args.size(); ++i) {
     if (args[i] == "--server" && i + 1 < args.size()) {
       server = args[++i];
+    } else if (args[i] == "--ca" && i + 1 < args.size()) {
+      ca = args[++i];
     } else if ((args[i] == "-o" || args[i] == "--output") && i + 1 < args.size()) {
       output = args[++i];
     } else if (args[i] == "-h" || args[i] == "--help" || args[i] == "help") {
@@ -373,7 +399,11 @@ int main(int argc, char** argv) {
     std::cout << "tokens-file entry:\n  - " << ToJson(t) << "\n";
     return kExitOk;
   }
-  Client client(server, token);
+  if (!ca.empty() && access(ca.c_str(), R_OK) != 0) {
+    std::cerr << "portolan: CA file " << ca << " cannot be read (--ca, $PORTOLAN_CA or config)\n";
+    return kExitUsage;
+  }
+  Client client(server, token, ca);
   auto need_id = [&](const char* what) -> bool {
     if (rest.size() != 1 && !(rest.size() >= 1 && std::string(what) == "wait")) {
       std::cerr << "portolan: usage: portolan " << what << " ID\n";

@@ -16,12 +16,18 @@ struct Client::Impl {
   std::string base;
 };
 
-Client::Client(const std::string& base_url, const std::string& token)
+Client::Client(const std::string& base_url, const std::string& token, const std::string& ca_file)
     : impl_(std::make_unique<Impl>()) {
   impl_->base = base_url;
   impl_->token = token;
   http::client::http_client_config cfg;
   cfg.set_timeout(std::chrono::seconds(30));
+  if (!ca_file.empty()) {
+    cfg.set_ssl_context_callback([ca_file](boost::asio::ssl::context& ctx) {
+      boost::system::error_code ec;
+      ctx.load_verify_file(ca_file, ec);  // a bad file fails verification on the call
+    });
+  }
   try {
     impl_->http = std::make_unique<http::client::http_client>(web::uri(base_url), cfg);
   } catch (const std::exception&) {

@@ -16,6 +16,7 @@
 #include "absl/time/clock.h"
 #include "portolan/codec.h"
 #include "portolan/log.h"
+#include "portolan/tls.h"
 #include "portolan/v1/api.pb.h"
 
 namespace portolan::rest {
@@ -254,7 +255,19 @@ absl::Status Server::Start(const HostPort& addr) {
   }
   web::http::experimental::listener::http_listener_config config;
   config.set_timeout(utility::seconds(options_.request_timeout_s));
-  std::string url = absl::StrCat("http://", hp.ToString(), "/");
+  const bool https = !options_.https.cert.empty();
+  if (https) {
+    // Load once here so a bad file fails Start with its name and reason;
+    // cpprestsdk then configures its own context the same way.
+    boost::asio::ssl::context probe(boost::asio::ssl::context::tls_server);
+    if (absl::Status st = tls::ConfigureHttpsServer(probe, options_.https); !st.ok())
+      return absl::InvalidArgumentError(absl::StrCat("HTTPS: ", st.message()));
+    config.set_ssl_context_callback([files = options_.https](boost::asio::ssl::context& ctx) {
+      absl::Status st = tls::ConfigureHttpsServer(ctx, files);
+      if (!st.ok()) spdlog::error("HTTPS context: {}", st.message());
+    });
+  }
+  std::string url = absl::StrCat(https ? "https://" : "http://", hp.ToString(), "/");
   try {
     impl_->listener =
         std::make_unique<http::experimental::listener::http_listener>(web::uri(url), config);

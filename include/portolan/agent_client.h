@@ -15,6 +15,7 @@
 #include "portolan/executor.h"
 #include "portolan/frame.h"
 #include "portolan/strings.h"
+#include "portolan/tls.h"
 #include "portolan/v1/wire.pb.h"
 
 namespace portolan::agent {
@@ -33,6 +34,9 @@ struct AgentOptions {
   // GPU gone, memory offlined) is sent with the next heartbeat.
   std::function<absl::StatusOr<v1::Topology>()> rediscover;
   absl::Duration rediscover_interval = absl::Seconds(60);
+  // Mutual TLS (tls::MakeClientContext): the scheduler's certificate must
+  // come from the CA and name options.scheduler's host. Null: plain TCP.
+  std::shared_ptr<boost::asio::ssl::context> tls;
 };
 
 // The agent's side of the protocol: connects out to the scheduler, registers
@@ -55,6 +59,7 @@ class AgentClient {
  private:
   void Connect();
   void ScheduleReconnect(const std::string& why);
+  void Handshake(uint64_t gen);
   void OnConnected();
   void Read();
   void Handle(const v1::Envelope& env);
@@ -71,7 +76,8 @@ class AgentClient {
   std::function<void(const std::string&)> on_fatal_;
   std::unique_ptr<Executor> executor_;
 
-  boost::asio::ip::tcp::socket socket_;
+  boost::asio::ip::tcp::socket socket_;  // while connecting
+  std::shared_ptr<tls::Stream> stream_;   // once connected
   boost::asio::steady_timer reconnect_timer_;
   boost::asio::steady_timer heartbeat_timer_;
   boost::asio::steady_timer resend_timer_;

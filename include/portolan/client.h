@@ -15,9 +15,12 @@ namespace portolan {
 // Thread-safe; each call is one synchronous HTTP request.
 class Client {
  public:
-  // `base_url` like "http://127.0.0.1:7080"; `token` sent as a Bearer token
-  // when non-empty.
-  Client(const std::string& base_url, const std::string& token = "");
+  // `base_url` like "http://127.0.0.1:7080" or "https://..."; `token` sent
+  // as a Bearer token when non-empty. `ca_file` (PEM) verifies an HTTPS
+  // server instead of the system's trust store; the server's certificate
+  // must name the URL's host either way.
+  Client(const std::string& base_url, const std::string& token = "",
+         const std::string& ca_file = "");
   ~Client();
 
   absl::StatusOr<v1::Job> Submit(const v1::Job& spec);

@@ -9,6 +9,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "portolan/auth.h"
+#include "portolan/tls.h"
 #include "portolan/strings.h"
 
 namespace portolan::rest {
@@ -47,6 +48,9 @@ struct ServerOptions {
   // Per-principal (or per-peer when unauthenticated) limit; null: none.
   auth::RateLimiter* limiter = nullptr;
   size_t max_json_depth = 32;  // deeper bodies get 400 before parsing
+  // HTTPS when `https.cert` is set (cert chain and key, PEM); plain HTTP
+  // otherwise. `https.ca` is unused (no client certificates on REST).
+  tls::Files https;
 };
 
 // An HTTP/1.1 server on cpprestsdk's listener. Routes are registered before
@@ -70,6 +74,8 @@ class Server {
   // Listens on `addr`. Port 0 picks a free port; bound() tells which.
   absl::Status Start(const HostPort& addr);
   HostPort bound() const { return bound_; }
+  // "http" or "https".
+  const char* scheme() const { return options_.https.cert.empty() ? "http" : "https"; }
   void Stop();
 
   // Dispatches without the network (used by Start's listener and by tests).

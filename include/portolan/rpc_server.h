@@ -12,6 +12,7 @@
 #include "portolan/frame.h"
 #include "portolan/scheduler_core.h"
 #include "portolan/strings.h"
+#include "portolan/tls.h"
 
 namespace portolan::scheduler {
 
@@ -23,6 +24,10 @@ struct RpcOptions {
   absl::Duration idle_timeout = absl::Seconds(30);
   size_t max_connections = 20000;
   size_t max_queued_bytes = 64u << 20;  // per connection, before it is dropped
+  // Mutual TLS (tls::MakeServerContext): agents must present a certificate
+  // from the configured CA whose CN/OU match the Register's agent id/site.
+  // Null: plain TCP (--insecure).
+  std::shared_ptr<boost::asio::ssl::context> tls;
 };
 
 // Accepts agent connections and moves frames between them and the Core.
@@ -37,6 +42,9 @@ class RpcServer {
   HostPort bound() const { return bound_; }
   void Stop();
   size_t connections() const;
+  // New connections use `tls` (certificate rotation on SIGHUP); established
+  // ones keep theirs. Thread-safe (posted to the io thread).
+  void SetTlsContext(std::shared_ptr<boost::asio::ssl::context> tls);
 
  private:
   class Session;

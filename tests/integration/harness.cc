@@ -142,7 +142,25 @@ Cluster::Cluster() {
 }
 
 std::unique_ptr<Client> Cluster::ClientWith(const std::string& token) const {
-  return std::make_unique<Client>(base_url(), token);
+  return std::make_unique<Client>(base_url(), token, tls_ ? pki() + "/ca.pem" : "");
+}
+
+void Cluster::EnableTls() {
+  RunDevCa("init");
+  RunDevCa("scheduler");
+  tls_ = true;
+}
+
+void Cluster::RunDevCa(const std::string& args) const {
+  const std::string cmd = std::string(PORTOLAN_SOURCE_DIR "/deploy/dev-ca.sh ") + pki() + " " +
+                          args + " >>" + dir_ + "/dev-ca.log 2>&1";
+  if (std::system(cmd.c_str()) != 0) throw std::runtime_error("failed: " + cmd);
+}
+
+std::string Cluster::AgentCert(const std::string& id, const std::string& site) const {
+  const std::string prefix = pki() + "/agent-" + id;
+  if (!std::filesystem::exists(prefix + ".pem")) RunDevCa("agent " + id + " " + site);
+  return prefix;
 }
 
 Cluster::~Cluster() {
@@ -183,6 +201,17 @@ void Cluster::StartScheduler(uint16_t rpc_port, std::vector<std::string> extra) 
     argv.push_back("--tokens");
     argv.push_back(tokens_path());
   }
+  if (tls_) {
+    for (const char* flag : {"--tls-cert", "--https-cert"}) {
+      argv.insert(argv.end(), {flag, pki() + "/scheduler.pem"});
+    }
+    for (const char* flag : {"--tls-key", "--https-key"}) {
+      argv.insert(argv.end(), {flag, pki() + "/scheduler.key"});
+    }
+    argv.insert(argv.end(), {"--tls-ca", pki() + "/ca.pem"});
+  } else if (std::find(extra.begin(), extra.end(), "--insecure") == extra.end()) {
+    argv.push_back("--insecure");
+  }
   if (std::find(extra.begin(), extra.end(), "--policy") == extra.end()) {
     argv.push_back("--policy");
     argv.push_back(PORTOLAN_SOURCE_DIR "/deploy/policy/default.yaml");
@@ -202,7 +231,7 @@ void Cluster::StartScheduler(uint16_t rpc_port, std::vector<std::string> extra) 
   };
   rest_port_ = num("rest");
   rpc_port_ = num("rpc");
-  client_ = std::make_unique<Client>(base_url(), kAdminToken);
+  client_ = ClientWith(kAdminToken);
   std::string body;
   const bool ready = WaitFor(
       [&] {
@@ -240,6 +269,13 @@ Process* Cluster::StartAgent(const std::string& id, const std::string& site,
                                    "1000",
                                    "--reconnect-max-ms",
                                    "400"};
+  if (tls_) {
+    const std::string cert = AgentCert(id, site);
+    argv.insert(argv.end(), {"--tls-cert", cert + ".pem", "--tls-key", cert + ".key", "--tls-ca",
+                             pki() + "/ca.pem"});
+  } else {
+    argv.push_back("--insecure");
+  }
   if (!synthetic.empty()) {  // empty: the real machine, as hwloc sees it
     argv.push_back("--topology-synthetic");
     argv.push_back(synthetic);

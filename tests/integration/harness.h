@@ -63,10 +63,23 @@ class Cluster {
   static constexpr const char* kAcmeToken = "it-acme-token";      // tenant acme
   static constexpr const char* kGlobexToken = "it-globex-token";  // tenant globex
   static constexpr const char* kOperatorToken = "it-op-lingang";  // operator of lingang-idc-1
+  // Mutual TLS on the agent RPC and HTTPS on REST, with certificates from
+  // deploy/dev-ca.sh under pki(); call before StartScheduler. Without it the
+  // daemons run with --insecure.
+  void EnableTls();
+  bool tls() const { return tls_; }
+  std::string pki() const { return dir_ + "/pki"; }
+  // Runs deploy/dev-ca.sh pki() ARGS; throws on failure.
+  void RunDevCa(const std::string& args) const;
+  // Issues (once) pki()/agent-ID.{pem,key} for `id` at `site`; returns the
+  // path without extension.
+  std::string AgentCert(const std::string& id, const std::string& site) const;
   Client& client() { return *client_; }                           // as admin
   std::unique_ptr<Client> ClientWith(const std::string& token) const;
   std::string tokens_path() const { return dir_ + "/tokens.yaml"; }
-  std::string base_url() const { return "http://127.0.0.1:" + std::to_string(rest_port_); }
+  std::string base_url() const {
+    return (tls_ ? "https://127.0.0.1:" : "http://127.0.0.1:") + std::to_string(rest_port_);
+  }
   uint16_t rest_port() const { return rest_port_; }
   uint16_t rpc_port() const { return rpc_port_; }
   const std::string& dir() const { return dir_; }
@@ -80,6 +93,7 @@ class Cluster {
   uint16_t rest_port_ = 0;
   uint16_t rpc_port_ = 0;
   int scheduler_starts_ = 0;
+  bool tls_ = false;
 };
 
 }  // namespace portolan::testing

@@ -1,0 +1,209 @@
+#include "portolan/tls.h"
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+
+namespace portolan::tls {
+
+namespace asio = boost::asio;
+namespace ssl = boost::asio::ssl;
+
+namespace {
+
+std::string OpenSslReason(const boost::system::error_code& ec) {
+  if (ec.category() == asio::error::get_ssl_category()) {
+    const char* reason = ERR_reason_error_string(static_cast<unsigned long>(ec.value()));
+    if (reason != nullptr) return reason;
+  }
+  return ec.message();
+}
+
+absl::Status Readable(const std::string& path, const char* what) {
+  if (path.empty()) return absl::InvalidArgumentError(absl::StrCat(what, " file is not set"));
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat(what, " file ", path, " cannot be read"));
+  return absl::OkStatus();
+}
+
+std::string Bio(const std::function<void(BIO*)>& print) {
+  BIO* bio = BIO_new(BIO_s_mem());
+  print(bio);
+  char* data = nullptr;
+  long n = BIO_get_mem_data(bio, &data);
+  std::string out(data, n > 0 ? static_cast<size_t>(n) : 0);
+  BIO_free(bio);
+  return out;
+}
+
+std::string SubjectLine(X509* cert) {
+  if (cert == nullptr) return "no certificate";
+  return Bio([cert](BIO* b) {
+    X509_NAME_print_ex(b, X509_get_subject_name(cert), 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB);
+  });
+}
+
+std::string NameEntry(X509* cert, int nid) {
+  X509_NAME* name = X509_get_subject_name(cert);
+  int idx = X509_NAME_get_index_by_NID(name, nid, -1);
+  if (idx < 0) return "";
+  unsigned char* utf8 = nullptr;
+  int len = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, idx)));
+  if (len < 0) return "";
+  std::string out(reinterpret_cast<char*>(utf8), static_cast<size_t>(len));
+  OPENSSL_free(utf8);
+  return out;
+}
+
+// Loads this side's certificate chain and key, and checks they belong
+// together and the certificate is still valid.
+absl::Status LoadIdentity(ssl::context& ctx, const Files& files) {
+  if (absl::Status st = Readable(files.cert, "certificate"); !st.ok()) return st;
+  if (absl::Status st = Readable(files.key, "private key"); !st.ok()) return st;
+  boost::system::error_code ec;
+  ctx.use_certificate_chain_file(files.cert, ec);
+  if (ec)
+    return absl::InvalidArgumentError(
+        absl::StrCat("certificate ", files.cert, ": ", OpenSslReason(ec)));
+  ctx.use_private_key_file(files.key, ssl::context::pem, ec);
+  if (ec && OpenSslReason(ec) == "key values mismatch")
+    return absl::InvalidArgumentError(
+        absl::StrCat("private key ", files.key, " does not match certificate ", files.cert));
+  if (ec)
+    return absl::InvalidArgumentError(
+        absl::StrCat("private key ", files.key, ": ", OpenSslReason(ec)));
+  if (SSL_CTX_check_private_key(ctx.native_handle()) != 1)
+    return absl::InvalidArgumentError(
+        absl::StrCat("private key ", files.key, " does not match certificate ", files.cert));
+  X509* cert = SSL_CTX_get0_certificate(ctx.native_handle());
+  if (cert != nullptr && X509_cmp_current_time(X509_get0_notAfter(cert)) < 0)
+    return absl::InvalidArgumentError(absl::StrCat(
+        "certificate ", files.cert, " (", SubjectLine(cert), ") expired on ",
+        Bio([cert](BIO* b) { ASN1_TIME_print(b, X509_get0_notAfter(cert)); })));
+  return absl::OkStatus();
+}
+
+absl::Status LoadCa(ssl::context& ctx, const Files& files) {
+  if (absl::Status st = Readable(files.ca, "CA"); !st.ok()) return st;
+  boost::system::error_code ec;
+  ctx.load_verify_file(files.ca, ec);
+  if (ec) return absl::InvalidArgumentError(absl::StrCat("CA ", files.ca, ": ", OpenSslReason(ec)));
+  return absl::OkStatus();
+}
+
+void Harden(ssl::context& ctx) {
+  ctx.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                  ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 |
+                  ssl::context::single_dh_use);
+  SSL_CTX_set_min_proto_version(ctx.native_handle(), TLS1_2_VERSION);
+}
+
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<ssl::context>> MakeServerContext(const Files& files) {
+  auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
+  Harden(*ctx);
+  if (absl::Status st = LoadIdentity(*ctx, files); !st.ok()) return st;
+  if (absl::Status st = LoadCa(*ctx, files); !st.ok()) return st;
+  // Tell clients which CA to present a certificate from.
+  if (STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(files.ca.c_str()))
+    SSL_CTX_set_client_CA_list(ctx->native_handle(), names);
+  ctx->set_verify_mode(ssl::verify_peer | ssl::verify_fail_if_no_peer_cert);
+  // A certificate whose extended key usage excludes clientAuth (a server
+  // certificate) cannot be used to log in as an agent.
+  SSL_CTX_set_purpose(ctx->native_handle(), X509_PURPOSE_SSL_CLIENT);
+  return ctx;
+}
+
+absl::StatusOr<std::shared_ptr<ssl::context>> MakeClientContext(const Files& files) {
+  auto ctx = std::make_shared<ssl::context>(ssl::context::tls_client);
+  Harden(*ctx);
+  if (absl::Status st = LoadIdentity(*ctx, files); !st.ok()) return st;
+  if (absl::Status st = LoadCa(*ctx, files); !st.ok()) return st;
+  ctx->set_verify_mode(ssl::verify_peer);
+  SSL_CTX_set_purpose(ctx->native_handle(), X509_PURPOSE_SSL_SERVER);
+  return ctx;
+}
+
+absl::Status ConfigureHttpsServer(ssl::context& ctx, const Files& files) {
+  Harden(ctx);
+  return LoadIdentity(ctx, files);
+}
+
+absl::StatusOr<Identity> PeerIdentity(SSL* ssl) {
+  if (ssl == nullptr) return absl::FailedPreconditionError("not a TLS connection");
+  X509* cert = SSL_get1_peer_certificate(ssl);
+  if (cert == nullptr) return absl::UnauthenticatedError("the peer presented no certificate");
+  if (SSL_get_verify_result(ssl) != X509_V_OK) {
+    X509_free(cert);
+    return absl::UnauthenticatedError("the peer certificate did not verify");
+  }
+  Identity id;
+  id.common_name = NameEntry(cert, NID_commonName);
+  id.unit = NameEntry(cert, NID_organizationalUnitName);
+  id.subject = SubjectLine(cert);
+  id.not_after = Bio([cert](BIO* b) { ASN1_TIME_print(b, X509_get0_notAfter(cert)); });
+  X509_free(cert);
+  return id;
+}
+
+absl::Status CheckAgentIdentity(const Identity& identity, absl::string_view agent_id,
+                                absl::string_view site) {
+  if (identity.common_name == agent_id && identity.unit == site) return absl::OkStatus();
+  return absl::PermissionDeniedError(absl::StrCat(
+      "certificate ", identity.subject, " allows agent '", identity.common_name, "' at site '",
+      identity.unit, "' only, not agent '", agent_id, "' at site '", site, "'"));
+}
+
+Stream::Stream(tcp::socket socket, ssl::context* ctx) : plain_(socket.get_executor()) {
+  if (ctx == nullptr) {
+    plain_ = std::move(socket);
+    return;
+  }
+  tls_ = std::make_unique<ssl_stream>(std::move(socket), *ctx);
+  tls_->set_verify_callback([err = verify_error_](bool preverified, ssl::verify_context& vc) {
+    if (!preverified && err->empty()) {
+      X509_STORE_CTX* store = vc.native_handle();
+      *err = absl::StrCat(X509_verify_cert_error_string(X509_STORE_CTX_get_error(store)), " (",
+                          SubjectLine(X509_STORE_CTX_get_current_cert(store)), ")");
+    }
+    return preverified;
+  });
+}
+
+void Stream::ExpectServerName(const std::string& host) {
+  if (!tls_) return;
+  SSL* ssl = tls_->native_handle();
+  boost::system::error_code ec;
+  asio::ip::make_address(host, ec);
+  if (!ec) {
+    X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host.c_str());
+  } else {
+    SSL_set1_host(ssl, host.c_str());
+    SSL_set_tlsext_host_name(ssl, host.c_str());
+  }
+}
+
+void Stream::Close() {
+  boost::system::error_code ec;
+  socket().shutdown(tcp::socket::shutdown_both, ec);
+  socket().close(ec);
+}
+
+bool IsPeerClosed(const boost::system::error_code& ec) {
+  return ec == asio::error::eof || ec == ssl::error::stream_truncated ||
+         ec == asio::error::connection_reset;
+}
+
+std::string Describe(const boost::system::error_code& ec) {
+  if (ec.category() == asio::error::get_ssl_category())
+    return absl::StrCat("TLS error: ", OpenSslReason(ec));
+  if (ec == ssl::error::stream_truncated) return "connection closed during TLS";
+  return ec.message();
+}
+
+}  // namespace portolan::tls
