@@ -12,6 +12,7 @@ PACKAGES=(
   libspdlog-dev libfmt-dev
   libabsl-dev libyaml-cpp-dev libsqlite3-dev libssl-dev
   libgtest-dev libgmock-dev
+  openssl clang libclang-rt-14-dev
 )
 
 missing=()
