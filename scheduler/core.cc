@@ -8,6 +8,8 @@
 #include "portolan/codec.h"
 #include "portolan/log.h"
 #include "portolan/scheduler_core.h"
+
+#include <cmath>
 #include "portolan/strings.h"
 #include "portolan/topology_alloc.h"
 
@@ -894,7 +896,9 @@ void Core::OnMessage(const std::string& agent_id, const AgentLink* link, const v
     case v1::Envelope::kHeartbeat: {
       const v1::Heartbeat& hb = env.heartbeat();
       *rec.info.mutable_last_heartbeat_at() = ToProto(now);
-      rec.info.set_measured_rtt_ms(hb.measured_rtt_ms());
+      // Agent-reported: NaN, infinities and absurd values are not RTTs.
+      const double rtt = hb.measured_rtt_ms();
+      rec.info.set_measured_rtt_ms(std::isfinite(rtt) && rtt >= 0 && rtt < 3.6e6 ? rtt : 0);
       rec.info.set_memory_available_mb(hb.usage().memory_available_mb());
       if (hb.has_topology()) {
         spdlog::warn("agent {} reports a changed topology: {} PUs, {} MiB, {} GPUs", agent_id,

@@ -3,9 +3,12 @@
 # integration tests, which start the real daemons on loopback); then builds
 # it again with AddressSanitizer + UndefinedBehaviorSanitizer into
 # build-asan/ and runs the suite there too. Installs missing Debian packages
-# first. Exits non-zero on any failure or sanitizer report.
+# first. Then builds the libFuzzer targets with clang and runs each for a
+# short smoke run (tests/fuzz/run.sh). Exits non-zero on any failure,
+# sanitizer report or fuzz finding.
 #
-#   PORTOLAN_SKIP_SANITIZERS=1 tests/run.sh   # the plain build only
+#   PORTOLAN_SKIP_SANITIZERS=1 tests/run.sh   # the plain build only (no ASan, no fuzz)
+#   PORTOLAN_FUZZ_SECONDS=0 tests/run.sh      # skip the fuzz smoke run (default 20 s per target)
 #   tests/run.sh -R Lifecycle                  # extra arguments go to ctest
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,3 +35,9 @@ export ASAN_OPTIONS="detect_leaks=1:fast_unwind_on_malloc=0"
 export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 (cd build-asan && ctest --output-on-failure -j "$JOBS" --timeout 300 "$@")
+
+FUZZ_SECONDS="${PORTOLAN_FUZZ_SECONDS:-20}"
+if [ "$FUZZ_SECONDS" -gt 0 ]; then
+  echo "== fuzz smoke run: ${FUZZ_SECONDS}s per target (tests/fuzz/run.sh)"
+  tests/fuzz/run.sh "$FUZZ_SECONDS"
+fi

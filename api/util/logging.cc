@@ -4,6 +4,7 @@
 
 #include <memory>
 
+#include "google/protobuf/stubs/logging.h"
 #include "portolan/log.h"
 #include "spdlog/pattern_formatter.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
@@ -24,6 +25,23 @@ class JsonMessageFlag : public spdlog::custom_flag_formatter {
     return std::make_unique<JsonMessageFlag>();
   }
 };
+
+}  // namespace
+
+namespace {
+
+// protobuf reports malformed peer input (e.g. invalid UTF-8 in a string
+// field of an agent frame) on stderr at ERROR. The caller already turns such
+// input into a protocol error, so these go to the daemon's log at debug
+// level and a hostile peer cannot flood the log.
+void ProtobufLog(google::protobuf::LogLevel level, const char* file, int line,
+                 const std::string& message) {
+  if (level >= google::protobuf::LOGLEVEL_FATAL) {
+    spdlog::critical("protobuf {}:{}: {}", file, line, message);
+  } else {
+    spdlog::debug("protobuf {}:{}: {}", file, line, message);
+  }
+}
 
 }  // namespace
 
@@ -48,6 +66,7 @@ absl::Status SetupLogging(const std::string& format, const std::string& level,
   logger->set_level(lvl);
   logger->flush_on(spdlog::level::info);
   spdlog::set_default_logger(logger);
+  google::protobuf::SetLogHandler(&ProtobufLog);
   return absl::OkStatus();
 }
 

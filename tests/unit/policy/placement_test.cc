@@ -82,7 +82,9 @@ class PlacementTest : public ::testing::Test {
 
   static v1::Job Job(int cpus, const std::string& yaml = "") {
     v1::Job j;
-    if (!yaml.empty()) EXPECT_TRUE(ParseYaml(yaml, &j).ok());
+    if (!yaml.empty()) {
+      EXPECT_TRUE(ParseYaml(yaml, &j).ok());
+    }
     j.mutable_resources()->set_cpus(cpus);
     j.mutable_resources()->set_memory_mb(100);
     return j;

@@ -43,8 +43,6 @@ Request Req(int pus, int mem = 1024, v1::TopologyRequest::Numa numa = v1::Topolo
   return r;
 }
 
-std::set<uint32_t> Pus(const v1::Allocation& a) { return {a.pus().begin(), a.pus().end()}; }
-
 TEST(TopologyAllocTest, SingleNumaKeepsEverythingInOneNode) {
   AgentTopology t(TwoSocket());
   EXPECT_EQ(t.total_pus(), 128);

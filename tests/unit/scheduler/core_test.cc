@@ -1,5 +1,8 @@
 #include "portolan/scheduler_core.h"
 
+#include <cmath>
+#include <limits>
+
 #include <gtest/gtest.h>
 
 #include "portolan/codec.h"
@@ -469,6 +472,22 @@ TEST_F(CoreTest, CutLinkIsANewVersionAndChangesTheNetwork) {
   EXPECT_EQ(versions->versions(0).summary(), "link sjc2 down");
   EXPECT_EQ(versions->versions(0).applied_by(), "ops");
   EXPECT_EQ(core->UpdateLink("nope", {}, "ops").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(CoreTest, HeartbeatRttThatIsNotANumberIsIgnored) {
+  auto link = Register("a1", 8);
+  for (double bad : {std::nan(""), std::numeric_limits<double>::infinity(), -5.0, 1e300}) {
+    v1::Envelope hb;
+    hb.set_seq(++agent_seq);
+    hb.mutable_heartbeat()->set_measured_rtt_ms(bad);
+    core->OnMessage("a1", link.get(), hb);
+    EXPECT_EQ(core->GetAgent("a1")->measured_rtt_ms(), 0.0) << bad;
+  }
+  v1::Envelope hb;
+  hb.set_seq(++agent_seq);
+  hb.mutable_heartbeat()->set_measured_rtt_ms(34.5);
+  core->OnMessage("a1", link.get(), hb);
+  EXPECT_EQ(core->GetAgent("a1")->measured_rtt_ms(), 34.5);
 }
 
 TEST_F(CoreTest, HeartbeatWithAChangedTopologyRebuildsTheAgent) {
