@@ -254,6 +254,7 @@ absl::StatusOr<std::pair<v1::Job, bool>> Core::Submit(v1::Job spec) {
         absl::StrCat("job not accepted: state store write failed: ", st.message()));
   }
   const std::string id = spec.id();
+  if (metrics_ != nullptr) metrics_->submits->With({spec.tenant()})->Inc();
   jobs_[id] = std::move(spec);
   Index(jobs_[id]);
   spdlog::debug("job {} submitted by tenant {} ({} cpus, {} MiB)", id, jobs_[id].tenant(),
@@ -261,6 +262,38 @@ absl::StatusOr<std::pair<v1::Job, bool>> Core::Submit(v1::Job spec) {
   // Nothing else changed: only the new job needs a decision now.
   ScheduleLocked(&id);
   return std::make_pair(jobs_[id], true);
+}
+
+void Core::AttachMetrics(SchedulerMetrics* m) {
+  {
+    absl::MutexLock lock(&mu_);
+    metrics_ = m;
+  }
+  m->registry.OnScrape([this, m] {
+    absl::MutexLock lock(&mu_);
+    std::map<std::pair<std::string, std::string>, int> by_state;
+    for (const auto& [id, job] : jobs_) ++by_state[{v1::Job::State_Name(job.state()), job.tenant()}];
+    m->jobs->Clear();
+    for (const auto& [key, n] : by_state) m->jobs->With({key.first, key.second})->Set(n);
+    m->queue_depth->Set(static_cast<double>(queue_.size()));
+    absl::Time oldest = absl::InfiniteFuture();
+    for (const QueueKey& key : queue_) {
+      const v1::Job& j = jobs_.at(std::get<2>(key));
+      oldest = std::min(oldest, FromProto(j.submitted_at()));
+    }
+    m->oldest_waiting_seconds->Set(
+        queue_.empty() ? 0 : std::max(0.0, absl::ToDoubleSeconds(clock_->Now() - oldest)));
+    std::map<std::pair<std::string, std::string>, int> agents;
+    m->heartbeat_rtt->Clear();
+    for (const auto& [id, rec] : agents_) {
+      ++agents[{rec.info.site(), v1::Agent::State_Name(rec.info.state())}];
+      if (rec.link != nullptr && rec.info.measured_rtt_ms() > 0)
+        m->heartbeat_rtt->With({id, rec.info.site()})->Set(rec.info.measured_rtt_ms() / 1000);
+    }
+    m->agents->Clear();
+    for (const auto& [key, n] : agents) m->agents->With({key.first, key.second})->Set(n);
+    m->policy_version->Set(policy_versions_);
+  });
 }
 
 absl::StatusOr<v1::Job> Core::GetJob(const std::string& id) {
@@ -642,7 +675,18 @@ void Core::ScheduleLocked(const std::string* only) {
     if (capacity_misses >= options_.max_capacity_misses) break;
     in.job = &job;
     in.tenant = TenantFor(job.tenant());
+    const auto started = std::chrono::steady_clock::now();
     v1::Decision d = policy->engine->Decide(in);
+    if (metrics_ != nullptr) {
+      metrics_->decision_seconds->Observe(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+      metrics_->decisions
+          ->With({d.feasible() ? "placed" : d.unschedulable() ? "unschedulable" : "waiting"})
+          ->Inc();
+      for (const auto& [reason, n] : d.agents().rejected()) {
+        metrics_->rejections->With({reason})->Inc(n);
+      }
+    }
     d.set_policy_version(policy->meta.version());
     *d.mutable_decided_at() = ToProto(clock_->Now());
     if (!d.feasible()) {

@@ -151,7 +151,12 @@ int main(int argc, char** argv) {
   if (https_cert.empty() != https_key.empty())
     return Fail("--https-cert and --https-key go together");
   auth::RateLimiter limiter(rate_rps, std::max(rate_burst, 1.0));
-  auto store = OpenSqliteStore(state_dir, state_max_mb);
+  metrics::Registry metrics_registry;
+  scheduler::SchedulerMetrics metrics(metrics_registry);
+  auto store = OpenSqliteStore(state_dir, state_max_mb, [&metrics](double seconds, size_t writes) {
+    metrics.store_commit_seconds->Observe(seconds);
+    metrics.store_batch_writes->Observe(static_cast<double>(writes));
+  });
   if (!store.ok()) return Fail(absl::StrCat("cannot open state: ", store.status().message()));
 
   placement::Registry registry;
@@ -164,6 +169,7 @@ int main(int argc, char** argv) {
   copts.restart_backoff = absl::Milliseconds(std::max<int64_t>(0, backoff_ms));
   copts.restart_backoff_max = absl::Milliseconds(std::max(backoff_ms, backoff_max_ms));
   scheduler::Core core(copts, store->get(), RealClock(), &registry);
+  core.AttachMetrics(&metrics);
   if (absl::Status st = core.Recover(); !st.ok()) {
     return Fail(absl::StrCat("cannot recover state from ", state_dir, ": ", st.message()));
   }
@@ -188,14 +194,19 @@ int main(int argc, char** argv) {
   ropts.tls = rpc_tls_context;
   scheduler::RpcServer rpc(io, &core, ropts);
   if (absl::Status st = rpc.Listen(*rpc_hp); !st.ok()) return Fail(std::string(st.message()));
+  metrics_registry.OnScrape(
+      [&] { metrics.rpc_connections->Set(static_cast<double>(rpc.connections())); });
 
   rest::ServerOptions sopts;
   sopts.max_body_bytes = max_body;
   sopts.tokens = tokens_file.empty() ? nullptr : &tokens;
   sopts.limiter = rate_rps > 0 ? &limiter : nullptr;
   sopts.https = {https_cert, https_key, ""};
+  sopts.on_response = [&metrics](int status) {
+    metrics.http_requests->With({std::to_string(status)})->Inc();
+  };
   rest::Server rest_server(sopts);
-  scheduler::RegisterRestApi(rest_server, &core, &ready);
+  scheduler::RegisterRestApi(rest_server, &core, &ready, &metrics_registry);
   if (absl::Status st = rest_server.Start(*rest_hp); !st.ok())
     return Fail(std::string(st.message()));
 

@@ -71,7 +71,18 @@ absl::StatusOr<v1::Agent> VisibleAgent(Core* core, const Request& req, const std
 
 }  // namespace
 
-void RegisterRestApi(rest::Server& server, Core* core, const std::atomic<bool>* ready) {
+void RegisterRestApi(rest::Server& server, Core* core, const std::atomic<bool>* ready,
+                     metrics::Registry* metrics) {
+  if (metrics != nullptr) {
+    server.Route("GET", "/metrics", [metrics](const Request& req) {
+      if (!req.principal.is_admin() && !req.principal.is_operator())
+        return Forbidden(req, "read metrics");
+      rest::Response r;
+      r.body = metrics->Render();
+      r.content_type = metrics::kContentType;
+      return r;
+    });
+  }
   server.Route(
       "GET", "/healthz",
       [](const Request&) {

@@ -14,7 +14,7 @@ using asio::ip::tcp;
 class RpcServer::Session : public AgentLink, public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, std::shared_ptr<asio::ssl::context> tls, Core* core,
-          const RpcOptions& options, std::shared_ptr<std::set<Session*>> registry)
+          const RpcOptions& options, std::shared_ptr<std::atomic<size_t>> registry)
       : tls_context_(std::move(tls)),
         stream_(std::move(socket), tls_context_.get()),
         timer_(stream_.get_executor()),
@@ -25,9 +25,9 @@ class RpcServer::Session : public AgentLink, public std::enable_shared_from_this
     boost::system::error_code ec;
     auto ep = stream_.socket().remote_endpoint(ec);
     peer_ = ec ? "unknown" : absl::StrCat(ep.address().to_string(), ":", ep.port());
-    registry_->insert(this);
+    registry_->fetch_add(1);
   }
-  ~Session() override { registry_->erase(this); }
+  ~Session() override { registry_->fetch_sub(1); }
 
   void Start() {
     // The register timeout also bounds the TLS handshake (slow or silent peers).
@@ -190,7 +190,7 @@ class RpcServer::Session : public AgentLink, public std::enable_shared_from_this
   Core* core_;
   const RpcOptions options_;
   wire::FrameDecoder decoder_;
-  std::shared_ptr<std::set<Session*>> registry_;
+  std::shared_ptr<std::atomic<size_t>> registry_;  // open connections
   std::array<char, 64 * 1024> buf_;
   std::deque<std::string> queue_;
   size_t queued_bytes_ = 0;
@@ -205,7 +205,7 @@ RpcServer::RpcServer(asio::io_context& io, Core* core, RpcOptions options)
       core_(core),
       options_(options),
       acceptor_(io),
-      sessions_(std::make_shared<std::set<Session*>>()) {}
+      sessions_(std::make_shared<std::atomic<size_t>>(0)) {}
 
 RpcServer::~RpcServer() { Stop(); }
 
@@ -233,8 +233,8 @@ void RpcServer::Accept() {
     if (ec == asio::error::operation_aborted) return;
     if (ec) {
       spdlog::warn("agent RPC accept: {}", ec.message());
-    } else if (sessions_->size() >= options_.max_connections) {
-      spdlog::warn("agent RPC: refusing connection, {} connections open", sessions_->size());
+    } else if (sessions_->load() >= options_.max_connections) {
+      spdlog::warn("agent RPC: refusing connection, {} connections open", sessions_->load());
     } else {
       boost::system::error_code opt_ec;
       socket.set_option(tcp::no_delay(true), opt_ec);
@@ -254,6 +254,6 @@ void RpcServer::Stop() {
   acceptor_.close(ec);
 }
 
-size_t RpcServer::connections() const { return sessions_->size(); }
+size_t RpcServer::connections() const { return sessions_->load(); }
 
 }  // namespace portolan::scheduler

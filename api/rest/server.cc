@@ -276,7 +276,8 @@ absl::Status Server::Start(const HostPort& addr) {
     // that needs a free thread, and the listener would hang for good
     // (cpprestsdk issues 1144, 1147). The body is read by a continuation.
     impl_->listener->support([this](http::http_request req) {
-      auto reply = [req](const Response& resp) mutable {
+      auto reply = [req, this](const Response& resp) mutable {
+        if (options_.on_response) options_.on_response(resp.status);
         try {
           http::http_response out(static_cast<http::status_code>(resp.status));
           out.set_body(resp.body, resp.content_type);

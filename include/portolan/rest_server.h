@@ -48,6 +48,9 @@ struct ServerOptions {
   // Per-principal (or per-peer when unauthenticated) limit; null: none.
   auth::RateLimiter* limiter = nullptr;
   size_t max_json_depth = 32;  // deeper bodies get 400 before parsing
+  // Called with the status of every answered request (e.g. for metrics);
+  // from cpprestsdk's threads, so it must be thread-safe.
+  std::function<void(int status)> on_response;
   // HTTPS when `https.cert` is set (cert chain and key, PEM); plain HTTP
   // otherwise. `https.ca` is unused (no client certificates on REST).
   tls::Files https;

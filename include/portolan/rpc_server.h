@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <set>
 
@@ -41,7 +42,7 @@ class RpcServer {
   absl::Status Listen(const HostPort& addr);
   HostPort bound() const { return bound_; }
   void Stop();
-  size_t connections() const;
+  size_t connections() const;  // thread-safe
   // New connections use `tls` (certificate rotation on SIGHUP); established
   // ones keep theirs. Thread-safe (posted to the io thread).
   void SetTlsContext(std::shared_ptr<boost::asio::ssl::context> tls);
@@ -55,7 +56,7 @@ class RpcServer {
   RpcOptions options_;
   boost::asio::ip::tcp::acceptor acceptor_;
   HostPort bound_;
-  std::shared_ptr<std::set<Session*>> sessions_;
+  std::shared_ptr<std::atomic<size_t>> sessions_;  // open connections
 };
 
 }  // namespace portolan::scheduler

@@ -13,6 +13,7 @@
 #include "portolan/clock.h"
 #include "portolan/placement.h"
 #include "portolan/policy.h"
+#include "portolan/scheduler_metrics.h"
 #include "portolan/store.h"
 #include "portolan/topology_alloc.h"
 #include "portolan/v1/agent.pb.h"
@@ -134,6 +135,10 @@ class Core {
 
   const CoreOptions& options() const { return options_; }
 
+  // Records submits, decisions and rejections in `metrics` from now on and
+  // refreshes its state gauges at each scrape. `metrics` outlives the core.
+  void AttachMetrics(SchedulerMetrics* metrics);
+
  private:
   struct Pending {
     v1::Envelope envelope;
@@ -206,6 +211,7 @@ class Core {
   std::map<std::string, v1::Decision> waiting_decisions_ ABSL_GUARDED_BY(mu_);
   bool schedule_pending_ ABSL_GUARDED_BY(mu_) = false;
   absl::Time next_wakeup_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();  // earliest backoff end
+  SchedulerMetrics* metrics_ ABSL_GUARDED_BY(mu_) = nullptr;
 };
 
 // Checks a submitted job spec; fills defaults (kind, tenant, name).

@@ -9,7 +9,9 @@ namespace portolan::scheduler {
 
 // Registers the v1 REST API of the scheduler on `server`. `ready` is read by
 // /readyz (true once the store is recovered and the agent port listens).
-// `core` and `ready` must outlive the server.
-void RegisterRestApi(rest::Server& server, Core* core, const std::atomic<bool>* ready);
+// `metrics`, when given, is served at GET /metrics (admins and operators:
+// the series name tenants and agents). All must outlive the server.
+void RegisterRestApi(rest::Server& server, Core* core, const std::atomic<bool>* ready,
+                     metrics::Registry* metrics = nullptr);
 
 }  // namespace portolan::scheduler

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <map>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -61,7 +62,11 @@ class Store {
 // SQLite in WAL mode under `dir` (created if missing) as `portolan.db`.
 // Refuses to open a file that is not a Portolan database. `max_mb` > 0 caps
 // the database size: writes past it fail as a full disk would (Unavailable).
-absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& dir, int max_mb = 0);
+// `on_commit`, when set, is called after every commit (from the committing
+// thread, without locks held) with its duration and number of writes.
+using CommitObserver = std::function<void(double seconds, size_t writes)>;
+absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& dir, int max_mb = 0,
+                                                       CommitObserver on_commit = nullptr);
 
 // A volatile store for tests. Optionally fails every write with `fail_with`
 // (set it to simulate a full or broken disk).

@@ -5,6 +5,7 @@
 
 #include <condition_variable>
 #include <deque>
+#include <chrono>
 #include <filesystem>
 #include <functional>
 #include <mutex>
@@ -44,7 +45,7 @@ const char* const kMigrations[] = {
 
 class SqliteStore : public Store {
  public:
-  explicit SqliteStore(sqlite3* db) : db_(db) {}
+  SqliteStore(sqlite3* db, CommitObserver on_commit) : on_commit_(std::move(on_commit)), db_(db) {}
   ~SqliteStore() override {
     if (batches_ > 0) {
       spdlog::info("store: {} writes in {} commits ({:.1f} per commit)", batched_writes_, batches_,
@@ -288,7 +289,12 @@ class SqliteStore : public Store {
       std::vector<Pending*> batch(queue_.begin(), queue_.end());
       queue_.clear();
       q.unlock();
+      const auto started = std::chrono::steady_clock::now();
       absl::Status st = RunBatch(batch);
+      if (on_commit_) {
+        on_commit_(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(),
+                   batch.size());
+      }
       q.lock();
       for (Pending* p : batch) {
         p->result = st;
@@ -333,6 +339,7 @@ class SqliteStore : public Store {
   std::condition_variable queue_cv_;
   std::deque<Pending*> queue_;
   bool committing_ = false;
+  const CommitObserver on_commit_;
   uint64_t batches_ = 0;
   uint64_t batched_writes_ = 0;
 
@@ -368,7 +375,8 @@ class SqliteStore : public Store {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& dir, int max_mb) {
+absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& dir, int max_mb,
+                                                       CommitObserver on_commit) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec)
@@ -385,7 +393,7 @@ absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& dir, i
     sqlite3_close(db);
     return absl::FailedPreconditionError(absl::StrCat(path, ": cannot open: ", msg));
   }
-  auto store = std::make_unique<SqliteStore>(db);
+  auto store = std::make_unique<SqliteStore>(db, std::move(on_commit));
   absl::Status st = store->Init(path);
   if (!st.ok()) return st;
   if (max_mb > 0) {

@@ -1,0 +1,31 @@
+#pragma once
+
+// The scheduler's Prometheus metrics (served at GET /metrics). Counters and
+// histograms are recorded as things happen; gauges that describe state (jobs
+// by state and tenant, queue, agents) are refreshed from the Core at each
+// scrape. Names and meanings are listed in docs/operations.md#metrics.
+#include "portolan/metrics.h"
+
+namespace portolan::scheduler {
+
+struct SchedulerMetrics {
+  explicit SchedulerMetrics(metrics::Registry& registry);
+
+  metrics::Registry& registry;
+  metrics::Family<metrics::Counter>* submits;     // {tenant}
+  metrics::Family<metrics::Counter>* decisions;   // {result}: placed, waiting, unschedulable
+  metrics::Histogram* decision_seconds;           // one engine decision
+  metrics::Family<metrics::Counter>* rejections;  // {reason}: agents rejected, by filter
+  metrics::Family<metrics::Gauge>* jobs;          // {state, tenant}
+  metrics::Gauge* queue_depth;
+  metrics::Gauge* oldest_waiting_seconds;
+  metrics::Family<metrics::Gauge>* agents;         // {site, state}
+  metrics::Family<metrics::Gauge>* heartbeat_rtt;  // {agent, site}, seconds
+  metrics::Histogram* store_commit_seconds;
+  metrics::Histogram* store_batch_writes;
+  metrics::Gauge* policy_version;
+  metrics::Family<metrics::Counter>* http_requests;  // {code}
+  metrics::Gauge* rpc_connections;
+};
+
+}  // namespace portolan::scheduler

@@ -1,0 +1,49 @@
+#include "portolan/scheduler_metrics.h"
+
+namespace portolan::scheduler {
+
+SchedulerMetrics::SchedulerMetrics(metrics::Registry& r)
+    : registry(r),
+      submits(r.AddCounter("portolan_submits_total", "Jobs accepted (stored) by tenant.",
+                           {"tenant"})),
+      decisions(r.AddCounter("portolan_decisions_total",
+                             "Placement decisions by result: placed, waiting, unschedulable.",
+                             {"result"})),
+      decision_seconds(r.AddHistogram("portolan_decision_duration_seconds",
+                                      "Time of one placement engine decision.",
+                                      metrics::LatencyBuckets())
+                           ->With()),
+      rejections(r.AddCounter(
+          "portolan_rejections_total",
+          "Agents rejected in decisions, by the filter that rejected them (residency, "
+          "latency_limit, resource_fit, topology_fit, agent_health, site_affinity).",
+          {"reason"})),
+      jobs(r.AddGauge("portolan_jobs", "Jobs known to the scheduler by state and tenant.",
+                      {"state", "tenant"}, 5000)),
+      queue_depth(r.AddGauge("portolan_queue_depth", "Jobs waiting for placement.")->With()),
+      oldest_waiting_seconds(
+          r.AddGauge("portolan_oldest_waiting_job_age_seconds",
+                     "Age of the oldest job waiting for placement (0 when none waits).")
+              ->With()),
+      agents(r.AddGauge("portolan_agents", "Agents by site and state.", {"site", "state"})),
+      heartbeat_rtt(r.AddGauge("portolan_agent_heartbeat_rtt_seconds",
+                               "Round trip of each connected agent's latest heartbeat.",
+                               {"agent", "site"}, 20000)),
+      store_commit_seconds(r.AddHistogram("portolan_store_commit_duration_seconds",
+                                          "Time of one durable store commit (a group of writes, "
+                                          "fsync included).",
+                                          metrics::LatencyBuckets())
+                               ->With()),
+      store_batch_writes(r.AddHistogram("portolan_store_commit_writes",
+                                        "Writes per store commit (group commit batch size).",
+                                        metrics::ExponentialBuckets(1, 2, 12))
+                             ->With()),
+      policy_version(
+          r.AddGauge("portolan_policy_version", "Number of the placement policy version in force.")
+              ->With()),
+      http_requests(r.AddCounter("portolan_http_requests_total", "REST requests by status code.",
+                                 {"code"}, 100)),
+      rpc_connections(
+          r.AddGauge("portolan_agent_connections", "Open agent RPC connections.")->With()) {}
+
+}  // namespace portolan::scheduler

@@ -1,0 +1,85 @@
+// Operability against the real daemons: Prometheus metrics.
+#include <chrono>
+#include <cmath>
+
+#include "../support/prometheus_text.h"
+#include "gtest/gtest.h"
+#include "harness.h"
+
+namespace portolan::testing {
+namespace {
+
+using std::chrono::seconds;
+using test_support::ParsePrometheusText;
+
+TEST(OpsIT, SchedulerMetricsParseStrictlyAndCountWhatHappened) {
+  Cluster c;
+  c.StartScheduler();
+  c.StartAgent("lg1", "lingang-idc-1");
+  v1::Job spec;
+  spec.set_tenant("acme");
+  spec.add_command("/bin/sleep");
+  spec.add_command("30");
+  spec.mutable_resources()->set_cpus(8);  // the whole agent
+  spec.mutable_resources()->set_memory_mb(64);
+  auto job = c.client().Submit(spec);
+  ASSERT_TRUE(job.ok()) << job.status();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto j = c.client().GetJob(job->id());
+        return j.ok() && j->state() == v1::Job::running;
+      },
+      seconds(20)));
+  // One job waits for PUs to free up; one can never fit (20 PUs on 8).
+  spec.mutable_resources()->set_cpus(1);
+  ASSERT_TRUE(c.client().Submit(spec).ok());
+  spec.mutable_resources()->set_cpus(20);
+  ASSERT_TRUE(c.client().Submit(spec).ok());
+
+  std::string body;
+  auto code = c.client().Raw("GET", "/metrics", "", &body);
+  ASSERT_TRUE(code.ok());
+  ASSERT_EQ(*code, 200) << body;
+  auto ex = ParsePrometheusText(body);
+  ASSERT_TRUE(ex.ok()) << ex.error << "\n" << body;
+  EXPECT_EQ(ex.Value("portolan_submits_total", {{"tenant", "acme"}}), 3);
+  EXPECT_GE(ex.Value("portolan_decisions_total", {{"result", "placed"}}), 1);
+  EXPECT_GE(ex.Value("portolan_decisions_total", {{"result", "waiting"}}), 1);
+  EXPECT_EQ(ex.Value("portolan_decisions_total", {{"result", "unschedulable"}}), 1);
+  EXPECT_GE(ex.Sum("portolan_rejections_total"), 1);
+  EXPECT_GE(ex.Value("portolan_decision_duration_seconds_count"), 3);
+  EXPECT_EQ(ex.Value("portolan_jobs", {{"state", "running"}, {"tenant", "acme"}}), 1);
+  EXPECT_EQ(ex.Value("portolan_jobs", {{"state", "unschedulable"}, {"tenant", "acme"}}), 1);
+  EXPECT_EQ(ex.Value("portolan_jobs", {{"state", "queued"}, {"tenant", "acme"}}), 1);
+  EXPECT_EQ(ex.Value("portolan_queue_depth"), 1);
+  EXPECT_GE(ex.Value("portolan_oldest_waiting_job_age_seconds"), 0);
+  EXPECT_EQ(ex.Value("portolan_agents", {{"site", "lingang-idc-1"}, {"state", "ready"}}), 1);
+  EXPECT_EQ(ex.Value("portolan_agent_connections"), 1);
+  EXPECT_GE(ex.Value("portolan_store_commit_duration_seconds_count"), 3);
+  EXPECT_GE(ex.Value("portolan_store_commit_writes_sum"), 3);
+  EXPECT_EQ(ex.Value("portolan_policy_version"), 1);
+  EXPECT_GE(ex.Value("portolan_http_requests_total", {{"code", "201"}}), 3);
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        c.client().Raw("GET", "/metrics", "", &body);
+        auto e = ParsePrometheusText(body);
+        return e.Value("portolan_agent_heartbeat_rtt_seconds",
+                       {{"agent", "lg1"}, {"site", "lingang-idc-1"}}) > 0;
+      },
+      seconds(10)))
+      << body;
+  // Job ids never become labels.
+  EXPECT_EQ(body.find(job->id()), std::string::npos);
+
+  // Metrics name tenants and agents: operators and admins only.
+  auto tenant = c.ClientWith(Cluster::kAcmeToken);
+  EXPECT_EQ(*tenant->Raw("GET", "/metrics", "", &body), 403);
+  auto op = c.ClientWith(Cluster::kOperatorToken);
+  EXPECT_EQ(*op->Raw("GET", "/metrics", "", &body), 200);
+  auto anonymous = c.ClientWith("");
+  EXPECT_EQ(*anonymous->Raw("GET", "/metrics", "", &body), 401);
+  EXPECT_TRUE(c.client().Cancel(job->id()).ok());
+}
+
+}  // namespace
+}  // namespace portolan::testing
