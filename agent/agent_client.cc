@@ -267,6 +267,7 @@ void AgentClient::Disconnect(const std::string& why) {
   connected_ = false;
   registered_ = false;
   ++generation_;
+  ++reconnects_;
   if (stream_) stream_->Close();
   heartbeat_timer_.cancel();
   write_queue_.clear();
@@ -326,6 +327,7 @@ void AgentClient::Heartbeat() {
 
 void AgentClient::QueueUpdate(v1::JobUpdate update) {
   if (stopped_) return;
+  if (options_.on_update) options_.on_update(update);
   v1::Envelope env;
   env.set_seq(++next_seq_);
   *env.mutable_job_update() = std::move(update);

@@ -143,6 +143,7 @@ bool Executor::Start(const v1::Job& job) {
       p.final_state = v1::Job::failed;
       p.exit_code = 127;
     }
+    start_errors_.fetch_add(1);
     spdlog::warn("job {} attempt {} cannot start: {}", job.id(), job.attempt(), msg);
     on_update_(u);
     return true;
@@ -422,6 +423,18 @@ std::vector<v1::AgentJobStatus> Executor::Jobs() const {
     out.push_back(s);
   }
   return out;
+}
+
+uint32_t Executor::allocated_pus() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  uint32_t n = 0;
+  for (const auto& [key, p] : procs_) {
+    if (p.finished) continue;
+    const v1::Allocation& a = p.job.allocation();
+    n += a.pus_size() > 0 ? static_cast<uint32_t>(a.pus_size())
+                          : static_cast<uint32_t>(p.job.resources().cpus());
+  }
+  return n;
 }
 
 size_t Executor::running() const {

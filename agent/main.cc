@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <thread>
 
@@ -16,6 +17,7 @@
 #include "portolan/codec.h"
 #include "portolan/log.h"
 #include "portolan/logging.h"
+#include "portolan/metrics_http.h"
 #include "portolan/topology.h"
 #include "portolan/v1/config.pb.h"
 
@@ -24,7 +26,7 @@ using namespace portolan;
 
 int main(int argc, char** argv) {
   std::string config_file, id, site, scheduler_addr, state_dir, synthetic, xml, log_format,
-      log_level, cgroup_root, tls_cert, tls_key, tls_ca;
+      log_level, cgroup_root, tls_cert, tls_key, tls_ca, metrics_addr;
   std::vector<std::string> labels;
   uint32_t kill_grace_ms = 10000;
   uint32_t reconnect_max_ms = 10000;
@@ -51,6 +53,7 @@ int main(int argc, char** argv) {
       ("tls-ca", po::value(&tls_ca), "CA certificate (PEM) that signed the scheduler's certificate")
       ("insecure", "connect over plain TCP without certificates (closed test networks only; logged as a warning)")
       ("run-as", po::value(&run_as), "user the jobs run as (default: nobody when the agent runs as root, else the agent's own user)")
+      ("metrics-addr", po::value(&metrics_addr), "serve Prometheus metrics at http://ADDR/metrics (off by default; e.g. 127.0.0.1:9464, port 0: any free port)")
       ("log-format", po::value(&log_format)->default_value("text"), "text or json")
       ("log-level", po::value(&log_level)->default_value("info"), "trace, debug, info, warn, error");
   // clang-format on
@@ -91,6 +94,7 @@ int main(int argc, char** argv) {
     take("tls-cert", tls_cert, cfg.tls_cert());
     take("tls-key", tls_key, cfg.tls_key());
     take("tls-ca", tls_ca, cfg.tls_ca());
+    take("metrics-addr", metrics_addr, cfg.metrics_addr());
     if (cfg.insecure()) insecure = true;
     if (vm["kill-grace-ms"].defaulted() && cfg.kill_grace_ms() > 0)
       kill_grace_ms = cfg.kill_grace_ms();
@@ -232,6 +236,20 @@ int main(int argc, char** argv) {
   spdlog::info("portolan-agent {} starting: id {} site {} topology {} ({} PUs, {} MiB, {} GPUs)",
                PORTOLAN_VERSION, id, site, topology->source(), topology->pus(),
                topology->memory_mb(), topology->gpus_size());
+  // Metrics (served only with --metrics-addr).
+  metrics::Registry registry;
+  auto* m_running = registry.AddGauge("portolan_agent_running_jobs", "Jobs running on this agent.")->With();
+  auto* m_free_pus = registry.AddGauge("portolan_agent_free_pus", "PUs not allocated to a running job.")->With();
+  auto* m_pus = registry.AddGauge("portolan_agent_pus", "PUs this agent reports.")->With();
+  auto* m_mem = registry.AddGauge("portolan_agent_memory_available_bytes", "MemAvailable of the machine.")->With();
+  auto* m_connected = registry.AddGauge("portolan_agent_connected", "1 while registered with the scheduler.")->With();
+  auto* m_disconnects = registry.AddCounter("portolan_agent_disconnects_total", "Connections to the scheduler lost.")->With();
+  auto* m_errors = registry.AddCounter("portolan_agent_executor_errors_total", "Jobs that could not be started (exec failure, directory, cgroup).")->With();
+  auto* m_updates = registry.AddCounter("portolan_agent_job_updates_total", "Job state changes reported to the scheduler, by state.", {"state"});
+  opts.on_update = [m_updates](const v1::JobUpdate& u) {
+    m_updates->With({v1::Job::State_Name(u.state())})->Inc();
+  };
+
   boost::asio::io_context io;
   int exit_code = 0;
   agent::AgentClient client(io, opts, *topology, [&](const std::string& reason) {
@@ -239,6 +257,44 @@ int main(int argc, char** argv) {
     client.Stop();
     io.stop();
   });
+  uint64_t errors_seen = 0, disconnects_seen = 0;
+  registry.OnScrape([&] {  // on the io thread: the client's state is read there
+    const agent::Executor* ex = client.executor();
+    if (ex == nullptr) return;
+    m_running->Set(static_cast<double>(ex->running()));
+    const uint32_t pus = client.topology().pus();
+    m_pus->Set(pus);
+    m_free_pus->Set(pus > ex->allocated_pus() ? pus - ex->allocated_pus() : 0);
+    m_connected->Set(client.registered() ? 1 : 0);
+    m_disconnects->Inc(static_cast<double>(client.reconnects() - disconnects_seen));
+    disconnects_seen = client.reconnects();
+    m_errors->Inc(static_cast<double>(ex->start_errors() - errors_seen));
+    errors_seen = ex->start_errors();
+    std::ifstream meminfo("/proc/meminfo");
+    std::string key;
+    uint64_t kb = 0;
+    while (meminfo >> key >> kb) {
+      if (key == "MemAvailable:") {
+        m_mem->Set(static_cast<double>(kb) * 1024);
+        break;
+      }
+      meminfo.ignore(64, '\n');
+    }
+  });
+  std::unique_ptr<metrics::HttpServer> metrics_server;
+  if (!metrics_addr.empty()) {
+    auto hp = ParseHostPort(metrics_addr);
+    if (!hp.ok()) {
+      std::cerr << "portolan-agent: --metrics-addr: " << hp.status().message() << "\n";
+      return 2;
+    }
+    metrics_server = std::make_unique<metrics::HttpServer>(io, &registry);
+    if (absl::Status st = metrics_server->Listen(*hp); !st.ok()) {
+      std::cerr << "portolan-agent: " << st.message() << "\n";
+      return 2;
+    }
+    spdlog::info("metrics at http://{}/metrics", metrics_server->bound().ToString());
+  }
   boost::asio::post(io, [&] { client.Start(); });
   auto guard = boost::asio::make_work_guard(io);
   std::thread io_thread([&] { io.run(); });

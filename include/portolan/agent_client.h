@@ -37,6 +37,8 @@ struct AgentOptions {
   // Mutual TLS (tls::MakeClientContext): the scheduler's certificate must
   // come from the CA and name options.scheduler's host. Null: plain TCP.
   std::shared_ptr<boost::asio::ssl::context> tls;
+  // Observes every job update the agent reports (on the io thread).
+  std::function<void(const v1::JobUpdate&)> on_update;
 };
 
 // The agent's side of the protocol: connects out to the scheduler, registers
@@ -55,6 +57,11 @@ class AgentClient {
   void Start();
   // Closes the connection and kills running jobs.
   void Stop();
+  // State for metrics; call on the io thread.
+  bool registered() const { return registered_; }
+  uint64_t reconnects() const { return reconnects_; }
+  const Executor* executor() const { return executor_.get(); }  // null once stopped
+  const v1::Topology& topology() const { return topology_; }
 
  private:
   void Connect();
@@ -94,6 +101,7 @@ class AgentClient {
   double measured_rtt_ms_ = 0;
   absl::Time last_rediscover_ = absl::Now();
   uint64_t next_seq_ = 0;
+  uint64_t reconnects_ = 0;
   std::map<uint64_t, std::chrono::steady_clock::time_point> heartbeats_in_flight_;
   struct Pending {
     v1::Envelope envelope;

@@ -2,6 +2,8 @@
 
 #include <sys/types.h>
 
+#include <atomic>
+
 #include <condition_variable>
 #include <functional>
 #include <map>
@@ -85,6 +87,10 @@ class Executor {
   // Tails of running jobs whose output grew since the last call.
   std::vector<v1::LogTail> ChangedLogs();
   size_t running() const;
+  // PUs allocated to the running jobs (their allocation, or cpus without one).
+  uint32_t allocated_pus() const;
+  // Jobs that could not be started (exec failure, bad directory, ...).
+  uint64_t start_errors() const { return start_errors_.load(); }
 
  private:
   struct Proc {
@@ -115,6 +121,7 @@ class Executor {
   const UpdateFn on_update_;
 
   mutable std::mutex mu_;
+  std::atomic<uint64_t> start_errors_{0};
   std::condition_variable cv_;
   std::map<Key, Proc> procs_ ABSL_GUARDED_BY(mu_);
   bool stop_ ABSL_GUARDED_BY(mu_) = false;

@@ -255,7 +255,8 @@ void Cluster::StopScheduler() {
 }
 
 Process* Cluster::StartAgent(const std::string& id, const std::string& site,
-                             const std::string& synthetic) {
+                             const std::string& synthetic,
+                             const std::vector<std::string>& extra) {
   std::vector<std::string> argv = {PORTOLAN_AGENT_BIN,
                                    "--id",
                                    id,
@@ -280,6 +281,7 @@ Process* Cluster::StartAgent(const std::string& id, const std::string& site,
     argv.push_back("--topology-synthetic");
     argv.push_back(synthetic);
   }
+  argv.insert(argv.end(), extra.begin(), extra.end());
   agents_.push_back(std::make_unique<Process>(argv, dir_ + "/agent-" + id + ".log"));
   bool up = WaitFor(
       [&] {

@@ -57,7 +57,8 @@ class Cluster {
   void SignalScheduler(int sig);
   // `synthetic` "" runs the agent on the real machine's topology.
   Process* StartAgent(const std::string& id, const std::string& site,
-                      const std::string& synthetic = "pack:1 numa:1(memory=16GiB) core:4 pu:2");
+                      const std::string& synthetic = "pack:1 numa:1(memory=16GiB) core:4 pu:2",
+                      const std::vector<std::string>& extra = {});
   // Test credentials (the harness writes their hashes to tokens.yaml).
   static constexpr const char* kAdminToken = "it-admin-token";
   static constexpr const char* kAcmeToken = "it-acme-token";      // tenant acme

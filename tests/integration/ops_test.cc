@@ -1,6 +1,7 @@
 // Operability against the real daemons: Prometheus metrics.
 #include <chrono>
 #include <cmath>
+#include <fstream>
 
 #include "../support/prometheus_text.h"
 #include "gtest/gtest.h"
@@ -79,6 +80,65 @@ TEST(OpsIT, SchedulerMetricsParseStrictlyAndCountWhatHappened) {
   auto anonymous = c.ClientWith("");
   EXPECT_EQ(*anonymous->Raw("GET", "/metrics", "", &body), 401);
   EXPECT_TRUE(c.client().Cancel(job->id()).ok());
+}
+
+TEST(OpsIT, AgentMetricsListenerServesItsOwnState) {
+  Cluster c;
+  c.StartScheduler();
+  c.StartAgent("lg1", "lingang-idc-1", "pack:1 numa:1(memory=16GiB) core:4 pu:2",
+               {"--metrics-addr", "127.0.0.1:0"});
+  // The bound port is in the agent's log.
+  std::string url;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        std::ifstream f(c.dir() + "/agent-lg1.log");
+        std::string log((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+        size_t p = log.find("metrics at http://");
+        if (p == std::string::npos) return false;
+        size_t end = log.find("/metrics", p + 18);
+        url = log.substr(p + 11, end - p - 11);
+        return true;
+      },
+      seconds(10)));
+  v1::Job spec;
+  spec.set_tenant("acme");
+  spec.add_command("/bin/sleep");
+  spec.add_command("30");
+  spec.mutable_resources()->set_cpus(2);
+  spec.mutable_resources()->set_memory_mb(64);
+  auto sleeper = c.client().Submit(spec);
+  ASSERT_TRUE(sleeper.ok());
+  spec.clear_command();
+  spec.add_command("/nonexistent/binary");
+  auto broken = c.client().Submit(spec);
+  ASSERT_TRUE(broken.ok());
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto a = c.client().GetJob(sleeper->id());
+        auto b = c.client().GetJob(broken->id());
+        return a.ok() && b.ok() && a->state() == v1::Job::running &&
+               b->state() == v1::Job::failed;
+      },
+      seconds(20)));
+
+  Client agent(url);
+  std::string body;
+  auto code = agent.Raw("GET", "/metrics", "", &body);
+  ASSERT_TRUE(code.ok()) << code.status();
+  ASSERT_EQ(*code, 200);
+  auto ex = ParsePrometheusText(body);
+  ASSERT_TRUE(ex.ok()) << ex.error << "\n" << body;
+  EXPECT_EQ(ex.Value("portolan_agent_running_jobs"), 1);
+  EXPECT_EQ(ex.Value("portolan_agent_pus"), 8);
+  EXPECT_EQ(ex.Value("portolan_agent_free_pus"), 6);
+  EXPECT_EQ(ex.Value("portolan_agent_executor_errors_total"), 1);
+  EXPECT_EQ(ex.Value("portolan_agent_job_updates_total", {{"state", "failed"}}), 1);
+  EXPECT_GE(ex.Value("portolan_agent_job_updates_total", {{"state", "running"}}), 1);
+  EXPECT_EQ(ex.Value("portolan_agent_connected"), 1);
+  EXPECT_GT(ex.Value("portolan_agent_memory_available_bytes"), 0);
+  EXPECT_EQ(*agent.Raw("GET", "/other", "", &body), 404);
+  EXPECT_EQ(*agent.Raw("POST", "/metrics", "", &body), 405);
+  EXPECT_TRUE(c.client().Cancel(sleeper->id()).ok());
 }
 
 }  // namespace
