@@ -18,6 +18,7 @@
 #include "portolan/log.h"
 #include "portolan/logging.h"
 #include "portolan/metrics_http.h"
+#include "portolan/service_notify.h"
 #include "portolan/topology.h"
 #include "portolan/v1/config.pb.h"
 
@@ -296,6 +297,28 @@ int main(int argc, char** argv) {
     spdlog::info("metrics at http://{}/metrics", metrics_server->bound().ToString());
   }
   boost::asio::post(io, [&] { client.Start(); });
+  // Under systemd: ready once the loop runs (the scheduler may be away for a
+  // while; STATUS says whether it is registered); watchdog pings from the io
+  // thread, so a wedged loop gets the agent restarted.
+  const absl::Duration watchdog = service::WatchdogInterval();
+  boost::asio::steady_timer watchdog_timer(io);
+  bool was_registered = false;
+  std::function<void()> ping = [&] {
+    if (watchdog > absl::ZeroDuration()) service::WatchdogPing();
+    if (client.registered() != was_registered) {
+      was_registered = client.registered();
+      service::Status(was_registered ? "registered with the scheduler" : "connecting to the scheduler");
+    }
+    watchdog_timer.expires_after(absl::ToChronoMilliseconds(
+        watchdog > absl::ZeroDuration() ? std::min(watchdog / 4, absl::Seconds(1)) : absl::Seconds(1)));
+    watchdog_timer.async_wait([&](const boost::system::error_code& ec) {
+      if (!ec) ping();
+    });
+  };
+  boost::asio::post(io, [&] {
+    service::Ready("connecting to the scheduler");
+    ping();
+  });
   auto guard = boost::asio::make_work_guard(io);
   std::thread io_thread([&] { io.run(); });
 
@@ -304,7 +327,9 @@ int main(int argc, char** argv) {
     int sig = 0;
     sigwait(&signals, &sig);
     spdlog::info("received signal {}; stopping running jobs and shutting down", sig);
+    service::Stopping();
     boost::asio::post(io, [&] {
+      watchdog_timer.cancel();
       client.Stop();
       io.stop();
     });

@@ -8,7 +8,7 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config git curl python3
   protobuf-compiler libprotobuf-dev
   libcpprest-dev libboost-dev libboost-system-dev libboost-program-options-dev
-  libhwloc-dev hwloc
+  libhwloc-dev hwloc libsystemd-dev
   libspdlog-dev libfmt-dev
   libabsl-dev libyaml-cpp-dev libsqlite3-dev libssl-dev
   libgtest-dev libgmock-dev

@@ -24,6 +24,7 @@
 #include "portolan/rpc_server.h"
 #include "portolan/scheduler_core.h"
 #include "portolan/scheduler_rest.h"
+#include "portolan/service_notify.h"
 #include "portolan/store.h"
 
 namespace po = boost::program_options;
@@ -168,6 +169,9 @@ int main(int argc, char** argv) {
   copts.resend_interval = absl::Milliseconds(resend_ms);
   copts.restart_backoff = absl::Milliseconds(std::max<int64_t>(0, backoff_ms));
   copts.restart_backoff_max = absl::Milliseconds(std::max(backoff_ms, backoff_max_ms));
+  // Declared before the core: the core holds agent sessions (and their
+  // sockets), which must be destroyed while the io_context still exists.
+  boost::asio::io_context io;
   scheduler::Core core(copts, store->get(), RealClock(), &registry);
   core.AttachMetrics(&metrics);
   if (absl::Status st = core.Recover(); !st.ok()) {
@@ -186,7 +190,6 @@ int main(int argc, char** argv) {
   }
 
   std::atomic<bool> ready{false};
-  boost::asio::io_context io;
   scheduler::RpcOptions ropts;
   ropts.max_frame_bytes = max_frame;
   ropts.idle_timeout = copts.agent_ttl * 2;
@@ -210,12 +213,21 @@ int main(int argc, char** argv) {
   if (absl::Status st = rest_server.Start(*rest_hp); !st.ok())
     return Fail(std::string(st.message()));
 
+  // The tick drives TTLs, resends and retries. Under systemd it also pings
+  // the watchdog, after core.Tick() returned: a wedged io loop or a core
+  // stuck on its lock stops the pings and systemd restarts the service.
+  const absl::Duration watchdog = service::WatchdogInterval();
+  absl::Time last_ping = absl::InfinitePast();
   boost::asio::steady_timer tick(io);
   std::function<void()> arm = [&] {
     tick.expires_after(std::chrono::milliseconds(tick_ms));
     tick.async_wait([&](const boost::system::error_code& ec) {
       if (ec) return;
       core.Tick();
+      if (watchdog > absl::ZeroDuration() && absl::Now() - last_ping >= watchdog / 4) {
+        service::WatchdogPing();
+        last_ping = absl::Now();
+      }
       arm();
     });
   };
@@ -226,6 +238,8 @@ int main(int argc, char** argv) {
   spdlog::info("portolan-scheduler {} ready: REST {}://{} agent RPC {} ({}) state {}",
                PORTOLAN_VERSION, rest_server.scheme(), rest_server.bound().ToString(),
                rpc.bound().ToString(), rpc_tls_context ? "mutual TLS" : "plain TCP", state_dir);
+  service::Ready(absl::StrCat("serving REST on ", rest_server.bound().ToString(), ", agent RPC on ",
+                              rpc.bound().ToString()));
   if (!ports_file.empty()) {
     std::string tmp = ports_file + ".tmp";
     {
@@ -279,6 +293,7 @@ int main(int argc, char** argv) {
   // Graceful shutdown: refuse new requests first, then close agent sessions
   // (agents reconnect to the next scheduler), then close the store.
   spdlog::info("received signal {}; shutting down", sig);
+  service::Stopping();
   ready = false;
   rest_server.Stop();
   boost::asio::post(io, [&] {

@@ -1,5 +1,15 @@
 // Operability against the real daemons: Prometheus metrics.
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
 #include <chrono>
+#include <atomic>
+#include <cstdio>
+#include <mutex>
+#include <thread>
+#include <utility>
 #include <cmath>
 #include <fstream>
 
@@ -139,6 +149,98 @@ TEST(OpsIT, AgentMetricsListenerServesItsOwnState) {
   EXPECT_EQ(*agent.Raw("GET", "/other", "", &body), 404);
   EXPECT_EQ(*agent.Raw("POST", "/metrics", "", &body), 405);
   EXPECT_TRUE(c.client().Cancel(sleeper->id()).ok());
+}
+
+// A fake systemd notify socket: collects the datagrams a daemon sends.
+class NotifySocket {
+ public:
+  explicit NotifySocket(const std::string& path) : path_(path) {
+    fd_ = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
+    unlink(path.c_str());
+    bind_ok_ = bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  }
+  ~NotifySocket() {
+    Stop();
+    close(fd_);
+    unlink(path_.c_str());
+  }
+  bool ok() const { return fd_ >= 0 && bind_ok_; }
+  // Reads continuously, as systemd does (a full queue would block the
+  // sender: the default queue is only 10 datagrams).
+  void Start() {
+    reader_ = std::thread([this] {
+      while (!stop_) {
+        pollfd p{fd_, POLLIN, 0};
+        if (poll(&p, 1, 20) <= 0) continue;
+        char buf[4096];
+        ssize_t n = recv(fd_, buf, sizeof buf, 0);
+        std::lock_guard<std::mutex> lock(mu_);
+        if (n > 0) messages_.emplace_back(buf, static_cast<size_t>(n));
+      }
+    });
+  }
+  void Stop() {
+    stop_ = true;
+    if (reader_.joinable()) reader_.join();
+  }
+  // Messages received since the last call.
+  std::vector<std::string> Take() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return std::exchange(messages_, {});
+  }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+  bool bind_ok_ = false;
+  std::thread reader_;
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  std::vector<std::string> messages_;
+};
+
+int Count(const std::vector<std::string>& msgs, const std::string& what) {
+  int n = 0;
+  for (const std::string& m : msgs) n += m.find(what) != std::string::npos ? 1 : 0;
+  return n;
+}
+
+TEST(OpsIT, DaemonsNotifySystemdReadyWatchdogAndStopping) {
+  Cluster c;
+  NotifySocket sched_sock(c.dir() + "/sched.notify");
+  NotifySocket agent_sock(c.dir() + "/agent.notify");
+  ASSERT_TRUE(sched_sock.ok() && agent_sock.ok());
+  sched_sock.Start();
+  agent_sock.Start();
+  // The daemons inherit the environment of the test process.
+  setenv("WATCHDOG_USEC", "400000", 1);
+  setenv("NOTIFY_SOCKET", (c.dir() + "/sched.notify").c_str(), 1);
+  c.StartScheduler();
+  setenv("NOTIFY_SOCKET", (c.dir() + "/agent.notify").c_str(), 1);
+  c.StartAgent("lg1", "lingang-idc-1");
+  unsetenv("NOTIFY_SOCKET");
+  unsetenv("WATCHDOG_USEC");
+
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  auto sched = sched_sock.Take();
+  EXPECT_EQ(Count(sched, "READY=1"), 1);
+  EXPECT_EQ(Count(sched, "STATUS=serving REST on 127.0.0.1:"), 1);
+  EXPECT_GE(Count(sched, "WATCHDOG=1"), 3);  // about every 100 ms of 1.5 s
+  auto agent = agent_sock.Take();
+  EXPECT_EQ(Count(agent, "READY=1"), 1);
+  EXPECT_EQ(Count(agent, "STATUS=registered with the scheduler"), 1);
+  EXPECT_GE(Count(agent, "WATCHDOG=1"), 3);
+
+  c.StopScheduler();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  auto stopping = sched_sock.Take();
+  EXPECT_EQ(Count(stopping, "STOPPING=1"), 1);
+  // The agent notices and says so.
+  auto later = agent_sock.Take();
+  EXPECT_EQ(Count(later, "STATUS=connecting to the scheduler"), 1);
 }
 
 }  // namespace
