@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "portolan/agent_client.h"
 #include "portolan/codec.h"
+#include "portolan/config_flags.h"
 #include "portolan/log.h"
 #include "portolan/logging.h"
 #include "portolan/metrics_http.h"
@@ -37,7 +38,7 @@ int main(int argc, char** argv) {
   desc.add_options()
       ("help,h", "show this help")
       ("version", "print the version")
-      ("config", po::value(&config_file), "YAML or JSON config file (AgentConfig); flags override it")
+      ("config", po::value(&config_file), "YAML or JSON config file (AgentConfig, e.g. /etc/portolan/agent.yaml); flags given here win over it")
       ("id", po::value(&id), "agent id (default: host name)")
       ("site", po::value(&site), "site this agent belongs to, e.g. lingang-idc-1 (required)")
       ("label", po::value(&labels)->composing(), "label key=value (repeatable)")
@@ -61,6 +62,14 @@ int main(int argc, char** argv) {
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, desc), vm);
+    if (vm.count("config")) {
+      absl::Status st = StoreConfigFile<v1::AgentConfig>(vm["config"].as<std::string>(), desc, vm,
+                                                         {{"labels", "label"}});
+      if (!st.ok()) {
+        std::cerr << "portolan-agent: --config: " << st.message() << "\n";
+        return 2;
+      }
+    }
     po::notify(vm);
   } catch (const std::exception& e) {
     std::cerr << "portolan-agent: " << e.what() << "\n" << desc << "\n";
@@ -74,33 +83,7 @@ int main(int argc, char** argv) {
     std::cout << "portolan-agent " << PORTOLAN_VERSION << "\n";
     return 0;
   }
-  bool insecure = vm.count("insecure") > 0;
-  if (!config_file.empty()) {
-    v1::AgentConfig cfg;
-    if (absl::Status st = LoadFile(config_file, &cfg); !st.ok()) {
-      std::cerr << "portolan-agent: " << st.message() << "\n";
-      return 2;
-    }
-    auto take = [&](const char* flag, std::string& var, const std::string& v) {
-      if ((!vm.count(flag) || vm[flag].defaulted()) && !v.empty()) var = v;
-    };
-    take("id", id, cfg.id());
-    take("site", site, cfg.site());
-    take("scheduler", scheduler_addr, cfg.scheduler());
-    take("state-dir", state_dir, cfg.state_dir());
-    take("topology-synthetic", synthetic, cfg.topology_synthetic());
-    take("topology-xml", xml, cfg.topology_xml());
-    take("log-format", log_format, cfg.log_format());
-    take("log-level", log_level, cfg.log_level());
-    take("tls-cert", tls_cert, cfg.tls_cert());
-    take("tls-key", tls_key, cfg.tls_key());
-    take("tls-ca", tls_ca, cfg.tls_ca());
-    take("metrics-addr", metrics_addr, cfg.metrics_addr());
-    if (cfg.insecure()) insecure = true;
-    if (vm["kill-grace-ms"].defaulted() && cfg.kill_grace_ms() > 0)
-      kill_grace_ms = cfg.kill_grace_ms();
-    for (const auto& [k, v] : cfg.labels()) labels.insert(labels.begin(), absl::StrCat(k, "=", v));
-  }
+  const bool insecure = vm.count("insecure") > 0;
 
   auto topology = agent::DiscoverTopology({synthetic, xml});
   if (!topology.ok()) {
@@ -133,7 +116,7 @@ int main(int argc, char** argv) {
       std::cerr << "portolan-agent: --label '" << l << "': expected key=value\n";
       return 2;
     }
-    opts.labels[l.substr(0, eq)] = l.substr(eq + 1);  // later (flag) values win
+    opts.labels.emplace(l.substr(0, eq), l.substr(eq + 1));  // command line first: it wins
   }
   auto hp = ParseHostPort(scheduler_addr);
   if (!hp.ok()) {

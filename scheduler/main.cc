@@ -17,6 +17,7 @@
 #include "google/protobuf/util/message_differencer.h"
 #include "portolan/auth.h"
 #include "portolan/codec.h"
+#include "portolan/config_flags.h"
 #include "portolan/log.h"
 #include "portolan/logging.h"
 #include "portolan/placement.h"
@@ -26,6 +27,7 @@
 #include "portolan/scheduler_rest.h"
 #include "portolan/service_notify.h"
 #include "portolan/store.h"
+#include "portolan/v1/config.pb.h"
 
 namespace po = boost::program_options;
 using namespace portolan;
@@ -53,6 +55,7 @@ int main(int argc, char** argv) {
   desc.add_options()
       ("help,h", "show this help")
       ("version", "print the version")
+      ("config", po::value<std::string>(), "YAML or JSON config file (SchedulerConfig, e.g. /etc/portolan/scheduler.yaml); flags given here win over it")
       ("rest-addr", po::value(&rest_addr)->default_value("127.0.0.1:7080"), "REST listen address (port 0: any free port)")
       ("rpc-addr", po::value(&rpc_addr)->default_value("127.0.0.1:7081"), "agent RPC listen address (port 0: any free port)")
       ("state-dir", po::value(&state_dir)->default_value("./var"), "directory of the SQLite state database")
@@ -85,6 +88,14 @@ int main(int argc, char** argv) {
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, desc), vm);
+    if (vm.count("config")) {
+      absl::Status st =
+          StoreConfigFile<v1::SchedulerConfig>(vm["config"].as<std::string>(), desc, vm);
+      if (!st.ok()) {
+        std::cerr << "portolan-scheduler: --config: " << st.message() << "\n";
+        return 2;
+      }
+    }
     po::notify(vm);
   } catch (const std::exception& e) {
     std::cerr << "portolan-scheduler: " << e.what() << "\n" << desc << "\n";

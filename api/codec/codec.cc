@@ -1,6 +1,7 @@
 #include "portolan/codec.h"
 #include "portolan/strings.h"
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -342,6 +343,63 @@ absl::Status LoadFile(const std::string& path, google::protobuf::Message* msg) {
     return ParseYaml(ss.str(), msg, path);
   }
   return Prefix(ParseJson(ss.str(), msg), path);
+}
+
+std::vector<std::string> ConfigToFlags(const google::protobuf::Message& config,
+                                       const std::map<std::string, std::string>& renames) {
+  using google::protobuf::FieldDescriptor;
+  std::vector<std::string> out;
+  const google::protobuf::Reflection* r = config.GetReflection();
+  std::vector<const FieldDescriptor*> fields;
+  r->ListFields(config, &fields);
+  for (const FieldDescriptor* f : fields) {
+    auto renamed = renames.find(f->name());
+    std::string flag = renamed != renames.end() ? renamed->second : f->name();
+    std::replace(flag.begin(), flag.end(), '_', '-');
+    flag = "--" + flag;
+    auto scalar = [&](int index) -> std::string {
+      const bool rep = f->is_repeated();
+      switch (f->cpp_type()) {
+        case FieldDescriptor::CPPTYPE_STRING:
+          return rep ? r->GetRepeatedString(config, f, index) : r->GetString(config, f);
+        case FieldDescriptor::CPPTYPE_INT32:
+          return std::to_string(rep ? r->GetRepeatedInt32(config, f, index) : r->GetInt32(config, f));
+        case FieldDescriptor::CPPTYPE_INT64:
+          return std::to_string(rep ? r->GetRepeatedInt64(config, f, index) : r->GetInt64(config, f));
+        case FieldDescriptor::CPPTYPE_UINT32:
+          return std::to_string(rep ? r->GetRepeatedUInt32(config, f, index)
+                                    : r->GetUInt32(config, f));
+        case FieldDescriptor::CPPTYPE_UINT64:
+          return std::to_string(rep ? r->GetRepeatedUInt64(config, f, index)
+                                    : r->GetUInt64(config, f));
+        case FieldDescriptor::CPPTYPE_DOUBLE:
+          return absl::StrCat(rep ? r->GetRepeatedDouble(config, f, index)
+                                  : r->GetDouble(config, f));
+        case FieldDescriptor::CPPTYPE_FLOAT:
+          return absl::StrCat(rep ? r->GetRepeatedFloat(config, f, index) : r->GetFloat(config, f));
+        case FieldDescriptor::CPPTYPE_ENUM:
+          return rep ? r->GetRepeatedEnum(config, f, index)->name() : r->GetEnum(config, f)->name();
+        default:
+          return "";
+      }
+    };
+    if (f->is_map()) {
+      for (int i = 0; i < r->FieldSize(config, f); ++i) {
+        const google::protobuf::Message& entry = r->GetRepeatedMessage(config, f, i);
+        const google::protobuf::Reflection* er = entry.GetReflection();
+        const google::protobuf::Descriptor* ed = entry.GetDescriptor();
+        out.push_back(absl::StrCat(flag, "=", er->GetString(entry, ed->FindFieldByNumber(1)), "=",
+                                   er->GetString(entry, ed->FindFieldByNumber(2))));
+      }
+    } else if (f->is_repeated()) {
+      for (int i = 0; i < r->FieldSize(config, f); ++i) out.push_back(flag + "=" + scalar(i));
+    } else if (f->cpp_type() == FieldDescriptor::CPPTYPE_BOOL) {
+      if (r->GetBool(config, f)) out.push_back(flag);
+    } else {
+      out.push_back(flag + "=" + scalar(0));
+    }
+  }
+  return out;
 }
 
 }  // namespace portolan

@@ -1,6 +1,8 @@
 #pragma once
 
+#include <map>
 #include <string>
+#include <vector>
 #include <string_view>
 
 #include "absl/status/status.h"
@@ -45,5 +47,13 @@ std::string ToJson(const google::protobuf::Message& msg, bool pretty = false);
 
 // Loads a .json, .yaml or .yml file into `msg`. Errors name the file.
 absl::Status LoadFile(const std::string& path, google::protobuf::Message* msg);
+
+// The command-line flags a daemon config message stands for, so a config
+// file and flags share one parser: each set (non-default) field becomes
+// "--field-name=VALUE" ('_' becomes '-'), a true bool "--field-name", a
+// repeated field one flag per element, a map<string,string> entry
+// "--flag=KEY=VALUE". `renames` maps field names to other flag names.
+std::vector<std::string> ConfigToFlags(const google::protobuf::Message& config,
+                                       const std::map<std::string, std::string>& renames = {});
 
 }  // namespace portolan

@@ -10,12 +10,18 @@
 #include <mutex>
 #include <thread>
 #include <utility>
+#include <algorithm>
 #include <cmath>
+#include <filesystem>
+#include <set>
+#include <sstream>
 #include <fstream>
 
 #include "../support/prometheus_text.h"
 #include "gtest/gtest.h"
 #include "harness.h"
+#include "portolan/codec.h"
+#include "portolan/v1/config.pb.h"
 
 namespace portolan::testing {
 namespace {
@@ -241,6 +247,106 @@ TEST(OpsIT, DaemonsNotifySystemdReadyWatchdogAndStopping) {
   // The agent notices and says so.
   auto later = agent_sock.Take();
   EXPECT_EQ(Count(later, "STATUS=connecting to the scheduler"), 1);
+}
+
+std::string RunCapture(const std::string& cmd) {
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (p == nullptr) return out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  pclose(p);
+  return out;
+}
+
+// The flags a daemon's --help lists.
+std::set<std::string> HelpFlags(const std::string& binary) {
+  std::set<std::string> flags;
+  std::istringstream in(RunCapture(binary + " --help"));
+  std::string line;
+  while (std::getline(in, line)) {
+    // Option lines start with two spaces: "  --name arg" or "  -h [ --help ]";
+    // description continuation lines are indented further.
+    size_t p;
+    if (line.rfind("  --", 0) == 0) {
+      p = 2;
+    } else if (line.rfind("  -", 0) == 0 && line.find("[ --") != std::string::npos) {
+      p = line.find("[ --") + 2;
+    } else {
+      continue;
+    }
+    size_t end = line.find_first_of(" \t]", p);
+    flags.insert(line.substr(p + 2, end - p - 2));
+  }
+  return flags;
+}
+
+std::set<std::string> ConfigFlags(const google::protobuf::Descriptor* d,
+                                  const std::map<std::string, std::string>& renames) {
+  std::set<std::string> flags;
+  for (int i = 0; i < d->field_count(); ++i) {
+    std::string name = d->field(i)->name();
+    if (renames.count(name)) name = renames.at(name);
+    std::replace(name.begin(), name.end(), '_', '-');
+    flags.insert(name);
+  }
+  return flags;
+}
+
+TEST(OpsIT, EveryDaemonFlagIsAConfigFieldAndTheShippedConfigsLoad) {
+  std::set<std::string> sched = HelpFlags(PORTOLAN_SCHEDULER_BIN);
+  ASSERT_GT(sched.size(), 20u);
+  for (const char* action : {"help", "version", "config"}) EXPECT_EQ(sched.erase(action), 1u);
+  EXPECT_EQ(sched, ConfigFlags(v1::SchedulerConfig::descriptor(), {}));
+  std::set<std::string> agent = HelpFlags(PORTOLAN_AGENT_BIN);
+  for (const char* action : {"help", "version", "config", "print-topology"})
+    EXPECT_EQ(agent.erase(action), 1u);
+  EXPECT_EQ(agent, ConfigFlags(v1::AgentConfig::descriptor(), {{"labels", "label"}}));
+
+  v1::SchedulerConfig sc;
+  EXPECT_TRUE(LoadFile(PORTOLAN_SOURCE_DIR "/deploy/config/scheduler.yaml", &sc).ok());
+  EXPECT_EQ(sc.rest_addr(), "0.0.0.0:7080");
+  v1::AgentConfig ac;
+  EXPECT_TRUE(LoadFile(PORTOLAN_SOURCE_DIR "/deploy/config/agent.yaml", &ac).ok());
+  EXPECT_EQ(ac.site(), "lingang-idc-1");
+}
+
+TEST(OpsIT, SchedulerReadsItsConfigFileAndFlagsWin) {
+  Cluster c;
+  const std::string cfg = c.dir() + "/scheduler.yaml";
+  std::ofstream(cfg) << "rest_addr: 127.0.0.1:0\nrpc_addr: 127.0.0.1:0\nstate_dir: " << c.dir()
+                     << "/state\ntokens: " << c.tokens_path() << "\ninsecure: true\npolicy: "
+                     << PORTOLAN_SOURCE_DIR "/deploy/policy/default.yaml\nports_file: " << c.dir()
+                     << "/ports.json\nmax_body_bytes: 1000\nrate_limit_rps: 0\n";
+  Process s({PORTOLAN_SCHEDULER_BIN, "--config", cfg, "--max-body-bytes", "5000"},
+            c.dir() + "/sched.log");
+  ASSERT_TRUE(WaitFor([&] { return std::filesystem::exists(c.dir() + "/ports.json"); }, seconds(20)))
+      << RunCapture("cat " + c.dir() + "/sched.log");
+  std::ifstream f(c.dir() + "/ports.json");
+  std::string ports((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  const int rest = std::stoi(ports.substr(ports.find("\"rest\": ") + 8));
+  Client client("http://127.0.0.1:" + std::to_string(rest), Cluster::kAdminToken);
+  std::string body;
+  // The token file came from the config: authenticated calls work, others get 401.
+  EXPECT_EQ(*client.Raw("GET", "/v1/agents", "", &body), 200);
+  EXPECT_EQ(*Client("http://127.0.0.1:" + std::to_string(rest)).Raw("GET", "/v1/agents", "", &body),
+            401);
+  // --max-body-bytes 5000 on the command line wins over the file's 1000.
+  const std::string pad(3000, ' ');
+  EXPECT_EQ(*client.Raw("POST", "/v1/jobs", "{\"command\": [\"/bin/true\"]" + pad + "}", &body),
+            400);  // read and validated (no resources), not refused for size
+  EXPECT_EQ(*client.Raw("POST", "/v1/jobs", "{" + std::string(6000, ' ') + "}", &body), 413);
+  s.Signal(SIGTERM);
+  EXPECT_GE(s.Wait(seconds(20)), 0);
+
+  // An unknown key is refused with the file and the key.
+  const std::string bad = c.dir() + "/bad.yaml";
+  std::ofstream(bad) << "rest_adr: 127.0.0.1:0\n";
+  Process b({PORTOLAN_SCHEDULER_BIN, "--config", bad}, c.dir() + "/bad.log");
+  int status = b.Wait(seconds(20));
+  EXPECT_TRUE(status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 2);
+  EXPECT_NE(RunCapture("cat " + c.dir() + "/bad.log").find("rest_adr"), std::string::npos);
 }
 
 }  // namespace
