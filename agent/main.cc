@@ -2,9 +2,11 @@
 // scheduler, reports its hwloc topology and runs the jobs it is assigned.
 #include <pwd.h>
 #include <sched.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -25,6 +27,30 @@
 
 namespace po = boost::program_options;
 using namespace portolan;
+
+namespace {
+
+// The first directory on the way to `path` that `uid`/`gid` may not pass
+// through (no search permission), as "DIR is mode NNNN owned by UID"; ""
+// when every one is passable.
+std::string UntraversableParent(const std::string& path, uid_t uid, gid_t gid) {
+  std::filesystem::path p = std::filesystem::absolute(path);
+  std::filesystem::path walked = "/";
+  for (const auto& part : p.relative_path()) {
+    walked /= part;
+    struct stat st;
+    if (stat(walked.c_str(), &st) != 0) return "";  // created later, by us
+    mode_t need = st.st_uid == uid ? S_IXUSR : st.st_gid == gid ? S_IXGRP : S_IXOTH;
+    if ((st.st_mode & need) == 0) {
+      char mode[8];
+      std::snprintf(mode, sizeof mode, "%04o", st.st_mode & 07777);
+      return absl::StrCat(walked.string(), " is mode ", mode, " owned by uid ", st.st_uid);
+    }
+  }
+  return "";
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   std::string config_file, id, site, scheduler_addr, state_dir, synthetic, xml, log_format,
@@ -206,6 +232,15 @@ int main(int argc, char** argv) {
     if (geteuid() == 0) {
       opts.executor.run_uid = static_cast<int>(pw->pw_uid);
       opts.executor.run_gid = static_cast<int>(pw->pw_gid);
+      // Each job's directory is under the state directory: the job's user
+      // must be able to pass through every directory above it.
+      std::string blocked = UntraversableParent(opts.executor.work_root, pw->pw_uid, pw->pw_gid);
+      if (!blocked.empty()) {
+        std::cerr << "portolan-agent: jobs run as " << run_as << ", who cannot reach "
+                  << opts.executor.work_root << ": " << blocked
+                  << "; choose a --state-dir they can reach (e.g. under /var/lib) or chmod o+x it\n";
+        return 2;
+      }
     }
   }
   opts.reconnect_max = absl::Milliseconds(std::max<uint32_t>(reconnect_max_ms, 200));
