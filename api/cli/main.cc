@@ -6,7 +6,11 @@
 #include <iostream>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -14,6 +18,7 @@
 #include "portolan/client.h"
 #include "portolan/codec.h"
 #include "portolan/strings.h"
+#include "portolan/v1/api.pb.h"
 #include "portolan/v1/config.pb.h"
 #include "portolan/v1/policy.pb.h"
 
@@ -26,7 +31,7 @@ constexpr int kExitError = 1;  // the server refused or the job did not succeed
 constexpr int kExitUsage = 2;  // bad command line
 constexpr int kExitUnreachable = 3;
 
-const char* kUsage = R"(usage: portolan [--server URL] [-o table|json] COMMAND [ARGS]
+const char* kUsage = R"(usage: portolan [--server URL] [--ca FILE] [-o table|json|yaml] COMMAND [ARGS]
 
 Commands:
   submit FILE.{json,yaml}      submit a job described in a file ("-" reads JSON from stdin)
@@ -37,6 +42,7 @@ Commands:
   jobs [--state S] [--limit N] list jobs, newest first
   job ID                       one job with its placement and events
   wait ID [--timeout-s S]      wait until the job ends; exit 0 only if it succeeded
+  watch ID [--timeout-s S]     print the job's events as they happen until it ends; exit as wait
   cancel ID                    cancel a job (running jobs are stopped on their agent)
   logs ID                      stdout and stderr tail of a job
   agents                       list agents
@@ -58,19 +64,36 @@ Commands:
   audit [--tenant T] [--job J] [--limit N]   cross-border placements, newest first
   token new --name N --role tenant|operator|admin [--tenant T] [--site S]...
                                print a new random token and its tokens-file entry (offline)
+  metrics                      the scheduler's Prometheus metrics (admin or operator)
+  completion bash              a bash completion script: source <(portolan completion bash)
+
+"portolan COMMAND --help" shows one command's usage.
 
 Global flags:
   --server URL   scheduler REST address (default: $PORTOLAN_SERVER, the config file's
                  server, or http://127.0.0.1:7080); https://... for HTTPS
   --ca FILE      CA certificate (PEM) that signed the scheduler's HTTPS certificate
                  (default: $PORTOLAN_CA, the config file's ca, or the system's CAs)
-  -o FORMAT      table (default) or json
+  -o FORMAT      table (default), json or yaml
   Token: $PORTOLAN_TOKEN, else the config file's token, sent as a Bearer token.
   Config file: $PORTOLAN_CONFIG, else ~/.config/portolan/cli.yaml (YAML; fields
   server, token, ca). Keep it private: it holds a credential.
 
 Exit codes: 0 success, 1 request refused or job not succeeded, 2 usage error, 3 server unreachable.
 )";
+
+// -o json or -o yaml: the structured form of every answer.
+std::string g_output = "table";
+
+void Emit(const google::protobuf::Message& m) {
+  const std::string json = ToJson(m, true);
+  if (g_output == "yaml") {
+    auto yaml = JsonToYaml(json);
+    std::cout << (yaml.ok() ? *yaml : json + "\n");
+  } else {
+    std::cout << json << "\n";
+  }
+}
 
 int Report(const absl::Status& st) {
   std::cerr << "portolan: " << st.message();
@@ -291,6 +314,94 @@ bool Terminal(v1::Job::State s) {
          s == v1::Job::lost || s == v1::Job::unschedulable;
 }
 
+const char* kCommands =
+    "submit jobs job wait watch cancel logs agents agent cordon drain uncordon plan explain "
+    "policy network sites tenants tenant audit token metrics completion help";
+
+// The usage lines of one command (its line and the indented lines after it).
+std::string CommandUsage(const std::string& cmd) {
+  std::string out;
+  bool in = false;
+  for (absl::string_view line : absl::StrSplit(kUsage, '\n')) {
+    if (absl::StartsWith(line, "  ") && !absl::StartsWith(line, "   ")) {
+      absl::string_view body = line.substr(2);
+      in = absl::StartsWith(body, cmd + " ") || body == cmd ||
+           absl::StrContains(body, absl::StrCat("| ", cmd, " "));
+    } else if (!absl::StartsWith(line, "         ")) {
+      in = false;
+    }
+    if (in) absl::StrAppend(&out, line, "\n");
+  }
+  return out;
+}
+
+const char* kBashCompletion = R"BASH(# bash completion for portolan: source <(portolan completion bash)
+_portolan() {
+  local cur prev cmd
+  cur="${COMP_WORDS[COMP_CWORD]}"
+  prev="${COMP_WORDS[COMP_CWORD-1]}"
+  case "$prev" in
+    -o|--output) COMPREPLY=($(compgen -W "table json yaml" -- "$cur")); return ;;
+    --server) return ;;
+    --ca) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+  esac
+  local i
+  for ((i = 1; i < COMP_CWORD; i++)); do
+    case "${COMP_WORDS[i]}" in
+      -o|--output|--server|--ca) ((i++)) ;;
+      -*) ;;
+      *) cmd="${COMP_WORDS[i]}"; break ;;
+    esac
+  done
+  if [ -z "$cmd" ]; then
+    COMPREPLY=($(compgen -W "COMMANDS --server --ca -o --help" -- "$cur"))
+    return
+  fi
+  case "$cmd" in
+    submit|plan) COMPREPLY=($(compgen -f -W "--name --cpus --memory-mb --gpus --tenant --priority --max-runtime-s --env --wait --" -- "$cur")) ;;
+    job|wait|watch|cancel|logs|explain)
+      COMPREPLY=($(compgen -W "$(portolan -o json jobs --limit 50 2>/dev/null | sed -n 's/^ *"id": "\(job-[0-9a-f]*\)".*/\1/p')" -- "$cur")) ;;
+    agent|cordon|drain|uncordon)
+      COMPREPLY=($(compgen -W "$(portolan -o json agents 2>/dev/null | sed -n 's/^ *"id": "\([^"]*\)".*/\1/p')" -- "$cur")) ;;
+    policy) COMPREPLY=($(compgen -f -W "get apply validate versions" -- "$cur")) ;;
+    network) COMPREPLY=($(compgen -W "link up down" -- "$cur")) ;;
+    tenant) COMPREPLY=($(compgen -f -W "set" -- "$cur")) ;;
+    token) COMPREPLY=($(compgen -W "new --name --role --tenant --site tenant operator admin" -- "$cur")) ;;
+    completion) COMPREPLY=($(compgen -W "bash" -- "$cur")) ;;
+    jobs) COMPREPLY=($(compgen -W "--state --limit queued placed running succeeded failed cancelled lost unschedulable" -- "$cur")) ;;
+    audit) COMPREPLY=($(compgen -W "--tenant --job --limit" -- "$cur")) ;;
+  esac
+}
+complete -F _portolan portolan
+)BASH";
+
+// Prints a job's events as they happen until it ends.
+int Watch(Client& client, const std::string& id, int timeout_s, bool json) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+  int shown = 0;
+  while (true) {
+    auto job = client.GetJob(id);
+    if (!job.ok()) return Report(job.status());
+    for (; shown < job->events_size(); ++shown) {
+      const v1::JobEvent& e = job->events(shown);
+      if (json) {
+        std::cout << ToJson(e) << std::endl;
+      } else {
+        std::cout << absl::FormatTime("%Y-%m-%d %H:%M:%E3S", FromProto(e.time()),
+                                      absl::LocalTimeZone())
+                  << "  " << absl::StrFormat("%-13s", v1::Job::State_Name(e.state())) << " "
+                  << e.message() << std::endl;
+      }
+    }
+    if (Terminal(job->state())) return job->state() == v1::Job::succeeded ? kExitOk : kExitError;
+    if (std::chrono::steady_clock::now() > deadline) {
+      std::cerr << "portolan: timed out after " << timeout_s << "s watching " << id << "\n";
+      return kExitError;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+}
+
 int Wait(Client& client, const std::string& id, int timeout_s, bool json) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
   while (true) {
@@ -298,7 +409,7 @@ int Wait(Client& client, const std::string& id, int timeout_s, bool json) {
     if (!job.ok()) return Report(job.status());
     if (Terminal(job->state())) {
       if (json) {
-        std::cout << ToJson(*job, true) << "\n";
+        Emit(*job);
       } else {
         absl::PrintF("%s %s: %s\n", id, v1::Job::State_Name(job->state()), job->reason());
       }
@@ -355,8 +466,8 @@ int main(int argc, char** argv) {
       break;
     }
   }
-  if (output != "table" && output != "json") {
-    std::cerr << "portolan: -o must be table or json\n";
+  if (output != "table" && output != "json" && output != "yaml") {
+    std::cerr << "portolan: -o must be table, json or yaml\n";
     return kExitUsage;
   }
   if (server.find("://") == std::string::npos) server = "http://" + server;
@@ -364,9 +475,29 @@ int main(int argc, char** argv) {
     std::cerr << kUsage;
     return kExitUsage;
   }
-  const bool json = output == "json";
+  const bool json = output != "table";  // json or yaml: structured output
+  g_output = output;
   const std::string cmd = args[i++];
   std::vector<std::string> rest(args.begin() + i, args.end());
+  for (const std::string& a : rest) {
+    if (a == "--help" || a == "-h") {
+      std::string usage = CommandUsage(cmd);
+      if (usage.empty()) {
+        std::cerr << "portolan: unknown command '" << cmd << "'\n" << kUsage;
+        return kExitUsage;
+      }
+      std::cout << "usage:\n" << usage;
+      return kExitOk;
+    }
+  }
+  if (cmd == "completion") {
+    if (rest.size() != 1 || rest[0] != "bash") {
+      std::cerr << "portolan: usage: portolan completion bash\n";
+      return kExitUsage;
+    }
+    std::cout << absl::StrReplaceAll(kBashCompletion, {{"COMMANDS", kCommands}});
+    return kExitOk;
+  }
   if (cmd == "token") {
     // Offline: makes a token; the scheduler only ever stores its hash.
     v1::Token t;
@@ -484,7 +615,7 @@ int main(int argc, char** argv) {
     auto job = client.Submit(spec);
     if (!job.ok()) return Report(job.status());
     if (json && !wait) {
-      std::cout << ToJson(*job, true) << "\n";
+      Emit(*job);
     } else if (!json) {
       absl::PrintF("submitted %s (%s): %s\n", job->id(), v1::Job::State_Name(job->state()),
                    job->reason());
@@ -510,7 +641,7 @@ int main(int argc, char** argv) {
     auto list = client.ListJobs(state, limit, token_arg);
     if (!list.ok()) return Report(list.status());
     if (json) {
-      std::cout << ToJson(*list, true) << "\n";
+      Emit(*list);
     } else {
       PrintJobsTable(*list);
     }
@@ -523,7 +654,7 @@ int main(int argc, char** argv) {
       auto logs = client.Logs(id);
       if (!logs.ok()) return Report(logs.status());
       if (json) {
-        std::cout << ToJson(*logs, true) << "\n";
+        Emit(*logs);
       } else {
         std::cout << logs->stdout();
         std::cerr << logs->stderr();
@@ -534,7 +665,7 @@ int main(int argc, char** argv) {
       auto a = client.GetAgent(id);
       if (!a.ok()) return Report(a.status());
       if (json) {
-        std::cout << ToJson(*a, true) << "\n";
+        Emit(*a);
       } else {
         DrawAgent(*a);
       }
@@ -543,7 +674,7 @@ int main(int argc, char** argv) {
     auto job = cmd == "job" ? client.GetJob(id) : client.Cancel(id);
     if (!job.ok()) return Report(job.status());
     if (json) {
-      std::cout << ToJson(*job, true) << "\n";
+      Emit(*job);
     } else if (cmd == "cancel") {
       absl::PrintF(
           "%s: %s%s\n", id, v1::Job::State_Name(job->state()),
@@ -553,9 +684,9 @@ int main(int argc, char** argv) {
     }
     return kExitOk;
   }
-  if (cmd == "wait") {
+  if (cmd == "wait" || cmd == "watch") {
     if (rest.empty()) {
-      std::cerr << "portolan: usage: portolan wait ID [--timeout-s S]\n";
+      std::cerr << "portolan: usage: portolan " << cmd << " ID [--timeout-s S]\n";
       return kExitUsage;
     }
     int timeout = 3600;
@@ -563,7 +694,22 @@ int main(int argc, char** argv) {
       std::cerr << "portolan: --timeout-s needs an integer\n";
       return kExitUsage;
     }
-    return Wait(client, rest[0], timeout, json);
+    return cmd == "watch" ? Watch(client, rest[0], timeout, json)
+                          : Wait(client, rest[0], timeout, json);
+  }
+  if (cmd == "metrics") {
+    std::string body;
+    auto code = client.Raw("GET", "/metrics", "", &body);
+    if (!code.ok()) return Report(code.status());
+    if (*code != 200) {
+      v1::ErrorResponse err;
+      if (ParseJson(body, &err).ok())
+        return Report(absl::PermissionDeniedError(err.error().message()));
+      std::cerr << "portolan: /metrics answered " << *code << "\n";
+      return kExitError;
+    }
+    std::cout << body;
+    return kExitOk;
   }
   // Loads a JSON or YAML file as message M (errors name the file).
   auto load = [&](const std::string& path, google::protobuf::Message* m) -> absl::Status {
@@ -574,7 +720,7 @@ int main(int argc, char** argv) {
     }
     return LoadFile(path, m);
   };
-  auto print = [&](const google::protobuf::Message& m) { std::cout << ToJson(m, true) << "\n"; };
+  auto print = [&](const google::protobuf::Message& m) { Emit(m); };
 
   if (cmd == "plan" || cmd == "explain") {
     if (rest.size() != 1) {
@@ -796,7 +942,7 @@ int main(int argc, char** argv) {
     auto list = client.ListAgents();
     if (!list.ok()) return Report(list.status());
     if (json) {
-      std::cout << ToJson(*list, true) << "\n";
+      Emit(*list);
     } else {
       PrintAgentsTable(*list);
     }

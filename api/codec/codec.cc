@@ -295,6 +295,31 @@ absl::Status ParseJson(absl::string_view json, google::protobuf::Message* msg) {
   return TranslateJsonError(st, msg->GetDescriptor());
 }
 
+namespace {
+void BlockStyle(YAML::Node node) {
+  if (node.IsMap() || node.IsSequence()) {
+    node.SetStyle(YAML::EmitterStyle::Block);
+    if (node.IsMap()) {
+      for (auto it = node.begin(); it != node.end(); ++it) BlockStyle(it->second);
+    } else {
+      for (auto it = node.begin(); it != node.end(); ++it) BlockStyle(*it);
+    }
+  }
+}
+}  // namespace
+
+absl::StatusOr<std::string> JsonToYaml(absl::string_view json) {
+  try {
+    YAML::Node root = YAML::Load(std::string(json));
+    BlockStyle(root);
+    YAML::Emitter out;
+    out << root;
+    return std::string(out.c_str()) + "\n";
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat("cannot convert to YAML: ", e.what()));
+  }
+}
+
 absl::StatusOr<std::string> YamlToJson(absl::string_view yaml, const Descriptor* type) {
   YAML::Node root;
   try {

@@ -37,6 +37,9 @@ absl::Status ParseJson(absl::string_view json, google::protobuf::Message* msg);
 absl::Status ParseYaml(absl::string_view yaml, google::protobuf::Message* msg,
                        absl::string_view source = "");
 
+// Block-style YAML of a JSON document (for `-o yaml` output).
+absl::StatusOr<std::string> JsonToYaml(absl::string_view json);
+
 // The schema-checked JSON text of a YAML document (see ParseYaml).
 absl::StatusOr<std::string> YamlToJson(absl::string_view yaml,
                                        const google::protobuf::Descriptor* type);

@@ -349,5 +349,70 @@ TEST(OpsIT, SchedulerReadsItsConfigFileAndFlagsWin) {
   EXPECT_NE(RunCapture("cat " + c.dir() + "/bad.log").find("rest_adr"), std::string::npos);
 }
 
+// Runs the CLI against the cluster as admin; returns {exit code, stdout}.
+std::pair<int, std::string> Cli(const Cluster& c, const std::string& args) {
+  const std::string cmd = std::string("PORTOLAN_TOKEN=") + Cluster::kAdminToken +
+                          " HOME=" + c.dir() + " " PORTOLAN_CLI_BIN " --server " +
+                          c.base_url() + " " + args + " 2>/dev/null";
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  int status = pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+TEST(OpsIT, CliOutputsWatchHelpCompletionAndExitCodes) {
+  Cluster c;
+  c.StartScheduler();
+  c.StartAgent("lg1", "lingang-idc-1");
+  auto [rc, out] = Cli(c, "-o json submit --name w --cpus 1 --memory-mb 64 -- /bin/echo hi");
+  ASSERT_EQ(rc, 0) << out;
+  v1::Job submitted;
+  ASSERT_TRUE(ParseJson(out, &submitted).ok()) << out;
+
+  // watch prints every event until the job ends, and exits 0 on success.
+  std::tie(rc, out) = Cli(c, "watch " + submitted.id() + " --timeout-s 30");
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("queued"), std::string::npos) << out;
+  EXPECT_NE(out.find("succeeded"), std::string::npos) << out;
+
+  // -o yaml is the same Job, in YAML.
+  std::tie(rc, out) = Cli(c, "-o yaml job " + submitted.id());
+  ASSERT_EQ(rc, 0);
+  v1::Job from_yaml;
+  ASSERT_TRUE(ParseYaml(out, &from_yaml).ok()) << out;
+  EXPECT_EQ(from_yaml.id(), submitted.id());
+  EXPECT_EQ(from_yaml.state(), v1::Job::succeeded);
+  EXPECT_EQ(out.find("\"id\""), std::string::npos) << "block style expected:\n" << out;
+
+  // Exit codes scripts rely on: 1 refused, 2 usage, 3 unreachable.
+  EXPECT_EQ(Cli(c, "job job-000000000000").first, 1);
+  EXPECT_EQ(Cli(c, "frobnicate").first, 2);
+  EXPECT_EQ(Cli(c, "-o xml jobs").first, 2);
+  EXPECT_EQ(system(PORTOLAN_CLI_BIN " --server http://127.0.0.1:1 jobs >/dev/null 2>&1") >> 8, 3);
+  // Every command has --help.
+  for (const char* cmd : {"submit", "jobs", "job", "wait", "watch", "cancel", "logs", "agents",
+                          "agent", "cordon", "drain", "uncordon", "plan", "explain", "policy",
+                          "network", "sites", "tenants", "tenant", "audit", "token", "metrics",
+                          "completion"}) {
+    auto [help_rc, help] = Cli(c, std::string(cmd) + " --help");
+    EXPECT_EQ(help_rc, 0) << cmd;
+    EXPECT_NE(help.find(std::string(cmd) + " "), std::string::npos) << cmd << ": " << help;
+  }
+  // The metrics command prints the exposition.
+  std::tie(rc, out) = Cli(c, "metrics");
+  EXPECT_EQ(rc, 0);
+  EXPECT_TRUE(ParsePrometheusText(out).ok());
+  // bash completion completes commands and job ids.
+  const std::string script = c.dir() + "/completion.bash";
+  ASSERT_EQ(system((PORTOLAN_CLI_BIN " completion bash > " + script).c_str()), 0);
+  std::tie(rc, out) = std::make_pair(
+      0, RunCapture("bash -c 'source " + script +
+                    "; COMP_WORDS=(portolan wat); COMP_CWORD=1; _portolan; echo ${COMPREPLY[@]}'"));
+  EXPECT_EQ(out, "watch\n");
+}
+
 }  // namespace
 }  // namespace portolan::testing

@@ -42,7 +42,8 @@ for f in /usr/bin/portolan-scheduler /usr/bin/portolan-agent /usr/bin/portolan \
          /lib/systemd/system/portolan-scheduler.service /lib/systemd/system/portolan-agent.service \
          /etc/portolan/scheduler.yaml /etc/portolan/agent.yaml /etc/portolan/policy.yaml \
          /etc/default/portolan-scheduler /etc/default/portolan-agent \
-         /usr/share/doc/portolan-scheduler/operations.md /usr/share/portolan/dev-ca.sh; do
+         /usr/share/doc/portolan-scheduler/operations.md /usr/share/portolan/dev-ca.sh \
+         /usr/share/bash-completion/completions/portolan; do
   [ -e "$ROOT$f" ] || fail "missing $f"
 done
 for unit in portolan-scheduler portolan-agent; do
