@@ -13,6 +13,7 @@
 #include <thread>
 
 #include <boost/program_options.hpp>
+#include <openssl/ssl.h>
 
 #include "absl/strings/str_cat.h"
 #include "portolan/agent_client.h"
@@ -53,6 +54,10 @@ std::string UntraversableParent(const std::string& path, uid_t uid, gid_t gid) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // OpenSSL initialises once, on the main thread: done lazily it happens on
+  // whichever thread first hashes a token, and that thread's error state
+  // (which lives until the thread ends) would never be released.
+  OPENSSL_init_ssl(OPENSSL_INIT_LOAD_CONFIG, nullptr);
   std::string config_file, id, site, scheduler_addr, state_dir, synthetic, xml, log_format,
       log_level, cgroup_root, tls_cert, tls_key, tls_ca, metrics_addr;
   std::vector<std::string> labels;

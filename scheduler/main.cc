@@ -12,6 +12,7 @@
 
 #include <boost/asio.hpp>
 #include <boost/program_options.hpp>
+#include <openssl/ssl.h>
 
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/message_differencer.h"
@@ -43,6 +44,10 @@ int Fail(const std::string& msg) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // OpenSSL initialises once, on the main thread: done lazily it happens on
+  // whichever thread first hashes a token, and that thread's error state
+  // (which lives until the thread ends) would never be released.
+  OPENSSL_init_ssl(OPENSSL_INIT_LOAD_CONFIG, nullptr);
   std::string rest_addr, rpc_addr, state_dir, ports_file, log_format, log_level, policy_file,
       tokens_file, tls_cert, tls_key, tls_ca, https_cert, https_key;
   double rate_rps = 200, rate_burst = 400;

@@ -246,6 +246,16 @@ Response Server::Dispatch(Request& request) const {
   return ErrorResponse(404, "not_found", absl::StrCat("no such path: ", request.path));
 }
 
+std::vector<std::pair<std::string, std::string>> Server::Routes() const {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const RouteEntry& r : routes_) {
+    std::string pattern;
+    for (const std::string& s : r.segments) absl::StrAppend(&pattern, "/", s);
+    out.emplace_back(r.method, pattern.empty() ? "/" : pattern);
+  }
+  return out;
+}
+
 absl::Status Server::Start(const HostPort& addr) {
   HostPort hp = addr;
   if (hp.port == 0) {

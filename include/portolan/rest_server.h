@@ -81,6 +81,9 @@ class Server {
   const char* scheme() const { return options_.https.cert.empty() ? "http" : "https"; }
   void Stop();
 
+  // Every registered route as {method, pattern}, e.g. {"GET", "/v1/jobs/{id}"}.
+  std::vector<std::pair<std::string, std::string>> Routes() const;
+
   // Dispatches without the network (used by Start's listener and by tests).
   Response Dispatch(Request& request) const;
 
