@@ -101,22 +101,20 @@ void AgentClient::Handshake(uint64_t gen) {
   stream_ = std::make_shared<tls::Stream>(std::move(socket_), options_.tls.get());
   socket_ = tcp::socket(io_);
   stream_->ExpectServerName(options_.scheduler.host);
-  stream_->AsyncHandshake(
-      asio::ssl::stream_base::client,
-      [this, gen, stream = stream_](const boost::system::error_code& ec) {
-        if (gen != generation_ || stopped_) return;
-        if (ec) {
-          const std::string& cert = stream->verify_error();
-          std::string why = cert.empty()
-                                ? tls::Describe(ec)
-                                : absl::StrCat("scheduler certificate refused: ", cert);
-          stream->Close();
-          spdlog::error("TLS handshake with {} failed: {}", options_.scheduler.ToString(), why);
-          ScheduleReconnect(absl::StrCat("TLS handshake failed: ", why));
-          return;
-        }
-        OnConnected();
-      });
+  stream_->AsyncHandshake(asio::ssl::stream_base::client, [this, gen, stream = stream_](
+                                                              const boost::system::error_code& ec) {
+    if (gen != generation_ || stopped_) return;
+    if (ec) {
+      const std::string& cert = stream->verify_error();
+      std::string why =
+          cert.empty() ? tls::Describe(ec) : absl::StrCat("scheduler certificate refused: ", cert);
+      stream->Close();
+      spdlog::error("TLS handshake with {} failed: {}", options_.scheduler.ToString(), why);
+      ScheduleReconnect(absl::StrCat("TLS handshake failed: ", why));
+      return;
+    }
+    OnConnected();
+  });
 }
 
 void AgentClient::OnConnected() {
@@ -143,38 +141,36 @@ void AgentClient::OnConnected() {
 
 void AgentClient::Read() {
   const uint64_t gen = generation_;
-  stream_->AsyncReadSome(
-      asio::buffer(buf_),
-      [this, gen, stream = stream_](const boost::system::error_code& ec, size_t n) {
-        if (gen != generation_ || stopped_) return;
-        if (ec) {
-          if (!registered_ && ec.category() == asio::error::get_ssl_category()) {
-            // With TLS 1.3 the scheduler checks our certificate after the
-            // handshake completed here, so its refusal arrives as an alert.
-            spdlog::error(
-                "the scheduler refused this agent's certificate ({}); it must be signed by the "
-                "CA the scheduler trusts and be valid now",
-                tls::Describe(ec));
-          }
-          Disconnect(tls::IsPeerClosed(ec) ? "scheduler closed the connection"
-                                           : tls::Describe(ec));
-          return;
-        }
-        last_received_ = absl::Now();
-        decoder_.Append(buf_.data(), n);
-        v1::Envelope env;
-        while (true) {
-          auto next = decoder_.Next(&env);
-          if (!next.ok()) {
-            Disconnect(absl::StrCat("protocol error: ", next.status().message()));
-            return;
-          }
-          if (!*next) break;
-          Handle(env);
-          if (gen != generation_ || stopped_) return;
-        }
-        Read();
-      });
+  stream_->AsyncReadSome(asio::buffer(buf_), [this, gen, stream = stream_](
+                                                 const boost::system::error_code& ec, size_t n) {
+    if (gen != generation_ || stopped_) return;
+    if (ec) {
+      if (!registered_ && ec.category() == asio::error::get_ssl_category()) {
+        // With TLS 1.3 the scheduler checks our certificate after the
+        // handshake completed here, so its refusal arrives as an alert.
+        spdlog::error(
+            "the scheduler refused this agent's certificate ({}); it must be signed by the "
+            "CA the scheduler trusts and be valid now",
+            tls::Describe(ec));
+      }
+      Disconnect(tls::IsPeerClosed(ec) ? "scheduler closed the connection" : tls::Describe(ec));
+      return;
+    }
+    last_received_ = absl::Now();
+    decoder_.Append(buf_.data(), n);
+    v1::Envelope env;
+    while (true) {
+      auto next = decoder_.Next(&env);
+      if (!next.ok()) {
+        Disconnect(absl::StrCat("protocol error: ", next.status().message()));
+        return;
+      }
+      if (!*next) break;
+      Handle(env);
+      if (gen != generation_ || stopped_) return;
+    }
+    Read();
+  });
 }
 
 void AgentClient::Handle(const v1::Envelope& env) {
@@ -257,9 +253,9 @@ void AgentClient::Write() {
                           Disconnect(tls::Describe(ec));
                           return;
                         }
-                      write_queue_.pop_front();
-                      if (!write_queue_.empty()) Write();
-                    });
+                        write_queue_.pop_front();
+                        if (!write_queue_.empty()) Write();
+                      });
 }
 
 void AgentClient::Disconnect(const std::string& why) {

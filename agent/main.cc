@@ -2,8 +2,8 @@
 // scheduler, reports its hwloc topology and runs the jobs it is assigned.
 #include <pwd.h>
 #include <sched.h>
-#include <sys/stat.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -12,8 +12,8 @@
 #include <iostream>
 #include <thread>
 
-#include <boost/program_options.hpp>
 #include <openssl/ssl.h>
+#include <boost/program_options.hpp>
 
 #include "absl/strings/str_cat.h"
 #include "portolan/agent_client.h"
@@ -241,9 +241,10 @@ int main(int argc, char** argv) {
       // must be able to pass through every directory above it.
       std::string blocked = UntraversableParent(opts.executor.work_root, pw->pw_uid, pw->pw_gid);
       if (!blocked.empty()) {
-        std::cerr << "portolan-agent: jobs run as " << run_as << ", who cannot reach "
-                  << opts.executor.work_root << ": " << blocked
-                  << "; choose a --state-dir they can reach (e.g. under /var/lib) or chmod o+x it\n";
+        std::cerr
+            << "portolan-agent: jobs run as " << run_as << ", who cannot reach "
+            << opts.executor.work_root << ": " << blocked
+            << "; choose a --state-dir they can reach (e.g. under /var/lib) or chmod o+x it\n";
         return 2;
       }
     }
@@ -262,14 +263,28 @@ int main(int argc, char** argv) {
                topology->memory_mb(), topology->gpus_size());
   // Metrics (served only with --metrics-addr).
   metrics::Registry registry;
-  auto* m_running = registry.AddGauge("portolan_agent_running_jobs", "Jobs running on this agent.")->With();
-  auto* m_free_pus = registry.AddGauge("portolan_agent_free_pus", "PUs not allocated to a running job.")->With();
+  auto* m_running =
+      registry.AddGauge("portolan_agent_running_jobs", "Jobs running on this agent.")->With();
+  auto* m_free_pus =
+      registry.AddGauge("portolan_agent_free_pus", "PUs not allocated to a running job.")->With();
   auto* m_pus = registry.AddGauge("portolan_agent_pus", "PUs this agent reports.")->With();
-  auto* m_mem = registry.AddGauge("portolan_agent_memory_available_bytes", "MemAvailable of the machine.")->With();
-  auto* m_connected = registry.AddGauge("portolan_agent_connected", "1 while registered with the scheduler.")->With();
-  auto* m_disconnects = registry.AddCounter("portolan_agent_disconnects_total", "Connections to the scheduler lost.")->With();
-  auto* m_errors = registry.AddCounter("portolan_agent_executor_errors_total", "Jobs that could not be started (exec failure, directory, cgroup).")->With();
-  auto* m_updates = registry.AddCounter("portolan_agent_job_updates_total", "Job state changes reported to the scheduler, by state.", {"state"});
+  auto* m_mem =
+      registry.AddGauge("portolan_agent_memory_available_bytes", "MemAvailable of the machine.")
+          ->With();
+  auto* m_connected =
+      registry.AddGauge("portolan_agent_connected", "1 while registered with the scheduler.")
+          ->With();
+  auto* m_disconnects =
+      registry.AddCounter("portolan_agent_disconnects_total", "Connections to the scheduler lost.")
+          ->With();
+  auto* m_errors =
+      registry
+          .AddCounter("portolan_agent_executor_errors_total",
+                      "Jobs that could not be started (exec failure, directory, cgroup).")
+          ->With();
+  auto* m_updates =
+      registry.AddCounter("portolan_agent_job_updates_total",
+                          "Job state changes reported to the scheduler, by state.", {"state"});
   opts.on_update = [m_updates](const v1::JobUpdate& u) {
     m_updates->With({v1::Job::State_Name(u.state())})->Inc();
   };
@@ -330,10 +345,12 @@ int main(int argc, char** argv) {
     if (watchdog > absl::ZeroDuration()) service::WatchdogPing();
     if (client.registered() != was_registered) {
       was_registered = client.registered();
-      service::Status(was_registered ? "registered with the scheduler" : "connecting to the scheduler");
+      service::Status(was_registered ? "registered with the scheduler"
+                                     : "connecting to the scheduler");
     }
     watchdog_timer.expires_after(absl::ToChronoMilliseconds(
-        watchdog > absl::ZeroDuration() ? std::min(watchdog / 4, absl::Seconds(1)) : absl::Seconds(1)));
+        watchdog > absl::ZeroDuration() ? std::min(watchdog / 4, absl::Seconds(1))
+                                        : absl::Seconds(1)));
     watchdog_timer.async_wait([&](const boost::system::error_code& ec) {
       if (!ec) ping();
     });

@@ -272,7 +272,8 @@ void Core::AttachMetrics(SchedulerMetrics* m) {
   m->registry.OnScrape([this, m] {
     absl::MutexLock lock(&mu_);
     std::map<std::pair<std::string, std::string>, int> by_state;
-    for (const auto& [id, job] : jobs_) ++by_state[{v1::Job::State_Name(job.state()), job.tenant()}];
+    for (const auto& [id, job] : jobs_)
+      ++by_state[{v1::Job::State_Name(job.state()), job.tenant()}];
     m->jobs->Clear();
     for (const auto& [key, n] : by_state) m->jobs->With({key.first, key.second})->Set(n);
     m->queue_depth->Set(static_cast<double>(queue_.size()));
@@ -681,7 +682,9 @@ void Core::ScheduleLocked(const std::string* only) {
       metrics_->decision_seconds->Observe(
           std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
       metrics_->decisions
-          ->With({d.feasible() ? "placed" : d.unschedulable() ? "unschedulable" : "waiting"})
+          ->With({d.feasible()        ? "placed"
+                  : d.unschedulable() ? "unschedulable"
+                                      : "waiting"})
           ->Inc();
       for (const auto& [reason, n] : d.agents().rejected()) {
         metrics_->rejections->With({reason})->Inc(n);

@@ -10,9 +10,9 @@
 
 #include <utility>
 
+#include <openssl/ssl.h>
 #include <boost/asio.hpp>
 #include <boost/program_options.hpp>
-#include <openssl/ssl.h>
 
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/message_differencer.h"

@@ -4,8 +4,8 @@ namespace portolan::scheduler {
 
 SchedulerMetrics::SchedulerMetrics(metrics::Registry& r)
     : registry(r),
-      submits(r.AddCounter("portolan_submits_total", "Jobs accepted (stored) by tenant.",
-                           {"tenant"})),
+      submits(
+          r.AddCounter("portolan_submits_total", "Jobs accepted (stored) by tenant.", {"tenant"})),
       decisions(r.AddCounter("portolan_decisions_total",
                              "Placement decisions by result: placed, waiting, unschedulable.",
                              {"result"})),
@@ -13,11 +13,11 @@ SchedulerMetrics::SchedulerMetrics(metrics::Registry& r)
                                       "Time of one placement engine decision.",
                                       metrics::LatencyBuckets())
                            ->With()),
-      rejections(r.AddCounter(
-          "portolan_rejections_total",
-          "Agents rejected in decisions, by the filter that rejected them (residency, "
-          "latency_limit, resource_fit, topology_fit, agent_health, site_affinity).",
-          {"reason"})),
+      rejections(
+          r.AddCounter("portolan_rejections_total",
+                       "Agents rejected in decisions, by the filter that rejected them (residency, "
+                       "latency_limit, resource_fit, topology_fit, agent_health, site_affinity).",
+                       {"reason"})),
       jobs(r.AddGauge("portolan_jobs", "Jobs known to the scheduler by state and tenant.",
                       {"state", "tenant"}, 5000)),
       queue_depth(r.AddGauge("portolan_queue_depth", "Jobs waiting for placement.")->With()),

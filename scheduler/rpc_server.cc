@@ -111,8 +111,8 @@ class RpcServer::Session : public AgentLink, public std::enable_shared_from_this
         return;
       }
       if (identity_) {
-        absl::Status allowed = tls::CheckAgentIdentity(*identity_, env.register_().agent_id(),
-                                                       env.register_().site());
+        absl::Status allowed =
+            tls::CheckAgentIdentity(*identity_, env.register_().agent_id(), env.register_().site());
         if (!allowed.ok()) {
           spdlog::warn("refusing registration from {}: {}", peer_, allowed.message());
           v1::Envelope refusal;
@@ -161,14 +161,14 @@ class RpcServer::Session : public AgentLink, public std::enable_shared_from_this
                            self->Shutdown(tls::Describe(ec));
                            return;
                          }
-                        self->queued_bytes_ -= self->queue_.front().size();
-                        self->queue_.pop_front();
-                        if (!self->queue_.empty()) {
-                          self->Write();
-                        } else if (!self->close_after_write_.empty()) {
-                          self->Shutdown(self->close_after_write_);
-                        }
-                      });
+                         self->queued_bytes_ -= self->queue_.front().size();
+                         self->queue_.pop_front();
+                         if (!self->queue_.empty()) {
+                           self->Write();
+                         } else if (!self->close_after_write_.empty()) {
+                           self->Shutdown(self->close_after_write_);
+                         }
+                       });
   }
 
   void Shutdown(const std::string& why) {

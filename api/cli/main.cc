@@ -8,12 +8,12 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
-#include "absl/strings/str_replace.h"
-#include "absl/strings/str_split.h"
-#include "absl/time/clock.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
 #include "portolan/auth.h"
 #include "portolan/client.h"
 #include "portolan/codec.h"
@@ -31,7 +31,8 @@ constexpr int kExitError = 1;  // the server refused or the job did not succeed
 constexpr int kExitUsage = 2;  // bad command line
 constexpr int kExitUnreachable = 3;
 
-const char* kUsage = R"(usage: portolan [--server URL] [--ca FILE] [-o table|json|yaml] COMMAND [ARGS]
+const char* kUsage =
+    R"(usage: portolan [--server URL] [--ca FILE] [-o table|json|yaml] COMMAND [ARGS]
 
 Commands:
   submit FILE.{json,yaml}      submit a job described in a file ("-" reads JSON from stdin)
@@ -335,7 +336,8 @@ std::string CommandUsage(const std::string& cmd) {
   return out;
 }
 
-const char* kBashCompletion = R"BASH(# bash completion for portolan: source <(portolan completion bash)
+const char* kBashCompletion =
+    R"BASH(# bash completion for portolan: source <(portolan completion bash)
 _portolan() {
   local cur prev cmd
   cur="${COMP_WORDS[COMP_CWORD]}"
@@ -433,8 +435,8 @@ int main(int argc, char** argv) {
   {
     const char* env_cfg = std::getenv("PORTOLAN_CONFIG");
     const char* home = std::getenv("HOME");
-    std::string path = env_cfg ? env_cfg
-                               : (home ? absl::StrCat(home, "/.config/portolan/cli.yaml") : "");
+    std::string path =
+        env_cfg ? env_cfg : (home ? absl::StrCat(home, "/.config/portolan/cli.yaml") : "");
     if (!path.empty() && (env_cfg || access(path.c_str(), F_OK) == 0)) {
       if (absl::Status st = LoadFile(path, &file_cfg); !st.ok()) {
         std::cerr << "portolan: config file: " << st.message() << "\n";

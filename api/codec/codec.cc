@@ -388,9 +388,11 @@ std::vector<std::string> ConfigToFlags(const google::protobuf::Message& config,
         case FieldDescriptor::CPPTYPE_STRING:
           return rep ? r->GetRepeatedString(config, f, index) : r->GetString(config, f);
         case FieldDescriptor::CPPTYPE_INT32:
-          return std::to_string(rep ? r->GetRepeatedInt32(config, f, index) : r->GetInt32(config, f));
+          return std::to_string(rep ? r->GetRepeatedInt32(config, f, index)
+                                    : r->GetInt32(config, f));
         case FieldDescriptor::CPPTYPE_INT64:
-          return std::to_string(rep ? r->GetRepeatedInt64(config, f, index) : r->GetInt64(config, f));
+          return std::to_string(rep ? r->GetRepeatedInt64(config, f, index)
+                                    : r->GetInt64(config, f));
         case FieldDescriptor::CPPTYPE_UINT32:
           return std::to_string(rep ? r->GetRepeatedUInt32(config, f, index)
                                     : r->GetUInt32(config, f));

@@ -12,7 +12,9 @@ namespace {
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(tcp::socket socket, Registry* registry)
-      : socket_(std::move(socket)), timer_(socket_.get_executor()), registry_(registry),
+      : socket_(std::move(socket)),
+        timer_(socket_.get_executor()),
+        registry_(registry),
         buffer_(8192) {}
 
   void Start() {
@@ -20,14 +22,15 @@ class Connection : public std::enable_shared_from_this<Connection> {
     timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
       if (!ec) self->Close();
     });
-    asio::async_read_until(socket_, buffer_, "\r\n\r\n",
-                           [self = shared_from_this()](const boost::system::error_code& ec, size_t) {
-                             if (ec) {
-                               self->Close();
-                               return;
-                             }
-                             self->Answer();
-                           });
+    asio::async_read_until(
+        socket_, buffer_, "\r\n\r\n",
+        [self = shared_from_this()](const boost::system::error_code& ec, size_t) {
+          if (ec) {
+            self->Close();
+            return;
+          }
+          self->Answer();
+        });
   }
 
  private:
@@ -50,10 +53,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     response_ = absl::StrCat("HTTP/1.1 ", status, "\r\nContent-Type: ", type,
                              "\r\nContent-Length: ", body.size(), "\r\nConnection: close\r\n\r\n",
                              method == "HEAD" ? "" : body);
-    asio::async_write(socket_, asio::buffer(response_),
-                      [self = shared_from_this()](const boost::system::error_code&, size_t) {
-                        self->Close();
-                      });
+    asio::async_write(
+        socket_, asio::buffer(response_),
+        [self = shared_from_this()](const boost::system::error_code&, size_t) { self->Close(); });
   }
 
   void Close() {
@@ -84,7 +86,9 @@ HttpServer::~HttpServer() {
 absl::Status HttpServer::Listen(const HostPort& addr) {
   boost::system::error_code ec;
   auto ip = asio::ip::make_address(addr.host, ec);
-  if (ec) return absl::InvalidArgumentError(absl::StrCat("metrics address ", addr.host, ": ", ec.message()));
+  if (ec)
+    return absl::InvalidArgumentError(
+        absl::StrCat("metrics address ", addr.host, ": ", ec.message()));
   tcp::endpoint ep(ip, addr.port);
   acceptor_.open(ep.protocol(), ec);
   if (!ec) acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);

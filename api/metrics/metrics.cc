@@ -117,9 +117,9 @@ std::vector<double> ExponentialBuckets(double start, double factor, int count) {
 }
 
 const std::vector<double>& LatencyBuckets() {
-  static const std::vector<double> b = {1e-5,  2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3,
-                                        2.5e-3, 5e-3,  1e-2, 2.5e-2, 5e-2, 0.1,  0.25,
-                                        0.5,    1,     2.5,  5,    10,     20};
+  static const std::vector<double> b = {1e-5,   2.5e-5, 5e-5, 1e-4,   2.5e-4, 5e-4, 1e-3,
+                                        2.5e-3, 5e-3,   1e-2, 2.5e-2, 5e-2,   0.1,  0.25,
+                                        0.5,    1,      2.5,  5,      10,     20};
   return b;
 }
 

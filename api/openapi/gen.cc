@@ -64,8 +64,8 @@ void EmitScalar(YAML::Emitter& e, const FieldDescriptor* f, std::set<std::string
       break;
     case FieldDescriptor::TYPE_UINT32:
     case FieldDescriptor::TYPE_FIXED32:
-      e << YAML::Key << "type" << YAML::Value << "integer" << YAML::Key << "minimum"
-        << YAML::Value << 0;
+      e << YAML::Key << "type" << YAML::Value << "integer" << YAML::Key << "minimum" << YAML::Value
+        << 0;
       break;
     case FieldDescriptor::TYPE_INT64:
     case FieldDescriptor::TYPE_SINT64:
@@ -156,7 +156,8 @@ int main(int argc, char** argv) {
     const std::string name = *todo.begin();
     todo.erase(todo.begin());
     if (!done.insert(name).second) continue;
-    const Descriptor* d = DescriptorPool::generated_pool()->FindMessageTypeByName("portolan.v1." + name);
+    const Descriptor* d =
+        DescriptorPool::generated_pool()->FindMessageTypeByName("portolan.v1." + name);
     if (d == nullptr) {
       std::cerr << "portolan-openapi: " << argv[1] << " refers to " << name
                 << ", which is not a portolan.v1 message\n";

@@ -81,9 +81,9 @@ absl::Status LoadIdentity(ssl::context& ctx, const Files& files) {
         absl::StrCat("private key ", files.key, " does not match certificate ", files.cert));
   X509* cert = SSL_CTX_get0_certificate(ctx.native_handle());
   if (cert != nullptr && X509_cmp_current_time(X509_get0_notAfter(cert)) < 0)
-    return absl::InvalidArgumentError(absl::StrCat(
-        "certificate ", files.cert, " (", SubjectLine(cert), ") expired on ",
-        Bio([cert](BIO* b) { ASN1_TIME_print(b, X509_get0_notAfter(cert)); })));
+    return absl::InvalidArgumentError(
+        absl::StrCat("certificate ", files.cert, " (", SubjectLine(cert), ") expired on ",
+                     Bio([cert](BIO* b) { ASN1_TIME_print(b, X509_get0_notAfter(cert)); })));
   return absl::OkStatus();
 }
 

@@ -4,9 +4,7 @@
 
 namespace portolan::service {
 
-void Ready(const std::string& status) {
-  sd_notifyf(0, "READY=1\nSTATUS=%s", status.c_str());
-}
+void Ready(const std::string& status) { sd_notifyf(0, "READY=1\nSTATUS=%s", status.c_str()); }
 
 void Status(const std::string& status) { sd_notifyf(0, "STATUS=%s", status.c_str()); }
 

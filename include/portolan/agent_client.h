@@ -84,7 +84,7 @@ class AgentClient {
   std::unique_ptr<Executor> executor_;
 
   boost::asio::ip::tcp::socket socket_;  // while connecting
-  std::shared_ptr<tls::Stream> stream_;   // once connected
+  std::shared_ptr<tls::Stream> stream_;  // once connected
   boost::asio::steady_timer reconnect_timer_;
   boost::asio::steady_timer heartbeat_timer_;
   boost::asio::steady_timer resend_timer_;

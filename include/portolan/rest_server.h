@@ -9,8 +9,8 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "portolan/auth.h"
-#include "portolan/tls.h"
 #include "portolan/strings.h"
+#include "portolan/tls.h"
 
 namespace portolan::rest {
 

@@ -3,9 +3,9 @@
 
 #include <unistd.h>
 
+#include <chrono>
 #include <condition_variable>
 #include <deque>
-#include <chrono>
 #include <filesystem>
 #include <functional>
 #include <mutex>
@@ -292,8 +292,9 @@ class SqliteStore : public Store {
       const auto started = std::chrono::steady_clock::now();
       absl::Status st = RunBatch(batch);
       if (on_commit_) {
-        on_commit_(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(),
-                   batch.size());
+        on_commit_(
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(),
+            batch.size());
       }
       q.lock();
       for (Pending* p : batch) {

@@ -259,12 +259,12 @@ void Cluster::StopScheduler() {
   // A clean exit: under the sanitizers a report at shutdown (a use after
   // free in teardown, a leak) makes the exit status non-zero.
   EXPECT_TRUE(status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0)
-      << "scheduler exit status " << status << "\n" << SchedulerLog();
+      << "scheduler exit status " << status << "\n"
+      << SchedulerLog();
 }
 
 Process* Cluster::StartAgent(const std::string& id, const std::string& site,
-                             const std::string& synthetic,
-                             const std::vector<std::string>& extra) {
+                             const std::string& synthetic, const std::vector<std::string>& extra) {
   std::vector<std::string> argv = {PORTOLAN_AGENT_BIN,
                                    "--id",
                                    id,

@@ -75,7 +75,7 @@ class Cluster {
   // Issues (once) pki()/agent-ID.{pem,key} for `id` at `site`; returns the
   // path without extension.
   std::string AgentCert(const std::string& id, const std::string& site) const;
-  Client& client() { return *client_; }                           // as admin
+  Client& client() { return *client_; }  // as admin
   std::unique_ptr<Client> ClientWith(const std::string& token) const;
   std::string tokens_path() const { return dir_ + "/tokens.yaml"; }
   std::string base_url() const {

@@ -51,7 +51,7 @@ std::string Upper(std::string s) {
 TEST(OpenApiIT, CommittedDocumentIsUpToDateWithTheProtos) {
   const std::string out = ::testing::TempDir() + "/openapi.generated.yaml";
   ASSERT_EQ(std::system((std::string(PORTOLAN_OPENAPI_BIN " " PORTOLAN_SOURCE_DIR
-                                     "/api/openapi/paths.yaml > ") +
+                                                          "/api/openapi/paths.yaml > ") +
                          out)
                             .c_str()),
             0);
@@ -170,8 +170,9 @@ TEST(OpenApiIT, EveryDocumentedOperationAnswersAsDocumented) {
           e << YAML::Flow << media["example"];
           // The example is YAML; the codec turns it into schema-checked JSON.
           const std::string ref = media["schema"]["$ref"].as<std::string>();
-          const auto* type = google::protobuf::DescriptorPool::generated_pool()->FindMessageTypeByName(
-              "portolan.v1." + ref.substr(ref.rfind('/') + 1));
+          const auto* type =
+              google::protobuf::DescriptorPool::generated_pool()->FindMessageTypeByName(
+                  "portolan.v1." + ref.substr(ref.rfind('/') + 1));
           ASSERT_NE(type, nullptr) << ref;
           auto json = YamlToJson(e.c_str(), type);
           ASSERT_TRUE(json.ok()) << json.status();

@@ -4,18 +4,18 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <chrono>
-#include <atomic>
-#include <cstdio>
-#include <mutex>
-#include <thread>
-#include <utility>
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <mutex>
 #include <set>
 #include <sstream>
-#include <fstream>
+#include <thread>
+#include <utility>
 
 #include "../support/prometheus_text.h"
 #include "gtest/gtest.h"
@@ -132,8 +132,7 @@ TEST(OpsIT, AgentMetricsListenerServesItsOwnState) {
       [&] {
         auto a = c.client().GetJob(sleeper->id());
         auto b = c.client().GetJob(broken->id());
-        return a.ok() && b.ok() && a->state() == v1::Job::running &&
-               b->state() == v1::Job::failed;
+        return a.ok() && b.ok() && a->state() == v1::Job::running && b->state() == v1::Job::failed;
       },
       seconds(20)));
 
@@ -321,7 +320,8 @@ TEST(OpsIT, SchedulerReadsItsConfigFileAndFlagsWin) {
                      << "/ports.json\nmax_body_bytes: 1000\nrate_limit_rps: 0\n";
   Process s({PORTOLAN_SCHEDULER_BIN, "--config", cfg, "--max-body-bytes", "5000"},
             c.dir() + "/sched.log");
-  ASSERT_TRUE(WaitFor([&] { return std::filesystem::exists(c.dir() + "/ports.json"); }, seconds(20)))
+  ASSERT_TRUE(
+      WaitFor([&] { return std::filesystem::exists(c.dir() + "/ports.json"); }, seconds(20)))
       << RunCapture("cat " + c.dir() + "/sched.log");
   std::ifstream f(c.dir() + "/ports.json");
   std::string ports((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
@@ -352,8 +352,8 @@ TEST(OpsIT, SchedulerReadsItsConfigFileAndFlagsWin) {
 // Runs the CLI against the cluster as admin; returns {exit code, stdout}.
 std::pair<int, std::string> Cli(const Cluster& c, const std::string& args) {
   const std::string cmd = std::string("PORTOLAN_TOKEN=") + Cluster::kAdminToken +
-                          " HOME=" + c.dir() + " " PORTOLAN_CLI_BIN " --server " +
-                          c.base_url() + " " + args + " 2>/dev/null";
+                          " HOME=" + c.dir() + " " PORTOLAN_CLI_BIN " --server " + c.base_url() +
+                          " " + args + " 2>/dev/null";
   std::string out;
   FILE* p = popen(cmd.c_str(), "r");
   char buf[4096];
@@ -393,10 +393,10 @@ TEST(OpsIT, CliOutputsWatchHelpCompletionAndExitCodes) {
   EXPECT_EQ(Cli(c, "-o xml jobs").first, 2);
   EXPECT_EQ(system(PORTOLAN_CLI_BIN " --server http://127.0.0.1:1 jobs >/dev/null 2>&1") >> 8, 3);
   // Every command has --help.
-  for (const char* cmd : {"submit", "jobs", "job", "wait", "watch", "cancel", "logs", "agents",
-                          "agent", "cordon", "drain", "uncordon", "plan", "explain", "policy",
-                          "network", "sites", "tenants", "tenant", "audit", "token", "metrics",
-                          "completion"}) {
+  for (const char* cmd :
+       {"submit", "jobs",    "job",    "wait",     "watch", "cancel",  "logs",      "agents",
+        "agent",  "cordon",  "drain",  "uncordon", "plan",  "explain", "policy",    "network",
+        "sites",  "tenants", "tenant", "audit",    "token", "metrics", "completion"}) {
     auto [help_rc, help] = Cli(c, std::string(cmd) + " --help");
     EXPECT_EQ(help_rc, 0) << cmd;
     EXPECT_NE(help.find(std::string(cmd) + " "), std::string::npos) << cmd << ": " << help;

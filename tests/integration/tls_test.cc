@@ -105,9 +105,8 @@ bool RegisterWithCertificate(uint16_t port, const std::string& cert_prefix, cons
   }
 }
 
-std::vector<std::string> AgentArgv(const Cluster& c, const std::string& id,
-                                   const std::string& site, const std::string& cert_prefix,
-                                   const std::string& ca) {
+std::vector<std::string> AgentArgv(const Cluster& c, const std::string& id, const std::string& site,
+                                   const std::string& cert_prefix, const std::string& ca) {
   return {PORTOLAN_AGENT_BIN,
           "--id",
           id,
@@ -204,17 +203,21 @@ TEST(TlsIT, ForeignExpiredAndOtherSiteCertificatesAreRefusedAndLogged) {
   auto logged = [&](const std::string& text) {
     return WaitFor([&] { return c.SchedulerLog().find(text) != std::string::npos; }, seconds(20));
   };
-  EXPECT_TRUE(logged("client certificate: unable to get local issuer certificate "
-                     "(CN=lg-foreign,OU=lingang-idc-1,O=Portolan)"))
+  EXPECT_TRUE(
+      logged("client certificate: unable to get local issuer certificate "
+             "(CN=lg-foreign,OU=lingang-idc-1,O=Portolan)"))
       << c.SchedulerLog();
-  EXPECT_TRUE(logged("client certificate: certificate has expired "
-                     "(CN=lg-expired,OU=lingang-idc-1,O=Portolan)"))
+  EXPECT_TRUE(
+      logged("client certificate: certificate has expired "
+             "(CN=lg-expired,OU=lingang-idc-1,O=Portolan)"))
       << c.SchedulerLog();
-  EXPECT_TRUE(logged("allows agent 'hk-1' at site 'hongkong-1' only, not agent 'lg-2' at site "
-                     "'lingang-idc-1'"))
+  EXPECT_TRUE(
+      logged("allows agent 'hk-1' at site 'hongkong-1' only, not agent 'lg-2' at site "
+             "'lingang-idc-1'"))
       << c.SchedulerLog();
-  EXPECT_TRUE(logged("allows agent 'hk-1' at site 'hongkong-1' only, not agent 'hk-2' at site "
-                     "'hongkong-1'"))
+  EXPECT_TRUE(
+      logged("allows agent 'hk-1' at site 'hongkong-1' only, not agent 'hk-2' at site "
+             "'hongkong-1'"))
       << c.SchedulerLog();
   // A certificate mismatch is final: the agent is told why and exits 3.
   for (Process* p : {&wrong_site, &wrong_id}) {
@@ -264,17 +267,17 @@ TEST(TlsIT, AgentRefusesASchedulerItCannotVerify) {
   c.EnableTls();
   c.StartScheduler();
   const std::string other = c.dir() + "/other-ca";
-  ASSERT_EQ(std::system((std::string(PORTOLAN_SOURCE_DIR "/deploy/dev-ca.sh ") + other +
-                         " init >/dev/null")
-                            .c_str()),
+  ASSERT_EQ(std::system(
+                (std::string(PORTOLAN_SOURCE_DIR "/deploy/dev-ca.sh ") + other + " init >/dev/null")
+                    .c_str()),
             0);
   const std::string cert = c.AgentCert("lg-x", "lingang-idc-1");
   Process agent(AgentArgv(c, "lg-x", "lingang-idc-1", cert, other + "/ca.pem"),
                 c.dir() + "/agent-lg-x.log");
   EXPECT_TRUE(WaitFor(
       [&] {
-        return ReadAll(c.dir() + "/agent-lg-x.log")
-                   .find("scheduler certificate refused: ") != std::string::npos;
+        return ReadAll(c.dir() + "/agent-lg-x.log").find("scheduler certificate refused: ") !=
+               std::string::npos;
       },
       seconds(20)))
       << ReadAll(c.dir() + "/agent-lg-x.log");
@@ -310,12 +313,12 @@ TEST(TlsIT, DaemonsRefuseToStartWithoutCertificatesOrExplicitInsecure) {
   c.RunDevCa("scheduler");
   const std::string agent = c.AgentCert("a1", "lingang-idc-1");
   const std::string klog = c.dir() + "/badkey.log";
-  Process k({PORTOLAN_SCHEDULER_BIN, "--rest-addr", "127.0.0.1:0", "--rpc-addr", "127.0.0.1:0",
-             "--state-dir", c.dir() + "/s2", "--tokens", c.tokens_path(), "--policy",
-             PORTOLAN_SOURCE_DIR "/deploy/policy/default.yaml", "--tls-cert",
-             c.pki() + "/scheduler.pem", "--tls-key", agent + ".key", "--tls-ca",
-             c.pki() + "/ca.pem"},
-            klog);
+  Process k(
+      {PORTOLAN_SCHEDULER_BIN, "--rest-addr", "127.0.0.1:0", "--rpc-addr", "127.0.0.1:0",
+       "--state-dir", c.dir() + "/s2", "--tokens", c.tokens_path(), "--policy",
+       PORTOLAN_SOURCE_DIR "/deploy/policy/default.yaml", "--tls-cert", c.pki() + "/scheduler.pem",
+       "--tls-key", agent + ".key", "--tls-ca", c.pki() + "/ca.pem"},
+      klog);
   status = k.Wait(seconds(20));
   ASSERT_NE(status, -1);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 2);

@@ -37,7 +37,8 @@ struct Exposition {
   std::string error;  // "" when the text is valid; else "line N: why"
   bool ok() const { return error.empty(); }
   // The value of the series `name` with exactly these labels, or NaN.
-  double Value(const std::string& name, const std::map<std::string, std::string>& labels = {}) const {
+  double Value(const std::string& name,
+               const std::map<std::string, std::string>& labels = {}) const {
     for (const auto& [_, f] : families) {
       for (const Sample& s : f.samples) {
         if (s.name == name && s.labels == labels) return s.value;
@@ -92,10 +93,12 @@ inline Exposition ParsePrometheusText(const std::string& text) {
   auto family_of = [&](const std::string& sample) -> std::string {
     for (const char* suffix : {"_bucket", "_sum", "_count"}) {
       const std::string sfx = suffix;
-      if (sample.size() > sfx.size() && sample.compare(sample.size() - sfx.size(), sfx.size(), sfx) == 0) {
+      if (sample.size() > sfx.size() &&
+          sample.compare(sample.size() - sfx.size(), sfx.size(), sfx) == 0) {
         std::string base = sample.substr(0, sample.size() - sfx.size());
         auto it = ex.families.find(base);
-        if (it != ex.families.end() && (it->second.type == "histogram" || it->second.type == "summary"))
+        if (it != ex.families.end() &&
+            (it->second.type == "histogram" || it->second.type == "summary"))
           return base;
       }
     }

@@ -90,19 +90,19 @@ TEST(MetricsTest, ConcurrentIncrementsAreAllCounted) {
 // The parser the tests rely on must refuse what the format forbids.
 TEST(PrometheusTextParserTest, RejectsMalformedExpositions) {
   const char* bad[] = {
-      "metric 1",                                        // no final line feed
-      "9metric 1\n",                                     // bad name
-      "m{9l=\"x\"} 1\n",                                 // bad label name
-      "m{l=x} 1\n",                                      // unquoted value
-      "m{l=\"a\\tb\"} 1\n",                              // bad escape
-      "m 1\nm 2\n",                                      // duplicate series
-      "# TYPE m counter\nm -1\n",                        // negative counter
-      "# TYPE m gauge\n# TYPE m gauge\nm 1\n",           // TYPE twice
-      "a 1\nb 1\na{x=\"1\"} 1\n",                        // not contiguous
-      "m one\n",                                         // bad value
+      "metric 1",                               // no final line feed
+      "9metric 1\n",                            // bad name
+      "m{9l=\"x\"} 1\n",                        // bad label name
+      "m{l=x} 1\n",                             // unquoted value
+      "m{l=\"a\\tb\"} 1\n",                     // bad escape
+      "m 1\nm 2\n",                             // duplicate series
+      "# TYPE m counter\nm -1\n",               // negative counter
+      "# TYPE m gauge\n# TYPE m gauge\nm 1\n",  // TYPE twice
+      "a 1\nb 1\na{x=\"1\"} 1\n",               // not contiguous
+      "m one\n",                                // bad value
       "# TYPE h histogram\nh_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 1\nh_count 1\nh_sum 1\n",
       "# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_count 1\nh_sum 1\n",  // no +Inf
-      "# TYPE m summer\nm 1\n",                          // unknown type
+      "# TYPE m summer\nm 1\n",                                          // unknown type
   };
   for (const char* text : bad) {
     EXPECT_FALSE(ParsePrometheusText(text).ok()) << text;
