@@ -77,6 +77,26 @@ int Process::Wait(std::chrono::milliseconds timeout) {
   return -1;
 }
 
+v1::Job JobSpec(std::vector<std::string> cmd, int cpus, const std::string& tenant) {
+  v1::Job j;
+  j.set_name("it");
+  if (!tenant.empty()) j.set_tenant(tenant);
+  for (auto& c : cmd) j.add_command(c);
+  j.mutable_resources()->set_cpus(cpus);
+  j.mutable_resources()->set_memory_mb(64);
+  return j;
+}
+
+bool InState(Client& c, const std::string& id, v1::Job::State state) {
+  auto j = c.GetJob(id);
+  return j.ok() && j->state() == state;
+}
+
+bool WaitForState(Client& c, const std::string& id, v1::Job::State state,
+                  std::chrono::milliseconds timeout) {
+  return WaitFor([&] { return InState(c, id, state); }, timeout);
+}
+
 bool WaitFor(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (true) {

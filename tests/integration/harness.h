@@ -38,6 +38,13 @@ bool WaitFor(const std::function<bool()>& pred, std::chrono::milliseconds timeou
 // none shows within 20 s. Tests use it to find, check and clean up processes.
 pid_t PrintedPid(Client& c, const std::string& job_id);
 
+// A job spec running `cmd` with `cpus` PUs and 64 MiB (tenant "" = default).
+v1::Job JobSpec(std::vector<std::string> cmd, int cpus = 1, const std::string& tenant = "");
+// True when job `id` is in `state` now / within `timeout`.
+bool InState(Client& c, const std::string& id, v1::Job::State state);
+bool WaitForState(Client& c, const std::string& id, v1::Job::State state,
+                  std::chrono::milliseconds timeout = std::chrono::seconds(20));
+
 // A raw TCP connection to 127.0.0.1:port (expected to succeed), or -1.
 int ConnectLoopback(uint16_t port);
 

@@ -23,20 +23,6 @@ namespace {
 
 using std::chrono::seconds;
 
-v1::Job Spec(std::vector<std::string> cmd, int cpus = 1) {
-  v1::Job j;
-  j.set_name("it");
-  for (auto& c : cmd) j.add_command(c);
-  j.mutable_resources()->set_cpus(cpus);
-  j.mutable_resources()->set_memory_mb(64);
-  return j;
-}
-
-bool InState(Client& c, const std::string& id, v1::Job::State s) {
-  auto j = c.GetJob(id);
-  return j.ok() && j->state() == s;
-}
-
 TEST(LifecycleTest, JobSucceedsAndItsOutputIsReadable) {
   Cluster c;
   c.StartScheduler();
@@ -67,7 +53,7 @@ TEST(LifecycleTest, CancelStopsARunningJobOnItsAgent) {
   Cluster c;
   c.StartScheduler();
   c.StartAgent("lg1", "lingang-idc-1");
-  auto job = c.client().Submit(Spec({"/bin/sh", "-c", "echo $$; exec sleep 300"}));
+  auto job = c.client().Submit(JobSpec({"/bin/sh", "-c", "echo $$; exec sleep 300"}));
   ASSERT_TRUE(job.ok()) << job.status();
   pid_t pid = PrintedPid(c.client(), job->id());
   ASSERT_GT(pid, 0);
@@ -83,7 +69,7 @@ TEST(LifecycleTest, JobThatCannotStartFailsWithReason) {
   Cluster c;
   c.StartScheduler();
   c.StartAgent("lg1", "lingang-idc-1");
-  auto job = c.client().Submit(Spec({"/no/such/binary"}));
+  auto job = c.client().Submit(JobSpec({"/no/such/binary"}));
   ASSERT_TRUE(
       WaitFor([&] { return InState(c.client(), job->id(), v1::Job::failed); }, seconds(20)));
   EXPECT_NE(c.client().GetJob(job->id())->reason().find("No such file"), std::string::npos);
@@ -93,7 +79,7 @@ TEST(LifecycleTest, KilledAgentIsLostWithItsJobs) {
   Cluster c;
   c.StartScheduler();
   Process* agent = c.StartAgent("hk1", "hongkong-1");
-  auto job = c.client().Submit(Spec({"/bin/sh", "-c", "echo $$; exec sleep 300"}));
+  auto job = c.client().Submit(JobSpec({"/bin/sh", "-c", "echo $$; exec sleep 300"}));
   pid_t pid = PrintedPid(c.client(), job->id());
   ASSERT_GT(pid, 0);
   agent->Signal(SIGKILL);
@@ -108,10 +94,10 @@ TEST(LifecycleTest, AgentReconnectsAfterSchedulerRestart) {
   Cluster c;
   c.StartScheduler();
   c.StartAgent("lg1", "lingang-idc-1");
-  auto before = c.client().Submit(Spec({"/bin/echo", "before"}));
+  auto before = c.client().Submit(JobSpec({"/bin/echo", "before"}));
   ASSERT_TRUE(
       WaitFor([&] { return InState(c.client(), before->id(), v1::Job::succeeded); }, seconds(20)));
-  auto long_job = c.client().Submit(Spec({"/bin/sh", "-c", "echo $$; exec sleep 300"}));
+  auto long_job = c.client().Submit(JobSpec({"/bin/sh", "-c", "echo $$; exec sleep 300"}));
   pid_t pid = PrintedPid(c.client(), long_job->id());
   ASSERT_GT(pid, 0);
   const uint16_t rpc = c.rpc_port();
@@ -127,7 +113,7 @@ TEST(LifecycleTest, AgentReconnectsAfterSchedulerRestart) {
   // State survived the restart, and the running job was reconciled.
   EXPECT_EQ(c.client().GetJob(before->id())->state(), v1::Job::succeeded);
   EXPECT_EQ(c.client().GetJob(long_job->id())->state(), v1::Job::running);
-  auto after = c.client().Submit(Spec({"/bin/echo", "after"}));
+  auto after = c.client().Submit(JobSpec({"/bin/echo", "after"}));
   EXPECT_TRUE(
       WaitFor([&] { return InState(c.client(), after->id(), v1::Job::succeeded); }, seconds(20)));
   c.client().Cancel(long_job->id()).IgnoreError();
@@ -157,7 +143,7 @@ TEST(LifecycleTest, BadRpcInputClosesOnlyThatConnection) {
   EXPECT_TRUE(ClosedByServer(early));
   close(early);
   int half_open = ConnectLoopback(c.rpc_port());  // left silent while the rest carries on
-  auto job = c.client().Submit(Spec({"/bin/true"}));
+  auto job = c.client().Submit(JobSpec({"/bin/true"}));
   EXPECT_TRUE(
       WaitFor([&] { return InState(c.client(), job->id(), v1::Job::succeeded); }, seconds(20)));
   close(half_open);
@@ -173,7 +159,7 @@ TEST(LifecycleTest, SilentConnectionIsClosedAfterTheRegisterTimeout) {
   close(half_open);
   EXPECT_NE(c.SchedulerLog().find("no Register received in time"), std::string::npos);
   // The registered agent was not affected.
-  auto job = c.client().Submit(Spec({"/bin/true"}));
+  auto job = c.client().Submit(JobSpec({"/bin/true"}));
   EXPECT_TRUE(
       WaitFor([&] { return InState(c.client(), job->id(), v1::Job::succeeded); }, seconds(20)));
 }

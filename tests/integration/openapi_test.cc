@@ -126,20 +126,9 @@ TEST(OpenApiIT, EveryDocumentedOperationAnswersAsDocumented) {
   Cluster c;
   c.StartScheduler();
   c.StartAgent("lg1", "lingang-idc-1");
-  v1::Job spec;
-  spec.set_tenant("acme");
-  spec.add_command("/bin/sleep");
-  spec.add_command("30");
-  spec.mutable_resources()->set_cpus(1);
-  spec.mutable_resources()->set_memory_mb(64);
-  auto job = c.client().Submit(spec);
+  auto job = c.client().Submit(JobSpec({"/bin/sleep", "30"}, 1, "acme"));
   ASSERT_TRUE(job.ok());
-  ASSERT_TRUE(WaitFor(
-      [&] {
-        auto j = c.client().GetJob(job->id());
-        return j.ok() && j->state() == v1::Job::running;
-      },
-      seconds(20)));
+  ASSERT_TRUE(WaitForState(c.client(), job->id(), v1::Job::running));
   std::string body;
   ASSERT_EQ(*c.client().Raw("GET", "/v1/network", "", &body), 200);
   v1::NetworkView net;

@@ -33,20 +33,10 @@ TEST(OpsIT, SchedulerMetricsParseStrictlyAndCountWhatHappened) {
   Cluster c;
   c.StartScheduler();
   c.StartAgent("lg1", "lingang-idc-1");
-  v1::Job spec;
-  spec.set_tenant("acme");
-  spec.add_command("/bin/sleep");
-  spec.add_command("30");
-  spec.mutable_resources()->set_cpus(8);  // the whole agent
-  spec.mutable_resources()->set_memory_mb(64);
+  v1::Job spec = JobSpec({"/bin/sleep", "30"}, 8, "acme");  // the whole agent
   auto job = c.client().Submit(spec);
   ASSERT_TRUE(job.ok()) << job.status();
-  ASSERT_TRUE(WaitFor(
-      [&] {
-        auto j = c.client().GetJob(job->id());
-        return j.ok() && j->state() == v1::Job::running;
-      },
-      seconds(20)));
+  ASSERT_TRUE(WaitForState(c.client(), job->id(), v1::Job::running));
   // One job waits for PUs to free up; one can never fit (20 PUs on 8).
   spec.mutable_resources()->set_cpus(1);
   ASSERT_TRUE(c.client().Submit(spec).ok());
@@ -116,12 +106,7 @@ TEST(OpsIT, AgentMetricsListenerServesItsOwnState) {
         return true;
       },
       seconds(10)));
-  v1::Job spec;
-  spec.set_tenant("acme");
-  spec.add_command("/bin/sleep");
-  spec.add_command("30");
-  spec.mutable_resources()->set_cpus(2);
-  spec.mutable_resources()->set_memory_mb(64);
+  v1::Job spec = JobSpec({"/bin/sleep", "30"}, 2, "acme");
   auto sleeper = c.client().Submit(spec);
   ASSERT_TRUE(sleeper.ok());
   spec.clear_command();

@@ -135,20 +135,9 @@ TEST(TlsIT, JobsRunOverMutualTlsAndRestOverHttps) {
   EXPECT_NE(c.SchedulerLog().find("agent RPC: mutual TLS"), std::string::npos);
   EXPECT_NE(c.SchedulerLog().find("REST https://"), std::string::npos);
   c.StartAgent("lg-tls", "lingang-idc-1");
-  v1::Job spec;
-  spec.set_tenant("acme");
-  spec.mutable_resources()->set_cpus(1);
-  spec.mutable_resources()->set_memory_mb(64);
-  spec.add_command("/bin/echo");
-  spec.add_command("over tls");
-  auto job = c.client().Submit(spec);
+  auto job = c.client().Submit(JobSpec({"/bin/echo", "over tls"}, 1, "acme"));
   ASSERT_TRUE(job.ok()) << job.status();
-  ASSERT_TRUE(WaitFor(
-      [&] {
-        auto j = c.client().GetJob(job->id());
-        return j.ok() && j->state() == v1::Job::succeeded;
-      },
-      seconds(20)));
+  ASSERT_TRUE(WaitForState(c.client(), job->id(), v1::Job::succeeded));
   auto logs = c.client().Logs(job->id());
   ASSERT_TRUE(logs.ok());
   EXPECT_EQ(logs->stdout(), "over tls\n");
@@ -247,19 +236,9 @@ TEST(TlsIT, ForeignExpiredAndOtherSiteCertificatesAreRefusedAndLogged) {
   ASSERT_TRUE(agents.ok());
   ASSERT_EQ(agents->agents_size(), 1);
   EXPECT_EQ(agents->agents(0).id(), "lg-good");
-  v1::Job spec;
-  spec.set_tenant("acme");
-  spec.mutable_resources()->set_cpus(1);
-  spec.mutable_resources()->set_memory_mb(64);
-  spec.add_command("/bin/true");
-  auto job = c.client().Submit(spec);
+  auto job = c.client().Submit(JobSpec({"/bin/true"}, 1, "acme"));
   ASSERT_TRUE(job.ok());
-  EXPECT_TRUE(WaitFor(
-      [&] {
-        auto j = c.client().GetJob(job->id());
-        return j.ok() && j->state() == v1::Job::succeeded;
-      },
-      seconds(20)));
+  EXPECT_TRUE(WaitForState(c.client(), job->id(), v1::Job::succeeded));
 }
 
 TEST(TlsIT, AgentRefusesASchedulerItCannotVerify) {
