@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Scheduler at scale with emulated agents: starts a scheduler (plain RPC, no
+# auth, loopback), measures its resident memory, registers N agents from
+# portolan-sim (each a real RPC session with a 2x2x16x2 = 128-PU topology),
+# measures again once all are registered and heartbeating, and prints one
+# JSON line and a summary. Stops exactly the processes it started.
+#
+#   tests/bench/sim_scale.sh [AGENTS=10000] [BUILD=build]
+set -euo pipefail
+AGENTS="${1:-10000}"
+BUILD="${2:-build}"
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+BIN="$ROOT/$BUILD/bin"
+WORK="$(mktemp -d /tmp/portolan-sim.XXXXXX)"
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+"$BIN/portolan-scheduler" --no-auth --insecure --rest-addr 127.0.0.1:0 --rpc-addr 127.0.0.1:0 \
+  --state-dir "$WORK/state" --policy "$ROOT/deploy/policy/default.yaml" --rate-limit-rps 0 \
+  --ports-file "$WORK/ports.json" >"$WORK/scheduler.log" 2>&1 &
+SCHED=$!
+PIDS+=("$SCHED")
+for _ in $(seq 1 100); do [ -f "$WORK/ports.json" ] && break; sleep 0.1; done
+RPC=$(sed 's/.*"rpc": \([0-9]*\).*/\1/' "$WORK/ports.json")
+sleep 1
+BEFORE=$(rss_kib "$SCHED")
+"$BIN/portolan-sim" --scheduler "127.0.0.1:$RPC" --agents "$AGENTS" --seconds 600 \
+  >"$WORK/sim.out" 2>&1 &
+PIDS+=($!)
+START=$(date +%s.%N)
+REG_S=""
+for _ in $(seq 1 1200); do
+  sleep 0.5
+  n=$(tail -n 1 "$WORK/sim.out" 2>/dev/null | sed -n 's/.*"registered":\([0-9]*\).*/\1/p')
+  if [ "${n:-0}" -ge "$AGENTS" ]; then REG_S=$(awk -v a="$(date +%s.%N)" -v b="$START" 'BEGIN {printf "%.1f", a - b}'); break; fi
+done
+[ -n "$REG_S" ] || { tail -3 "$WORK/sim.out"; tail -5 "$WORK/scheduler.log"; echo "sim_scale: not all agents registered" >&2; exit 1; }
+# Steady state: a few heartbeat rounds (5 s interval), then memory and CPU.
+sleep 11
+AFTER=$(rss_kib "$SCHED")
+T0=$(cpu_ticks "$SCHED"); sleep 10; T1=$(cpu_ticks "$SCHED")
+HZ=$(getconf CLK_TCK)
+CPU=$(awk -v t="$((T1 - T0))" -v hz="$HZ" 'BEGIN {printf "%.1f", t * 100 / hz / 10}')
+PER=$(awk -v d="$((AFTER - BEFORE))" -v n="$AGENTS" 'BEGIN {printf "%.2f", d / n}')
+printf '{"bench":"sim_scale","agents":%d,"register_all_s":%.1f,"rss_before_kib":%d,"rss_after_kib":%d,"kib_per_agent":%s,"scheduler_cpu_pct_steady":%s}\n' \
+  "$AGENTS" "$REG_S" "$BEFORE" "$AFTER" "$PER" "$CPU"
+echo "sim_scale: $AGENTS agents registered in ${REG_S}s; scheduler RSS ${BEFORE} -> ${AFTER} KiB (${PER} KiB per agent); ${CPU}% of one core while they heartbeat every 5 s"
