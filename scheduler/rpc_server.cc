@@ -191,7 +191,9 @@ class RpcServer::Session : public AgentLink, public std::enable_shared_from_this
   const RpcOptions options_;
   wire::FrameDecoder decoder_;
   std::shared_ptr<std::atomic<size_t>> registry_;  // open connections
-  std::array<char, 64 * 1024> buf_;
+  // Small on purpose: one per agent connection (10,000s of them); larger
+  // frames arrive over several reads.
+  std::array<char, 4096> buf_;
   std::deque<std::string> queue_;
   size_t queued_bytes_ = 0;
   std::string peer_;

@@ -105,7 +105,14 @@ class AgentTopology {
   std::vector<Node> nodes_;
   std::vector<Core> cores_;
   std::vector<Gpu> gpus_;
-  std::vector<std::string> pu_owner_;  // by PU OS index; "" free
+  // The job holding each PU, by PU OS index: 0 free, else 1 + an index into
+  // owners_ (the jobs on this agent), so a 128-PU machine costs 512 bytes
+  // rather than 128 strings.
+  std::vector<uint32_t> pu_owner_;
+  std::vector<std::string> owners_;   // job ids; "" for a free slot
+  std::vector<uint32_t> owner_pus_;   // PUs each slot holds
+  // The slot (1-based) of `job`; with `create`, a new or reused one.
+  uint32_t OwnerSlot(const std::string& job, bool create);
   std::vector<int> pu_core_;           // by PU OS index; -1 none
   int total_pus_ = 0;
   int free_pus_ = 0;

@@ -42,7 +42,7 @@ AgentTopology::AgentTopology(const v1::Topology& t) {
   for (const v1::Core& c : t.cores()) {
     for (uint32_t pu : c.pus()) max_pu = std::max(max_pu, pu);
   }
-  pu_owner_.assign(max_pu + 1, "");
+  pu_owner_.assign(max_pu + 1, 0);
   pu_core_.assign(max_pu + 1, -1);
   for (const v1::Core& c : t.cores()) {
     Core core;
@@ -272,7 +272,7 @@ absl::Status AgentTopology::ChoosePus(int node, int want, bool exclusive,
       } else {
         for (uint32_t pu : c.pus) {
           if (got >= want) break;
-          if (!pu_owner_[pu].empty()) continue;
+          if (pu_owner_[pu] != 0) continue;
           out->add_pus(pu);
           ++got;
         }
@@ -390,9 +390,9 @@ absl::Status AgentTopology::Commit(const v1::Allocation& a, const std::string& j
   for (uint32_t pu : a.pus()) {
     if (pu >= pu_core_.size() || pu_core_[pu] < 0)
       return absl::InvalidArgumentError(absl::StrCat("no PU ", pu));
-    if (!pu_owner_[pu].empty()) {
+    if (pu_owner_[pu] != 0) {
       return absl::FailedPreconditionError(
-          absl::StrCat("PU ", pu, " is already allocated to ", pu_owner_[pu]));
+          absl::StrCat("PU ", pu, " is already allocated to ", owners_[pu_owner_[pu] - 1]));
     }
     if (!seen.insert(pu).second)
       return absl::InvalidArgumentError(absl::StrCat("PU ", pu, " listed twice"));
@@ -423,8 +423,10 @@ absl::Status AgentTopology::Commit(const v1::Allocation& a, const std::string& j
     gpus.push_back(found);
   }
   std::set<int> touched;
+  const uint32_t slot = a.pus_size() > 0 ? OwnerSlot(job, true) : 0;
   for (uint32_t pu : a.pus()) {
-    pu_owner_[pu] = job;
+    pu_owner_[pu] = slot;
+    ++owner_pus_[slot - 1];
     Core& c = cores_[pu_core_[pu]];
     --c.free;
     --free_pus_;
@@ -437,12 +439,30 @@ absl::Status AgentTopology::Commit(const v1::Allocation& a, const std::string& j
   return absl::OkStatus();
 }
 
+uint32_t AgentTopology::OwnerSlot(const std::string& job, bool create) {
+  uint32_t free_slot = 0;
+  for (size_t i = 0; i < owners_.size(); ++i) {
+    if (owners_[i] == job) return static_cast<uint32_t>(i + 1);
+    if (free_slot == 0 && owner_pus_[i] == 0) free_slot = static_cast<uint32_t>(i + 1);
+  }
+  if (!create) return 0;
+  if (free_slot == 0) {
+    owners_.emplace_back();
+    owner_pus_.push_back(0);
+    free_slot = static_cast<uint32_t>(owners_.size());
+  }
+  owners_[free_slot - 1] = job;
+  return free_slot;
+}
+
 void AgentTopology::Release(const v1::Allocation& a, const std::string& job) {
   std::set<int> touched;
   bool held = false;
+  const uint32_t slot = OwnerSlot(job, false);
   for (uint32_t pu : a.pus()) {
-    if (pu >= pu_owner_.size() || pu_owner_[pu] != job) continue;
-    pu_owner_[pu].clear();
+    if (slot == 0 || pu >= pu_owner_.size() || pu_owner_[pu] != slot) continue;
+    pu_owner_[pu] = 0;
+    if (--owner_pus_[slot - 1] == 0) owners_[slot - 1].clear();  // the slot is free again
     Core& c = cores_[pu_core_[pu]];
     ++c.free;
     ++free_pus_;
@@ -470,8 +490,8 @@ void AgentTopology::Release(const v1::Allocation& a, const std::string& job) {
 
 void AgentTopology::Describe(v1::Agent* out) const {
   for (size_t pu = 0; pu < pu_owner_.size(); ++pu) {
-    if (!pu_owner_[pu].empty())
-      (*out->mutable_pu_jobs())[static_cast<uint32_t>(pu)] = pu_owner_[pu];
+    if (pu_owner_[pu] != 0)
+      (*out->mutable_pu_jobs())[static_cast<uint32_t>(pu)] = owners_[pu_owner_[pu] - 1];
   }
   for (const Gpu& g : gpus_) {
     if (!g.owner.empty()) (*out->mutable_gpu_jobs())[g.name] = g.owner;
