@@ -4,6 +4,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/status/statusor.h"
 #include "portolan/v1/agent.pb.h"
 #include "portolan/v1/job.pb.h"
@@ -73,10 +74,10 @@ class AgentTopology {
 
  private:
   struct Core {
-    int node;  // index into nodes_
-    int l3;    // cache group id, unique per node
-    std::vector<uint32_t> pus;
-    int free = 0;  // free PUs of this core
+    int node;                              // index into nodes_
+    int l3;                                // cache group id, unique per node
+    absl::InlinedVector<uint32_t, 2> pus;  // SMT siblings: no allocation for up to 2
+    int free = 0;                          // free PUs of this core
   };
   struct Node {
     uint32_t os_index = 0;
@@ -109,11 +110,11 @@ class AgentTopology {
   // owners_ (the jobs on this agent), so a 128-PU machine costs 512 bytes
   // rather than 128 strings.
   std::vector<uint32_t> pu_owner_;
-  std::vector<std::string> owners_;   // job ids; "" for a free slot
-  std::vector<uint32_t> owner_pus_;   // PUs each slot holds
+  std::vector<std::string> owners_;  // job ids; "" for a free slot
+  std::vector<uint32_t> owner_pus_;  // PUs each slot holds
   // The slot (1-based) of `job`; with `create`, a new or reused one.
   uint32_t OwnerSlot(const std::string& job, bool create);
-  std::vector<int> pu_core_;           // by PU OS index; -1 none
+  std::vector<int> pu_core_;  // by PU OS index; -1 none
   int total_pus_ = 0;
   int free_pus_ = 0;
   int free_mem_ = 0;   // sum of nodes' mem_free

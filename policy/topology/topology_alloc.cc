@@ -25,6 +25,8 @@ Request Request::FromJob(const v1::Job& job) {
 
 AgentTopology::AgentTopology(const v1::Topology& t) {
   std::map<uint32_t, int> node_of;
+  nodes_.reserve(std::max(1, t.numa_nodes_size()));  // exact sizes: one per agent, 10,000s
+  cores_.reserve(t.cores_size());
   for (const v1::NumaNode& n : t.numa_nodes()) {
     node_of[n.os_index()] = static_cast<int>(nodes_.size());
     Node node;

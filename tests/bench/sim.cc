@@ -49,9 +49,9 @@ struct Options {
   int job_ms = 0;
   int packages = 2, numa_per_package = 2, cores_per_numa = 16, pus_per_core = 2;
   int memory_gib = 512;
-  std::vector<std::string> sites = {"lingang-idc-1", "lingang-idc-2",     "hongqiao-1",
-                                    "hongkong-1",    "singapore-1",       "tokyo-1",
-                                    "frankfurt-1",   "london-1",          "lingang-offshore-1"};
+  std::vector<std::string> sites = {"lingang-idc-1", "lingang-idc-2", "hongqiao-1",
+                                    "hongkong-1",    "singapore-1",   "tokyo-1",
+                                    "frankfurt-1",   "london-1",      "lingang-offshore-1"};
   std::string prefix = "sim";
   int connect_rate = 2000;  // new connections per second
 };
@@ -98,26 +98,26 @@ class SimAgent : public std::enable_shared_from_this<SimAgent> {
   void Start() {
     auto self = shared_from_this();
     auto sock = std::make_shared<tcp::socket>(io_);
-    sock->async_connect(tcp::endpoint(asio::ip::make_address(o_.scheduler.host), o_.scheduler.port),
-                        [self, sock](const boost::system::error_code& ec) {
-                          if (ec) {
-                            ++self->stats_->disconnects;
-                            return;
-                          }
-                          sock->set_option(tcp::no_delay(true));
-                          self->stream_ = std::make_unique<tls::Stream>(std::move(*sock), self->tls_);
-                          self->stream_->ExpectServerName(self->o_.scheduler.host);
-                          self->stream_->AsyncHandshake(
-                              asio::ssl::stream_base::client,
-                              [self](const boost::system::error_code& hec) {
-                                if (hec) {
-                                  ++self->stats_->disconnects;
-                                  return;
-                                }
-                                self->Register();
-                                self->Read();
-                              });
-                        });
+    sock->async_connect(
+        tcp::endpoint(asio::ip::make_address(o_.scheduler.host), o_.scheduler.port),
+        [self, sock](const boost::system::error_code& ec) {
+          if (ec) {
+            ++self->stats_->disconnects;
+            return;
+          }
+          sock->set_option(tcp::no_delay(true));
+          self->stream_ = std::make_unique<tls::Stream>(std::move(*sock), self->tls_);
+          self->stream_->ExpectServerName(self->o_.scheduler.host);
+          self->stream_->AsyncHandshake(asio::ssl::stream_base::client,
+                                        [self](const boost::system::error_code& hec) {
+                                          if (hec) {
+                                            ++self->stats_->disconnects;
+                                            return;
+                                          }
+                                          self->Register();
+                                          self->Read();
+                                        });
+        });
   }
 
  private:
@@ -133,22 +133,23 @@ class SimAgent : public std::enable_shared_from_this<SimAgent> {
 
   void Read() {
     auto self = shared_from_this();
-    stream_->AsyncReadSome(asio::buffer(buf_), [self](const boost::system::error_code& ec, size_t n) {
-      if (ec) {
-        ++self->stats_->disconnects;
-        self->closed_ = true;
-        return;
-      }
-      self->decoder_.Append(self->buf_.data(), n);
-      v1::Envelope env;
-      while (true) {
-        auto next = self->decoder_.Next(&env);
-        if (!next.ok() || !*next) break;
-        ++self->stats_->frames_in;
-        self->Handle(env);
-      }
-      self->Read();
-    });
+    stream_->AsyncReadSome(asio::buffer(buf_),
+                           [self](const boost::system::error_code& ec, size_t n) {
+                             if (ec) {
+                               ++self->stats_->disconnects;
+                               self->closed_ = true;
+                               return;
+                             }
+                             self->decoder_.Append(self->buf_.data(), n);
+                             v1::Envelope env;
+                             while (true) {
+                               auto next = self->decoder_.Next(&env);
+                               if (!next.ok() || !*next) break;
+                               ++self->stats_->frames_in;
+                               self->Handle(env);
+                             }
+                             self->Read();
+                           });
   }
 
   void Handle(const v1::Envelope& env) {
@@ -322,9 +323,8 @@ int main(int argc, char** argv) {
   std::vector<std::shared_ptr<SimAgent>> agents;
   agents.reserve(o.agents);
   for (int i = 0; i < o.agents; ++i) {
-    agents.push_back(std::make_shared<SimAgent>(
-        io, o, topo, absl::StrCat(o.prefix, "-", i), o.sites[i % o.sites.size()], &stats,
-        tls.get()));
+    agents.push_back(std::make_shared<SimAgent>(io, o, topo, absl::StrCat(o.prefix, "-", i),
+                                                o.sites[i % o.sites.size()], &stats, tls.get()));
   }
   // Connect at --connect-rate per second so the listen backlog keeps up.
   const auto start = std::chrono::steady_clock::now();
