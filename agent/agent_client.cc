@@ -1,11 +1,11 @@
 #include "portolan/agent_client.h"
 
-#include <fstream>
 #include <random>
 
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "portolan/log.h"
+#include "portolan/topology.h"
 
 namespace portolan::agent {
 
@@ -284,18 +284,7 @@ void AgentClient::Heartbeat() {
   *hb->mutable_sent_at() = ToProto(absl::Now());
   hb->set_measured_rtt_ms(measured_rtt_ms_);
   hb->mutable_usage()->set_running_jobs(static_cast<uint32_t>(executor_->running()));
-  {
-    std::ifstream meminfo("/proc/meminfo");
-    std::string key;
-    uint64_t kb = 0;
-    while (meminfo >> key >> kb) {
-      if (key == "MemAvailable:") {
-        hb->mutable_usage()->set_memory_available_mb(static_cast<uint32_t>(kb / 1024));
-        break;
-      }
-      meminfo.ignore(64, '\n');
-    }
-  }
+  { hb->mutable_usage()->set_memory_available_mb(static_cast<uint32_t>(MemAvailableKib() / 1024)); }
   for (v1::LogTail& t : executor_->ChangedLogs()) *hb->add_logs() = std::move(t);
   if (options_.rediscover && absl::Now() - last_rediscover_ >= options_.rediscover_interval) {
     last_rediscover_ = absl::Now();

@@ -8,7 +8,6 @@
 
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <thread>
 
@@ -309,16 +308,7 @@ int main(int argc, char** argv) {
     disconnects_seen = client.reconnects();
     m_errors->Inc(static_cast<double>(ex->start_errors() - errors_seen));
     errors_seen = ex->start_errors();
-    std::ifstream meminfo("/proc/meminfo");
-    std::string key;
-    uint64_t kb = 0;
-    while (meminfo >> key >> kb) {
-      if (key == "MemAvailable:") {
-        m_mem->Set(static_cast<double>(kb) * 1024);
-        break;
-      }
-      meminfo.ignore(64, '\n');
-    }
+    m_mem->Set(static_cast<double>(agent::MemAvailableKib()) * 1024);
   });
   std::unique_ptr<metrics::HttpServer> metrics_server;
   if (!metrics_addr.empty()) {

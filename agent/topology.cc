@@ -1,5 +1,7 @@
 #include "portolan/topology.h"
 
+#include <fstream>
+
 #include <hwloc.h>
 
 #include <map>
@@ -197,6 +199,17 @@ std::string DescribeTopology(const v1::Topology& t) {
                           g.pci_bus_id(), g.numa());
   }
   return out;
+}
+
+uint64_t MemAvailableKib() {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  uint64_t kb = 0;
+  while (meminfo >> key >> kb) {
+    if (key == "MemAvailable:") return kb;
+    meminfo.ignore(64, '\n');
+  }
+  return 0;
 }
 
 }  // namespace portolan::agent

@@ -1,4 +1,7 @@
+#include "portolan/scheduler_core.h"
+
 #include <array>
+#include <cmath>
 #include <deque>
 
 #include "absl/strings/numbers.h"
@@ -7,9 +10,6 @@
 #include "absl/time/civil_time.h"
 #include "portolan/codec.h"
 #include "portolan/log.h"
-#include "portolan/scheduler_core.h"
-
-#include <cmath>
 #include "portolan/strings.h"
 #include "portolan/topology_alloc.h"
 
@@ -681,10 +681,9 @@ void Core::ScheduleLocked(const std::string* only) {
     if (metrics_ != nullptr) {
       metrics_->decision_seconds->Observe(
           std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
-      metrics_->decisions
-          ->With({d.feasible()        ? "placed"
-                  : d.unschedulable() ? "unschedulable"
-                                      : "waiting"})
+      (d.feasible()        ? metrics_->placed
+       : d.unschedulable() ? metrics_->unschedulable
+                           : metrics_->waiting)
           ->Inc();
       for (const auto& [reason, n] : d.agents().rejected()) {
         metrics_->rejections->With({reason})->Inc(n);

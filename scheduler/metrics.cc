@@ -9,6 +9,9 @@ SchedulerMetrics::SchedulerMetrics(metrics::Registry& r)
       decisions(r.AddCounter("portolan_decisions_total",
                              "Placement decisions by result: placed, waiting, unschedulable.",
                              {"result"})),
+      placed(decisions->With({"placed"})),
+      waiting(decisions->With({"waiting"})),
+      unschedulable(decisions->With({"unschedulable"})),
       decision_seconds(r.AddHistogram("portolan_decision_duration_seconds",
                                       "Time of one placement engine decision.",
                                       metrics::LatencyBuckets())

@@ -13,13 +13,12 @@ using asio::ip::tcp;
 
 class RpcServer::Session : public AgentLink, public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, std::shared_ptr<asio::ssl::context> tls, Core* core,
-          const RpcOptions& options, std::shared_ptr<std::atomic<size_t>> registry)
-      : tls_context_(std::move(tls)),
-        stream_(std::move(socket), tls_context_.get()),
+  Session(tcp::socket socket, Core* core, const RpcOptions& options,
+          std::shared_ptr<std::atomic<size_t>> registry)
+      : options_(options),  // holds options.tls, the context the stream uses
+        stream_(std::move(socket), options_.tls.get()),
         timer_(stream_.get_executor()),
         core_(core),
-        options_(options),
         decoder_(options.max_frame_bytes),
         registry_(std::move(registry)) {
     boost::system::error_code ec;
@@ -183,12 +182,11 @@ class RpcServer::Session : public AgentLink, public std::enable_shared_from_this
     if (!agent_id_.empty()) core_->OnDisconnect(agent_id_, this);
   }
 
-  std::shared_ptr<asio::ssl::context> tls_context_;  // kept alive for the stream
+  const RpcOptions options_;  // first: stream_ uses its TLS context
   tls::Stream stream_;
   std::optional<tls::Identity> identity_;  // the verified agent certificate (TLS only)
   asio::steady_timer timer_;
   Core* core_;
-  const RpcOptions options_;
   wire::FrameDecoder decoder_;
   std::shared_ptr<std::atomic<size_t>> registry_;  // open connections
   // Small on purpose: one per agent connection (10,000s of them); larger
@@ -240,8 +238,7 @@ void RpcServer::Accept() {
     } else {
       boost::system::error_code opt_ec;
       socket.set_option(tcp::no_delay(true), opt_ec);
-      std::make_shared<Session>(std::move(socket), options_.tls, core_, options_, sessions_)
-          ->Start();
+      std::make_shared<Session>(std::move(socket), core_, options_, sessions_)->Start();
     }
     if (acceptor_.is_open()) Accept();
   });

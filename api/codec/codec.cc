@@ -10,6 +10,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
@@ -400,10 +401,11 @@ std::vector<std::string> ConfigToFlags(const google::protobuf::Message& config,
           return std::to_string(rep ? r->GetRepeatedUInt64(config, f, index)
                                     : r->GetUInt64(config, f));
         case FieldDescriptor::CPPTYPE_DOUBLE:
-          return absl::StrCat(rep ? r->GetRepeatedDouble(config, f, index)
-                                  : r->GetDouble(config, f));
+          return absl::StrFormat(
+              "%.17g", rep ? r->GetRepeatedDouble(config, f, index) : r->GetDouble(config, f));
         case FieldDescriptor::CPPTYPE_FLOAT:
-          return absl::StrCat(rep ? r->GetRepeatedFloat(config, f, index) : r->GetFloat(config, f));
+          return absl::StrFormat(
+              "%.9g", rep ? r->GetRepeatedFloat(config, f, index) : r->GetFloat(config, f));
         case FieldDescriptor::CPPTYPE_ENUM:
           return rep ? r->GetRepeatedEnum(config, f, index)->name() : r->GetEnum(config, f)->name();
         default:

@@ -12,8 +12,12 @@ struct SchedulerMetrics {
   explicit SchedulerMetrics(metrics::Registry& registry);
 
   metrics::Registry& registry;
-  metrics::Family<metrics::Counter>* submits;     // {tenant}
-  metrics::Family<metrics::Counter>* decisions;   // {result}: placed, waiting, unschedulable
+  metrics::Family<metrics::Counter>* submits;    // {tenant}
+  metrics::Family<metrics::Counter>* decisions;  // {result}: placed, waiting, unschedulable
+  // Its three series, looked up once (the placement loop records one per decision).
+  metrics::Counter* placed;
+  metrics::Counter* waiting;
+  metrics::Counter* unschedulable;
   metrics::Histogram* decision_seconds;           // one engine decision
   metrics::Family<metrics::Counter>* rejections;  // {reason}: agents rejected, by filter
   metrics::Family<metrics::Gauge>* jobs;          // {state, tenant}

@@ -26,4 +26,7 @@ absl::Status CheckTopology(const v1::Topology& topology);
 // Human-readable summary, one line per NUMA node (for --print-topology).
 std::string DescribeTopology(const v1::Topology& topology);
 
+// The machine's MemAvailable in KiB (/proc/meminfo), 0 when unknown.
+uint64_t MemAvailableKib();
+
 }  // namespace portolan::agent

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "portolan/v1/config.pb.h"
 #include "portolan/v1/job.pb.h"
 
@@ -103,6 +105,21 @@ TEST(CodecTest, YamlErrorsNameFileLineAndField) {
   EXPECT_EQ(StatusField(st), "resources.cpus");
   st = ParseYaml("name: [unclosed\n", &job, "job.yaml");
   EXPECT_NE(st.message().find("malformed YAML"), absl::string_view::npos) << st;
+}
+
+TEST(CodecTest, ConfigBecomesTheFlagsItStandsFor) {
+  v1::AgentConfig a;
+  a.set_site("hongkong-1");
+  a.set_insecure(true);
+  a.set_kill_grace_ms(500);
+  (*a.mutable_labels())["zone"] = "hk";
+  std::vector<std::string> flags = ConfigToFlags(a, {{"labels", "label"}});
+  std::sort(flags.begin(), flags.end());
+  EXPECT_EQ(flags, (std::vector<std::string>{"--insecure", "--kill-grace-ms=500",
+                                             "--label=zone=hk", "--site=hongkong-1"}));
+  v1::SchedulerConfig s;
+  s.set_rate_limit_rps(1234567.25);  // doubles keep every digit
+  EXPECT_EQ(ConfigToFlags(s), std::vector<std::string>{"--rate-limit-rps=1234567.25"});
 }
 
 }  // namespace
