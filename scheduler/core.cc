@@ -131,6 +131,8 @@ absl::Status Core::Recover() {
     AgentRec& rec = agents_[a.id()];
     rec.info = std::move(a);
     rec.topo = std::make_unique<topology::AgentTopology>(rec.info.topology());
+    rec.topology = rec.info.topology().SerializeAsString();
+    rec.info.clear_topology();
     rec.info.set_connected(false);
     rec.info.clear_jobs();
     rec.info.mutable_allocated()->Clear();
@@ -183,7 +185,7 @@ absl::Status Core::Persist(const v1::Job& job) {
 }
 
 void Core::PersistAgent(const AgentRec& rec) {
-  absl::Status st = store_->PutAgent(rec.info);
+  absl::Status st = store_->PutAgent(View(rec));
   if (!st.ok()) spdlog::error("store: cannot persist agent {}: {}", rec.info.id(), st.message());
 }
 
@@ -388,7 +390,7 @@ absl::StatusOr<v1::JobLogs> Core::Logs(const std::string& id) {
 v1::ListAgentsResponse Core::ListAgents() {
   absl::MutexLock lock(&mu_);
   v1::ListAgentsResponse out;
-  for (const auto& [id, rec] : agents_) *out.add_agents() = rec.info;
+  for (const auto& [id, rec] : agents_) *out.add_agents() = View(rec);
   return out;
 }
 
@@ -397,7 +399,7 @@ absl::StatusOr<v1::Agent> Core::GetAgent(const std::string& id) {
   auto it = agents_.find(id);
   if (it == agents_.end())
     return FieldError(absl::StatusCode::kNotFound, "id", absl::StrCat("no agent '", id, "'"));
-  v1::Agent out = it->second.info;
+  v1::Agent out = View(it->second);
   if (it->second.topo) it->second.topo->Describe(&out);
   return out;
 }
@@ -422,7 +424,7 @@ absl::StatusOr<v1::Agent> Core::SetAgentMode(const std::string& id, const std::s
     PersistAgent(rec);
     schedule_pending_ = true;
   }
-  v1::Agent out = rec.info;
+  v1::Agent out = View(rec);
   if (rec.topo) rec.topo->Describe(&out);
   return out;
 }
@@ -547,8 +549,15 @@ void Core::CommitRecovered(AgentRec& rec, v1::Job& job) {
   }
 }
 
-void Core::RebuildTopology(AgentRec& rec) {
-  rec.topo = std::make_unique<topology::AgentTopology>(rec.info.topology());
+v1::Agent Core::View(const AgentRec& rec) {
+  v1::Agent out = rec.info;
+  if (!out.mutable_topology()->ParseFromString(rec.topology)) out.clear_topology();
+  return out;
+}
+
+void Core::RebuildTopology(AgentRec& rec, const v1::Topology& t) {
+  rec.topo = std::make_unique<topology::AgentTopology>(t);
+  rec.topology = t.SerializeAsString();
   for (const std::string& id : rec.info.jobs()) {
     auto it = jobs_.find(id);
     if (it != jobs_.end() && HoldsResources(it->second.state())) CommitRecovered(rec, it->second);
@@ -759,6 +768,34 @@ void Core::ScheduleLocked(const std::string* only) {
   }
 }
 
+std::string Core::TopologyProblem(const v1::Topology& t) {
+  if (t.pus() == 0 || t.cores_size() == 0) return "topology reports no processing units";
+  if (t.memory_mb() == 0) return "topology reports no memory";
+  if (t.memory_mb() > (64u << 20)) {
+    return absl::StrCat("topology reports ", t.memory_mb(),
+                        " MiB of memory, more than 64 TiB is implausible");
+  }
+  if (t.cores_size() > topology::AgentTopology::kMaxCores) {
+    return absl::StrCat("topology reports ", t.cores_size(), " cores, more than the ",
+                        topology::AgentTopology::kMaxCores, " supported per agent");
+  }
+  uint32_t listed = 0;
+  for (const v1::Core& c : t.cores()) {
+    listed += static_cast<uint32_t>(c.pus_size());
+    for (uint32_t pu : c.pus()) {
+      if (pu > topology::AgentTopology::kMaxPuIndex) {
+        return absl::StrCat("topology reports PU ", pu, ", above the highest supported OS index ",
+                            topology::AgentTopology::kMaxPuIndex);
+      }
+    }
+  }
+  if (listed != t.pus()) {
+    return absl::StrCat("topology is inconsistent: it reports ", t.pus(),
+                        " PUs but its cores list ", listed);
+  }
+  return "";
+}
+
 bool Core::OnRegister(const v1::Register& reg, std::shared_ptr<AgentLink> link,
                       const std::string& peer) {
   v1::Envelope ack_env;
@@ -768,20 +805,8 @@ bool Core::OnRegister(const v1::Register& reg, std::shared_ptr<AgentLink> link,
     refuse = "agent_id must be 1-128 characters";
   } else if (reg.site().empty()) {
     refuse = "site is required";
-  } else if (reg.topology().pus() == 0 || reg.topology().cores_size() == 0) {
-    refuse = "topology reports no processing units";
-  } else if (reg.topology().memory_mb() == 0) {
-    refuse = "topology reports no memory";
-  } else if (reg.topology().memory_mb() > (64u << 20)) {
-    refuse = absl::StrCat("topology reports ", reg.topology().memory_mb(),
-                          " MiB of memory, more than 64 TiB is implausible");
   } else {
-    uint32_t listed = 0;
-    for (const v1::Core& c : reg.topology().cores()) listed += static_cast<uint32_t>(c.pus_size());
-    if (listed != reg.topology().pus()) {
-      refuse = absl::StrCat("topology is inconsistent: it reports ", reg.topology().pus(),
-                            " PUs but its cores list ", listed);
-    }
+    refuse = TopologyProblem(reg.topology());
   }
   if (!refuse.empty()) {
     spdlog::warn("refusing registration of agent '{}' from {}: {}", reg.agent_id(), peer, refuse);
@@ -801,7 +826,6 @@ bool Core::OnRegister(const v1::Register& reg, std::shared_ptr<AgentLink> link,
   a.set_id(reg.agent_id());
   a.set_site(reg.site());
   *a.mutable_labels() = reg.labels();
-  *a.mutable_topology() = reg.topology();
   a.set_version(reg.version());
   if (a.state() == v1::Agent::state_unspecified || was_lost) a.set_state(v1::Agent::ready);
   a.set_connected(true);
@@ -809,7 +833,7 @@ bool Core::OnRegister(const v1::Register& reg, std::shared_ptr<AgentLink> link,
   *a.mutable_registered_at() = ToProto(now);
   *a.mutable_last_heartbeat_at() = ToProto(now);
   a.set_session_id(NewId("session"));
-  RebuildTopology(rec);
+  RebuildTopology(rec, reg.topology());
   rec.link = std::move(link);
   rec.last_seen = now;
 
@@ -946,11 +970,15 @@ void Core::OnMessage(const std::string& agent_id, const AgentLink* link, const v
       const double rtt = hb.measured_rtt_ms();
       rec.info.set_measured_rtt_ms(std::isfinite(rtt) && rtt >= 0 && rtt < 3.6e6 ? rtt : 0);
       rec.info.set_memory_available_mb(hb.usage().memory_available_mb());
-      if (hb.has_topology()) {
+      if (hb.has_topology() && !TopologyProblem(hb.topology()).empty()) {
+        spdlog::warn(
+            "agent {} reports a changed topology that is not usable ({}); keeping the one "
+            "it registered with",
+            agent_id, TopologyProblem(hb.topology()));
+      } else if (hb.has_topology()) {
         spdlog::warn("agent {} reports a changed topology: {} PUs, {} MiB, {} GPUs", agent_id,
                      hb.topology().pus(), hb.topology().memory_mb(), hb.topology().gpus_size());
-        *rec.info.mutable_topology() = hb.topology();
-        RebuildTopology(rec);
+        RebuildTopology(rec, hb.topology());
         PersistAgent(rec);
         schedule_pending_ = true;
       }

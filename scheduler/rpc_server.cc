@@ -1,6 +1,7 @@
 #include "portolan/rpc_server.h"
 
-#include <deque>
+#include <array>
+#include <memory>
 #include <optional>
 
 #include "absl/strings/str_cat.h"
@@ -45,6 +46,10 @@ class RpcServer::Session : public AgentLink, public std::enable_shared_from_this
                                  return;
                                }
                                self->identity_ = *id;
+                             } else {
+                               // Read drains the socket until it would block.
+                               boost::system::error_code nb;
+                               self->stream_.socket().non_blocking(true, nb);
                              }
                              self->Read();
                            });
@@ -60,7 +65,7 @@ class RpcServer::Session : public AgentLink, public std::enable_shared_from_this
         return;
       }
       self->queue_.push_back(std::move(*frame));
-      if (self->queue_.size() == 1) self->Write();
+      if (self->queue_.size() - self->head_ == 1) self->Write();  // none in flight
     });
   }
 
@@ -79,27 +84,68 @@ class RpcServer::Session : public AgentLink, public std::enable_shared_from_this
     });
   }
 
+  // Plain TCP: wait until the socket is readable, then read into one buffer
+  // shared by all sessions of this (single-threaded) io_context, so an idle
+  // connection holds no read buffer. TLS reads through the SSL stream, which
+  // has its own record buffers, into a per-session buffer.
   void Read() {
-    stream_.AsyncReadSome(asio::buffer(buf_), [self = shared_from_this()](
-                                                  const boost::system::error_code& ec, size_t n) {
+    if (stream_.tls()) {
+      ReadTls();
+      return;
+    }
+    stream_.socket().async_wait(
+        tcp::socket::wait_read, [self = shared_from_this()](const boost::system::error_code& ec) {
+          if (self->closed_) return;
+          if (ec) {
+            self->Shutdown(tls::Describe(ec));
+            return;
+          }
+          static thread_local std::array<char, 64 * 1024> shared;
+          tcp::socket& socket = self->stream_.socket();
+          for (;;) {
+            boost::system::error_code rec;
+            size_t n = socket.read_some(asio::buffer(shared), rec);
+            if (rec == asio::error::would_block || rec == asio::error::try_again) break;
+            if (rec) {
+              self->Shutdown(tls::IsPeerClosed(rec) ? "peer closed the connection"
+                                                    : tls::Describe(rec));
+              return;
+            }
+            if (!self->Consume(shared.data(), n)) return;
+            if (n < shared.size()) break;
+          }
+          self->Read();
+        });
+  }
+
+  void ReadTls() {
+    if (!tls_buf_) tls_buf_ = std::make_unique<std::array<char, 4096>>();
+    stream_.AsyncReadSome(asio::buffer(*tls_buf_), [self = shared_from_this()](
+                                                       const boost::system::error_code& ec,
+                                                       size_t n) {
       if (self->closed_) return;
       if (ec) {
         self->Shutdown(tls::IsPeerClosed(ec) ? "peer closed the connection" : tls::Describe(ec));
         return;
       }
-      self->decoder_.Append(self->buf_.data(), n);
-      v1::Envelope env;
-      while (!self->closed_) {
-        auto next = self->decoder_.Next(&env);
-        if (!next.ok()) {
-          self->ProtocolError(std::string(next.status().message()));
-          return;
-        }
-        if (!*next) break;
-        self->Handle(env);
-      }
-      if (!self->closed_) self->Read();
+      if (self->Consume(self->tls_buf_->data(), n)) self->ReadTls();
     });
+  }
+
+  // Decodes and handles every complete frame; false once the session closed.
+  bool Consume(const char* data, size_t n) {
+    decoder_.Append(data, n);
+    v1::Envelope env;
+    while (!closed_) {
+      auto next = decoder_.Next(&env);
+      if (!next.ok()) {
+        ProtocolError(std::string(next.status().message()));
+        return false;
+      }
+      if (!*next) break;
+      Handle(env);
+    }
+    return !closed_;
   }
 
   void Handle(const v1::Envelope& env) {
@@ -153,15 +199,18 @@ class RpcServer::Session : public AgentLink, public std::enable_shared_from_this
   }
 
   void Write() {
-    stream_.AsyncWrite(asio::buffer(queue_.front()),
+    stream_.AsyncWrite(asio::buffer(queue_[head_]),
                        [self = shared_from_this()](const boost::system::error_code& ec, size_t) {
                          if (self->closed_) return;
                          if (ec) {
                            self->Shutdown(tls::Describe(ec));
                            return;
                          }
-                         self->queued_bytes_ -= self->queue_.front().size();
-                         self->queue_.pop_front();
+                         self->queued_bytes_ -= self->queue_[self->head_].size();
+                         if (++self->head_ == self->queue_.size()) {
+                           self->queue_.clear();
+                           self->head_ = 0;
+                         }
                          if (!self->queue_.empty()) {
                            self->Write();
                          } else if (!self->close_after_write_.empty()) {
@@ -179,6 +228,7 @@ class RpcServer::Session : public AgentLink, public std::enable_shared_from_this
     timer_.cancel();
     stream_.Close();
     queue_.clear();
+    head_ = 0;
     if (!agent_id_.empty()) core_->OnDisconnect(agent_id_, this);
   }
 
@@ -189,10 +239,13 @@ class RpcServer::Session : public AgentLink, public std::enable_shared_from_this
   Core* core_;
   wire::FrameDecoder decoder_;
   std::shared_ptr<std::atomic<size_t>> registry_;  // open connections
-  // Small on purpose: one per agent connection (10,000s of them); larger
-  // frames arrive over several reads.
-  std::array<char, 4096> buf_;
-  std::deque<std::string> queue_;
+  // TLS sessions only, made at the first read; plain sessions read into a
+  // buffer shared by all (see Read). Larger frames arrive over several reads.
+  std::unique_ptr<std::array<char, 4096>> tls_buf_;
+  // Frames waiting to be written, from head_ on. A vector (not a deque, which
+  // allocates on construction) so an idle session holds nothing here.
+  std::vector<std::string> queue_;
+  size_t head_ = 0;
   size_t queued_bytes_ = 0;
   std::string peer_;
   std::string agent_id_;

@@ -38,7 +38,9 @@ absl::StatusOr<bool> FrameDecoder::Next(v1::Envelope* out) {
     buffer_.erase(0, consumed_);
     consumed_ = 0;
   } else if (consumed_ == buffer_.size()) {
-    buffer_.clear();
+    // Nothing left over: give the storage back, so an idle connection (most
+    // of them, between heartbeats) holds no buffer at all.
+    std::string().swap(buffer_);
     consumed_ = 0;
   }
   return true;

@@ -33,6 +33,9 @@ class FrameDecoder {
   absl::StatusOr<bool> Next(v1::Envelope* out);
 
   size_t buffered() const { return buffer_.size() - consumed_; }
+  // Bytes of storage held; back to none (a std::string's inline capacity)
+  // whenever every buffered frame has been decoded.
+  size_t held_bytes() const { return buffer_.capacity(); }
 
  private:
   size_t max_frame_bytes_;

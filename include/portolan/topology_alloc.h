@@ -4,8 +4,8 @@
 #include <string_view>
 #include <vector>
 
-#include "absl/container/inlined_vector.h"
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "portolan/v1/agent.pb.h"
 #include "portolan/v1/job.pb.h"
 #include "portolan/v1/topology.pb.h"
@@ -40,8 +40,18 @@ struct Request {
 //    smt shared: single PUs, filling partly used cores first.
 //  * within a node, PUs come from one L3 cache group when one can hold them
 //    (best fit), so a job's cores share caches.
+//
+// Memory: the scheduler keeps one per registered agent (10,000s), so the
+// layout is compact: 16 bytes per core, the PUs of all cores in one array,
+// 2 bytes per PU for its owner and its core (about 2 KiB for 128 PUs). PU OS
+// indexes above kMaxPuIndex and cores beyond kMaxCores are not supported;
+// the scheduler refuses such topologies at registration, and the constructor
+// ignores them.
 class AgentTopology {
  public:
+  static constexpr uint32_t kMaxPuIndex = 65534;
+  static constexpr int kMaxCores = 65535;
+
   explicit AgentTopology(const v1::Topology& topology);
 
   // Whether the request could run on this machine when it is empty.
@@ -74,16 +84,17 @@ class AgentTopology {
 
  private:
   struct Core {
-    int node;                              // index into nodes_
-    int l3;                                // cache group id, unique per node
-    absl::InlinedVector<uint32_t, 2> pus;  // SMT siblings: no allocation for up to 2
-    int free = 0;                          // free PUs of this core
+    int32_t l3 = 0;      // cache group id, unique per node
+    uint32_t first = 0;  // its PUs (SMT siblings): core_pus_[first, first + size)
+    uint16_t node = 0;   // index into nodes_
+    uint16_t size = 0;   // PUs of this core
+    uint16_t free = 0;   // free PUs of this core
   };
   struct Node {
     uint32_t os_index = 0;
     int mem_total = 0;
     int mem_free = 0;
-    std::vector<int> cores;  // indexes into cores_
+    std::vector<uint16_t> cores;  // indexes into cores_
     int total_pus = 0;
     int free_pus = 0;
     int free_core_pus = 0;  // PUs of wholly free cores
@@ -103,18 +114,25 @@ class AgentTopology {
   int BestSingleNode(const Request& r) const;  // -1 when none fits
   void Recount(int node);
 
+  absl::Span<const uint32_t> Pus(const Core& c) const {
+    return absl::MakeConstSpan(core_pus_.data() + c.first, c.size);
+  }
+
   std::vector<Node> nodes_;
   std::vector<Core> cores_;
+  std::vector<uint32_t> core_pus_;  // PU OS indexes, core by core
   std::vector<Gpu> gpus_;
   // The job holding each PU, by PU OS index: 0 free, else 1 + an index into
-  // owners_ (the jobs on this agent), so a 128-PU machine costs 512 bytes
-  // rather than 128 strings.
-  std::vector<uint32_t> pu_owner_;
+  // owners_ (the jobs on this agent), so a 128-PU machine costs 256 bytes
+  // rather than 128 strings. A slot holds at least one PU, so slots never
+  // outnumber PUs and fit in 16 bits.
+  std::vector<uint16_t> pu_owner_;
   std::vector<std::string> owners_;  // job ids; "" for a free slot
   std::vector<uint32_t> owner_pus_;  // PUs each slot holds
   // The slot (1-based) of `job`; with `create`, a new or reused one.
   uint32_t OwnerSlot(const std::string& job, bool create);
-  std::vector<int> pu_core_;  // by PU OS index; -1 none
+  static constexpr uint16_t kNoCore = 0xFFFF;
+  std::vector<uint16_t> pu_core_;  // by PU OS index; kNoCore for none
   int total_pus_ = 0;
   int free_pus_ = 0;
   int free_mem_ = 0;   // sum of nodes' mem_free

@@ -41,27 +41,39 @@ AgentTopology::AgentTopology(const v1::Topology& t) {
     node_of[0] = 0;
   }
   uint32_t max_pu = 0;
+  size_t listed = 0;
   for (const v1::Core& c : t.cores()) {
-    for (uint32_t pu : c.pus()) max_pu = std::max(max_pu, pu);
+    for (uint32_t pu : c.pus()) {
+      if (pu <= kMaxPuIndex) max_pu = std::max(max_pu, pu);
+    }
+    listed += c.pus_size();
   }
   pu_owner_.assign(max_pu + 1, 0);
-  pu_core_.assign(max_pu + 1, -1);
+  pu_core_.assign(max_pu + 1, kNoCore);
+  core_pus_.reserve(std::min<size_t>(listed, max_pu + 1));
   for (const v1::Core& c : t.cores()) {
+    if (cores_.size() >= static_cast<size_t>(kMaxCores)) break;
     Core core;
     auto it = node_of.find(static_cast<uint32_t>(c.numa()));
-    core.node = c.numa() >= 0 && it != node_of.end() ? it->second : 0;
+    core.node = static_cast<uint16_t>(c.numa() >= 0 && it != node_of.end() ? it->second : 0);
     core.l3 = c.l3() >= 0 ? c.l3() : -1 - core.node;
+    core.first = static_cast<uint32_t>(core_pus_.size());
     for (uint32_t pu : c.pus()) {
-      if (pu_core_[pu] >= 0) continue;  // a PU listed twice counts once
-      pu_core_[pu] = static_cast<int>(cores_.size());
-      core.pus.push_back(pu);
+      // Unsupported or listed twice (it counts once).
+      if (pu > kMaxPuIndex || pu_core_[pu] != kNoCore) continue;
+      pu_core_[pu] = static_cast<uint16_t>(cores_.size());
+      core_pus_.push_back(pu);
     }
-    if (core.pus.empty()) continue;
-    core.free = static_cast<int>(core.pus.size());
+    core.size = static_cast<uint16_t>(core_pus_.size() - core.first);
+    if (core.size == 0) continue;
+    core.free = core.size;
     total_pus_ += core.free;
-    nodes_[core.node].cores.push_back(static_cast<int>(cores_.size()));
-    cores_.push_back(std::move(core));
+    nodes_[core.node].cores.push_back(static_cast<uint16_t>(cores_.size()));
+    cores_.push_back(core);
   }
+  core_pus_.shrink_to_fit();
+  cores_.shrink_to_fit();
+  for (Node& n : nodes_) n.cores.shrink_to_fit();
   free_pus_ = total_pus_;
   for (const v1::Gpu& g : t.gpus()) {
     Gpu gpu;
@@ -79,7 +91,7 @@ void AgentTopology::Recount(int node) {
   n.max_core_pus = 1;
   for (int ci : n.cores) {
     const Core& c = cores_[ci];
-    const int size = static_cast<int>(c.pus.size());
+    const int size = c.size;
     n.total_pus += size;
     n.free_pus += c.free;
     if (c.free == size) n.free_core_pus += size;
@@ -237,7 +249,7 @@ absl::Status AgentTopology::ChoosePus(int node, int want, bool exclusive,
   std::map<int, int> group_free;
   for (int ci : n.cores) {
     const Core& c = cores_[ci];
-    const int usable = exclusive ? (c.free == static_cast<int>(c.pus.size()) ? c.free : 0) : c.free;
+    const int usable = exclusive ? (c.free == c.size ? c.free : 0) : c.free;
     if (usable > 0) group_free[c.l3] += usable;
   }
   std::vector<int> groups;
@@ -260,19 +272,19 @@ absl::Status AgentTopology::ChoosePus(int node, int want, bool exclusive,
     }
     // Shared: fill partly used cores first, keeping whole cores free.
     std::stable_sort(cores.begin(), cores.end(), [&](int a, int b) {
-      bool pa = cores_[a].free < static_cast<int>(cores_[a].pus.size());
-      bool pb = cores_[b].free < static_cast<int>(cores_[b].pus.size());
+      bool pa = cores_[a].free < cores_[a].size;
+      bool pb = cores_[b].free < cores_[b].size;
       return pa && !pb;
     });
     for (int ci : cores) {
       const Core& c = cores_[ci];
       if (c.free == 0) continue;
       if (exclusive) {
-        if (c.free != static_cast<int>(c.pus.size())) continue;
-        for (uint32_t pu : c.pus) out->add_pus(pu);
-        got += static_cast<int>(c.pus.size());
+        if (c.free != c.size) continue;
+        for (uint32_t pu : Pus(c)) out->add_pus(pu);
+        got += c.size;
       } else {
-        for (uint32_t pu : c.pus) {
+        for (uint32_t pu : Pus(c)) {
           if (got >= want) break;
           if (pu_owner_[pu] != 0) continue;
           out->add_pus(pu);
@@ -390,7 +402,7 @@ absl::StatusOr<v1::Allocation> AgentTopology::Plan(const Request& r) const {
 absl::Status AgentTopology::Commit(const v1::Allocation& a, const std::string& job) {
   std::set<uint32_t> seen;
   for (uint32_t pu : a.pus()) {
-    if (pu >= pu_core_.size() || pu_core_[pu] < 0)
+    if (pu >= pu_core_.size() || pu_core_[pu] == kNoCore)
       return absl::InvalidArgumentError(absl::StrCat("no PU ", pu));
     if (pu_owner_[pu] != 0) {
       return absl::FailedPreconditionError(
@@ -427,7 +439,7 @@ absl::Status AgentTopology::Commit(const v1::Allocation& a, const std::string& j
   std::set<int> touched;
   const uint32_t slot = a.pus_size() > 0 ? OwnerSlot(job, true) : 0;
   for (uint32_t pu : a.pus()) {
-    pu_owner_[pu] = slot;
+    pu_owner_[pu] = static_cast<uint16_t>(slot);
     ++owner_pus_[slot - 1];
     Core& c = cores_[pu_core_[pu]];
     --c.free;

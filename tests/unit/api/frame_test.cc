@@ -38,6 +38,23 @@ TEST(FrameTest, DecodesFrameSplitIntoSingleBytes) {
   EXPECT_DOUBLE_EQ(out.heartbeat().measured_rtt_ms(), 1.5);
 }
 
+TEST(FrameTest, ReleasesItsStorageOnceDrained) {
+  // Many idle connections: a decoder between frames must hold no buffer.
+  v1::Envelope big;
+  big.set_seq(1);
+  big.mutable_heartbeat()->mutable_topology()->set_source(std::string(8000, 'x'));
+  std::string f = EncodeFrame(big);
+  FrameDecoder d;
+  d.Append(f.data(), f.size() - 1);
+  v1::Envelope out;
+  ASSERT_FALSE(*d.Next(&out));
+  EXPECT_GE(d.held_bytes(), f.size() - 1) << "a partial frame is kept";
+  d.Append(&f.back(), 1);
+  ASSERT_TRUE(*d.Next(&out));
+  EXPECT_EQ(out.heartbeat().topology().source().size(), 8000u);
+  EXPECT_EQ(d.held_bytes(), std::string().capacity());
+}
+
 TEST(FrameTest, DecodesCoalescedFramesInOrder) {
   std::string all;
   for (uint64_t i = 1; i <= 50; ++i) all += EncodeFrame(Heartbeat(i));

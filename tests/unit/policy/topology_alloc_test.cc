@@ -192,6 +192,24 @@ TEST(TopologyAllocTest, CommitRefusesDoubleAllocationAndReleaseReturnsEverything
   EXPECT_EQ(t.free_gpus(), 2);
 }
 
+TEST(TopologyAllocTest, IgnoresPusAboveTheSupportedOsIndex) {
+  // The scheduler refuses such topologies at registration; the allocator
+  // itself must still not size its per-PU tables by a hostile index.
+  v1::Topology topo;
+  topo.set_memory_mb(1024);
+  v1::Core* c = topo.add_cores();
+  c->add_pus(0);
+  c->add_pus(4000000000u);
+  topo.add_cores()->add_pus(AgentTopology::kMaxPuIndex + 1);
+  topo.set_pus(3);
+  AgentTopology t(topo);
+  EXPECT_EQ(t.total_pus(), 1);
+  auto a = t.Plan(Req(1, 64));
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->pus(0), 0u);
+  EXPECT_FALSE(t.CouldEverFit(Req(2, 64)));
+}
+
 // Property: for thousands of random job streams, no PU, MiB or GPU is ever
 // held twice, accounting matches the allocations, and all is free at the end.
 TEST(TopologyAllocTest, RandomStreamsNeverDoubleAllocate) {

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <limits>
 
+#include <google/protobuf/util/message_differencer.h>
 #include <gtest/gtest.h>
 
 #include "portolan/codec.h"
@@ -342,6 +343,11 @@ TEST_F(CoreTest, RefusesImplausibleOrInconsistentTopologies) {
             std::string::npos);
   EXPECT_NE(try_register([](v1::Topology& t) { t.set_pus(64); }).find("inconsistent"),
             std::string::npos);
+  // A PU OS index of 4 billion would size the scheduler's per-PU tables.
+  EXPECT_NE(try_register([](v1::Topology& t) {
+              t.mutable_cores(0)->set_pus(1, 4000000000u);
+            }).find("above the highest supported OS index 65534"),
+            std::string::npos);
   EXPECT_EQ(core->GetAgent("odd").status().code(), absl::StatusCode::kNotFound);
 }
 
@@ -507,6 +513,42 @@ TEST_F(CoreTest, HeartbeatWithAChangedTopologyRebuildsTheAgent) {
   EXPECT_EQ(a->capacity().cpus(), 4);
   EXPECT_EQ(a->allocated().cpus(), 2);
   EXPECT_EQ(a->pu_jobs().size(), 2u);
+  EXPECT_EQ(a->topology().cores_size(), 4);
+  // An unusable topology in a heartbeat is ignored; the agent keeps the last good one.
+  v1::Envelope bad;
+  bad.set_seq(++agent_seq);
+  *bad.mutable_heartbeat()->mutable_topology() = a->topology();
+  bad.mutable_heartbeat()->mutable_topology()->mutable_cores(0)->set_pus(0, 70000);
+  core->OnMessage("a1", link.get(), bad);
+  EXPECT_EQ(core->GetAgent("a1")->capacity().cpus(), 4);
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(core->GetAgent("a1")->topology(),
+                                                                 a->topology()));
+}
+
+TEST_F(CoreTest, AgentTopologyIsKeptWholeForTheApiAndTheStore) {
+  auto link = Register("a1", 8);
+  auto got = core->GetAgent("a1");
+  ASSERT_TRUE(got.ok());
+  const v1::Topology sent = got->topology();
+  // What Register (the fixture) sent: one NUMA node, 8 single-PU cores.
+  EXPECT_EQ(sent.pus(), 8u);
+  EXPECT_EQ(sent.memory_mb(), 16384u);
+  ASSERT_EQ(sent.numa_nodes_size(), 1);
+  EXPECT_EQ(sent.numa_nodes(0).memory_mb(), 16384u);
+  ASSERT_EQ(sent.cores_size(), 8);
+  EXPECT_EQ(sent.cores(5).index(), 5u);
+  ASSERT_EQ(sent.cores(5).pus_size(), 1);
+  EXPECT_EQ(sent.cores(5).pus(0), 5u);
+  auto listed = core->ListAgents();
+  ASSERT_EQ(listed.agents_size(), 1);
+  EXPECT_TRUE(
+      google::protobuf::util::MessageDifferencer::Equals(listed.agents(0).topology(), sent));
+  // The stored form carries it too: a restarted core has it back.
+  Core restarted(opts, &store, &clock, &registry);
+  ASSERT_TRUE(restarted.Recover().ok());
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(
+      restarted.GetAgent("a1")->topology(), sent));
+  EXPECT_EQ(restarted.GetAgent("a1")->capacity().cpus(), 8);
 }
 
 TEST_F(CoreTest, OnAgentLossRetriesElsewhereAfterBackoffAndNeverEndsLost) {
