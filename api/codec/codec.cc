@@ -348,6 +348,12 @@ absl::Status ParseYaml(absl::string_view yaml, google::protobuf::Message* msg,
 }
 
 std::string ToJson(const google::protobuf::Message& msg, bool pretty) {
+  std::string out;
+  if (!pretty && internal::FastJson(msg, &out)) return out;
+  return internal::ProtobufJson(msg, pretty);
+}
+
+std::string internal::ProtobufJson(const google::protobuf::Message& msg, bool pretty) {
   google::protobuf::util::JsonPrintOptions opts;
   opts.preserve_proto_field_names = true;
   opts.always_print_primitive_fields = true;

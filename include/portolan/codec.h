@@ -46,7 +46,18 @@ absl::StatusOr<std::string> YamlToJson(absl::string_view yaml,
 
 // Proto3 JSON with snake_case names and every field printed (defaults too),
 // so clients always see the full shape.
+// Map keys come out in key order. Compact output comes from a direct
+// reflection printer (internal::FastJson); pretty output, and messages with
+// well-known types other than Timestamp, from protobuf's printer.
 std::string ToJson(const google::protobuf::Message& msg, bool pretty = false);
+
+namespace internal {
+// The direct printer: the same JSON as ProtobufJson(msg, false) except for
+// map order; false (and `out` unspecified) for what it does not cover.
+bool FastJson(const google::protobuf::Message& msg, std::string* out);
+// protobuf's MessageToJsonString with ToJson's options.
+std::string ProtobufJson(const google::protobuf::Message& msg, bool pretty);
+}  // namespace internal
 
 // Loads a .json, .yaml or .yml file into `msg`. Errors name the file.
 absl::Status LoadFile(const std::string& path, google::protobuf::Message* msg);

@@ -2,8 +2,9 @@
 // for POST /v1/jobs — the server's size and JSON-depth checks, proto3 JSON
 // parsing against the Job schema (unknown fields refused) and job
 // validation with defaults. Invariants: no crash, no 5xx (an exception or
-// unexpected status escaping is a bug), every error names a code, and a job
-// that validates prints to JSON that parses and validates again unchanged.
+// unexpected status escaping is a bug), every error names a code, a parsed
+// job prints the same through the direct printer as through protobuf's, and
+// a job that validates prints to JSON that parses and validates again unchanged.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -24,6 +25,14 @@ portolan::rest::Server* MakeServer() {
     portolan::v1::Job job;
     if (absl::Status st = portolan::ParseJson(req.body, &job); !st.ok())
       return portolan::rest::StatusResponse(st);
+    // The direct JSON printer writes what protobuf's printer writes (byte for
+    // byte unless a map has two or more entries, whose order differs).
+    std::string fast;
+    if (!portolan::internal::FastJson(job, &fast)) abort();
+    if (job.env_size() <= 1 && job.placement().max_rtt_ms_size() <= 1 &&
+        fast != portolan::internal::ProtobufJson(job, false)) {
+      abort();
+    }
     if (absl::Status st = portolan::scheduler::ValidateAndDefault(job); !st.ok())
       return portolan::rest::StatusResponse(st);
     // Printed and parsed again, a valid job stays the same and stays valid.

@@ -4,8 +4,12 @@
 
 #include <algorithm>
 
+#include "google/protobuf/util/message_differencer.h"
+#include "portolan/v1/agent.pb.h"
 #include "portolan/v1/config.pb.h"
 #include "portolan/v1/job.pb.h"
+#include "portolan/v1/policy.pb.h"
+#include "portolan/v1/wire.pb.h"
 
 namespace portolan {
 namespace {
@@ -42,6 +46,103 @@ TEST(CodecTest, OutputUsesSnakeCaseAndLowercaseEnumWords) {
   EXPECT_NE(json.find(R"("memory_mb":64)"), std::string::npos) << json;
   EXPECT_NE(json.find(R"("policy":"on_agent_loss")"), std::string::npos) << json;
   EXPECT_EQ(json.find("memoryMb"), std::string::npos);
+}
+
+// The direct printer must write what protobuf's printer writes: byte for
+// byte where a message has no map with two or more entries (protobuf's map
+// order is unspecified; ours is by key), and the same message back otherwise.
+void ExpectSameAsProtobuf(const google::protobuf::Message& m, bool byte_exact = true) {
+  std::string fast;
+  ASSERT_TRUE(internal::FastJson(m, &fast)) << m.GetTypeName();
+  const std::string slow = internal::ProtobufJson(m, false);
+  if (byte_exact && fast != slow) {
+    size_t at = 0;
+    while (at < fast.size() && at < slow.size() && fast[at] == slow[at]) ++at;
+    ADD_FAILURE() << m.GetTypeName() << " differs at byte " << at << ":\n  fast ..."
+                  << fast.substr(at > 40 ? at - 40 : 0, 120) << "\n  slow ..."
+                  << slow.substr(at > 40 ? at - 40 : 0, 120);
+  }
+  std::unique_ptr<google::protobuf::Message> back(m.New());
+  ASSERT_TRUE(ParseJson(fast, back.get()).ok()) << fast;
+  google::protobuf::util::MessageDifferencer diff;
+  std::string why;
+  diff.ReportDifferencesToString(&why);
+  EXPECT_TRUE(diff.Compare(*back, m)) << why << fast;
+  EXPECT_EQ(ToJson(m), fast);
+}
+
+TEST(CodecTest, DirectJsonPrinterMatchesProtobuf) {
+  v1::Job job;
+  ASSERT_TRUE(ParseJson(R"({
+    "name": "genome-align", "tenant": "acme", "kind": "data_processing",
+    "command": ["/usr/bin/env", "python3", "a<b>&c \"q\" \\ \t\n\u0001\u007f\u2028 ü 中文"],
+    "env": {"THREADS": "8"},
+    "resources": {"cpus": 8, "memory_mb": 16384, "gpus": 0},
+    "topology": {"numa": "single", "smt": "exclusive"},
+    "datasets": [{"id": "reads", "origin": "CN", "location": "lingang-idc-1", "size_gb": 0.1,
+      "categories": ["personal", "important"], "subjects": 250000}],
+    "placement": {"max_rtt_ms": {"hongkong-1": 40.25}},
+    "priority": -5, "max_runtime_s": 3600,
+    "restart": {"policy": "on_agent_loss", "max_attempts": 3}})",
+                        &job)
+                  .ok());
+  job.set_id("job-1");
+  job.set_state(v1::Job::running);
+  job.mutable_submitted_at()->set_seconds(1795000000);
+  job.mutable_started_at()->set_seconds(1795000001);
+  job.mutable_started_at()->set_nanos(500000000);
+  job.mutable_finished_at()->set_seconds(0);
+  job.mutable_finished_at()->set_nanos(123456789);
+  job.mutable_not_before()->set_seconds(-1000);
+  job.mutable_not_before()->set_nanos(1000);
+  job.mutable_allocation()->set_agent("a1");
+  job.mutable_allocation()->add_pus(3);
+  job.mutable_allocation()->add_pus(4);
+  auto* e = job.add_events();
+  e->mutable_time()->set_seconds(1795000002);
+  e->set_message("placed");
+  ExpectSameAsProtobuf(job);
+
+  // Doubles: integral, short, 17 digits, tiny, huge, negative.
+  for (double d : {0.0, 34.0, 34.5, 0.1, 1.0 / 3, 1e5, 1e15, 1e21, 1e-7, 123456789.125, -2.5,
+                   5e-324, 1.7976931348623157e308}) {
+    v1::Agent a;
+    a.set_measured_rtt_ms(d);
+    ExpectSameAsProtobuf(a);
+  }
+  // 64-bit integers are strings; enums out of range print as numbers.
+  v1::CliConfig cli;
+  v1::SchedulerConfig sc;
+  sc.set_max_body_bytes(UINT64_MAX);
+  ExpectSameAsProtobuf(sc);
+  ExpectSameAsProtobuf(cli);
+  v1::Job odd;
+  odd.set_state(static_cast<v1::Job::State>(77));
+  ExpectSameAsProtobuf(odd);
+
+  // oneof and proto3 optional: only when set, and then even at the default.
+  v1::Envelope env;
+  env.set_seq(9);
+  env.mutable_heartbeat()->set_measured_rtt_ms(1.5);
+  ExpectSameAsProtobuf(env);
+  ExpectSameAsProtobuf(v1::Envelope());
+  v1::Policy policy;
+  ASSERT_TRUE(LoadFile(PORTOLAN_SOURCE_DIR "/deploy/policy/default.yaml", &policy).ok());
+  auto* link = policy.add_links();
+  link->set_up(false);
+  ExpectSameAsProtobuf(policy, /*byte_exact=*/false);
+
+  // Maps: one entry matches byte for byte; several come out in key order.
+  v1::Agent agent;
+  (*agent.mutable_pu_jobs())[7] = "j7";
+  ExpectSameAsProtobuf(agent);
+  for (uint32_t pu : {100u, 9u, 10u, 0u}) (*agent.mutable_pu_jobs())[pu] = "j";
+  ExpectSameAsProtobuf(agent, /*byte_exact=*/false);
+  std::string out;
+  ASSERT_TRUE(internal::FastJson(agent, &out));
+  EXPECT_NE(out.find(R"("pu_jobs":{"0":"j","7":"j7","9":"j","10":"j","100":"j"})"),
+            std::string::npos)
+      << out;
 }
 
 TEST(CodecTest, UnknownTopLevelFieldIsNamed) {
