@@ -707,10 +707,10 @@ void Core::ScheduleLocked(const std::string* only) {
         continue;
       }
       ++capacity_misses;
-      waiting_decisions_[job.id()] = d;
       // The waiting reason is derived: every pass (and the first after a
       // restart) recomputes it, so it is kept in memory, not written.
       job.set_reason(d.reason());
+      waiting_decisions_[job.id()] = std::move(d);
       continue;
     }
     if (absl::Status st = policy->engine->Reserve(in, d); !st.ok()) {
