@@ -1,6 +1,7 @@
 #include "portolan/scheduler_core.h"
 
 #include <array>
+#include <chrono>
 #include <cmath>
 #include <deque>
 
@@ -95,10 +96,13 @@ bool Core::has_policy() {
 }
 
 absl::Status Core::Recover() {
+  const auto started = std::chrono::steady_clock::now();
   auto agents = store_->LoadAgents();
   if (!agents.ok()) return agents.status();
   auto jobs = store_->LoadJobs();
   if (!jobs.ok()) return jobs.status();
+  const double load_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   auto tenants = store_->LoadTenants();
   if (!tenants.ok()) return tenants.status();
   auto ledger = store_->LoadLedger();
@@ -155,8 +159,11 @@ absl::Status Core::Recover() {
     }
   }
   for (auto& [id, rec] : agents_) SyncAllocated(rec);
-  spdlog::info("recovered {} jobs ({} queued, {} placed or running) and {} agents", jobs_.size(),
-               queue_.size(), active, agents_.size());
+  spdlog::info(
+      "recovered {} jobs ({} queued, {} placed or running) and {} agents in {:.2f} s ({:.2f} s "
+      "reading the store)",
+      jobs_.size(), queue_.size(), active, agents_.size(),
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(), load_s);
   schedule_pending_ = true;
   return absl::OkStatus();
 }

@@ -10,10 +10,10 @@
 // (returns false) for what it does not cover, so the caller falls back to
 // protobuf: well-known types other than Timestamp, and pretty printing.
 #include <algorithm>
-#include <cstdio>
-#include <cstdlib>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <vector>
 

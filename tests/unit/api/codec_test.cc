@@ -216,8 +216,8 @@ TEST(CodecTest, ConfigBecomesTheFlagsItStandsFor) {
   (*a.mutable_labels())["zone"] = "hk";
   std::vector<std::string> flags = ConfigToFlags(a, {{"labels", "label"}});
   std::sort(flags.begin(), flags.end());
-  EXPECT_EQ(flags, (std::vector<std::string>{"--insecure", "--kill-grace-ms=500",
-                                             "--label=zone=hk", "--site=hongkong-1"}));
+  EXPECT_EQ(flags, (std::vector<std::string>{"--insecure", "--kill-grace-ms=500", "--label=zone=hk",
+                                             "--site=hongkong-1"}));
   v1::SchedulerConfig s;
   s.set_rate_limit_rps(1234567.25);  // doubles keep every digit
   EXPECT_EQ(ConfigToFlags(s), std::vector<std::string>{"--rate-limit-rps=1234567.25"});

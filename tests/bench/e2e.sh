@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# End-to-end throughput on this machine: starts a scheduler and 4 agents
+# (real portolan-agent processes, real hwloc topology, loopback, plain RPC,
+# no REST auth) and runs e2e_bench: N trivial jobs (/bin/true, 1 cpu)
+# submitted over REST, placed, run and reported back; prints jobs/s as a JSON
+# line and a summary. Stops exactly the processes it started.
+#
+#   tests/bench/e2e.sh [JOBS=2000] [BUILD=build]
+# Environment: E2E_AGENTS (default 4), E2E_CLIENTS (submitting threads, 16).
+set -euo pipefail
+JOBS="${1:-2000}"
+BUILD="${2:-build}"
+AGENTS="${E2E_AGENTS:-4}"
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+BIN="$ROOT/$BUILD/bin"
+BENCH="$ROOT/$BUILD/tests/bench/e2e_bench"
+[ -x "$BENCH" ] || cmake --build "$ROOT/$BUILD" --target e2e_bench >/dev/null
+WORK="$(mktemp -d /tmp/portolan-e2e.XXXXXX)"
+chmod 711 "$WORK"  # jobs run as nobody and must reach the agents' state directories
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+"$BIN/portolan-scheduler" --no-auth --insecure --rest-addr 127.0.0.1:0 --rpc-addr 127.0.0.1:0 \
+  --state-dir "$WORK/state" --policy "$ROOT/deploy/policy/default.yaml" --rate-limit-rps 0 \
+  --ports-file "$WORK/ports.json" >"$WORK/scheduler.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 1 100); do [ -f "$WORK/ports.json" ] && break; sleep 0.1; done
+RPC=$(sed 's/.*"rpc": \([0-9]*\).*/\1/' "$WORK/ports.json")
+REST=$(sed 's/.*"rest": \([0-9]*\).*/\1/' "$WORK/ports.json")
+SITES=(lingang-idc-1 hongkong-1 singapore-1 frankfurt-1)
+for i in $(seq 1 "$AGENTS"); do
+  site="${SITES[$(((i - 1) % ${#SITES[@]}))]}"
+  "$BIN/portolan-agent" --id "e2e-$i" --site "$site" --scheduler "127.0.0.1:$RPC" --insecure \
+    --state-dir "$WORK/agent-$i" >"$WORK/agent-$i.log" 2>&1 &
+  PIDS+=($!)
+done
+for _ in $(seq 1 100); do
+  n=$(curl -fsS "http://127.0.0.1:$REST/v1/agents" | grep -o '"connected":true' | wc -l || true)
+  [ "$n" -ge "$AGENTS" ] && break
+  sleep 0.1
+done
+[ "$n" -ge "$AGENTS" ] || { echo "e2e: only $n of $AGENTS agents registered" >&2; tail -3 "$WORK"/agent-1.log >&2; exit 1; }
+PUS=$(curl -fsS "http://127.0.0.1:$REST/v1/agents" | grep -o '"capacity":{"cpus":[0-9]*' | sed 's/.*://' | paste -sd+ | bc)
+echo "e2e: scheduler and $AGENTS agents up ($PUS PUs in all); submitting $JOBS jobs" >&2
+"$BENCH" --server "http://127.0.0.1:$REST" --jobs "$JOBS" --clients "${E2E_CLIENTS:-16}"

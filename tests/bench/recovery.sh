@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Restart time with a large history: fills a state directory with N jobs
+# through the real store (tests/bench/populate_store.cc: 99 % finished, 1 %
+# queued), then starts the scheduler on it and measures the time from exec
+# until it is ready (it writes its ports file only once recovered and
+# listening; /readyz answers 200 then), and its resident memory at that
+# point. Prints one JSON line and a summary; stops what it started.
+#
+#   tests/bench/recovery.sh [JOBS=1000000] [BUILD=build]
+# Environment: RECOVERY_KEEP=DIR reuses (or fills once) a state directory.
+set -euo pipefail
+JOBS="${1:-1000000}"
+BUILD="${2:-build}"
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+BIN="$ROOT/$BUILD/bin"
+POP="$ROOT/$BUILD/tests/bench/populate_store"
+[ -x "$POP" ] || cmake --build "$ROOT/$BUILD" --target populate_store >/dev/null
+WORK="$(mktemp -d /tmp/portolan-recovery.XXXXXX)"
+STATE="${RECOVERY_KEEP:-$WORK/state}"
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+if [ ! -f "$STATE/portolan.db" ]; then
+  echo "recovery: storing $JOBS jobs in $STATE" >&2
+  "$POP" --state-dir "$STATE" --jobs "$JOBS" >&2
+fi
+DB_MIB=$(du -m "$STATE/portolan.db" | cut -f1)
+sync
+T0=$(date +%s.%N)
+"$BIN/portolan-scheduler" --no-auth --insecure --rest-addr 127.0.0.1:0 --rpc-addr 127.0.0.1:0 \
+  --state-dir "$STATE" --policy "$ROOT/deploy/policy/default.yaml" \
+  --ports-file "$WORK/ports.json" >"$WORK/scheduler.log" 2>&1 &
+SCHED=$!
+PIDS+=("$SCHED")
+while [ ! -f "$WORK/ports.json" ]; do
+  kill -0 "$SCHED" 2>/dev/null || { tail -5 "$WORK/scheduler.log" >&2; exit 1; }
+  sleep 0.02
+done
+T1=$(date +%s.%N)
+READY_S=$(awk -v a="$T1" -v b="$T0" 'BEGIN {printf "%.2f", a - b}')
+REST=$(sed 's/.*"rest": \([0-9]*\).*/\1/' "$WORK/ports.json")
+curl -fsS "http://127.0.0.1:$REST/readyz" >/dev/null
+RSS=$(awk '/VmRSS/ {print $2}' "/proc/$SCHED/status")
+LOADED=$(grep -o "recovered [0-9]* jobs.*reading the store)" "$WORK/scheduler.log" | head -1)
+# One scrape of /metrics walks every job (portolan_jobs): how long it takes at this size.
+S0=$(date +%s.%N)
+curl -fsS "http://127.0.0.1:$REST/metrics" >/dev/null
+S1=$(date +%s.%N)
+SCRAPE_MS=$(awk -v a="$S1" -v b="$S0" 'BEGIN {printf "%.0f", (a - b) * 1000}')
+echo "{\"bench\":\"recovery\",\"jobs\":$JOBS,\"db_mib\":$DB_MIB,\"ready_s\":$READY_S,\"rss_kib\":$RSS,\"metrics_scrape_ms\":$SCRAPE_MS}"
+echo "recovery: $LOADED; ready ${READY_S}s after start with a ${DB_MIB} MiB database; RSS $((RSS / 1024)) MiB; one /metrics scrape ${SCRAPE_MS} ms"
