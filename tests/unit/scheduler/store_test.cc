@@ -1,4 +1,6 @@
 #include <gtest/gtest.h>
+
+#include "absl/strings/str_cat.h"
 #include <sqlite3.h>
 #include <unistd.h>
 
@@ -47,6 +49,62 @@ TEST(SqliteStoreTest, RoundTripsAcrossReopen) {
   EXPECT_EQ((*s)->LoadAgents()->at(0).site(), "hongkong-1");
   EXPECT_EQ((*s)->GetLogs("job-1")->stdout(), "hello\n");
   EXPECT_EQ((*s)->GetLogs("job-2").status().code(), absl::StatusCode::kNotFound);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(SqliteStoreTest, LoadsManyJobsInSubmitOrder) {
+  // More records than one decoding chunk (2,048), stored out of submit
+  // order, with ties on the submit time broken by id.
+  std::string dir = TempDir();
+  constexpr int kJobs = 5000;
+  {
+    auto s = OpenSqliteStore(dir);
+    ASSERT_TRUE(s.ok());
+    for (int i = kJobs - 1; i >= 0; --i) {
+      v1::Job j;
+      j.set_id(absl::StrCat("job-", i % 2 == 0 ? "b" : "a", i));
+      j.set_tenant("t");
+      j.mutable_submitted_at()->set_seconds(1000 + i / 2);  // pairs share a time
+      j.add_command(absl::StrCat("/bin/", i));
+      ASSERT_TRUE((*s)->PutJob(j).ok());
+    }
+  }
+  auto s = OpenSqliteStore(dir);
+  ASSERT_TRUE(s.ok());
+  auto jobs = (*s)->LoadJobs();
+  ASSERT_TRUE(jobs.ok()) << jobs.status();
+  ASSERT_EQ(jobs->size(), static_cast<size_t>(kJobs));
+  for (int i = 0; i < kJobs; i += 2) {
+    // Same second: "job-a<odd>" sorts before "job-b<even>".
+    EXPECT_EQ((*jobs)[i].id(), absl::StrCat("job-a", i + 1)) << i;
+    EXPECT_EQ((*jobs)[i + 1].id(), absl::StrCat("job-b", i)) << i;
+    EXPECT_EQ((*jobs)[i + 1].command(0), absl::StrCat("/bin/", i));
+  }
+  std::filesystem::remove_all(dir);
+}
+
+TEST(SqliteStoreTest, UndecodableJobRecordIsNamed) {
+  std::string dir = TempDir();
+  {
+    auto s = OpenSqliteStore(dir);
+    ASSERT_TRUE(s.ok());
+    for (int i = 0; i < 3000; ++i) {
+      v1::Job j;
+      j.set_id(absl::StrCat("job-", i));
+      ASSERT_TRUE((*s)->PutJob(j).ok());
+    }
+  }
+  sqlite3* db;
+  ASSERT_EQ(sqlite3_open((dir + "/portolan.db").c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "UPDATE jobs SET data = x'ffffffff' WHERE id = 'job-2500'", nullptr,
+                         nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  auto s = OpenSqliteStore(dir);
+  ASSERT_TRUE(s.ok());
+  auto jobs = (*s)->LoadJobs();
+  EXPECT_EQ(jobs.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(jobs.status().message().find("job-2500"), std::string::npos) << jobs.status();
   std::filesystem::remove_all(dir);
 }
 
