@@ -977,11 +977,12 @@ void Core::OnMessage(const std::string& agent_id, const AgentLink* link, const v
       const double rtt = hb.measured_rtt_ms();
       rec.info.set_measured_rtt_ms(std::isfinite(rtt) && rtt >= 0 && rtt < 3.6e6 ? rtt : 0);
       rec.info.set_memory_available_mb(hb.usage().memory_available_mb());
-      if (hb.has_topology() && !TopologyProblem(hb.topology()).empty()) {
+      const std::string problem = hb.has_topology() ? TopologyProblem(hb.topology()) : "";
+      if (!problem.empty()) {
         spdlog::warn(
             "agent {} reports a changed topology that is not usable ({}); keeping the one "
             "it registered with",
-            agent_id, TopologyProblem(hb.topology()));
+            agent_id, problem);
       } else if (hb.has_topology()) {
         spdlog::warn("agent {} reports a changed topology: {} PUs, {} MiB, {} GPUs", agent_id,
                      hb.topology().pus(), hb.topology().memory_mb(), hb.topology().gpus_size());

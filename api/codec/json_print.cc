@@ -137,7 +137,7 @@ bool AppendValue(std::string* out, const Message& m, const FieldDescriptor* f, i
   const Reflection* r = m.GetReflection();
   const bool rep = i >= 0;
   // Map keys are always strings; 64-bit integers are strings anywhere.
-  auto quoted = [&](const std::string& s) {
+  auto number_or_key = [&](const std::string& s) {
     if (map_key) {
       AppendString(out, s);
     } else {
@@ -146,10 +146,10 @@ bool AppendValue(std::string* out, const Message& m, const FieldDescriptor* f, i
   };
   switch (f->cpp_type()) {
     case FieldDescriptor::CPPTYPE_INT32:
-      quoted(absl::StrCat(rep ? r->GetRepeatedInt32(m, f, i) : r->GetInt32(m, f)));
+      number_or_key(absl::StrCat(rep ? r->GetRepeatedInt32(m, f, i) : r->GetInt32(m, f)));
       return true;
     case FieldDescriptor::CPPTYPE_UINT32:
-      quoted(absl::StrCat(rep ? r->GetRepeatedUInt32(m, f, i) : r->GetUInt32(m, f)));
+      number_or_key(absl::StrCat(rep ? r->GetRepeatedUInt32(m, f, i) : r->GetUInt32(m, f)));
       return true;
     case FieldDescriptor::CPPTYPE_INT64:
       AppendString(out, absl::StrCat(rep ? r->GetRepeatedInt64(m, f, i) : r->GetInt64(m, f)));
@@ -164,7 +164,7 @@ bool AppendValue(std::string* out, const Message& m, const FieldDescriptor* f, i
       AppendFloat(out, rep ? r->GetRepeatedFloat(m, f, i) : r->GetFloat(m, f));
       return true;
     case FieldDescriptor::CPPTYPE_BOOL:
-      quoted((rep ? r->GetRepeatedBool(m, f, i) : r->GetBool(m, f)) ? "true" : "false");
+      number_or_key((rep ? r->GetRepeatedBool(m, f, i) : r->GetBool(m, f)) ? "true" : "false");
       return true;
     case FieldDescriptor::CPPTYPE_ENUM: {
       const int v = rep ? r->GetRepeatedEnumValue(m, f, i) : r->GetEnumValue(m, f);

@@ -9,24 +9,11 @@ set -euo pipefail
 SECS="${1:-60}"
 BUILD="${2:-build}"
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
-BIN="$ROOT/$BUILD/bin"
-WORK="$(mktemp -d /tmp/portolan-idle.XXXXXX)"
-chmod 711 "$WORK"
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-
-"$BIN/portolan-scheduler" --no-auth --insecure --rest-addr 127.0.0.1:0 --rpc-addr 127.0.0.1:0 \
-  --state-dir "$WORK/state" --policy "$ROOT/deploy/policy/default.yaml" \
-  --ports-file "$WORK/ports.json" >"$WORK/scheduler.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 1 100); do [ -f "$WORK/ports.json" ] && break; sleep 0.1; done
-RPC=$(sed 's/.*"rpc": \([0-9]*\).*/\1/' "$WORK/ports.json")
+# shellcheck source=tests/bench/lib.sh
+. "$ROOT/tests/bench/lib.sh"
+bench_init idle
+chmod 711 "$WORK"  # the agent's job user must reach its state directory
+bench_scheduler --no-auth --state-dir "$WORK/state"
 "$BIN/portolan-agent" --id idle-1 --site lingang-idc-1 --scheduler "127.0.0.1:$RPC" --insecure \
   --state-dir "$WORK/agent" >"$WORK/agent.log" 2>&1 &
 AGENT=$!
@@ -37,7 +24,7 @@ HZ=$(getconf CLK_TCK)
 T0=$(cpu_ticks "$AGENT")
 sleep "$SECS"
 T1=$(cpu_ticks "$AGENT")
-RSS=$(awk '/VmRSS/ {print $2}' "/proc/$AGENT/status")
+RSS=$(rss_kib "$AGENT")
 PCT=$(awk -v t="$((T1 - T0))" -v hz="$HZ" -v s="$SECS" 'BEGIN {printf "%.3f", t * 100 / hz / s}')
 echo "{\"bench\":\"agent_idle\",\"seconds\":$SECS,\"cpu_ticks\":$((T1 - T0)),\"clk_tck\":$HZ,\"cpu_pct\":$PCT,\"rss_kib\":$RSS}"
 echo "agent_idle: $((T1 - T0)) ticks (1/$HZ s) of CPU in ${SECS} s idle: ${PCT}% of one core; RSS $RSS KiB"

@@ -12,26 +12,13 @@ JOBS="${1:-2000}"
 BUILD="${2:-build}"
 AGENTS="${E2E_AGENTS:-4}"
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
-BIN="$ROOT/$BUILD/bin"
+# shellcheck source=tests/bench/lib.sh
+. "$ROOT/tests/bench/lib.sh"
 BENCH="$ROOT/$BUILD/tests/bench/e2e_bench"
 [ -x "$BENCH" ] || cmake --build "$ROOT/$BUILD" --target e2e_bench >/dev/null
-WORK="$(mktemp -d /tmp/portolan-e2e.XXXXXX)"
+bench_init e2e
 chmod 711 "$WORK"  # jobs run as nobody and must reach the agents' state directories
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-"$BIN/portolan-scheduler" --no-auth --insecure --rest-addr 127.0.0.1:0 --rpc-addr 127.0.0.1:0 \
-  --state-dir "$WORK/state" --policy "$ROOT/deploy/policy/default.yaml" --rate-limit-rps 0 \
-  --ports-file "$WORK/ports.json" >"$WORK/scheduler.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 1 100); do [ -f "$WORK/ports.json" ] && break; sleep 0.1; done
-RPC=$(sed 's/.*"rpc": \([0-9]*\).*/\1/' "$WORK/ports.json")
-REST=$(sed 's/.*"rest": \([0-9]*\).*/\1/' "$WORK/ports.json")
+bench_scheduler --no-auth --state-dir "$WORK/state" --rate-limit-rps 0
 SITES=(lingang-idc-1 hongkong-1 singapore-1 frankfurt-1)
 for i in $(seq 1 "$AGENTS"); do
   site="${SITES[$(((i - 1) % ${#SITES[@]}))]}"

@@ -17,30 +17,24 @@
 #include <thread>
 #include <vector>
 
+#include "../support/prometheus_text.h"
 #include "absl/strings/numbers.h"
-#include "absl/strings/str_split.h"
-#include "absl/strings/strip.h"
 #include "portolan/client.h"
 
 namespace {
 
-// Jobs of `tenant` by state, from the scheduler's metrics exposition.
+// Jobs of `tenant` by state, from the scheduler's metrics exposition
+// (parsed with the tests' strict parser; empty when the scrape fails).
 std::map<std::string, long> JobsByState(portolan::Client& client, const std::string& tenant) {
   std::map<std::string, long> out;
   std::string body;
   auto code = client.Raw("GET", "/metrics", "", &body);
   if (!code.ok() || *code != 200) return out;
-  const std::string want_tenant = "tenant=\"" + tenant + "\"";
-  for (absl::string_view line : absl::StrSplit(body, '\n')) {
-    if (!absl::ConsumePrefix(&line, "portolan_jobs{")) continue;
-    if (line.find(want_tenant) == absl::string_view::npos) continue;
-    const size_t s = line.find("state=\"");
-    const size_t v = line.rfind(' ');
-    if (s == absl::string_view::npos || v == absl::string_view::npos) continue;
-    const size_t e = line.find('"', s + 7);
-    double n = 0;
-    if (absl::SimpleAtod(line.substr(v + 1), &n))
-      out[std::string(line.substr(s + 7, e - s - 7))] = static_cast<long>(n);
+  const auto exposition = portolan::test_support::ParsePrometheusText(body);
+  if (!exposition.ok()) return out;
+  for (const char* state : {"succeeded", "failed", "lost", "cancelled", "unschedulable"}) {
+    out[state] =
+        static_cast<long>(exposition.Sum("portolan_jobs", {{"state", state}, {"tenant", tenant}}));
   }
   return out;
 }

@@ -12,18 +12,12 @@ set -euo pipefail
 JOBS="${1:-1000000}"
 BUILD="${2:-build}"
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
-BIN="$ROOT/$BUILD/bin"
+# shellcheck source=tests/bench/lib.sh
+. "$ROOT/tests/bench/lib.sh"
 POP="$ROOT/$BUILD/tests/bench/populate_store"
 [ -x "$POP" ] || cmake --build "$ROOT/$BUILD" --target populate_store >/dev/null
-WORK="$(mktemp -d /tmp/portolan-recovery.XXXXXX)"
+bench_init recovery
 STATE="${RECOVERY_KEEP:-$WORK/state}"
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
 
 if [ ! -f "$STATE/portolan.db" ]; then
   echo "recovery: storing $JOBS jobs in $STATE" >&2
@@ -32,20 +26,11 @@ fi
 DB_MIB=$(du -m "$STATE/portolan.db" | cut -f1)
 sync
 T0=$(date +%s.%N)
-"$BIN/portolan-scheduler" --no-auth --insecure --rest-addr 127.0.0.1:0 --rpc-addr 127.0.0.1:0 \
-  --state-dir "$STATE" --policy "$ROOT/deploy/policy/default.yaml" \
-  --ports-file "$WORK/ports.json" >"$WORK/scheduler.log" 2>&1 &
-SCHED=$!
-PIDS+=("$SCHED")
-while [ ! -f "$WORK/ports.json" ]; do
-  kill -0 "$SCHED" 2>/dev/null || { tail -5 "$WORK/scheduler.log" >&2; exit 1; }
-  sleep 0.02
-done
+bench_scheduler --no-auth --state-dir "$STATE"
 T1=$(date +%s.%N)
 READY_S=$(awk -v a="$T1" -v b="$T0" 'BEGIN {printf "%.2f", a - b}')
-REST=$(sed 's/.*"rest": \([0-9]*\).*/\1/' "$WORK/ports.json")
 curl -fsS "http://127.0.0.1:$REST/readyz" >/dev/null
-RSS=$(awk '/VmRSS/ {print $2}' "/proc/$SCHED/status")
+RSS=$(rss_kib "$SCHED")
 LOADED=$(grep -o "recovered [0-9]* jobs.*reading the store)" "$WORK/scheduler.log" | head -1)
 # One scrape of /metrics walks every job (portolan_jobs): how long it takes at this size.
 S0=$(date +%s.%N)

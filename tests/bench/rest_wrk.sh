@@ -13,41 +13,29 @@ CONNS="${2:-64}"
 THREADS="${3:-2}"
 BUILD="${4:-build}"
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
-BIN="$ROOT/$BUILD/bin"
+# shellcheck source=tests/bench/lib.sh
+. "$ROOT/tests/bench/lib.sh"
 if ! command -v wrk >/dev/null; then
   echo "rest_wrk: installing Debian's wrk" >&2
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
 fi
-WORK="$(mktemp -d /tmp/portolan-wrk.XXXXXX)"
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+bench_init wrk
 
 TOKEN=$("$BIN/portolan" token new --name bench --role admin | sed -n 's/^token.*: \(ptk_.*\)$/\1/p')
 [ -n "$TOKEN" ] || { echo "rest_wrk: could not make a token" >&2; exit 1; }
 printf 'tokens:\n  - {name: bench, role: admin, sha256: %s}\n' \
   "$(printf %s "$TOKEN" | sha256sum | cut -d' ' -f1)" >"$WORK/tokens.yaml"
-"$BIN/portolan-scheduler" --insecure --rest-addr 127.0.0.1:0 --rpc-addr 127.0.0.1:0 \
-  --state-dir "$WORK/state" --policy "$ROOT/deploy/policy/default.yaml" --tokens "$WORK/tokens.yaml" \
-  --rate-limit-rps 0 --ports-file "$WORK/ports.json" >"$WORK/scheduler.log" 2>&1 &
-SCHED=$!
-PIDS+=("$SCHED")
-for _ in $(seq 1 100); do [ -f "$WORK/ports.json" ] && break; sleep 0.1; done
-REST=$(sed 's/.*"rest": \([0-9]*\).*/\1/' "$WORK/ports.json")
-sleep 0.5
+bench_scheduler --state-dir "$WORK/state" --tokens "$WORK/tokens.yaml" --rate-limit-rps 0
 echo "rest_wrk: wrk -t$THREADS -c$CONNS -d${SECONDS_RUN}s against the scheduler at 127.0.0.1:$REST (pid $SCHED)" >&2
 PORTOLAN_TOKEN="$TOKEN" WRK_CONNECTIONS="$CONNS" wrk -t"$THREADS" -c"$CONNS" -d"${SECONDS_RUN}s" \
-  --timeout 10s --latency -s "$ROOT/tests/bench/submit.lua" "http://127.0.0.1:$REST" | tee "$WORK/wrk.out"
+  --timeout 10s --latency -s "$ROOT/tests/bench/submit.lua" "http://127.0.0.1:$REST" >"$WORK/wrk.out"
+grep -v '^{"bench"' "$WORK/wrk.out"  # wrk's report; the JSON line follows, with the scheduler's counts
 JSON=$(grep '^{"bench":"rest_wrk"' "$WORK/wrk.out")
 # Cross-check against the scheduler itself: the jobs it holds must be at least the 201s.
 STORED=$(curl -fsS -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$REST/metrics" |
   awk '/^portolan_submits_total/ {s += $2} END {printf "%d", s}')
 ACK=$(sed 's/.*"acknowledged":\([0-9]*\).*/\1/' <<<"$JSON")
-RSS=$(awk '/VmRSS/ {print $2}' "/proc/$SCHED/status")
+RSS=$(rss_kib "$SCHED")
 echo "${JSON%\}},\"scheduler_submits_total\":$STORED,\"scheduler_rss_kib\":$RSS}"
 if [ "$STORED" -lt "$ACK" ]; then
   echo "rest_wrk: the scheduler counted $STORED submits but wrk saw $ACK acknowledged" >&2

@@ -10,25 +10,10 @@ set -euo pipefail
 AGENTS="${1:-10000}"
 BUILD="${2:-build}"
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
-BIN="$ROOT/$BUILD/bin"
-WORK="$(mktemp -d /tmp/portolan-sim.XXXXXX)"
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-
-"$BIN/portolan-scheduler" --no-auth --insecure --rest-addr 127.0.0.1:0 --rpc-addr 127.0.0.1:0 \
-  --state-dir "$WORK/state" --policy "$ROOT/deploy/policy/default.yaml" --rate-limit-rps 0 \
-  --ports-file "$WORK/ports.json" >"$WORK/scheduler.log" 2>&1 &
-SCHED=$!
-PIDS+=("$SCHED")
-for _ in $(seq 1 100); do [ -f "$WORK/ports.json" ] && break; sleep 0.1; done
-RPC=$(sed 's/.*"rpc": \([0-9]*\).*/\1/' "$WORK/ports.json")
+# shellcheck source=tests/bench/lib.sh
+. "$ROOT/tests/bench/lib.sh"
+bench_init sim
+bench_scheduler --no-auth --state-dir "$WORK/state" --rate-limit-rps 0
 sleep 1
 BEFORE=$(rss_kib "$SCHED")
 "$BIN/portolan-sim" --scheduler "127.0.0.1:$RPC" --agents "$AGENTS" --seconds 600 \

@@ -1,8 +1,8 @@
 #include <gtest/gtest.h>
 
-#include "absl/strings/str_cat.h"
 #include <sqlite3.h>
 #include <unistd.h>
+#include "absl/strings/str_cat.h"
 
 #include <filesystem>
 

@@ -1,0 +1,44 @@
+# Shared by the benchmark scripts (sourced, not run): a private work
+# directory, the processes a script starts (stopped by pid when it exits),
+# a scheduler on loopback, and /proc readers. Callers set ROOT and BUILD.
+
+# bench_init NAME: makes $WORK (/tmp/portolan-NAME.XXXXXX) and arranges for
+# the processes in $PIDS to be stopped and $WORK removed on exit.
+bench_init() {
+  BIN="$ROOT/$BUILD/bin"
+  WORK="$(mktemp -d "/tmp/portolan-$1.XXXXXX")"
+  PIDS=()
+  trap bench_cleanup EXIT
+}
+
+bench_cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+
+# bench_scheduler ARGS...: starts portolan-scheduler on loopback (plain RPC,
+# the default policy, REST and RPC on free ports) with ARGS added (state
+# directory, authentication, limits), logging to $WORK/scheduler.log, and
+# waits until it is ready (it writes its ports file only then). Sets SCHED,
+# REST and RPC.
+bench_scheduler() {
+  "$BIN/portolan-scheduler" --insecure --rest-addr 127.0.0.1:0 --rpc-addr 127.0.0.1:0 \
+    --policy "$ROOT/deploy/policy/default.yaml" --ports-file "$WORK/ports.json" "$@" \
+    >"$WORK/scheduler.log" 2>&1 &
+  SCHED=$!
+  PIDS+=("$SCHED")
+  while [ ! -f "$WORK/ports.json" ]; do
+    if ! kill -0 "$SCHED" 2>/dev/null; then
+      echo "the scheduler exited before it was ready:" >&2
+      tail -5 "$WORK/scheduler.log" >&2
+      exit 1
+    fi
+    sleep 0.02
+  done
+  REST=$(sed 's/.*"rest": \([0-9]*\).*/\1/' "$WORK/ports.json")
+  RPC=$(sed 's/.*"rpc": \([0-9]*\).*/\1/' "$WORK/ports.json")
+}
+
+rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
