@@ -370,6 +370,10 @@ bool Executor::Start(const v1::Job& job) {
   u.set_message(absl::StrCat("started as pid ", pid, binding));
   *u.mutable_time() = ToProto(now);
   on_update_(u);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    procs_[key].start_reported = true;
+  }
   cv_.notify_all();
   return true;
 }
@@ -474,7 +478,7 @@ void Executor::Monitor() {
     std::vector<v1::JobUpdate> updates;
     const absl::Time now = clock_->Now();
     for (auto& [key, p] : procs_) {
-      if (p.finished || p.pid <= 0) continue;
+      if (p.finished || p.pid <= 0 || !p.start_reported) continue;
       siginfo_t info{};
       // WNOWAIT: see the exit but keep the zombie, so the process group id
       // cannot be reused while we clean up what the job left behind.

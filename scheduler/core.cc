@@ -145,15 +145,15 @@ absl::Status Core::Recover() {
     rec.last_seen = now;
   }
   int active = 0;
-  for (v1::Job& j : *jobs) {
-    const std::string id = j.id();
-    v1::Job& job = jobs_[id] = std::move(j);
-    Index(job);
+  jobs_.reserve(jobs->active.size() + jobs->ended.size());
+  for (JobSummary& e : jobs->ended) IndexEnded(std::move(e));
+  for (v1::Job& j : jobs->active) {
+    v1::Job& job = Index(std::move(j));
     if (HoldsResources(job.state())) {
       ++active;
       auto it = agents_.find(job.allocation().agent());
       if (it != agents_.end()) {
-        it->second.info.add_jobs(id);
+        it->second.info.add_jobs(job.id());
         CommitRecovered(it->second, job);
       }
     }
@@ -168,21 +168,55 @@ absl::Status Core::Recover() {
   return absl::OkStatus();
 }
 
-int64_t Core::SubmitSeq(const std::string& id) {
-  auto [it, inserted] = submit_seq_.emplace(id, 0);
-  if (inserted) it->second = ++next_submit_seq_;
-  return it->second;
+v1::Job& Core::Index(v1::Job job) {
+  std::string id = job.id();
+  JobRec& rec = jobs_[id];
+  rec.tenant = job.tenant();
+  rec.submitted_ns = Nanos(job.submitted_at());
+  rec.seq = ++next_submit_seq_;  // jobs are indexed in submit (or load) order
+  order_.emplace(rec.submitted_ns, id);
+  if (job.state() == v1::Job::queued) queue_.emplace(-job.priority(), rec.seq, id);
+  if (!job.idempotency_key().empty()) idempotency_[{job.tenant(), job.idempotency_key()}] = id;
+  rec.job = std::make_unique<v1::Job>(std::move(job));
+  return *rec.job;
 }
 
-void Core::Index(const v1::Job& job) {
-  SubmitSeq(job.id());  // jobs are indexed in submit (or load) order
-  order_.emplace(Nanos(job.submitted_at()), job.id());
-  if (job.state() == v1::Job::queued) {
-    queue_.emplace(-job.priority(), SubmitSeq(job.id()), job.id());
+void Core::IndexEnded(JobSummary&& e) {
+  JobRec& rec = jobs_[e.id];
+  rec.tenant = std::move(e.tenant);
+  rec.submitted_ns = e.submitted_ns;
+  rec.ended_state = e.state;
+  if (!e.idempotency_key.empty()) idempotency_[{rec.tenant, std::move(e.idempotency_key)}] = e.id;
+  order_.emplace(e.submitted_ns, std::move(e.id));
+}
+
+v1::Job& Core::Live(const std::string& id) { return *jobs_.at(id).job; }
+
+absl::StatusOr<v1::Job> Core::ReadJob(const std::string& id) {
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = jobs_.find(id);
+    if (it == jobs_.end())
+      return FieldError(absl::StatusCode::kNotFound, "id", absl::StrCat("no job '", id, "'"));
+    if (it->second.job) return *it->second.job;
   }
-  if (!job.idempotency_key().empty()) {
-    idempotency_[{job.tenant(), job.idempotency_key()}] = job.id();
+  // Ended: its final record is durable and never changes again.
+  auto job = store_->GetJob(id);
+  if (!job.ok()) {
+    return absl::UnavailableError(
+        absl::StrCat("job ", id, " cannot be read from the state store: ", job.status().message()));
   }
+  return job;
+}
+
+void Core::DropEnded() {
+  for (const std::string& id : ended_) {
+    auto it = jobs_.find(id);
+    if (it == jobs_.end() || !it->second.job || !IsTerminal(it->second.job->state())) continue;
+    it->second.ended_state = it->second.job->state();
+    it->second.job.reset();
+  }
+  ended_.clear();
 }
 
 absl::Status Core::Persist(const v1::Job& job) {
@@ -198,12 +232,13 @@ void Core::PersistAgent(const AgentRec& rec) {
 
 void Core::Transition(v1::Job& job, v1::Job::State state, const std::string& message) {
   const absl::Time now = clock_->Now();
+  const int64_t seq = jobs_.at(job.id()).seq;
   if (job.state() == v1::Job::queued && state != v1::Job::queued) {
-    queue_.erase({-job.priority(), SubmitSeq(job.id()), job.id()});
+    queue_.erase({-job.priority(), seq, job.id()});
     waiting_decisions_.erase(job.id());
   }
   if (state == v1::Job::queued && job.state() != v1::Job::queued) {
-    queue_.emplace(-job.priority(), SubmitSeq(job.id()), job.id());
+    queue_.emplace(-job.priority(), seq, job.id());
   }
   job.set_state(state);
   job.set_reason(message);
@@ -214,13 +249,16 @@ void Core::Transition(v1::Job& job, v1::Job::State state, const std::string& mes
   if (state == v1::Job::running && !job.has_started_at()) *job.mutable_started_at() = ToProto(now);
   if (IsTerminal(state)) *job.mutable_finished_at() = ToProto(now);
   spdlog::info("job {} -> {}: {}", job.id(), StateName(state), message);
-  (void)Persist(job);
+  // An ended job's record is dropped from memory once stored (DropEnded); if
+  // the write failed, memory is the only place it is current, so it stays.
+  if (Persist(job).ok() && IsTerminal(state)) ended_.push_back(job.id());
 }
 
 absl::StatusOr<std::pair<v1::Job, bool>> Core::Submit(v1::Job spec) {
   absl::Status st = ValidateAndDefault(spec);
   if (!st.ok()) return st;
   const std::pair<std::string, std::string> key{spec.tenant(), spec.idempotency_key()};
+  std::string earlier;  // the job an earlier submit with the same key created
   {
     absl::MutexLock lock(&mu_);
     if (policy_ == nullptr) return absl::UnavailableError("no placement policy loaded yet");
@@ -238,9 +276,17 @@ absl::StatusOr<std::pair<v1::Job, bool>> Core::Submit(v1::Job spec) {
           },
           &arg));
       auto it = idempotency_.find(key);
-      if (it != idempotency_.end()) return std::make_pair(jobs_.at(it->second), false);
-      submitting_keys_.insert(key);
+      if (it != idempotency_.end()) {
+        earlier = it->second;
+      } else {
+        submitting_keys_.insert(key);
+      }
     }
+  }
+  if (!earlier.empty()) {
+    auto job = ReadJob(earlier);
+    if (!job.ok()) return job.status();
+    return std::make_pair(*std::move(job), false);
   }
   const absl::Time now = clock_->Now();
   spec.set_id(NewId("job"));
@@ -264,13 +310,13 @@ absl::StatusOr<std::pair<v1::Job, bool>> Core::Submit(v1::Job spec) {
   }
   const std::string id = spec.id();
   if (metrics_ != nullptr) metrics_->submits->With({spec.tenant()})->Inc();
-  jobs_[id] = std::move(spec);
-  Index(jobs_[id]);
-  spdlog::debug("job {} submitted by tenant {} ({} cpus, {} MiB)", id, jobs_[id].tenant(),
-                jobs_[id].resources().cpus(), jobs_[id].resources().memory_mb());
-  // Nothing else changed: only the new job needs a decision now.
+  const v1::Job& job = Index(std::move(spec));
+  spdlog::debug("job {} submitted by tenant {} ({} cpus, {} MiB)", id, job.tenant(),
+                job.resources().cpus(), job.resources().memory_mb());
+  // Nothing else changed: only the new job needs a decision now. It is still
+  // held afterwards (records are dropped only in Tick).
   ScheduleLocked(&id);
-  return std::make_pair(jobs_[id], true);
+  return std::make_pair(job, true);
 }
 
 void Core::AttachMetrics(SchedulerMetrics* m) {
@@ -280,19 +326,19 @@ void Core::AttachMetrics(SchedulerMetrics* m) {
   }
   m->registry.OnScrape([this, m] {
     absl::MutexLock lock(&mu_);
-    std::map<std::pair<std::string, std::string>, int> by_state;
-    for (const auto& [id, job] : jobs_)
-      ++by_state[{v1::Job::State_Name(job.state()), job.tenant()}];
+    std::map<std::pair<v1::Job::State, std::string>, int> by_state;
+    for (const auto& [id, rec] : jobs_) ++by_state[{rec.state(), rec.tenant}];
     m->jobs->Clear();
-    for (const auto& [key, n] : by_state) m->jobs->With({key.first, key.second})->Set(n);
+    for (const auto& [key, n] : by_state)
+      m->jobs->With({v1::Job::State_Name(key.first), key.second})->Set(n);
     m->queue_depth->Set(static_cast<double>(queue_.size()));
-    absl::Time oldest = absl::InfiniteFuture();
-    for (const QueueKey& key : queue_) {
-      const v1::Job& j = jobs_.at(std::get<2>(key));
-      oldest = std::min(oldest, FromProto(j.submitted_at()));
-    }
+    int64_t oldest = INT64_MAX;
+    for (const QueueKey& key : queue_)
+      oldest = std::min(oldest, jobs_.at(std::get<2>(key)).submitted_ns);
     m->oldest_waiting_seconds->Set(
-        queue_.empty() ? 0 : std::max(0.0, absl::ToDoubleSeconds(clock_->Now() - oldest)));
+        queue_.empty()
+            ? 0
+            : std::max(0.0, absl::ToDoubleSeconds(clock_->Now() - absl::FromUnixNanos(oldest))));
     std::map<std::pair<std::string, std::string>, int> agents;
     m->heartbeat_rtt->Clear();
     for (const auto& [id, rec] : agents_) {
@@ -306,13 +352,7 @@ void Core::AttachMetrics(SchedulerMetrics* m) {
   });
 }
 
-absl::StatusOr<v1::Job> Core::GetJob(const std::string& id) {
-  absl::MutexLock lock(&mu_);
-  auto it = jobs_.find(id);
-  if (it == jobs_.end())
-    return FieldError(absl::StatusCode::kNotFound, "id", absl::StrCat("no job '", id, "'"));
-  return it->second;
-}
+absl::StatusOr<v1::Job> Core::GetJob(const std::string& id) { return ReadJob(id); }
 
 absl::StatusOr<v1::ListJobsResponse> Core::ListJobs(const JobFilter& filter) {
   v1::Job::State state = v1::Job::state_unspecified;
@@ -333,20 +373,34 @@ absl::StatusOr<v1::ListJobsResponse> Core::ListJobs(const JobFilter& filter) {
     }
     start.second = parts[1];
   }
-  absl::MutexLock lock(&mu_);
   v1::ListJobsResponse out;
-  // Newest first: walk the submit order backwards from the token.
-  auto it = std::make_reverse_iterator(order_.lower_bound(start));
-  for (; it != order_.rend(); ++it) {
-    const v1::Job& j = jobs_.at(it->second);
-    if (state != v1::Job::state_unspecified && j.state() != state) continue;
-    if (!filter.tenant.empty() && j.tenant() != filter.tenant) continue;
-    if (out.jobs_size() == filter.page_size) {
-      const v1::Job& last = out.jobs(out.jobs_size() - 1);
-      out.set_next_page_token(absl::StrCat(Nanos(last.submitted_at()), ".", last.id()));
-      break;
+  std::vector<std::pair<int, std::string>> ended;  // (index in out, id): read from the store
+  {
+    absl::MutexLock lock(&mu_);
+    // Newest first: walk the submit order backwards from the token.
+    auto it = std::make_reverse_iterator(order_.lower_bound(start));
+    const OrderKey* last = nullptr;
+    for (; it != order_.rend(); ++it) {
+      const JobRec& rec = jobs_.at(it->second);
+      if (state != v1::Job::state_unspecified && rec.state() != state) continue;
+      if (!filter.tenant.empty() && rec.tenant != filter.tenant) continue;
+      if (out.jobs_size() == filter.page_size) {
+        out.set_next_page_token(absl::StrCat(last->first, ".", last->second));
+        break;
+      }
+      last = &*it;
+      if (rec.job) {
+        *out.add_jobs() = *rec.job;
+      } else {
+        ended.emplace_back(out.jobs_size(), it->second);
+        out.add_jobs();
+      }
     }
-    *out.add_jobs() = j;
+  }
+  for (const auto& [index, id] : ended) {
+    auto job = ReadJob(id);
+    if (!job.ok()) return job.status();
+    out.mutable_jobs(index)->Swap(&*job);
   }
   return out;
 }
@@ -356,11 +410,11 @@ absl::StatusOr<v1::Job> Core::Cancel(const std::string& id) {
   auto it = jobs_.find(id);
   if (it == jobs_.end())
     return FieldError(absl::StatusCode::kNotFound, "id", absl::StrCat("no job '", id, "'"));
-  v1::Job& job = it->second;
-  if (IsTerminal(job.state())) {
+  if (IsTerminal(it->second.state())) {
     return absl::FailedPreconditionError(
-        absl::StrCat("job ", id, " already ended (", StateName(job.state()), ")"));
+        absl::StrCat("job ", id, " already ended (", StateName(it->second.state()), ")"));
   }
+  v1::Job& job = *it->second.job;
   if (job.state() == v1::Job::queued) {
     Transition(job, v1::Job::cancelled, "cancelled before placement");
     return job;
@@ -567,7 +621,8 @@ void Core::RebuildTopology(AgentRec& rec, const v1::Topology& t) {
   rec.topology = t.SerializeAsString();
   for (const std::string& id : rec.info.jobs()) {
     auto it = jobs_.find(id);
-    if (it != jobs_.end() && HoldsResources(it->second.state())) CommitRecovered(rec, it->second);
+    if (it != jobs_.end() && it->second.job && HoldsResources(it->second.job->state()))
+      CommitRecovered(rec, *it->second.job);
   }
   SyncAllocated(rec);
 }
@@ -663,17 +718,18 @@ void Core::ScheduleLocked(const std::string* only) {
   }
   DrfQueue drf(total);
   if (only != nullptr) {
-    const v1::Job& j = jobs_.at(*only);
+    const v1::Job& j = Live(*only);
     if (j.state() == v1::Job::queued) drf.Add(j.priority(), j.tenant(), j.id());
   } else {
     for (const auto& [id, rec] : agents_) {
       for (const std::string& jid : rec.info.jobs()) {
         auto it = jobs_.find(jid);
-        if (it != jobs_.end()) drf.Charge(it->second.tenant(), it->second.resources());
+        if (it != jobs_.end() && it->second.job)
+          drf.Charge(it->second.tenant, it->second.job->resources());
       }
     }
     for (const QueueKey& key : queue_) {
-      const v1::Job& j = jobs_.at(std::get<2>(key));
+      const v1::Job& j = Live(std::get<2>(key));
       drf.Add(j.priority(), j.tenant(), j.id());
     }
   }
@@ -682,7 +738,7 @@ void Core::ScheduleLocked(const std::string* only) {
   int capacity_misses = 0;
   std::string next_id;
   while (drf.Next(&next_id)) {
-    v1::Job& job = jobs_.at(next_id);
+    v1::Job& job = Live(next_id);
     if (job.has_not_before() && FromProto(job.not_before()) > now) {  // restart backoff
       next_wakeup_ = std::min(next_wakeup_, FromProto(job.not_before()));
       continue;
@@ -871,7 +927,7 @@ bool Core::OnRegister(const v1::Register& reg, std::shared_ptr<AgentLink> link,
   for (const v1::AgentJobStatus& s : reg.jobs()) reported[s.job_id()] = &s;
   std::vector<std::string> mine(a.jobs().begin(), a.jobs().end());
   for (const std::string& id : mine) {
-    v1::Job& job = jobs_.at(id);
+    v1::Job& job = Live(id);
     auto r = reported.find(id);
     if (r != reported.end() && r->second->attempt() == job.attempt()) {
       if (r->second->state() == v1::Job::running && job.state() == v1::Job::placed) {
@@ -900,8 +956,9 @@ bool Core::OnRegister(const v1::Register& reg, std::shared_ptr<AgentLink> link,
   for (const v1::AgentJobStatus& s : reg.jobs()) {
     if (IsTerminal(s.state())) continue;
     auto j = jobs_.find(s.job_id());
-    bool ours = j != jobs_.end() && j->second.allocation().agent() == a.id() &&
-                j->second.attempt() == s.attempt() && !IsTerminal(j->second.state());
+    const v1::Job* job = j != jobs_.end() ? j->second.job.get() : nullptr;
+    bool ours = job != nullptr && job->allocation().agent() == a.id() &&
+                job->attempt() == s.attempt() && !IsTerminal(job->state());
     if (!ours) {
       spdlog::warn("agent {} runs job {} (attempt {}) that it should not; telling it to stop",
                    a.id(), s.job_id(), s.attempt());
@@ -932,7 +989,8 @@ void Core::ApplyUpdate(AgentRec& rec, const v1::JobUpdate& u) {
     spdlog::warn("agent {} reported unknown job {}; ignored", rec.info.id(), u.job_id());
     return;
   }
-  v1::Job& job = it->second;
+  if (!it->second.job) return;  // ended and stored: a duplicate or late report
+  v1::Job& job = *it->second.job;
   if (job.allocation().agent() != rec.info.id() || job.attempt() != u.attempt()) {
     spdlog::warn("agent {} reported job {} attempt {} which is not assigned to it; ignored",
                  rec.info.id(), u.job_id(), u.attempt());
@@ -992,7 +1050,8 @@ void Core::OnMessage(const std::string& agent_id, const AgentLink* link, const v
       }
       for (const v1::LogTail& t : hb.logs()) {
         auto j = jobs_.find(t.job_id());
-        if (j != jobs_.end() && j->second.allocation().agent() == agent_id) StoreLogs(t);
+        if (j != jobs_.end() && j->second.job && j->second.job->allocation().agent() == agent_id)
+          StoreLogs(t);
       }
       rec.link->Send(ack);
       break;
@@ -1031,7 +1090,7 @@ void Core::MarkLost(AgentRec& rec, const std::string& why) {
   rec.outbox.clear();
   std::vector<std::string> ids(a.jobs().begin(), a.jobs().end());
   for (const std::string& id : ids) {
-    v1::Job& job = jobs_.at(id);
+    v1::Job& job = Live(id);
     EndAttempt(job, job.cancel_requested() ? v1::Job::cancelled : v1::Job::lost,
                absl::StrCat("agent ", a.id(), " lost: ", why), 0, 0);
   }
@@ -1059,6 +1118,7 @@ void Core::Tick() {
   // Event-driven: a pass runs when something changed (submit, job end, agent
   // join, cordon, policy or tenant change) or a restart backoff expired.
   if (schedule_pending_ || now >= next_wakeup_) ScheduleLocked();
+  DropEnded();
 }
 
 }  // namespace portolan::scheduler

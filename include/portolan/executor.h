@@ -101,6 +101,10 @@ class Executor {
     absl::Time deadline = absl::InfiniteFuture();  // max_runtime_s
     absl::Time kill_at = absl::InfiniteFuture();   // SIGKILL after SIGTERM
     bool finished = false;
+    // Set once the `running` update has been handed to on_update. Until then
+    // the monitor leaves the process alone, so a job that exits at once is
+    // never reported finished before it is reported started.
+    bool start_reported = false;
     bool cancel_requested = false;
     bool timed_out = false;
     std::string cancel_reason;

@@ -7,6 +7,8 @@
 #include <tuple>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/btree_set.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -155,6 +157,18 @@ class Core {
     absl::Time last_seen;
     std::unique_ptr<topology::AgentTopology> topo;  // free PUs, NUMA memory, GPUs
   };
+  struct JobRec {
+    // The whole job while it can still change. Once it has ended and its
+    // final record is durable, the record is dropped (at the next Tick) and
+    // read back from the store when asked for, so a long history costs about
+    // 200 bytes a job in memory and is not decoded at start-up.
+    std::unique_ptr<v1::Job> job;
+    std::string tenant;
+    int64_t submitted_ns = 0;
+    int64_t seq = 0;  // submit (or load) order: FIFO among equal priorities
+    v1::Job::State ended_state = v1::Job::state_unspecified;  // set when `job` is dropped
+    v1::Job::State state() const { return job ? job->state() : ended_state; }
+  };
   // -priority, submit sequence (FIFO even when timestamps tie), id.
   using QueueKey = std::tuple<int, int64_t, std::string>;
   using OrderKey = std::pair<int64_t, std::string>;  // submitted ns, id
@@ -176,8 +190,16 @@ class Core {
   void ApplyUpdate(AgentRec& rec, const v1::JobUpdate& update) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MarkLost(AgentRec& rec, const std::string& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void StoreLogs(const v1::LogTail& tail) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void Index(const v1::Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  int64_t SubmitSeq(const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Adds a job to jobs_ and the indexes (queue, order, idempotency keys).
+  v1::Job& Index(v1::Job job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void IndexEnded(JobSummary&& summary) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The job's whole record, which must be held (it has not ended).
+  v1::Job& Live(const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A copy of the job: from memory while held, else from the store (read
+  // without holding mu_). NotFound names the id.
+  absl::StatusOr<v1::Job> ReadJob(const std::string& id) ABSL_LOCKS_EXCLUDED(mu_);
+  // Drops the records of jobs that ended since the last call (see JobRec).
+  void DropEnded() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   static v1::Resources Free(const AgentRec& rec);
   void SyncAllocated(AgentRec& rec);
   void CommitRecovered(AgentRec& rec, v1::Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -202,12 +224,12 @@ class Core {
   const placement::Registry* const registry_;
 
   absl::Mutex mu_;
-  std::map<std::string, v1::Job> jobs_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, JobRec> jobs_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> ended_ ABSL_GUARDED_BY(mu_);  // ended, record still held
   std::map<std::string, AgentRec> agents_ ABSL_GUARDED_BY(mu_);
   std::set<QueueKey> queue_ ABSL_GUARDED_BY(mu_);
-  std::map<std::string, int64_t> submit_seq_ ABSL_GUARDED_BY(mu_);  // in submit (or load) order
   int64_t next_submit_seq_ ABSL_GUARDED_BY(mu_) = 0;
-  std::set<OrderKey> order_ ABSL_GUARDED_BY(mu_);
+  absl::btree_set<OrderKey> order_ ABSL_GUARDED_BY(mu_);
   std::map<std::pair<std::string, std::string>, std::string> idempotency_ ABSL_GUARDED_BY(mu_);
   // (tenant, idempotency key) of submits being stored right now.
   std::set<std::pair<std::string, std::string>> submitting_keys_ ABSL_GUARDED_BY(mu_);

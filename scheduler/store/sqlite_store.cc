@@ -19,7 +19,20 @@
 namespace portolan {
 namespace {
 
-constexpr int kSchemaVersion = 2;
+constexpr int kSchemaVersion = 3;
+
+// Job states from succeeded (4) up are final (job.proto): such a job is
+// loaded as a summary. The SQL below says the same with `state >= 4`.
+constexpr int kFirstEndedState = v1::Job::succeeded;
+static_assert(v1::Job::failed > kFirstEndedState && v1::Job::cancelled > kFirstEndedState &&
+              v1::Job::lost > kFirstEndedState && v1::Job::unschedulable > kFirstEndedState &&
+              v1::Job::queued < kFirstEndedState && v1::Job::placed < kFirstEndedState &&
+              v1::Job::running < kFirstEndedState);
+bool Ended(v1::Job::State s) { return s >= kFirstEndedState; }
+
+int64_t SubmittedNs(const v1::Job& j) {
+  return j.submitted_at().seconds() * 1'000'000'000LL + j.submitted_at().nanos();
+}
 
 // Migrations, applied in order from the database's user_version. Each runs in
 // one transaction that also bumps user_version, so a crash leaves either the
@@ -43,6 +56,12 @@ const char* const kMigrations[] = {
     "  data BLOB NOT NULL);"
     "CREATE INDEX audit_tenant ON audit(tenant);"
     "CREATE INDEX audit_job ON audit(job);",
+    // 2 -> 3: ended jobs are indexed, not loaded. The covering index gives
+    // every summary (JobSummary) without reading a record; existing records'
+    // idempotency keys are copied into the new column by BackfillKeys.
+    "ALTER TABLE jobs ADD COLUMN idempotency_key TEXT NOT NULL DEFAULT '';"
+    "DROP INDEX IF EXISTS jobs_state;"
+    "CREATE INDEX jobs_summary ON jobs(state, submitted_ns, id, tenant, idempotency_key);",
 };
 
 class SqliteStore : public Store {
@@ -83,8 +102,9 @@ class SqliteStore : public Store {
       if (!st.ok()) return st;
     }
     for (int v = version; v < kSchemaVersion; ++v) {
-      st = Exec(absl::StrCat("BEGIN;", kMigrations[v], "PRAGMA user_version=", v + 1, ";COMMIT;")
-                    .c_str());
+      st = Exec(absl::StrCat("BEGIN;", kMigrations[v]).c_str());
+      if (st.ok() && v + 1 == 3) st = BackfillKeys();
+      if (st.ok()) st = Exec(absl::StrCat("PRAGMA user_version=", v + 1, ";COMMIT;").c_str());
       if (!st.ok()) {
         Exec("ROLLBACK").IgnoreError();
         return absl::InternalError(
@@ -94,27 +114,98 @@ class SqliteStore : public Store {
     return absl::OkStatus();
   }
 
+  // Schema 3: the idempotency_key column of jobs stored before it existed,
+  // from their records. Runs inside the migration's transaction.
+  absl::Status BackfillKeys() {
+    std::vector<std::pair<std::string, std::string>> keys;  // id, key
+    absl::Status bad;
+    absl::Status st = Query("SELECT id, data FROM jobs", [&](sqlite3_stmt* s) {
+      v1::Job j;
+      if (!j.ParseFromArray(sqlite3_column_blob(s, 1), sqlite3_column_bytes(s, 1))) {
+        bad = absl::DataLossError(
+            absl::StrCat("job record '", reinterpret_cast<const char*>(sqlite3_column_text(s, 0)),
+                         "' does not decode"));
+        return;
+      }
+      if (!j.idempotency_key().empty()) keys.emplace_back(j.id(), j.idempotency_key());
+    });
+    if (!st.ok()) return st;
+    if (!bad.ok()) return bad;
+    sqlite3_stmt* u = nullptr;
+    if (sqlite3_prepare_v2(db_, "UPDATE jobs SET idempotency_key = ?2 WHERE id = ?1", -1, &u,
+                           nullptr) != SQLITE_OK)
+      return Error("prepare backfill");
+    int rc = SQLITE_DONE;
+    for (const auto& [id, key] : keys) {
+      sqlite3_reset(u);
+      sqlite3_bind_text(u, 1, id.data(), static_cast<int>(id.size()), SQLITE_TRANSIENT);
+      sqlite3_bind_text(u, 2, key.data(), static_cast<int>(key.size()), SQLITE_TRANSIENT);
+      rc = sqlite3_step(u);
+      if (rc != SQLITE_DONE) break;
+    }
+    absl::Status out = rc == SQLITE_DONE ? absl::OkStatus() : Error("backfill idempotency keys");
+    sqlite3_finalize(u);
+    if (!keys.empty() && out.ok())
+      spdlog::info("store: schema 3: copied the idempotency keys of {} jobs", keys.size());
+    return out;
+  }
+
   absl::Status PutJob(const v1::Job& job) override {
     // state and submitted_ns are INTEGER columns: SQLite's affinity stores
     // the bound text as integers, so the index and ORDER BY stay numeric.
     return Write(
-        "INSERT OR REPLACE INTO jobs (id, tenant, state, submitted_ns, data) VALUES (?1, ?2, ?3, "
-        "?4, ?5)",
+        "INSERT OR REPLACE INTO jobs (id, tenant, state, submitted_ns, idempotency_key, data) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         {job.id(), job.tenant(), absl::StrCat(static_cast<int>(job.state())),
-         absl::StrCat(job.submitted_at().seconds() * 1'000'000'000LL + job.submitted_at().nanos())},
+         absl::StrCat(SubmittedNs(job)), job.idempotency_key()},
         job, "store job");
   }
 
-  // Every job, in submit order. At startup this is most of the scheduler's
-  // recovery time with a long history (tests/bench/recovery.sh), so: the
-  // table is read in storage order (ORDER BY submitted_ns had SQLite sort
-  // every record, blobs included, through temporary files), records are
-  // decoded by worker threads while this one reads, and the jobs are put in
-  // submit order in memory.
-  absl::StatusOr<std::vector<v1::Job>> LoadJobs() override {
+  // At start-up this is most of the scheduler's recovery time with a long
+  // history (tests/bench/recovery.sh), so: ended jobs come from the covering
+  // index jobs_summary, without reading their records; the records of the
+  // others are read in index order (ORDER BY submitted_ns had SQLite sort
+  // every record, blobs included, through temporary files), decoded by
+  // worker threads while this one reads, and put in submit order in memory.
+  absl::StatusOr<StoredJobs> LoadJobs() override {
     std::lock_guard<std::mutex> lock(mu_);
+    StoredJobs out;
+    absl::Status st =
+        Query("SELECT id, tenant, state, submitted_ns, idempotency_key FROM jobs WHERE state >= 4",
+              [&](sqlite3_stmt* s) {
+                JobSummary& j = out.ended.emplace_back();
+                j.id = Text(s, 0);
+                j.tenant = Text(s, 1);
+                j.state = static_cast<v1::Job::State>(sqlite3_column_int(s, 2));
+                j.submitted_ns = sqlite3_column_int64(s, 3);
+                j.idempotency_key = Text(s, 4);
+              });
+    if (!st.ok()) return st;
+    auto active = LoadActiveJobs();
+    if (!active.ok()) return active.status();
+    out.active = std::move(*active);
+    return out;
+  }
+
+  absl::StatusOr<v1::Job> GetJob(const std::string& id) override {
+    auto rows = Read<v1::Job>("SELECT data FROM jobs WHERE id = ?1", {id});
+    if (!rows.ok()) return rows.status();
+    if (rows->empty()) return absl::NotFoundError(absl::StrCat("no job ", id, " stored"));
+    return std::move(rows->front());
+  }
+
+ private:
+  static std::string Text(sqlite3_stmt* s, int col) {
+    const unsigned char* t = sqlite3_column_text(s, col);
+    return t == nullptr ? std::string()
+                        : std::string(reinterpret_cast<const char*>(t),
+                                      static_cast<size_t>(sqlite3_column_bytes(s, col)));
+  }
+
+  // The whole records of the jobs not ended, in submit order; mu_ held.
+  absl::StatusOr<std::vector<v1::Job>> LoadActiveJobs() {
     int64_t count = 0;
-    absl::Status st = Query("SELECT count(*) FROM jobs",
+    absl::Status st = Query("SELECT count(*) FROM jobs WHERE state < 4",
                             [&](sqlite3_stmt* s) { count = sqlite3_column_int64(s, 0); });
     if (!st.ok()) return st;
     std::vector<v1::Job> jobs(static_cast<size_t>(count));
@@ -167,7 +258,7 @@ class SqliteStore : public Store {
       chunk = Chunk();
       chunk.first = n;
     };
-    st = Query("SELECT id, data, submitted_ns FROM jobs", [&](sqlite3_stmt* s) {
+    st = Query("SELECT id, data, submitted_ns FROM jobs WHERE state < 4", [&](sqlite3_stmt* s) {
       if (n >= jobs.size()) {
         overflow = true;
         return;
@@ -202,6 +293,7 @@ class SqliteStore : public Store {
     return out;
   }
 
+ public:
   absl::Status PutAgent(const v1::Agent& agent) override {
     return Write("INSERT OR REPLACE INTO agents (id, site, data) VALUES (?1, ?2, ?3)",
                  {agent.id(), agent.site()}, agent, "store agent");
@@ -494,11 +586,32 @@ absl::Status MemoryStore::PutJob(const v1::Job& job) {
   ++job_writes_;
   return absl::OkStatus();
 }
-absl::StatusOr<std::vector<v1::Job>> MemoryStore::LoadJobs() {
+absl::StatusOr<StoredJobs> MemoryStore::LoadJobs() {
   std::lock_guard<std::mutex> lock(mu_);
-  std::vector<v1::Job> out;
-  for (const auto& [id, j] : jobs_) out.push_back(j);
+  StoredJobs out;
+  for (const auto& [id, j] : jobs_) {
+    if (!Ended(j.state())) {
+      out.active.push_back(j);
+      continue;
+    }
+    JobSummary& e = out.ended.emplace_back();
+    e.id = j.id();
+    e.tenant = j.tenant();
+    e.idempotency_key = j.idempotency_key();
+    e.submitted_ns = SubmittedNs(j);
+    e.state = j.state();
+  }
+  std::sort(out.active.begin(), out.active.end(), [](const v1::Job& a, const v1::Job& b) {
+    return std::make_pair(SubmittedNs(a), a.id()) < std::make_pair(SubmittedNs(b), b.id());
+  });
   return out;
+}
+absl::StatusOr<v1::Job> MemoryStore::GetJob(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++job_reads_;
+  auto it = jobs_.find(id);
+  if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("no job ", id, " stored"));
+  return it->second;
 }
 absl::Status MemoryStore::PutAgent(const v1::Agent& agent) {
   std::lock_guard<std::mutex> lock(mu_);
@@ -598,6 +711,10 @@ void MemoryStore::FailWritesWith(absl::Status status) {
 size_t MemoryStore::job_writes() const {
   std::lock_guard<std::mutex> lock(mu_);
   return job_writes_;
+}
+size_t MemoryStore::job_reads() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return job_reads_;
 }
 
 }  // namespace portolan

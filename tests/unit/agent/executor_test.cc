@@ -238,6 +238,42 @@ TEST_F(CgroupExecutorTest, WritesLimitsJoinsAndReportsOomKills) {
   EXPECT_NE(u.message().find("256 MiB"), std::string::npos) << u.message();
 }
 
+// A job that exits at once must still be reported `running` before it is
+// reported finished: the scheduler sets started_at only on `running` and
+// ignores a late one after the final state. Here handing over the `running`
+// update is slow (as a busy agent's send path can be), and the process has
+// long exited by the time it returns.
+TEST(ExecutorOrderTest, RunningIsReportedBeforeTheFinalStateOfAJobThatExitsAtOnce) {
+  const std::string root = testing::TempDir() + "/portolan-exec-order-" + std::to_string(getpid());
+  std::filesystem::remove_all(root);
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<v1::Job::State> seen;
+  ExecutorOptions o;
+  o.work_root = root;
+  o.poll_interval = absl::Milliseconds(5);
+  {
+    Executor exec(o, RealClock(), [&](const v1::JobUpdate& u) {
+      if (u.state() == v1::Job::running) usleep(300 * 1000);  // /bin/true is done by now
+      std::lock_guard<std::mutex> l(mu);
+      seen.push_back(u.state());
+      cv.notify_all();
+    });
+    v1::Job j;
+    j.set_id("quick");
+    j.set_attempt(1);
+    j.add_command("/bin/true");
+    j.mutable_resources()->set_cpus(1);
+    ASSERT_TRUE(exec.Start(j));
+    std::unique_lock<std::mutex> l(mu);
+    ASSERT_TRUE(cv.wait_for(l, std::chrono::seconds(20), [&] { return seen.size() == 2; }))
+        << "expected two updates, got " << seen.size();
+    EXPECT_EQ(seen[0], v1::Job::running);
+    EXPECT_EQ(seen[1], v1::Job::succeeded);
+  }
+  std::filesystem::remove_all(root);
+}
+
 TEST(CgroupRootTest, RefusesAHierarchyWithoutTheControllers) {
   std::string dir = testing::TempDir() + "/fake-cgroupfs";
   std::filesystem::create_directories(dir);

@@ -351,6 +351,86 @@ TEST_F(CoreTest, RefusesImplausibleOrInconsistentTopologies) {
   EXPECT_EQ(core->GetAgent("odd").status().code(), absl::StatusCode::kNotFound);
 }
 
+// An ended job's record leaves memory at the next Tick once stored; every
+// read path then gets it from the store, and a restart loads only its summary.
+TEST_F(CoreTest, EndedJobsAreReadFromTheStoreOnceDropped) {
+  auto link = Register("a1", 4);
+  v1::Job spec = Spec(4);
+  spec.set_tenant("acme");
+  spec.set_idempotency_key("once");
+  const std::string done = core->Submit(spec)->first.id();
+  clock.Advance(absl::Seconds(1));  // listed newest first
+  const std::string waiting = core->Submit(Spec(4))->first.id();
+  Update("a1", link.get(), done, v1::Job::running);
+  Update("a1", link.get(), done, v1::Job::succeeded);
+  ASSERT_EQ(core->GetJob(waiting)->state(), v1::Job::placed);
+  EXPECT_EQ(core->GetJob(done)->state(), v1::Job::succeeded);
+  EXPECT_EQ(store.job_reads(), 0u) << "held until the next Tick";
+  core->Tick();
+
+  auto job = core->GetJob(done);
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(store.job_reads(), 1u);
+  EXPECT_EQ(job->state(), v1::Job::succeeded);
+  EXPECT_EQ(job->events_size(), 4);
+  EXPECT_TRUE(job->has_finished_at());
+  EXPECT_EQ(core->GetJob(waiting)->state(), v1::Job::placed);
+  EXPECT_EQ(store.job_reads(), 1u) << "a job still running is read from memory";
+
+  auto list = core->ListJobs({});
+  ASSERT_TRUE(list.ok()) << list.status();
+  ASSERT_EQ(list->jobs_size(), 2);
+  EXPECT_EQ(list->jobs(0).id(), waiting);
+  EXPECT_EQ(list->jobs(1).id(), done);
+  EXPECT_EQ(list->jobs(1).events_size(), 4);
+  auto succeeded = core->ListJobs({.state = "succeeded"});
+  ASSERT_EQ(succeeded->jobs_size(), 1);
+  EXPECT_EQ(succeeded->jobs(0).id(), done);
+  auto page = core->ListJobs({.page_size = 1});
+  ASSERT_EQ(page->jobs_size(), 1);
+  auto next = core->ListJobs({.page_size = 1, .page_token = page->next_page_token()});
+  ASSERT_EQ(next->jobs_size(), 1);
+  EXPECT_EQ(next->jobs(0).id(), done);
+
+  auto again = core->Submit(spec);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_FALSE(again->second);
+  EXPECT_EQ(again->first.id(), done);
+  EXPECT_EQ(again->first.state(), v1::Job::succeeded);
+  auto cancel = core->Cancel(done);
+  EXPECT_EQ(cancel.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(cancel.status().message().find("already ended (succeeded)"), std::string::npos);
+  // A late duplicate of the final report is acknowledged and changes nothing.
+  const size_t writes = store.job_writes();
+  Update("a1", link.get(), done, v1::Job::failed);
+  EXPECT_EQ(store.job_writes(), writes);
+  EXPECT_EQ(core->GetJob(done)->state(), v1::Job::succeeded);
+
+  Core restarted(opts, &store, &clock, &registry);
+  ASSERT_TRUE(restarted.Recover().ok());
+  EXPECT_EQ(restarted.GetJob(done)->events_size(), 4);
+  EXPECT_EQ(restarted.ListJobs({.state = "succeeded"})->jobs(0).id(), done);
+  auto after = restarted.Submit(spec);
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_FALSE(after->second) << "the idempotency key of an ended job survives a restart";
+  EXPECT_EQ(after->first.id(), done);
+}
+
+// If the final state could not be stored, memory is the only current copy
+// of the job, so its record stays held.
+TEST_F(CoreTest, AnEndedJobWhoseFinalWriteFailedStaysInMemory) {
+  auto link = Register("a1", 4);
+  const std::string id = core->Submit(Spec(4))->first.id();
+  Update("a1", link.get(), id, v1::Job::running);
+  store.FailWritesWith(absl::UnavailableError("disk full"));
+  Update("a1", link.get(), id, v1::Job::succeeded);
+  core->Tick();
+  auto job = core->GetJob(id);
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(job->state(), v1::Job::succeeded);
+  EXPECT_EQ(store.job_reads(), 0u);
+}
+
 TEST_F(CoreTest, RecoverRestoresJobsAndAccounting) {
   auto link = Register("a1", 4);
   auto running = core->Submit(Spec(4));

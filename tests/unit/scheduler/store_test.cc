@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 
 #include <filesystem>
+#include <map>
 
 #include "portolan/store.h"
 
@@ -44,8 +45,16 @@ TEST(SqliteStoreTest, RoundTripsAcrossReopen) {
   auto s = OpenSqliteStore(dir);
   ASSERT_TRUE(s.ok());
   auto jobs = (*s)->LoadJobs();
-  ASSERT_EQ(jobs->size(), 1u);
-  EXPECT_EQ((*jobs)[0].state(), v1::Job::succeeded);
+  ASSERT_TRUE(jobs.ok()) << jobs.status();
+  EXPECT_TRUE(jobs->active.empty());
+  ASSERT_EQ(jobs->ended.size(), 1u);
+  EXPECT_EQ(jobs->ended[0].id, "job-1");
+  EXPECT_EQ(jobs->ended[0].state, v1::Job::succeeded);
+  auto job = (*s)->GetJob("job-1");
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(job->state(), v1::Job::succeeded);
+  EXPECT_EQ(job->command(0), "/bin/true");
+  EXPECT_EQ((*s)->GetJob("job-2").status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ((*s)->LoadAgents()->at(0).site(), "hongkong-1");
   EXPECT_EQ((*s)->GetLogs("job-1")->stdout(), "hello\n");
   EXPECT_EQ((*s)->GetLogs("job-2").status().code(), absl::StatusCode::kNotFound);
@@ -71,14 +80,64 @@ TEST(SqliteStoreTest, LoadsManyJobsInSubmitOrder) {
   }
   auto s = OpenSqliteStore(dir);
   ASSERT_TRUE(s.ok());
-  auto jobs = (*s)->LoadJobs();
-  ASSERT_TRUE(jobs.ok()) << jobs.status();
-  ASSERT_EQ(jobs->size(), static_cast<size_t>(kJobs));
+  auto loaded = (*s)->LoadJobs();
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  const std::vector<v1::Job>& jobs = loaded->active;
+  ASSERT_EQ(jobs.size(), static_cast<size_t>(kJobs));
+  EXPECT_TRUE(loaded->ended.empty());
   for (int i = 0; i < kJobs; i += 2) {
     // Same second: "job-a<odd>" sorts before "job-b<even>".
-    EXPECT_EQ((*jobs)[i].id(), absl::StrCat("job-a", i + 1)) << i;
-    EXPECT_EQ((*jobs)[i + 1].id(), absl::StrCat("job-b", i)) << i;
-    EXPECT_EQ((*jobs)[i + 1].command(0), absl::StrCat("/bin/", i));
+    EXPECT_EQ(jobs[i].id(), absl::StrCat("job-a", i + 1)) << i;
+    EXPECT_EQ(jobs[i + 1].id(), absl::StrCat("job-b", i)) << i;
+    EXPECT_EQ(jobs[i + 1].command(0), absl::StrCat("/bin/", i));
+  }
+  std::filesystem::remove_all(dir);
+}
+
+// Ended jobs come back as summaries (from the index, not their records) and
+// the rest whole; either is readable by id.
+TEST(SqliteStoreTest, LoadsEndedJobsAsSummariesAndTheRestWhole) {
+  std::string dir = TempDir();
+  const std::vector<v1::Job::State> states = {
+      v1::Job::queued, v1::Job::placed,    v1::Job::running, v1::Job::succeeded,
+      v1::Job::failed, v1::Job::cancelled, v1::Job::lost,    v1::Job::unschedulable};
+  {
+    auto s = OpenSqliteStore(dir);
+    ASSERT_TRUE(s.ok());
+    for (size_t i = 0; i < states.size(); ++i) {
+      v1::Job j;
+      j.set_id(absl::StrCat("job-", i));
+      j.set_tenant(i % 2 == 0 ? "acme" : "globex");
+      j.set_state(states[i]);
+      j.mutable_submitted_at()->set_seconds(100 + i);
+      j.mutable_submitted_at()->set_nanos(7);
+      if (i >= 6) j.set_idempotency_key(absl::StrCat("key-", i));
+      j.add_command(absl::StrCat("/bin/", i));
+      ASSERT_TRUE((*s)->PutJob(j).ok());
+    }
+  }
+  auto s = OpenSqliteStore(dir);
+  ASSERT_TRUE(s.ok());
+  auto jobs = (*s)->LoadJobs();
+  ASSERT_TRUE(jobs.ok()) << jobs.status();
+  ASSERT_EQ(jobs->active.size(), 3u);
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(jobs->active[i].id(), absl::StrCat("job-", i));
+    EXPECT_EQ(jobs->active[i].command(0), absl::StrCat("/bin/", i));
+  }
+  ASSERT_EQ(jobs->ended.size(), 5u);
+  std::map<std::string, JobSummary> ended;
+  for (const JobSummary& e : jobs->ended) ended[e.id] = e;
+  for (size_t i = 3; i < states.size(); ++i) {
+    const std::string id = absl::StrCat("job-", i);
+    ASSERT_TRUE(ended.contains(id)) << id;
+    EXPECT_EQ(ended[id].state, states[i]) << id;
+    EXPECT_EQ(ended[id].tenant, i % 2 == 0 ? "acme" : "globex") << id;
+    EXPECT_EQ(ended[id].submitted_ns, (100 + static_cast<int64_t>(i)) * 1'000'000'000 + 7) << id;
+    EXPECT_EQ(ended[id].idempotency_key, i >= 6 ? absl::StrCat("key-", i) : "") << id;
+    auto job = (*s)->GetJob(id);
+    ASSERT_TRUE(job.ok()) << job.status();
+    EXPECT_EQ(job->command(0), absl::StrCat("/bin/", i));
   }
   std::filesystem::remove_all(dir);
 }
@@ -154,14 +213,35 @@ TEST(SqliteStoreTest, MigratesAVersionOneDatabaseKeepingItsJobs) {
   sqlite3_stmt* st;
   sqlite3_prepare_v2(db, "INSERT INTO jobs VALUES ('job-old', 'acme', 1, 0, ?)", -1, &st, nullptr);
   sqlite3_bind_blob(st, 1, blob.data(), blob.size(), SQLITE_TRANSIENT);
-  sqlite3_step(st);
+  ASSERT_EQ(sqlite3_step(st), SQLITE_DONE);
+  sqlite3_finalize(st);
+  // An ended job submitted with an idempotency key: schema 3 indexes the key
+  // beside the record, copied from the record by the migration.
+  v1::Job done;
+  done.set_id("job-done");
+  done.set_tenant("acme");
+  done.set_state(v1::Job::succeeded);
+  done.set_idempotency_key("order-7");
+  done.mutable_submitted_at()->set_seconds(5);
+  blob = done.SerializeAsString();
+  sqlite3_prepare_v2(db, "INSERT INTO jobs VALUES ('job-done', 'acme', 4, 5000000000, ?)", -1, &st,
+                     nullptr);
+  sqlite3_bind_blob(st, 1, blob.data(), blob.size(), SQLITE_TRANSIENT);
+  ASSERT_EQ(sqlite3_step(st), SQLITE_DONE);
   sqlite3_finalize(st);
   sqlite3_close(db);
 
   auto s = OpenSqliteStore(dir);
   ASSERT_TRUE(s.ok()) << s.status();
-  ASSERT_EQ((*s)->LoadJobs()->size(), 1u);
-  EXPECT_EQ((*s)->LoadJobs()->at(0).id(), "job-old");
+  auto jobs = (*s)->LoadJobs();
+  ASSERT_TRUE(jobs.ok()) << jobs.status();
+  ASSERT_EQ(jobs->active.size(), 1u);
+  EXPECT_EQ(jobs->active[0].id(), "job-old");
+  ASSERT_EQ(jobs->ended.size(), 1u);
+  EXPECT_EQ(jobs->ended[0].id, "job-done");
+  EXPECT_EQ(jobs->ended[0].idempotency_key, "order-7");
+  EXPECT_EQ(jobs->ended[0].submitted_ns, 5'000'000'000);
+  EXPECT_EQ((*s)->GetJob("job-done")->idempotency_key(), "order-7");
   v1::Tenant t;
   t.set_id("acme");
   t.set_ciio(true);
