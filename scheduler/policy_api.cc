@@ -97,7 +97,12 @@ absl::StatusOr<v1::Decision> Core::Explain(const std::string& id) {
     if (!jobs_.contains(id))
       return FieldError(absl::StatusCode::kNotFound, "id", absl::StrCat("no job '", id, "'"));
     auto w = waiting_decisions_.find(id);
-    if (w != waiting_decisions_.end()) return w->second;
+    if (w != waiting_decisions_.end()) {
+      v1::Decision d;
+      if (!d.ParseFromString(w->second))
+        return absl::InternalError(absl::StrCat("job ", id, ": waiting decision does not decode"));
+      return d;
+    }
   }
   auto d = store_->GetDecision(id);
   if (d.status().code() == absl::StatusCode::kNotFound) {
