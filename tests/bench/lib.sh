@@ -17,13 +17,15 @@ bench_cleanup() {
   rm -rf "$WORK"
 }
 
-# bench_scheduler ARGS...: starts portolan-scheduler on loopback (plain RPC,
-# the default policy, REST and RPC on free ports) with ARGS added (state
-# directory, authentication, limits), logging to $WORK/scheduler.log, and
-# waits until it is ready (it writes its ports file only then). Sets SCHED,
-# REST and RPC.
+# bench_scheduler ARGS...: starts portolan-scheduler on loopback (plain RPC
+# unless ARGS give --tls-cert, the default policy, REST and RPC on free
+# ports) with ARGS added (state directory, authentication, limits, TLS),
+# logging to $WORK/scheduler.log, and waits until it is ready (it writes its
+# ports file only then). Sets SCHED, REST and RPC.
 bench_scheduler() {
-  "$BIN/portolan-scheduler" --insecure --rest-addr 127.0.0.1:0 --rpc-addr 127.0.0.1:0 \
+  local plain=--insecure a
+  for a in "$@"; do [ "$a" != --tls-cert ] || plain=""; done
+  "$BIN/portolan-scheduler" ${plain:+"$plain"} --rest-addr 127.0.0.1:0 --rpc-addr 127.0.0.1:0 \
     --policy "$ROOT/deploy/policy/default.yaml" --ports-file "$WORK/ports.json" "$@" \
     >"$WORK/scheduler.log" 2>&1 &
   SCHED=$!

@@ -1,22 +1,36 @@
 #!/usr/bin/env bash
-# Scheduler at scale with emulated agents: starts a scheduler (plain RPC, no
-# auth, loopback), measures its resident memory, registers N agents from
-# portolan-sim (each a real RPC session with a 2x2x16x2 = 128-PU topology),
-# measures again once all are registered and heartbeating, and prints one
-# JSON line and a summary. Stops exactly the processes it started.
+# Scheduler at scale with emulated agents: starts a scheduler (no auth,
+# loopback; agent RPC plain TCP, or mutual TLS with `tls`), measures its
+# resident memory, registers N agents from portolan-sim (each a real RPC
+# session with a 2x2x16x2 = 128-PU topology; with TLS each has its own
+# certificate from a development CA made here), measures again once all are
+# registered and heartbeating, and prints one JSON line and a summary. Stops
+# exactly the processes it started.
 #
-#   tests/bench/sim_scale.sh [AGENTS=10000] [BUILD=build]
+#   tests/bench/sim_scale.sh [AGENTS=10000] [BUILD=build] [plain|tls]
 set -euo pipefail
 AGENTS="${1:-10000}"
 BUILD="${2:-build}"
+RPC_MODE="${3:-plain}"
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 # shellcheck source=tests/bench/lib.sh
 . "$ROOT/tests/bench/lib.sh"
 bench_init sim
-bench_scheduler --no-auth --state-dir "$WORK/state" --rate-limit-rps 0
+SIM_TLS=()
+case "$RPC_MODE" in
+  plain) bench_scheduler --no-auth --state-dir "$WORK/state" --rate-limit-rps 0 ;;
+  tls)
+    "$ROOT/deploy/dev-ca.sh" "$WORK/ca" init >/dev/null
+    "$ROOT/deploy/dev-ca.sh" "$WORK/ca" scheduler >/dev/null
+    bench_scheduler --no-auth --state-dir "$WORK/state" --rate-limit-rps 0 \
+      --tls-cert "$WORK/ca/scheduler.pem" --tls-key "$WORK/ca/scheduler.key" --tls-ca "$WORK/ca/ca.pem"
+    SIM_TLS=(--tls-ca "$WORK/ca/ca.pem" --tls-ca-key "$WORK/ca/ca.key")
+    ;;
+  *) echo "sim_scale: the third argument is plain or tls, not '$RPC_MODE'" >&2; exit 2 ;;
+esac
 sleep 1
 BEFORE=$(rss_kib "$SCHED")
-"$BIN/portolan-sim" --scheduler "127.0.0.1:$RPC" --agents "$AGENTS" --seconds 600 \
+"$BIN/portolan-sim" --scheduler "127.0.0.1:$RPC" --agents "$AGENTS" --seconds 600 "${SIM_TLS[@]}" \
   >"$WORK/sim.out" 2>&1 &
 PIDS+=($!)
 START=$(date +%s.%N)
@@ -34,6 +48,6 @@ T0=$(cpu_ticks "$SCHED"); sleep 10; T1=$(cpu_ticks "$SCHED")
 HZ=$(getconf CLK_TCK)
 CPU=$(awk -v t="$((T1 - T0))" -v hz="$HZ" 'BEGIN {printf "%.1f", t * 100 / hz / 10}')
 PER=$(awk -v d="$((AFTER - BEFORE))" -v n="$AGENTS" 'BEGIN {printf "%.2f", d / n}')
-printf '{"bench":"sim_scale","agents":%d,"register_all_s":%.1f,"rss_before_kib":%d,"rss_after_kib":%d,"kib_per_agent":%s,"scheduler_cpu_pct_steady":%s}\n' \
-  "$AGENTS" "$REG_S" "$BEFORE" "$AFTER" "$PER" "$CPU"
-echo "sim_scale: $AGENTS agents registered in ${REG_S}s; scheduler RSS ${BEFORE} -> ${AFTER} KiB (${PER} KiB per agent); ${CPU}% of one core while they heartbeat every 5 s"
+printf '{"bench":"sim_scale","rpc":"%s","agents":%d,"register_all_s":%.1f,"rss_before_kib":%d,"rss_after_kib":%d,"kib_per_agent":%s,"scheduler_cpu_pct_steady":%s}\n' \
+  "$RPC_MODE" "$AGENTS" "$REG_S" "$BEFORE" "$AFTER" "$PER" "$CPU"
+echo "sim_scale: $AGENTS agents ($RPC_MODE RPC) registered in ${REG_S}s; scheduler RSS ${BEFORE} -> ${AFTER} KiB (${PER} KiB per agent); ${CPU}% of one core while they heartbeat every 5 s"
