@@ -84,51 +84,33 @@ class RpcServer::Session : public AgentLink, public std::enable_shared_from_this
     });
   }
 
-  // Plain TCP: wait until the socket is readable, then read into one buffer
-  // shared by all sessions of this (single-threaded) io_context, so an idle
-  // connection holds no read buffer. TLS reads through the SSL stream, which
-  // has its own record buffers, into a per-session buffer.
+  // Waits until the connection is readable, then reads what is there into
+  // one buffer shared by all sessions of this (single-threaded) io_context,
+  // so an idle connection holds no read buffer (TLS included: the stream
+  // keeps no record buffers while idle either).
   void Read() {
-    if (stream_.tls()) {
-      ReadTls();
-      return;
-    }
-    stream_.socket().async_wait(
-        tcp::socket::wait_read, [self = shared_from_this()](const boost::system::error_code& ec) {
-          if (self->closed_) return;
-          if (ec) {
-            self->Shutdown(tls::Describe(ec));
-            return;
-          }
-          static thread_local std::array<char, 64 * 1024> shared;
-          tcp::socket& socket = self->stream_.socket();
-          for (;;) {
-            boost::system::error_code rec;
-            size_t n = socket.read_some(asio::buffer(shared), rec);
-            if (rec == asio::error::would_block || rec == asio::error::try_again) break;
-            if (rec) {
-              self->Shutdown(tls::IsPeerClosed(rec) ? "peer closed the connection"
-                                                    : tls::Describe(rec));
-              return;
-            }
-            if (!self->Consume(shared.data(), n)) return;
-            if (n < shared.size()) break;
-          }
-          self->Read();
-        });
-  }
-
-  void ReadTls() {
-    if (!tls_buf_) tls_buf_ = std::make_unique<std::array<char, 4096>>();
-    stream_.AsyncReadSome(asio::buffer(*tls_buf_), [self = shared_from_this()](
-                                                       const boost::system::error_code& ec,
-                                                       size_t n) {
+    stream_.AsyncWaitRead([self = shared_from_this()](const boost::system::error_code& ec) {
       if (self->closed_) return;
       if (ec) {
-        self->Shutdown(tls::IsPeerClosed(ec) ? "peer closed the connection" : tls::Describe(ec));
+        self->Shutdown(tls::Describe(ec));
         return;
       }
-      if (self->Consume(self->tls_buf_->data(), n)) self->ReadTls();
+      static thread_local std::array<char, 64 * 1024> shared;
+      for (;;) {
+        boost::system::error_code rec;
+        size_t n = self->stream_.ReadSome(asio::buffer(shared), rec);
+        if (rec == asio::error::would_block || rec == asio::error::try_again) break;
+        if (rec) {
+          self->Shutdown(tls::IsPeerClosed(rec) ? "peer closed the connection"
+                                                : tls::Describe(rec));
+          return;
+        }
+        if (!self->Consume(shared.data(), n)) return;
+        // Plain TCP: a short read drained the socket. TLS returns one record
+        // per read, so it reads on until OpenSSL would block.
+        if (n < shared.size() && !self->stream_.tls()) break;
+      }
+      self->Read();
     });
   }
 
@@ -239,9 +221,6 @@ class RpcServer::Session : public AgentLink, public std::enable_shared_from_this
   Core* core_;
   wire::FrameDecoder decoder_;
   std::shared_ptr<std::atomic<size_t>> registry_;  // open connections
-  // TLS sessions only, made at the first read; plain sessions read into a
-  // buffer shared by all (see Read). Larger frames arrive over several reads.
-  std::unique_ptr<std::array<char, 4096>> tls_buf_;
   // Frames waiting to be written, from head_ on. A vector (not a deque, which
   // allocates on construction) so an idle session holds nothing here.
   std::vector<std::string> queue_;

@@ -1,10 +1,14 @@
 #include "portolan/tls.h"
 
+#include <errno.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <sys/socket.h>
 
+#include <cstring>
 #include <fstream>
+#include <new>
 
 #include "absl/strings/str_cat.h"
 
@@ -159,39 +163,192 @@ absl::Status CheckAgentIdentity(const Identity& identity, absl::string_view agen
       identity.unit, "' only, not agent '", agent_id, "' at site '", site, "'"));
 }
 
-Stream::Stream(tcp::socket socket, ssl::context* ctx) : plain_(socket.get_executor()) {
-  if (ctx == nullptr) {
-    plain_ = std::move(socket);
-    return;
+namespace {
+
+// A BIO over the socket's file descriptor that sends with MSG_NOSIGNAL (a
+// peer that went away must not raise SIGPIPE in whoever links this) and
+// reports EAGAIN as "retry", which OpenSSL turns into WANT_READ/WANT_WRITE.
+int FdOf(BIO* b) { return static_cast<int>(reinterpret_cast<intptr_t>(BIO_get_data(b))); }
+
+int BioWrite(BIO* b, const char* data, int len) {
+  BIO_clear_retry_flags(b);
+  ssize_t n = ::send(FdOf(b), data, static_cast<size_t>(len), MSG_NOSIGNAL);
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) BIO_set_retry_write(b);
+    return -1;
   }
-  tls_ = std::make_unique<ssl_stream>(std::move(socket), *ctx);
-  tls_->set_verify_callback([err = verify_error_](bool preverified, ssl::verify_context& vc) {
-    if (!preverified && err->empty()) {
-      X509_STORE_CTX* store = vc.native_handle();
-      *err = absl::StrCat(X509_verify_cert_error_string(X509_STORE_CTX_get_error(store)), " (",
-                          SubjectLine(X509_STORE_CTX_get_current_cert(store)), ")");
+  return static_cast<int>(n);
+}
+
+int BioRead(BIO* b, char* data, int len) {
+  BIO_clear_retry_flags(b);
+  ssize_t n = ::recv(FdOf(b), data, static_cast<size_t>(len), 0);
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) BIO_set_retry_read(b);
+    return -1;
+  }
+  return static_cast<int>(n);  // 0: the peer closed
+}
+
+long BioCtrl(BIO*, int cmd, long, void*) { return cmd == BIO_CTRL_FLUSH ? 1 : 0; }
+
+int BioPuts(BIO* b, const char* s) { return BioWrite(b, s, static_cast<int>(strlen(s))); }
+
+BIO_METHOD* SocketMethod() {
+  static BIO_METHOD* const method = [] {
+    BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "portolan socket");
+    BIO_meth_set_write(m, BioWrite);
+    BIO_meth_set_read(m, BioRead);
+    BIO_meth_set_puts(m, BioPuts);
+    BIO_meth_set_ctrl(m, BioCtrl);
+    return m;
+  }();
+  return method;
+}
+
+// Where a stream keeps itself on its SSL object, for the verify callback.
+int StreamIndex() {
+  static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return index;
+}
+
+}  // namespace
+
+Stream::Stream(tcp::socket socket, ssl::context* ctx) : socket_(std::move(socket)) {
+  if (ctx == nullptr) return;
+  ssl_ = SSL_new(ctx->native_handle());
+  BIO* bio = ssl_ != nullptr ? BIO_new(SocketMethod()) : nullptr;
+  if (bio == nullptr) {
+    SSL_free(ssl_);
+    throw std::bad_alloc();
+  }
+  boost::system::error_code ec;
+  socket_.non_blocking(true, ec);
+  BIO_set_data(bio, reinterpret_cast<void*>(static_cast<intptr_t>(socket_.native_handle())));
+  BIO_set_init(bio, 1);
+  SSL_set_bio(ssl_, bio, bio);
+  // Record buffers are allocated while a record is in flight and freed after.
+  SSL_set_mode(ssl_, SSL_MODE_RELEASE_BUFFERS);
+  SSL_set_ex_data(ssl_, StreamIndex(), this);
+  // The context's verify mode, plus a callback that keeps the first reason a
+  // peer certificate failed, for the log.
+  SSL_set_verify(ssl_, SSL_CTX_get_verify_mode(ctx->native_handle()),
+                 [](int preverified, X509_STORE_CTX* store) {
+                   SSL* ssl = static_cast<SSL*>(
+                       X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()));
+                   auto* self = static_cast<Stream*>(SSL_get_ex_data(ssl, StreamIndex()));
+                   if (!preverified && self != nullptr && self->verify_error_.empty()) {
+                     self->verify_error_ = absl::StrCat(
+                         X509_verify_cert_error_string(X509_STORE_CTX_get_error(store)), " (",
+                         SubjectLine(X509_STORE_CTX_get_current_cert(store)), ")");
+                   }
+                   return preverified;
+                 });
+}
+
+Stream::~Stream() { SSL_free(ssl_); }
+
+void Stream::StartHandshake(ssl::stream_base::handshake_type type) {
+  verify_error_.clear();
+  if (type == ssl::stream_base::client) {
+    SSL_set_connect_state(ssl_);
+  } else {
+    SSL_set_accept_state(ssl_);
+  }
+}
+
+int Stream::Handshake() {
+  ERR_clear_error();
+  errno = 0;
+  return SSL_do_handshake(ssl_);
+}
+
+int Stream::Read(asio::mutable_buffer buffer, size_t* n) {
+  ERR_clear_error();
+  errno = 0;
+  return SSL_read_ex(ssl_, buffer.data(), buffer.size(), n);
+}
+
+int Stream::Write(asio::const_buffer buffer, size_t* n) {
+  // A retry after WANT_* passes the same buffer, as OpenSSL requires.
+  ERR_clear_error();
+  errno = 0;
+  return SSL_write_ex(ssl_, buffer.data(), buffer.size(), n);
+}
+
+Stream::Step Stream::Interpret(int rc, boost::system::error_code* ec) {
+  if (rc == 1) return Step::kDone;
+  const int saved_errno = errno;
+  switch (SSL_get_error(ssl_, rc)) {
+    case SSL_ERROR_WANT_READ:
+      want_write_ = false;
+      return Step::kWait;
+    case SSL_ERROR_WANT_WRITE:
+      want_write_ = true;
+      return Step::kWait;
+    case SSL_ERROR_ZERO_RETURN:  // close_notify
+      *ec = asio::error::eof;
+      break;
+    case SSL_ERROR_SYSCALL: {
+      const unsigned long e = ERR_get_error();
+      if (e != 0) {
+        *ec = boost::system::error_code(static_cast<int>(e), asio::error::get_ssl_category());
+      } else if (saved_errno != 0) {
+        *ec = boost::system::error_code(saved_errno, boost::system::system_category());
+      } else {
+        *ec = ssl::error::stream_truncated;
+      }
+      break;
     }
-    return preverified;
-  });
+    default: {
+      const unsigned long e = ERR_get_error();
+      if (ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+        *ec = ssl::error::stream_truncated;
+      } else if (e != 0) {
+        *ec = boost::system::error_code(static_cast<int>(e), asio::error::get_ssl_category());
+      } else {
+        *ec = asio::error::connection_aborted;
+      }
+    }
+  }
+  ERR_clear_error();
+  return Step::kFailed;
+}
+
+size_t Stream::ReadSome(asio::mutable_buffer buffer, boost::system::error_code& ec) {
+  ec = {};
+  if (!tls()) return socket_.read_some(buffer, ec);
+  size_t n = 0;
+  switch (Interpret(Read(buffer, &n), &ec)) {
+    case Step::kDone:
+      read_wants_write_ = false;
+      return n;
+    case Step::kWait:
+      read_wants_write_ = want_write_;
+      ec = asio::error::would_block;
+      return 0;
+    case Step::kFailed:
+      break;
+  }
+  return 0;
 }
 
 void Stream::ExpectServerName(const std::string& host) {
-  if (!tls_) return;
-  SSL* ssl = tls_->native_handle();
+  if (!tls()) return;
   boost::system::error_code ec;
   asio::ip::make_address(host, ec);
   if (!ec) {
-    X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host.c_str());
+    X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_), host.c_str());
   } else {
-    SSL_set1_host(ssl, host.c_str());
-    SSL_set_tlsext_host_name(ssl, host.c_str());
+    SSL_set1_host(ssl_, host.c_str());
+    SSL_set_tlsext_host_name(ssl_, host.c_str());
   }
 }
 
 void Stream::Close() {
   boost::system::error_code ec;
-  socket().shutdown(tcp::socket::shutdown_both, ec);
-  socket().close(ec);
+  socket_.shutdown(tcp::socket::shutdown_both, ec);
+  socket_.close(ec);
 }
 
 bool IsPeerClosed(const boost::system::error_code& ec) {
