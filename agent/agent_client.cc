@@ -145,15 +145,7 @@ void AgentClient::Read() {
                                                  const boost::system::error_code& ec, size_t n) {
     if (gen != generation_ || stopped_) return;
     if (ec) {
-      if (!registered_ && ec.category() == asio::error::get_ssl_category()) {
-        // With TLS 1.3 the scheduler checks our certificate after the
-        // handshake completed here, so its refusal arrives as an alert.
-        spdlog::error(
-            "the scheduler refused this agent's certificate ({}); it must be signed by the "
-            "CA the scheduler trusts and be valid now",
-            tls::Describe(ec));
-      }
-      Disconnect(tls::IsPeerClosed(ec) ? "scheduler closed the connection" : tls::Describe(ec));
+      ConnectionFailed(ec);
       return;
     }
     last_received_ = absl::Now();
@@ -250,12 +242,25 @@ void AgentClient::Write() {
                       [this, gen, stream = stream_](const boost::system::error_code& ec, size_t) {
                         if (gen != generation_ || stopped_) return;
                         if (ec) {
-                          Disconnect(tls::Describe(ec));
+                          ConnectionFailed(ec);
                           return;
                         }
                         write_queue_.pop_front();
                         if (!write_queue_.empty()) Write();
                       });
+}
+
+void AgentClient::ConnectionFailed(const boost::system::error_code& ec) {
+  if (!registered_ && ec.category() == asio::error::get_ssl_category()) {
+    // With TLS 1.3 the scheduler checks our certificate after the handshake
+    // completed here, so its refusal arrives as an alert: on the first read,
+    // or on the Register write if the scheduler has closed by then.
+    spdlog::error(
+        "the scheduler refused this agent's certificate ({}); it must be signed by the "
+        "CA the scheduler trusts and be valid now",
+        tls::Describe(ec));
+  }
+  Disconnect(tls::IsPeerClosed(ec) ? "scheduler closed the connection" : tls::Describe(ec));
 }
 
 void AgentClient::Disconnect(const std::string& why) {

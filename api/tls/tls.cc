@@ -6,6 +6,7 @@
 #include <openssl/x509v3.h>
 #include <sys/socket.h>
 
+#include <array>
 #include <cstring>
 #include <fstream>
 #include <new>
@@ -273,10 +274,33 @@ int Stream::Write(asio::const_buffer buffer, size_t* n) {
   // A retry after WANT_* passes the same buffer, as OpenSSL requires.
   ERR_clear_error();
   errno = 0;
-  return SSL_write_ex(ssl_, buffer.data(), buffer.size(), n);
+  const int rc = SSL_write_ex(ssl_, buffer.data(), buffer.size(), n);
+  const int saved_errno = errno;
+  if (rc == 1 || SSL_get_error(ssl_, rc) != SSL_ERROR_SYSCALL ||
+      (saved_errno != EPIPE && saved_errno != ECONNRESET))
+    return rc;
+  // The peer closed the connection. It may have said why first: a TLS 1.3
+  // server refuses a client certificate only after the client's side of the
+  // handshake is done, so the alert waits unread while the first write fails.
+  // Report the alert, not the broken pipe.
+  std::array<char, 512> sink;
+  size_t ignored = 0;
+  ERR_clear_error();
+  const int r = SSL_read_ex(ssl_, sink.data(), sink.size(), &ignored);
+  const unsigned long alert =
+      r != 1 && SSL_get_error(ssl_, r) == SSL_ERROR_SSL ? ERR_get_error() : 0;
+  failure_ = alert != 0 ? boost::system::error_code(static_cast<int>(alert),
+                                                    asio::error::get_ssl_category())
+                        : boost::system::error_code(saved_errno, boost::system::system_category());
+  ERR_clear_error();
+  return 0;
 }
 
 Stream::Step Stream::Interpret(int rc, boost::system::error_code* ec) {
+  if (failure_) {
+    *ec = std::exchange(failure_, {});
+    return Step::kFailed;
+  }
   if (rc == 1) return Step::kDone;
   const int saved_errno = errno;
   switch (SSL_get_error(ssl_, rc)) {

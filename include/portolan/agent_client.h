@@ -72,6 +72,9 @@ class AgentClient {
   void Handle(const v1::Envelope& env);
   void Send(const v1::Envelope& env);
   void Write();
+  // A read or write failed: says why (a refused certificate in particular)
+  // and disconnects.
+  void ConnectionFailed(const boost::system::error_code& ec);
   void Disconnect(const std::string& why);
   void Heartbeat();
   void ResendTick();

@@ -196,8 +196,9 @@ class Stream {
 
   tcp::socket socket_;
   SSL* ssl_ = nullptr;
-  bool want_write_ = false;        // the last step waits for writability
-  bool read_wants_write_ = false;  // the last ReadSome did
+  bool want_write_ = false;            // the last step waits for writability
+  bool read_wants_write_ = false;      // the last ReadSome did
+  boost::system::error_code failure_;  // set by a step that decided its own error
   std::string verify_error_;
 };
 

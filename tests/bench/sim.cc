@@ -14,10 +14,6 @@
 //                agents: each gets its own certificate, CN = its id, OU = its
 //                site, minted in memory and signed by the CA, as
 //                deploy/dev-ca.sh would issue it)
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
-#include <openssl/x509v3.h>
 #include <signal.h>
 
 #include <chrono>
@@ -38,6 +34,7 @@
 #include "portolan/strings.h"
 #include "portolan/tls.h"
 #include "portolan/v1/wire.pb.h"
+#include "../support/test_ca.h"
 
 namespace asio = boost::asio;
 using asio::ip::tcp;
@@ -89,86 +86,6 @@ v1::Topology MakeTopology(const Options& o) {
   t.set_memory_mb(mem_per_numa * numa);
   return t;
 }
-
-// Issues each emulated agent its own client certificate, signed by a CA,
-// in memory (10,000 agents need 10,000 identities: the scheduler lets a
-// certificate register only the agent and site it names).
-class Minter {
- public:
-  ~Minter() {
-    X509_free(ca_);
-    EVP_PKEY_free(ca_key_);
-  }
-  bool Open(const std::string& ca_pem, const std::string& ca_key, std::string* error) {
-    ca_file_ = ca_pem;
-    if (FILE* f = fopen(ca_pem.c_str(), "r")) {
-      ca_ = PEM_read_X509(f, nullptr, nullptr, nullptr);
-      fclose(f);
-    }
-    if (FILE* f = fopen(ca_key.c_str(), "r")) {
-      ca_key_ = PEM_read_PrivateKey(f, nullptr, nullptr, nullptr);
-      fclose(f);
-    }
-    if (ca_ == nullptr || ca_key_ == nullptr) {
-      *error = absl::StrCat("cannot read the CA certificate ", ca_pem, " and key ", ca_key);
-      return false;
-    }
-    return true;
-  }
-  // A client context presenting a fresh certificate for (id, site).
-  std::shared_ptr<asio::ssl::context> ContextFor(const std::string& id, const std::string& site,
-                                                 std::string* error) {
-    EVP_PKEY* key = EVP_EC_gen("P-256");
-    X509* cert = X509_new();
-    bool ok = key != nullptr && cert != nullptr;
-    if (ok) {
-      X509_set_version(cert, 2);
-      ASN1_INTEGER_set(X509_get_serialNumber(cert), ++serial_);
-      X509_gmtime_adj(X509_getm_notBefore(cert), -300);
-      X509_gmtime_adj(X509_getm_notAfter(cert), 86400);
-      X509_set_pubkey(cert, key);
-      X509_NAME* name = X509_get_subject_name(cert);
-      for (const auto& [field, value] : {std::pair<const char*, const std::string*>{"OU", &site},
-                                         std::pair<const char*, const std::string*>{"CN", &id}}) {
-        ok = ok && X509_NAME_add_entry_by_txt(
-                       name, field, MBSTRING_ASC,
-                       reinterpret_cast<const unsigned char*>(value->c_str()), -1, -1, 0) == 1;
-      }
-      X509_set_issuer_name(cert, X509_get_subject_name(ca_));
-      for (const auto& [nid, value] :
-           {std::pair<int, const char*>{NID_basic_constraints, "CA:FALSE"},
-            {NID_key_usage, "critical,digitalSignature"},
-            {NID_ext_key_usage, "clientAuth"}}) {
-        X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, nullptr, nid, value);
-        ok = ok && ext != nullptr && X509_add_ext(cert, ext, -1) == 1;
-        X509_EXTENSION_free(ext);
-      }
-      ok = ok && X509_sign(cert, ca_key_, EVP_sha256()) > 0;
-    }
-    std::shared_ptr<asio::ssl::context> ctx;
-    if (ok) {
-      ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
-      boost::system::error_code ec;
-      ctx->load_verify_file(ca_file_, ec);
-      ok = !ec && SSL_CTX_use_certificate(ctx->native_handle(), cert) == 1 &&
-           SSL_CTX_use_PrivateKey(ctx->native_handle(), key) == 1;
-      ctx->set_verify_mode(asio::ssl::verify_peer);
-    }
-    X509_free(cert);
-    EVP_PKEY_free(key);
-    if (!ok) {
-      *error = absl::StrCat("cannot issue a certificate for ", id);
-      return nullptr;
-    }
-    return ctx;
-  }
-
- private:
-  std::string ca_file_;
-  X509* ca_ = nullptr;
-  EVP_PKEY* ca_key_ = nullptr;
-  long serial_ = 0;
-};
 
 class SimAgent : public std::enable_shared_from_this<SimAgent> {
  public:
@@ -398,12 +315,13 @@ int main(int argc, char** argv) {
     }
   }
   std::shared_ptr<asio::ssl::context> tls;
-  Minter minter;
+  std::unique_ptr<testing::TestCa> minter;
   if (!ca_key.empty()) {
-    std::string error;
-    if (!cert.empty() || ca.empty() || !minter.Open(ca, ca_key, &error)) {
+    minter = std::make_unique<testing::TestCa>(ca, ca_key);
+    if (!cert.empty() || ca.empty() || !minter->ok()) {
       fprintf(stderr, "portolan-sim: %s\n",
-              error.empty() ? "--tls-ca-key needs --tls-ca and no --tls-cert" : error.c_str());
+              minter->ok() ? "--tls-ca-key needs --tls-ca and no --tls-cert"
+                           : "cannot read the CA certificate (--tls-ca) and key (--tls-ca-key)");
       return 2;
     }
   } else if (!cert.empty()) {
@@ -424,11 +342,10 @@ int main(int argc, char** argv) {
     const std::string id = absl::StrCat(o.prefix, "-", i);
     const std::string& site = o.sites[i % o.sites.size()];
     std::shared_ptr<asio::ssl::context> ctx = tls;
-    if (!ca_key.empty()) {
-      std::string error;
-      ctx = minter.ContextFor(id, site, &error);
+    if (minter) {
+      ctx = minter->AgentContext(id, site);
       if (ctx == nullptr) {
-        fprintf(stderr, "portolan-sim: %s\n", error.c_str());
+        fprintf(stderr, "portolan-sim: cannot issue a certificate for %s\n", id.c_str());
         return 2;
       }
     }
