@@ -174,6 +174,7 @@ v1::Job& Core::Index(v1::Job job) {
   rec.tenant = job.tenant();
   rec.submitted_ns = Nanos(job.submitted_at());
   rec.seq = ++next_submit_seq_;  // jobs are indexed in submit (or load) order
+  ++job_counts_[{job.state(), rec.tenant}];
   order_.emplace(rec.submitted_ns, id);
   if (job.state() == v1::Job::queued) queue_.emplace(-job.priority(), rec.seq, id);
   if (!job.idempotency_key().empty()) idempotency_[{job.tenant(), job.idempotency_key()}] = id;
@@ -186,6 +187,7 @@ void Core::IndexEnded(JobSummary&& e) {
   rec.tenant = std::move(e.tenant);
   rec.submitted_ns = e.submitted_ns;
   rec.ended_state = e.state;
+  ++job_counts_[{e.state, rec.tenant}];
   if (!e.idempotency_key.empty()) idempotency_[{rec.tenant, std::move(e.idempotency_key)}] = e.id;
   order_.emplace(e.submitted_ns, std::move(e.id));
 }
@@ -239,6 +241,12 @@ void Core::Transition(v1::Job& job, v1::Job::State state, const std::string& mes
   }
   if (state == v1::Job::queued && job.state() != v1::Job::queued) {
     queue_.emplace(-job.priority(), seq, job.id());
+  }
+  if (state != job.state()) {
+    const std::string& tenant = jobs_.at(job.id()).tenant;
+    auto old = job_counts_.find({job.state(), tenant});
+    if (old != job_counts_.end() && --old->second == 0) job_counts_.erase(old);
+    ++job_counts_[{state, tenant}];
   }
   job.set_state(state);
   job.set_reason(message);
@@ -326,15 +334,18 @@ void Core::AttachMetrics(SchedulerMetrics* m) {
   }
   m->registry.OnScrape([this, m] {
     absl::MutexLock lock(&mu_);
-    std::map<std::pair<v1::Job::State, std::string>, int> by_state;
-    for (const auto& [id, rec] : jobs_) ++by_state[{rec.state(), rec.tenant}];
+    // Counted as jobs change, not by walking them: a scrape holds the lock.
     m->jobs->Clear();
-    for (const auto& [key, n] : by_state)
-      m->jobs->With({v1::Job::State_Name(key.first), key.second})->Set(n);
+    for (const auto& [key, n] : job_counts_)
+      m->jobs->With({v1::Job::State_Name(key.first), key.second})->Set(static_cast<double>(n));
     m->queue_depth->Set(static_cast<double>(queue_.size()));
+    // Within a priority the queue is in submit order, so the oldest waiting
+    // job is the first of one of the priority levels.
     int64_t oldest = INT64_MAX;
-    for (const QueueKey& key : queue_)
-      oldest = std::min(oldest, jobs_.at(std::get<2>(key)).submitted_ns);
+    for (auto it = queue_.begin(); it != queue_.end();
+         it = queue_.lower_bound({std::get<0>(*it) + 1, INT64_MIN, ""})) {
+      oldest = std::min(oldest, jobs_.at(std::get<2>(*it)).submitted_ns);
+    }
     m->oldest_waiting_seconds->Set(
         queue_.empty()
             ? 0

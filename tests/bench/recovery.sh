@@ -32,7 +32,7 @@ READY_S=$(awk -v a="$T1" -v b="$T0" 'BEGIN {printf "%.2f", a - b}')
 curl -fsS "http://127.0.0.1:$REST/readyz" >/dev/null
 RSS=$(rss_kib "$SCHED")
 LOADED=$(grep -o "recovered [0-9]* jobs.*reading the store)" "$WORK/scheduler.log" | head -1)
-# One scrape of /metrics walks every job (portolan_jobs): how long it takes at this size.
+# How long one scrape of /metrics takes at this size (it holds the core lock).
 S0=$(date +%s.%N)
 curl -fsS "http://127.0.0.1:$REST/metrics" >/dev/null
 S1=$(date +%s.%N)

@@ -32,14 +32,21 @@ PORTOLAN_TOKEN="$TOKEN" WRK_CONNECTIONS="$CONNS" wrk -t"$THREADS" -c"$CONNS" -d"
 grep -v '^{"bench"' "$WORK/wrk.out"  # wrk's report; the JSON line follows, with the scheduler's counts
 JSON=$(grep '^{"bench":"rest_wrk"' "$WORK/wrk.out")
 # Cross-check against the scheduler itself: the jobs it holds must be at least the 201s.
-STORED=$(curl -fsS -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$REST/metrics" |
-  awk '/^portolan_submits_total/ {s += $2} END {printf "%d", s}')
+curl -fsS -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$REST/metrics" >"$WORK/metrics.txt"
+STORED=$(awk '/^portolan_submits_total/ {s += $2} END {printf "%d", s}' "$WORK/metrics.txt")
 ACK=$(sed 's/.*"acknowledged":\([0-9]*\).*/\1/' <<<"$JSON")
 RSS=$(rss_kib "$SCHED")
-echo "${JSON%\}},\"scheduler_submits_total\":$STORED,\"scheduler_rss_kib\":$RSS}"
+# The store's group commits (fsync included), from the scheduler's histogram:
+# how many, and how many took over 100 and 250 ms (a submit waits for its
+# commit, so these are where the latency tail comes from, if anywhere).
+COMMITS=$(awk '/^portolan_store_commit_duration_seconds_count/ {print $2}' "$WORK/metrics.txt")
+le() { awk -v le="$1" '$1 == "portolan_store_commit_duration_seconds_bucket{le=\"" le "\"}" {print $2}' "$WORK/metrics.txt"; }
+OVER100=$((COMMITS - $(le 0.1)))
+OVER250=$((COMMITS - $(le 0.25)))
+echo "${JSON%\}},\"scheduler_submits_total\":$STORED,\"scheduler_rss_kib\":$RSS,\"store_commits\":$COMMITS,\"commits_over_100ms\":$OVER100,\"commits_over_250ms\":$OVER250}"
 if [ "$STORED" -lt "$ACK" ]; then
   echo "rest_wrk: the scheduler counted $STORED submits but wrk saw $ACK acknowledged" >&2
   exit 1
 fi
 sed 's/.*"submits_per_s":\([0-9]*\),"p50_ms":\([0-9.]*\),"p90_ms":[0-9.]*,"p99_ms":\([0-9.]*\).*/rest_wrk: \1 durable submits\/s, p50 \2 ms, p99 \3 ms/' <<<"$JSON"
-echo "rest_wrk: $CONNS connections, ${SECONDS_RUN} s; the scheduler holds $STORED submitted jobs, RSS $RSS KiB"
+echo "rest_wrk: $CONNS connections, ${SECONDS_RUN} s; the scheduler holds $STORED submitted jobs, RSS $RSS KiB; $COMMITS store commits, $OVER100 over 100 ms, $OVER250 over 250 ms"

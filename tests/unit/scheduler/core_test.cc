@@ -6,7 +6,9 @@
 #include <google/protobuf/util/message_differencer.h>
 #include <gtest/gtest.h>
 
+#include "../../support/prometheus_text.h"
 #include "portolan/codec.h"
+#include "portolan/scheduler_metrics.h"
 
 namespace portolan::scheduler {
 namespace {
@@ -429,6 +431,72 @@ TEST_F(CoreTest, AnEndedJobWhoseFinalWriteFailedStaysInMemory) {
   ASSERT_TRUE(job.ok()) << job.status();
   EXPECT_EQ(job->state(), v1::Job::succeeded);
   EXPECT_EQ(store.job_reads(), 0u);
+}
+
+// portolan_jobs is kept as jobs change (a scrape walks no jobs): it must
+// match the jobs themselves through placement, ending, dropping and a
+// restart; the oldest waiting job is found across priorities.
+TEST_F(CoreTest, JobGaugesFollowEveryChangeAndARestart) {
+  auto scrape = [](metrics::Registry& r) {
+    auto ex = test_support::ParsePrometheusText(r.Render());
+    EXPECT_TRUE(ex.ok()) << ex.error;
+    return ex;
+  };
+  metrics::Registry registry1;
+  SchedulerMetrics m1(registry1);
+  core->AttachMetrics(&m1);
+  auto link = Register("a1", 4);
+  auto submit = [&](const std::string& tenant, int cpus, int priority) {
+    v1::Job j = Spec(cpus);
+    j.set_tenant(tenant);
+    j.set_priority(priority);
+    auto r = core->Submit(j);
+    EXPECT_TRUE(r.ok()) << r.status();
+    clock.Advance(absl::Seconds(10));
+    return r->first.id();
+  };
+  const std::string run = submit("acme", 4, 0);     // placed (the agent is full)
+  const std::string old = submit("acme", 4, 0);     // queued, t = 10 s
+  const std::string urgent = submit("beta", 4, 5);  // queued first, t = 20 s
+  v1::Job never = Spec(64);
+  never.set_tenant("beta");
+  ASSERT_TRUE(core->Submit(never).ok());  // unschedulable
+  auto ex = scrape(registry1);
+  EXPECT_EQ(ex.Value("portolan_jobs", {{"state", "placed"}, {"tenant", "acme"}}), 1);
+  EXPECT_EQ(ex.Value("portolan_jobs", {{"state", "queued"}, {"tenant", "acme"}}), 1);
+  EXPECT_EQ(ex.Value("portolan_jobs", {{"state", "queued"}, {"tenant", "beta"}}), 1);
+  EXPECT_EQ(ex.Value("portolan_jobs", {{"state", "unschedulable"}, {"tenant", "beta"}}), 1);
+  EXPECT_EQ(ex.Value("portolan_queue_depth"), 2);
+  // Now 30 s; the older of the two waiting jobs was submitted at 10 s.
+  EXPECT_EQ(ex.Value("portolan_oldest_waiting_job_age_seconds"), 20);
+
+  Update("a1", link.get(), run, v1::Job::running);
+  Update("a1", link.get(), run, v1::Job::succeeded);  // `urgent` is placed next
+  core->Tick();                                       // and `run` dropped
+  ASSERT_TRUE(core->Cancel(old).ok());
+  ex = scrape(registry1);
+  EXPECT_EQ(ex.Value("portolan_jobs", {{"state", "succeeded"}, {"tenant", "acme"}}), 1);
+  EXPECT_EQ(ex.Value("portolan_jobs", {{"state", "cancelled"}, {"tenant", "acme"}}), 1);
+  EXPECT_EQ(ex.Value("portolan_jobs", {{"state", "placed"}, {"tenant", "beta"}}), 1);
+  EXPECT_TRUE(std::isnan(ex.Value("portolan_jobs", {{"state", "placed"}, {"tenant", "acme"}})))
+      << "a state with no jobs left is not reported";
+  EXPECT_TRUE(std::isnan(ex.Value("portolan_jobs", {{"state", "queued"}, {"tenant", "acme"}})));
+  EXPECT_EQ(ex.Value("portolan_queue_depth"), 0);
+  EXPECT_EQ(ex.Value("portolan_oldest_waiting_job_age_seconds"), 0);
+  EXPECT_EQ(core->GetJob(urgent)->state(), v1::Job::placed);
+
+  Core restarted(opts, &store, &clock, &registry);
+  ASSERT_TRUE(restarted.Recover().ok());
+  metrics::Registry registry2;
+  SchedulerMetrics m2(registry2);
+  restarted.AttachMetrics(&m2);
+  auto after = scrape(registry2);
+  for (const char* state : {"succeeded", "cancelled", "placed", "unschedulable"}) {
+    EXPECT_EQ(after.Sum("portolan_jobs", {{"state", state}}),
+              ex.Sum("portolan_jobs", {{"state", state}}))
+        << state;
+  }
+  EXPECT_EQ(after.Sum("portolan_jobs"), 4);
 }
 
 TEST_F(CoreTest, RecoverRestoresJobsAndAccounting) {
