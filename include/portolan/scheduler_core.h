@@ -161,7 +161,7 @@ class Core {
     // The whole job while it can still change. Once it has ended and its
     // final record is durable, the record is dropped (at the next Tick) and
     // read back from the store when asked for, so a long history costs about
-    // 350 bytes a job in memory, indexes included (1,000,000 jobs: 349 MiB
+    // 280 bytes a job in memory, indexes included (1,000,000 jobs: 280 MiB
     // resident, tests/bench/recovery.sh), and is not decoded at start-up.
     std::unique_ptr<v1::Job> job;
     std::string tenant;
