@@ -289,7 +289,7 @@ void AgentClient::Heartbeat() {
   *hb->mutable_sent_at() = ToProto(absl::Now());
   hb->set_measured_rtt_ms(measured_rtt_ms_);
   hb->mutable_usage()->set_running_jobs(static_cast<uint32_t>(executor_->running()));
-  { hb->mutable_usage()->set_memory_available_mb(static_cast<uint32_t>(MemAvailableKib() / 1024)); }
+  hb->mutable_usage()->set_memory_available_mb(static_cast<uint32_t>(MemAvailableKib() / 1024));
   for (v1::LogTail& t : executor_->ChangedLogs()) *hb->add_logs() = std::move(t);
   if (options_.rediscover && absl::Now() - last_rediscover_ >= options_.rediscover_interval) {
     last_rediscover_ = absl::Now();

@@ -17,9 +17,7 @@
 namespace portolan::scheduler {
 namespace {
 
-int64_t Nanos(const google::protobuf::Timestamp& ts) {
-  return ts.seconds() * 1'000'000'000LL + ts.nanos();
-}
+int64_t Nanos(const google::protobuf::Timestamp& ts) { return absl::ToUnixNanos(FromProto(ts)); }
 
 void Add(v1::Resources* into, const v1::Resources& r, int sign) {
   into->set_cpus(into->cpus() + sign * r.cpus());
@@ -202,7 +200,11 @@ absl::StatusOr<v1::Job> Core::ReadJob(const std::string& id) {
       return FieldError(absl::StatusCode::kNotFound, "id", absl::StrCat("no job '", id, "'"));
     if (it->second.job) return *it->second.job;
   }
-  // Ended: its final record is durable and never changes again.
+  return ReadEnded(id);
+}
+
+absl::StatusOr<v1::Job> Core::ReadEnded(const std::string& id) {
+  // Its final record is durable and never changes again.
   auto job = store_->GetJob(id);
   if (!job.ok()) {
     return absl::UnavailableError(
@@ -234,16 +236,16 @@ void Core::PersistAgent(const AgentRec& rec) {
 
 void Core::Transition(v1::Job& job, v1::Job::State state, const std::string& message) {
   const absl::Time now = clock_->Now();
-  const int64_t seq = jobs_.at(job.id()).seq;
+  const JobRec& rec = jobs_.at(job.id());
   if (job.state() == v1::Job::queued && state != v1::Job::queued) {
-    queue_.erase({-job.priority(), seq, job.id()});
+    queue_.erase({-job.priority(), rec.seq, job.id()});
     waiting_decisions_.erase(job.id());
   }
   if (state == v1::Job::queued && job.state() != v1::Job::queued) {
-    queue_.emplace(-job.priority(), seq, job.id());
+    queue_.emplace(-job.priority(), rec.seq, job.id());
   }
   if (state != job.state()) {
-    const std::string& tenant = jobs_.at(job.id()).tenant;
+    const std::string& tenant = rec.tenant;
     auto old = job_counts_.find({job.state(), tenant});
     if (old != job_counts_.end() && --old->second == 0) job_counts_.erase(old);
     ++job_counts_[{state, tenant}];
@@ -409,7 +411,7 @@ absl::StatusOr<v1::ListJobsResponse> Core::ListJobs(const JobFilter& filter) {
     }
   }
   for (const auto& [index, id] : ended) {
-    auto job = ReadJob(id);
+    auto job = ReadEnded(id);
     if (!job.ok()) return job.status();
     out.mutable_jobs(index)->Swap(&*job);
   }

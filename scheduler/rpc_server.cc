@@ -46,10 +46,6 @@ class RpcServer::Session : public AgentLink, public std::enable_shared_from_this
                                  return;
                                }
                                self->identity_ = *id;
-                             } else {
-                               // Read drains the socket until it would block.
-                               boost::system::error_code nb;
-                               self->stream_.socket().non_blocking(true, nb);
                              }
                              self->Read();
                            });

@@ -216,6 +216,10 @@ int StreamIndex() {
 }  // namespace
 
 Stream::Stream(tcp::socket socket, ssl::context* ctx) : socket_(std::move(socket)) {
+  // Asio's async operations work on it either way; ReadSome and OpenSSL
+  // need it.
+  boost::system::error_code ec;
+  socket_.non_blocking(true, ec);
   if (ctx == nullptr) return;
   ssl_ = SSL_new(ctx->native_handle());
   BIO* bio = ssl_ != nullptr ? BIO_new(SocketMethod()) : nullptr;
@@ -223,8 +227,6 @@ Stream::Stream(tcp::socket socket, ssl::context* ctx) : socket_(std::move(socket
     SSL_free(ssl_);
     throw std::bad_alloc();
   }
-  boost::system::error_code ec;
-  socket_.non_blocking(true, ec);
   BIO_set_data(bio, reinterpret_cast<void*>(static_cast<intptr_t>(socket_.native_handle())));
   BIO_set_init(bio, 1);
   SSL_set_bio(ssl_, bio, bio);

@@ -199,6 +199,8 @@ class Core {
   // A copy of the job: from memory while held, else from the store (read
   // without holding mu_). NotFound names the id.
   absl::StatusOr<v1::Job> ReadJob(const std::string& id) ABSL_LOCKS_EXCLUDED(mu_);
+  // An ended job's record, from the store (Unavailable if it cannot be read).
+  absl::StatusOr<v1::Job> ReadEnded(const std::string& id) ABSL_LOCKS_EXCLUDED(mu_);
   // Drops the records of jobs that ended since the last call (see JobRec).
   void DropEnded() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   static v1::Resources Free(const AgentRec& rec);

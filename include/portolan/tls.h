@@ -139,7 +139,7 @@ class Stream {
     socket_.async_wait(tcp::socket::wait_read, std::forward<Handler>(handler));
   }
   // Reads what is available now, without blocking: would_block when nothing
-  // is (the socket must be non-blocking; TLS streams always are).
+  // is (a Stream makes its socket non-blocking).
   size_t ReadSome(boost::asio::mutable_buffer buffer, boost::system::error_code& ec);
 
   // Closes the TCP connection (no close_notify: both sides treat a truncated

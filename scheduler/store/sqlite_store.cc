@@ -13,8 +13,10 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "portolan/log.h"
 #include "portolan/store.h"
+#include "portolan/strings.h"
 
 namespace portolan {
 namespace {
@@ -30,9 +32,7 @@ static_assert(v1::Job::failed > kFirstEndedState && v1::Job::cancelled > kFirstE
               v1::Job::running < kFirstEndedState);
 bool Ended(v1::Job::State s) { return s >= kFirstEndedState; }
 
-int64_t SubmittedNs(const v1::Job& j) {
-  return j.submitted_at().seconds() * 1'000'000'000LL + j.submitted_at().nanos();
-}
+int64_t SubmittedNs(const v1::Job& j) { return absl::ToUnixNanos(FromProto(j.submitted_at())); }
 
 // Migrations, applied in order from the database's user_version. Each runs in
 // one transaction that also bumps user_version, so a crash leaves either the
@@ -122,9 +122,7 @@ class SqliteStore : public Store {
     absl::Status st = Query("SELECT id, data FROM jobs", [&](sqlite3_stmt* s) {
       v1::Job j;
       if (!j.ParseFromArray(sqlite3_column_blob(s, 1), sqlite3_column_bytes(s, 1))) {
-        bad = absl::DataLossError(
-            absl::StrCat("job record '", reinterpret_cast<const char*>(sqlite3_column_text(s, 0)),
-                         "' does not decode"));
+        bad = absl::DataLossError(absl::StrCat("job record '", Text(s, 0), "' does not decode"));
         return;
       }
       if (!j.idempotency_key().empty()) keys.emplace_back(j.id(), j.idempotency_key());
@@ -194,106 +192,6 @@ class SqliteStore : public Store {
     return std::move(rows->front());
   }
 
- private:
-  static std::string Text(sqlite3_stmt* s, int col) {
-    const unsigned char* t = sqlite3_column_text(s, col);
-    return t == nullptr ? std::string()
-                        : std::string(reinterpret_cast<const char*>(t),
-                                      static_cast<size_t>(sqlite3_column_bytes(s, col)));
-  }
-
-  // The whole records of the jobs not ended, in submit order; mu_ held.
-  absl::StatusOr<std::vector<v1::Job>> LoadActiveJobs() {
-    int64_t count = 0;
-    absl::Status st = Query("SELECT count(*) FROM jobs WHERE state < 4",
-                            [&](sqlite3_stmt* s) { count = sqlite3_column_int64(s, 0); });
-    if (!st.ok()) return st;
-    std::vector<v1::Job> jobs(static_cast<size_t>(count));
-    std::vector<int64_t> submitted(jobs.size());
-    struct Chunk {
-      size_t first = 0;
-      std::vector<std::string> ids, blobs;
-    };
-    constexpr size_t kChunk = 2048;
-    std::mutex qmu;
-    std::condition_variable qcv;
-    std::deque<Chunk> queue;
-    bool reading = true;
-    size_t first_bad = SIZE_MAX;
-    std::string bad_id;
-    auto worker = [&] {
-      for (;;) {
-        Chunk c;
-        {
-          std::unique_lock<std::mutex> q(qmu);
-          qcv.wait(q, [&] { return !queue.empty() || !reading; });
-          if (queue.empty()) return;
-          c = std::move(queue.front());
-          queue.pop_front();
-        }
-        qcv.notify_all();  // the reader may wait for room
-        for (size_t k = 0; k < c.blobs.size(); ++k) {
-          if (!jobs[c.first + k].ParseFromString(c.blobs[k])) {
-            std::lock_guard<std::mutex> q(qmu);
-            if (c.first + k < first_bad) {
-              first_bad = c.first + k;
-              bad_id = c.ids[k];
-            }
-          }
-        }
-      }
-    };
-    const unsigned threads = std::clamp(std::thread::hardware_concurrency(), 1u, 4u);
-    std::vector<std::thread> pool;
-    for (unsigned t = 0; t < threads; ++t) pool.emplace_back(worker);
-    size_t n = 0;
-    bool overflow = false;
-    Chunk chunk;
-    auto hand_over = [&] {
-      std::unique_lock<std::mutex> q(qmu);
-      qcv.wait(q, [&] { return queue.size() < 2 * threads; });
-      queue.push_back(std::move(chunk));
-      q.unlock();
-      qcv.notify_all();
-      chunk = Chunk();
-      chunk.first = n;
-    };
-    st = Query("SELECT id, data, submitted_ns FROM jobs WHERE state < 4", [&](sqlite3_stmt* s) {
-      if (n >= jobs.size()) {
-        overflow = true;
-        return;
-      }
-      chunk.ids.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(s, 0)));
-      chunk.blobs.emplace_back(static_cast<const char*>(sqlite3_column_blob(s, 1)),
-                               static_cast<size_t>(sqlite3_column_bytes(s, 1)));
-      submitted[n++] = sqlite3_column_int64(s, 2);
-      if (chunk.blobs.size() == kChunk) hand_over();
-    });
-    if (!chunk.blobs.empty()) hand_over();
-    {
-      std::lock_guard<std::mutex> q(qmu);
-      reading = false;
-    }
-    qcv.notify_all();
-    for (auto& t : pool) t.join();
-    if (!st.ok()) return st;
-    if (overflow || n != jobs.size())
-      return absl::InternalError("the jobs table changed while it was being read");
-    if (first_bad != SIZE_MAX)
-      return absl::DataLossError(absl::StrCat("job record '", bad_id, "' does not decode"));
-    // Submit order: submitted_ns, then id (what ORDER BY gave before).
-    std::vector<uint32_t> order(n);
-    for (size_t i = 0; i < n; ++i) order[i] = static_cast<uint32_t>(i);
-    std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
-      if (submitted[a] != submitted[b]) return submitted[a] < submitted[b];
-      return jobs[a].id() < jobs[b].id();
-    });
-    std::vector<v1::Job> out(n);
-    for (size_t i = 0; i < n; ++i) out[i].Swap(&jobs[order[i]]);
-    return out;
-  }
-
- public:
   absl::Status PutAgent(const v1::Agent& agent) override {
     return Write("INSERT OR REPLACE INTO agents (id, site, data) VALUES (?1, ?2, ?3)",
                  {agent.id(), agent.site()}, agent, "store agent");
@@ -376,6 +274,104 @@ class SqliteStore : public Store {
   }
 
  private:
+  static std::string Text(sqlite3_stmt* s, int col) {
+    const unsigned char* t = sqlite3_column_text(s, col);
+    return t == nullptr ? std::string()
+                        : std::string(reinterpret_cast<const char*>(t),
+                                      static_cast<size_t>(sqlite3_column_bytes(s, col)));
+  }
+
+  // The whole records of the jobs not ended, in submit order; mu_ held.
+  absl::StatusOr<std::vector<v1::Job>> LoadActiveJobs() {
+    int64_t count = 0;
+    absl::Status st = Query("SELECT count(*) FROM jobs WHERE state < 4",
+                            [&](sqlite3_stmt* s) { count = sqlite3_column_int64(s, 0); });
+    if (!st.ok()) return st;
+    std::vector<v1::Job> jobs(static_cast<size_t>(count));
+    std::vector<int64_t> submitted(jobs.size());
+    struct Chunk {
+      size_t first = 0;
+      std::vector<std::string> ids, blobs;
+    };
+    constexpr size_t kChunk = 2048;
+    std::mutex qmu;
+    std::condition_variable qcv;
+    std::deque<Chunk> queue;
+    bool reading = true;
+    size_t first_bad = SIZE_MAX;
+    std::string bad_id;
+    auto worker = [&] {
+      for (;;) {
+        Chunk c;
+        {
+          std::unique_lock<std::mutex> q(qmu);
+          qcv.wait(q, [&] { return !queue.empty() || !reading; });
+          if (queue.empty()) return;
+          c = std::move(queue.front());
+          queue.pop_front();
+        }
+        qcv.notify_all();  // the reader may wait for room
+        for (size_t k = 0; k < c.blobs.size(); ++k) {
+          if (!jobs[c.first + k].ParseFromString(c.blobs[k])) {
+            std::lock_guard<std::mutex> q(qmu);
+            if (c.first + k < first_bad) {
+              first_bad = c.first + k;
+              bad_id = c.ids[k];
+            }
+          }
+        }
+      }
+    };
+    const unsigned threads = std::clamp(std::thread::hardware_concurrency(), 1u, 4u);
+    std::vector<std::thread> pool;
+    for (unsigned t = 0; t < threads; ++t) pool.emplace_back(worker);
+    size_t n = 0;
+    bool overflow = false;
+    Chunk chunk;
+    auto hand_over = [&] {
+      std::unique_lock<std::mutex> q(qmu);
+      qcv.wait(q, [&] { return queue.size() < 2 * threads; });
+      queue.push_back(std::move(chunk));
+      q.unlock();
+      qcv.notify_all();
+      chunk = Chunk();
+      chunk.first = n;
+    };
+    st = Query("SELECT id, data, submitted_ns FROM jobs WHERE state < 4", [&](sqlite3_stmt* s) {
+      if (n >= jobs.size()) {
+        overflow = true;
+        return;
+      }
+      chunk.ids.push_back(Text(s, 0));
+      chunk.blobs.emplace_back(static_cast<const char*>(sqlite3_column_blob(s, 1)),
+                               static_cast<size_t>(sqlite3_column_bytes(s, 1)));
+      submitted[n++] = sqlite3_column_int64(s, 2);
+      if (chunk.blobs.size() == kChunk) hand_over();
+    });
+    if (!chunk.blobs.empty()) hand_over();
+    {
+      std::lock_guard<std::mutex> q(qmu);
+      reading = false;
+    }
+    qcv.notify_all();
+    for (auto& t : pool) t.join();
+    if (!st.ok()) return st;
+    if (overflow || n != jobs.size())
+      return absl::InternalError("the jobs table changed while it was being read");
+    if (first_bad != SIZE_MAX)
+      return absl::DataLossError(absl::StrCat("job record '", bad_id, "' does not decode"));
+    // Submit order: submitted_ns, then id (what ORDER BY gave before).
+    std::vector<uint32_t> order(n);
+    for (size_t i = 0; i < n; ++i) order[i] = static_cast<uint32_t>(i);
+    std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
+      if (submitted[a] != submitted[b]) return submitted[a] < submitted[b];
+      return jobs[a].id() < jobs[b].id();
+    });
+    std::vector<v1::Job> out(n);
+    for (size_t i = 0; i < n; ++i) out[i].Swap(&jobs[order[i]]);
+    return out;
+  }
+
   absl::Status Error(absl::string_view what) {
     int code = sqlite3_errcode(db_);
     std::string msg = absl::StrCat(what, ": ", sqlite3_errmsg(db_));

@@ -14,8 +14,7 @@ AGENTS="${E2E_AGENTS:-4}"
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 # shellcheck source=tests/bench/lib.sh
 . "$ROOT/tests/bench/lib.sh"
-BENCH="$ROOT/$BUILD/tests/bench/e2e_bench"
-[ -x "$BENCH" ] || cmake --build "$ROOT/$BUILD" --target e2e_bench >/dev/null
+BENCH=$(bench_program e2e_bench)
 bench_init e2e
 chmod 711 "$WORK"  # jobs run as nobody and must reach the agents' state directories
 bench_scheduler --no-auth --state-dir "$WORK/state" --rate-limit-rps 0

@@ -42,5 +42,13 @@ bench_scheduler() {
   RPC=$(sed 's/.*"rpc": \([0-9]*\).*/\1/' "$WORK/ports.json")
 }
 
+# bench_program NAME: the path of benchmark program NAME (tests/bench),
+# built first if missing.
+bench_program() {
+  local p="$ROOT/$BUILD/tests/bench/$1"
+  [ -x "$p" ] || cmake --build "$ROOT/$BUILD" --target "$1" >/dev/null
+  echo "$p"
+}
+
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }

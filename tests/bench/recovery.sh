@@ -14,8 +14,7 @@ BUILD="${2:-build}"
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 # shellcheck source=tests/bench/lib.sh
 . "$ROOT/tests/bench/lib.sh"
-POP="$ROOT/$BUILD/tests/bench/populate_store"
-[ -x "$POP" ] || cmake --build "$ROOT/$BUILD" --target populate_store >/dev/null
+POP=$(bench_program populate_store)
 bench_init recovery
 STATE="${RECOVERY_KEEP:-$WORK/state}"
 

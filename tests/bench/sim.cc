@@ -27,6 +27,7 @@
 
 #include <boost/asio.hpp>
 
+#include "../support/test_ca.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -34,7 +35,6 @@
 #include "portolan/strings.h"
 #include "portolan/tls.h"
 #include "portolan/v1/wire.pb.h"
-#include "../support/test_ca.h"
 
 namespace asio = boost::asio;
 using asio::ip::tcp;

@@ -55,9 +55,8 @@ class TestCa {
   bool WriteCa(const std::string& path) const { return WritePem(path, ca_, nullptr); }
 
   // An agent certificate and key, as PEM files.
-  bool IssueAgentFiles(const std::string& id, const std::string& site,
-                       const std::string& cert_path, const std::string& key_path,
-                       long days = 1) {
+  bool IssueAgentFiles(const std::string& id, const std::string& site, const std::string& cert_path,
+                       const std::string& key_path, long days = 1) {
     Leaf leaf = IssueAgent(id, site, days);
     return leaf.cert != nullptr && WritePem(cert_path, leaf.cert.get(), nullptr) &&
            WritePem(key_path, nullptr, leaf.key.get());
@@ -134,8 +133,8 @@ class TestCa {
     X509_NAME* name = X509_get_subject_name(cert);
     for (const auto& [field, value] : subject) {
       if (X509_NAME_add_entry_by_txt(name, field, MBSTRING_UTF8,
-                                     reinterpret_cast<const unsigned char*>(value.c_str()), -1,
-                                     -1, 0) != 1) {
+                                     reinterpret_cast<const unsigned char*>(value.c_str()), -1, -1,
+                                     0) != 1) {
         X509_free(cert);
         return nullptr;
       }
@@ -159,9 +158,9 @@ class TestCa {
   static bool WritePem(const std::string& path, X509* cert, EVP_PKEY* key) {
     FILE* f = fopen(path.c_str(), "w");
     if (f == nullptr) return false;
-    bool ok = cert != nullptr ? PEM_write_X509(f, cert) == 1
-                              : PEM_write_PrivateKey(f, key, nullptr, nullptr, 0, nullptr,
-                                                     nullptr) == 1;
+    bool ok = cert != nullptr
+                  ? PEM_write_X509(f, cert) == 1
+                  : PEM_write_PrivateKey(f, key, nullptr, nullptr, 0, nullptr, nullptr) == 1;
     return fclose(f) == 0 && ok;
   }
 
