@@ -99,7 +99,7 @@ absl::StatusOr<std::shared_ptr<const CompiledPolicy>> CompilePolicy(
     if (!rule_ids.insert(r.id()).second)
       ck.Error(f + ".id", absl::StrCat("duplicate rule id '", r.id(), "'"));
     if (r.effect() == v1::Rule::effect_unspecified) {
-      ck.Error(f + ".effect", "effect is required (allow, deny, require, require_listed)");
+      ck.Error(f + ".effect", "effect is required (allow, deny, require, apply_negative_lists)");
     }
     if (r.effect() == v1::Rule::require && r.require_any_size() == 0) {
       ck.Error(f + ".require_any", "effect require needs at least one instrument");
@@ -107,10 +107,21 @@ absl::StatusOr<std::shared_ptr<const CompiledPolicy>> CompilePolicy(
     if (r.effect() != v1::Rule::require && r.require_any_size() > 0) {
       ck.Error(f + ".require_any", "require_any only goes with effect require");
     }
-    if (r.effect() == v1::Rule::require_listed &&
-        !(r.when().has_negative_listed() && r.when().negative_listed())) {
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+    if (r.effect() == v1::Rule::require_listed) {
+      ck.Error(f + ".effect",
+               "require_listed was removed: negative lists now apply at one rule with effect "
+               "apply_negative_lists (docs/policy.md, Negative lists)");
+    }
+    if (r.when().has_negative_listed()) {
       ck.Error(f + ".when.negative_listed",
-               "effect require_listed needs the condition negative_listed: true");
+               "negative_listed was removed: negative lists now apply at one rule with effect "
+               "apply_negative_lists (docs/policy.md, Negative lists)");
+    }
+#pragma GCC diagnostic pop
+    if (r.exempt() && r.effect() != v1::Rule::allow) {
+      ck.Error(f + ".exempt", "only an allow rule can be a purpose exemption");
     }
     for (int k = 0; k < r.require_any_size(); ++k)
       check_instr(absl::StrCat(f, ".require_any[", k, "]"), r.require_any(k));
@@ -128,24 +139,75 @@ absl::StatusOr<std::shared_ptr<const CompiledPolicy>> CompilePolicy(
       ck.Error(f + ".when.sensitive_subjects_below", "must exceed sensitive_subjects_at_least");
     }
   }
-  if (policy.default_effect() == v1::Rule::require ||
-      policy.default_effect() == v1::Rule::require_listed) {
+  if (policy.default_effect() != v1::Rule::effect_unspecified &&
+      policy.default_effect() != v1::Rule::allow && policy.default_effect() != v1::Rule::deny) {
     ck.Error("default_effect", "default_effect must be allow or deny");
   }
 
+  std::map<std::string, std::string> zones;  // id -> parent
+  for (int i = 0; i < policy.zones_size(); ++i) {
+    const v1::Zone& z = policy.zones(i);
+    const std::string f = absl::StrCat("zones[", i, "]");
+    if (z.id().empty()) ck.Error(f + ".id", "zone id is required");
+    if (!zones.emplace(z.id(), z.parent()).second)
+      ck.Error(f + ".id", absl::StrCat("duplicate zone id '", z.id(), "'"));
+  }
+  for (int i = 0; i < policy.zones_size(); ++i) {
+    const v1::Zone& z = policy.zones(i);
+    if (z.parent().empty()) continue;
+    const std::string f = absl::StrCat("zones[", i, "].parent");
+    if (!zones.contains(z.parent())) {
+      ck.Error(f, absl::StrCat("unknown zone '", z.parent(), "' (declare it in zones)"));
+      continue;
+    }
+    std::set<std::string> seen{z.id()};
+    for (std::string p = z.parent(); !p.empty(); p = zones[p]) {
+      if (!seen.insert(p).second) {
+        ck.Error(f, absl::StrCat("zone '", z.id(), "' lies inside itself (", p, ")"));
+        break;
+      }
+      if (!zones.contains(p)) break;
+    }
+  }
+  auto check_day = [&](const std::string& field, const std::string& day) {
+    absl::CivilDay d;
+    if (!day.empty() && !absl::ParseCivilTime(day, &d))
+      ck.Error(field, absl::StrCat("'", day, "' is not a date (YYYY-MM-DD)"));
+  };
+
   std::set<std::string> list_ids;
+  for (const auto& nl : policy.negative_lists()) list_ids.insert(nl.id());
+  std::set<std::string> seen_lists;
   for (int i = 0; i < policy.negative_lists_size(); ++i) {
     const v1::NegativeList& nl = policy.negative_lists(i);
     const std::string f = absl::StrCat("negative_lists[", i, "]");
-    if (nl.id().empty() || !list_ids.insert(nl.id()).second)
+    if (nl.id().empty() || !seen_lists.insert(nl.id()).second)
       ck.Error(f + ".id", "missing or duplicate id");
     if (nl.zones_size() == 0)
       ck.Error(f + ".zones", "a negative list binds tenants of at least one zone");
+    if (nl.sectors_size() == 0)
+      ck.Error(f + ".sectors",
+               "name the sectors the list covers: it relaxes the national rules only inside them");
+    check_day(f + ".valid_from", nl.valid_from());
+    check_day(f + ".expires", nl.expires());
+    absl::CivilDay a, b;
+    if (!nl.valid_from().empty() && !nl.expires().empty() &&
+        absl::ParseCivilTime(nl.valid_from(), &a) && absl::ParseCivilTime(nl.expires(), &b) &&
+        b < a)
+      ck.Error(f + ".expires", "expires before valid_from");
+    if (!nl.superseded_by().empty() &&
+        (nl.superseded_by() == nl.id() || !list_ids.contains(nl.superseded_by()))) {
+      ck.Error(f + ".superseded_by",
+               absl::StrCat("'", nl.superseded_by(), "' is not another list of this policy"));
+    }
     for (int k = 0; k < nl.entries_size(); ++k) {
       const auto& e = nl.entries(k);
       const std::string ef = absl::StrCat(f, ".entries[", k, "]");
-      if (e.sector().empty() && e.category() == v1::Dataset::category_unspecified) {
-        ck.Error(ef, "an entry needs a sector or a category");
+      if (!e.sector().empty() &&
+          std::find(nl.sectors().begin(), nl.sectors().end(), e.sector()) == nl.sectors().end()) {
+        ck.Error(ef + ".sector",
+                 absl::StrCat("sector '", e.sector(), "' is not one the list covers (sectors: ",
+                              absl::StrJoin(nl.sectors(), ", "), ")"));
       }
       if (e.require_any_size() == 0)
         ck.Error(ef + ".require_any", "name the instrument(s) the entry requires");
@@ -154,6 +216,16 @@ absl::StatusOr<std::shared_ptr<const CompiledPolicy>> CompilePolicy(
     }
   }
 
+  std::set<std::string> ruled;
+  for (int i = 0; i < policy.instrument_rules_size(); ++i) {
+    const v1::InstrumentRule& ir = policy.instrument_rules(i);
+    const std::string f = absl::StrCat("instrument_rules[", i, "]");
+    check_instr(f + ".type", ir.type());
+    if (!ruled.insert(ir.type()).second)
+      ck.Error(f + ".type", absl::StrCat("a second rule for instrument '", ir.type(), "'"));
+    for (int k = 0; k < ir.destinations_size(); ++k)
+      check_jur(absl::StrCat(f, ".destinations[", k, "]"), ir.destinations(k));
+  }
   for (int i = 0; i < policy.plugins().filters_size(); ++i) {
     const std::string& name = policy.plugins().filters(i);
     if (!plugins.contains(name)) {
@@ -225,13 +297,23 @@ std::string DiffSummary(const v1::Policy& before, const v1::Policy& after) {
   for (std::string s :
        {Diff("sites", before.sites(), after.sites()), Diff("links", before.links(), after.links()),
         Diff("rules", before.rules(), after.rules()),
-        Diff("negative_lists", before.negative_lists(), after.negative_lists())}) {
+        Diff("negative_lists", before.negative_lists(), after.negative_lists()),
+        Diff("zones", before.zones(), after.zones())}) {
     if (!s.empty()) parts.push_back(s);
   }
   if (!google::protobuf::util::MessageDifferencer::Equals(before.plugins(), after.plugins())) {
     parts.push_back("plugins changed");
   }
   if (before.default_effect() != after.default_effect()) parts.push_back("default_effect changed");
+  if (!google::protobuf::util::MessageDifferencer::Equals(before.ledger(), after.ledger()))
+    parts.push_back("ledger changed");
+  if (before.on_violation() != after.on_violation()) parts.push_back("on_violation changed");
+  if (before.instrument_rules_size() != after.instrument_rules_size() ||
+      !std::equal(before.instrument_rules().begin(), before.instrument_rules().end(),
+                  after.instrument_rules().begin(), [](const auto& x, const auto& y) {
+                    return google::protobuf::util::MessageDifferencer::Equals(x, y);
+                  }))
+    parts.push_back("instrument_rules changed");
   if (parts.empty()) return "no change";
   return absl::StrJoin(parts, "; ");
 }

@@ -111,7 +111,14 @@ absl::Status Core::Recover() {
   if (!versions->empty()) {
     // The last stored version is in force; it was valid when applied, and
     // must still be (a build that no longer accepts it must say so).
-    auto built = Build(versions->back().policy(), nullptr);
+    // A policy stored by an earlier version is brought to today's form
+    // first (MigratePolicy says what it changed).
+    v1::Policy stored = versions->back().policy();
+    for (const std::string& change : policy::MigratePolicy(&stored)) {
+      spdlog::warn("stored policy {}: migrated: {}; review it against deploy/policy/default.yaml",
+                   versions->back().version(), change);
+    }
+    auto built = Build(stored, nullptr);
     if (!built.ok()) {
       return absl::FailedPreconditionError(
           absl::StrCat("stored policy ", versions->back().version(),
@@ -685,18 +692,16 @@ void Core::RecordCrossBorder(const v1::Job& job, const v1::Decision& d) {
     rec.set_to_jurisdiction(to);
     rec.set_rule(c.rule());
     rec.set_instrument(c.instrument());
-    rec.set_subjects(ds->subjects());
-    rec.set_sensitive_subjects(ds->sensitive_subjects());
+    rec.set_subjects(c.subjects());
+    rec.set_sensitive_subjects(c.sensitive_subjects());
     if (absl::Status st = store_->AppendAudit(rec); !st.ok()) {
       spdlog::error("store: cannot write audit record for job {}: {}", job.id(), st.message());
     }
-    bool personal = false;
-    for (int k = 0; k < ds->categories_size(); ++k) {
-      personal = personal || ds->categories(k) == v1::Dataset::personal ||
-                 ds->categories(k) == v1::Dataset::sensitive_personal;
-    }
-    if (personal && ledger_.Record(job.tenant(), year, to, *ds)) {
-      if (absl::Status st = store_->PutLedgerEntry(ledger_.Entry(job.tenant(), year, to));
+    // One ledger per tenant, origin and year, over every destination.
+    if (policy_->compiled->residency().Counts(c) &&
+        ledger_.Record(job.tenant(), year, c.origin(), c.dataset(), c.subjects(),
+                       c.sensitive_subjects())) {
+      if (absl::Status st = store_->PutLedgerEntry(ledger_.Entry(job.tenant(), year, c.origin()));
           !st.ok()) {
         spdlog::error("store: cannot write ledger for tenant {}: {}", job.tenant(), st.message());
       }

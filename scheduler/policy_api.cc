@@ -224,10 +224,25 @@ absl::StatusOr<v1::Tenant> Core::PutTenant(const std::string& id, v1::Tenant t) 
                                          "' (known: ", Known(p.jurisdictions()), ", *)"));
       }
     }
-    absl::CivilDay day;
-    if (!in.expires().empty() && !absl::ParseCivilTime(in.expires(), &day)) {
+    absl::CivilDay from_day, until_day;
+    if (!in.expires().empty() && !absl::ParseCivilTime(in.expires(), &until_day)) {
       return InvalidField(f + ".expires",
                           absl::StrCat("'", in.expires(), "' is not a date (YYYY-MM-DD)"));
+    }
+    if (!in.valid_from().empty() && !absl::ParseCivilTime(in.valid_from(), &from_day)) {
+      return InvalidField(f + ".valid_from",
+                          absl::StrCat("'", in.valid_from(), "' is not a date (YYYY-MM-DD)"));
+    }
+    if (!in.valid_from().empty() && !in.expires().empty() && until_day < from_day) {
+      return InvalidField(f + ".expires",
+                          absl::StrCat("expires (", in.expires(), ") is before valid_from (",
+                                       in.valid_from(), ")"));
+    }
+    for (int k = 0; k < in.sites_size(); ++k) {
+      if (policy_->compiled->FindSite(in.sites(k)) == nullptr) {
+        return InvalidField(absl::StrCat(f, ".sites[", k, "]"),
+                            absl::StrCat("unknown site '", in.sites(k), "'"));
+      }
     }
   }
   *t.mutable_updated_at() = ToProto(clock_->Now());

@@ -18,13 +18,31 @@ bool HasCategory(const v1::Dataset& d, v1::Dataset::Category c) {
   return Contains(d.categories(), c);
 }
 
-bool Personal(const v1::Dataset& d) {
-  return HasCategory(d, v1::Dataset::personal) || HasCategory(d, v1::Dataset::sensitive_personal);
+// Non-sensitive PI: the `personal` category. SPI: the `sensitive_personal`
+// category or a sensitive subject count.
+bool CarriesPi(const v1::Dataset& d) { return HasCategory(d, v1::Dataset::personal); }
+bool CarriesSpi(const v1::Dataset& d) {
+  return HasCategory(d, v1::Dataset::sensitive_personal) || d.sensitive_subjects() > 0;
+}
+// What the dataset adds to the counts. A dataset marked sensitive_personal
+// without a count is taken as one subject: SPI of even one person leaves the
+// de-minimis band (regulations.md section 1).
+uint32_t PiSubjects(const v1::Dataset& d) { return CarriesPi(d) ? d.subjects() : 0; }
+uint32_t SpiSubjects(const v1::Dataset& d) {
+  if (!CarriesSpi(d)) return 0;
+  return std::max<uint32_t>(d.sensitive_subjects(), 1);
 }
 
 std::string Words(const std::vector<std::string>& v) {
   if (v.size() <= 1) return absl::StrJoin(v, "");
   return absl::StrCat(absl::StrJoin(v.begin(), v.end() - 1, ", "), " or ", v.back());
+}
+
+// 1234567 -> "1,234,567".
+std::string Num(uint64_t n) {
+  std::string s = absl::StrCat(n);
+  for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3) s.insert(i, ",");
+  return s;
 }
 
 // "singapore-1 (SG)", "lingang-offshore-1 (CN offshore)".
@@ -33,60 +51,99 @@ std::string Where(const v1::Site& site) {
                       ")");
 }
 
+bool ParseDay(const std::string& s, absl::CivilDay* day) {
+  return !s.empty() && absl::ParseCivilTime(s, day);
+}
+
+void Append(std::string* s, const std::string& more) {
+  if (more.empty()) return;
+  if (!s->empty()) absl::StrAppend(s, "; ");
+  absl::StrAppend(s, more);
+}
+
+std::string InstrumentName(const v1::Instrument& in) {
+  return in.reference().empty() ? in.type() : absl::StrCat(in.type(), " ", in.reference());
+}
+
 }  // namespace
 
 // ---- Ledger ----
 
-Ledger::Totals Ledger::Get(const std::string& tenant, int year, const std::string& jurisdiction,
-                           const std::string& dataset) const {
+Ledger::Totals Ledger::Get(const std::string& tenant, int year, const std::string& origin) const {
   std::lock_guard<std::mutex> lock(mu_);
   Totals t;
-  Key k{tenant, year, jurisdiction};
-  auto it = entries_.find(k);
+  auto it = entries_.find(Key{tenant, year, origin});
   if (it == entries_.end()) return t;
   t.subjects = it->second.subjects();
   t.sensitive_subjects = it->second.sensitive_subjects();
-  auto c = counted_.find(k);
-  t.counted = c != counted_.end() && c->second.contains(dataset);
   return t;
 }
 
-bool Ledger::Record(const std::string& tenant, int year, const std::string& jurisdiction,
-                    const v1::Dataset& dataset) {
+bool Ledger::Counted(const std::string& tenant, int year, const std::string& origin,
+                     const std::string& dataset) const {
   std::lock_guard<std::mutex> lock(mu_);
-  Key k{tenant, year, jurisdiction};
-  if (!counted_[k].insert(dataset.id()).second) return false;
+  auto c = counted_.find(Key{tenant, year, origin});
+  return c != counted_.end() && c->second.contains(dataset);
+}
+
+bool Ledger::Record(const std::string& tenant, int year, const std::string& origin,
+                    const std::string& dataset, uint32_t subjects, uint32_t sensitive) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Key k{tenant, year, origin};
+  if (!counted_[k].insert(dataset).second) return false;
   v1::LedgerEntry& e = entries_[k];
   e.set_tenant(tenant);
   e.set_year(year);
-  e.set_jurisdiction(jurisdiction);
-  e.set_subjects(e.subjects() + dataset.subjects());
-  e.set_sensitive_subjects(e.sensitive_subjects() + dataset.sensitive_subjects());
-  e.add_datasets(dataset.id());
+  e.set_origin(origin);
+  e.set_subjects(e.subjects() + subjects);
+  e.set_sensitive_subjects(e.sensitive_subjects() + sensitive);
+  e.add_datasets(dataset);
   return true;
 }
 
 void Ledger::Load(const v1::LedgerEntry& entry) {
   std::lock_guard<std::mutex> lock(mu_);
-  Key k{entry.tenant(), entry.year(), entry.jurisdiction()};
+  Key k{entry.tenant(), entry.year(), entry.origin()};
   entries_[k] = entry;
   auto& c = counted_[k];
   c.insert(entry.datasets().begin(), entry.datasets().end());
 }
 
 v1::LedgerEntry Ledger::Entry(const std::string& tenant, int year,
-                              const std::string& jurisdiction) const {
+                              const std::string& origin) const {
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = entries_.find({tenant, year, jurisdiction});
+  auto it = entries_.find({tenant, year, origin});
   if (it != entries_.end()) return it->second;
   v1::LedgerEntry e;
   e.set_tenant(tenant);
   e.set_year(year);
-  e.set_jurisdiction(jurisdiction);
+  e.set_origin(origin);
   return e;
 }
 
+std::vector<v1::LedgerEntry> Ledger::Entries() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<v1::LedgerEntry> out;
+  for (const auto& [k, e] : entries_) out.push_back(e);
+  return out;
+}
+
 // ---- ResidencyEngine ----
+
+// What one (job, site) pair exports, computed once for all its datasets.
+struct ResidencyEngine::JobContext {
+  const Ledger* ledger = nullptr;
+  int year = 0;
+  std::map<std::string, Ledger::Totals> prior;    // origin -> ledger this year
+  std::map<std::string, Ledger::Totals> job_add;  // origin -> this job, not yet counted
+  bool exports_important = false;                 // the job exports important data here
+};
+
+ResidencyEngine::ResidencyEngine(const v1::Policy* policy) : policy_(policy) {
+  for (const v1::Zone& z : policy_->zones()) zone_parent_[z.id()] = z.parent();
+  for (const v1::InstrumentRule& r : policy_->instrument_rules()) instrument_rules_[r.type()] = &r;
+  for (const v1::NegativeList& l : policy_->negative_lists()) lists_[l.id()] = &l;
+}
 
 bool ResidencyEngine::IsExport(const v1::Dataset& dataset, const v1::Site& site) {
   if (dataset.origin().empty()) return false;
@@ -95,67 +152,157 @@ bool ResidencyEngine::IsExport(const v1::Dataset& dataset, const v1::Site& site)
   return site.offshore();
 }
 
-const v1::Instrument* ResidencyEngine::FindInstrument(const v1::Tenant& tenant,
-                                                      const std::vector<std::string>& types,
-                                                      const std::string& origin,
-                                                      const std::string& to, absl::CivilDay today) {
+std::vector<std::string> ResidencyEngine::ZoneAndAncestors(const std::string& zone) const {
+  std::vector<std::string> out{zone};
+  // Bounded by the number of zones: validation refuses cycles, this guards anyway.
+  for (size_t i = 0; i <= zone_parent_.size(); ++i) {
+    auto it = zone_parent_.find(out.back());
+    if (it == zone_parent_.end() || it->second.empty() || Contains(out, it->second)) break;
+    out.push_back(it->second);
+  }
+  return out;
+}
+
+bool ResidencyEngine::TenantInZone(const v1::Tenant& tenant, const std::string& zone) const {
+  for (const std::string& z : tenant.registered_zones()) {
+    if (Contains(ZoneAndAncestors(z), zone)) return true;
+  }
+  return false;
+}
+
+bool ResidencyEngine::ListInForce(const v1::NegativeList& list, absl::CivilDay today) const {
+  absl::CivilDay day;
+  if (ParseDay(list.valid_from(), &day) && today < day) return false;
+  if (ParseDay(list.expires(), &day) && today > day) return false;
+  if (!list.superseded_by().empty()) {
+    auto it = lists_.find(list.superseded_by());
+    // Superseded from the day its successor takes effect.
+    if (it != lists_.end() && !(ParseDay(it->second->valid_from(), &day) && today < day))
+      return false;
+  }
+  return true;
+}
+
+bool ResidencyEngine::Counts(const v1::Compliance& c) const {
+  if (!c.export_() || (c.subjects() == 0 && c.sensitive_subjects() == 0)) return false;
+  if (!c.exempt()) return true;
+  const v1::LedgerPolicy& lp = policy_->ledger();
+  return !lp.has_count_exempt_transfers() || lp.count_exempt_transfers();
+}
+
+void ResidencyEngine::Require(const std::vector<std::string>& types, const v1::Dataset& d,
+                              const v1::Site& site, const v1::Tenant& tenant, const JobContext& ctx,
+                              absl::CivilDay today, DatasetVerdict* v) const {
+  const std::string& to = site.jurisdiction();
+  std::vector<std::string> usable, notes, excluded;
   for (const std::string& type : types) {
+    auto it = instrument_rules_.find(type);
+    if (it != instrument_rules_.end()) {
+      const v1::InstrumentRule& ir = *it->second;
+      std::string why;
+      if (ir.not_for_ciio() && tenant.ciio()) {
+        why = "not open to a critical information infrastructure operator";
+      } else if (ir.not_with_important_data() && ctx.exports_important) {
+        why = "cannot carry the important data this job exports";
+      } else if (ir.destinations_size() && !Contains(ir.destinations(), to)) {
+        why = absl::StrCat("only for transfers to ", absl::StrJoin(ir.destinations(), ", "));
+      } else if (ir.tenant_zones_size()) {
+        bool in = false;
+        for (const std::string& z : ir.tenant_zones()) in = in || TenantInZone(tenant, z);
+        if (!in)
+          why = absl::StrCat("only for tenants registered in ",
+                             absl::StrJoin(ir.tenant_zones(), ", "));
+      }
+      if (!why.empty()) {
+        // Said only where it explains something: the tenant holds one.
+        const bool holds = std::any_of(tenant.instruments().begin(), tenant.instruments().end(),
+                                       [&](const v1::Instrument& in) { return in.type() == type; });
+        if (holds) notes.push_back(absl::StrCat(type, " is ", why));
+        excluded.push_back(absl::StrCat(type, " is ", why));
+        continue;
+      }
+    }
+    usable.push_back(type);
+  }
+  v->requires_any = usable;
+  for (const std::string& type : usable) {
+    auto ir = instrument_rules_.find(type);
     for (const v1::Instrument& in : tenant.instruments()) {
       if (in.type() != type) continue;
-      if (!in.from().empty() && in.from() != "*" && in.from() != origin) continue;
-      if (!in.to().empty() && in.to() != "*" && in.to() != to) continue;
-      if (!in.expires().empty()) {
-        absl::CivilDay until;
-        if (!absl::ParseCivilTime(in.expires(), &until) || until < today) continue;
+      const std::string name = InstrumentName(in);
+      absl::CivilDay day;
+      std::string why;
+      if (!in.from().empty() && in.from() != "*" && in.from() != d.origin()) {
+        why = absl::StrCat("covers ", in.from(), " data only");
+      } else if (!in.to().empty() && in.to() != "*" && in.to() != to) {
+        why = absl::StrCat("covers transfers to ", in.to(), " only");
+      } else if (ir != instrument_rules_.end() && ir->second->names_destination() &&
+                 (in.to().empty() || in.to() == "*")) {
+        why = "must name its destination (to is *)";
+      } else if (ParseDay(in.valid_from(), &day) && today < day) {
+        why = absl::StrCat("is not valid until ", in.valid_from());
+      } else if (ParseDay(in.expires(), &day) && today > day) {
+        why = absl::StrCat("expired on ", in.expires());
+      } else if (in.sites_size() && !Contains(in.sites(), site.id())) {
+        why = absl::StrCat("covers recipient site(s) ", absl::StrJoin(in.sites(), ", "), " only");
+      } else if (in.sectors_size() && !Contains(in.sectors(), d.sector())) {
+        why = absl::StrCat("covers sector(s) ", absl::StrJoin(in.sectors(), ", "), " only");
+      } else if (in.purposes_size() && !Contains(in.purposes(), d.purpose())) {
+        why = absl::StrCat("covers purpose(s) ", absl::StrJoin(in.purposes(), ", "), " only");
       }
-      return &in;
+      if (why.empty()) {
+        v->allowed = true;
+        v->instrument = in.type();
+        v->instrument_ref = in.reference();
+        Append(&v->basis, absl::StrCat("under ", name));
+        return;
+      }
+      notes.push_back(absl::StrCat(name, " ", why));
     }
   }
-  return nullptr;
-}
-
-const v1::NegativeListEntry* ResidencyEngine::NegativeListMatch(const v1::Dataset& d,
-                                                                const v1::Tenant& tenant) const {
-  for (const v1::NegativeList& list : policy_->negative_lists()) {
-    bool binds = false;
-    for (const std::string& z : list.zones())
-      binds = binds || Contains(tenant.registered_zones(), z);
-    if (!binds) continue;
-    for (const v1::NegativeListEntry& e : list.entries()) {
-      if (!e.sector().empty() && e.sector() != d.sector()) continue;
-      if (e.category() != v1::Dataset::category_unspecified && !HasCategory(d, e.category()))
-        continue;
-      return &e;
-    }
+  v->allowed = false;
+  std::string holds;
+  if (usable.empty()) {
+    holds = absl::StrCat("none is open to tenant ", tenant.id(), " (",
+                         absl::StrJoin(excluded, "; "), ")");
+  } else {
+    holds = absl::StrCat("tenant ", tenant.id(), " holds none valid");
+    if (!notes.empty()) absl::StrAppend(&holds, " (", absl::StrJoin(notes, "; "), ")");
   }
-  return nullptr;
+  v->reason = absl::StrCat("needs ", Words(usable.empty() ? types : usable), " for ", d.origin(),
+                           " data going to ", Where(site), "; ", holds);
 }
 
-DatasetVerdict ResidencyEngine::Evaluate(const v1::Dataset& d, const v1::Site& site,
-                                         const v1::Tenant& tenant, const Ledger& ledger,
-                                         absl::CivilDay today) const {
+DatasetVerdict ResidencyEngine::Rules(int from, const v1::Dataset& d, const v1::Site& site,
+                                      const v1::Tenant& tenant, const JobContext& ctx,
+                                      absl::CivilDay today) const {
   DatasetVerdict v;
   v.is_export = IsExport(d, site);
   const std::string& to = site.jurisdiction();
 
-  // Cumulative volumes this year towards the destination, this dataset included once.
-  uint64_t subjects = d.subjects();
-  uint64_t sensitive = d.sensitive_subjects();
-  if (v.is_export && Personal(d)) {
-    Ledger::Totals t = ledger.Get(tenant.id(), static_cast<int>(today.year()), to, d.id());
-    subjects = t.subjects + (t.counted ? 0 : d.subjects());
-    sensitive = t.sensitive_subjects + (t.counted ? 0 : d.sensitive_subjects());
-  }
-  const v1::NegativeListEntry* listed = nullptr;
-  bool listed_checked = false;
+  // Cumulative counts this year of the dataset's origin, this job included.
+  Ledger::Totals prior, job;
+  if (auto it = ctx.prior.find(d.origin()); it != ctx.prior.end()) prior = it->second;
+  if (auto it = ctx.job_add.find(d.origin()); it != ctx.job_add.end()) job = it->second;
+  const bool pi = v.is_export && CarriesPi(d), spi = v.is_export && CarriesSpi(d);
+  const uint64_t subjects = pi ? prior.subjects + job.subjects : 0;
+  const uint64_t sensitive = spi ? prior.sensitive_subjects + job.sensitive_subjects : 0;
+  auto arithmetic = [&](const char* what, uint64_t before, uint64_t now, const char* cmp,
+                        uint64_t bound) {
+    return absl::StrCat(d.origin(), " ", what, ": this year ", Num(before), " + this job ",
+                        Num(now), " = ", Num(before + now), " ", cmp, " ", Num(bound));
+  };
 
-  for (const v1::Rule& r : policy_->rules()) {
+  for (int i = from; i < policy_->rules_size(); ++i) {
+    const v1::Rule& r = policy_->rules(i);
     const v1::Condition& c = r.when();
     if (c.origin_size() && !Contains(c.origin(), d.origin())) continue;
     if (c.destination_size() && !Contains(c.destination(), to)) continue;
     if (c.destination_zones_size()) {
       bool any = false;
-      for (const auto& z : c.destination_zones()) any = any || Contains(site.zones(), z);
+      for (const auto& sz : site.zones()) {
+        for (const auto& z : ZoneAndAncestors(sz)) any = any || Contains(c.destination_zones(), z);
+      }
       if (!any) continue;
     }
     if (c.has_destination_offshore() && c.destination_offshore() != site.offshore()) continue;
@@ -172,22 +319,97 @@ DatasetVerdict ResidencyEngine::Evaluate(const v1::Dataset& d, const v1::Site& s
     if (c.sectors_size() && !Contains(c.sectors(), d.sector())) continue;
     if (c.tenant_zones_size()) {
       bool any = false;
-      for (const auto& z : c.tenant_zones()) any = any || Contains(tenant.registered_zones(), z);
+      for (const auto& z : c.tenant_zones()) any = any || TenantInZone(tenant, z);
       if (!any) continue;
     }
     if (c.has_tenant_ciio() && c.tenant_ciio() != tenant.ciio()) continue;
     if (c.purposes_size() && !Contains(c.purposes(), d.purpose())) continue;
-    if (c.has_negative_listed()) {
-      if (!listed_checked) {
-        listed = NegativeListMatch(d, tenant);
-        listed_checked = true;
+
+    if (r.effect() == v1::Rule::apply_negative_lists) {
+      // Lists bind non-CIIO tenants registered in their zones, inside the
+      // sectors they cover; elsewhere the next rules decide.
+      if (tenant.ciio() || d.sector().empty()) continue;
+      const v1::NegativeList* list = nullptr;
+      for (const v1::NegativeList& l : policy_->negative_lists()) {
+        if (!Contains(l.sectors(), d.sector()) || !ListInForce(l, today)) continue;
+        bool binds = false;
+        for (const std::string& z : l.zones()) binds = binds || TenantInZone(tenant, z);
+        if (binds) {
+          list = &l;
+          break;
+        }
       }
-      if (c.negative_listed() != (listed != nullptr)) continue;
+      if (list == nullptr) continue;
+      const v1::NegativeListEntry* entry = nullptr;
+      for (const v1::NegativeListEntry& e : list->entries()) {
+        if (!e.sector().empty() && e.sector() != d.sector()) continue;
+        if (e.category() != v1::Dataset::category_unspecified && !HasCategory(d, e.category()))
+          continue;
+        if (e.subjects_at_least() && subjects < e.subjects_at_least()) continue;
+        if (e.sensitive_subjects_at_least() && sensitive < e.sensitive_subjects_at_least())
+          continue;
+        entry = &e;
+        break;
+      }
+      DatasetVerdict listed;
+      listed.is_export = v.is_export;
+      listed.rule = list->id();
+      const std::string which = absl::StrCat(list->name().empty() ? list->id() : list->name(),
+                                             " covers sector ", d.sector());
+      if (entry == nullptr) {
+        listed.allowed = true;
+        listed.basis = absl::StrCat(which, " and does not list this data");
+      } else {
+        std::vector<std::string> types(entry->require_any().begin(), entry->require_any().end());
+        listed.basis =
+            absl::StrCat(which, " and lists ", entry->sector().empty() ? "" : entry->sector(),
+                         entry->category() == v1::Dataset::category_unspecified
+                             ? ""
+                             : absl::StrCat(" ", v1::Dataset::Category_Name(entry->category())),
+                         entry->field().empty() ? "" : absl::StrCat(" (", entry->field(), ")"));
+        Require(types, d, site, tenant, ctx, today, &listed);
+      }
+      // A list never demands more than the national rules alone.
+      DatasetVerdict national = Rules(i + 1, d, site, tenant, ctx, today);
+      auto free = [](const DatasetVerdict& x) { return x.allowed && x.instrument.empty(); };
+      if (national.allowed && (free(national) || !listed.allowed)) {
+        Append(&national.basis,
+               absl::StrCat(listed.basis, "; the national rules alone are less strict"));
+        return national;
+      }
+      if (listed.allowed) {
+        Append(&listed.basis, absl::StrCat("the list relaxes rule ", national.rule));
+        return listed;
+      }
+      // Both refuse: either route's instrument would do.
+      for (const std::string& t : national.requires_any) {
+        if (!Contains(listed.requires_any, t)) listed.requires_any.push_back(t);
+      }
+      listed.reason = absl::StrCat(d.id(), ": ", listed.basis, " — ", listed.reason,
+                                   "; the national rules alone (rule ", national.rule, ") ",
+                                   national.requires_any.empty()
+                                       ? std::string("refuse it too")
+                                       : absl::StrCat("would take ", Words(national.requires_any)),
+                                   " (rule ", list->id(), ")");
+      return listed;
     }
 
     // First match decides.
     v.rule = r.id();
+    v.exempt = r.exempt();
     const std::string what = r.description().empty() ? r.id() : r.description();
+    if (c.subjects_at_least() > 0 && pi)
+      Append(&v.basis, arithmetic("non-sensitive PI subjects", prior.subjects, job.subjects,
+                                  ">=", c.subjects_at_least()));
+    if (c.has_subjects_below() && pi)
+      Append(&v.basis, arithmetic("non-sensitive PI subjects", prior.subjects, job.subjects, "<",
+                                  c.subjects_below()));
+    if (c.sensitive_subjects_at_least() > 0 && spi)
+      Append(&v.basis, arithmetic("SPI subjects", prior.sensitive_subjects, job.sensitive_subjects,
+                                  ">=", c.sensitive_subjects_at_least()));
+    if (c.has_sensitive_subjects_below() && spi)
+      Append(&v.basis, arithmetic("SPI subjects", prior.sensitive_subjects, job.sensitive_subjects,
+                                  "<", c.sensitive_subjects_below()));
     switch (r.effect()) {
       case v1::Rule::allow:
         v.allowed = true;
@@ -196,55 +418,91 @@ DatasetVerdict ResidencyEngine::Evaluate(const v1::Dataset& d, const v1::Site& s
         v.reason = absl::StrCat(d.id(), ": ", what, " — it may not go to ", Where(site), " (rule ",
                                 r.id(), ")");
         return v;
-      case v1::Rule::require:
-      case v1::Rule::require_listed: {
-        std::vector<std::string> types;
-        if (r.effect() == v1::Rule::require) {
-          types.assign(r.require_any().begin(), r.require_any().end());
-        } else if (listed != nullptr) {
-          types.assign(listed->require_any().begin(), listed->require_any().end());
+      case v1::Rule::require: {
+        std::vector<std::string> types(r.require_any().begin(), r.require_any().end());
+        Require(types, d, site, tenant, ctx, today, &v);
+        if (!v.allowed) {
+          v.reason = absl::StrCat(d.id(), ": ", what, " — ", v.reason,
+                                  v.basis.empty() ? "" : absl::StrCat(" [", v.basis, "]"),
+                                  " (rule ", r.id(), ")");
         }
-        v.requires_any = types;
-        const v1::Instrument* in = FindInstrument(tenant, types, d.origin(), to, today);
-        if (in != nullptr) {
-          v.allowed = true;
-          v.instrument = in->type();
-          return v;
-        }
-        v.reason = absl::StrCat(d.id(), ": ", what, " — needs ", Words(types), " for ", d.origin(),
-                                " data going to ", Where(site), "; tenant ", tenant.id(),
-                                " holds none valid (rule ", r.id(), ")");
         return v;
       }
       default:
-        break;
+        continue;  // validation refuses other effects
     }
   }
+  v.rule = "default";
   if (policy_->default_effect() == v1::Rule::allow) {
     v.allowed = true;
-    v.rule = "default";
     return v;
   }
-  v.rule = "default";
   v.reason = absl::StrCat(d.id(), ": no rule of the policy allows ",
                           d.origin().empty() ? "this" : d.origin(), " data at ", Where(site),
                           "; the policy's default is deny");
   return v;
 }
 
+DatasetVerdict ResidencyEngine::EvaluateIn(const v1::Dataset& d, const v1::Site& site,
+                                           const v1::Tenant& tenant, const JobContext& ctx,
+                                           absl::CivilDay today) const {
+  return Rules(0, d, site, tenant, ctx, today);
+}
+
+namespace {
+template <typename Datasets, typename Ctx>
+void FillContext(const Datasets& datasets, const v1::Site& site, const v1::Tenant& tenant,
+                 const Ledger& ledger, int year, Ctx* ctx) {
+  ctx->ledger = &ledger;
+  ctx->year = year;
+  std::set<std::string> seen;
+  for (const v1::Dataset& d : datasets) {
+    if (!ResidencyEngine::IsExport(d, site)) continue;
+    if (HasCategory(d, v1::Dataset::important)) ctx->exports_important = true;
+    if (!CarriesPi(d) && !CarriesSpi(d)) continue;
+    if (!ctx->prior.contains(d.origin()))
+      ctx->prior[d.origin()] = ledger.Get(tenant.id(), year, d.origin());
+    if (!seen.insert(d.id()).second || ledger.Counted(tenant.id(), year, d.origin(), d.id()))
+      continue;
+    Ledger::Totals& t = ctx->job_add[d.origin()];
+    t.subjects += PiSubjects(d);
+    t.sensitive_subjects += SpiSubjects(d);
+  }
+}
+}  // namespace
+
+DatasetVerdict ResidencyEngine::Evaluate(const v1::Dataset& dataset, const v1::Site& site,
+                                         const v1::Tenant& tenant, const Ledger& ledger,
+                                         absl::CivilDay today) const {
+  JobContext ctx;
+  FillContext(std::vector<v1::Dataset>{dataset}, site, tenant, ledger,
+              static_cast<int>(today.year()), &ctx);
+  return EvaluateIn(dataset, site, tenant, ctx, today);
+}
+
 v1::ResidencyVerdict ResidencyEngine::EvaluateJob(const v1::Job& job, const v1::Site& site,
                                                   const v1::Tenant& tenant, const Ledger& ledger,
                                                   absl::CivilDay today) const {
+  JobContext ctx;
+  FillContext(job.datasets(), site, tenant, ledger, static_cast<int>(today.year()), &ctx);
   v1::ResidencyVerdict out;
   out.set_allowed(true);
   std::vector<std::string> reasons;
   for (const v1::Dataset& d : job.datasets()) {
-    DatasetVerdict v = Evaluate(d, site, tenant, ledger, today);
+    DatasetVerdict v = EvaluateIn(d, site, tenant, ctx, today);
     v1::Compliance* c = out.add_datasets();
     c->set_dataset(d.id());
     c->set_rule(v.rule);
     c->set_instrument(v.instrument);
+    c->set_instrument_ref(v.instrument_ref);
     c->set_export_(v.is_export);
+    c->set_exempt(v.exempt);
+    c->set_basis(v.basis);
+    c->set_origin(d.origin());
+    if (v.is_export) {
+      c->set_subjects(PiSubjects(d));
+      c->set_sensitive_subjects(SpiSubjects(d));
+    }
     if (!v.allowed) {
       if (out.allowed()) {
         out.set_rule(v.rule);
@@ -258,6 +516,54 @@ v1::ResidencyVerdict ResidencyEngine::EvaluateJob(const v1::Job& job, const v1::
   }
   out.set_reason(absl::StrJoin(reasons, "; "));
   return out;
+}
+
+// ---- migration ----
+
+std::vector<std::string> MigratePolicy(v1::Policy* policy) {
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+  std::vector<std::string> changes;
+  auto old_form = [](const v1::Rule& r) {
+    return r.effect() == v1::Rule::require_listed || r.when().has_negative_listed();
+  };
+  google::protobuf::RepeatedPtrField<v1::Rule> rules;
+  bool placed = false;
+  const bool any_old = std::any_of(policy->rules().begin(), policy->rules().end(), old_form);
+  for (v1::Rule& r : *policy->mutable_rules()) {
+    if (!any_old) break;
+    if (!old_form(r)) {
+      *rules.Add() = std::move(r);
+      continue;
+    }
+    changes.push_back(absl::StrCat("rule ", r.id(), " (negative_listed) removed"));
+    if (placed) continue;
+    placed = true;
+    v1::Rule* n = rules.Add();
+    n->set_id("cn-negative-lists");
+    n->set_description(
+        "the negative lists binding the tenant decide for the sectors they cover, never more "
+        "strictly than the national rules");
+    n->set_source("S23,S24");
+    n->mutable_when()->mutable_origin()->CopyFrom(r.when().origin());
+    n->mutable_when()->set_export_(true);
+    n->set_effect(v1::Rule::apply_negative_lists);
+    changes.push_back(absl::StrCat("rule cn-negative-lists (apply_negative_lists) added at ",
+                                   r.id(), "'s place"));
+  }
+  if (any_old) policy->mutable_rules()->Swap(&rules);
+  for (v1::NegativeList& l : *policy->mutable_negative_lists()) {
+    if (l.sectors_size() > 0) continue;
+    std::set<std::string> sectors;
+    for (const auto& e : l.entries()) {
+      if (!e.sector().empty()) sectors.insert(e.sector());
+    }
+    for (const auto& s : sectors) l.add_sectors(s);
+    changes.push_back(absl::StrCat("negative list ", l.id(), ": sectors taken from its entries (",
+                                   absl::StrJoin(sectors, ", "), ")"));
+  }
+  return changes;
+#pragma GCC diagnostic pop
 }
 
 }  // namespace portolan::policy

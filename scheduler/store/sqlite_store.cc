@@ -9,8 +9,11 @@
 #include <deque>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <mutex>
+#include <set>
 #include <thread>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
@@ -21,7 +24,7 @@
 namespace portolan {
 namespace {
 
-constexpr int kSchemaVersion = 3;
+constexpr int kSchemaVersion = 4;
 
 // Job states from succeeded (4) up are final (job.proto): such a job is
 // loaded as a summary. The SQL below says the same with `state >= 4`.
@@ -62,6 +65,13 @@ const char* const kMigrations[] = {
     "ALTER TABLE jobs ADD COLUMN idempotency_key TEXT NOT NULL DEFAULT '';"
     "DROP INDEX IF EXISTS jobs_state;"
     "CREATE INDEX jobs_summary ON jobs(state, submitted_ns, id, tenant, idempotency_key);",
+    // 3 -> 4: the ledger counts per origin regime over all destinations
+    // together (it was per destination). RebuildLedger refills it from the
+    // audit trail, which records every cross-border placement with its
+    // origin and subject counts.
+    "DROP TABLE ledger;"
+    "CREATE TABLE ledger (tenant TEXT NOT NULL, year INTEGER NOT NULL, origin TEXT NOT NULL,"
+    "  data BLOB NOT NULL, PRIMARY KEY (tenant, year, origin));",
 };
 
 class SqliteStore : public Store {
@@ -104,6 +114,7 @@ class SqliteStore : public Store {
     for (int v = version; v < kSchemaVersion; ++v) {
       st = Exec(absl::StrCat("BEGIN;", kMigrations[v]).c_str());
       if (st.ok() && v + 1 == 3) st = BackfillKeys();
+      if (st.ok() && v + 1 == 4) st = RebuildLedger();
       if (st.ok()) st = Exec(absl::StrCat("PRAGMA user_version=", v + 1, ";COMMIT;").c_str());
       if (!st.ok()) {
         Exec("ROLLBACK").IgnoreError();
@@ -146,6 +157,59 @@ class SqliteStore : public Store {
     if (!keys.empty() && out.ok())
       spdlog::info("store: schema 3: copied the idempotency keys of {} jobs", keys.size());
     return out;
+  }
+
+  // Schema 4: the per-origin ledger from the audit trail, each dataset once
+  // per (tenant, year, origin), every export counted (the default
+  // count_exempt_transfers: true; earlier records do not say which were
+  // exempt). Runs inside the migration's transaction.
+  absl::Status RebuildLedger() {
+    std::map<std::tuple<std::string, int, std::string>, v1::LedgerEntry> entries;
+    std::set<std::tuple<std::string, int, std::string, std::string>> seen;
+    absl::Status bad;
+    absl::Status st = Query("SELECT seq, data FROM audit ORDER BY seq", [&](sqlite3_stmt* s) {
+      v1::AuditRecord r;
+      if (!r.ParseFromArray(sqlite3_column_blob(s, 1), sqlite3_column_bytes(s, 1))) {
+        bad = absl::DataLossError(absl::StrCat("audit record ", Text(s, 0), " does not decode"));
+        return;
+      }
+      if (r.subjects() == 0 && r.sensitive_subjects() == 0) return;
+      const int year =
+          static_cast<int>(absl::ToCivilYear(FromProto(r.time()), absl::UTCTimeZone()).year());
+      if (!seen.emplace(r.tenant(), year, r.origin(), r.dataset()).second) return;
+      v1::LedgerEntry& e = entries[{r.tenant(), year, r.origin()}];
+      e.set_tenant(r.tenant());
+      e.set_year(year);
+      e.set_origin(r.origin());
+      e.set_subjects(e.subjects() + r.subjects());
+      e.set_sensitive_subjects(e.sensitive_subjects() + r.sensitive_subjects());
+      e.add_datasets(r.dataset());
+    });
+    if (!st.ok()) return st;
+    if (!bad.ok()) return bad;
+    sqlite3_stmt* u = nullptr;
+    if (sqlite3_prepare_v2(
+            db_, "INSERT INTO ledger (tenant, year, origin, data) VALUES (?1, ?2, ?3, ?4)", -1, &u,
+            nullptr) != SQLITE_OK)
+      return Error("prepare ledger rebuild");
+    int rc = SQLITE_DONE;
+    for (const auto& [k, e] : entries) {
+      const std::string data = e.SerializeAsString();
+      sqlite3_reset(u);
+      sqlite3_bind_text(u, 1, e.tenant().data(), static_cast<int>(e.tenant().size()),
+                        SQLITE_TRANSIENT);
+      sqlite3_bind_int(u, 2, e.year());
+      sqlite3_bind_text(u, 3, e.origin().data(), static_cast<int>(e.origin().size()),
+                        SQLITE_TRANSIENT);
+      sqlite3_bind_blob(u, 4, data.data(), static_cast<int>(data.size()), SQLITE_TRANSIENT);
+      rc = sqlite3_step(u);
+      if (rc != SQLITE_DONE) break;
+    }
+    sqlite3_finalize(u);
+    if (rc != SQLITE_DONE) return Error("rebuild ledger");
+    spdlog::info("store: schema 4: ledger rebuilt per origin from the audit trail: {} entries",
+                 entries.size());
+    return absl::OkStatus();
   }
 
   absl::Status PutJob(const v1::Job& job) override {
@@ -246,8 +310,8 @@ class SqliteStore : public Store {
   }
   absl::Status PutLedgerEntry(const v1::LedgerEntry& e) override {
     return Write(
-        "INSERT OR REPLACE INTO ledger (tenant, year, jurisdiction, data) VALUES (?1, ?2, ?3, ?4)",
-        {e.tenant(), absl::StrCat(e.year()), e.jurisdiction()}, e, "store ledger");
+        "INSERT OR REPLACE INTO ledger (tenant, year, origin, data) VALUES (?1, ?2, ?3, ?4)",
+        {e.tenant(), absl::StrCat(e.year()), e.origin()}, e, "store ledger");
   }
   absl::StatusOr<std::vector<v1::LedgerEntry>> LoadLedger() override {
     return Read<v1::LedgerEntry>("SELECT data FROM ledger", {});
@@ -672,7 +736,7 @@ absl::StatusOr<std::vector<v1::PolicyVersion>> MemoryStore::LoadPolicyVersions()
 absl::Status MemoryStore::PutLedgerEntry(const v1::LedgerEntry& e) {
   std::lock_guard<std::mutex> lock(mu_);
   if (!fail_with_.ok()) return fail_with_;
-  ledger_[absl::StrCat(e.tenant(), "/", e.year(), "/", e.jurisdiction())] = e;
+  ledger_[absl::StrCat(e.tenant(), "/", e.year(), "/", e.origin())] = e;
   return absl::OkStatus();
 }
 absl::StatusOr<std::vector<v1::LedgerEntry>> MemoryStore::LoadLedger() {

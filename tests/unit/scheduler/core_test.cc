@@ -505,7 +505,10 @@ TEST_F(CoreTest, RecoverRestoresJobsAndAccounting) {
   Update("a1", link.get(), running->first.id(), v1::Job::running);
   auto waiting = core->Submit(Spec(4));
   Core restarted(opts, &store, &clock, &registry);
-  ASSERT_TRUE(restarted.Recover().ok());
+  {
+    absl::Status st = restarted.Recover();
+    ASSERT_TRUE(st.ok()) << st;
+  }
   EXPECT_TRUE(restarted.has_policy());
   EXPECT_EQ(restarted.GetPolicy()->version(), "v1");
   EXPECT_EQ(restarted.GetJob(running->first.id())->state(), v1::Job::running);
@@ -572,7 +575,7 @@ TEST_F(CoreTest, CrossBorderPlacementIsAuditedAndCountedInTheLedger) {
   auto ledger = store.LoadLedger();
   ASSERT_EQ(ledger->size(), 1u);
   EXPECT_EQ((*ledger)[0].subjects(), 120000u);
-  EXPECT_EQ((*ledger)[0].jurisdiction(), "SG");
+  EXPECT_EQ((*ledger)[0].origin(), "CN") << "one ledger per origin, whatever the destination";
   auto explain = core->Explain(job->first.id());
   ASSERT_TRUE(explain.ok());
   EXPECT_EQ(explain->placement().site(), "singapore-1");
