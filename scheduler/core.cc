@@ -369,6 +369,24 @@ void Core::AttachMetrics(SchedulerMetrics* m) {
     m->agents->Clear();
     for (const auto& [key, n] : agents) m->agents->With({key.first, key.second})->Set(n);
     m->policy_version->Set(policy_versions_);
+    m->compliance_violations->Clear();
+    std::map<std::pair<std::string, std::string>, int> by_rule;
+    for (const auto& [job, list] : violations_) {
+      for (const auto& v : list) ++by_rule[{v.tenant(), v.rule()}];
+    }
+    for (const auto& [key, n] : by_rule)
+      m->compliance_violations->With({key.first, key.second})->Set(n);
+    m->instrument_expiry_seconds->Clear();
+    for (const auto& [id, t] : tenants_) {
+      for (const v1::Instrument& in : t.instruments()) {
+        absl::CivilDay until;
+        if (!absl::ParseCivilTime(in.expires(), &until)) continue;
+        // Valid through its expiry day: it ends at the next midnight, UTC.
+        const absl::Time end = absl::FromCivil(until + 1, absl::UTCTimeZone());
+        m->instrument_expiry_seconds->With({id, in.type(), in.reference()})
+            ->Set(absl::ToDoubleSeconds(end - clock_->Now()));
+      }
+    }
   });
 }
 
@@ -673,6 +691,7 @@ void Core::RecordCrossBorder(const v1::Job& job, const v1::Decision& d) {
   const int year = static_cast<int>(absl::ToCivilDay(clock_->Now(), absl::UTCTimeZone()).year());
   const v1::Site* site = policy_->compiled->FindSite(d.placement().site());
   const std::string to = site ? site->jurisdiction() : "";
+  bool counted = false;
   for (const v1::Compliance& c : d.placement().compliance()) {
     if (!c.export_()) continue;
     const v1::Dataset* ds = nullptr;
@@ -701,12 +720,16 @@ void Core::RecordCrossBorder(const v1::Job& job, const v1::Decision& d) {
     if (policy_->compiled->residency().Counts(c) &&
         ledger_.Record(job.tenant(), year, c.origin(), c.dataset(), c.subjects(),
                        c.sensitive_subjects())) {
+      counted = true;
       if (absl::Status st = store_->PutLedgerEntry(ledger_.Entry(job.tenant(), year, c.origin()));
           !st.ok()) {
         spdlog::error("store: cannot write ledger for tenant {}: {}", job.tenant(), st.message());
       }
     }
   }
+  // The tenant's year total grew: its other running jobs may now need an
+  // instrument they lack (a threshold counts every export of the year).
+  if (counted) CheckComplianceLocked(absl::StrCat("ledger: job ", job.id()), job.tenant());
 }
 
 void Core::ScheduleLocked(const std::string* only) {
@@ -1139,6 +1162,19 @@ void Core::Tick() {
   // Event-driven: a pass runs when something changed (submit, job end, agent
   // join, cordon, policy or tenant change) or a restart backoff expired.
   if (schedule_pending_ || now >= next_wakeup_) ScheduleLocked();
+  // A new UTC day can expire an instrument or bring a list into force:
+  // waiting jobs are decided again and running ones checked.
+  if (absl::ToCivilDay(now, absl::UTCTimeZone()) != compliance_day_) {
+    schedule_pending_ = true;
+    CheckComplianceLocked("new day");
+  }
+  // Violations of jobs that ended are dropped.
+  for (auto it = violations_.begin(); it != violations_.end();) {
+    auto j = jobs_.find(it->first);
+    const bool active = j != jobs_.end() && (j->second.state() == v1::Job::placed ||
+                                             j->second.state() == v1::Job::running);
+    it = active ? std::next(it) : violations_.erase(it);
+  }
   DropEnded();
 }
 

@@ -47,6 +47,16 @@ SchedulerMetrics::SchedulerMetrics(metrics::Registry& r)
       http_requests(r.AddCounter("portolan_http_requests_total", "REST requests by status code.",
                                  {"code"}, 100)),
       rpc_connections(
-          r.AddGauge("portolan_agent_connections", "Open agent RPC connections.")->With()) {}
+          r.AddGauge("portolan_agent_connections", "Open agent RPC connections.")->With()),
+      compliance_violations(r.AddGauge(
+          "portolan_compliance_violations",
+          "Placed or running jobs (datasets) the residency policy in force no longer allows, by "
+          "tenant and rule (GET /v1/compliance/violations).",
+          {"tenant", "rule"}, 5000)),
+      instrument_expiry_seconds(r.AddGauge(
+          "portolan_instrument_expiry_seconds",
+          "Seconds until each instrument a tenant holds expires (end of its expiry day, UTC); "
+          "negative once expired. Instruments without expiry are not listed.",
+          {"tenant", "type", "reference"}, 5000)) {}
 
 }  // namespace portolan::scheduler

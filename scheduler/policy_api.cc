@@ -1,6 +1,9 @@
 // The policy-engine side of the scheduler core: plans and explanations,
 // policy versions, tenants, the network view and the audit trail.
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/civil_time.h"
 #include "portolan/codec.h"
@@ -143,6 +146,7 @@ absl::StatusOr<v1::PolicyVersion> Core::ApplyPolicy(v1::Policy policy, const std
     spdlog::warn("policy {}: {}", v.version(), w);
   spdlog::info("policy {} applied by {}: {}", v.version(), who, v.summary());
   schedule_pending_ = true;  // waiting jobs see the new policy at the next tick
+  CheckComplianceLocked(absl::StrCat("policy ", v.version()));
   return v;
 }
 
@@ -179,13 +183,139 @@ absl::StatusOr<v1::ListPolicyVersionsResponse> Core::PolicyVersions() {
   return out;
 }
 
-v1::ListTenantsResponse Core::ListTenants() {
+v1::ListTenantsResponse Core::ListTenants(int expiring_within_days) {
   absl::MutexLock lock(&mu_);
   v1::ListTenantsResponse out;
+  const absl::CivilDay today = absl::ToCivilDay(clock_->Now(), absl::UTCTimeZone());
   for (const auto& [id, t] : tenants_) {
-    if (t.has_updated_at()) *out.add_tenants() = t;  // only profiles that were set
+    if (!t.has_updated_at()) continue;  // only profiles that were set
+    if (expiring_within_days < 0) {
+      *out.add_tenants() = t;
+      continue;
+    }
+    v1::Tenant shown = t;
+    shown.clear_instruments();
+    for (const v1::Instrument& in : t.instruments()) {
+      absl::CivilDay until;
+      if (absl::ParseCivilTime(in.expires(), &until) && until - today <= expiring_within_days)
+        *shown.add_instruments() = in;
+    }
+    if (shown.instruments_size() > 0) *out.add_tenants() = std::move(shown);
   }
   return out;
+}
+
+v1::ListViolationsResponse Core::Violations(const std::string& tenant) {
+  absl::MutexLock lock(&mu_);
+  v1::ListViolationsResponse out;
+  for (const auto& [job, list] : violations_) {
+    for (const v1::ComplianceViolation& v : list) {
+      if (tenant.empty() || v.tenant() == tenant) *out.add_violations() = v;
+    }
+  }
+  return out;
+}
+
+void Core::CheckComplianceLocked(const std::string& cause, const std::string& only_tenant) {
+  if (policy_ == nullptr) return;
+  const absl::Time now = clock_->Now();
+  const absl::CivilDay today = absl::ToCivilDay(now, absl::UTCTimeZone());
+  compliance_day_ = today;
+  const policy::CompiledPolicy& p = *policy_->compiled;
+  const bool stop = p.policy().on_violation() == v1::Policy::stop;
+  int found = 0, cleared = 0;
+  // Placed and running jobs are the ones on agents: O(active jobs), not O(history).
+  std::vector<std::string> active_ids;
+  for (const auto& [aid, a] : agents_) {
+    active_ids.insert(active_ids.end(), a.info.jobs().begin(), a.info.jobs().end());
+  }
+  for (const auto& [id, list] : violations_) active_ids.push_back(id);  // to clear stale ones
+  std::sort(active_ids.begin(), active_ids.end());
+  active_ids.erase(std::unique(active_ids.begin(), active_ids.end()), active_ids.end());
+  for (const std::string& id : active_ids) {
+    auto rit = jobs_.find(id);
+    if (rit == jobs_.end() || !rit->second.job) {
+      violations_.erase(id);
+      continue;
+    }
+    v1::Job& job = *rit->second.job;
+    const bool active = job.state() == v1::Job::placed || job.state() == v1::Job::running;
+    if (!only_tenant.empty() && job.tenant() != only_tenant) continue;
+    auto known = violations_.find(id);
+    const v1::Site* site = active ? p.FindSite(job.allocation().site()) : nullptr;
+    if (site == nullptr || job.datasets_size() == 0) {
+      if (known != violations_.end()) violations_.erase(known);
+      continue;
+    }
+    static const v1::Tenant kNoTenant;
+    const v1::Tenant* t = TenantFor(job.tenant());
+    v1::ResidencyVerdict v =
+        p.residency().EvaluateJob(job, *site, t ? *t : kNoTenant, ledger_, today);
+    if (v.allowed()) {
+      if (known != violations_.end()) {
+        violations_.erase(known);
+        ++cleared;
+        v1::JobEvent* ev = job.add_events();
+        *ev->mutable_time() = ToProto(now);
+        ev->set_state(job.state());
+        ev->set_message(absl::StrCat("compliance: allowed again at ", site->id(), " (", cause, ")"));
+        (void)Persist(job);
+      }
+      continue;
+    }
+    std::vector<v1::ComplianceViolation> list;
+    for (const v1::Compliance& c : v.datasets()) {
+      // Only the datasets refused now; their reasons are in v.reason().
+      if (v.reason().find(c.dataset() + ":") == std::string::npos) continue;
+      v1::ComplianceViolation& x = list.emplace_back();
+      x.set_job(id);
+      x.set_tenant(job.tenant());
+      x.set_dataset(c.dataset());
+      x.set_site(site->id());
+      x.set_rule(c.rule());
+      x.set_reason(v.reason());
+      x.set_policy_version(policy_->meta.version());
+      x.set_action(stop ? "stop" : "report");
+      *x.mutable_since() = ToProto(now);
+      if (known != violations_.end()) {
+        for (const auto& old : known->second) {
+          if (old.dataset() == x.dataset()) *x.mutable_since() = old.since();
+        }
+      }
+    }
+    const bool is_new = known == violations_.end();
+    violations_[id] = list;
+    ++found;
+    // After a restart the violation is found again; the job's history says it once.
+    const bool said = job.events_size() > 0 && absl::StartsWith(job.events().rbegin()->message(),
+                                                                 "compliance: no longer allowed");
+    if (is_new && !said) {
+      v1::JobEvent* ev = job.add_events();
+      *ev->mutable_time() = ToProto(now);
+      ev->set_state(job.state());
+      ev->set_message(absl::StrCat("compliance: no longer allowed at ", site->id(), " (", cause,
+                                   "): ", v.reason()));
+      spdlog::warn("job {}: compliance violation at {} ({}): {}", id, site->id(), cause,
+                   v.reason());
+      (void)Persist(job);
+    }
+    if (stop && !job.cancel_requested()) {
+      job.set_cancel_requested(true);
+      v1::JobEvent* ev = job.add_events();
+      *ev->mutable_time() = ToProto(now);
+      ev->set_state(job.state());
+      ev->set_message(absl::StrCat("stopping it on agent ", job.allocation().agent(),
+                                   ": the policy says on_violation: stop"));
+      (void)Persist(job);
+      auto a = agents_.find(job.allocation().agent());
+      if (a != agents_.end())
+        SendCancel(a->second, id, job.attempt(), "stopped: no longer compliant");
+    }
+  }
+  if (found > 0 || cleared > 0) {
+    spdlog::info("compliance check ({}): {} job(s) in violation, {} cleared", cause, found,
+                 cleared);
+  }
 }
 
 absl::StatusOr<v1::Tenant> Core::GetTenant(const std::string& id) {
@@ -253,7 +383,8 @@ absl::StatusOr<v1::Tenant> Core::PutTenant(const std::string& id, v1::Tenant t) 
   tenants_[id] = t;
   spdlog::info("tenant {} profile updated: zones [{}], ciio {}, {} instrument(s)", id,
                absl::StrJoin(t.registered_zones(), ", "), t.ciio(), t.instruments_size());
-  schedule_pending_ = true;
+  schedule_pending_ = true;  // waiting jobs are decided again with the new profile
+  CheckComplianceLocked(absl::StrCat("tenant ", id, " profile changed"), id);
   return t;
 }
 

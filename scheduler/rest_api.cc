@@ -217,7 +217,40 @@ void RegisterRestApi(rest::Server& server, Core* core, const std::atomic<bool>* 
 
   server.Route("GET", "/v1/tenants", [core](const Request& req) {
     if (!req.principal.is_admin()) return Forbidden(req, "list tenants");
-    return Json(ToJson(core->ListTenants()));
+    int days = -1;
+    for (const auto& [k, v] : req.query) {
+      if (k != "expiring_within_days") {
+        return rest::ErrorResponse(
+            400, "invalid_argument",
+            absl::StrCat("unknown query parameter '", k, "' (expiring_within_days)"), k);
+      }
+      if (!absl::SimpleAtoi(v, &days) || days < 0 || days > 36500) {
+        return rest::ErrorResponse(400, "invalid_argument",
+                                   "expiring_within_days must be a whole number of days, 0-36500",
+                                   k);
+      }
+    }
+    return Json(ToJson(core->ListTenants(days)));
+  });
+  // Placed and running jobs the residency policy in force no longer allows:
+  // admins see all (or ?tenant=), a tenant its own.
+  server.Route("GET", "/v1/compliance/violations", [core](const Request& req) {
+    std::string tenant;
+    for (const auto& [k, v] : req.query) {
+      if (k != "tenant") {
+        return rest::ErrorResponse(400, "invalid_argument",
+                                   absl::StrCat("unknown query parameter '", k, "' (tenant)"), k);
+      }
+      tenant = v;
+    }
+    if (req.principal.is_tenant()) {
+      if (!tenant.empty() && tenant != req.principal.tenant)
+        return Forbidden(req, "read another tenant's violations");
+      tenant = req.principal.tenant;
+    } else if (!req.principal.is_admin()) {
+      return Forbidden(req, "read compliance violations");
+    }
+    return Json(ToJson(core->Violations(tenant)));
   });
   server.Route("GET", "/v1/tenants/{id}", [core](const Request& req) {
     if (!req.principal.is_admin()) return Forbidden(req, "read tenant profiles");

@@ -110,7 +110,10 @@ class Core {
   absl::StatusOr<v1::Policy> GetPolicy();
   absl::StatusOr<v1::ListPolicyVersionsResponse> PolicyVersions();
 
-  v1::ListTenantsResponse ListTenants();
+  // Tenant profiles; with `expiring_within_days` >= 0, only those holding an
+  // instrument that expires within that many days of today (or has expired),
+  // each with just those instruments.
+  v1::ListTenantsResponse ListTenants(int expiring_within_days = -1);
   absl::StatusOr<v1::Tenant> GetTenant(const std::string& id);
   absl::StatusOr<v1::Tenant> PutTenant(const std::string& id, v1::Tenant tenant);
 
@@ -119,6 +122,9 @@ class Core {
   // Marks a link up/down or changes its RTT/capacity: a new policy version.
   absl::StatusOr<v1::Link> UpdateLink(const std::string& id, const v1::LinkUpdate& update,
                                       const std::string& who);
+  // Placed and running jobs whose placement the policy, tenant profiles and
+  // date in force no longer allow (one entry per dataset); "" for all tenants.
+  v1::ListViolationsResponse Violations(const std::string& tenant);
   absl::StatusOr<v1::ListAuditResponse> Audit(const std::string& tenant, const std::string& job,
                                               int limit);
 
@@ -220,6 +226,14 @@ class Core {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<std::shared_ptr<const PolicyState>> Build(v1::Policy policy,
                                                            std::vector<std::string>* errors);
+  // Re-decides residency for every placed and running job against the
+  // policy, tenants, ledger and date now in force: records violations (an
+  // event on the job the first time), clears those that no longer hold, and
+  // stops violating jobs when the policy says on_violation: stop. `cause`
+  // says what changed, for the event and the log; `only_tenant`, when set,
+  // limits the check to that tenant's jobs (its ledger changed).
+  void CheckComplianceLocked(const std::string& cause, const std::string& only_tenant = "")
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const CoreOptions options_;
   Store* const store_;
@@ -250,6 +264,10 @@ class Core {
   // The latest decision of each waiting job, serialized (see ScheduleLocked).
   absl::node_hash_map<std::string, std::string> waiting_decisions_ ABSL_GUARDED_BY(mu_);
   bool schedule_pending_ ABSL_GUARDED_BY(mu_) = false;
+  // Job id -> its current violations (see CheckComplianceLocked).
+  std::map<std::string, std::vector<v1::ComplianceViolation>> violations_ ABSL_GUARDED_BY(mu_);
+  // The UTC day of the last compliance check: a new day re-decides (expiries).
+  absl::CivilDay compliance_day_ ABSL_GUARDED_BY(mu_);
   absl::Time next_wakeup_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();  // earliest backoff end
   SchedulerMetrics* metrics_ ABSL_GUARDED_BY(mu_) = nullptr;
 };

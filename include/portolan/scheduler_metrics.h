@@ -30,6 +30,11 @@ struct SchedulerMetrics {
   metrics::Gauge* policy_version;
   metrics::Family<metrics::Counter>* http_requests;  // {code}
   metrics::Gauge* rpc_connections;
+  // Running or placed jobs the policy in force no longer allows, by tenant
+  // and rule; and each held instrument's seconds to expiry (negative once
+  // expired), by tenant, type and reference.
+  metrics::Family<metrics::Gauge>* compliance_violations;
+  metrics::Family<metrics::Gauge>* instrument_expiry_seconds;
 };
 
 }  // namespace portolan::scheduler
