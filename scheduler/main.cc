@@ -48,6 +48,7 @@ int main(int argc, char** argv) {
   // whichever thread first hashes a token, and that thread's error state
   // (which lives until the thread ends) would never be released.
   OPENSSL_init_ssl(OPENSSL_INIT_LOAD_CONFIG, nullptr);
+  std::string clock_start;
   std::string rest_addr, rpc_addr, state_dir, ports_file, log_format, log_level, policy_file,
       tokens_file, tls_cert, tls_key, tls_ca, https_cert, https_key;
   double rate_rps = 200, rate_burst = 400;
@@ -88,7 +89,8 @@ int main(int argc, char** argv) {
       ("max-body-bytes", po::value(&max_body)->default_value(1u << 20), "largest REST request body accepted (413 above)")
       ("ports-file", po::value(&ports_file), "write the bound ports as JSON here once ready (for port 0)")
       ("log-format", po::value(&log_format)->default_value("text"), "text or json")
-      ("log-level", po::value(&log_level)->default_value("info"), "trace, debug, info, warn, error");
+      ("log-level", po::value(&log_level)->default_value("info"), "trace, debug, info, warn, error")
+      ("clock-start", po::value(&clock_start), "drills and tests only: run the scheduler's clock from this RFC 3339 instant at real speed (rehearse a year end or an instrument expiry); never in production");
   // clang-format on
   po::variables_map vm;
   try {
@@ -188,7 +190,21 @@ int main(int argc, char** argv) {
   // Declared before the core: the core holds agent sessions (and their
   // sockets), which must be destroyed while the io_context still exists.
   boost::asio::io_context io;
-  scheduler::Core core(copts, store->get(), RealClock(), &registry);
+  Clock* clock = RealClock();
+  std::unique_ptr<OffsetClock> drill_clock;
+  if (!clock_start.empty()) {
+    absl::Time start;
+    std::string err;
+    if (!absl::ParseTime(absl::RFC3339_full, clock_start, &start, &err)) {
+      return Fail(absl::StrCat("--clock-start '", clock_start, "': not an RFC 3339 time: ", err));
+    }
+    drill_clock = std::make_unique<OffsetClock>(start);
+    clock = drill_clock.get();
+    spdlog::warn(
+        "clock: starts at {} (--clock-start), running at real speed: drills and tests only",
+        absl::FormatTime(absl::RFC3339_sec, start, absl::UTCTimeZone()));
+  }
+  scheduler::Core core(copts, store->get(), clock, &registry);
   core.AttachMetrics(&metrics);
   if (absl::Status st = core.Recover(); !st.ok()) {
     return Fail(absl::StrCat("cannot recover state from ", state_dir, ": ", st.message()));

@@ -2,8 +2,8 @@
 // policy versions, tenants, the network view and the audit trail.
 #include <algorithm>
 
-#include "absl/strings/str_cat.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/civil_time.h"
 #include "portolan/codec.h"
@@ -258,7 +258,8 @@ void Core::CheckComplianceLocked(const std::string& cause, const std::string& on
         v1::JobEvent* ev = job.add_events();
         *ev->mutable_time() = ToProto(now);
         ev->set_state(job.state());
-        ev->set_message(absl::StrCat("compliance: allowed again at ", site->id(), " (", cause, ")"));
+        ev->set_message(
+            absl::StrCat("compliance: allowed again at ", site->id(), " (", cause, ")"));
         (void)Persist(job);
       }
       continue;
@@ -288,7 +289,7 @@ void Core::CheckComplianceLocked(const std::string& cause, const std::string& on
     ++found;
     // After a restart the violation is found again; the job's history says it once.
     const bool said = job.events_size() > 0 && absl::StartsWith(job.events().rbegin()->message(),
-                                                                 "compliance: no longer allowed");
+                                                                "compliance: no longer allowed");
     if (is_new && !said) {
       v1::JobEvent* ev = job.add_events();
       *ev->mutable_time() = ToProto(now);

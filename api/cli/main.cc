@@ -59,10 +59,12 @@ Commands:
   network                      links, computed RTT matrix, measured RTT
   network link ID up|down      mark a link (cable) up or down
   sites                        the site catalogue
-  tenants                      tenant profiles
+  tenants [--expiring 90d]     tenant profiles; --expiring: only instruments that expire within
+                               that many days (or have expired), with the days left
   tenant ID                    one tenant profile
   tenant set ID FILE           set a tenant profile (zones, CIIO flag, instruments)
   audit [--tenant T] [--job J] [--limit N]   cross-border placements, newest first
+  violations [--tenant T]      placed or running jobs the policy in force no longer allows
   token new --name N --role tenant|operator|admin [--tenant T] [--site S]...
                                print a new random token and its tokens-file entry (offline)
   metrics                      the scheduler's Prometheus metrics (admin or operator)
@@ -317,7 +319,7 @@ bool Terminal(v1::Job::State s) {
 
 const char* kCommands =
     "submit jobs job wait watch cancel logs agents agent cordon drain uncordon plan explain "
-    "policy network sites tenants tenant audit token metrics completion help";
+    "policy network sites tenants tenant audit violations token metrics completion help";
 
 // The usage lines of one command (its line and the indented lines after it).
 std::string CommandUsage(const std::string& cmd) {
@@ -864,6 +866,48 @@ int main(int argc, char** argv) {
     return kExitOk;
   }
   if (cmd == "tenants" || cmd == "tenant") {
+    if (cmd == "tenants" && rest.size() == 2 && rest[0] == "--expiring") {
+      // "90d" or "90": days from today.
+      std::string n = rest[1];
+      if (!n.empty() && n.back() == 'd') n.pop_back();
+      int days = 0;
+      if (!absl::SimpleAtoi(n, &days) || days < 0) {
+        std::cerr << "portolan: --expiring takes a number of days, e.g. 90d (got '" << rest[1]
+                  << "')\n";
+        return kExitUsage;
+      }
+      v1::ListTenantsResponse r;
+      if (auto st =
+              client.Call("GET", absl::StrCat("/v1/tenants?expiring_within_days=", days), "", &r);
+          !st.ok())
+        return Report(st);
+      if (json) {
+        print(r);
+        return kExitOk;
+      }
+      const absl::CivilDay today = absl::ToCivilDay(absl::Now(), absl::UTCTimeZone());
+      absl::PrintF("%-16s %-26s %-18s %-10s %-11s %s\n", "TENANT", "INSTRUMENT", "REFERENCE",
+                   "SCOPE", "EXPIRES", "DAYS LEFT");
+      int n_rows = 0;
+      for (const auto& t : r.tenants()) {
+        for (const auto& i : t.instruments()) {
+          absl::CivilDay until;
+          std::string left = "?";
+          if (absl::ParseCivilTime(i.expires(), &until)) {
+            const int64_t d = until - today;
+            left = d < 0 ? absl::StrCat("expired ", -d, " day(s) ago") : absl::StrCat(d);
+          }
+          absl::PrintF(
+              "%-16s %-26s %-18s %-10s %-11s %s\n", t.id(), i.type(),
+              i.reference().empty() ? "-" : i.reference(),
+              absl::StrCat(i.from().empty() ? "*" : i.from(), "->", i.to().empty() ? "*" : i.to()),
+              i.expires(), left);
+          ++n_rows;
+        }
+      }
+      if (n_rows == 0) absl::PrintF("no instrument expires within %d day(s)\n", days);
+      return kExitOk;
+    }
     if (cmd == "tenants" && rest.empty()) {
       v1::ListTenantsResponse r;
       if (auto st = client.Call("GET", "/v1/tenants", "", &r); !st.ok()) return Report(st);
@@ -893,7 +937,8 @@ int main(int argc, char** argv) {
       if (st = load(rest[2], &body); !st.ok()) return Report(st);
       st = client.Call("PUT", "/v1/tenants/" + rest[1], ToJson(body), &t);
     } else {
-      std::cerr << "portolan: usage: portolan tenants | tenant ID | tenant set ID FILE\n";
+      std::cerr << "portolan: usage: portolan tenants [--expiring 90d] | tenant ID | tenant set "
+                   "ID FILE\n";
       return kExitUsage;
     }
     if (!st.ok()) return Report(st);
@@ -926,6 +971,34 @@ int main(int argc, char** argv) {
                    a.tenant(), a.dataset(), a.origin(), a.from_site().empty() ? "-" : a.from_site(),
                    a.to_site(), a.rule(), a.instrument().empty() ? "-" : a.instrument());
     }
+    return kExitOk;
+  }
+  if (cmd == "violations") {
+    std::string query;
+    if (rest.size() == 2 && rest[0] == "--tenant") {
+      query = "?tenant=" + rest[1];
+    } else if (!rest.empty()) {
+      std::cerr << "portolan: usage: portolan violations [--tenant T]\n";
+      return kExitUsage;
+    }
+    v1::ListViolationsResponse r;
+    if (auto st = client.Call("GET", "/v1/compliance/violations" + query, "", &r); !st.ok())
+      return Report(st);
+    if (json) {
+      print(r);
+      return kExitOk;
+    }
+    if (r.violations_size() == 0) {
+      absl::PrintF("no placed or running job is in violation of the policy in force\n");
+      return kExitOk;
+    }
+    absl::PrintF("%-17s %-10s %-16s %-18s %-22s %-20s %s\n", "JOB", "TENANT", "DATASET", "SITE",
+                 "RULE", "SINCE", "ACTION");
+    for (const auto& v : r.violations()) {
+      absl::PrintF("%-17s %-10s %-16s %-18s %-22s %-20s %s\n", v.job(), v.tenant(), v.dataset(),
+                   v.site(), v.rule(), Short(v.since()), v.action());
+    }
+    for (const auto& v : r.violations()) absl::PrintF("  %s: %s\n", v.job(), v.reason());
     return kExitOk;
   }
   if (cmd == "cordon" || cmd == "drain" || cmd == "uncordon") {

@@ -3,6 +3,7 @@
 #include <mutex>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 
 namespace portolan {
@@ -18,6 +19,18 @@ class Clock {
 
 // The real clock. Shared process-wide; never deleted.
 Clock* RealClock();
+
+// Real time shifted to start at `start`: runs at real speed from that
+// instant. For drills and tests of a daemon (a year end, an expiry) without
+// touching the host's clock. Thread-safe (immutable).
+class OffsetClock : public Clock {
+ public:
+  explicit OffsetClock(absl::Time start) : offset_(start - absl::Now()) {}
+  absl::Time Now() const override { return absl::Now() + offset_; }
+
+ private:
+  const absl::Duration offset_;
+};
 
 // A clock that only moves when told to. Thread-safe.
 class FakeClock : public Clock {
