@@ -555,6 +555,80 @@ TEST_F(CoreTest, PlanStoresNothingAndTenantInstrumentOpensSingapore) {
   EXPECT_EQ(plan->placement().compliance(0).instrument(), "cn_standard_contract");
 }
 
+// What is already running stays compliant: a change that forbids a running
+// job's placement is a violation (reported, or stopped when the policy says).
+TEST_F(CoreTest, APolicyThatForbidsARunningPlacementReportsOrStopsIt) {
+  // Ten seconds before midnight (the agent's heartbeat TTL is 15 s).
+  clock.Set(absl::FromCivil(absl::CivilSecond(2026, 9, 21, 23, 59, 50), absl::UTCTimeZone()));
+  core->Tick();
+  auto sg = Register("sg1", 8, {}, "singapore-1");
+  v1::Tenant t;
+  ASSERT_TRUE(ParseYaml("{instruments: [{type: cn_standard_contract, from: CN, to: SG, expires: "
+                        "'2026-09-21'}]}",
+                        &t)
+                  .ok());
+  ASSERT_TRUE(core->PutTenant("acme", t).ok());
+  auto job = core->Submit(PersonalDataJob(120000));
+  ASSERT_TRUE(job.ok()) << job.status();
+  ASSERT_EQ(job->first.state(), v1::Job::placed) << job->first.reason();
+  Update("sg1", sg.get(), job->first.id(), v1::Job::running);
+  EXPECT_EQ(core->Violations("").violations_size(), 0);
+
+  // The contract is valid through 21 September; on the 22nd it has expired.
+  clock.Advance(absl::Seconds(11));
+  core->Tick();
+  v1::ListViolationsResponse v = core->Violations("");
+  ASSERT_EQ(v.violations_size(), 1);
+  EXPECT_EQ(v.violations(0).job(), job->first.id());
+  EXPECT_EQ(v.violations(0).rule(), "cn-pi");
+  EXPECT_NE(v.violations(0).reason().find("expired on 2026-09-21"), std::string::npos)
+      << v.violations(0).reason();
+  EXPECT_EQ(v.violations(0).action(), "report");
+  EXPECT_EQ(core->Violations("globex").violations_size(), 0);
+  v1::Job running = *core->GetJob(job->first.id());
+  EXPECT_EQ(running.state(), v1::Job::running);
+  EXPECT_NE(running.events().rbegin()->message().find("new day"), std::string::npos);
+  EXPECT_EQ(sg->Cancels().size(), 0u) << "report does not stop it";
+  // A second check keeps the first 'since' and adds no second event.
+  const int events = running.events_size();
+  clock.Advance(absl::Seconds(5));
+  v1::Policy same;
+  ASSERT_TRUE(ParseYaml(kPolicy, &same).ok());
+  ASSERT_TRUE(core->ApplyPolicy(same, "test").ok());
+  EXPECT_EQ(core->Violations("").violations(0).since().seconds(),
+            v.violations(0).since().seconds());
+  EXPECT_EQ(core->GetJob(job->first.id())->events_size(), events);
+
+  // The policy now says stop: the job is stopped on its agent.
+  v1::Policy p;
+  ASSERT_TRUE(ParseYaml(kPolicy, &p).ok());
+  p.set_on_violation(v1::Policy::stop);
+  ASSERT_TRUE(core->ApplyPolicy(p, "test").ok());
+  ASSERT_EQ(sg->Cancels().size(), 1u);
+  EXPECT_EQ(sg->Cancels()[0].cancel().job_id(), job->first.id());
+  EXPECT_EQ(core->Violations("").violations(0).action(), "stop");
+  Update("sg1", sg.get(), job->first.id(), v1::Job::cancelled);
+  core->Tick();
+  EXPECT_EQ(core->Violations("").violations_size(), 0) << "ended jobs leave the list";
+}
+
+TEST_F(CoreTest, ARenewedInstrumentClearsTheViolation) {
+  auto sg = Register("sg1", 8, {}, "singapore-1");
+  v1::Tenant t;
+  ASSERT_TRUE(
+      ParseYaml("{instruments: [{type: cn_standard_contract, from: CN, to: SG}]}", &t).ok());
+  ASSERT_TRUE(core->PutTenant("acme", t).ok());
+  auto job = core->Submit(PersonalDataJob(120000));
+  ASSERT_EQ(job->first.state(), v1::Job::placed);
+  v1::Tenant none;
+  ASSERT_TRUE(core->PutTenant("acme", none).ok());
+  ASSERT_EQ(core->Violations("acme").violations_size(), 1);
+  ASSERT_TRUE(core->PutTenant("acme", t).ok());
+  EXPECT_EQ(core->Violations("acme").violations_size(), 0);
+  EXPECT_NE(core->GetJob(job->first.id())->events().rbegin()->message().find("allowed again"),
+            std::string::npos);
+}
+
 TEST_F(CoreTest, CrossBorderPlacementIsAuditedAndCountedInTheLedger) {
   Register("sg1", 8, {}, "singapore-1");
   v1::Tenant t;

@@ -8,6 +8,7 @@
 #include <map>
 
 #include "portolan/store.h"
+#include "portolan/strings.h"
 
 namespace portolan {
 namespace {
@@ -264,7 +265,7 @@ TEST(SqliteStoreTest, PolicyLedgerAuditAndDecisionsPersist) {
     v1::LedgerEntry e;
     e.set_tenant("acme");
     e.set_year(2026);
-    e.set_jurisdiction("SG");
+    e.set_origin("CN");
     e.set_subjects(60000);
     ASSERT_TRUE((*s)->PutLedgerEntry(e).ok());
     e.set_subjects(110000);  // same key: replaced
@@ -294,6 +295,77 @@ TEST(SqliteStoreTest, PolicyLedgerAuditAndDecisionsPersist) {
   EXPECT_EQ((*s)->ListAudit("", "j2", 10)->at(0).tenant(), "globex");
   EXPECT_EQ((*s)->GetDecision("j1")->placement().site(), "singapore-1");
   EXPECT_EQ((*s)->GetDecision("j9").status().code(), absl::StatusCode::kNotFound);
+  std::filesystem::remove_all(dir);
+}
+
+// Schema 3 kept one ledger row per destination; schema 4 keeps one per
+// origin over all destinations, rebuilt from the audit trail.
+TEST(SqliteStoreTest, Schema4RebuildsTheLedgerPerOriginFromTheAuditTrail) {
+  std::string dir = TempDir();
+  auto at = [](int y, int m, int d) {
+    return ToProto(absl::FromCivil(absl::CivilDay(y, m, d), absl::UTCTimeZone()));
+  };
+  {
+    auto s = OpenSqliteStore(dir);
+    ASSERT_TRUE(s.ok());
+    struct R {
+      const char* tenant;
+      const char* dataset;
+      const char* origin;
+      const char* to;
+      uint32_t subjects, sensitive;
+      int year;
+    };
+    for (const R& r : {R{"acme", "a1", "CN", "SG", 40000, 0, 2026},
+                       R{"acme", "a2", "CN", "HK", 40000, 100, 2026},
+                       R{"acme", "a1", "CN", "JP", 40000, 0, 2026},  // re-used: once
+                       R{"acme", "e1", "EU", "SG", 60000, 0, 2026},  // its own origin
+                       R{"acme", "g1", "CN", "SG", 0, 0, 2026},      // non-personal: no row
+                       R{"acme", "old", "CN", "SG", 70000, 0, 2025},
+                       R{"globex", "b1", "CN", "HK", 1000, 0, 2026}}) {
+      v1::AuditRecord a;
+      a.set_tenant(r.tenant);
+      a.set_job("j");
+      a.set_dataset(r.dataset);
+      a.set_origin(r.origin);
+      a.set_to_jurisdiction(r.to);
+      a.set_subjects(r.subjects);
+      a.set_sensitive_subjects(r.sensitive);
+      *a.mutable_time() = at(r.year, 6, 1);
+      ASSERT_TRUE((*s)->AppendAudit(a).ok());
+    }
+  }
+  // Back to schema 3 as an earlier version left it: per-destination rows.
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open((dir + "/portolan.db").c_str(), &db), SQLITE_OK);
+    const char* sql =
+        "DROP TABLE ledger;"
+        "CREATE TABLE ledger (tenant TEXT NOT NULL, year INTEGER NOT NULL, jurisdiction TEXT NOT "
+        "NULL, data BLOB NOT NULL, PRIMARY KEY (tenant, year, jurisdiction));"
+        "INSERT INTO ledger VALUES ('acme', 2026, 'SG', x'');"
+        "PRAGMA user_version=3;";
+    ASSERT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+    sqlite3_close(db);
+  }
+  auto s = OpenSqliteStore(dir);
+  ASSERT_TRUE(s.ok()) << s.status();
+  auto ledger = (*s)->LoadLedger();
+  ASSERT_TRUE(ledger.ok());
+  std::map<std::string, v1::LedgerEntry> by;
+  for (const auto& e : *ledger) by[absl::StrCat(e.tenant(), "/", e.year(), "/", e.origin())] = e;
+  ASSERT_EQ(by.size(), 4u);
+  EXPECT_EQ(by["acme/2026/CN"].subjects(), 80000u) << "a1 once, a2; g1 has no subjects";
+  EXPECT_EQ(by["acme/2026/CN"].sensitive_subjects(), 100u);
+  EXPECT_EQ(by["acme/2026/CN"].datasets_size(), 2);
+  EXPECT_EQ(by["acme/2026/EU"].subjects(), 60000u);
+  EXPECT_EQ(by["acme/2025/CN"].subjects(), 70000u);
+  EXPECT_EQ(by["globex/2026/CN"].subjects(), 1000u);
+  // New writes use the new key.
+  v1::LedgerEntry e = by["acme/2026/CN"];
+  e.set_subjects(90000);
+  ASSERT_TRUE((*s)->PutLedgerEntry(e).ok());
+  EXPECT_EQ((*s)->LoadLedger()->size(), 4u);
   std::filesystem::remove_all(dir);
 }
 
