@@ -40,9 +40,14 @@ std::string Words(const std::vector<std::string>& v) {
 
 // 1234567 -> "1,234,567".
 std::string Num(uint64_t n) {
-  std::string s = absl::StrCat(n);
-  for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3) s.insert(i, ",");
-  return s;
+  const std::string digits = absl::StrCat(n);
+  std::string out;
+  out.reserve(digits.size() + digits.size() / 3);
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out.push_back(',');
+    out.push_back(digits[i]);
+  }
+  return out;
 }
 
 // "singapore-1 (SG)", "lingang-offshore-1 (CN offshore)".
@@ -374,7 +379,10 @@ DatasetVerdict ResidencyEngine::Rules(int from, const v1::Dataset& d, const v1::
       auto free = [](const DatasetVerdict& x) { return x.allowed && x.instrument.empty(); };
       if (national.allowed && (free(national) || !listed.allowed)) {
         Append(&national.basis,
-               absl::StrCat(listed.basis, "; the national rules alone are less strict"));
+               absl::StrCat(listed.basis, listed.allowed
+                                              ? "; the national rules let it out as well"
+                                              : "; a list never demands more than the national "
+                                                "rules, which let it out"));
         return national;
       }
       if (listed.allowed) {
@@ -397,19 +405,23 @@ DatasetVerdict ResidencyEngine::Rules(int from, const v1::Dataset& d, const v1::
     // First match decides.
     v.rule = r.id();
     v.exempt = r.exempt();
+    if (r.exempt()) Append(&v.basis, absl::StrCat("exempt purpose: ", d.purpose()));
     const std::string what = r.description().empty() ? r.id() : r.description();
-    if (c.subjects_at_least() > 0 && pi)
-      Append(&v.basis, arithmetic("non-sensitive PI subjects", prior.subjects, job.subjects,
-                                  ">=", c.subjects_at_least()));
-    if (c.has_subjects_below() && pi)
-      Append(&v.basis, arithmetic("non-sensitive PI subjects", prior.subjects, job.subjects, "<",
-                                  c.subjects_below()));
-    if (c.sensitive_subjects_at_least() > 0 && spi)
-      Append(&v.basis, arithmetic("SPI subjects", prior.sensitive_subjects, job.sensitive_subjects,
-                                  ">=", c.sensitive_subjects_at_least()));
-    if (c.has_sensitive_subjects_below() && spi)
-      Append(&v.basis, arithmetic("SPI subjects", prior.sensitive_subjects, job.sensitive_subjects,
-                                  "<", c.sensitive_subjects_below()));
+    // The arithmetic, once per count the rule bounds: "CN non-sensitive PI
+    // subjects: this year 60,000 + this job 60,000 = 120,000 >= 100,000".
+    auto bounds = [&](const char* what, bool carries, uint64_t before, uint64_t now,
+                      uint32_t at_least, bool has_below, uint32_t below) {
+      if (!carries || (at_least == 0 && !has_below)) return;
+      std::string s = arithmetic(what, before, now, at_least > 0 ? ">=" : "<",
+                                 at_least > 0 ? at_least : below);
+      if (at_least > 0 && has_below) absl::StrAppend(&s, " and < ", Num(below));
+      Append(&v.basis, s);
+    };
+    bounds("non-sensitive PI subjects", pi, prior.subjects, job.subjects, c.subjects_at_least(),
+           c.has_subjects_below(), c.subjects_below());
+    bounds("SPI subjects", spi, prior.sensitive_subjects, job.sensitive_subjects,
+           c.sensitive_subjects_at_least(), c.has_sensitive_subjects_below(),
+           c.sensitive_subjects_below());
     switch (r.effect()) {
       case v1::Rule::allow:
         v.allowed = true;

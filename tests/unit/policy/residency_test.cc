@@ -902,7 +902,7 @@ INSTANTIATE_TEST_SUITE_P(
           "cn-pi-under-100k",
           "",
           {},
-          "national rules alone are less strict",
+          "a list never demands more than the national rules",
           "",
           true},
         S{"list_uncovered_sector",
