@@ -48,7 +48,7 @@ std::string Export(const std::string& tenant, const std::string& site, const std
 class LedgerIT : public ::testing::Test {
  protected:
   void SetUp() override {
-    Start("2026-12-31T23:50:00Z");
+    Start("2026-12-30T23:50:00Z");  // the restart below moves to the next day
     c.StartAgent("lg1", "lingang-idc-1");
     c.StartAgent("sg1", "singapore-1");
     c.StartAgent("hk1", "hongkong-1");
@@ -126,7 +126,7 @@ TEST_F(LedgerIT, SequencesAcrossDestinationsTenantsRestartAndTheYearEnd) {
   auto audit = Call<v1::ListAuditResponse>(c, "GET", "/v1/audit?limit=100");
   EXPECT_EQ(audit.records_size(), 8) << ToJson(audit);
 
-  // A scheduler restart keeps the totals (store schema 4 ledger).
+  // A scheduler restart on the next day keeps the totals (store schema 4 ledger).
   c.StopScheduler();
   Start("2026-12-31T23:59:57Z");
   ASSERT_TRUE(WaitFor(
