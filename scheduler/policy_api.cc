@@ -266,15 +266,14 @@ void Core::CheckComplianceLocked(const std::string& cause, const std::string& on
     }
     std::vector<v1::ComplianceViolation> list;
     for (const v1::Compliance& c : v.datasets()) {
-      // Only the datasets refused now; their reasons are in v.reason().
-      if (v.reason().find(c.dataset() + ":") == std::string::npos) continue;
+      if (!c.refused()) continue;  // only the datasets refused now
       v1::ComplianceViolation& x = list.emplace_back();
       x.set_job(id);
       x.set_tenant(job.tenant());
       x.set_dataset(c.dataset());
       x.set_site(site->id());
       x.set_rule(c.rule());
-      x.set_reason(v.reason());
+      x.set_reason(c.reason());
       x.set_policy_version(policy_->meta.version());
       x.set_action(stop ? "stop" : "report");
       *x.mutable_since() = ToProto(now);

@@ -412,8 +412,8 @@ DatasetVerdict ResidencyEngine::Rules(int from, const v1::Dataset& d, const v1::
     auto bounds = [&](const char* what, bool carries, uint64_t before, uint64_t now,
                       uint32_t at_least, bool has_below, uint32_t below) {
       if (!carries || (at_least == 0 && !has_below)) return;
-      std::string s = arithmetic(what, before, now, at_least > 0 ? ">=" : "<",
-                                 at_least > 0 ? at_least : below);
+      std::string s =
+          arithmetic(what, before, now, at_least > 0 ? ">=" : "<", at_least > 0 ? at_least : below);
       if (at_least > 0 && has_below) absl::StrAppend(&s, " and < ", Num(below));
       Append(&v.basis, s);
     };
@@ -516,6 +516,8 @@ v1::ResidencyVerdict ResidencyEngine::EvaluateJob(const v1::Job& job, const v1::
       c->set_sensitive_subjects(SpiSubjects(d));
     }
     if (!v.allowed) {
+      c->set_refused(true);
+      c->set_reason(v.reason);
       if (out.allowed()) {
         out.set_rule(v.rule);
         for (const auto& r : v.requires_any) out.add_requires_any(r);
