@@ -10,7 +10,10 @@
 #include <string>
 #include <vector>
 
+#include <gtest/gtest.h>
+
 #include "portolan/client.h"
+#include "portolan/codec.h"
 
 namespace portolan::testing {
 
@@ -103,5 +106,20 @@ class Cluster {
   int scheduler_starts_ = 0;
   bool tls_ = false;
 };
+
+// One REST call as the admin, expecting status `want`; the body parsed as M
+// (test failures name the call and the body).
+template <typename M>
+M Call(Cluster& c, const std::string& method, const std::string& path, const std::string& body = "",
+       int want = 200) {
+  std::string out;
+  auto code = c.client().Raw(method, path, body, &out);
+  EXPECT_TRUE(code.ok()) << code.status();
+  if (code.ok()) EXPECT_EQ(*code, want) << method << " " << path << ": " << out;
+  M m;
+  absl::Status st = ParseJson(out, &m);
+  EXPECT_TRUE(st.ok()) << st << ": " << out;
+  return m;
+}
 
 }  // namespace portolan::testing

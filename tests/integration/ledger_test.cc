@@ -18,19 +18,6 @@ namespace {
 
 using std::chrono::seconds;
 
-template <typename M>
-M Call(Cluster& c, const std::string& method, const std::string& path, const std::string& body = "",
-       int want = 200) {
-  std::string out;
-  auto code = c.client().Raw(method, path, body, &out);
-  EXPECT_TRUE(code.ok()) << code.status();
-  EXPECT_EQ(*code, want) << method << " " << path << ": " << out;
-  M m;
-  absl::Status st = ParseJson(out, &m);
-  EXPECT_TRUE(st.ok()) << st << ": " << out;
-  return m;
-}
-
 // A job of `tenant` exporting one dataset to `site` (pinned).
 std::string Export(const std::string& tenant, const std::string& site, const std::string& dataset,
                    const std::string& origin, int subjects, int sensitive = 0) {

@@ -12,19 +12,6 @@ namespace {
 
 using std::chrono::seconds;
 
-template <typename M>
-M Call(Cluster& c, const std::string& method, const std::string& path, const std::string& body = "",
-       int want = 200) {
-  std::string out;
-  auto code = c.client().Raw(method, path, body, &out);
-  EXPECT_TRUE(code.ok()) << code.status();
-  EXPECT_EQ(*code, want) << method << " " << path << ": " << out;
-  M m;
-  absl::Status st = ParseJson(out, &m);
-  EXPECT_TRUE(st.ok()) << st << ": " << out;
-  return m;
-}
-
 const v1::SiteDecision* SiteOf(const v1::Decision& d, const std::string& site) {
   for (const auto& s : d.sites()) {
     if (s.site() == site) return &s;
