@@ -1,6 +1,7 @@
 // The policy-engine side of the scheduler core: plans and explanations,
 // policy versions, tenants, the network view and the audit trail.
 #include <algorithm>
+#include <set>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -337,6 +338,21 @@ absl::StatusOr<v1::Tenant> Core::PutTenant(const std::string& id, v1::Tenant t) 
   absl::MutexLock lock(&mu_);
   if (policy_ == nullptr) return absl::UnavailableError("no placement policy loaded yet");
   const v1::Policy& p = policy_->compiled->policy();
+  // A misspelt zone would silently leave the tenant outside the lists and
+  // contracts of its real zone: only zones the policy knows are accepted.
+  std::set<std::string> known_zones;
+  for (const v1::Zone& z : p.zones()) known_zones.insert(z.id());
+  for (const v1::Site& site : p.sites())
+    known_zones.insert(site.zones().begin(), site.zones().end());
+  for (const v1::NegativeList& l : p.negative_lists())
+    known_zones.insert(l.zones().begin(), l.zones().end());
+  for (int i = 0; i < t.registered_zones_size(); ++i) {
+    if (!known_zones.contains(t.registered_zones(i))) {
+      return InvalidField(absl::StrCat("registered_zones[", i, "]"),
+                          absl::StrCat("unknown zone '", t.registered_zones(i),
+                                       "' (the policy's zones: ", Known(known_zones), ")"));
+    }
+  }
   for (int i = 0; i < t.instruments_size(); ++i) {
     const v1::Instrument& in = t.instruments(i);
     const std::string f = absl::StrCat("instruments[", i, "]");

@@ -612,6 +612,22 @@ TEST_F(CoreTest, APolicyThatForbidsARunningPlacementReportsOrStopsIt) {
   EXPECT_EQ(core->Violations("").violations_size(), 0) << "ended jobs leave the list";
 }
 
+TEST_F(CoreTest, TenantZonesMustBeZonesThePolicyKnows) {
+  v1::Tenant t;
+  ASSERT_TRUE(ParseYaml("{registered_zones: [lingnag]}", &t).ok());
+  auto bad = core->PutTenant("acme", t);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(StatusField(bad.status()), "registered_zones[0]");
+  EXPECT_NE(bad.status().message().find("unknown zone 'lingnag'"), std::string::npos)
+      << bad.status();
+  v1::Policy p;
+  ASSERT_TRUE(ParseYaml(kPolicy, &p).ok());
+  ASSERT_TRUE(ParseYaml("{id: lingnag}", p.add_zones()).ok());
+  ASSERT_TRUE(core->ApplyPolicy(p, "test").ok());
+  EXPECT_TRUE(core->PutTenant("acme", t).ok()) << "declared in the policy's zones";
+}
+
 TEST_F(CoreTest, ARenewedInstrumentClearsTheViolation) {
   auto sg = Register("sg1", 8, {}, "singapore-1");
   v1::Tenant t;
