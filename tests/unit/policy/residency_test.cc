@@ -187,7 +187,9 @@ TEST_P(Scenarios, Decide) {
   SCOPED_TRACE(c.ref + " | reason: " + v.reason() + " | basis: " + d.basis());
   EXPECT_EQ(!d.refused(), c.allowed);
   EXPECT_EQ(d.refused(), !d.reason().empty());
-  if (c.datasets.size() == 1) EXPECT_EQ(v.allowed(), c.allowed);
+  if (c.datasets.size() == 1) {
+    EXPECT_EQ(v.allowed(), c.allowed);
+  }
   EXPECT_EQ(d.rule(), c.rule);
   EXPECT_EQ(d.instrument(), c.instrument);
   if (!c.requires_any.empty()) {
@@ -1562,7 +1564,9 @@ TEST(ResidencyPropertyTest, NeverLooserThanNationalRulesWithoutCover) {
       EXPECT_EQ(site.jurisdiction(), "HK");
       EXPECT_TRUE(policy->residency().TenantInZone(t, "gba"));
     }
-    if (v.instrument == "cn_pi_certification") EXPECT_FALSE(t.ciio());
+    if (v.instrument == "cn_pi_certification") {
+      EXPECT_FALSE(t.ciio());
+    }
   }
   // The sample must exercise every branch.
   EXPECT_GT(checked, 10000);
