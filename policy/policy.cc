@@ -1,5 +1,7 @@
 #include "portolan/policy.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "google/protobuf/util/message_differencer.h"
@@ -13,6 +15,13 @@ const v1::Site* CompiledPolicy::FindSite(const std::string& id) const {
 }
 
 namespace {
+
+// Documented ranges (docs/policy.md, Ranges): every number finite and bounded,
+// so no value can make every score infinite or every path unusable.
+constexpr double kMaxWeight = 1000;
+constexpr double kMaxPrice = 1e6;    // per core-hour
+constexpr double kMaxRttMs = 10000;  // a round trip of ten seconds
+constexpr double kMaxGbps = 1e6;     // a petabit per second
 
 class Checker {
  public:
@@ -65,10 +74,12 @@ absl::StatusOr<std::shared_ptr<const CompiledPolicy>> CompilePolicy(
     if (!sites.emplace(s.id(), i).second)
       ck.Error(f + ".id", absl::StrCat("duplicate site id '", s.id(), "'"));
     check_jur(f + ".jurisdiction", s.jurisdiction());
-    if (s.price_per_core_hour() < 0) ck.Error(f + ".price_per_core_hour", "cannot be negative");
-    if (s.latitude() < -90 || s.latitude() > 90) ck.Error(f + ".latitude", "must be -90..90");
-    if (s.longitude() < -180 || s.longitude() > 180)
-      ck.Error(f + ".longitude", "must be -180..180");
+    if (!(s.price_per_core_hour() >= 0 && s.price_per_core_hour() <= kMaxPrice))
+      ck.Error(f + ".price_per_core_hour", absl::StrCat("must be a number from 0 to ", kMaxPrice));
+    if (!(s.latitude() >= -90 && s.latitude() <= 90))
+      ck.Error(f + ".latitude", "must be a number from -90 to 90");
+    if (!(s.longitude() >= -180 && s.longitude() <= 180))
+      ck.Error(f + ".longitude", "must be a number from -180 to 180");
   }
   if (policy.sites_size() == 0) ck.Error("sites", "the catalogue needs at least one site");
 
@@ -84,10 +95,12 @@ absl::StatusOr<std::shared_ptr<const CompiledPolicy>> CompilePolicy(
         ck.Error(absl::StrCat(f, ".", name), absl::StrCat("unknown site '", end, "'"));
     }
     if (l->a() == l->b()) ck.Error(f + ".b", "a link must join two different sites");
-    if (!(l->rtt_ms() > 0))
-      ck.Error(f + ".rtt_ms", absl::StrCat("RTT must be > 0, got ", l->rtt_ms()));
-    if (!(l->gbps() > 0))
-      ck.Error(f + ".gbps", absl::StrCat("capacity must be > 0, got ", l->gbps()));
+    if (!(l->rtt_ms() > 0 && l->rtt_ms() <= kMaxRttMs))
+      ck.Error(f + ".rtt_ms",
+               absl::StrCat("RTT must be > 0 and at most ", kMaxRttMs, " ms, got ", l->rtt_ms()));
+    if (!(l->gbps() > 0 && l->gbps() <= kMaxGbps))
+      ck.Error(f + ".gbps", absl::StrCat("capacity must be > 0 and at most ", kMaxGbps,
+                                         " Gbps, got ", l->gbps()));
     if (!l->has_up()) l->set_up(true);
   }
 
@@ -238,7 +251,22 @@ absl::StatusOr<std::shared_ptr<const CompiledPolicy>> CompilePolicy(
       ck.Error(absl::StrCat("plugins.scores.", name),
                absl::StrCat("unknown plugin '", name, "' (", Known(plugins), ")"));
     }
-    if (!(w >= 0)) ck.Error(absl::StrCat("plugins.scores.", name), "weight must be >= 0");
+    if (!(w >= 0 && w <= kMaxWeight)) {
+      ck.Error(absl::StrCat("plugins.scores.", name),
+               absl::StrCat("weight must be a number from 0 to ", kMaxWeight, ", got ", w));
+    }
+  }
+
+  const auto& filters = policy.plugins().filters();
+  const bool residency_on = std::find(filters.begin(), filters.end(), "residency") != filters.end();
+  if (!residency_on && !policy.plugins().allow_without_residency()) {
+    ck.Error(
+        "plugins.filters",
+        "the residency filter is not enabled: no residency rule would be checked; list "
+        "residency in plugins.filters, or set plugins.allow_without_residency: true on purpose");
+  }
+  if (residency_on && policy.plugins().allow_without_residency()) {
+    ck.Error("plugins.allow_without_residency", "residency is enabled; remove this flag");
   }
 
   if (errors != nullptr) errors->insert(errors->end(), ck.errors.begin(), ck.errors.end());

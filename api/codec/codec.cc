@@ -1,4 +1,5 @@
 #include "portolan/codec.h"
+#include <cmath>
 #include "portolan/strings.h"
 
 #include <algorithm>
@@ -230,6 +231,11 @@ class YamlConverter {
         if (!absl::SimpleAtod(s, &d)) {
           return InvalidField(path,
                               Where(node, path, absl::StrCat("expected a number, got '", s, "'")));
+        }
+        // Infinity and NaN are no JSON numbers, and no value this schema means.
+        if (!std::isfinite(d)) {
+          return InvalidField(
+              path, Where(node, path, absl::StrCat("expected a finite number, got '", s, "'")));
         }
         out->append(s);
         return absl::OkStatus();

@@ -101,6 +101,11 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const Registry& registry,
 
 v1::Decision Engine::Decide(const DecisionInput& in) const {
   v1::Decision d;
+  if (in.policy->policy().plugins().allow_without_residency()) {
+    d.add_warnings(
+        "residency is switched off by the policy (plugins.allow_without_residency): no "
+        "residency rule was checked for this decision");
+  }
   CycleState state;
   const v1::Job& job = *in.job;
   state.request = topology::Request::FromJob(job);

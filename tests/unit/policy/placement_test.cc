@@ -215,9 +215,14 @@ TEST_F(PlacementTest, WeightsChangeTheWinner) {
 TEST_F(PlacementTest, BinPackAndSpread) {
   AddAgent("busy", "lingang-idc-1", 16);
   AddAgent("idle", "lingang-idc-1", 16);
-  EXPECT_EQ(Decide(Job(2), {{"busy", 8}}).placement().agent(), "busy");
-  Load("{filters: [resource_fit], scores: {spread: 1}}");
-  EXPECT_EQ(Decide(Job(2), {{"busy", 8}}).placement().agent(), "idle");
+  v1::Decision packed = Decide(Job(2), {{"busy", 8}});
+  EXPECT_EQ(packed.placement().agent(), "busy");
+  EXPECT_EQ(packed.warnings_size(), 0);
+  Load("{filters: [resource_fit], allow_without_residency: true, scores: {spread: 1}}");
+  v1::Decision spread = Decide(Job(2), {{"busy", 8}});
+  EXPECT_EQ(spread.placement().agent(), "idle");
+  ASSERT_EQ(spread.warnings_size(), 1) << "residency off: every decision says so";
+  EXPECT_NE(spread.warnings(0).find("residency is switched off"), std::string::npos);
 }
 
 TEST_F(PlacementTest, AgentLabelsAndGpus) {
@@ -233,7 +238,9 @@ TEST_F(PlacementTest, AgentLabelsAndGpus) {
 
 TEST_F(PlacementTest, FastPathStopsAfterEnoughFeasibleAgentsAndRotates) {
   for (int i = 0; i < 10; ++i) AddAgent("a" + std::to_string(i), "lingang-idc-1", 16);
-  Load("{filters: [resource_fit], scores: {bin_pack: 1}, max_feasible_agents_per_site: 2}");
+  Load(
+      "{filters: [resource_fit], allow_without_residency: true, scores: {bin_pack: 1}, "
+      "max_feasible_agents_per_site: 2}");
   v1::Decision d = Decide(Job(1));
   ASSERT_TRUE(d.feasible());
   EXPECT_EQ(d.agents().feasible(), 2u);
@@ -242,7 +249,9 @@ TEST_F(PlacementTest, FastPathStopsAfterEnoughFeasibleAgentsAndRotates) {
   std::set<std::string> winners;
   for (int k = 0; k < 10; ++k) winners.insert(Decide(Job(1)).placement().agent());
   EXPECT_GT(winners.size(), 1u) << "successive decisions start at different agents";
-  Load("{filters: [resource_fit], scores: {bin_pack: 1}, max_feasible_agents_per_site: 0}");
+  Load(
+      "{filters: [resource_fit], allow_without_residency: true, scores: {bin_pack: 1}, "
+      "max_feasible_agents_per_site: 0}");
   d = Decide(Job(1));
   EXPECT_EQ(d.agents().feasible(), 10u);
   EXPECT_EQ(d.agents().skipped(), 0u);

@@ -1,4 +1,8 @@
 #include <gtest/gtest.h>
+#include <cmath>
+#include <limits>
+
+#include "absl/strings/str_join.h"
 
 #include <fstream>
 
@@ -98,8 +102,56 @@ INSTANTIATE_TEST_SUITE_P(
         Bad{"unknown_plugin", "filters: [residency", "filters: [residence", "plugins.filters[0]",
             "unknown plugin 'residence'"},
         Bad{"unknown_effect", "effect: require,", "effect: maybe,", "rules[0].effect",
-            "expected one of"}),
+            "expected one of"},
+        // Ranges (docs/policy.md): every number finite and bounded.
+        Bad{"huge_weight", "scores: {bin_pack: 1}", "scores: {bin_pack: 1e308}",
+            "plugins.scores.bin_pack", "weight must be a number from 0 to 1000"},
+        Bad{"rtt_too_long", "rtt_ms: 50", "rtt_ms: 20000", "links[0].rtt_ms", "at most 10000 ms"},
+        Bad{"rtt_infinite", "rtt_ms: 50", "rtt_ms: Infinity", "links[0].rtt_ms",
+            "expected a finite number, got 'Infinity'"},
+        Bad{"gbps_nan", "gbps: 10", "gbps: NaN", "links[0].gbps", "expected a finite number"},
+        Bad{"price_nan", "{id: a, jurisdiction: CN}",
+            "{id: a, jurisdiction: CN, price_per_core_hour: -1}", "sites[0].price_per_core_hour",
+            "must be a number from 0 to 1e+06"},
+        Bad{"latitude_nan", "{id: a, jurisdiction: CN}", "{id: a, jurisdiction: CN, latitude: 91}",
+            "sites[0].latitude", "must be a number from -90 to 90"},
+        // Residency cannot be switched off by leaving it out.
+        Bad{"no_residency_filter", "filters: [residency, resource_fit]", "filters: [resource_fit]",
+            "plugins.filters", "the residency filter is not enabled"},
+        Bad{"empty_filters", "filters: [residency, resource_fit]", "filters: []", "plugins.filters",
+            "the residency filter is not enabled"},
+        Bad{"needless_override", "filters: [residency, resource_fit]",
+            "filters: [residency, resource_fit], allow_without_residency: true",
+            "plugins.allow_without_residency", "residency is enabled"}),
     [](const ::testing::TestParamInfo<Bad>& info) { return info.param.name; });
+
+// JSON bodies (PUT /v1/policy) can carry "NaN" and "Infinity" as strings,
+// which protobuf's parser accepts: validation refuses them by range.
+TEST(PolicyValidationTest, NonFiniteNumbersFromJsonAreRefused) {
+  v1::Policy p;
+  ASSERT_TRUE(ParseYaml(kBase, &p).ok());
+  p.mutable_links(0)->set_rtt_ms(std::numeric_limits<double>::infinity());
+  p.mutable_links(0)->set_gbps(std::nan(""));
+  p.mutable_sites(0)->set_price_per_core_hour(std::nan(""));
+  p.mutable_sites(1)->set_latitude(std::nan(""));
+  (*p.mutable_plugins()->mutable_scores())["bin_pack"] = std::numeric_limits<double>::infinity();
+  std::vector<std::string> errors;
+  ASSERT_FALSE(CompilePolicy(p, kPlugins, &errors).ok());
+  const std::string all = absl::StrJoin(errors, "\n");
+  for (const char* field : {"links[0].rtt_ms", "links[0].gbps", "sites[0].price_per_core_hour",
+                            "sites[1].latitude", "plugins.scores.bin_pack"}) {
+    EXPECT_NE(all.find(field), std::string::npos) << field << " in\n" << all;
+  }
+}
+
+TEST(PolicyValidationTest, ResidencyOffOnlyOnPurpose) {
+  std::string yaml = kBase;
+  yaml.replace(yaml.find("filters: [residency, resource_fit]"), 34,
+               "filters: [resource_fit], allow_without_residency: true");
+  auto c = Compile(yaml);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_TRUE((*c)->policy().plugins().allow_without_residency());
+}
 
 TEST(PolicyValidationTest, ReportsEveryProblem) {
   std::string yaml = kBase;
