@@ -457,18 +457,26 @@ absl::StatusOr<v1::Job> Core::Cancel(const std::string& id) {
     Transition(job, v1::Job::cancelled, "cancelled before placement");
     return job;
   }
-  if (!job.cancel_requested()) {
-    job.set_cancel_requested(true);
-    v1::JobEvent* ev = job.add_events();
-    *ev->mutable_time() = ToProto(clock_->Now());
-    ev->set_state(job.state());
-    ev->set_message(
-        absl::StrCat("cancel requested; stopping it on agent ", job.allocation().agent()));
-    (void)Persist(job);
-    auto a = agents_.find(job.allocation().agent());
-    if (a != agents_.end()) SendCancel(a->second, id, job.attempt(), "cancelled by request");
-  }
+  RequestStop(job,
+              absl::StrCat("cancel requested; stopping it on agent ", job.allocation().agent()),
+              "cancelled by request");
   return job;
+}
+
+void Core::Note(v1::Job& job, const std::string& message) {
+  v1::JobEvent* ev = job.add_events();
+  *ev->mutable_time() = ToProto(clock_->Now());
+  ev->set_state(job.state());
+  ev->set_message(message);
+  (void)Persist(job);
+}
+
+void Core::RequestStop(v1::Job& job, const std::string& event, const std::string& reason) {
+  if (job.cancel_requested()) return;
+  job.set_cancel_requested(true);
+  Note(job, event);
+  auto a = agents_.find(job.allocation().agent());
+  if (a != agents_.end()) SendCancel(a->second, job.id(), job.attempt(), reason);
 }
 
 absl::StatusOr<v1::JobLogs> Core::Logs(const std::string& id) {

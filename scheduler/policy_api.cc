@@ -256,12 +256,7 @@ void Core::CheckComplianceLocked(const std::string& cause, const std::string& on
       if (known != violations_.end()) {
         violations_.erase(known);
         ++cleared;
-        v1::JobEvent* ev = job.add_events();
-        *ev->mutable_time() = ToProto(now);
-        ev->set_state(job.state());
-        ev->set_message(
-            absl::StrCat("compliance: allowed again at ", site->id(), " (", cause, ")"));
-        (void)Persist(job);
+        Note(job, absl::StrCat("compliance: allowed again at ", site->id(), " (", cause, ")"));
       }
       continue;
     }
@@ -291,26 +286,16 @@ void Core::CheckComplianceLocked(const std::string& cause, const std::string& on
     const bool said = job.events_size() > 0 && absl::StartsWith(job.events().rbegin()->message(),
                                                                 "compliance: no longer allowed");
     if (is_new && !said) {
-      v1::JobEvent* ev = job.add_events();
-      *ev->mutable_time() = ToProto(now);
-      ev->set_state(job.state());
-      ev->set_message(absl::StrCat("compliance: no longer allowed at ", site->id(), " (", cause,
-                                   "): ", v.reason()));
       spdlog::warn("job {}: compliance violation at {} ({}): {}", id, site->id(), cause,
                    v.reason());
-      (void)Persist(job);
+      Note(job, absl::StrCat("compliance: no longer allowed at ", site->id(), " (", cause,
+                             "): ", v.reason()));
     }
-    if (stop && !job.cancel_requested()) {
-      job.set_cancel_requested(true);
-      v1::JobEvent* ev = job.add_events();
-      *ev->mutable_time() = ToProto(now);
-      ev->set_state(job.state());
-      ev->set_message(absl::StrCat("stopping it on agent ", job.allocation().agent(),
-                                   ": the policy says on_violation: stop"));
-      (void)Persist(job);
-      auto a = agents_.find(job.allocation().agent());
-      if (a != agents_.end())
-        SendCancel(a->second, id, job.attempt(), "stopped: no longer compliant");
+    if (stop) {
+      RequestStop(job,
+                  absl::StrCat("stopping it on agent ", job.allocation().agent(),
+                               ": the policy says on_violation: stop"),
+                  "stopped: no longer compliant");
     }
   }
   if (found > 0 || cleared > 0) {
@@ -340,12 +325,7 @@ absl::StatusOr<v1::Tenant> Core::PutTenant(const std::string& id, v1::Tenant t) 
   const v1::Policy& p = policy_->compiled->policy();
   // A misspelt zone would silently leave the tenant outside the lists and
   // contracts of its real zone: only zones the policy knows are accepted.
-  std::set<std::string> known_zones;
-  for (const v1::Zone& z : p.zones()) known_zones.insert(z.id());
-  for (const v1::Site& site : p.sites())
-    known_zones.insert(site.zones().begin(), site.zones().end());
-  for (const v1::NegativeList& l : p.negative_lists())
-    known_zones.insert(l.zones().begin(), l.zones().end());
+  const std::set<std::string>& known_zones = policy_->compiled->residency().known_zones();
   for (int i = 0; i < t.registered_zones_size(); ++i) {
     if (!known_zones.contains(t.registered_zones(i))) {
       return InvalidField(absl::StrCat("registered_zones[", i, "]"),

@@ -35,7 +35,6 @@ class Ledger {
               const std::string& dataset, uint32_t subjects, uint32_t sensitive);
   void Load(const v1::LedgerEntry& entry);
   v1::LedgerEntry Entry(const std::string& tenant, int year, const std::string& origin) const;
-  std::vector<v1::LedgerEntry> Entries() const;
 
  private:
   using Key = std::tuple<std::string, int, std::string>;
@@ -85,6 +84,9 @@ class ResidencyEngine {
 
   // The zones `zone` lies in, itself first (lingang -> lingang, shanghai).
   std::vector<std::string> ZoneAndAncestors(const std::string& zone) const;
+  // The zones the policy names (declared, of its sites, of its lists): the
+  // ones a tenant may be registered in.
+  const std::set<std::string>& known_zones() const { return known_zones_; }
   // Whether the tenant is registered in `zone` or a zone inside it.
   bool TenantInZone(const v1::Tenant& tenant, const std::string& zone) const;
   // Whether the list is in force on `today` (validity, not superseded).
@@ -96,8 +98,6 @@ class ResidencyEngine {
 
  private:
   struct JobContext;
-  DatasetVerdict EvaluateIn(const v1::Dataset& d, const v1::Site& site, const v1::Tenant& tenant,
-                            const JobContext& ctx, absl::CivilDay today) const;
   DatasetVerdict Rules(int from, const v1::Dataset& d, const v1::Site& site,
                        const v1::Tenant& tenant, const JobContext& ctx, absl::CivilDay today) const;
   // Outcome of an instrument requirement: allowed with one the tenant holds,
@@ -108,6 +108,7 @@ class ResidencyEngine {
 
   const v1::Policy* policy_;
   std::map<std::string, std::string> zone_parent_;
+  std::set<std::string> known_zones_;
   std::map<std::string, const v1::InstrumentRule*> instrument_rules_;
   std::map<std::string, const v1::NegativeList*> lists_;
 };

@@ -185,6 +185,12 @@ class Core {
   void Transition(v1::Job& job, v1::Job::State state, const std::string& message)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Release(v1::Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Appends an event (now, the job's current state) and stores the job.
+  void Note(v1::Job& job, const std::string& message) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Asks the job's agent to stop a placed or running job (once): marks it
+  // cancel_requested, notes `event`, sends Cancel with `reason`.
+  void RequestStop(v1::Job& job, const std::string& event, const std::string& reason)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Ends the current attempt: retries per the job's restart policy (back to
   // queued after a backoff) or moves the job to `outcome`.
   void EndAttempt(v1::Job& job, v1::Job::State outcome, const std::string& reason, int exit_code,

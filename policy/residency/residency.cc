@@ -126,26 +126,24 @@ v1::LedgerEntry Ledger::Entry(const std::string& tenant, int year,
   return e;
 }
 
-std::vector<v1::LedgerEntry> Ledger::Entries() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  std::vector<v1::LedgerEntry> out;
-  for (const auto& [k, e] : entries_) out.push_back(e);
-  return out;
-}
-
 // ---- ResidencyEngine ----
 
 // What one (job, site) pair exports, computed once for all its datasets.
 struct ResidencyEngine::JobContext {
-  const Ledger* ledger = nullptr;
-  int year = 0;
   std::map<std::string, Ledger::Totals> prior;    // origin -> ledger this year
   std::map<std::string, Ledger::Totals> job_add;  // origin -> this job, not yet counted
   bool exports_important = false;                 // the job exports important data here
 };
 
 ResidencyEngine::ResidencyEngine(const v1::Policy* policy) : policy_(policy) {
-  for (const v1::Zone& z : policy_->zones()) zone_parent_[z.id()] = z.parent();
+  for (const v1::Zone& z : policy_->zones()) {
+    zone_parent_[z.id()] = z.parent();
+    known_zones_.insert(z.id());
+  }
+  for (const v1::Site& site : policy_->sites())
+    known_zones_.insert(site.zones().begin(), site.zones().end());
+  for (const v1::NegativeList& l : policy_->negative_lists())
+    known_zones_.insert(l.zones().begin(), l.zones().end());
   for (const v1::InstrumentRule& r : policy_->instrument_rules()) instrument_rules_[r.type()] = &r;
   for (const v1::NegativeList& l : policy_->negative_lists()) lists_[l.id()] = &l;
 }
@@ -455,18 +453,10 @@ DatasetVerdict ResidencyEngine::Rules(int from, const v1::Dataset& d, const v1::
   return v;
 }
 
-DatasetVerdict ResidencyEngine::EvaluateIn(const v1::Dataset& d, const v1::Site& site,
-                                           const v1::Tenant& tenant, const JobContext& ctx,
-                                           absl::CivilDay today) const {
-  return Rules(0, d, site, tenant, ctx, today);
-}
-
 namespace {
 template <typename Datasets, typename Ctx>
 void FillContext(const Datasets& datasets, const v1::Site& site, const v1::Tenant& tenant,
                  const Ledger& ledger, int year, Ctx* ctx) {
-  ctx->ledger = &ledger;
-  ctx->year = year;
   std::set<std::string> seen;
   for (const v1::Dataset& d : datasets) {
     if (!ResidencyEngine::IsExport(d, site)) continue;
@@ -489,7 +479,7 @@ DatasetVerdict ResidencyEngine::Evaluate(const v1::Dataset& dataset, const v1::S
   JobContext ctx;
   FillContext(std::vector<v1::Dataset>{dataset}, site, tenant, ledger,
               static_cast<int>(today.year()), &ctx);
-  return EvaluateIn(dataset, site, tenant, ctx, today);
+  return Rules(0, dataset, site, tenant, ctx, today);
 }
 
 v1::ResidencyVerdict ResidencyEngine::EvaluateJob(const v1::Job& job, const v1::Site& site,
@@ -501,7 +491,7 @@ v1::ResidencyVerdict ResidencyEngine::EvaluateJob(const v1::Job& job, const v1::
   out.set_allowed(true);
   std::vector<std::string> reasons;
   for (const v1::Dataset& d : job.datasets()) {
-    DatasetVerdict v = EvaluateIn(d, site, tenant, ctx, today);
+    DatasetVerdict v = Rules(0, d, site, tenant, ctx, today);
     v1::Compliance* c = out.add_datasets();
     c->set_dataset(d.id());
     c->set_rule(v.rule);
