@@ -186,6 +186,6 @@ The scheduler and five agents keep running (logs in .quickstart/). Try:
   export PORTOLAN_TOKEN=\$(cat .quickstart/admin.token)     # admin; see docs/security.md
   build/bin/portolan jobs
   build/bin/portolan submit --name hi --cpus 1 --memory-mb 64 --wait -- /bin/echo hello
-  curl -s --cacert \$PORTOLAN_CA -H "Authorization: Bearer \$PORTOLAN_TOKEN" -X POST $PORTOLAN_SERVER/v1/jobs -d '{"name":"hi","command":["/bin/echo","hello"],"resources":{"cpus":1,"memory_mb":64}}'
+  curl -s --cacert \$PORTOLAN_CA -H "Authorization: Bearer \$PORTOLAN_TOKEN" -H "Content-Type: application/json" -X POST $PORTOLAN_SERVER/v1/jobs -d '{"name":"hi","command":["/bin/echo","hello"],"resources":{"cpus":1,"memory_mb":64}}'
 Stop everything with: deploy/quickstart.sh --stop
 MSG

@@ -56,6 +56,7 @@ int main(int argc, char** argv) {
           backoff_ms = 0, backoff_max_ms = 0;
   size_t max_frame, max_body;
   int state_max_mb = 0;
+  rest::ServerOptions sopts;
   po::options_description desc("portolan-scheduler options");
   // clang-format off
   desc.add_options()
@@ -87,6 +88,12 @@ int main(int argc, char** argv) {
       ("register-timeout-ms", po::value(&register_timeout_ms)->default_value(10000), "close agent connections that send no Register within this time")
       ("max-frame-bytes", po::value(&max_frame)->default_value(4u << 20), "largest agent RPC frame accepted")
       ("max-body-bytes", po::value(&max_body)->default_value(1u << 20), "largest REST request body accepted (413 above)")
+      ("rest-max-connections", po::value(&sopts.max_connections)->default_value(sopts.max_connections), "open REST connections at most; more are closed at accept")
+      ("rest-max-connections-per-client", po::value(&sopts.max_connections_per_client)->default_value(sopts.max_connections_per_client), "open REST connections from one client address at most")
+      ("rest-request-timeout-s", po::value(&sopts.request_timeout_s)->default_value(sopts.request_timeout_s), "a REST request must arrive whole within this many seconds of its first byte")
+      ("rest-idle-timeout-s", po::value(&sopts.idle_timeout_s)->default_value(sopts.idle_timeout_s), "close a REST connection with no request in progress after this many seconds")
+      ("rest-handshake-timeout-s", po::value(&sopts.handshake_timeout_s)->default_value(sopts.handshake_timeout_s), "the HTTPS handshake must complete within this many seconds")
+      ("rest-handler-threads", po::value(&sopts.handler_threads)->default_value(sopts.handler_threads), "threads running REST handlers (the network has its own)")
       ("ports-file", po::value(&ports_file), "write the bound ports as JSON here once ready (for port 0)")
       ("log-format", po::value(&log_format)->default_value("text"), "text or json")
       ("log-level", po::value(&log_level)->default_value("info"), "trace, debug, info, warn, error")
@@ -232,7 +239,12 @@ int main(int argc, char** argv) {
   metrics_registry.OnScrape(
       [&] { metrics.rpc_connections->Set(static_cast<double>(rpc.connections())); });
 
-  rest::ServerOptions sopts;
+  if (sopts.max_connections == 0 || sopts.max_connections_per_client == 0 ||
+      sopts.request_timeout_s <= 0 || sopts.idle_timeout_s <= 0 || sopts.handshake_timeout_s <= 0 ||
+      sopts.handler_threads <= 0 || sopts.handler_threads > 256) {
+    return Fail(
+        "--rest-max-connections*, --rest-*-timeout-s must be > 0 and --rest-handler-threads 1-256");
+  }
   sopts.max_body_bytes = max_body;
   sopts.tokens = tokens_file.empty() ? nullptr : &tokens;
   sopts.limiter = rate_rps > 0 ? &limiter : nullptr;
@@ -244,6 +256,10 @@ int main(int argc, char** argv) {
   scheduler::RegisterRestApi(rest_server, &core, &ready, &metrics_registry);
   if (absl::Status st = rest_server.Start(*rest_hp); !st.ok())
     return Fail(std::string(st.message()));
+  metrics_registry.OnScrape([&] {
+    metrics.http_connections->Set(static_cast<double>(rest_server.connections()));
+    metrics.http_connections_refused->Set(static_cast<double>(rest_server.refused_connections()));
+  });
 
   // The tick drives TTLs, resends and retries. Under systemd it also pings
   // the watchdog, after core.Tick() returned: a wedged io loop or a core

@@ -48,6 +48,12 @@ SchedulerMetrics::SchedulerMetrics(metrics::Registry& r)
                                  {"code"}, 100)),
       rpc_connections(
           r.AddGauge("portolan_agent_connections", "Open agent RPC connections.")->With()),
+      http_connections(r.AddGauge("portolan_http_connections", "Open REST connections.")->With()),
+      http_connections_refused(r.AddGauge("portolan_http_connections_refused",
+                                          "REST connections closed at accept since start because "
+                                          "they were over --rest-max-connections or "
+                                          "--rest-max-connections-per-client.")
+                                   ->With()),
       compliance_violations(r.AddGauge(
           "portolan_compliance_violations",
           "Placed or running jobs (datasets) the residency policy in force no longer allows, by "

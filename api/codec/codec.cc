@@ -292,8 +292,10 @@ std::string StatusField(const absl::Status& status) {
   return p.has_value() ? std::string(*p) : "";
 }
 
-absl::Status ParseJson(absl::string_view json, google::protobuf::Message* msg) {
+absl::Status ParseJson(absl::string_view json, google::protobuf::Message* msg, JsonMode mode) {
   msg->Clear();
+  if (absl::Status st = internal::CheckStrictJson(json, msg->GetDescriptor(), mode); !st.ok())
+    return st;
   google::protobuf::util::JsonParseOptions opts;
   opts.ignore_unknown_fields = false;
   absl::Status st = FromProtobuf(google::protobuf::util::JsonStringToMessage(

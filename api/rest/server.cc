@@ -1,365 +1,577 @@
-#include "portolan/rest_server.h"
+// The HTTP/1.1 transport of rest::Server, on Boost.Beast over Asio (and
+// OpenSSL for HTTPS).
+//
+// Threads: `io_threads` run the io_context (accept, TLS, parsing, writing);
+// each connection lives on its own strand. A parsed request goes to a pool of
+// `handler_threads`, and the answer comes back to the connection's strand, so
+// a slow handler (the core's lock, a store fsync) never holds up the network.
+//
+// A connection's life: (TLS handshake, handshake_timeout_s) -> wait for the
+// first byte of a request (idle_timeout_s) -> header and body
+// (request_timeout_s from that byte) -> handler -> answer (write_timeout_s)
+// -> next request or close. Any timeout closes the connection. A protocol
+// error answers with a JSON error and closes; a connection over the caps is
+// closed at accept.
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <sstream>
+#include <thread>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
-#include <cpprest/http_listener.h>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "absl/strings/strip.h"
-#include "absl/time/clock.h"
-#include "portolan/codec.h"
 #include "portolan/log.h"
+#include "portolan/rest_server.h"
 #include "portolan/tls.h"
-#include "portolan/v1/api.pb.h"
 
 namespace portolan::rest {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+using Parser = http::request_parser<http::string_body>;
+using PlainStream = beast::tcp_stream;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+
 namespace {
 
-namespace http = web::http;
+constexpr size_t kReadChunk = 16 * 1024;
+constexpr size_t kFirstRead = 1024;
+constexpr size_t kMaxDrainBytes = 16u << 20;
+constexpr size_t kDrainChunk = 16 * 1024;
+constexpr char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
-std::string CodeFor(absl::StatusCode code) {
-  switch (code) {
-    case absl::StatusCode::kInvalidArgument:
-      return "invalid_argument";
-    case absl::StatusCode::kNotFound:
-      return "not_found";
-    case absl::StatusCode::kAlreadyExists:
-      return "already_exists";
-    case absl::StatusCode::kFailedPrecondition:
-      return "failed_precondition";
-    case absl::StatusCode::kPermissionDenied:
-      return "permission_denied";
-    case absl::StatusCode::kUnauthenticated:
-      return "unauthenticated";
-    case absl::StatusCode::kResourceExhausted:
-      return "resource_exhausted";
-    case absl::StatusCode::kUnavailable:
-      return "unavailable";
-    case absl::StatusCode::kDeadlineExceeded:
-      return "deadline_exceeded";
-    case absl::StatusCode::kAborted:
-      return "aborted";
-    case absl::StatusCode::kOutOfRange:
-      return "out_of_range";
-    case absl::StatusCode::kUnimplemented:
-      return "unimplemented";
-    default:
-      return "internal";
-  }
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
 }
 
-int HttpFor(absl::StatusCode code) {
-  switch (code) {
-    case absl::StatusCode::kInvalidArgument:
-    case absl::StatusCode::kOutOfRange:
-      return 400;
-    case absl::StatusCode::kUnauthenticated:
-      return 401;
-    case absl::StatusCode::kPermissionDenied:
-      return 403;
-    case absl::StatusCode::kNotFound:
-      return 404;
-    case absl::StatusCode::kAlreadyExists:
-    case absl::StatusCode::kAborted:
-    case absl::StatusCode::kFailedPrecondition:
-      return 409;
-    case absl::StatusCode::kResourceExhausted:
-      return 429;
-    case absl::StatusCode::kUnimplemented:
-      return 501;
-    case absl::StatusCode::kUnavailable:
-      return 503;
-    case absl::StatusCode::kDeadlineExceeded:
-      return 504;
-    default:
-      return 500;
+// Percent-decoding that refuses a malformed escape ("%zz", a lone "%").
+bool PercentDecode(absl::string_view in, bool plus_is_space, std::string* out) {
+  out->clear();
+  out->reserve(in.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    const char c = in[i];
+    if (c == '%') {
+      if (i + 2 >= in.size()) return false;
+      const int hi = HexValue(in[i + 1]), lo = HexValue(in[i + 2]);
+      if (hi < 0 || lo < 0) return false;
+      out->push_back(static_cast<char>(hi * 16 + lo));
+      i += 2;
+    } else if (c == '+' && plus_is_space) {
+      out->push_back(' ');
+    } else {
+      out->push_back(c);
+    }
   }
+  return true;
 }
 
-std::vector<std::string> Segments(absl::string_view path) {
-  std::vector<std::string> out;
-  for (absl::string_view s : absl::StrSplit(path, '/', absl::SkipEmpty())) out.emplace_back(s);
+bool HasControl(absl::string_view s) {
+  for (char c : s) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return true;
+  }
+  return false;
+}
+
+bool IsParserError(const beast::error_code& ec) {
+  return ec.category() == http::make_error_code(http::error::bad_target).category() &&
+         ec != http::error::end_of_stream && ec != http::error::partial_message &&
+         ec != http::error::need_more;
+}
+
+// The answer to a request Beast's parser refused.
+Response ParseErrorResponse(const beast::error_code& ec, const ServerOptions& o) {
+  if (ec == http::error::body_limit) {
+    return ErrorResponse(413, "payload_too_large",
+                         absl::StrCat("request body exceeds the limit of ", o.max_body_bytes,
+                                      " bytes (--max-body-bytes)"));
+  }
+  if (ec == http::error::header_limit || ec == http::error::buffer_overflow) {
+    return ErrorResponse(
+        431, "header_too_large",
+        absl::StrCat("request line and headers exceed ", o.max_header_bytes, " bytes"));
+  }
+  if (ec == http::error::bad_chunk || ec == http::error::bad_chunk_extension) {
+    return ErrorResponse(400, "bad_request",
+                         absl::StrCat("malformed chunked body: ", ec.message(),
+                                      " (chunk sizes are hexadecimal digits only)"));
+  }
+  return ErrorResponse(400, "bad_request", absl::StrCat("malformed HTTP request: ", ec.message()));
+}
+
+// Checks made once the header is in, before any of the body is read.
+std::optional<Response> CheckHeader(const http::request_header<>& h, const ServerOptions& o) {
+  if (h.version() != 10 && h.version() != 11) {  // Beast itself parses only 1.x
+    return ErrorResponse(400, "bad_request", "only HTTP/1.0 and HTTP/1.1 are served");
+  }
+  if (h.target().size() > o.max_target_bytes) {
+    return ErrorResponse(414, "uri_too_long",
+                         absl::StrCat("request target longer than ", o.max_target_bytes, " bytes"));
+  }
+  size_t fields = 0;
+  for (auto it = h.begin(); it != h.end(); ++it) ++fields;
+  if (fields > o.max_headers) {
+    return ErrorResponse(431, "header_too_large",
+                         absl::StrCat(fields, " header fields; at most ", o.max_headers));
+  }
+  for (http::field f : {http::field::authorization, http::field::content_type, http::field::host,
+                        http::field::content_length, http::field::transfer_encoding}) {
+    if (h.count(f) > 1) {
+      return ErrorResponse(400, "bad_request",
+                           absl::StrCat("header ", std::string(http::to_string(f)), " given twice"),
+                           absl::AsciiStrToLower(std::string(http::to_string(f))));
+    }
+  }
+  auto te = h.find(http::field::transfer_encoding);
+  if (te != h.end()) {
+    if (!absl::EqualsIgnoreCase(
+            absl::StripAsciiWhitespace(absl::string_view(te->value().data(), te->value().size())),
+            "chunked")) {
+      return ErrorResponse(501, "not_implemented", "only Transfer-Encoding: chunked is supported",
+                           "transfer-encoding");
+    }
+    if (h.count(http::field::content_length) > 0) {
+      return ErrorResponse(400, "bad_request",
+                           "Content-Length and Transfer-Encoding cannot both be given",
+                           "content-length");
+    }
+  }
+  return std::nullopt;
+}
+
+// The router's view of a parsed request; InvalidArgument for a target the
+// router cannot take (not a path, malformed escapes, control characters,
+// a query parameter given twice).
+absl::StatusOr<Request> ToRequest(http::request<http::string_body>&& msg, std::string peer) {
+  Request out;
+  out.method = std::string(msg.method_string());
+  const absl::string_view target(msg.target().data(), msg.target().size());
+  if (target.empty() || target.front() != '/') {
+    return absl::InvalidArgumentError("the request target must be a path starting with '/'");
+  }
+  const size_t q = target.find('?');
+  if (!PercentDecode(target.substr(0, q), false, &out.path)) {
+    return absl::InvalidArgumentError("malformed percent-encoding in the path");
+  }
+  if (HasControl(out.path)) return absl::InvalidArgumentError("control characters in the path");
+  if (q != absl::string_view::npos) {
+    for (absl::string_view kv : absl::StrSplit(target.substr(q + 1), '&', absl::SkipEmpty())) {
+      const size_t eq = kv.find('=');
+      std::string k, v;
+      if (!PercentDecode(kv.substr(0, eq), true, &k) ||
+          (eq != absl::string_view::npos && !PercentDecode(kv.substr(eq + 1), true, &v))) {
+        return absl::InvalidArgumentError("malformed percent-encoding in the query");
+      }
+      if (HasControl(k) || HasControl(v))
+        return absl::InvalidArgumentError("control characters in the query");
+      if (!out.query.emplace(k, std::move(v)).second) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("query parameter '", CleanForMessage(k, 64), "' given twice"));
+      }
+    }
+  }
+  for (const auto& f : msg) {
+    std::string name =
+        absl::AsciiStrToLower(absl::string_view(f.name_string().data(), f.name_string().size()));
+    std::string value(f.value().data(), f.value().size());
+    auto [it, fresh] = out.headers.emplace(std::move(name), value);
+    if (!fresh) absl::StrAppend(&it->second, ", ", value);
+  }
+  out.body = std::move(msg.body());
+  out.peer = std::move(peer);
   return out;
 }
 
-// cpprestsdk cannot report the port it bound, so port 0 is resolved here by
-// asking the kernel for a free port first.
-absl::StatusOr<uint16_t> PickFreePort(const std::string& host) {
-  int fd = socket(host.find(':') != std::string::npos ? AF_INET6 : AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return absl::InternalError(absl::StrCat("socket: ", strerror(errno)));
-  int rc;
-  if (host.find(':') != std::string::npos) {
-    sockaddr_in6 a{};
-    a.sin6_family = AF_INET6;
-    inet_pton(AF_INET6, host.c_str(), &a.sin6_addr);
-    rc = bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  } else {
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    if (inet_pton(AF_INET, host.c_str(), &a.sin_addr) != 1) {
-      close(fd);
-      return absl::InvalidArgumentError(absl::StrCat("not an IP address: ", host));
-    }
-    rc = bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  }
-  if (rc != 0) {
-    int e = errno;
-    close(fd);
-    return absl::UnavailableError(absl::StrCat("bind ", host, ":0: ", strerror(e)));
-  }
-  sockaddr_storage ss{};
-  socklen_t len = sizeof ss;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
-  uint16_t port = ss.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port)
-                                           : ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
-  close(fd);
-  return port;
+http::response<http::string_body> ToBeast(const Response& r, unsigned version, bool keep_alive) {
+  http::response<http::string_body> res{static_cast<http::status>(r.status), version};
+  res.set(http::field::server, "portolan");
+  res.set(http::field::content_type, r.content_type);
+  for (const auto& [name, value] : r.headers) res.set(name, value);
+  res.body() = r.body;
+  res.keep_alive(keep_alive);
+  res.prepare_payload();
+  return res;
 }
 
 }  // namespace
 
-Response ErrorResponse(int status, absl::string_view code, absl::string_view message,
-                       absl::string_view field) {
-  v1::ErrorResponse e;
-  e.mutable_error()->set_code(std::string(code));
-  e.mutable_error()->set_message(std::string(message));
-  e.mutable_error()->set_field(std::string(field));
-  return Response{status, ToJson(e)};
-}
-
-Response StatusResponse(const absl::Status& status) {
-  return ErrorResponse(HttpFor(status.code()), CodeFor(status.code()), status.message(),
-                       StatusField(status));
-}
-
-Response Json(std::string body, int status) { return Response{status, std::move(body)}; }
-
 struct Server::Impl {
-  std::unique_ptr<http::experimental::listener::http_listener> listener;
+  explicit Impl(Server* s) : server(s) {}
+
+  // True (and counted) when a connection from `peer` may open.
+  bool Admit(const std::string& peer) {
+    std::lock_guard<std::mutex> lock(mu);
+    const ServerOptions& o = server->options_;
+    size_t& mine = per_client[peer];
+    if (open.load() >= o.max_connections || mine >= o.max_connections_per_client) {
+      if (mine == 0) per_client.erase(peer);
+      refused.fetch_add(1);
+      return false;
+    }
+    ++mine;
+    open.fetch_add(1);
+    return true;
+  }
+  void Release(const std::string& peer) {
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = per_client.find(peer);
+    if (it != per_client.end() && --it->second == 0) per_client.erase(it);
+    open.fetch_sub(1);
+  }
+  void Accept();
+
+  Server* server;
+  std::mutex mu;
+  std::map<std::string, size_t> per_client;  // guarded by mu
+  std::atomic<size_t> open{0};
+  std::atomic<uint64_t> refused{0};
+  std::chrono::steady_clock::time_point last_refusal_log;  // guarded by mu
+  std::shared_ptr<net::ssl::context> ssl;                  // HTTPS only
+  // Destroyed in this order by Stop(): the acceptor, then the io_context
+  // (and with it every connection), then the handler pool.
+  std::unique_ptr<net::thread_pool> pool;
+  std::unique_ptr<net::io_context> io;
+  std::unique_ptr<tcp::acceptor> acceptor;
+  std::unique_ptr<net::steady_timer> retry;  // accept after EMFILE and the like
+  std::vector<std::thread> threads;
 };
 
-Server::Server(ServerOptions options) : options_(options), impl_(std::make_unique<Impl>()) {}
+// One connection. Owned by the operations pending on it (shared_from_this);
+// it ends when the last of them completes.
+template <class Stream>
+class Server::Session : public std::enable_shared_from_this<Server::Session<Stream>> {
+ public:
+  static constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
+
+  Session(Impl* impl, Stream stream, std::string peer)
+      : impl_(impl),
+        o_(impl->server->options_),
+        stream_(std::move(stream)),
+        peer_(std::move(peer)),
+        buffer_(o_.max_header_bytes + kReadChunk) {}
+  ~Session() { impl_->Release(peer_); }
+
+  void Start() {
+    if constexpr (kTls) {
+      Lowest().expires_after(std::chrono::seconds(o_.handshake_timeout_s));
+      stream_.async_handshake(
+          net::ssl::stream_base::server, [self = this->shared_from_this()](beast::error_code ec) {
+            if (ec) {
+              spdlog::debug("REST {}: TLS handshake: {}", self->peer_, ec.message());
+              return self->Close();
+            }
+            self->WaitRequest();
+          });
+    } else {
+      WaitRequest();
+    }
+  }
+
+ private:
+  beast::tcp_stream& Lowest() { return beast::get_lowest_layer(stream_); }
+  auto Self() { return this->shared_from_this(); }
+
+  // Waits (idle_timeout_s) for the first byte of the next request.
+  void WaitRequest() {
+    if (buffer_.size() > 0) return ReadHeader();
+    Lowest().expires_after(std::chrono::seconds(o_.idle_timeout_s));
+    // A small first read: idle connections hold little memory.
+    stream_.async_read_some(buffer_.prepare(kFirstRead),
+                            [self = Self()](beast::error_code ec, size_t n) {
+                              self->buffer_.commit(n);
+                              if (ec) return self->Close();
+                              self->ReadHeader();
+                            });
+  }
+
+  void ReadHeader() {
+    parser_.emplace();
+    parser_->header_limit(static_cast<uint32_t>(o_.max_header_bytes));
+    parser_->body_limit(o_.max_body_bytes);
+    Lowest().expires_after(std::chrono::seconds(o_.request_timeout_s));
+    http::async_read_header(stream_, buffer_, *parser_,
+                            [self = Self()](beast::error_code ec, size_t) { self->OnHeader(ec); });
+  }
+
+  void OnHeader(beast::error_code ec) {
+    if (ec) return OnReadError(ec);
+    const auto& h = parser_->get();
+    if (auto refusal = CheckHeader(h, o_)) return Reply(std::move(*refusal), 11, true);
+    auto expect = h.find(http::field::expect);
+    if (expect != h.end() && !parser_->is_done() &&
+        absl::EqualsIgnoreCase(absl::string_view(expect->value().data(), expect->value().size()),
+                               "100-continue")) {
+      net::async_write(stream_, net::buffer(kContinue, sizeof kContinue - 1),
+                       [self = Self()](beast::error_code ec, size_t) {
+                         if (ec) return self->Close();
+                         self->ReadBody();
+                       });
+      return;
+    }
+    ReadBody();
+  }
+
+  void ReadBody() {
+    if (parser_->is_done()) return OnRequest();
+    http::async_read(stream_, buffer_, *parser_, [self = Self()](beast::error_code ec, size_t) {
+      if (ec) return self->OnReadError(ec);
+      self->OnRequest();
+    });
+  }
+
+  void OnReadError(const beast::error_code& ec) {
+    if (IsParserError(ec)) return Reply(ParseErrorResponse(ec, o_), 11, true);
+    // Timeout (the socket is already closed), the peer gone, or EOF mid-request.
+    if (ec == beast::error::timeout) {
+      spdlog::debug("REST {}: request not complete within {} s; closed", peer_,
+                    o_.request_timeout_s);
+    }
+    Close();
+  }
+
+  void OnRequest() {
+    http::request<http::string_body> msg = parser_->release();
+    parser_.reset();
+    const unsigned version = msg.version();
+    const bool keep_alive = msg.keep_alive();
+    absl::StatusOr<Request> request = ToRequest(std::move(msg), peer_);
+    if (!request.ok()) {
+      return Reply(ErrorResponse(400, "bad_request", request.status().message()), version, true);
+    }
+    // The handler's time is not the client's: no timeout while it runs.
+    Lowest().expires_never();
+    net::post(*impl_->pool,
+              [self = Self(), r = std::move(*request), version, keep_alive]() mutable {
+                Response resp = self->impl_->server->Dispatch(r);
+                net::post(self->stream_.get_executor(),
+                          [self, resp = std::move(resp), version, keep_alive]() mutable {
+                            self->Reply(std::move(resp), version, !keep_alive);
+                          });
+              });
+  }
+
+  void Reply(Response resp, unsigned version, bool close) {
+    if (o_.on_response) o_.on_response(resp.status);
+    response_.emplace(ToBeast(resp, version, !close));
+    Lowest().expires_after(std::chrono::seconds(o_.write_timeout_s));
+    http::async_write(stream_, *response_, [self = Self(), close](beast::error_code ec, size_t) {
+      self->response_.reset();
+      if (ec) return self->Close();
+      if (close) return self->Linger();
+      self->WaitRequest();
+    });
+  }
+
+  // Closes after an answer that ends the connection, giving the client time
+  // to read it: closing with unread request bytes (a 413 while the client
+  // still sends its body) makes the kernel reset the connection, and the
+  // client could lose the answer. So: FIN after the answer (for TLS without
+  // close_notify; the answer is complete by its Content-Length), then read
+  // and discard until the client closes, for at most 5 s and 16 MiB.
+  void Linger() {
+    beast::error_code ec;
+    Lowest().socket().shutdown(tcp::socket::shutdown_send, ec);
+    if (ec) return Close();
+    Lowest().expires_after(std::chrono::seconds(5));
+    drain_ = std::make_unique<char[]>(kDrainChunk);
+    Drain();
+  }
+  void Drain() {
+    stream_.async_read_some(net::buffer(drain_.get(), kDrainChunk),
+                            [self = Self()](beast::error_code ec, size_t n) {
+                              self->drained_ += n;
+                              if (ec || self->drained_ > kMaxDrainBytes) return self->Close();
+                              self->Drain();
+                            });
+  }
+
+  void Close() {
+    beast::error_code ec;
+    Lowest().socket().close(ec);
+  }
+
+  Impl* const impl_;
+  const ServerOptions& o_;
+  Stream stream_;
+  const std::string peer_;
+  beast::flat_buffer buffer_;
+  std::optional<Parser> parser_;
+  std::optional<http::response<http::string_body>> response_;
+  std::unique_ptr<char[]> drain_;
+  size_t drained_ = 0;
+};
+
+void Server::Impl::Accept() {
+  acceptor->async_accept(net::make_strand(*io), [this](beast::error_code ec, tcp::socket socket) {
+    if (ec == net::error::operation_aborted) return;
+    if (ec) {
+      // Out of descriptors and the like: try again shortly instead of spinning.
+      spdlog::warn("REST accept: {}; retrying in 100 ms", ec.message());
+      retry->expires_after(std::chrono::milliseconds(100));
+      retry->async_wait([this](beast::error_code wait_ec) {
+        if (!wait_ec) Accept();
+      });
+      return;
+    }
+    beast::error_code pec;
+    const tcp::endpoint remote = socket.remote_endpoint(pec);
+    if (!pec) {
+      std::string peer = remote.address().to_string();
+      if (!Admit(peer)) {
+        socket.close(pec);
+        std::lock_guard<std::mutex> lock(mu);
+        const auto now = std::chrono::steady_clock::now();
+        if (now - last_refusal_log > std::chrono::seconds(10)) {
+          last_refusal_log = now;
+          spdlog::warn(
+              "REST: refusing connections over the caps ({} in all, {} per client address); {} "
+              "refused so far",
+              server->options_.max_connections, server->options_.max_connections_per_client,
+              refused.load());
+        }
+      } else {
+        socket.set_option(tcp::no_delay(true), pec);
+        if (ssl) {
+          std::make_shared<Session<TlsStream>>(
+              this, TlsStream(beast::tcp_stream(std::move(socket)), *ssl), std::move(peer))
+              ->Start();
+        } else {
+          std::make_shared<Session<PlainStream>>(this, PlainStream(std::move(socket)),
+                                                 std::move(peer))
+              ->Start();
+        }
+      }
+    }
+    Accept();
+  });
+}
+
+Server::Server(ServerOptions options) : options_(options), impl_(std::make_unique<Impl>(this)) {}
 
 Server::~Server() { Stop(); }
 
-void Server::Route(const std::string& method, const std::string& pattern, Handler handler,
-                   bool is_public) {
-  routes_.push_back(RouteEntry{method, Segments(pattern), std::move(handler), is_public});
-}
-
-namespace {
-// Nesting depth of a JSON text, strings skipped; bounded work, no parse.
-size_t JsonDepth(const std::string& body) {
-  size_t depth = 0, max_depth = 0;
-  bool in_string = false, escaped = false;
-  for (char c : body) {
-    if (in_string) {
-      if (escaped) {
-        escaped = false;
-      } else if (c == '\\') {
-        escaped = true;
-      } else if (c == '"') {
-        in_string = false;
-      }
-      continue;
-    }
-    if (c == '"') {
-      in_string = true;
-    } else if (c == '{' || c == '[') {
-      max_depth = std::max(max_depth, ++depth);
-    } else if ((c == '}' || c == ']') && depth > 0) {
-      --depth;
-    }
-  }
-  return max_depth;
-}
-}  // namespace
-
-Response Server::Dispatch(Request& request) const {
-  const std::vector<std::string> segs = Segments(request.path);
-  std::vector<std::string> allowed;
-  for (const RouteEntry& r : routes_) {
-    if (r.segments.size() != segs.size()) continue;
-    std::map<std::string, std::string> params;
-    bool match = true;
-    for (size_t i = 0; i < segs.size() && match; ++i) {
-      const std::string& p = r.segments[i];
-      if (p.size() > 2 && p.front() == '{' && p.back() == '}') {
-        params[p.substr(1, p.size() - 2)] = segs[i];
-      } else {
-        match = p == segs[i];
-      }
-    }
-    if (!match) continue;
-    if (r.method != request.method) {
-      allowed.push_back(r.method);
-      continue;
-    }
-    request.params = std::move(params);
-    if (!r.is_public) {
-      if (options_.tokens != nullptr) {
-        std::string bearer;
-        auto h = request.headers.find("authorization");
-        if (h != request.headers.end() && absl::StartsWithIgnoreCase(h->second, "bearer ")) {
-          bearer = std::string(absl::StripAsciiWhitespace(h->second.substr(7)));
-        }
-        auto who = options_.tokens->Authenticate(bearer);
-        if (!who.ok()) return ErrorResponse(401, "unauthenticated", who.status().message());
-        request.principal = *who;
-      } else {
-        request.principal.name = "anonymous";
-        request.principal.role = v1::Token::admin;
-      }
-      if (options_.limiter != nullptr &&
-          !options_.limiter->Allow(
-              request.principal.name.empty() ? request.peer : request.principal.name,
-              absl::Now())) {
-        return ErrorResponse(
-            429, "rate_limited",
-            absl::StrCat("too many requests from ", request.principal.name, "; retry shortly"));
-      }
-    }
-    if (!request.body.empty() && JsonDepth(request.body) > options_.max_json_depth) {
-      return ErrorResponse(
-          400, "invalid_argument",
-          absl::StrCat("JSON nested deeper than ", options_.max_json_depth, " levels"));
-    }
-    try {
-      return r.handler(request);
-    } catch (const std::exception& e) {
-      spdlog::error("handler {} {} threw: {}", request.method, request.path, e.what());
-      return ErrorResponse(500, "internal", "internal error while handling the request");
-    }
-  }
-  if (!allowed.empty()) {
-    return ErrorResponse(405, "method_not_allowed",
-                         absl::StrCat(request.method, " is not allowed on ", request.path,
-                                      "; allowed: ", absl::StrJoin(allowed, ", ")));
-  }
-  return ErrorResponse(404, "not_found", absl::StrCat("no such path: ", request.path));
-}
-
-std::vector<std::pair<std::string, std::string>> Server::Routes() const {
-  std::vector<std::pair<std::string, std::string>> out;
-  for (const RouteEntry& r : routes_) {
-    std::string pattern;
-    for (const std::string& s : r.segments) absl::StrAppend(&pattern, "/", s);
-    out.emplace_back(r.method, pattern.empty() ? "/" : pattern);
-  }
-  return out;
-}
+size_t Server::connections() const { return impl_->open.load(); }
+uint64_t Server::refused_connections() const { return impl_->refused.load(); }
 
 absl::Status Server::Start(const HostPort& addr) {
-  HostPort hp = addr;
-  if (hp.port == 0) {
-    auto port = PickFreePort(hp.host);
-    if (!port.ok()) return port.status();
-    hp.port = *port;
-  }
-  web::http::experimental::listener::http_listener_config config;
-  config.set_timeout(utility::seconds(options_.request_timeout_s));
-  const bool https = !options_.https.cert.empty();
-  if (https) {
-    // Load once here so a bad file fails Start with its name and reason;
-    // cpprestsdk then configures its own context the same way.
-    boost::asio::ssl::context probe(boost::asio::ssl::context::tls_server);
-    if (absl::Status st = tls::ConfigureHttpsServer(probe, options_.https); !st.ok())
+  if (impl_->io) return absl::FailedPreconditionError("the REST server is already started");
+  if (!options_.https.cert.empty()) {
+    auto ctx = std::make_shared<net::ssl::context>(net::ssl::context::tls_server);
+    if (absl::Status st = tls::ConfigureHttpsServer(*ctx, options_.https); !st.ok())
       return absl::InvalidArgumentError(absl::StrCat("HTTPS: ", st.message()));
-    config.set_ssl_context_callback([files = options_.https](boost::asio::ssl::context& ctx) {
-      absl::Status st = tls::ConfigureHttpsServer(ctx, files);
-      if (!st.ok()) spdlog::error("HTTPS context: {}", st.message());
-    });
+    impl_->ssl = std::move(ctx);
   }
-  std::string url = absl::StrCat(https ? "https://" : "http://", hp.ToString(), "/");
-  try {
-    impl_->listener =
-        std::make_unique<http::experimental::listener::http_listener>(web::uri(url), config);
-    // Never block a pool thread on the request body: with more requests in
-    // flight than pool threads (40), every thread would wait for a body read
-    // that needs a free thread, and the listener would hang for good
-    // (cpprestsdk issues 1144, 1147). The body is read by a continuation.
-    impl_->listener->support([this](http::http_request req) {
-      auto reply = [req, this](const Response& resp) mutable {
-        if (options_.on_response) options_.on_response(resp.status);
+  auto io = std::make_unique<net::io_context>(std::max(1, options_.io_threads));
+  beast::error_code ec;
+  tcp::endpoint endpoint;
+  const net::ip::address address = net::ip::make_address(addr.host, ec);
+  if (!ec) {
+    endpoint = tcp::endpoint(address, addr.port);
+  } else {
+    tcp::resolver resolver(*io);
+    auto results = resolver.resolve(addr.host, std::to_string(addr.port), ec);
+    if (ec || results.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("cannot resolve ", addr.host, ": ", ec ? ec.message() : "no address"));
+    }
+    endpoint = results.begin()->endpoint();
+  }
+  auto acceptor = std::make_unique<tcp::acceptor>(*io);
+  acceptor->open(endpoint.protocol(), ec);
+  if (!ec) acceptor->set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor->bind(endpoint, ec);
+  if (!ec) acceptor->listen(net::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", addr.ToString(), ": ", ec.message()));
+  }
+  bound_ = HostPort{addr.host, acceptor->local_endpoint().port()};
+  impl_->pool = std::make_unique<net::thread_pool>(std::max(1, options_.handler_threads));
+  impl_->retry = std::make_unique<net::steady_timer>(*io);
+  impl_->acceptor = std::move(acceptor);
+  impl_->io = std::move(io);
+  impl_->Accept();
+  for (int i = 0; i < std::max(1, options_.io_threads); ++i) {
+    impl_->threads.emplace_back([io = impl_->io.get()] {
+      for (;;) {
         try {
-          http::http_response out(static_cast<http::status_code>(resp.status));
-          out.set_body(resp.body, resp.content_type);
-          req.reply(out).then([](pplx::task<void> t) {
-            try {
-              t.get();
-            } catch (const std::exception& e) {
-              spdlog::debug("REST reply not delivered: {}", e.what());
-            }
-          });
-        } catch (const std::exception& e) {
-          spdlog::warn("REST reply failed: {}", e.what());
-        }
-      };
-      auto r = std::make_shared<Request>();
-      try {
-        r->method = req.method();
-        r->path = web::uri::decode(req.relative_uri().path());
-        for (const auto& [k, v] : web::uri::split_query(req.relative_uri().query())) {
-          r->query[web::uri::decode(k)] = web::uri::decode(v);
-        }
-        for (const auto& [k, v] : req.headers()) r->headers[absl::AsciiStrToLower(k)] = v;
-        r->peer = req.remote_address();
-        const uint64_t declared = req.headers().content_length();
-        if (declared > options_.max_body_bytes) {
-          reply(ErrorResponse(
-              413, "payload_too_large",
-              absl::StrCat("request body of ", declared, " bytes exceeds the limit of ",
-                           options_.max_body_bytes, " bytes")));
+          io->run();
           return;
-        }
-      } catch (const std::exception& e) {
-        spdlog::warn("REST request failed before dispatch: {}", e.what());
-        reply(ErrorResponse(400, "bad_request", absl::StrCat("unreadable request: ", e.what())));
-        return;
-      }
-      req.extract_string(true).then([this, r, reply](pplx::task<std::string> body) mutable {
-        Response resp;
-        try {
-          r->body = body.get();
-          if (r->body.size() > options_.max_body_bytes) {
-            resp = ErrorResponse(413, "payload_too_large",
-                                 absl::StrCat("request body exceeds the limit of ",
-                                              options_.max_body_bytes, " bytes"));
-          } else {
-            resp = Dispatch(*r);
-          }
         } catch (const std::exception& e) {
-          spdlog::warn("REST request body unreadable: {}", e.what());
-          resp = ErrorResponse(400, "bad_request", absl::StrCat("unreadable request: ", e.what()));
+          spdlog::error("REST I/O thread: {}", e.what());
         }
-        reply(resp);
-      });
+      }
     });
-    impl_->listener->open().wait();
-  } catch (const std::exception& e) {
-    impl_->listener.reset();
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", hp.ToString(), ": ", e.what()));
   }
-  bound_ = hp;
   return absl::OkStatus();
 }
 
 void Server::Stop() {
-  if (impl_ && impl_->listener) {
-    try {
-      impl_->listener->close().wait();
-    } catch (const std::exception& e) {
-      spdlog::warn("REST listener close: {}", e.what());
+  if (!impl_ || !impl_->io) return;
+  impl_->io->stop();
+  for (std::thread& t : impl_->threads) t.join();
+  impl_->threads.clear();
+  // Running handlers finish; their answers queue on the stopped io_context.
+  impl_->pool->join();
+  impl_->acceptor.reset();
+  impl_->retry.reset();
+  // Destroying the io_context destroys the pending operations and with them
+  // every connection (each releases its count).
+  impl_->io.reset();
+  impl_->pool.reset();
+  impl_->ssl.reset();
+}
+
+std::string Server::ServeBytes(absl::string_view raw) const {
+  auto answer = [](const Response& r, unsigned version, bool keep_alive) {
+    std::ostringstream out;
+    out << ToBeast(r, version, keep_alive);
+    return out.str();
+  };
+  Parser parser;
+  parser.header_limit(static_cast<uint32_t>(options_.max_header_bytes));
+  parser.body_limit(options_.max_body_bytes);
+  parser.eager(true);
+  bool header_checked = false;
+  size_t used = 0;
+  while (!parser.is_done()) {
+    if (used == raw.size()) return "";  // incomplete: a connection would wait, then close
+    beast::error_code ec;
+    const size_t n = parser.put(net::buffer(raw.data() + used, raw.size() - used), ec);
+    used += n;
+    if (ec == http::error::need_more) {
+      if (n == 0) return "";
+      ec = {};
     }
-    impl_->listener.reset();
+    if (ec) return answer(ParseErrorResponse(ec, options_), 11, false);
+    if (parser.is_header_done() && !header_checked) {
+      header_checked = true;
+      if (auto refusal = CheckHeader(parser.get(), options_)) return answer(*refusal, 11, false);
+    }
+    if (n == 0 && !parser.is_done()) return "";
   }
+  http::request<http::string_body> msg = parser.release();
+  const unsigned version = msg.version();
+  const bool keep_alive = msg.keep_alive();
+  absl::StatusOr<Request> request = ToRequest(std::move(msg), "127.0.0.1");
+  if (!request.ok()) {
+    return answer(ErrorResponse(400, "bad_request", request.status().message()), version, false);
+  }
+  return answer(Dispatch(*request), version, keep_alive);
 }
 
 }  // namespace portolan::rest

@@ -7,6 +7,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 
 namespace portolan {
 
@@ -168,6 +169,27 @@ std::string ReadTail(const std::string& path, size_t max_bytes, bool* truncated)
     data.erase(0, skip);
   }
   return SanitizeUtf8(data);
+}
+
+std::string CleanForMessage(absl::string_view in, size_t max_bytes) {
+  std::string out;
+  const std::string valid = SanitizeUtf8(in.substr(0, max_bytes + 4));
+  for (size_t i = 0; i < valid.size() && out.size() < max_bytes; ++i) {
+    const unsigned char c = valid[i];
+    if (c < 0x20 || c == 0x7f) {
+      absl::StrAppendFormat(&out, "\\x%02x", c);
+    } else {
+      out.push_back(static_cast<char>(c));
+    }
+  }
+  if (in.size() > max_bytes || out.size() > max_bytes) {
+    // Cut at a character boundary, then mark the cut.
+    size_t cut = std::min(out.size(), max_bytes);
+    while (cut > 0 && (static_cast<unsigned char>(out[cut]) >> 6) == 0x2) --cut;
+    out.resize(cut);
+    out.append("...");
+  }
+  return out;
 }
 
 }  // namespace portolan

@@ -28,8 +28,18 @@ inline absl::Status InvalidField(absl::string_view field, absl::string_view mess
 // The field path attached to `status`, or "" when none.
 std::string StatusField(const absl::Status& status);
 
-// Parses proto3 JSON into `msg` (cleared first). Unknown fields are rejected.
-absl::Status ParseJson(absl::string_view json, google::protobuf::Message* msg);
+// What a JSON text is: anything of the schema (a server's answer, a file),
+// or a client's request, where fields marked (portolan.v1.output_only) must
+// be left out or empty.
+enum class JsonMode { kAny, kRequest };
+
+// Parses proto3 JSON into `msg` (cleared first). The text must be strict
+// RFC 8259 JSON whose shape follows the schema: no unknown or repeated keys,
+// lists only where the field is repeated, enums by their words, numbers
+// finite (64-bit integers may be strings, as proto3 JSON writes them),
+// timestamps as RFC 3339 strings. Errors name the field path.
+absl::Status ParseJson(absl::string_view json, google::protobuf::Message* msg,
+                       JsonMode mode = JsonMode::kAny);
 
 // YAML converted against `msg`'s schema, then parsed like JSON: scalars take
 // the type of the field they fill (so `name: 123` is the string "123"), and
@@ -52,6 +62,9 @@ absl::StatusOr<std::string> YamlToJson(absl::string_view yaml,
 std::string ToJson(const google::protobuf::Message& msg, bool pretty = false);
 
 namespace internal {
+// The strict checks of ParseJson alone, against `type`.
+absl::Status CheckStrictJson(absl::string_view json, const google::protobuf::Descriptor* type,
+                             JsonMode mode);
 // The direct printer: the same JSON as ProtobufJson(msg, false) except for
 // map order; false (and `out` unspecified) for what it does not cover.
 bool FastJson(const google::protobuf::Message& msg, std::string* out);

@@ -30,6 +30,8 @@ struct SchedulerMetrics {
   metrics::Gauge* policy_version;
   metrics::Family<metrics::Counter>* http_requests;  // {code}
   metrics::Gauge* rpc_connections;
+  metrics::Gauge* http_connections;
+  metrics::Gauge* http_connections_refused;  // since start (set at scrape)
   // Running or placed jobs the policy in force no longer allows, by tenant
   // and rule; and each held instrument's seconds to expiry (negative once
   // expired), by tenant, type and reference.

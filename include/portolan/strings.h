@@ -42,4 +42,10 @@ std::string FormatIdList(std::vector<uint32_t> ids);
 // process output can travel in proto string fields and JSON.
 std::string SanitizeUtf8(absl::string_view in);
 
+// Untrusted text made fit for an error message or a log line: control
+// characters and invalid UTF-8 escaped as \xNN, cut to `max_bytes` with "..."
+// when longer. Ids, paths and values echoed back to a client or written to a
+// log go through this, so they cannot split lines or drive a terminal.
+std::string CleanForMessage(absl::string_view in, size_t max_bytes = 128);
+
 }  // namespace portolan

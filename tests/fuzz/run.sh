@@ -16,7 +16,7 @@ cd "$(dirname "$0")/../.."
 SECONDS_EACH="${1:-60}"
 shift || true
 NAMES=("$@")
-[ ${#NAMES[@]} -gt 0 ] || NAMES=(frame job_json policy_yaml)
+[ ${#NAMES[@]} -gt 0 ] || NAMES=(frame job_json policy_yaml http)
 
 if ! command -v clang++ >/dev/null; then
   echo "fuzz: clang++ is missing; run deploy/install-deps.sh" >&2

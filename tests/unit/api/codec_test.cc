@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "absl/strings/str_cat.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "portolan/v1/agent.pb.h"
 #include "portolan/v1/config.pb.h"
@@ -176,6 +177,96 @@ TEST(CodecTest, WrongTypeAndMalformedJson) {
   EXPECT_NE(st.message().find("malformed JSON"), absl::string_view::npos) << st;
   st = ParseJson("[1]", &job);
   EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+}
+
+// Strict JSON: what protobuf's parser would accept leniently is refused,
+// with the field path.
+struct StrictCase {
+  const char* json;
+  const char* field;
+  const char* says;
+};
+
+TEST(CodecTest, StrictJsonRefusesWhatProtobufWouldGuess) {
+  const StrictCase cases[] = {
+      {R"({'name': 'x'})", "", "double quotes"},
+      {"{\"name\": \"a\tb\"}", "name", "raw control character"},
+      {R"({"name": "a", "name": "b"})", "name", "given twice"},
+      {R"({"name": "a", "resources": {"cpus": 1, "cpus": 2}})", "resources.cpus", "given twice"},
+      {R"({"env": {"A": "1", "A": "2"}})", "env", "given twice"},
+      {R"({"command": "echo hi"})", "command", "must be a list"},
+      {R"({"datasets": {"id": "x"}})", "datasets", "must be a list"},
+      {R"({"command": ["a", null]})", "command[1]", "cannot be null"},
+      {R"({"kind": 99})", "kind", "a word, not a number"},
+      {R"({"topology": {"numa": 99}})", "topology.numa", "a word, not a number"},
+      {R"({"kind": "batch"})", "kind", "expected one of compute, data_processing"},
+      {R"({"datasets": [{"id": "d", "size_gb": "Infinity"}]})", "datasets[0].size_gb",
+       "finite number"},
+      {R"({"datasets": [{"id": "d", "size_gb": "NaN"}]})", "datasets[0].size_gb", "finite number"},
+      {R"({"datasets": [{"id": "d", "size_gb": NaN}]})", "datasets[0].size_gb", "finite number"},
+      {R"({"datasets": [{"id": "d", "size_gb": 1e309}]})", "datasets[0].size_gb", "out of range"},
+      {R"({"priority": 1.5})", "priority", "must be an integer"},
+      {R"({"priority": "5"})", "priority", "must be an integer"},
+      {R"({"priority": +5})", "priority", "must be an integer"},
+      {R"({"priority": 05})", "priority", "expected ',' or '}'"},
+      {R"({"name": 5})", "name", "must be a string"},
+      {R"({"cancel_requested": "yes"})", "cancel_requested", "true or false"},
+      {R"({"name": "x",})", "", "expected a string"},
+      {R"({"name": "x"} trailing)", "", "after the JSON document"},
+      {R"({"name": "\x"})", "name", "invalid escape"},
+      {R"({"name": "\ud800"})", "name", "surrogate"},
+      {R"({"submitted_at": 5})", "submitted_at", "RFC 3339"},
+      {R"(["name"])", "", "JSON object"},
+      {R"({"resources": [1]})", "resources", "must be an object"},
+  };
+  for (const StrictCase& c : cases) {
+    SCOPED_TRACE(c.json);
+    v1::Job job;
+    absl::Status st = ParseJson(c.json, &job, JsonMode::kRequest);
+    ASSERT_FALSE(st.ok());
+    EXPECT_EQ(StatusField(st), c.field) << st;
+    EXPECT_NE(st.message().find(c.says), std::string::npos) << st;
+  }
+  // What strict JSON allows: escapes, 64-bit integers as strings, null for
+  // "absent", exponents in doubles.
+  v1::Job job;
+  ASSERT_TRUE(ParseJson(R"({"name": "a\u00e9\ud83d\ude00\n", "max_runtime_s": 10,
+      "datasets": [{"id": "d", "size_gb": 1.5e3}], "placement": null,
+      "resources": {"cpus": 2, "memory_mb": 64}})",
+                        &job)
+                  .ok());
+  EXPECT_EQ(job.name(), "a\xc3\xa9\xf0\x9f\x98\x80\n");
+  EXPECT_EQ(job.datasets(0).size_gb(), 1500);
+  v1::PolicyVersion pv;
+  EXPECT_TRUE(ParseJson(R"({"version": "3"})", &pv).ok());
+}
+
+TEST(CodecTest, RequestsCannotSetOutputOnlyFields) {
+  const char* forged =
+      R"({"command": ["x"], "attempts": [{"number": 1, "outcome": "succeeded",
+          "allocation": {"agent": "sg1-node-01"}}]})";
+  v1::Job job;
+  absl::Status st = ParseJson(forged, &job, JsonMode::kRequest);
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(StatusField(st), "attempts");
+  EXPECT_NE(st.message().find("output-only"), std::string::npos) << st;
+  // A server's answer carries them, and a client reads it.
+  EXPECT_TRUE(ParseJson(forged, &job).ok());
+  // Printed defaults round-trip: empty output-only fields are allowed.
+  EXPECT_TRUE(ParseJson(R"({"command": ["x"], "id": "", "state": "state_unspecified",
+      "exit_code": 0, "events": [], "cancel_requested": false, "allocation": null})",
+                        &job, JsonMode::kRequest)
+                  .ok());
+  for (const char* f : {R"("id": "job-1")", R"("state": "succeeded")", R"("exit_code": 3)",
+                        R"("submitted_at": "2026-01-01T00:00:00Z")"}) {
+    SCOPED_TRACE(f);
+    st = ParseJson(absl::StrCat(R"({"command": ["x"], )", f, "}"), &job, JsonMode::kRequest);
+    EXPECT_FALSE(st.ok());
+    EXPECT_NE(st.message().find("output-only"), std::string::npos) << st;
+  }
+  // Unknown enum numbers from a newer peer are read (kAny), never requested.
+  EXPECT_TRUE(ParseJson(R"({"state": 42})", &job).ok());
+  EXPECT_FALSE(ParseJson(R"({"kind": 1})", &job, JsonMode::kRequest).ok());
 }
 
 TEST(CodecTest, YamlTakesTypesFromTheSchema) {

@@ -1,0 +1,385 @@
+// rest::Server: the HTTP parser's refusals through ServeBytes (the same code
+// a connection runs), and the connection-level limits over real loopback
+// sockets with short timeouts.
+#include "portolan/rest_server.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <thread>
+
+#include <boost/asio.hpp>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "portolan/codec.h"
+#include "portolan/v1/api.pb.h"
+
+namespace portolan::rest {
+namespace {
+
+using boost::asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+
+// A server with a public GET /healthz, an authenticated-looking POST
+// /v1/jobs that echoes its body, GET /v1/jobs/{id}, and a slow route.
+std::unique_ptr<Server> MakeServer(ServerOptions o = {}) {
+  auto s = std::make_unique<Server>(o);
+  s->Route(
+      "GET", "/healthz", [](const Request&) { return Json(R"({"status":"ok"})"); }, true);
+  s->Route("POST", "/v1/jobs", [](const Request& r) { return Json(r.body, 201); });
+  s->Route("GET", "/v1/jobs/{id}", [](const Request& r) {
+    return Json(absl::StrCat(R"({"id":")", r.params.at("id"), "\"}"));
+  });
+  s->Route("GET", "/v1/query", [](const Request& r) {
+    std::string out;
+    for (const auto& [k, v] : r.query) absl::StrAppend(&out, k, "=", v, ";");
+    return Json(absl::StrCat("{\"q\":\"", out, "\"}"));
+  });
+  s->Route("GET", "/slow", [](const Request&) {
+    std::this_thread::sleep_for(std::chrono::seconds(2));
+    return Json("{}");
+  });
+  return s;
+}
+
+struct Parsed {
+  int status = 0;
+  std::string head;
+  std::string body;
+  std::string code;
+  std::string message;
+};
+
+Parsed ParseAnswer(const std::string& raw) {
+  Parsed p;
+  if (raw.size() < 12) return p;
+  p.status = std::stoi(raw.substr(9, 3));
+  const size_t end = raw.find("\r\n\r\n");
+  p.head = raw.substr(0, end);
+  p.body = end == std::string::npos ? "" : raw.substr(end + 4);
+  v1::ErrorResponse e;
+  if (p.status >= 400 && ParseJson(p.body, &e).ok()) {
+    p.code = e.error().code();
+    p.message = e.error().message();
+  }
+  return p;
+}
+
+// Every refusal is a JSON error with a code and a message.
+void ExpectRefused(const Server& s, const std::string& raw, int status, const std::string& code) {
+  Parsed p = ParseAnswer(s.ServeBytes(raw));
+  EXPECT_EQ(p.status, status) << raw.substr(0, 120) << "\n" << p.head << "\n" << p.body;
+  EXPECT_EQ(p.code, code) << raw.substr(0, 120) << "\n" << p.body;
+  EXPECT_FALSE(p.message.empty()) << p.body;
+}
+
+const char kJson[] = "Content-Type: application/json\r\n";
+
+TEST(RestServer, ServesAWellFormedRequestAndKeepsAlive) {
+  auto s = MakeServer();
+  Parsed p = ParseAnswer(s->ServeBytes("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"));
+  EXPECT_EQ(p.status, 200);
+  EXPECT_EQ(p.body, R"({"status":"ok"})");
+  EXPECT_TRUE(absl::StrContains(p.head, "Content-Type: application/json")) << p.head;
+  EXPECT_FALSE(absl::StrContains(p.head, "Connection: close")) << p.head;
+  p = ParseAnswer(s->ServeBytes(absl::StrCat("POST /v1/jobs HTTP/1.1\r\nHost: x\r\n", kJson,
+                                             "Transfer-Encoding: chunked\r\n\r\n",
+                                             "4\r\n{\"a\"\r\n3\r\n:1}\r\n0\r\n\r\n")));
+  EXPECT_EQ(p.status, 201);
+  EXPECT_EQ(p.body, R"({"a":1})");
+}
+
+TEST(RestServer, MalformedChunkSizesAre400NotACrash) {
+  auto s = MakeServer();
+  for (const char* size : {"-1", "-2", "+10", "0x10", "zz", "1 1", ""}) {
+    SCOPED_TRACE(size);
+    ExpectRefused(
+        *s,
+        absl::StrCat("GET /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n", size,
+                     "\r\nabc\r\n0\r\n\r\n"),
+        400, "bad_request");
+  }
+  // A chunk size past the body limit (or past 64 bits) is refused as too large.
+  ExpectRefused(*s,
+                "POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                "Transfer-Encoding: chunked\r\n\r\n7FFFFFFFFFFFFFFF\r\nabc",
+                413, "payload_too_large");
+  Parsed p = ParseAnswer(
+      s->ServeBytes("POST /v1/jobs HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    "FFFFFFFFFFFFFFFFFFFF\r\nabc"));
+  EXPECT_TRUE(p.status == 400 || p.status == 413) << p.status;
+  ExpectRefused(*s, "GET /healthz HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 501,
+                "not_implemented");
+  ExpectRefused(*s,
+                "POST /v1/jobs HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
+                "3\r\nabc\r\n0\r\n\r\n",
+                400, "bad_request");
+}
+
+TEST(RestServer, ContentLengthIsCheckedBeforeTheBodyIsRead) {
+  auto s = MakeServer();
+  // No body follows: the answer comes from the declared length alone.
+  ExpectRefused(*s, "POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Length: 5000000\r\n\r\n", 413,
+                "payload_too_large");
+  ExpectRefused(*s, "POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", 400,
+                "bad_request");
+  ExpectRefused(*s, "POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Length: 1e3\r\n\r\n", 400,
+                "bad_request");
+  ExpectRefused(*s, "POST /v1/jobs HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nabc",
+                400, "bad_request");
+}
+
+TEST(RestServer, HeaderSizeCountAndTargetAreCapped) {
+  auto s = MakeServer();
+  ExpectRefused(
+      *s, absl::StrCat("GET /healthz HTTP/1.1\r\nX-Big: ", std::string(1 << 20, 'a'), "\r\n\r\n"),
+      431, "header_too_large");
+  std::string many = "GET /healthz HTTP/1.1\r\n";
+  for (int i = 0; i < 10000; ++i) absl::StrAppend(&many, "X-", i, ": 1\r\n");
+  ExpectRefused(*s, many + "\r\n", 431, "header_too_large");
+  std::string hundred_and_one = "GET /healthz HTTP/1.1\r\n";
+  for (int i = 0; i < 101; ++i) absl::StrAppend(&hundred_and_one, "X-", i, ": 1\r\n");
+  ExpectRefused(*s, hundred_and_one + "\r\n", 431, "header_too_large");
+  ExpectRefused(*s, absl::StrCat("GET /v1/jobs/", std::string(9000, 'a'), " HTTP/1.1\r\n\r\n"), 414,
+                "uri_too_long");
+}
+
+TEST(RestServer, OnlyTheRoutesMethodsAreServedAndTraceEchoesNothing) {
+  auto s = MakeServer();
+  const std::string trace =
+      s->ServeBytes("TRACE /healthz HTTP/1.1\r\nAuthorization: Bearer sekrit\r\n\r\n");
+  Parsed p = ParseAnswer(trace);
+  EXPECT_EQ(p.status, 405);
+  EXPECT_EQ(p.code, "method_not_allowed");
+  EXPECT_TRUE(absl::StrContains(p.head, "Allow: GET")) << p.head;
+  EXPECT_FALSE(absl::StrContains(trace, "sekrit")) << trace;
+  ExpectRefused(*s, "OPTIONS /v1/jobs HTTP/1.1\r\n\r\n", 405, "method_not_allowed");
+  ExpectRefused(*s, "DELETE /healthz HTTP/1.1\r\n\r\n", 405, "method_not_allowed");
+  ExpectRefused(*s, "GET /nowhere HTTP/1.1\r\n\r\n", 404, "not_found");
+}
+
+TEST(RestServer, BadRequestLinesTargetsAndEscapesGetJsonErrors) {
+  auto s = MakeServer();
+  ExpectRefused(*s, "GARBAGE\r\n\r\n", 400, "bad_request");
+  ExpectRefused(*s, "GET /healthz HTTP/9.9\r\n\r\n", 400, "bad_request");
+  ExpectRefused(*s, "GET /healthz HTTP/2.0\r\n\r\n", 400, "bad_request");
+  ExpectRefused(*s, "GET http://evil/healthz HTTP/1.1\r\n\r\n", 400, "bad_request");
+  ExpectRefused(*s, "GET /v1/jobs/%zz HTTP/1.1\r\n\r\n", 400, "bad_request");
+  ExpectRefused(*s, "GET /v1/jobs/abc% HTTP/1.1\r\n\r\n", 400, "bad_request");
+  ExpectRefused(*s, "GET /v1/jobs/a%0Ab HTTP/1.1\r\n\r\n", 400, "bad_request");
+  ExpectRefused(*s, "GET /v1/query?a=1&a=2 HTTP/1.1\r\n\r\n", 400, "bad_request");
+  // Route parameters are ids; the answer does not echo a long one.
+  const std::string long_id(5000, 'x');
+  Parsed p =
+      ParseAnswer(s->ServeBytes(absl::StrCat("GET /v1/jobs/", long_id, " HTTP/1.1\r\n\r\n")));
+  EXPECT_EQ(p.status, 400);
+  EXPECT_EQ(p.code, "invalid_argument");
+  EXPECT_LT(p.body.size(), 400u) << p.body;
+  ExpectRefused(*s, "GET /v1/jobs/a%1Bb HTTP/1.1\r\n\r\n", 400, "bad_request");
+  ExpectRefused(*s, "GET /v1/jobs/a%20b HTTP/1.1\r\n\r\n", 400, "invalid_argument");
+  p = ParseAnswer(s->ServeBytes("GET /v1/query?x=a%20b&y=c+d HTTP/1.1\r\n\r\n"));
+  EXPECT_EQ(p.status, 200);
+  EXPECT_EQ(p.body, R"({"q":"x=a b;y=c d;"})");
+}
+
+TEST(RestServer, BodiesMustBeDeclaredJson) {
+  auto s = MakeServer();
+  ExpectRefused(*s, "POST /v1/jobs HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}", 415,
+                "unsupported_media_type");
+  ExpectRefused(*s,
+                "POST /v1/jobs HTTP/1.1\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\n{}",
+                415, "unsupported_media_type");
+  ExpectRefused(*s,
+                "POST /v1/jobs HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+                "Content-Length: 3\r\n\r\na=1",
+                415, "unsupported_media_type");
+  Parsed p = ParseAnswer(
+      s->ServeBytes("POST /v1/jobs HTTP/1.1\r\nContent-Type: Application/JSON; charset=utf-8\r\n"
+                    "Content-Length: 2\r\n\r\n{}"));
+  EXPECT_EQ(p.status, 201);
+  // An incomplete request gets no answer (a connection would wait for the rest).
+  EXPECT_EQ(s->ServeBytes("POST /v1/jobs HTTP/1.1\r\nContent-Length: 10\r\n\r\n{}"), "");
+  EXPECT_EQ(s->ServeBytes("GET /healthz HTTP/1.1\r\nHost"), "");
+}
+
+// ---- over sockets ----
+
+class Conn {
+ public:
+  explicit Conn(uint16_t port, const char* from = "127.0.0.1") : socket_(io_) {
+    socket_.open(tcp::v4());
+    socket_.bind(tcp::endpoint(boost::asio::ip::make_address(from), 0));
+    socket_.connect(tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port));
+  }
+  void Send(const std::string& s) { boost::asio::write(socket_, boost::asio::buffer(s)); }
+  // Everything until the server closes (or `limit` passes); sets closed().
+  std::string ReadUntilClosed(std::chrono::seconds limit = std::chrono::seconds(10)) {
+    std::string out;
+    const auto deadline = Clock::now() + limit;
+    socket_.non_blocking(true);
+    char buf[4096];
+    while (Clock::now() < deadline) {
+      boost::system::error_code ec;
+      size_t n = socket_.read_some(boost::asio::buffer(buf), ec);
+      if (ec == boost::asio::error::would_block) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        continue;
+      }
+      if (ec) {
+        closed_ = true;
+        break;
+      }
+      out.append(buf, n);
+    }
+    return out;
+  }
+  // One answer with a Content-Length body.
+  std::string ReadAnswer() {
+    std::string out;
+    char buf[4096];
+    for (;;) {
+      size_t end = out.find("\r\n\r\n");
+      if (end != std::string::npos) {
+        size_t cl = out.find("Content-Length: ");
+        size_t len = cl == std::string::npos ? 0 : std::stoul(out.substr(cl + 16));
+        if (out.size() >= end + 4 + len) return out;
+      }
+      boost::system::error_code ec;
+      size_t n = socket_.read_some(boost::asio::buffer(buf), ec);
+      if (ec) return out;
+      out.append(buf, n);
+    }
+  }
+  bool closed() const { return closed_; }
+
+ private:
+  boost::asio::io_context io_;
+  tcp::socket socket_;
+  bool closed_ = false;
+};
+
+TEST(RestServerSockets, KeepAliveServesSeveralRequestsAndHonoursExpectContinue) {
+  auto s = MakeServer();
+  ASSERT_TRUE(s->Start({"127.0.0.1", 0}).ok());
+  Conn c(s->bound().port);
+  c.Send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(ParseAnswer(c.ReadAnswer()).status, 200);
+  c.Send(absl::StrCat("POST /v1/jobs HTTP/1.1\r\nHost: x\r\n", kJson,
+                      "Content-Length: 7\r\nExpect: 100-continue\r\n\r\n"));
+  std::string cont = c.ReadAnswer();
+  EXPECT_TRUE(absl::StartsWith(cont, "HTTP/1.1 100 Continue")) << cont;
+  c.Send(R"({"a":1})");
+  Parsed p = ParseAnswer(c.ReadAnswer());
+  EXPECT_EQ(p.status, 201);
+  EXPECT_EQ(p.body, R"({"a":1})");
+  EXPECT_EQ(s->connections(), 1u);
+}
+
+TEST(RestServerSockets, HalfSentRequestsAndIdleConnectionsAreClosedOnTime) {
+  ServerOptions o;
+  o.request_timeout_s = 1;
+  o.idle_timeout_s = 2;
+  auto s = MakeServer(o);
+  ASSERT_TRUE(s->Start({"127.0.0.1", 0}).ok());
+  Conn half(s->bound().port);
+  half.Send("POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Le");
+  Conn body(s->bound().port);
+  body.Send(absl::StrCat("POST /v1/jobs HTTP/1.1\r\n", kJson, "Content-Length: 10\r\n\r\n{\""));
+  Conn idle(s->bound().port);
+  auto t0 = Clock::now();
+  half.ReadUntilClosed();
+  body.ReadUntilClosed();
+  EXPECT_TRUE(half.closed());
+  EXPECT_TRUE(body.closed());
+  EXPECT_LT(Clock::now() - t0, std::chrono::seconds(4));
+  idle.ReadUntilClosed();
+  EXPECT_TRUE(idle.closed());
+  EXPECT_LT(Clock::now() - t0, std::chrono::seconds(5));
+  for (int i = 0; i < 100 && s->connections() > 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(s->connections(), 0u);
+}
+
+TEST(RestServerSockets, ConnectAndCloseLeavesNothingBehind) {
+  auto s = MakeServer();
+  ASSERT_TRUE(s->Start({"127.0.0.1", 0}).ok());
+  for (int i = 0; i < 2000; ++i) {
+    Conn c(s->bound().port, i % 2 ? "127.0.0.2" : "127.0.0.3");
+  }
+  for (int i = 0; i < 200 && s->connections() > 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(s->connections(), 0u);
+  Conn c(s->bound().port);
+  c.Send("GET /healthz HTTP/1.1\r\n\r\n");
+  EXPECT_EQ(ParseAnswer(c.ReadAnswer()).status, 200);
+}
+
+TEST(RestServerSockets, ConnectionsOverTheCapsAreClosedAtOnce) {
+  ServerOptions o;
+  o.max_connections = 6;
+  o.max_connections_per_client = 3;
+  auto s = MakeServer(o);
+  ASSERT_TRUE(s->Start({"127.0.0.1", 0}).ok());
+  std::vector<std::unique_ptr<Conn>> mine;
+  for (int i = 0; i < 3; ++i) mine.push_back(std::make_unique<Conn>(s->bound().port, "127.0.0.5"));
+  for (int i = 0; i < 100 && s->connections() < 3; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  Conn fourth(s->bound().port, "127.0.0.5");
+  fourth.ReadUntilClosed(std::chrono::seconds(3));
+  EXPECT_TRUE(fourth.closed());
+  EXPECT_EQ(s->refused_connections(), 1u);
+  // Another address still gets in, up to the total cap.
+  Conn other(s->bound().port, "127.0.0.6");
+  other.Send("GET /healthz HTTP/1.1\r\n\r\n");
+  EXPECT_EQ(ParseAnswer(other.ReadAnswer()).status, 200);
+}
+
+TEST(RestServerSockets, ASlowHandlerDoesNotHoldUpOthers) {
+  ServerOptions o;
+  o.handler_threads = 2;
+  auto s = MakeServer(o);
+  ASSERT_TRUE(s->Start({"127.0.0.1", 0}).ok());
+  Conn slow(s->bound().port);
+  slow.Send("GET /slow HTTP/1.1\r\n\r\n");
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  auto t0 = Clock::now();
+  Conn quick(s->bound().port);
+  quick.Send("GET /healthz HTTP/1.1\r\n\r\n");
+  EXPECT_EQ(ParseAnswer(quick.ReadAnswer()).status, 200);
+  EXPECT_LT(Clock::now() - t0, std::chrono::milliseconds(1500));
+  EXPECT_EQ(ParseAnswer(slow.ReadAnswer()).status, 200);
+}
+
+TEST(RestServerSockets, ARefusedRequestIsAnsweredThenClosed) {
+  auto s = MakeServer();
+  ASSERT_TRUE(s->Start({"127.0.0.1", 0}).ok());
+  Conn c(s->bound().port);
+  c.Send("POST /v1/jobs HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n");
+  std::string all = c.ReadUntilClosed();
+  EXPECT_TRUE(c.closed());
+  Parsed p = ParseAnswer(all);
+  EXPECT_EQ(p.status, 413);
+  EXPECT_EQ(p.code, "payload_too_large");
+  Conn d(s->bound().port);
+  d.Send("GET /healthz HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n-1\r\n");
+  p = ParseAnswer(d.ReadUntilClosed());
+  EXPECT_EQ(p.status, 400);
+  EXPECT_TRUE(d.closed());
+}
+
+TEST(RestServerSockets, StopClosesConnectionsAndCanBeCalledTwice) {
+  auto s = MakeServer();
+  ASSERT_TRUE(s->Start({"127.0.0.1", 0}).ok());
+  Conn c(s->bound().port);
+  c.Send("GET /healthz HTTP/1.1\r\n\r\n");
+  EXPECT_EQ(ParseAnswer(c.ReadAnswer()).status, 200);
+  s->Stop();
+  c.ReadUntilClosed(std::chrono::seconds(3));
+  EXPECT_TRUE(c.closed());
+  EXPECT_EQ(s->connections(), 0u);
+  s->Stop();
+}
+
+}  // namespace
+}  // namespace portolan::rest
