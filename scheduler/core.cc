@@ -9,13 +9,29 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/civil_time.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "google/protobuf/util/message_differencer.h"
 #include "portolan/codec.h"
 #include "portolan/log.h"
 #include "portolan/strings.h"
 #include "portolan/topology_alloc.h"
+#include "portolan/v1/options.pb.h"
 
 namespace portolan::scheduler {
 namespace {
+// The first spec field in which two jobs differ ("" when the specs agree).
+std::string SpecDifference(const v1::Job& a, const v1::Job& b) {
+  const google::protobuf::Descriptor* d = v1::Job::descriptor();
+  for (int i = 0; i < d->field_count(); ++i) {
+    const google::protobuf::FieldDescriptor* f = d->field(i);
+    if (f->options().GetExtension(v1::output_only)) continue;
+    google::protobuf::util::MessageDifferencer diff;
+    std::vector<const google::protobuf::FieldDescriptor*> only{f};
+    if (!diff.CompareWithFields(a, b, only, only)) return f->name();
+  }
+  return "";
+}
 
 int64_t Nanos(const google::protobuf::Timestamp& ts) { return absl::ToUnixNanos(FromProto(ts)); }
 
@@ -303,6 +319,16 @@ absl::StatusOr<std::pair<v1::Job, bool>> Core::Submit(v1::Job spec) {
   if (!earlier.empty()) {
     auto job = ReadJob(earlier);
     if (!job.ok()) return job.status();
+    // A retry repeats the request; the same key on a different request is a
+    // client bug that must not silently return someone else's job.
+    if (std::string diff = SpecDifference(*job, spec); !diff.empty()) {
+      return WithErrorCode(
+          FieldError(
+              absl::StatusCode::kAlreadyExists, "idempotency_key",
+              absl::StrCat("idempotency key '", CleanForMessage(key.second), "' was used for job ",
+                           earlier, " with a different ", diff, "; use a new key for a new job")),
+          "idempotency_conflict");
+    }
     return std::make_pair(*std::move(job), false);
   }
   const absl::Time now = clock_->Now();
@@ -740,6 +766,28 @@ void Core::RecordCrossBorder(const v1::Job& job, const v1::Decision& d) {
   if (counted) CheckComplianceLocked(absl::StrCat("ledger: job ", job.id()), job.tenant());
 }
 
+namespace {
+// Everything a placement decision reads of a job, as bytes: two jobs with
+// the same key get the same decision from the same cluster state.
+std::string DecisionClass(const v1::Job& j) {
+  v1::Job k;
+  k.set_tenant(j.tenant());
+  k.set_kind(j.kind());
+  *k.mutable_resources() = j.resources();
+  *k.mutable_topology() = j.topology();
+  *k.mutable_datasets() = j.datasets();
+  *k.mutable_placement() = j.placement();
+  std::string out;
+  {
+    google::protobuf::io::StringOutputStream sink(&out);
+    google::protobuf::io::CodedOutputStream coded(&sink);
+    coded.SetSerializationDeterministic(true);
+    k.SerializeToCodedStream(&coded);
+  }
+  return out;
+}
+}  // namespace
+
 void Core::ScheduleLocked(const std::string* only) {
   if (only == nullptr) schedule_pending_ = false;
   if (queue_.empty() || policy_ == nullptr) return;
@@ -784,7 +832,18 @@ void Core::ScheduleLocked(const std::string* only) {
   }
   const absl::Time now = clock_->Now();
   if (only == nullptr) next_wakeup_ = absl::InfiniteFuture();
-  int capacity_misses = 0;
+  // Jobs that cannot be placed never hold up others. Within one pass (where
+  // free capacity only shrinks), a job whose decision class already found no
+  // room waits with that reason and no decision of its own; and a tenant
+  // whose jobs missed max_capacity_misses times waits for the next pass
+  // while other tenants' jobs are still tried. So the work of a pass is
+  // bounded by the distinct shapes, not by the length of the queue.
+  struct Full {
+    std::shared_ptr<const std::string> decision;
+    std::string reason;
+  };
+  std::map<std::string, Full> full_classes;
+  std::map<std::string, int> tenant_misses;
   std::string next_id;
   while (drf.Next(&next_id)) {
     v1::Job& job = Live(next_id);
@@ -792,9 +851,14 @@ void Core::ScheduleLocked(const std::string* only) {
       next_wakeup_ = std::min(next_wakeup_, FromProto(job.not_before()));
       continue;
     }
-    // Many jobs in a row found no capacity: the rest wait for the next change
-    // (a job ending, an agent joining) instead of costing a decision each.
-    if (capacity_misses >= options_.max_capacity_misses) break;
+    int& misses = tenant_misses[job.tenant()];
+    if (misses >= options_.max_capacity_misses) continue;
+    std::string cls = DecisionClass(job);
+    if (auto full = full_classes.find(cls); full != full_classes.end()) {
+      waiting_decisions_[job.id()] = full->second.decision;
+      job.set_reason(full->second.reason);
+      continue;
+    }
     in.job = &job;
     in.tenant = TenantFor(job.tenant());
     const auto started = std::chrono::steady_clock::now();
@@ -818,14 +882,16 @@ void Core::ScheduleLocked(const std::string* only) {
         Transition(job, v1::Job::unschedulable, d.reason());
         continue;
       }
-      ++capacity_misses;
+      ++misses;
       // The waiting reason is derived: every pass (and the first after a
       // restart) recomputes it, so it is kept in memory, not written; and
       // serialized, since a backlog can be 100,000s of jobs and only
       // `explain` reads it (tests/bench/rest_wrk.sh: a queued job took
       // 8.5 KiB with the decision parsed, 3.0 KiB with it serialized).
       job.set_reason(d.reason());
-      d.SerializeToString(&waiting_decisions_[job.id()]);
+      auto kept = std::make_shared<const std::string>(d.SerializeAsString());
+      waiting_decisions_[job.id()] = kept;
+      full_classes.emplace(std::move(cls), Full{std::move(kept), d.reason()});
       continue;
     }
     if (absl::Status st = policy->engine->Reserve(in, d); !st.ok()) {
@@ -859,7 +925,6 @@ void Core::ScheduleLocked(const std::string* only) {
     by_agent.at(d.placement().agent())->free = Free(rec);
     RecordCrossBorder(job, d);
     (void)store_->PutDecision(job.id(), d);
-    capacity_misses = 0;
     drf.Charge(job.tenant(), job.resources());
     job.clear_not_before();
     v1::Attempt* attempt = job.add_attempts();

@@ -1,7 +1,9 @@
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "portolan/codec.h"
 #include "portolan/scheduler_core.h"
+#include "portolan/strings.h"
 
 namespace portolan::scheduler {
 
@@ -19,6 +21,104 @@ bool ValidName(absl::string_view s) {
     if (!absl::ascii_isalnum(c) && c != '-' && c != '_' && c != '.') return false;
   }
   return true;
+}
+
+constexpr char kIdRule[] = "must be 1-128 letters, digits, '-', '_' or '.'";
+
+// Free text the scheduler stores and prints (labels, origins, sectors):
+// bounded, and no control characters to split log lines or drive a terminal.
+bool PlainText(absl::string_view s, size_t max) {
+  if (s.size() > max) return false;
+  for (char c : s) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return false;
+  }
+  return true;
+}
+
+absl::Status CheckSiteList(const google::protobuf::RepeatedPtrField<std::string>& sites,
+                           absl::string_view field) {
+  if (sites.size() > kMaxJobSites)
+    return InvalidField(field, absl::StrCat("at most ", kMaxJobSites, " sites"));
+  for (int i = 0; i < sites.size(); ++i) {
+    if (!ValidName(sites[i]))
+      return InvalidField(absl::StrCat(field, "[", i, "]"), absl::StrCat("site ids ", kIdRule));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckLimits(const v1::Job& job) {
+  size_t env_bytes = 0;
+  for (const auto& [k, v] : job.env()) {
+    env_bytes += k.size() + v.size() + 2;
+    if (absl::StartsWith(k, "PORTOLAN_")) {
+      return InvalidField(absl::StrCat("env.", CleanForMessage(k)),
+                          "PORTOLAN_* variables are set by the agent and cannot be given");
+    }
+  }
+  if (env_bytes > kMaxEnvBytes) {
+    return InvalidField(
+        "env", absl::StrCat("environment is ", env_bytes, " bytes; at most ", kMaxEnvBytes));
+  }
+  for (int i = 0; i < job.command_size(); ++i) {
+    if (job.command(i).size() > 128 * 1024) {
+      return InvalidField(absl::StrCat("command[", i, "]"),
+                          "an argument is longer than 128 KiB (the kernel's limit)");
+    }
+  }
+  if (job.datasets_size() > kMaxJobDatasets) {
+    return InvalidField("datasets", absl::StrCat(job.datasets_size(), " datasets; at most ",
+                                                 kMaxJobDatasets, " per job"));
+  }
+  for (int i = 0; i < job.datasets_size(); ++i) {
+    const v1::Dataset& d = job.datasets(i);
+    const std::string f = absl::StrCat("datasets[", i, "]");
+    if (!d.id().empty() && !ValidName(d.id()))
+      return InvalidField(f + ".id", absl::StrCat("dataset ids ", kIdRule));
+    if (!(d.size_gb() >= 0 && d.size_gb() <= kMaxDatasetGb)) {
+      return InvalidField(f + ".size_gb",
+                          absl::StrCat("size_gb must be 0-", kMaxDatasetGb, " (1 PB)"));
+    }
+    if (d.categories_size() > 8) return InvalidField(f + ".categories", "at most 8 categories");
+    for (auto [name, value] :
+         {std::pair{"origin", &d.origin()}, std::pair{"location", &d.location()},
+          std::pair{"sector", &d.sector()}, std::pair{"purpose", &d.purpose()}}) {
+      if (!PlainText(*value, 64)) {
+        return InvalidField(absl::StrCat(f, ".", name),
+                            "at most 64 characters, no control characters");
+      }
+    }
+    for (int k = 0; k < i; ++k) {
+      if (!d.id().empty() && job.datasets(k).id() == d.id()) {
+        return InvalidField(f + ".id", absl::StrCat("dataset '", d.id(), "' is listed twice"));
+      }
+    }
+  }
+  const v1::PlacementRequest& p = job.placement();
+  if (absl::Status st = CheckSiteList(p.sites(), "placement.sites"); !st.ok()) return st;
+  if (absl::Status st = CheckSiteList(p.avoid_sites(), "placement.avoid_sites"); !st.ok())
+    return st;
+  if (p.max_rtt_ms_size() > kMaxJobSites) {
+    return InvalidField("placement.max_rtt_ms", absl::StrCat("at most ", kMaxJobSites, " sites"));
+  }
+  for (const auto& [site, ms] : p.max_rtt_ms()) {
+    const std::string f = absl::StrCat("placement.max_rtt_ms.", CleanForMessage(site));
+    if (!ValidName(site)) return InvalidField(f, absl::StrCat("site ids ", kIdRule));
+    if (!(ms > 0 && ms <= 10000)) return InvalidField(f, "an RTT limit must be in (0, 10000] ms");
+  }
+  if (p.agent_labels_size() > kMaxJobLabels) {
+    return InvalidField("placement.agent_labels",
+                        absl::StrCat("at most ", kMaxJobLabels, " labels"));
+  }
+  for (const auto& [k, v] : p.agent_labels()) {
+    if (!PlainText(k, 128) || k.empty() || !PlainText(v, 256)) {
+      return InvalidField(absl::StrCat("placement.agent_labels.", CleanForMessage(k)),
+                          "label keys are 1-128 and values 0-256 characters, no control "
+                          "characters");
+    }
+  }
+  if (!PlainText(job.idempotency_key(), 256))
+    return InvalidField("idempotency_key", "at most 256 characters, no control characters");
+  return absl::OkStatus();
 }
 }  // namespace
 
@@ -73,6 +173,7 @@ absl::Status ValidateAndDefault(v1::Job& job) {
   if (r.gpus() < 0)
     return InvalidField("resources.gpus", absl::StrCat("gpus cannot be negative, got ", r.gpus()));
 
+  if (absl::Status st = CheckLimits(job); !st.ok()) return st;
   if (job.priority() < 0 || job.priority() > 1000) {
     return InvalidField("priority", absl::StrCat("priority must be 0-1000, got ", job.priority()));
   }

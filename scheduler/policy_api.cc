@@ -103,7 +103,7 @@ absl::StatusOr<v1::Decision> Core::Explain(const std::string& id) {
     auto w = waiting_decisions_.find(id);
     if (w != waiting_decisions_.end()) {
       v1::Decision d;
-      if (!d.ParseFromString(w->second))
+      if (!d.ParseFromString(*w->second))
         return absl::InternalError(absl::StrCat("job ", id, ": waiting decision does not decode"));
       return d;
     }
@@ -314,12 +314,31 @@ absl::StatusOr<v1::Tenant> Core::GetTenant(const std::string& id) {
   return it->second;
 }
 
+int Core::TenantMaxPriority(const std::string& tenant) {
+  absl::MutexLock lock(&mu_);
+  const v1::Tenant* t = TenantFor(tenant);
+  return t != nullptr && t->max_priority() > 0 ? t->max_priority() : kDefaultTenantMaxPriority;
+}
+
 absl::StatusOr<v1::Tenant> Core::PutTenant(const std::string& id, v1::Tenant t) {
   if (t.id().empty()) t.set_id(id);
   if (t.id() != id)
-    return InvalidField("id",
-                        absl::StrCat("body id '", t.id(), "' differs from the path's '", id, "'"));
+    return InvalidField("id", absl::StrCat("body id '", CleanForMessage(t.id()),
+                                           "' differs from the path's '", id, "'"));
   if (t.has_updated_at()) return InvalidField("updated_at", "updated_at is output-only; omit it");
+  if (t.registered_zones_size() > kMaxTenantZones) {
+    return InvalidField("registered_zones",
+                        absl::StrCat("at most ", kMaxTenantZones, " registered zones"));
+  }
+  if (t.instruments_size() > kMaxTenantInstruments) {
+    return InvalidField("instruments",
+                        absl::StrCat("at most ", kMaxTenantInstruments, " instruments per tenant"));
+  }
+  if (t.max_priority() < 0 || t.max_priority() > 1000) {
+    return InvalidField("max_priority",
+                        absl::StrCat("max_priority must be 0-1000 (0: the default, ",
+                                     kDefaultTenantMaxPriority, "), got ", t.max_priority()));
+  }
   absl::MutexLock lock(&mu_);
   if (policy_ == nullptr) return absl::UnavailableError("no placement policy loaded yet");
   const v1::Policy& p = policy_->compiled->policy();
@@ -336,6 +355,13 @@ absl::StatusOr<v1::Tenant> Core::PutTenant(const std::string& id, v1::Tenant t) 
   for (int i = 0; i < t.instruments_size(); ++i) {
     const v1::Instrument& in = t.instruments(i);
     const std::string f = absl::StrCat("instruments[", i, "]");
+    if (in.reference().size() > 256 || CleanForMessage(in.reference(), 256) != in.reference()) {
+      return InvalidField(f + ".reference",
+                          "reference must be at most 256 characters with no control characters");
+    }
+    if (in.sites_size() > 64 || in.sectors_size() > 64 || in.purposes_size() > 64) {
+      return InvalidField(f, "at most 64 sites, sectors and purposes each");
+    }
     if (std::find(p.instrument_types().begin(), p.instrument_types().end(), in.type()) ==
         p.instrument_types().end()) {
       return InvalidField(f + ".type", absl::StrCat("unknown instrument '", in.type(), "' (known: ",

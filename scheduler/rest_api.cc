@@ -61,6 +61,17 @@ absl::Status BindTenant(const Request& req, v1::Job& spec) {
   return absl::OkStatus();
 }
 
+// A tenant's own token may not raise its jobs above the tenant's maximum
+// priority (admins may).
+absl::Status CheckPriority(Core* core, const Request& req, const v1::Job& spec) {
+  if (req.principal.is_admin()) return absl::OkStatus();
+  const int max = core->TenantMaxPriority(spec.tenant());
+  if (spec.priority() <= max) return absl::OkStatus();
+  return FieldError(absl::StatusCode::kPermissionDenied, "priority",
+                    absl::StrCat("tenant ", spec.tenant(), " may submit priority 0-", max, ", not ",
+                                 spec.priority(), " (Tenant.max_priority)"));
+}
+
 // The agent if the caller may manage it; an operator's foreign agent is "not found".
 absl::StatusOr<v1::Agent> VisibleAgent(Core* core, const Request& req, const std::string& id) {
   auto a = core->GetAgent(id);
@@ -112,8 +123,10 @@ void RegisterRestApi(rest::Server& server, Core* core, const std::atomic<bool>* 
     if (req.body.empty())
       return rest::ErrorResponse(400, "invalid_argument", "request body must be a JSON job");
     v1::Job spec;
-    if (absl::Status st = ParseJson(req.body, &spec, JsonMode::kRequest); !st.ok()) return StatusResponse(st);
+    if (absl::Status st = ParseJson(req.body, &spec, JsonMode::kRequest); !st.ok())
+      return StatusResponse(st);
     if (absl::Status st = BindTenant(req, spec); !st.ok()) return StatusResponse(st);
+    if (absl::Status st = CheckPriority(core, req, spec); !st.ok()) return StatusResponse(st);
     auto res = core->Submit(std::move(spec));
     if (!res.ok()) return StatusResponse(res.status());
     return Json(ToJson(res->first), res->second ? 201 : 200);
@@ -180,8 +193,10 @@ void RegisterRestApi(rest::Server& server, Core* core, const std::atomic<bool>* 
     if (req.body.empty())
       return rest::ErrorResponse(400, "invalid_argument", "request body must be a JSON job");
     v1::Job spec;
-    if (absl::Status st = ParseJson(req.body, &spec, JsonMode::kRequest); !st.ok()) return StatusResponse(st);
+    if (absl::Status st = ParseJson(req.body, &spec, JsonMode::kRequest); !st.ok())
+      return StatusResponse(st);
     if (absl::Status st = BindTenant(req, spec); !st.ok()) return StatusResponse(st);
+    if (absl::Status st = CheckPriority(core, req, spec); !st.ok()) return StatusResponse(st);
     auto res = core->Plan(std::move(spec));
     if (!res.ok()) return StatusResponse(res.status());
     return Json(ToJson(*res));
@@ -197,7 +212,8 @@ void RegisterRestApi(rest::Server& server, Core* core, const std::atomic<bool>* 
   server.Route("PUT", "/v1/policy", [core](const Request& req) {
     if (!req.principal.is_admin()) return Forbidden(req, "change the policy");
     v1::Policy p;
-    if (absl::Status st = ParseJson(req.body, &p, JsonMode::kRequest); !st.ok()) return StatusResponse(st);
+    if (absl::Status st = ParseJson(req.body, &p, JsonMode::kRequest); !st.ok())
+      return StatusResponse(st);
     auto res = core->ApplyPolicy(std::move(p), Who(req));
     if (!res.ok()) return StatusResponse(res.status());
     return Json(ToJson(*res));
@@ -205,7 +221,8 @@ void RegisterRestApi(rest::Server& server, Core* core, const std::atomic<bool>* 
   server.Route("POST", "/v1/policy:validate", [core](const Request& req) {
     if (!req.principal.is_admin()) return Forbidden(req, "validate policies");
     v1::Policy p;
-    if (absl::Status st = ParseJson(req.body, &p, JsonMode::kRequest); !st.ok()) return StatusResponse(st);
+    if (absl::Status st = ParseJson(req.body, &p, JsonMode::kRequest); !st.ok())
+      return StatusResponse(st);
     return Json(ToJson(core->ValidatePolicy(p)));
   });
   server.Route("GET", "/v1/policy/versions", [core](const Request& req) {
@@ -261,7 +278,8 @@ void RegisterRestApi(rest::Server& server, Core* core, const std::atomic<bool>* 
   server.Route("PUT", "/v1/tenants/{id}", [core](const Request& req) {
     if (!req.principal.is_admin()) return Forbidden(req, "change tenant profiles");
     v1::Tenant t;
-    if (absl::Status st = ParseJson(req.body, &t, JsonMode::kRequest); !st.ok()) return StatusResponse(st);
+    if (absl::Status st = ParseJson(req.body, &t, JsonMode::kRequest); !st.ok())
+      return StatusResponse(st);
     auto res = core->PutTenant(req.params.at("id"), std::move(t));
     if (!res.ok()) return StatusResponse(res.status());
     return Json(ToJson(*res));
@@ -309,7 +327,8 @@ void RegisterRestApi(rest::Server& server, Core* core, const std::atomic<bool>* 
   server.Route("PUT", "/v1/network/links/{id}", [core](const Request& req) {
     if (!req.principal.is_admin()) return Forbidden(req, "change links");
     v1::LinkUpdate u;
-    if (absl::Status st = ParseJson(req.body, &u, JsonMode::kRequest); !st.ok()) return StatusResponse(st);
+    if (absl::Status st = ParseJson(req.body, &u, JsonMode::kRequest); !st.ok())
+      return StatusResponse(st);
     auto res = core->UpdateLink(req.params.at("id"), u, Who(req));
     if (!res.ok()) return StatusResponse(res.status());
     return Json(ToJson(*res));

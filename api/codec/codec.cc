@@ -27,6 +27,7 @@ using google::protobuf::EnumDescriptor;
 using google::protobuf::FieldDescriptor;
 
 constexpr char kFieldPayload[] = "portolan.dev/field";
+constexpr char kCodePayload[] = "portolan.dev/code";
 
 // protobuf 3.21 has its own Status type; carry code and message over.
 absl::Status FromProtobuf(const google::protobuf::util::Status& st) {
@@ -289,6 +290,16 @@ absl::Status FieldError(absl::StatusCode code, absl::string_view field, absl::st
 
 std::string StatusField(const absl::Status& status) {
   auto p = status.GetPayload(kFieldPayload);
+  return p.has_value() ? std::string(*p) : "";
+}
+
+absl::Status WithErrorCode(absl::Status status, absl::string_view code) {
+  status.SetPayload(kCodePayload, absl::Cord(std::string(code)));
+  return status;
+}
+
+std::string StatusErrorCode(const absl::Status& status) {
+  auto p = status.GetPayload(kCodePayload);
   return p.has_value() ? std::string(*p) : "";
 }
 

@@ -16,6 +16,7 @@
 #include "portolan/v1/agent.pb.h"
 #include "portolan/v1/api.pb.h"
 #include "portolan/v1/job.pb.h"
+#include "portolan/v1/options.pb.h"
 #include "portolan/v1/policy.pb.h"
 
 namespace {
@@ -123,6 +124,14 @@ void EmitMessage(YAML::Emitter& e, const Descriptor* d, std::set<std::string>* t
   e << YAML::Key << "properties" << YAML::Value << YAML::BeginMap;
   for (int i = 0; i < d->field_count(); ++i) {
     e << YAML::Key << d->field(i)->name() << YAML::Value;
+    if (d->field(i)->options().GetExtension(portolan::v1::output_only)) {
+      // Set by the scheduler; refused in requests (allOf: $ref takes no siblings).
+      e << YAML::BeginMap << YAML::Key << "readOnly" << YAML::Value << true << YAML::Key << "allOf"
+        << YAML::Value << YAML::BeginSeq;
+      Emit(e, d->field(i), false, todo);
+      e << YAML::EndSeq << YAML::EndMap;
+      continue;
+    }
     Emit(e, d->field(i), false, todo);
   }
   e << YAML::EndMap << YAML::EndMap;

@@ -108,8 +108,9 @@ Response ErrorResponse(int status, absl::string_view code, absl::string_view mes
 }
 
 Response StatusResponse(const absl::Status& status) {
-  return ErrorResponse(HttpFor(status.code()), CodeFor(status.code()), status.message(),
-                       StatusField(status));
+  std::string code = StatusErrorCode(status);
+  if (code.empty()) code = CodeFor(status.code());
+  return ErrorResponse(HttpFor(status.code()), code, status.message(), StatusField(status));
 }
 
 Response Json(std::string body, int status) { return Response{status, std::move(body)}; }

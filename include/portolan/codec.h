@@ -27,6 +27,11 @@ inline absl::Status InvalidField(absl::string_view field, absl::string_view mess
 }
 // The field path attached to `status`, or "" when none.
 std::string StatusField(const absl::Status& status);
+// A more specific error code than the status code's word for the REST error
+// body (e.g. "idempotency_conflict" on an AlreadyExists); StatusErrorCode
+// reads it back, "" when none.
+absl::Status WithErrorCode(absl::Status status, absl::string_view code);
+std::string StatusErrorCode(const absl::Status& status);
 
 // What a JSON text is: anything of the schema (a server's answer, a file),
 // or a client's request, where fields marked (portolan.v1.output_only) must

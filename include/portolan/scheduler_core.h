@@ -24,6 +24,18 @@
 
 namespace portolan::scheduler {
 
+// Caps of the API contract (docs/api.md#limits).
+inline constexpr int kMaxTenantZones = 32;
+inline constexpr int kMaxTenantInstruments = 64;
+inline constexpr int kMaxJobDatasets = 64;
+inline constexpr int kMaxJobSites = 64;  // placement.sites, avoid_sites, max_rtt_ms each
+inline constexpr int kMaxJobLabels = 32;
+inline constexpr size_t kMaxEnvBytes = 64 * 1024;  // names and values together
+inline constexpr double kMaxDatasetGb = 1e6;
+// The highest priority a tenant's own tokens may give a job unless its
+// profile says otherwise (Tenant.max_priority); admins may use 0-1000.
+inline constexpr int kDefaultTenantMaxPriority = 500;
+
 // One connected agent session as the core sees it. Implemented by the RPC
 // server (one per TCP connection) and by a fake in tests.
 class AgentLink {
@@ -45,7 +57,9 @@ struct CoreOptions {
   // Restart backoff: base, doubled per attempt, capped.
   absl::Duration restart_backoff = absl::Seconds(1);
   absl::Duration restart_backoff_max = absl::Seconds(60);
-  // A pass stops after this many waiting jobs in a row found no capacity.
+  // In one pass, a tenant whose waiting jobs found no capacity this many
+  // times (distinct decision classes) waits for the next pass; other
+  // tenants' jobs are still tried.
   int max_capacity_misses = 64;
 };
 
@@ -116,6 +130,8 @@ class Core {
   v1::ListTenantsResponse ListTenants(int expiring_within_days = -1);
   absl::StatusOr<v1::Tenant> GetTenant(const std::string& id);
   absl::StatusOr<v1::Tenant> PutTenant(const std::string& id, v1::Tenant tenant);
+  // The highest job priority the tenant's own tokens may set.
+  int TenantMaxPriority(const std::string& tenant);
 
   absl::StatusOr<v1::NetworkView> Network();
   absl::StatusOr<std::vector<v1::Site>> Sites();
@@ -267,8 +283,10 @@ class Core {
   int policy_versions_ ABSL_GUARDED_BY(mu_) = 0;
   std::map<std::string, v1::Tenant> tenants_ ABSL_GUARDED_BY(mu_);
   policy::Ledger ledger_;  // thread-safe itself
-  // The latest decision of each waiting job, serialized (see ScheduleLocked).
-  absl::node_hash_map<std::string, std::string> waiting_decisions_ ABSL_GUARDED_BY(mu_);
+  // The latest decision of each waiting job, serialized (see ScheduleLocked);
+  // jobs of one decision class in one pass share it.
+  absl::node_hash_map<std::string, std::shared_ptr<const std::string>> waiting_decisions_
+      ABSL_GUARDED_BY(mu_);
   bool schedule_pending_ ABSL_GUARDED_BY(mu_) = false;
   // Job id -> its current violations (see CheckComplianceLocked).
   std::map<std::string, std::vector<v1::ComplianceViolation>> violations_ ABSL_GUARDED_BY(mu_);
