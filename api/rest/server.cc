@@ -12,6 +12,8 @@
 // -> next request or close. Any timeout closes the connection. A protocol
 // error answers with a JSON error and closes; a connection over the caps is
 // closed at accept.
+#include <malloc.h>
+
 #include <atomic>
 #include <chrono>
 #include <map>
@@ -85,6 +87,28 @@ bool HasControl(absl::string_view s) {
     if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return true;
   }
   return false;
+}
+
+// Beast parses the last chunk of a chunked body only together with its
+// trailers, so a malformed last-chunk line ("0x10\r\n") would wait for more
+// bytes until the request times out. `pending` is what the parser has not
+// consumed while it waits in a chunked body: a chunk-size line in the making
+// (after the previous chunk's CRLF). False when it can no longer become one.
+bool ChunkLineMayBeValid(absl::string_view pending) {
+  if (absl::StartsWith(pending, "\r\n"))
+    pending.remove_prefix(2);
+  else if (pending == "\r")
+    return true;
+  for (char c : pending) {
+    if (c == ';' || c == '\r') return true;
+    if (!absl::ascii_isxdigit(c)) return false;
+  }
+  return true;
+}
+
+Response BadChunk() {
+  return ErrorResponse(400, "bad_request",
+                       "malformed chunked body: chunk sizes are hexadecimal digits only");
 }
 
 bool IsParserError(const beast::error_code& ec) {
@@ -223,14 +247,24 @@ struct Server::Impl {
       return false;
     }
     ++mine;
-    open.fetch_add(1);
+    peak = std::max(peak, open.fetch_add(1) + 1);
     return true;
   }
   void Release(const std::string& peer) {
-    std::lock_guard<std::mutex> lock(mu);
-    auto it = per_client.find(peer);
-    if (it != per_client.end() && --it->second == 0) per_client.erase(it);
-    open.fetch_sub(1);
+    bool trim = false;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      auto it = per_client.find(peer);
+      if (it != per_client.end() && --it->second == 0) per_client.erase(it);
+      const size_t now_open = open.fetch_sub(1) - 1;
+      // After a burst (a flood, a load test) the freed connection buffers
+      // stay in malloc's arenas; hand them back once most have closed.
+      if (peak >= 256 && now_open <= peak / 4) {
+        peak = now_open;
+        trim = true;
+      }
+    }
+    if (trim) malloc_trim(0);
   }
   void Accept();
 
@@ -240,7 +274,8 @@ struct Server::Impl {
   std::atomic<size_t> open{0};
   std::atomic<uint64_t> refused{0};
   std::chrono::steady_clock::time_point last_refusal_log;  // guarded by mu
-  std::shared_ptr<net::ssl::context> ssl;                  // HTTPS only
+  size_t peak = 0;  // most connections open since the last trim; guarded by mu
+  std::shared_ptr<net::ssl::context> ssl;  // HTTPS only
   // Destroyed in this order by Stop(): the acceptor, then the io_context
   // (and with it every connection), then the handler pool.
   std::unique_ptr<net::thread_pool> pool;
@@ -327,10 +362,37 @@ class Server::Session : public std::enable_shared_from_this<Server::Session<Stre
 
   void ReadBody() {
     if (parser_->is_done()) return OnRequest();
+    if (parser_->chunked()) return ReadChunked();
     http::async_read(stream_, buffer_, *parser_, [self = Self()](beast::error_code ec, size_t) {
       if (ec) return self->OnReadError(ec);
       self->OnRequest();
     });
+  }
+
+  // A chunked body, fed to the parser by hand so each chunk-size line can be
+  // checked as it arrives (see ChunkLineMayBeValid).
+  void ReadChunked() {
+    while (buffer_.size() > 0) {
+      beast::error_code ec;
+      const size_t n = parser_->put(buffer_.data(), ec);
+      buffer_.consume(n);
+      if (ec == http::error::need_more) break;
+      if (ec) return OnReadError(ec);
+      if (parser_->is_done()) return OnRequest();
+      if (n == 0) break;
+    }
+    const auto pending = buffer_.data();
+    if (!ChunkLineMayBeValid(
+            absl::string_view(static_cast<const char*>(pending.data()), pending.size())) ||
+        buffer_.size() > o_.max_header_bytes) {
+      return Reply(BadChunk(), 11, true);
+    }
+    stream_.async_read_some(buffer_.prepare(kReadChunk),
+                            [self = Self()](beast::error_code ec, size_t n) {
+                              self->buffer_.commit(n);
+                              if (ec) return self->OnReadError(ec);
+                              self->ReadChunked();
+                            });
   }
 
   void OnReadError(const beast::error_code& ec) {
@@ -554,6 +616,9 @@ std::string Server::ServeBytes(absl::string_view raw) const {
     const size_t n = parser.put(net::buffer(raw.data() + used, raw.size() - used), ec);
     used += n;
     if (ec == http::error::need_more) {
+      if (parser.is_header_done() && parser.chunked() && !ChunkLineMayBeValid(raw.substr(used))) {
+        return answer(BadChunk(), 11, false);
+      }
       if (n == 0) return "";
       ec = {};
     }

@@ -92,6 +92,7 @@ class Cluster {
     return (tls_ ? "https://127.0.0.1:" : "http://127.0.0.1:") + std::to_string(rest_port_);
   }
   uint16_t rest_port() const { return rest_port_; }
+  pid_t scheduler_pid() const { return scheduler_ ? scheduler_->pid() : -1; }
   uint16_t rpc_port() const { return rpc_port_; }
   const std::string& dir() const { return dir_; }
   std::string SchedulerLog() const;

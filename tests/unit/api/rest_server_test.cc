@@ -100,6 +100,12 @@ TEST(RestServer, MalformedChunkSizesAre400NotACrash) {
                      "\r\nabc\r\n0\r\n\r\n"),
         400, "bad_request");
   }
+  // A malformed last-chunk line is refused at once, not after the request
+  // timeout (Beast parses the last chunk only with its trailers).
+  ExpectRefused(*s, "GET /healthz HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0x10\r\n", 400,
+                "bad_request");
+  ExpectRefused(*s, "POST /v1/jobs HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0x1",
+                400, "bad_request");
   // A chunk size past the body limit (or past 64 bits) is refused as too large.
   ExpectRefused(*s,
                 "POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
@@ -366,6 +372,11 @@ TEST(RestServerSockets, ARefusedRequestIsAnsweredThenClosed) {
   p = ParseAnswer(d.ReadUntilClosed());
   EXPECT_EQ(p.status, 400);
   EXPECT_TRUE(d.closed());
+  Conn e(s->bound().port);
+  e.Send("GET /healthz HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0x10\r\n");
+  p = ParseAnswer(e.ReadUntilClosed(std::chrono::seconds(5)));
+  EXPECT_EQ(p.status, 400);
+  EXPECT_TRUE(e.closed());
 }
 
 TEST(RestServerSockets, StopClosesConnectionsAndCanBeCalledTwice) {
