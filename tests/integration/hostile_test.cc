@@ -147,6 +147,17 @@ void RaiseDescriptorLimit() {
 
 constexpr char kJson[] = "Content-Type: application/json\r\n";
 
+// The sanitizer build runs the same floods smaller (AddressSanitizer makes
+// each connection several times dearer, and its quarantine holds freed
+// memory, so RSS says nothing there); the plain build runs them in full.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kSanitized = true;
+#else
+constexpr bool kSanitized = false;
+#endif
+constexpr int kConnectCloses = kSanitized ? 4000 : 20000;
+constexpr int kStalled = kSanitized ? 400 : 2000;
+
 TEST(HostileIT, MalformedHttpGetsAJsonErrorAndTheServerKeepsServing) {
   Cluster c;
   c.EnableTls();
@@ -337,7 +348,7 @@ TEST(HostileIT, FloodsStalledHandshakesAndHalfSentRequestsAreShedOnTime) {
   const long rss_before = RssKiB(pid);
 
   // 20,000 connect-and-close: what TCP health checks and port scans do.
-  for (int i = 0; i < 20000; ++i) {
+  for (int i = 0; i < kConnectCloses; ++i) {
     int fd = ConnectLoopback(c.rest_port());
     ASSERT_GE(fd, 0) << "connection " << i;
     close(fd);
@@ -345,27 +356,27 @@ TEST(HostileIT, FloodsStalledHandshakesAndHalfSentRequestsAreShedOnTime) {
   ASSERT_TRUE(WaitFor([&] { return OpenDescriptors(pid) <= fds_before; }, seconds(10)))
       << OpenDescriptors(pid) << " descriptors, " << fds_before << " before";
   const long rss_flood = RssKiB(pid);
-  std::printf("20,000 connect-and-close: scheduler RSS %ld KiB before, %ld KiB after\n", rss_before,
-              rss_flood);
-  EXPECT_LT(rss_flood, rss_before + 16 * 1024);
+  std::printf("%d connect-and-close: scheduler RSS %ld KiB before, %ld KiB after\n", kConnectCloses,
+              rss_before, rss_flood);
+  if (!kSanitized) EXPECT_LT(rss_flood, rss_before + 16 * 1024);
   EXPECT_TRUE(Healthy(c));
 
   // 2,000 stalled TLS handshakes (TCP only, no ClientHello) and 2,000
   // half-sent requests after a completed handshake.
   std::vector<int> stalled;
-  for (int i = 0; i < 2000; ++i) {
+  for (int i = 0; i < kStalled; ++i) {
     int fd = ConnectLoopback(c.rest_port());
     if (fd >= 0) stalled.push_back(fd);
   }
   std::vector<std::unique_ptr<TlsConn>> half;
-  for (int i = 0; i < 2000; ++i) {
+  for (int i = 0; i < kStalled; ++i) {
     auto t = std::make_unique<TlsConn>(c.rest_port());
     if (!t->ok()) continue;
     t->Send("POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"comm");
     half.push_back(std::move(t));
   }
-  EXPECT_EQ(stalled.size(), 2000u);
-  EXPECT_GT(half.size(), 1900u);
+  EXPECT_EQ(stalled.size(), static_cast<size_t>(kStalled));
+  EXPECT_GT(half.size(), static_cast<size_t>(kStalled) * 95 / 100);
   // /healthz is served meanwhile.
   double worst_ms = 0;
   for (int i = 0; i < 10; ++i) {
@@ -395,7 +406,7 @@ TEST(HostileIT, FloodsStalledHandshakesAndHalfSentRequestsAreShedOnTime) {
               rss_before, rss_after, fds_before, OpenDescriptors(pid));
   // 4,000 TLS connections at once cost memory while they last (OpenSSL and
   // Asio buffers, about 100 KiB each); once they are gone it is given back.
-  EXPECT_LT(rss_after, rss_before + 64 * 1024);
+  if (!kSanitized) EXPECT_LT(rss_after, rss_before + 64 * 1024);
   EXPECT_TRUE(Healthy(c));
 }
 
