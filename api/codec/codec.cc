@@ -360,10 +360,10 @@ absl::StatusOr<std::string> YamlToJson(absl::string_view yaml, const Descriptor*
 }
 
 absl::Status ParseYaml(absl::string_view yaml, google::protobuf::Message* msg,
-                       absl::string_view source) {
+                       absl::string_view source, JsonMode mode) {
   auto json = YamlToJson(yaml, msg->GetDescriptor());
   if (!json.ok()) return Prefix(json.status(), source);
-  return Prefix(ParseJson(*json, msg), source);
+  return Prefix(ParseJson(*json, msg, mode), source);
 }
 
 std::string ToJson(const google::protobuf::Message& msg, bool pretty) {
@@ -393,7 +393,7 @@ absl::Status LoadFile(const std::string& path, google::protobuf::Message* msg) {
   if (absl::EndsWith(path, ".yaml") || absl::EndsWith(path, ".yml")) {
     return ParseYaml(ss.str(), msg, path);
   }
-  return Prefix(ParseJson(ss.str(), msg), path);
+  return Prefix(ParseJson(ss.str(), msg, JsonMode::kRequest), path);
 }
 
 std::vector<std::string> ConfigToFlags(const google::protobuf::Message& config,

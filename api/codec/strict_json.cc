@@ -9,6 +9,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/descriptor.h"
 #include "portolan/codec.h"
@@ -187,6 +188,7 @@ class StrictJson {
   // A message: an object whose keys are fields, each at most once.
   absl::Status MessageValue(const Descriptor* d, const std::string& path, int depth) {
     if (depth > kMaxDepth) return InvalidField(path, "JSON nested too deeply");
+    if (d->options().GetExtension(v1::ranges_checked_by_validation)) ranges_ = false;
     if (Peek() != '{') return InvalidField(path, absl::StrCat(Name(path), " must be an object"));
     ++pos_;
     std::set<const FieldDescriptor*> seen;
@@ -287,7 +289,7 @@ class StrictJson {
         if (Peek() != ':') return Syntax(child, "expected ':' after the key");
         ++pos_;
         SkipWs();
-        if (absl::Status st = Single(vf, child, depth + 1); !st.ok()) return st;
+        if (absl::Status st = Single(vf, child, depth + 1, f); !st.ok()) return st;
         SkipWs();
         if (Peek() == ',') {
           ++pos_;
@@ -315,7 +317,7 @@ class StrictJson {
         const std::string child = absl::StrCat(path, "[", i, "]");
         if (Peek() == 'n' && s_.substr(pos_, 4) == "null")
           return InvalidField(child, absl::StrCat(child, " cannot be null"));
-        if (absl::Status st = Single(f, child, depth + 1); !st.ok()) return st;
+        if (absl::Status st = Single(f, child, depth + 1, f); !st.ok()) return st;
         SkipWs();
         if (Peek() == ',') {
           ++pos_;
@@ -328,11 +330,32 @@ class StrictJson {
         return Syntax(child, "expected ',' or ']'");
       }
     }
-    return Single(f, path, depth);
+    return Single(f, path, depth, f);
+  }
+
+  // The documented range of `range` (requests only; see options.proto).
+  absl::Status InRange(const FieldDescriptor* range, const std::string& path, double v,
+                       absl::string_view text) const {
+    if (mode_ != JsonMode::kRequest || !ranges_) return absl::OkStatus();
+    const auto& o = range->options();
+    const bool has_min = o.HasExtension(v1::minimum), has_max = o.HasExtension(v1::maximum);
+    if ((has_min && v < o.GetExtension(v1::minimum)) ||
+        (has_max && v > o.GetExtension(v1::maximum))) {
+      return InvalidField(
+          path,
+          absl::StrCat(path, " must be ", has_min ? absl::StrCat(o.GetExtension(v1::minimum)) : "",
+                       has_min && has_max ? "-" : (has_min ? " or more" : "at most "),
+                       has_max ? absl::StrCat(o.GetExtension(v1::maximum)) : "", ", got ",
+                       CleanForMessage(text, 32)));
+    }
+    return absl::OkStatus();
   }
 
   // One value of `f`'s type (an element, for a repeated field).
-  absl::Status Single(const FieldDescriptor* f, const std::string& path, int depth) {
+  // `range` carries the (minimum)/(maximum) options: the field itself, or the
+  // map or repeated field an element belongs to.
+  absl::Status Single(const FieldDescriptor* f, const std::string& path, int depth,
+                      const FieldDescriptor* range) {
     if (Peek() == 'n' && Literal("null")) return absl::OkStatus();
     switch (f->cpp_type()) {
       case FieldDescriptor::CPPTYPE_MESSAGE: {
@@ -393,7 +416,7 @@ class StrictJson {
           return InvalidField(path,
                               absl::StrCat(path, " is out of range: ", CleanForMessage(text, 32)));
         }
-        return absl::OkStatus();
+        return InRange(range, path, v, text);
       }
       default: {  // integers
         const bool wide = f->cpp_type() == FieldDescriptor::CPPTYPE_INT64 ||
@@ -414,7 +437,34 @@ class StrictJson {
         if (!st.ok() || !integral) {
           return InvalidField(path, absl::StrCat(path, " must be an integer"));
         }
-        return absl::OkStatus();
+        bool fits = false;
+        switch (f->cpp_type()) {
+          case FieldDescriptor::CPPTYPE_INT32: {
+            int32_t v;
+            fits = absl::SimpleAtoi(text, &v);
+            break;
+          }
+          case FieldDescriptor::CPPTYPE_UINT32: {
+            uint32_t v;
+            fits = text.front() != '-' && absl::SimpleAtoi(text, &v);
+            break;
+          }
+          case FieldDescriptor::CPPTYPE_INT64: {
+            int64_t v;
+            fits = absl::SimpleAtoi(text, &v);
+            break;
+          }
+          default: {
+            uint64_t v;
+            fits = text.front() != '-' && absl::SimpleAtoi(text, &v);
+            break;
+          }
+        }
+        if (!fits) {
+          return InvalidField(path, absl::StrCat(path, " is out of range for a ", f->type_name(),
+                                                 ": ", CleanForMessage(text, 32)));
+        }
+        return InRange(range, path, std::strtod(std::string(text).c_str(), nullptr), text);
       }
     }
   }
@@ -431,6 +481,7 @@ class StrictJson {
 
   absl::string_view s_;
   JsonMode mode_;
+  bool ranges_ = true;  // off inside a message that checks its own ranges
   size_t pos_ = 0;
 };
 

@@ -42,9 +42,24 @@ void CollectRefs(const YAML::Node& node, std::set<std::string>* out) {
   }
 }
 
-void Emit(YAML::Emitter& e, const FieldDescriptor* f, bool element, std::set<std::string>* todo);
+void Emit(YAML::Emitter& e, const FieldDescriptor* f, bool element, std::set<std::string>* todo,
+          const FieldDescriptor* range = nullptr);
 
-void EmitScalar(YAML::Emitter& e, const FieldDescriptor* f, std::set<std::string>* todo) {
+// minimum / maximum from the (portolan.v1.minimum) / (maximum) options of
+// `range` (the field, or the map or list it is an element of).
+void EmitRange(YAML::Emitter& e, const FieldDescriptor* range, bool unsigned_min = false) {
+  const auto& o = range->options();
+  if (o.HasExtension(portolan::v1::minimum)) {
+    e << YAML::Key << "minimum" << YAML::Value << o.GetExtension(portolan::v1::minimum);
+  } else if (unsigned_min) {
+    e << YAML::Key << "minimum" << YAML::Value << 0;
+  }
+  if (o.HasExtension(portolan::v1::maximum))
+    e << YAML::Key << "maximum" << YAML::Value << o.GetExtension(portolan::v1::maximum);
+}
+
+void EmitScalar(YAML::Emitter& e, const FieldDescriptor* f, std::set<std::string>* todo,
+                const FieldDescriptor* range) {
   e << YAML::BeginMap;
   switch (f->type()) {
     case FieldDescriptor::TYPE_STRING:
@@ -62,11 +77,12 @@ void EmitScalar(YAML::Emitter& e, const FieldDescriptor* f, std::set<std::string
     case FieldDescriptor::TYPE_SFIXED32:
       e << YAML::Key << "type" << YAML::Value << "integer" << YAML::Key << "format" << YAML::Value
         << "int32";
+      EmitRange(e, range);
       break;
     case FieldDescriptor::TYPE_UINT32:
     case FieldDescriptor::TYPE_FIXED32:
-      e << YAML::Key << "type" << YAML::Value << "integer" << YAML::Key << "minimum" << YAML::Value
-        << 0;
+      e << YAML::Key << "type" << YAML::Value << "integer";
+      EmitRange(e, range, /*unsigned_min=*/true);
       break;
     case FieldDescriptor::TYPE_INT64:
     case FieldDescriptor::TYPE_SINT64:
@@ -80,6 +96,7 @@ void EmitScalar(YAML::Emitter& e, const FieldDescriptor* f, std::set<std::string
     case FieldDescriptor::TYPE_DOUBLE:
     case FieldDescriptor::TYPE_FLOAT:
       e << YAML::Key << "type" << YAML::Value << "number";
+      EmitRange(e, range);
       break;
     case FieldDescriptor::TYPE_ENUM: {
       e << YAML::Key << "type" << YAML::Value << "string" << YAML::Key << "enum" << YAML::Value
@@ -102,19 +119,21 @@ void EmitScalar(YAML::Emitter& e, const FieldDescriptor* f, std::set<std::string
   e << YAML::EndMap;
 }
 
-void Emit(YAML::Emitter& e, const FieldDescriptor* f, bool element, std::set<std::string>* todo) {
+void Emit(YAML::Emitter& e, const FieldDescriptor* f, bool element, std::set<std::string>* todo,
+          const FieldDescriptor* range) {
+  if (range == nullptr) range = f;
   if (!element && f->is_map()) {
     e << YAML::BeginMap << YAML::Key << "type" << YAML::Value << "object" << YAML::Key
       << "additionalProperties" << YAML::Value;
-    Emit(e, f->message_type()->FindFieldByName("value"), true, todo);
+    Emit(e, f->message_type()->FindFieldByName("value"), true, todo, f);
     e << YAML::EndMap;
   } else if (!element && f->is_repeated()) {
     e << YAML::BeginMap << YAML::Key << "type" << YAML::Value << "array" << YAML::Key << "items"
       << YAML::Value;
-    Emit(e, f, true, todo);
+    Emit(e, f, true, todo, f);
     e << YAML::EndMap;
   } else {
-    EmitScalar(e, f, todo);
+    EmitScalar(e, f, todo, range);
   }
 }
 

@@ -33,9 +33,10 @@ std::string StatusField(const absl::Status& status);
 absl::Status WithErrorCode(absl::Status status, absl::string_view code);
 std::string StatusErrorCode(const absl::Status& status);
 
-// What a JSON text is: anything of the schema (a server's answer, a file),
-// or a client's request, where fields marked (portolan.v1.output_only) must
-// be left out or empty.
+// What a JSON text is: anything of the schema (a server's answer), or a
+// client's request or file, where fields marked (portolan.v1.output_only)
+// must be left out or empty and numbers must be within their fields'
+// (minimum)/(maximum) options. ParseYaml and LoadFile read requests.
 enum class JsonMode { kAny, kRequest };
 
 // Parses proto3 JSON into `msg` (cleared first). The text must be strict
@@ -50,7 +51,7 @@ absl::Status ParseJson(absl::string_view json, google::protobuf::Message* msg,
 // the type of the field they fill (so `name: 123` is the string "123"), and
 // unknown keys are rejected with their path. `source` names the file in errors.
 absl::Status ParseYaml(absl::string_view yaml, google::protobuf::Message* msg,
-                       absl::string_view source = "");
+                       absl::string_view source = "", JsonMode mode = JsonMode::kRequest);
 
 // Block-style YAML of a JSON document (for `-o yaml` output).
 absl::StatusOr<std::string> JsonToYaml(absl::string_view json);

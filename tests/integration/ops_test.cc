@@ -367,7 +367,7 @@ TEST(OpsIT, CliOutputsWatchHelpCompletionAndExitCodes) {
   std::tie(rc, out) = Cli(c, "-o yaml job " + submitted.id());
   ASSERT_EQ(rc, 0);
   v1::Job from_yaml;
-  ASSERT_TRUE(ParseYaml(out, &from_yaml).ok()) << out;
+  ASSERT_TRUE(ParseYaml(out, &from_yaml, "", JsonMode::kAny).ok()) << out;
   EXPECT_EQ(from_yaml.id(), submitted.id());
   EXPECT_EQ(from_yaml.state(), v1::Job::succeeded);
   EXPECT_EQ(out.find("\"id\""), std::string::npos) << "block style expected:\n" << out;
