@@ -69,7 +69,7 @@ struct ServerOptions {
   // running handlers. Handlers may block (the core's lock, a store commit);
   // I/O threads never wait for them.
   int io_threads = 2;
-  int handler_threads = 8;
+  int handler_threads = 32;
   // Bearer-token authentication for non-public routes; null turns it off
   // (every caller is an anonymous admin). Not owned; outlives the server.
   const auth::TokenStore* tokens = nullptr;
