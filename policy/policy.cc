@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "google/protobuf/util/message_differencer.h"
@@ -35,6 +36,16 @@ class Checker {
   std::vector<std::string> errors;
   std::string first_field, first_msg;
 };
+
+// Ids are [A-Za-z0-9._-]{1,128} everywhere (REST paths carry them).
+bool IsId(absl::string_view s) {
+  if (s.empty() || s.size() > 128) return false;
+  for (char c : s) {
+    if (!absl::ascii_isalnum(c) && c != '-' && c != '_' && c != '.') return false;
+  }
+  return true;
+}
+constexpr char kIdRule[] = " must be 1-128 letters, digits, '-', '_' or '.'";
 
 template <typename C>
 std::string Known(const C& c) {
@@ -70,7 +81,11 @@ absl::StatusOr<std::shared_ptr<const CompiledPolicy>> CompilePolicy(
   for (int i = 0; i < policy.sites_size(); ++i) {
     const v1::Site& s = policy.sites(i);
     const std::string f = absl::StrCat("sites[", i, "]");
-    if (s.id().empty()) ck.Error(f + ".id", "site id is required");
+    if (s.id().empty()) {
+      ck.Error(f + ".id", "site id is required");
+    } else if (!IsId(s.id())) {
+      ck.Error(f + ".id", absl::StrCat("site id", kIdRule));
+    }
     if (!sites.emplace(s.id(), i).second)
       ck.Error(f + ".id", absl::StrCat("duplicate site id '", s.id(), "'"));
     check_jur(f + ".jurisdiction", s.jurisdiction());
@@ -87,7 +102,11 @@ absl::StatusOr<std::shared_ptr<const CompiledPolicy>> CompilePolicy(
   for (int i = 0; i < policy.links_size(); ++i) {
     v1::Link* l = policy.mutable_links(i);
     const std::string f = absl::StrCat("links[", i, "]");
-    if (l->id().empty()) ck.Error(f + ".id", "link id is required");
+    if (l->id().empty()) {
+      ck.Error(f + ".id", "link id is required");
+    } else if (!IsId(l->id())) {
+      ck.Error(f + ".id", absl::StrCat("link id", kIdRule));
+    }
     if (!link_ids.insert(l->id()).second)
       ck.Error(f + ".id", absl::StrCat("duplicate link id '", l->id(), "'"));
     for (auto [end, name] : {std::pair{l->a(), "a"}, std::pair{l->b(), "b"}}) {
@@ -161,7 +180,11 @@ absl::StatusOr<std::shared_ptr<const CompiledPolicy>> CompilePolicy(
   for (int i = 0; i < policy.zones_size(); ++i) {
     const v1::Zone& z = policy.zones(i);
     const std::string f = absl::StrCat("zones[", i, "]");
-    if (z.id().empty()) ck.Error(f + ".id", "zone id is required");
+    if (z.id().empty()) {
+      ck.Error(f + ".id", "zone id is required");
+    } else if (!IsId(z.id())) {
+      ck.Error(f + ".id", absl::StrCat("zone id", kIdRule));
+    }
     if (!zones.emplace(z.id(), z.parent()).second)
       ck.Error(f + ".id", absl::StrCat("duplicate zone id '", z.id(), "'"));
   }

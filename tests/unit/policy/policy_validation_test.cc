@@ -103,6 +103,8 @@ INSTANTIATE_TEST_SUITE_P(
             "unknown plugin 'residence'"},
         Bad{"unknown_effect", "effect: require,", "effect: maybe,", "rules[0].effect",
             "expected one of"},
+        Bad{"site_id_with_space", "{id: b, jurisdiction: SG}", "{id: b c, jurisdiction: SG}",
+            "sites[1].id", "site id must be 1-128 letters"},
         // Ranges (docs/policy.md): every number finite and bounded.
         Bad{"huge_weight", "scores: {bin_pack: 1}", "scores: {bin_pack: 1e308}",
             "plugins.scores.bin_pack", "weight must be a number from 0 to 1000"},
