@@ -100,10 +100,12 @@ bool IsJsonMediaType(absl::string_view v) {
 
 Response ErrorResponse(int status, absl::string_view code, absl::string_view message,
                        absl::string_view field) {
+  // Messages and fields may quote client input: keep the body valid UTF-8
+  // JSON whatever the client sent.
   v1::ErrorResponse e;
   e.mutable_error()->set_code(std::string(code));
-  e.mutable_error()->set_message(std::string(message));
-  e.mutable_error()->set_field(std::string(field));
+  e.mutable_error()->set_message(SanitizeUtf8(message));
+  e.mutable_error()->set_field(CleanForMessage(field, 256));
   return Response{status, ToJson(e)};
 }
 

@@ -192,6 +192,8 @@ absl::StatusOr<Request> ToRequest(http::request<http::string_body>&& msg, std::s
     return absl::InvalidArgumentError("malformed percent-encoding in the path");
   }
   if (HasControl(out.path)) return absl::InvalidArgumentError("control characters in the path");
+  if (SanitizeUtf8(out.path) != out.path)
+    return absl::InvalidArgumentError("the path is not valid UTF-8");
   if (q != absl::string_view::npos) {
     for (absl::string_view kv : absl::StrSplit(target.substr(q + 1), '&', absl::SkipEmpty())) {
       const size_t eq = kv.find('=');
@@ -202,6 +204,8 @@ absl::StatusOr<Request> ToRequest(http::request<http::string_body>&& msg, std::s
       }
       if (HasControl(k) || HasControl(v))
         return absl::InvalidArgumentError("control characters in the query");
+      if (SanitizeUtf8(k) != k || SanitizeUtf8(v) != v)
+        return absl::InvalidArgumentError("the query is not valid UTF-8");
       if (!out.query.emplace(k, std::move(v)).second) {
         return absl::InvalidArgumentError(
             absl::StrCat("query parameter '", CleanForMessage(k, 64), "' given twice"));

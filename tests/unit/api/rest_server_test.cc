@@ -184,6 +184,16 @@ TEST(RestServer, BadRequestLinesTargetsAndEscapesGetJsonErrors) {
   EXPECT_LT(p.body.size(), 400u) << p.body;
   ExpectRefused(*s, "GET /v1/jobs/a%1Bb HTTP/1.1\r\n\r\n", 400, "bad_request");
   ExpectRefused(*s, "GET /v1/jobs/a%20b HTTP/1.1\r\n\r\n", 400, "invalid_argument");
+  // Invalid UTF-8 is refused, and no error body quoting client input is
+  // ever invalid JSON (found by fuzz_http).
+  ExpectRefused(*s, "GET /v1/query?\xff\xfe=1 HTTP/1.1\r\n\r\n", 400, "bad_request");
+  ExpectRefused(*s, "GET /v1/jobs/%FF HTTP/1.1\r\n\r\n", 400, "bad_request");
+  Parsed bad =
+      ParseAnswer(s->ServeBytes("GET /nowhere\xff HTTP/1.1\r\n\r\n"));  // raw byte in the path
+  EXPECT_EQ(bad.status, 400);
+  Response r = ErrorResponse(400, "x", "quoted \xff\xfe input", "field\xff");
+  v1::ErrorResponse e;
+  EXPECT_TRUE(ParseJson(r.body, &e).ok()) << r.body;
   p = ParseAnswer(s->ServeBytes("GET /v1/query?x=a%20b&y=c+d HTTP/1.1\r\n\r\n"));
   EXPECT_EQ(p.status, 200);
   EXPECT_EQ(p.body, R"({"q":"x=a b;y=c d;"})");
