@@ -7,6 +7,7 @@
 #include "absl/strings/str_join.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "portolan/codec.h"
+#include "portolan/strings.h"
 
 namespace portolan::policy {
 
@@ -36,16 +37,6 @@ class Checker {
   std::vector<std::string> errors;
   std::string first_field, first_msg;
 };
-
-// Ids are [A-Za-z0-9._-]{1,128} everywhere (REST paths carry them).
-bool IsId(absl::string_view s) {
-  if (s.empty() || s.size() > 128) return false;
-  for (char c : s) {
-    if (!absl::ascii_isalnum(c) && c != '-' && c != '_' && c != '.') return false;
-  }
-  return true;
-}
-constexpr char kIdRule[] = " must be 1-128 letters, digits, '-', '_' or '.'";
 
 template <typename C>
 std::string Known(const C& c) {
@@ -84,7 +75,7 @@ absl::StatusOr<std::shared_ptr<const CompiledPolicy>> CompilePolicy(
     if (s.id().empty()) {
       ck.Error(f + ".id", "site id is required");
     } else if (!IsId(s.id())) {
-      ck.Error(f + ".id", absl::StrCat("site id", kIdRule));
+      ck.Error(f + ".id", absl::StrCat("site id must be ", kIdRule));
     }
     if (!sites.emplace(s.id(), i).second)
       ck.Error(f + ".id", absl::StrCat("duplicate site id '", s.id(), "'"));
@@ -105,7 +96,7 @@ absl::StatusOr<std::shared_ptr<const CompiledPolicy>> CompilePolicy(
     if (l->id().empty()) {
       ck.Error(f + ".id", "link id is required");
     } else if (!IsId(l->id())) {
-      ck.Error(f + ".id", absl::StrCat("link id", kIdRule));
+      ck.Error(f + ".id", absl::StrCat("link id must be ", kIdRule));
     }
     if (!link_ids.insert(l->id()).second)
       ck.Error(f + ".id", absl::StrCat("duplicate link id '", l->id(), "'"));
@@ -183,7 +174,7 @@ absl::StatusOr<std::shared_ptr<const CompiledPolicy>> CompilePolicy(
     if (z.id().empty()) {
       ck.Error(f + ".id", "zone id is required");
     } else if (!IsId(z.id())) {
-      ck.Error(f + ".id", absl::StrCat("zone id", kIdRule));
+      ck.Error(f + ".id", absl::StrCat("zone id must be ", kIdRule));
     }
     if (!zones.emplace(z.id(), z.parent()).second)
       ck.Error(f + ".id", absl::StrCat("duplicate zone id '", z.id(), "'"));

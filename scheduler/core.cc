@@ -853,7 +853,9 @@ void Core::ScheduleLocked(const std::string* only) {
     }
     int& misses = tenant_misses[job.tenant()];
     if (misses >= options_.max_capacity_misses) continue;
-    std::string cls = DecisionClass(job);
+    // The class key is built only once some class has missed: a pass that
+    // places everything pays nothing for it.
+    std::string cls = full_classes.empty() ? std::string() : DecisionClass(job);
     if (auto full = full_classes.find(cls); full != full_classes.end()) {
       waiting_decisions_[job.id()] = full->second.decision;
       job.set_reason(full->second.reason);
@@ -891,6 +893,7 @@ void Core::ScheduleLocked(const std::string* only) {
       job.set_reason(d.reason());
       auto kept = std::make_shared<const std::string>(d.SerializeAsString());
       waiting_decisions_[job.id()] = kept;
+      if (cls.empty()) cls = DecisionClass(job);
       full_classes.emplace(std::move(cls), Full{std::move(kept), d.reason()});
       continue;
     }

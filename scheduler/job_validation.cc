@@ -15,24 +15,11 @@ bool IsTerminal(v1::Job::State s) {
 std::string StateName(v1::Job::State s) { return v1::Job::State_Name(s); }
 
 namespace {
-bool ValidName(absl::string_view s) {
-  if (s.empty() || s.size() > 128) return false;
-  for (char c : s) {
-    if (!absl::ascii_isalnum(c) && c != '-' && c != '_' && c != '.') return false;
-  }
-  return true;
-}
-
-constexpr char kIdRule[] = "must be 1-128 letters, digits, '-', '_' or '.'";
 
 // Free text the scheduler stores and prints (labels, origins, sectors):
 // bounded, and no control characters to split log lines or drive a terminal.
 bool PlainText(absl::string_view s, size_t max) {
-  if (s.size() > max) return false;
-  for (char c : s) {
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return false;
-  }
-  return true;
+  return s.size() <= max && !HasControlCharacters(s);
 }
 
 absl::Status CheckSiteList(const google::protobuf::RepeatedPtrField<std::string>& sites,
@@ -40,8 +27,9 @@ absl::Status CheckSiteList(const google::protobuf::RepeatedPtrField<std::string>
   if (sites.size() > kMaxJobSites)
     return InvalidField(field, absl::StrCat("at most ", kMaxJobSites, " sites"));
   for (int i = 0; i < sites.size(); ++i) {
-    if (!ValidName(sites[i]))
-      return InvalidField(absl::StrCat(field, "[", i, "]"), absl::StrCat("site ids ", kIdRule));
+    if (!IsId(sites[i]))
+      return InvalidField(absl::StrCat(field, "[", i, "]"),
+                          absl::StrCat("site ids must be ", kIdRule));
   }
   return absl::OkStatus();
 }
@@ -72,8 +60,8 @@ absl::Status CheckLimits(const v1::Job& job) {
   for (int i = 0; i < job.datasets_size(); ++i) {
     const v1::Dataset& d = job.datasets(i);
     const std::string f = absl::StrCat("datasets[", i, "]");
-    if (!d.id().empty() && !ValidName(d.id()))
-      return InvalidField(f + ".id", absl::StrCat("dataset ids ", kIdRule));
+    if (!d.id().empty() && !IsId(d.id()))
+      return InvalidField(f + ".id", absl::StrCat("dataset ids must be ", kIdRule));
     if (!(d.size_gb() >= 0 && d.size_gb() <= kMaxDatasetGb)) {
       return InvalidField(f + ".size_gb",
                           absl::StrCat("size_gb must be 0-", kMaxDatasetGb, " (1 PB)"));
@@ -102,7 +90,7 @@ absl::Status CheckLimits(const v1::Job& job) {
   }
   for (const auto& [site, ms] : p.max_rtt_ms()) {
     const std::string f = absl::StrCat("placement.max_rtt_ms.", CleanForMessage(site));
-    if (!ValidName(site)) return InvalidField(f, absl::StrCat("site ids ", kIdRule));
+    if (!IsId(site)) return InvalidField(f, absl::StrCat("site ids must be ", kIdRule));
     if (!(ms > 0 && ms <= 10000)) return InvalidField(f, "an RTT limit must be in (0, 10000] ms");
   }
   if (p.agent_labels_size() > kMaxJobLabels) {
@@ -193,13 +181,13 @@ absl::Status ValidateAndDefault(v1::Job& job) {
 
   if (job.name().empty()) {
     std::string base = job.command(0).substr(job.command(0).rfind('/') + 1);
-    job.set_name(ValidName(base) ? base : "job");
-  } else if (!ValidName(job.name())) {
+    job.set_name(IsId(base) ? base : "job");
+  } else if (!IsId(job.name())) {
     return InvalidField("name",
                         "name must be 1-128 characters of letters, digits, '-', '_' or '.'");
   }
   if (job.tenant().empty()) job.set_tenant("default");
-  if (!ValidName(job.tenant()))
+  if (!IsId(job.tenant()))
     return InvalidField("tenant",
                         "tenant must be 1-128 characters of letters, digits, '-', '_' or '.'");
   if (job.kind() == v1::Job::kind_unspecified) job.set_kind(v1::Job::compute);

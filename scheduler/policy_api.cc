@@ -355,7 +355,7 @@ absl::StatusOr<v1::Tenant> Core::PutTenant(const std::string& id, v1::Tenant t) 
   for (int i = 0; i < t.instruments_size(); ++i) {
     const v1::Instrument& in = t.instruments(i);
     const std::string f = absl::StrCat("instruments[", i, "]");
-    if (in.reference().size() > 256 || CleanForMessage(in.reference(), 256) != in.reference()) {
+    if (in.reference().size() > 256 || HasControlCharacters(in.reference())) {
       return InvalidField(f + ".reference",
                           "reference must be at most 256 characters with no control characters");
     }

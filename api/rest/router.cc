@@ -81,15 +81,6 @@ std::vector<std::string> Segments(absl::string_view path) {
   return out;
 }
 
-// An id, as route parameters must be: [A-Za-z0-9._-]{1,128}.
-bool IsId(absl::string_view s) {
-  if (s.empty() || s.size() > 128) return false;
-  for (char c : s) {
-    if (!absl::ascii_isalnum(c) && c != '-' && c != '_' && c != '.') return false;
-  }
-  return true;
-}
-
 // "application/json", any case, optionally with parameters ("; charset=utf-8").
 bool IsJsonMediaType(absl::string_view v) {
   absl::string_view type = absl::StripAsciiWhitespace(v.substr(0, v.find(';')));
@@ -200,8 +191,7 @@ Response Server::Dispatch(Request& request) const {
     }
     for (const auto& [name, value] : request.params) {
       if (!IsId(value)) {
-        return ErrorResponse(400, "invalid_argument",
-                             absl::StrCat(name, " must be 1-128 letters, digits, '.', '_' or '-'"),
+        return ErrorResponse(400, "invalid_argument", absl::StrCat(name, " must be ", kIdRule),
                              name);
       }
     }

@@ -82,13 +82,6 @@ bool PercentDecode(absl::string_view in, bool plus_is_space, std::string* out) {
   return true;
 }
 
-bool HasControl(absl::string_view s) {
-  for (char c : s) {
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return true;
-  }
-  return false;
-}
-
 // Beast parses the last chunk of a chunked body only together with its
 // trailers, so a malformed last-chunk line ("0x10\r\n") would wait for more
 // bytes until the request times out. `pending` is what the parser has not
@@ -191,7 +184,8 @@ absl::StatusOr<Request> ToRequest(http::request<http::string_body>&& msg, std::s
   if (!PercentDecode(target.substr(0, q), false, &out.path)) {
     return absl::InvalidArgumentError("malformed percent-encoding in the path");
   }
-  if (HasControl(out.path)) return absl::InvalidArgumentError("control characters in the path");
+  if (HasControlCharacters(out.path))
+    return absl::InvalidArgumentError("control characters in the path");
   if (SanitizeUtf8(out.path) != out.path)
     return absl::InvalidArgumentError("the path is not valid UTF-8");
   if (q != absl::string_view::npos) {
@@ -202,7 +196,7 @@ absl::StatusOr<Request> ToRequest(http::request<http::string_body>&& msg, std::s
           (eq != absl::string_view::npos && !PercentDecode(kv.substr(eq + 1), true, &v))) {
         return absl::InvalidArgumentError("malformed percent-encoding in the query");
       }
-      if (HasControl(k) || HasControl(v))
+      if (HasControlCharacters(k) || HasControlCharacters(v))
         return absl::InvalidArgumentError("control characters in the query");
       if (SanitizeUtf8(k) != k || SanitizeUtf8(v) != v)
         return absl::InvalidArgumentError("the query is not valid UTF-8");

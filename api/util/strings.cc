@@ -5,6 +5,7 @@
 #include <mutex>
 #include <random>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -169,6 +170,21 @@ std::string ReadTail(const std::string& path, size_t max_bytes, bool* truncated)
     data.erase(0, skip);
   }
   return SanitizeUtf8(data);
+}
+
+bool IsId(absl::string_view s) {
+  if (s.empty() || s.size() > 128) return false;
+  for (char c : s) {
+    if (!absl::ascii_isalnum(c) && c != '-' && c != '_' && c != '.') return false;
+  }
+  return true;
+}
+
+bool HasControlCharacters(absl::string_view s) {
+  for (char c : s) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return true;
+  }
+  return false;
 }
 
 std::string CleanForMessage(absl::string_view in, size_t max_bytes) {

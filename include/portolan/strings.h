@@ -42,6 +42,14 @@ std::string FormatIdList(std::vector<uint32_t> ids);
 // process output can travel in proto string fields and JSON.
 std::string SanitizeUtf8(absl::string_view in);
 
+// An id as the API takes them everywhere (jobs, tenants, sites, links,
+// zones, datasets, agents): [A-Za-z0-9._-]{1,128}.
+bool IsId(absl::string_view s);
+inline constexpr char kIdRule[] = "1-128 letters, digits, '-', '_' or '.'";
+
+// True when `s` holds an ASCII control character (below 0x20, or DEL).
+bool HasControlCharacters(absl::string_view s);
+
 // Untrusted text made fit for an error message or a log line: control
 // characters and invalid UTF-8 escaped as \xNN, cut to `max_bytes` with "..."
 // when longer. Ids, paths and values echoed back to a client or written to a
