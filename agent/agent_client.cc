@@ -131,6 +131,7 @@ void AgentClient::OnConnected() {
   for (const auto& [k, v] : options_.labels) (*reg->mutable_labels())[k] = v;
   *reg->mutable_topology() = topology_;
   reg->set_version(PORTOLAN_VERSION);
+  *reg->mutable_isolation() = DescribeIsolation(options_.executor);
   for (const v1::AgentJobStatus& s : executor_->Jobs()) *reg->add_jobs() = s;
   spdlog::info("connected to scheduler {}{}; registering as {} at site {} with {} job(s)",
                options_.scheduler.ToString(), stream_->tls() ? " over TLS" : " (plain TCP)",

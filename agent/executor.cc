@@ -4,6 +4,8 @@
 #include <grp.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -17,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "job_init.h"
 #include "portolan/log.h"
 #include "portolan/strings.h"
 
@@ -61,11 +64,7 @@ std::string ReadSmallFile(const std::string& path) {
 // set_mempolicy(2) mode; <numaif.h> comes with libnuma, which we do not need.
 constexpr int kMpolBind = 2;
 
-// Child-side failure report: which step failed, and errno.
-struct ChildError {
-  int step;  // 1 affinity, 2 working directory / stdio, 3 exec
-  int err;
-};
+using job_init::ChildError;
 
 // Environment variables that select GPUs, by hwloc OS device name prefix.
 void GpuEnv(const std::vector<std::string>& names, bool machine_has_gpus,
@@ -102,15 +101,19 @@ Executor::~Executor() {
     std::lock_guard<std::mutex> lock(mu_);
     stop_ = true;
     for (auto& [key, p] : procs_) {
-      if (!p.finished && p.pid > 0) kill(-p.pid, SIGKILL);
+      if (!p.finished && p.pid > 0) KillTree(p);
     }
   }
   cv_.notify_all();
   monitor_.join();
   std::lock_guard<std::mutex> lock(mu_);
   for (auto& [key, p] : procs_) {
-    if (!p.finished && p.pid > 0) waitpid(p.pid, nullptr, 0);
+    if (!p.finished && p.pid > 0) {
+      waitpid(p.pid, nullptr, 0);
+      CleanUp(p);
+    }
   }
+  for (auto& cg : to_remove_) (void)cg->Remove();
 }
 
 v1::JobUpdate Executor::Failed(const v1::Job& job, const std::string& message) const {
@@ -134,7 +137,19 @@ bool Executor::Start(const v1::Job& job) {
     p.job = job;
     p.dir = dir;
   }
+  // Everything taken for the attempt, given back if it cannot start.
+  std::unique_ptr<JobCgroup> cg;
+  std::optional<uid_t> dynamic_uid;
   auto fail = [&](const std::string& msg) {
+    if (cg) {
+      cg->CloseJoinFds();
+      cg->KillAll();
+      (void)cg->Remove();
+    }
+    if (dynamic_uid) {
+      KillAllOfUid(*dynamic_uid);  // a half-started job's children, if any
+      options_.uids->Release(*dynamic_uid);
+    }
     v1::JobUpdate u = Failed(job, msg);
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -149,16 +164,42 @@ bool Executor::Start(const v1::Job& job) {
     return true;
   };
 
+  // Identity: the tenant's account, a uid of the attempt's own, or --run-as.
+  int run_uid = options_.run_uid;
+  int run_gid = options_.run_gid;
+  std::string identity;
+  if (auto it = options_.tenant_users.find(job.tenant()); it != options_.tenant_users.end()) {
+    run_uid = static_cast<int>(it->second.first);
+    run_gid = static_cast<int>(it->second.second);
+    identity = absl::StrCat("; as tenant account uid ", run_uid);
+  } else if (options_.uids) {
+    dynamic_uid = options_.uids->Acquire();
+    if (!dynamic_uid) {
+      return fail(absl::StrCat("no free uid in --job-uid-range ", options_.uids->first(), "-",
+                               options_.uids->last(), " (", options_.uids->in_use(),
+                               " jobs hold one)"));
+    }
+    run_uid = run_gid = static_cast<int>(*dynamic_uid);
+    identity = absl::StrCat("; as uid ", run_uid);
+  }
+
+  // <dir> belongs to the agent (mode 0711: the job may pass, not list); its
+  // logs are the agent's (0600), written by the job only through the file
+  // descriptors it is given; <dir>/work is the job's own, mode 0700.
   std::error_code ec;
   std::filesystem::create_directories(dir + "/work", ec);
   if (ec) return fail(absl::StrCat("cannot create working directory ", dir, ": ", ec.message()));
-  if (options_.run_uid >= 0) {
-    // The job's own directory, private to its user: jobs never share one.
-    if (chown((dir + "/work").c_str(), options_.run_uid, options_.run_gid) != 0 ||
-        chmod((dir + "/work").c_str(), 0700) != 0) {
-      return fail(absl::StrCat("cannot hand ", dir, "/work to uid ", options_.run_uid, ": ",
+  if (chmod(dir.c_str(), run_uid >= 0 ? 0711 : 0700) != 0) {
+    return fail(absl::StrCat("cannot set the mode of ", dir, ": ", strerror(errno)));
+  }
+  if (run_uid >= 0) {
+    if (chown((dir + "/work").c_str(), run_uid, run_gid) != 0) {
+      return fail(absl::StrCat("cannot hand ", dir, "/work to uid ", run_uid, ": ",
                                strerror(errno)));
     }
+  }
+  if (chmod((dir + "/work").c_str(), 0700) != 0) {
+    return fail(absl::StrCat("cannot set the mode of ", dir, "/work: ", strerror(errno)));
   }
 
   // Environment: only what the job asked for, plus what we set on purpose.
@@ -223,67 +264,113 @@ bool Executor::Start(const v1::Job& job) {
       max_node = std::max(max_node, n);
     }
   }
-  const int run_uid = options_.run_uid;
-  const int run_gid = options_.run_gid;
   const bool bind_cpu = !bind_pus.empty();
   const bool bind_mem = bind_cpu && !bind_nodes.empty();
 
-  // cgroup v2: one cgroup per attempt with the allocation as its limits.
-  std::string cgroup;
-  int cgroup_procs_fd = -1;
-  if (!options_.cgroup_root.empty()) {
-    cgroup = absl::StrCat(options_.cgroup_root, "/", job.id(), "-", job.attempt());
-    std::error_code mk;
-    std::filesystem::create_directories(cgroup, mk);
-    bool ok = !mk;
-    if (ok && !bind_pus.empty())
-      ok = WriteFile(cgroup + "/cpuset.cpus", FormatIdList(bind_pus) + "\n");
-    if (ok && !bind_nodes.empty())
-      ok = WriteFile(cgroup + "/cpuset.mems", FormatIdList(bind_nodes) + "\n");
-    if (ok && job.resources().memory_mb() > 0) {
-      ok = WriteFile(cgroup + "/memory.max",
-                     absl::StrCat(int64_t{job.resources().memory_mb()} << 20, "\n"));
-    }
-    if (ok)
-      cgroup_procs_fd =
-          open((cgroup + "/cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC | O_CREAT, 0644);
-    if (!ok || cgroup_procs_fd < 0) {
-      std::string why = mk ? mk.message() : strerror(errno);
-      return fail(absl::StrCat("cannot set up cgroup ", cgroup, ": ", why));
-    }
-    absl::StrAppend(&binding, "; cgroup ", cgroup, " (memory.max ", job.resources().memory_mb(),
-                    " MiB)");
+  // The attempt's cgroup, with the allocation as its limits.
+  if (options_.cgroups) {
+    CgroupLimits limits;
+    limits.cpus = bind_pus;
+    limits.mems = bind_cpu ? bind_nodes : std::vector<uint32_t>{};
+    limits.memory_bytes = (int64_t{job.resources().memory_mb()} << 20) *
+                          (100 + options_.memory_slack_percent) / 100;
+    limits.pids_max = options_.pids_max;
+    auto created = options_.cgroups->Create(absl::StrCat(job.id(), "-", job.attempt()), limits);
+    if (!created.ok()) return fail(std::string(created.status().message()));
+    cg = std::move(*created);
+    std::vector<std::string> lim;
+    if (options_.cgroups->memory() && limits.memory_bytes > 0)
+      lim.push_back(absl::StrCat("memory ", limits.memory_bytes >> 20, " MiB"));
+    if (options_.cgroups->cpuset() && !limits.cpus.empty())
+      lim.push_back(absl::StrCat("cpus ", FormatIdList(limits.cpus)));
+    if (options_.cgroups->pids() && limits.pids_max > 0)
+      lim.push_back(absl::StrCat("pids ", limits.pids_max));
+    absl::StrAppend(&binding, "; cgroup ", options_.cgroups->version(),
+                    lim.empty() ? "" : absl::StrCat(" (", absl::StrJoin(lim, ", "), ")"));
   }
+  absl::StrAppend(&binding, identity);
   if (!env.contains("HOME")) env["HOME"] = dir + "/work";
 
   const std::string program = Resolve(job.command(0), env["PATH"]);
   if (program.empty()) {
     return fail(absl::StrCat("executable '", job.command(0), "' not found in PATH=", env["PATH"]));
   }
+  const bool sandbox = !options_.job_init.empty();
+  if (sandbox) absl::StrAppend(&binding, "; sandboxed");
 
   std::vector<std::string> env_strings;
   for (const auto& [k, v] : env) env_strings.push_back(absl::StrCat(k, "=", v));
   std::vector<char*> envp;
   for (auto& s : env_strings) envp.push_back(s.data());
   envp.push_back(nullptr);
-  std::vector<std::string> args(job.command().begin(), job.command().end());
-  std::vector<char*> argv;
-  for (auto& s : args) argv.push_back(s.data());
-  argv.push_back(nullptr);
   const std::string workdir = dir + "/work";
 
-  int out_fd = open((dir + "/stdout.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-  int err_fd = open((dir + "/stderr.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+  int out_fd = open((dir + "/stdout.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  int err_fd = open((dir + "/stderr.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
   int pipe_fds[2] = {-1, -1};
-  if (out_fd < 0 || err_fd < 0 || null_fd < 0 || pipe2(pipe_fds, O_CLOEXEC) != 0) {
-    std::string err = strerror(errno);
-    for (int fd : {out_fd, err_fd, null_fd, pipe_fds[0], pipe_fds[1]})
+  int status_fds[2] = {-1, -1};
+  // A descriptor number the sandboxed child re-opens its working directory
+  // on (in its own mount namespace: a bind source must be a mount there), to
+  // bind it back in once the state directory is hidden.
+  int work_fd = sandbox ? open("/dev/null", O_RDONLY | O_CLOEXEC) : -1;
+  auto close_all = [&] {
+    for (int fd : {out_fd, err_fd, null_fd, pipe_fds[0], pipe_fds[1], status_fds[0], status_fds[1],
+                   work_fd})
       if (fd >= 0) close(fd);
+  };
+  if (out_fd < 0 || err_fd < 0 || null_fd < 0 || pipe2(pipe_fds, O_CLOEXEC) != 0 ||
+      (sandbox && (work_fd < 0 || pipe2(status_fds, O_CLOEXEC) != 0))) {
+    std::string err = strerror(errno);
+    close_all();
     return fail(absl::StrCat("cannot set up output files in ", dir, ": ", err));
   }
 
-  pid_t pid = fork();
+  // argv: the program's, or portolan-job-init's with the program's after it.
+  std::vector<std::string> args;
+  if (sandbox) {
+    args = {options_.job_init, absl::StrCat(status_fds[1]), absl::StrCat(pipe_fds[1]), program};
+  }
+  args.insert(args.end(), job.command().begin(), job.command().end());
+  std::vector<char*> argv;
+  for (auto& s : args) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  const char* exec_path = sandbox ? options_.job_init.c_str() : program.c_str();
+
+  // Mount plan for the sandbox, built here: the child may not allocate.
+  // Overmounted in order: private /tmp, /var/tmp and /dev/shm, then the
+  // hidden paths (the state directory among them); a path an earlier one
+  // already hid is skipped. Then the working directory is bound back in at
+  // its own path (from a descriptor opened before anything was hidden), so
+  // PORTOLAN_WORKDIR is the same inside and out.
+  std::vector<std::string> hide_dirs, ro_dirs, mkdirs;
+  const std::string work_fd_path = absl::StrCat("/proc/self/fd/", work_fd);
+  if (sandbox) {
+    hide_dirs = options_.hide;
+    ro_dirs = options_.read_only;
+    std::string at;
+    for (absl::string_view part : absl::StrSplit(workdir, '/', absl::SkipEmpty())) {
+      at = absl::StrCat(at, "/", part);
+      mkdirs.push_back(at);
+    }
+  }
+  std::vector<const char*> hide_c, ro_c, mkdir_c;
+  for (auto& d : hide_dirs) hide_c.push_back(d.c_str());
+  for (auto& d : ro_dirs) ro_c.push_back(d.c_str());
+  for (auto& d : mkdirs) mkdir_c.push_back(d.c_str());
+  const std::vector<int> join_fds = cg ? cg->join_fds() : std::vector<int>{};
+
+  pid_t pid;
+  if (sandbox) {
+    // Raw clone (like fork, plus namespaces): the child is the init of a new
+    // PID namespace. From here to exec only raw system calls in the child.
+    pid = static_cast<pid_t>(syscall(SYS_clone,
+                                     CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS |
+                                         SIGCHLD,
+                                     nullptr, nullptr, nullptr, 0));
+  } else {
+    pid = fork();
+  }
   if (pid == 0) {
     // Child: async-signal-safe calls only.
     setpgid(0, 0);
@@ -292,40 +379,77 @@ bool Executor::Start(const v1::Job& job) {
     sigprocmask(SIG_SETMASK, &all, nullptr);
     signal(SIGPIPE, SIG_DFL);
     ChildError ce{0, 0};
-    if (cgroup_procs_fd >= 0 && write(cgroup_procs_fd, "0\n", 2) != 2) {
-      ce = {4, errno};
-    } else if (bind_cpu && sched_setaffinity(0, sizeof cpus, &cpus) != 0) {
-      ce = {1, errno};
-    } else {
-      // Memory binding is best effort: containers often forbid it.
-      if (bind_mem) (void)syscall(SYS_set_mempolicy, kMpolBind, nodemask.data(), max_node + 2);
-      // Drop to the job user last, after what needs the agent's privileges.
-      if (run_uid >= 0 &&
-          (setgroups(0, nullptr) != 0 || setgid(run_gid) != 0 || setuid(run_uid) != 0)) {
-        ce = {5, errno};
-        (void)!write(pipe_fds[1], &ce, sizeof ce);
-        _exit(127);
-      }
-      if (chdir(workdir.c_str()) != 0 || dup2(null_fd, 0) < 0 || dup2(out_fd, 1) < 0 ||
-          dup2(err_fd, 2) < 0) {
-        ce = {2, errno};
-      } else {
-        execve(program.c_str(), argv.data(), envp.data());
-        ce = {3, errno};
-      }
+    auto die = [&](int step) {
+      ce = {step, errno};
+      (void)!write(pipe_fds[1], &ce, sizeof ce);
+      _exit(127);
+    };
+    for (int fd : join_fds) {
+      if (write(fd, "0\n", 2) != 2) die(job_init::kCgroup);
     }
-    (void)!write(pipe_fds[1], &ce, sizeof ce);
-    _exit(127);
+    if (bind_cpu && sched_setaffinity(0, sizeof cpus, &cpus) != 0) die(job_init::kAffinity);
+    // Memory binding is best effort: containers often forbid it.
+    if (bind_mem) (void)syscall(SYS_set_mempolicy, kMpolBind, nodemask.data(), max_node + 2);
+    if (sandbox) {
+      constexpr unsigned long kNoSuidDev = MS_NOSUID | MS_NODEV;
+      if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) die(job_init::kMounts);
+      if (mount("proc", "/proc", "proc", kNoSuidDev | MS_NOEXEC, nullptr) != 0)
+        die(job_init::kMounts);
+      for (const char* d : ro_c) {
+        if (mount(d, d, nullptr, MS_BIND | MS_REC, nullptr) != 0 ||
+            mount(nullptr, d, nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_REC, nullptr) != 0)
+          die(job_init::kMounts);
+      }
+      const int wd = open(workdir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+      if (wd < 0 || dup3(wd, work_fd, O_CLOEXEC) < 0) die(job_init::kMounts);
+      close(wd);
+      struct stat st;
+      for (const char* t : {"/tmp", "/var/tmp", "/dev/shm"}) {
+        if (stat(t, &st) == 0 && mount("tmpfs", t, "tmpfs", kNoSuidDev, "mode=1777") != 0)
+          die(job_init::kMounts);
+      }
+      for (const char* d : hide_c) {
+        if (stat(d, &st) == 0 &&
+            mount("tmpfs", d, "tmpfs", kNoSuidDev | MS_NOEXEC, "mode=0755,size=64k") != 0)
+          die(job_init::kMounts);
+      }
+      for (const char* d : mkdir_c) {
+        if (mkdir(d, 0755) != 0 && errno != EEXIST) die(job_init::kMounts);
+      }
+      if (mount(work_fd_path.c_str(), workdir.c_str(), nullptr, MS_BIND, nullptr) != 0)
+        die(job_init::kMounts);
+    }
+    // Drop to the job's identity last, after what needs the agent's
+    // privileges. Raw system calls: after a raw clone glibc's set*id would
+    // try to reach the parent's other threads.
+    if (run_uid >= 0 && (syscall(SYS_setgroups, 0, nullptr) != 0 ||
+                         syscall(SYS_setresgid, run_gid, run_gid, run_gid) != 0 ||
+                         syscall(SYS_setresuid, run_uid, run_uid, run_uid) != 0)) {
+      die(job_init::kIdentity);
+    }
+    // No setuid program brings privileges back.
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) die(job_init::kIdentity);
+    if (chdir(workdir.c_str()) != 0 || dup2(null_fd, 0) < 0 || dup2(out_fd, 1) < 0 ||
+        dup2(err_fd, 2) < 0) {
+      die(job_init::kWorkdir);
+    }
+    if (sandbox) {
+      // The init keeps these two across its exec; it closes them for the program.
+      fcntl(pipe_fds[1], F_SETFD, 0);
+      fcntl(status_fds[1], F_SETFD, 0);
+    }
+    execve(exec_path, argv.data(), envp.data());
+    die(sandbox ? job_init::kInit : job_init::kExec);
   }
   int fork_errno = errno;
-  if (cgroup_procs_fd >= 0) close(cgroup_procs_fd);
-  close(out_fd);
-  close(err_fd);
-  close(null_fd);
-  close(pipe_fds[1]);
+  if (cg) cg->CloseJoinFds();
+  for (int* fd : {&out_fd, &err_fd, &null_fd, &pipe_fds[1], &status_fds[1], &work_fd}) {
+    if (*fd >= 0) close(*fd);
+    *fd = -1;
+  }
   if (pid < 0) {
-    close(pipe_fds[0]);
-    return fail(absl::StrCat("fork failed: ", strerror(fork_errno)));
+    close_all();
+    return fail(absl::StrCat(sandbox ? "clone" : "fork", " failed: ", strerror(fork_errno)));
   }
   setpgid(pid, pid);  // also in the parent: no window where kill(-pid) misses
   ChildError ce{0, 0};
@@ -334,19 +458,26 @@ bool Executor::Start(const v1::Job& job) {
     n = read(pipe_fds[0], &ce, sizeof ce);
   } while (n < 0 && errno == EINTR);
   close(pipe_fds[0]);
+  pipe_fds[0] = -1;
   if (n > 0) {
     waitpid(pid, nullptr, 0);
+    close_all();
     switch (ce.step) {
-      case 1:
+      case job_init::kAffinity:
         return fail(
             absl::StrCat("cannot bind to PUs ", FormatIdList(bind_pus), ": ", strerror(ce.err)));
-      case 2:
+      case job_init::kWorkdir:
         return fail(
             absl::StrCat("cannot enter working directory ", workdir, ": ", strerror(ce.err)));
-      case 4:
-        return fail(absl::StrCat("cannot join cgroup ", cgroup, ": ", strerror(ce.err)));
-      case 5:
+      case job_init::kCgroup:
+        return fail(absl::StrCat("cannot join ", cg->Describe(), ": ", strerror(ce.err)));
+      case job_init::kIdentity:
         return fail(absl::StrCat("cannot switch to uid ", run_uid, " gid ", run_gid, ": ",
+                                 strerror(ce.err)));
+      case job_init::kMounts:
+        return fail(absl::StrCat("cannot set up the job's mount namespace: ", strerror(ce.err)));
+      case job_init::kInit:
+        return fail(absl::StrCat("cannot execute the job init ", options_.job_init, ": ",
                                  strerror(ce.err)));
       default:
         return fail(absl::StrCat("cannot execute '", program, "': ", strerror(ce.err)));
@@ -359,10 +490,15 @@ bool Executor::Start(const v1::Job& job) {
     Proc& p = procs_[key];
     p.pid = pid;
     p.started = now;
-    p.cgroup = cgroup;
+    p.cgroup = std::move(cg);
+    p.uid = run_uid;
+    p.dynamic_uid = dynamic_uid.has_value();
+    p.sandboxed = sandbox;
+    p.status_fd = status_fds[0];
     if (job.max_runtime_s() > 0) p.deadline = now + absl::Seconds(job.max_runtime_s());
   }
-  spdlog::info("job {} attempt {} started: pid {} in {}", job.id(), job.attempt(), pid, workdir);
+  spdlog::info("job {} attempt {} started: pid {} in {}{}", job.id(), job.attempt(), pid, workdir,
+               binding);
   v1::JobUpdate u;
   u.set_job_id(job.id());
   u.set_attempt(job.attempt());
@@ -380,10 +516,39 @@ bool Executor::Start(const v1::Job& job) {
 
 void Executor::Terminate(Proc& p, const std::string& why) {
   if (p.finished || p.pid <= 0 || p.kill_at != absl::InfiniteFuture()) return;
-  spdlog::info("job {} attempt {}: {}; sending SIGTERM to process group {}", p.job.id(),
-               p.job.attempt(), why, p.pid);
-  kill(-p.pid, SIGTERM);
+  spdlog::info("job {} attempt {}: {}; sending SIGTERM to {} {}", p.job.id(), p.job.attempt(), why,
+               p.sandboxed ? "its init, which forwards it to every process of the job, pid"
+                           : "process group",
+               p.pid);
+  kill(p.sandboxed ? p.pid : -p.pid, SIGTERM);
   p.kill_at = clock_->Now() + options_.kill_grace;
+}
+
+void Executor::KillTree(Proc& p) {
+  // The init's death takes its PID namespace with it; the cgroup reaches
+  // processes that left the process group; the group is all there is
+  // without either.
+  kill(p.sandboxed ? p.pid : -p.pid, SIGKILL);
+  if (p.cgroup) p.cgroup->KillAll();
+}
+
+void Executor::CleanUp(Proc& p) {
+  if (p.cgroup) {
+    if (!p.cgroup->Empty()) p.cgroup->KillAll();
+    if (!p.cgroup->Remove().ok()) to_remove_.push_back(std::move(p.cgroup));
+    p.cgroup.reset();
+  }
+  if (p.status_fd >= 0) {
+    close(p.status_fd);
+    p.status_fd = -1;
+  }
+  if (p.dynamic_uid) {
+    // In a PID namespace nothing of the job outlives its init; without one a
+    // process that left the group may still run as the uid.
+    if (!p.sandboxed) KillAllOfUid(static_cast<uid_t>(p.uid));
+    options_.uids->Release(static_cast<uid_t>(p.uid));
+    p.dynamic_uid = false;
+  }
 }
 
 void Executor::Cancel(const std::string& job_id, uint32_t attempt, const std::string& reason) {
@@ -483,9 +648,20 @@ void Executor::Monitor() {
       // WNOWAIT: see the exit but keep the zombie, so the process group id
       // cannot be reused while we clean up what the job left behind.
       if (waitid(P_PID, p.pid, &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == p.pid) {
-        kill(-p.pid, SIGKILL);  // stray children of the job
+        if (!p.sandboxed) kill(-p.pid, SIGKILL);  // stray children of the job
         int status = 0;
         waitpid(p.pid, &status, 0);
+        if (p.sandboxed) {
+          // The init reports how the program ended; nothing when the init
+          // itself was killed (then its own status says how).
+          int program_status = 0;
+          if (read(p.status_fd, &program_status, sizeof program_status) ==
+              sizeof program_status) {
+            status = program_status;
+          }
+        }
+        const uint64_t oom_kills = p.cgroup ? p.cgroup->OomKills() : 0;
+        CleanUp(p);
         p.finished = true;
         v1::JobUpdate u;
         u.set_job_id(key.first);
@@ -500,14 +676,8 @@ void Executor::Monitor() {
           u.set_signal(WTERMSIG(status));
           u.set_exit_code(128 + WTERMSIG(status));
         }
-        bool oom = false;
-        if (!p.cgroup.empty()) {
-          // memory.events: "oom_kill N" counts kills by the OOM killer in this cgroup.
-          std::string events = ReadSmallFile(p.cgroup + "/memory.events");
-          size_t at = events.find("oom_kill ");
-          oom = at != std::string::npos && std::atoi(events.c_str() + at + 9) > 0;
-          rmdir(p.cgroup.c_str());  // empty now: every process of the job is gone
-        }
+        const bool oom = oom_kills > 0;
+        if (oom) oom_kills_.fetch_add(1);
         if (p.cancel_requested) {
           u.set_state(v1::Job::cancelled);
           u.set_message(absl::StrCat("cancelled (", p.cancel_reason, ") after ", runtime));
@@ -517,8 +687,12 @@ void Executor::Monitor() {
                                      "; stopped after ", runtime));
         } else if (oom) {
           u.set_state(v1::Job::failed);
-          u.set_message(absl::StrCat("killed by the OOM killer: the job exceeded memory.max (",
-                                     p.job.resources().memory_mb(), " MiB) after ", runtime));
+          const int64_t limit_mb =
+              int64_t{p.job.resources().memory_mb()} * (100 + options_.memory_slack_percent) / 100;
+          u.set_message(absl::StrCat("out of memory (limit ", limit_mb,
+                                     " MiB): the kernel's OOM killer ended ", oom_kills,
+                                     oom_kills == 1 ? " process" : " processes", " of the job after ",
+                                     runtime, WIFSIGNALED(status) ? "" : absl::StrCat("; exit code ", u.exit_code())));
         } else if (u.signal() != 0) {
           u.set_state(v1::Job::failed);
           u.set_message(absl::StrCat("killed by ", SignalName(u.signal()), " after ", runtime));
@@ -543,8 +717,16 @@ void Executor::Monitor() {
       if (now >= p.kill_at) {
         spdlog::warn("job {} attempt {} still running {} after SIGTERM; sending SIGKILL", key.first,
                      key.second, absl::FormatDuration(options_.kill_grace));
-        kill(-p.pid, SIGKILL);
+        KillTree(p);
         p.kill_at = absl::InfiniteFuture();
+      }
+    }
+    for (auto it = to_remove_.begin(); it != to_remove_.end();) {
+      if ((*it)->Empty() && (*it)->Remove().ok()) {
+        it = to_remove_.erase(it);
+      } else {
+        if ((*it)->Empty() == false) (*it)->KillAll();
+        ++it;
       }
     }
     if (!updates.empty()) {
@@ -557,32 +739,52 @@ void Executor::Monitor() {
   }
 }
 
-absl::StatusOr<std::string> PrepareCgroupRoot(const std::string& cgroup_fs,
-                                              const std::string& name) {
-  const std::string controllers = ReadSmallFile(cgroup_fs + "/cgroup.controllers");
-  if (controllers.empty()) {
-    return absl::FailedPreconditionError(absl::StrCat(cgroup_fs, " is not a cgroup v2 hierarchy"));
+v1::Isolation DescribeIsolation(const ExecutorOptions& o) {
+  v1::Isolation iso;
+  iso.set_uid_per_job(o.uids != nullptr);
+  const bool sandbox = !o.job_init.empty();
+  iso.set_pid_ns(sandbox);
+  iso.set_mount_ns(sandbox);
+  if (o.cgroups == nullptr) {
+    iso.set_cgroup(v1::Isolation::none);
+  } else {
+    iso.set_cgroup(o.cgroups->version() == "v2" ? v1::Isolation::v2 : v1::Isolation::v1);
+    iso.set_memory_limit(o.cgroups->memory());
+    iso.set_cpuset(o.cgroups->cpuset());
+    iso.set_pids_limit(o.cgroups->pids() && o.pids_max > 0);
   }
-  for (const char* c : {"cpuset", "memory"}) {
-    if (controllers.find(c) == std::string::npos) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("the ", c, " controller is not available in ", cgroup_fs,
-                       " (cgroup.controllers: ", controllers.substr(0, 80), ")"));
-    }
+  iso.set_tree_kill(sandbox || (o.cgroups != nullptr && o.cgroups->freezer()));
+  std::string user;
+  if (o.uids) {
+    user = absl::StrCat("per-job uid ", o.uids->first(), "-", o.uids->last());
+  } else if (o.run_uid >= 0) {
+    user = absl::StrCat("uid ", o.run_uid);
+  } else {
+    user = absl::StrCat("the agent's uid ", geteuid());
   }
-  const std::string root = cgroup_fs + "/" + name;
-  std::error_code ec;
-  std::filesystem::create_directories(root, ec);
-  if (ec)
-    return absl::FailedPreconditionError(absl::StrCat("cannot create ", root, ": ", ec.message()));
-  for (const std::string& dir : {cgroup_fs, root}) {
-    if (!WriteFile(dir + "/cgroup.subtree_control", "+cpuset +memory\n")) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("cannot enable cpuset and memory in ", dir,
-                       "/cgroup.subtree_control: ", strerror(errno)));
-    }
+  if (!o.tenant_users.empty()) {
+    absl::StrAppend(&user, "; ", o.tenant_users.size(), " tenant(s) as their own accounts");
   }
-  return root;
+  iso.set_user(user);
+  return iso;
+}
+
+std::string IsolationSummary(const v1::Isolation& iso) {
+  std::vector<std::string> have, lack;
+  (iso.uid_per_job() ? have : lack).push_back("a uid per job");
+  (iso.pid_ns() ? have : lack).push_back("PID namespace");
+  (iso.mount_ns() ? have : lack).push_back("mount namespace");
+  if (iso.cgroup() == v1::Isolation::v1 || iso.cgroup() == v1::Isolation::v2) {
+    have.push_back(absl::StrCat("cgroup ", v1::Isolation::Cgroup_Name(iso.cgroup())));
+  } else {
+    lack.push_back("cgroup");
+  }
+  (iso.memory_limit() ? have : lack).push_back("memory limit");
+  (iso.cpuset() ? have : lack).push_back("cpuset");
+  (iso.pids_limit() ? have : lack).push_back("pids limit");
+  (iso.tree_kill() ? have : lack).push_back("whole-tree kill");
+  return absl::StrCat("jobs as ", iso.user(), "; ", absl::StrJoin(have, ", "),
+                      lack.empty() ? "" : absl::StrCat("; without ", absl::StrJoin(lack, ", ")));
 }
 
 }  // namespace portolan::agent

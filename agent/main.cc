@@ -15,9 +15,12 @@
 #include <boost/program_options.hpp>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "portolan/agent_client.h"
 #include "portolan/codec.h"
 #include "portolan/config_flags.h"
+#include "portolan/files.h"
+#include "portolan/isolation.h"
 #include "portolan/log.h"
 #include "portolan/logging.h"
 #include "portolan/metrics_http.h"
@@ -58,8 +61,11 @@ int main(int argc, char** argv) {
   // (which lives until the thread ends) would never be released.
   OPENSSL_init_ssl(OPENSSL_INIT_LOAD_CONFIG, nullptr);
   std::string config_file, id, site, scheduler_addr, state_dir, synthetic, xml, log_format,
-      log_level, cgroup_root, tls_cert, tls_key, tls_ca, metrics_addr;
-  std::vector<std::string> labels;
+      log_level, cgroup_mode, cgroup_parent, tls_cert, tls_key, tls_ca, metrics_addr,
+      job_uid_range, sandbox_mode, job_init;
+  std::vector<std::string> labels, tenant_users, sandbox_read_only, sandbox_hide;
+  uint32_t job_pids_max = 4096;
+  uint32_t memory_slack_percent = 0;
   uint32_t kill_grace_ms = 10000;
   uint32_t reconnect_max_ms = 10000;
   std::string run_as;
@@ -77,14 +83,23 @@ int main(int argc, char** argv) {
       ("topology-synthetic", po::value(&synthetic), "emulate an hwloc synthetic topology, e.g. \"pack:2 numa:2(memory=64GiB) core:16 pu:2\"")
       ("topology-xml", po::value(&xml), "emulate the topology in an hwloc XML file")
 ("print-topology", "print the discovered topology and exit")
-      ("cgroup-root", po::value(&cgroup_root)->default_value("auto"), "cgroup v2 limits per job: auto (/sys/fs/cgroup/portolan when cpuset and memory can be delegated), none, or a prepared directory")
+      ("cgroup", po::value(&cgroup_mode)->default_value("auto"), "cgroup per job with its limits: auto (v2 where its root offers the memory controller, else the v1 hierarchies), v1, v2, or none")
+      ("cgroup-parent", po::value(&cgroup_parent), "job cgroups go under <hierarchy>/<this> (default: portolan/<agent id>)")
+      ("job-pids-max", po::value(&job_pids_max)->default_value(4096), "processes and threads per job (pids.max; 0: no limit)")
+      ("memory-slack-percent", po::value(&memory_slack_percent)->default_value(0), "memory limit = the job's memory_mb plus this percentage (0: exactly what it asked for)")
+      ("job-uid-range", po::value(&job_uid_range), "each job attempt runs as a uid of its own from FIRST-LAST (default under root: 200000-265535; none: every job as --run-as)")
+      ("tenant-user", po::value(&tenant_users)->composing(), "TENANT=USER: that tenant's jobs run as this existing account instead (repeatable)")
+      ("sandbox", po::value(&sandbox_mode)->default_value("auto"), "auto: new PID, mount, IPC and UTS namespaces per job where the kernel allows (said at start); none")
+      ("sandbox-read-only", po::value(&sandbox_read_only)->composing(), "path jobs see read-only (repeatable)")
+      ("sandbox-hide", po::value(&sandbox_hide)->composing(), "path jobs see as an empty directory (repeatable; the state directory always is)")
+      ("job-init", po::value(&job_init), "portolan-job-init, PID 1 of each job's namespace (default: beside the agent, or ../lib/portolan/)")
 ("kill-grace-ms", po::value(&kill_grace_ms)->default_value(10000), "SIGTERM to SIGKILL grace period for timeouts and cancels")
 ("reconnect-max-ms", po::value(&reconnect_max_ms)->default_value(10000), "longest wait between reconnection attempts (backoff starts at 200 ms and doubles)")
       ("tls-cert", po::value(&tls_cert), "this agent's certificate (PEM, CN = agent id, OU = site), from the CA the scheduler trusts; see deploy/dev-ca.sh")
       ("tls-key", po::value(&tls_key), "private key of --tls-cert (PEM)")
       ("tls-ca", po::value(&tls_ca), "CA certificate (PEM) that signed the scheduler's certificate")
       ("insecure", "connect over plain TCP without certificates (closed test networks only; logged as a warning)")
-      ("run-as", po::value(&run_as), "user the jobs run as (default: nobody when the agent runs as root, else the agent's own user)")
+      ("run-as", po::value(&run_as), "user the jobs run as with --job-uid-range none (default: nobody when the agent runs as root, else the agent's own user)")
       ("metrics-addr", po::value(&metrics_addr), "serve Prometheus metrics at http://ADDR/metrics (off by default; e.g. 127.0.0.1:9464, port 0: any free port)")
       ("log-format", po::value(&log_format)->default_value("text"), "text or json")
       ("log-level", po::value(&log_level)->default_value("info"), "trace, debug, info, warn, error");
@@ -94,7 +109,7 @@ int main(int argc, char** argv) {
     po::store(po::parse_command_line(argc, argv, desc), vm);
     if (vm.count("config")) {
       absl::Status st = StoreConfigFile<v1::AgentConfig>(vm["config"].as<std::string>(), desc, vm,
-                                                         {{"labels", "label"}});
+                                                         {{"labels", "label"}, {"tenant_users", "tenant-user"}});
       if (!st.ok()) {
         std::cerr << "portolan-agent: --config: " << st.message() << "\n";
         return 2;
@@ -175,11 +190,22 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (state_dir.empty()) state_dir = absl::StrCat("./var/agent-", id);
-  std::error_code ec;
-  std::filesystem::create_directories(state_dir + "/jobs", ec);
-  if (ec) {
-    std::cerr << "portolan-agent: state directory " << state_dir << ": " << ec.message() << "\n";
-    return 2;
+  // Nothing the agent writes is for other local users.
+  umask(077);
+  if (!tls_key.empty()) {
+    if (absl::Status st = CheckNotWorldReadable(tls_key, "--tls-key"); !st.ok()) {
+      std::cerr << "portolan-agent: " << st.message() << "\n";
+      return 2;
+    }
+  }
+  state_dir = std::filesystem::absolute(state_dir).lexically_normal().string();
+  for (const std::string& d : {state_dir, state_dir + "/jobs"}) {
+    auto narrowed = MakePrivateDir(d, 0700);
+    if (!narrowed.ok()) {
+      std::cerr << "portolan-agent: state directory: " << narrowed.status().message() << "\n";
+      return 2;
+    }
+    if (*narrowed) spdlog::warn("state directory {} was open to others; now mode 0700", d);
   }
   opts.executor.work_root = std::filesystem::absolute(state_dir + "/jobs").string();
   // What really exists here, to bind only that (an emulated topology may be larger).
@@ -204,50 +230,149 @@ int main(int argc, char** argv) {
   if (topology->source() == "hwloc") {
     opts.rediscover = [] { return agent::DiscoverTopology({}); };
   }
-  if (cgroup_root == "auto") {
-    auto root = agent::PrepareCgroupRoot("/sys/fs/cgroup", "portolan");
-    if (root.ok()) {
-      opts.executor.cgroup_root = *root;
-      spdlog::info("cgroup v2: each job gets a cgroup under {} with cpuset and memory.max", *root);
+  // Isolation, probed and said at start (docs/security.md).
+  {
+    if (cgroup_parent.empty()) cgroup_parent = absl::StrCat("portolan/", id);
+    std::string why;
+    auto cg = agent::OpenCgroups(cgroup_mode, "/proc/self/mounts", cgroup_parent, &why);
+    if (!cg.ok()) {
+      std::cerr << "portolan-agent: --cgroup " << cgroup_mode << ": " << cg.status().message()
+                << "\n";
+      return 2;
+    }
+    if (*cg) {
+      (*cg)->RemoveEmptyLeftovers();
+      spdlog::info("job limits: {}", (*cg)->Describe());
+      opts.executor.cgroups = std::move(*cg);
     } else {
-      spdlog::info("cgroup v2 limits off ({}); jobs are bound with affinity and memory policy only",
-                   root.status().message());
+      spdlog::warn("job limits: no cgroup ({}); jobs are bound with affinity and memory policy "
+                   "only, and their memory is not limited",
+                   why);
     }
-  } else if (cgroup_root != "none") {
-    opts.executor.cgroup_root = cgroup_root;
-    spdlog::info("cgroup v2: job cgroups under {}", cgroup_root);
   }
+  opts.executor.pids_max = job_pids_max;
+  opts.executor.memory_slack_percent = static_cast<int>(memory_slack_percent);
   opts.executor.kill_grace = absl::Milliseconds(kill_grace_ms);
-  if (run_as.empty() && geteuid() == 0) run_as = "nobody";  // never run jobs as root
-  if (!run_as.empty()) {
-    struct passwd* pw = getpwnam(run_as.c_str());
-    if (pw == nullptr) {
-      std::cerr << "portolan-agent: --run-as: no user '" << run_as << "'\n";
+  const bool root = geteuid() == 0;
+  auto lookup_user = [&](const std::string& flag,
+                         const std::string& name) -> absl::StatusOr<struct passwd> {
+    struct passwd* pw = getpwnam(name.c_str());
+    if (pw == nullptr) return absl::NotFoundError(absl::StrCat(flag, ": no user '", name, "'"));
+    if (pw->pw_uid == 0)
+      return absl::InvalidArgumentError(
+          absl::StrCat(flag, " ", name, ": refusing to run jobs as root"));
+    return *pw;
+  };
+  for (const std::string& tu : tenant_users) {
+    size_t eq = tu.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == tu.size()) {
+      std::cerr << "portolan-agent: --tenant-user '" << tu << "': expected TENANT=USER\n";
       return 2;
     }
-    if (pw->pw_uid == 0) {
-      std::cerr << "portolan-agent: --run-as " << run_as << ": refusing to run jobs as root\n";
+    auto pw = lookup_user("--tenant-user", tu.substr(eq + 1));
+    if (!pw.ok() || !root) {
+      std::cerr << "portolan-agent: "
+                << (pw.ok() ? "--tenant-user needs the agent to run as root" : pw.status().message())
+                << "\n";
       return 2;
     }
-    if (geteuid() != 0 && pw->pw_uid != geteuid()) {
-      std::cerr << "portolan-agent: --run-as " << run_as << " needs the agent to run as root\n";
+    opts.executor.tenant_users[tu.substr(0, eq)] = {pw->pw_uid, pw->pw_gid};
+  }
+  if (job_uid_range.empty()) job_uid_range = root ? "200000-265535" : "none";
+  if (job_uid_range != "none") {
+    if (!root) {
+      std::cerr << "portolan-agent: --job-uid-range needs the agent to run as root (or "
+                   "--job-uid-range none)\n";
       return 2;
     }
-    if (geteuid() == 0) {
-      opts.executor.run_uid = static_cast<int>(pw->pw_uid);
-      opts.executor.run_gid = static_cast<int>(pw->pw_gid);
-      // Each job's directory is under the state directory: the job's user
-      // must be able to pass through every directory above it.
-      std::string blocked = UntraversableParent(opts.executor.work_root, pw->pw_uid, pw->pw_gid);
-      if (!blocked.empty()) {
-        std::cerr
-            << "portolan-agent: jobs run as " << run_as << ", who cannot reach "
-            << opts.executor.work_root << ": " << blocked
-            << "; choose a --state-dir they can reach (e.g. under /var/lib) or chmod o+x it\n";
+    auto range = agent::ParseUidRange(job_uid_range);
+    // /run/portolan-agent holds one lock file per agent's range on this host.
+    auto pool = range.ok() ? agent::UidPool::Create(range->first, range->second,
+                                                    "/run/portolan-agent")
+                           : absl::StatusOr<std::unique_ptr<agent::UidPool>>(range.status());
+    if (!pool.ok()) {
+      std::cerr << "portolan-agent: --job-uid-range: " << pool.status().message() << "\n";
+      return 2;
+    }
+    // Processes still running under these uids belong to an earlier run of
+    // this agent: a new job must not inherit them.
+    std::vector<pid_t> left = agent::ProcessesInUidRange("/proc", range->first, range->second);
+    if (!left.empty()) {
+      spdlog::warn("{} process(es) left by an earlier run under job uids {}: killing them",
+                   left.size(), job_uid_range);
+      for (pid_t p : left) kill(p, SIGKILL);
+    }
+    opts.executor.uids = std::move(*pool);
+  } else {
+    if (run_as.empty() && root) run_as = "nobody";  // never run jobs as root
+    if (!run_as.empty()) {
+      auto pw = lookup_user("--run-as", run_as);
+      if (!pw.ok()) {
+        std::cerr << "portolan-agent: " << pw.status().message() << "\n";
         return 2;
+      }
+      if (!root && pw->pw_uid != geteuid()) {
+        std::cerr << "portolan-agent: --run-as " << run_as << " needs the agent to run as root\n";
+        return 2;
+      }
+      if (root) {
+        opts.executor.run_uid = static_cast<int>(pw->pw_uid);
+        opts.executor.run_gid = static_cast<int>(pw->pw_gid);
       }
     }
   }
+  if (sandbox_mode != "auto" && sandbox_mode != "none") {
+    std::cerr << "portolan-agent: --sandbox '" << sandbox_mode << "': expected auto or none\n";
+    return 2;
+  }
+  if (sandbox_mode == "auto") {
+    agent::SandboxSupport sb = agent::ProbeSandbox();
+    if (job_init.empty()) job_init = agent::FindJobInit();
+    if (!sb.namespaces) {
+      spdlog::warn("sandbox off: {}; jobs share the agent's PID and mount namespaces", sb.why);
+    } else if (job_init.empty() || access(job_init.c_str(), X_OK) != 0) {
+      spdlog::warn("sandbox off: portolan-job-init not found{}{} (--job-init)",
+                   job_init.empty() ? "" : " at ", job_init);
+    } else {
+      opts.executor.job_init = job_init;
+      opts.executor.hide = {state_dir};
+      for (const std::string& h : sandbox_hide)
+        opts.executor.hide.push_back(std::filesystem::absolute(h).lexically_normal().string());
+      for (const std::string& r : sandbox_read_only)
+        opts.executor.read_only.push_back(std::filesystem::absolute(r).lexically_normal().string());
+      spdlog::info(
+          "sandbox: each job in its own PID, mount, IPC and UTS namespaces (init {}), own /proc, "
+          "private /tmp, /var/tmp and /dev/shm; hidden: {}{}{}",
+          job_init, absl::StrJoin(opts.executor.hide, ", "),
+          opts.executor.read_only.empty() ? "" : "; read-only: ",
+          absl::StrJoin(opts.executor.read_only, ", "));
+    }
+  }
+  const bool other_uid = opts.executor.uids || opts.executor.run_uid >= 0 ||
+                         !opts.executor.tenant_users.empty();
+  if (other_uid && opts.executor.job_init.empty()) {
+    // Without a mount namespace the jobs reach their directories through the
+    // state directory: let them pass (not list) it.
+    for (const std::string& d : {state_dir, state_dir + "/jobs"}) chmod(d.c_str(), 0711);
+    spdlog::warn("without the sandbox, {} is mode 0711 so that jobs can reach their directories",
+                 state_dir);
+    std::string blocked = UntraversableParent(opts.executor.work_root, 65534, 65534);
+    if (!blocked.empty()) {
+      std::cerr << "portolan-agent: jobs cannot reach " << opts.executor.work_root << ": "
+                << blocked
+                << "; choose a --state-dir they can reach (e.g. under /var/lib) or chmod o+x it\n";
+      return 2;
+    }
+  } else if (other_uid) {
+    std::string blocked = UntraversableParent(
+        std::filesystem::path(state_dir).parent_path().string(), 65534, 65534);
+    if (!blocked.empty()) {
+      std::cerr << "portolan-agent: jobs cannot reach " << state_dir << ": " << blocked
+                << "; choose a --state-dir they can reach (e.g. under /var/lib) or chmod o+x it\n";
+      return 2;
+    }
+  }
+  spdlog::info("isolation: {}", agent::IsolationSummary(agent::DescribeIsolation(opts.executor)));
   opts.reconnect_max = absl::Milliseconds(std::max<uint32_t>(reconnect_max_ms, 200));
 
   sigset_t signals;

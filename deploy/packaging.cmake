@@ -20,6 +20,7 @@ install(FILES ${SRC}/docs/operations.md ${SRC}/docs/security.md ${SRC}/docs/poli
 install(PROGRAMS ${SRC}/deploy/dev-ca.sh DESTINATION share/portolan COMPONENT scheduler)
 
 install(TARGETS portolan-agent RUNTIME DESTINATION bin COMPONENT agent)
+install(TARGETS portolan-job-init RUNTIME DESTINATION lib/portolan COMPONENT agent)
 install(FILES ${SRC}/deploy/systemd/portolan-agent.service
         DESTINATION /lib/systemd/system COMPONENT agent)
 install(FILES ${SRC}/deploy/config/agent.yaml DESTINATION /etc/portolan COMPONENT agent)

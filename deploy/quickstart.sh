@@ -67,6 +67,7 @@ printf '%s\n' "$TOKEN" >"$RUN/admin.token"
 chmod 600 "$RUN/admin.token"
 printf 'tokens:\n  - {name: quickstart-admin, role: admin, sha256: %s}\n' \
   "$(printf '%s' "$TOKEN" | sha256sum | cut -d' ' -f1)" >"$RUN/tokens.yaml"
+chmod 600 "$RUN/tokens.yaml"
 export PORTOLAN_TOKEN="$TOKEN"
 
 # A development CA (kept across runs) with certificates for the scheduler and
@@ -93,15 +94,19 @@ done
 curl -sf --cacert "$PORTOLAN_CA" "$PORTOLAN_SERVER/readyz" >/dev/null || { echo "quickstart: scheduler did not become ready; see $RUN/scheduler.log" >&2; exit 1; }
 echo "quickstart: scheduler ready on $PORTOLAN_SERVER (agent RPC 127.0.0.1:$RPC_PORT, mutual TLS)"
 
+AGENT_N=0
 start_agent() {  # id site synthetic-topology label...
   local id="$1" site="$2" topo="$3"
   shift 3
+  # Each agent on this one machine runs its jobs under uids of its own.
+  local uids="$((200000 + AGENT_N * 10000))-$((200000 + AGENT_N * 10000 + 9999))"
+  AGENT_N=$((AGENT_N + 1))
   local labels=()
   for l in "$@"; do labels+=(--label "$l"); done
   bash "$ROOT/deploy/dev-ca.sh" "$PKI" agent "$id" "$site" >/dev/null
   "$BIN/portolan-agent" --id "$id" --site "$site" --scheduler "127.0.0.1:$RPC_PORT" \
     --tls-cert "$PKI/agent-$id.pem" --tls-key "$PKI/agent-$id.key" --tls-ca "$PKI/ca.pem" \
-    --state-dir "$RUN/agent-$id" --topology-synthetic "$topo" "${labels[@]}" \
+    --state-dir "$RUN/agent-$id" --topology-synthetic "$topo" --job-uid-range "$uids" "${labels[@]}" \
     >"$RUN/agent-$id.log" 2>&1 &
   echo $! >"$RUN/agent-$id.pid"
 }

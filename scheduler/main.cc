@@ -19,6 +19,7 @@
 #include "portolan/auth.h"
 #include "portolan/codec.h"
 #include "portolan/config_flags.h"
+#include "portolan/files.h"
 #include "portolan/log.h"
 #include "portolan/logging.h"
 #include "portolan/placement.h"
@@ -145,6 +146,26 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
+  // Nothing the scheduler writes is for other local users: the database
+  // holds every tenant's jobs, environments and the audit trail.
+  umask(077);
+  for (const auto& [flag, path] : {std::pair<std::string, std::string>{"--tokens", tokens_file},
+                                   {"--tls-key", tls_key},
+                                   {"--https-key", https_key}}) {
+    if (path.empty()) continue;
+    if (absl::Status st = CheckNotWorldReadable(path, flag); !st.ok()) return Fail(std::string(st.message()));
+  }
+  {
+    auto narrowed = MakePrivateDir(state_dir, 0700);
+    if (!narrowed.ok()) return Fail(absl::StrCat("--state-dir: ", narrowed.status().message()));
+    if (*narrowed) spdlog::warn("state directory {} was open to others; now mode 0700", state_dir);
+    for (const char* f : {"portolan.db", "portolan.db-wal", "portolan.db-shm"}) {
+      const std::string path = absl::StrCat(state_dir, "/", f);
+      auto n = NarrowFileMode(path, 0600);
+      if (!n.ok()) return Fail(std::string(n.status().message()));
+      if (*n) spdlog::warn("{} was readable by others; now mode 0600", path);
+    }
+  }
   auth::TokenStore tokens;
   if (!tokens_file.empty()) {
     if (absl::Status st = tokens.Load(tokens_file); !st.ok())
@@ -303,7 +324,8 @@ int main(int argc, char** argv) {
     sigwait(&signals, &sig);
     if (sig != SIGHUP) break;
     if (!tokens_file.empty()) {
-      absl::Status ts = tokens.Load(tokens_file);
+      absl::Status ts = CheckNotWorldReadable(tokens_file, "--tokens");
+      if (ts.ok()) ts = tokens.Load(tokens_file);
       if (ts.ok()) {
         spdlog::info("SIGHUP: {} token(s) from {}", tokens.size(), tokens_file);
       } else {

@@ -16,13 +16,14 @@ ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 . "$ROOT/tests/bench/lib.sh"
 BENCH=$(bench_program e2e_bench)
 bench_init e2e
-chmod 711 "$WORK"  # jobs run as nobody and must reach the agents' state directories
+chmod 711 "$WORK"  # jobs run under their own uids and must reach the agents' state directories
 bench_scheduler --no-auth --state-dir "$WORK/state" --rate-limit-rps 0
 SITES=(lingang-idc-1 hongkong-1 singapore-1 frankfurt-1)
 for i in $(seq 1 "$AGENTS"); do
   site="${SITES[$(((i - 1) % ${#SITES[@]}))]}"
   "$BIN/portolan-agent" --id "e2e-$i" --site "$site" --scheduler "127.0.0.1:$RPC" --insecure \
-    --state-dir "$WORK/agent-$i" >"$WORK/agent-$i.log" 2>&1 &
+    --state-dir "$WORK/agent-$i" --job-uid-range "$((270000 + i * 1000))-$((270000 + i * 1000 + 999))" \
+    >"$WORK/agent-$i.log" 2>&1 &
   PIDS+=($!)
 done
 for _ in $(seq 1 100); do

@@ -159,6 +159,10 @@ Cluster::Cluster() {
          << auth::Sha256Hex(kGlobexToken) << "}\n"
          << "  - {name: it-ops, role: operator, sites: [lingang-idc-1], sha256: "
          << auth::Sha256Hex(kOperatorToken) << "}\n";
+  tokens.close();
+  // The scheduler refuses a tokens file every local user can read.
+  std::filesystem::permissions(tokens_path(), std::filesystem::perms::owner_read |
+                                                  std::filesystem::perms::owner_write);
 }
 
 std::unique_ptr<Client> Cluster::ClientWith(const std::string& token) const {
@@ -283,6 +287,13 @@ void Cluster::StopScheduler() {
       << SchedulerLog();
 }
 
+std::string Cluster::JobUidRange(const std::string& id) {
+  auto& block = uid_blocks_[id];
+  if (!block) block = std::make_unique<UidBlock>();
+  EXPECT_TRUE(block->ok()) << "no free test uid block under /tmp/portolan-test-uids";
+  return block->range();
+}
+
 Process* Cluster::StartAgent(const std::string& id, const std::string& site,
                              const std::string& synthetic, const std::vector<std::string>& extra) {
   std::vector<std::string> argv = {PORTOLAN_AGENT_BIN,
@@ -308,6 +319,10 @@ Process* Cluster::StartAgent(const std::string& id, const std::string& site,
   if (!synthetic.empty()) {  // empty: the real machine, as hwloc sees it
     argv.push_back("--topology-synthetic");
     argv.push_back(synthetic);
+  }
+  if (geteuid() == 0 &&
+      std::find(extra.begin(), extra.end(), "--job-uid-range") == extra.end()) {
+    argv.insert(argv.end(), {"--job-uid-range", JobUidRange(id)});
   }
   argv.insert(argv.end(), extra.begin(), extra.end());
   agents_.push_back(std::make_unique<Process>(argv, dir_ + "/agent-" + id + ".log"));

@@ -1,5 +1,7 @@
 #pragma once
 
+#include "../support/uid_block.h"
+
 // Starts the real portolan-scheduler / portolan-agent binaries on loopback
 // (port 0) for integration tests, and stops exactly the processes it started.
 #include <sys/types.h>
@@ -7,6 +9,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -85,6 +88,9 @@ class Cluster {
   // Issues (once) pki()/agent-ID.{pem,key} for `id` at `site`; returns the
   // path without extension.
   std::string AgentCert(const std::string& id, const std::string& site) const;
+  // A --job-uid-range for agent `id` that no other agent on this machine
+  // holds (the same one across restarts of `id`); StartAgent passes it.
+  std::string JobUidRange(const std::string& id);
   Client& client() { return *client_; }  // as admin
   std::unique_ptr<Client> ClientWith(const std::string& token) const;
   std::string tokens_path() const { return dir_ + "/tokens.yaml"; }
@@ -101,6 +107,8 @@ class Cluster {
   std::string dir_;
   std::unique_ptr<Process> scheduler_;
   std::vector<std::unique_ptr<Process>> agents_;
+  // Job uids per agent id (kept across restarts of the same agent).
+  std::map<std::string, std::unique_ptr<UidBlock>> uid_blocks_;
   std::unique_ptr<Client> client_;
   uint16_t rest_port_ = 0;
   uint16_t rpc_port_ = 0;

@@ -172,7 +172,7 @@ TEST(LifecycleTest, AgentTakesSiteAndLabelsFromItsConfigFile) {
       << "id: hq-cfg\nsite: hongqiao-1\nlabels: {zone: shanghai, rack: r12}\n"
       << "scheduler: 127.0.0.1:" << c.rpc_port() << "\nstate_dir: " << c.dir()
       << "/agent-cfg\ntopology_synthetic: \"pack:1 numa:1(memory=8GiB) core:2 pu:1\"\n"
-      << "insecure: true\n";
+      << "insecure: true\njob_uid_range: " << c.JobUidRange("hq-cfg") << "\n";
   Process agent({PORTOLAN_AGENT_BIN, "--config", cfg, "--label", "rack=r13"},
                 c.dir() + "/agent-cfg.log");
   ASSERT_TRUE(WaitFor([&] { return c.client().GetAgent("hq-cfg").ok(); }, seconds(20)));

@@ -63,6 +63,7 @@ void IssueWithValidity(const std::string& pki, const std::string& prefix, const 
   f = fopen((prefix + ".key").c_str(), "w");
   PEM_write_PrivateKey(f, key, nullptr, nullptr, 0, nullptr, nullptr);
   fclose(f);
+  chmod((prefix + ".key").c_str(), 0600);  // the daemons refuse keys others can read
   X509_free(cert);
   X509_free(ca);
   EVP_PKEY_free(key);
@@ -105,9 +106,11 @@ bool RegisterWithCertificate(uint16_t port, const std::string& cert_prefix, cons
   }
 }
 
-std::vector<std::string> AgentArgv(const Cluster& c, const std::string& id, const std::string& site,
+std::vector<std::string> AgentArgv(Cluster& c, const std::string& id, const std::string& site,
                                    const std::string& cert_prefix, const std::string& ca) {
   return {PORTOLAN_AGENT_BIN,
+          "--job-uid-range",
+          c.JobUidRange(id),
           "--id",
           id,
           "--site",

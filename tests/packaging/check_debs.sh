@@ -78,6 +78,7 @@ bash "$ROOT/usr/share/portolan/dev-ca.sh" "$PKI" agent pkg-agent lingang-idc-1 >
 TOKEN="ptk_packaging_check_$$"
 printf 'tokens:\n  - {name: pkg-admin, role: admin, sha256: %s}\n' \
   "$(printf '%s' "$TOKEN" | sha256sum | cut -d' ' -f1)" >"$WORK/tokens.yaml"
+chmod 600 "$WORK/tokens.yaml"
 "$ROOT/usr/bin/portolan-scheduler" --config "$ROOT/etc/portolan/scheduler.yaml" \
   --rest-addr 127.0.0.1:0 --rpc-addr 127.0.0.1:0 --state-dir "$WORK/state" \
   --policy "$ROOT/etc/portolan/policy.yaml" --tokens "$WORK/tokens.yaml" \

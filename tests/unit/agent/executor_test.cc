@@ -183,61 +183,6 @@ TEST_F(ExecutorTest, BindsToAllocatedPusAndSetsGpuVisibility) {
   EXPECT_NE(u.logs().stdout().find("PORTOLAN_CPUS_ALLOCATED=0\n"), std::string::npos);
 }
 
-// cgroup v2 is not available on every machine that runs this suite (it needs
-// the cpuset and memory controllers delegated), so this test checks the file
-// protocol against a plain directory standing in for the cgroup: the limits
-// written, the process joining, and OOM kills reported from memory.events.
-class CgroupExecutorTest : public ExecutorTest {
- protected:
-  CgroupExecutorTest() {
-    cg = root + "-cgroup";
-    std::filesystem::create_directories(cg);
-    ExecutorOptions o;
-    o.work_root = root;
-    o.kill_grace = absl::Milliseconds(500);
-    o.cgroup_root = cg;
-    exec = std::make_unique<Executor>(o, RealClock(), [this](const v1::JobUpdate& u) {
-      std::lock_guard<std::mutex> l(mu);
-      updates.push_back(u);
-      cv.notify_all();
-    });
-  }
-  ~CgroupExecutorTest() override { std::filesystem::remove_all(cg); }
-  static std::string Read(const std::string& path) {
-    std::ifstream f(path);
-    return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  }
-  std::string cg;
-};
-
-TEST_F(CgroupExecutorTest, WritesLimitsJoinsAndReportsOomKills) {
-  v1::Job j = Job("limited", {"/bin/sh", "-c", "echo $$; exec sleep 30"});
-  j.mutable_resources()->set_memory_mb(256);
-  j.mutable_allocation()->add_pus(0);
-  j.mutable_allocation()->add_numa_nodes(0);
-  exec->Start(j);
-  ASSERT_TRUE(SawRunning("limited"));
-  const std::string dir = cg + "/limited-1";
-  EXPECT_EQ(Read(dir + "/cpuset.cpus"), "0\n");
-  EXPECT_EQ(Read(dir + "/cpuset.mems"), "0\n");
-  EXPECT_EQ(Read(dir + "/memory.max"), "268435456\n");
-  EXPECT_EQ(Read(dir + "/cgroup.procs"), "0\n") << "the child joins before exec";
-  // The kernel's OOM killer: memory.events counts it, the process dies of SIGKILL.
-  std::ofstream(dir + "/memory.events") << "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n";
-  std::string out;
-  for (int i = 0; i < 200 && out.empty(); ++i) {
-    out = Read(root + "/limited-1/stdout.log");
-    if (out.empty()) usleep(10000);
-  }
-  pid_t pid = std::atoi(out.c_str());
-  ASSERT_GT(pid, 0);
-  kill(pid, SIGKILL);
-  v1::JobUpdate u = Final("limited");
-  EXPECT_EQ(u.state(), v1::Job::failed);
-  EXPECT_NE(u.message().find("OOM killer"), std::string::npos) << u.message();
-  EXPECT_NE(u.message().find("256 MiB"), std::string::npos) << u.message();
-}
-
 // A job that exits at once must still be reported `running` before it is
 // reported finished: the scheduler sets started_at only on `running` and
 // ignores a late one after the final state. Here handing over the `running`
@@ -272,20 +217,6 @@ TEST(ExecutorOrderTest, RunningIsReportedBeforeTheFinalStateOfAJobThatExitsAtOnc
     EXPECT_EQ(seen[1], v1::Job::succeeded);
   }
   std::filesystem::remove_all(root);
-}
-
-TEST(CgroupRootTest, RefusesAHierarchyWithoutTheControllers) {
-  std::string dir = testing::TempDir() + "/fake-cgroupfs";
-  std::filesystem::create_directories(dir);
-  auto r = PrepareCgroupRoot(dir, "portolan");
-  ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.status().message().find("not a cgroup v2 hierarchy"), absl::string_view::npos);
-  std::ofstream(dir + "/cgroup.controllers") << "hugetlb pids\n";
-  r = PrepareCgroupRoot(dir, "portolan");
-  ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.status().message().find("cpuset controller is not available"),
-            absl::string_view::npos);
-  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -1,0 +1,33 @@
+#pragma once
+
+// What the agent and portolan-job-init (the init of a job's PID namespace)
+// tell each other. Plain C types: the init links nothing but libc.
+
+namespace portolan::agent::job_init {
+
+// Written to the error pipe by whichever process fails before the job's
+// program runs; the pipe reaches EOF without one when exec succeeded.
+struct ChildError {
+  int step;  // see Step
+  int err;   // errno
+};
+
+enum Step : int {
+  kAffinity = 1,
+  kWorkdir = 2,
+  kExec = 3,
+  kCgroup = 4,
+  kIdentity = 5,
+  kNamespaces = 6,
+  kMounts = 7,
+  kInit = 8,  // exec of portolan-job-init itself
+};
+
+// portolan-job-init STATUS_FD ERROR_FD PROGRAM ARGV0 [ARGS...]
+// It forks PROGRAM with ARGV, forwards SIGTERM, SIGINT, SIGHUP, SIGQUIT,
+// SIGUSR1 and SIGUSR2 to every process of the namespace, reaps orphans, and
+// when PROGRAM ends writes its wait(2) status (an int) to STATUS_FD and exits
+// (the kernel then kills whatever is left in the namespace).
+constexpr int kArgsBeforeProgram = 3;
+
+}  // namespace portolan::agent::job_init

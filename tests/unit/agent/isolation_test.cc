@@ -1,0 +1,315 @@
+// Jobs of different tenants on one executor, with the isolation the agent
+// uses as root on this machine: a uid per attempt, the sandbox (PID, mount,
+// IPC and UTS namespaces under portolan-job-init) and a cgroup with limits.
+// Real processes on the real kernel; each test also runs where the sandbox
+// is off, to show what the uid alone keeps apart.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "../../support/uid_block.h"
+#include "absl/strings/str_cat.h"
+#include "portolan/executor.h"
+#include "portolan/isolation.h"
+
+namespace portolan::agent {
+namespace {
+
+std::string Read(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+class IsolationTest : public ::testing::TestWithParam<bool> {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root: jobs switch to their own uids";
+    ASSERT_TRUE(block.ok());
+    std::string name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    std::replace(name.begin(), name.end(), '/', '_');  // "Test/0" of a parameterized test
+    state = std::filesystem::temp_directory_path() / absl::StrCat("portolan-iso-", getpid(), "-", name);
+    std::filesystem::remove_all(state);
+    std::filesystem::create_directories(state + "/jobs");
+    chmod(state.c_str(), sandbox() ? 0700 : 0711);
+    chmod((state + "/jobs").c_str(), sandbox() ? 0700 : 0711);
+    ExecutorOptions o;
+    o.work_root = state + "/jobs";
+    o.kill_grace = absl::Milliseconds(300);
+    auto pool = UidPool::Create(block.first(), block.last(), "");
+    ASSERT_TRUE(pool.ok()) << pool.status();
+    o.uids = std::move(*pool);
+    std::string why;
+    auto cg = OpenCgroups("auto", "/proc/self/mounts",
+                          absl::StrCat("portolan-test/iso-", getpid()), &why);
+    ASSERT_TRUE(cg.ok()) << cg.status();
+    o.cgroups = std::move(*cg);
+    o.pids_max = 64;
+    if (sandbox()) {
+      SandboxSupport sb = ProbeSandbox();
+      if (!sb.namespaces) GTEST_SKIP() << "no namespaces here: " << sb.why;
+      o.job_init = PORTOLAN_JOB_INIT;
+      o.hide = {state};
+      o.read_only = {ro_dir()};
+      std::filesystem::create_directories(ro_dir());
+      chmod(ro_dir().c_str(), 01777);
+    }
+    options = o;
+    exec = std::make_unique<Executor>(o, RealClock(), [this](const v1::JobUpdate& u) {
+      std::lock_guard<std::mutex> l(mu);
+      updates.push_back(u);
+      cv.notify_all();
+    });
+  }
+  void TearDown() override {
+    exec.reset();
+    std::filesystem::remove_all(state);
+    std::filesystem::remove_all(ro_dir());
+  }
+  bool sandbox() const { return GetParam(); }
+  // Not under /tmp, which every sandbox replaces with its own.
+  std::string ro_dir() const {
+    return (std::filesystem::current_path() / std::filesystem::path(state).filename()).string() +
+           "-ro";
+  }
+
+  v1::Job Job(const std::string& id, const std::string& tenant, const std::string& script) {
+    v1::Job j;
+    j.set_id(id);
+    j.set_name(id);
+    j.set_tenant(tenant);
+    j.set_attempt(1);
+    j.add_command("/bin/sh");
+    j.add_command("-c");
+    j.add_command(script);
+    j.mutable_resources()->set_cpus(1);
+    return j;
+  }
+  std::string WorkDir(const std::string& id) const { return state + "/jobs/" + id + "-1/work"; }
+  std::string Stdout(const std::string& id) const {
+    return Read(state + "/jobs/" + id + "-1/stdout.log");
+  }
+  v1::JobUpdate Final(const std::string& id, int seconds = 30) {
+    std::unique_lock<std::mutex> l(mu);
+    v1::JobUpdate out;
+    bool got = cv.wait_for(l, std::chrono::seconds(seconds), [&] {
+      for (const auto& u : updates)
+        if (u.job_id() == id && u.state() != v1::Job::running) {
+          out = u;
+          return true;
+        }
+      return false;
+    });
+    EXPECT_TRUE(got) << "no final update for " << id;
+    return out;
+  }
+  v1::JobUpdate Running(const std::string& id) {
+    std::unique_lock<std::mutex> l(mu);
+    v1::JobUpdate out;
+    cv.wait_for(l, std::chrono::seconds(20), [&] {
+      for (const auto& u : updates)
+        if (u.job_id() == id) {
+          out = u;
+          return true;
+        }
+      return false;
+    });
+    return out;
+  }
+  // Waits until `path` has content (a job wrote it).
+  std::string WaitForFile(const std::string& path) {
+    for (int i = 0; i < 1000; ++i) {
+      std::string s = Read(path);
+      if (!s.empty() && s.back() == '\n') return s;
+      usleep(10000);
+    }
+    return "";
+  }
+
+  testing::UidBlock block;
+  std::string state;
+  ExecutorOptions options;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<v1::JobUpdate> updates;
+  std::unique_ptr<Executor> exec;
+};
+
+TEST_P(IsolationTest, ATenantsJobCannotReadSignalOrSeeAnotherTenantsJob) {
+  // acme: a secret in its directory and its environment, and a long sleep.
+  v1::Job a = Job("acme-job", "acme",
+                  "echo s3cret > secret.txt; echo $$ > pid; sleep 60 & echo $! > child; wait");
+  (*a.mutable_env())["API_KEY"] = "acme-key-123";
+  ASSERT_TRUE(exec->Start(a));
+  const std::string acme_pid_in_ns = WaitForFile(WorkDir("acme-job") + "/child");
+  ASSERT_FALSE(acme_pid_in_ns.empty());
+  // The host's pid of acme's sleep, as another tenant might learn it.
+  pid_t acme_host_pid = 0;
+  for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+    const std::string name = e.path().filename();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    if (Read(e.path().string() + "/environ").find("API_KEY=acme-key-123") != std::string::npos &&
+        Read(e.path().string() + "/comm") == "sleep\n")
+      acme_host_pid = std::stoi(name);
+  }
+  ASSERT_GT(acme_host_pid, 0) << "acme's sleep not found in /proc";
+  const std::string acme_dir = WorkDir("acme-job");
+  // beta tries everything a curious neighbour would.
+  const std::string probe = absl::StrCat(
+      "cat ", acme_dir, "/secret.txt >/dev/null 2>&1 && echo READ_SECRET;",
+      "ls ", acme_dir, " >/dev/null 2>&1 && echo LISTED;",
+      "echo x > ", acme_dir, "/planted 2>/dev/null && echo WROTE;",
+      "cat ../../acme-job-1/work/secret.txt >/dev/null 2>&1 && echo READ_RELATIVE;",
+      "kill -0 ", acme_host_pid, " 2>/dev/null && echo SIGNALLED_HOST_PID;",
+      "kill -0 ", acme_pid_in_ns.substr(0, acme_pid_in_ns.size() - 1),
+      " 2>/dev/null && [ ! -e /proc/self/ns ] && echo SIGNALLED;",
+      "cat /proc/", acme_host_pid, "/environ 2>/dev/null | grep -q acme-key && echo ENVIRON;",
+      "grep -l acme-key /proc/[0-9]*/environ 2>/dev/null && echo ENVIRON_SCAN;",
+      "ls /proc | grep -c '^[0-9]' > nprocs;",
+      "cat ", state, "/../", std::filesystem::path(state).filename().string(),
+      "/jobs/acme-job-1/stdout.log >/dev/null 2>&1 && echo READ_LOG;",
+      "id -u > uid; id -G > groups; grep NoNewPrivs /proc/self/status > nnp;",
+      "echo done");
+  ASSERT_TRUE(exec->Start(Job("beta-job", "beta", probe)));
+  v1::JobUpdate b = Final("beta-job");
+  EXPECT_EQ(b.state(), v1::Job::succeeded) << b.message();
+  const std::string out = Stdout("beta-job");
+  EXPECT_EQ(out, "done\n") << "beta reached acme: " << out;
+  EXPECT_FALSE(std::filesystem::exists(acme_dir + "/planted"));
+  // Each ran as a uid of its own from the range, no groups, no new privileges.
+  struct stat sa, sb;
+  ASSERT_EQ(stat(acme_dir.c_str(), &sa), 0);
+  ASSERT_EQ(stat(WorkDir("beta-job").c_str(), &sb), 0);
+  EXPECT_NE(sa.st_uid, sb.st_uid);
+  EXPECT_TRUE(sa.st_uid >= block.first() && sa.st_uid <= block.last());
+  EXPECT_EQ(sa.st_mode & 0777, 0700u);
+  EXPECT_EQ(Read(WorkDir("beta-job") + "/uid"), absl::StrCat(sb.st_uid, "\n"));
+  EXPECT_EQ(Read(WorkDir("beta-job") + "/groups"), absl::StrCat(sb.st_uid, "\n"));
+  EXPECT_NE(Read(WorkDir("beta-job") + "/nnp").find("1"), std::string::npos);
+  if (sandbox()) {
+    // In its PID namespace beta sees its own processes only: init, sh, ls, grep.
+    EXPECT_LE(std::stoi(Read(WorkDir("beta-job") + "/nprocs")), 5)
+        << "beta saw other processes";
+  }
+  exec->Cancel("acme-job", 1, "test over");
+  EXPECT_EQ(Final("acme-job").state(), v1::Job::cancelled);
+}
+
+TEST_P(IsolationTest, AJobOverItsMemoryIsKilledAndReportedOutOfMemory) {
+  if (!options.cgroups || !options.cgroups->memory()) GTEST_SKIP() << "no memory controller";
+  v1::Job j = Job("hog", "acme", "head -c 300000000 /dev/zero | tail > /dev/null");
+  j.mutable_resources()->set_memory_mb(48);
+  ASSERT_TRUE(exec->Start(j));
+  v1::JobUpdate u = Final("hog");
+  EXPECT_EQ(u.state(), v1::Job::failed);
+  EXPECT_EQ(u.message().rfind("out of memory (limit 48 MiB)", 0), 0u) << u.message();
+  EXPECT_EQ(exec->oom_kills(), 1u);
+}
+
+TEST_P(IsolationTest, AForkBombStopsAtItsPidsLimitAndOtherJobsStillRun) {
+  if (!options.cgroups || !options.cgroups->pids()) GTEST_SKIP() << "no pids controller";
+  // Forks forever, refused past the limit (64); cancel ends it.
+  // (perl, not sh: dash gives up at the first refused fork.)
+  ASSERT_TRUE(exec->Start(Job(
+      "bomb", "beta", "exec perl -e 'while (1) { my $p = fork; if (defined $p && !$p) { sleep 30; exit } }'")));
+  ASSERT_EQ(Running("bomb").state(), v1::Job::running);
+  const uid_t bomb_uid = block.first();  // the first uid handed out
+  size_t most = 0;
+  for (int i = 0; i < 30; ++i) {
+    most = std::max(most, ProcessesInUidRange("/proc", bomb_uid, bomb_uid).size());
+    usleep(50 * 1000);
+  }
+  EXPECT_GE(most, 40u) << "the bomb did not get going";
+  EXPECT_LE(most, 64u) << "more processes than pids.max";
+  ASSERT_TRUE(exec->Start(Job("after", "acme", "echo still-served")));
+  v1::JobUpdate after = Final("after");
+  EXPECT_EQ(after.state(), v1::Job::succeeded) << after.message();
+  EXPECT_EQ(Stdout("after"), "still-served\n");
+  exec->Cancel("bomb", 1, "test over");
+  EXPECT_EQ(Final("bomb").state(), v1::Job::cancelled);
+  for (int i = 0; i < 500 && !ProcessesInUidRange("/proc", bomb_uid, bomb_uid).empty(); ++i)
+    usleep(10000);
+  EXPECT_TRUE(ProcessesInUidRange("/proc", bomb_uid, bomb_uid).empty())
+      << "the bomb outlived its cancel";
+}
+
+TEST_P(IsolationTest, CancelEndsATreeThatIgnoresSigtermAndLeftItsProcessGroup) {
+  ASSERT_TRUE(exec->Start(Job("stubborn", "acme",
+                              "trap '' TERM; setsid sh -c \"trap '' TERM; sleep 300\" & "
+                              "sleep 300 & echo up > up; wait")));
+  ASSERT_FALSE(WaitForFile(WorkDir("stubborn") + "/up").empty());
+  exec->Cancel("stubborn", 1, "user asked");
+  v1::JobUpdate u = Final("stubborn");
+  EXPECT_EQ(u.state(), v1::Job::cancelled);
+  const uid_t uid = block.first();
+  for (int i = 0; i < 500 && !ProcessesInUidRange("/proc", uid, uid).empty(); ++i) usleep(10000);
+  EXPECT_TRUE(ProcessesInUidRange("/proc", uid, uid).empty()) << "a process of the job survived";
+}
+
+TEST_P(IsolationTest, TmpIsPrivateAndReadOnlyPathsCannotBeWritten) {
+  if (!sandbox()) GTEST_SKIP() << "private /tmp and read-only paths need the mount namespace";
+  ASSERT_TRUE(exec->Start(Job("w1", "acme",
+                              absl::StrCat("echo a > /tmp/shared-name; ls /tmp > seen; ",
+                                           "echo b > ", ro_dir(), "/x 2>/dev/null && echo WROTE_RO; ",
+                                           "ls ", state, " > state-listing; echo ok"))));
+  EXPECT_EQ(Final("w1").state(), v1::Job::succeeded);
+  EXPECT_EQ(Stdout("w1"), "ok\n");
+  EXPECT_NE(Read(WorkDir("w1") + "/seen").find("shared-name\n"), std::string::npos);
+  EXPECT_EQ(Read(WorkDir("w1") + "/state-listing"), "jobs\n")
+      << "the state directory shows only the path to the job's own directory";
+  EXPECT_FALSE(std::filesystem::exists("/tmp/shared-name")) << "/tmp was the host's";
+  ASSERT_TRUE(exec->Start(Job("w2", "beta", "ls /tmp | grep -c shared-name")));
+  EXPECT_EQ(Final("w2").state(), v1::Job::failed) << "grep found nothing: exit 1";
+  EXPECT_EQ(Stdout("w2"), "0\n");
+}
+
+INSTANTIATE_TEST_SUITE_P(Sandbox, IsolationTest, ::testing::Values(true, false),
+                         [](const ::testing::TestParamInfo<bool>& i) {
+                           return i.param ? std::string("Sandboxed") : std::string("UidOnly");
+                         });
+
+TEST(UidPoolTest, HandsOutNeverUsedUidsFirstThenTheOldestReleased) {
+  auto pool = UidPool::Create(400000, 400002, "");
+  ASSERT_TRUE(pool.ok()) << pool.status();
+  EXPECT_EQ(*(*pool)->Acquire(), 400000u);
+  EXPECT_EQ(*(*pool)->Acquire(), 400001u);
+  (*pool)->Release(400000);
+  EXPECT_EQ(*(*pool)->Acquire(), 400002u);
+  EXPECT_EQ(*(*pool)->Acquire(), 400000u);
+  EXPECT_FALSE((*pool)->Acquire().has_value());
+  EXPECT_EQ((*pool)->in_use(), 3u);
+}
+
+TEST(UidPoolTest, RefusesRootAccountsAndRangesAnotherAgentHolds) {
+  EXPECT_FALSE(UidPool::Create(0, 10, "").ok());
+  auto accounts = UidPool::Create(1, 65533, "");  // root's neighbours: daemon, bin, ...
+  ASSERT_FALSE(accounts.ok());
+  EXPECT_NE(accounts.status().message().find("includes user"), std::string::npos);
+  const std::string locks = ::testing::TempDir() + "/uid-locks-" + std::to_string(getpid());
+  auto first = UidPool::Create(410000, 410099, locks);
+  ASSERT_TRUE(first.ok()) << first.status();
+  auto overlap = UidPool::Create(410050, 410149, locks);
+  ASSERT_FALSE(overlap.ok());
+  EXPECT_NE(overlap.status().message().find("overlaps 410000-410099"), std::string::npos)
+      << overlap.status();
+  auto same = UidPool::Create(410000, 410099, locks);
+  EXPECT_FALSE(same.ok());
+  EXPECT_TRUE(UidPool::Create(410100, 410199, locks).ok());
+  first->reset();  // that agent stopped: its range is free again
+  EXPECT_TRUE(UidPool::Create(410050, 410149, locks).ok());
+  EXPECT_FALSE(ParseUidRange("5-1").ok());
+  EXPECT_FALSE(ParseUidRange("abc").ok());
+  EXPECT_EQ(ParseUidRange("200000-265535")->second, 265535u);
+  std::filesystem::remove_all(locks);
+}
+
+}  // namespace
+}  // namespace portolan::agent
