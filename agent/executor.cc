@@ -93,6 +93,10 @@ uint64_t FileSize(const std::string& path) {
 
 Executor::Executor(ExecutorOptions options, Clock* clock, UpdateFn on_update)
     : options_(std::move(options)), clock_(clock), on_update_(std::move(on_update)) {
+  // Exec'd by descriptor: the sandbox may hide the directory it lives in
+  // (a private /tmp over an unpacked package, say).
+  if (!options_.job_init.empty())
+    init_fd_ = open(options_.job_init.c_str(), O_PATH | O_CLOEXEC);
   monitor_ = std::thread([this] { Monitor(); });
 }
 
@@ -106,6 +110,7 @@ Executor::~Executor() {
   }
   cv_.notify_all();
   monitor_.join();
+  if (init_fd_ >= 0) close(init_fd_);
   std::lock_guard<std::mutex> lock(mu_);
   for (auto& [key, p] : procs_) {
     if (!p.finished && p.pid > 0) {
@@ -335,7 +340,12 @@ bool Executor::Start(const v1::Job& job) {
   std::vector<char*> argv;
   for (auto& s : args) argv.push_back(s.data());
   argv.push_back(nullptr);
-  const char* exec_path = sandbox ? options_.job_init.c_str() : program.c_str();
+  const char* exec_path = program.c_str();
+  const int init_fd = init_fd_;
+  if (sandbox && init_fd < 0) {
+    close_all();
+    return fail(absl::StrCat("cannot open the job init ", options_.job_init));
+  }
 
   // Mount plan for the sandbox, built here: the child may not allocate.
   // Overmounted in order: private /tmp, /var/tmp and /dev/shm, then the
@@ -378,6 +388,9 @@ bool Executor::Start(const v1::Job& job) {
     sigemptyset(&all);
     sigprocmask(SIG_SETMASK, &all, nullptr);
     signal(SIGPIPE, SIG_DFL);
+    // The agent's umask (077) is for its own files; jobs get the usual one,
+    // and the directories made below must be passable.
+    umask(022);
     ChildError ce{0, 0};
     auto die = [&](int step) {
       ce = {step, errno};
@@ -438,8 +451,12 @@ bool Executor::Start(const v1::Job& job) {
       fcntl(pipe_fds[1], F_SETFD, 0);
       fcntl(status_fds[1], F_SETFD, 0);
     }
+    if (sandbox) {
+      syscall(SYS_execveat, init_fd, "", argv.data(), envp.data(), AT_EMPTY_PATH);
+      die(job_init::kInit);
+    }
     execve(exec_path, argv.data(), envp.data());
-    die(sandbox ? job_init::kInit : job_init::kExec);
+    die(job_init::kExec);
   }
   int fork_errno = errno;
   if (cg) cg->CloseJoinFds();

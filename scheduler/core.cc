@@ -1010,6 +1010,7 @@ bool Core::OnRegister(const v1::Register& reg, std::shared_ptr<AgentLink> link,
   a.set_site(reg.site());
   *a.mutable_labels() = reg.labels();
   a.set_version(reg.version());
+  *a.mutable_isolation() = reg.isolation();
   if (a.state() == v1::Agent::state_unspecified || was_lost) a.set_state(v1::Agent::ready);
   a.set_connected(true);
   a.set_address(peer);

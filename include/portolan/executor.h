@@ -156,6 +156,7 @@ class Executor {
   mutable std::mutex mu_;
   std::atomic<uint64_t> start_errors_{0};
   std::atomic<uint64_t> oom_kills_{0};
+  int init_fd_ = -1;  // options_.job_init, opened O_PATH
   // Cgroups of ended jobs whose last processes had not yet left them.
   std::vector<std::unique_ptr<JobCgroup>> to_remove_ ABSL_GUARDED_BY(mu_);
   std::condition_variable cv_;

@@ -56,8 +56,8 @@ TEST(DurabilityIT, KillNineUnderASubmitStreamLosesNothingAndRunsNothingTwice) {
   const uint16_t rpc = c.rpc_port();
   c.StartAgent("a1", "lingang-idc-1", "pack:1 numa:1(memory=16GiB) core:8 pu:1");
   c.StartAgent("a2", "lingang-idc-1", "pack:1 numa:1(memory=16GiB) core:8 pu:1");
-  const std::string runs = c.dir() + "/runs.log";
-  std::ofstream(runs).close();  // jobs run as nobody: give them a file they may append to
+  const std::string runs = c.SharedDir() + "/runs.log";
+  std::ofstream(runs).close();  // jobs run under uids of their own: a file they may append to
   std::filesystem::permissions(
       runs, std::filesystem::perms::all & ~std::filesystem::perms::owner_exec &
                 ~std::filesystem::perms::group_exec & ~std::filesystem::perms::others_exec);

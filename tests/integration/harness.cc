@@ -107,12 +107,25 @@ bool WaitFor(const std::function<bool()>& pred, std::chrono::milliseconds timeou
 }
 
 pid_t PrintedPid(Client& c, const std::string& job_id) {
+  // The agent's `running` event says "started as pid N": N is the job's top
+  // process as this machine sees it (its init when sandboxed; a pid the job
+  // prints itself is its own namespace's).
   pid_t pid = 0;
   WaitFor(
       [&] {
-        auto logs = c.Logs(job_id);
-        return logs.ok() && absl::SimpleAtoi(absl::StripAsciiWhitespace(logs->stdout()), &pid) &&
-               pid > 0;
+        auto job = c.GetJob(job_id);
+        if (!job.ok()) return false;
+        for (const auto& e : job->events()) {
+          if (e.state() != v1::Job::running) continue;
+          const std::string& m = e.message();
+          const size_t at = m.find("started as pid ");
+          if (at == std::string::npos) continue;
+          const size_t from = at + 15;
+          return absl::SimpleAtoi(m.substr(from, m.find_first_not_of("0123456789", from) - from),
+                                  &pid) &&
+                 pid > 0;
+        }
+        return false;
       },
       std::chrono::seconds(20));
   return pid;
@@ -194,6 +207,7 @@ Cluster::~Cluster() {
   agents_.clear();  // SIGKILL what is still running
   scheduler_.reset();
   if (!::testing::Test::HasFailure()) std::filesystem::remove_all(dir_);
+  if (!shared_dir_.empty()) std::filesystem::remove_all(shared_dir_);
 }
 
 std::string Cluster::SchedulerLog() const {
@@ -285,6 +299,18 @@ void Cluster::StopScheduler() {
   EXPECT_TRUE(status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0)
       << "scheduler exit status " << status << "\n"
       << SchedulerLog();
+}
+
+std::string Cluster::SharedDir() {
+  if (!shared_dir_.empty()) return shared_dir_;
+  shared_dir_ = geteuid() == 0
+                    ? "/run/portolan-it/" + std::filesystem::path(dir_).filename().string()
+                    : dir_ + "/shared";
+  std::filesystem::remove_all(shared_dir_);
+  std::filesystem::create_directories(shared_dir_);
+  std::filesystem::permissions(shared_dir_, std::filesystem::perms::all |
+                                                std::filesystem::perms::sticky_bit);
+  return shared_dir_;
 }
 
 std::string Cluster::JobUidRange(const std::string& id) {

@@ -40,8 +40,9 @@ class Process {
 // Polls `pred` every 50 ms until it holds or `timeout` passes.
 bool WaitFor(const std::function<bool()>& pred, std::chrono::milliseconds timeout);
 
-// The pid a job printed first on its stdout (delivered by heartbeats); 0 when
-// none shows within 20 s. Tests use it to find, check and clean up processes.
+// The host pid of a job's top process, from its `running` event ("started as
+// pid N"; the init of its PID namespace when sandboxed); 0 when none shows
+// within 20 s. Tests use it to find, check and clean up processes.
 pid_t PrintedPid(Client& c, const std::string& job_id);
 
 // A job spec running `cmd` with `cpus` PUs and 64 MiB (tenant "" = default).
@@ -91,6 +92,10 @@ class Cluster {
   // A --job-uid-range for agent `id` that no other agent on this machine
   // holds (the same one across restarts of `id`); StartAgent passes it.
   std::string JobUidRange(const std::string& id);
+  // A directory every job on this machine's agents can write to and the
+  // test can read: outside /tmp, which each sandboxed job gets its own of
+  // (/run/portolan-it/... as root, else under dir()). Removed with the cluster.
+  std::string SharedDir();
   Client& client() { return *client_; }  // as admin
   std::unique_ptr<Client> ClientWith(const std::string& token) const;
   std::string tokens_path() const { return dir_ + "/tokens.yaml"; }
@@ -109,6 +114,7 @@ class Cluster {
   std::vector<std::unique_ptr<Process>> agents_;
   // Job uids per agent id (kept across restarts of the same agent).
   std::map<std::string, std::unique_ptr<UidBlock>> uid_blocks_;
+  std::string shared_dir_;
   std::unique_ptr<Client> client_;
   uint16_t rest_port_ = 0;
   uint16_t rpc_port_ = 0;

@@ -203,10 +203,10 @@ TEST(SecurityIT, HostileBodiesAndConnectionsLeaveTheServerServing) {
   EXPECT_EQ(*c.client().Raw("GET", "/healthz", "", &body), 200);
 }
 
-TEST(SecurityIT, JobsRunAsTheUnprivilegedUserInTheirOwnDirectory) {
+TEST(SecurityIT, JobsRunUnderAUidOfTheirOwnInTheirOwnDirectory) {
   Cluster c;
   c.StartScheduler();
-  c.StartAgent("lg1", "lingang-idc-1");  // the agent runs as root here: jobs default to nobody
+  c.StartAgent("lg1", "lingang-idc-1");  // the agent runs as root here: a uid per job
   auto acme = c.ClientWith(Cluster::kAcmeToken);
   auto job = acme->Submit([] {
     v1::Job j;
@@ -222,10 +222,38 @@ TEST(SecurityIT, JobsRunAsTheUnprivilegedUserInTheirOwnDirectory) {
       WaitFor([&] { return acme->GetJob(job->id())->state() == v1::Job::succeeded; }, seconds(20)))
       << acme->GetJob(job->id())->reason();
   const std::string out = acme->Logs(job->id())->stdout();
-  EXPECT_EQ(out.substr(0, out.find('\n')), "65534") << out;  // nobody on Debian
-  EXPECT_NE(out.find(job->id() + "-1/work\nnobody:700\n"), std::string::npos) << out;
+  // The first uid of the agent's --job-uid-range, as uid and gid.
+  const std::string range = c.JobUidRange("lg1");
+  const std::string uid = range.substr(0, range.find('-'));
+  EXPECT_EQ(out.substr(0, out.find('\n')), uid) << out;
+  EXPECT_NE(out.find(uid + "\n" + uid + "\n"), std::string::npos) << out;
+  EXPECT_NE(out.find(job->id() + "-1/work\nUNKNOWN:700\n"), std::string::npos) << out;
   EXPECT_NE(out.find("\n0\n"), std::string::npos)
       << "no agent environment leaks into the job: " << out;
+  auto agent = c.client().GetAgent("lg1");
+  ASSERT_TRUE(agent.ok());
+  EXPECT_TRUE(agent->isolation().uid_per_job());
+  EXPECT_EQ(agent->isolation().user(), "per-job uid " + range);
+
+  // Without a uid range the jobs run as --run-as, by default nobody.
+  c.StartAgent("lg2", "lingang-idc-1", "pack:1 numa:1(memory=16GiB) core:4 pu:2",
+               {"--job-uid-range", "none", "--label", "pool=shared"});
+  auto shared = acme->Submit([] {
+    v1::Job j;
+    j.add_command("/bin/sh");
+    j.add_command("-c");
+    j.add_command("id -u; stat -c %U:%a .");
+    j.mutable_resources()->set_cpus(1);
+    j.mutable_resources()->set_memory_mb(16);
+    (*j.mutable_placement()->mutable_agent_labels())["pool"] = "shared";
+    return j;
+  }());
+  ASSERT_TRUE(shared.ok()) << shared.status();
+  ASSERT_TRUE(WaitFor([&] { return acme->GetJob(shared->id())->state() == v1::Job::succeeded; },
+                      seconds(20)))
+      << acme->GetJob(shared->id())->reason();
+  EXPECT_EQ(acme->Logs(shared->id())->stdout(), "65534\nnobody:700\n");  // nobody on Debian
+  EXPECT_FALSE(c.client().GetAgent("lg2")->isolation().uid_per_job());
 }
 
 TEST(SecurityIT, SchedulerRefusesToStartWithoutTokensOrExplicitNoAuth) {
