@@ -406,6 +406,12 @@ int main(int argc, char** argv) {
           .AddCounter("portolan_agent_executor_errors_total",
                       "Jobs that could not be started (exec failure, directory, cgroup).")
           ->With();
+  auto* m_ooms =
+      registry
+          .AddCounter("portolan_agent_oom_kills_total",
+                      "Jobs the kernel's OOM killer struck in their cgroup (reported failed: out "
+                      "of memory).")
+          ->With();
   auto* m_updates =
       registry.AddCounter("portolan_agent_job_updates_total",
                           "Job state changes reported to the scheduler, by state.", {"state"});
@@ -420,7 +426,7 @@ int main(int argc, char** argv) {
     client.Stop();
     io.stop();
   });
-  uint64_t errors_seen = 0, disconnects_seen = 0;
+  uint64_t errors_seen = 0, disconnects_seen = 0, ooms_seen = 0;
   registry.OnScrape([&] {  // on the io thread: the client's state is read there
     const agent::Executor* ex = client.executor();
     if (ex == nullptr) return;
@@ -433,6 +439,8 @@ int main(int argc, char** argv) {
     disconnects_seen = client.reconnects();
     m_errors->Inc(static_cast<double>(ex->start_errors() - errors_seen));
     errors_seen = ex->start_errors();
+    m_ooms->Inc(static_cast<double>(ex->oom_kills() - ooms_seen));
+    ooms_seen = ex->oom_kills();
     m_mem->Set(static_cast<double>(agent::MemAvailableKib()) * 1024);
   });
   std::unique_ptr<metrics::HttpServer> metrics_server;

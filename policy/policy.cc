@@ -273,6 +273,19 @@ absl::StatusOr<std::shared_ptr<const CompiledPolicy>> CompilePolicy(
 
   const auto& filters = policy.plugins().filters();
   const bool residency_on = std::find(filters.begin(), filters.end(), "residency") != filters.end();
+  // A site's isolation minimum is enforced by the `isolation` filter: a
+  // minimum without it would be a promise nobody keeps.
+  const bool isolation_on = std::find(filters.begin(), filters.end(), "isolation") != filters.end();
+  for (int i = 0; i < policy.sites_size(); ++i) {
+    if (policy.sites(i).has_isolation_required() && !isolation_on) {
+      ck.Error(absl::StrCat("sites[", i, "].isolation_required"),
+               "set, but the isolation filter is not in plugins.filters: add it there");
+    }
+    if (!policy.sites(i).isolation_required().user().empty()) {
+      ck.Error(absl::StrCat("sites[", i, "].isolation_required.user"),
+               "is what an agent reports, not a requirement; leave it out");
+    }
+  }
   if (!residency_on && !policy.plugins().allow_without_residency()) {
     ck.Error(
         "plugins.filters",

@@ -101,6 +101,37 @@ class AgentHealth : public FilterPlugin {
   }
 };
 
+// Agents must keep tenants apart at least as well as their site requires
+// (Site.isolation_required): each required capability must be reported by
+// the agent at registration. Sites without a minimum pass every agent.
+class IsolationFilter : public FilterPlugin {
+ public:
+  std::string_view Name() const override { return "isolation"; }
+  FilterResult Filter(CycleState&, const DecisionInput& in, const AgentView& a) const override {
+    const v1::Site* site = in.policy->FindSite(a.agent->site());
+    if (site == nullptr || !site->has_isolation_required()) return FilterResult::Pass();
+    const v1::Isolation& need = site->isolation_required();
+    const v1::Isolation& have = a.agent->isolation();
+    std::vector<const char*> missing;
+    if (need.uid_per_job() && !have.uid_per_job()) missing.push_back("a uid per job");
+    if (need.pid_ns() && !have.pid_ns()) missing.push_back("PID namespace");
+    if (need.mount_ns() && !have.mount_ns()) missing.push_back("mount namespace");
+    const bool need_cgroup =
+        need.cgroup() == v1::Isolation::v1 || need.cgroup() == v1::Isolation::v2;
+    const bool have_cgroup =
+        have.cgroup() == v1::Isolation::v1 || have.cgroup() == v1::Isolation::v2;
+    if (need_cgroup && !have_cgroup) missing.push_back("cgroup");
+    if (need.memory_limit() && !have.memory_limit()) missing.push_back("memory limit");
+    if (need.cpuset() && !have.cpuset()) missing.push_back("cpuset");
+    if (need.pids_limit() && !have.pids_limit()) missing.push_back("pids limit");
+    if (need.tree_kill() && !have.tree_kill()) missing.push_back("whole-tree kill");
+    if (missing.empty()) return FilterResult::Pass();
+    return FilterResult::Reject("isolation_below_site_minimum",
+                                absl::StrCat("the agent lacks ", absl::StrJoin(missing, ", "),
+                                             ", which site ", site->id(), " requires"));
+  }
+};
+
 // Requests must be positive and fit what is free now.
 class ResourceFit : public FilterPlugin, public PreFilterPlugin {
  public:
@@ -219,6 +250,7 @@ void RegisterBuiltins(Registry& registry) {
   registry.Register("residency", [] { return std::make_unique<Residency>(); });
   registry.Register("latency_limit", [] { return std::make_unique<LatencyLimit>(); });
   registry.Register("agent_health", [] { return std::make_unique<AgentHealth>(); });
+  registry.Register("isolation", [] { return std::make_unique<IsolationFilter>(); });
   registry.Register("resource_fit", [] { return std::make_unique<ResourceFit>(); });
   registry.Register("data_gravity", [] { return std::make_unique<DataGravity>(); });
   registry.Register("latency", [] { return std::make_unique<Latency>(); });

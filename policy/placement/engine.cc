@@ -245,6 +245,14 @@ v1::Decision Engine::Decide(const DecisionInput& in) const {
       for (const FilterPlugin* f : filters_) {
         FilterResult r = f->Filter(state, in, a);
         if (!r.ok) {
+          // A rejection that explains itself (isolation below the site's
+          // minimum) is spelled out once per site and reason.
+          if (!r.detail.empty() &&
+              std::none_of(counts.begin(), counts.end(),
+                           [&](const auto& c) { return c.first == r.code; })) {
+            w.out->add_rejected(
+                absl::StrCat(std::string(r.code), ": agent ", a.agent->id(), ": ", r.detail));
+          }
           bump(counts, r.code);
           ok = false;
           break;  // fast path: an agent's first failing filter is its reason

@@ -34,9 +34,12 @@ class PlacementTest : public ::testing::Test {
  protected:
   void SetUp() override { Load(""); }
 
-  void Load(const std::string& plugins_yaml) {
+  void Load(const std::string& plugins_yaml, const std::string& lingang_isolation = "") {
     v1::Policy p;
     ASSERT_TRUE(ParseYaml(kPolicy, &p).ok());
+    if (!lingang_isolation.empty()) {
+      ASSERT_TRUE(ParseYaml(lingang_isolation, p.mutable_sites(0)->mutable_isolation_required()).ok());
+    }
     if (!plugins_yaml.empty()) {
       p.clear_plugins();
       ASSERT_TRUE(ParseYaml(plugins_yaml, p.mutable_plugins()).ok());
@@ -123,6 +126,39 @@ TEST_F(PlacementTest, CountsEveryAgentRejectionReason) {
                             "insufficient_memory"),
             std::string::npos)
       << d.reason();
+}
+
+TEST_F(PlacementTest, AgentsBelowTheirSitesIsolationMinimumGetNoJobs) {
+  Load("filters: [site_affinity, residency, agent_health, isolation, resource_fit]\n"
+       "scores: {bin_pack: 1}",
+       "{uid_per_job: true, pid_ns: true, cgroup: v1, memory_limit: true}");
+  v1::Agent& weak = AddAgent("lg-weak", "lingang-idc-1", 64);
+  weak.mutable_isolation()->set_uid_per_job(true);
+  weak.mutable_isolation()->set_cgroup(v1::Isolation::none);
+  v1::Agent& strong = AddAgent("lg-strong", "lingang-idc-1", 4);
+  strong.mutable_isolation()->set_uid_per_job(true);
+  strong.mutable_isolation()->set_pid_ns(true);
+  strong.mutable_isolation()->set_cgroup(v1::Isolation::v2);  // either version will do
+  strong.mutable_isolation()->set_memory_limit(true);
+  AddAgent("hk-none", "hongkong-1", 64);  // no minimum at this site
+  v1::Job j = Job(2, "{placement: {sites: [lingang-idc-1]}}");
+  v1::Decision d = Decide(j);
+  ASSERT_TRUE(d.feasible()) << d.reason();
+  EXPECT_EQ(d.placement().agent(), "lg-strong");
+  const v1::SiteDecision& lg = Site(d, "lingang-idc-1");
+  EXPECT_EQ(lg.agents().rejected().at("isolation_below_site_minimum"), 1u);
+  ASSERT_EQ(lg.rejected_size(), 1);
+  EXPECT_EQ(lg.rejected(0),
+            "isolation_below_site_minimum: agent lg-weak: the agent lacks PID namespace, cgroup, "
+            "memory limit, which site lingang-idc-1 requires");
+  // Only the weak agent left there: the job waits, and says why.
+  agents.erase("lg-strong");
+  d = Decide(j);
+  EXPECT_FALSE(d.feasible());
+  EXPECT_NE(d.reason().find("1 isolation_below_site_minimum"), std::string::npos) << d.reason();
+  // Other sites have no minimum.
+  d = Decide(Job(2, "{placement: {sites: [hongkong-1]}}"));
+  EXPECT_TRUE(d.feasible()) << d.reason();
 }
 
 TEST_F(PlacementTest, EverySiteIsExplainedEvenWithoutAgents) {

@@ -122,6 +122,13 @@ INSTANTIATE_TEST_SUITE_P(
             "plugins.filters", "the residency filter is not enabled"},
         Bad{"empty_filters", "filters: [residency, resource_fit]", "filters: []", "plugins.filters",
             "the residency filter is not enabled"},
+        // A site's isolation minimum needs the filter that enforces it.
+        Bad{"isolation_minimum_without_filter", "{id: a, jurisdiction: CN}",
+            "{id: a, jurisdiction: CN, isolation_required: {uid_per_job: true}}",
+            "sites[0].isolation_required", "the isolation filter is not in plugins.filters"},
+        Bad{"isolation_unknown_cgroup", "{id: a, jurisdiction: CN}",
+            "{id: a, jurisdiction: CN, isolation_required: {cgroup: v3}}",
+            "sites[0].isolation_required.cgroup", "expected one of"},
         Bad{"needless_override", "filters: [residency, resource_fit]",
             "filters: [residency, resource_fit], allow_without_residency: true",
             "plugins.allow_without_residency", "residency is enabled"}),
