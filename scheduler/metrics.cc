@@ -19,7 +19,7 @@ SchedulerMetrics::SchedulerMetrics(metrics::Registry& r)
       rejections(
           r.AddCounter("portolan_rejections_total",
                        "Agents rejected in decisions, by the filter that rejected them (residency, "
-                       "latency_limit, resource_fit, topology_fit, agent_health, site_affinity).",
+                       "latency_limit, resource_fit, topology_fit, agent_health, isolation, site_affinity).",
                        {"reason"})),
       jobs(r.AddGauge("portolan_jobs", "Jobs known to the scheduler by state and tenant.",
                       {"state", "tenant"}, 5000)),
