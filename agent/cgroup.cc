@@ -39,8 +39,7 @@ bool Exists(const std::string& path) {
 absl::Status Write(const std::string& path, const std::string& value) {
   int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC | O_CREAT, 0644);
   if (fd < 0) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("cannot open ", path, ": ", strerror(errno)));
+    return absl::FailedPreconditionError(absl::StrCat("cannot open ", path, ": ", strerror(errno)));
   }
   const ssize_t n = write(fd, value.data(), value.size());
   const int err = errno;
@@ -55,8 +54,7 @@ absl::Status Write(const std::string& path, const std::string& value) {
 
 absl::Status MakeDir(const std::string& path) {
   if (mkdir(path.c_str(), 0755) == 0 || errno == EEXIST) return absl::OkStatus();
-  return absl::FailedPreconditionError(
-      absl::StrCat("cannot create ", path, ": ", strerror(errno)));
+  return absl::FailedPreconditionError(absl::StrCat("cannot create ", path, ": ", strerror(errno)));
 }
 
 // "oom_kill 3" in a "key value" per line file such as memory.events.
@@ -186,8 +184,7 @@ class V2Driver : public CgroupDriver {
       if (Exists(dir + "/memory.swap.max")) (void)Write(dir + "/memory.swap.max", "0\n");
     }
     if (pids() && limits.pids_max > 0) {
-      if (absl::Status st = Write(dir + "/pids.max", absl::StrCat(limits.pids_max, "\n"));
-          !st.ok())
+      if (absl::Status st = Write(dir + "/pids.max", absl::StrCat(limits.pids_max, "\n")); !st.ok())
         return fail(st);
     }
     int fd = open((dir + "/cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC | O_CREAT, 0644);
@@ -301,14 +298,14 @@ class V1Driver : public CgroupDriver {
       absl::Status st;
       if (h.controllers.contains("cpuset")) {
         // v1 needs both set before a task may join; unset means the parent's.
-        const std::string cpus = limits.cpus.empty()
-                                     ? std::string(absl::StripAsciiWhitespace(
-                                           Read(h.base + "/cpuset.cpus")))
-                                     : FormatIdList(limits.cpus);
-        const std::string mems = limits.mems.empty()
-                                     ? std::string(absl::StripAsciiWhitespace(
-                                           Read(h.base + "/cpuset.mems")))
-                                     : FormatIdList(limits.mems);
+        const std::string cpus =
+            limits.cpus.empty()
+                ? std::string(absl::StripAsciiWhitespace(Read(h.base + "/cpuset.cpus")))
+                : FormatIdList(limits.cpus);
+        const std::string mems =
+            limits.mems.empty()
+                ? std::string(absl::StripAsciiWhitespace(Read(h.base + "/cpuset.mems")))
+                : FormatIdList(limits.mems);
         st = Write(dir + "/cpuset.cpus", cpus + "\n");
         if (st.ok()) st = Write(dir + "/cpuset.mems", mems + "\n");
       }
@@ -482,8 +479,9 @@ absl::StatusOr<std::unique_ptr<CgroupDriver>> OpenCgroups(const std::string& mod
     if (m.type == "cgroup2" && v2_mount.empty()) v2_mount = m.path;
   absl::Status v2_error = absl::NotFoundError("no cgroup2 mount");
   if (mode == "v2" || mode == "auto") {
-    const bool v2_memory = !v2_mount.empty() &&
-                           Read(v2_mount + "/cgroup.controllers").find("memory") != std::string::npos;
+    const bool v2_memory =
+        !v2_mount.empty() &&
+        Read(v2_mount + "/cgroup.controllers").find("memory") != std::string::npos;
     if (mode == "v2" || v2_memory) {
       if (v2_mount.empty()) {
         return absl::FailedPreconditionError(

@@ -95,8 +95,7 @@ Executor::Executor(ExecutorOptions options, Clock* clock, UpdateFn on_update)
     : options_(std::move(options)), clock_(clock), on_update_(std::move(on_update)) {
   // Exec'd by descriptor: the sandbox may hide the directory it lives in
   // (a private /tmp over an unpacked package, say).
-  if (!options_.job_init.empty())
-    init_fd_ = open(options_.job_init.c_str(), O_PATH | O_CLOEXEC);
+  if (!options_.job_init.empty()) init_fd_ = open(options_.job_init.c_str(), O_PATH | O_CLOEXEC);
   monitor_ = std::thread([this] { Monitor(); });
 }
 
@@ -199,8 +198,8 @@ bool Executor::Start(const v1::Job& job) {
   }
   if (run_uid >= 0) {
     if (chown((dir + "/work").c_str(), run_uid, run_gid) != 0) {
-      return fail(absl::StrCat("cannot hand ", dir, "/work to uid ", run_uid, ": ",
-                               strerror(errno)));
+      return fail(
+          absl::StrCat("cannot hand ", dir, "/work to uid ", run_uid, ": ", strerror(errno)));
     }
   }
   if (chmod((dir + "/work").c_str(), 0700) != 0) {
@@ -277,8 +276,8 @@ bool Executor::Start(const v1::Job& job) {
     CgroupLimits limits;
     limits.cpus = bind_pus;
     limits.mems = bind_cpu ? bind_nodes : std::vector<uint32_t>{};
-    limits.memory_bytes = (int64_t{job.resources().memory_mb()} << 20) *
-                          (100 + options_.memory_slack_percent) / 100;
+    limits.memory_bytes =
+        (int64_t{job.resources().memory_mb()} << 20) * (100 + options_.memory_slack_percent) / 100;
     limits.pids_max = options_.pids_max;
     auto created = options_.cgroups->Create(absl::StrCat(job.id(), "-", job.attempt()), limits);
     if (!created.ok()) return fail(std::string(created.status().message()));
@@ -320,8 +319,8 @@ bool Executor::Start(const v1::Job& job) {
   // bind it back in once the state directory is hidden.
   int work_fd = sandbox ? open("/dev/null", O_RDONLY | O_CLOEXEC) : -1;
   auto close_all = [&] {
-    for (int fd : {out_fd, err_fd, null_fd, pipe_fds[0], pipe_fds[1], status_fds[0], status_fds[1],
-                   work_fd})
+    for (int fd :
+         {out_fd, err_fd, null_fd, pipe_fds[0], pipe_fds[1], status_fds[0], status_fds[1], work_fd})
       if (fd >= 0) close(fd);
   };
   if (out_fd < 0 || err_fd < 0 || null_fd < 0 || pipe2(pipe_fds, O_CLOEXEC) != 0 ||
@@ -374,10 +373,9 @@ bool Executor::Start(const v1::Job& job) {
   if (sandbox) {
     // Raw clone (like fork, plus namespaces): the child is the init of a new
     // PID namespace. From here to exec only raw system calls in the child.
-    pid = static_cast<pid_t>(syscall(SYS_clone,
-                                     CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS |
-                                         SIGCHLD,
-                                     nullptr, nullptr, nullptr, 0));
+    pid = static_cast<pid_t>(
+        syscall(SYS_clone, CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD,
+                nullptr, nullptr, nullptr, 0));
   } else {
     pid = fork();
   }
@@ -672,8 +670,7 @@ void Executor::Monitor() {
           // The init reports how the program ended; nothing when the init
           // itself was killed (then its own status says how).
           int program_status = 0;
-          if (read(p.status_fd, &program_status, sizeof program_status) ==
-              sizeof program_status) {
+          if (read(p.status_fd, &program_status, sizeof program_status) == sizeof program_status) {
             status = program_status;
           }
         }
@@ -706,10 +703,10 @@ void Executor::Monitor() {
           u.set_state(v1::Job::failed);
           const int64_t limit_mb =
               int64_t{p.job.resources().memory_mb()} * (100 + options_.memory_slack_percent) / 100;
-          u.set_message(absl::StrCat("out of memory (limit ", limit_mb,
-                                     " MiB): the kernel's OOM killer ended ", oom_kills,
-                                     oom_kills == 1 ? " process" : " processes", " of the job after ",
-                                     runtime, WIFSIGNALED(status) ? "" : absl::StrCat("; exit code ", u.exit_code())));
+          u.set_message(absl::StrCat(
+              "out of memory (limit ", limit_mb, " MiB): the kernel's OOM killer ended ", oom_kills,
+              oom_kills == 1 ? " process" : " processes", " of the job after ", runtime,
+              WIFSIGNALED(status) ? "" : absl::StrCat("; exit code ", u.exit_code())));
         } else if (u.signal() != 0) {
           u.set_state(v1::Job::failed);
           u.set_message(absl::StrCat("killed by ", SignalName(u.signal()), " after ", runtime));

@@ -1,11 +1,11 @@
 #include "portolan/isolation.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
 #include <sched.h>
 #include <signal.h>
-#include <fcntl.h>
 #include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -71,7 +71,8 @@ absl::StatusOr<std::unique_ptr<UidPool>> UidPool::Create(uid_t first, uid_t last
   std::error_code ec;
   std::filesystem::create_directories(lock_dir, ec);
   if (ec) {
-    return absl::FailedPreconditionError(absl::StrCat("cannot create ", lock_dir, ": ", ec.message()));
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot create ", lock_dir, ": ", ec.message()));
   }
   pool->lock_path_ = absl::StrCat(lock_dir, "/uids-", first, "-", last);
   pool->lock_fd_ = open(pool->lock_path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
@@ -79,10 +80,10 @@ absl::StatusOr<std::unique_ptr<UidPool>> UidPool::Create(uid_t first, uid_t last
     const int err = errno;
     if (pool->lock_fd_ >= 0) close(pool->lock_fd_);
     pool->lock_fd_ = -1;
-    return absl::FailedPreconditionError(absl::StrCat(
-        "uid range ", first, "-", last, " is held by another agent on this host (",
-        pool->lock_path_, ": ", err == EWOULDBLOCK ? "locked" : strerror(err),
-        "); give each agent its own --job-uid-range"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("uid range ", first, "-", last, " is held by another agent on this host (",
+                     pool->lock_path_, ": ", err == EWOULDBLOCK ? "locked" : strerror(err),
+                     "); give each agent its own --job-uid-range"));
   }
   for (const auto& entry : std::filesystem::directory_iterator(lock_dir, ec)) {
     const std::string name = entry.path().filename().string();
@@ -96,8 +97,8 @@ absl::StatusOr<std::unique_ptr<UidPool>> UidPool::Create(uid_t first, uid_t last
     if (held) {
       return absl::FailedPreconditionError(
           absl::StrCat("uid range ", first, "-", last, " overlaps ", range->first, "-",
-                       range->second, ", held by another agent on this host (", entry.path().string(),
-                       "); give each agent its own --job-uid-range"));
+                       range->second, ", held by another agent on this host (",
+                       entry.path().string(), "); give each agent its own --job-uid-range"));
     }
     std::filesystem::remove(entry.path(), ec);  // left by an agent that is gone
   }
@@ -188,9 +189,9 @@ SandboxSupport ProbeSandbox() {
     out.why = strerror(errno);
     return out;
   }
-  const long pid = syscall(SYS_clone, CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS |
-                                          SIGCHLD,
-                           nullptr, nullptr, nullptr, 0);
+  const long pid =
+      syscall(SYS_clone, CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD,
+              nullptr, nullptr, nullptr, 0);
   if (pid == 0) {
     // What a job's sandbox does: private mounts, its own /proc and /tmp.
     int step = 0;
@@ -211,8 +212,8 @@ SandboxSupport ProbeSandbox() {
   close(fds[1]);
   if (pid < 0) {
     close(fds[0]);
-    out.why = absl::StrCat("clone with new PID, mount, IPC and UTS namespaces: ",
-                           strerror(clone_errno));
+    out.why =
+        absl::StrCat("clone with new PID, mount, IPC and UTS namespaces: ", strerror(clone_errno));
     return out;
   }
   int report[2] = {0, 0};

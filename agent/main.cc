@@ -61,8 +61,8 @@ int main(int argc, char** argv) {
   // (which lives until the thread ends) would never be released.
   OPENSSL_init_ssl(OPENSSL_INIT_LOAD_CONFIG, nullptr);
   std::string config_file, id, site, scheduler_addr, state_dir, synthetic, xml, log_format,
-      log_level, cgroup_mode, cgroup_parent, tls_cert, tls_key, tls_ca, metrics_addr,
-      job_uid_range, sandbox_mode, job_init;
+      log_level, cgroup_mode, cgroup_parent, tls_cert, tls_key, tls_ca, metrics_addr, job_uid_range,
+      sandbox_mode, job_init;
   std::vector<std::string> labels, tenant_users, sandbox_read_only, sandbox_hide;
   uint32_t job_pids_max = 4096;
   uint32_t memory_slack_percent = 0;
@@ -108,8 +108,9 @@ int main(int argc, char** argv) {
   try {
     po::store(po::parse_command_line(argc, argv, desc), vm);
     if (vm.count("config")) {
-      absl::Status st = StoreConfigFile<v1::AgentConfig>(vm["config"].as<std::string>(), desc, vm,
-                                                         {{"labels", "label"}, {"tenant_users", "tenant-user"}});
+      absl::Status st =
+          StoreConfigFile<v1::AgentConfig>(vm["config"].as<std::string>(), desc, vm,
+                                           {{"labels", "label"}, {"tenant_users", "tenant-user"}});
       if (!st.ok()) {
         std::cerr << "portolan-agent: --config: " << st.message() << "\n";
         return 2;
@@ -245,9 +246,10 @@ int main(int argc, char** argv) {
       spdlog::info("job limits: {}", (*cg)->Describe());
       opts.executor.cgroups = std::move(*cg);
     } else {
-      spdlog::warn("job limits: no cgroup ({}); jobs are bound with affinity and memory policy "
-                   "only, and their memory is not limited",
-                   why);
+      spdlog::warn(
+          "job limits: no cgroup ({}); jobs are bound with affinity and memory policy "
+          "only, and their memory is not limited",
+          why);
     }
   }
   opts.executor.pids_max = job_pids_max;
@@ -272,7 +274,8 @@ int main(int argc, char** argv) {
     auto pw = lookup_user("--tenant-user", tu.substr(eq + 1));
     if (!pw.ok() || !root) {
       std::cerr << "portolan-agent: "
-                << (pw.ok() ? "--tenant-user needs the agent to run as root" : pw.status().message())
+                << (pw.ok() ? "--tenant-user needs the agent to run as root"
+                            : pw.status().message())
                 << "\n";
       return 2;
     }
@@ -287,9 +290,9 @@ int main(int argc, char** argv) {
     }
     auto range = agent::ParseUidRange(job_uid_range);
     // /run/portolan-agent holds one lock file per agent's range on this host.
-    auto pool = range.ok() ? agent::UidPool::Create(range->first, range->second,
-                                                    "/run/portolan-agent")
-                           : absl::StatusOr<std::unique_ptr<agent::UidPool>>(range.status());
+    auto pool = range.ok()
+                    ? agent::UidPool::Create(range->first, range->second, "/run/portolan-agent")
+                    : absl::StatusOr<std::unique_ptr<agent::UidPool>>(range.status());
     if (!pool.ok()) {
       std::cerr << "portolan-agent: --job-uid-range: " << pool.status().message() << "\n";
       return 2;
@@ -348,8 +351,8 @@ int main(int argc, char** argv) {
           absl::StrJoin(opts.executor.read_only, ", "));
     }
   }
-  const bool other_uid = opts.executor.uids || opts.executor.run_uid >= 0 ||
-                         !opts.executor.tenant_users.empty();
+  const bool other_uid =
+      opts.executor.uids || opts.executor.run_uid >= 0 || !opts.executor.tenant_users.empty();
   if (other_uid && opts.executor.job_init.empty()) {
     // Without a mount namespace the jobs reach their directories through the
     // state directory: let them pass (not list) it.
@@ -364,8 +367,8 @@ int main(int argc, char** argv) {
       return 2;
     }
   } else if (other_uid) {
-    std::string blocked = UntraversableParent(
-        std::filesystem::path(state_dir).parent_path().string(), 65534, 65534);
+    std::string blocked =
+        UntraversableParent(std::filesystem::path(state_dir).parent_path().string(), 65534, 65534);
     if (!blocked.empty()) {
       std::cerr << "portolan-agent: jobs cannot reach " << state_dir << ": " << blocked
                 << "; choose a --state-dir they can reach (e.g. under /var/lib) or chmod o+x it\n";

@@ -153,7 +153,8 @@ int main(int argc, char** argv) {
                                    {"--tls-key", tls_key},
                                    {"--https-key", https_key}}) {
     if (path.empty()) continue;
-    if (absl::Status st = CheckNotWorldReadable(path, flag); !st.ok()) return Fail(std::string(st.message()));
+    if (absl::Status st = CheckNotWorldReadable(path, flag); !st.ok())
+      return Fail(std::string(st.message()));
   }
   {
     auto narrowed = MakePrivateDir(state_dir, 0700);

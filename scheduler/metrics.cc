@@ -16,11 +16,11 @@ SchedulerMetrics::SchedulerMetrics(metrics::Registry& r)
                                       "Time of one placement engine decision.",
                                       metrics::LatencyBuckets())
                            ->With()),
-      rejections(
-          r.AddCounter("portolan_rejections_total",
-                       "Agents rejected in decisions, by the filter that rejected them (residency, "
-                       "latency_limit, resource_fit, topology_fit, agent_health, isolation, site_affinity).",
-                       {"reason"})),
+      rejections(r.AddCounter(
+          "portolan_rejections_total",
+          "Agents rejected in decisions, by the filter that rejected them (residency, "
+          "latency_limit, resource_fit, topology_fit, agent_health, isolation, site_affinity).",
+          {"reason"})),
       jobs(r.AddGauge("portolan_jobs", "Jobs known to the scheduler by state and tenant.",
                       {"state", "tenant"}, 5000)),
       queue_depth(r.AddGauge("portolan_queue_depth", "Jobs waiting for placement.")->With()),

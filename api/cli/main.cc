@@ -189,6 +189,21 @@ void DrawAgent(const v1::Agent& a) {
       t.gpus_size());
   if (a.memory_available_mb() > 0)
     absl::PrintF("Host memory available: %u MiB (MemAvailable)\n", a.memory_available_mb());
+  if (a.has_isolation()) {
+    const v1::Isolation& iso = a.isolation();
+    std::vector<std::string> has, lacks;
+    auto put = [&](bool on, const char* what) { (on ? has : lacks).push_back(what); };
+    put(iso.uid_per_job(), "uid per job");
+    put(iso.pid_ns(), "PID namespace");
+    put(iso.mount_ns(), "mount namespace");
+    put(iso.memory_limit(), "memory limit");
+    put(iso.cpuset(), "cpuset");
+    put(iso.pids_limit(), "pids limit");
+    put(iso.tree_kill(), "whole-tree kill");
+    absl::PrintF("Isolation: jobs as %s; cgroup %s; %s%s\n", iso.user(),
+                 v1::Isolation::Cgroup_Name(iso.cgroup()), absl::StrJoin(has, ", "),
+                 lacks.empty() ? "" : absl::StrCat("; without ", absl::StrJoin(lacks, ", ")));
+  }
   absl::PrintF("Allocated: %d/%d PUs, %d/%d MiB, %d/%d GPUs; jobs: %s\n", a.allocated().cpus(),
                a.capacity().cpus(), a.allocated().memory_mb(), a.capacity().memory_mb(),
                a.allocated().gpus(), a.capacity().gpus(),

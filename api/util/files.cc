@@ -26,9 +26,9 @@ absl::Status CheckNotWorldReadable(const std::string& path, absl::string_view wh
     return absl::NotFoundError(absl::StrCat(what, " ", path, ": ", strerror(errno)));
   }
   if (st.st_mode & S_IROTH) {
-    return absl::PermissionDeniedError(
-        absl::StrCat(what, " ", path, " is mode ", Octal(st.st_mode),
-                     " (readable by every local user); chmod 600 ", path, " (or 640 for a group)"));
+    return absl::PermissionDeniedError(absl::StrCat(what, " ", path, " is mode ", Octal(st.st_mode),
+                                                    " (readable by every local user); chmod 600 ",
+                                                    path, " (or 640 for a group)"));
   }
   return absl::OkStatus();
 }
@@ -43,9 +43,9 @@ absl::StatusOr<bool> MakePrivateDir(const std::string& path, mode_t mode) {
   }
   if ((st.st_mode & 0777 & ~mode) == 0) return false;
   if (chmod(path.c_str(), st.st_mode & 0777 & mode) != 0) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("cannot make ", path, " private (mode ", Octal(st.st_mode & 0777 & mode),
-                     "): ", strerror(errno)));
+    return absl::FailedPreconditionError(absl::StrCat("cannot make ", path, " private (mode ",
+                                                      Octal(st.st_mode & 0777 & mode),
+                                                      "): ", strerror(errno)));
   }
   return true;
 }

@@ -42,8 +42,8 @@ struct ExecutorOptions {
   // Each attempt gets a cgroup here with its allocation as limits (cpuset,
   // memory, pids) and is killed through it as a whole tree; null: none.
   std::shared_ptr<CgroupDriver> cgroups;
-  int64_t pids_max = 4096;        // pids.max of each job's cgroup; 0: no limit
-  int memory_slack_percent = 0;   // memory limit = requested memory_mb * (100 + this) / 100
+  int64_t pids_max = 4096;       // pids.max of each job's cgroup; 0: no limit
+  int memory_slack_percent = 0;  // memory limit = requested memory_mb * (100 + this) / 100
   // Identities. A job of a tenant in `tenant_users` runs as that account;
   // otherwise, with `uids`, as a uid of its own (gid the same number);
   // otherwise as run_uid/run_gid (the agent's own identity when -1).

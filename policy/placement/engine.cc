@@ -247,9 +247,8 @@ v1::Decision Engine::Decide(const DecisionInput& in) const {
         if (!r.ok) {
           // A rejection that explains itself (isolation below the site's
           // minimum) is spelled out once per site and reason.
-          if (!r.detail.empty() &&
-              std::none_of(counts.begin(), counts.end(),
-                           [&](const auto& c) { return c.first == r.code; })) {
+          if (!r.detail.empty() && std::none_of(counts.begin(), counts.end(),
+                                                [&](const auto& c) { return c.first == r.code; })) {
             w.out->add_rejected(
                 absl::StrCat(std::string(r.code), ": agent ", a.agent->id(), ": ", r.detail));
           }

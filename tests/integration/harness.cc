@@ -174,8 +174,8 @@ Cluster::Cluster() {
          << auth::Sha256Hex(kOperatorToken) << "}\n";
   tokens.close();
   // The scheduler refuses a tokens file every local user can read.
-  std::filesystem::permissions(tokens_path(), std::filesystem::perms::owner_read |
-                                                  std::filesystem::perms::owner_write);
+  std::filesystem::permissions(
+      tokens_path(), std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
 }
 
 std::unique_ptr<Client> Cluster::ClientWith(const std::string& token) const {
@@ -308,8 +308,8 @@ std::string Cluster::SharedDir() {
                     : dir_ + "/shared";
   std::filesystem::remove_all(shared_dir_);
   std::filesystem::create_directories(shared_dir_);
-  std::filesystem::permissions(shared_dir_, std::filesystem::perms::all |
-                                                std::filesystem::perms::sticky_bit);
+  std::filesystem::permissions(shared_dir_,
+                               std::filesystem::perms::all | std::filesystem::perms::sticky_bit);
   return shared_dir_;
 }
 
@@ -346,8 +346,7 @@ Process* Cluster::StartAgent(const std::string& id, const std::string& site,
     argv.push_back("--topology-synthetic");
     argv.push_back(synthetic);
   }
-  if (geteuid() == 0 &&
-      std::find(extra.begin(), extra.end(), "--job-uid-range") == extra.end()) {
+  if (geteuid() == 0 && std::find(extra.begin(), extra.end(), "--job-uid-range") == extra.end()) {
     argv.insert(argv.end(), {"--job-uid-range", JobUidRange(id)});
   }
   argv.insert(argv.end(), extra.begin(), extra.end());

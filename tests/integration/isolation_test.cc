@@ -77,24 +77,23 @@ TEST_F(IsolationIT, TenantsOnOneAgentCannotReachEachOtherTheSchedulerOrTheAgentK
   const pid_t acme_pid = PrintedPid(*acme, aj->id());
   ASSERT_GT(acme_pid, 0);
   const std::string acme_dir = c.dir() + "/agent-lg1/jobs/" + aj->id() + "-1/work";
-  ASSERT_TRUE(WaitFor([&] { return std::filesystem::exists(acme_dir + "/secret.txt"); },
-                      seconds(20)));
+  ASSERT_TRUE(
+      WaitFor([&] { return std::filesystem::exists(acme_dir + "/secret.txt"); }, seconds(20)));
 
   const std::string db = c.dir() + "/state/portolan.db";
   const std::string key = c.pki() + "/agent-lg1.key";
   const std::string probe = absl::StrCat(
-      "cat ", acme_dir, "/secret.txt >/dev/null 2>&1 && echo READ_SECRET;",
-      "ls ", acme_dir, " >/dev/null 2>&1 && echo LISTED;",
-      "echo x > ", acme_dir, "/planted 2>/dev/null && echo WROTE;",
-      "cat ../../", aj->id(), "-1/work/secret.txt >/dev/null 2>&1 && echo READ_RELATIVE;",
-      "kill -0 ", acme_pid, " 2>/dev/null && echo SIGNALLED;",
-      "cat /proc/", acme_pid, "/environ 2>/dev/null | grep -q acme-key && echo ENVIRON;",
+      "cat ", acme_dir, "/secret.txt >/dev/null 2>&1 && echo READ_SECRET;", "ls ", acme_dir,
+      " >/dev/null 2>&1 && echo LISTED;", "echo x > ", acme_dir,
+      "/planted 2>/dev/null && echo WROTE;", "cat ../../", aj->id(),
+      "-1/work/secret.txt >/dev/null 2>&1 && echo READ_RELATIVE;", "kill -0 ", acme_pid,
+      " 2>/dev/null && echo SIGNALLED;", "cat /proc/", acme_pid,
+      "/environ 2>/dev/null | grep -q acme-key && echo ENVIRON;",
       "grep -l acme-key /proc/[0-9]*/environ 2>/dev/null && echo ENVIRON_SCAN;",
-      "ps -eo args= 2>/dev/null | grep -q '^sleep 120' && echo SAW_PROCESS;",
-      "cat ", db, " >/dev/null 2>&1 && echo READ_DATABASE;",
-      "cat ", key, " >/dev/null 2>&1 && echo READ_AGENT_KEY;",
-      "ls ", c.dir(), "/agent-lg1/jobs 2>/dev/null | grep -q ", aj->id(), " && echo LISTED_JOBS;",
-      "echo done");
+      "ps -eo args= 2>/dev/null | grep -q '^sleep 120' && echo SAW_PROCESS;", "cat ", db,
+      " >/dev/null 2>&1 && echo READ_DATABASE;", "cat ", key,
+      " >/dev/null 2>&1 && echo READ_AGENT_KEY;", "ls ", c.dir(),
+      "/agent-lg1/jobs 2>/dev/null | grep -q ", aj->id(), " && echo LISTED_JOBS;", "echo done");
   auto gj = globex->Submit(Sh(probe));
   ASSERT_TRUE(gj.ok()) << gj.status();
   ASSERT_TRUE(WaitForState(*globex, gj->id(), v1::Job::succeeded, seconds(30)))
@@ -147,8 +146,7 @@ TEST_F(IsolationIT, DaemonsRefuseKeysAndTokensEveryUserCanRead) {
   int status = s.Wait(seconds(20));
   ASSERT_NE(status, -1) << "the scheduler started with a world-readable tokens file";
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 2);
-  EXPECT_NE(ReadAll(slog).find("--tokens " + c.tokens_path() + " is mode 0644"),
-            std::string::npos)
+  EXPECT_NE(ReadAll(slog).find("--tokens " + c.tokens_path() + " is mode 0644"), std::string::npos)
       << ReadAll(slog);
   chmod(c.tokens_path().c_str(), 0600);
 

@@ -286,7 +286,8 @@ TEST(OpsIT, EveryDaemonFlagIsAConfigFieldAndTheShippedConfigsLoad) {
   std::set<std::string> agent = HelpFlags(PORTOLAN_AGENT_BIN);
   for (const char* action : {"help", "version", "config", "print-topology"})
     EXPECT_EQ(agent.erase(action), 1u);
-  EXPECT_EQ(agent, ConfigFlags(v1::AgentConfig::descriptor(), {{"labels", "label"}, {"tenant_users", "tenant-user"}}));
+  EXPECT_EQ(agent, ConfigFlags(v1::AgentConfig::descriptor(),
+                               {{"labels", "label"}, {"tenant_users", "tenant-user"}}));
 
   v1::SchedulerConfig sc;
   EXPECT_TRUE(LoadFile(PORTOLAN_SOURCE_DIR "/deploy/config/scheduler.yaml", &sc).ok());

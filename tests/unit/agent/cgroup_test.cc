@@ -37,8 +37,8 @@ std::string MountOf(const std::string& type, const std::string& option = "") {
   while (f >> dev >> path >> t >> opts) {
     std::string rest;
     std::getline(f, rest);
-    if (t == type && (option.empty() || ("," + opts + ",").find("," + option + ",") !=
-                                            std::string::npos))
+    if (t == type &&
+        (option.empty() || ("," + opts + ",").find("," + option + ",") != std::string::npos))
       return path;
   }
   return "";
@@ -157,7 +157,9 @@ TEST_F(CgroupV1Test, KillAllStopsATreeThatIgnoresSigtermAndLeftItsGroup) {
   auto cg = driver->Create("tree-1", {});
   ASSERT_TRUE(cg.ok()) << cg.status();
   // Children in a new session (setsid) escape a kill of the process group.
-  pid_t pid = SpawnIn(**cg, "trap '' TERM; setsid sleep 300 & setsid sh -c 'trap \"\" TERM; sleep 300' & sleep 300");
+  pid_t pid = SpawnIn(
+      **cg,
+      "trap '' TERM; setsid sleep 300 & setsid sh -c 'trap \"\" TERM; sleep 300' & sleep 300");
   (*cg)->CloseJoinFds();
   const std::string procs = MountOf("cgroup", "memory") + "/" + Parent() + "/tree-1/cgroup.procs";
   ASSERT_TRUE(Eventually([&] {  // three sleeps: two in sessions of their own

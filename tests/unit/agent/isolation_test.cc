@@ -36,7 +36,8 @@ class IsolationTest : public ::testing::TestWithParam<bool> {
     ASSERT_TRUE(block.ok());
     std::string name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
     std::replace(name.begin(), name.end(), '/', '_');  // "Test/0" of a parameterized test
-    state = std::filesystem::temp_directory_path() / absl::StrCat("portolan-iso-", getpid(), "-", name);
+    state =
+        std::filesystem::temp_directory_path() / absl::StrCat("portolan-iso-", getpid(), "-", name);
     std::filesystem::remove_all(state);
     std::filesystem::create_directories(state + "/jobs");
     chmod(state.c_str(), sandbox() ? 0700 : 0711);
@@ -48,8 +49,8 @@ class IsolationTest : public ::testing::TestWithParam<bool> {
     ASSERT_TRUE(pool.ok()) << pool.status();
     o.uids = std::move(*pool);
     std::string why;
-    auto cg = OpenCgroups("auto", "/proc/self/mounts",
-                          absl::StrCat("portolan-test/iso-", getpid()), &why);
+    auto cg = OpenCgroups("auto", "/proc/self/mounts", absl::StrCat("portolan-test/iso-", getpid()),
+                          &why);
     ASSERT_TRUE(cg.ok()) << cg.status();
     o.cgroups = std::move(*cg);
     o.pids_max = 64;
@@ -164,20 +165,19 @@ TEST_P(IsolationTest, ATenantsJobCannotReadSignalOrSeeAnotherTenantsJob) {
   const std::string acme_dir = WorkDir("acme-job");
   // beta tries everything a curious neighbour would.
   const std::string probe = absl::StrCat(
-      "cat ", acme_dir, "/secret.txt >/dev/null 2>&1 && echo READ_SECRET;",
-      "ls ", acme_dir, " >/dev/null 2>&1 && echo LISTED;",
-      "echo x > ", acme_dir, "/planted 2>/dev/null && echo WROTE;",
-      "cat ../../acme-job-1/work/secret.txt >/dev/null 2>&1 && echo READ_RELATIVE;",
-      "kill -0 ", acme_host_pid, " 2>/dev/null && echo SIGNALLED_HOST_PID;",
-      "kill -0 ", acme_pid_in_ns.substr(0, acme_pid_in_ns.size() - 1),
-      " 2>/dev/null && [ ! -e /proc/self/ns ] && echo SIGNALLED;",
-      "cat /proc/", acme_host_pid, "/environ 2>/dev/null | grep -q acme-key && echo ENVIRON;",
+      "cat ", acme_dir, "/secret.txt >/dev/null 2>&1 && echo READ_SECRET;", "ls ", acme_dir,
+      " >/dev/null 2>&1 && echo LISTED;", "echo x > ", acme_dir,
+      "/planted 2>/dev/null && echo WROTE;",
+      "cat ../../acme-job-1/work/secret.txt >/dev/null 2>&1 && echo READ_RELATIVE;", "kill -0 ",
+      acme_host_pid, " 2>/dev/null && echo SIGNALLED_HOST_PID;", "kill -0 ",
+      acme_pid_in_ns.substr(0, acme_pid_in_ns.size() - 1),
+      " 2>/dev/null && [ ! -e /proc/self/ns ] && echo SIGNALLED;", "cat /proc/", acme_host_pid,
+      "/environ 2>/dev/null | grep -q acme-key && echo ENVIRON;",
       "grep -l acme-key /proc/[0-9]*/environ 2>/dev/null && echo ENVIRON_SCAN;",
-      "ls /proc | grep -c '^[0-9]' > nprocs;",
-      "cat ", state, "/../", std::filesystem::path(state).filename().string(),
+      "ls /proc | grep -c '^[0-9]' > nprocs;", "cat ", state, "/../",
+      std::filesystem::path(state).filename().string(),
       "/jobs/acme-job-1/stdout.log >/dev/null 2>&1 && echo READ_LOG;",
-      "id -u > uid; id -G > groups; grep NoNewPrivs /proc/self/status > nnp;",
-      "echo done");
+      "id -u > uid; id -G > groups; grep NoNewPrivs /proc/self/status > nnp;", "echo done");
   ASSERT_TRUE(exec->Start(Job("beta-job", "beta", probe)));
   v1::JobUpdate b = Final("beta-job");
   EXPECT_EQ(b.state(), v1::Job::succeeded) << b.message();
@@ -196,8 +196,7 @@ TEST_P(IsolationTest, ATenantsJobCannotReadSignalOrSeeAnotherTenantsJob) {
   EXPECT_NE(Read(WorkDir("beta-job") + "/nnp").find("1"), std::string::npos);
   if (sandbox()) {
     // In its PID namespace beta sees its own processes only: init, sh, ls, grep.
-    EXPECT_LE(std::stoi(Read(WorkDir("beta-job") + "/nprocs")), 5)
-        << "beta saw other processes";
+    EXPECT_LE(std::stoi(Read(WorkDir("beta-job") + "/nprocs")), 5) << "beta saw other processes";
   }
   exec->Cancel("acme-job", 1, "test over");
   EXPECT_EQ(Final("acme-job").state(), v1::Job::cancelled);
@@ -219,8 +218,9 @@ TEST_P(IsolationTest, AForkBombStopsAtItsPidsLimitAndOtherJobsStillRun) {
     GTEST_SKIP() << "no cgroup v1 pids controller here";
   // Forks forever, refused past the limit (64); cancel ends it.
   // (perl, not sh: dash gives up at the first refused fork.)
-  ASSERT_TRUE(exec->Start(Job(
-      "bomb", "beta", "exec perl -e 'while (1) { my $p = fork; if (defined $p && !$p) { sleep 30; exit } }'")));
+  ASSERT_TRUE(exec->Start(
+      Job("bomb", "beta",
+          "exec perl -e 'while (1) { my $p = fork; if (defined $p && !$p) { sleep 30; exit } }'")));
   ASSERT_EQ(Running("bomb").state(), v1::Job::running);
   const uid_t bomb_uid = block.first();  // the first uid handed out
   // The kernel's count for the job's cgroup (its init, perl and the sleeps).
@@ -277,10 +277,11 @@ TEST_P(IsolationTest, TmpIsPrivateAndReadOnlyPathsCannotBeWritten) {
     std::filesystem::remove(shared);
     return;
   }
-  ASSERT_TRUE(exec->Start(Job("w1", "acme",
-                              absl::StrCat("echo a > /tmp/shared-name; ls /tmp > seen; ",
-                                           "echo b > ", ro_dir(), "/x 2>/dev/null && echo WROTE_RO; ",
-                                           "ls ", state, " > state-listing; echo ok"))));
+  ASSERT_TRUE(
+      exec->Start(Job("w1", "acme",
+                      absl::StrCat("echo a > /tmp/shared-name; ls /tmp > seen; ", "echo b > ",
+                                   ro_dir(), "/x 2>/dev/null && echo WROTE_RO; ", "ls ", state,
+                                   " > state-listing; echo ok"))));
   EXPECT_EQ(Final("w1").state(), v1::Job::succeeded);
   EXPECT_EQ(Stdout("w1"), "ok\n");
   EXPECT_NE(Read(WorkDir("w1") + "/seen").find("shared-name\n"), std::string::npos);
@@ -290,6 +291,26 @@ TEST_P(IsolationTest, TmpIsPrivateAndReadOnlyPathsCannotBeWritten) {
   ASSERT_TRUE(exec->Start(Job("w2", "beta", "ls /tmp | grep -c shared-name")));
   EXPECT_EQ(Final("w2").state(), v1::Job::failed) << "grep found nothing: exit 1";
   EXPECT_EQ(Stdout("w2"), "0\n");
+}
+
+TEST_P(IsolationTest, ATenantMappedToAnAccountRunsAsThatAccount) {
+  // The operator maps tenant "ops" to nobody (65534 on Debian); others keep
+  // their per-job uids.
+  options.tenant_users["ops"] = {65534, 65534};
+  exec = std::make_unique<Executor>(options, RealClock(), [this](const v1::JobUpdate& u) {
+    std::lock_guard<std::mutex> l(mu);
+    updates.push_back(u);
+    cv.notify_all();
+  });
+  ASSERT_TRUE(exec->Start(Job("mapped", "ops", "id -u; id -g")));
+  ASSERT_TRUE(exec->Start(Job("other", "acme", "id -u")));
+  EXPECT_EQ(Final("mapped").state(), v1::Job::succeeded);
+  EXPECT_EQ(Final("other").state(), v1::Job::succeeded);
+  EXPECT_EQ(Stdout("mapped"), "65534\n65534\n");
+  EXPECT_EQ(Stdout("other"), absl::StrCat(block.first(), "\n"));
+  v1::Isolation iso = DescribeIsolation(options);
+  EXPECT_TRUE(iso.uid_per_job());
+  EXPECT_NE(iso.user().find("1 tenant(s) as their own accounts"), std::string::npos) << iso.user();
 }
 
 INSTANTIATE_TEST_SUITE_P(Sandbox, IsolationTest, ::testing::Values(true, false),

@@ -38,7 +38,8 @@ class PlacementTest : public ::testing::Test {
     v1::Policy p;
     ASSERT_TRUE(ParseYaml(kPolicy, &p).ok());
     if (!lingang_isolation.empty()) {
-      ASSERT_TRUE(ParseYaml(lingang_isolation, p.mutable_sites(0)->mutable_isolation_required()).ok());
+      ASSERT_TRUE(
+          ParseYaml(lingang_isolation, p.mutable_sites(0)->mutable_isolation_required()).ok());
     }
     if (!plugins_yaml.empty()) {
       p.clear_plugins();
@@ -129,9 +130,10 @@ TEST_F(PlacementTest, CountsEveryAgentRejectionReason) {
 }
 
 TEST_F(PlacementTest, AgentsBelowTheirSitesIsolationMinimumGetNoJobs) {
-  Load("filters: [site_affinity, residency, agent_health, isolation, resource_fit]\n"
-       "scores: {bin_pack: 1}",
-       "{uid_per_job: true, pid_ns: true, cgroup: v1, memory_limit: true}");
+  Load(
+      "filters: [site_affinity, residency, agent_health, isolation, resource_fit]\n"
+      "scores: {bin_pack: 1}",
+      "{uid_per_job: true, pid_ns: true, cgroup: v1, memory_limit: true}");
   v1::Agent& weak = AddAgent("lg-weak", "lingang-idc-1", 64);
   weak.mutable_isolation()->set_uid_per_job(true);
   weak.mutable_isolation()->set_cgroup(v1::Isolation::none);
