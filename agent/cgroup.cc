@@ -18,17 +18,13 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "portolan/files.h"
 #include "portolan/strings.h"
 
 namespace portolan::agent {
 namespace {
 
-std::string Read(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+std::string Read(const std::string& path) { return ReadSmallFile(path); }
 
 bool Exists(const std::string& path) {
   struct stat st;

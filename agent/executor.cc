@@ -20,6 +20,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "job_init.h"
+#include "portolan/files.h"
 #include "portolan/log.h"
 #include "portolan/strings.h"
 
@@ -52,13 +53,6 @@ bool WriteFile(const std::string& path, const std::string& value) {
   bool ok = write(fd, value.data(), value.size()) == static_cast<ssize_t>(value.size());
   close(fd);
   return ok;
-}
-
-std::string ReadSmallFile(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
 }
 
 // set_mempolicy(2) mode; <numaif.h> comes with libnuma, which we do not need.

@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 
 #include "absl/strings/str_cat.h"
 
@@ -59,6 +61,13 @@ absl::StatusOr<bool> NarrowFileMode(const std::string& path, mode_t mode) {
         absl::StrCat("cannot make ", path, " private: ", strerror(errno)));
   }
   return true;
+}
+
+std::string ReadSmallFile(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
 }
 
 }  // namespace portolan

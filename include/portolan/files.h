@@ -26,4 +26,8 @@ absl::StatusOr<bool> MakePrivateDir(const std::string& path, mode_t mode);
 // false when they were narrow already or the file does not exist.
 absl::StatusOr<bool> NarrowFileMode(const std::string& path, mode_t mode);
 
+// The whole of a small file (proc, sysfs, cgroupfs, a test's output); "" when
+// it cannot be read.
+std::string ReadSmallFile(const std::string& path);
+
 }  // namespace portolan

@@ -7,6 +7,8 @@
 // directory laid out as cgroupfs, since a hybrid host has no v2 controllers.
 #include "portolan/cgroup.h"
 
+#include "portolan/files.h"
+
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -21,12 +23,7 @@
 namespace portolan::agent {
 namespace {
 
-std::string Read(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+std::string Read(const std::string& path) { return ReadSmallFile(path); }
 
 std::string Parent() { return "portolan-test/cg-" + std::to_string(getpid()); }
 

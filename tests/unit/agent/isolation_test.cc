@@ -17,17 +17,13 @@
 #include "../../support/uid_block.h"
 #include "absl/strings/str_cat.h"
 #include "portolan/executor.h"
+#include "portolan/files.h"
 #include "portolan/isolation.h"
 
 namespace portolan::agent {
 namespace {
 
-std::string Read(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+std::string Read(const std::string& path) { return ReadSmallFile(path); }
 
 class IsolationTest : public ::testing::TestWithParam<bool> {
  protected:
