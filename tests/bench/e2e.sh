@@ -6,7 +6,9 @@
 # line and a summary. Stops exactly the processes it started.
 #
 #   tests/bench/e2e.sh [JOBS=2000] [BUILD=build]
-# Environment: E2E_AGENTS (default 4), E2E_CLIENTS (submitting threads, 16).
+# Environment: E2E_AGENTS (default 4), E2E_CLIENTS (submitting threads, 16),
+# E2E_AGENT_ARGS (extra agent flags, e.g. "--sandbox none --cgroup none" to
+# measure what isolation costs per job).
 set -euo pipefail
 JOBS="${1:-2000}"
 BUILD="${2:-build}"
@@ -21,9 +23,11 @@ bench_scheduler --no-auth --state-dir "$WORK/state" --rate-limit-rps 0
 SITES=(lingang-idc-1 hongkong-1 singapore-1 frankfurt-1)
 for i in $(seq 1 "$AGENTS"); do
   site="${SITES[$(((i - 1) % ${#SITES[@]}))]}"
+  uids=(--job-uid-range "$((270000 + i * 1000))-$((270000 + i * 1000 + 999))")
+  case "${E2E_AGENT_ARGS:-}" in *--job-uid-range*) uids=() ;; esac
+  # shellcheck disable=SC2086 # E2E_AGENT_ARGS is a list of flags
   "$BIN/portolan-agent" --id "e2e-$i" --site "$site" --scheduler "127.0.0.1:$RPC" --insecure \
-    --state-dir "$WORK/agent-$i" --job-uid-range "$((270000 + i * 1000))-$((270000 + i * 1000 + 999))" \
-    >"$WORK/agent-$i.log" 2>&1 &
+    --state-dir "$WORK/agent-$i" "${uids[@]}" ${E2E_AGENT_ARGS:-} >"$WORK/agent-$i.log" 2>&1 &
   PIDS+=($!)
 done
 for _ in $(seq 1 100); do
