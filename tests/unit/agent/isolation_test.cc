@@ -148,14 +148,18 @@ TEST_P(IsolationTest, ATenantsJobCannotReadSignalOrSeeAnotherTenantsJob) {
   ASSERT_TRUE(exec->Start(a));
   const std::string acme_pid_in_ns = WaitForFile(WorkDir("acme-job") + "/child");
   ASSERT_FALSE(acme_pid_in_ns.empty());
-  // The host's pid of acme's sleep, as another tenant might learn it.
+  // The host's pid of acme's sleep, as another tenant might learn it (the
+  // background child may not have exec'd sleep yet: look again, bounded).
   pid_t acme_host_pid = 0;
-  for (const auto& e : std::filesystem::directory_iterator("/proc")) {
-    const std::string name = e.path().filename();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    if (Read(e.path().string() + "/environ").find("API_KEY=acme-key-123") != std::string::npos &&
-        Read(e.path().string() + "/comm") == "sleep\n")
-      acme_host_pid = std::stoi(name);
+  for (int tries = 0; tries < 500 && acme_host_pid == 0; ++tries) {
+    for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+      const std::string name = e.path().filename();
+      if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+      if (Read(e.path().string() + "/environ").find("API_KEY=acme-key-123") != std::string::npos &&
+          Read(e.path().string() + "/comm") == "sleep\n")
+        acme_host_pid = std::stoi(name);
+    }
+    if (acme_host_pid == 0) usleep(10000);
   }
   ASSERT_GT(acme_host_pid, 0) << "acme's sleep not found in /proc";
   const std::string acme_dir = WorkDir("acme-job");
