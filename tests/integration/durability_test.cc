@@ -67,8 +67,14 @@ TEST(DurabilityIT, KillNineUnderASubmitStreamLosesNothingAndRunsNothingTwice) {
   std::vector<std::string> acked;
   std::mt19937 rng(1234);
   for (int round = 0; round < 4; ++round) {
-    const auto until = std::chrono::steady_clock::now() + milliseconds(300 + rng() % 500);
-    while (std::chrono::steady_clock::now() < until) {
+    // A random moment to crash, but not before this round had 8 submits
+    // acknowledged (a slow sanitizer build under load manages few per
+    // 300 ms), and never later than 20 s.
+    const auto start = std::chrono::steady_clock::now();
+    const auto until = start + milliseconds(300 + rng() % 500);
+    const size_t before = acked.size();
+    while (std::chrono::steady_clock::now() < until ||
+           (acked.size() - before < 8 && std::chrono::steady_clock::now() < start + seconds(20))) {
       auto j = c.client().Submit(Spec(job_yaml));
       if (j.ok()) acked.push_back(j->id());
     }
