@@ -147,8 +147,8 @@ class V2Cgroup : public JobCgroup {
 
 class V2Driver : public CgroupDriver {
  public:
-  V2Driver(std::string mount, std::string base, std::set<std::string> controllers)
-      : mount_(std::move(mount)), base_(std::move(base)), controllers_(std::move(controllers)) {}
+  V2Driver(std::string base, std::set<std::string> controllers)
+      : base_(std::move(base)), controllers_(std::move(controllers)) {}
   std::string version() const override { return "v2"; }
   bool memory() const override { return controllers_.contains("memory"); }
   bool cpuset() const override { return controllers_.contains("cpuset"); }
@@ -200,7 +200,6 @@ class V2Driver : public CgroupDriver {
   std::string Controllers() const {
     return controllers_.empty() ? "core" : absl::StrJoin(controllers_, ",");
   }
-  const std::string mount_;
   const std::string base_;
   const std::set<std::string> controllers_;
 };
@@ -215,9 +214,8 @@ struct V1Hierarchy {
 
 class V1Cgroup : public JobCgroup {
  public:
-  V1Cgroup(std::vector<std::pair<std::string, std::set<std::string>>> dirs, std::vector<int> fds,
-           std::string name)
-      : dirs_(std::move(dirs)), fds_(std::move(fds)), name_(std::move(name)) {}
+  V1Cgroup(std::vector<std::pair<std::string, std::set<std::string>>> dirs, std::vector<int> fds)
+      : dirs_(std::move(dirs)), fds_(std::move(fds)) {}
   ~V1Cgroup() override { CloseJoinFds(); }
   const std::vector<int>& join_fds() const override { return fds_; }
   void CloseJoinFds() override {
@@ -266,7 +264,6 @@ class V1Cgroup : public JobCgroup {
  private:
   std::vector<std::pair<std::string, std::set<std::string>>> dirs_;
   std::vector<int> fds_;
-  std::string name_;
 };
 
 class V1Driver : public CgroupDriver {
@@ -324,7 +321,7 @@ class V1Driver : public CgroupDriver {
       }
       fds.push_back(fd);
     }
-    return std::make_unique<V1Cgroup>(std::move(dirs), std::move(fds), name);
+    return std::make_unique<V1Cgroup>(std::move(dirs), std::move(fds));
   }
   void RemoveEmptyLeftovers() override {
     for (const V1Hierarchy& h : h_) RemoveEmptyChildren(h.base);
@@ -422,7 +419,7 @@ absl::StatusOr<std::unique_ptr<CgroupDriver>> OpenCgroupV2(const std::string& mo
     at = absl::StrCat(at, "/", levels[i]);
     if (absl::Status st = MakeDir(at); !st.ok()) return st;
   }
-  return std::make_unique<V2Driver>(mount, at, use);
+  return std::make_unique<V2Driver>(at, use);
 }
 
 absl::StatusOr<std::unique_ptr<CgroupDriver>> OpenCgroupV1(const std::string& mounts_file,

@@ -346,11 +346,9 @@ bool Executor::Start(const v1::Job& job) {
   // already hid is skipped. Then the working directory is bound back in at
   // its own path (from a descriptor opened before anything was hidden), so
   // PORTOLAN_WORKDIR is the same inside and out.
-  std::vector<std::string> hide_dirs, ro_dirs, mkdirs;
+  std::vector<std::string> mkdirs;
   const std::string work_fd_path = absl::StrCat("/proc/self/fd/", work_fd);
   if (sandbox) {
-    hide_dirs = options_.hide;
-    ro_dirs = options_.read_only;
     std::string at;
     for (absl::string_view part : absl::StrSplit(workdir, '/', absl::SkipEmpty())) {
       at = absl::StrCat(at, "/", part);
@@ -358,8 +356,10 @@ bool Executor::Start(const v1::Job& job) {
     }
   }
   std::vector<const char*> hide_c, ro_c, mkdir_c;
-  for (auto& d : hide_dirs) hide_c.push_back(d.c_str());
-  for (auto& d : ro_dirs) ro_c.push_back(d.c_str());
+  if (sandbox) {
+    for (const auto& d : options_.hide) hide_c.push_back(d.c_str());
+    for (const auto& d : options_.read_only) ro_c.push_back(d.c_str());
+  }
   for (auto& d : mkdirs) mkdir_c.push_back(d.c_str());
   const std::vector<int> join_fds = cg ? cg->join_fds() : std::vector<int>{};
 
@@ -730,10 +730,12 @@ void Executor::Monitor() {
       }
     }
     for (auto it = to_remove_.begin(); it != to_remove_.end();) {
-      if ((*it)->Empty() && (*it)->Remove().ok()) {
+      if (!(*it)->Empty()) {
+        (*it)->KillAll();
+        ++it;
+      } else if ((*it)->Remove().ok()) {
         it = to_remove_.erase(it);
       } else {
-        if ((*it)->Empty() == false) (*it)->KillAll();
         ++it;
       }
     }
