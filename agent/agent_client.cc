@@ -45,7 +45,7 @@ void AgentClient::Stop() {
   resend_timer_.cancel();
   socket_.close(ec);
   if (stream_) stream_->Close();
-  executor_.reset();  // kills and reaps running jobs
+  executor_.reset();  // leaves jobs running for the next agent process, or stops them
 }
 
 void AgentClient::Connect() {
@@ -132,6 +132,10 @@ void AgentClient::OnConnected() {
   *reg->mutable_topology() = topology_;
   reg->set_version(PORTOLAN_VERSION);
   *reg->mutable_isolation() = DescribeIsolation(options_.executor);
+  // With attempt records, what is not listed does not run here: Recover
+  // killed whatever they did not account for.
+  reg->set_accounts_for_all_jobs(!options_.executor.records_dir.empty() &&
+                                 !options_.executor.job_init.empty());
   for (const v1::AgentJobStatus& s : executor_->Jobs()) *reg->add_jobs() = s;
   spdlog::info("connected to scheduler {}{}; registering as {} at site {} with {} job(s)",
                options_.scheduler.ToString(), stream_->tls() ? " over TLS" : " (plain TCP)",

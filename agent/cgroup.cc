@@ -94,16 +94,20 @@ void FreezeKillThaw(const std::string& dir, const std::string& state_file,
   if (froze) (void)Write(dir + "/" + state_file, thawed + "\n");
 }
 
-// Removes empty job cgroups below `dir` (rmdir fails on populated ones).
-void RemoveEmptyChildren(const std::string& dir) {
+// The cgroups directly below `dir`.
+std::set<std::string> Children(const std::string& dir) {
+  std::set<std::string> names;
   DIR* d = opendir(dir.c_str());
-  if (d == nullptr) return;
-  std::vector<std::string> names;
+  if (d == nullptr) return names;
   while (dirent* e = readdir(d)) {
-    if (e->d_type == DT_DIR && e->d_name[0] != '.') names.push_back(e->d_name);
+    if (e->d_type == DT_DIR && e->d_name[0] != '.') names.insert(e->d_name);
   }
   closedir(d);
-  for (const std::string& n : names) rmdir((dir + "/" + n).c_str());
+  return names;
+}
+
+bool ValidName(const std::string& name) {
+  return !name.empty() && name != "." && name != ".." && name.find('/') == std::string::npos;
 }
 
 // ---------------------------------------------------------------- cgroup v2
@@ -111,7 +115,7 @@ void RemoveEmptyChildren(const std::string& dir) {
 class V2Cgroup : public JobCgroup {
  public:
   V2Cgroup(std::string dir, std::string label, int join_fd) : dir_(std::move(dir)), label_(label) {
-    fds_.push_back(join_fd);
+    if (join_fd >= 0) fds_.push_back(join_fd);
   }
   ~V2Cgroup() override { CloseJoinFds(); }
   const std::vector<int>& join_fds() const override { return fds_; }
@@ -190,7 +194,16 @@ class V2Driver : public CgroupDriver {
     }
     return std::make_unique<V2Cgroup>(dir, Controllers(), fd);
   }
-  void RemoveEmptyLeftovers() override { RemoveEmptyChildren(base_); }
+  absl::StatusOr<std::unique_ptr<JobCgroup>> Open(const std::string& name) override {
+    const std::string dir = absl::StrCat(base_, "/", name);
+    if (!ValidName(name) || !Exists(dir + "/cgroup.procs"))
+      return absl::NotFoundError(absl::StrCat("no cgroup ", dir));
+    return std::make_unique<V2Cgroup>(dir, Controllers(), -1);
+  }
+  std::vector<std::string> List() const override {
+    std::set<std::string> names = Children(base_);
+    return {names.begin(), names.end()};
+  }
   std::string Describe() const override {
     return absl::StrCat("cgroup v2 (", controllers_.empty() ? "no resource controllers" : "",
                         absl::StrJoin(controllers_, ", "), "; kill and freeze) under ", base_);
@@ -323,8 +336,23 @@ class V1Driver : public CgroupDriver {
     }
     return std::make_unique<V1Cgroup>(std::move(dirs), std::move(fds));
   }
-  void RemoveEmptyLeftovers() override {
-    for (const V1Hierarchy& h : h_) RemoveEmptyChildren(h.base);
+  absl::StatusOr<std::unique_ptr<JobCgroup>> Open(const std::string& name) override {
+    std::vector<std::pair<std::string, std::set<std::string>>> dirs;
+    if (ValidName(name)) {
+      for (const V1Hierarchy& h : h_) {
+        const std::string dir = absl::StrCat(h.base, "/", name);
+        if (Exists(dir + "/cgroup.procs")) dirs.emplace_back(dir, h.controllers);
+      }
+    }
+    if (dirs.empty()) {
+      return absl::NotFoundError(absl::StrCat("no cgroup ", name, " under ", h_.front().base));
+    }
+    return std::make_unique<V1Cgroup>(std::move(dirs), std::vector<int>{});
+  }
+  std::vector<std::string> List() const override {
+    std::set<std::string> names;
+    for (const V1Hierarchy& h : h_) names.merge(Children(h.base));
+    return {names.begin(), names.end()};
   }
   std::string Describe() const override {
     std::vector<std::string> c;

@@ -2,6 +2,8 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/close_range.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
@@ -14,11 +16,13 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <set>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "attempt_records.h"
 #include "job_init.h"
 #include "portolan/files.h"
 #include "portolan/log.h"
@@ -83,13 +87,42 @@ uint64_t FileSize(const std::string& path) {
   return stat(path.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
 }
 
+// A descriptor for exactly this process (not whatever later gets its pid):
+// for signals and to see it end even when another process reaps it.
+int PidfdOpen(pid_t pid) { return static_cast<int>(syscall(SYS_pidfd_open, pid, 0)); }
+bool PidfdSignal(int pidfd, int sig) {
+  return syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0) == 0;
+}
+// The process behind `pidfd` has ended (it may still be a zombie).
+bool Exited(int pidfd) {
+  pollfd p{pidfd, POLLIN, 0};
+  return poll(&p, 1, 0) == 1 && (p.revents & (POLLIN | POLLHUP)) != 0;
+}
+
+absl::Time FileMtime(const std::string& path, absl::Time fallback) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) return fallback;
+  return absl::TimeFromTimespec(st.st_mtim);
+}
+
+std::string Runtime(absl::Duration ran) {
+  ran = absl::Trunc(ran, absl::Milliseconds(1));
+  return ran < absl::Milliseconds(1) ? "<1ms" : absl::FormatDuration(ran);
+}
+
 }  // namespace
 
 Executor::Executor(ExecutorOptions options, Clock* clock, UpdateFn on_update)
-    : options_(std::move(options)), clock_(clock), on_update_(std::move(on_update)) {
+    : options_(std::move(options)),
+      clock_(clock),
+      on_update_(std::move(on_update)),
+      boot_id_(BootId()) {
   // Exec'd by descriptor: the sandbox may hide the directory it lives in
   // (a private /tmp over an unpacked package, say).
   if (!options_.job_init.empty()) init_fd_ = open(options_.job_init.c_str(), O_PATH | O_CLOEXEC);
+  if (!options_.records_dir.empty() && !options_.job_init.empty()) {
+    records_ = std::make_unique<AttemptRecords>(options_.records_dir);
+  }
   monitor_ = std::thread([this] { Monitor(); });
 }
 
@@ -97,21 +130,53 @@ Executor::~Executor() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stop_ = true;
-    for (auto& [key, p] : procs_) {
-      if (!p.finished && p.pid > 0) KillTree(p);
-    }
   }
   cv_.notify_all();
   monitor_.join();
   if (init_fd_ >= 0) close(init_fd_);
   std::lock_guard<std::mutex> lock(mu_);
-  for (auto& [key, p] : procs_) {
-    if (!p.finished && p.pid > 0) {
-      waitpid(p.pid, nullptr, 0);
-      CleanUp(p);
-    }
+  if (!options_.keep_running_on_exit) {
+    StopAll();
+    for (auto& cg : to_remove_) (void)cg->Remove();
   }
-  for (auto& cg : to_remove_) (void)cg->Remove();
+  // Kept running: their uids stay taken and their cgroups in place; the
+  // records tell the next agent process about them.
+  for (auto& [key, p] : procs_) {
+    if (p.pidfd >= 0) close(p.pidfd);
+    p.pidfd = -1;
+  }
+}
+
+void Executor::StopAll() {
+  std::vector<Proc*> running;
+  for (auto& [key, p] : procs_) {
+    if (p.finished || p.pid <= 0) continue;
+    if (records_) {
+      p.stopped_by_exit = true;
+      SaveRecord(p);
+    }
+    Terminate(p, "the agent is shutting down (--stop-jobs-on-exit)");
+    running.push_back(&p);
+  }
+  auto gone = [](Proc& p) {
+    if (p.pidfd >= 0) return Exited(p.pidfd);
+    siginfo_t info{};
+    return waitid(P_PID, p.pid, &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == p.pid;
+  };
+  const auto grace_end =
+      std::chrono::steady_clock::now() + absl::ToChronoMilliseconds(options_.kill_grace);
+  for (Proc* p : running) {
+    while (!gone(*p) && std::chrono::steady_clock::now() < grace_end) usleep(20000);
+    if (!gone(*p)) KillTree(*p);
+  }
+  for (Proc* p : running) {
+    if (p->own_child) {
+      waitpid(p->pid, nullptr, 0);
+    } else {
+      for (int i = 0; i < 250 && !gone(*p); ++i) usleep(20000);
+    }
+    CleanUp(*p);
+  }
 }
 
 v1::JobUpdate Executor::Failed(const v1::Job& job, const std::string& message) const {
@@ -152,6 +217,7 @@ bool Executor::Start(const v1::Job& job) {
     {
       std::lock_guard<std::mutex> lock(mu_);
       Proc& p = procs_[key];
+      if (records_) (void)records_->Remove(job.id(), job.attempt());
       p.finished = true;
       p.final_state = v1::Job::failed;
       p.exit_code = 127;
@@ -293,7 +359,8 @@ bool Executor::Start(const v1::Job& job) {
   if (program.empty()) {
     return fail(absl::StrCat("executable '", job.command(0), "' not found in PATH=", env["PATH"]));
   }
-  const bool sandbox = !options_.job_init.empty();
+  const bool supervised = !options_.job_init.empty();
+  const bool sandbox = supervised && options_.sandbox;
   if (sandbox) absl::StrAppend(&binding, "; sandboxed");
 
   std::vector<std::string> env_strings;
@@ -307,18 +374,21 @@ bool Executor::Start(const v1::Job& job) {
   int err_fd = open((dir + "/stderr.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
   int pipe_fds[2] = {-1, -1};
-  int status_fds[2] = {-1, -1};
+  // Where the supervisor writes how the program ended: a file, so that it
+  // outlives this process.
+  int status_fd =
+      supervised ? open((dir + "/status").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)
+                 : -1;
   // A descriptor number the sandboxed child re-opens its working directory
   // on (in its own mount namespace: a bind source must be a mount there), to
   // bind it back in once the state directory is hidden.
   int work_fd = sandbox ? open("/dev/null", O_RDONLY | O_CLOEXEC) : -1;
   auto close_all = [&] {
-    for (int fd :
-         {out_fd, err_fd, null_fd, pipe_fds[0], pipe_fds[1], status_fds[0], status_fds[1], work_fd})
+    for (int fd : {out_fd, err_fd, null_fd, pipe_fds[0], pipe_fds[1], status_fd, work_fd})
       if (fd >= 0) close(fd);
   };
   if (out_fd < 0 || err_fd < 0 || null_fd < 0 || pipe2(pipe_fds, O_CLOEXEC) != 0 ||
-      (sandbox && (work_fd < 0 || pipe2(status_fds, O_CLOEXEC) != 0))) {
+      (supervised && status_fd < 0) || (sandbox && work_fd < 0)) {
     std::string err = strerror(errno);
     close_all();
     return fail(absl::StrCat("cannot set up output files in ", dir, ": ", err));
@@ -326,8 +396,8 @@ bool Executor::Start(const v1::Job& job) {
 
   // argv: the program's, or portolan-job-init's with the program's after it.
   std::vector<std::string> args;
-  if (sandbox) {
-    args = {options_.job_init, absl::StrCat(status_fds[1]), absl::StrCat(pipe_fds[1]), program};
+  if (supervised) {
+    args = {options_.job_init, absl::StrCat(status_fd), absl::StrCat(pipe_fds[1]), program};
   }
   args.insert(args.end(), job.command().begin(), job.command().end());
   std::vector<char*> argv;
@@ -335,9 +405,26 @@ bool Executor::Start(const v1::Job& job) {
   argv.push_back(nullptr);
   const char* exec_path = program.c_str();
   const int init_fd = init_fd_;
-  if (sandbox && init_fd < 0) {
+  if (supervised && init_fd < 0) {
     close_all();
     return fail(absl::StrCat("cannot open the job init ", options_.job_init));
+  }
+  // Recorded before it starts: if this process dies from here on, the next
+  // one finds the attempt's cgroup and uid and cleans them up.
+  absl::Status recorded;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    Proc& p = procs_[key];
+    p.uid = run_uid;
+    p.supervised = supervised;
+    p.sandboxed = sandbox;
+    p.cgroup_name = cg ? absl::StrCat(job.id(), "-", job.attempt()) : "";
+    p.started = clock_->Now();
+    if (records_) recorded = records_->Put(Record(p));
+  }
+  if (!recorded.ok()) {
+    close_all();
+    return fail(absl::StrCat("cannot record the attempt durably: ", recorded.message()));
   }
 
   // Mount plan for the sandbox, built here: the child may not allocate.
@@ -374,8 +461,10 @@ bool Executor::Start(const v1::Job& job) {
     pid = fork();
   }
   if (pid == 0) {
-    // Child: async-signal-safe calls only.
-    setpgid(0, 0);
+    // Child: async-signal-safe calls only. A session of its own: no signal
+    // of the agent's terminal or process group reaches the job, and nothing
+    // ties it to the agent process, which it may outlive.
+    setsid();
     sigset_t all;
     sigemptyset(&all);
     sigprocmask(SIG_SETMASK, &all, nullptr);
@@ -438,12 +527,15 @@ bool Executor::Start(const v1::Job& job) {
         dup2(err_fd, 2) < 0) {
       die(job_init::kWorkdir);
     }
-    if (sandbox) {
+    // Nothing of the agent's reaches the job: not its connection to the
+    // scheduler (which would outlive the agent in the job and hide its
+    // death), not its listeners or log files. Marked close-on-exec, since
+    // some are still needed until the exec.
+    (void)syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
+    if (supervised) {
       // The init keeps these two across its exec; it closes them for the program.
       fcntl(pipe_fds[1], F_SETFD, 0);
-      fcntl(status_fds[1], F_SETFD, 0);
-    }
-    if (sandbox) {
+      fcntl(status_fd, F_SETFD, 0);
       syscall(SYS_execveat, init_fd, "", argv.data(), envp.data(), AT_EMPTY_PATH);
       die(job_init::kInit);
     }
@@ -452,7 +544,7 @@ bool Executor::Start(const v1::Job& job) {
   }
   int fork_errno = errno;
   if (cg) cg->CloseJoinFds();
-  for (int* fd : {&out_fd, &err_fd, &null_fd, &pipe_fds[1], &status_fds[1], &work_fd}) {
+  for (int* fd : {&out_fd, &err_fd, &null_fd, &pipe_fds[1], &status_fd, &work_fd}) {
     if (*fd >= 0) close(*fd);
     *fd = -1;
   }
@@ -460,7 +552,6 @@ bool Executor::Start(const v1::Job& job) {
     close_all();
     return fail(absl::StrCat(sandbox ? "clone" : "fork", " failed: ", strerror(fork_errno)));
   }
-  setpgid(pid, pid);  // also in the parent: no window where kill(-pid) misses
   ChildError ce{0, 0};
   ssize_t n;
   do {
@@ -494,17 +585,34 @@ bool Executor::Start(const v1::Job& job) {
   }
 
   const absl::Time now = clock_->Now();
+  // The supervisor's pid and start time go into the record before `running`
+  // is reported: from then on a restarted agent finds it.
+  absl::Status recorded_pid;
   {
     std::lock_guard<std::mutex> lock(mu_);
     Proc& p = procs_[key];
     p.pid = pid;
+    p.pidfd = PidfdOpen(pid);  // our child, not yet reaped: surely this process
+    p.own_child = true;
     p.started = now;
-    p.cgroup = std::move(cg);
-    p.uid = run_uid;
-    p.dynamic_uid = dynamic_uid.has_value();
-    p.sandboxed = sandbox;
-    p.status_fd = status_fds[0];
     if (job.max_runtime_s() > 0) p.deadline = now + absl::Seconds(job.max_runtime_s());
+    if (auto ticks = ProcessStartTicks(pid)) p.start_ticks = *ticks;
+    if (records_) recorded_pid = records_->Put(Record(p));
+    if (!recorded_pid.ok()) {
+      // Not durable, so not started: a restart could not find it.
+      KillTree(p);
+      if (p.pidfd >= 0) close(p.pidfd);
+      p.pidfd = -1;
+      p.pid = 0;
+    } else {
+      p.cgroup = std::move(cg);
+      p.dynamic_uid = dynamic_uid.has_value();
+    }
+  }
+  if (!recorded_pid.ok()) {
+    waitpid(pid, nullptr, 0);
+    close_all();
+    return fail(absl::StrCat("cannot record the attempt durably: ", recorded_pid.message()));
   }
   spdlog::info("job {} attempt {} started: pid {} in {}{}", job.id(), job.attempt(), pid, workdir,
                binding);
@@ -523,21 +631,35 @@ bool Executor::Start(const v1::Job& job) {
   return true;
 }
 
+void Executor::Signal(Proc& p, int sig) {
+  if (!p.supervised) {
+    kill(-p.pid, sig);  // the program leads its own process group
+  } else if (p.pidfd >= 0) {
+    PidfdSignal(p.pidfd, sig);
+  } else {
+    kill(p.pid, sig);
+  }
+}
+
 void Executor::Terminate(Proc& p, const std::string& why) {
   if (p.finished || p.pid <= 0 || p.kill_at != absl::InfiniteFuture()) return;
   spdlog::info("job {} attempt {}: {}; sending SIGTERM to {} {}", p.job.id(), p.job.attempt(), why,
-               p.sandboxed ? "its init, which forwards it to every process of the job, pid"
-                           : "process group",
+               p.sandboxed    ? "its init, which forwards it to every process of the job, pid"
+               : p.supervised ? "its supervisor, which forwards it to the job's process group, pid"
+                              : "process group",
                p.pid);
-  kill(p.sandboxed ? p.pid : -p.pid, SIGTERM);
+  Signal(p, SIGTERM);
   p.kill_at = clock_->Now() + options_.kill_grace;
 }
 
 void Executor::KillTree(Proc& p) {
-  // The init's death takes its PID namespace with it; the cgroup reaches
-  // processes that left the process group; the group is all there is
-  // without either.
-  kill(p.sandboxed ? p.pid : -p.pid, SIGKILL);
+  // The init's death takes its PID namespace with it. Without one the
+  // supervisor leads the job's process group: the group goes while the
+  // supervisor still lives (so the group id is surely the job's). The cgroup
+  // reaches processes that left the group.
+  if (p.supervised && !p.sandboxed && p.pidfd >= 0 && !Exited(p.pidfd)) kill(-p.pid, SIGKILL);
+  Signal(p, SIGKILL);
+  p.killed = true;
   if (p.cgroup) p.cgroup->KillAll();
 }
 
@@ -547,9 +669,9 @@ void Executor::CleanUp(Proc& p) {
     if (!p.cgroup->Remove().ok()) to_remove_.push_back(std::move(p.cgroup));
     p.cgroup.reset();
   }
-  if (p.status_fd >= 0) {
-    close(p.status_fd);
-    p.status_fd = -1;
+  if (p.pidfd >= 0) {
+    close(p.pidfd);
+    p.pidfd = -1;
   }
   if (p.dynamic_uid) {
     // In a PID namespace nothing of the job outlives its init; without one a
@@ -558,6 +680,101 @@ void Executor::CleanUp(Proc& p) {
     options_.uids->Release(static_cast<uid_t>(p.uid));
     p.dynamic_uid = false;
   }
+}
+
+v1::AttemptRecord Executor::Record(const Proc& p) const {
+  v1::AttemptRecord r;
+  r.set_format(kAttemptRecordFormat);
+  *r.mutable_job() = p.job;
+  r.mutable_job()->clear_events();
+  r.set_dir(p.dir);
+  r.set_uid(p.uid);
+  r.set_dynamic_uid(options_.uids != nullptr && options_.uids->Contains(p.uid) && p.uid >= 0);
+  r.set_cgroup(p.cgroup_name);
+  r.set_sandboxed(p.sandboxed);
+  r.set_pid(p.pid);
+  r.set_pid_start_ticks(p.start_ticks);
+  r.set_boot_id(boot_id_);
+  *r.mutable_started_at() = ToProto(p.started);
+  r.set_agent_version(PORTOLAN_VERSION);
+  r.set_stopped_by_agent_exit(p.stopped_by_exit);
+  r.set_cancel_requested(p.cancel_requested);
+  r.set_cancel_reason(p.cancel_reason);
+  r.set_timed_out(p.timed_out);
+  return r;
+}
+
+void Executor::SaveRecord(const Proc& p) {
+  if (!records_ || p.finished) return;
+  if (absl::Status st = records_->Put(Record(p)); !st.ok()) {
+    spdlog::error("job {} attempt {}: cannot update its record: {}", p.job.id(), p.job.attempt(),
+                  st.message());
+  }
+}
+
+v1::JobUpdate Executor::Ended(Proc& p, int status, absl::Time ended_at) {
+  const uint64_t oom_kills = p.cgroup ? p.cgroup->OomKills() : 0;
+  CleanUp(p);
+  p.finished = true;
+  v1::JobUpdate u;
+  u.set_job_id(p.job.id());
+  u.set_attempt(p.job.attempt());
+  *u.mutable_time() = ToProto(clock_->Now());
+  const std::string runtime = Runtime(ended_at - p.started);
+  if (WIFEXITED(status)) {
+    u.set_exit_code(WEXITSTATUS(status));
+  } else if (WIFSIGNALED(status)) {
+    u.set_signal(WTERMSIG(status));
+    u.set_exit_code(128 + WTERMSIG(status));
+  }
+  const bool oom = oom_kills > 0;
+  if (oom) oom_kills_.fetch_add(1);
+  if (p.cancel_requested) {
+    u.set_state(v1::Job::cancelled);
+    u.set_message(absl::StrCat("cancelled (", p.cancel_reason, ") after ", runtime));
+  } else if (p.timed_out) {
+    u.set_state(v1::Job::failed);
+    u.set_message(absl::StrCat("exceeded max_runtime_s=", p.job.max_runtime_s(), "; stopped after ",
+                               runtime));
+  } else if (oom) {
+    u.set_state(v1::Job::failed);
+    const int64_t limit_mb =
+        int64_t{p.job.resources().memory_mb()} * (100 + options_.memory_slack_percent) / 100;
+    u.set_message(absl::StrCat(
+        "out of memory (limit ", limit_mb, " MiB): the kernel's OOM killer ended ", oom_kills,
+        oom_kills == 1 ? " process" : " processes", " of the job after ", runtime,
+        WIFSIGNALED(status) ? "" : absl::StrCat("; exit code ", u.exit_code())));
+  } else if (u.signal() != 0) {
+    u.set_state(v1::Job::failed);
+    u.set_message(absl::StrCat("killed by ", SignalName(u.signal()), " after ", runtime));
+  } else if (u.exit_code() == 0) {
+    u.set_state(v1::Job::succeeded);
+    u.set_message(absl::StrCat("exited with code 0 after ", runtime));
+  } else {
+    u.set_state(v1::Job::failed);
+    u.set_message(absl::StrCat("exited with code ", u.exit_code(), " after ", runtime));
+  }
+  if (!p.own_child) absl::StrAppend(u.mutable_message(), " (re-adopted after an agent restart)");
+  p.final_state = u.state();
+  p.exit_code = u.exit_code();
+  *u.mutable_logs() = Tail(p);
+  spdlog::info("job {} attempt {}: {}", p.job.id(), p.job.attempt(), u.message());
+  return u;
+}
+
+v1::JobUpdate Executor::Lost(Proc& p, const std::string& why) {
+  CleanUp(p);
+  p.finished = true;
+  v1::JobUpdate u;
+  u.set_job_id(p.job.id());
+  u.set_attempt(p.job.attempt());
+  *u.mutable_time() = ToProto(clock_->Now());
+  u.set_state(p.cancel_requested ? v1::Job::cancelled : v1::Job::lost);
+  u.set_message(why);
+  p.final_state = u.state();
+  *u.mutable_logs() = Tail(p);
+  spdlog::warn("job {} attempt {}: {}", p.job.id(), p.job.attempt(), why);
+  return u;
 }
 
 void Executor::Cancel(const std::string& job_id, uint32_t attempt, const std::string& reason) {
@@ -576,6 +793,7 @@ void Executor::Cancel(const std::string& job_id, uint32_t attempt, const std::st
     } else if (!it->second.finished) {
       it->second.cancel_requested = true;
       it->second.cancel_reason = reason;
+      SaveRecord(it->second);
       Terminate(it->second, absl::StrCat("cancel: ", reason));
     }
   }
@@ -586,7 +804,135 @@ void Executor::Cancel(const std::string& job_id, uint32_t attempt, const std::st
 void Executor::Forget(const std::string& job_id, uint32_t attempt) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = procs_.find({job_id, attempt});
-  if (it != procs_.end() && it->second.finished) procs_.erase(it);
+  if (it != procs_.end() && it->second.finished) {
+    if (records_) {
+      if (absl::Status st = records_->Remove(job_id, attempt); !st.ok()) {
+        spdlog::warn("job {} attempt {}: {}", job_id, attempt, st.message());
+      }
+    }
+    procs_.erase(it);
+  }
+}
+
+absl::StatusOr<Recovery> Executor::Recover() {
+  Recovery out;
+  std::vector<v1::AttemptRecord> records;
+  if (records_) {
+    if (absl::Status st = records_->Init(); !st.ok()) return st;
+    if (absl::Status st = records_->Load(&records, &out.problems); !st.ok()) return st;
+  }
+  for (const std::string& problem : out.problems) {
+    spdlog::error("attempt record: {}; what it described is treated as unaccounted for", problem);
+  }
+  std::vector<v1::JobUpdate> updates;
+  std::set<std::string> kept_cgroups;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const v1::AttemptRecord& r : records) {
+      const Key key{r.job().id(), r.job().attempt()};
+      if (procs_.contains(key)) continue;
+      Proc& p = procs_[key];
+      p.job = r.job();
+      p.dir = r.dir();
+      p.uid = r.uid();
+      p.supervised = true;
+      p.sandboxed = r.sandboxed();
+      p.started = FromProto(r.started_at());
+      p.start_reported = true;
+      p.cancel_requested = r.cancel_requested();
+      p.cancel_reason = r.cancel_reason();
+      p.timed_out = r.timed_out();
+      p.stopped_by_exit = r.stopped_by_agent_exit();
+      p.cgroup_name = r.cgroup();
+      p.pid = r.pid();
+      p.start_ticks = r.pid_start_ticks();
+      if (!r.cgroup().empty() && options_.cgroups) {
+        auto cg = options_.cgroups->Open(r.cgroup());
+        if (cg.ok()) p.cgroup = std::move(*cg);
+      }
+      if (r.dynamic_uid() && options_.uids && options_.uids->Claim(static_cast<uid_t>(r.uid()))) {
+        p.dynamic_uid = true;  // until it ends; released by CleanUp
+      }
+      const std::string what = absl::StrCat("job ", p.job.id(), " attempt ", p.job.attempt());
+      // The same process: same boot, same pid, same start time, checked
+      // again once we hold a descriptor for it (the pid could be reused in
+      // between).
+      bool alive = false;
+      if (r.pid() > 0 && r.boot_id() == boot_id_ && r.pid_start_ticks() != 0 &&
+          ProcessStartTicks(r.pid()) == r.pid_start_ticks()) {
+        p.pidfd = PidfdOpen(r.pid());
+        alive =
+            p.pidfd >= 0 && ProcessStartTicks(r.pid()) == r.pid_start_ticks() && !Exited(p.pidfd);
+      }
+      if (alive && p.stopped_by_exit) {
+        // Told to stop as the last agent shut down, and it has not yet.
+        KillTree(p);
+        for (int i = 0; i < 250 && !Exited(p.pidfd); ++i) usleep(20000);
+        alive = false;
+      }
+      if (alive) {
+        if (p.job.max_runtime_s() > 0)
+          p.deadline = p.started + absl::Seconds(p.job.max_runtime_s());
+        if (p.cgroup) kept_cgroups.insert(p.cgroup_name);
+        p.reported_log_bytes = 0;  // the tail is sent again with the next heartbeat
+        ++out.adopted;
+        spdlog::info("{}: re-adopted (supervisor pid {}, running for {}{})", what, p.pid,
+                     Runtime(clock_->Now() - p.started),
+                     p.cancel_requested ? "; it was being cancelled" : "");
+        if (p.cancel_requested || p.timed_out)
+          Terminate(p, "still stopping after an agent restart");
+        continue;
+      }
+      ++out.ended;
+      if (r.boot_id() != boot_id_) {
+        updates.push_back(
+            Lost(p, "the machine restarted while the attempt ran; its processes are gone"));
+      } else if (r.pid() == 0) {
+        updates.push_back(Lost(p,
+                               "the agent stopped while it was starting the attempt; whatever "
+                               "of it had started was killed"));
+      } else if (p.stopped_by_exit) {
+        updates.push_back(Lost(p, "stopped as the agent shut down (--stop-jobs-on-exit)"));
+      } else if (auto status = ReadExitStatus(p.dir + "/status")) {
+        updates.push_back(Ended(p, *status, FileMtime(p.dir + "/status", clock_->Now())));
+        absl::StrAppend(updates.back().mutable_message(), "; it ended while the agent was down");
+      } else {
+        updates.push_back(
+            Lost(p, absl::StrCat("its supervisor (pid ", r.pid(),
+                                 ") ended while the agent was down without saying how the program "
+                                 "ended: it was killed from outside the agent")));
+      }
+    }
+    // What no record accounts for: job cgroups, then processes under job
+    // uids. Before registering, so that the scheduler can trust that what
+    // this agent does not report does not run here.
+    if (options_.cgroups) {
+      for (const std::string& name : options_.cgroups->List()) {
+        if (kept_cgroups.contains(name)) continue;
+        auto cg = options_.cgroups->Open(name);
+        if (!cg.ok()) continue;
+        if (!(*cg)->Empty()) {
+          ++out.killed_cgroups;
+          spdlog::warn("job cgroup {} holds processes no attempt record accounts for: killing them",
+                       (*cg)->Describe());
+          (*cg)->KillAll();
+        }
+        if (!(*cg)->Remove().ok()) to_remove_.push_back(std::move(*cg));
+      }
+    }
+    if (options_.uids) {
+      for (uid_t uid : UidsInUse("/proc", options_.uids->first(), options_.uids->last())) {
+        if (options_.uids->Held(uid)) continue;
+        ++out.killed_uids;
+        spdlog::warn(
+            "processes run as job uid {}, which no attempt record accounts for: killing them", uid);
+        KillAllOfUid(uid);
+      }
+    }
+  }
+  for (const v1::JobUpdate& u : updates) on_update_(u);
+  cv_.notify_all();
+  return out;
 }
 
 std::vector<v1::AgentJobStatus> Executor::Jobs() const {
@@ -653,73 +999,46 @@ void Executor::Monitor() {
     const absl::Time now = clock_->Now();
     for (auto& [key, p] : procs_) {
       if (p.finished || p.pid <= 0 || !p.start_reported) continue;
-      siginfo_t info{};
-      // WNOWAIT: see the exit but keep the zombie, so the process group id
-      // cannot be reused while we clean up what the job left behind.
-      if (waitid(P_PID, p.pid, &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == p.pid) {
-        if (!p.sandboxed) kill(-p.pid, SIGKILL);  // stray children of the job
+      // The zombie of our own child stays until waitpid below, so its pid and
+      // process group id cannot be reused while we clean up after it.
+      bool exited = false;
+      if (p.pidfd >= 0) {
+        exited = Exited(p.pidfd);
+      } else {
+        siginfo_t info{};
+        exited =
+            waitid(P_PID, p.pid, &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == p.pid;
+      }
+      if (exited) {
+        if (!p.sandboxed && p.own_child) kill(-p.pid, SIGKILL);  // stray children of the job
         int status = 0;
-        waitpid(p.pid, &status, 0);
-        if (p.sandboxed) {
-          // The init reports how the program ended; nothing when the init
-          // itself was killed (then its own status says how).
-          int program_status = 0;
-          if (read(p.status_fd, &program_status, sizeof program_status) == sizeof program_status) {
-            status = program_status;
+        bool known = false;
+        if (p.own_child) {
+          waitpid(p.pid, &status, 0);
+          known = true;
+        }
+        if (p.supervised) {
+          // The supervisor says how the program ended; nothing when it was
+          // itself killed (then its own status, where we have it, says how).
+          if (auto program = ReadExitStatus(p.dir + "/status")) {
+            status = *program;
+            known = true;
           }
         }
-        const uint64_t oom_kills = p.cgroup ? p.cgroup->OomKills() : 0;
-        CleanUp(p);
-        p.finished = true;
-        v1::JobUpdate u;
-        u.set_job_id(key.first);
-        u.set_attempt(key.second);
-        *u.mutable_time() = ToProto(now);
-        const absl::Duration ran = absl::Trunc(now - p.started, absl::Milliseconds(1));
-        const std::string runtime =
-            ran < absl::Milliseconds(1) ? "<1ms" : absl::FormatDuration(ran);
-        if (WIFEXITED(status)) {
-          u.set_exit_code(WEXITSTATUS(status));
-        } else if (WIFSIGNALED(status)) {
-          u.set_signal(WTERMSIG(status));
-          u.set_exit_code(128 + WTERMSIG(status));
+        if (!known && p.killed) {
+          status = SIGKILL;  // as wait(2) reports a process killed by SIGKILL
+          known = true;
         }
-        const bool oom = oom_kills > 0;
-        if (oom) oom_kills_.fetch_add(1);
-        if (p.cancel_requested) {
-          u.set_state(v1::Job::cancelled);
-          u.set_message(absl::StrCat("cancelled (", p.cancel_reason, ") after ", runtime));
-        } else if (p.timed_out) {
-          u.set_state(v1::Job::failed);
-          u.set_message(absl::StrCat("exceeded max_runtime_s=", p.job.max_runtime_s(),
-                                     "; stopped after ", runtime));
-        } else if (oom) {
-          u.set_state(v1::Job::failed);
-          const int64_t limit_mb =
-              int64_t{p.job.resources().memory_mb()} * (100 + options_.memory_slack_percent) / 100;
-          u.set_message(absl::StrCat(
-              "out of memory (limit ", limit_mb, " MiB): the kernel's OOM killer ended ", oom_kills,
-              oom_kills == 1 ? " process" : " processes", " of the job after ", runtime,
-              WIFSIGNALED(status) ? "" : absl::StrCat("; exit code ", u.exit_code())));
-        } else if (u.signal() != 0) {
-          u.set_state(v1::Job::failed);
-          u.set_message(absl::StrCat("killed by ", SignalName(u.signal()), " after ", runtime));
-        } else if (u.exit_code() == 0) {
-          u.set_state(v1::Job::succeeded);
-          u.set_message(absl::StrCat("exited with code 0 after ", runtime));
-        } else {
-          u.set_state(v1::Job::failed);
-          u.set_message(absl::StrCat("exited with code ", u.exit_code(), " after ", runtime));
-        }
-        p.final_state = u.state();
-        p.exit_code = u.exit_code();
-        *u.mutable_logs() = Tail(p);
-        spdlog::info("job {} attempt {}: {}", key.first, key.second, u.message());
-        updates.push_back(std::move(u));
+        updates.push_back(
+            known ? Ended(p, status, now)
+                  : Lost(p, absl::StrCat("its supervisor (pid ", p.pid,
+                                         ") ended without saying how the program ended: it was "
+                                         "killed from outside the agent")));
         continue;
       }
       if (now >= p.deadline && !p.timed_out && !p.cancel_requested) {
         p.timed_out = true;
+        SaveRecord(p);
         Terminate(p, absl::StrCat("max_runtime_s=", p.job.max_runtime_s(), " reached"));
       }
       if (now >= p.kill_at) {
@@ -752,7 +1071,7 @@ void Executor::Monitor() {
 v1::Isolation DescribeIsolation(const ExecutorOptions& o) {
   v1::Isolation iso;
   iso.set_uid_per_job(o.uids != nullptr);
-  const bool sandbox = !o.job_init.empty();
+  const bool sandbox = o.sandbox && !o.job_init.empty();
   iso.set_pid_ns(sandbox);
   iso.set_mount_ns(sandbox);
   if (o.cgroups == nullptr) {

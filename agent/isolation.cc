@@ -107,30 +107,39 @@ absl::StatusOr<std::unique_ptr<UidPool>> UidPool::Create(uid_t first, uid_t last
 
 std::optional<uid_t> UidPool::Acquire() {
   std::lock_guard<std::mutex> lock(mu_);
-  uid_t uid;
-  if (next_ <= last_ && next_ >= first_) {
-    uid = next_;
+  // Never-used uids first, so that a uid is reused as late as possible.
+  while (next_ <= last_ && next_ >= first_) {
+    const uid_t uid = next_;
     next_ = next_ == last_ ? first_ - 1 : next_ + 1;  // first_ - 1: all handed out once
-  } else if (!released_.empty()) {
-    uid = released_.front();
-    released_.pop_front();
-  } else {
-    return std::nullopt;
+    if (held_.insert(uid).second) return uid;
   }
-  ++in_use_;
-  return uid;
+  while (!released_.empty()) {
+    const uid_t uid = released_.front();
+    released_.pop_front();
+    if (held_.insert(uid).second) return uid;
+  }
+  return std::nullopt;
 }
 
 void UidPool::Release(uid_t uid) {
-  if (!Contains(uid)) return;
   std::lock_guard<std::mutex> lock(mu_);
-  released_.push_back(uid);
-  if (in_use_ > 0) --in_use_;
+  if (held_.erase(uid) > 0) released_.push_back(uid);
+}
+
+bool UidPool::Claim(uid_t uid) {
+  if (!Contains(uid)) return false;
+  std::lock_guard<std::mutex> lock(mu_);
+  return held_.insert(uid).second;
+}
+
+bool UidPool::Held(uid_t uid) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return held_.contains(uid);
 }
 
 size_t UidPool::in_use() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return in_use_;
+  return held_.size();
 }
 
 absl::StatusOr<std::pair<uid_t, uid_t>> ParseUidRange(const std::string& text) {
@@ -161,6 +170,21 @@ void KillAllOfUid(uid_t uid) {
     while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
     }
   }
+}
+
+std::set<uid_t> UidsInUse(const std::string& proc, uid_t first, uid_t last) {
+  std::set<uid_t> out;
+  DIR* d = opendir(proc.c_str());
+  if (d == nullptr) return out;
+  while (dirent* e = readdir(d)) {
+    int pid = 0;
+    if (!absl::SimpleAtoi(e->d_name, &pid) || pid <= 0) continue;
+    struct stat st;
+    if (stat(absl::StrCat(proc, "/", e->d_name).c_str(), &st) != 0) continue;
+    if (st.st_uid >= first && st.st_uid <= last) out.insert(st.st_uid);
+  }
+  closedir(d);
+  return out;
 }
 
 std::vector<pid_t> ProcessesInUidRange(const std::string& proc, uid_t first, uid_t last) {

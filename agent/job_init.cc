@@ -1,16 +1,19 @@
-// portolan-job-init: PID 1 of a job's PID namespace. The agent starts it as
-// the job's user, in the job's cgroup, namespaces and working directory; it
-// runs the job's program as its child. Why an init at all: PID 1 of a
-// namespace ignores every signal it has no handler for (a shell script run as
-// PID 1 would never see the SIGTERM of a cancel), and orphans are reparented
-// to it, so something must reap them. Links libc only; async-signal-safe
-// calls only between fork and exec.
+// portolan-job-init: the supervisor of one job attempt. The agent starts it
+// as the job's user, in the job's cgroup, namespaces and working directory;
+// it runs the job's program as its child and records how it ended in a file,
+// so the attempt does not depend on the agent process: an agent that crashes
+// or restarts finds it again (agent/attempt_records.h). Sandboxed, it is PID
+// 1 of the job's PID namespace, which ignores every signal it has no handler
+// for (a shell script run as PID 1 would never see the SIGTERM of a cancel)
+// and inherits orphans, so something must forward and reap. Links libc only;
+// async-signal-safe calls only between fork and exec.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 
 #include "job_init.h"
@@ -60,6 +63,11 @@ int main(int argc, char** argv) {
   sigset_t old;
   sigprocmask(SIG_BLOCK, &wait_set, &old);
 
+  // Without a PID namespace of its own the init leads the job's process
+  // group (the agent made it a session leader) and forwards to that group.
+  const bool pid1 = getpid() == 1;
+  const pid_t self = getpid();
+
   const pid_t child = fork();
   if (child == 0) {
     struct sigaction dfl = {};
@@ -86,7 +94,11 @@ int main(int argc, char** argv) {
     const int sig = sigwaitinfo(&wait_set, &info);
     if (sig < 0) continue;  // EINTR
     if (sig != SIGCHLD) {
-      kill(-1, sig);  // every process of this namespace but this one
+      if (pid1) {
+        kill(-1, sig);  // every process of this namespace but this one
+      } else if (info.si_pid != self) {
+        kill(0, sig);  // the job's process group; this copy comes back with si_pid == self
+      }
       continue;
     }
     bool main_done = false;
@@ -100,10 +112,13 @@ int main(int argc, char** argv) {
     }
     if (main_done) break;
   }
+  char text[24];
+  const int len = snprintf(text, sizeof text, "%d\n", main_status);
   ssize_t n;
   do {
-    n = write(status_fd, &main_status, sizeof main_status);
+    n = write(status_fd, text, static_cast<size_t>(len));
   } while (n < 0 && errno == EINTR);
+  fsync(status_fd);
   if (WIFEXITED(main_status)) return WEXITSTATUS(main_status);
   return 128 + WTERMSIG(main_status);
 }

@@ -25,9 +25,16 @@ enum Step : int {
 
 // portolan-job-init STATUS_FD ERROR_FD PROGRAM ARGV0 [ARGS...]
 // It forks PROGRAM with ARGV, forwards SIGTERM, SIGINT, SIGHUP, SIGQUIT,
-// SIGUSR1 and SIGUSR2 to every process of the namespace, reaps orphans, and
-// when PROGRAM ends writes its wait(2) status (an int) to STATUS_FD and exits
-// (the kernel then kills whatever is left in the namespace).
+// SIGUSR1 and SIGUSR2 to the job's processes, reaps orphans, and when PROGRAM
+// ends writes its wait(2) status to STATUS_FD as decimal text ("0\n") and
+// exits. STATUS_FD is a file in the attempt's directory, opened by the agent:
+// the status outlives the agent, so an agent restarted meanwhile still learns
+// how the program ended.
+//
+// As PID 1 of a PID namespace (the sandbox) it forwards to every process of
+// the namespace, and the kernel kills what is left when it exits. Otherwise
+// (no sandbox) it leads the job's session and process group and forwards to
+// that group; the agent kills what is left of the group (and the cgroup).
 constexpr int kArgsBeforeProgram = 3;
 
 }  // namespace portolan::agent::job_init

@@ -92,7 +92,8 @@ int main(int argc, char** argv) {
       ("sandbox", po::value(&sandbox_mode)->default_value("auto"), "auto: new PID, mount, IPC and UTS namespaces per job where the kernel allows (said at start); none")
       ("sandbox-read-only", po::value(&sandbox_read_only)->composing(), "path jobs see read-only (repeatable)")
       ("sandbox-hide", po::value(&sandbox_hide)->composing(), "path jobs see as an empty directory (repeatable; the state directory always is)")
-      ("job-init", po::value(&job_init), "portolan-job-init, PID 1 of each job's namespace (default: beside the agent, or ../lib/portolan/)")
+      ("job-init", po::value(&job_init), "portolan-job-init, each job's supervisor and PID 1 of its namespace (default: beside the agent, or ../lib/portolan/)")
+      ("stop-jobs-on-exit", "on SIGTERM/SIGINT stop the running jobs too (SIGTERM, SIGKILL after --kill-grace-ms); by default they keep running and the next agent process re-adopts them")
 ("kill-grace-ms", po::value(&kill_grace_ms)->default_value(10000), "SIGTERM to SIGKILL grace period for timeouts and cancels")
 ("reconnect-max-ms", po::value(&reconnect_max_ms)->default_value(10000), "longest wait between reconnection attempts (backoff starts at 200 ms and doubles)")
       ("tls-cert", po::value(&tls_cert), "this agent's certificate (PEM, CN = agent id, OU = site), from the CA the scheduler trusts; see deploy/dev-ca.sh")
@@ -242,7 +243,6 @@ int main(int argc, char** argv) {
       return 2;
     }
     if (*cg) {
-      (*cg)->RemoveEmptyLeftovers();
       spdlog::info("job limits: {}", (*cg)->Describe());
       opts.executor.cgroups = std::move(*cg);
     } else {
@@ -297,14 +297,8 @@ int main(int argc, char** argv) {
       std::cerr << "portolan-agent: --job-uid-range: " << pool.status().message() << "\n";
       return 2;
     }
-    // Processes still running under these uids belong to an earlier run of
-    // this agent: a new job must not inherit them.
-    std::vector<pid_t> left = agent::ProcessesInUidRange("/proc", range->first, range->second);
-    if (!left.empty()) {
-      spdlog::warn("{} process(es) left by an earlier run under job uids {}: killing them",
-                   left.size(), job_uid_range);
-      for (pid_t p : left) kill(p, SIGKILL);
-    }
+    // Processes under these uids that no attempt record accounts for are
+    // killed by the executor's recovery, before the agent registers.
     opts.executor.uids = std::move(*pool);
   } else {
     if (run_as.empty() && root) run_as = "nobody";  // never run jobs as root
@@ -328,16 +322,25 @@ int main(int argc, char** argv) {
     std::cerr << "portolan-agent: --sandbox '" << sandbox_mode << "': expected auto or none\n";
     return 2;
   }
-  if (sandbox_mode == "auto") {
+  // Every job runs under portolan-job-init, which keeps its exit status
+  // for a restarted agent; its attempts are recorded under the state dir.
+  if (job_init.empty()) job_init = agent::FindJobInit();
+  if (job_init.empty() || access(job_init.c_str(), X_OK) != 0) {
+    spdlog::warn(
+        "portolan-job-init not found{}{} (--job-init): jobs run as the agent's own children and "
+        "die with it; no sandbox",
+        job_init.empty() ? "" : " at ", job_init);
+  } else {
+    opts.executor.job_init = job_init;
+    opts.executor.records_dir = state_dir + "/attempts";
+    opts.executor.keep_running_on_exit = vm.count("stop-jobs-on-exit") == 0;
+  }
+  if (sandbox_mode == "auto" && !opts.executor.job_init.empty()) {
     agent::SandboxSupport sb = agent::ProbeSandbox();
-    if (job_init.empty()) job_init = agent::FindJobInit();
     if (!sb.namespaces) {
       spdlog::warn("sandbox off: {}; jobs share the agent's PID and mount namespaces", sb.why);
-    } else if (job_init.empty() || access(job_init.c_str(), X_OK) != 0) {
-      spdlog::warn("sandbox off: portolan-job-init not found{}{} (--job-init)",
-                   job_init.empty() ? "" : " at ", job_init);
     } else {
-      opts.executor.job_init = job_init;
+      opts.executor.sandbox = true;
       opts.executor.hide = {state_dir};
       for (const std::string& h : sandbox_hide)
         opts.executor.hide.push_back(std::filesystem::absolute(h).lexically_normal().string());
@@ -353,7 +356,7 @@ int main(int argc, char** argv) {
   }
   const bool other_uid =
       opts.executor.uids || opts.executor.run_uid >= 0 || !opts.executor.tenant_users.empty();
-  if (other_uid && opts.executor.job_init.empty()) {
+  if (other_uid && !opts.executor.sandbox) {
     // Without a mount namespace the jobs reach their directories through the
     // state directory: let them pass (not list) it.
     for (const std::string& d : {state_dir, state_dir + "/jobs"}) chmod(d.c_str(), 0711);
@@ -460,6 +463,25 @@ int main(int argc, char** argv) {
     }
     spdlog::info("metrics at http://{}/metrics", metrics_server->bound().ToString());
   }
+  // Attempts an earlier run of this agent started: re-adopted, or reported
+  // as ended; whatever no record accounts for is killed. Before registering.
+  {
+    auto recovered = client.Recover();
+    if (!recovered.ok()) {
+      std::cerr << "portolan-agent: " << recovered.status().message() << "\n";
+      return 2;
+    }
+    if (recovered->adopted + recovered->ended + recovered->killed_uids + recovered->killed_cgroups >
+            0 ||
+        !recovered->problems.empty()) {
+      spdlog::info(
+          "after the previous agent process: {} running job attempt(s) re-adopted, {} that ended "
+          "meanwhile to report, {} unaccounted job uid(s) and {} job cgroup(s) killed, {} "
+          "unreadable record(s)",
+          recovered->adopted, recovered->ended, recovered->killed_uids, recovered->killed_cgroups,
+          recovered->problems.size());
+    }
+  }
   boost::asio::post(io, [&] { client.Start(); });
   // Under systemd: ready once the loop runs (the scheduler may be away for a
   // while; STATUS says whether it is registered); watchdog pings from the io
@@ -492,7 +514,14 @@ int main(int argc, char** argv) {
   std::thread waiter([&] {
     int sig = 0;
     sigwait(&signals, &sig);
-    spdlog::info("received signal {}; stopping running jobs and shutting down", sig);
+    if (opts.executor.keep_running_on_exit) {
+      spdlog::info(
+          "received signal {}; shutting down and leaving running jobs running (the next agent "
+          "process re-adopts them; --stop-jobs-on-exit stops them instead)",
+          sig);
+    } else {
+      spdlog::info("received signal {}; stopping running jobs and shutting down", sig);
+    }
     service::Stopping();
     boost::asio::post(io, [&] {
       watchdog_timer.cancel();

@@ -1020,6 +1020,7 @@ bool Core::OnRegister(const v1::Register& reg, std::shared_ptr<AgentLink> link,
   RebuildTopology(rec, reg.topology());
   rec.link = std::move(link);
   rec.last_seen = now;
+  rec.confirm_by = absl::InfiniteFuture();  // it answers again; `stopping` still awaits its word
 
   ack->set_accepted(true);
   ack->set_session_id(a.session_id());
@@ -1072,7 +1073,11 @@ bool Core::OnRegister(const v1::Register& reg, std::shared_ptr<AgentLink> link,
       continue;
     }
     EndAttempt(job, job.cancel_requested() ? v1::Job::cancelled : v1::Job::lost,
-               absl::StrCat("agent ", a.id(), " re-registered without this job"), 0, 0);
+               reg.accounts_for_all_jobs()
+                   ? absl::StrCat("agent ", a.id(), " re-registered without attempt ",
+                                  job.attempt(), ": it does not run there")
+                   : absl::StrCat("agent ", a.id(), " re-registered without this job"),
+               0, 0);
   }
   for (const v1::AgentJobStatus& s : reg.jobs()) {
     if (IsTerminal(s.state())) continue;
@@ -1110,20 +1115,41 @@ void Core::ApplyUpdate(AgentRec& rec, const v1::JobUpdate& u) {
     spdlog::warn("agent {} reported unknown job {}; ignored", rec.info.id(), u.job_id());
     return;
   }
-  if (!it->second.job) return;  // ended and stored: a duplicate or late report
-  v1::Job& job = *it->second.job;
-  if (job.allocation().agent() != rec.info.id() || job.attempt() != u.attempt()) {
-    spdlog::warn("agent {} reported job {} attempt {} which is not assigned to it; ignored",
-                 rec.info.id(), u.job_id(), u.attempt());
+  if (!it->second.job || it->second.job->allocation().agent() != rec.info.id() ||
+      it->second.job->attempt() != u.attempt() || IsTerminal(it->second.job->state())) {
+    // Ended and stored, or an earlier attempt: a duplicate, or the late word
+    // of an agent the scheduler had given up on.
+    ConfirmEarlierAttempt(rec, u);
     return;
   }
-  if (IsTerminal(job.state())) return;  // duplicate or late
+  v1::Job& job = *it->second.job;
   if (u.has_logs()) StoreLogs(u.logs());
+  if (auto s = rec.stopping.find(job.id());
+      s != rec.stopping.end() && s->second == u.attempt() && IsTerminal(u.state())) {
+    // Stopped at our request after the agent went silent: the attempt is
+    // over for sure now, and may be restarted under the job's policy.
+    rec.stopping.erase(s);
+    if (u.state() != v1::Job::succeeded) {
+      EndAttempt(job, job.cancel_requested() ? v1::Job::cancelled : v1::Job::lost,
+                 absl::StrCat("agent ", rec.info.id(), " went silent past its TTL; attempt ",
+                              u.attempt(), " confirmed stopped there (", u.message(), ")"),
+                 u.exit_code(), u.signal());
+      return;
+    }
+  }
   switch (u.state()) {
     case v1::Job::running:
       if (job.state() == v1::Job::placed) {
         Transition(job, v1::Job::running, u.message().empty() ? "started" : u.message());
       }
+      return;
+    case v1::Job::lost:
+      // The agent knows the attempt ended but not how (its supervisor was
+      // killed from outside, the machine rebooted): the job's restart
+      // policy decides, as for a lost agent.
+      EndAttempt(job, job.cancel_requested() ? v1::Job::cancelled : v1::Job::lost,
+                 absl::StrCat("agent ", rec.info.id(), ": ", u.message()), u.exit_code(),
+                 u.signal());
       return;
     case v1::Job::succeeded:
     case v1::Job::failed:
@@ -1136,6 +1162,36 @@ void Core::ApplyUpdate(AgentRec& rec, const v1::JobUpdate& u) {
     default:
       spdlog::warn("agent {} sent job {} state {}; ignored", rec.info.id(), u.job_id(),
                    StateName(u.state()));
+  }
+}
+
+void Core::ConfirmEarlierAttempt(AgentRec& rec, const v1::JobUpdate& u) {
+  if (!IsTerminal(u.state())) return;
+  auto it = jobs_.find(u.job_id());
+  if (it == jobs_.end()) return;
+  v1::Job stored;
+  v1::Job* job = it->second.job.get();
+  if (job == nullptr) {
+    auto read = ReadEnded(u.job_id());
+    if (!read.ok()) return;
+    stored = std::move(*read);
+    job = &stored;
+  }
+  for (v1::Attempt& a : *job->mutable_attempts()) {
+    if (a.number() != u.attempt() || !a.fate_unknown() || a.allocation().agent() != rec.info.id())
+      continue;
+    a.set_fate_unknown(false);
+    const std::string how =
+        absl::StrCat("agent ", rec.info.id(), " came back and confirmed attempt ", u.attempt(),
+                     " ended there: ", StateName(u.state()), " (", u.message(), ")");
+    a.set_reason(absl::StrCat(a.reason(), "; ", how));
+    v1::JobEvent* ev = job->add_events();
+    *ev->mutable_time() = ToProto(clock_->Now());
+    ev->set_state(job->state());
+    ev->set_message(how);
+    spdlog::info("job {}: {}", job->id(), how);
+    (void)Persist(*job);
+    return;
   }
 }
 
@@ -1209,11 +1265,23 @@ void Core::MarkLost(AgentRec& rec, const std::string& why) {
   if (rec.link) rec.link->Close(why);
   rec.link.reset();
   rec.outbox.clear();
+  rec.stopping.clear();
+  rec.confirm_by = absl::InfiniteFuture();
   std::vector<std::string> ids(a.jobs().begin(), a.jobs().end());
   for (const std::string& id : ids) {
     v1::Job& job = Live(id);
+    const uint32_t attempt = job.attempt();
+    // Unreachable is not stopped: the attempt may still run there. The job's
+    // restart policy decides whether the next attempt starts anyway; the
+    // agent, if it returns, is told to stop this one and says how it ended.
+    for (v1::Attempt& at : *job.mutable_attempts()) {
+      if (at.number() == attempt) at.set_fate_unknown(true);
+    }
     EndAttempt(job, job.cancel_requested() ? v1::Job::cancelled : v1::Job::lost,
-               absl::StrCat("agent ", a.id(), " lost: ", why), 0, 0);
+               absl::StrCat("agent ", a.id(), " lost: ", why, "; attempt ", attempt,
+                            " may still be running there (its fate is unknown until the agent "
+                            "returns)"),
+               0, 0);
   }
   PersistAgent(rec);
 }
@@ -1224,8 +1292,40 @@ void Core::Tick() {
   for (auto& [id, rec] : agents_) {
     if (rec.info.state() == v1::Agent::lost) continue;
     if (now - rec.last_seen > options_.agent_ttl) {
+      if (rec.link && rec.info.jobs_size() > 0 && rec.confirm_by == absl::InfiniteFuture()) {
+        // Still connected, only silent: it may well run its attempts. Ask
+        // it to stop them, and restart none before it confirms (or one more
+        // TTL passes).
+        rec.confirm_by = now + options_.agent_ttl;
+        const std::string why =
+            absl::StrCat("agent ", id, " silent for ", absl::FormatDuration(now - rec.last_seen),
+                         " (ttl ", absl::FormatDuration(options_.agent_ttl), ")");
+        spdlog::warn("{}: asking it to stop its {} attempt(s) before any is restarted elsewhere",
+                     why, rec.info.jobs_size());
+        std::vector<std::string> ids(rec.info.jobs().begin(), rec.info.jobs().end());
+        for (const std::string& job_id : ids) {
+          v1::Job& job = Live(job_id);
+          rec.stopping[job_id] = job.attempt();
+          SendCancel(rec, job_id, job.attempt(),
+                     absl::StrCat(why, "; stopping attempt ", job.attempt(),
+                                  " so that it is never run twice at once"));
+          v1::JobEvent* ev = job.add_events();
+          *ev->mutable_time() = ToProto(now);
+          ev->set_state(job.state());
+          ev->set_message(absl::StrCat(why, "; asked it to stop attempt ", job.attempt(),
+                                       " and waiting up to ",
+                                       absl::FormatDuration(options_.agent_ttl),
+                                       " for it to confirm before anything is restarted"));
+          (void)Persist(job);
+        }
+        continue;
+      }
+      if (rec.confirm_by != absl::InfiniteFuture() && now < rec.confirm_by) continue;
       MarkLost(rec, absl::StrCat("no heartbeat for ", absl::FormatDuration(now - rec.last_seen),
-                                 " (ttl ", absl::FormatDuration(options_.agent_ttl), ")"));
+                                 " (ttl ", absl::FormatDuration(options_.agent_ttl), ")",
+                                 rec.confirm_by != absl::InfiniteFuture()
+                                     ? ", and it did not confirm its attempts stopped"
+                                     : ""));
       continue;
     }
     if (!rec.link) continue;

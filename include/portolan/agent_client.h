@@ -54,8 +54,12 @@ class AgentClient {
               std::function<void(const std::string&)> on_fatal);
   ~AgentClient();
 
+  // Re-adopts what an earlier agent process started (Executor::Recover);
+  // call once, before Start.
+  absl::StatusOr<Recovery> Recover() { return executor_->Recover(); }
   void Start();
-  // Closes the connection and kills running jobs.
+  // Closes the connection; running jobs keep running or are stopped as
+  // options.executor.keep_running_on_exit says.
   void Stop();
   // State for metrics; call on the io thread.
   bool registered() const { return registered_; }

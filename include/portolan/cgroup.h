@@ -63,8 +63,11 @@ class CgroupDriver {
   // Creates `name` under this agent's parent cgroup with `limits` written.
   virtual absl::StatusOr<std::unique_ptr<JobCgroup>> Create(const std::string& name,
                                                             const CgroupLimits& limits) = 0;
-  // Removes job cgroups left empty by an earlier run of this agent.
-  virtual void RemoveEmptyLeftovers() = 0;
+  // An existing job cgroup (one an earlier run of this agent created), to
+  // watch, kill and remove; it has no join files. NotFound when absent.
+  virtual absl::StatusOr<std::unique_ptr<JobCgroup>> Open(const std::string& name) = 0;
+  // The names of the job cgroups under this agent's parent cgroup.
+  virtual std::vector<std::string> List() const = 0;
   // "cgroup v1 (memory, cpuset, pids, freezer) under /portolan/a1" for the log.
   virtual std::string Describe() const = 0;
 };

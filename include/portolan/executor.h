@@ -25,6 +25,8 @@
 
 namespace portolan::agent {
 
+class AttemptRecords;
+
 struct ExecutorOptions {
   std::string work_root;                          // each attempt gets <work_root>/<job>-<attempt>/
   absl::Duration kill_grace = absl::Seconds(10);  // SIGTERM, then SIGKILL after this
@@ -51,14 +53,36 @@ struct ExecutorOptions {
   std::shared_ptr<UidPool> uids;
   int run_uid = -1;
   int run_gid = -1;
-  // Sandbox: new PID, mount, IPC and UTS namespaces per attempt, with
-  // `job_init` (portolan-job-init) as PID 1, its own /proc, private /tmp,
-  // /var/tmp and /dev/shm, `hide` overmounted by empty tmpfs (the agent's
-  // state directory always, with the job's own working directory mounted
-  // back in), `read_only` remounted read-only. Off when `job_init` is "".
+  // portolan-job-init: each attempt's supervisor (agent/job_init.h). It
+  // holds the program's exit status in a file, so attempts do not depend on
+  // the agent process. "": the program is the agent's own child (unit tests;
+  // attempts cannot then be re-adopted).
   std::string job_init;
+  // Sandbox (needs job_init): new PID, mount, IPC and UTS namespaces per
+  // attempt with the init as PID 1, its own /proc, private /tmp, /var/tmp and
+  // /dev/shm, `hide` overmounted by empty tmpfs (the agent's state directory
+  // always, with the job's own working directory mounted back in),
+  // `read_only` remounted read-only.
+  bool sandbox = false;
   std::vector<std::string> hide;
   std::vector<std::string> read_only;
+  // Durable attempt records here (agent/attempt_records.h; needs job_init):
+  // Recover() re-adopts what an earlier run of the agent started. "": none.
+  std::string records_dir;
+  // The destructor leaves running attempts running, for the next agent
+  // process to re-adopt (the agent's default: a restart or an upgrade does
+  // not touch jobs). false: it stops them (SIGTERM, SIGKILL after
+  // kill_grace) and the next run reports them lost.
+  bool keep_running_on_exit = false;
+};
+
+// What Executor::Recover found.
+struct Recovery {
+  int adopted = 0;         // attempts still running, watched again
+  int ended = 0;           // attempts that ended while no agent watched them, reported now
+  int killed_uids = 0;     // job uids with processes no record accounts for, killed
+  int killed_cgroups = 0;  // job cgroups no record accounts for, killed and removed
+  std::vector<std::string> problems;  // records that could not be read
 };
 
 // What the executor enforces with these options, for the agent's
@@ -92,6 +116,15 @@ class Executor {
   ~Executor();
   Executor(const Executor&) = delete;
   Executor& operator=(const Executor&) = delete;
+
+  // Call once, before the first Start. Reads the attempt records: an attempt
+  // whose supervisor still runs (same pid, same start time, same boot) is
+  // adopted and watched as if this process had started it; one that ended
+  // meanwhile is reported with its exit status and output (or as lost when
+  // nothing says how it ended). Then kills whatever no record accounts for:
+  // processes under the job uid range and job cgroups. Fails only when the
+  // records cannot be used at all (a newer format): the agent must not start.
+  absl::StatusOr<Recovery> Recover();
 
   // Starts attempt `job.attempt()` of `job`. Returns false (and does nothing)
   // when that attempt is already known here: resent Assigns start nothing.
@@ -135,12 +168,30 @@ class Executor {
     std::unique_ptr<JobCgroup> cgroup;  // null when none
     int uid = -1;                       // the job's identity; released when it ends
     bool dynamic_uid = false;           // from options_.uids
-    bool sandboxed = false;             // pid is portolan-job-init, PID 1 of the job's namespace
-    int status_fd = -1;                 // where the init writes the program's wait status
+    bool supervised = false;            // pid is portolan-job-init, which forks the program
+    bool sandboxed = false;             // ... and PID 1 of the job's namespace
+    bool own_child = false;             // started by this process (else adopted: another reaps it)
+    bool killed = false;                // SIGKILLed by us (an adopted init that wrote no status)
+    bool stopped_by_exit = false;       // stopped as the agent shut down (--stop-jobs-on-exit)
+    int pidfd = -1;                     // the supervisor (or program), for exit and signals
+    uint64_t start_ticks = 0;  // its start time (/proc/PID/stat), which with the pid names it
+    std::string cgroup_name;
   };
   using Key = std::pair<std::string, uint32_t>;
 
   void Monitor();
+  // Sends `sig` to the attempt: its supervisor (which forwards it), or the
+  // program's process group without one.
+  void Signal(Proc& p, int sig) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The attempt's record, as it is now.
+  v1::AttemptRecord Record(const Proc& p) const;
+  void SaveRecord(const Proc& p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The final update of an attempt whose program ended with wait `status`.
+  v1::JobUpdate Ended(Proc& p, int status, absl::Time ended_at) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  v1::JobUpdate Lost(Proc& p, const std::string& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Stops every running attempt and waits for it (the destructor without
+  // keep_running_on_exit).
+  void StopAll() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Terminate(Proc& p, const std::string& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void KillTree(Proc& p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // After the job's main process ended: no process of it remains, its
@@ -156,7 +207,9 @@ class Executor {
   mutable std::mutex mu_;
   std::atomic<uint64_t> start_errors_{0};
   std::atomic<uint64_t> oom_kills_{0};
-  int init_fd_ = -1;  // options_.job_init, opened O_PATH
+  int init_fd_ = -1;                         // options_.job_init, opened O_PATH
+  std::unique_ptr<AttemptRecords> records_;  // null without options_.records_dir
+  const std::string boot_id_;
   // Cgroups of ended jobs whose last processes had not yet left them.
   std::vector<std::unique_ptr<JobCgroup>> to_remove_ ABSL_GUARDED_BY(mu_);
   std::condition_variable cv_;

@@ -7,6 +7,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -36,6 +37,10 @@ class UidPool {
   std::optional<uid_t> Acquire();
   // Gives `uid` back; call once no process runs as it any more.
   void Release(uid_t uid);
+  // Marks `uid` in use: an attempt an earlier run of the agent started, and
+  // this one re-adopted. False when it is outside the range or held already.
+  bool Claim(uid_t uid);
+  bool Held(uid_t uid) const;
   bool Contains(uid_t uid) const { return uid >= first_ && uid <= last_; }
   uid_t first() const { return first_; }
   uid_t last() const { return last_; }
@@ -50,7 +55,7 @@ class UidPool {
   mutable std::mutex mu_;
   uid_t next_ ABSL_GUARDED_BY(mu_);  // first never-used uid
   std::deque<uid_t> released_ ABSL_GUARDED_BY(mu_);
-  size_t in_use_ ABSL_GUARDED_BY(mu_) = 0;
+  std::set<uid_t> held_ ABSL_GUARDED_BY(mu_);
 };
 
 // "200000-265535" -> {200000, 265535}.
@@ -60,6 +65,9 @@ absl::StatusOr<std::pair<uid_t, uid_t>> ParseUidRange(const std::string& text);
 // and kills -1, which the kernel applies atomically to all of them, so none
 // can fork away). For job uids only, never for accounts people log in with.
 void KillAllOfUid(uid_t uid);
+
+// The uids in [first, last] that some process runs as, from `proc` (/proc).
+std::set<uid_t> UidsInUse(const std::string& proc, uid_t first, uid_t last);
 
 // Processes whose real uid lies in [first, last], read from `proc` (/proc):
 // leftovers of an earlier run of the agent, before the pool reuses the uids.

@@ -178,6 +178,12 @@ class Core {
     std::map<uint64_t, Pending> outbox;  // unacknowledged reliable messages
     absl::Time last_seen;
     std::unique_ptr<topology::AgentTopology> topo;  // free PUs, NUMA memory, GPUs
+    // Kill-and-confirm: the agent went silent past its TTL while still
+    // connected, so it may well still run its attempts. They were told to
+    // stop (job id -> attempt); each ends lost, and may be restarted, once
+    // the agent confirms it stopped, or when `confirm_by` passes.
+    std::map<std::string, uint32_t> stopping;
+    absl::Time confirm_by = absl::InfiniteFuture();
   };
   struct JobRec {
     // The whole job while it can still change. Once it has ended and its
@@ -224,6 +230,10 @@ class Core {
   void IndexEnded(JobSummary&& summary) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The job's whole record, which must be held (it has not ended).
   v1::Job& Live(const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // An agent reported how an attempt ended that the scheduler had already
+  // given up on (its agent was lost): recorded on that attempt.
+  void ConfirmEarlierAttempt(AgentRec& rec, const v1::JobUpdate& u)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A copy of the job: from memory while held, else from the store (read
   // without holding mu_). NotFound names the id.
   absl::StatusOr<v1::Job> ReadJob(const std::string& id) ABSL_LOCKS_EXCLUDED(mu_);

@@ -3,6 +3,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/strip.h"
 #include "portolan/auth.h"
+#include "portolan/cgroup.h"
+#include "portolan/isolation.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -205,6 +207,7 @@ Cluster::~Cluster() {
   // still connected, so teardown bugs show in every test.
   if (scheduler_ && scheduler_->running()) StopScheduler();
   agents_.clear();  // SIGKILL what is still running
+  SweepJobs();
   scheduler_.reset();
   if (!::testing::Test::HasFailure()) std::filesystem::remove_all(dir_);
   if (!shared_dir_.empty()) std::filesystem::remove_all(shared_dir_);
@@ -227,16 +230,17 @@ void Cluster::StartScheduler(uint16_t rpc_port, std::vector<std::string> extra) 
                                    "--state-dir",
                                    dir_ + "/state",
                                    "--ports-file",
-                                   ports,
-                                   "--heartbeat-interval-ms",
-                                   "200",
-                                   "--agent-ttl-ms",
-                                   "1500",
-
-                                   "--resend-interval-ms",
-                                   "500",
-                                   "--tick-ms",
-                                   "50"};
+                                   ports};
+  // Fast defaults for tests; a test may give its own value of each.
+  for (const auto& [flag, value] :
+       std::vector<std::pair<std::string, std::string>>{{"--heartbeat-interval-ms", "200"},
+                                                        {"--agent-ttl-ms", "1500"},
+                                                        {"--resend-interval-ms", "500"},
+                                                        {"--tick-ms", "50"}}) {
+    if (std::find(extra.begin(), extra.end(), flag) == extra.end()) {
+      argv.insert(argv.end(), {flag, value});
+    }
+  }
   if (std::find(extra.begin(), extra.end(), "--tokens") == extra.end() &&
       std::find(extra.begin(), extra.end(), "--no-auth") == extra.end()) {
     argv.push_back("--tokens");
@@ -313,6 +317,49 @@ std::string Cluster::SharedDir() {
   return shared_dir_;
 }
 
+std::string Cluster::CgroupParent(const std::string& id) const {
+  return "portolan-it/" + std::filesystem::path(dir_).filename().string() + "/" + id;
+}
+
+void Cluster::SweepJobs() {
+  for (const auto& [id, block] : uid_blocks_) {
+    for (int round = 0; round < 20; ++round) {
+      std::set<uid_t> left = agent::UidsInUse("/proc", block->first(), block->last());
+      if (left.empty()) break;
+      for (uid_t uid : left) agent::KillAllOfUid(uid);
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+  if (geteuid() != 0 || agent_ids_.empty()) return;
+  std::string why;
+  const std::string test_parent = "portolan-it/" + std::filesystem::path(dir_).filename().string();
+  for (const std::string& id : agent_ids_) {
+    auto driver = agent::OpenCgroups("auto", "/proc/self/mounts", CgroupParent(id), &why);
+    if (!driver.ok() || *driver == nullptr) continue;
+    for (const std::string& name : (*driver)->List()) {
+      auto cg = (*driver)->Open(name);
+      if (!cg.ok()) continue;
+      for (int round = 0; round < 100 && !(*cg)->Remove().ok(); ++round) {
+        (*cg)->KillAll();
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+    }
+  }
+  // The per-test and per-agent parents themselves.
+  auto top = agent::OpenCgroups("auto", "/proc/self/mounts", test_parent, &why);
+  if (top.ok() && *top != nullptr) {
+    for (const std::string& name : (*top)->List()) {
+      auto cg = (*top)->Open(name);
+      if (cg.ok()) (void)(*cg)->Remove();
+    }
+    auto root = agent::OpenCgroups("auto", "/proc/self/mounts", "portolan-it", &why);
+    if (root.ok() && *root != nullptr) {
+      auto cg = (*root)->Open(std::filesystem::path(dir_).filename().string());
+      if (cg.ok()) (void)(*cg)->Remove();
+    }
+  }
+}
+
 std::string Cluster::JobUidRange(const std::string& id) {
   auto& block = uid_blocks_[id];
   if (!block) block = std::make_unique<UidBlock>();
@@ -349,6 +396,10 @@ Process* Cluster::StartAgent(const std::string& id, const std::string& site,
   if (geteuid() == 0 && std::find(extra.begin(), extra.end(), "--job-uid-range") == extra.end()) {
     argv.insert(argv.end(), {"--job-uid-range", JobUidRange(id)});
   }
+  if (geteuid() == 0 && std::find(extra.begin(), extra.end(), "--cgroup-parent") == extra.end()) {
+    argv.insert(argv.end(), {"--cgroup-parent", CgroupParent(id)});
+  }
+  agent_ids_.insert(id);
   argv.insert(argv.end(), extra.begin(), extra.end());
   agents_.push_back(std::make_unique<Process>(argv, dir_ + "/agent-" + id + ".log"));
   bool up = WaitFor(

@@ -10,6 +10,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -92,6 +93,13 @@ class Cluster {
   // A --job-uid-range for agent `id` that no other agent on this machine
   // holds (the same one across restarts of `id`); StartAgent passes it.
   std::string JobUidRange(const std::string& id);
+  // The --cgroup-parent StartAgent passes for agent `id` (as root): one of
+  // this test's own, so that tests running at once never share one.
+  std::string CgroupParent(const std::string& id) const;
+  // Kills every job process of this cluster's agents that outlived them
+  // (jobs keep running when an agent stops: a restarted agent re-adopts
+  // them) and removes their cgroups. The destructor calls it.
+  void SweepJobs();
   // A directory every job on this machine's agents can write to and the
   // test can read: outside /tmp, which each sandboxed job gets its own of
   // (/run/portolan-it/... as root, else under dir()). Removed with the cluster.
@@ -114,6 +122,7 @@ class Cluster {
   std::vector<std::unique_ptr<Process>> agents_;
   // Job uids per agent id (kept across restarts of the same agent).
   std::map<std::string, std::unique_ptr<UidBlock>> uid_blocks_;
+  std::set<std::string> agent_ids_;
   std::string shared_dir_;
   std::unique_ptr<Client> client_;
   uint16_t rest_port_ = 0;

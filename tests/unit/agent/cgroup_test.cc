@@ -75,7 +75,12 @@ class CgroupV1Test : public ::testing::Test {
     driver = std::move(*d);
   }
   void TearDown() override {
-    if (driver) driver->RemoveEmptyLeftovers();
+    if (driver) {
+      for (const std::string& name : driver->List()) {
+        auto cg = driver->Open(name);
+        if (cg.ok()) (void)(*cg)->Remove();
+      }
+    }
     for (const char* c : {"memory", "cpuset", "pids", "freezer"}) {
       std::string m = MountOf("cgroup", c);
       if (!m.empty()) {

@@ -50,10 +50,12 @@ class IsolationTest : public ::testing::TestWithParam<bool> {
     ASSERT_TRUE(cg.ok()) << cg.status();
     o.cgroups = std::move(*cg);
     o.pids_max = 64;
+    // Every attempt under its supervisor, as in the agent; the sandbox on top.
+    o.job_init = PORTOLAN_JOB_INIT;
     if (sandbox()) {
       SandboxSupport sb = ProbeSandbox();
       if (!sb.namespaces) GTEST_SKIP() << "no namespaces here: " << sb.why;
-      o.job_init = PORTOLAN_JOB_INIT;
+      o.sandbox = true;
       o.hide = {state};
       o.read_only = {ro_dir()};
       std::filesystem::create_directories(ro_dir());

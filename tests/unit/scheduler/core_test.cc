@@ -197,20 +197,100 @@ TEST_F(CoreTest, UnacknowledgedAssignIsResentUntilAcked) {
   EXPECT_EQ(link->Assigns().size(), 2u);
 }
 
-TEST_F(CoreTest, SilentAgentIsLostWithItsJobs) {
+TEST_F(CoreTest, SilentAgentIsAskedToStopItsJobsAndLostOnlyAfterAnotherTtl) {
   auto link = Register("a1");
   auto job = core->Submit(Spec());
   Update("a1", link.get(), job->first.id(), v1::Job::running);
   clock.Advance(absl::Seconds(10));
   core->Tick();
   EXPECT_EQ(core->GetAgent("a1")->state(), v1::Agent::ready);
+  EXPECT_TRUE(link->Cancels().empty());
+  // Past the TTL, still connected: it may still run the job. Kill-and-confirm.
   clock.Advance(absl::Seconds(6));
+  core->Tick();
+  EXPECT_EQ(core->GetAgent("a1")->state(), v1::Agent::ready);
+  ASSERT_EQ(link->Cancels().size(), 1u);
+  EXPECT_EQ(link->Cancels()[0].cancel().attempt(), 1u);
+  auto asked = core->GetJob(job->first.id());
+  EXPECT_EQ(asked->state(), v1::Job::running) << "nothing restarts before it confirms";
+  EXPECT_NE(asked->events().rbegin()->message().find("asked it to stop attempt 1"),
+            std::string::npos)
+      << asked->events().rbegin()->message();
+  EXPECT_TRUE(link->closed.empty());
+  // No confirmation within another TTL: lost, and the attempt's fate unknown.
+  clock.Advance(absl::Seconds(16));
   core->Tick();
   EXPECT_EQ(core->GetAgent("a1")->state(), v1::Agent::lost);
   auto lost = core->GetJob(job->first.id());
   EXPECT_EQ(lost->state(), v1::Job::lost);
   EXPECT_NE(lost->reason().find("no heartbeat"), std::string::npos) << lost->reason();
+  EXPECT_NE(lost->reason().find("did not confirm"), std::string::npos) << lost->reason();
+  ASSERT_EQ(lost->attempts_size(), 1);
+  EXPECT_TRUE(lost->attempts(0).fate_unknown());
   EXPECT_FALSE(link->closed.empty());
+}
+
+TEST_F(CoreTest, SilentAgentThatConfirmsTheStopGetsTheJobRestartedAtOnce) {
+  auto link = Register("a1", 4);
+  v1::Job spec = Spec(2);
+  spec.mutable_restart()->set_policy(v1::RestartPolicy::on_agent_loss);
+  auto job = core->Submit(spec);
+  Update("a1", link.get(), job->first.id(), v1::Job::running);
+  clock.Advance(absl::Seconds(16));
+  core->Tick();
+  ASSERT_EQ(link->Cancels().size(), 1u);
+  // The agent wakes up, stops the attempt as asked and says so.
+  Update("a1", link.get(), job->first.id(), v1::Job::cancelled, 1, 143);
+  auto j = core->GetJob(job->first.id());
+  EXPECT_EQ(j->state(), v1::Job::queued) << j->reason();
+  ASSERT_EQ(j->attempts_size(), 1);
+  EXPECT_EQ(j->attempts(0).outcome(), v1::Job::lost);
+  EXPECT_FALSE(j->attempts(0).fate_unknown());
+  EXPECT_NE(j->attempts(0).reason().find("confirmed stopped there"), std::string::npos)
+      << j->attempts(0).reason();
+  EXPECT_EQ(core->GetAgent("a1")->state(), v1::Agent::ready);
+}
+
+TEST_F(CoreTest, AnAgentBackFromLostConfirmsHowTheAttemptOfUnknownFateEnded) {
+  auto link = Register("a1");
+  v1::Job spec = Spec(2);
+  spec.mutable_restart()->set_policy(v1::RestartPolicy::never);
+  auto job = core->Submit(spec);
+  Update("a1", link.get(), job->first.id(), v1::Job::running);
+  core->OnDisconnect("a1", link.get());
+  clock.Advance(absl::Seconds(16));
+  core->Tick();
+  auto lost = core->GetJob(job->first.id());
+  ASSERT_EQ(lost->state(), v1::Job::lost);
+  EXPECT_TRUE(lost->attempts(0).fate_unknown());
+  EXPECT_NE(lost->reason().find("may still be running there"), std::string::npos) << lost->reason();
+  // It comes back still running the attempt: told to stop it, and its word
+  // on how it ended is recorded on the attempt.
+  v1::AgentJobStatus still;
+  still.set_job_id(job->first.id());
+  still.set_attempt(1);
+  still.set_state(v1::Job::running);
+  auto back = Register("a1", 8, {still});
+  ASSERT_EQ(back->Cancels().size(), 1u);
+  Update("a1", back.get(), job->first.id(), v1::Job::cancelled, 1, 143);
+  auto j = core->GetJob(job->first.id());
+  EXPECT_EQ(j->state(), v1::Job::lost);
+  EXPECT_FALSE(j->attempts(0).fate_unknown());
+  EXPECT_NE(j->attempts(0).reason().find("confirmed attempt 1 ended there: cancelled"),
+            std::string::npos)
+      << j->attempts(0).reason();
+}
+
+TEST_F(CoreTest, AnAttemptTheAgentReportsLostFollowsTheRestartPolicy) {
+  auto link = Register("a1");
+  v1::Job spec = Spec(2);
+  spec.mutable_restart()->set_policy(v1::RestartPolicy::on_agent_loss);
+  auto job = core->Submit(spec);
+  Update("a1", link.get(), job->first.id(), v1::Job::running);
+  Update("a1", link.get(), job->first.id(), v1::Job::lost);
+  auto j = core->GetJob(job->first.id());
+  EXPECT_EQ(j->state(), v1::Job::queued) << j->reason();
+  EXPECT_EQ(j->attempts(0).outcome(), v1::Job::lost);
 }
 
 TEST_F(CoreTest, CancelQueuedIsImmediateRunningGoesThroughAgent) {
@@ -918,6 +998,11 @@ TEST_F(CoreTest, OnAgentLossRetriesElsewhereAfterBackoffAndNeverEndsLost) {
   clock.Advance(absl::Seconds(16));  // a1 falls silent; a2 keeps heartbeating
   v1::Envelope hb;
   hb.mutable_heartbeat();
+  core->OnMessage("a2", l2.get(), hb);
+  core->Tick();
+  // Asked to stop its attempts; it never answers, so after another TTL ...
+  EXPECT_EQ(core->GetJob(r->first.id())->state(), v1::Job::running);
+  clock.Advance(absl::Seconds(16));
   core->OnMessage("a2", l2.get(), hb);
   core->Tick();
   EXPECT_EQ(core->GetJob(o->first.id())->state(), v1::Job::lost);
