@@ -183,6 +183,32 @@ TEST_F(AgentRestartIT, AnOrphanWhoseRecordIsGoneIsKilledBeforeAttemptTwoStarts) 
   EXPECT_TRUE(log.find("no attempt record accounts for") != std::string::npos) << log;
 }
 
+TEST_F(AgentRestartIT, StopJobsOnExitStopsThemAndTheRestartPolicyRunsTheNextAttempt) {
+  const std::vector<std::string> flags = {"--stop-jobs-on-exit"};
+  auto restart_with_flag = [&] {
+    agent->Signal(SIGTERM);
+    ASSERT_GE(agent->Wait(seconds(20)), 0);
+    ASSERT_TRUE(WaitFor([&] { return !c.client().GetAgent(kId)->connected(); }, seconds(10)));
+    agent = c.StartAgent(kId, "lingang-idc-1", "pack:1 numa:1(memory=16GiB) core:4 pu:2", flags);
+  };
+  restart_with_flag();
+  auto job = c.client().Submit(TracedJob(trace, 3));
+  ASSERT_TRUE(job.ok());
+  ASSERT_TRUE(WaitFor([&] { return ReadAll(trace) == "start 1\n"; }, seconds(20)));
+  const pid_t pid = PrintedPid(c.client(), job->id());
+  ASSERT_GT(pid, 0);
+  restart_with_flag();
+  EXPECT_NE(kill(pid, 0), 0) << "attempt 1 survived --stop-jobs-on-exit";
+  ASSERT_TRUE(WaitForState(c.client(), job->id(), v1::Job::succeeded, seconds(30)))
+      << c.SchedulerLog();
+  EXPECT_EQ(ReadAll(trace), "start 1\nstart 2\nend 2\n");
+  auto j = c.client().GetJob(job->id());
+  ASSERT_EQ(j->attempts_size(), 2);
+  EXPECT_EQ(j->attempts(0).outcome(), v1::Job::lost);
+  EXPECT_NE(j->attempts(0).reason().find("--stop-jobs-on-exit"), std::string::npos)
+      << j->attempts(0).reason();
+}
+
 // Twenty kill -9 / restart cycles at random moments under a stream of short
 // jobs: every job succeeds, its program ran to its end exactly once, and an
 // attempt that did not finish (the agent died while starting it) never ran

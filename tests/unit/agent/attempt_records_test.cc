@@ -1,0 +1,286 @@
+// Attempt records (agent/attempt_records.h) and the executor's recovery from
+// them: real files, real processes under the real portolan-job-init.
+#include "../../../agent/attempt_records.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <filesystem>
+#include <fstream>
+
+#include "portolan/executor.h"
+
+namespace portolan::agent {
+namespace {
+
+std::string TestDir(const std::string& what) {
+  return (std::filesystem::temp_directory_path() /
+          ("portolan-records-" + std::to_string(getpid()) + "-" + what))
+      .string();
+}
+
+v1::AttemptRecord Sample(const std::string& job, uint32_t attempt) {
+  v1::AttemptRecord r;
+  r.set_format(kAttemptRecordFormat);
+  r.mutable_job()->set_id(job);
+  r.mutable_job()->set_attempt(attempt);
+  r.set_dir("/somewhere/" + job);
+  r.set_pid(1234);
+  r.set_pid_start_ticks(99);
+  r.set_boot_id("b");
+  return r;
+}
+
+TEST(AttemptRecordsTest, RoundTripAndUnreadableFilesAreNamed) {
+  const std::string dir = TestDir("roundtrip");
+  std::filesystem::remove_all(dir);
+  AttemptRecords records(dir);
+  ASSERT_TRUE(records.Init().ok());
+  EXPECT_EQ(std::filesystem::status(dir).permissions() & std::filesystem::perms::all,
+            std::filesystem::perms::owner_all);
+  ASSERT_TRUE(records.Put(Sample("job-a", 1)).ok());
+  ASSERT_TRUE(records.Put(Sample("job-b", 2)).ok());
+  v1::AttemptRecord changed = Sample("job-a", 1);
+  changed.set_pid(4321);
+  ASSERT_TRUE(records.Put(changed).ok());  // replaces, atomically
+  std::ofstream(dir + "/garbage-1.pb") << "not a protobuf \xff\xff\xff";
+  std::ofstream(dir + "/job-c-1.pb.tmp") << "a write a crash cut short";
+  std::vector<v1::AttemptRecord> loaded;
+  std::vector<std::string> problems;
+  ASSERT_TRUE(records.Load(&loaded, &problems).ok());
+  ASSERT_EQ(loaded.size(), 2u);
+  EXPECT_EQ(loaded[0].job().id(), "job-a");
+  EXPECT_EQ(loaded[0].pid(), 4321);
+  EXPECT_EQ(loaded[1].job().attempt(), 2u);
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_NE(problems[0].find("garbage-1.pb"), std::string::npos) << problems[0];
+  EXPECT_FALSE(std::filesystem::exists(dir + "/job-c-1.pb.tmp"));
+  ASSERT_TRUE(records.Remove("job-a", 1).ok());
+  ASSERT_TRUE(records.Remove("job-a", 1).ok()) << "removing twice is fine";
+  loaded.clear();
+  problems.clear();
+  ASSERT_TRUE(records.Load(&loaded, &problems).ok());
+  EXPECT_EQ(loaded.size(), 1u);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(AttemptRecordsTest, ARecordOfANewerFormatStopsTheLoadWithAClearMessage) {
+  const std::string dir = TestDir("newer");
+  std::filesystem::remove_all(dir);
+  AttemptRecords records(dir);
+  ASSERT_TRUE(records.Init().ok());
+  v1::AttemptRecord r = Sample("job-n", 1);
+  r.set_format(kAttemptRecordFormat + 1);
+  r.set_agent_version("9.9.9");
+  ASSERT_TRUE(records.Put(r).ok());
+  std::vector<v1::AttemptRecord> loaded;
+  std::vector<std::string> problems;
+  absl::Status st = records.Load(&loaded, &problems);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("job-n-1.pb"), std::string::npos) << st;
+  EXPECT_NE(st.message().find("9.9.9"), std::string::npos) << st;
+  EXPECT_NE(st.message().find("understands format 1"), std::string::npos) << st;
+  std::filesystem::remove_all(dir);
+}
+
+TEST(AttemptRecordsTest, StartTicksTellAProcessFromALaterOneWithTheSamePid) {
+  auto self = ProcessStartTicks(getpid());
+  ASSERT_TRUE(self.has_value());
+  EXPECT_EQ(ProcessStartTicks(getpid()), self);
+  const pid_t child = fork();
+  if (child == 0) {
+    pause();
+    _exit(0);
+  }
+  auto ticks = ProcessStartTicks(child);
+  ASSERT_TRUE(ticks.has_value());
+  EXPECT_GE(*ticks, *self);
+  kill(child, SIGKILL);
+  waitpid(child, nullptr, 0);
+  EXPECT_FALSE(ProcessStartTicks(child).has_value()) << "no such process any more";
+  EXPECT_FALSE(BootId().empty());
+}
+
+// Executors over the same state directory, one after the other, as agent
+// processes across a restart.
+class RecoveryTest : public ::testing::Test {
+ protected:
+  RecoveryTest() : root(TestDir(::testing::UnitTest::GetInstance()->current_test_info()->name())) {
+    std::filesystem::remove_all(root);
+  }
+  ~RecoveryTest() override {
+    exec.reset();
+    std::filesystem::remove_all(root);
+  }
+  void Open(bool keep_running) {
+    ExecutorOptions o;
+    o.work_root = root + "/jobs";
+    o.records_dir = root + "/attempts";
+    o.job_init = PORTOLAN_JOB_INIT;
+    o.keep_running_on_exit = keep_running;
+    o.kill_grace = absl::Milliseconds(300);
+    exec = std::make_unique<Executor>(o, RealClock(), [this](const v1::JobUpdate& u) {
+      std::lock_guard<std::mutex> l(mu);
+      updates.push_back(u);
+      cv.notify_all();
+    });
+  }
+  v1::Job Job(const std::string& id, const std::string& script) {
+    v1::Job j;
+    j.set_id(id);
+    j.set_attempt(1);
+    j.add_command("/bin/sh");
+    j.add_command("-c");
+    j.add_command(script);
+    j.mutable_resources()->set_cpus(1);
+    return j;
+  }
+  std::optional<v1::JobUpdate> Wait(const std::string& id, bool final) {
+    std::unique_lock<std::mutex> l(mu);
+    std::optional<v1::JobUpdate> out;
+    cv.wait_for(l, std::chrono::seconds(20), [&] {
+      for (const auto& u : updates) {
+        if (u.job_id() == id && (u.state() != v1::Job::running) == final) {
+          out = u;
+          return true;
+        }
+      }
+      return false;
+    });
+    return out;
+  }
+  pid_t Pid(const v1::JobUpdate& running) {
+    // "started as pid N; ..."
+    return std::stoi(running.message().substr(std::string("started as pid ").size()));
+  }
+  size_t Records() {
+    size_t n = 0;
+    for (const auto& e : std::filesystem::directory_iterator(root + "/attempts"))
+      n += e.is_regular_file();
+    return n;
+  }
+
+  std::string root;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<v1::JobUpdate> updates;
+  std::unique_ptr<Executor> exec;
+};
+
+TEST_F(RecoveryTest, AnAttemptOutlivesItsExecutorAndIsReAdopted) {
+  Open(/*keep_running=*/true);
+  ASSERT_TRUE(exec->Recover().ok());
+  exec->Start(Job("job-r", "sleep 0.6; echo hi; exit 3"));
+  auto running = Wait("job-r", false);
+  ASSERT_TRUE(running.has_value());
+  const pid_t pid = Pid(*running);
+  exec.reset();  // the agent process goes
+  EXPECT_EQ(kill(pid, 0), 0) << "the attempt's supervisor died with the executor";
+  EXPECT_EQ(Records(), 1u);
+  updates.clear();
+  Open(true);
+  auto rec = exec->Recover();
+  ASSERT_TRUE(rec.ok()) << rec.status();
+  EXPECT_EQ(rec->adopted, 1);
+  EXPECT_EQ(rec->ended, 0);
+  ASSERT_EQ(exec->Jobs().size(), 1u);
+  EXPECT_EQ(exec->Jobs()[0].state(), v1::Job::running);
+  EXPECT_EQ(exec->running(), 1u);
+  auto final = Wait("job-r", true);
+  ASSERT_TRUE(final.has_value());
+  EXPECT_EQ(final->state(), v1::Job::failed);
+  EXPECT_EQ(final->exit_code(), 3);
+  EXPECT_NE(final->message().find("re-adopted"), std::string::npos) << final->message();
+  EXPECT_EQ(final->logs().stdout(), "hi\n");
+  exec->Forget("job-r", 1);
+  EXPECT_EQ(Records(), 0u) << "the record goes once the end is acknowledged";
+}
+
+TEST_F(RecoveryTest, AnAttemptThatEndedMeanwhileIsReportedWithItsStatus) {
+  Open(true);
+  ASSERT_TRUE(exec->Recover().ok());
+  exec->Start(Job("job-e", "sleep 0.2; echo done"));
+  auto running = Wait("job-e", false);
+  ASSERT_TRUE(running.has_value());
+  exec.reset();
+  // Ended, and its supervisor said how (it stays a zombie of this test
+  // process, which is what an agent's children become until init reaps them).
+  const std::string status = root + "/jobs/job-e-1/status";
+  for (int i = 0; i < 500 && !ReadExitStatus(status).has_value(); ++i) usleep(10000);
+  ASSERT_EQ(ReadExitStatus(status), 0);
+  updates.clear();
+  Open(true);
+  auto rec = exec->Recover();
+  ASSERT_TRUE(rec.ok());
+  EXPECT_EQ(rec->adopted, 0);
+  EXPECT_EQ(rec->ended, 1);
+  auto final = Wait("job-e", true);
+  ASSERT_TRUE(final.has_value());
+  EXPECT_EQ(final->state(), v1::Job::succeeded) << final->message();
+  EXPECT_NE(final->message().find("while the agent was down"), std::string::npos);
+  EXPECT_EQ(final->logs().stdout(), "done\n");
+}
+
+TEST_F(RecoveryTest, StopJobsOnExitStopsThemAndTheNextRunReportsThemLost) {
+  Open(/*keep_running=*/false);
+  ASSERT_TRUE(exec->Recover().ok());
+  exec->Start(Job("job-s", "exec sleep 30"));
+  auto running = Wait("job-s", false);
+  ASSERT_TRUE(running.has_value());
+  const pid_t pid = Pid(*running);
+  exec.reset();
+  EXPECT_NE(kill(pid, 0), 0) << "still running after the executor stopped it";
+  updates.clear();
+  Open(true);
+  ASSERT_TRUE(exec->Recover().ok());
+  auto final = Wait("job-s", true);
+  ASSERT_TRUE(final.has_value());
+  EXPECT_EQ(final->state(), v1::Job::lost);
+  EXPECT_NE(final->message().find("--stop-jobs-on-exit"), std::string::npos) << final->message();
+}
+
+TEST_F(RecoveryTest, APidNowUsedByAnotherProcessIsNeitherAdoptedNorKilled) {
+  // A record naming this very test process, but with another start time: the
+  // attempt's supervisor is gone and its pid reused.
+  AttemptRecords records(root + "/attempts");
+  ASSERT_TRUE(records.Init().ok());
+  v1::AttemptRecord r = Sample("job-p", 1);
+  r.set_dir(root + "/jobs/job-p-1");
+  std::filesystem::create_directories(r.dir());
+  r.set_pid(getpid());
+  r.set_pid_start_ticks(*ProcessStartTicks(getpid()) + 1);
+  r.set_boot_id(BootId());
+  ASSERT_TRUE(records.Put(r).ok());
+  Open(true);
+  auto rec = exec->Recover();
+  ASSERT_TRUE(rec.ok());
+  EXPECT_EQ(rec->adopted, 0);
+  auto final = Wait("job-p", true);
+  ASSERT_TRUE(final.has_value());
+  EXPECT_EQ(final->state(), v1::Job::lost);
+  EXPECT_NE(final->message().find("without saying how the program ended"), std::string::npos)
+      << final->message();
+  // (Had the recovery signalled the recorded pid, this test process would
+  // be dead by now.)
+}
+
+TEST_F(RecoveryTest, ARecordFromAnotherBootIsReportedLost) {
+  AttemptRecords records(root + "/attempts");
+  ASSERT_TRUE(records.Init().ok());
+  v1::AttemptRecord r = Sample("job-b", 1);
+  r.set_dir(root + "/jobs/job-b-1");
+  r.set_boot_id("an-earlier-boot");
+  ASSERT_TRUE(records.Put(r).ok());
+  Open(true);
+  ASSERT_TRUE(exec->Recover().ok());
+  auto final = Wait("job-b", true);
+  ASSERT_TRUE(final.has_value());
+  EXPECT_EQ(final->state(), v1::Job::lost);
+  EXPECT_NE(final->message().find("machine restarted"), std::string::npos) << final->message();
+}
+
+}  // namespace
+}  // namespace portolan::agent
