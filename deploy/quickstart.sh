@@ -99,6 +99,8 @@ start_agent() {  # id site synthetic-topology label...
   local id="$1" site="$2" topo="$3"
   shift 3
   # Each agent on this one machine runs its jobs under uids of its own.
+  # --stop-jobs-on-exit: `--stop` ends the jobs too (an agent's jobs otherwise
+  # outlive it, for the next agent process to re-adopt).
   local uids="$((200000 + AGENT_N * 10000))-$((200000 + AGENT_N * 10000 + 9999))"
   AGENT_N=$((AGENT_N + 1))
   local labels=()
@@ -107,7 +109,7 @@ start_agent() {  # id site synthetic-topology label...
   "$BIN/portolan-agent" --id "$id" --site "$site" --scheduler "127.0.0.1:$RPC_PORT" \
     --tls-cert "$PKI/agent-$id.pem" --tls-key "$PKI/agent-$id.key" --tls-ca "$PKI/ca.pem" \
     --state-dir "$RUN/agent-$id" --topology-synthetic "$topo" --job-uid-range "$uids" "${labels[@]}" \
-    >"$RUN/agent-$id.log" 2>&1 &
+    --stop-jobs-on-exit >"$RUN/agent-$id.log" 2>&1 &
   echo $! >"$RUN/agent-$id.pid"
 }
 # Realistic servers: dual-socket 2x24-core SMT (Lingang IDC), dual-socket

@@ -27,7 +27,8 @@ for i in $(seq 1 "$AGENTS"); do
   case "${E2E_AGENT_ARGS:-}" in *--job-uid-range*) uids=() ;; esac
   # shellcheck disable=SC2086 # E2E_AGENT_ARGS is a list of flags
   "$BIN/portolan-agent" --id "e2e-$i" --site "$site" --scheduler "127.0.0.1:$RPC" --insecure \
-    --state-dir "$WORK/agent-$i" "${uids[@]}" ${E2E_AGENT_ARGS:-} >"$WORK/agent-$i.log" 2>&1 &
+    --state-dir "$WORK/agent-$i" "${uids[@]}" --stop-jobs-on-exit ${E2E_AGENT_ARGS:-} \
+    >"$WORK/agent-$i.log" 2>&1 &
   PIDS+=($!)
 done
 for _ in $(seq 1 100); do
