@@ -21,14 +21,6 @@ absl::Status Errno(const std::string& what) {
   return absl::FailedPreconditionError(absl::StrCat(what, ": ", strerror(errno)));
 }
 
-absl::Status SyncDir(const std::string& dir) {
-  int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return Errno(absl::StrCat("cannot open ", dir));
-  const int rc = fsync(fd);
-  close(fd);
-  return rc == 0 ? absl::OkStatus() : Errno(absl::StrCat("cannot sync ", dir));
-}
-
 }  // namespace
 
 std::string AttemptRecords::Path(const std::string& job_id, uint32_t attempt) const {
@@ -61,26 +53,24 @@ absl::Status AttemptRecords::Put(const v1::AttemptRecord& record) const {
     }
     done += static_cast<size_t>(n);
   }
-  if (fsync(fd) != 0) {
-    absl::Status st = Errno(absl::StrCat("cannot sync ", tmp));
-    close(fd);
+  if (close(fd) != 0) {
+    absl::Status st = Errno(absl::StrCat("cannot write ", tmp));
     unlink(tmp.c_str());
     return st;
   }
-  close(fd);
   if (rename(tmp.c_str(), path.c_str()) != 0) {
     absl::Status st = Errno(absl::StrCat("cannot rename ", tmp));
     unlink(tmp.c_str());
     return st;
   }
-  return SyncDir(dir_);
+  return absl::OkStatus();
 }
 
 absl::Status AttemptRecords::Remove(const std::string& job_id, uint32_t attempt) const {
   const std::string path = Path(job_id, attempt);
   if (unlink(path.c_str()) != 0 && errno != ENOENT)
     return Errno(absl::StrCat("cannot remove ", path));
-  return SyncDir(dir_);
+  return absl::OkStatus();
 }
 
 absl::Status AttemptRecords::Load(std::vector<v1::AttemptRecord>* out,

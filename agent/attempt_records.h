@@ -22,9 +22,18 @@ namespace portolan::agent {
 constexpr uint32_t kAttemptRecordFormat = 1;
 
 // One file per attempt, <dir>/<job>-<attempt>.pb, replaced atomically (write
-// to a temporary file, fsync, rename, fsync the directory): after a crash a
-// record is either the old or the new one, never torn. Thread-compatible:
-// the executor calls it under its lock.
+// a temporary file, rename it over the old one): whenever the agent process
+// dies, a record is the old or the new one, never torn.
+//
+// No fsync, on purpose. A record must outlive the agent *process*, and the
+// kernel keeps what was written and renamed whatever happens to the process.
+// It need not outlive the machine: after a power loss or a reboot every
+// attempt is gone, and a record that did not reach the disk leaves the agent
+// registering without that attempt, which the scheduler ends as lost, exactly
+// what a record from the previous boot would be reported as. (fsyncs would
+// cost several milliseconds per job on the agent's RPC thread.)
+//
+// Thread-compatible: the executor calls it under its lock.
 class AttemptRecords {
  public:
   explicit AttemptRecords(std::string dir) : dir_(std::move(dir)) {}

@@ -118,7 +118,8 @@ int main(int argc, char** argv) {
   do {
     n = write(status_fd, text, static_cast<size_t>(len));
   } while (n < 0 && errno == EINTR);
-  fsync(status_fd);
+  // No fsync: the status must outlive the agent process, not the machine
+  // (after a reboot the agent reports every attempt of the previous boot lost).
   if (WIFEXITED(main_status)) return WEXITSTATUS(main_status);
   return 128 + WTERMSIG(main_status);
 }
