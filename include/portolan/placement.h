@@ -119,7 +119,11 @@ class ReservePlugin : public virtual Plugin {
 class Registry {
  public:
   using Factory = std::function<std::unique_ptr<Plugin>()>;
-  void Register(std::string name, Factory factory);
+  // Registers what `factory` makes under the name the plugin gives itself
+  // (Plugin::Name()). Refuses a factory that makes nothing or a nameless
+  // plugin (InvalidArgument) and a name registered already (AlreadyExists):
+  // two plugins under one name would make a policy mean two things.
+  absl::Status Register(Factory factory);
   absl::StatusOr<std::unique_ptr<Plugin>> Create(const std::string& name) const;
   std::vector<std::string> Names() const;
   std::set<std::string> NameSet() const;

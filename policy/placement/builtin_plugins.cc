@@ -1,6 +1,7 @@
 // Built-in placement plugins. Site-level filters and scores run once per
 // catalogue site; agent-level ones only on agents of allowed sites.
 #include <algorithm>
+#include <cstdio>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -246,21 +247,31 @@ class Spread : public ScorePlugin {
 }  // namespace
 
 void RegisterBuiltins(Registry& registry) {
-  registry.Register("site_affinity", [] { return std::make_unique<SiteAffinity>(); });
-  registry.Register("residency", [] { return std::make_unique<Residency>(); });
-  registry.Register("latency_limit", [] { return std::make_unique<LatencyLimit>(); });
-  registry.Register("agent_health", [] { return std::make_unique<AgentHealth>(); });
-  registry.Register("isolation", [] { return std::make_unique<IsolationFilter>(); });
-  registry.Register("resource_fit", [] { return std::make_unique<ResourceFit>(); });
-  registry.Register("data_gravity", [] { return std::make_unique<DataGravity>(); });
-  registry.Register("latency", [] { return std::make_unique<Latency>(); });
-  registry.Register("cost", [] { return std::make_unique<Cost>(); });
-  registry.Register("compliance_preference",
-                    [] { return std::make_unique<CompliancePreference>(); });
-  registry.Register("bin_pack", [] { return std::make_unique<BinPack>(); });
-  registry.Register("spread", [] { return std::make_unique<Spread>(); });
-  registry.Register("topology_fit", [] { return std::make_unique<TopologyFit>(); });
-  registry.Register("numa_fit", [] { return std::make_unique<NumaFit>(); });
+  const std::vector<Registry::Factory> builtins = {
+      [] { return std::make_unique<SiteAffinity>(); },
+      [] { return std::make_unique<Residency>(); },
+      [] { return std::make_unique<LatencyLimit>(); },
+      [] { return std::make_unique<AgentHealth>(); },
+      [] { return std::make_unique<IsolationFilter>(); },
+      [] { return std::make_unique<ResourceFit>(); },
+      [] { return std::make_unique<DataGravity>(); },
+      [] { return std::make_unique<Latency>(); },
+      [] { return std::make_unique<Cost>(); },
+      [] { return std::make_unique<CompliancePreference>(); },
+      [] { return std::make_unique<BinPack>(); },
+      [] { return std::make_unique<Spread>(); },
+      [] { return std::make_unique<TopologyFit>(); },
+      [] { return std::make_unique<NumaFit>(); },
+  };
+  for (const Registry::Factory& f : builtins) {
+    if (absl::Status st = registry.Register(f); !st.ok()) {
+      // A programming error (a built-in registered twice, or two built-ins
+      // sharing a name): no policy could be trusted to mean one thing.
+      std::fprintf(stderr, "portolan: built-in placement plugins: %s\n",
+                   std::string(st.message()).c_str());
+      std::abort();
+    }
+  }
 }
 
 }  // namespace portolan::placement

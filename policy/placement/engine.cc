@@ -8,8 +8,18 @@
 
 namespace portolan::placement {
 
-void Registry::Register(std::string name, Factory factory) {
-  factories_[std::move(name)] = std::move(factory);
+absl::Status Registry::Register(Factory factory) {
+  std::unique_ptr<Plugin> sample = factory ? factory() : nullptr;
+  if (sample == nullptr || sample->Name().empty()) {
+    return absl::InvalidArgumentError("a placement plugin factory must make a plugin with a name");
+  }
+  std::string name(sample->Name());
+  if (factories_.contains(name)) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("placement plugin '", name, "' is registered already"));
+  }
+  factories_.emplace(std::move(name), std::move(factory));
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::unique_ptr<Plugin>> Registry::Create(const std::string& name) const {

@@ -45,7 +45,7 @@ class PlacementTest : public ::testing::Test {
       p.clear_plugins();
       ASSERT_TRUE(ParseYaml(plugins_yaml, p.mutable_plugins()).ok());
     }
-    RegisterBuiltins(registry);
+    if (registry.Names().empty()) RegisterBuiltins(registry);  // once: duplicates are refused
     auto c = policy::CompilePolicy(p, registry.NameSet());
     ASSERT_TRUE(c.ok()) << c.status();
     compiled = *c;
@@ -110,6 +110,25 @@ class PlacementTest : public ::testing::Test {
   v1::Tenant tenant;
   policy::Ledger ledger;
 };
+
+TEST(RegistryTest, NamesComeFromThePluginsAndADuplicateIsRefused) {
+  Registry r;
+  RegisterBuiltins(r);
+  EXPECT_TRUE(r.NameSet().contains("residency"));
+  const size_t before = r.Names().size();
+  // Another factory for a plugin named "residency": refused, the first kept.
+  auto again = r.Register([] {
+    Registry tmp;
+    RegisterBuiltins(tmp);
+    return std::move(*tmp.Create("residency"));
+  });
+  EXPECT_EQ(again.code(), absl::StatusCode::kAlreadyExists) << again;
+  EXPECT_NE(again.message().find("'residency'"), std::string::npos) << again;
+  EXPECT_EQ(r.Names().size(), before);
+  EXPECT_EQ(r.Register(nullptr).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(r.Register([] { return std::unique_ptr<Plugin>(); }).code(),
+            absl::StatusCode::kInvalidArgument);
+}
 
 TEST_F(PlacementTest, CountsEveryAgentRejectionReason) {
   AddAgent("a-small", "lingang-idc-1", 2);
