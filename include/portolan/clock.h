@@ -32,26 +32,4 @@ class OffsetClock : public Clock {
   const absl::Duration offset_;
 };
 
-// A clock that only moves when told to. Thread-safe.
-class FakeClock : public Clock {
- public:
-  explicit FakeClock(absl::Time start = absl::FromUnixSeconds(1'790'000'000)) : now_(start) {}
-  absl::Time Now() const override {
-    std::lock_guard<std::mutex> lock(mu_);
-    return now_;
-  }
-  void Advance(absl::Duration d) {
-    std::lock_guard<std::mutex> lock(mu_);
-    now_ += d;
-  }
-  void Set(absl::Time t) {
-    std::lock_guard<std::mutex> lock(mu_);
-    now_ = t;
-  }
-
- private:
-  mutable std::mutex mu_;
-  absl::Time now_ ABSL_GUARDED_BY(mu_);
-};
-
 }  // namespace portolan

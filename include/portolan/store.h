@@ -93,47 +93,4 @@ using CommitObserver = std::function<void(double seconds, size_t writes)>;
 absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& dir, int max_mb = 0,
                                                        CommitObserver on_commit = nullptr);
 
-// A volatile store for tests. Optionally fails every write with `fail_with`
-// (set it to simulate a full or broken disk).
-class MemoryStore : public Store {
- public:
-  absl::Status PutJob(const v1::Job& job) override;
-  absl::StatusOr<StoredJobs> LoadJobs() override;
-  absl::StatusOr<v1::Job> GetJob(const std::string& id) override;
-  absl::Status PutAgent(const v1::Agent& agent) override;
-  absl::StatusOr<std::vector<v1::Agent>> LoadAgents() override;
-  absl::Status PutLogs(const v1::JobLogs& logs) override;
-  absl::StatusOr<v1::JobLogs> GetLogs(const std::string& job_id) override;
-  absl::Status PutDecision(const std::string& job_id, const v1::Decision& decision) override;
-  absl::StatusOr<v1::Decision> GetDecision(const std::string& job_id) override;
-  absl::Status PutTenant(const v1::Tenant& tenant) override;
-  absl::StatusOr<std::vector<v1::Tenant>> LoadTenants() override;
-  absl::Status PutPolicyVersion(const v1::PolicyVersion& version) override;
-  absl::StatusOr<std::vector<v1::PolicyVersion>> LoadPolicyVersions() override;
-  absl::Status PutLedgerEntry(const v1::LedgerEntry& entry) override;
-  absl::StatusOr<std::vector<v1::LedgerEntry>> LoadLedger() override;
-  absl::Status AppendAudit(const v1::AuditRecord& record) override;
-  absl::StatusOr<std::vector<v1::AuditRecord>> ListAudit(const std::string& tenant,
-                                                         const std::string& job,
-                                                         int limit) override;
-
-  void FailWritesWith(absl::Status status);
-  size_t job_writes() const;
-  size_t job_reads() const;  // GetJob calls
-
- private:
-  mutable std::mutex mu_;
-  std::map<std::string, v1::Job> jobs_;
-  std::map<std::string, v1::Agent> agents_;
-  std::map<std::string, v1::JobLogs> logs_;
-  std::map<std::string, v1::Decision> decisions_;
-  std::map<std::string, v1::Tenant> tenants_;
-  std::vector<v1::PolicyVersion> versions_;
-  std::map<std::string, v1::LedgerEntry> ledger_;
-  std::vector<v1::AuditRecord> audit_;
-  absl::Status fail_with_;
-  size_t job_writes_ = 0;
-  size_t job_reads_ = 0;
-};
-
 }  // namespace portolan

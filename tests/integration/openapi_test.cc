@@ -24,6 +24,8 @@
 #include "portolan/placement.h"
 #include "portolan/scheduler_rest.h"
 #include "portolan/store.h"
+#include "support/fake_clock.h"
+#include "support/memory_store.h"
 
 namespace portolan::testing {
 namespace {
@@ -60,10 +62,10 @@ TEST(OpenApiIT, CommittedDocumentIsUpToDateWithTheProtos) {
 }
 
 TEST(OpenApiIT, EveryServedRouteIsDocumentedAndNothingElse) {
-  MemoryStore store;
+  testing::MemoryStore store;
   placement::Registry registry;
   placement::RegisterBuiltins(registry);
-  FakeClock clock(absl::FromUnixSeconds(1'800'000'000));
+  testing::FakeClock clock(absl::FromUnixSeconds(1'800'000'000));
   scheduler::Core core({}, &store, &clock, &registry);
   std::atomic<bool> ready{true};
   metrics::Registry metrics;

@@ -14,6 +14,8 @@
 #include "../../support/prometheus_text.h"
 #include "portolan/codec.h"
 #include "portolan/scheduler_metrics.h"
+#include "support/fake_clock.h"
+#include "support/memory_store.h"
 
 namespace portolan::scheduler {
 namespace {
@@ -125,8 +127,8 @@ class CoreTest : public ::testing::Test {
   }
 
   placement::Registry registry;
-  FakeClock clock;
-  MemoryStore store;
+  testing::FakeClock clock;
+  testing::MemoryStore store;
   CoreOptions opts;
   std::unique_ptr<Core> core;
   uint64_t agent_seq = 0;
