@@ -13,8 +13,9 @@ namespace asio = boost::asio;
 using asio::ip::tcp;
 
 AgentClient::AgentClient(asio::io_context& io, AgentOptions options, v1::Topology topology,
-                         std::function<void(const std::string&)> on_fatal)
+                         std::function<void(const std::string&)> on_fatal, Clock* clock)
     : io_(io),
+      clock_(clock),
       options_(std::move(options)),
       topology_(std::move(topology)),
       on_fatal_(std::move(on_fatal)),
@@ -23,11 +24,12 @@ AgentClient::AgentClient(asio::io_context& io, AgentOptions options, v1::Topolog
       heartbeat_timer_(io),
       resend_timer_(io),
       decoder_(options_.max_frame_bytes),
-      backoff_(options_.reconnect_min) {
+      backoff_(options_.reconnect_min),
+      last_rediscover_(clock_->Now()) {
   // Executor callbacks come from its monitor thread: hop onto the io thread.
-  executor_ = std::make_unique<Executor>(
-      options_.executor, RealClock(),
-      [this](const v1::JobUpdate& u) { asio::post(io_, [this, u] { QueueUpdate(u); }); });
+  executor_ = std::make_unique<Executor>(options_.executor, clock_, [this](const v1::JobUpdate& u) {
+    asio::post(io_, [this, u] { QueueUpdate(u); });
+  });
 }
 
 AgentClient::~AgentClient() = default;
@@ -123,7 +125,7 @@ void AgentClient::OnConnected() {
   decoder_ = wire::FrameDecoder(options_.max_frame_bytes);
   write_queue_.clear();
   heartbeats_in_flight_.clear();
-  last_received_ = absl::Now();
+  last_received_ = clock_->Now();
   v1::Envelope env;
   v1::Register* reg = env.mutable_register_();
   reg->set_agent_id(options_.id);
@@ -153,7 +155,7 @@ void AgentClient::Read() {
       ConnectionFailed(ec);
       return;
     }
-    last_received_ = absl::Now();
+    last_received_ = clock_->Now();
     decoder_.Append(buf_.data(), n);
     v1::Envelope env;
     while (true) {
@@ -188,7 +190,7 @@ void AgentClient::Handle(const v1::Envelope& env) {
       spdlog::info(
           "registered (session {}, heartbeat every {}); resending {} unacknowledged update(s)",
           a.session_id(), absl::FormatDuration(heartbeat_interval_), outbox_.size());
-      const absl::Time now = absl::Now();
+      const absl::Time now = clock_->Now();
       for (auto& [seq, p] : outbox_) {
         p.last_sent = now;
         Send(p.envelope);
@@ -283,7 +285,7 @@ void AgentClient::Disconnect(const std::string& why) {
 void AgentClient::Heartbeat() {
   if (!registered_) return;
   // A scheduler that stopped answering (half-open TCP) is detected here.
-  if (absl::Now() - last_received_ > heartbeat_interval_ * 3) {
+  if (clock_->Now() - last_received_ > heartbeat_interval_ * 3) {
     Disconnect(absl::StrCat("no answer from the scheduler for ",
                             absl::FormatDuration(heartbeat_interval_ * 3)));
     return;
@@ -291,13 +293,13 @@ void AgentClient::Heartbeat() {
   v1::Envelope env;
   env.set_seq(++next_seq_);
   v1::Heartbeat* hb = env.mutable_heartbeat();
-  *hb->mutable_sent_at() = ToProto(absl::Now());
+  *hb->mutable_sent_at() = ToProto(clock_->Now());
   hb->set_measured_rtt_ms(measured_rtt_ms_);
   hb->mutable_usage()->set_running_jobs(static_cast<uint32_t>(executor_->running()));
   hb->mutable_usage()->set_memory_available_mb(static_cast<uint32_t>(MemAvailableKib() / 1024));
   for (v1::LogTail& t : executor_->ChangedLogs()) *hb->add_logs() = std::move(t);
-  if (options_.rediscover && absl::Now() - last_rediscover_ >= options_.rediscover_interval) {
-    last_rediscover_ = absl::Now();
+  if (options_.rediscover && clock_->Now() - last_rediscover_ >= options_.rediscover_interval) {
+    last_rediscover_ = clock_->Now();
     auto fresh = options_.rediscover();
     if (!fresh.ok()) {
       spdlog::warn("topology re-discovery failed: {}", fresh.status().message());
@@ -328,14 +330,14 @@ void AgentClient::QueueUpdate(v1::JobUpdate update) {
   *env.mutable_job_update() = std::move(update);
   Pending& p = outbox_[env.seq()];
   p.envelope = std::move(env);
-  p.last_sent = absl::Now();
+  p.last_sent = clock_->Now();
   if (registered_) Send(p.envelope);
 }
 
 void AgentClient::ResendTick() {
   if (stopped_) return;
   if (registered_) {
-    const absl::Time now = absl::Now();
+    const absl::Time now = clock_->Now();
     for (auto& [seq, p] : outbox_) {
       if (now - p.last_sent >= options_.resend_interval) {
         p.last_sent = now;

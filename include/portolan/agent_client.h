@@ -12,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "portolan/clock.h"
 #include "portolan/executor.h"
 #include "portolan/frame.h"
 #include "portolan/strings.h"
@@ -50,8 +51,10 @@ class AgentClient {
  public:
   // `on_fatal` is called (on the io thread) when the scheduler refuses the
   // registration: retrying cannot help, so the process should exit.
+  // `clock` (not owned; outlives this) drives heartbeat, resend and
+  // re-discovery times and the executor's; timers still wait in real time.
   AgentClient(boost::asio::io_context& io, AgentOptions options, v1::Topology topology,
-              std::function<void(const std::string&)> on_fatal);
+              std::function<void(const std::string&)> on_fatal, Clock* clock = RealClock());
   ~AgentClient();
 
   // Re-adopts what an earlier agent process started (Executor::Recover);
@@ -85,6 +88,7 @@ class AgentClient {
   void QueueUpdate(v1::JobUpdate update);
 
   boost::asio::io_context& io_;
+  Clock* const clock_;
   AgentOptions options_;
   v1::Topology topology_;
   std::function<void(const std::string&)> on_fatal_;
@@ -106,7 +110,7 @@ class AgentClient {
   absl::Duration heartbeat_interval_ = absl::Seconds(5);
   absl::Time last_received_;
   double measured_rtt_ms_ = 0;
-  absl::Time last_rediscover_ = absl::Now();
+  absl::Time last_rediscover_;
   uint64_t next_seq_ = 0;
   uint64_t reconnects_ = 0;
   std::map<uint64_t, std::chrono::steady_clock::time_point> heartbeats_in_flight_;
