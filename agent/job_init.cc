@@ -77,12 +77,12 @@ int main(int argc, char** argv) {
     sigprocmask(SIG_SETMASK, &old, nullptr);
     close(status_fd);
     execv(argv[kArgsBeforeProgram], argv + kArgsBeforeProgram + 1);
-    ChildError ce{portolan::agent::job_init::kExec, errno};
+    ChildError ce{portolan::agent::job_init::Step::kExec, errno};
     (void)!write(error_fd, &ce, sizeof ce);
     _exit(127);
   }
   if (child < 0) {
-    ChildError ce{portolan::agent::job_init::kExec, errno};
+    ChildError ce{portolan::agent::job_init::Step::kExec, errno};
     (void)!write(error_fd, &ce, sizeof ce);
     return 127;
   }

@@ -5,22 +5,23 @@
 
 namespace portolan::agent::job_init {
 
-// Written to the error pipe by whichever process fails before the job's
-// program runs; the pipe reaches EOF without one when exec succeeded.
-struct ChildError {
-  int step;  // see Step
-  int err;   // errno
-};
-
-enum Step : int {
+// Which step of starting a job failed, before the job's program ran.
+enum class Step : int {
   kAffinity = 1,
   kWorkdir = 2,
-  kExec = 3,
+  kExec = 3,  // exec of the job's program (by the init, or by the child without one)
   kCgroup = 4,
   kIdentity = 5,
   kNamespaces = 6,
   kMounts = 7,
   kInit = 8,  // exec of portolan-job-init itself
+};
+
+// Written to the error pipe by whichever process fails before the job's
+// program runs; the pipe reaches EOF without one when exec succeeded.
+struct ChildError {
+  Step step;
+  int err;  // errno
 };
 
 // portolan-job-init STATUS_FD ERROR_FD PROGRAM ARGV0 [ARGS...]

@@ -9,6 +9,8 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -26,6 +28,10 @@
 namespace portolan::agent {
 
 class AttemptRecords;
+struct SpawnPlan;
+namespace job_init {
+struct ChildError;
+}
 
 struct ExecutorOptions {
   std::string work_root;                          // each attempt gets <work_root>/<job>-<attempt>/
@@ -179,6 +185,27 @@ class Executor {
   };
   using Key = std::pair<std::string, uint32_t>;
 
+  // Start's parts: the attempt's identity (a uid taken from the pool is
+  // returned in `dynamic_uid`), its cgroup, what a failed child reported.
+  // `described` gets what the `running` event says of each.
+  absl::Status PlanIdentity(const v1::Job& job, SpawnPlan& plan, std::optional<uid_t>& dynamic_uid,
+                            std::string& described);
+  absl::StatusOr<std::unique_ptr<JobCgroup>> CreateCgroup(const v1::Job& job, const SpawnPlan& plan,
+                                                          std::string& described);
+  std::string DescribeChildError(const job_init::ChildError& ce, const SpawnPlan& plan,
+                                 const JobCgroup* cg) const;
+  // The attempt could not start: gives back its cgroup and uid, reports it
+  // failed with `msg`. Returns true (Start's answer: the Assign was taken).
+  bool FailStart(const v1::Job& job, std::unique_ptr<JobCgroup>& cg,
+                 std::optional<uid_t>& dynamic_uid, const std::string& msg);
+  // The attempt's program runs: records its supervisor, then reports it
+  // running.
+  bool Launched(const v1::Job& job, pid_t pid, const std::string& workdir,
+                const std::string& described, std::unique_ptr<JobCgroup>& cg,
+                std::optional<uid_t>& dynamic_uid);
+  // Recover's last step: kills what no record accounts for.
+  void KillUnaccounted(const std::set<std::string>& kept_cgroups, Recovery& out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Monitor();
   // Sends `sig` to the attempt: its supervisor (which forwards it), or the
   // program's process group without one.
