@@ -56,13 +56,13 @@ Executor::Executor(ExecutorOptions options, Clock* clock, UpdateFn on_update)
 
 Executor::~Executor() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     stop_ = true;
   }
-  cv_.notify_all();
+  cv_.SignalAll();
   monitor_.join();
   if (init_fd_ >= 0) close(init_fd_);
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   if (!options_.keep_running_on_exit) {
     StopAll();
     for (auto& cg : to_remove_) (void)cg->Remove();
@@ -111,7 +111,7 @@ bool Executor::Start(const v1::Job& job) {
   const Key key{job.id(), job.attempt()};
   const std::string dir = absl::StrCat(options_.work_root, "/", job.id(), "-", job.attempt());
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (procs_.contains(key)) return false;
     Proc& p = procs_[key];
     p.job = job;
@@ -168,7 +168,7 @@ bool Executor::Start(const v1::Job& job) {
   // one finds the attempt's cgroup and uid and cleans them up.
   absl::Status recorded;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     Proc& p = procs_[key];
     p.uid = plan.uid;
     p.supervised = supervised;
@@ -208,7 +208,7 @@ bool Executor::FailStart(const v1::Job& job, std::unique_ptr<JobCgroup>& cg,
   }
   v1::JobUpdate u = Failed(job, msg);
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     Proc& p = procs_[{job.id(), job.attempt()}];
     if (records_) (void)records_->Remove(job.id(), job.attempt());
     p.finished = true;
@@ -230,7 +230,7 @@ bool Executor::Launched(const v1::Job& job, pid_t pid, const std::string& workdi
   // is reported: from then on a restarted agent finds it.
   absl::Status recorded_pid;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     Proc& p = procs_[key];
     p.pid = pid;
     p.pidfd = PidfdOpen(pid);  // our child, not yet reaped: surely this process
@@ -265,10 +265,10 @@ bool Executor::Launched(const v1::Job& job, pid_t pid, const std::string& workdi
   *u.mutable_time() = ToProto(now);
   on_update_(u);
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     procs_[key].start_reported = true;
   }
-  cv_.notify_all();
+  cv_.SignalAll();
   return true;
 }
 
@@ -395,7 +395,7 @@ void Executor::CleanUp(Proc& p) {
 void Executor::Cancel(const std::string& job_id, uint32_t attempt, const std::string& reason) {
   std::optional<v1::JobUpdate> unknown;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     auto it = procs_.find({job_id, attempt});
     if (it == procs_.end()) {
       v1::JobUpdate u;
@@ -413,11 +413,11 @@ void Executor::Cancel(const std::string& job_id, uint32_t attempt, const std::st
     }
   }
   if (unknown) on_update_(*unknown);
-  cv_.notify_all();
+  cv_.SignalAll();
 }
 
 void Executor::Forget(const std::string& job_id, uint32_t attempt) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   auto it = procs_.find({job_id, attempt});
   if (it != procs_.end() && it->second.finished) {
     if (records_) {
@@ -430,7 +430,7 @@ void Executor::Forget(const std::string& job_id, uint32_t attempt) {
 }
 
 std::vector<v1::AgentJobStatus> Executor::Jobs() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   std::vector<v1::AgentJobStatus> out;
   for (const auto& [key, p] : procs_) {
     v1::AgentJobStatus s;
@@ -444,7 +444,7 @@ std::vector<v1::AgentJobStatus> Executor::Jobs() const {
 }
 
 uint32_t Executor::allocated_pus() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   uint32_t n = 0;
   for (const auto& [key, p] : procs_) {
     if (p.finished) continue;
@@ -456,14 +456,14 @@ uint32_t Executor::allocated_pus() const {
 }
 
 size_t Executor::running() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   size_t n = 0;
   for (const auto& [key, p] : procs_) n += p.finished ? 0 : 1;
   return n;
 }
 
 std::vector<v1::LogTail> Executor::ChangedLogs() {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   std::vector<v1::LogTail> out;
   for (auto& [key, p] : procs_) {
     if (p.finished || p.pid <= 0) continue;
@@ -476,7 +476,7 @@ std::vector<v1::LogTail> Executor::ChangedLogs() {
 }
 
 void Executor::Monitor() {
-  std::unique_lock<std::mutex> lock(mu_);
+  mu_.Lock();
   while (!stop_) {
     std::vector<v1::JobUpdate> updates;
     const absl::Time now = clock_->Now();
@@ -542,13 +542,14 @@ void Executor::Monitor() {
       }
     }
     if (!updates.empty()) {
-      lock.unlock();
+      mu_.Unlock();
       for (const auto& u : updates) on_update_(u);
-      lock.lock();
+      mu_.Lock();
       continue;
     }
-    cv_.wait_for(lock, absl::ToChronoMilliseconds(options_.poll_interval));
+    cv_.WaitWithTimeout(&mu_, options_.poll_interval);
   }
+  mu_.Unlock();
 }
 
 }  // namespace portolan::agent

@@ -57,7 +57,7 @@ absl::StatusOr<Recovery> Executor::Recover() {
   std::vector<v1::JobUpdate> updates;
   std::set<std::string> kept_cgroups;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     for (const v1::AttemptRecord& r : records) {
       const Key key{r.job().id(), r.job().attempt()};
       if (procs_.contains(key)) continue;
@@ -138,7 +138,7 @@ absl::StatusOr<Recovery> Executor::Recover() {
     KillUnaccounted(kept_cgroups, out);
   }
   for (const v1::JobUpdate& u : updates) on_update_(u);
-  cv_.notify_all();
+  cv_.SignalAll();
   return out;
 }
 

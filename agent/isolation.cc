@@ -106,7 +106,7 @@ absl::StatusOr<std::unique_ptr<UidPool>> UidPool::Create(uid_t first, uid_t last
 }
 
 std::optional<uid_t> UidPool::Acquire() {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   // Never-used uids first, so that a uid is reused as late as possible.
   while (next_ <= last_ && next_ >= first_) {
     const uid_t uid = next_;
@@ -122,23 +122,23 @@ std::optional<uid_t> UidPool::Acquire() {
 }
 
 void UidPool::Release(uid_t uid) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   if (held_.erase(uid) > 0) released_.push_back(uid);
 }
 
 bool UidPool::Claim(uid_t uid) {
   if (!Contains(uid)) return false;
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return held_.insert(uid).second;
 }
 
 bool UidPool::Held(uid_t uid) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return held_.contains(uid);
 }
 
 size_t UidPool::in_use() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return held_.size();
 }
 

@@ -1172,8 +1172,15 @@ void Core::ConfirmEarlierAttempt(AgentRec& rec, const v1::JobUpdate& u) {
   v1::Job stored;
   v1::Job* job = it->second.job.get();
   if (job == nullptr) {
-    auto read = ReadEnded(u.job_id());
-    if (!read.ok()) return;
+    // Ended and dropped from memory: read back under the lock, which a
+    // store read normally avoids (ReadEnded); this happens once per attempt
+    // whose agent came back from lost.
+    auto read = store_->GetJob(u.job_id());
+    if (!read.ok()) {
+      spdlog::warn("job {}: cannot record agent {}'s word on attempt {}: {}", u.job_id(),
+                   rec.info.id(), u.attempt(), read.status().message());
+      return;
+    }
     stored = std::move(*read);
     job = &stored;
   }

@@ -202,7 +202,6 @@ class RpcServer::Session : public AgentLink, public std::enable_shared_from_this
     closed_ = true;
     spdlog::info("agent connection {}{} closed: {}", peer_,
                  agent_id_.empty() ? "" : absl::StrCat(" (", agent_id_, ")"), why);
-    boost::system::error_code ec;
     timer_.cancel();
     stream_.Close();
     queue_.clear();

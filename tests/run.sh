@@ -3,8 +3,9 @@
 # integration tests, which start the real daemons on loopback); then builds
 # it again with AddressSanitizer + UndefinedBehaviorSanitizer into
 # build-asan/ and runs the suite there too. Installs missing Debian packages
-# first. Then builds the libFuzzer targets with clang and runs each for a
-# short smoke run (tests/fuzz/run.sh). Exits non-zero on any failure,
+# first. Then builds the libraries that carry locking annotations with clang's
+# thread-safety analysis as errors, and the libFuzzer targets with clang, and
+# runs each for a short smoke run (tests/fuzz/run.sh). Exits non-zero on any failure,
 # sanitizer report or fuzz finding.
 #
 #   PORTOLAN_SKIP_SANITIZERS=1 tests/run.sh   # the plain build only (no ASan, no fuzz)
@@ -35,6 +36,15 @@ export ASAN_OPTIONS="detect_leaks=1:fast_unwind_on_malloc=0"
 export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 (cd build-asan && ctest --output-on-failure -j "$JOBS" --timeout 300 "$@")
+
+# The locking annotations, checked: clang's -Wthread-safety (an error in any
+# clang build, CMakeLists.txt) over every library that carries them. In
+# build-fuzz/, whose clang objects the fuzz smoke run below reuses.
+echo "== thread-safety analysis (clang -Wthread-safety -Werror) in build-fuzz/"
+cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_CXX_COMPILER=clang++ -DPORTOLAN_FUZZ=ON >/dev/null
+cmake --build build-fuzz -j "$JOBS" --target portolan_agent_lib portolan_scheduler_core \
+  portolan_scheduler_net portolan_policy portolan_placement
 
 FUZZ_SECONDS="${PORTOLAN_FUZZ_SECONDS:-20}"
 if [ "$FUZZ_SECONDS" -gt 0 ]; then

@@ -97,7 +97,7 @@ Response ErrorResponse(int status, absl::string_view code, absl::string_view mes
   e.mutable_error()->set_code(std::string(code));
   e.mutable_error()->set_message(SanitizeUtf8(message));
   e.mutable_error()->set_field(CleanForMessage(field, 256));
-  return Response{status, ToJson(e)};
+  return Response{status, ToJson(e), "application/json", {}};
 }
 
 Response StatusResponse(const absl::Status& status) {
@@ -106,7 +106,9 @@ Response StatusResponse(const absl::Status& status) {
   return ErrorResponse(HttpFor(status.code()), code, status.message(), StatusField(status));
 }
 
-Response Json(std::string body, int status) { return Response{status, std::move(body)}; }
+Response Json(std::string body, int status) {
+  return Response{status, std::move(body), "application/json", {}};
+}
 
 void Server::Route(const std::string& method, const std::string& pattern, Handler handler,
                    bool is_public) {

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "portolan/cgroup.h"
@@ -231,7 +232,7 @@ class Executor {
   Clock* const clock_;
   const UpdateFn on_update_;
 
-  mutable std::mutex mu_;
+  mutable absl::Mutex mu_;
   std::atomic<uint64_t> start_errors_{0};
   std::atomic<uint64_t> oom_kills_{0};
   int init_fd_ = -1;                         // options_.job_init, opened O_PATH
@@ -239,7 +240,7 @@ class Executor {
   const std::string boot_id_;
   // Cgroups of ended jobs whose last processes had not yet left them.
   std::vector<std::unique_ptr<JobCgroup>> to_remove_ ABSL_GUARDED_BY(mu_);
-  std::condition_variable cv_;
+  absl::CondVar cv_;  // wakes the monitor
   std::map<Key, Proc> procs_ ABSL_GUARDED_BY(mu_);
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::thread monitor_;

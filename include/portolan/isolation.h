@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/status/statusor.h"
 
 namespace portolan::agent {
@@ -52,7 +53,7 @@ class UidPool {
   std::string lock_path_;
   const uid_t first_;
   const uid_t last_;
-  mutable std::mutex mu_;
+  mutable absl::Mutex mu_;
   uid_t next_ ABSL_GUARDED_BY(mu_);  // first never-used uid
   std::deque<uid_t> released_ ABSL_GUARDED_BY(mu_);
   std::set<uid_t> held_ ABSL_GUARDED_BY(mu_);

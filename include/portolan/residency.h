@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/civil_time.h"
 #include "portolan/v1/job.pb.h"
 #include "portolan/v1/policy.pb.h"
@@ -38,7 +39,7 @@ class Ledger {
 
  private:
   using Key = std::tuple<std::string, int, std::string>;
-  mutable std::mutex mu_;
+  mutable absl::Mutex mu_;
   std::map<Key, v1::LedgerEntry> entries_ ABSL_GUARDED_BY(mu_);
   std::map<Key, std::set<std::string>> counted_ ABSL_GUARDED_BY(mu_);
 };

@@ -75,7 +75,7 @@ std::string InstrumentName(const v1::Instrument& in) {
 // ---- Ledger ----
 
 Ledger::Totals Ledger::Get(const std::string& tenant, int year, const std::string& origin) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   Totals t;
   auto it = entries_.find(Key{tenant, year, origin});
   if (it == entries_.end()) return t;
@@ -86,14 +86,14 @@ Ledger::Totals Ledger::Get(const std::string& tenant, int year, const std::strin
 
 bool Ledger::Counted(const std::string& tenant, int year, const std::string& origin,
                      const std::string& dataset) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   auto c = counted_.find(Key{tenant, year, origin});
   return c != counted_.end() && c->second.contains(dataset);
 }
 
 bool Ledger::Record(const std::string& tenant, int year, const std::string& origin,
                     const std::string& dataset, uint32_t subjects, uint32_t sensitive) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   Key k{tenant, year, origin};
   if (!counted_[k].insert(dataset).second) return false;
   v1::LedgerEntry& e = entries_[k];
@@ -107,7 +107,7 @@ bool Ledger::Record(const std::string& tenant, int year, const std::string& orig
 }
 
 void Ledger::Load(const v1::LedgerEntry& entry) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   Key k{entry.tenant(), entry.year(), entry.origin()};
   entries_[k] = entry;
   auto& c = counted_[k];
@@ -116,7 +116,7 @@ void Ledger::Load(const v1::LedgerEntry& entry) {
 
 v1::LedgerEntry Ledger::Entry(const std::string& tenant, int year,
                               const std::string& origin) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   auto it = entries_.find({tenant, year, origin});
   if (it != entries_.end()) return it->second;
   v1::LedgerEntry e;

@@ -33,7 +33,6 @@ static_assert(v1::Job::failed > kFirstEndedState && v1::Job::cancelled > kFirstE
               v1::Job::lost > kFirstEndedState && v1::Job::unschedulable > kFirstEndedState &&
               v1::Job::queued < kFirstEndedState && v1::Job::placed < kFirstEndedState &&
               v1::Job::running < kFirstEndedState);
-bool Ended(v1::Job::State s) { return s >= kFirstEndedState; }
 
 int64_t SubmittedNs(const v1::Job& j) { return absl::ToUnixNanos(FromProto(j.submitted_at())); }
 
