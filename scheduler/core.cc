@@ -252,6 +252,16 @@ absl::Status Core::Persist(const v1::Job& job) {
   return st;
 }
 
+void Core::PersistDecision(const std::string& job_id, const v1::Decision& d) {
+  // The job goes on without it: only `portolan explain` lacks this decision
+  // (it answers that the job has none).
+  absl::Status st = store_->PutDecision(job_id, d);
+  if (!st.ok()) {
+    spdlog::error("store: cannot persist the placement decision of job {}: {}", job_id,
+                  st.message());
+  }
+}
+
 void Core::PersistAgent(const AgentRec& rec) {
   absl::Status st = store_->PutAgent(View(rec));
   if (!st.ok()) spdlog::error("store: cannot persist agent {}: {}", rec.info.id(), st.message());
@@ -880,7 +890,7 @@ void Core::ScheduleLocked(const std::string* only) {
     *d.mutable_decided_at() = ToProto(clock_->Now());
     if (!d.feasible()) {
       if (d.unschedulable()) {
-        (void)store_->PutDecision(job.id(), d);
+        PersistDecision(job.id(), d);
         Transition(job, v1::Job::unschedulable, d.reason());
         continue;
       }
@@ -927,7 +937,7 @@ void Core::ScheduleLocked(const std::string* only) {
     SyncAllocated(rec);
     by_agent.at(d.placement().agent())->free = Free(rec);
     RecordCrossBorder(job, d);
-    (void)store_->PutDecision(job.id(), d);
+    PersistDecision(job.id(), d);
     drf.Charge(job.tenant(), job.resources());
     job.clear_not_before();
     v1::Attempt* attempt = job.add_attempts();

@@ -203,6 +203,10 @@ class Core {
   using OrderKey = std::pair<int64_t, std::string>;  // submitted ns, id
 
   absl::Status Persist(const v1::Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Stores a job's placement decision for `explain`; a failure is logged
+  // with the job (the job itself is unaffected).
+  void PersistDecision(const std::string& job_id, const v1::Decision& d)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void PersistAgent(const AgentRec& rec) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Transition(v1::Job& job, v1::Job::State state, const std::string& message)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
