@@ -72,10 +72,10 @@ struct PolicyState {
 };
 
 struct JobFilter {
-  std::string state;   // a Job.State word, or "" for all
-  std::string tenant;  // "" for all
+  std::string state{};   // a Job.State word, or "" for all
+  std::string tenant{};  // "" for all
   int page_size = 100;
-  std::string page_token;
+  std::string page_token{};
 };
 
 // The scheduler's state machine: jobs, agents, placement and the agent

@@ -139,7 +139,9 @@ M Call(Cluster& c, const std::string& method, const std::string& path, const std
   std::string out;
   auto code = c.client().Raw(method, path, body, &out);
   EXPECT_TRUE(code.ok()) << code.status();
-  if (code.ok()) EXPECT_EQ(*code, want) << method << " " << path << ": " << out;
+  if (code.ok()) {
+    EXPECT_EQ(*code, want) << method << " " << path << ": " << out;
+  }
   M m;
   absl::Status st = ParseJson(out, &m);
   EXPECT_TRUE(st.ok()) << st << ": " << out;

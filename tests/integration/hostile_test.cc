@@ -358,7 +358,9 @@ TEST(HostileIT, FloodsStalledHandshakesAndHalfSentRequestsAreShedOnTime) {
   const long rss_flood = RssKiB(pid);
   std::printf("%d connect-and-close: scheduler RSS %ld KiB before, %ld KiB after\n", kConnectCloses,
               rss_before, rss_flood);
-  if (!kSanitized) EXPECT_LT(rss_flood, rss_before + 16 * 1024);
+  if (!kSanitized) {
+    EXPECT_LT(rss_flood, rss_before + 16 * 1024);
+  }
   EXPECT_TRUE(Healthy(c));
 
   // 2,000 stalled TLS handshakes (TCP only, no ClientHello) and 2,000
@@ -406,7 +408,9 @@ TEST(HostileIT, FloodsStalledHandshakesAndHalfSentRequestsAreShedOnTime) {
               rss_before, rss_after, fds_before, OpenDescriptors(pid));
   // 4,000 TLS connections at once cost memory while they last (OpenSSL and
   // Asio buffers, about 100 KiB each); once they are gone it is given back.
-  if (!kSanitized) EXPECT_LT(rss_after, rss_before + 64 * 1024);
+  if (!kSanitized) {
+    EXPECT_LT(rss_after, rss_before + 64 * 1024);
+  }
   EXPECT_TRUE(Healthy(c));
 }
 

@@ -107,7 +107,9 @@ TEST_F(IsolationIT, TenantsOnOneAgentCannotReachEachOtherTheSchedulerOrTheAgentK
   // The daemons' private state.
   EXPECT_EQ(Mode(c.dir() + "/state"), 0700u);
   EXPECT_EQ(Mode(db), 0600u);
-  if (std::filesystem::exists(db + "-wal")) EXPECT_EQ(Mode(db + "-wal"), 0600u);
+  if (std::filesystem::exists(db + "-wal")) {
+    EXPECT_EQ(Mode(db + "-wal"), 0600u);
+  }
   EXPECT_EQ(Mode(c.dir() + "/agent-lg1"), 0700u);
   EXPECT_EQ(Mode(c.dir() + "/agent-lg1/jobs/" + aj->id() + "-1/stdout.log"), 0600u);
 

@@ -68,7 +68,7 @@ TEST(OpsIT, SchedulerMetricsParseStrictlyAndCountWhatHappened) {
   EXPECT_GE(ex.Value("portolan_http_requests_total", {{"code", "201"}}), 3);
   EXPECT_TRUE(WaitFor(
       [&] {
-        c.client().Raw("GET", "/metrics", "", &body);
+        if (!c.client().Raw("GET", "/metrics", "", &body).ok()) return false;
         auto e = ParsePrometheusText(body);
         return e.Value("portolan_agent_heartbeat_rtt_seconds",
                        {{"agent", "lg1"}, {"site", "lingang-idc-1"}}) > 0;
