@@ -156,6 +156,16 @@ class Engine {
 
  private:
   Engine() = default;
+  // Decide's phases, in order, over one decision's working state: site-level
+  // filters (and the network estimate) on every catalogue site, agent-level
+  // filters and scores on the allowed sites, the winner with its score
+  // breakdown and concrete allocation (false: none), or else the reason.
+  struct Pass;
+  void FilterSites(const DecisionInput& in, Pass& pass, v1::Decision& d) const;
+  void FilterAgents(const DecisionInput& in, Pass& pass, v1::Decision& d) const;
+  bool PickWinner(const DecisionInput& in, Pass& pass, v1::Decision& d) const;
+  void ExplainInfeasible(const DecisionInput& in, const Pass& pass, v1::Decision& d) const;
+
   std::vector<std::unique_ptr<Plugin>> owned_;
   std::vector<const PreFilterPlugin*> prefilters_;
   std::vector<const SiteFilterPlugin*> site_filters_;

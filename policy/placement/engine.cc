@@ -109,27 +109,8 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const Registry& registry,
   return e;
 }
 
-v1::Decision Engine::Decide(const DecisionInput& in) const {
-  v1::Decision d;
-  if (in.policy->policy().plugins().allow_without_residency()) {
-    d.add_warnings(
-        "residency is switched off by the policy (plugins.allow_without_residency): no "
-        "residency rule was checked for this decision");
-  }
-  CycleState state;
-  const v1::Job& job = *in.job;
-  state.request = topology::Request::FromJob(job);
-  for (const PreFilterPlugin* p : prefilters_) {
-    absl::Status st = p->PreFilter(state, in);
-    if (!st.ok()) {
-      d.set_unschedulable(true);
-      d.set_reason(std::string(st.message()));
-      return d;
-    }
-  }
-
-  const policy::NetworkModel& net = in.policy->network();
-  static const std::vector<AgentView> kNone;
+// One decision's working state, passed between its phases.
+struct Engine::Pass {
   struct SiteWork {
     const v1::Site* site;
     v1::SiteDecision* out;
@@ -138,44 +119,98 @@ v1::Decision Engine::Decide(const DecisionInput& in) const {
     const AgentView* best = nullptr;  // highest agent-level score
     double best_score = 0;
   };
-  std::vector<SiteWork> work;
-  std::map<std::string, uint32_t> site_rejections;  // site-level code -> sites
-  v1::AgentCounts* totals = d.mutable_agents();
+  CycleState state;
+  std::vector<SiteWork> work;  // allowed sites
+  bool any_capacity = false;   // some agent could ever run the job
+  std::string never_fit;       // why the first agent that could never fit cannot
+  uint32_t allowed_agents = 0;
+};
 
+namespace {
+
+using Counts = std::vector<std::pair<std::string_view, uint32_t>>;
+
+// Counts by a plugin's static reason code, without allocating per agent.
+void Bump(Counts& counts, std::string_view code) {
+  for (auto& [c, n] : counts) {
+    if (c.data() == code.data() || c == code) {
+      ++n;
+      return;
+    }
+  }
+  counts.emplace_back(code, 1);
+}
+
+// Transfer time of the job's datasets to `site` and the RTT that matters
+// (to its max_rtt_ms sites, else to its datasets); false when a dataset has
+// no working network path there (`unreachable_from` says whose).
+bool EstimateNetwork(const policy::NetworkModel& net, const v1::Job& job, const v1::Site& site,
+                     v1::SiteDecision* sd, std::string* unreachable_from) {
+  const int si = net.Index(site.id());
+  double transfer = 0;
+  bool reachable = true;
+  for (const v1::Dataset& ds : job.datasets()) {
+    if (ds.location().empty()) continue;
+    double t = net.TransferSeconds(net.Index(ds.location()), si, ds.size_gb());
+    if (t < 0) {
+      reachable = false;
+      *unreachable_from = ds.location();
+    } else {
+      transfer += t;
+    }
+  }
+  sd->set_transfer_s(reachable ? transfer : -1);
+  double rtt = 0;
+  auto consider_rtt = [&](const std::string& other) {
+    double r = net.Rtt(si, net.Index(other));
+    if (r > rtt) rtt = r;
+  };
+  if (!job.placement().max_rtt_ms().empty()) {
+    for (const auto& [other, limit] : job.placement().max_rtt_ms()) consider_rtt(other);
+  } else {
+    for (const v1::Dataset& ds : job.datasets()) {
+      if (!ds.location().empty()) consider_rtt(ds.location());
+    }
+  }
+  sd->set_rtt_ms(rtt);
+  return reachable;
+}
+
+}  // namespace
+
+v1::Decision Engine::Decide(const DecisionInput& in) const {
+  v1::Decision d;
+  if (in.policy->policy().plugins().allow_without_residency()) {
+    d.add_warnings(
+        "residency is switched off by the policy (plugins.allow_without_residency): no "
+        "residency rule was checked for this decision");
+  }
+  Pass pass;
+  pass.state.request = topology::Request::FromJob(*in.job);
+  for (const PreFilterPlugin* p : prefilters_) {
+    absl::Status st = p->PreFilter(pass.state, in);
+    if (!st.ok()) {
+      d.set_unschedulable(true);
+      d.set_reason(std::string(st.message()));
+      return d;
+    }
+  }
+  FilterSites(in, pass, d);
+  FilterAgents(in, pass, d);
+  if (!PickWinner(in, pass, d)) ExplainInfeasible(in, pass, d);
+  return d;
+}
+
+void Engine::FilterSites(const DecisionInput& in, Pass& pass, v1::Decision& d) const {
+  static const std::vector<AgentView> kNone;
+  v1::AgentCounts* totals = d.mutable_agents();
   for (const v1::Site& site : in.policy->policy().sites()) {
     v1::SiteDecision* sd = d.add_sites();
     sd->set_site(site.id());
     sd->set_regime(site.jurisdiction());
-    const int si = net.Index(site.id());
-    // Data transfer estimate and RTT to the sites the job cares about.
-    double transfer = 0;
-    bool reachable = true;
     std::string unreachable_from;
-    for (const v1::Dataset& ds : job.datasets()) {
-      if (ds.location().empty()) continue;
-      double t = net.TransferSeconds(net.Index(ds.location()), si, ds.size_gb());
-      if (t < 0) {
-        reachable = false;
-        unreachable_from = ds.location();
-      } else {
-        transfer += t;
-      }
-    }
-    sd->set_transfer_s(reachable ? transfer : -1);
-    double rtt = 0;
-    auto consider_rtt = [&](const std::string& other) {
-      double r = net.Rtt(si, net.Index(other));
-      if (r > rtt) rtt = r;
-    };
-    if (!job.placement().max_rtt_ms().empty()) {
-      for (const auto& [other, limit] : job.placement().max_rtt_ms()) consider_rtt(other);
-    } else {
-      for (const v1::Dataset& ds : job.datasets()) {
-        if (!ds.location().empty()) consider_rtt(ds.location());
-      }
-    }
-    sd->set_rtt_ms(rtt);
-
+    const bool reachable =
+        EstimateNetwork(in.policy->network(), *in.job, site, sd, &unreachable_from);
     const std::vector<AgentView>* agents = &kNone;
     if (in.agents_by_site != nullptr) {
       auto it = in.agents_by_site->find(site.id());
@@ -187,7 +222,7 @@ v1::Decision Engine::Decide(const DecisionInput& in) const {
     // Every site-level filter runs, so the explanation lists every reason.
     std::string first_code;
     for (const SiteFilterPlugin* f : site_filters_) {
-      FilterResult r = f->FilterSite(state, in, site, *sd);
+      FilterResult r = f->FilterSite(pass.state, in, site, *sd);
       if (!r.ok) {
         sd->add_rejected(r.detail.empty() ? std::string(r.code)
                                           : absl::StrCat(std::string(r.code), ": ", r.detail));
@@ -201,32 +236,22 @@ v1::Decision Engine::Decide(const DecisionInput& in) const {
     }
     sd->set_allowed(first_code.empty());
     if (!sd->allowed()) {
-      ++site_rejections[first_code];
       if (!agents->empty())
         (*totals->mutable_rejected())[first_code] += static_cast<uint32_t>(agents->size());
       continue;
     }
-    work.push_back(SiteWork{&site, sd, agents});
+    pass.work.push_back(Pass::SiteWork{&site, sd, agents});
   }
+}
 
+void Engine::FilterAgents(const DecisionInput& in, Pass& pass, v1::Decision& d) const {
   // Agent-level filters and scores on allowed sites only. The hot loop: no
   // allocation per agent; rejections are counted by their static code.
-  bool any_capacity = false;
-  std::string never_fit;  // why the first agent that could never fit cannot
-  uint32_t allowed_agents = 0;
-  std::vector<std::pair<std::string_view, uint32_t>> all_counts;
-  auto bump = [](std::vector<std::pair<std::string_view, uint32_t>>& counts,
-                 std::string_view code) {
-    for (auto& [c, n] : counts) {
-      if (c.data() == code.data() || c == code) {
-        ++n;
-        return;
-      }
-    }
-    counts.emplace_back(code, 1);
-  };
-  for (SiteWork& w : work) {
-    std::vector<std::pair<std::string_view, uint32_t>> counts;
+  const v1::Job& job = *in.job;
+  v1::AgentCounts* totals = d.mutable_agents();
+  Counts all_counts;
+  for (Pass::SiteWork& w : pass.work) {
+    Counts counts;
     uint32_t feasible = 0;
     const size_t n = w.agents->size();
     const size_t start = n > 0 && max_feasible_per_site_ > 0
@@ -236,24 +261,25 @@ v1::Decision Engine::Decide(const DecisionInput& in) const {
     for (; examined < n; ++examined) {
       if (max_feasible_per_site_ > 0 && feasible >= max_feasible_per_site_) break;
       const AgentView& a = (*w.agents)[(start + examined) % n];
-      ++allowed_agents;
-      if (!any_capacity) {
+      ++pass.allowed_agents;
+      if (!pass.any_capacity) {
         if (a.topo != nullptr) {
-          if (a.topo->CouldEverFit(state.request)) {
-            any_capacity = true;
-          } else if (never_fit.empty()) {
-            never_fit = absl::StrCat(a.agent->id(), ": ", a.topo->NeverFitReason(state.request));
+          if (a.topo->CouldEverFit(pass.state.request)) {
+            pass.any_capacity = true;
+          } else if (pass.never_fit.empty()) {
+            pass.never_fit =
+                absl::StrCat(a.agent->id(), ": ", a.topo->NeverFitReason(pass.state.request));
           }
         } else {
           const v1::Resources& cap = a.agent->capacity();
-          any_capacity = cap.cpus() >= job.resources().cpus() &&
-                         cap.memory_mb() >= job.resources().memory_mb() &&
-                         cap.gpus() >= job.resources().gpus();
+          pass.any_capacity = cap.cpus() >= job.resources().cpus() &&
+                              cap.memory_mb() >= job.resources().memory_mb() &&
+                              cap.gpus() >= job.resources().gpus();
         }
       }
       bool ok = true;
       for (const FilterPlugin* f : filters_) {
-        FilterResult r = f->Filter(state, in, a);
+        FilterResult r = f->Filter(pass.state, in, a);
         if (!r.ok) {
           // A rejection that explains itself (isolation below the site's
           // minimum) is spelled out once per site and reason.
@@ -262,7 +288,7 @@ v1::Decision Engine::Decide(const DecisionInput& in) const {
             w.out->add_rejected(
                 absl::StrCat(std::string(r.code), ": agent ", a.agent->id(), ": ", r.detail));
           }
-          bump(counts, r.code);
+          Bump(counts, r.code);
           ok = false;
           break;  // fast path: an agent's first failing filter is its reason
         }
@@ -271,7 +297,7 @@ v1::Decision Engine::Decide(const DecisionInput& in) const {
       ++feasible;
       double s = 0;
       for (const auto& [p, weight] : scores_)
-        s += weight * std::clamp(p->Score(state, in, a), 0.0, 100.0);
+        s += weight * std::clamp(p->Score(pass.state, in, a), 0.0, 100.0);
       // Keep only the site's best agent: the site-level part is the same for all.
       if (w.best == nullptr || s > w.best_score + 1e-9 ||
           (std::abs(s - w.best_score) <= 1e-9 && a.agent->id() < w.best->agent->id())) {
@@ -280,9 +306,9 @@ v1::Decision Engine::Decide(const DecisionInput& in) const {
       }
     }
     auto& site_rejected = *w.out->mutable_agents()->mutable_rejected();
-    for (const auto& [code, n] : counts) {
-      site_rejected[std::string(code)] += n;
-      for (uint32_t k = 0; k < n; ++k) bump(all_counts, code);
+    for (const auto& [code, k] : counts) {
+      site_rejected[std::string(code)] += k;
+      for (uint32_t i = 0; i < k; ++i) Bump(all_counts, code);
     }
     w.feasible = feasible;
     w.out->mutable_agents()->set_feasible(feasible);
@@ -290,11 +316,13 @@ v1::Decision Engine::Decide(const DecisionInput& in) const {
     totals->set_skipped(totals->skipped() + static_cast<uint32_t>(n - examined));
     totals->set_feasible(totals->feasible() + feasible);
   }
-  for (const auto& [code, n] : all_counts) (*totals->mutable_rejected())[std::string(code)] += n;
+  for (const auto& [code, k] : all_counts) (*totals->mutable_rejected())[std::string(code)] += k;
+}
 
+bool Engine::PickWinner(const DecisionInput& in, Pass& pass, v1::Decision& d) const {
   // Site-level scores, normalized over sites with feasible agents.
-  std::vector<SiteWork*> candidates;
-  for (SiteWork& w : work) {
+  std::vector<Pass::SiteWork*> candidates;
+  for (Pass::SiteWork& w : pass.work) {
     if (w.feasible > 0) candidates.push_back(&w);
   }
   std::vector<std::vector<double>> site_score(candidates.size(),
@@ -303,8 +331,8 @@ v1::Decision Engine::Decide(const DecisionInput& in) const {
     std::vector<double> cost(candidates.size());
     double lo = std::numeric_limits<double>::infinity(), hi = -lo;
     for (size_t c = 0; c < candidates.size(); ++c) {
-      cost[c] =
-          site_scores_[k].first->SiteCost(state, in, *candidates[c]->site, *candidates[c]->out);
+      cost[c] = site_scores_[k].first->SiteCost(pass.state, in, *candidates[c]->site,
+                                                *candidates[c]->out);
       lo = std::min(lo, cost[c]);
       hi = std::max(hi, cost[c]);
     }
@@ -333,49 +361,52 @@ v1::Decision Engine::Decide(const DecisionInput& in) const {
       winner_site = c;
     }
   }
+  if (winner == nullptr) return false;
 
-  if (winner != nullptr) {
-    d.set_feasible(true);
-    v1::PlacementResult* p = d.mutable_placement();
-    p->set_agent(winner->agent->id());
-    p->set_site(winner->agent->site());
-    p->set_score(std::round(best * 10) / 10);
-    SiteWork& w = *candidates[winner_site];
-    for (size_t k = 0; k < site_scores_.size(); ++k) {
-      (*p->mutable_scores())[std::string(site_scores_[k].first->Name())] =
-          std::round(site_score[winner_site][k] * 10) / 10;
-    }
-    for (const auto& [sp, weight] : scores_) {
-      (*p->mutable_scores())[std::string(sp->Name())] =
-          std::round(std::clamp(sp->Score(state, in, *winner), 0.0, 100.0) * 10) / 10;
-    }
-    for (const v1::Compliance& c : w.out->residency().datasets()) *p->add_compliance() = c;
-    if (winner->topo != nullptr) {
-      // The concrete PUs, NUMA nodes and GPUs the winner would give now.
-      auto alloc = winner->topo->Plan(state.request);
-      if (!alloc.ok()) {
-        d.clear_placement();
-        d.set_feasible(false);
-        d.set_reason(
-            absl::StrCat("internal: agent ", winner->agent->id(),
-                         " passed the filters but cannot allocate: ", alloc.status().message()));
-        return d;
-      }
-      p->mutable_cpus()->CopyFrom(alloc->pus());
-      p->mutable_numa_nodes()->CopyFrom(alloc->numa_nodes());
-      p->mutable_gpus()->CopyFrom(alloc->gpu_ids());
-      *p->mutable_numa_memory_mb() = alloc->numa_memory_mb();
-    }
-    return d;
+  d.set_feasible(true);
+  v1::PlacementResult* p = d.mutable_placement();
+  p->set_agent(winner->agent->id());
+  p->set_site(winner->agent->site());
+  p->set_score(std::round(best * 10) / 10);
+  for (size_t k = 0; k < site_scores_.size(); ++k) {
+    (*p->mutable_scores())[std::string(site_scores_[k].first->Name())] =
+        std::round(site_score[winner_site][k] * 10) / 10;
   }
+  for (const auto& [sp, weight] : scores_) {
+    (*p->mutable_scores())[std::string(sp->Name())] =
+        std::round(std::clamp(sp->Score(pass.state, in, *winner), 0.0, 100.0) * 10) / 10;
+  }
+  for (const v1::Compliance& c : candidates[winner_site]->out->residency().datasets()) {
+    *p->add_compliance() = c;
+  }
+  if (winner->topo != nullptr) {
+    // The concrete PUs, NUMA nodes and GPUs the winner would give now.
+    auto alloc = winner->topo->Plan(pass.state.request);
+    if (!alloc.ok()) {
+      d.clear_placement();
+      d.set_feasible(false);
+      d.set_reason(
+          absl::StrCat("internal: agent ", winner->agent->id(),
+                       " passed the filters but cannot allocate: ", alloc.status().message()));
+      return true;  // decided: nothing to explain beyond that
+    }
+    p->mutable_cpus()->CopyFrom(alloc->pus());
+    p->mutable_numa_nodes()->CopyFrom(alloc->numa_nodes());
+    p->mutable_gpus()->CopyFrom(alloc->gpu_ids());
+    *p->mutable_numa_memory_mb() = alloc->numa_memory_mb();
+  }
+  return true;
+}
 
+void Engine::ExplainInfeasible(const DecisionInput& in, const Pass& pass, v1::Decision& d) const {
   // Not feasible: name every blocking constraint.
+  const v1::Job& job = *in.job;
   std::vector<std::string> parts;
-  if (!work.empty()) {
-    parts.push_back(absl::StrCat(CountsSummary(0, allowed_agents, {}), " at ", work.size(),
-                                 " allowed site(s)"));
+  if (!pass.work.empty()) {
+    parts.push_back(absl::StrCat(CountsSummary(0, pass.allowed_agents, {}), " at ",
+                                 pass.work.size(), " allowed site(s)"));
     std::map<std::string, uint32_t> agent_reasons;
-    for (const SiteWork& w : work) {
+    for (const Pass::SiteWork& w : pass.work) {
       for (const auto& [code, n] : w.out->agents().rejected()) agent_reasons[code] += n;
     }
     if (!agent_reasons.empty())
@@ -403,25 +434,25 @@ v1::Decision Engine::Decide(const DecisionInput& in) const {
   }
   if (not_requested > 0)
     parts.push_back(absl::StrCat(not_requested, " other site(s) not requested or avoided"));
-  const bool no_site = work.empty();
-  const bool no_hardware = allowed_agents > 0 && !any_capacity;
+  const bool no_site = pass.work.empty();
+  const bool no_hardware = pass.allowed_agents > 0 && !pass.any_capacity;
   d.set_unschedulable(no_site || no_hardware);
   std::string head;
   if (no_site) {
     head = "no site of the catalogue can take this job";
   } else if (no_hardware) {
-    head = never_fit.empty()
+    head = pass.never_fit.empty()
                ? absl::StrCat("no agent at the allowed sites has ", job.resources().cpus(),
                               " cpus, ", job.resources().memory_mb(), " MiB and ",
                               job.resources().gpus(), " gpus in total")
-               : absl::StrCat("no agent at the allowed sites could ever run it (", never_fit, ")");
-  } else if (allowed_agents == 0) {
+               : absl::StrCat("no agent at the allowed sites could ever run it (", pass.never_fit,
+                              ")");
+  } else if (pass.allowed_agents == 0) {
     head = "no agent registered at the allowed sites yet";
   } else {
     head = "waiting for capacity";
   }
   d.set_reason(absl::StrCat(head, " — ", absl::StrJoin(parts, " | ")));
-  return d;
 }
 
 absl::Status Engine::Reserve(const DecisionInput& in, const v1::Decision& d) const {
