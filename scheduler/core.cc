@@ -798,6 +798,37 @@ std::string DecisionClass(const v1::Job& j) {
 }
 }  // namespace
 
+void Core::FillQueue(DrfQueue& drf, const std::string* only) {
+  if (only != nullptr) {
+    const v1::Job& j = Live(*only);
+    if (j.state() == v1::Job::queued) drf.Add(j.priority(), j.tenant(), j.id());
+    return;
+  }
+  for (const auto& [id, rec] : agents_) {
+    for (const std::string& jid : rec.info.jobs()) {
+      auto it = jobs_.find(jid);
+      if (it != jobs_.end() && it->second.job)
+        drf.Charge(it->second.tenant, it->second.job->resources());
+    }
+  }
+  for (const QueueKey& key : queue_) {
+    const v1::Job& j = Live(std::get<2>(key));
+    drf.Add(j.priority(), j.tenant(), j.id());
+  }
+}
+
+void Core::ObserveDecision(const v1::Decision& d, double seconds) {
+  if (metrics_ == nullptr) return;
+  metrics_->decision_seconds->Observe(seconds);
+  (d.feasible()        ? metrics_->placed
+   : d.unschedulable() ? metrics_->unschedulable
+                       : metrics_->waiting)
+      ->Inc();
+  for (const auto& [reason, n] : d.agents().rejected()) {
+    metrics_->rejections->With({reason})->Inc(n);
+  }
+}
+
 void Core::ScheduleLocked(const std::string* only) {
   if (only == nullptr) schedule_pending_ = false;
   if (queue_.empty() || policy_ == nullptr) return;
@@ -824,22 +855,7 @@ void Core::ScheduleLocked(const std::string* only) {
     }
   }
   DrfQueue drf(total);
-  if (only != nullptr) {
-    const v1::Job& j = Live(*only);
-    if (j.state() == v1::Job::queued) drf.Add(j.priority(), j.tenant(), j.id());
-  } else {
-    for (const auto& [id, rec] : agents_) {
-      for (const std::string& jid : rec.info.jobs()) {
-        auto it = jobs_.find(jid);
-        if (it != jobs_.end() && it->second.job)
-          drf.Charge(it->second.tenant, it->second.job->resources());
-      }
-    }
-    for (const QueueKey& key : queue_) {
-      const v1::Job& j = Live(std::get<2>(key));
-      drf.Add(j.priority(), j.tenant(), j.id());
-    }
-  }
+  FillQueue(drf, only);
   const absl::Time now = clock_->Now();
   if (only == nullptr) next_wakeup_ = absl::InfiniteFuture();
   // Jobs that cannot be placed never hold up others. Within one pass (where
@@ -875,17 +891,8 @@ void Core::ScheduleLocked(const std::string* only) {
     in.tenant = TenantFor(job.tenant());
     const auto started = std::chrono::steady_clock::now();
     v1::Decision d = policy->engine->Decide(in);
-    if (metrics_ != nullptr) {
-      metrics_->decision_seconds->Observe(
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
-      (d.feasible()        ? metrics_->placed
-       : d.unschedulable() ? metrics_->unschedulable
-                           : metrics_->waiting)
-          ->Inc();
-      for (const auto& [reason, n] : d.agents().rejected()) {
-        metrics_->rejections->With({reason})->Inc(n);
-      }
-    }
+    ObserveDecision(
+        d, std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
     d.set_policy_version(policy->meta.version());
     *d.mutable_decided_at() = ToProto(clock_->Now());
     if (!d.feasible()) {
@@ -911,54 +918,58 @@ void Core::ScheduleLocked(const std::string* only) {
       job.set_reason(absl::StrCat("waiting: reserve failed: ", st.message()));
       continue;
     }
-    AgentRec& rec = agents_.at(d.placement().agent());
-    v1::Allocation alloc;
-    alloc.set_agent(d.placement().agent());
-    alloc.set_site(d.placement().site());
-    alloc.mutable_pus()->CopyFrom(d.placement().cpus());
-    alloc.mutable_numa_nodes()->CopyFrom(d.placement().numa_nodes());
-    alloc.mutable_gpu_ids()->CopyFrom(d.placement().gpus());
-    *alloc.mutable_numa_memory_mb() = d.placement().numa_memory_mb();
-    alloc.set_cpus(alloc.pus_size() > 0 ? alloc.pus_size() : job.resources().cpus());
-    alloc.set_memory_mb(job.resources().memory_mb());
-    alloc.set_gpus(job.resources().gpus());
-    if (rec.topo) {
-      if (absl::Status st = rec.topo->Commit(alloc, job.id()); !st.ok()) {
-        // The decision saw this state a moment ago under the same lock, so
-        // this is a bug; keep the job waiting rather than double-allocate.
-        spdlog::error("job {}: allocation on {} refused: {}", job.id(), rec.info.id(),
-                      st.message());
-        continue;
-      }
-    }
-    *job.mutable_allocation() = alloc;
-    job.set_attempt(job.attempt() + 1);
-    rec.info.add_jobs(job.id());
-    SyncAllocated(rec);
-    by_agent.at(d.placement().agent())->free = Free(rec);
-    RecordCrossBorder(job, d);
-    PersistDecision(job.id(), d);
+    if (!CommitPlacement(job, d, *policy)) continue;
+    by_agent.at(d.placement().agent())->free = Free(agents_.at(d.placement().agent()));
     drf.Charge(job.tenant(), job.resources());
-    job.clear_not_before();
-    v1::Attempt* attempt = job.add_attempts();
-    attempt->set_number(job.attempt());
-    *attempt->mutable_allocation() = job.allocation();
-    attempt->set_outcome(v1::Job::placed);
-    *attempt->mutable_placed_at() = ToProto(clock_->Now());
-    std::string basis;
-    for (const v1::Compliance& c : d.placement().compliance()) {
-      absl::StrAppend(&basis, basis.empty() ? "; " : ", ", c.dataset(), " under ", c.rule(),
-                      c.instrument().empty() ? "" : absl::StrCat(" with ", c.instrument()));
-    }
-    Transition(job, v1::Job::placed,
-               absl::StrCat("placed on agent ", d.placement().agent(), " at site ",
-                            d.placement().site(), " (score ", d.placement().score(), ", policy ",
-                            policy->meta.version(), basis, ")"));
-    v1::Envelope env;
-    *env.mutable_assign()->mutable_job() = job;
-    env.mutable_assign()->mutable_job()->clear_events();
-    SendReliable(rec, std::move(env));
   }
+}
+
+bool Core::CommitPlacement(v1::Job& job, const v1::Decision& d, const PolicyState& policy) {
+  AgentRec& rec = agents_.at(d.placement().agent());
+  v1::Allocation alloc;
+  alloc.set_agent(d.placement().agent());
+  alloc.set_site(d.placement().site());
+  alloc.mutable_pus()->CopyFrom(d.placement().cpus());
+  alloc.mutable_numa_nodes()->CopyFrom(d.placement().numa_nodes());
+  alloc.mutable_gpu_ids()->CopyFrom(d.placement().gpus());
+  *alloc.mutable_numa_memory_mb() = d.placement().numa_memory_mb();
+  alloc.set_cpus(alloc.pus_size() > 0 ? alloc.pus_size() : job.resources().cpus());
+  alloc.set_memory_mb(job.resources().memory_mb());
+  alloc.set_gpus(job.resources().gpus());
+  if (rec.topo) {
+    if (absl::Status st = rec.topo->Commit(alloc, job.id()); !st.ok()) {
+      // The decision saw this state a moment ago under the same lock, so
+      // this is a bug; keep the job waiting rather than double-allocate.
+      spdlog::error("job {}: allocation on {} refused: {}", job.id(), rec.info.id(), st.message());
+      return false;
+    }
+  }
+  *job.mutable_allocation() = alloc;
+  job.set_attempt(job.attempt() + 1);
+  rec.info.add_jobs(job.id());
+  SyncAllocated(rec);
+  RecordCrossBorder(job, d);
+  PersistDecision(job.id(), d);
+  job.clear_not_before();
+  v1::Attempt* attempt = job.add_attempts();
+  attempt->set_number(job.attempt());
+  *attempt->mutable_allocation() = job.allocation();
+  attempt->set_outcome(v1::Job::placed);
+  *attempt->mutable_placed_at() = ToProto(clock_->Now());
+  std::string basis;
+  for (const v1::Compliance& c : d.placement().compliance()) {
+    absl::StrAppend(&basis, basis.empty() ? "; " : ", ", c.dataset(), " under ", c.rule(),
+                    c.instrument().empty() ? "" : absl::StrCat(" with ", c.instrument()));
+  }
+  Transition(job, v1::Job::placed,
+             absl::StrCat("placed on agent ", d.placement().agent(), " at site ",
+                          d.placement().site(), " (score ", d.placement().score(), ", policy ",
+                          policy.meta.version(), basis, ")"));
+  v1::Envelope env;
+  *env.mutable_assign()->mutable_job() = job;
+  env.mutable_assign()->mutable_job()->clear_events();
+  SendReliable(rec, std::move(env));
+  return true;
 }
 
 std::string Core::TopologyProblem(const v1::Topology& t) {

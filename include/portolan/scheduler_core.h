@@ -83,6 +83,8 @@ struct JobFilter {
 // are thread-safe; one mutex guards everything and store writes happen under
 // it, so what is acknowledged is what is stored. Links are called under the
 // mutex and must never call back into the core synchronously.
+class DrfQueue;  // core.cc: the order of waiting jobs in a pass
+
 class Core {
  public:
   // `registry` lists the placement plugins policies may enable; it must
@@ -223,6 +225,14 @@ class Core {
                   int signal) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // One scheduling pass over the waiting jobs, or only over `only`.
   void ScheduleLocked(const std::string* only = nullptr) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The pass's parts: the waiting jobs in fair-share order (with the shares
+  // of what runs), the decision's metrics, and a feasible decision made
+  // real (allocation committed, attempt recorded, Assign sent; false when
+  // the agent's state refuses the allocation).
+  void FillQueue(DrfQueue& drf, const std::string* only) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ObserveDecision(const v1::Decision& d, double seconds) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool CommitPlacement(v1::Job& job, const v1::Decision& d, const PolicyState& policy)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SendReliable(AgentRec& rec, v1::Envelope envelope) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SendCancel(AgentRec& rec, const std::string& job_id, uint32_t attempt,
                   const std::string& reason) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
