@@ -78,12 +78,27 @@ struct JobFilter {
   std::string page_token{};
 };
 
+class DrfQueue;  // scheduling.cc: the order of waiting jobs in a pass
+
 // The scheduler's state machine: jobs, agents, placement and the agent
-// protocol's meaning (the RPC server only moves frames). All public methods
-// are thread-safe; one mutex guards everything and store writes happen under
-// it, so what is acknowledged is what is stored. Links are called under the
-// mutex and must never call back into the core synchronously.
-class DrfQueue;  // core.cc: the order of waiting jobs in a pass
+// protocol's meaning (the RPC server only moves frames). Its code is split
+// by job: core.cc (recovery, the job index and its transitions, the REST
+// facade), scheduling.cc (the pass: fair-share order, decisions, commits),
+// agent_protocol.cc (registration and reconciliation, updates, heartbeats,
+// the reliable outbox, loss and kill-and-confirm), policy_api.cc (policy,
+// tenants, network, audit).
+//
+// All public methods are thread-safe. One mutex guards all of the state,
+// deliberately: a placement reads agents, jobs, the ledger and the policy at
+// once and must see them consistent, and every state change is a few
+// microseconds of memory work, so finer locks would add ordering rules and
+// buy nothing measurable (the pass over 10,000 queued jobs takes ~24 ms, see
+// docs/performance.md). What is slow stays outside it: a new job is written
+// to the store before the lock is taken (so concurrent submits share one
+// group commit) and acknowledged only once stored; later changes are written
+// under the lock, before the scheduler acts on them; reads of ended jobs go
+// to the store without it. Links are called under the mutex and must never
+// call back into the core synchronously.
 
 class Core {
  public:

@@ -1,0 +1,366 @@
+// The scheduling pass: waiting jobs in fair-share order, each decided by the
+// placement engine and, when feasible, committed to an agent. Part of Core
+// (scheduler_core.h), under its lock.
+#include <array>
+#include <chrono>
+#include <deque>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/civil_time.h"
+#include "portolan/log.h"
+#include "portolan/scheduler_core.h"
+#include "portolan/strings.h"
+#include "portolan/topology_alloc.h"
+
+namespace portolan::scheduler {
+namespace {
+
+void Add(v1::Resources* into, const v1::Resources& r, int sign) {
+  into->set_cpus(into->cpus() + sign * r.cpus());
+  into->set_memory_mb(into->memory_mb() + sign * r.memory_mb());
+  into->set_gpus(into->gpus() + sign * r.gpus());
+}
+
+}  // namespace
+
+// The order waiting jobs are tried in one scheduling pass: higher priority
+// first; within a priority, the tenant whose dominant share of the cluster
+// (max of its cpu, memory and gpu shares held by placed or running jobs) is
+// smallest goes next (dominant-resource fairness); each tenant's jobs FIFO.
+class DrfQueue {
+ public:
+  explicit DrfQueue(std::array<double, 3> total) : total_(total) {}
+  void Add(int priority, const std::string& tenant, const std::string& id) {
+    levels_[priority][tenant].push_back(id);
+  }
+  void Charge(const std::string& tenant, const v1::Resources& r) {
+    auto& u = usage_[tenant];
+    u[0] += r.cpus();
+    u[1] += r.memory_mb();
+    u[2] += r.gpus();
+  }
+  double Share(const std::string& tenant) const {
+    auto it = usage_.find(tenant);
+    if (it == usage_.end()) return 0;
+    double share = 0;
+    for (int k = 0; k < 3; ++k) {
+      if (total_[k] > 0) share = std::max(share, it->second[k] / total_[k]);
+    }
+    return share;
+  }
+  bool Next(std::string* id) {
+    while (!levels_.empty()) {
+      auto& tenants = levels_.begin()->second;
+      const std::string* best = nullptr;
+      double best_share = 0;
+      for (auto& [tenant, ids] : tenants) {
+        if (ids.empty()) continue;
+        double share = Share(tenant);
+        if (best == nullptr || share < best_share) {
+          best = &tenant;
+          best_share = share;
+        }
+      }
+      if (best == nullptr) {
+        levels_.erase(levels_.begin());
+        continue;
+      }
+      auto& ids = tenants[*best];
+      *id = ids.front();
+      ids.pop_front();
+      return true;
+    }
+    return false;
+  }
+
+ private:
+  std::array<double, 3> total_;
+  std::map<int, std::map<std::string, std::deque<std::string>>, std::greater<int>> levels_;
+  std::map<std::string, std::array<double, 3>> usage_;
+};
+
+Core::Core(CoreOptions options, Store* store, Clock* clock, const placement::Registry* registry)
+    : options_(options), store_(store), clock_(clock), registry_(registry) {}
+
+v1::Resources Core::Free(const AgentRec& rec) {
+  v1::Resources f = rec.info.capacity();
+  Add(&f, rec.info.allocated(), -1);
+  return f;
+}
+
+void Core::SyncAllocated(AgentRec& rec) {
+  if (!rec.topo) return;
+  v1::Resources* cap = rec.info.mutable_capacity();
+  cap->set_cpus(rec.topo->total_pus());
+  cap->set_memory_mb(rec.topo->total_memory_mb());
+  cap->set_gpus(rec.topo->total_gpus());
+  v1::Resources* used = rec.info.mutable_allocated();
+  used->set_cpus(rec.topo->total_pus() - rec.topo->free_pus());
+  used->set_memory_mb(rec.topo->total_memory_mb() - rec.topo->free_memory_mb());
+  used->set_gpus(rec.topo->total_gpus() - rec.topo->free_gpus());
+}
+
+std::map<std::string, std::vector<placement::AgentView>> Core::AgentsBySite() {
+  std::map<std::string, std::vector<placement::AgentView>> out;
+  for (auto& [id, rec] : agents_) {
+    placement::AgentView v;
+    v.agent = &rec.info;
+    v.topo = rec.topo.get();
+    v.free = rec.info.capacity();
+    Add(&v.free, rec.info.allocated(), -1);
+    out[rec.info.site()].push_back(std::move(v));
+  }
+  return out;
+}
+
+const v1::Tenant* Core::TenantFor(const std::string& id) {
+  auto it = tenants_.find(id);
+  if (it != tenants_.end()) return &it->second;
+  // A tenant without a profile: no zones, not a CIIO, no instruments.
+  v1::Tenant& t = tenants_[id];
+  t.set_id(id);
+  return &t;
+}
+
+void Core::RecordCrossBorder(const v1::Job& job, const v1::Decision& d) {
+  const int year = static_cast<int>(absl::ToCivilDay(clock_->Now(), absl::UTCTimeZone()).year());
+  const v1::Site* site = policy_->compiled->FindSite(d.placement().site());
+  const std::string to = site ? site->jurisdiction() : "";
+  bool counted = false;
+  for (const v1::Compliance& c : d.placement().compliance()) {
+    if (!c.export_()) continue;
+    const v1::Dataset* ds = nullptr;
+    for (const v1::Dataset& x : job.datasets()) {
+      if (x.id() == c.dataset()) ds = &x;
+    }
+    if (ds == nullptr) continue;
+    v1::AuditRecord rec;
+    rec.set_id(NewId("audit"));
+    *rec.mutable_time() = ToProto(clock_->Now());
+    rec.set_job(job.id());
+    rec.set_tenant(job.tenant());
+    rec.set_dataset(ds->id());
+    rec.set_origin(ds->origin());
+    rec.set_from_site(ds->location());
+    rec.set_to_site(d.placement().site());
+    rec.set_to_jurisdiction(to);
+    rec.set_rule(c.rule());
+    rec.set_instrument(c.instrument());
+    rec.set_subjects(c.subjects());
+    rec.set_sensitive_subjects(c.sensitive_subjects());
+    if (absl::Status st = store_->AppendAudit(rec); !st.ok()) {
+      spdlog::error("store: cannot write audit record for job {}: {}", job.id(), st.message());
+    }
+    // One ledger per tenant, origin and year, over every destination.
+    if (policy_->compiled->residency().Counts(c) &&
+        ledger_.Record(job.tenant(), year, c.origin(), c.dataset(), c.subjects(),
+                       c.sensitive_subjects())) {
+      counted = true;
+      if (absl::Status st = store_->PutLedgerEntry(ledger_.Entry(job.tenant(), year, c.origin()));
+          !st.ok()) {
+        spdlog::error("store: cannot write ledger for tenant {}: {}", job.tenant(), st.message());
+      }
+    }
+  }
+  // The tenant's year total grew: its other running jobs may now need an
+  // instrument they lack (a threshold counts every export of the year).
+  if (counted) CheckComplianceLocked(absl::StrCat("ledger: job ", job.id()), job.tenant());
+}
+
+namespace {
+// Everything a placement decision reads of a job, as bytes: two jobs with
+// the same key get the same decision from the same cluster state.
+std::string DecisionClass(const v1::Job& j) {
+  v1::Job k;
+  k.set_tenant(j.tenant());
+  k.set_kind(j.kind());
+  *k.mutable_resources() = j.resources();
+  *k.mutable_topology() = j.topology();
+  *k.mutable_datasets() = j.datasets();
+  *k.mutable_placement() = j.placement();
+  std::string out;
+  {
+    google::protobuf::io::StringOutputStream sink(&out);
+    google::protobuf::io::CodedOutputStream coded(&sink);
+    coded.SetSerializationDeterministic(true);
+    k.SerializeToCodedStream(&coded);
+  }
+  return out;
+}
+}  // namespace
+
+void Core::FillQueue(DrfQueue& drf, const std::string* only) {
+  if (only != nullptr) {
+    const v1::Job& j = Live(*only);
+    if (j.state() == v1::Job::queued) drf.Add(j.priority(), j.tenant(), j.id());
+    return;
+  }
+  for (const auto& [id, rec] : agents_) {
+    for (const std::string& jid : rec.info.jobs()) {
+      auto it = jobs_.find(jid);
+      if (it != jobs_.end() && it->second.job)
+        drf.Charge(it->second.tenant, it->second.job->resources());
+    }
+  }
+  for (const QueueKey& key : queue_) {
+    const v1::Job& j = Live(std::get<2>(key));
+    drf.Add(j.priority(), j.tenant(), j.id());
+  }
+}
+
+void Core::ObserveDecision(const v1::Decision& d, double seconds) {
+  if (metrics_ == nullptr) return;
+  metrics_->decision_seconds->Observe(seconds);
+  (d.feasible()        ? metrics_->placed
+   : d.unschedulable() ? metrics_->unschedulable
+                       : metrics_->waiting)
+      ->Inc();
+  for (const auto& [reason, n] : d.agents().rejected()) {
+    metrics_->rejections->With({reason})->Inc(n);
+  }
+}
+
+void Core::ScheduleLocked(const std::string* only) {
+  if (only == nullptr) schedule_pending_ = false;
+  if (queue_.empty() || policy_ == nullptr) return;
+  const std::shared_ptr<const PolicyState> policy = policy_;
+  auto by_site = AgentsBySite();
+  std::map<std::string, placement::AgentView*> by_agent;
+  for (auto& [site, views] : by_site) {
+    for (auto& v : views) by_agent[v.agent->id()] = &v;
+  }
+  placement::DecisionInput in;
+  in.policy = policy->compiled.get();
+  in.ledger = &ledger_;
+  in.today = absl::ToCivilDay(clock_->Now(), absl::UTCTimeZone());
+  in.agents_by_site = &by_site;
+  // Fair-share order over the waiting jobs (queue_ is already priority,
+  // FIFO). A single submitted job needs no ordering, so no shares either.
+  std::array<double, 3> total{0, 0, 0};
+  if (only == nullptr) {
+    for (const auto& [id, rec] : agents_) {
+      if (rec.info.state() == v1::Agent::lost) continue;
+      total[0] += rec.info.capacity().cpus();
+      total[1] += rec.info.capacity().memory_mb();
+      total[2] += rec.info.capacity().gpus();
+    }
+  }
+  DrfQueue drf(total);
+  FillQueue(drf, only);
+  const absl::Time now = clock_->Now();
+  if (only == nullptr) next_wakeup_ = absl::InfiniteFuture();
+  // Jobs that cannot be placed never hold up others. Within one pass (where
+  // free capacity only shrinks), a job whose decision class already found no
+  // room waits with that reason and no decision of its own; and a tenant
+  // whose jobs missed max_capacity_misses times waits for the next pass
+  // while other tenants' jobs are still tried. So the work of a pass is
+  // bounded by the distinct shapes, not by the length of the queue.
+  struct Full {
+    std::shared_ptr<const std::string> decision;
+    std::string reason;
+  };
+  std::map<std::string, Full> full_classes;
+  std::map<std::string, int> tenant_misses;
+  std::string next_id;
+  while (drf.Next(&next_id)) {
+    v1::Job& job = Live(next_id);
+    if (job.has_not_before() && FromProto(job.not_before()) > now) {  // restart backoff
+      next_wakeup_ = std::min(next_wakeup_, FromProto(job.not_before()));
+      continue;
+    }
+    int& misses = tenant_misses[job.tenant()];
+    if (misses >= options_.max_capacity_misses) continue;
+    // The class key is built only once some class has missed: a pass that
+    // places everything pays nothing for it.
+    std::string cls = full_classes.empty() ? std::string() : DecisionClass(job);
+    if (auto full = full_classes.find(cls); full != full_classes.end()) {
+      waiting_decisions_[job.id()] = full->second.decision;
+      job.set_reason(full->second.reason);
+      continue;
+    }
+    in.job = &job;
+    in.tenant = TenantFor(job.tenant());
+    const auto started = std::chrono::steady_clock::now();
+    v1::Decision d = policy->engine->Decide(in);
+    ObserveDecision(
+        d, std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+    d.set_policy_version(policy->meta.version());
+    *d.mutable_decided_at() = ToProto(clock_->Now());
+    if (!d.feasible()) {
+      if (d.unschedulable()) {
+        PersistDecision(job.id(), d);
+        Transition(job, v1::Job::unschedulable, d.reason());
+        continue;
+      }
+      ++misses;
+      // The waiting reason is derived: every pass (and the first after a
+      // restart) recomputes it, so it is kept in memory, not written; and
+      // serialized, since a backlog can be 100,000s of jobs and only
+      // `explain` reads it (tests/bench/rest_wrk.sh: a queued job took
+      // 8.5 KiB with the decision parsed, 3.0 KiB with it serialized).
+      job.set_reason(d.reason());
+      auto kept = std::make_shared<const std::string>(d.SerializeAsString());
+      waiting_decisions_[job.id()] = kept;
+      if (cls.empty()) cls = DecisionClass(job);
+      full_classes.emplace(std::move(cls), Full{std::move(kept), d.reason()});
+      continue;
+    }
+    if (absl::Status st = policy->engine->Reserve(in, d); !st.ok()) {
+      job.set_reason(absl::StrCat("waiting: reserve failed: ", st.message()));
+      continue;
+    }
+    if (!CommitPlacement(job, d, *policy)) continue;
+    by_agent.at(d.placement().agent())->free = Free(agents_.at(d.placement().agent()));
+    drf.Charge(job.tenant(), job.resources());
+  }
+}
+
+bool Core::CommitPlacement(v1::Job& job, const v1::Decision& d, const PolicyState& policy) {
+  AgentRec& rec = agents_.at(d.placement().agent());
+  v1::Allocation alloc;
+  alloc.set_agent(d.placement().agent());
+  alloc.set_site(d.placement().site());
+  alloc.mutable_pus()->CopyFrom(d.placement().cpus());
+  alloc.mutable_numa_nodes()->CopyFrom(d.placement().numa_nodes());
+  alloc.mutable_gpu_ids()->CopyFrom(d.placement().gpus());
+  *alloc.mutable_numa_memory_mb() = d.placement().numa_memory_mb();
+  alloc.set_cpus(alloc.pus_size() > 0 ? alloc.pus_size() : job.resources().cpus());
+  alloc.set_memory_mb(job.resources().memory_mb());
+  alloc.set_gpus(job.resources().gpus());
+  if (rec.topo) {
+    if (absl::Status st = rec.topo->Commit(alloc, job.id()); !st.ok()) {
+      // The decision saw this state a moment ago under the same lock, so
+      // this is a bug; keep the job waiting rather than double-allocate.
+      spdlog::error("job {}: allocation on {} refused: {}", job.id(), rec.info.id(), st.message());
+      return false;
+    }
+  }
+  *job.mutable_allocation() = alloc;
+  job.set_attempt(job.attempt() + 1);
+  rec.info.add_jobs(job.id());
+  SyncAllocated(rec);
+  RecordCrossBorder(job, d);
+  PersistDecision(job.id(), d);
+  job.clear_not_before();
+  v1::Attempt* attempt = job.add_attempts();
+  attempt->set_number(job.attempt());
+  *attempt->mutable_allocation() = job.allocation();
+  attempt->set_outcome(v1::Job::placed);
+  *attempt->mutable_placed_at() = ToProto(clock_->Now());
+  std::string basis;
+  for (const v1::Compliance& c : d.placement().compliance()) {
+    absl::StrAppend(&basis, basis.empty() ? "; " : ", ", c.dataset(), " under ", c.rule(),
+                    c.instrument().empty() ? "" : absl::StrCat(" with ", c.instrument()));
+  }
+  Transition(job, v1::Job::placed,
+             absl::StrCat("placed on agent ", d.placement().agent(), " at site ",
+                          d.placement().site(), " (score ", d.placement().score(), ", policy ",
+                          policy.meta.version(), basis, ")"));
+  v1::Envelope env;
+  *env.mutable_assign()->mutable_job() = job;
+  env.mutable_assign()->mutable_job()->clear_events();
+  SendReliable(rec, std::move(env));
+  return true;
+}
+
+}  // namespace portolan::scheduler
