@@ -40,10 +40,13 @@ struct DecisionInput {
   const std::map<std::string, std::vector<AgentView>>* agents_by_site = nullptr;
 };
 
-// Scratch space shared by the plugins of one decision (one job, one cycle).
+// What the plugins of one decision (one job, one cycle) share, computed once
+// by the engine or a PreFilter. Typed fields, not a string-keyed map: a
+// plugin that needs more adds a field here with who sets it and who reads it.
 struct CycleState {
-  std::map<std::string, double> values;
-  topology::Request request;  // the job's hardware request, set by the engine
+  // The job's hardware request (cores, PUs, NUMA placement, GPUs), set by the
+  // engine before any plugin runs; read by topology_fit and numa_fit.
+  topology::Request request;
 };
 
 // Outcome of a Filter: ok, or a short reason code ("insufficient_cpus") that
@@ -54,9 +57,16 @@ struct FilterResult {
   bool ok = true;
   std::string_view code;
   std::string detail;
+  // The job's own placement request excluded this (it asks for other sites,
+  // or avoids this one): an explanation counts such sites instead of listing
+  // them as blocking. The engine knows no plugin's codes; plugins say this.
+  bool job_choice = false;
   static FilterResult Pass() { return {}; }
   static FilterResult Reject(std::string_view code, std::string detail = "") {
-    return {false, code, std::move(detail)};
+    return {false, code, std::move(detail), false};
+  }
+  static FilterResult ExcludedByJob(std::string_view code, std::string detail = "") {
+    return {false, code, std::move(detail), true};
   }
 };
 

@@ -24,11 +24,11 @@ class SiteAffinity : public SiteFilterPlugin, public FilterPlugin {
                           v1::SiteDecision&) const override {
     const v1::PlacementRequest& p = in.job->placement();
     if (!p.sites().empty() && !Contains(p.sites(), site.id())) {
-      return FilterResult::Reject(
+      return FilterResult::ExcludedByJob(
           "site_not_requested", absl::StrCat("the job asks for ", absl::StrJoin(p.sites(), ", ")));
     }
     if (Contains(p.avoid_sites(), site.id()))
-      return FilterResult::Reject("site_avoided", "the job avoids it");
+      return FilterResult::ExcludedByJob("site_avoided", "the job avoids it");
     return FilterResult::Pass();
   }
   FilterResult Filter(CycleState&, const DecisionInput& in, const AgentView& a) const override {

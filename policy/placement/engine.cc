@@ -119,7 +119,15 @@ struct Engine::Pass {
     const AgentView* best = nullptr;  // highest agent-level score
     double best_score = 0;
   };
+  // Per catalogue site (in the order of Decision.sites): its rejection
+  // reasons other than the job's own placement choices, and whether those
+  // choices were all that excluded it.
+  struct SiteVerdict {
+    std::vector<std::string> blocking;
+    bool only_job_choice = true;
+  };
   CycleState state;
+  std::vector<SiteVerdict> verdicts;
   std::vector<SiteWork> work;  // allowed sites
   bool any_capacity = false;   // some agent could ever run the job
   std::string never_fit;       // why the first agent that could never fit cannot
@@ -221,18 +229,29 @@ void Engine::FilterSites(const DecisionInput& in, Pass& pass, v1::Decision& d) c
 
     // Every site-level filter runs, so the explanation lists every reason.
     std::string first_code;
+    Pass::SiteVerdict& verdict = pass.verdicts.emplace_back();
+    auto reject = [&](std::string_view code, std::string text, bool job_choice) {
+      sd->add_rejected(text);
+      if (!job_choice) {
+        verdict.blocking.push_back(std::move(text));
+        verdict.only_job_choice = false;
+      }
+      if (first_code.empty()) first_code = std::string(code);
+    };
     for (const SiteFilterPlugin* f : site_filters_) {
       FilterResult r = f->FilterSite(pass.state, in, site, *sd);
       if (!r.ok) {
-        sd->add_rejected(r.detail.empty() ? std::string(r.code)
-                                          : absl::StrCat(std::string(r.code), ": ", r.detail));
-        if (first_code.empty()) first_code = std::string(r.code);
+        reject(r.code,
+               r.detail.empty() ? std::string(r.code)
+                                : absl::StrCat(std::string(r.code), ": ", r.detail),
+               r.job_choice);
       }
     }
     if (!reachable) {
-      sd->add_rejected(absl::StrCat("unreachable: no working network path from ", unreachable_from,
-                                    " to ", site.id()));
-      if (first_code.empty()) first_code = "unreachable";
+      reject("unreachable",
+             absl::StrCat("unreachable: no working network path from ", unreachable_from, " to ",
+                          site.id()),
+             false);
     }
     sd->set_allowed(first_code.empty());
     if (!sd->allowed()) {
@@ -415,22 +434,15 @@ void Engine::ExplainInfeasible(const DecisionInput& in, const Pass& pass, v1::De
   // Sites excluded only because the job did not ask for them are counted, not
   // listed: the blocking reasons elsewhere are what a reader needs.
   int not_requested = 0;
-  for (const v1::SiteDecision& sd : d.sites()) {
+  for (int i = 0; i < d.sites_size(); ++i) {
+    const v1::SiteDecision& sd = d.sites(i);
     if (sd.allowed()) continue;
-    bool only_affinity = true;
-    for (const std::string& r : sd.rejected()) {
-      only_affinity = only_affinity && (absl::StartsWith(r, "site_not_requested") ||
-                                        absl::StartsWith(r, "site_avoided"));
-    }
-    if (only_affinity) {
+    const Pass::SiteVerdict& v = pass.verdicts[i];
+    if (v.only_job_choice) {
       ++not_requested;
       continue;
     }
-    std::vector<std::string> why;
-    for (const std::string& r : sd.rejected()) {
-      if (!absl::StartsWith(r, "site_not_requested")) why.push_back(r);
-    }
-    parts.push_back(absl::StrCat(sd.site(), " excluded: ", absl::StrJoin(why, "; ")));
+    parts.push_back(absl::StrCat(sd.site(), " excluded: ", absl::StrJoin(v.blocking, "; ")));
   }
   if (not_requested > 0)
     parts.push_back(absl::StrCat(not_requested, " other site(s) not requested or avoided"));

@@ -182,6 +182,23 @@ TEST_F(PlacementTest, AgentsBelowTheirSitesIsolationMinimumGetNoJobs) {
   EXPECT_TRUE(d.feasible()) << d.reason();
 }
 
+TEST_F(PlacementTest, AnExplanationCountsSitesTheJobLeftOutAndListsWhatElseBlocks) {
+  // No agent anywhere; the job asks for Lingang and has data there. Singapore
+  // and Hong Kong are out only by the job's own choice (counted); "island"
+  // is also unreachable from the data, which is listed, without the choice.
+  v1::Job j = Job(1,
+                  "{placement: {sites: [lingang-idc-1]}, datasets: [{id: reads, origin: "
+                  "CN, location: lingang-idc-1, size_gb: 1}]}");
+  v1::Decision d = Decide(j);
+  ASSERT_FALSE(d.feasible());
+  EXPECT_NE(d.reason().find("2 other site(s) not requested or avoided"), std::string::npos)
+      << d.reason();
+  EXPECT_NE(d.reason().find("island excluded: unreachable"), std::string::npos) << d.reason();
+  EXPECT_EQ(d.reason().find("site_not_requested"), std::string::npos) << d.reason();
+  // The per-site record still has every reason.
+  EXPECT_EQ(Site(d, "singapore-1").rejected(0).rfind("site_not_requested", 0), 0u);
+}
+
 TEST_F(PlacementTest, EverySiteIsExplainedEvenWithoutAgents) {
   AddAgent("lg", "lingang-idc-1", 16);
   v1::Job j = Job(1,
