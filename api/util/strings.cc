@@ -136,7 +136,16 @@ std::string SanitizeUtf8(absl::string_view in) {
                                     : 0;
     bool ok = len > 0 && i + len <= in.size();
     for (size_t k = 1; ok && k < len; ++k) ok = (static_cast<unsigned char>(in[i + k]) >> 6) == 0x2;
-    if (ok && len == 2 && c < 0xc2) ok = false;  // overlong
+    // RFC 3629: no overlong forms, no surrogates (U+D800-DFFF), nothing
+    // past U+10FFFF. The second byte's range is what rules these out.
+    if (ok && len == 2 && c < 0xc2) ok = false;
+    if (ok && len >= 3) {
+      const unsigned char c1 = static_cast<unsigned char>(in[i + 1]);
+      if ((c == 0xe0 && c1 < 0xa0) || (c == 0xed && c1 > 0x9f) || (c == 0xf0 && c1 < 0x90) ||
+          (c == 0xf4 && c1 > 0x8f) || c > 0xf4) {
+        ok = false;
+      }
+    }
     if (ok) {
       out.append(in.data() + i, len);
       i += len;

@@ -6,7 +6,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/message_differencer.h"
+#include "portolan/strings.h"
 #include "portolan/v1/agent.pb.h"
+#include "portolan/v1/api.pb.h"
 #include "portolan/v1/config.pb.h"
 #include "portolan/v1/job.pb.h"
 #include "portolan/v1/policy.pb.h"
@@ -186,6 +188,28 @@ struct StrictCase {
   const char* field;
   const char* says;
 };
+
+TEST(CodecTest, SanitizedTextIsValidUtf8ThatJsonCarries) {
+  const std::string kBad = "\xEF\xBF\xBD";  // U+FFFD, what each bad byte becomes
+  // Valid text passes unchanged: ASCII, 2-, 3- and 4-byte characters.
+  const std::string good = "ok \xC3\xA9 \xE4\xB8\xAD \xF0\x9F\x8C\x8F";
+  EXPECT_EQ(SanitizeUtf8(good), good);
+  // Overlong forms, surrogates, beyond U+10FFFF, stray continuation bytes,
+  // truncated sequences (the fuzzer found a Content-Type starting E0 8B 9A
+  // quoted into an error body that JSON then refused).
+  for (const std::string& bad :
+       {std::string("\xE0\x8B\x9A"), std::string("\xC0\xAF"), std::string("\xED\xA0\x80"),
+        std::string("\xF4\x90\x80\x80"), std::string("\xF0\x8F\xBF\xBF"),
+        std::string("\xF5\x80\x80\x80"), std::string("\x80"), std::string("\xE4\xB8")}) {
+    const std::string clean = SanitizeUtf8(bad);
+    EXPECT_EQ(clean.find_first_not_of(kBad), std::string::npos) << clean;
+    v1::ErrorResponse e;
+    e.mutable_error()->set_code("c");
+    e.mutable_error()->set_message(clean);
+    v1::ErrorResponse back;
+    EXPECT_TRUE(ParseJson(ToJson(e), &back).ok()) << ToJson(e);
+  }
+}
 
 TEST(CodecTest, StrictJsonRefusesWhatProtobufWouldGuess) {
   const StrictCase cases[] = {
