@@ -134,6 +134,8 @@ TEST_F(AgentRestartIT, AgentRestartWhileTheSchedulerIsAlsoDown) {
 TEST_F(AgentRestartIT, AJobThatEndedWhileTheAgentWasDownIsReportedWithItsExitCode) {
   auto job = c.client().Submit(TracedJob(trace, 1, 7));
   ASSERT_TRUE(job.ok());
+  // Reported running before the agent dies (the job may start writing first).
+  ASSERT_TRUE(WaitForState(c.client(), job->id(), v1::Job::running, seconds(20)));
   ASSERT_TRUE(WaitFor([&] { return ReadAll(trace) == "start 1\n"; }, seconds(20)));
   agent->Signal(SIGKILL);
   ASSERT_GE(agent->Wait(seconds(20)), 0);
