@@ -172,33 +172,34 @@ void KillAllOfUid(uid_t uid) {
   }
 }
 
-std::set<uid_t> UidsInUse(const std::string& proc, uid_t first, uid_t last) {
-  std::set<uid_t> out;
+namespace {
+
+// Calls fn(pid, uid) for each process of `proc` whose real uid is in [first, last].
+template <typename Fn>
+void ScanUidRange(const std::string& proc, uid_t first, uid_t last, Fn fn) {
   DIR* d = opendir(proc.c_str());
-  if (d == nullptr) return out;
+  if (d == nullptr) return;
   while (dirent* e = readdir(d)) {
     int pid = 0;
     if (!absl::SimpleAtoi(e->d_name, &pid) || pid <= 0) continue;
     struct stat st;
     if (stat(absl::StrCat(proc, "/", e->d_name).c_str(), &st) != 0) continue;
-    if (st.st_uid >= first && st.st_uid <= last) out.insert(st.st_uid);
+    if (st.st_uid >= first && st.st_uid <= last) fn(static_cast<pid_t>(pid), st.st_uid);
   }
   closedir(d);
+}
+
+}  // namespace
+
+std::set<uid_t> UidsInUse(const std::string& proc, uid_t first, uid_t last) {
+  std::set<uid_t> out;
+  ScanUidRange(proc, first, last, [&](pid_t, uid_t uid) { out.insert(uid); });
   return out;
 }
 
 std::vector<pid_t> ProcessesInUidRange(const std::string& proc, uid_t first, uid_t last) {
   std::vector<pid_t> out;
-  DIR* d = opendir(proc.c_str());
-  if (d == nullptr) return out;
-  while (dirent* e = readdir(d)) {
-    int pid = 0;
-    if (!absl::SimpleAtoi(e->d_name, &pid) || pid <= 0) continue;
-    struct stat st;
-    if (stat(absl::StrCat(proc, "/", e->d_name).c_str(), &st) != 0) continue;
-    if (st.st_uid >= first && st.st_uid <= last) out.push_back(pid);
-  }
-  closedir(d);
+  ScanUidRange(proc, first, last, [&](pid_t pid, uid_t) { out.push_back(pid); });
   return out;
 }
 

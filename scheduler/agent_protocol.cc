@@ -294,6 +294,9 @@ void Core::ApplyUpdate(AgentRec& rec, const v1::JobUpdate& u) {
 
 void Core::ConfirmEarlierAttempt(AgentRec& rec, const v1::JobUpdate& u) {
   if (!IsTerminal(u.state())) return;
+  auto awaited = rec.unconfirmed.find(u.job_id());
+  if (awaited == rec.unconfirmed.end() || awaited->second.erase(u.attempt()) == 0) return;
+  if (awaited->second.empty()) rec.unconfirmed.erase(awaited);
   auto it = jobs_.find(u.job_id());
   if (it == jobs_.end()) return;
   v1::Job stored;
@@ -411,6 +414,7 @@ void Core::MarkLost(AgentRec& rec, const std::string& why) {
     for (v1::Attempt& at : *job.mutable_attempts()) {
       if (at.number() == attempt) at.set_fate_unknown(true);
     }
+    rec.unconfirmed[id].insert(attempt);
     EndAttempt(job, job.cancel_requested() ? v1::Job::cancelled : v1::Job::lost,
                absl::StrCat("agent ", a.id(), " lost: ", why, "; attempt ", attempt,
                             " may still be running there (its fate is unknown until the agent "

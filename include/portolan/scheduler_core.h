@@ -201,6 +201,10 @@ class Core {
     // stop (job id -> attempt); each ends lost, and may be restarted, once
     // the agent confirms it stopped, or when `confirm_by` passes.
     std::map<std::string, uint32_t> stopping;
+    // Attempts it ran that were ended as lost with their fate unknown (job id
+    // -> attempts), awaiting its word; kept in memory only, so that a
+    // duplicate update never costs a store read on the RPC path.
+    std::map<std::string, std::set<uint32_t>> unconfirmed;
     absl::Time confirm_by = absl::InfiniteFuture();
   };
   struct JobRec {
