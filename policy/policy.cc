@@ -1,4 +1,4 @@
-#include "portolan/policy.h"
+#include "portolan/policy/policy.h"
 
 #include <algorithm>
 
@@ -6,8 +6,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "google/protobuf/util/message_differencer.h"
-#include "portolan/codec.h"
-#include "portolan/strings.h"
+#include "portolan/base/strings.h"
+#include "portolan/codec/codec.h"
 
 namespace portolan::policy {
 
@@ -74,8 +74,8 @@ absl::StatusOr<std::shared_ptr<const CompiledPolicy>> CompilePolicy(
     const std::string f = absl::StrCat("sites[", i, "]");
     if (s.id().empty()) {
       ck.Error(f + ".id", "site id is required");
-    } else if (!IsId(s.id())) {
-      ck.Error(f + ".id", absl::StrCat("site id must be ", kIdRule));
+    } else if (!base::IsId(s.id())) {
+      ck.Error(f + ".id", absl::StrCat("site id must be ", base::kIdRule));
     }
     if (!sites.emplace(s.id(), i).second)
       ck.Error(f + ".id", absl::StrCat("duplicate site id '", s.id(), "'"));
@@ -95,8 +95,8 @@ absl::StatusOr<std::shared_ptr<const CompiledPolicy>> CompilePolicy(
     const std::string f = absl::StrCat("links[", i, "]");
     if (l->id().empty()) {
       ck.Error(f + ".id", "link id is required");
-    } else if (!IsId(l->id())) {
-      ck.Error(f + ".id", absl::StrCat("link id must be ", kIdRule));
+    } else if (!base::IsId(l->id())) {
+      ck.Error(f + ".id", absl::StrCat("link id must be ", base::kIdRule));
     }
     if (!link_ids.insert(l->id()).second)
       ck.Error(f + ".id", absl::StrCat("duplicate link id '", l->id(), "'"));
@@ -173,8 +173,8 @@ absl::StatusOr<std::shared_ptr<const CompiledPolicy>> CompilePolicy(
     const std::string f = absl::StrCat("zones[", i, "]");
     if (z.id().empty()) {
       ck.Error(f + ".id", "zone id is required");
-    } else if (!IsId(z.id())) {
-      ck.Error(f + ".id", absl::StrCat("zone id must be ", kIdRule));
+    } else if (!base::IsId(z.id())) {
+      ck.Error(f + ".id", absl::StrCat("zone id must be ", base::kIdRule));
     }
     if (!zones.emplace(z.id(), z.parent()).second)
       ck.Error(f + ".id", absl::StrCat("duplicate zone id '", z.id(), "'"));
@@ -301,14 +301,14 @@ absl::StatusOr<std::shared_ptr<const CompiledPolicy>> CompilePolicy(
     std::string msg = ck.first_msg;
     if (ck.errors.size() > 1)
       absl::StrAppend(&msg, " (and ", ck.errors.size() - 1, " more problem(s))");
-    return InvalidField(ck.first_field, absl::StrCat(ck.first_field, ": ", msg));
+    return codec::InvalidField(ck.first_field, absl::StrCat(ck.first_field, ": ", msg));
   }
 
   std::shared_ptr<CompiledPolicy> out(new CompiledPolicy(std::move(policy)));
   out->site_index_ = std::move(sites);
   std::vector<v1::Site> site_list(out->policy_.sites().begin(), out->policy_.sites().end());
   std::vector<v1::Link> link_list(out->policy_.links().begin(), out->policy_.links().end());
-  out->network_ = NetworkModel(site_list, link_list);
+  out->network_ = network::NetworkModel(site_list, link_list);
   v1::NetworkView view = out->network_.View();
   out->warnings_.assign(view.warnings().begin(), view.warnings().end());
   return std::shared_ptr<const CompiledPolicy>(std::move(out));
@@ -317,12 +317,12 @@ absl::StatusOr<std::shared_ptr<const CompiledPolicy>> CompilePolicy(
 absl::StatusOr<std::shared_ptr<const CompiledPolicy>> LoadPolicyFile(
     const std::string& path, const std::set<std::string>& plugins) {
   v1::Policy p;
-  absl::Status st = LoadFile(path, &p);
+  absl::Status st = codec::LoadFile(path, &p);
   if (!st.ok()) return st;
   auto compiled = CompilePolicy(std::move(p), plugins);
   if (!compiled.ok()) {
-    return FieldError(compiled.status().code(), StatusField(compiled.status()),
-                      absl::StrCat(path, ": ", compiled.status().message()));
+    return codec::FieldError(compiled.status().code(), codec::StatusField(compiled.status()),
+                             absl::StrCat(path, ": ", compiled.status().message()));
   }
   return compiled;
 }

@@ -4,10 +4,10 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
-#include "portolan/log.h"
-#include "portolan/scheduler_core.h"
-#include "portolan/strings.h"
-#include "portolan/topology_alloc.h"
+#include "portolan/base/log.h"
+#include "portolan/base/strings.h"
+#include "portolan/scheduler/core.h"
+#include "portolan/topology/allocator.h"
 
 namespace portolan::scheduler {
 namespace {
@@ -141,9 +141,9 @@ bool Core::OnRegister(const v1::Register& reg, std::shared_ptr<AgentLink> link,
   if (a.state() == v1::Agent::state_unspecified || was_lost) a.set_state(v1::Agent::ready);
   a.set_connected(true);
   a.set_address(peer);
-  *a.mutable_registered_at() = ToProto(now);
-  *a.mutable_last_heartbeat_at() = ToProto(now);
-  a.set_session_id(NewId("session"));
+  *a.mutable_registered_at() = base::ToProto(now);
+  *a.mutable_last_heartbeat_at() = base::ToProto(now);
+  a.set_session_id(base::NewId("session"));
   RebuildTopology(rec, reg.topology());
   rec.link = std::move(link);
   rec.last_seen = now;
@@ -230,7 +230,7 @@ void Core::StoreLogs(const v1::LogTail& tail) {
   logs.set_stderr(tail.stderr());
   logs.set_stdout_truncated(tail.stdout_truncated());
   logs.set_stderr_truncated(tail.stderr_truncated());
-  *logs.mutable_updated_at() = ToProto(clock_->Now());
+  *logs.mutable_updated_at() = base::ToProto(clock_->Now());
   absl::Status st = store_->PutLogs(logs);
   if (!st.ok())
     spdlog::error("store: cannot persist logs of job {}: {}", tail.job_id(), st.message());
@@ -323,7 +323,7 @@ void Core::ConfirmEarlierAttempt(AgentRec& rec, const v1::JobUpdate& u) {
                      " ended there: ", StateName(u.state()), " (", u.message(), ")");
     a.set_reason(absl::StrCat(a.reason(), "; ", how));
     v1::JobEvent* ev = job->add_events();
-    *ev->mutable_time() = ToProto(clock_->Now());
+    *ev->mutable_time() = base::ToProto(clock_->Now());
     ev->set_state(job->state());
     ev->set_message(how);
     spdlog::info("job {}: {}", job->id(), how);
@@ -344,7 +344,7 @@ void Core::OnMessage(const std::string& agent_id, const AgentLink* link, const v
   switch (env.body_case()) {
     case v1::Envelope::kHeartbeat: {
       const v1::Heartbeat& hb = env.heartbeat();
-      *rec.info.mutable_last_heartbeat_at() = ToProto(now);
+      *rec.info.mutable_last_heartbeat_at() = base::ToProto(now);
       // Agent-reported: NaN, infinities and absurd values are not RTTs.
       const double rtt = hb.measured_rtt_ms();
       rec.info.set_measured_rtt_ms(std::isfinite(rtt) && rtt >= 0 && rtt < 3.6e6 ? rtt : 0);
@@ -448,7 +448,7 @@ void Core::Tick() {
                      absl::StrCat(why, "; stopping attempt ", job.attempt(),
                                   " so that it is never run twice at once"));
           v1::JobEvent* ev = job.add_events();
-          *ev->mutable_time() = ToProto(now);
+          *ev->mutable_time() = base::ToProto(now);
           ev->set_state(job.state());
           ev->set_message(absl::StrCat(why, "; asked it to stop attempt ", job.attempt(),
                                        " and waiting up to ",

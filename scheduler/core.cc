@@ -1,4 +1,4 @@
-#include "portolan/scheduler_core.h"
+#include "portolan/scheduler/core.h"
 
 #include <array>
 #include <chrono>
@@ -12,10 +12,10 @@
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "google/protobuf/util/message_differencer.h"
-#include "portolan/codec.h"
-#include "portolan/log.h"
-#include "portolan/strings.h"
-#include "portolan/topology_alloc.h"
+#include "portolan/base/log.h"
+#include "portolan/base/strings.h"
+#include "portolan/codec/codec.h"
+#include "portolan/topology/allocator.h"
 #include "portolan/v1/options.pb.h"
 
 namespace portolan::scheduler {
@@ -33,7 +33,9 @@ std::string SpecDifference(const v1::Job& a, const v1::Job& b) {
   return "";
 }
 
-int64_t Nanos(const google::protobuf::Timestamp& ts) { return absl::ToUnixNanos(FromProto(ts)); }
+int64_t Nanos(const google::protobuf::Timestamp& ts) {
+  return absl::ToUnixNanos(base::FromProto(ts));
+}
 
 bool HoldsResources(v1::Job::State s) { return s == v1::Job::placed || s == v1::Job::running; }
 
@@ -65,7 +67,7 @@ absl::Status Core::Recover() {
     // A policy stored by an earlier version is brought to today's form
     // first (MigratePolicy says what it changed).
     v1::Policy stored = versions->back().policy();
-    for (const std::string& change : policy::MigratePolicy(&stored)) {
+    for (const std::string& change : residency::MigratePolicy(&stored)) {
       spdlog::warn("stored policy {}: migrated: {}; review it against deploy/policy/default.yaml",
                    versions->back().version(), change);
     }
@@ -102,7 +104,7 @@ absl::Status Core::Recover() {
   }
   int active = 0;
   jobs_.reserve(jobs->active.size() + jobs->ended.size());
-  for (JobSummary& e : jobs->ended) IndexEnded(std::move(e));
+  for (store::JobSummary& e : jobs->ended) IndexEnded(std::move(e));
   for (v1::Job& j : jobs->active) {
     v1::Job& job = Index(std::move(j));
     if (HoldsResources(job.state())) {
@@ -138,7 +140,7 @@ v1::Job& Core::Index(v1::Job job) {
   return *rec.job;
 }
 
-void Core::IndexEnded(JobSummary&& e) {
+void Core::IndexEnded(store::JobSummary&& e) {
   JobRec& rec = jobs_[e.id];
   rec.tenant = std::move(e.tenant);
   rec.submitted_ns = e.submitted_ns;
@@ -155,7 +157,8 @@ absl::StatusOr<v1::Job> Core::ReadJob(const std::string& id) {
     absl::MutexLock lock(&mu_);
     auto it = jobs_.find(id);
     if (it == jobs_.end())
-      return FieldError(absl::StatusCode::kNotFound, "id", absl::StrCat("no job '", id, "'"));
+      return codec::FieldError(absl::StatusCode::kNotFound, "id",
+                               absl::StrCat("no job '", id, "'"));
     if (it->second.job) return *it->second.job;
   }
   return ReadEnded(id);
@@ -221,11 +224,12 @@ void Core::Transition(v1::Job& job, v1::Job::State state, const std::string& mes
   job.set_state(state);
   job.set_reason(message);
   v1::JobEvent* ev = job.add_events();
-  *ev->mutable_time() = ToProto(now);
+  *ev->mutable_time() = base::ToProto(now);
   ev->set_state(state);
   ev->set_message(message);
-  if (state == v1::Job::running && !job.has_started_at()) *job.mutable_started_at() = ToProto(now);
-  if (IsTerminal(state)) *job.mutable_finished_at() = ToProto(now);
+  if (state == v1::Job::running && !job.has_started_at())
+    *job.mutable_started_at() = base::ToProto(now);
+  if (IsTerminal(state)) *job.mutable_finished_at() = base::ToProto(now);
   spdlog::info("job {} -> {}: {}", job.id(), StateName(state), message);
   // An ended job's record is dropped from memory once stored (DropEnded); if
   // the write failed, memory is the only place it is current, so it stays.
@@ -267,22 +271,22 @@ absl::StatusOr<std::pair<v1::Job, bool>> Core::Submit(v1::Job spec) {
     // A retry repeats the request; the same key on a different request is a
     // client bug that must not silently return someone else's job.
     if (std::string diff = SpecDifference(*job, spec); !diff.empty()) {
-      return WithErrorCode(
-          FieldError(
-              absl::StatusCode::kAlreadyExists, "idempotency_key",
-              absl::StrCat("idempotency key '", CleanForMessage(key.second), "' was used for job ",
-                           earlier, " with a different ", diff, "; use a new key for a new job")),
+      return codec::WithErrorCode(
+          codec::FieldError(absl::StatusCode::kAlreadyExists, "idempotency_key",
+                            absl::StrCat("idempotency key '", base::CleanForMessage(key.second),
+                                         "' was used for job ", earlier, " with a different ", diff,
+                                         "; use a new key for a new job")),
           "idempotency_conflict");
     }
     return std::make_pair(*std::move(job), false);
   }
   const absl::Time now = clock_->Now();
-  spec.set_id(NewId("job"));
+  spec.set_id(base::NewId("job"));
   spec.set_state(v1::Job::queued);
   spec.set_reason("waiting for placement");
-  *spec.mutable_submitted_at() = ToProto(now);
+  *spec.mutable_submitted_at() = base::ToProto(now);
   v1::JobEvent* ev = spec.add_events();
-  *ev->mutable_time() = ToProto(now);
+  *ev->mutable_time() = base::ToProto(now);
   ev->set_state(v1::Job::queued);
   ev->set_message("submitted");
   // Stored without holding the core lock, so concurrent submits share one
@@ -366,19 +370,20 @@ absl::StatusOr<v1::Job> Core::GetJob(const std::string& id) { return ReadJob(id)
 absl::StatusOr<v1::ListJobsResponse> Core::ListJobs(const JobFilter& filter) {
   v1::Job::State state = v1::Job::state_unspecified;
   if (!filter.state.empty() && !v1::Job::State_Parse(filter.state, &state)) {
-    return InvalidField("state", absl::StrCat("unknown state '", filter.state,
-                                              "' (queued, placed, running, succeeded, failed, "
-                                              "cancelled, lost, unschedulable)"));
+    return codec::InvalidField("state",
+                               absl::StrCat("unknown state '", filter.state,
+                                            "' (queued, placed, running, succeeded, failed, "
+                                            "cancelled, lost, unschedulable)"));
   }
   if (filter.page_size < 1 || filter.page_size > 1000) {
-    return InvalidField("page_size", "page_size must be 1-1000");
+    return codec::InvalidField("page_size", "page_size must be 1-1000");
   }
   OrderKey start{INT64_MAX, ""};
   if (!filter.page_token.empty()) {
     std::vector<std::string> parts = absl::StrSplit(filter.page_token, absl::MaxSplits('.', 1));
     if (parts.size() != 2 || !absl::SimpleAtoi(parts[0], &start.first)) {
-      return InvalidField("page_token",
-                          "malformed page_token; pass next_page_token back unchanged");
+      return codec::InvalidField("page_token",
+                                 "malformed page_token; pass next_page_token back unchanged");
     }
     start.second = parts[1];
   }
@@ -418,7 +423,7 @@ absl::StatusOr<v1::Job> Core::Cancel(const std::string& id) {
   absl::MutexLock lock(&mu_);
   auto it = jobs_.find(id);
   if (it == jobs_.end())
-    return FieldError(absl::StatusCode::kNotFound, "id", absl::StrCat("no job '", id, "'"));
+    return codec::FieldError(absl::StatusCode::kNotFound, "id", absl::StrCat("no job '", id, "'"));
   if (IsTerminal(it->second.state())) {
     return absl::FailedPreconditionError(
         absl::StrCat("job ", id, " already ended (", StateName(it->second.state()), ")"));
@@ -436,7 +441,7 @@ absl::StatusOr<v1::Job> Core::Cancel(const std::string& id) {
 
 void Core::Note(v1::Job& job, const std::string& message) {
   v1::JobEvent* ev = job.add_events();
-  *ev->mutable_time() = ToProto(clock_->Now());
+  *ev->mutable_time() = base::ToProto(clock_->Now());
   ev->set_state(job.state());
   ev->set_message(message);
   (void)Persist(job);
@@ -454,7 +459,8 @@ absl::StatusOr<v1::JobLogs> Core::Logs(const std::string& id) {
   {
     absl::MutexLock lock(&mu_);
     if (!jobs_.contains(id))
-      return FieldError(absl::StatusCode::kNotFound, "id", absl::StrCat("no job '", id, "'"));
+      return codec::FieldError(absl::StatusCode::kNotFound, "id",
+                               absl::StrCat("no job '", id, "'"));
   }
   auto logs = store_->GetLogs(id);
   if (logs.status().code() == absl::StatusCode::kNotFound) {
@@ -476,7 +482,8 @@ absl::StatusOr<v1::Agent> Core::GetAgent(const std::string& id) {
   absl::MutexLock lock(&mu_);
   auto it = agents_.find(id);
   if (it == agents_.end())
-    return FieldError(absl::StatusCode::kNotFound, "id", absl::StrCat("no agent '", id, "'"));
+    return codec::FieldError(absl::StatusCode::kNotFound, "id",
+                             absl::StrCat("no agent '", id, "'"));
   v1::Agent out = View(it->second);
   if (it->second.topo) it->second.topo->Describe(&out);
   return out;
@@ -486,7 +493,8 @@ absl::StatusOr<v1::Agent> Core::SetAgentMode(const std::string& id, const std::s
   absl::MutexLock lock(&mu_);
   auto it = agents_.find(id);
   if (it == agents_.end())
-    return FieldError(absl::StatusCode::kNotFound, "id", absl::StrCat("no agent '", id, "'"));
+    return codec::FieldError(absl::StatusCode::kNotFound, "id",
+                             absl::StrCat("no agent '", id, "'"));
   AgentRec& rec = it->second;
   if (rec.info.state() == v1::Agent::lost) {
     return absl::FailedPreconditionError(
@@ -516,7 +524,7 @@ void Core::EndAttempt(v1::Job& job, v1::Job::State outcome, const std::string& r
     a->set_outcome(outcome);
     a->set_exit_code(exit_code);
     a->set_reason(reason);
-    *a->mutable_finished_at() = ToProto(now);
+    *a->mutable_finished_at() = base::ToProto(now);
   }
   job.set_exit_code(exit_code);
   job.set_signal(signal);
@@ -531,7 +539,7 @@ void Core::EndAttempt(v1::Job& job, v1::Job::State outcome, const std::string& r
     for (uint32_t k = 1; k < job.attempt() && backoff < options_.restart_backoff_max; ++k)
       backoff *= 2;
     backoff = std::min(backoff, options_.restart_backoff_max);
-    *job.mutable_not_before() = ToProto(now + backoff);
+    *job.mutable_not_before() = base::ToProto(now + backoff);
     job.clear_allocation();
     next_wakeup_ = std::min(next_wakeup_, now + backoff);
     Transition(job, v1::Job::queued,

@@ -1,9 +1,9 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "portolan/codec.h"
-#include "portolan/scheduler_core.h"
-#include "portolan/strings.h"
+#include "portolan/base/strings.h"
+#include "portolan/codec/codec.h"
+#include "portolan/scheduler/core.h"
 
 namespace portolan::scheduler {
 
@@ -19,17 +19,17 @@ namespace {
 // Free text the scheduler stores and prints (labels, origins, sectors):
 // bounded, and no control characters to split log lines or drive a terminal.
 bool PlainText(absl::string_view s, size_t max) {
-  return s.size() <= max && !HasControlCharacters(s);
+  return s.size() <= max && !base::HasControlCharacters(s);
 }
 
 absl::Status CheckSiteList(const google::protobuf::RepeatedPtrField<std::string>& sites,
                            absl::string_view field) {
   if (sites.size() > kMaxJobSites)
-    return InvalidField(field, absl::StrCat("at most ", kMaxJobSites, " sites"));
+    return codec::InvalidField(field, absl::StrCat("at most ", kMaxJobSites, " sites"));
   for (int i = 0; i < sites.size(); ++i) {
-    if (!IsId(sites[i]))
-      return InvalidField(absl::StrCat(field, "[", i, "]"),
-                          absl::StrCat("site ids must be ", kIdRule));
+    if (!base::IsId(sites[i]))
+      return codec::InvalidField(absl::StrCat(field, "[", i, "]"),
+                                 absl::StrCat("site ids must be ", base::kIdRule));
   }
   return absl::OkStatus();
 }
@@ -39,45 +39,47 @@ absl::Status CheckLimits(const v1::Job& job) {
   for (const auto& [k, v] : job.env()) {
     env_bytes += k.size() + v.size() + 2;
     if (absl::StartsWith(k, "PORTOLAN_")) {
-      return InvalidField(absl::StrCat("env.", CleanForMessage(k)),
-                          "PORTOLAN_* variables are set by the agent and cannot be given");
+      return codec::InvalidField(absl::StrCat("env.", base::CleanForMessage(k)),
+                                 "PORTOLAN_* variables are set by the agent and cannot be given");
     }
   }
   if (env_bytes > kMaxEnvBytes) {
-    return InvalidField(
+    return codec::InvalidField(
         "env", absl::StrCat("environment is ", env_bytes, " bytes; at most ", kMaxEnvBytes));
   }
   for (int i = 0; i < job.command_size(); ++i) {
     if (job.command(i).size() > 128 * 1024) {
-      return InvalidField(absl::StrCat("command[", i, "]"),
-                          "an argument is longer than 128 KiB (the kernel's limit)");
+      return codec::InvalidField(absl::StrCat("command[", i, "]"),
+                                 "an argument is longer than 128 KiB (the kernel's limit)");
     }
   }
   if (job.datasets_size() > kMaxJobDatasets) {
-    return InvalidField("datasets", absl::StrCat(job.datasets_size(), " datasets; at most ",
-                                                 kMaxJobDatasets, " per job"));
+    return codec::InvalidField("datasets", absl::StrCat(job.datasets_size(), " datasets; at most ",
+                                                        kMaxJobDatasets, " per job"));
   }
   for (int i = 0; i < job.datasets_size(); ++i) {
     const v1::Dataset& d = job.datasets(i);
     const std::string f = absl::StrCat("datasets[", i, "]");
-    if (!d.id().empty() && !IsId(d.id()))
-      return InvalidField(f + ".id", absl::StrCat("dataset ids must be ", kIdRule));
+    if (!d.id().empty() && !base::IsId(d.id()))
+      return codec::InvalidField(f + ".id", absl::StrCat("dataset ids must be ", base::kIdRule));
     if (!(d.size_gb() >= 0 && d.size_gb() <= kMaxDatasetGb)) {
-      return InvalidField(f + ".size_gb",
-                          absl::StrCat("size_gb must be 0-", kMaxDatasetGb, " (1 PB)"));
+      return codec::InvalidField(f + ".size_gb",
+                                 absl::StrCat("size_gb must be 0-", kMaxDatasetGb, " (1 PB)"));
     }
-    if (d.categories_size() > 8) return InvalidField(f + ".categories", "at most 8 categories");
+    if (d.categories_size() > 8)
+      return codec::InvalidField(f + ".categories", "at most 8 categories");
     for (auto [name, value] :
          {std::pair{"origin", &d.origin()}, std::pair{"location", &d.location()},
           std::pair{"sector", &d.sector()}, std::pair{"purpose", &d.purpose()}}) {
       if (!PlainText(*value, 64)) {
-        return InvalidField(absl::StrCat(f, ".", name),
-                            "at most 64 characters, no control characters");
+        return codec::InvalidField(absl::StrCat(f, ".", name),
+                                   "at most 64 characters, no control characters");
       }
     }
     for (int k = 0; k < i; ++k) {
       if (!d.id().empty() && job.datasets(k).id() == d.id()) {
-        return InvalidField(f + ".id", absl::StrCat("dataset '", d.id(), "' is listed twice"));
+        return codec::InvalidField(f + ".id",
+                                   absl::StrCat("dataset '", d.id(), "' is listed twice"));
       }
     }
   }
@@ -86,110 +88,123 @@ absl::Status CheckLimits(const v1::Job& job) {
   if (absl::Status st = CheckSiteList(p.avoid_sites(), "placement.avoid_sites"); !st.ok())
     return st;
   if (p.max_rtt_ms_size() > kMaxJobSites) {
-    return InvalidField("placement.max_rtt_ms", absl::StrCat("at most ", kMaxJobSites, " sites"));
+    return codec::InvalidField("placement.max_rtt_ms",
+                               absl::StrCat("at most ", kMaxJobSites, " sites"));
   }
   for (const auto& [site, ms] : p.max_rtt_ms()) {
-    const std::string f = absl::StrCat("placement.max_rtt_ms.", CleanForMessage(site));
-    if (!IsId(site)) return InvalidField(f, absl::StrCat("site ids must be ", kIdRule));
-    if (!(ms > 0 && ms <= 10000)) return InvalidField(f, "an RTT limit must be in (0, 10000] ms");
+    const std::string f = absl::StrCat("placement.max_rtt_ms.", base::CleanForMessage(site));
+    if (!base::IsId(site))
+      return codec::InvalidField(f, absl::StrCat("site ids must be ", base::kIdRule));
+    if (!(ms > 0 && ms <= 10000))
+      return codec::InvalidField(f, "an RTT limit must be in (0, 10000] ms");
   }
   if (p.agent_labels_size() > kMaxJobLabels) {
-    return InvalidField("placement.agent_labels",
-                        absl::StrCat("at most ", kMaxJobLabels, " labels"));
+    return codec::InvalidField("placement.agent_labels",
+                               absl::StrCat("at most ", kMaxJobLabels, " labels"));
   }
   for (const auto& [k, v] : p.agent_labels()) {
     if (!PlainText(k, 128) || k.empty() || !PlainText(v, 256)) {
-      return InvalidField(absl::StrCat("placement.agent_labels.", CleanForMessage(k)),
-                          "label keys are 1-128 and values 0-256 characters, no control "
-                          "characters");
+      return codec::InvalidField(absl::StrCat("placement.agent_labels.", base::CleanForMessage(k)),
+                                 "label keys are 1-128 and values 0-256 characters, no control "
+                                 "characters");
     }
   }
   if (!PlainText(job.idempotency_key(), 256))
-    return InvalidField("idempotency_key", "at most 256 characters, no control characters");
+    return codec::InvalidField("idempotency_key", "at most 256 characters, no control characters");
   return absl::OkStatus();
 }
 }  // namespace
 
 absl::Status ValidateAndDefault(v1::Job& job) {
   // Status fields belong to the scheduler.
-  if (!job.id().empty()) return InvalidField("id", "id is assigned by the scheduler; omit it");
+  if (!job.id().empty())
+    return codec::InvalidField("id", "id is assigned by the scheduler; omit it");
   if (job.state() != v1::Job::state_unspecified)
-    return InvalidField("state", "state is output-only; omit it");
-  if (!job.reason().empty()) return InvalidField("reason", "reason is output-only; omit it");
-  if (job.has_allocation()) return InvalidField("allocation", "allocation is output-only; omit it");
+    return codec::InvalidField("state", "state is output-only; omit it");
+  if (!job.reason().empty()) return codec::InvalidField("reason", "reason is output-only; omit it");
+  if (job.has_allocation())
+    return codec::InvalidField("allocation", "allocation is output-only; omit it");
   if (job.exit_code() != 0 || job.signal() != 0)
-    return InvalidField("exit_code", "exit_code is output-only; omit it");
-  if (job.attempt() != 0) return InvalidField("attempt", "attempt is output-only; omit it");
+    return codec::InvalidField("exit_code", "exit_code is output-only; omit it");
+  if (job.attempt() != 0) return codec::InvalidField("attempt", "attempt is output-only; omit it");
   if (job.has_submitted_at() || job.has_started_at() || job.has_finished_at()) {
-    return InvalidField("submitted_at", "timestamps are output-only; omit them");
+    return codec::InvalidField("submitted_at", "timestamps are output-only; omit them");
   }
-  if (job.events_size() > 0) return InvalidField("events", "events are output-only; omit them");
+  if (job.events_size() > 0)
+    return codec::InvalidField("events", "events are output-only; omit them");
   if (job.cancel_requested())
-    return InvalidField("cancel_requested", "cancel_requested is output-only");
+    return codec::InvalidField("cancel_requested", "cancel_requested is output-only");
 
-  if (job.command_size() == 0) return InvalidField("command", "command must name a program to run");
+  if (job.command_size() == 0)
+    return codec::InvalidField("command", "command must name a program to run");
   if (job.command_size() > 4096)
-    return InvalidField("command", "command has more than 4096 arguments");
+    return codec::InvalidField("command", "command has more than 4096 arguments");
   size_t total = 0;
   for (int i = 0; i < job.command_size(); ++i) {
     total += job.command(i).size();
     if (job.command(i).find('\0') != std::string::npos) {
-      return InvalidField(absl::StrCat("command[", i, "]"), "arguments cannot contain NUL bytes");
+      return codec::InvalidField(absl::StrCat("command[", i, "]"),
+                                 "arguments cannot contain NUL bytes");
     }
   }
-  if (job.command(0).empty()) return InvalidField("command[0]", "the program name is empty");
-  if (total > 256 * 1024) return InvalidField("command", "command is longer than 256 KiB");
-  if (job.env_size() > 1024) return InvalidField("env", "more than 1024 environment variables");
+  if (job.command(0).empty()) return codec::InvalidField("command[0]", "the program name is empty");
+  if (total > 256 * 1024) return codec::InvalidField("command", "command is longer than 256 KiB");
+  if (job.env_size() > 1024)
+    return codec::InvalidField("env", "more than 1024 environment variables");
   for (const auto& [k, v] : job.env()) {
     if (k.empty() || k.find('=') != std::string::npos || k.find('\0') != std::string::npos) {
-      return InvalidField(absl::StrCat("env.", k),
-                          "environment variable names must be non-empty and contain no '=' or NUL");
+      return codec::InvalidField(
+          absl::StrCat("env.", k),
+          "environment variable names must be non-empty and contain no '=' or NUL");
     }
     if (v.find('\0') != std::string::npos)
-      return InvalidField(absl::StrCat("env.", k), "value contains a NUL byte");
+      return codec::InvalidField(absl::StrCat("env.", k), "value contains a NUL byte");
   }
 
   const v1::Resources& r = job.resources();
   if (!job.has_resources())
-    return InvalidField("resources", "resources are required (cpus, memory_mb)");
+    return codec::InvalidField("resources", "resources are required (cpus, memory_mb)");
   if (r.cpus() <= 0)
-    return InvalidField("resources.cpus", absl::StrCat("cpus must be at least 1, got ", r.cpus()));
+    return codec::InvalidField("resources.cpus",
+                               absl::StrCat("cpus must be at least 1, got ", r.cpus()));
   if (r.memory_mb() <= 0) {
-    return InvalidField("resources.memory_mb",
-                        absl::StrCat("memory_mb must be at least 1, got ", r.memory_mb()));
+    return codec::InvalidField("resources.memory_mb",
+                               absl::StrCat("memory_mb must be at least 1, got ", r.memory_mb()));
   }
   if (r.gpus() < 0)
-    return InvalidField("resources.gpus", absl::StrCat("gpus cannot be negative, got ", r.gpus()));
+    return codec::InvalidField("resources.gpus",
+                               absl::StrCat("gpus cannot be negative, got ", r.gpus()));
 
   if (absl::Status st = CheckLimits(job); !st.ok()) return st;
   if (job.priority() < 0 || job.priority() > 1000) {
-    return InvalidField("priority", absl::StrCat("priority must be 0-1000, got ", job.priority()));
+    return codec::InvalidField("priority",
+                               absl::StrCat("priority must be 0-1000, got ", job.priority()));
   }
   if (job.idempotency_key().size() > 256)
-    return InvalidField("idempotency_key", "longer than 256 characters");
+    return codec::InvalidField("idempotency_key", "longer than 256 characters");
   if (job.restart().max_attempts() > 100) {
-    return InvalidField(
+    return codec::InvalidField(
         "restart.max_attempts",
         absl::StrCat("max_attempts must be 0-100 (0: 3), got ", job.restart().max_attempts()));
   }
   for (int i = 0; i < job.datasets_size(); ++i) {
     if (job.datasets(i).id().empty())
-      return InvalidField(absl::StrCat("datasets[", i, "].id"), "dataset id is required");
+      return codec::InvalidField(absl::StrCat("datasets[", i, "].id"), "dataset id is required");
     if (job.datasets(i).size_gb() < 0)
-      return InvalidField(absl::StrCat("datasets[", i, "].size_gb"), "cannot be negative");
+      return codec::InvalidField(absl::StrCat("datasets[", i, "].size_gb"), "cannot be negative");
   }
 
   if (job.name().empty()) {
     std::string base = job.command(0).substr(job.command(0).rfind('/') + 1);
-    job.set_name(IsId(base) ? base : "job");
-  } else if (!IsId(job.name())) {
-    return InvalidField("name",
-                        "name must be 1-128 characters of letters, digits, '-', '_' or '.'");
+    job.set_name(base::IsId(base) ? base : "job");
+  } else if (!base::IsId(job.name())) {
+    return codec::InvalidField("name",
+                               "name must be 1-128 characters of letters, digits, '-', '_' or '.'");
   }
   if (job.tenant().empty()) job.set_tenant("default");
-  if (!IsId(job.tenant()))
-    return InvalidField("tenant",
-                        "tenant must be 1-128 characters of letters, digits, '-', '_' or '.'");
+  if (!base::IsId(job.tenant()))
+    return codec::InvalidField(
+        "tenant", "tenant must be 1-128 characters of letters, digits, '-', '_' or '.'");
   if (job.kind() == v1::Job::kind_unspecified) job.set_kind(v1::Job::compute);
   if (job.restart().policy() == v1::RestartPolicy::policy_unspecified) {
     job.mutable_restart()->set_policy(v1::RestartPolicy::never);

@@ -1,4 +1,4 @@
-#include "portolan/scheduler_metrics.h"
+#include "portolan/scheduler/metrics.h"
 
 namespace portolan::scheduler {
 

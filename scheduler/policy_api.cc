@@ -7,10 +7,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/civil_time.h"
-#include "portolan/codec.h"
-#include "portolan/log.h"
-#include "portolan/scheduler_core.h"
-#include "portolan/strings.h"
+#include "portolan/base/log.h"
+#include "portolan/base/strings.h"
+#include "portolan/codec/codec.h"
+#include "portolan/scheduler/core.h"
 
 namespace portolan::scheduler {
 
@@ -28,7 +28,7 @@ absl::StatusOr<std::shared_ptr<const PolicyState>> Core::Build(v1::Policy policy
   auto engine = placement::Engine::Create(*registry_, (*compiled)->policy().plugins());
   if (!engine.ok()) {
     if (errors) errors->push_back(absl::StrCat("plugins: ", engine.status().message()));
-    return InvalidField("plugins", engine.status().message());
+    return codec::InvalidField("plugins", engine.status().message());
   }
   auto state = std::make_shared<PolicyState>();
   state->compiled = std::move(*compiled);
@@ -41,8 +41,8 @@ absl::Status Core::CheckAgainstPolicy(const v1::Job& job, const policy::Compiled
   for (const v1::Site& s : p.policy().sites()) site_ids.push_back(s.id());
   auto site = [&](const std::string& field, const std::string& id) -> absl::Status {
     if (p.FindSite(id) != nullptr) return absl::OkStatus();
-    return InvalidField(field,
-                        absl::StrCat("unknown site '", id, "' (known: ", Known(site_ids), ")"));
+    return codec::InvalidField(
+        field, absl::StrCat("unknown site '", id, "' (known: ", Known(site_ids), ")"));
   };
   const v1::PlacementRequest& pr = job.placement();
   for (int i = 0; i < pr.sites_size(); ++i) {
@@ -55,8 +55,8 @@ absl::Status Core::CheckAgainstPolicy(const v1::Job& job, const policy::Compiled
   for (const auto& [id, limit] : pr.max_rtt_ms()) {
     if (auto st = site(absl::StrCat("placement.max_rtt_ms.", id), id); !st.ok()) return st;
     if (!(limit > 0))
-      return InvalidField(absl::StrCat("placement.max_rtt_ms.", id),
-                          "the RTT limit must be > 0 ms");
+      return codec::InvalidField(absl::StrCat("placement.max_rtt_ms.", id),
+                                 "the RTT limit must be > 0 ms");
   }
   for (int i = 0; i < job.datasets_size(); ++i) {
     const v1::Dataset& d = job.datasets(i);
@@ -66,7 +66,7 @@ absl::Status Core::CheckAgainstPolicy(const v1::Job& job, const policy::Compiled
     }
     const auto& j = p.policy().jurisdictions();
     if (!d.origin().empty() && std::find(j.begin(), j.end(), d.origin()) == j.end()) {
-      return InvalidField(
+      return codec::InvalidField(
           absl::StrCat("datasets[", i, "].origin"),
           absl::StrCat("unknown jurisdiction '", d.origin(), "' (known: ", Known(j), ")"));
     }
@@ -91,7 +91,7 @@ absl::StatusOr<v1::Decision> Core::Plan(v1::Job spec) {
   in.agents_by_site = &by_site;
   v1::Decision d = policy_->engine->Decide(in);
   d.set_policy_version(policy_->meta.version());
-  *d.mutable_decided_at() = ToProto(clock_->Now());
+  *d.mutable_decided_at() = base::ToProto(clock_->Now());
   return d;
 }
 
@@ -99,7 +99,8 @@ absl::StatusOr<v1::Decision> Core::Explain(const std::string& id) {
   {
     absl::MutexLock lock(&mu_);
     if (!jobs_.contains(id))
-      return FieldError(absl::StatusCode::kNotFound, "id", absl::StrCat("no job '", id, "'"));
+      return codec::FieldError(absl::StatusCode::kNotFound, "id",
+                               absl::StrCat("no job '", id, "'"));
     auto w = waiting_decisions_.find(id);
     if (w != waiting_decisions_.end()) {
       v1::Decision d;
@@ -122,7 +123,7 @@ absl::StatusOr<v1::PolicyVersion> Core::ApplyPolicy(v1::Policy policy, const std
   absl::MutexLock lock(&mu_);
   v1::PolicyVersion v;
   v.set_version(absl::StrCat("v", policy_versions_ + 1));
-  *v.mutable_applied_at() = ToProto(clock_->Now());
+  *v.mutable_applied_at() = base::ToProto(clock_->Now());
   v.set_applied_by(who);
   if (!summary.empty()) {
     v.set_summary(summary);
@@ -272,7 +273,7 @@ void Core::CheckComplianceLocked(const std::string& cause, const std::string& on
       x.set_reason(c.reason());
       x.set_policy_version(policy_->meta.version());
       x.set_action(stop ? "stop" : "report");
-      *x.mutable_since() = ToProto(now);
+      *x.mutable_since() = base::ToProto(now);
       if (known != violations_.end()) {
         for (const auto& old : known->second) {
           if (old.dataset() == x.dataset()) *x.mutable_since() = old.since();
@@ -308,8 +309,8 @@ absl::StatusOr<v1::Tenant> Core::GetTenant(const std::string& id) {
   absl::MutexLock lock(&mu_);
   auto it = tenants_.find(id);
   if (it == tenants_.end() || !it->second.has_updated_at()) {
-    return FieldError(absl::StatusCode::kNotFound, "id",
-                      absl::StrCat("no profile for tenant '", id, "'"));
+    return codec::FieldError(absl::StatusCode::kNotFound, "id",
+                             absl::StrCat("no profile for tenant '", id, "'"));
   }
   return it->second;
 }
@@ -323,20 +324,21 @@ int Core::TenantMaxPriority(const std::string& tenant) {
 absl::StatusOr<v1::Tenant> Core::PutTenant(const std::string& id, v1::Tenant t) {
   if (t.id().empty()) t.set_id(id);
   if (t.id() != id)
-    return InvalidField("id", absl::StrCat("body id '", CleanForMessage(t.id()),
-                                           "' differs from the path's '", id, "'"));
-  if (t.has_updated_at()) return InvalidField("updated_at", "updated_at is output-only; omit it");
+    return codec::InvalidField("id", absl::StrCat("body id '", base::CleanForMessage(t.id()),
+                                                  "' differs from the path's '", id, "'"));
+  if (t.has_updated_at())
+    return codec::InvalidField("updated_at", "updated_at is output-only; omit it");
   if (t.registered_zones_size() > kMaxTenantZones) {
-    return InvalidField("registered_zones",
-                        absl::StrCat("at most ", kMaxTenantZones, " registered zones"));
+    return codec::InvalidField("registered_zones",
+                               absl::StrCat("at most ", kMaxTenantZones, " registered zones"));
   }
   if (t.instruments_size() > kMaxTenantInstruments) {
-    return InvalidField("instruments",
-                        absl::StrCat("at most ", kMaxTenantInstruments, " instruments per tenant"));
+    return codec::InvalidField(
+        "instruments", absl::StrCat("at most ", kMaxTenantInstruments, " instruments per tenant"));
   }
   if (t.max_priority() < 0 || t.max_priority() > 1000) {
-    return InvalidField("max_priority",
-                        absl::StrCat("max_priority must be 0-1000 (0: the default, ",
+    return codec::InvalidField(
+        "max_priority", absl::StrCat("max_priority must be 0-1000 (0: the default, ",
                                      kDefaultTenantMaxPriority, "), got ", t.max_priority()));
   }
   absl::MutexLock lock(&mu_);
@@ -347,57 +349,58 @@ absl::StatusOr<v1::Tenant> Core::PutTenant(const std::string& id, v1::Tenant t) 
   const std::set<std::string>& known_zones = policy_->compiled->residency().known_zones();
   for (int i = 0; i < t.registered_zones_size(); ++i) {
     if (!known_zones.contains(t.registered_zones(i))) {
-      return InvalidField(absl::StrCat("registered_zones[", i, "]"),
-                          absl::StrCat("unknown zone '", t.registered_zones(i),
-                                       "' (the policy's zones: ", Known(known_zones), ")"));
+      return codec::InvalidField(absl::StrCat("registered_zones[", i, "]"),
+                                 absl::StrCat("unknown zone '", t.registered_zones(i),
+                                              "' (the policy's zones: ", Known(known_zones), ")"));
     }
   }
   for (int i = 0; i < t.instruments_size(); ++i) {
     const v1::Instrument& in = t.instruments(i);
     const std::string f = absl::StrCat("instruments[", i, "]");
-    if (in.reference().size() > 256 || HasControlCharacters(in.reference())) {
-      return InvalidField(f + ".reference",
-                          "reference must be at most 256 characters with no control characters");
+    if (in.reference().size() > 256 || base::HasControlCharacters(in.reference())) {
+      return codec::InvalidField(
+          f + ".reference", "reference must be at most 256 characters with no control characters");
     }
     if (in.sites_size() > 64 || in.sectors_size() > 64 || in.purposes_size() > 64) {
-      return InvalidField(f, "at most 64 sites, sectors and purposes each");
+      return codec::InvalidField(f, "at most 64 sites, sectors and purposes each");
     }
     if (std::find(p.instrument_types().begin(), p.instrument_types().end(), in.type()) ==
         p.instrument_types().end()) {
-      return InvalidField(f + ".type", absl::StrCat("unknown instrument '", in.type(), "' (known: ",
-                                                    Known(p.instrument_types()), ")"));
+      return codec::InvalidField(f + ".type",
+                                 absl::StrCat("unknown instrument '", in.type(),
+                                              "' (known: ", Known(p.instrument_types()), ")"));
     }
     for (auto [name, j] : {std::pair{"from", in.from()}, std::pair{"to", in.to()}}) {
       if (j.empty() || j == "*") continue;
       if (std::find(p.jurisdictions().begin(), p.jurisdictions().end(), j) ==
           p.jurisdictions().end()) {
-        return InvalidField(absl::StrCat(f, ".", name),
-                            absl::StrCat("unknown jurisdiction '", j,
-                                         "' (known: ", Known(p.jurisdictions()), ", *)"));
+        return codec::InvalidField(absl::StrCat(f, ".", name),
+                                   absl::StrCat("unknown jurisdiction '", j,
+                                                "' (known: ", Known(p.jurisdictions()), ", *)"));
       }
     }
     absl::CivilDay from_day, until_day;
     if (!in.expires().empty() && !absl::ParseCivilTime(in.expires(), &until_day)) {
-      return InvalidField(f + ".expires",
-                          absl::StrCat("'", in.expires(), "' is not a date (YYYY-MM-DD)"));
+      return codec::InvalidField(f + ".expires",
+                                 absl::StrCat("'", in.expires(), "' is not a date (YYYY-MM-DD)"));
     }
     if (!in.valid_from().empty() && !absl::ParseCivilTime(in.valid_from(), &from_day)) {
-      return InvalidField(f + ".valid_from",
-                          absl::StrCat("'", in.valid_from(), "' is not a date (YYYY-MM-DD)"));
+      return codec::InvalidField(
+          f + ".valid_from", absl::StrCat("'", in.valid_from(), "' is not a date (YYYY-MM-DD)"));
     }
     if (!in.valid_from().empty() && !in.expires().empty() && until_day < from_day) {
-      return InvalidField(f + ".expires",
-                          absl::StrCat("expires (", in.expires(), ") is before valid_from (",
-                                       in.valid_from(), ")"));
+      return codec::InvalidField(f + ".expires",
+                                 absl::StrCat("expires (", in.expires(), ") is before valid_from (",
+                                              in.valid_from(), ")"));
     }
     for (int k = 0; k < in.sites_size(); ++k) {
       if (policy_->compiled->FindSite(in.sites(k)) == nullptr) {
-        return InvalidField(absl::StrCat(f, ".sites[", k, "]"),
-                            absl::StrCat("unknown site '", in.sites(k), "'"));
+        return codec::InvalidField(absl::StrCat(f, ".sites[", k, "]"),
+                                   absl::StrCat("unknown site '", in.sites(k), "'"));
       }
     }
   }
-  *t.mutable_updated_at() = ToProto(clock_->Now());
+  *t.mutable_updated_at() = base::ToProto(clock_->Now());
   if (absl::Status st = store_->PutTenant(t); !st.ok()) {
     return absl::UnavailableError(
         absl::StrCat("tenant not saved: state store write failed: ", st.message()));
@@ -445,21 +448,21 @@ absl::StatusOr<v1::Link> Core::UpdateLink(const std::string& id, const v1::LinkU
     if (l.id() == id) link = &l;
   }
   if (link == nullptr)
-    return FieldError(absl::StatusCode::kNotFound, "id", absl::StrCat("no link '", id, "'"));
+    return codec::FieldError(absl::StatusCode::kNotFound, "id", absl::StrCat("no link '", id, "'"));
   std::vector<std::string> changes;
   if (update.has_up() && update.up() != link->up()) {
     changes.push_back(absl::StrCat("link ", id, update.up() ? " up" : " down"));
     link->set_up(update.up());
   }
   if (update.has_rtt_ms()) {
-    if (!(update.rtt_ms() > 0)) return InvalidField("rtt_ms", "RTT must be > 0");
+    if (!(update.rtt_ms() > 0)) return codec::InvalidField("rtt_ms", "RTT must be > 0");
     changes.push_back(
         absl::StrCat("link ", id, " rtt ", link->rtt_ms(), " -> ", update.rtt_ms(), " ms"));
     link->set_rtt_ms(update.rtt_ms());
     link->set_estimate(false);
   }
   if (update.has_gbps()) {
-    if (!(update.gbps() > 0)) return InvalidField("gbps", "capacity must be > 0");
+    if (!(update.gbps() > 0)) return codec::InvalidField("gbps", "capacity must be > 0");
     changes.push_back(
         absl::StrCat("link ", id, " capacity ", link->gbps(), " -> ", update.gbps(), " Gbps"));
     link->set_gbps(update.gbps());
@@ -473,7 +476,7 @@ absl::StatusOr<v1::Link> Core::UpdateLink(const std::string& id, const v1::LinkU
 
 absl::StatusOr<v1::ListAuditResponse> Core::Audit(const std::string& tenant, const std::string& job,
                                                   int limit) {
-  if (limit < 1 || limit > 10000) return InvalidField("limit", "limit must be 1-10000");
+  if (limit < 1 || limit > 10000) return codec::InvalidField("limit", "limit must be 1-10000");
   auto records = store_->ListAudit(tenant, job, limit);
   if (!records.ok()) return records.status();
   v1::ListAuditResponse out;

@@ -7,10 +7,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/civil_time.h"
-#include "portolan/log.h"
-#include "portolan/scheduler_core.h"
-#include "portolan/strings.h"
-#include "portolan/topology_alloc.h"
+#include "portolan/base/log.h"
+#include "portolan/base/strings.h"
+#include "portolan/scheduler/core.h"
+#include "portolan/topology/allocator.h"
 
 namespace portolan::scheduler {
 namespace {
@@ -79,7 +79,8 @@ class DrfQueue {
   std::map<std::string, std::array<double, 3>> usage_;
 };
 
-Core::Core(CoreOptions options, Store* store, Clock* clock, const placement::Registry* registry)
+Core::Core(CoreOptions options, store::Store* store, base::Clock* clock,
+           const placement::Registry* registry)
     : options_(options), store_(store), clock_(clock), registry_(registry) {}
 
 v1::Resources Core::Free(const AgentRec& rec) {
@@ -135,8 +136,8 @@ void Core::RecordCrossBorder(const v1::Job& job, const v1::Decision& d) {
     }
     if (ds == nullptr) continue;
     v1::AuditRecord rec;
-    rec.set_id(NewId("audit"));
-    *rec.mutable_time() = ToProto(clock_->Now());
+    rec.set_id(base::NewId("audit"));
+    *rec.mutable_time() = base::ToProto(clock_->Now());
     rec.set_job(job.id());
     rec.set_tenant(job.tenant());
     rec.set_dataset(ds->id());
@@ -264,8 +265,8 @@ void Core::ScheduleLocked(const std::string* only) {
   std::string next_id;
   while (drf.Next(&next_id)) {
     v1::Job& job = Live(next_id);
-    if (job.has_not_before() && FromProto(job.not_before()) > now) {  // restart backoff
-      next_wakeup_ = std::min(next_wakeup_, FromProto(job.not_before()));
+    if (job.has_not_before() && base::FromProto(job.not_before()) > now) {  // restart backoff
+      next_wakeup_ = std::min(next_wakeup_, base::FromProto(job.not_before()));
       continue;
     }
     int& misses = tenant_misses[job.tenant()];
@@ -285,7 +286,7 @@ void Core::ScheduleLocked(const std::string* only) {
     ObserveDecision(
         d, std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
     d.set_policy_version(policy->meta.version());
-    *d.mutable_decided_at() = ToProto(clock_->Now());
+    *d.mutable_decided_at() = base::ToProto(clock_->Now());
     if (!d.feasible()) {
       if (d.unschedulable()) {
         PersistDecision(job.id(), d);
@@ -346,7 +347,7 @@ bool Core::CommitPlacement(v1::Job& job, const v1::Decision& d, const PolicyStat
   attempt->set_number(job.attempt());
   *attempt->mutable_allocation() = job.allocation();
   attempt->set_outcome(v1::Job::placed);
-  *attempt->mutable_placed_at() = ToProto(clock_->Now());
+  *attempt->mutable_placed_at() = base::ToProto(clock_->Now());
   std::string basis;
   for (const v1::Compliance& c : d.placement().compliance()) {
     absl::StrAppend(&basis, basis.empty() ? "; " : ", ", c.dataset(), " under ", c.rule(),

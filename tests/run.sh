@@ -43,8 +43,8 @@ export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 echo "== thread-safety analysis (clang -Wthread-safety -Werror) in build-fuzz/"
 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_CXX_COMPILER=clang++ -DPORTOLAN_FUZZ=ON >/dev/null
-cmake --build build-fuzz -j "$JOBS" --target portolan_agent_lib portolan_scheduler_core \
-  portolan_scheduler_net portolan_policy portolan_placement
+cmake --build build-fuzz -j "$JOBS" --target portolan_agent portolan_scheduler portolan_rpc \
+  portolan_rest portolan_policy portolan_placement portolan_metrics
 
 FUZZ_SECONDS="${PORTOLAN_FUZZ_SECONDS:-20}"
 if [ "$FUZZ_SECONDS" -gt 0 ]; then

@@ -1,4 +1,4 @@
-#include "portolan/auth.h"
+#include "portolan/auth/auth.h"
 
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -8,7 +8,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
-#include "portolan/codec.h"
+#include "portolan/codec/codec.h"
 
 namespace portolan::auth {
 
@@ -41,14 +41,15 @@ std::string NewToken() {
 
 absl::Status TokenStore::Load(const std::string& path) {
   v1::TokensFile file;
-  if (absl::Status st = LoadFile(path, &file); !st.ok()) return st;
+  if (absl::Status st = codec::LoadFile(path, &file); !st.ok()) return st;
   auto map = std::make_shared<std::map<std::string, Principal>>();
   std::set<std::string> names;
   for (int i = 0; i < file.tokens_size(); ++i) {
     const v1::Token& t = file.tokens(i);
     const std::string f = absl::StrCat("tokens[", i, "]");
     auto bad = [&](const std::string& field, const std::string& why) {
-      return InvalidField(f + "." + field, absl::StrCat(path, ": ", f, ".", field, ": ", why));
+      return codec::InvalidField(f + "." + field,
+                                 absl::StrCat(path, ": ", f, ".", field, ": ", why));
     };
     if (t.name().empty()) return bad("name", "every token needs a name");
     if (!names.insert(t.name()).second)

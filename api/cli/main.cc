@@ -14,10 +14,10 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
-#include "portolan/auth.h"
-#include "portolan/client.h"
-#include "portolan/codec.h"
-#include "portolan/strings.h"
+#include "portolan/auth/auth.h"
+#include "portolan/base/strings.h"
+#include "portolan/client/client.h"
+#include "portolan/codec/codec.h"
 #include "portolan/v1/api.pb.h"
 #include "portolan/v1/config.pb.h"
 #include "portolan/v1/policy.pb.h"
@@ -89,9 +89,9 @@ Exit codes: 0 success, 1 request refused or job not succeeded, 2 usage error, 3 
 std::string g_output = "table";
 
 void Emit(const google::protobuf::Message& m) {
-  const std::string json = ToJson(m, true);
+  const std::string json = codec::ToJson(m, true);
   if (g_output == "yaml") {
-    auto yaml = JsonToYaml(json);
+    auto yaml = codec::JsonToYaml(json);
     std::cout << (yaml.ok() ? *yaml : json + "\n");
   } else {
     std::cout << json << "\n";
@@ -100,7 +100,7 @@ void Emit(const google::protobuf::Message& m) {
 
 int Report(const absl::Status& st) {
   std::cerr << "portolan: " << st.message();
-  std::string field = StatusField(st);
+  std::string field = codec::StatusField(st);
   if (!field.empty()) std::cerr << " (field: " << field << ")";
   std::cerr << "\n";
   return st.code() == absl::StatusCode::kUnavailable ? kExitUnreachable : kExitError;
@@ -108,7 +108,7 @@ int Report(const absl::Status& st) {
 
 std::string Short(const google::protobuf::Timestamp& ts) {
   if (ts.seconds() == 0) return "-";
-  return absl::FormatTime("%Y-%m-%d %H:%M:%S", FromProto(ts), absl::LocalTimeZone());
+  return absl::FormatTime("%Y-%m-%d %H:%M:%S", base::FromProto(ts), absl::LocalTimeZone());
 }
 
 // Exit code column: only for jobs whose process ended.
@@ -153,8 +153,8 @@ void PrintJob(const v1::Job& j) {
       }
       absl::PrintF(
           "  allocation: PUs %s, NUMA node(s) %s%s%s\n",
-          FormatIdList({a.pus().begin(), a.pus().end()}),
-          FormatIdList({a.numa_nodes().begin(), a.numa_nodes().end()}),
+          base::FormatIdList({a.pus().begin(), a.pus().end()}),
+          base::FormatIdList({a.numa_nodes().begin(), a.numa_nodes().end()}),
           mem.empty() ? "" : absl::StrCat(", ", absl::StrJoin(mem, ", ")),
           a.gpu_ids().empty() ? "" : absl::StrCat(", GPUs ", absl::StrJoin(a.gpu_ids(), ",")));
     }
@@ -395,7 +395,7 @@ complete -F _portolan portolan
 )BASH";
 
 // Prints a job's events as they happen until it ends.
-int Watch(Client& client, const std::string& id, int timeout_s, bool json) {
+int Watch(client::Client& client, const std::string& id, int timeout_s, bool json) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
   int shown = 0;
   while (true) {
@@ -404,9 +404,9 @@ int Watch(Client& client, const std::string& id, int timeout_s, bool json) {
     for (; shown < job->events_size(); ++shown) {
       const v1::JobEvent& e = job->events(shown);
       if (json) {
-        std::cout << ToJson(e) << std::endl;
+        std::cout << codec::ToJson(e) << std::endl;
       } else {
-        std::cout << absl::FormatTime("%Y-%m-%d %H:%M:%E3S", FromProto(e.time()),
+        std::cout << absl::FormatTime("%Y-%m-%d %H:%M:%E3S", base::FromProto(e.time()),
                                       absl::LocalTimeZone())
                   << "  " << absl::StrFormat("%-13s", v1::Job::State_Name(e.state())) << " "
                   << e.message() << std::endl;
@@ -421,7 +421,7 @@ int Watch(Client& client, const std::string& id, int timeout_s, bool json) {
   }
 }
 
-int Wait(Client& client, const std::string& id, int timeout_s, bool json) {
+int Wait(client::Client& client, const std::string& id, int timeout_s, bool json) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
   while (true) {
     auto job = client.GetJob(id);
@@ -455,7 +455,7 @@ int main(int argc, char** argv) {
     std::string path =
         env_cfg ? env_cfg : (home ? absl::StrCat(home, "/.config/portolan/cli.yaml") : "");
     if (!path.empty() && (env_cfg || access(path.c_str(), F_OK) == 0)) {
-      if (absl::Status st = LoadFile(path, &file_cfg); !st.ok()) {
+      if (absl::Status st = codec::LoadFile(path, &file_cfg); !st.ok()) {
         std::cerr << "portolan: config file: " << st.message() << "\n";
         return kExitUsage;
       }
@@ -546,14 +546,14 @@ int main(int argc, char** argv) {
     t.set_sha256(auth::Sha256Hex(secret));
     std::cout << "token (give it to " << t.name() << "; it is not stored anywhere): " << secret
               << "\n";
-    std::cout << "tokens-file entry:\n  - " << ToJson(t) << "\n";
+    std::cout << "tokens-file entry:\n  - " << codec::ToJson(t) << "\n";
     return kExitOk;
   }
   if (!ca.empty() && access(ca.c_str(), R_OK) != 0) {
     std::cerr << "portolan: CA file " << ca << " cannot be read (--ca, $PORTOLAN_CA or config)\n";
     return kExitUsage;
   }
-  Client client(server, token, ca);
+  client::Client client(server, token, ca);
   auto need_id = [&](const char* what) -> bool {
     if (rest.size() != 1 && !(rest.size() >= 1 && std::string(what) == "wait")) {
       std::cerr << "portolan: usage: portolan " << what << " ID\n";
@@ -569,8 +569,8 @@ int main(int argc, char** argv) {
       if (rest[0] == "-") {
         std::string body((std::istreambuf_iterator<char>(std::cin)),
                          std::istreambuf_iterator<char>());
-        if (absl::Status st = ParseJson(body, &spec); !st.ok()) return Report(st);
-      } else if (absl::Status st = LoadFile(rest[0], &spec); !st.ok()) {
+        if (absl::Status st = codec::ParseJson(body, &spec); !st.ok()) return Report(st);
+      } else if (absl::Status st = codec::LoadFile(rest[0], &spec); !st.ok()) {
         return Report(st);
       }
       for (size_t k = 1; k < rest.size(); ++k) {
@@ -722,7 +722,7 @@ int main(int argc, char** argv) {
     if (!code.ok()) return Report(code.status());
     if (*code != 200) {
       v1::ErrorResponse err;
-      if (ParseJson(body, &err).ok())
+      if (codec::ParseJson(body, &err).ok())
         return Report(absl::PermissionDeniedError(err.error().message()));
       std::cerr << "portolan: /metrics answered " << *code << "\n";
       return kExitError;
@@ -735,9 +735,9 @@ int main(int argc, char** argv) {
     if (path == "-") {
       std::string body((std::istreambuf_iterator<char>(std::cin)),
                        std::istreambuf_iterator<char>());
-      return ParseJson(body, m);
+      return codec::ParseJson(body, m);
     }
-    return LoadFile(path, m);
+    return codec::LoadFile(path, m);
   };
   auto print = [&](const google::protobuf::Message& m) { Emit(m); };
 
@@ -751,7 +751,7 @@ int main(int argc, char** argv) {
     if (cmd == "plan") {
       v1::Job spec;
       if (st = load(rest[0], &spec); !st.ok()) return Report(st);
-      st = client.Call("POST", "/v1/plan", ToJson(spec), &d);
+      st = client.Call("POST", "/v1/plan", codec::ToJson(spec), &d);
     } else {
       st = client.Call("GET", "/v1/jobs/" + rest[0] + "/explanation", "", &d);
     }
@@ -776,7 +776,7 @@ int main(int argc, char** argv) {
       if (auto st = load(rest[1], &p); !st.ok()) return Report(st);
       if (sub == "validate") {
         v1::ValidationResult r;
-        if (auto st = client.Call("POST", "/v1/policy:validate", ToJson(p), &r); !st.ok())
+        if (auto st = client.Call("POST", "/v1/policy:validate", codec::ToJson(p), &r); !st.ok())
           return Report(st);
         if (json) {
           print(r);
@@ -788,7 +788,8 @@ int main(int argc, char** argv) {
         return r.valid() ? kExitOk : kExitError;
       }
       v1::PolicyVersion v;
-      if (auto st = client.Call("PUT", "/v1/policy", ToJson(p), &v); !st.ok()) return Report(st);
+      if (auto st = client.Call("PUT", "/v1/policy", codec::ToJson(p), &v); !st.ok())
+        return Report(st);
       if (json) {
         print(v);
       } else {
@@ -950,7 +951,7 @@ int main(int argc, char** argv) {
     } else if (cmd == "tenant" && rest.size() == 3 && rest[0] == "set") {
       v1::Tenant body;
       if (st = load(rest[2], &body); !st.ok()) return Report(st);
-      st = client.Call("PUT", "/v1/tenants/" + rest[1], ToJson(body), &t);
+      st = client.Call("PUT", "/v1/tenants/" + rest[1], codec::ToJson(body), &t);
     } else {
       std::cerr << "portolan: usage: portolan tenants [--expiring 90d] | tenant ID | tenant set "
                    "ID FILE\n";

@@ -1,12 +1,12 @@
-#include "portolan/client.h"
+#include "portolan/client/client.h"
 
 #include <cpprest/http_client.h>
 
 #include "absl/strings/str_cat.h"
-#include "portolan/codec.h"
+#include "portolan/codec/codec.h"
 #include "portolan/v1/api.pb.h"
 
-namespace portolan {
+namespace portolan::client {
 
 namespace http = web::http;
 
@@ -99,18 +99,18 @@ absl::Status Client::Call(const std::string& method, const std::string& path,
   if (!code.ok()) return code.status();
   if (*code >= 400) {
     v1::ErrorResponse err;
-    if (ParseJson(text, &err).ok() && !err.error().message().empty()) {
-      return FieldError(CodeOf(*code), err.error().field(), err.error().message());
+    if (codec::ParseJson(text, &err).ok() && !err.error().message().empty()) {
+      return codec::FieldError(CodeOf(*code), err.error().field(), err.error().message());
     }
     return absl::Status(CodeOf(*code), absl::StrCat("HTTP ", *code, ": ", text.substr(0, 200)));
   }
-  absl::Status st = ParseJson(text, out);
+  absl::Status st = codec::ParseJson(text, out);
   if (!st.ok()) return absl::InternalError(absl::StrCat("unexpected response: ", st.message()));
   return absl::OkStatus();
 }
 
 absl::StatusOr<v1::Job> Client::Submit(const v1::Job& spec) {
-  return CallAs<v1::Job>(*this, "POST", "/v1/jobs", ToJson(spec));
+  return CallAs<v1::Job>(*this, "POST", "/v1/jobs", codec::ToJson(spec));
 }
 absl::StatusOr<v1::Job> Client::GetJob(const std::string& id) {
   return CallAs<v1::Job>(*this, "GET", "/v1/jobs/" + Escape(id));
@@ -135,4 +135,4 @@ absl::StatusOr<v1::Agent> Client::GetAgent(const std::string& id) {
   return CallAs<v1::Agent>(*this, "GET", "/v1/agents/" + Escape(id));
 }
 
-}  // namespace portolan
+}  // namespace portolan::client

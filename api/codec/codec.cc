@@ -1,6 +1,6 @@
-#include "portolan/codec.h"
+#include "portolan/codec/codec.h"
 #include <cmath>
-#include "portolan/strings.h"
+#include "portolan/base/strings.h"
 
 #include <algorithm>
 #include <cstring>
@@ -19,7 +19,7 @@
 #include "google/protobuf/util/json_util.h"
 #include "yaml-cpp/yaml.h"
 
-namespace portolan {
+namespace portolan::codec {
 namespace {
 
 using google::protobuf::Descriptor;
@@ -112,7 +112,7 @@ absl::Status TranslateJsonError(const absl::Status& st, const Descriptor* root) 
 
 void AppendJsonString(absl::string_view s, std::string* out) {
   out->push_back('"');
-  AppendJsonEscaped(s, out);
+  base::AppendJsonEscaped(s, out);
   out->push_back('"');
 }
 
@@ -456,4 +456,4 @@ std::vector<std::string> ConfigToFlags(const google::protobuf::Message& config,
   return out;
 }
 
-}  // namespace portolan
+}  // namespace portolan::codec

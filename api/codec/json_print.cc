@@ -23,9 +23,9 @@
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/message.h"
 #include "google/protobuf/reflection.h"
-#include "portolan/codec.h"
+#include "portolan/codec/codec.h"
 
-namespace portolan {
+namespace portolan::codec {
 namespace {
 
 using google::protobuf::Descriptor;
@@ -301,4 +301,4 @@ bool internal::FastJson(const google::protobuf::Message& msg, std::string* out) 
   return AppendMessage(out, msg);
 }
 
-}  // namespace portolan
+}  // namespace portolan::codec

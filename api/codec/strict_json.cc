@@ -12,11 +12,11 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/descriptor.h"
-#include "portolan/codec.h"
-#include "portolan/strings.h"
+#include "portolan/base/strings.h"
+#include "portolan/codec/codec.h"
 #include "portolan/v1/options.pb.h"
 
-namespace portolan::internal {
+namespace portolan::codec::internal {
 namespace {
 
 using google::protobuf::Descriptor;
@@ -112,7 +112,8 @@ class StrictJson {
           break;
         }
         default:
-          return Syntax(path, absl::StrCat("invalid escape '\\", CleanForMessage({&e, 1}), "'"));
+          return Syntax(path,
+                        absl::StrCat("invalid escape '\\", base::CleanForMessage({&e, 1}), "'"));
       }
     }
   }
@@ -205,11 +206,12 @@ class StrictJson {
       const FieldDescriptor* f = d->FindFieldByName(key);
       if (f == nullptr) f = d->FindFieldByCamelcaseName(key);
       if (f == nullptr) {
-        return InvalidField(child, absl::StrCat("unknown field '", CleanForMessage(child), "'"));
+        return InvalidField(child,
+                            absl::StrCat("unknown field '", base::CleanForMessage(child), "'"));
       }
       if (!seen.insert(f).second) {
-        return InvalidField(child,
-                            absl::StrCat("field '", CleanForMessage(child), "' is given twice"));
+        return InvalidField(
+            child, absl::StrCat("field '", base::CleanForMessage(child), "' is given twice"));
       }
       SkipWs();
       if (Peek() != ':') return Syntax(child, "expected ':' after the key");
@@ -272,8 +274,8 @@ class StrictJson {
         if (absl::Status st = String(path, &key); !st.ok()) return st;
         const std::string child = absl::StrCat(path, ".", key);
         if (!keys.insert(key).second) {
-          return InvalidField(
-              path, absl::StrCat("key '", CleanForMessage(key), "' of ", path, " is given twice"));
+          return InvalidField(path, absl::StrCat("key '", base::CleanForMessage(key), "' of ", path,
+                                                 " is given twice"));
         }
         if (kf->cpp_type() != FieldDescriptor::CPPTYPE_STRING) {
           bool digits = !key.empty();
@@ -282,7 +284,7 @@ class StrictJson {
           }
           if (!digits) {
             return InvalidField(path, absl::StrCat("keys of ", path, " are integers, not '",
-                                                   CleanForMessage(key), "'"));
+                                                   base::CleanForMessage(key), "'"));
           }
         }
         SkipWs();
@@ -346,7 +348,7 @@ class StrictJson {
           absl::StrCat(path, " must be ", has_min ? absl::StrCat(o.GetExtension(v1::minimum)) : "",
                        has_min && has_max ? "-" : (has_min ? " or more" : "at most "),
                        has_max ? absl::StrCat(o.GetExtension(v1::maximum)) : "", ", got ",
-                       CleanForMessage(text, 32)));
+                       base::CleanForMessage(text, 32)));
     }
     return absl::OkStatus();
   }
@@ -393,7 +395,7 @@ class StrictJson {
         std::string word;
         if (absl::Status st = String(path, &word); !st.ok()) return st;
         if (f->enum_type()->FindValueByName(word) == nullptr) {
-          return InvalidField(path, absl::StrCat("invalid value \"", CleanForMessage(word),
+          return InvalidField(path, absl::StrCat("invalid value \"", base::CleanForMessage(word),
                                                  "\" for ", path, ": expected one of ", words));
         }
         return absl::OkStatus();
@@ -413,8 +415,8 @@ class StrictJson {
                                  ? 3.4028234663852886e38
                                  : 1.7976931348623157e308;
         if (!std::isfinite(v) || std::fabs(v) > limit) {
-          return InvalidField(path,
-                              absl::StrCat(path, " is out of range: ", CleanForMessage(text, 32)));
+          return InvalidField(
+              path, absl::StrCat(path, " is out of range: ", base::CleanForMessage(text, 32)));
         }
         return InRange(range, path, v, text);
       }
@@ -462,7 +464,7 @@ class StrictJson {
         }
         if (!fits) {
           return InvalidField(path, absl::StrCat(path, " is out of range for a ", f->type_name(),
-                                                 ": ", CleanForMessage(text, 32)));
+                                                 ": ", base::CleanForMessage(text, 32)));
         }
         return InRange(range, path, std::strtod(std::string(text).c_str(), nullptr), text);
       }
@@ -492,4 +494,4 @@ absl::Status CheckStrictJson(absl::string_view json, const google::protobuf::Des
   return StrictJson(json, mode).Check(type);
 }
 
-}  // namespace portolan::internal
+}  // namespace portolan::codec::internal

@@ -1,4 +1,4 @@
-#include "portolan/frame.h"
+#include "portolan/wire/frame.h"
 
 #include "absl/strings/str_cat.h"
 

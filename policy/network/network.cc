@@ -1,10 +1,10 @@
-#include "portolan/network.h"
+#include "portolan/network/network.h"
 
 #include <limits>
 
 #include "absl/strings/str_cat.h"
 
-namespace portolan::policy {
+namespace portolan::network {
 
 namespace {
 constexpr double kInf = std::numeric_limits<double>::infinity();
@@ -132,4 +132,4 @@ v1::NetworkView NetworkModel::View() const {
   return v;
 }
 
-}  // namespace portolan::policy
+}  // namespace portolan::network

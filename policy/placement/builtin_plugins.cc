@@ -6,7 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "portolan/placement.h"
+#include "portolan/placement/placement.h"
 
 namespace portolan::placement {
 namespace {
@@ -63,7 +63,7 @@ class LatencyLimit : public SiteFilterPlugin {
   std::string_view Name() const override { return "latency_limit"; }
   FilterResult FilterSite(CycleState&, const DecisionInput& in, const v1::Site& site,
                           v1::SiteDecision&) const override {
-    const policy::NetworkModel& net = in.policy->network();
+    const network::NetworkModel& net = in.policy->network();
     std::vector<std::string> over;
     std::map<std::string, double> limits(in.job->placement().max_rtt_ms().begin(),
                                          in.job->placement().max_rtt_ms().end());

@@ -4,7 +4,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "portolan/placement.h"
+#include "portolan/placement/placement.h"
 
 namespace portolan::placement {
 
@@ -152,7 +152,7 @@ void Bump(Counts& counts, std::string_view code) {
 // Transfer time of the job's datasets to `site` and the RTT that matters
 // (to its max_rtt_ms sites, else to its datasets); false when a dataset has
 // no working network path there (`unreachable_from` says whose).
-bool EstimateNetwork(const policy::NetworkModel& net, const v1::Job& job, const v1::Site& site,
+bool EstimateNetwork(const network::NetworkModel& net, const v1::Job& job, const v1::Site& site,
                      v1::SiteDecision* sd, std::string* unreachable_from) {
   const int si = net.Index(site.id());
   double transfer = 0;

@@ -1,11 +1,11 @@
-#include "portolan/residency.h"
+#include "portolan/residency/residency.h"
 
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 
-namespace portolan::policy {
+namespace portolan::residency {
 namespace {
 
 template <typename C, typename V>
@@ -570,4 +570,4 @@ std::vector<std::string> MigratePolicy(v1::Policy* policy) {
 #pragma GCC diagnostic pop
 }
 
-}  // namespace portolan::policy
+}  // namespace portolan::residency

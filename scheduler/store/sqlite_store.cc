@@ -17,11 +17,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
-#include "portolan/log.h"
-#include "portolan/store.h"
-#include "portolan/strings.h"
+#include "portolan/base/log.h"
+#include "portolan/base/strings.h"
+#include "portolan/store/store.h"
 
-namespace portolan {
+namespace portolan::store {
 namespace {
 
 constexpr int kSchemaVersion = 4;
@@ -34,7 +34,9 @@ static_assert(v1::Job::failed > kFirstEndedState && v1::Job::cancelled > kFirstE
               v1::Job::queued < kFirstEndedState && v1::Job::placed < kFirstEndedState &&
               v1::Job::running < kFirstEndedState);
 
-int64_t SubmittedNs(const v1::Job& j) { return absl::ToUnixNanos(FromProto(j.submitted_at())); }
+int64_t SubmittedNs(const v1::Job& j) {
+  return absl::ToUnixNanos(base::FromProto(j.submitted_at()));
+}
 
 // Migrations, applied in order from the database's user_version. Each runs in
 // one transaction that also bumps user_version, so a crash leaves either the
@@ -173,8 +175,8 @@ class SqliteStore : public Store {
         return;
       }
       if (r.subjects() == 0 && r.sensitive_subjects() == 0) return;
-      const int year =
-          static_cast<int>(absl::ToCivilYear(FromProto(r.time()), absl::UTCTimeZone()).year());
+      const int year = static_cast<int>(
+          absl::ToCivilYear(base::FromProto(r.time()), absl::UTCTimeZone()).year());
       if (!seen.emplace(r.tenant(), year, r.origin(), r.dataset()).second) return;
       v1::LedgerEntry& e = entries[{r.tenant(), year, r.origin()}];
       e.set_tenant(r.tenant());
@@ -636,4 +638,4 @@ absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& dir, i
   return std::unique_ptr<Store>(std::move(store));
 }
 
-}  // namespace portolan
+}  // namespace portolan::store

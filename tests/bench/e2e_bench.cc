@@ -19,13 +19,14 @@
 
 #include "../support/prometheus_text.h"
 #include "absl/strings/numbers.h"
-#include "portolan/client.h"
+#include "portolan/client/client.h"
 
 namespace {
 
 // Jobs of `tenant` by state, from the scheduler's metrics exposition
 // (parsed with the tests' strict parser; empty when the scrape fails).
-std::map<std::string, long> JobsByState(portolan::Client& client, const std::string& tenant) {
+std::map<std::string, long> JobsByState(portolan::client::Client& client,
+                                        const std::string& tenant) {
   std::map<std::string, long> out;
   std::string body;
   auto code = client.Raw("GET", "/metrics", "", &body);
@@ -72,7 +73,7 @@ int main(int argc, char** argv) {
   const auto t0 = std::chrono::steady_clock::now();
   for (int c = 0; c < clients; ++c) {
     threads.emplace_back([&] {
-      portolan::Client client(server, token);
+      portolan::client::Client client(server, token);
       std::string out;
       while (next.fetch_add(1) < jobs) {
         auto code = client.Raw("POST", "/v1/jobs", body, &out);
@@ -89,7 +90,7 @@ int main(int argc, char** argv) {
   for (auto& t : threads) t.join();
   const double submit_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  portolan::Client client(server, token);
+  portolan::client::Client client(server, token);
   const long accepted = jobs - refused.load();
   long done = 0, succeeded = 0;
   std::map<std::string, long> states;

@@ -14,10 +14,10 @@
 #include <vector>
 
 #include "absl/strings/numbers.h"
-#include "portolan/codec.h"
-#include "portolan/placement.h"
-#include "portolan/policy.h"
-#include "portolan/topology_alloc.h"
+#include "portolan/codec/codec.h"
+#include "portolan/placement/placement.h"
+#include "portolan/policy/policy.h"
+#include "portolan/topology/allocator.h"
 
 using namespace portolan;
 
@@ -146,7 +146,7 @@ int main(int argc, char** argv) {
   }
   v1::Tenant tenant;
   tenant.set_id("acme");
-  policy::Ledger ledger;
+  residency::Ledger ledger;
   placement::DecisionInput in;
   in.tenant = &tenant;
   in.policy = policy->get();

@@ -15,7 +15,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "portolan/store.h"
+#include "portolan/store/store.h"
 #include "portolan/v1/job.pb.h"
 
 namespace {
@@ -104,7 +104,7 @@ int main(int argc, char** argv) {
     fprintf(stderr, "populate_store: --state-dir is required\n");
     return 2;
   }
-  auto store = portolan::OpenSqliteStore(dir);
+  auto store = portolan::store::OpenSqliteStore(dir);
   if (!store.ok()) {
     fprintf(stderr, "populate_store: %s\n", std::string(store.status().message()).c_str());
     return 1;

@@ -31,10 +31,10 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "portolan/frame.h"
-#include "portolan/strings.h"
-#include "portolan/tls.h"
+#include "portolan/base/strings.h"
+#include "portolan/tls/tls.h"
 #include "portolan/v1/wire.pb.h"
+#include "portolan/wire/frame.h"
 
 namespace asio = boost::asio;
 using asio::ip::tcp;
@@ -48,7 +48,7 @@ struct Stats {
 };
 
 struct Options {
-  HostPort scheduler{"127.0.0.1", 7081};
+  base::HostPort scheduler{"127.0.0.1", 7081};
   int agents = 1000;
   int seconds = 60;
   int job_ms = 0;
@@ -278,7 +278,7 @@ int main(int argc, char** argv) {
     std::string f = argv[i], v = argv[i + 1];
     bool ok = true;
     if (f == "--scheduler") {
-      auto hp = ParseHostPort(v);
+      auto hp = base::ParseHostPort(v);
       ok = hp.ok();
       if (ok) o.scheduler = *hp;
     } else if (f == "--agents") {

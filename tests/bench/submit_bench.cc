@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "absl/strings/numbers.h"
-#include "portolan/client.h"
+#include "portolan/client/client.h"
 
 int main(int argc, char** argv) {
   std::string server = "http://127.0.0.1:7080";
@@ -44,7 +44,7 @@ int main(int argc, char** argv) {
   auto t0 = std::chrono::steady_clock::now();
   for (int c = 0; c < clients; ++c) {
     threads.emplace_back([&] {
-      portolan::Client client(server, token);
+      portolan::client::Client client(server, token);
       std::vector<double> mine;
       std::string out;
       while (!stop.load()) {

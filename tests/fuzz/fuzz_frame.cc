@@ -12,7 +12,7 @@
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "google/protobuf/stubs/logging.h"
-#include "portolan/frame.h"
+#include "portolan/wire/frame.h"
 
 namespace {
 

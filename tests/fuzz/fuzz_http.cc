@@ -14,9 +14,9 @@
 #include <string>
 
 #include "absl/strings/match.h"
-#include "portolan/codec.h"
-#include "portolan/rest_server.h"
-#include "portolan/scheduler_core.h"
+#include "portolan/codec/codec.h"
+#include "portolan/rest/server.h"
+#include "portolan/scheduler/core.h"
 #include "portolan/v1/api.pb.h"
 #include "portolan/v1/job.pb.h"
 
@@ -31,16 +31,16 @@ portolan::rest::Server* MakeServer() {
       true);
   server->Route("POST", "/v1/jobs", [](const portolan::rest::Request& req) {
     portolan::v1::Job job;
-    if (absl::Status st = portolan::ParseJson(req.body, &job); !st.ok())
+    if (absl::Status st = portolan::codec::ParseJson(req.body, &job); !st.ok())
       return portolan::rest::StatusResponse(st);
     if (absl::Status st = portolan::scheduler::ValidateAndDefault(job); !st.ok())
       return portolan::rest::StatusResponse(st);
-    return portolan::rest::Json(portolan::ToJson(job), 201);
+    return portolan::rest::Json(portolan::codec::ToJson(job), 201);
   });
   server->Route("GET", "/v1/jobs/{id}", [](const portolan::rest::Request& req) {
     portolan::v1::Job job;
     job.set_id(req.params.at("id"));
-    return portolan::rest::Json(portolan::ToJson(job));
+    return portolan::rest::Json(portolan::codec::ToJson(job));
   });
   server->Route("GET", "/v1/jobs", [](const portolan::rest::Request& req) {
     for (const auto& [k, v] : req.query) {
@@ -69,7 +69,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string body = answer.substr(end + 4);
   if (status >= 400) {  // 4xx and 501
     portolan::v1::ErrorResponse err;
-    if (!portolan::ParseJson(body, &err).ok() || err.error().code().empty() ||
+    if (!portolan::codec::ParseJson(body, &err).ok() || err.error().code().empty() ||
         err.error().message().empty()) {
       abort();
     }

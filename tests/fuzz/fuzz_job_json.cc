@@ -11,9 +11,9 @@
 #include <string>
 
 #include "google/protobuf/util/message_differencer.h"
-#include "portolan/codec.h"
-#include "portolan/rest_server.h"
-#include "portolan/scheduler_core.h"
+#include "portolan/codec/codec.h"
+#include "portolan/rest/server.h"
+#include "portolan/scheduler/core.h"
 #include "portolan/v1/api.pb.h"
 #include "portolan/v1/job.pb.h"
 
@@ -23,24 +23,24 @@ portolan::rest::Server* MakeServer() {
   auto* server = new portolan::rest::Server();  // default limits, no auth
   server->Route("POST", "/v1/jobs", [](const portolan::rest::Request& req) {
     portolan::v1::Job job;
-    if (absl::Status st = portolan::ParseJson(req.body, &job); !st.ok())
+    if (absl::Status st = portolan::codec::ParseJson(req.body, &job); !st.ok())
       return portolan::rest::StatusResponse(st);
     // The direct JSON printer writes what protobuf's printer writes (byte for
     // byte unless a map has two or more entries, whose order differs).
     std::string fast;
-    if (!portolan::internal::FastJson(job, &fast)) abort();
+    if (!portolan::codec::internal::FastJson(job, &fast)) abort();
     if (job.env_size() <= 1 && job.placement().max_rtt_ms_size() <= 1 &&
-        fast != portolan::internal::ProtobufJson(job, false)) {
+        fast != portolan::codec::internal::ProtobufJson(job, false)) {
       abort();
     }
     if (absl::Status st = portolan::scheduler::ValidateAndDefault(job); !st.ok())
       return portolan::rest::StatusResponse(st);
     // Printed and parsed again, a valid job stays the same and stays valid.
     portolan::v1::Job again;
-    if (!portolan::ParseJson(portolan::ToJson(job), &again).ok()) abort();
+    if (!portolan::codec::ParseJson(portolan::codec::ToJson(job), &again).ok()) abort();
     if (!google::protobuf::util::MessageDifferencer::Equals(job, again)) abort();
     if (!portolan::scheduler::ValidateAndDefault(again).ok()) abort();
-    return portolan::rest::Json(portolan::ToJson(job), 201);
+    return portolan::rest::Json(portolan::codec::ToJson(job), 201);
   });
   return server;
 }
@@ -57,7 +57,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (resp.status >= 500) abort();
   if (resp.status >= 400) {
     portolan::v1::ErrorResponse err;
-    if (!portolan::ParseJson(resp.body, &err).ok() || err.error().code().empty() ||
+    if (!portolan::codec::ParseJson(resp.body, &err).ok() || err.error().code().empty() ||
         err.error().message().empty()) {
       abort();
     }

@@ -8,9 +8,9 @@
 #include <set>
 #include <string>
 
-#include "portolan/codec.h"
-#include "portolan/placement.h"
-#include "portolan/policy.h"
+#include "portolan/codec/codec.h"
+#include "portolan/placement/placement.h"
+#include "portolan/policy/policy.h"
 #include "portolan/v1/policy.pb.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -23,7 +23,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }();
   portolan::v1::Policy policy;
   std::string text(reinterpret_cast<const char*>(data), size);
-  if (!portolan::ParseYaml(text, &policy, "fuzz.yaml").ok()) return 0;
+  if (!portolan::codec::ParseYaml(text, &policy, "fuzz.yaml").ok()) return 0;
   std::vector<std::string> errors;
   auto compiled = portolan::policy::CompilePolicy(policy, *plugins, &errors);
   if (!compiled.ok()) {
@@ -31,7 +31,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return 0;
   }
   portolan::v1::Policy again;
-  if (!portolan::ParseJson(portolan::ToJson(policy), &again).ok()) abort();
+  if (!portolan::codec::ParseJson(portolan::codec::ToJson(policy), &again).ok()) abort();
   if (!portolan::policy::CompilePolicy(again, *plugins).ok()) abort();
   return 0;
 }

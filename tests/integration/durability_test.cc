@@ -16,8 +16,8 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "harness.h"
-#include "portolan/codec.h"
-#include "portolan/strings.h"
+#include "portolan/base/strings.h"
+#include "portolan/codec/codec.h"
 #include "portolan/v1/policy.pb.h"
 
 namespace portolan::testing {
@@ -31,7 +31,7 @@ const std::vector<std::string> kFast = {"--restart-backoff-ms", "200", "--restar
 
 v1::Job Spec(const std::string& yaml) {
   v1::Job j;
-  absl::Status st = ParseYaml(yaml, &j);
+  absl::Status st = codec::ParseYaml(yaml, &j);
   EXPECT_TRUE(st.ok()) << st << " in " << yaml;
   return j;
 }
@@ -234,12 +234,12 @@ TEST(DurabilityIT, IdempotencyKeySurvivesARestart) {
   std::string out;
   ASSERT_EQ(*c.client().Raw("POST", "/v1/jobs", body, &out), 201) << out;
   v1::Job first;
-  ASSERT_TRUE(ParseJson(out, &first).ok());
+  ASSERT_TRUE(codec::ParseJson(out, &first).ok());
   c.StopScheduler();
   c.StartScheduler(0, kFast);
   ASSERT_EQ(*c.client().Raw("POST", "/v1/jobs", body, &out), 200) << out;
   v1::Job again;
-  ASSERT_TRUE(ParseJson(out, &again).ok());
+  ASSERT_TRUE(codec::ParseJson(out, &again).ok());
   EXPECT_EQ(again.id(), first.id());
   EXPECT_EQ(c.client().ListJobs()->jobs_size(), 1);
 }

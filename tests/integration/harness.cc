@@ -2,9 +2,9 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/strip.h"
-#include "portolan/auth.h"
-#include "portolan/cgroup.h"
-#include "portolan/isolation.h"
+#include "portolan/auth/auth.h"
+#include "portolan/executor/cgroup.h"
+#include "portolan/executor/isolation.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -89,12 +89,12 @@ v1::Job JobSpec(std::vector<std::string> cmd, int cpus, const std::string& tenan
   return j;
 }
 
-bool InState(Client& c, const std::string& id, v1::Job::State state) {
+bool InState(client::Client& c, const std::string& id, v1::Job::State state) {
   auto j = c.GetJob(id);
   return j.ok() && j->state() == state;
 }
 
-bool WaitForState(Client& c, const std::string& id, v1::Job::State state,
+bool WaitForState(client::Client& c, const std::string& id, v1::Job::State state,
                   std::chrono::milliseconds timeout) {
   return WaitFor([&] { return InState(c, id, state); }, timeout);
 }
@@ -108,7 +108,7 @@ bool WaitFor(const std::function<bool()>& pred, std::chrono::milliseconds timeou
   }
 }
 
-pid_t PrintedPid(Client& c, const std::string& job_id) {
+pid_t PrintedPid(client::Client& c, const std::string& job_id) {
   // The agent's `running` event says "started as pid N": N is the job's top
   // process as this machine sees it (its init when sandboxed; a pid the job
   // prints itself is its own namespace's).
@@ -180,8 +180,8 @@ Cluster::Cluster() {
       tokens_path(), std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
 }
 
-std::unique_ptr<Client> Cluster::ClientWith(const std::string& token) const {
-  return std::make_unique<Client>(base_url(), token, tls_ ? pki() + "/ca.pem" : "");
+std::unique_ptr<client::Client> Cluster::ClientWith(const std::string& token) const {
+  return std::make_unique<client::Client>(base_url(), token, tls_ ? pki() + "/ca.pem" : "");
 }
 
 void Cluster::EnableTls() {
@@ -324,9 +324,9 @@ std::string Cluster::CgroupParent(const std::string& id) const {
 void Cluster::SweepJobs() {
   for (const auto& [id, block] : uid_blocks_) {
     for (int round = 0; round < 20; ++round) {
-      std::set<uid_t> left = agent::UidsInUse("/proc", block->first(), block->last());
+      std::set<uid_t> left = executor::UidsInUse("/proc", block->first(), block->last());
       if (left.empty()) break;
-      for (uid_t uid : left) agent::KillAllOfUid(uid);
+      for (uid_t uid : left) executor::KillAllOfUid(uid);
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
   }
@@ -334,7 +334,7 @@ void Cluster::SweepJobs() {
   std::string why;
   const std::string test_parent = "portolan-it/" + std::filesystem::path(dir_).filename().string();
   for (const std::string& id : agent_ids_) {
-    auto driver = agent::OpenCgroups("auto", "/proc/self/mounts", CgroupParent(id), &why);
+    auto driver = executor::OpenCgroups("auto", "/proc/self/mounts", CgroupParent(id), &why);
     if (!driver.ok() || *driver == nullptr) continue;
     for (const std::string& name : (*driver)->List()) {
       auto cg = (*driver)->Open(name);
@@ -346,13 +346,13 @@ void Cluster::SweepJobs() {
     }
   }
   // The per-test and per-agent parents themselves.
-  auto top = agent::OpenCgroups("auto", "/proc/self/mounts", test_parent, &why);
+  auto top = executor::OpenCgroups("auto", "/proc/self/mounts", test_parent, &why);
   if (top.ok() && *top != nullptr) {
     for (const std::string& name : (*top)->List()) {
       auto cg = (*top)->Open(name);
       if (cg.ok()) (void)(*cg)->Remove();
     }
-    auto root = agent::OpenCgroups("auto", "/proc/self/mounts", "portolan-it", &why);
+    auto root = executor::OpenCgroups("auto", "/proc/self/mounts", "portolan-it", &why);
     if (root.ok() && *root != nullptr) {
       auto cg = (*root)->Open(std::filesystem::path(dir_).filename().string());
       if (cg.ok()) (void)(*cg)->Remove();

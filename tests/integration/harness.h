@@ -16,8 +16,8 @@
 
 #include <gtest/gtest.h>
 
-#include "portolan/client.h"
-#include "portolan/codec.h"
+#include "portolan/client/client.h"
+#include "portolan/codec/codec.h"
 
 namespace portolan::testing {
 
@@ -44,13 +44,13 @@ bool WaitFor(const std::function<bool()>& pred, std::chrono::milliseconds timeou
 // The host pid of a job's top process, from its `running` event ("started as
 // pid N"; the init of its PID namespace when sandboxed); 0 when none shows
 // within 20 s. Tests use it to find, check and clean up processes.
-pid_t PrintedPid(Client& c, const std::string& job_id);
+pid_t PrintedPid(client::Client& c, const std::string& job_id);
 
 // A job spec running `cmd` with `cpus` PUs and 64 MiB (tenant "" = default).
 v1::Job JobSpec(std::vector<std::string> cmd, int cpus = 1, const std::string& tenant = "");
 // True when job `id` is in `state` now / within `timeout`.
-bool InState(Client& c, const std::string& id, v1::Job::State state);
-bool WaitForState(Client& c, const std::string& id, v1::Job::State state,
+bool InState(client::Client& c, const std::string& id, v1::Job::State state);
+bool WaitForState(client::Client& c, const std::string& id, v1::Job::State state,
                   std::chrono::milliseconds timeout = std::chrono::seconds(20));
 
 // A raw TCP connection to 127.0.0.1:port (expected to succeed), or -1.
@@ -104,8 +104,8 @@ class Cluster {
   // test can read: outside /tmp, which each sandboxed job gets its own of
   // (/run/portolan-it/... as root, else under dir()). Removed with the cluster.
   std::string SharedDir();
-  Client& client() { return *client_; }  // as admin
-  std::unique_ptr<Client> ClientWith(const std::string& token) const;
+  client::Client& client() { return *client_; }  // as admin
+  std::unique_ptr<client::Client> ClientWith(const std::string& token) const;
   std::string tokens_path() const { return dir_ + "/tokens.yaml"; }
   std::string base_url() const {
     return (tls_ ? "https://127.0.0.1:" : "http://127.0.0.1:") + std::to_string(rest_port_);
@@ -124,7 +124,7 @@ class Cluster {
   std::map<std::string, std::unique_ptr<UidBlock>> uid_blocks_;
   std::set<std::string> agent_ids_;
   std::string shared_dir_;
-  std::unique_ptr<Client> client_;
+  std::unique_ptr<client::Client> client_;
   uint16_t rest_port_ = 0;
   uint16_t rpc_port_ = 0;
   int scheduler_starts_ = 0;
@@ -143,7 +143,7 @@ M Call(Cluster& c, const std::string& method, const std::string& path, const std
     EXPECT_EQ(*code, want) << method << " " << path << ": " << out;
   }
   M m;
-  absl::Status st = ParseJson(out, &m);
+  absl::Status st = codec::ParseJson(out, &m);
   EXPECT_TRUE(st.ok()) << st << ": " << out;
   return m;
 }

@@ -95,7 +95,7 @@ Answer Parse(const std::string& raw) {
   a.head = raw.substr(0, end);
   if (end != std::string::npos) a.body = raw.substr(end + 4);
   v1::ErrorResponse e;
-  if (a.status >= 400 && ParseJson(a.body, &e).ok()) a.code = e.error().code();
+  if (a.status >= 400 && codec::ParseJson(a.body, &e).ok()) a.code = e.error().code();
   return a;
 }
 
@@ -300,7 +300,7 @@ TEST(HostileIT, TheContractRefusesNonsenseWithTheField) {
     ASSERT_TRUE(code.ok()) << code.status();
     EXPECT_EQ(*code, k.status) << out.substr(0, 300);
     v1::ErrorResponse e;
-    ASSERT_TRUE(ParseJson(out, &e).ok()) << out.substr(0, 300);
+    ASSERT_TRUE(codec::ParseJson(out, &e).ok()) << out.substr(0, 300);
     EXPECT_EQ(e.error().field(), k.field) << out.substr(0, 300);
     EXPECT_LT(out.size(), 1000u);
     EXPECT_TRUE(Healthy(c));

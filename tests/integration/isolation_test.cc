@@ -13,7 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "harness.h"
-#include "portolan/codec.h"
+#include "portolan/codec/codec.h"
 #include "portolan/v1/policy.pb.h"
 
 namespace portolan::testing {
@@ -179,7 +179,7 @@ TEST_F(IsolationIT, ASiteThatRequiresIsolationTheAgentLacksGetsNoJobsAndSaysWhy)
       s.mutable_isolation_required()->set_memory_limit(true);
     }
   }
-  Call<v1::PolicyVersion>(c, "PUT", "/v1/policy", ToJson(policy));
+  Call<v1::PolicyVersion>(c, "PUT", "/v1/policy", codec::ToJson(policy));
   auto j = c.client().Submit(Sh("echo never"));
   ASSERT_TRUE(j.ok()) << j.status();
   ASSERT_TRUE(WaitFor(

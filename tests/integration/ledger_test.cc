@@ -9,7 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "harness.h"
-#include "portolan/codec.h"
+#include "portolan/codec/codec.h"
 #include "portolan/v1/api.pb.h"
 #include "portolan/v1/policy.pb.h"
 
@@ -111,7 +111,7 @@ TEST_F(LedgerIT, SequencesAcrossDestinationsTenantsRestartAndTheYearEnd) {
 
   // The audit trail has every export; the refused ones are not in it.
   auto audit = Call<v1::ListAuditResponse>(c, "GET", "/v1/audit?limit=100");
-  EXPECT_EQ(audit.records_size(), 8) << ToJson(audit);
+  EXPECT_EQ(audit.records_size(), 8) << codec::ToJson(audit);
 
   // A scheduler restart on the next day keeps the totals (store schema 4 ledger).
   c.StopScheduler();
@@ -159,7 +159,7 @@ TEST_F(LedgerIT, AGrowingTotalMakesARunningJobAViolationAndExpiriesAreListed) {
                        "reference": "SC-HK-1", "expires": "2027-01-20"}]})");
   Placed(Export("sc", "hongkong-1", "l2", "CN", 60000));
   auto v = Call<v1::ListViolationsResponse>(c, "GET", "/v1/compliance/violations");
-  ASSERT_EQ(v.violations_size(), 1) << ToJson(v);
+  ASSERT_EQ(v.violations_size(), 1) << codec::ToJson(v);
   EXPECT_EQ(v.violations(0).job(), longjob.id());
   EXPECT_EQ(v.violations(0).site(), "singapore-1");
   EXPECT_EQ(v.violations(0).rule(), "cn-pi-100k-1m");
@@ -184,7 +184,7 @@ TEST_F(LedgerIT, AGrowingTotalMakesARunningJobAViolationAndExpiriesAreListed) {
       std::string::npos);
   // Expiring within 30 days (the clock is at the year end): the HK contract.
   auto expiring = Call<v1::ListTenantsResponse>(c, "GET", "/v1/tenants?expiring_within_days=30");
-  ASSERT_EQ(expiring.tenants_size(), 1) << ToJson(expiring);
+  ASSERT_EQ(expiring.tenants_size(), 1) << codec::ToJson(expiring);
   EXPECT_EQ(expiring.tenants(0).instruments(0).reference(), "SC-HK-1");
   EXPECT_EQ(
       Call<v1::ListTenantsResponse>(c, "GET", "/v1/tenants?expiring_within_days=5").tenants_size(),

@@ -14,9 +14,9 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/strip.h"
 #include "harness.h"
-#include "portolan/codec.h"
-#include "portolan/frame.h"
+#include "portolan/codec/codec.h"
 #include "portolan/v1/api.pb.h"
+#include "portolan/wire/frame.h"
 
 namespace portolan::testing {
 namespace {
@@ -35,7 +35,7 @@ TEST(LifecycleTest, JobSucceedsAndItsOutputIsReadable) {
   ASSERT_TRUE(code.ok());
   ASSERT_EQ(*code, 201) << body;
   v1::Job job;
-  ASSERT_TRUE(ParseJson(body, &job).ok());
+  ASSERT_TRUE(codec::ParseJson(body, &job).ok());
   ASSERT_TRUE(
       WaitFor([&] { return InState(c.client(), job.id(), v1::Job::succeeded); }, seconds(20)))
       << c.SchedulerLog();
@@ -219,7 +219,7 @@ TEST(LifecycleTest, ManyConcurrentRequestsDoNotWedgeTheServer) {
   std::vector<std::thread> threads;
   for (int t = 0; t < 120; ++t) {
     threads.emplace_back([&] {
-      Client client(c.base_url(), Cluster::kAdminToken);
+      client::Client client(c.base_url(), Cluster::kAdminToken);
       for (int i = 0; i < 3; ++i) {
         std::string out;
         auto code =
@@ -264,7 +264,7 @@ TEST(LifecycleTest, BadRestInputGetsAClearError) {
     ASSERT_TRUE(code.ok()) << k.path;
     EXPECT_EQ(*code, k.status) << k.method << " " << k.path << ": " << body;
     v1::ErrorResponse err;
-    ASSERT_TRUE(ParseJson(body, &err).ok()) << body;
+    ASSERT_TRUE(codec::ParseJson(body, &err).ok()) << body;
     EXPECT_EQ(err.error().code(), k.code) << body;
     EXPECT_EQ(err.error().field(), k.field) << body;
     EXPECT_FALSE(err.error().message().empty());

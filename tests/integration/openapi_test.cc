@@ -18,12 +18,12 @@
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
 #include "harness.h"
-#include "portolan/clock.h"
-#include "portolan/codec.h"
-#include "portolan/metrics.h"
-#include "portolan/placement.h"
-#include "portolan/scheduler_rest.h"
-#include "portolan/store.h"
+#include "portolan/base/clock.h"
+#include "portolan/codec/codec.h"
+#include "portolan/metrics/metrics.h"
+#include "portolan/placement/placement.h"
+#include "portolan/rest/api.h"
+#include "portolan/store/store.h"
 #include "support/fake_clock.h"
 #include "support/memory_store.h"
 
@@ -70,7 +70,7 @@ TEST(OpenApiIT, EveryServedRouteIsDocumentedAndNothingElse) {
   std::atomic<bool> ready{true};
   metrics::Registry metrics;
   rest::Server server;
-  scheduler::RegisterRestApi(server, &core, &ready, &metrics);
+  rest::RegisterRestApi(server, &core, &ready, &metrics);
   std::set<std::string> served;
   for (const auto& [method, pattern] : server.Routes()) served.insert(method + " " + pattern);
   std::set<std::string> documented;
@@ -134,7 +134,7 @@ TEST(OpenApiIT, EveryDocumentedOperationAnswersAsDocumented) {
   std::string body;
   ASSERT_EQ(*c.client().Raw("GET", "/v1/network", "", &body), 200);
   v1::NetworkView net;
-  ASSERT_TRUE(ParseJson(body, &net).ok());
+  ASSERT_TRUE(codec::ParseJson(body, &net).ok());
   ASSERT_EQ(*c.client().Raw("GET", "/v1/policy", "", &body), 200);
   const std::string policy = body;
   ASSERT_EQ(*c.client().Raw("PUT", "/v1/tenants/acme", "{}", &body), 200) << body;
@@ -165,7 +165,7 @@ TEST(OpenApiIT, EveryDocumentedOperationAnswersAsDocumented) {
               google::protobuf::DescriptorPool::generated_pool()->FindMessageTypeByName(
                   "portolan.v1." + ref.substr(ref.rfind('/') + 1));
           ASSERT_NE(type, nullptr) << ref;
-          auto json = YamlToJson(e.c_str(), type);
+          auto json = codec::YamlToJson(e.c_str(), type);
           ASSERT_TRUE(json.ok()) << json.status();
           call.body = *json;
         } else {

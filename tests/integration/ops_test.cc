@@ -20,7 +20,7 @@
 #include "../support/prometheus_text.h"
 #include "gtest/gtest.h"
 #include "harness.h"
-#include "portolan/codec.h"
+#include "portolan/codec/codec.h"
 #include "portolan/v1/config.pb.h"
 
 namespace portolan::testing {
@@ -121,7 +121,7 @@ TEST(OpsIT, AgentMetricsListenerServesItsOwnState) {
       },
       seconds(20)));
 
-  Client agent(url);
+  client::Client agent(url);
   std::string body;
   auto code = agent.Raw("GET", "/metrics", "", &body);
   ASSERT_TRUE(code.ok()) << code.status();
@@ -290,10 +290,10 @@ TEST(OpsIT, EveryDaemonFlagIsAConfigFieldAndTheShippedConfigsLoad) {
                                {{"labels", "label"}, {"tenant_users", "tenant-user"}}));
 
   v1::SchedulerConfig sc;
-  EXPECT_TRUE(LoadFile(PORTOLAN_SOURCE_DIR "/deploy/config/scheduler.yaml", &sc).ok());
+  EXPECT_TRUE(codec::LoadFile(PORTOLAN_SOURCE_DIR "/deploy/config/scheduler.yaml", &sc).ok());
   EXPECT_EQ(sc.rest_addr(), "0.0.0.0:7080");
   v1::AgentConfig ac;
-  EXPECT_TRUE(LoadFile(PORTOLAN_SOURCE_DIR "/deploy/config/agent.yaml", &ac).ok());
+  EXPECT_TRUE(codec::LoadFile(PORTOLAN_SOURCE_DIR "/deploy/config/agent.yaml", &ac).ok());
   EXPECT_EQ(ac.site(), "lingang-idc-1");
 }
 
@@ -312,11 +312,12 @@ TEST(OpsIT, SchedulerReadsItsConfigFileAndFlagsWin) {
   std::ifstream f(c.dir() + "/ports.json");
   std::string ports((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
   const int rest = std::stoi(ports.substr(ports.find("\"rest\": ") + 8));
-  Client client("http://127.0.0.1:" + std::to_string(rest), Cluster::kAdminToken);
+  client::Client client("http://127.0.0.1:" + std::to_string(rest), Cluster::kAdminToken);
   std::string body;
   // The token file came from the config: authenticated calls work, others get 401.
   EXPECT_EQ(*client.Raw("GET", "/v1/agents", "", &body), 200);
-  EXPECT_EQ(*Client("http://127.0.0.1:" + std::to_string(rest)).Raw("GET", "/v1/agents", "", &body),
+  EXPECT_EQ(*client::Client("http://127.0.0.1:" + std::to_string(rest))
+                 .Raw("GET", "/v1/agents", "", &body),
             401);
   // --max-body-bytes 5000 on the command line wins over the file's 1000.
   const std::string pad(3000, ' ');
@@ -356,7 +357,7 @@ TEST(OpsIT, CliOutputsWatchHelpCompletionAndExitCodes) {
   auto [rc, out] = Cli(c, "-o json submit --name w --cpus 1 --memory-mb 64 -- /bin/echo hi");
   ASSERT_EQ(rc, 0) << out;
   v1::Job submitted;
-  ASSERT_TRUE(ParseJson(out, &submitted).ok()) << out;
+  ASSERT_TRUE(codec::ParseJson(out, &submitted).ok()) << out;
 
   // watch prints every event until the job ends, and exits 0 on success.
   std::tie(rc, out) = Cli(c, "watch " + submitted.id() + " --timeout-s 30");
@@ -368,7 +369,7 @@ TEST(OpsIT, CliOutputsWatchHelpCompletionAndExitCodes) {
   std::tie(rc, out) = Cli(c, "-o yaml job " + submitted.id());
   ASSERT_EQ(rc, 0);
   v1::Job from_yaml;
-  ASSERT_TRUE(ParseYaml(out, &from_yaml, "", JsonMode::kAny).ok()) << out;
+  ASSERT_TRUE(codec::ParseYaml(out, &from_yaml, "", codec::JsonMode::kAny).ok()) << out;
   EXPECT_EQ(from_yaml.id(), submitted.id());
   EXPECT_EQ(from_yaml.state(), v1::Job::succeeded);
   EXPECT_EQ(out.find("\"id\""), std::string::npos) << "block style expected:\n" << out;

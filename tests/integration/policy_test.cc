@@ -3,7 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "harness.h"
-#include "portolan/codec.h"
+#include "portolan/codec/codec.h"
 #include "portolan/v1/api.pb.h"
 #include "portolan/v1/policy.pb.h"
 
@@ -104,7 +104,7 @@ TEST_F(PolicyIT, PolicyPutChangesTheNextDecisionWithoutRestart) {
   for (auto& r : *p.mutable_rules()) {
     if (r.id() == "cn-pi-under-100k") r.set_effect(v1::Rule::deny);
   }
-  v1::PolicyVersion v = Call<v1::PolicyVersion>(c, "PUT", "/v1/policy", ToJson(p));
+  v1::PolicyVersion v = Call<v1::PolicyVersion>(c, "PUT", "/v1/policy", codec::ToJson(p));
   EXPECT_EQ(v.version(), "v2");
   EXPECT_EQ(v.summary(), "rules: +0 -0 ~1");
   v1::Decision after = Call<v1::Decision>(c, "POST", "/v1/plan", to_hk);
@@ -114,9 +114,10 @@ TEST_F(PolicyIT, PolicyPutChangesTheNextDecisionWithoutRestart) {
 
   // An invalid policy is refused with the field, and v2 stays.
   p.mutable_links(0)->set_rtt_ms(-3);
-  v1::ErrorResponse err = Call<v1::ErrorResponse>(c, "PUT", "/v1/policy", ToJson(p), 400);
+  v1::ErrorResponse err = Call<v1::ErrorResponse>(c, "PUT", "/v1/policy", codec::ToJson(p), 400);
   EXPECT_EQ(err.error().field(), "links[0].rtt_ms");
-  v1::ValidationResult vr = Call<v1::ValidationResult>(c, "POST", "/v1/policy:validate", ToJson(p));
+  v1::ValidationResult vr =
+      Call<v1::ValidationResult>(c, "POST", "/v1/policy:validate", codec::ToJson(p));
   EXPECT_FALSE(vr.valid());
   EXPECT_EQ(Call<v1::Policy>(c, "GET", "/v1/policy").version(), "v2");
   v1::ListPolicyVersionsResponse versions =

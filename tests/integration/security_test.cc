@@ -14,7 +14,7 @@
 #include <sstream>
 
 #include "harness.h"
-#include "portolan/codec.h"
+#include "portolan/codec/codec.h"
 #include "portolan/v1/api.pb.h"
 
 namespace portolan::testing {
@@ -29,14 +29,14 @@ struct Reply {
   std::string body;
 };
 
-Reply Call(Client& client, const std::string& method, const std::string& path,
+Reply Call(client::Client& client, const std::string& method, const std::string& path,
            const std::string& body = "") {
   Reply r;
   auto code = client.Raw(method, path, body, &r.body);
   EXPECT_TRUE(code.ok()) << code.status();
   r.status = code.ok() ? *code : 0;
   v1::ErrorResponse err;
-  if (r.status >= 400 && ParseJson(r.body, &err).ok()) {
+  if (r.status >= 400 && codec::ParseJson(r.body, &err).ok()) {
     r.code = err.error().code();
     r.field = err.error().field();
   }
@@ -55,7 +55,7 @@ TEST(SecurityIT, TenantsSeeOnlyTheirOwnJobs) {
   Reply mine = Call(*acme, "POST", "/v1/jobs", kJob);
   ASSERT_EQ(mine.status, 201) << mine.body;
   v1::Job job;
-  ASSERT_TRUE(ParseJson(mine.body, &job).ok());
+  ASSERT_TRUE(codec::ParseJson(mine.body, &job).ok());
   EXPECT_EQ(job.tenant(), "acme") << "the tenant comes from the token";
   ASSERT_TRUE(WaitFor(
       [&] {

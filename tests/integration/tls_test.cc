@@ -13,9 +13,9 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "harness.h"
-#include "portolan/frame.h"
-#include "portolan/tls.h"
+#include "portolan/tls/tls.h"
 #include "portolan/v1/wire.pb.h"
+#include "portolan/wire/frame.h"
 
 namespace portolan::testing {
 namespace {
@@ -150,10 +150,10 @@ TEST(TlsIT, JobsRunOverMutualTlsAndRestOverHttps) {
   // Plain HTTP to the HTTPS port gets nothing; HTTPS without our CA fails
   // verification; the server keeps answering HTTPS.
   std::string body;
-  Client plain("http://127.0.0.1:" + std::to_string(c.rest_port()), Cluster::kAdminToken);
+  client::Client plain("http://127.0.0.1:" + std::to_string(c.rest_port()), Cluster::kAdminToken);
   auto r = plain.Raw("GET", "/v1/agents", "", &body);
   EXPECT_FALSE(r.ok() && *r == 200);
-  Client untrusted(c.base_url(), Cluster::kAdminToken);  // system CAs only
+  client::Client untrusted(c.base_url(), Cluster::kAdminToken);  // system CAs only
   EXPECT_FALSE(untrusted.Raw("GET", "/v1/agents", "", &body).ok());
   auto again = c.client().ListAgents();
   ASSERT_TRUE(again.ok()) << again.status();

@@ -8,8 +8,8 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "harness.h"
-#include "portolan/codec.h"
-#include "portolan/strings.h"
+#include "portolan/base/strings.h"
+#include "portolan/codec/codec.h"
 
 namespace portolan::testing {
 namespace {
@@ -18,18 +18,18 @@ using std::chrono::seconds;
 
 v1::Job Spec(const std::string& yaml) {
   v1::Job j;
-  absl::Status st = ParseYaml(yaml, &j);
+  absl::Status st = codec::ParseYaml(yaml, &j);
   EXPECT_TRUE(st.ok()) << st;
   return j;
 }
 
-bool Ended(Client& c, const std::string& id, v1::Job::State want) {
+bool Ended(client::Client& c, const std::string& id, v1::Job::State want) {
   auto j = c.GetJob(id);
   return j.ok() && j->state() == want;
 }
 
 // The Cpus_allowed_list line the job printed.
-std::string AllowedList(Client& c, const std::string& id) {
+std::string AllowedList(client::Client& c, const std::string& id) {
   auto logs = c.Logs(id);
   if (!logs.ok()) return "";
   for (absl::string_view line : absl::StrSplit(logs->stdout(), '\n')) {
@@ -84,9 +84,9 @@ TEST(TopologyIT, RealMachineJobsAreBoundToTheirAllocatedPusAndDisjoint) {
   ASSERT_EQ(ja->allocation().pus_size(), 1);
   ASSERT_EQ(jb->allocation().pus_size(), 1);
   EXPECT_EQ(AllowedList(c.client(), a->id()),
-            FormatIdList({ja->allocation().pus().begin(), ja->allocation().pus().end()}));
+            base::FormatIdList({ja->allocation().pus().begin(), ja->allocation().pus().end()}));
   EXPECT_EQ(AllowedList(c.client(), b->id()),
-            FormatIdList({jb->allocation().pus().begin(), jb->allocation().pus().end()}));
+            base::FormatIdList({jb->allocation().pus().begin(), jb->allocation().pus().end()}));
   if (agent->capacity().cpus() >= 2) {
     EXPECT_NE(ja->allocation().pus(0), jb->allocation().pus(0)) << "concurrent jobs share a PU";
   }

@@ -5,12 +5,12 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/time/time.h"
-#include "portolan/clock.h"
+#include "portolan/base/clock.h"
 
 namespace portolan::testing {
 
 // A clock that only moves when told to. Thread-safe.
-class FakeClock : public Clock {
+class FakeClock : public base::Clock {
  public:
   explicit FakeClock(absl::Time start = absl::FromUnixSeconds(1'790'000'000)) : now_(start) {}
   absl::Time Now() const override {

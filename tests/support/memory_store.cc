@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "portolan/strings.h"
+#include "portolan/base/strings.h"
 
 namespace portolan::testing {
 namespace {
@@ -12,7 +12,9 @@ bool Ended(v1::Job::State s) {
   return s == v1::Job::succeeded || s == v1::Job::failed || s == v1::Job::cancelled ||
          s == v1::Job::lost || s == v1::Job::unschedulable;
 }
-int64_t SubmittedNs(const v1::Job& j) { return absl::ToUnixNanos(FromProto(j.submitted_at())); }
+int64_t SubmittedNs(const v1::Job& j) {
+  return absl::ToUnixNanos(base::FromProto(j.submitted_at()));
+}
 
 }  // namespace
 
@@ -23,15 +25,15 @@ absl::Status MemoryStore::PutJob(const v1::Job& job) {
   ++job_writes_;
   return absl::OkStatus();
 }
-absl::StatusOr<StoredJobs> MemoryStore::LoadJobs() {
+absl::StatusOr<store::StoredJobs> MemoryStore::LoadJobs() {
   std::lock_guard<std::mutex> lock(mu_);
-  StoredJobs out;
+  store::StoredJobs out;
   for (const auto& [id, j] : jobs_) {
     if (!Ended(j.state())) {
       out.active.push_back(j);
       continue;
     }
-    JobSummary& e = out.ended.emplace_back();
+    store::JobSummary& e = out.ended.emplace_back();
     e.id = j.id();
     e.tenant = j.tenant();
     e.idempotency_key = j.idempotency_key();

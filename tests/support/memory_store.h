@@ -6,16 +6,16 @@
 #include <string>
 #include <vector>
 
-#include "portolan/store.h"
+#include "portolan/store/store.h"
 
 namespace portolan::testing {
 
 // A volatile Store for tests (kept out of production code). Optionally fails every write with
 // `fail_with` (set it to simulate a full or broken disk).
-class MemoryStore : public Store {
+class MemoryStore : public store::Store {
  public:
   absl::Status PutJob(const v1::Job& job) override;
-  absl::StatusOr<StoredJobs> LoadJobs() override;
+  absl::StatusOr<store::StoredJobs> LoadJobs() override;
   absl::StatusOr<v1::Job> GetJob(const std::string& id) override;
   absl::Status PutAgent(const v1::Agent& agent) override;
   absl::StatusOr<std::vector<v1::Agent>> LoadAgents() override;

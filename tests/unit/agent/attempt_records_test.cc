@@ -1,6 +1,6 @@
 // Attempt records (agent/attempt_records.h) and the executor's recovery from
 // them: real files, real processes under the real portolan-job-init.
-#include "../../../agent/attempt_records.h"
+#include "agent/executor/attempt_records.h"
 
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -11,9 +11,9 @@
 #include <filesystem>
 #include <fstream>
 
-#include "portolan/executor.h"
+#include "portolan/executor/executor.h"
 
-namespace portolan::agent {
+namespace portolan::executor {
 namespace {
 
 std::string TestDir(const std::string& what) {
@@ -37,7 +37,7 @@ v1::AttemptRecord Sample(const std::string& job, uint32_t attempt) {
 TEST(AttemptRecordsTest, RoundTripAndUnreadableFilesAreNamed) {
   const std::string dir = TestDir("roundtrip");
   std::filesystem::remove_all(dir);
-  AttemptRecords records(dir);
+  executor::AttemptRecords records(dir);
   ASSERT_TRUE(records.Init().ok());
   EXPECT_EQ(std::filesystem::status(dir).permissions() & std::filesystem::perms::all,
             std::filesystem::perms::owner_all);
@@ -70,7 +70,7 @@ TEST(AttemptRecordsTest, RoundTripAndUnreadableFilesAreNamed) {
 TEST(AttemptRecordsTest, ARecordOfANewerFormatStopsTheLoadWithAClearMessage) {
   const std::string dir = TestDir("newer");
   std::filesystem::remove_all(dir);
-  AttemptRecords records(dir);
+  executor::AttemptRecords records(dir);
   ASSERT_TRUE(records.Init().ok());
   v1::AttemptRecord r = Sample("job-n", 1);
   r.set_format(kAttemptRecordFormat + 1);
@@ -116,17 +116,18 @@ class RecoveryTest : public ::testing::Test {
     std::filesystem::remove_all(root);
   }
   void Open(bool keep_running) {
-    ExecutorOptions o;
+    executor::ExecutorOptions o;
     o.work_root = root + "/jobs";
     o.records_dir = root + "/attempts";
     o.job_init = PORTOLAN_JOB_INIT;
     o.keep_running_on_exit = keep_running;
     o.kill_grace = absl::Milliseconds(300);
-    exec = std::make_unique<Executor>(o, RealClock(), [this](const v1::JobUpdate& u) {
-      std::lock_guard<std::mutex> l(mu);
-      updates.push_back(u);
-      cv.notify_all();
-    });
+    exec =
+        std::make_unique<executor::Executor>(o, base::RealClock(), [this](const v1::JobUpdate& u) {
+          std::lock_guard<std::mutex> l(mu);
+          updates.push_back(u);
+          cv.notify_all();
+        });
   }
   v1::Job Job(const std::string& id, const std::string& script) {
     v1::Job j;
@@ -167,7 +168,7 @@ class RecoveryTest : public ::testing::Test {
   std::mutex mu;
   std::condition_variable cv;
   std::vector<v1::JobUpdate> updates;
-  std::unique_ptr<Executor> exec;
+  std::unique_ptr<executor::Executor> exec;
 };
 
 TEST_F(RecoveryTest, AnAttemptOutlivesItsExecutorAndIsReAdopted) {
@@ -245,7 +246,7 @@ TEST_F(RecoveryTest, StopJobsOnExitStopsThemAndTheNextRunReportsThemLost) {
 TEST_F(RecoveryTest, APidNowUsedByAnotherProcessIsNeitherAdoptedNorKilled) {
   // A record naming this very test process, but with another start time: the
   // attempt's supervisor is gone and its pid reused.
-  AttemptRecords records(root + "/attempts");
+  executor::AttemptRecords records(root + "/attempts");
   ASSERT_TRUE(records.Init().ok());
   v1::AttemptRecord r = Sample("job-p", 1);
   r.set_dir(root + "/jobs/job-p-1");
@@ -268,7 +269,7 @@ TEST_F(RecoveryTest, APidNowUsedByAnotherProcessIsNeitherAdoptedNorKilled) {
 }
 
 TEST_F(RecoveryTest, ARecordFromAnotherBootIsReportedLost) {
-  AttemptRecords records(root + "/attempts");
+  executor::AttemptRecords records(root + "/attempts");
   ASSERT_TRUE(records.Init().ok());
   v1::AttemptRecord r = Sample("job-b", 1);
   r.set_dir(root + "/jobs/job-b-1");
@@ -283,4 +284,4 @@ TEST_F(RecoveryTest, ARecordFromAnotherBootIsReportedLost) {
 }
 
 }  // namespace
-}  // namespace portolan::agent
+}  // namespace portolan::executor

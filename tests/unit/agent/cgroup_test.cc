@@ -5,9 +5,9 @@
 // test that needs what the host lacks says so and is skipped. The v2
 // controller files (memory.max, pids.max, cpuset.*) are checked against a
 // directory laid out as cgroupfs, since a hybrid host has no v2 controllers.
-#include "portolan/cgroup.h"
+#include "portolan/executor/cgroup.h"
 
-#include "portolan/files.h"
+#include "portolan/base/files.h"
 
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -20,10 +20,10 @@
 #include <sstream>
 #include <thread>
 
-namespace portolan::agent {
+namespace portolan::executor {
 namespace {
 
-std::string Read(const std::string& path) { return ReadSmallFile(path); }
+std::string Read(const std::string& path) { return base::ReadSmallFile(path); }
 
 std::string Parent() { return "portolan-test/cg-" + std::to_string(getpid()); }
 
@@ -42,7 +42,7 @@ std::string MountOf(const std::string& type, const std::string& option = "") {
 }
 
 // Forks `sh -c cmd` inside `cg` (joined before exec, as the executor does).
-pid_t SpawnIn(JobCgroup& cg, const std::string& cmd) {
+pid_t SpawnIn(executor::JobCgroup& cg, const std::string& cmd) {
   pid_t pid = fork();
   if (pid == 0) {
     setpgid(0, 0);
@@ -70,7 +70,7 @@ class CgroupV1Test : public ::testing::Test {
     if (geteuid() != 0) GTEST_SKIP() << "needs root to create cgroups";
     if (MountOf("cgroup", "memory").empty())
       GTEST_SKIP() << "no cgroup v1 memory hierarchy on this host";
-    auto d = OpenCgroupV1("/proc/self/mounts", Parent());
+    auto d = executor::OpenCgroupV1("/proc/self/mounts", Parent());
     ASSERT_TRUE(d.ok()) << d.status();
     driver = std::move(*d);
   }
@@ -89,13 +89,13 @@ class CgroupV1Test : public ::testing::Test {
       }
     }
   }
-  std::unique_ptr<CgroupDriver> driver;
+  std::unique_ptr<executor::CgroupDriver> driver;
 };
 
 TEST_F(CgroupV1Test, WritesTheLimitsIntoEveryHierarchy) {
   EXPECT_EQ(driver->version(), "v1");
   EXPECT_TRUE(driver->memory());
-  CgroupLimits l;
+  executor::CgroupLimits l;
   l.cpus = {0};
   l.mems = {0};
   l.memory_bytes = 64 << 20;
@@ -119,7 +119,7 @@ TEST_F(CgroupV1Test, WritesTheLimitsIntoEveryHierarchy) {
 }
 
 TEST_F(CgroupV1Test, AProcessOverItsMemoryLimitIsOomKilledAndCounted) {
-  CgroupLimits l;
+  executor::CgroupLimits l;
   l.memory_bytes = 32 << 20;
   auto cg = driver->Create("oom-1", l);
   ASSERT_TRUE(cg.ok()) << cg.status();
@@ -136,7 +136,7 @@ TEST_F(CgroupV1Test, AProcessOverItsMemoryLimitIsOomKilledAndCounted) {
 
 TEST_F(CgroupV1Test, AForkBombStopsAtThePidsLimit) {
   if (!driver->pids()) GTEST_SKIP() << "no cgroup v1 pids hierarchy";
-  CgroupLimits l;
+  executor::CgroupLimits l;
   l.pids_max = 20;
   auto cg = driver->Create("bomb-1", l);
   ASSERT_TRUE(cg.ok()) << cg.status();
@@ -183,7 +183,7 @@ TEST(CgroupV2Test, CoreKillAndEventsOnTheRealUnifiedHierarchy) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root to create cgroups";
   const std::string mount = MountOf("cgroup2");
   if (mount.empty()) GTEST_SKIP() << "no cgroup2 mount on this host";
-  auto d = OpenCgroupV2(mount, Parent());
+  auto d = executor::OpenCgroupV2(mount, Parent());
   ASSERT_TRUE(d.ok()) << d.status();
   EXPECT_EQ((*d)->version(), "v2");
   auto cg = (*d)->Create("tree-1", {});
@@ -208,13 +208,13 @@ TEST(CgroupV2Test, ControllerFilesFollowTheKernelsNames) {
   std::filesystem::remove_all(fs);
   std::filesystem::create_directories(fs);
   std::ofstream(fs + "/cgroup.controllers") << "cpuset cpu io memory hugetlb pids rdma\n";
-  auto d = OpenCgroupV2(fs, "portolan/a1");
+  auto d = executor::OpenCgroupV2(fs, "portolan/a1");
   ASSERT_TRUE(d.ok()) << d.status();
   EXPECT_TRUE((*d)->memory() && (*d)->cpuset() && (*d)->pids());
   EXPECT_EQ(Read(fs + "/cgroup.subtree_control"), "+cpuset +memory +pids\n");
   EXPECT_EQ(Read(fs + "/portolan/cgroup.subtree_control"), "+cpuset +memory +pids\n");
   EXPECT_EQ(Read(fs + "/portolan/a1/cgroup.subtree_control"), "+cpuset +memory +pids\n");
-  CgroupLimits l{{2, 3}, {1}, 256 << 20, 100};
+  executor::CgroupLimits l{{2, 3}, {1}, 256 << 20, 100};
   std::filesystem::create_directories(fs + "/portolan/a1/j-1");
   std::ofstream(fs + "/portolan/a1/j-1/memory.swap.max") << "max\n";
   auto cg = (*d)->Create("j-1", l);
@@ -241,31 +241,31 @@ TEST(CgroupDetectTest, AutoPrefersV2OnlyWhereItHasTheMemoryController) {
   std::ofstream(mounts) << "cgroup2 " << dir << "/unified cgroup2 rw,relatime 0 0\n";
   std::string why;
   // Hybrid without v1 memory: nothing can limit memory, so no driver.
-  auto d = OpenCgroups("auto", mounts, "p", &why);
+  auto d = executor::OpenCgroups("auto", mounts, "p", &why);
   ASSERT_TRUE(d.ok()) << d.status();
   EXPECT_EQ(*d, nullptr);
   EXPECT_NE(why.find("offers no memory controller"), std::string::npos) << why;
   // --cgroup v2 insists, and gets the core-only hierarchy.
-  d = OpenCgroups("v2", mounts, "p", &why);
+  d = executor::OpenCgroups("v2", mounts, "p", &why);
   ASSERT_TRUE(d.ok()) << d.status();
   ASSERT_NE(*d, nullptr);
   EXPECT_FALSE((*d)->memory());
   // A pure v2 host.
   std::ofstream(dir + "/unified/cgroup.controllers") << "cpuset cpu memory pids\n";
-  d = OpenCgroups("auto", mounts, "p", &why);
+  d = executor::OpenCgroups("auto", mounts, "p", &why);
   ASSERT_TRUE(d.ok()) << d.status();
   ASSERT_NE(*d, nullptr);
   EXPECT_EQ((*d)->version(), "v2");
   EXPECT_TRUE((*d)->memory());
   // Bad mode, and v1 where none is mounted.
-  EXPECT_FALSE(OpenCgroups("v3", mounts, "p", &why).ok());
-  auto v1 = OpenCgroups("v1", mounts, "p", &why);
+  EXPECT_FALSE(executor::OpenCgroups("v3", mounts, "p", &why).ok());
+  auto v1 = executor::OpenCgroups("v1", mounts, "p", &why);
   ASSERT_FALSE(v1.ok());
   EXPECT_NE(v1.status().message().find("no writable cgroup v1 memory hierarchy"),
             std::string::npos);
-  EXPECT_EQ(*OpenCgroups("none", mounts, "p", &why), nullptr);
+  EXPECT_EQ(*executor::OpenCgroups("none", mounts, "p", &why), nullptr);
   std::filesystem::remove_all(dir);
 }
 
 }  // namespace
-}  // namespace portolan::agent
+}  // namespace portolan::executor

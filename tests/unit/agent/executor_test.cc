@@ -1,4 +1,4 @@
-#include "portolan/executor.h"
+#include "portolan/executor/executor.h"
 
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -8,7 +8,7 @@
 #include <filesystem>
 #include <fstream>
 
-namespace portolan::agent {
+namespace portolan::executor {
 namespace {
 
 // Collects updates; waits (bounded) for a job's final one. Real processes
@@ -20,14 +20,15 @@ class ExecutorTest : public ::testing::Test {
            ("portolan-exec-" + std::to_string(getpid()) + "-" +
             ::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::filesystem::remove_all(root);
-    ExecutorOptions o;
+    executor::ExecutorOptions o;
     o.work_root = root;
     o.kill_grace = absl::Milliseconds(500);
-    exec = std::make_unique<Executor>(o, RealClock(), [this](const v1::JobUpdate& u) {
-      std::lock_guard<std::mutex> l(mu);
-      updates.push_back(u);
-      cv.notify_all();
-    });
+    exec =
+        std::make_unique<executor::Executor>(o, base::RealClock(), [this](const v1::JobUpdate& u) {
+          std::lock_guard<std::mutex> l(mu);
+          updates.push_back(u);
+          cv.notify_all();
+        });
   }
   ~ExecutorTest() override {
     exec.reset();
@@ -74,7 +75,7 @@ class ExecutorTest : public ::testing::Test {
   std::mutex mu;
   std::condition_variable cv;
   std::vector<v1::JobUpdate> updates;
-  std::unique_ptr<Executor> exec;
+  std::unique_ptr<executor::Executor> exec;
 };
 
 TEST_F(ExecutorTest, ReportsExitCodesAndOutput) {
@@ -194,11 +195,11 @@ TEST(ExecutorOrderTest, RunningIsReportedBeforeTheFinalStateOfAJobThatExitsAtOnc
   std::mutex mu;
   std::condition_variable cv;
   std::vector<v1::Job::State> seen;
-  ExecutorOptions o;
+  executor::ExecutorOptions o;
   o.work_root = root;
   o.poll_interval = absl::Milliseconds(5);
   {
-    Executor exec(o, RealClock(), [&](const v1::JobUpdate& u) {
+    executor::Executor exec(o, base::RealClock(), [&](const v1::JobUpdate& u) {
       if (u.state() == v1::Job::running) usleep(300 * 1000);  // /bin/true is done by now
       std::lock_guard<std::mutex> l(mu);
       seen.push_back(u.state());
@@ -220,4 +221,4 @@ TEST(ExecutorOrderTest, RunningIsReportedBeforeTheFinalStateOfAJobThatExitsAtOnc
 }
 
 }  // namespace
-}  // namespace portolan::agent
+}  // namespace portolan::executor

@@ -16,14 +16,14 @@
 
 #include "../../support/uid_block.h"
 #include "absl/strings/str_cat.h"
-#include "portolan/executor.h"
-#include "portolan/files.h"
-#include "portolan/isolation.h"
+#include "portolan/base/files.h"
+#include "portolan/executor/executor.h"
+#include "portolan/executor/isolation.h"
 
-namespace portolan::agent {
+namespace portolan::executor {
 namespace {
 
-std::string Read(const std::string& path) { return ReadSmallFile(path); }
+std::string Read(const std::string& path) { return base::ReadSmallFile(path); }
 
 class IsolationTest : public ::testing::TestWithParam<bool> {
  protected:
@@ -38,22 +38,22 @@ class IsolationTest : public ::testing::TestWithParam<bool> {
     std::filesystem::create_directories(state + "/jobs");
     chmod(state.c_str(), sandbox() ? 0700 : 0711);
     chmod((state + "/jobs").c_str(), sandbox() ? 0700 : 0711);
-    ExecutorOptions o;
+    executor::ExecutorOptions o;
     o.work_root = state + "/jobs";
     o.kill_grace = absl::Milliseconds(300);
     auto pool = UidPool::Create(block.first(), block.last(), "");
     ASSERT_TRUE(pool.ok()) << pool.status();
     o.uids = std::move(*pool);
     std::string why;
-    auto cg = OpenCgroups("auto", "/proc/self/mounts", absl::StrCat("portolan-test/iso-", getpid()),
-                          &why);
+    auto cg = executor::OpenCgroups("auto", "/proc/self/mounts",
+                                    absl::StrCat("portolan-test/iso-", getpid()), &why);
     ASSERT_TRUE(cg.ok()) << cg.status();
     o.cgroups = std::move(*cg);
     o.pids_max = 64;
     // Every attempt under its supervisor, as in the agent; the sandbox on top.
     o.job_init = PORTOLAN_JOB_INIT;
     if (sandbox()) {
-      SandboxSupport sb = ProbeSandbox();
+      executor::SandboxSupport sb = executor::ProbeSandbox();
       if (!sb.namespaces) GTEST_SKIP() << "no namespaces here: " << sb.why;
       o.sandbox = true;
       o.hide = {state};
@@ -62,11 +62,12 @@ class IsolationTest : public ::testing::TestWithParam<bool> {
       chmod(ro_dir().c_str(), 01777);
     }
     options = o;
-    exec = std::make_unique<Executor>(o, RealClock(), [this](const v1::JobUpdate& u) {
-      std::lock_guard<std::mutex> l(mu);
-      updates.push_back(u);
-      cv.notify_all();
-    });
+    exec =
+        std::make_unique<executor::Executor>(o, base::RealClock(), [this](const v1::JobUpdate& u) {
+          std::lock_guard<std::mutex> l(mu);
+          updates.push_back(u);
+          cv.notify_all();
+        });
   }
   void TearDown() override {
     exec.reset();
@@ -135,11 +136,11 @@ class IsolationTest : public ::testing::TestWithParam<bool> {
 
   testing::UidBlock block;
   std::string state;
-  ExecutorOptions options;
+  executor::ExecutorOptions options;
   std::mutex mu;
   std::condition_variable cv;
   std::vector<v1::JobUpdate> updates;
-  std::unique_ptr<Executor> exec;
+  std::unique_ptr<executor::Executor> exec;
 };
 
 TEST_P(IsolationTest, ATenantsJobCannotReadSignalOrSeeAnotherTenantsJob) {
@@ -259,9 +260,10 @@ TEST_P(IsolationTest, AForkBombStopsAtItsPidsLimitAndOtherJobsStillRun) {
   EXPECT_EQ(Stdout("after"), "still-served\n");
   exec->Cancel("bomb", 1, "test over");
   EXPECT_EQ(Final("bomb").state(), v1::Job::cancelled);
-  for (int i = 0; i < 500 && !ProcessesInUidRange("/proc", bomb_uid, bomb_uid).empty(); ++i)
+  for (int i = 0; i < 500 && !executor::ProcessesInUidRange("/proc", bomb_uid, bomb_uid).empty();
+       ++i)
     usleep(10000);
-  EXPECT_TRUE(ProcessesInUidRange("/proc", bomb_uid, bomb_uid).empty())
+  EXPECT_TRUE(executor::ProcessesInUidRange("/proc", bomb_uid, bomb_uid).empty())
       << "the bomb outlived its cancel";
 }
 
@@ -274,8 +276,10 @@ TEST_P(IsolationTest, CancelEndsATreeThatIgnoresSigtermAndLeftItsProcessGroup) {
   v1::JobUpdate u = Final("stubborn");
   EXPECT_EQ(u.state(), v1::Job::cancelled);
   const uid_t uid = block.first();
-  for (int i = 0; i < 500 && !ProcessesInUidRange("/proc", uid, uid).empty(); ++i) usleep(10000);
-  EXPECT_TRUE(ProcessesInUidRange("/proc", uid, uid).empty()) << "a process of the job survived";
+  for (int i = 0; i < 500 && !executor::ProcessesInUidRange("/proc", uid, uid).empty(); ++i)
+    usleep(10000);
+  EXPECT_TRUE(executor::ProcessesInUidRange("/proc", uid, uid).empty())
+      << "a process of the job survived";
 }
 
 TEST_P(IsolationTest, TmpIsPrivateAndReadOnlyPathsCannotBeWritten) {
@@ -308,18 +312,19 @@ TEST_P(IsolationTest, ATenantMappedToAnAccountRunsAsThatAccount) {
   // The operator maps tenant "ops" to nobody (65534 on Debian); others keep
   // their per-job uids.
   options.tenant_users["ops"] = {65534, 65534};
-  exec = std::make_unique<Executor>(options, RealClock(), [this](const v1::JobUpdate& u) {
-    std::lock_guard<std::mutex> l(mu);
-    updates.push_back(u);
-    cv.notify_all();
-  });
+  exec = std::make_unique<executor::Executor>(options, base::RealClock(),
+                                              [this](const v1::JobUpdate& u) {
+                                                std::lock_guard<std::mutex> l(mu);
+                                                updates.push_back(u);
+                                                cv.notify_all();
+                                              });
   ASSERT_TRUE(exec->Start(Job("mapped", "ops", "id -u; id -g")));
   ASSERT_TRUE(exec->Start(Job("other", "acme", "id -u")));
   EXPECT_EQ(Final("mapped").state(), v1::Job::succeeded);
   EXPECT_EQ(Final("other").state(), v1::Job::succeeded);
   EXPECT_EQ(Stdout("mapped"), "65534\n65534\n");
   EXPECT_EQ(Stdout("other"), absl::StrCat(block.first(), "\n"));
-  v1::Isolation iso = DescribeIsolation(options);
+  v1::Isolation iso = executor::DescribeIsolation(options);
   EXPECT_TRUE(iso.uid_per_job());
   EXPECT_NE(iso.user().find("1 tenant(s) as their own accounts"), std::string::npos) << iso.user();
 }
@@ -358,11 +363,11 @@ TEST(UidPoolTest, RefusesRootAccountsAndRangesAnotherAgentHolds) {
   EXPECT_TRUE(UidPool::Create(410100, 410199, locks).ok());
   first->reset();  // that agent stopped: its range is free again
   EXPECT_TRUE(UidPool::Create(410050, 410149, locks).ok());
-  EXPECT_FALSE(ParseUidRange("5-1").ok());
-  EXPECT_FALSE(ParseUidRange("abc").ok());
-  EXPECT_EQ(ParseUidRange("200000-265535")->second, 265535u);
+  EXPECT_FALSE(executor::ParseUidRange("5-1").ok());
+  EXPECT_FALSE(executor::ParseUidRange("abc").ok());
+  EXPECT_EQ(executor::ParseUidRange("200000-265535")->second, 265535u);
   std::filesystem::remove_all(locks);
 }
 
 }  // namespace
-}  // namespace portolan::agent
+}  // namespace portolan::executor

@@ -1,14 +1,14 @@
-#include "portolan/topology.h"
+#include "portolan/discovery/topology.h"
 
 #include <gtest/gtest.h>
 
 #include <cstdio>
 
-namespace portolan::agent {
+namespace portolan::discovery {
 namespace {
 
 TEST(TopologyTest, SyntheticDataCentreServer) {
-  auto t = DiscoverTopology({"pack:2 numa:2(memory=64GiB) l3:1 core:8 pu:2", ""});
+  auto t = discovery::DiscoverTopology({"pack:2 numa:2(memory=64GiB) l3:1 core:8 pu:2", ""});
   ASSERT_TRUE(t.ok()) << t.status();
   EXPECT_EQ(t->packages(), 2u);
   ASSERT_EQ(t->numa_nodes_size(), 4);
@@ -27,7 +27,7 @@ TEST(TopologyTest, SyntheticDataCentreServer) {
 }
 
 TEST(TopologyTest, RealMachineHasProcessingUnitsAndMemory) {
-  auto t = DiscoverTopology({});
+  auto t = discovery::DiscoverTopology({});
   ASSERT_TRUE(t.ok()) << t.status();
   EXPECT_GT(t->pus(), 0u);
   EXPECT_GT(t->memory_mb(), 0u);
@@ -35,30 +35,30 @@ TEST(TopologyTest, RealMachineHasProcessingUnitsAndMemory) {
 }
 
 TEST(TopologyTest, MalformedSourcesAreRefusedWithTheirName) {
-  auto t = DiscoverTopology({"pack:two cores", ""});
+  auto t = discovery::DiscoverTopology({"pack:two cores", ""});
   ASSERT_FALSE(t.ok());
   EXPECT_NE(t.status().message().find("pack:two cores"), absl::string_view::npos);
   std::string path = testing::TempDir() + "/bad-topology.xml";
   FILE* f = fopen(path.c_str(), "w");
   fputs("<topology><object", f);
   fclose(f);
-  t = DiscoverTopology({"", path});
+  t = discovery::DiscoverTopology({"", path});
   ASSERT_FALSE(t.ok());
   EXPECT_NE(t.status().message().find(path), absl::string_view::npos);
-  EXPECT_FALSE(DiscoverTopology({"pack:1 core:1 pu:1", path}).ok());
+  EXPECT_FALSE(discovery::DiscoverTopology({"pack:1 core:1 pu:1", path}).ok());
 }
 
 TEST(TopologyTest, ImplausibleTopologiesAreRejected) {
   v1::Topology t;
-  EXPECT_FALSE(CheckTopology(t).ok());
+  EXPECT_FALSE(discovery::CheckTopology(t).ok());
   t.set_pus(4);
   t.add_cores()->add_pus(0);
-  EXPECT_FALSE(CheckTopology(t).ok());  // no memory
+  EXPECT_FALSE(discovery::CheckTopology(t).ok());  // no memory
   t.set_memory_mb(1024);
-  EXPECT_TRUE(CheckTopology(t).ok());
+  EXPECT_TRUE(discovery::CheckTopology(t).ok());
   t.set_memory_mb(100u << 20);  // 100 TiB
-  EXPECT_FALSE(CheckTopology(t).ok());
+  EXPECT_FALSE(discovery::CheckTopology(t).ok());
 }
 
 }  // namespace
-}  // namespace portolan::agent
+}  // namespace portolan::discovery

@@ -1,4 +1,4 @@
-#include "portolan/codec.h"
+#include "portolan/codec/codec.h"
 
 #include <gtest/gtest.h>
 
@@ -6,7 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/message_differencer.h"
-#include "portolan/strings.h"
+#include "portolan/base/strings.h"
 #include "portolan/v1/agent.pb.h"
 #include "portolan/v1/api.pb.h"
 #include "portolan/v1/config.pb.h"
@@ -19,7 +19,7 @@ namespace {
 
 TEST(CodecTest, ParsesDesignJobExample) {
   v1::Job job;
-  absl::Status st = ParseJson(R"({
+  absl::Status st = codec::ParseJson(R"({
     "name": "genome-align", "tenant": "acme", "kind": "data_processing",
     "command": ["/usr/bin/env", "python3", "align.py"], "env": {"THREADS": "8"},
     "resources": {"cpus": 8, "memory_mb": 16384, "gpus": 0},
@@ -29,7 +29,7 @@ TEST(CodecTest, ParsesDesignJobExample) {
     "placement": {"sites": [], "avoid_sites": [], "max_rtt_ms": {"hongkong-1": 40}},
     "priority": 50, "max_runtime_s": 3600,
     "restart": {"policy": "on_agent_loss", "max_attempts": 3}, "idempotency_key": "c0ffee-1"})",
-                              &job);
+                                     &job);
   ASSERT_TRUE(st.ok()) << st;
   EXPECT_EQ(job.kind(), v1::Job::data_processing);
   EXPECT_EQ(job.topology().numa(), v1::TopologyRequest::single);
@@ -44,7 +44,7 @@ TEST(CodecTest, OutputUsesSnakeCaseAndLowercaseEnumWords) {
   job.set_state(v1::Job::succeeded);
   job.mutable_resources()->set_memory_mb(64);
   job.mutable_restart()->set_policy(v1::RestartPolicy::on_agent_loss);
-  std::string json = ToJson(job);
+  std::string json = codec::ToJson(job);
   EXPECT_NE(json.find(R"("state":"succeeded")"), std::string::npos) << json;
   EXPECT_NE(json.find(R"("memory_mb":64)"), std::string::npos) << json;
   EXPECT_NE(json.find(R"("policy":"on_agent_loss")"), std::string::npos) << json;
@@ -56,8 +56,8 @@ TEST(CodecTest, OutputUsesSnakeCaseAndLowercaseEnumWords) {
 // order is unspecified; ours is by key), and the same message back otherwise.
 void ExpectSameAsProtobuf(const google::protobuf::Message& m, bool byte_exact = true) {
   std::string fast;
-  ASSERT_TRUE(internal::FastJson(m, &fast)) << m.GetTypeName();
-  const std::string slow = internal::ProtobufJson(m, false);
+  ASSERT_TRUE(codec::internal::FastJson(m, &fast)) << m.GetTypeName();
+  const std::string slow = codec::internal::ProtobufJson(m, false);
   if (byte_exact && fast != slow) {
     size_t at = 0;
     while (at < fast.size() && at < slow.size() && fast[at] == slow[at]) ++at;
@@ -66,17 +66,17 @@ void ExpectSameAsProtobuf(const google::protobuf::Message& m, bool byte_exact = 
                   << slow.substr(at > 40 ? at - 40 : 0, 120);
   }
   std::unique_ptr<google::protobuf::Message> back(m.New());
-  ASSERT_TRUE(ParseJson(fast, back.get()).ok()) << fast;
+  ASSERT_TRUE(codec::ParseJson(fast, back.get()).ok()) << fast;
   google::protobuf::util::MessageDifferencer diff;
   std::string why;
   diff.ReportDifferencesToString(&why);
   EXPECT_TRUE(diff.Compare(*back, m)) << why << fast;
-  EXPECT_EQ(ToJson(m), fast);
+  EXPECT_EQ(codec::ToJson(m), fast);
 }
 
 TEST(CodecTest, DirectJsonPrinterMatchesProtobuf) {
   v1::Job job;
-  ASSERT_TRUE(ParseJson(R"({
+  ASSERT_TRUE(codec::ParseJson(R"({
     "name": "genome-align", "tenant": "acme", "kind": "data_processing",
     "command": ["/usr/bin/env", "python3", "a<b>&c \"q\" \\ \t\n\u0001\u007f\u2028 ü 中文"],
     "env": {"THREADS": "8"},
@@ -87,7 +87,7 @@ TEST(CodecTest, DirectJsonPrinterMatchesProtobuf) {
     "placement": {"max_rtt_ms": {"hongkong-1": 40.25}},
     "priority": -5, "max_runtime_s": 3600,
     "restart": {"policy": "on_agent_loss", "max_attempts": 3}})",
-                        &job)
+                               &job)
                   .ok());
   job.set_id("job-1");
   job.set_state(v1::Job::running);
@@ -130,7 +130,7 @@ TEST(CodecTest, DirectJsonPrinterMatchesProtobuf) {
   ExpectSameAsProtobuf(env);
   ExpectSameAsProtobuf(v1::Envelope());
   v1::Policy policy;
-  ASSERT_TRUE(LoadFile(PORTOLAN_SOURCE_DIR "/deploy/policy/default.yaml", &policy).ok());
+  ASSERT_TRUE(codec::LoadFile(PORTOLAN_SOURCE_DIR "/deploy/policy/default.yaml", &policy).ok());
   auto* link = policy.add_links();
   link->set_up(false);
   ExpectSameAsProtobuf(policy, /*byte_exact=*/false);
@@ -142,7 +142,7 @@ TEST(CodecTest, DirectJsonPrinterMatchesProtobuf) {
   for (uint32_t pu : {100u, 9u, 10u, 0u}) (*agent.mutable_pu_jobs())[pu] = "j";
   ExpectSameAsProtobuf(agent, /*byte_exact=*/false);
   std::string out;
-  ASSERT_TRUE(internal::FastJson(agent, &out));
+  ASSERT_TRUE(codec::internal::FastJson(agent, &out));
   EXPECT_NE(out.find(R"("pu_jobs":{"0":"j","7":"j7","9":"j","10":"j","100":"j"})"),
             std::string::npos)
       << out;
@@ -150,34 +150,34 @@ TEST(CodecTest, DirectJsonPrinterMatchesProtobuf) {
 
 TEST(CodecTest, UnknownTopLevelFieldIsNamed) {
   v1::Job job;
-  absl::Status st = ParseJson(R"({"name":"x","bogus":1})", &job);
+  absl::Status st = codec::ParseJson(R"({"name":"x","bogus":1})", &job);
   EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(StatusField(st), "bogus");
+  EXPECT_EQ(codec::StatusField(st), "bogus");
 }
 
 TEST(CodecTest, UnknownNestedFieldHasFullPath) {
   v1::Job job;
-  absl::Status st = ParseJson(R"({"datasets":[{"id":"a"},{"idx":"b"}]})", &job);
-  EXPECT_EQ(StatusField(st), "datasets[1].idx");
-  st = ParseJson(R"({"resources":{"cpus":1,"memry_mb":3}})", &job);
-  EXPECT_EQ(StatusField(st), "resources.memry_mb");
+  absl::Status st = codec::ParseJson(R"({"datasets":[{"id":"a"},{"idx":"b"}]})", &job);
+  EXPECT_EQ(codec::StatusField(st), "datasets[1].idx");
+  st = codec::ParseJson(R"({"resources":{"cpus":1,"memry_mb":3}})", &job);
+  EXPECT_EQ(codec::StatusField(st), "resources.memry_mb");
 }
 
 TEST(CodecTest, BadEnumListsTheAllowedWords) {
   v1::Job job;
-  absl::Status st = ParseJson(R"({"kind":"COMPUTE"})", &job);
-  EXPECT_EQ(StatusField(st), "kind");
+  absl::Status st = codec::ParseJson(R"({"kind":"COMPUTE"})", &job);
+  EXPECT_EQ(codec::StatusField(st), "kind");
   EXPECT_NE(st.message().find("compute, data_processing"), absl::string_view::npos) << st;
 }
 
 TEST(CodecTest, WrongTypeAndMalformedJson) {
   v1::Job job;
-  absl::Status st = ParseJson(R"({"resources":{"cpus":"abc"}})", &job);
-  EXPECT_EQ(StatusField(st), "resources.cpus");
-  st = ParseJson(R"({"name":"x",)", &job);
+  absl::Status st = codec::ParseJson(R"({"resources":{"cpus":"abc"}})", &job);
+  EXPECT_EQ(codec::StatusField(st), "resources.cpus");
+  st = codec::ParseJson(R"({"name":"x",)", &job);
   EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(st.message().find("malformed JSON"), absl::string_view::npos) << st;
-  st = ParseJson("[1]", &job);
+  st = codec::ParseJson("[1]", &job);
   EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
 }
 
@@ -193,7 +193,7 @@ TEST(CodecTest, SanitizedTextIsValidUtf8ThatJsonCarries) {
   const std::string kBad = "\xEF\xBF\xBD";  // U+FFFD, what each bad byte becomes
   // Valid text passes unchanged: ASCII, 2-, 3- and 4-byte characters.
   const std::string good = "ok \xC3\xA9 \xE4\xB8\xAD \xF0\x9F\x8C\x8F";
-  EXPECT_EQ(SanitizeUtf8(good), good);
+  EXPECT_EQ(base::SanitizeUtf8(good), good);
   // Overlong forms, surrogates, beyond U+10FFFF, stray continuation bytes,
   // truncated sequences (the fuzzer found a Content-Type starting E0 8B 9A
   // quoted into an error body that JSON then refused).
@@ -201,13 +201,13 @@ TEST(CodecTest, SanitizedTextIsValidUtf8ThatJsonCarries) {
        {std::string("\xE0\x8B\x9A"), std::string("\xC0\xAF"), std::string("\xED\xA0\x80"),
         std::string("\xF4\x90\x80\x80"), std::string("\xF0\x8F\xBF\xBF"),
         std::string("\xF5\x80\x80\x80"), std::string("\x80"), std::string("\xE4\xB8")}) {
-    const std::string clean = SanitizeUtf8(bad);
+    const std::string clean = base::SanitizeUtf8(bad);
     EXPECT_EQ(clean.find_first_not_of(kBad), std::string::npos) << clean;
     v1::ErrorResponse e;
     e.mutable_error()->set_code("c");
     e.mutable_error()->set_message(clean);
     v1::ErrorResponse back;
-    EXPECT_TRUE(ParseJson(ToJson(e), &back).ok()) << ToJson(e);
+    EXPECT_TRUE(codec::ParseJson(codec::ToJson(e), &back).ok()) << codec::ToJson(e);
   }
 }
 
@@ -246,23 +246,23 @@ TEST(CodecTest, StrictJsonRefusesWhatProtobufWouldGuess) {
   for (const StrictCase& c : cases) {
     SCOPED_TRACE(c.json);
     v1::Job job;
-    absl::Status st = ParseJson(c.json, &job, JsonMode::kRequest);
+    absl::Status st = codec::ParseJson(c.json, &job, codec::JsonMode::kRequest);
     ASSERT_FALSE(st.ok());
-    EXPECT_EQ(StatusField(st), c.field) << st;
+    EXPECT_EQ(codec::StatusField(st), c.field) << st;
     EXPECT_NE(st.message().find(c.says), std::string::npos) << st;
   }
   // What strict JSON allows: escapes, 64-bit integers as strings, null for
   // "absent", exponents in doubles.
   v1::Job job;
-  ASSERT_TRUE(ParseJson(R"({"name": "a\u00e9\ud83d\ude00\n", "max_runtime_s": 10,
+  ASSERT_TRUE(codec::ParseJson(R"({"name": "a\u00e9\ud83d\ude00\n", "max_runtime_s": 10,
       "datasets": [{"id": "d", "size_gb": 1.5e3}], "placement": null,
       "resources": {"cpus": 2, "memory_mb": 64}})",
-                        &job)
+                               &job)
                   .ok());
   EXPECT_EQ(job.name(), "a\xc3\xa9\xf0\x9f\x98\x80\n");
   EXPECT_EQ(job.datasets(0).size_gb(), 1500);
   v1::PolicyVersion pv;
-  EXPECT_TRUE(ParseJson(R"({"version": "3"})", &pv).ok());
+  EXPECT_TRUE(codec::ParseJson(R"({"version": "3"})", &pv).ok());
 }
 
 TEST(CodecTest, RequestsCannotSetOutputOnlyFields) {
@@ -270,65 +270,68 @@ TEST(CodecTest, RequestsCannotSetOutputOnlyFields) {
       R"({"command": ["x"], "attempts": [{"number": 1, "outcome": "succeeded",
           "allocation": {"agent": "sg1-node-01"}}]})";
   v1::Job job;
-  absl::Status st = ParseJson(forged, &job, JsonMode::kRequest);
+  absl::Status st = codec::ParseJson(forged, &job, codec::JsonMode::kRequest);
   ASSERT_FALSE(st.ok());
-  EXPECT_EQ(StatusField(st), "attempts");
+  EXPECT_EQ(codec::StatusField(st), "attempts");
   EXPECT_NE(st.message().find("output-only"), std::string::npos) << st;
   // A server's answer carries them, and a client reads it.
-  EXPECT_TRUE(ParseJson(forged, &job).ok());
+  EXPECT_TRUE(codec::ParseJson(forged, &job).ok());
   // Printed defaults round-trip: empty output-only fields are allowed.
-  EXPECT_TRUE(ParseJson(R"({"command": ["x"], "id": "", "state": "state_unspecified",
+  EXPECT_TRUE(codec::ParseJson(R"({"command": ["x"], "id": "", "state": "state_unspecified",
       "exit_code": 0, "events": [], "cancel_requested": false, "allocation": null})",
-                        &job, JsonMode::kRequest)
+                               &job, codec::JsonMode::kRequest)
                   .ok());
   for (const char* f : {R"("id": "job-1")", R"("state": "succeeded")", R"("exit_code": 3)",
                         R"("submitted_at": "2026-01-01T00:00:00Z")"}) {
     SCOPED_TRACE(f);
-    st = ParseJson(absl::StrCat(R"({"command": ["x"], )", f, "}"), &job, JsonMode::kRequest);
+    st = codec::ParseJson(absl::StrCat(R"({"command": ["x"], )", f, "}"), &job,
+                          codec::JsonMode::kRequest);
     EXPECT_FALSE(st.ok());
     EXPECT_NE(st.message().find("output-only"), std::string::npos) << st;
   }
   // Unknown enum numbers from a newer peer are read (kAny), never requested.
-  EXPECT_TRUE(ParseJson(R"({"state": 42})", &job).ok());
-  EXPECT_FALSE(ParseJson(R"({"kind": 1})", &job, JsonMode::kRequest).ok());
+  EXPECT_TRUE(codec::ParseJson(R"({"state": 42})", &job).ok());
+  EXPECT_FALSE(codec::ParseJson(R"({"kind": 1})", &job, codec::JsonMode::kRequest).ok());
 }
 
 TEST(CodecTest, RequestNumbersStayInTheirDocumentedRanges) {
   v1::Job job;
-  absl::Status st = ParseJson(R"({"priority": 1001})", &job, JsonMode::kRequest);
-  EXPECT_EQ(StatusField(st), "priority");
+  absl::Status st = codec::ParseJson(R"({"priority": 1001})", &job, codec::JsonMode::kRequest);
+  EXPECT_EQ(codec::StatusField(st), "priority");
   EXPECT_NE(st.message().find("priority must be 0-1000, got 1001"), std::string::npos) << st;
-  st = ParseJson(R"({"datasets": [{"id": "d", "size_gb": 2e6}]})", &job, JsonMode::kRequest);
-  EXPECT_EQ(StatusField(st), "datasets[0].size_gb") << st;
-  st = ParseJson(R"({"placement": {"max_rtt_ms": {"tokyo-1": 20000}}})", &job, JsonMode::kRequest);
-  EXPECT_EQ(StatusField(st), "placement.max_rtt_ms.tokyo-1") << st;
-  st = ParseJson(R"({"priority": 99999999999})", &job, JsonMode::kRequest);
+  st = codec::ParseJson(R"({"datasets": [{"id": "d", "size_gb": 2e6}]})", &job,
+                        codec::JsonMode::kRequest);
+  EXPECT_EQ(codec::StatusField(st), "datasets[0].size_gb") << st;
+  st = codec::ParseJson(R"({"placement": {"max_rtt_ms": {"tokyo-1": 20000}}})", &job,
+                        codec::JsonMode::kRequest);
+  EXPECT_EQ(codec::StatusField(st), "placement.max_rtt_ms.tokyo-1") << st;
+  st = codec::ParseJson(R"({"priority": 99999999999})", &job, codec::JsonMode::kRequest);
   EXPECT_NE(st.message().find("out of range for a int32"), std::string::npos) << st;
-  st = ParseJson(R"({"restart": {"max_attempts": -1}})", &job, JsonMode::kRequest);
-  EXPECT_EQ(StatusField(st), "restart.max_attempts") << st;
+  st = codec::ParseJson(R"({"restart": {"max_attempts": -1}})", &job, codec::JsonMode::kRequest);
+  EXPECT_EQ(codec::StatusField(st), "restart.max_attempts") << st;
   // Files are requests too: the error names the file and the field.
   v1::Tenant t;
-  st = ParseYaml("id: acme\nmax_priority: 2000\n", &t, "acme.yaml");
-  EXPECT_EQ(StatusField(st), "max_priority") << st;
+  st = codec::ParseYaml("id: acme\nmax_priority: 2000\n", &t, "acme.yaml");
+  EXPECT_EQ(codec::StatusField(st), "max_priority") << st;
   EXPECT_NE(st.message().find("acme.yaml"), std::string::npos) << st;
   // A policy checks its own ranges and reports every problem at once
   // (policy:validate), so the codec leaves them to it.
   v1::Policy p;
-  EXPECT_TRUE(ParseYaml("plugins:\n  scores: {bin_pack: 1e308}\n", &p, "p.yaml").ok());
+  EXPECT_TRUE(codec::ParseYaml("plugins:\n  scores: {bin_pack: 1e308}\n", &p, "p.yaml").ok());
   // A server's answer is read whatever it says.
-  EXPECT_TRUE(ParseJson(R"({"priority": 5000})", &job).ok());
+  EXPECT_TRUE(codec::ParseJson(R"({"priority": 5000})", &job).ok());
 }
 
 TEST(CodecTest, YamlTakesTypesFromTheSchema) {
   v1::Job job;
-  absl::Status st = ParseYaml(R"(
+  absl::Status st = codec::ParseYaml(R"(
 name: 123
 command: [/bin/echo, "hello world"]
 env: {THREADS: 8}
 resources: {cpus: 2, memory_mb: 512}
 kind: compute
 )",
-                              &job);
+                                     &job);
   ASSERT_TRUE(st.ok()) << st;
   EXPECT_EQ(job.name(), "123");
   EXPECT_EQ(job.env().at("THREADS"), "8");
@@ -338,14 +341,14 @@ kind: compute
 
 TEST(CodecTest, YamlErrorsNameFileLineAndField) {
   v1::AgentConfig cfg;
-  absl::Status st = ParseYaml("site: hk\nlabels:\n  a: b\nsit: x\n", &cfg, "agent.yaml");
-  EXPECT_EQ(StatusField(st), "sit");
+  absl::Status st = codec::ParseYaml("site: hk\nlabels:\n  a: b\nsit: x\n", &cfg, "agent.yaml");
+  EXPECT_EQ(codec::StatusField(st), "sit");
   EXPECT_NE(st.message().find("agent.yaml"), absl::string_view::npos) << st;
   EXPECT_NE(st.message().find("line 4"), absl::string_view::npos) << st;
   v1::Job job;
-  st = ParseYaml("resources: {cpus: many}\n", &job, "job.yaml");
-  EXPECT_EQ(StatusField(st), "resources.cpus");
-  st = ParseYaml("name: [unclosed\n", &job, "job.yaml");
+  st = codec::ParseYaml("resources: {cpus: many}\n", &job, "job.yaml");
+  EXPECT_EQ(codec::StatusField(st), "resources.cpus");
+  st = codec::ParseYaml("name: [unclosed\n", &job, "job.yaml");
   EXPECT_NE(st.message().find("malformed YAML"), absl::string_view::npos) << st;
 }
 
@@ -355,13 +358,13 @@ TEST(CodecTest, ConfigBecomesTheFlagsItStandsFor) {
   a.set_insecure(true);
   a.set_kill_grace_ms(500);
   (*a.mutable_labels())["zone"] = "hk";
-  std::vector<std::string> flags = ConfigToFlags(a, {{"labels", "label"}});
+  std::vector<std::string> flags = codec::ConfigToFlags(a, {{"labels", "label"}});
   std::sort(flags.begin(), flags.end());
   EXPECT_EQ(flags, (std::vector<std::string>{"--insecure", "--kill-grace-ms=500", "--label=zone=hk",
                                              "--site=hongkong-1"}));
   v1::SchedulerConfig s;
   s.set_rate_limit_rps(1234567.25);  // doubles keep every digit
-  EXPECT_EQ(ConfigToFlags(s), std::vector<std::string>{"--rate-limit-rps=1234567.25"});
+  EXPECT_EQ(codec::ConfigToFlags(s), std::vector<std::string>{"--rate-limit-rps=1234567.25"});
 }
 
 }  // namespace

@@ -1,4 +1,4 @@
-#include "portolan/frame.h"
+#include "portolan/wire/frame.h"
 
 #include <gtest/gtest.h>
 

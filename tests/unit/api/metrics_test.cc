@@ -1,4 +1,4 @@
-#include "portolan/metrics.h"
+#include "portolan/metrics/metrics.h"
 
 #include <gtest/gtest.h>
 

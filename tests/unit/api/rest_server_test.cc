@@ -1,7 +1,7 @@
 // rest::Server: the HTTP parser's refusals through ServeBytes (the same code
 // a connection runs), and the connection-level limits over real loopback
 // sockets with short timeouts.
-#include "portolan/rest_server.h"
+#include "portolan/rest/server.h"
 
 #include <gtest/gtest.h>
 
@@ -12,7 +12,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "portolan/codec.h"
+#include "portolan/codec/codec.h"
 #include "portolan/v1/api.pb.h"
 
 namespace portolan::rest {
@@ -59,7 +59,7 @@ Parsed ParseAnswer(const std::string& raw) {
   p.head = raw.substr(0, end);
   p.body = end == std::string::npos ? "" : raw.substr(end + 4);
   v1::ErrorResponse e;
-  if (p.status >= 400 && ParseJson(p.body, &e).ok()) {
+  if (p.status >= 400 && codec::ParseJson(p.body, &e).ok()) {
     p.code = e.error().code();
     p.message = e.error().message();
   }
@@ -193,7 +193,7 @@ TEST(RestServer, BadRequestLinesTargetsAndEscapesGetJsonErrors) {
   EXPECT_EQ(bad.status, 400);
   Response r = ErrorResponse(400, "x", "quoted \xff\xfe input", "field\xff");
   v1::ErrorResponse e;
-  EXPECT_TRUE(ParseJson(r.body, &e).ok()) << r.body;
+  EXPECT_TRUE(codec::ParseJson(r.body, &e).ok()) << r.body;
   p = ParseAnswer(s->ServeBytes("GET /v1/query?x=a%20b&y=c+d HTTP/1.1\r\n\r\n"));
   EXPECT_EQ(p.status, 200);
   EXPECT_EQ(p.body, R"({"q":"x=a b;y=c d;"})");

@@ -1,4 +1,4 @@
-#include "portolan/tls.h"
+#include "portolan/tls/tls.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>

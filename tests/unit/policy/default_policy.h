@@ -6,8 +6,8 @@
 
 #include <memory>
 
-#include "portolan/placement.h"
-#include "portolan/policy.h"
+#include "portolan/placement/placement.h"
+#include "portolan/policy/policy.h"
 
 namespace portolan::test_support {
 

@@ -1,25 +1,25 @@
-#include "portolan/network.h"
+#include "portolan/network/network.h"
 
 #include <gtest/gtest.h>
 
 #include "default_policy.h"
-#include "portolan/policy.h"
+#include "portolan/policy/policy.h"
 
 namespace portolan::policy {
 namespace {
 
-NetworkModel WithLinkDown(const v1::Policy& p, const std::string& id) {
+network::NetworkModel WithLinkDown(const v1::Policy& p, const std::string& id) {
   std::vector<v1::Site> sites(p.sites().begin(), p.sites().end());
   std::vector<v1::Link> links(p.links().begin(), p.links().end());
   for (auto& l : links) {
     if (l.id() == id) l.set_up(false);
   }
-  return NetworkModel(sites, links);
+  return network::NetworkModel(sites, links);
 }
 
 TEST(NetworkTest, DirectCableIsTheShortestPath) {
   auto p = portolan::test_support::DefaultPolicy();
-  const NetworkModel& n = p->network();
+  const network::NetworkModel& n = p->network();
   int lg1 = n.Index("lingang-idc-1"), sin = n.Index("singapore-1");
   EXPECT_DOUBLE_EQ(n.Rtt(lg1, sin), 65);
   EXPECT_DOUBLE_EQ(n.BottleneckGbps(lg1, sin), 100);
@@ -32,7 +32,7 @@ TEST(NetworkTest, DirectCableIsTheShortestPath) {
 
 TEST(NetworkTest, MultiHopPathTakesTheBottleneck) {
   auto p = portolan::test_support::DefaultPolicy();
-  const NetworkModel& n = p->network();
+  const network::NetworkModel& n = p->network();
   int hq = n.Index("hongqiao-1"), lon = n.Index("london-1");
   // Over land to Frankfurt (180) then to London (20) beats FEA via Lingang (1 + 218).
   EXPECT_DOUBLE_EQ(n.Rtt(hq, lon), 200);
@@ -44,7 +44,7 @@ TEST(NetworkTest, MultiHopPathTakesTheBottleneck) {
 
 TEST(NetworkTest, CutCableForcesADetour) {
   auto p = portolan::test_support::DefaultPolicy();
-  NetworkModel cut = WithLinkDown(p->policy(), "sjc2-lg1-sin");
+  network::NetworkModel cut = WithLinkDown(p->policy(), "sjc2-lg1-sin");
   int lg1 = cut.Index("lingang-idc-1"), sin = cut.Index("singapore-1");
   // Via Lingang IDC 2 and APG (0.5 + 72) beats via Hong Kong (34 + 41).
   EXPECT_DOUBLE_EQ(cut.Rtt(lg1, sin), 72.5);
@@ -69,13 +69,13 @@ TEST(NetworkTest, CuttingEveryLinkOfASiteDisconnectsIt) {
   links[1].set_b("c");
   links[1].set_rtt_ms(5);
   links[1].set_gbps(1);
-  NetworkModel up(sites, links);
+  network::NetworkModel up(sites, links);
   EXPECT_DOUBLE_EQ(up.Rtt(0, 2), 15);
   EXPECT_DOUBLE_EQ(up.BottleneckGbps(0, 2), 1);
   links[1].set_up(false);
-  NetworkModel down(sites, links);
-  EXPECT_EQ(down.Rtt(0, 2), NetworkModel::kUnreachable);
-  EXPECT_EQ(down.TransferSeconds(0, 2, 1), NetworkModel::kUnreachable);
+  network::NetworkModel down(sites, links);
+  EXPECT_EQ(down.Rtt(0, 2), network::NetworkModel::kUnreachable);
+  EXPECT_EQ(down.TransferSeconds(0, 2, 1), network::NetworkModel::kUnreachable);
   EXPECT_TRUE(down.PathSites(0, 2).empty());
   v1::NetworkView view = down.View();
   ASSERT_EQ(view.warnings_size(), 1);
@@ -94,7 +94,7 @@ TEST(NetworkTest, ParallelLinksUseTheFasterOne) {
     links[i].set_rtt_ms(i == 0 ? 50 : 20);
     links[i].set_gbps(i == 0 ? 100 : 10);
   }
-  NetworkModel n(sites, links);
+  network::NetworkModel n(sites, links);
   EXPECT_DOUBLE_EQ(n.Rtt(0, 1), 20);
   EXPECT_EQ(n.PathLinks(0, 1), std::vector<std::string>{"fast"});
 }

@@ -1,10 +1,10 @@
 // Framework tests: site-level then agent-level plugins, counts per reason,
 // weights, explanations, unschedulable detection.
-#include "portolan/placement.h"
+#include "portolan/placement/placement.h"
 
 #include <gtest/gtest.h>
 
-#include "portolan/codec.h"
+#include "portolan/codec/codec.h"
 
 namespace portolan::placement {
 namespace {
@@ -36,14 +36,15 @@ class PlacementTest : public ::testing::Test {
 
   void Load(const std::string& plugins_yaml, const std::string& lingang_isolation = "") {
     v1::Policy p;
-    ASSERT_TRUE(ParseYaml(kPolicy, &p).ok());
+    ASSERT_TRUE(codec::ParseYaml(kPolicy, &p).ok());
     if (!lingang_isolation.empty()) {
       ASSERT_TRUE(
-          ParseYaml(lingang_isolation, p.mutable_sites(0)->mutable_isolation_required()).ok());
+          codec::ParseYaml(lingang_isolation, p.mutable_sites(0)->mutable_isolation_required())
+              .ok());
     }
     if (!plugins_yaml.empty()) {
       p.clear_plugins();
-      ASSERT_TRUE(ParseYaml(plugins_yaml, p.mutable_plugins()).ok());
+      ASSERT_TRUE(codec::ParseYaml(plugins_yaml, p.mutable_plugins()).ok());
     }
     if (registry.Names().empty()) RegisterBuiltins(registry);  // once: duplicates are refused
     auto c = policy::CompilePolicy(p, registry.NameSet());
@@ -87,7 +88,7 @@ class PlacementTest : public ::testing::Test {
   static v1::Job Job(int cpus, const std::string& yaml = "") {
     v1::Job j;
     if (!yaml.empty()) {
-      EXPECT_TRUE(ParseYaml(yaml, &j).ok());
+      EXPECT_TRUE(codec::ParseYaml(yaml, &j).ok());
     }
     j.mutable_resources()->set_cpus(cpus);
     j.mutable_resources()->set_memory_mb(100);
@@ -108,7 +109,7 @@ class PlacementTest : public ::testing::Test {
   std::map<std::string, v1::Agent> agents;
   std::map<std::string, std::vector<AgentView>> by_site;
   v1::Tenant tenant;
-  policy::Ledger ledger;
+  residency::Ledger ledger;
 };
 
 TEST(RegistryTest, NamesComeFromThePluginsAndADuplicateIsRefused) {

@@ -7,8 +7,8 @@
 #include <fstream>
 
 #include "default_policy.h"
-#include "portolan/codec.h"
-#include "portolan/policy.h"
+#include "portolan/codec/codec.h"
+#include "portolan/policy/policy.h"
 
 namespace portolan::policy {
 namespace {
@@ -31,7 +31,7 @@ plugins: {filters: [residency, resource_fit], scores: {bin_pack: 1}}
 absl::StatusOr<std::shared_ptr<const CompiledPolicy>> Compile(
     const std::string& yaml, std::vector<std::string>* errors = nullptr) {
   v1::Policy p;
-  absl::Status st = ParseYaml(yaml, &p, "policy.yaml");
+  absl::Status st = codec::ParseYaml(yaml, &p, "policy.yaml");
   if (!st.ok()) return st;
   return CompilePolicy(p, kPlugins, errors);
 }
@@ -72,7 +72,7 @@ TEST_P(PolicyErrors, NameFieldAndReason) {
   yaml.replace(at, b.from.size(), b.to);
   auto c = Compile(yaml);
   ASSERT_FALSE(c.ok()) << b.name;
-  EXPECT_EQ(StatusField(c.status()), b.field) << c.status();
+  EXPECT_EQ(codec::StatusField(c.status()), b.field) << c.status();
   EXPECT_NE(c.status().message().find(b.says), absl::string_view::npos) << c.status();
 }
 
@@ -138,7 +138,7 @@ INSTANTIATE_TEST_SUITE_P(
 // which protobuf's parser accepts: validation refuses them by range.
 TEST(PolicyValidationTest, NonFiniteNumbersFromJsonAreRefused) {
   v1::Policy p;
-  ASSERT_TRUE(ParseYaml(kBase, &p).ok());
+  ASSERT_TRUE(codec::ParseYaml(kBase, &p).ok());
   p.mutable_links(0)->set_rtt_ms(std::numeric_limits<double>::infinity());
   p.mutable_links(0)->set_gbps(std::nan(""));
   p.mutable_sites(0)->set_price_per_core_hour(std::nan(""));
@@ -189,12 +189,12 @@ TEST(PolicyValidationTest, FileErrorsNameTheFile) {
   auto c = LoadPolicyFile(path, kPlugins);
   ASSERT_FALSE(c.ok());
   EXPECT_NE(c.status().message().find(path), absl::string_view::npos) << c.status();
-  EXPECT_EQ(StatusField(c.status()), "sites[0].flavour");
+  EXPECT_EQ(codec::StatusField(c.status()), "sites[0].flavour");
 }
 
 TEST(PolicyValidationTest, DiffSummaryCountsChanges) {
   v1::Policy a, b;
-  ASSERT_TRUE(ParseYaml(kBase, &a).ok());
+  ASSERT_TRUE(codec::ParseYaml(kBase, &a).ok());
   b = a;
   b.mutable_rules(0)->set_description("changed");
   b.add_rules()->set_id("new");

@@ -9,8 +9,8 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "default_policy.h"
-#include "portolan/codec.h"
-#include "portolan/policy.h"
+#include "portolan/codec/codec.h"
+#include "portolan/policy/policy.h"
 
 namespace portolan::policy {
 namespace {
@@ -19,14 +19,14 @@ const absl::CivilDay kToday(2026, 12, 2);
 
 v1::Tenant Tenant(const std::string& yaml) {
   v1::Tenant t;
-  absl::Status st = ParseYaml(yaml, &t);
+  absl::Status st = codec::ParseYaml(yaml, &t);
   EXPECT_TRUE(st.ok()) << st << " in " << yaml;
   return t;
 }
 
 v1::Dataset Data(const std::string& yaml) {
   v1::Dataset d;
-  absl::Status st = ParseYaml(yaml, &d);
+  absl::Status st = codec::ParseYaml(yaml, &d);
   EXPECT_TRUE(st.ok()) << st << " in " << yaml;
   return d;
 }
@@ -40,19 +40,19 @@ std::shared_ptr<const CompiledPolicy> ListsPolicy() {
       l.clear_entries();
       v1::NegativeList e;  // ParseYaml replaces the whole message: parse apart, then merge
       if (l.id() == "shanghai-citywide-2025") {
-        EXPECT_TRUE(ParseYaml("{entries: ["
-                              "{sector: reinsurance, category: personal, subjects_at_least: "
-                              "500000, require_any: [cn_standard_contract]},"
-                              "{sector: shipping, category: personal, require_any: "
-                              "[cn_standard_contract, cn_pi_certification]},"
-                              "{sector: meteorology, category: important, require_any: "
-                              "[cac_security_assessment]}]}",
-                              &e)
+        EXPECT_TRUE(codec::ParseYaml("{entries: ["
+                                     "{sector: reinsurance, category: personal, subjects_at_least: "
+                                     "500000, require_any: [cn_standard_contract]},"
+                                     "{sector: shipping, category: personal, require_any: "
+                                     "[cn_standard_contract, cn_pi_certification]},"
+                                     "{sector: meteorology, category: important, require_any: "
+                                     "[cac_security_assessment]}]}",
+                                     &e)
                         .ok());
       } else if (l.id() == "shanghai-ftz-lingang-2024") {
-        EXPECT_TRUE(ParseYaml("{entries: [{sector: reinsurance, category: personal, "
-                              "require_any: [cac_security_assessment]}]}",
-                              &e)
+        EXPECT_TRUE(codec::ParseYaml("{entries: [{sector: reinsurance, category: personal, "
+                                     "require_any: [cac_security_assessment]}]}",
+                                     &e)
                         .ok());
       }
       l.MergeFrom(e);
@@ -64,7 +64,7 @@ std::shared_ptr<const CompiledPolicy> ListsPolicy() {
         "{id: test-expired, zones: [lingang], sectors: [aviation], expires: '2026-06-30', "
         "entries: [{category: personal, subjects_at_least: 5000000, require_any: "
         "[cn_standard_contract]}]}"};
-    for (const char* y : extra) EXPECT_TRUE(ParseYaml(y, p.add_negative_lists()).ok());
+    for (const char* y : extra) EXPECT_TRUE(codec::ParseYaml(y, p.add_negative_lists()).ok());
     auto c = CompilePolicy(p, test_support::BuiltinPluginNames());
     EXPECT_TRUE(c.ok()) << c.status();
     return c.ok() ? *c : nullptr;
@@ -173,7 +173,7 @@ TEST_P(Scenarios, Decide) {
   const v1::Site* site = policy->FindSite(c.site);
   ASSERT_NE(site, nullptr) << c.site;
   const v1::Tenant tenant = Tenant(c.tenant);
-  Ledger ledger;
+  residency::Ledger ledger;
   if (!c.prior.empty()) {
     std::vector<std::string> f = absl::StrSplit(c.prior, ':');
     ASSERT_GE(f.size(), 3u);
@@ -1311,7 +1311,7 @@ TEST(ResidencyLedgerTest, OneLedgerPerOriginAcrossDestinations) {
   const v1::Site& sg = *policy->FindSite("singapore-1");
   const v1::Site& hk = *policy->FindSite("hongkong-1");
   const v1::Tenant t = Tenant(kPlain);
-  Ledger ledger;
+  residency::Ledger ledger;
   v1::Dataset a = Data("{id: a, origin: CN, categories: [personal], subjects: 40000}");
   v1::Dataset b = Data("{id: b, origin: CN, categories: [personal], subjects: 40000}");
   v1::Dataset c = Data("{id: c, origin: CN, categories: [personal], subjects: 30000}");
@@ -1323,7 +1323,8 @@ TEST(ResidencyLedgerTest, OneLedgerPerOriginAcrossDestinations) {
   // 40,000 to SG + 40,000 to HK + 30,000 anywhere = 110,000.
   for (const char* s :
        {"singapore-1", "hongkong-1", "tokyo-1", "frankfurt-1", "london-1", "lingang-offshore-1"}) {
-    DatasetVerdict v = policy->residency().Evaluate(c, *policy->FindSite(s), t, ledger, kToday);
+    residency::DatasetVerdict v =
+        policy->residency().Evaluate(c, *policy->FindSite(s), t, ledger, kToday);
     EXPECT_FALSE(v.allowed) << s;
     EXPECT_EQ(v.rule, "cn-pi-100k-1m") << s;
   }
@@ -1341,8 +1342,8 @@ TEST(ResidencyLedgerTest, ExemptTransfersCountUnlessThePolicySaysNot) {
   auto policy = test_support::DefaultPolicy();
   v1::Job job;
   *job.add_datasets() = Data(CnPi(50000, 0, ", purpose: hr_management"));
-  v1::ResidencyVerdict v = policy->residency().EvaluateJob(job, *policy->FindSite("tokyo-1"),
-                                                           Tenant(kPlain), Ledger(), kToday);
+  v1::ResidencyVerdict v = policy->residency().EvaluateJob(
+      job, *policy->FindSite("tokyo-1"), Tenant(kPlain), residency::Ledger(), kToday);
   ASSERT_TRUE(v.allowed());
   ASSERT_TRUE(v.datasets(0).exempt());
   EXPECT_TRUE(policy->residency().Counts(v.datasets(0))) << "default count_exempt_transfers: true";
@@ -1366,7 +1367,7 @@ TEST(ResidencyJobTest, JobNeedsEveryDatasetAllowedAndReasonNamesEach) {
       Data("{id: reads-2026q3, origin: CN, categories: [personal], subjects: 250000}");
   *job.add_datasets() = Data("{id: ref-genome, origin: CN, categories: [general]}");
   *job.add_datasets() = Data("{id: eu-cohort, origin: EU, categories: [personal], subjects: 900}");
-  Ledger ledger;
+  residency::Ledger ledger;
   v1::ResidencyVerdict v = policy->residency().EvaluateJob(job, *policy->FindSite("singapore-1"),
                                                            Tenant(kPlain), ledger, kToday);
   EXPECT_FALSE(v.allowed());
@@ -1387,7 +1388,7 @@ TEST(ResidencyJobTest, JobNeedsEveryDatasetAllowedAndReasonNamesEach) {
 
 TEST(ResidencyZonesTest, ZonesNest) {
   auto policy = test_support::DefaultPolicy();
-  const ResidencyEngine& r = policy->residency();
+  const residency::ResidencyEngine& r = policy->residency();
   EXPECT_EQ(r.ZoneAndAncestors("lingang"),
             (std::vector<std::string>{"lingang", "shanghai-ftz", "shanghai"}));
   EXPECT_TRUE(r.TenantInZone(Tenant(kHongqiao), "shanghai"));
@@ -1398,7 +1399,7 @@ TEST(ResidencyZonesTest, ZonesNest) {
 
 TEST(ResidencyListsTest, DefaultPolicyListValidity) {
   auto policy = test_support::DefaultPolicy();
-  const ResidencyEngine& r = policy->residency();
+  const residency::ResidencyEngine& r = policy->residency();
   std::map<std::string, const v1::NegativeList*> lists;
   for (const auto& l : policy->policy().negative_lists()) lists[l.id()] = &l;
   ASSERT_TRUE(lists.contains("shanghai-citywide-2025"));
@@ -1416,10 +1417,11 @@ TEST(ResidencyMigrationTest, OldListRulesBecomeOneListStage) {
   google::protobuf::RepeatedPtrField<v1::Rule> rules;
   for (const v1::Rule& r : p.rules()) {
     if (r.effect() == v1::Rule::apply_negative_lists) {
-      ASSERT_TRUE(ParseYaml("{id: cn-ftz-listed, when: {origin: [CN], export: true}, effect: "
-                            "require_listed}",
-                            rules.Add())
-                      .ok());
+      ASSERT_TRUE(
+          codec::ParseYaml("{id: cn-ftz-listed, when: {origin: [CN], export: true}, effect: "
+                           "require_listed}",
+                           rules.Add())
+              .ok());
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
       rules.rbegin()->mutable_when()->set_negative_listed(true);
@@ -1437,7 +1439,7 @@ TEST(ResidencyMigrationTest, OldListRulesBecomeOneListStage) {
   p.mutable_negative_lists(0)->mutable_entries(0)->set_sector("reinsurance");
   std::vector<std::string> errors;
   EXPECT_FALSE(CompilePolicy(p, test_support::BuiltinPluginNames(), &errors).ok());
-  std::vector<std::string> changes = MigratePolicy(&p);
+  std::vector<std::string> changes = residency::MigratePolicy(&p);
   EXPECT_EQ(changes.size(), 4u) << absl::StrJoin(changes, "\n");
   auto c = CompilePolicy(p, test_support::BuiltinPluginNames());
   ASSERT_TRUE(c.ok()) << c.status();
@@ -1445,7 +1447,7 @@ TEST(ResidencyMigrationTest, OldListRulesBecomeOneListStage) {
   for (const v1::Rule& r : p.rules()) stages += r.effect() == v1::Rule::apply_negative_lists;
   EXPECT_EQ(stages, 1);
   EXPECT_GT(p.negative_lists(0).sectors_size(), 0);
-  EXPECT_TRUE(MigratePolicy(&p).empty()) << "migrating twice changes nothing";
+  EXPECT_TRUE(residency::MigratePolicy(&p).empty()) << "migrating twice changes nothing";
 }
 
 // ---- property: never more permissive than §1 without an instrument or exemption ----
@@ -1518,12 +1520,12 @@ TEST(ResidencyPropertyTest, NeverLooserThanNationalRulesWithoutCover) {
     }
     d.set_sector(pick(sectors));
     d.set_purpose(pick(purposes));
-    Ledger ledger;
+    residency::Ledger ledger;
     const uint32_t prior_pi = counts[rng() % counts.size()], prior_spi = counts[rng() % 6];
     ledger.Record("t", 2026, "CN", "earlier", prior_pi, prior_spi);
     const v1::Site& site = *policy->FindSite(pick(sites));
-    DatasetVerdict v = policy->residency().Evaluate(d, site, t, ledger, kToday);
-    if (!ResidencyEngine::IsExport(d, site)) continue;
+    residency::DatasetVerdict v = policy->residency().Evaluate(d, site, t, ledger, kToday);
+    if (!residency::ResidencyEngine::IsExport(d, site)) continue;
     const bool pi = std::find(d.categories().begin(), d.categories().end(),
                               v1::Dataset::personal) != d.categories().end();
     const bool spi = std::find(d.categories().begin(), d.categories().end(),

@@ -1,18 +1,18 @@
-#include "portolan/topology_alloc.h"
+#include "portolan/topology/allocator.h"
 
 #include <gtest/gtest.h>
 
 #include <random>
 #include <set>
 
-#include "portolan/topology.h"
+#include "portolan/discovery/topology.h"
 
 namespace portolan::topology {
 namespace {
 
 // Real hwloc on synthetic descriptions: the same code path as an agent.
 v1::Topology Synthetic(const std::string& s) {
-  auto t = agent::DiscoverTopology({s, ""});
+  auto t = discovery::DiscoverTopology({s, ""});
   EXPECT_TRUE(t.ok()) << t.status();
   return *t;
 }

@@ -1,4 +1,4 @@
-#include "portolan/scheduler_core.h"
+#include "portolan/scheduler/core.h"
 
 #include <cmath>
 #include <limits>
@@ -12,8 +12,8 @@
 #include <functional>
 
 #include "../../support/prometheus_text.h"
-#include "portolan/codec.h"
-#include "portolan/scheduler_metrics.h"
+#include "portolan/codec/codec.h"
+#include "portolan/scheduler/metrics.h"
 #include "support/fake_clock.h"
 #include "support/memory_store.h"
 
@@ -69,7 +69,7 @@ class CoreTest : public ::testing::Test {
     core = std::make_unique<Core>(opts, &store, &clock, &registry);
     EXPECT_TRUE(core->Recover().ok());
     v1::Policy p;
-    EXPECT_TRUE(ParseYaml(kPolicy, &p).ok());
+    EXPECT_TRUE(codec::ParseYaml(kPolicy, &p).ok());
     auto v = core->ApplyPolicy(p, "test");
     EXPECT_TRUE(v.ok()) << v.status();
   }
@@ -370,8 +370,8 @@ TEST_F(CoreTest, TheSameIdempotencyKeyOnADifferentJobIsAConflict) {
   auto b = core->Submit(other);
   ASSERT_FALSE(b.ok());
   EXPECT_EQ(b.status().code(), absl::StatusCode::kAlreadyExists);
-  EXPECT_EQ(StatusErrorCode(b.status()), "idempotency_conflict");
-  EXPECT_EQ(StatusField(b.status()), "idempotency_key");
+  EXPECT_EQ(codec::StatusErrorCode(b.status()), "idempotency_conflict");
+  EXPECT_EQ(codec::StatusField(b.status()), "idempotency_key");
   EXPECT_NE(b.status().message().find(a->first.id()), std::string::npos) << b.status();
   EXPECT_NE(b.status().message().find("name"), std::string::npos) << b.status();
   // The defaults the first submit filled in are not a difference.
@@ -428,7 +428,7 @@ TEST_F(CoreTest, ContractLimitsNameTheField) {
     auto r = core->Submit(j);
     ASSERT_FALSE(r.ok());
     EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
-    EXPECT_EQ(StatusField(r.status()), cases[i].field) << r.status();
+    EXPECT_EQ(codec::StatusField(r.status()), cases[i].field) << r.status();
   }
 }
 
@@ -468,18 +468,18 @@ TEST_F(CoreTest, UnplaceableJobsOfOneTenantNeverHoldUpAnother) {
 TEST_F(CoreTest, ValidationNamesTheField) {
   v1::Job j = Spec();
   j.clear_command();
-  EXPECT_EQ(StatusField(core->Submit(j).status()), "command");
+  EXPECT_EQ(codec::StatusField(core->Submit(j).status()), "command");
   j = Spec(0);
-  EXPECT_EQ(StatusField(core->Submit(j).status()), "resources.cpus");
+  EXPECT_EQ(codec::StatusField(core->Submit(j).status()), "resources.cpus");
   j = Spec();
   j.mutable_resources()->set_memory_mb(-5);
-  EXPECT_EQ(StatusField(core->Submit(j).status()), "resources.memory_mb");
+  EXPECT_EQ(codec::StatusField(core->Submit(j).status()), "resources.memory_mb");
   j = Spec();
   j.set_state(v1::Job::running);
-  EXPECT_EQ(StatusField(core->Submit(j).status()), "state");
+  EXPECT_EQ(codec::StatusField(core->Submit(j).status()), "state");
   j = Spec();
   (*j.mutable_env())["A=B"] = "x";
-  EXPECT_EQ(StatusField(core->Submit(j).status()), "env.A=B");
+  EXPECT_EQ(codec::StatusField(core->Submit(j).status()), "env.A=B");
 }
 
 TEST_F(CoreTest, ListFiltersAndPaginatesNewestFirst) {
@@ -505,7 +505,7 @@ TEST_F(CoreTest, ListFiltersAndPaginatesNewestFirst) {
   by_state.state = "cancelled";
   EXPECT_EQ(core->ListJobs(by_state)->jobs_size(), 1);
   by_state.state = "nonsense";
-  EXPECT_EQ(StatusField(core->ListJobs(by_state).status()), "state");
+  EXPECT_EQ(codec::StatusField(core->ListJobs(by_state).status()), "state");
 }
 
 TEST_F(CoreTest, RefusesAgentWithoutProcessingUnits) {
@@ -714,7 +714,7 @@ TEST_F(CoreTest, RecoverRestoresJobsAndAccounting) {
 v1::Job PersonalDataJob(int subjects) {
   v1::Job j;
   EXPECT_TRUE(
-      ParseYaml(
+      codec::ParseYaml(
           "{tenant: acme, command: [/bin/true], resources: {cpus: 1, memory_mb: 64}, datasets: "
           "[{id: reads, "
           "origin: CN, location: lingang-idc-1, size_gb: 10, categories: [personal], subjects: " +
@@ -737,7 +737,7 @@ TEST_F(CoreTest, PlanStoresNothingAndTenantInstrumentOpensSingapore) {
   EXPECT_EQ(core->ListJobs({})->jobs_size(), 0) << "plan must not store a job";
   v1::Tenant t;
   ASSERT_TRUE(
-      ParseYaml(
+      codec::ParseYaml(
           "{instruments: [{type: cn_standard_contract, from: CN, to: '*', expires: '2099-01-01'}]}",
           &t)
           .ok());
@@ -756,10 +756,11 @@ TEST_F(CoreTest, APolicyThatForbidsARunningPlacementReportsOrStopsIt) {
   core->Tick();
   auto sg = Register("sg1", 8, {}, "singapore-1");
   v1::Tenant t;
-  ASSERT_TRUE(ParseYaml("{instruments: [{type: cn_standard_contract, from: CN, to: SG, expires: "
-                        "'2026-09-21'}]}",
-                        &t)
-                  .ok());
+  ASSERT_TRUE(
+      codec::ParseYaml("{instruments: [{type: cn_standard_contract, from: CN, to: SG, expires: "
+                       "'2026-09-21'}]}",
+                       &t)
+          .ok());
   ASSERT_TRUE(core->PutTenant("acme", t).ok());
   auto job = core->Submit(PersonalDataJob(120000));
   ASSERT_TRUE(job.ok()) << job.status();
@@ -786,7 +787,7 @@ TEST_F(CoreTest, APolicyThatForbidsARunningPlacementReportsOrStopsIt) {
   const int events = running.events_size();
   clock.Advance(absl::Seconds(5));
   v1::Policy same;
-  ASSERT_TRUE(ParseYaml(kPolicy, &same).ok());
+  ASSERT_TRUE(codec::ParseYaml(kPolicy, &same).ok());
   ASSERT_TRUE(core->ApplyPolicy(same, "test").ok());
   EXPECT_EQ(core->Violations("").violations(0).since().seconds(),
             v.violations(0).since().seconds());
@@ -794,7 +795,7 @@ TEST_F(CoreTest, APolicyThatForbidsARunningPlacementReportsOrStopsIt) {
 
   // The policy now says stop: the job is stopped on its agent.
   v1::Policy p;
-  ASSERT_TRUE(ParseYaml(kPolicy, &p).ok());
+  ASSERT_TRUE(codec::ParseYaml(kPolicy, &p).ok());
   p.set_on_violation(v1::Policy::stop);
   ASSERT_TRUE(core->ApplyPolicy(p, "test").ok());
   ASSERT_EQ(sg->Cancels().size(), 1u);
@@ -807,16 +808,16 @@ TEST_F(CoreTest, APolicyThatForbidsARunningPlacementReportsOrStopsIt) {
 
 TEST_F(CoreTest, TenantZonesMustBeZonesThePolicyKnows) {
   v1::Tenant t;
-  ASSERT_TRUE(ParseYaml("{registered_zones: [lingnag]}", &t).ok());
+  ASSERT_TRUE(codec::ParseYaml("{registered_zones: [lingnag]}", &t).ok());
   auto bad = core->PutTenant("acme", t);
   ASSERT_FALSE(bad.ok());
   EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(StatusField(bad.status()), "registered_zones[0]");
+  EXPECT_EQ(codec::StatusField(bad.status()), "registered_zones[0]");
   EXPECT_NE(bad.status().message().find("unknown zone 'lingnag'"), std::string::npos)
       << bad.status();
   v1::Policy p;
-  ASSERT_TRUE(ParseYaml(kPolicy, &p).ok());
-  ASSERT_TRUE(ParseYaml("{id: lingnag}", p.add_zones()).ok());
+  ASSERT_TRUE(codec::ParseYaml(kPolicy, &p).ok());
+  ASSERT_TRUE(codec::ParseYaml("{id: lingnag}", p.add_zones()).ok());
   ASSERT_TRUE(core->ApplyPolicy(p, "test").ok());
   EXPECT_TRUE(core->PutTenant("acme", t).ok()) << "declared in the policy's zones";
 }
@@ -825,7 +826,7 @@ TEST_F(CoreTest, ARenewedInstrumentClearsTheViolation) {
   auto sg = Register("sg1", 8, {}, "singapore-1");
   v1::Tenant t;
   ASSERT_TRUE(
-      ParseYaml("{instruments: [{type: cn_standard_contract, from: CN, to: SG}]}", &t).ok());
+      codec::ParseYaml("{instruments: [{type: cn_standard_contract, from: CN, to: SG}]}", &t).ok());
   ASSERT_TRUE(core->PutTenant("acme", t).ok());
   auto job = core->Submit(PersonalDataJob(120000));
   ASSERT_EQ(job->first.state(), v1::Job::placed);
@@ -842,7 +843,7 @@ TEST_F(CoreTest, CrossBorderPlacementIsAuditedAndCountedInTheLedger) {
   Register("sg1", 8, {}, "singapore-1");
   v1::Tenant t;
   ASSERT_TRUE(
-      ParseYaml("{instruments: [{type: cn_standard_contract, from: CN, to: SG}]}", &t).ok());
+      codec::ParseYaml("{instruments: [{type: cn_standard_contract, from: CN, to: SG}]}", &t).ok());
   ASSERT_TRUE(core->PutTenant("acme", t).ok());
   auto job = core->Submit(PersonalDataJob(120000));
   ASSERT_TRUE(job.ok()) << job.status();
@@ -867,25 +868,25 @@ TEST_F(CoreTest, CrossBorderPlacementIsAuditedAndCountedInTheLedger) {
 TEST_F(CoreTest, JobNamingUnknownSitesIsRefusedWithTheField) {
   v1::Job j = PersonalDataJob(1);
   j.mutable_placement()->add_sites("atlantis-1");
-  EXPECT_EQ(StatusField(core->Submit(j).status()), "placement.sites[0]");
+  EXPECT_EQ(codec::StatusField(core->Submit(j).status()), "placement.sites[0]");
   j = PersonalDataJob(1);
   j.mutable_datasets(0)->set_location("mars-1");
-  EXPECT_EQ(StatusField(core->Submit(j).status()), "datasets[0].location");
+  EXPECT_EQ(codec::StatusField(core->Submit(j).status()), "datasets[0].location");
   j = PersonalDataJob(1);
   j.mutable_datasets(0)->set_origin("XX");
-  EXPECT_EQ(StatusField(core->Plan(j).status()), "datasets[0].origin");
+  EXPECT_EQ(codec::StatusField(core->Plan(j).status()), "datasets[0].origin");
   j = PersonalDataJob(1);
   (*j.mutable_placement()->mutable_max_rtt_ms())["nowhere"] = 10;
-  EXPECT_EQ(StatusField(core->Submit(j).status()), "placement.max_rtt_ms.nowhere");
+  EXPECT_EQ(codec::StatusField(core->Submit(j).status()), "placement.max_rtt_ms.nowhere");
 }
 
 TEST_F(CoreTest, BadPolicyIsRejectedAndTheRunningOneStays) {
   v1::Policy bad;
-  ASSERT_TRUE(ParseYaml(kPolicy, &bad).ok());
+  ASSERT_TRUE(codec::ParseYaml(kPolicy, &bad).ok());
   bad.mutable_links(0)->set_b("nowhere");
   auto v = core->ApplyPolicy(bad, "test");
   ASSERT_FALSE(v.ok());
-  EXPECT_EQ(StatusField(v.status()), "links[0].b");
+  EXPECT_EQ(codec::StatusField(v.status()), "links[0].b");
   EXPECT_EQ(core->GetPolicy()->version(), "v1");
   v1::ValidationResult r = core->ValidatePolicy(bad);
   EXPECT_FALSE(r.valid());
@@ -1100,15 +1101,15 @@ TEST_F(CoreTest, CordonedAndDrainingAgentsTakeNoNewWork) {
 TEST_F(CoreTest, TenantProfileIsValidated) {
   v1::Tenant t;
   t.add_instruments()->set_type("magic");
-  EXPECT_EQ(StatusField(core->PutTenant("acme", t).status()), "instruments[0].type");
+  EXPECT_EQ(codec::StatusField(core->PutTenant("acme", t).status()), "instruments[0].type");
   t.mutable_instruments(0)->set_type("cn_standard_contract");
   t.mutable_instruments(0)->set_to("ZZ");
-  EXPECT_EQ(StatusField(core->PutTenant("acme", t).status()), "instruments[0].to");
+  EXPECT_EQ(codec::StatusField(core->PutTenant("acme", t).status()), "instruments[0].to");
   t.mutable_instruments(0)->set_to("SG");
   t.mutable_instruments(0)->set_expires("next year");
-  EXPECT_EQ(StatusField(core->PutTenant("acme", t).status()), "instruments[0].expires");
+  EXPECT_EQ(codec::StatusField(core->PutTenant("acme", t).status()), "instruments[0].expires");
   t.set_id("other");
-  EXPECT_EQ(StatusField(core->PutTenant("acme", t).status()), "id");
+  EXPECT_EQ(codec::StatusField(core->PutTenant("acme", t).status()), "id");
   EXPECT_EQ(core->GetTenant("acme").status().code(), absl::StatusCode::kNotFound);
 }
 

@@ -7,8 +7,8 @@
 #include <filesystem>
 #include <map>
 
-#include "portolan/store.h"
-#include "portolan/strings.h"
+#include "portolan/base/strings.h"
+#include "portolan/store/store.h"
 
 namespace portolan {
 namespace {
@@ -24,7 +24,7 @@ std::string TempDir() {
 TEST(SqliteStoreTest, RoundTripsAcrossReopen) {
   std::string dir = TempDir();
   {
-    auto s = OpenSqliteStore(dir);
+    auto s = store::OpenSqliteStore(dir);
     ASSERT_TRUE(s.ok()) << s.status();
     v1::Job j;
     j.set_id("job-1");
@@ -43,7 +43,7 @@ TEST(SqliteStoreTest, RoundTripsAcrossReopen) {
     l.set_stdout("hello\n");
     ASSERT_TRUE((*s)->PutLogs(l).ok());
   }
-  auto s = OpenSqliteStore(dir);
+  auto s = store::OpenSqliteStore(dir);
   ASSERT_TRUE(s.ok());
   auto jobs = (*s)->LoadJobs();
   ASSERT_TRUE(jobs.ok()) << jobs.status();
@@ -68,7 +68,7 @@ TEST(SqliteStoreTest, LoadsManyJobsInSubmitOrder) {
   std::string dir = TempDir();
   constexpr int kJobs = 5000;
   {
-    auto s = OpenSqliteStore(dir);
+    auto s = store::OpenSqliteStore(dir);
     ASSERT_TRUE(s.ok());
     for (int i = kJobs - 1; i >= 0; --i) {
       v1::Job j;
@@ -79,7 +79,7 @@ TEST(SqliteStoreTest, LoadsManyJobsInSubmitOrder) {
       ASSERT_TRUE((*s)->PutJob(j).ok());
     }
   }
-  auto s = OpenSqliteStore(dir);
+  auto s = store::OpenSqliteStore(dir);
   ASSERT_TRUE(s.ok());
   auto loaded = (*s)->LoadJobs();
   ASSERT_TRUE(loaded.ok()) << loaded.status();
@@ -103,7 +103,7 @@ TEST(SqliteStoreTest, LoadsEndedJobsAsSummariesAndTheRestWhole) {
       v1::Job::queued, v1::Job::placed,    v1::Job::running, v1::Job::succeeded,
       v1::Job::failed, v1::Job::cancelled, v1::Job::lost,    v1::Job::unschedulable};
   {
-    auto s = OpenSqliteStore(dir);
+    auto s = store::OpenSqliteStore(dir);
     ASSERT_TRUE(s.ok());
     for (size_t i = 0; i < states.size(); ++i) {
       v1::Job j;
@@ -117,7 +117,7 @@ TEST(SqliteStoreTest, LoadsEndedJobsAsSummariesAndTheRestWhole) {
       ASSERT_TRUE((*s)->PutJob(j).ok());
     }
   }
-  auto s = OpenSqliteStore(dir);
+  auto s = store::OpenSqliteStore(dir);
   ASSERT_TRUE(s.ok());
   auto jobs = (*s)->LoadJobs();
   ASSERT_TRUE(jobs.ok()) << jobs.status();
@@ -127,8 +127,8 @@ TEST(SqliteStoreTest, LoadsEndedJobsAsSummariesAndTheRestWhole) {
     EXPECT_EQ(jobs->active[i].command(0), absl::StrCat("/bin/", i));
   }
   ASSERT_EQ(jobs->ended.size(), 5u);
-  std::map<std::string, JobSummary> ended;
-  for (const JobSummary& e : jobs->ended) ended[e.id] = e;
+  std::map<std::string, store::JobSummary> ended;
+  for (const store::JobSummary& e : jobs->ended) ended[e.id] = e;
   for (size_t i = 3; i < states.size(); ++i) {
     const std::string id = absl::StrCat("job-", i);
     ASSERT_TRUE(ended.contains(id)) << id;
@@ -146,7 +146,7 @@ TEST(SqliteStoreTest, LoadsEndedJobsAsSummariesAndTheRestWhole) {
 TEST(SqliteStoreTest, UndecodableJobRecordIsNamed) {
   std::string dir = TempDir();
   {
-    auto s = OpenSqliteStore(dir);
+    auto s = store::OpenSqliteStore(dir);
     ASSERT_TRUE(s.ok());
     for (int i = 0; i < 3000; ++i) {
       v1::Job j;
@@ -160,7 +160,7 @@ TEST(SqliteStoreTest, UndecodableJobRecordIsNamed) {
                          nullptr, nullptr),
             SQLITE_OK);
   sqlite3_close(db);
-  auto s = OpenSqliteStore(dir);
+  auto s = store::OpenSqliteStore(dir);
   ASSERT_TRUE(s.ok());
   auto jobs = (*s)->LoadJobs();
   EXPECT_EQ(jobs.status().code(), absl::StatusCode::kDataLoss);
@@ -175,7 +175,7 @@ TEST(SqliteStoreTest, RefusesForeignDatabase) {
   sqlite3_open((dir + "/portolan.db").c_str(), &db);
   sqlite3_exec(db, "CREATE TABLE other(x)", nullptr, nullptr, nullptr);
   sqlite3_close(db);
-  auto s = OpenSqliteStore(dir);
+  auto s = store::OpenSqliteStore(dir);
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.status().message().find("not a Portolan state database"), absl::string_view::npos)
       << s.status();
@@ -188,7 +188,7 @@ TEST(SqliteStoreTest, RefusesCorruptFile) {
   FILE* f = fopen((dir + "/portolan.db").c_str(), "w");
   fputs("this is not sqlite at all, just some text that is long enough to matter........", f);
   fclose(f);
-  auto s = OpenSqliteStore(dir);
+  auto s = store::OpenSqliteStore(dir);
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.status().message().find("portolan.db"), absl::string_view::npos) << s.status();
   std::filesystem::remove_all(dir);
@@ -232,7 +232,7 @@ TEST(SqliteStoreTest, MigratesAVersionOneDatabaseKeepingItsJobs) {
   sqlite3_finalize(st);
   sqlite3_close(db);
 
-  auto s = OpenSqliteStore(dir);
+  auto s = store::OpenSqliteStore(dir);
   ASSERT_TRUE(s.ok()) << s.status();
   auto jobs = (*s)->LoadJobs();
   ASSERT_TRUE(jobs.ok()) << jobs.status();
@@ -254,7 +254,7 @@ TEST(SqliteStoreTest, MigratesAVersionOneDatabaseKeepingItsJobs) {
 TEST(SqliteStoreTest, PolicyLedgerAuditAndDecisionsPersist) {
   std::string dir = TempDir();
   {
-    auto s = OpenSqliteStore(dir);
+    auto s = store::OpenSqliteStore(dir);
     ASSERT_TRUE(s.ok());
     for (int i = 1; i <= 2; ++i) {
       v1::PolicyVersion v;
@@ -281,7 +281,7 @@ TEST(SqliteStoreTest, PolicyLedgerAuditAndDecisionsPersist) {
     d.mutable_placement()->set_site("singapore-1");
     ASSERT_TRUE((*s)->PutDecision("j1", d).ok());
   }
-  auto s = OpenSqliteStore(dir);
+  auto s = store::OpenSqliteStore(dir);
   ASSERT_TRUE(s.ok());
   auto versions = (*s)->LoadPolicyVersions();
   ASSERT_EQ(versions->size(), 2u);
@@ -303,10 +303,10 @@ TEST(SqliteStoreTest, PolicyLedgerAuditAndDecisionsPersist) {
 TEST(SqliteStoreTest, Schema4RebuildsTheLedgerPerOriginFromTheAuditTrail) {
   std::string dir = TempDir();
   auto at = [](int y, int m, int d) {
-    return ToProto(absl::FromCivil(absl::CivilDay(y, m, d), absl::UTCTimeZone()));
+    return base::ToProto(absl::FromCivil(absl::CivilDay(y, m, d), absl::UTCTimeZone()));
   };
   {
-    auto s = OpenSqliteStore(dir);
+    auto s = store::OpenSqliteStore(dir);
     ASSERT_TRUE(s.ok());
     struct R {
       const char* tenant;
@@ -348,7 +348,7 @@ TEST(SqliteStoreTest, Schema4RebuildsTheLedgerPerOriginFromTheAuditTrail) {
     ASSERT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
     sqlite3_close(db);
   }
-  auto s = OpenSqliteStore(dir);
+  auto s = store::OpenSqliteStore(dir);
   ASSERT_TRUE(s.ok()) << s.status();
   auto ledger = (*s)->LoadLedger();
   ASSERT_TRUE(ledger.ok());

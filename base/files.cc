@@ -1,0 +1,73 @@
+#include "portolan/base/files.h"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+
+namespace portolan::base {
+namespace {
+
+std::string Octal(mode_t m) {
+  char buf[8];
+  std::snprintf(buf, sizeof buf, "%04o", static_cast<unsigned>(m & 07777));
+  return buf;
+}
+
+}  // namespace
+
+absl::Status CheckNotWorldReadable(const std::string& path, absl::string_view what) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) {
+    return absl::NotFoundError(absl::StrCat(what, " ", path, ": ", strerror(errno)));
+  }
+  if (st.st_mode & S_IROTH) {
+    return absl::PermissionDeniedError(absl::StrCat(what, " ", path, " is mode ", Octal(st.st_mode),
+                                                    " (readable by every local user); chmod 600 ",
+                                                    path, " (or 640 for a group)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<bool> MakePrivateDir(const std::string& path, mode_t mode) {
+  std::error_code ec;
+  std::filesystem::create_directories(path, ec);
+  if (ec) return absl::FailedPreconditionError(absl::StrCat(path, ": ", ec.message()));
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) {
+    return absl::FailedPreconditionError(absl::StrCat(path, ": ", strerror(errno)));
+  }
+  if ((st.st_mode & 0777 & ~mode) == 0) return false;
+  if (chmod(path.c_str(), st.st_mode & 0777 & mode) != 0) {
+    return absl::FailedPreconditionError(absl::StrCat("cannot make ", path, " private (mode ",
+                                                      Octal(st.st_mode & 0777 & mode),
+                                                      "): ", strerror(errno)));
+  }
+  return true;
+}
+
+absl::StatusOr<bool> NarrowFileMode(const std::string& path, mode_t mode) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) return false;
+  if ((st.st_mode & 0777 & ~mode) == 0) return false;
+  if (chmod(path.c_str(), st.st_mode & 0777 & mode) != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot make ", path, " private: ", strerror(errno)));
+  }
+  return true;
+}
+
+std::string ReadSmallFile(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+}  // namespace portolan::base

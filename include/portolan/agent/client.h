@@ -1,0 +1,125 @@
+#pragma once
+
+#include <utility>  // Boost 1.74 asio needs std::exchange under C++20
+
+#include <boost/asio.hpp>
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "portolan/base/clock.h"
+#include "portolan/base/strings.h"
+#include "portolan/executor/executor.h"
+#include "portolan/tls/tls.h"
+#include "portolan/v1/wire.pb.h"
+#include "portolan/wire/frame.h"
+
+namespace portolan::agent {
+
+struct AgentOptions {
+  std::string id;
+  std::string site;
+  std::map<std::string, std::string> labels;
+  base::HostPort scheduler{"127.0.0.1", 7081};
+  absl::Duration reconnect_min = absl::Milliseconds(200);
+  absl::Duration reconnect_max = absl::Seconds(10);
+  absl::Duration resend_interval = absl::Seconds(2);
+  size_t max_frame_bytes = wire::kDefaultMaxFrameBytes;
+  executor::ExecutorOptions executor;
+  // Re-discovers the machine's topology (real hardware only); a change (a
+  // GPU gone, memory offlined) is sent with the next heartbeat.
+  std::function<absl::StatusOr<v1::Topology>()> rediscover;
+  absl::Duration rediscover_interval = absl::Seconds(60);
+  // Mutual TLS (tls::MakeClientContext): the scheduler's certificate must
+  // come from the CA and name options.scheduler's host. Null: plain TCP.
+  std::shared_ptr<boost::asio::ssl::context> tls;
+  // Observes every job update the agent reports (on the io thread).
+  std::function<void(const v1::JobUpdate&)> on_update;
+};
+
+// The agent's side of the protocol: connects out to the scheduler, registers
+// with its topology and the jobs it still knows, heartbeats, runs Assigns on
+// its Executor and reports JobUpdates until each is acknowledged. Reconnects
+// with exponential backoff. Runs entirely on the given io_context (one
+// thread); Start/Stop must be called on that thread or before it runs.
+class AgentClient {
+ public:
+  // `on_fatal` is called (on the io thread) when the scheduler refuses the
+  // registration: retrying cannot help, so the process should exit.
+  // `clock` (not owned; outlives this) drives heartbeat, resend and
+  // re-discovery times and the executor's; timers still wait in real time.
+  AgentClient(boost::asio::io_context& io, AgentOptions options, v1::Topology topology,
+              std::function<void(const std::string&)> on_fatal,
+              base::Clock* clock = base::RealClock());
+  ~AgentClient();
+
+  // Re-adopts what an earlier agent process started (Executor::Recover);
+  // call once, before Start.
+  absl::StatusOr<executor::Recovery> Recover() { return executor_->Recover(); }
+  void Start();
+  // Closes the connection; running jobs keep running or are stopped as
+  // options.executor.keep_running_on_exit says.
+  void Stop();
+  // State for metrics; call on the io thread.
+  bool registered() const { return registered_; }
+  uint64_t reconnects() const { return reconnects_; }
+  const executor::Executor* executor() const { return executor_.get(); }  // null once stopped
+  const v1::Topology& topology() const { return topology_; }
+
+ private:
+  void Connect();
+  void ScheduleReconnect(const std::string& why);
+  void Handshake(uint64_t gen);
+  void OnConnected();
+  void Read();
+  void Handle(const v1::Envelope& env);
+  void Send(const v1::Envelope& env);
+  void Write();
+  // A read or write failed: says why (a refused certificate in particular)
+  // and disconnects.
+  void ConnectionFailed(const boost::system::error_code& ec);
+  void Disconnect(const std::string& why);
+  void Heartbeat();
+  void ResendTick();
+  void QueueUpdate(v1::JobUpdate update);
+
+  boost::asio::io_context& io_;
+  base::Clock* const clock_;
+  AgentOptions options_;
+  v1::Topology topology_;
+  std::function<void(const std::string&)> on_fatal_;
+  std::unique_ptr<executor::Executor> executor_;
+
+  boost::asio::ip::tcp::socket socket_;  // while connecting
+  std::shared_ptr<tls::Stream> stream_;  // once connected
+  boost::asio::steady_timer reconnect_timer_;
+  boost::asio::steady_timer heartbeat_timer_;
+  boost::asio::steady_timer resend_timer_;
+  wire::FrameDecoder decoder_;
+  std::array<char, 64 * 1024> buf_;
+  std::deque<std::string> write_queue_;
+  bool connected_ = false;
+  bool registered_ = false;
+  bool stopped_ = false;
+  uint64_t generation_ = 0;  // bumps on every (re)connect; stale callbacks check it
+  absl::Duration backoff_;
+  absl::Duration heartbeat_interval_ = absl::Seconds(5);
+  absl::Time last_received_;
+  double measured_rtt_ms_ = 0;
+  absl::Time last_rediscover_;
+  uint64_t next_seq_ = 0;
+  uint64_t reconnects_ = 0;
+  std::map<uint64_t, std::chrono::steady_clock::time_point> heartbeats_in_flight_;
+  struct Pending {
+    v1::Envelope envelope;
+    absl::Time last_sent;
+  };
+  std::map<uint64_t, Pending> outbox_;  // unacknowledged JobUpdates
+};
+
+}  // namespace portolan::agent

@@ -1,0 +1,33 @@
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include "absl/strings/string_view.h"
+
+#include "absl/status/statusor.h"
+
+namespace portolan::base {
+
+// Private files and directories of the daemons (state, keys, tokens): no
+// other local user, and no job on a machine the daemon shares, reads them.
+
+// Fails when `path` can be read by every local user, naming the file, its
+// mode and the fix: "--tls-key /etc/k.pem is mode 0644 (readable by every
+// local user); chmod 600 it". Group-readable files pass (an ssl-cert group).
+absl::Status CheckNotWorldReadable(const std::string& path, absl::string_view what);
+
+// Creates `path` (and parents) with `mode`, or narrows an existing
+// directory's permissions to at most `mode`. Returns true when it narrowed
+// them (worth a log line).
+absl::StatusOr<bool> MakePrivateDir(const std::string& path, mode_t mode);
+
+// Narrows an existing file's permissions to at most `mode`; true when it did,
+// false when they were narrow already or the file does not exist.
+absl::StatusOr<bool> NarrowFileMode(const std::string& path, mode_t mode);
+
+// The whole of a small file (proc, sysfs, cgroupfs, a test's output); "" when
+// it cannot be read.
+std::string ReadSmallFile(const std::string& path);
+
+}  // namespace portolan::base

@@ -1,0 +1,49 @@
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "portolan/v1/agent.pb.h"
+#include "portolan/v1/job.pb.h"
+
+namespace portolan::client {
+
+// REST client for the scheduler's v1 API, used by the CLI and the
+// integration tests. Error bodies come back as a Status whose message is the
+// server's and whose field payload (StatusField) is the server's field.
+// Thread-safe; each call is one synchronous HTTP request.
+class Client {
+ public:
+  // `base_url` like "http://127.0.0.1:7080" or "https://..."; `token` sent
+  // as a Bearer token when non-empty. `ca_file` (PEM) verifies an HTTPS
+  // server instead of the system's trust store; the server's certificate
+  // must name the URL's host either way.
+  Client(const std::string& base_url, const std::string& token = "",
+         const std::string& ca_file = "");
+  ~Client();
+
+  absl::StatusOr<v1::Job> Submit(const v1::Job& spec);
+  absl::StatusOr<v1::Job> GetJob(const std::string& id);
+  absl::StatusOr<v1::ListJobsResponse> ListJobs(const std::string& state = "", int page_size = 100,
+                                                const std::string& page_token = "");
+  absl::StatusOr<v1::Job> Cancel(const std::string& id);
+  absl::StatusOr<v1::JobLogs> Logs(const std::string& id);
+  absl::StatusOr<v1::ListAgentsResponse> ListAgents();
+  absl::StatusOr<v1::Agent> GetAgent(const std::string& id);
+
+  // Any JSON endpoint: sends `body` (may be empty), parses a 2xx answer into
+  // `out`, turns an error body into a Status (with the field payload).
+  absl::Status Call(const std::string& method, const std::string& path, const std::string& body,
+                    google::protobuf::Message* out);
+
+  // Raw request: returns the HTTP status and sets `body`.
+  absl::StatusOr<int> Raw(const std::string& method, const std::string& path,
+                          const std::string& body, std::string* response_body);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace portolan::client

@@ -1,0 +1,196 @@
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/civil_time.h"
+#include "portolan/policy/policy.h"
+#include "portolan/topology/allocator.h"
+#include "portolan/v1/agent.pb.h"
+#include "portolan/v1/job.pb.h"
+#include "portolan/v1/policy.pb.h"
+
+namespace portolan::placement {
+
+// What the framework knows of one agent during one decision. The scheduler
+// builds these from its own state under its lock; plugins only read them.
+struct AgentView {
+  const v1::Agent* agent = nullptr;
+  v1::Resources free;  // capacity minus what placed/running jobs hold
+  // The agent's hardware and what of it is free; null when unknown (then
+  // only the counts above are checked).
+  const topology::AgentTopology* topo = nullptr;
+};
+
+// Everything one decision reads. All pointers outlive the decision.
+struct DecisionInput {
+  const v1::Job* job = nullptr;
+  const v1::Tenant* tenant = nullptr;  // nullptr: a tenant with no profile
+  const policy::CompiledPolicy* policy = nullptr;
+  const residency::Ledger* ledger = nullptr;
+  absl::CivilDay today;
+  // Agents grouped by site id; sites absent from the catalogue are ignored.
+  const std::map<std::string, std::vector<AgentView>>* agents_by_site = nullptr;
+};
+
+// What the plugins of one decision (one job, one cycle) share, computed once
+// by the engine or a PreFilter. Typed fields, not a string-keyed map: a
+// plugin that needs more adds a field here with who sets it and who reads it.
+struct CycleState {
+  // The job's hardware request (cores, PUs, NUMA placement, GPUs), set by the
+  // engine before any plugin runs; read by topology_fit and numa_fit.
+  topology::Request request;
+};
+
+// Outcome of a Filter: ok, or a short reason code ("insufficient_cpus") that
+// the fast path counts per reason, plus a sentence for explanations.
+// `code` must point at static storage (a string literal): the fast path
+// counts rejections by it without copying.
+struct FilterResult {
+  bool ok = true;
+  std::string_view code;
+  std::string detail;
+  // The job's own placement request excluded this (it asks for other sites,
+  // or avoids this one): an explanation counts such sites instead of listing
+  // them as blocking. The engine knows no plugin's codes; plugins say this.
+  bool job_choice = false;
+  static FilterResult Pass() { return {}; }
+  static FilterResult Reject(std::string_view code, std::string detail = "") {
+    return {false, code, std::move(detail), false};
+  }
+  static FilterResult ExcludedByJob(std::string_view code, std::string detail = "") {
+    return {false, code, std::move(detail), true};
+  }
+};
+
+// Extension points, after the Kubernetes scheduling framework, but decided per
+// site first: site-level plugins run once per site per job, agent-level ones
+// only on agents of sites still allowed. Plugins hold no per-decision state
+// (that goes in CycleState) and must be safe to call from several threads.
+class Plugin {
+ public:
+  virtual ~Plugin() = default;
+  virtual std::string_view Name() const = 0;
+};
+
+// Once per job before anything else; an error makes the job unschedulable.
+class PreFilterPlugin : public virtual Plugin {
+ public:
+  virtual absl::Status PreFilter(CycleState& state, const DecisionInput& in) const = 0;
+};
+
+// Once per catalogue site. May fill parts of `out` (e.g. the residency
+// verdict) for the explanation, whether it passes or not.
+class SiteFilterPlugin : public virtual Plugin {
+ public:
+  virtual FilterResult FilterSite(CycleState& state, const DecisionInput& in, const v1::Site& site,
+                                  v1::SiteDecision& out) const = 0;
+};
+
+// Once per agent of an allowed site.
+class FilterPlugin : public virtual Plugin {
+ public:
+  virtual FilterResult Filter(CycleState& state, const DecisionInput& in,
+                              const AgentView& agent) const = 0;
+};
+
+// A site's raw cost for this job (lower is better: seconds, ms, price ...).
+// The engine normalizes costs over the candidate sites to 0-100 (best 100).
+class SiteScorePlugin : public virtual Plugin {
+ public:
+  virtual double SiteCost(CycleState& state, const DecisionInput& in, const v1::Site& site,
+                          const v1::SiteDecision& decided) const = 0;
+};
+
+// 0 (worst) to 100 (best) for one feasible agent.
+class ScorePlugin : public virtual Plugin {
+ public:
+  virtual double Score(CycleState& state, const DecisionInput& in,
+                       const AgentView& agent) const = 0;
+};
+
+// Reserve runs when the scheduler commits a placement, Unreserve when that is
+// undone before the job runs. Failing Reserve un-reserves the earlier ones.
+class ReservePlugin : public virtual Plugin {
+ public:
+  virtual absl::Status Reserve(const DecisionInput& in, const v1::Decision& decision) const = 0;
+  virtual void Unreserve(const DecisionInput& in, const v1::Decision& decision) const = 0;
+};
+
+// Named plugin factories. The registry is explicit: main() (or a test)
+// registers what exists; the policy names which to enable.
+class Registry {
+ public:
+  using Factory = std::function<std::unique_ptr<Plugin>()>;
+  // Registers what `factory` makes under the name the plugin gives itself
+  // (Plugin::Name()). Refuses a factory that makes nothing or a nameless
+  // plugin (InvalidArgument) and a name registered already (AlreadyExists):
+  // two plugins under one name would make a policy mean two things.
+  absl::Status Register(Factory factory);
+  absl::StatusOr<std::unique_ptr<Plugin>> Create(const std::string& name) const;
+  std::vector<std::string> Names() const;
+  std::set<std::string> NameSet() const;
+
+ private:
+  std::map<std::string, Factory> factories_;
+};
+
+// Registers the built-in plugins. Filters: site_affinity, residency,
+// latency_limit, agent_health, resource_fit, topology_fit. Scores:
+// data_gravity, latency, cost, compliance_preference, bin_pack, spread,
+// numa_fit.
+void RegisterBuiltins(Registry& registry);
+
+// The plugins a policy enables, instantiated. Immutable after Create, so
+// Decide() may run concurrently.
+class Engine {
+ public:
+  static absl::StatusOr<std::unique_ptr<Engine>> Create(const Registry& registry,
+                                                        const v1::PluginConfig& config);
+
+  // The whole decision: every catalogue site with its verdicts, agent counts
+  // per reason, and the winner with its score breakdown. When no placement is
+  // possible, `reason` names every blocking constraint and `unschedulable`
+  // says whether waiting can help.
+  v1::Decision Decide(const DecisionInput& in) const;
+
+  absl::Status Reserve(const DecisionInput& in, const v1::Decision& d) const;
+  void Unreserve(const DecisionInput& in, const v1::Decision& d) const;
+
+ private:
+  Engine() = default;
+  // Decide's phases, in order, over one decision's working state: site-level
+  // filters (and the network estimate) on every catalogue site, agent-level
+  // filters and scores on the allowed sites, the winner with its score
+  // breakdown and concrete allocation (false: none), or else the reason.
+  struct Pass;
+  void FilterSites(const DecisionInput& in, Pass& pass, v1::Decision& d) const;
+  void FilterAgents(const DecisionInput& in, Pass& pass, v1::Decision& d) const;
+  bool PickWinner(const DecisionInput& in, Pass& pass, v1::Decision& d) const;
+  void ExplainInfeasible(const DecisionInput& in, const Pass& pass, v1::Decision& d) const;
+
+  std::vector<std::unique_ptr<Plugin>> owned_;
+  std::vector<const PreFilterPlugin*> prefilters_;
+  std::vector<const SiteFilterPlugin*> site_filters_;
+  std::vector<const FilterPlugin*> filters_;
+  std::vector<std::pair<const SiteScorePlugin*, double>> site_scores_;
+  std::vector<std::pair<const ScorePlugin*, double>> scores_;
+  std::vector<const ReservePlugin*> reserves_;
+  uint32_t max_feasible_per_site_ = 0;
+  // Rotates where each decision starts examining a site's agents, so that
+  // with a bounded fast path different jobs look at different agents first.
+  mutable std::atomic<uint64_t> cursor_{0};
+};
+
+// "0/3 agents: 2 insufficient_cpus, 1 cordoned" from counts.
+std::string CountsSummary(uint32_t feasible, uint32_t considered,
+                          const google::protobuf::Map<std::string, uint32_t>& rejected);
+
+}  // namespace portolan::placement

@@ -1,0 +1,17 @@
+#pragma once
+
+#include <atomic>
+
+#include "portolan/rest/server.h"
+#include "portolan/scheduler/core.h"
+
+namespace portolan::rest {
+
+// Registers the v1 REST API of the scheduler on `server`. `ready` is read by
+// /readyz (true once the store is recovered and the agent port listens).
+// `metrics`, when given, is served at GET /metrics (admins and operators:
+// the series name tenants and agents). All must outlive the server.
+void RegisterRestApi(Server& server, scheduler::Core* core, const std::atomic<bool>* ready,
+                     metrics::Registry* metrics = nullptr);
+
+}  // namespace portolan::rest

@@ -1,0 +1,351 @@
+#pragma once
+
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <tuple>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/btree_set.h"
+#include "absl/container/node_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "portolan/base/clock.h"
+#include "portolan/placement/placement.h"
+#include "portolan/policy/policy.h"
+#include "portolan/scheduler/metrics.h"
+#include "portolan/store/store.h"
+#include "portolan/topology/allocator.h"
+#include "portolan/v1/agent.pb.h"
+#include "portolan/v1/job.pb.h"
+#include "portolan/v1/wire.pb.h"
+
+namespace portolan::scheduler {
+
+// Caps of the API contract (docs/api.md#limits).
+inline constexpr int kMaxTenantZones = 32;
+inline constexpr int kMaxTenantInstruments = 64;
+inline constexpr int kMaxJobDatasets = 64;
+inline constexpr int kMaxJobSites = 64;  // placement.sites, avoid_sites, max_rtt_ms each
+inline constexpr int kMaxJobLabels = 32;
+inline constexpr size_t kMaxEnvBytes = 64 * 1024;  // names and values together
+inline constexpr double kMaxDatasetGb = 1e6;
+// The highest priority a tenant's own tokens may give a job unless its
+// profile says otherwise (Tenant.max_priority); admins may use 0-1000.
+inline constexpr int kDefaultTenantMaxPriority = 500;
+
+// One connected agent session as the core sees it. Implemented by the RPC
+// server (one per TCP connection) and by a fake in tests.
+class AgentLink {
+ public:
+  virtual ~AgentLink() = default;
+  // Queues one envelope for sending, in order. Thread-safe, never blocks; a
+  // closed link drops it silently (reliable messages are resent anyway).
+  virtual void Send(const v1::Envelope& envelope) = 0;
+  // Closes the session after what is queued. Thread-safe.
+  virtual void Close(const std::string& reason) = 0;
+};
+
+struct CoreOptions {
+  absl::Duration heartbeat_interval = absl::Seconds(5);
+  // An agent silent for this long is lost, and so are its jobs.
+  absl::Duration agent_ttl = absl::Seconds(15);
+  // Unacknowledged Assign/Cancel are resent this often while connected.
+  absl::Duration resend_interval = absl::Seconds(2);
+  // Restart backoff: base, doubled per attempt, capped.
+  absl::Duration restart_backoff = absl::Seconds(1);
+  absl::Duration restart_backoff_max = absl::Seconds(60);
+  // In one pass, a tenant whose waiting jobs found no capacity this many
+  // times (distinct decision classes) waits for the next pass; other
+  // tenants' jobs are still tried.
+  int max_capacity_misses = 64;
+};
+
+// The policy in force: compiled rules and network, the plugins it enables,
+// and its version record. Replaced whole on every change, never modified.
+struct PolicyState {
+  std::shared_ptr<const policy::CompiledPolicy> compiled;
+  std::shared_ptr<const placement::Engine> engine;
+  v1::PolicyVersion meta;  // version, when, who, summary (no policy body)
+};
+
+struct JobFilter {
+  std::string state{};   // a Job.State word, or "" for all
+  std::string tenant{};  // "" for all
+  int page_size = 100;
+  std::string page_token{};
+};
+
+class DrfQueue;  // scheduling.cc: the order of waiting jobs in a pass
+
+// The scheduler's state machine: jobs, agents, placement and the agent
+// protocol's meaning (the RPC server only moves frames). Its code is split
+// by job: core.cc (recovery, the job index and its transitions, the REST
+// facade), scheduling.cc (the pass: fair-share order, decisions, commits),
+// agent_protocol.cc (registration and reconciliation, updates, heartbeats,
+// the reliable outbox, loss and kill-and-confirm), policy_api.cc (policy,
+// tenants, network, audit).
+//
+// All public methods are thread-safe. One mutex guards all of the state,
+// deliberately: a placement reads agents, jobs, the ledger and the policy at
+// once and must see them consistent, and every state change is a few
+// microseconds of memory work, so finer locks would add ordering rules and
+// buy nothing measurable (a full pass over 10,000 unplaceable jobs placed
+// another tenant's job in 6.6 ms on 2026-12-02: `core_test
+// --gtest_filter=*Unplaceable*` prints it). What is slow stays outside it: a new job is written
+// to the store before the lock is taken (so concurrent submits share one
+// group commit) and acknowledged only once stored; later changes are written
+// under the lock, before the scheduler acts on them; reads of ended jobs go
+// to the store without it. Links are called under the mutex and must never
+// call back into the core synchronously.
+
+class Core {
+ public:
+  // `registry` lists the placement plugins policies may enable; it must
+  // outlive the core.
+  Core(CoreOptions options, store::Store* store, base::Clock* clock,
+       const placement::Registry* registry);
+
+  // Loads jobs, agents, tenants, the ledger and the policy history from the
+  // store. Call once, before serving. Afterwards has_policy() tells whether a
+  // policy was stored; if not, ApplyPolicy one before serving.
+  absl::Status Recover();
+  bool has_policy();
+
+  // --- REST-facing ---
+  // Validates, stores durably, then queues. Returns the job and whether it
+  // was newly created (false: an earlier submit with the same idempotency key).
+  absl::StatusOr<std::pair<v1::Job, bool>> Submit(v1::Job spec);
+  absl::StatusOr<v1::Job> GetJob(const std::string& id);
+  absl::StatusOr<v1::ListJobsResponse> ListJobs(const JobFilter& filter);
+  absl::StatusOr<v1::Job> Cancel(const std::string& id);
+  absl::StatusOr<v1::JobLogs> Logs(const std::string& id);
+  v1::ListAgentsResponse ListAgents();
+  absl::StatusOr<v1::Agent> GetAgent(const std::string& id);
+  // "cordon" (no new work), "drain" (no new work; running jobs finish),
+  // "uncordon" (takes work again). A lost agent cannot be changed.
+  absl::StatusOr<v1::Agent> SetAgentMode(const std::string& id, const std::string& action);
+
+  // --- policy engine ---
+  // Dry run: the decision for `spec` on the current state. Stores nothing.
+  absl::StatusOr<v1::Decision> Plan(v1::Job spec);
+  // The decision behind a job: the stored one once placed or unschedulable,
+  // the latest one while it waits.
+  absl::StatusOr<v1::Decision> Explain(const std::string& id);
+
+  // Validates, stores a new version, swaps it in; the next decision uses it.
+  // On error nothing changes. `summary` overrides the computed diff summary.
+  absl::StatusOr<v1::PolicyVersion> ApplyPolicy(v1::Policy policy, const std::string& who,
+                                                const std::string& summary = "");
+  v1::ValidationResult ValidatePolicy(const v1::Policy& policy);
+  absl::StatusOr<v1::Policy> GetPolicy();
+  absl::StatusOr<v1::ListPolicyVersionsResponse> PolicyVersions();
+
+  // Tenant profiles; with `expiring_within_days` >= 0, only those holding an
+  // instrument that expires within that many days of today (or has expired),
+  // each with just those instruments.
+  v1::ListTenantsResponse ListTenants(int expiring_within_days = -1);
+  absl::StatusOr<v1::Tenant> GetTenant(const std::string& id);
+  absl::StatusOr<v1::Tenant> PutTenant(const std::string& id, v1::Tenant tenant);
+  // The highest job priority the tenant's own tokens may set.
+  int TenantMaxPriority(const std::string& tenant);
+
+  absl::StatusOr<v1::NetworkView> Network();
+  absl::StatusOr<std::vector<v1::Site>> Sites();
+  // Marks a link up/down or changes its RTT/capacity: a new policy version.
+  absl::StatusOr<v1::Link> UpdateLink(const std::string& id, const v1::LinkUpdate& update,
+                                      const std::string& who);
+  // Placed and running jobs whose placement the policy, tenant profiles and
+  // date in force no longer allow (one entry per dataset); "" for all tenants.
+  v1::ListViolationsResponse Violations(const std::string& tenant);
+  absl::StatusOr<v1::ListAuditResponse> Audit(const std::string& tenant, const std::string& job,
+                                              int limit);
+
+  // --- agent protocol ---
+  // Handles Register: on success sends RegisterAck over `link`, then resends
+  // what the agent has not acknowledged. Returns false when refused (the ack
+  // with the reason has been sent; the caller should close the link).
+  bool OnRegister(const v1::Register& reg, std::shared_ptr<AgentLink> link,
+                  const std::string& peer);
+  // Any later envelope from a registered session.
+  void OnMessage(const std::string& agent_id, const AgentLink* link, const v1::Envelope& envelope);
+  void OnDisconnect(const std::string& agent_id, const AgentLink* link);
+
+  // Periodic work: heartbeat TTLs, resends, placement of waiting jobs.
+  void Tick();
+
+  const CoreOptions& options() const { return options_; }
+
+  // Records submits, decisions and rejections in `metrics` from now on and
+  // refreshes its state gauges at each scrape. `metrics` outlives the core.
+  void AttachMetrics(SchedulerMetrics* metrics);
+
+ private:
+  struct Pending {
+    v1::Envelope envelope;
+    absl::Time last_sent;
+  };
+  struct AgentRec {
+    v1::Agent info;  // without its topology, which is kept serialized below
+    // The agent's v1::Topology, serialized (about 1 KiB for 128 PUs, against
+    // about 5 KiB parsed): the scheduler holds 10,000s of agents and reads it
+    // only to answer the API and to store the agent. `topo` is what placement uses.
+    std::string topology;
+    std::shared_ptr<AgentLink> link;
+    std::map<uint64_t, Pending> outbox;  // unacknowledged reliable messages
+    absl::Time last_seen;
+    std::unique_ptr<topology::AgentTopology> topo;  // free PUs, NUMA memory, GPUs
+    // Kill-and-confirm: the agent went silent past its TTL while still
+    // connected, so it may well still run its attempts. They were told to
+    // stop (job id -> attempt); each ends lost, and may be restarted, once
+    // the agent confirms it stopped, or when `confirm_by` passes.
+    std::map<std::string, uint32_t> stopping;
+    // Attempts it ran that were ended as lost with their fate unknown (job id
+    // -> attempts), awaiting its word; kept in memory only, so that a
+    // duplicate update never costs a store read on the RPC path.
+    std::map<std::string, std::set<uint32_t>> unconfirmed;
+    absl::Time confirm_by = absl::InfiniteFuture();
+  };
+  struct JobRec {
+    // The whole job while it can still change. Once it has ended and its
+    // final record is durable, the record is dropped (at the next Tick) and
+    // read back from the store when asked for, so a long history costs about
+    // 280 bytes a job in memory, indexes included (1,000,000 jobs: 280 MiB
+    // resident, tests/bench/recovery.sh), and is not decoded at start-up.
+    std::unique_ptr<v1::Job> job;
+    std::string tenant;
+    int64_t submitted_ns = 0;
+    int64_t seq = 0;  // submit (or load) order: FIFO among equal priorities
+    v1::Job::State ended_state = v1::Job::state_unspecified;  // set when `job` is dropped
+    v1::Job::State state() const { return job ? job->state() : ended_state; }
+  };
+  // -priority, submit sequence (FIFO even when timestamps tie), id.
+  using QueueKey = std::tuple<int, int64_t, std::string>;
+  using OrderKey = std::pair<int64_t, std::string>;  // submitted ns, id
+
+  absl::Status Persist(const v1::Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Stores a job's placement decision for `explain`; a failure is logged
+  // with the job (the job itself is unaffected).
+  void PersistDecision(const std::string& job_id, const v1::Decision& d)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void PersistAgent(const AgentRec& rec) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Transition(v1::Job& job, v1::Job::State state, const std::string& message)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Release(v1::Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Appends an event (now, the job's current state) and stores the job.
+  void Note(v1::Job& job, const std::string& message) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Asks the job's agent to stop a placed or running job (once): marks it
+  // cancel_requested, notes `event`, sends Cancel with `reason`.
+  void RequestStop(v1::Job& job, const std::string& event, const std::string& reason)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Ends the current attempt: retries per the job's restart policy (back to
+  // queued after a backoff) or moves the job to `outcome`.
+  void EndAttempt(v1::Job& job, v1::Job::State outcome, const std::string& reason, int exit_code,
+                  int signal) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // One scheduling pass over the waiting jobs, or only over `only`.
+  void ScheduleLocked(const std::string* only = nullptr) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The pass's parts: the waiting jobs in fair-share order (with the shares
+  // of what runs), the decision's metrics, and a feasible decision made
+  // real (allocation committed, attempt recorded, Assign sent; false when
+  // the agent's state refuses the allocation).
+  void FillQueue(DrfQueue& drf, const std::string* only) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ObserveDecision(const v1::Decision& d, double seconds) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool CommitPlacement(v1::Job& job, const v1::Decision& d, const PolicyState& policy)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void SendReliable(AgentRec& rec, v1::Envelope envelope) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void SendCancel(AgentRec& rec, const std::string& job_id, uint32_t attempt,
+                  const std::string& reason) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ApplyUpdate(AgentRec& rec, const v1::JobUpdate& update) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void MarkLost(AgentRec& rec, const std::string& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void StoreLogs(const v1::LogTail& tail) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Adds a job to jobs_ and the indexes (queue, order, idempotency keys).
+  v1::Job& Index(v1::Job job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void IndexEnded(store::JobSummary&& summary) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The job's whole record, which must be held (it has not ended).
+  v1::Job& Live(const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // An agent reported how an attempt ended that the scheduler had already
+  // given up on (its agent was lost): recorded on that attempt.
+  void ConfirmEarlierAttempt(AgentRec& rec, const v1::JobUpdate& u)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A copy of the job: from memory while held, else from the store (read
+  // without holding mu_). NotFound names the id.
+  absl::StatusOr<v1::Job> ReadJob(const std::string& id) ABSL_LOCKS_EXCLUDED(mu_);
+  // An ended job's record, from the store (Unavailable if it cannot be read).
+  absl::StatusOr<v1::Job> ReadEnded(const std::string& id) ABSL_LOCKS_EXCLUDED(mu_);
+  // Drops the records of jobs that ended since the last call (see JobRec).
+  void DropEnded() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  static v1::Resources Free(const AgentRec& rec);
+  void SyncAllocated(AgentRec& rec);
+  void CommitRecovered(AgentRec& rec, v1::Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RebuildTopology(AgentRec& rec, const v1::Topology& t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Why an agent's topology cannot be used ("" when it can).
+  static std::string TopologyProblem(const v1::Topology& t);
+  // The agent as the API and the store see it: info plus its topology.
+  static v1::Agent View(const AgentRec& rec);
+  absl::Status CheckAgainstPolicy(const v1::Job& job, const policy::CompiledPolicy& p)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  const v1::Tenant* TenantFor(const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::map<std::string, std::vector<placement::AgentView>> AgentsBySite()
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RecordCrossBorder(const v1::Job& job, const v1::Decision& d)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<std::shared_ptr<const PolicyState>> Build(v1::Policy policy,
+                                                           std::vector<std::string>* errors);
+  // Re-decides residency for every placed and running job against the
+  // policy, tenants, ledger and date now in force: records violations (an
+  // event on the job the first time), clears those that no longer hold, and
+  // stops violating jobs when the policy says on_violation: stop. `cause`
+  // says what changed, for the event and the log; `only_tenant`, when set,
+  // limits the check to that tenant's jobs (its ledger changed).
+  void CheckComplianceLocked(const std::string& cause, const std::string& only_tenant = "")
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const CoreOptions options_;
+  store::Store* const store_;
+  base::Clock* const clock_;
+  const placement::Registry* const registry_;
+
+  absl::Mutex mu_;
+  // Node maps: growing one moves pointers only. A flat map moved every
+  // record under the lock each time it doubled, which at 458,000 jobs
+  // stalled all submits for about half a second (rest_wrk.sh: max 496 ms,
+  // p99 60.8 ms; with node maps 138.6 and 19.0 ms).
+  absl::node_hash_map<std::string, JobRec> jobs_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> ended_ ABSL_GUARDED_BY(mu_);  // ended, record still held
+  std::map<std::string, AgentRec> agents_ ABSL_GUARDED_BY(mu_);
+  std::set<QueueKey> queue_ ABSL_GUARDED_BY(mu_);
+  int64_t next_submit_seq_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::btree_set<OrderKey> order_ ABSL_GUARDED_BY(mu_);
+  // Jobs by (state, tenant), kept as they change, for portolan_jobs.
+  std::map<std::pair<v1::Job::State, std::string>, int64_t> job_counts_ ABSL_GUARDED_BY(mu_);
+  std::map<std::pair<std::string, std::string>, std::string> idempotency_ ABSL_GUARDED_BY(mu_);
+  // (tenant, idempotency key) of submits being stored right now.
+  std::set<std::pair<std::string, std::string>> submitting_keys_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 0;
+  std::shared_ptr<const PolicyState> policy_ ABSL_GUARDED_BY(mu_);
+  int policy_versions_ ABSL_GUARDED_BY(mu_) = 0;
+  std::map<std::string, v1::Tenant> tenants_ ABSL_GUARDED_BY(mu_);
+  residency::Ledger ledger_;  // thread-safe itself
+  // The latest decision of each waiting job, serialized (see ScheduleLocked);
+  // jobs of one decision class in one pass share it.
+  absl::node_hash_map<std::string, std::shared_ptr<const std::string>> waiting_decisions_
+      ABSL_GUARDED_BY(mu_);
+  bool schedule_pending_ ABSL_GUARDED_BY(mu_) = false;
+  // Job id -> its current violations (see CheckComplianceLocked).
+  std::map<std::string, std::vector<v1::ComplianceViolation>> violations_ ABSL_GUARDED_BY(mu_);
+  // The UTC day of the last compliance check: a new day re-decides (expiries).
+  absl::CivilDay compliance_day_ ABSL_GUARDED_BY(mu_);
+  absl::Time next_wakeup_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();  // earliest backoff end
+  SchedulerMetrics* metrics_ ABSL_GUARDED_BY(mu_) = nullptr;
+};
+
+// Checks a submitted job spec; fills defaults (kind, tenant, name).
+// Errors are InvalidArgument naming the field.
+absl::Status ValidateAndDefault(v1::Job& job);
+
+bool IsTerminal(v1::Job::State state);
+std::string StateName(v1::Job::State state);
+
+}  // namespace portolan::scheduler

@@ -1,0 +1,96 @@
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "portolan/v1/agent.pb.h"
+#include "portolan/v1/job.pb.h"
+#include "portolan/v1/policy.pb.h"
+
+namespace portolan::store {
+
+// What a store keeps beside each job record: enough to index a job that has
+// ended without holding its record in memory.
+struct JobSummary {
+  std::string id;
+  std::string tenant;
+  std::string idempotency_key;
+  int64_t submitted_ns = 0;
+  v1::Job::State state = v1::Job::state_unspecified;
+};
+
+// Every stored job, as the scheduler needs it at start-up. A long history is
+// mostly ended jobs, and reading and holding each whole (about 3.4 KiB in
+// memory) was most of a restart with 1,000,000 jobs; ended jobs are read back
+// one by one when asked for (Store::GetJob).
+struct StoredJobs {
+  // Jobs not ended (queued, placed, running; and records without a state),
+  // whole, in submit order: submitted_at, then id.
+  std::vector<v1::Job> active;
+  // Ended jobs (succeeded, failed, cancelled, lost, unschedulable): their
+  // summaries only, in no particular order.
+  std::vector<JobSummary> ended;
+};
+
+// Durable state of the scheduler. Records are the protobuf messages of the
+// schema, stored whole; implementations index what they need. A Put returns
+// only once the record is durable (it survives a process crash).
+//
+// The scheduler keeps its working set in memory and writes through; Load* are
+// used at start-up. Implementations are thread-safe. The interface is small on
+// purpose so a replicated (etcd-backed) store can implement it later.
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  virtual absl::Status PutJob(const v1::Job& job) = 0;
+  virtual absl::StatusOr<StoredJobs> LoadJobs() = 0;
+  // One job's latest record; NotFound when it was never stored.
+  virtual absl::StatusOr<v1::Job> GetJob(const std::string& id) = 0;
+
+  virtual absl::Status PutAgent(const v1::Agent& agent) = 0;
+  virtual absl::StatusOr<std::vector<v1::Agent>> LoadAgents() = 0;
+
+  virtual absl::Status PutLogs(const v1::JobLogs& logs) = 0;
+  // NotFound when no output was ever recorded for the job.
+  virtual absl::StatusOr<v1::JobLogs> GetLogs(const std::string& job_id) = 0;
+
+  // The placement decision of a job (the latest one stored).
+  virtual absl::Status PutDecision(const std::string& job_id, const v1::Decision& decision) = 0;
+  virtual absl::StatusOr<v1::Decision> GetDecision(const std::string& job_id) = 0;
+
+  virtual absl::Status PutTenant(const v1::Tenant& tenant) = 0;
+  virtual absl::StatusOr<std::vector<v1::Tenant>> LoadTenants() = 0;
+
+  // Policy history, oldest first; the last one is in force.
+  virtual absl::Status PutPolicyVersion(const v1::PolicyVersion& version) = 0;
+  virtual absl::StatusOr<std::vector<v1::PolicyVersion>> LoadPolicyVersions() = 0;
+
+  virtual absl::Status PutLedgerEntry(const v1::LedgerEntry& entry) = 0;
+  virtual absl::StatusOr<std::vector<v1::LedgerEntry>> LoadLedger() = 0;
+
+  // Cross-border placements, append-only. ListAudit returns the newest
+  // `limit` records matching the non-empty filters, newest first.
+  virtual absl::Status AppendAudit(const v1::AuditRecord& record) = 0;
+  virtual absl::StatusOr<std::vector<v1::AuditRecord>> ListAudit(const std::string& tenant,
+                                                                 const std::string& job,
+                                                                 int limit) = 0;
+};
+
+// SQLite in WAL mode under `dir` (created if missing) as `portolan.db`.
+// Refuses to open a file that is not a Portolan database. `max_mb` > 0 caps
+// the database size: writes past it fail as a full disk would (Unavailable).
+// `on_commit`, when set, is called after every commit (from the committing
+// thread, without locks held) with its duration and number of writes.
+using CommitObserver = std::function<void(double seconds, size_t writes)>;
+absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& dir, int max_mb = 0,
+                                                       CommitObserver on_commit = nullptr);
+
+}  // namespace portolan::store

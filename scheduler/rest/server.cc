@@ -1,0 +1,640 @@
+// The HTTP/1.1 transport of rest::Server, on Boost.Beast over Asio (and
+// OpenSSL for HTTPS).
+//
+// Threads: `io_threads` run the io_context (accept, TLS, parsing, writing);
+// each connection lives on its own strand. A parsed request goes to a pool of
+// `handler_threads`, and the answer comes back to the connection's strand, so
+// a slow handler (the core's lock, a store fsync) never holds up the network.
+//
+// A connection's life: (TLS handshake, handshake_timeout_s) -> wait for the
+// first byte of a request (idle_timeout_s) -> header and body
+// (request_timeout_s from that byte) -> handler -> answer (write_timeout_s)
+// -> next request or close. Any timeout closes the connection. A protocol
+// error answers with a JSON error and closes; a connection over the caps is
+// closed at accept.
+#include <malloc.h>
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <sstream>
+#include <thread>
+
+#include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "portolan/base/log.h"
+#include "portolan/rest/server.h"
+#include "portolan/tls/tls.h"
+
+namespace portolan::rest {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+using Parser = http::request_parser<http::string_body>;
+using PlainStream = beast::tcp_stream;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+
+namespace {
+
+constexpr size_t kReadChunk = 16 * 1024;
+constexpr size_t kFirstRead = 1024;
+constexpr size_t kMaxDrainBytes = 16u << 20;
+constexpr size_t kDrainChunk = 16 * 1024;
+constexpr char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Percent-decoding that refuses a malformed escape ("%zz", a lone "%").
+bool PercentDecode(absl::string_view in, bool plus_is_space, std::string* out) {
+  out->clear();
+  out->reserve(in.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    const char c = in[i];
+    if (c == '%') {
+      if (i + 2 >= in.size()) return false;
+      const int hi = HexValue(in[i + 1]), lo = HexValue(in[i + 2]);
+      if (hi < 0 || lo < 0) return false;
+      out->push_back(static_cast<char>(hi * 16 + lo));
+      i += 2;
+    } else if (c == '+' && plus_is_space) {
+      out->push_back(' ');
+    } else {
+      out->push_back(c);
+    }
+  }
+  return true;
+}
+
+// Beast parses the last chunk of a chunked body only together with its
+// trailers, so a malformed last-chunk line ("0x10\r\n") would wait for more
+// bytes until the request times out. `pending` is what the parser has not
+// consumed while it waits in a chunked body: a chunk-size line in the making
+// (after the previous chunk's CRLF). False when it can no longer become one.
+bool ChunkLineMayBeValid(absl::string_view pending) {
+  if (absl::StartsWith(pending, "\r\n"))
+    pending.remove_prefix(2);
+  else if (pending == "\r")
+    return true;
+  for (char c : pending) {
+    if (c == ';' || c == '\r') return true;
+    if (!absl::ascii_isxdigit(c)) return false;
+  }
+  return true;
+}
+
+Response BadChunk() {
+  return ErrorResponse(400, "bad_request",
+                       "malformed chunked body: chunk sizes are hexadecimal digits only");
+}
+
+bool IsParserError(const beast::error_code& ec) {
+  return ec.category() == http::make_error_code(http::error::bad_target).category() &&
+         ec != http::error::end_of_stream && ec != http::error::partial_message &&
+         ec != http::error::need_more;
+}
+
+// The answer to a request Beast's parser refused.
+Response ParseErrorResponse(const beast::error_code& ec, const ServerOptions& o) {
+  if (ec == http::error::body_limit) {
+    return ErrorResponse(413, "payload_too_large",
+                         absl::StrCat("request body exceeds the limit of ", o.max_body_bytes,
+                                      " bytes (--max-body-bytes)"));
+  }
+  if (ec == http::error::header_limit || ec == http::error::buffer_overflow) {
+    return ErrorResponse(
+        431, "header_too_large",
+        absl::StrCat("request line and headers exceed ", o.max_header_bytes, " bytes"));
+  }
+  if (ec == http::error::bad_chunk || ec == http::error::bad_chunk_extension) {
+    return ErrorResponse(400, "bad_request",
+                         absl::StrCat("malformed chunked body: ", ec.message(),
+                                      " (chunk sizes are hexadecimal digits only)"));
+  }
+  return ErrorResponse(400, "bad_request", absl::StrCat("malformed HTTP request: ", ec.message()));
+}
+
+// Checks made once the header is in, before any of the body is read.
+std::optional<Response> CheckHeader(const http::request_header<>& h, const ServerOptions& o) {
+  if (h.version() != 10 && h.version() != 11) {  // Beast itself parses only 1.x
+    return ErrorResponse(400, "bad_request", "only HTTP/1.0 and HTTP/1.1 are served");
+  }
+  if (h.target().size() > o.max_target_bytes) {
+    return ErrorResponse(414, "uri_too_long",
+                         absl::StrCat("request target longer than ", o.max_target_bytes, " bytes"));
+  }
+  size_t fields = 0;
+  for (auto it = h.begin(); it != h.end(); ++it) ++fields;
+  if (fields > o.max_headers) {
+    return ErrorResponse(431, "header_too_large",
+                         absl::StrCat(fields, " header fields; at most ", o.max_headers));
+  }
+  for (http::field f : {http::field::authorization, http::field::content_type, http::field::host,
+                        http::field::content_length, http::field::transfer_encoding}) {
+    if (h.count(f) > 1) {
+      return ErrorResponse(400, "bad_request",
+                           absl::StrCat("header ", std::string(http::to_string(f)), " given twice"),
+                           absl::AsciiStrToLower(std::string(http::to_string(f))));
+    }
+  }
+  auto te = h.find(http::field::transfer_encoding);
+  if (te != h.end()) {
+    if (!absl::EqualsIgnoreCase(
+            absl::StripAsciiWhitespace(absl::string_view(te->value().data(), te->value().size())),
+            "chunked")) {
+      return ErrorResponse(501, "not_implemented", "only Transfer-Encoding: chunked is supported",
+                           "transfer-encoding");
+    }
+    if (h.count(http::field::content_length) > 0) {
+      return ErrorResponse(400, "bad_request",
+                           "Content-Length and Transfer-Encoding cannot both be given",
+                           "content-length");
+    }
+  }
+  return std::nullopt;
+}
+
+// The router's view of a parsed request; InvalidArgument for a target the
+// router cannot take (not a path, malformed escapes, control characters,
+// a query parameter given twice).
+absl::StatusOr<Request> ToRequest(http::request<http::string_body>&& msg, std::string peer) {
+  Request out;
+  out.method = std::string(msg.method_string());
+  const absl::string_view target(msg.target().data(), msg.target().size());
+  if (target.empty() || target.front() != '/') {
+    return absl::InvalidArgumentError("the request target must be a path starting with '/'");
+  }
+  const size_t q = target.find('?');
+  if (!PercentDecode(target.substr(0, q), false, &out.path)) {
+    return absl::InvalidArgumentError("malformed percent-encoding in the path");
+  }
+  if (base::HasControlCharacters(out.path))
+    return absl::InvalidArgumentError("control characters in the path");
+  if (base::SanitizeUtf8(out.path) != out.path)
+    return absl::InvalidArgumentError("the path is not valid UTF-8");
+  if (q != absl::string_view::npos) {
+    for (absl::string_view kv : absl::StrSplit(target.substr(q + 1), '&', absl::SkipEmpty())) {
+      const size_t eq = kv.find('=');
+      std::string k, v;
+      if (!PercentDecode(kv.substr(0, eq), true, &k) ||
+          (eq != absl::string_view::npos && !PercentDecode(kv.substr(eq + 1), true, &v))) {
+        return absl::InvalidArgumentError("malformed percent-encoding in the query");
+      }
+      if (base::HasControlCharacters(k) || base::HasControlCharacters(v))
+        return absl::InvalidArgumentError("control characters in the query");
+      if (base::SanitizeUtf8(k) != k || base::SanitizeUtf8(v) != v)
+        return absl::InvalidArgumentError("the query is not valid UTF-8");
+      if (!out.query.emplace(k, std::move(v)).second) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("query parameter '", base::CleanForMessage(k, 64), "' given twice"));
+      }
+    }
+  }
+  for (const auto& f : msg) {
+    std::string name =
+        absl::AsciiStrToLower(absl::string_view(f.name_string().data(), f.name_string().size()));
+    std::string value(f.value().data(), f.value().size());
+    auto [it, fresh] = out.headers.emplace(std::move(name), value);
+    if (!fresh) absl::StrAppend(&it->second, ", ", value);
+  }
+  out.body = std::move(msg.body());
+  out.peer = std::move(peer);
+  return out;
+}
+
+http::response<http::string_body> ToBeast(const Response& r, unsigned version, bool keep_alive) {
+  http::response<http::string_body> res{static_cast<http::status>(r.status), version};
+  res.set(http::field::server, "portolan");
+  res.set(http::field::content_type, r.content_type);
+  for (const auto& [name, value] : r.headers) res.set(name, value);
+  res.body() = r.body;
+  res.keep_alive(keep_alive);
+  res.prepare_payload();
+  return res;
+}
+
+}  // namespace
+
+struct Server::Impl {
+  explicit Impl(Server* s) : server(s) {}
+
+  // True (and counted) when a connection from `peer` may open.
+  bool Admit(const std::string& peer) {
+    std::lock_guard<std::mutex> lock(mu);
+    const ServerOptions& o = server->options_;
+    size_t& mine = per_client[peer];
+    if (open.load() >= o.max_connections || mine >= o.max_connections_per_client) {
+      if (mine == 0) per_client.erase(peer);
+      refused.fetch_add(1);
+      return false;
+    }
+    ++mine;
+    peak = std::max(peak, open.fetch_add(1) + 1);
+    return true;
+  }
+  void Release(const std::string& peer) {
+    bool trim = false;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      auto it = per_client.find(peer);
+      if (it != per_client.end() && --it->second == 0) per_client.erase(it);
+      const size_t now_open = open.fetch_sub(1) - 1;
+      // After a burst (a flood, a load test) the freed connection buffers
+      // stay in malloc's arenas; hand them back once most have closed.
+      if (peak >= 256 && now_open <= peak / 4) {
+        peak = now_open;
+        trim = true;
+      }
+    }
+    if (trim) malloc_trim(0);
+  }
+  void Accept();
+
+  Server* server;
+  std::mutex mu;
+  std::map<std::string, size_t> per_client;  // guarded by mu
+  std::atomic<size_t> open{0};
+  std::atomic<uint64_t> refused{0};
+  std::chrono::steady_clock::time_point last_refusal_log;  // guarded by mu
+  size_t peak = 0;  // most connections open since the last trim; guarded by mu
+  std::shared_ptr<net::ssl::context> ssl;  // HTTPS only
+  // Destroyed in this order by Stop(): the acceptor, then the io_context
+  // (and with it every connection), then the handler pool.
+  std::unique_ptr<net::thread_pool> pool;
+  std::unique_ptr<net::io_context> io;
+  std::unique_ptr<tcp::acceptor> acceptor;
+  std::unique_ptr<net::steady_timer> retry;  // accept after EMFILE and the like
+  std::vector<std::thread> threads;
+};
+
+// One connection. Owned by the operations pending on it (shared_from_this);
+// it ends when the last of them completes.
+template <class Stream>
+class Server::Session : public std::enable_shared_from_this<Server::Session<Stream>> {
+ public:
+  static constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
+
+  Session(Impl* impl, Stream stream, std::string peer)
+      : impl_(impl),
+        o_(impl->server->options_),
+        stream_(std::move(stream)),
+        peer_(std::move(peer)),
+        buffer_(o_.max_header_bytes + kReadChunk) {}
+  ~Session() { impl_->Release(peer_); }
+
+  void Start() {
+    if constexpr (kTls) {
+      Lowest().expires_after(std::chrono::seconds(o_.handshake_timeout_s));
+      stream_.async_handshake(
+          net::ssl::stream_base::server, [self = this->shared_from_this()](beast::error_code ec) {
+            if (ec) {
+              spdlog::debug("REST {}: TLS handshake: {}", self->peer_, ec.message());
+              return self->Close();
+            }
+            self->WaitRequest();
+          });
+    } else {
+      WaitRequest();
+    }
+  }
+
+ private:
+  beast::tcp_stream& Lowest() { return beast::get_lowest_layer(stream_); }
+  auto Self() { return this->shared_from_this(); }
+
+  // Waits (idle_timeout_s) for the first byte of the next request.
+  void WaitRequest() {
+    if (buffer_.size() > 0) return ReadHeader();
+    Lowest().expires_after(std::chrono::seconds(o_.idle_timeout_s));
+    // A small first read: idle connections hold little memory.
+    stream_.async_read_some(buffer_.prepare(kFirstRead),
+                            [self = Self()](beast::error_code ec, size_t n) {
+                              self->buffer_.commit(n);
+                              if (ec) return self->Close();
+                              self->ReadHeader();
+                            });
+  }
+
+  void ReadHeader() {
+    parser_.emplace();
+    parser_->header_limit(static_cast<uint32_t>(o_.max_header_bytes));
+    parser_->body_limit(o_.max_body_bytes);
+    Lowest().expires_after(std::chrono::seconds(o_.request_timeout_s));
+    http::async_read_header(stream_, buffer_, *parser_,
+                            [self = Self()](beast::error_code ec, size_t) { self->OnHeader(ec); });
+  }
+
+  void OnHeader(beast::error_code ec) {
+    if (ec) return OnReadError(ec);
+    const auto& h = parser_->get();
+    if (auto refusal = CheckHeader(h, o_)) return Reply(std::move(*refusal), 11, true);
+    auto expect = h.find(http::field::expect);
+    if (expect != h.end() && !parser_->is_done() &&
+        absl::EqualsIgnoreCase(absl::string_view(expect->value().data(), expect->value().size()),
+                               "100-continue")) {
+      net::async_write(stream_, net::buffer(kContinue, sizeof kContinue - 1),
+                       [self = Self()](beast::error_code ec, size_t) {
+                         if (ec) return self->Close();
+                         self->ReadBody();
+                       });
+      return;
+    }
+    ReadBody();
+  }
+
+  void ReadBody() {
+    if (parser_->is_done()) return OnRequest();
+    if (parser_->chunked()) return ReadChunked();
+    http::async_read(stream_, buffer_, *parser_, [self = Self()](beast::error_code ec, size_t) {
+      if (ec) return self->OnReadError(ec);
+      self->OnRequest();
+    });
+  }
+
+  // A chunked body, fed to the parser by hand so each chunk-size line can be
+  // checked as it arrives (see ChunkLineMayBeValid).
+  void ReadChunked() {
+    while (buffer_.size() > 0) {
+      beast::error_code ec;
+      const size_t n = parser_->put(buffer_.data(), ec);
+      buffer_.consume(n);
+      if (ec == http::error::need_more) break;
+      if (ec) return OnReadError(ec);
+      if (parser_->is_done()) return OnRequest();
+      if (n == 0) break;
+    }
+    const auto pending = buffer_.data();
+    if (!ChunkLineMayBeValid(
+            absl::string_view(static_cast<const char*>(pending.data()), pending.size())) ||
+        buffer_.size() > o_.max_header_bytes) {
+      return Reply(BadChunk(), 11, true);
+    }
+    stream_.async_read_some(buffer_.prepare(kReadChunk),
+                            [self = Self()](beast::error_code ec, size_t n) {
+                              self->buffer_.commit(n);
+                              if (ec) return self->OnReadError(ec);
+                              self->ReadChunked();
+                            });
+  }
+
+  void OnReadError(const beast::error_code& ec) {
+    if (IsParserError(ec)) return Reply(ParseErrorResponse(ec, o_), 11, true);
+    // Timeout (the socket is already closed), the peer gone, or EOF mid-request.
+    if (ec == beast::error::timeout) {
+      spdlog::debug("REST {}: request not complete within {} s; closed", peer_,
+                    o_.request_timeout_s);
+    }
+    Close();
+  }
+
+  void OnRequest() {
+    http::request<http::string_body> msg = parser_->release();
+    parser_.reset();
+    const unsigned version = msg.version();
+    const bool keep_alive = msg.keep_alive();
+    absl::StatusOr<Request> request = ToRequest(std::move(msg), peer_);
+    if (!request.ok()) {
+      return Reply(ErrorResponse(400, "bad_request", request.status().message()), version, true);
+    }
+    // The handler's time is not the client's: no timeout while it runs.
+    Lowest().expires_never();
+    net::post(*impl_->pool,
+              [self = Self(), r = std::move(*request), version, keep_alive]() mutable {
+                Response resp = self->impl_->server->Dispatch(r);
+                net::post(self->stream_.get_executor(),
+                          [self, resp = std::move(resp), version, keep_alive]() mutable {
+                            self->Reply(std::move(resp), version, !keep_alive);
+                          });
+              });
+  }
+
+  void Reply(Response resp, unsigned version, bool close) {
+    if (o_.on_response) o_.on_response(resp.status);
+    response_.emplace(ToBeast(resp, version, !close));
+    Lowest().expires_after(std::chrono::seconds(o_.write_timeout_s));
+    http::async_write(stream_, *response_, [self = Self(), close](beast::error_code ec, size_t) {
+      self->response_.reset();
+      if (ec) return self->Close();
+      if (close) return self->Linger();
+      self->WaitRequest();
+    });
+  }
+
+  // Closes after an answer that ends the connection, giving the client time
+  // to read it: closing with unread request bytes (a 413 while the client
+  // still sends its body) makes the kernel reset the connection, and the
+  // client could lose the answer. So: FIN after the answer (for TLS without
+  // close_notify; the answer is complete by its Content-Length), then read
+  // and discard until the client closes, for at most 5 s and 16 MiB.
+  void Linger() {
+    beast::error_code ec;
+    Lowest().socket().shutdown(tcp::socket::shutdown_send, ec);
+    if (ec) return Close();
+    Lowest().expires_after(std::chrono::seconds(5));
+    drain_ = std::make_unique<char[]>(kDrainChunk);
+    Drain();
+  }
+  void Drain() {
+    stream_.async_read_some(net::buffer(drain_.get(), kDrainChunk),
+                            [self = Self()](beast::error_code ec, size_t n) {
+                              self->drained_ += n;
+                              if (ec || self->drained_ > kMaxDrainBytes) return self->Close();
+                              self->Drain();
+                            });
+  }
+
+  void Close() {
+    beast::error_code ec;
+    Lowest().socket().close(ec);
+  }
+
+  Impl* const impl_;
+  const ServerOptions& o_;
+  Stream stream_;
+  const std::string peer_;
+  beast::flat_buffer buffer_;
+  std::optional<Parser> parser_;
+  std::optional<http::response<http::string_body>> response_;
+  std::unique_ptr<char[]> drain_;
+  size_t drained_ = 0;
+};
+
+void Server::Impl::Accept() {
+  acceptor->async_accept(net::make_strand(*io), [this](beast::error_code ec, tcp::socket socket) {
+    if (ec == net::error::operation_aborted) return;
+    if (ec) {
+      // Out of descriptors and the like: try again shortly instead of spinning.
+      spdlog::warn("REST accept: {}; retrying in 100 ms", ec.message());
+      retry->expires_after(std::chrono::milliseconds(100));
+      retry->async_wait([this](beast::error_code wait_ec) {
+        if (!wait_ec) Accept();
+      });
+      return;
+    }
+    beast::error_code pec;
+    const tcp::endpoint remote = socket.remote_endpoint(pec);
+    if (!pec) {
+      std::string peer = remote.address().to_string();
+      if (!Admit(peer)) {
+        socket.close(pec);
+        std::lock_guard<std::mutex> lock(mu);
+        const auto now = std::chrono::steady_clock::now();
+        if (now - last_refusal_log > std::chrono::seconds(10)) {
+          last_refusal_log = now;
+          spdlog::warn(
+              "REST: refusing connections over the caps ({} in all, {} per client address); {} "
+              "refused so far",
+              server->options_.max_connections, server->options_.max_connections_per_client,
+              refused.load());
+        }
+      } else {
+        socket.set_option(tcp::no_delay(true), pec);
+        if (ssl) {
+          std::make_shared<Session<TlsStream>>(
+              this, TlsStream(beast::tcp_stream(std::move(socket)), *ssl), std::move(peer))
+              ->Start();
+        } else {
+          std::make_shared<Session<PlainStream>>(this, PlainStream(std::move(socket)),
+                                                 std::move(peer))
+              ->Start();
+        }
+      }
+    }
+    Accept();
+  });
+}
+
+Server::Server(ServerOptions options) : options_(options), impl_(std::make_unique<Impl>(this)) {}
+
+Server::~Server() { Stop(); }
+
+size_t Server::connections() const { return impl_->open.load(); }
+uint64_t Server::refused_connections() const { return impl_->refused.load(); }
+
+absl::Status Server::Start(const base::HostPort& addr) {
+  if (impl_->io) return absl::FailedPreconditionError("the REST server is already started");
+  if (!options_.https.cert.empty()) {
+    auto ctx = std::make_shared<net::ssl::context>(net::ssl::context::tls_server);
+    if (absl::Status st = tls::ConfigureHttpsServer(*ctx, options_.https); !st.ok())
+      return absl::InvalidArgumentError(absl::StrCat("HTTPS: ", st.message()));
+    impl_->ssl = std::move(ctx);
+  }
+  auto io = std::make_unique<net::io_context>(std::max(1, options_.io_threads));
+  beast::error_code ec;
+  tcp::endpoint endpoint;
+  const net::ip::address address = net::ip::make_address(addr.host, ec);
+  if (!ec) {
+    endpoint = tcp::endpoint(address, addr.port);
+  } else {
+    tcp::resolver resolver(*io);
+    auto results = resolver.resolve(addr.host, std::to_string(addr.port), ec);
+    if (ec || results.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("cannot resolve ", addr.host, ": ", ec ? ec.message() : "no address"));
+    }
+    endpoint = results.begin()->endpoint();
+  }
+  auto acceptor = std::make_unique<tcp::acceptor>(*io);
+  acceptor->open(endpoint.protocol(), ec);
+  if (!ec) acceptor->set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor->bind(endpoint, ec);
+  if (!ec) acceptor->listen(net::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", addr.ToString(), ": ", ec.message()));
+  }
+  bound_ = base::HostPort{addr.host, acceptor->local_endpoint().port()};
+  impl_->pool = std::make_unique<net::thread_pool>(std::max(1, options_.handler_threads));
+  impl_->retry = std::make_unique<net::steady_timer>(*io);
+  impl_->acceptor = std::move(acceptor);
+  impl_->io = std::move(io);
+  impl_->Accept();
+  for (int i = 0; i < std::max(1, options_.io_threads); ++i) {
+    impl_->threads.emplace_back([io = impl_->io.get()] {
+      for (;;) {
+        try {
+          io->run();
+          return;
+        } catch (const std::exception& e) {
+          spdlog::error("REST I/O thread: {}", e.what());
+        }
+      }
+    });
+  }
+  return absl::OkStatus();
+}
+
+void Server::Stop() {
+  if (!impl_ || !impl_->io) return;
+  impl_->io->stop();
+  for (std::thread& t : impl_->threads) t.join();
+  impl_->threads.clear();
+  // Running handlers finish; their answers queue on the stopped io_context.
+  impl_->pool->join();
+  impl_->acceptor.reset();
+  impl_->retry.reset();
+  // Destroying the io_context destroys the pending operations and with them
+  // every connection (each releases its count).
+  impl_->io.reset();
+  impl_->pool.reset();
+  impl_->ssl.reset();
+}
+
+std::string Server::ServeBytes(absl::string_view raw) const {
+  auto answer = [](const Response& r, unsigned version, bool keep_alive) {
+    std::ostringstream out;
+    out << ToBeast(r, version, keep_alive);
+    return out.str();
+  };
+  Parser parser;
+  parser.header_limit(static_cast<uint32_t>(options_.max_header_bytes));
+  parser.body_limit(options_.max_body_bytes);
+  parser.eager(true);
+  bool header_checked = false;
+  size_t used = 0;
+  while (!parser.is_done()) {
+    if (used == raw.size()) return "";  // incomplete: a connection would wait, then close
+    beast::error_code ec;
+    const size_t n = parser.put(net::buffer(raw.data() + used, raw.size() - used), ec);
+    used += n;
+    if (ec == http::error::need_more) {
+      if (parser.is_header_done() && parser.chunked() && !ChunkLineMayBeValid(raw.substr(used))) {
+        return answer(BadChunk(), 11, false);
+      }
+      if (n == 0) return "";
+      ec = {};
+    }
+    if (ec) return answer(ParseErrorResponse(ec, options_), 11, false);
+    if (parser.is_header_done() && !header_checked) {
+      header_checked = true;
+      if (auto refusal = CheckHeader(parser.get(), options_)) return answer(*refusal, 11, false);
+    }
+    if (n == 0 && !parser.is_done()) return "";
+  }
+  http::request<http::string_body> msg = parser.release();
+  const unsigned version = msg.version();
+  const bool keep_alive = msg.keep_alive();
+  absl::StatusOr<Request> request = ToRequest(std::move(msg), "127.0.0.1");
+  if (!request.ok()) {
+    return answer(ErrorResponse(400, "bad_request", request.status().message()), version, false);
+  }
+  return answer(Dispatch(*request), version, keep_alive);
+}
+
+}  // namespace portolan::rest
