@@ -134,5 +134,73 @@ absl::StatusOr<v1::ListAgentsResponse> Client::ListAgents() {
 absl::StatusOr<v1::Agent> Client::GetAgent(const std::string& id) {
   return CallAs<v1::Agent>(*this, "GET", "/v1/agents/" + Escape(id));
 }
+absl::StatusOr<v1::Agent> Client::AgentAction(const std::string& id, const std::string& action) {
+  return CallAs<v1::Agent>(*this, "POST", "/v1/agents/" + Escape(id) + "/" + Escape(action));
+}
+absl::StatusOr<v1::Decision> Client::Plan(const v1::Job& spec) {
+  return CallAs<v1::Decision>(*this, "POST", "/v1/plan", codec::ToJson(spec));
+}
+absl::StatusOr<v1::Decision> Client::Explain(const std::string& job_id) {
+  return CallAs<v1::Decision>(*this, "GET", "/v1/jobs/" + Escape(job_id) + "/explanation");
+}
+absl::StatusOr<v1::Policy> Client::GetPolicy() {
+  return CallAs<v1::Policy>(*this, "GET", "/v1/policy");
+}
+absl::StatusOr<v1::PolicyVersion> Client::ApplyPolicy(const v1::Policy& policy) {
+  return CallAs<v1::PolicyVersion>(*this, "PUT", "/v1/policy", codec::ToJson(policy));
+}
+absl::StatusOr<v1::ValidationResult> Client::ValidatePolicy(const v1::Policy& policy) {
+  return CallAs<v1::ValidationResult>(*this, "POST", "/v1/policy:validate", codec::ToJson(policy));
+}
+absl::StatusOr<v1::ListPolicyVersionsResponse> Client::PolicyVersions() {
+  return CallAs<v1::ListPolicyVersionsResponse>(*this, "GET", "/v1/policy/versions");
+}
+absl::StatusOr<v1::ListSitesResponse> Client::ListSites() {
+  return CallAs<v1::ListSitesResponse>(*this, "GET", "/v1/sites");
+}
+absl::StatusOr<v1::NetworkView> Client::GetNetwork() {
+  return CallAs<v1::NetworkView>(*this, "GET", "/v1/network");
+}
+absl::StatusOr<v1::Link> Client::SetLinkUp(const std::string& link_id, bool up) {
+  return CallAs<v1::Link>(*this, "PUT", "/v1/network/links/" + Escape(link_id),
+                          up ? R"({"up": true})" : R"({"up": false})");
+}
+absl::StatusOr<v1::ListTenantsResponse> Client::ListTenants(int expiring_within_days) {
+  std::string path = "/v1/tenants";
+  if (expiring_within_days >= 0)
+    absl::StrAppend(&path, "?expiring_within_days=", expiring_within_days);
+  return CallAs<v1::ListTenantsResponse>(*this, "GET", path);
+}
+absl::StatusOr<v1::Tenant> Client::GetTenant(const std::string& id) {
+  return CallAs<v1::Tenant>(*this, "GET", "/v1/tenants/" + Escape(id));
+}
+absl::StatusOr<v1::Tenant> Client::PutTenant(const std::string& id, const v1::Tenant& tenant) {
+  return CallAs<v1::Tenant>(*this, "PUT", "/v1/tenants/" + Escape(id), codec::ToJson(tenant));
+}
+absl::StatusOr<v1::ListAuditResponse> Client::Audit(const AuditFilter& filter) {
+  std::string query;
+  auto add = [&query](const char* key, const std::string& value) {
+    absl::StrAppend(&query, query.empty() ? "?" : "&", key, "=", Escape(value));
+  };
+  if (!filter.tenant.empty()) add("tenant", filter.tenant);
+  if (!filter.job.empty()) add("job", filter.job);
+  if (filter.limit > 0) add("limit", absl::StrCat(filter.limit));
+  return CallAs<v1::ListAuditResponse>(*this, "GET", "/v1/audit" + query);
+}
+absl::StatusOr<v1::ListViolationsResponse> Client::Violations(const std::string& tenant) {
+  return CallAs<v1::ListViolationsResponse>(
+      *this, "GET",
+      "/v1/compliance/violations" + (tenant.empty() ? "" : "?tenant=" + Escape(tenant)));
+}
+absl::StatusOr<std::string> Client::Metrics() {
+  std::string body;
+  auto code = Raw("GET", "/metrics", "", &body);
+  if (!code.ok()) return code.status();
+  if (*code == 200) return body;
+  v1::ErrorResponse err;
+  if (codec::ParseJson(body, &err).ok() && !err.error().message().empty())
+    return absl::Status(CodeOf(*code), err.error().message());
+  return absl::Status(CodeOf(*code), absl::StrCat("/metrics answered ", *code));
+}
 
 }  // namespace portolan::client

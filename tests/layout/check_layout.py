@@ -36,6 +36,7 @@ MODULES = {
     "api/wire": "wire",
     "api/auth": "auth",
     "api/client": "client",
+    "api/cli": "cli",
     "policy": "policy",
     "policy/network": "network",
     "policy/residency": "residency",
@@ -60,7 +61,6 @@ BINARIES = {
 # Files over the size limits today, with what they are waiting for. Each must
 # still be over its limit: remove it from here when it is split.
 SIZE_DEBT = {
-    "api/cli/main.cc": "the CLI's command table (issue 18)",
     "scheduler/rest/server.cc": "split the Beast session from the listener (issue 18)",
     "scheduler/store/sqlite_store.cc": "split migrations from the store (issue 18)",
 }

@@ -5,7 +5,9 @@
 
 #include "absl/status/statusor.h"
 #include "portolan/v1/agent.pb.h"
+#include "portolan/v1/api.pb.h"
 #include "portolan/v1/job.pb.h"
+#include "portolan/v1/policy.pb.h"
 
 namespace portolan::client {
 
@@ -31,6 +33,40 @@ class Client {
   absl::StatusOr<v1::JobLogs> Logs(const std::string& id);
   absl::StatusOr<v1::ListAgentsResponse> ListAgents();
   absl::StatusOr<v1::Agent> GetAgent(const std::string& id);
+  // POST /v1/agents/{id}/{action}: "cordon", "drain" or "uncordon".
+  absl::StatusOr<v1::Agent> AgentAction(const std::string& id, const std::string& action);
+
+  // Placement: a dry run of `spec`, and the stored decision of a job.
+  absl::StatusOr<v1::Decision> Plan(const v1::Job& spec);
+  absl::StatusOr<v1::Decision> Explain(const std::string& job_id);
+
+  // Policy, its validation and history.
+  absl::StatusOr<v1::Policy> GetPolicy();
+  absl::StatusOr<v1::PolicyVersion> ApplyPolicy(const v1::Policy& policy);
+  absl::StatusOr<v1::ValidationResult> ValidatePolicy(const v1::Policy& policy);
+  absl::StatusOr<v1::ListPolicyVersionsResponse> PolicyVersions();
+
+  // Sites and the network; a link (cable) marked up or down.
+  absl::StatusOr<v1::ListSitesResponse> ListSites();
+  absl::StatusOr<v1::NetworkView> GetNetwork();
+  absl::StatusOr<v1::Link> SetLinkUp(const std::string& link_id, bool up);
+
+  // Tenants: all, those with an instrument expiring within `days` (>= 0), one, or a profile set.
+  absl::StatusOr<v1::ListTenantsResponse> ListTenants(int expiring_within_days = -1);
+  absl::StatusOr<v1::Tenant> GetTenant(const std::string& id);
+  absl::StatusOr<v1::Tenant> PutTenant(const std::string& id, const v1::Tenant& tenant);
+
+  // The audit trail of cross-border placements (empty filters: all), newest
+  // first, and the jobs the policy in force no longer allows.
+  struct AuditFilter {
+    std::string tenant, job;
+    int limit = 0;  // 0: the server's default
+  };
+  absl::StatusOr<v1::ListAuditResponse> Audit(const AuditFilter& filter);
+  absl::StatusOr<v1::ListViolationsResponse> Violations(const std::string& tenant = "");
+
+  // GET /metrics: the Prometheus text exposition (admins and operators).
+  absl::StatusOr<std::string> Metrics();
 
   // Any JSON endpoint: sends `body` (may be empty), parses a 2xx answer into
   // `out`, turns an error body into a Status (with the field payload).

@@ -1,0 +1,229 @@
+// Commands on jobs: submit, jobs, job, wait, watch, cancel, logs.
+#include <chrono>
+#include <iostream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/time.h"
+#include "api/cli/cli.h"
+#include "api/cli/printers.h"
+#include "portolan/base/strings.h"
+#include "portolan/codec/codec.h"
+
+namespace portolan::cli {
+namespace {
+
+namespace po = boost::program_options;
+
+// Polls the job every 200 ms until it ends or `timeout_s` passes; calls
+// `on_poll` with each state seen. Returns the final job, or the error.
+absl::StatusOr<v1::Job> PollUntilEnded(Context& ctx, const std::string& id, int timeout_s,
+                                       const std::function<void(const v1::Job&)>& on_poll,
+                                       bool* timed_out) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+  *timed_out = false;
+  while (true) {
+    auto job = ctx.client().GetJob(id);
+    if (!job.ok()) return job.status();
+    on_poll(*job);
+    if (Terminal(job->state())) return job;
+    if (std::chrono::steady_clock::now() > deadline) {
+      *timed_out = true;
+      return job;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+}
+
+int Wait(Context& ctx, const std::string& id, int timeout_s) {
+  bool timed_out = false;
+  auto job = PollUntilEnded(
+      ctx, id, timeout_s, [](const v1::Job&) {}, &timed_out);
+  if (!job.ok()) return ctx.Report(job.status());
+  if (timed_out) {
+    *ctx.err << "portolan: timed out after " << timeout_s << "s waiting for " << id << " (state "
+             << v1::Job::State_Name(job->state()) << ": " << job->reason() << ")\n";
+    return kExitError;
+  }
+  if (ctx.structured()) {
+    ctx.Emit(*job);
+  } else {
+    *ctx.out << absl::StrFormat("%s %s: %s\n", id, v1::Job::State_Name(job->state()),
+                                job->reason());
+  }
+  return job->state() == v1::Job::succeeded ? kExitOk : kExitError;
+}
+
+// Prints the job's events as they happen until it ends.
+int Watch(Context& ctx, const std::string& id, int timeout_s) {
+  int shown = 0;
+  bool timed_out = false;
+  auto print_new = [&](const v1::Job& job) {
+    for (; shown < job.events_size(); ++shown) {
+      const v1::JobEvent& e = job.events(shown);
+      if (ctx.structured()) {
+        *ctx.out << codec::ToJson(e) << std::endl;
+      } else {
+        *ctx.out << absl::FormatTime("%Y-%m-%d %H:%M:%E3S", base::FromProto(e.time()),
+                                     absl::LocalTimeZone())
+                 << "  " << absl::StrFormat("%-13s", v1::Job::State_Name(e.state())) << " "
+                 << e.message() << std::endl;
+      }
+    }
+  };
+  auto job = PollUntilEnded(ctx, id, timeout_s, print_new, &timed_out);
+  if (!job.ok()) return ctx.Report(job.status());
+  if (timed_out) {
+    *ctx.err << "portolan: timed out after " << timeout_s << "s watching " << id << "\n";
+    return kExitError;
+  }
+  return job->state() == v1::Job::succeeded ? kExitOk : kExitError;
+}
+
+void SubmitFlags(po::options_description& d) {
+  d.add_options()("name", po::value<std::string>())("tenant", po::value<std::string>())(
+      "cpus", po::value<int>())("memory-mb", po::value<int>())("gpus", po::value<int>())(
+      "priority", po::value<int>())("max-runtime-s", po::value<uint32_t>())(
+      "env", po::value<std::vector<std::string>>()->composing())("wait", po::bool_switch());
+}
+
+// The job of `submit`: from a file, or from flags and "-- CMD ARGS".
+absl::StatusOr<v1::Job> SubmitSpec(const Args& a) {
+  v1::Job spec;
+  if (!a.args.empty()) {
+    if (absl::Status st = LoadMessage(a.args[0], &spec); !st.ok()) return st;
+    return spec;
+  }
+  if (a.has("name")) spec.set_name(a.vm["name"].as<std::string>());
+  if (a.has("tenant")) spec.set_tenant(a.vm["tenant"].as<std::string>());
+  for (const std::string& kv : a.get<std::vector<std::string>>("env", {})) {
+    size_t eq = kv.find('=');
+    if (eq == std::string::npos) return absl::InvalidArgumentError("--env needs KEY=VALUE");
+    (*spec.mutable_env())[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  if (a.has("cpus")) spec.mutable_resources()->set_cpus(a.vm["cpus"].as<int>());
+  if (a.has("memory-mb")) spec.mutable_resources()->set_memory_mb(a.vm["memory-mb"].as<int>());
+  if (a.has("gpus")) spec.mutable_resources()->set_gpus(a.vm["gpus"].as<int>());
+  if (a.has("priority")) spec.set_priority(a.vm["priority"].as<int>());
+  if (a.has("max-runtime-s")) spec.set_max_runtime_s(a.vm["max-runtime-s"].as<uint32_t>());
+  if (!spec.has_resources()) {
+    spec.mutable_resources()->set_cpus(1);
+    spec.mutable_resources()->set_memory_mb(256);
+  }
+  for (const std::string& w : a.rest) spec.add_command(w);
+  return spec;
+}
+
+int Submit(Context& ctx, const Args& a) {
+  auto spec = SubmitSpec(a);
+  if (!spec.ok()) {
+    if (spec.status().code() == absl::StatusCode::kInvalidArgument && a.args.empty()) {
+      *ctx.err << "portolan: " << spec.status().message() << "\n";
+      return kExitUsage;
+    }
+    return ctx.Report(spec.status());
+  }
+  const bool wait = a.get<bool>("wait", false);
+  auto job = ctx.client().Submit(*spec);
+  if (!job.ok()) return ctx.Report(job.status());
+  if (ctx.structured() && !wait) {
+    ctx.Emit(*job);
+  } else if (!ctx.structured()) {
+    *ctx.out << absl::StrFormat("submitted %s (%s): %s\n", job->id(),
+                                v1::Job::State_Name(job->state()), job->reason());
+  }
+  return wait ? Wait(ctx, job->id(), 3600) : kExitOk;
+}
+
+int Jobs(Context& ctx, const Args& a) {
+  auto list = ctx.client().ListJobs(a.get<std::string>("state", ""), a.get<int>("limit", 100),
+                                    a.get<std::string>("page-token", ""));
+  if (!list.ok()) return ctx.Report(list.status());
+  if (ctx.structured()) {
+    ctx.Emit(*list);
+  } else {
+    PrintJobsTable(*ctx.out, *list);
+  }
+  return kExitOk;
+}
+
+int Job(Context& ctx, const Args& a) {
+  auto job = ctx.client().GetJob(a.args[0]);
+  if (!job.ok()) return ctx.Report(job.status());
+  if (ctx.structured()) {
+    ctx.Emit(*job);
+  } else {
+    PrintJob(*ctx.out, *job);
+  }
+  return kExitOk;
+}
+
+int Cancel(Context& ctx, const Args& a) {
+  auto job = ctx.client().Cancel(a.args[0]);
+  if (!job.ok()) return ctx.Report(job.status());
+  if (ctx.structured()) {
+    ctx.Emit(*job);
+  } else {
+    *ctx.out << absl::StrFormat(
+        "%s: %s%s\n", a.args[0], v1::Job::State_Name(job->state()),
+        job->cancel_requested() && !Terminal(job->state()) ? " (stopping on its agent)" : "");
+  }
+  return kExitOk;
+}
+
+int Logs(Context& ctx, const Args& a) {
+  auto logs = ctx.client().Logs(a.args[0]);
+  if (!logs.ok()) return ctx.Report(logs.status());
+  if (ctx.structured()) {
+    ctx.Emit(*logs);
+  } else {
+    *ctx.out << logs->stdout();
+    *ctx.err << logs->stderr();
+  }
+  return kExitOk;
+}
+
+void TimeoutFlag(po::options_description& d) {
+  d.add_options()("timeout-s", po::value<int>()->default_value(3600));
+}
+
+}  // namespace
+
+void AddJobCommands(CommandTable& t) {
+  t.Add({"submit", "submit FILE [--wait] | submit [flags] -- CMD ARGS",
+         "submit FILE.{json,yaml}      submit a job described in a file (\"-\" reads JSON from "
+         "stdin)\n"
+         "submit [flags] -- CMD ARGS   submit a one-line job:\n"
+         "       --name N --cpus C --memory-mb M [--gpus G] [--tenant T] [--priority P]\n"
+         "       [--max-runtime-s S] [--env K=V]...\n"
+         "       add --wait to wait for the job to end (exit 0 only if it succeeded)",
+         SubmitFlags, 0, 1, true, Submit});
+  t.Add({"jobs", "jobs [--state S] [--limit N] [--page-token T]",
+         "jobs [--state S] [--limit N] list jobs, newest first (--page-token T: the next page)",
+         [](po::options_description& d) {
+           d.add_options()("state", po::value<std::string>())("limit", po::value<int>())(
+               "page-token", po::value<std::string>());
+         },
+         0, 0, false, Jobs});
+  t.Add({"job", "job ID", "job ID                       one job with its placement and events",
+         nullptr, 1, 1, false, Job});
+  t.Add({"wait", "wait ID [--timeout-s S]",
+         "wait ID [--timeout-s S]      wait until the job ends; exit 0 only if it succeeded",
+         TimeoutFlag, 1, 1, false, [](Context& ctx, const Args& a) {
+           return Wait(ctx, a.args[0], a.vm["timeout-s"].as<int>());
+         }});
+  t.Add({"watch", "watch ID [--timeout-s S]",
+         "watch ID [--timeout-s S]     print the job's events as they happen until it ends; exit "
+         "as wait",
+         TimeoutFlag, 1, 1, false, [](Context& ctx, const Args& a) {
+           return Watch(ctx, a.args[0], a.vm["timeout-s"].as<int>());
+         }});
+  t.Add({"cancel", "cancel ID",
+         "cancel ID                    cancel a job (running jobs are stopped on their agent)",
+         nullptr, 1, 1, false, Cancel});
+  t.Add({"logs", "logs ID", "logs ID                      stdout and stderr tail of a job", nullptr,
+         1, 1, false, Logs});
+}
+
+}  // namespace portolan::cli

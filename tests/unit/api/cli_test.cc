@@ -1,0 +1,165 @@
+// The CLI's command table, argument parsing and printers, without a server.
+#include <sstream>
+
+#include <gtest/gtest.h>
+
+#include "absl/time/civil_time.h"
+#include "api/cli/cli.h"
+#include "api/cli/printers.h"
+#include "portolan/codec/codec.h"
+
+namespace portolan::cli {
+namespace {
+
+TEST(CliTableTest, EveryCommandHasHelpAndASynopsisStartingWithItsName) {
+  const CommandTable t = AllCommands();
+  EXPECT_EQ(t.Names(),
+            "submit jobs job wait watch cancel logs agents agent cordon drain uncordon plan "
+            "explain policy network sites tenants tenant audit violations token metrics "
+            "completion help");
+  for (const Command& c : t.all()) {
+    EXPECT_EQ(c.help.rfind(c.name + " ", 0), 0u) << c.name << ": " << c.help;
+    EXPECT_EQ(c.synopsis.rfind(c.name, 0), 0u) << c.name << ": " << c.synopsis;
+    EXPECT_TRUE(c.run) << c.name;
+    EXPECT_LE(c.min_args, c.max_args) << c.name;
+  }
+  EXPECT_NE(t.Find("submit"), nullptr);
+  EXPECT_EQ(t.Find("frobnicate"), nullptr);
+}
+
+TEST(CliTableTest, ASecondCommandOfTheSameNameIsRefused) {
+  CommandTable t;
+  t.Add({"x", "x", "x   one", nullptr, 0, 0, false, [](Context&, const Args&) { return 0; }});
+  EXPECT_DEATH(
+      t.Add({"x", "x", "x   two", nullptr, 0, 0, false, [](Context&, const Args&) { return 0; }}),
+      "command 'x' defined twice");
+}
+
+TEST(CliArgsTest, SubmitTakesFlagsAndTheCommandAfterDashes) {
+  const CommandTable t = AllCommands();
+  Args a;
+  ASSERT_TRUE(ParseArgs(*t.Find("submit"),
+                        {"--name", "n", "--cpus", "2", "--env", "A=1", "--env", "B=2", "--wait",
+                         "--", "sh", "-c", "echo -o json"},
+                        &a)
+                  .ok());
+  EXPECT_EQ(a.vm["name"].as<std::string>(), "n");
+  EXPECT_EQ(a.vm["cpus"].as<int>(), 2);
+  EXPECT_EQ(a.get<std::vector<std::string>>("env", {}).size(), 2u);
+  EXPECT_TRUE(a.get<bool>("wait", false));
+  EXPECT_TRUE(a.args.empty());
+  // What follows "--" is the job's, even what looks like a flag.
+  EXPECT_EQ(a.rest, (std::vector<std::string>{"sh", "-c", "echo -o json"}));
+}
+
+TEST(CliArgsTest, BadArgumentsAreRefusedWithAReason) {
+  const CommandTable t = AllCommands();
+  Args a1, a2, a3, a4, a5;
+  absl::Status st = ParseArgs(*t.Find("submit"), {"--cpus", "two"}, &a1);
+  EXPECT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("--cpus"), std::string::npos) << st.message();
+  st = ParseArgs(*t.Find("jobs"), {"--bogus"}, &a2);
+  EXPECT_NE(st.message().find("--bogus"), std::string::npos) << st.message();
+  EXPECT_FALSE(ParseArgs(*t.Find("job"), {}, &a3).ok());
+  EXPECT_FALSE(ParseArgs(*t.Find("job"), {"a", "b"}, &a4).ok());
+  st = ParseArgs(*t.Find("jobs"), {"--", "x"}, &a5);
+  EXPECT_EQ(st.message(), "unexpected '--'");
+  Args ok;
+  ASSERT_TRUE(ParseArgs(*t.Find("wait"), {"job-1", "--timeout-s", "5"}, &ok).ok());
+  EXPECT_EQ(ok.args, std::vector<std::string>{"job-1"});
+  EXPECT_EQ(ok.vm["timeout-s"].as<int>(), 5);
+}
+
+template <typename M>
+M Parse(const std::string& json) {
+  M m;
+  absl::Status st = codec::ParseJson(json, &m);
+  EXPECT_TRUE(st.ok()) << st.message();
+  return m;
+}
+
+TEST(CliPrintersTest, AJobShowsItsAllocationExitAndEvents) {
+  auto job = Parse<v1::Job>(R"({"id": "job-1", "name": "etl", "tenant": "acme",
+      "state": "failed", "exit_code": 3, "command": ["sh", "-c", "exit 3"],
+      "resources": {"cpus": 2, "memory_mb": 64},
+      "allocation": {"agent": "lg1", "site": "lingang-idc-1", "pus": [0, 1, 2, 5],
+                     "numa_nodes": [0], "numa_memory_mb": {"0": 64}},
+      "events": [{"state": "queued", "message": "submitted"}]})");
+  std::ostringstream out;
+  PrintJob(out, job);
+  const std::string s = out.str();
+  EXPECT_NE(s.find("Job job-1 (etl)"), std::string::npos) << s;
+  EXPECT_NE(s.find("agent lg1 at site lingang-idc-1"), std::string::npos) << s;
+  EXPECT_NE(s.find("PUs 0-2,5"), std::string::npos) << s;
+  EXPECT_NE(s.find("64 MiB on NUMA 0"), std::string::npos) << s;
+  EXPECT_NE(s.find("exit code:  3"), std::string::npos) << s;
+  EXPECT_NE(s.find("queued        submitted"), std::string::npos) << s;
+  EXPECT_EQ(ExitColumn(job), "3");
+  EXPECT_TRUE(Terminal(job.state()));
+}
+
+TEST(CliPrintersTest, AnAgentIsDrawnWithTheJobOnEachPu) {
+  auto agent = Parse<v1::Agent>(R"({"id": "lg1", "site": "lingang-idc-1", "state": "ready",
+      "connected": true,
+      "topology": {"source": "synthetic", "packages": 1, "pus": 4, "memory_mb": 1024,
+        "numa_nodes": [{"os_index": 0, "memory_mb": 1024}],
+        "cores": [{"index": 0, "package": 0, "numa": 0, "pus": [0, 1]},
+                  {"index": 1, "package": 0, "numa": 0, "pus": [2, 3]}]},
+      "pu_jobs": {"0": "job-a", "1": "job-a", "3": "job-b"}})");
+  std::ostringstream out;
+  DrawAgent(out, agent);
+  const std::string s = out.str();
+  EXPECT_NE(s.find("[0:AA] [1:.B]"), std::string::npos) << s;
+  EXPECT_NE(s.find("A job-a, B job-b"), std::string::npos) << s;
+  EXPECT_NE(s.find("NUMA 0 (1024 MiB"), std::string::npos) << s;
+}
+
+TEST(CliPrintersTest, ADecisionListsEverySiteAndWhyNot) {
+  auto d = Parse<v1::Decision>(R"({"feasible": false, "reason": "no site allowed",
+      "policy_version": "3",
+      "sites": [{"site": "sg-1", "regime": "SG", "allowed": false, "rtt_ms": 34.5,
+                 "transfer_s": -1, "rejected": ["residency: personal data may not leave CN"],
+                 "agents": {"feasible": 0, "considered": 2}}]})");
+  std::ostringstream out;
+  PrintDecision(out, d);
+  const std::string s = out.str();
+  EXPECT_NE(s.find("No placement yet (policy 3)"), std::string::npos) << s;
+  EXPECT_NE(s.find("sg-1"), std::string::npos) << s;
+  EXPECT_NE(s.find("34.5"), std::string::npos) << s;
+  EXPECT_NE(s.find("0/2"), std::string::npos) << s;
+  EXPECT_NE(s.find("personal data may not leave CN"), std::string::npos) << s;
+  EXPECT_EQ(Fixed(-1), "-");
+}
+
+TEST(CliPrintersTest, TheNetworkMatrixSaysNoneWhereNoLinkIsUp) {
+  auto n = Parse<v1::NetworkView>(R"({
+      "sites": [{"id": "a"}, {"id": "b"}],
+      "links": [{"id": "a-b", "a": "a", "b": "b", "rtt_ms": 5, "gbps": 10, "up": false}],
+      "matrix": [{"from": "a", "to": "b", "rtt_ms": -1}, {"from": "b", "to": "a", "rtt_ms": -1}]})");
+  std::ostringstream out;
+  PrintNetwork(out, n);
+  const std::string s = out.str();
+  EXPECT_NE(s.find("NO"), std::string::npos) << s;
+  EXPECT_NE(s.find("none"), std::string::npos) << s;
+}
+
+TEST(CliPrintersTest, ExpiringInstrumentsShowTheDaysLeft) {
+  auto r = Parse<v1::ListTenantsResponse>(R"({"tenants": [{"id": "acme", "instruments": [
+      {"type": "standard_contract", "from": "CN", "to": "SG", "expires": "2027-01-01"},
+      {"type": "certification", "expires": "2026-11-30"}]}]})");
+  std::ostringstream out;
+  PrintExpiringInstruments(out, r, 90, absl::CivilDay(2026, 12, 2));
+  const std::string s = out.str();
+  EXPECT_NE(s.find("CN->SG"), std::string::npos) << s;
+  EXPECT_NE(s.find("30"), std::string::npos) << s;
+  EXPECT_NE(s.find("expired 2 day(s) ago"), std::string::npos) << s;
+  std::ostringstream none;
+  PrintExpiringInstruments(none, v1::ListTenantsResponse(), 30, absl::CivilDay(2026, 12, 2));
+  EXPECT_EQ(none.str().find("no instrument expires within 30 day(s)") != std::string::npos, true);
+  std::ostringstream v;
+  PrintViolations(v, v1::ListViolationsResponse());
+  EXPECT_EQ(v.str(), "no placed or running job is in violation of the policy in force\n");
+}
+
+}  // namespace
+}  // namespace portolan::cli
