@@ -333,6 +333,24 @@ TEST(HostileIT, TheContractRefusesNonsenseWithTheField) {
   }
 }
 
+// TCP connections on this host in state ESTABLISHED whose local port is
+// `port` (the server's side), from /proc/net/tcp.
+int EstablishedTo(uint16_t port) {
+  std::ifstream f("/proc/net/tcp");
+  std::string line;
+  std::getline(f, line);  // header
+  int n = 0;
+  while (std::getline(f, line)) {
+    std::vector<std::string> cols = absl::StrSplit(line, ' ', absl::SkipEmpty());
+    if (cols.size() < 4) continue;
+    const size_t colon = cols[1].find(':');
+    if (colon == std::string::npos) continue;
+    const unsigned long local_port = std::stoul(cols[1].substr(colon + 1), nullptr, 16);
+    if (local_port == port && cols[3] == "01") ++n;
+  }
+  return n;
+}
+
 TEST(HostileIT, FloodsStalledHandshakesAndHalfSentRequestsAreShedOnTime) {
   RaiseDescriptorLimit();
   Cluster c;
@@ -343,7 +361,8 @@ TEST(HostileIT, FloodsStalledHandshakesAndHalfSentRequestsAreShedOnTime) {
   const pid_t pid = c.scheduler_pid();
   ASSERT_GT(pid, 0);
   ASSERT_TRUE(Healthy(c));
-  std::this_thread::sleep_for(seconds(4));  // the check's own connection is gone
+  // The check's own connection is gone (the server's idle timeout, 3 s).
+  ASSERT_TRUE(WaitFor([&] { return EstablishedTo(c.rest_port()) == 0; }, seconds(10)));
   const int fds_before = OpenDescriptors(pid);
   const long rss_before = RssKiB(pid);
 
@@ -422,13 +441,21 @@ TEST(HostileIT, ConnectionsOverThePerClientCapAreRefusedAndCounted) {
   // address: those past the cap are closed at once, the others stay open.
   std::vector<int> fds;
   for (int i = 0; i < 60; ++i) fds.push_back(ConnectLoopback(c.rest_port()));
-  std::this_thread::sleep_for(seconds(1));
+  // Those past the cap are closed at once; wait until they are, then count.
+  std::vector<bool> seen_closed(fds.size(), false);
   int closed = 0;
-  for (int fd : fds) {
-    pollfd p{fd, POLLIN, 0};
-    char b;
-    if (poll(&p, 1, 0) == 1 && read(fd, &b, 1) <= 0) ++closed;
-  }
+  auto count_closed = [&] {
+    for (size_t i = 0; i < fds.size(); ++i) {
+      pollfd p{fds[i], POLLIN, 0};
+      char b;
+      if (!seen_closed[i] && poll(&p, 1, 0) == 1 && read(fds[i], &b, 1) <= 0) {
+        seen_closed[i] = true;
+        ++closed;
+      }
+    }
+    return closed >= 10;
+  };
+  EXPECT_TRUE(WaitFor(count_closed, seconds(5)));
   EXPECT_GE(closed, 10);
   EXPECT_LE(closed, 11);
   for (int fd : fds) close(fd);

@@ -214,23 +214,40 @@ TEST(OpsIT, DaemonsNotifySystemdReadyWatchdogAndStopping) {
   unsetenv("NOTIFY_SOCKET");
   unsetenv("WATCHDOG_USEC");
 
-  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
-  auto sched = sched_sock.Take();
+  // Collects each socket's messages until `done` holds for them (10 s at most).
+  std::vector<std::string> sched, agent;
+  auto collect = [&](const std::function<bool()>& done) {
+    return WaitFor(
+        [&] {
+          for (auto& m : sched_sock.Take()) sched.push_back(std::move(m));
+          for (auto& m : agent_sock.Take()) agent.push_back(std::move(m));
+          return done();
+        },
+        std::chrono::seconds(10));
+  };
+  // WATCHDOG about every 100 ms: three pings take some 300 ms.
+  EXPECT_TRUE(collect([&] {
+    return Count(sched, "READY=1") >= 1 && Count(sched, "WATCHDOG=1") >= 3 &&
+           Count(agent, "STATUS=registered with the scheduler") >= 1 &&
+           Count(agent, "WATCHDOG=1") >= 3;
+  }));
   EXPECT_EQ(Count(sched, "READY=1"), 1);
   EXPECT_EQ(Count(sched, "STATUS=serving REST on 127.0.0.1:"), 1);
-  EXPECT_GE(Count(sched, "WATCHDOG=1"), 3);  // about every 100 ms of 1.5 s
-  auto agent = agent_sock.Take();
+  EXPECT_GE(Count(sched, "WATCHDOG=1"), 3);
   EXPECT_EQ(Count(agent, "READY=1"), 1);
   EXPECT_EQ(Count(agent, "STATUS=registered with the scheduler"), 1);
   EXPECT_GE(Count(agent, "WATCHDOG=1"), 3);
 
+  sched.clear();
+  agent.clear();
   c.StopScheduler();
-  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
-  auto stopping = sched_sock.Take();
-  EXPECT_EQ(Count(stopping, "STOPPING=1"), 1);
-  // The agent notices and says so.
-  auto later = agent_sock.Take();
-  EXPECT_EQ(Count(later, "STATUS=connecting to the scheduler"), 1);
+  // The scheduler says it stops; the agent notices and says so.
+  EXPECT_TRUE(collect([&] {
+    return Count(sched, "STOPPING=1") >= 1 &&
+           Count(agent, "STATUS=connecting to the scheduler") >= 1;
+  }));
+  EXPECT_EQ(Count(sched, "STOPPING=1"), 1);
+  EXPECT_EQ(Count(agent, "STATUS=connecting to the scheduler"), 1);
 }
 
 std::string RunCapture(const std::string& cmd) {

@@ -22,7 +22,9 @@ using boost::asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 
 // A server with a public GET /healthz, an authenticated-looking POST
-// /v1/jobs that echoes its body, GET /v1/jobs/{id}, and a slow route.
+// /v1/jobs that echoes its body, GET /v1/jobs/{id}, and a slow route
+// (counting its calls in slow_started).
+std::atomic<int> slow_started{0};
 std::unique_ptr<Server> MakeServer(ServerOptions o = {}) {
   auto s = std::make_unique<Server>(o);
   s->Route(
@@ -37,6 +39,7 @@ std::unique_ptr<Server> MakeServer(ServerOptions o = {}) {
     return Json(absl::StrCat("{\"q\":\"", out, "\"}"));
   });
   s->Route("GET", "/slow", [](const Request&) {
+    slow_started.fetch_add(1);
     std::this_thread::sleep_for(std::chrono::seconds(2));
     return Json("{}");
   });
@@ -357,8 +360,12 @@ TEST(RestServerSockets, ASlowHandlerDoesNotHoldUpOthers) {
   auto s = MakeServer(o);
   ASSERT_TRUE(s->Start({"127.0.0.1", 0}).ok());
   Conn slow(s->bound().port);
+  const int before = slow_started.load();
   slow.Send("GET /slow HTTP/1.1\r\n\r\n");
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  // Until the slow handler holds its thread.
+  for (int i = 0; i < 500 && slow_started.load() == before; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  ASSERT_GT(slow_started.load(), before);
   auto t0 = Clock::now();
   Conn quick(s->bound().port);
   quick.Send("GET /healthz HTTP/1.1\r\n\r\n");
