@@ -20,11 +20,11 @@
 #include "portolan/base/log.h"
 #include "portolan/base/strings.h"
 #include "portolan/store/store.h"
+#include "scheduler/store/sqlite_schema.h"
+#include "scheduler/store/sqlite_util.h"
 
 namespace portolan::store {
 namespace {
-
-constexpr int kSchemaVersion = 4;
 
 // Job states from succeeded (4) up are final (job.proto): such a job is
 // loaded as a summary. The SQL below says the same with `state >= 4`.
@@ -38,43 +38,6 @@ int64_t SubmittedNs(const v1::Job& j) {
   return absl::ToUnixNanos(base::FromProto(j.submitted_at()));
 }
 
-// Migrations, applied in order from the database's user_version. Each runs in
-// one transaction that also bumps user_version, so a crash leaves either the
-// old or the new schema.
-const char* const kMigrations[] = {
-    // 0 -> 1: the foundation.
-    "CREATE TABLE jobs (id TEXT PRIMARY KEY, tenant TEXT NOT NULL, state INTEGER NOT NULL,"
-    "  submitted_ns INTEGER NOT NULL, data BLOB NOT NULL);"
-    "CREATE INDEX jobs_state ON jobs(state);"
-    "CREATE TABLE agents (id TEXT PRIMARY KEY, site TEXT NOT NULL, data BLOB NOT NULL);"
-    "CREATE TABLE job_logs (job_id TEXT PRIMARY KEY, data BLOB NOT NULL);",
-    // 1 -> 2: policy engine state.
-    "CREATE TABLE decisions (job_id TEXT PRIMARY KEY, data BLOB NOT NULL);"
-    "CREATE TABLE tenants (id TEXT PRIMARY KEY, data BLOB NOT NULL);"
-    "CREATE TABLE policy_versions (seq INTEGER PRIMARY KEY AUTOINCREMENT, version TEXT NOT NULL,"
-    "  data BLOB NOT NULL);"
-    "CREATE TABLE ledger (tenant TEXT NOT NULL, year INTEGER NOT NULL, jurisdiction TEXT NOT NULL,"
-    "  data BLOB NOT NULL, PRIMARY KEY (tenant, year, jurisdiction));"
-    "CREATE TABLE audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, tenant TEXT NOT NULL, job TEXT NOT "
-    "NULL,"
-    "  data BLOB NOT NULL);"
-    "CREATE INDEX audit_tenant ON audit(tenant);"
-    "CREATE INDEX audit_job ON audit(job);",
-    // 2 -> 3: ended jobs are indexed, not loaded. The covering index gives
-    // every summary (JobSummary) without reading a record; existing records'
-    // idempotency keys are copied into the new column by BackfillKeys.
-    "ALTER TABLE jobs ADD COLUMN idempotency_key TEXT NOT NULL DEFAULT '';"
-    "DROP INDEX IF EXISTS jobs_state;"
-    "CREATE INDEX jobs_summary ON jobs(state, submitted_ns, id, tenant, idempotency_key);",
-    // 3 -> 4: the ledger counts per origin regime over all destinations
-    // together (it was per destination). RebuildLedger refills it from the
-    // audit trail, which records every cross-border placement with its
-    // origin and subject counts.
-    "DROP TABLE ledger;"
-    "CREATE TABLE ledger (tenant TEXT NOT NULL, year INTEGER NOT NULL, origin TEXT NOT NULL,"
-    "  data BLOB NOT NULL, PRIMARY KEY (tenant, year, origin));",
-};
-
 class SqliteStore : public Store {
  public:
   SqliteStore(sqlite3* db, CommitObserver on_commit) : on_commit_(std::move(on_commit)), db_(db) {}
@@ -87,131 +50,7 @@ class SqliteStore : public Store {
     sqlite3_close(db_);
   }
 
-  absl::Status Init(const std::string& path) {
-    // A foreign or corrupt file must stop start-up, never be overwritten.
-    int version = 0;
-    absl::Status st =
-        Query("PRAGMA user_version", [&](sqlite3_stmt* s) { version = sqlite3_column_int(s, 0); });
-    if (!st.ok())
-      return absl::DataLossError(
-          absl::StrCat(path, ": not a readable SQLite database: ", st.message()));
-    bool has_tables = false;
-    st = Query("SELECT count(*) FROM sqlite_master",
-               [&](sqlite3_stmt* s) { has_tables = sqlite3_column_int(s, 0) > 0; });
-    if (!st.ok()) return absl::DataLossError(absl::StrCat(path, ": ", st.message()));
-    if (has_tables && version == 0) {
-      return absl::FailedPreconditionError(
-          absl::StrCat(path, ": contains tables but is not a Portolan state database"));
-    }
-    if (version > kSchemaVersion) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          path, ": schema version ", version, " is newer than this build (", kSchemaVersion, ")"));
-    }
-    for (const char* sql :
-         {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA busy_timeout=5000"}) {
-      st = Exec(sql);
-      if (!st.ok()) return st;
-    }
-    for (int v = version; v < kSchemaVersion; ++v) {
-      st = Exec(absl::StrCat("BEGIN;", kMigrations[v]).c_str());
-      if (st.ok() && v + 1 == 3) st = BackfillKeys();
-      if (st.ok() && v + 1 == 4) st = RebuildLedger();
-      if (st.ok()) st = Exec(absl::StrCat("PRAGMA user_version=", v + 1, ";COMMIT;").c_str());
-      if (!st.ok()) {
-        Exec("ROLLBACK").IgnoreError();
-        return absl::InternalError(
-            absl::StrCat(path, ": migration to schema ", v + 1, " failed: ", st.message()));
-      }
-    }
-    return absl::OkStatus();
-  }
-
-  // Schema 3: the idempotency_key column of jobs stored before it existed,
-  // from their records. Runs inside the migration's transaction.
-  absl::Status BackfillKeys() {
-    std::vector<std::pair<std::string, std::string>> keys;  // id, key
-    absl::Status bad;
-    absl::Status st = Query("SELECT id, data FROM jobs", [&](sqlite3_stmt* s) {
-      v1::Job j;
-      if (!j.ParseFromArray(sqlite3_column_blob(s, 1), sqlite3_column_bytes(s, 1))) {
-        bad = absl::DataLossError(absl::StrCat("job record '", Text(s, 0), "' does not decode"));
-        return;
-      }
-      if (!j.idempotency_key().empty()) keys.emplace_back(j.id(), j.idempotency_key());
-    });
-    if (!st.ok()) return st;
-    if (!bad.ok()) return bad;
-    sqlite3_stmt* u = nullptr;
-    if (sqlite3_prepare_v2(db_, "UPDATE jobs SET idempotency_key = ?2 WHERE id = ?1", -1, &u,
-                           nullptr) != SQLITE_OK)
-      return Error("prepare backfill");
-    int rc = SQLITE_DONE;
-    for (const auto& [id, key] : keys) {
-      sqlite3_reset(u);
-      sqlite3_bind_text(u, 1, id.data(), static_cast<int>(id.size()), SQLITE_TRANSIENT);
-      sqlite3_bind_text(u, 2, key.data(), static_cast<int>(key.size()), SQLITE_TRANSIENT);
-      rc = sqlite3_step(u);
-      if (rc != SQLITE_DONE) break;
-    }
-    absl::Status out = rc == SQLITE_DONE ? absl::OkStatus() : Error("backfill idempotency keys");
-    sqlite3_finalize(u);
-    if (!keys.empty() && out.ok())
-      spdlog::info("store: schema 3: copied the idempotency keys of {} jobs", keys.size());
-    return out;
-  }
-
-  // Schema 4: the per-origin ledger from the audit trail, each dataset once
-  // per (tenant, year, origin), every export counted (the default
-  // count_exempt_transfers: true; earlier records do not say which were
-  // exempt). Runs inside the migration's transaction.
-  absl::Status RebuildLedger() {
-    std::map<std::tuple<std::string, int, std::string>, v1::LedgerEntry> entries;
-    std::set<std::tuple<std::string, int, std::string, std::string>> seen;
-    absl::Status bad;
-    absl::Status st = Query("SELECT seq, data FROM audit ORDER BY seq", [&](sqlite3_stmt* s) {
-      v1::AuditRecord r;
-      if (!r.ParseFromArray(sqlite3_column_blob(s, 1), sqlite3_column_bytes(s, 1))) {
-        bad = absl::DataLossError(absl::StrCat("audit record ", Text(s, 0), " does not decode"));
-        return;
-      }
-      if (r.subjects() == 0 && r.sensitive_subjects() == 0) return;
-      const int year = static_cast<int>(
-          absl::ToCivilYear(base::FromProto(r.time()), absl::UTCTimeZone()).year());
-      if (!seen.emplace(r.tenant(), year, r.origin(), r.dataset()).second) return;
-      v1::LedgerEntry& e = entries[{r.tenant(), year, r.origin()}];
-      e.set_tenant(r.tenant());
-      e.set_year(year);
-      e.set_origin(r.origin());
-      e.set_subjects(e.subjects() + r.subjects());
-      e.set_sensitive_subjects(e.sensitive_subjects() + r.sensitive_subjects());
-      e.add_datasets(r.dataset());
-    });
-    if (!st.ok()) return st;
-    if (!bad.ok()) return bad;
-    sqlite3_stmt* u = nullptr;
-    if (sqlite3_prepare_v2(
-            db_, "INSERT INTO ledger (tenant, year, origin, data) VALUES (?1, ?2, ?3, ?4)", -1, &u,
-            nullptr) != SQLITE_OK)
-      return Error("prepare ledger rebuild");
-    int rc = SQLITE_DONE;
-    for (const auto& [k, e] : entries) {
-      const std::string data = e.SerializeAsString();
-      sqlite3_reset(u);
-      sqlite3_bind_text(u, 1, e.tenant().data(), static_cast<int>(e.tenant().size()),
-                        SQLITE_TRANSIENT);
-      sqlite3_bind_int(u, 2, e.year());
-      sqlite3_bind_text(u, 3, e.origin().data(), static_cast<int>(e.origin().size()),
-                        SQLITE_TRANSIENT);
-      sqlite3_bind_blob(u, 4, data.data(), static_cast<int>(data.size()), SQLITE_TRANSIENT);
-      rc = sqlite3_step(u);
-      if (rc != SQLITE_DONE) break;
-    }
-    sqlite3_finalize(u);
-    if (rc != SQLITE_DONE) return Error("rebuild ledger");
-    spdlog::info("store: schema 4: ledger rebuilt per origin from the audit trail: {} entries",
-                 entries.size());
-    return absl::OkStatus();
-  }
+  absl::Status Init(const std::string& path) { return MigrateSchema(db_, path); }
 
   absl::Status PutJob(const v1::Job& job) override {
     // state and submitted_ns are INTEGER columns: SQLite's affinity stores
@@ -339,12 +178,7 @@ class SqliteStore : public Store {
   }
 
  private:
-  static std::string Text(sqlite3_stmt* s, int col) {
-    const unsigned char* t = sqlite3_column_text(s, col);
-    return t == nullptr ? std::string()
-                        : std::string(reinterpret_cast<const char*>(t),
-                                      static_cast<size_t>(sqlite3_column_bytes(s, col)));
-  }
+  static std::string Text(sqlite3_stmt* s, int col) { return SqliteText(s, col); }
 
   // The whole records of the jobs not ended, in submit order; mu_ held.
   absl::StatusOr<std::vector<v1::Job>> LoadActiveJobs() {
@@ -437,33 +271,11 @@ class SqliteStore : public Store {
     return out;
   }
 
-  absl::Status Error(absl::string_view what) {
-    int code = sqlite3_errcode(db_);
-    std::string msg = absl::StrCat(what, ": ", sqlite3_errmsg(db_));
-    if (code == SQLITE_FULL || code == SQLITE_IOERR || code == SQLITE_BUSY ||
-        code == SQLITE_LOCKED) {
-      return absl::UnavailableError(msg);
-    }
-    return absl::InternalError(msg);
-  }
-  absl::Status Exec(const char* sql) {
-    char* err = nullptr;
-    if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-      std::string msg = absl::StrCat(sql, ": ", err ? err : "error");
-      sqlite3_free(err);
-      return absl::InternalError(msg);
-    }
-    return absl::OkStatus();
-  }
+  absl::Status Error(absl::string_view what) { return SqliteError(db_, what); }
+  absl::Status Exec(const char* sql) { return SqliteExec(db_, sql); }
   template <typename F>
   absl::Status Query(const char* sql, F&& row) {
-    sqlite3_stmt* s = nullptr;
-    if (sqlite3_prepare_v2(db_, sql, -1, &s, nullptr) != SQLITE_OK) return Error(sql);
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) row(s);
-    sqlite3_finalize(s);
-    if (rc != SQLITE_DONE) return Error(sql);
-    return absl::OkStatus();
+    return SqliteQuery(db_, sql, std::forward<F>(row));
   }
 
   // One statement binding text parameters ?1..?n, then the serialized
