@@ -260,6 +260,10 @@ absl::StatusOr<std::shared_ptr<const CompiledPolicy>> CompilePolicy(
                absl::StrCat("unknown plugin '", name, "' (", Known(plugins), ")"));
     }
   }
+  if (const std::string& qs = policy.plugins().queue_sort(); !qs.empty() && !plugins.contains(qs)) {
+    ck.Error("plugins.queue_sort",
+             absl::StrCat("unknown plugin '", qs, "' (", Known(plugins), ")"));
+  }
   for (const auto& [name, w] : policy.plugins().scores()) {
     if (!plugins.contains(name)) {
       ck.Error(absl::StrCat("plugins.scores.", name),

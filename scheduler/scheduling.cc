@@ -1,9 +1,10 @@
 // The scheduling pass: waiting jobs in fair-share order, each decided by the
 // placement engine and, when feasible, committed to an agent. Part of Core
 // (scheduler_core.h), under its lock.
-#include <array>
 #include <chrono>
 #include <deque>
+#include <set>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/civil_time.h"
@@ -22,62 +23,6 @@ void Add(v1::Resources* into, const v1::Resources& r, int sign) {
 }
 
 }  // namespace
-
-// The order waiting jobs are tried in one scheduling pass: higher priority
-// first; within a priority, the tenant whose dominant share of the cluster
-// (max of its cpu, memory and gpu shares held by placed or running jobs) is
-// smallest goes next (dominant-resource fairness); each tenant's jobs FIFO.
-class DrfQueue {
- public:
-  explicit DrfQueue(std::array<double, 3> total) : total_(total) {}
-  void Add(int priority, const std::string& tenant, const std::string& id) {
-    levels_[priority][tenant].push_back(id);
-  }
-  void Charge(const std::string& tenant, const v1::Resources& r) {
-    auto& u = usage_[tenant];
-    u[0] += r.cpus();
-    u[1] += r.memory_mb();
-    u[2] += r.gpus();
-  }
-  double Share(const std::string& tenant) const {
-    auto it = usage_.find(tenant);
-    if (it == usage_.end()) return 0;
-    double share = 0;
-    for (int k = 0; k < 3; ++k) {
-      if (total_[k] > 0) share = std::max(share, it->second[k] / total_[k]);
-    }
-    return share;
-  }
-  bool Next(std::string* id) {
-    while (!levels_.empty()) {
-      auto& tenants = levels_.begin()->second;
-      const std::string* best = nullptr;
-      double best_share = 0;
-      for (auto& [tenant, ids] : tenants) {
-        if (ids.empty()) continue;
-        double share = Share(tenant);
-        if (best == nullptr || share < best_share) {
-          best = &tenant;
-          best_share = share;
-        }
-      }
-      if (best == nullptr) {
-        levels_.erase(levels_.begin());
-        continue;
-      }
-      auto& ids = tenants[*best];
-      *id = ids.front();
-      ids.pop_front();
-      return true;
-    }
-    return false;
-  }
-
- private:
-  std::array<double, 3> total_;
-  std::map<int, std::map<std::string, std::deque<std::string>>, std::greater<int>> levels_;
-  std::map<std::string, std::array<double, 3>> usage_;
-};
 
 Core::Core(CoreOptions options, store::Store* store, base::Clock* clock,
            const placement::Registry* registry)
@@ -123,49 +68,23 @@ const v1::Tenant* Core::TenantFor(const std::string& id) {
   return &t;
 }
 
-void Core::RecordCrossBorder(const v1::Job& job, const v1::Decision& d) {
-  const int year = static_cast<int>(absl::ToCivilDay(clock_->Now(), absl::UTCTimeZone()).year());
-  const v1::Site* site = policy_->compiled->FindSite(d.placement().site());
-  const std::string to = site ? site->jurisdiction() : "";
-  bool counted = false;
-  for (const v1::Compliance& c : d.placement().compliance()) {
-    if (!c.export_()) continue;
-    const v1::Dataset* ds = nullptr;
-    for (const v1::Dataset& x : job.datasets()) {
-      if (x.id() == c.dataset()) ds = &x;
-    }
-    if (ds == nullptr) continue;
-    v1::AuditRecord rec;
-    rec.set_id(base::NewId("audit"));
-    *rec.mutable_time() = base::ToProto(clock_->Now());
-    rec.set_job(job.id());
-    rec.set_tenant(job.tenant());
-    rec.set_dataset(ds->id());
-    rec.set_origin(ds->origin());
-    rec.set_from_site(ds->location());
-    rec.set_to_site(d.placement().site());
-    rec.set_to_jurisdiction(to);
-    rec.set_rule(c.rule());
-    rec.set_instrument(c.instrument());
-    rec.set_subjects(c.subjects());
-    rec.set_sensitive_subjects(c.sensitive_subjects());
+void Core::StoreReservation(const v1::Job& job, const placement::ReserveContext& ctx) {
+  for (const v1::AuditRecord& rec : ctx.audit) {
     if (absl::Status st = store_->AppendAudit(rec); !st.ok()) {
       spdlog::error("store: cannot write audit record for job {}: {}", job.id(), st.message());
     }
-    // One ledger per tenant, origin and year, over every destination.
-    if (policy_->compiled->residency().Counts(c) &&
-        ledger_.Record(job.tenant(), year, c.origin(), c.dataset(), c.subjects(),
-                       c.sensitive_subjects())) {
-      counted = true;
-      if (absl::Status st = store_->PutLedgerEntry(ledger_.Entry(job.tenant(), year, c.origin()));
-          !st.ok()) {
-        spdlog::error("store: cannot write ledger for tenant {}: {}", job.tenant(), st.message());
-      }
+  }
+  std::set<std::tuple<std::string, int, std::string>> grew;
+  for (const placement::ReserveContext::LedgerKey& k : ctx.ledger_grew)
+    grew.emplace(k.tenant, k.year, k.origin);
+  for (const auto& [tenant, year, origin] : grew) {
+    if (absl::Status st = store_->PutLedgerEntry(ledger_.Entry(tenant, year, origin)); !st.ok()) {
+      spdlog::error("store: cannot write ledger for tenant {}: {}", tenant, st.message());
     }
   }
   // The tenant's year total grew: its other running jobs may now need an
   // instrument they lack (a threshold counts every export of the year).
-  if (counted) CheckComplianceLocked(absl::StrCat("ledger: job ", job.id()), job.tenant());
+  if (!grew.empty()) CheckComplianceLocked(absl::StrCat("ledger: job ", job.id()), job.tenant());
 }
 
 namespace {
@@ -190,22 +109,22 @@ std::string DecisionClass(const v1::Job& j) {
 }
 }  // namespace
 
-void Core::FillQueue(DrfQueue& drf, const std::string* only) {
+void Core::FillQueue(placement::JobQueue& queue, const std::string* only) {
   if (only != nullptr) {
     const v1::Job& j = Live(*only);
-    if (j.state() == v1::Job::queued) drf.Add(j.priority(), j.tenant(), j.id());
+    if (j.state() == v1::Job::queued) queue.Add({j.id(), j.tenant(), j.priority()});
     return;
   }
   for (const auto& [id, rec] : agents_) {
     for (const std::string& jid : rec.info.jobs()) {
       auto it = jobs_.find(jid);
       if (it != jobs_.end() && it->second.job)
-        drf.Charge(it->second.tenant, it->second.job->resources());
+        queue.Charge(it->second.tenant, it->second.job->resources());
     }
   }
   for (const QueueKey& key : queue_) {
     const v1::Job& j = Live(std::get<2>(key));
-    drf.Add(j.priority(), j.tenant(), j.id());
+    queue.Add({j.id(), j.tenant(), j.priority()});
   }
 }
 
@@ -235,19 +154,18 @@ void Core::ScheduleLocked(const std::string* only) {
   in.ledger = &ledger_;
   in.today = absl::ToCivilDay(clock_->Now(), absl::UTCTimeZone());
   in.agents_by_site = &by_site;
-  // Fair-share order over the waiting jobs (queue_ is already priority,
-  // FIFO). A single submitted job needs no ordering, so no shares either.
-  std::array<double, 3> total{0, 0, 0};
+  // The policy's QueueSort plugin orders the waiting jobs (queue_ is
+  // already priority, FIFO). A single submitted job needs no ordering, so
+  // no cluster total either.
+  v1::Resources total;
   if (only == nullptr) {
     for (const auto& [id, rec] : agents_) {
       if (rec.info.state() == v1::Agent::lost) continue;
-      total[0] += rec.info.capacity().cpus();
-      total[1] += rec.info.capacity().memory_mb();
-      total[2] += rec.info.capacity().gpus();
+      Add(&total, rec.info.capacity(), 1);
     }
   }
-  DrfQueue drf(total);
-  FillQueue(drf, only);
+  std::unique_ptr<placement::JobQueue> order = policy->engine->NewQueue(total);
+  FillQueue(*order, only);
   const absl::Time now = clock_->Now();
   if (only == nullptr) next_wakeup_ = absl::InfiniteFuture();
   // Jobs that cannot be placed never hold up others. Within one pass (where
@@ -263,7 +181,7 @@ void Core::ScheduleLocked(const std::string* only) {
   std::map<std::string, Full> full_classes;
   std::map<std::string, int> tenant_misses;
   std::string next_id;
-  while (drf.Next(&next_id)) {
+  while (order->Next(&next_id)) {
     v1::Job& job = Live(next_id);
     if (job.has_not_before() && base::FromProto(job.not_before()) > now) {  // restart backoff
       next_wakeup_ = std::min(next_wakeup_, base::FromProto(job.not_before()));
@@ -306,13 +224,23 @@ void Core::ScheduleLocked(const std::string* only) {
       full_classes.emplace(std::move(cls), Full{std::move(kept), d.reason()});
       continue;
     }
-    if (absl::Status st = policy->engine->Reserve(in, d); !st.ok()) {
+    // Reserve (the residency plugin counts the exports in the ledger), then
+    // commit the agent's resources; a failed commit un-reserves, and only a
+    // committed placement's audit records and ledger entries are stored.
+    placement::ReserveContext reserved;
+    reserved.ledger = &ledger_;
+    reserved.now = clock_->Now();
+    if (absl::Status st = policy->engine->Reserve(in, d, reserved); !st.ok()) {
       job.set_reason(absl::StrCat("waiting: reserve failed: ", st.message()));
       continue;
     }
-    if (!CommitPlacement(job, d, *policy)) continue;
+    if (!CommitPlacement(job, d, *policy)) {
+      policy->engine->Unreserve(in, d, reserved);
+      continue;
+    }
+    StoreReservation(job, reserved);
     by_agent.at(d.placement().agent())->free = Free(agents_.at(d.placement().agent()));
-    drf.Charge(job.tenant(), job.resources());
+    order->Charge(job.tenant(), job.resources());
   }
 }
 
@@ -340,7 +268,6 @@ bool Core::CommitPlacement(v1::Job& job, const v1::Decision& d, const PolicyStat
   job.set_attempt(job.attempt() + 1);
   rec.info.add_jobs(job.id());
   SyncAllocated(rec);
-  RecordCrossBorder(job, d);
   PersistDecision(job.id(), d);
   job.clear_not_before();
   v1::Attempt* attempt = job.add_attempts();

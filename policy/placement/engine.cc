@@ -106,6 +106,12 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const Registry& registry,
     if (!used)
       return absl::InvalidArgumentError(absl::StrCat("plugin '", name, "' is not a score"));
   }
+  const std::string qs = config.queue_sort().empty() ? kDefaultQueueSort : config.queue_sort();
+  auto p = add(qs);
+  if (!p.ok()) return p.status();
+  e->queue_sort_ = dynamic_cast<const QueueSortPlugin*>(*p);
+  if (e->queue_sort_ == nullptr)
+    return absl::InvalidArgumentError(absl::StrCat("plugin '", qs, "' is not a queue sort"));
   return e;
 }
 
@@ -467,19 +473,20 @@ void Engine::ExplainInfeasible(const DecisionInput& in, const Pass& pass, v1::De
   d.set_reason(absl::StrCat(head, " — ", absl::StrJoin(parts, " | ")));
 }
 
-absl::Status Engine::Reserve(const DecisionInput& in, const v1::Decision& d) const {
+absl::Status Engine::Reserve(const DecisionInput& in, const v1::Decision& d,
+                             ReserveContext& ctx) const {
   for (size_t i = 0; i < reserves_.size(); ++i) {
-    absl::Status st = reserves_[i]->Reserve(in, d);
+    absl::Status st = reserves_[i]->Reserve(in, d, ctx);
     if (!st.ok()) {
-      for (size_t k = 0; k < i; ++k) reserves_[k]->Unreserve(in, d);
+      for (size_t k = i; k-- > 0;) reserves_[k]->Unreserve(in, d, ctx);
       return st;
     }
   }
   return absl::OkStatus();
 }
 
-void Engine::Unreserve(const DecisionInput& in, const v1::Decision& d) const {
-  for (const ReservePlugin* r : reserves_) r->Unreserve(in, d);
+void Engine::Unreserve(const DecisionInput& in, const v1::Decision& d, ReserveContext& ctx) const {
+  for (size_t k = reserves_.size(); k-- > 0;) reserves_[k]->Unreserve(in, d, ctx);
 }
 
 }  // namespace portolan::placement

@@ -106,6 +106,26 @@ bool Ledger::Record(const std::string& tenant, int year, const std::string& orig
   return true;
 }
 
+bool Ledger::Forget(const std::string& tenant, int year, const std::string& origin,
+                    const std::string& dataset, uint32_t subjects, uint32_t sensitive) {
+  absl::MutexLock lock(&mu_);
+  Key k{tenant, year, origin};
+  auto c = counted_.find(k);
+  if (c == counted_.end() || c->second.erase(dataset) == 0) return false;
+  v1::LedgerEntry& e = entries_[k];
+  e.set_subjects(e.subjects() >= subjects ? e.subjects() - subjects : 0);
+  e.set_sensitive_subjects(e.sensitive_subjects() >= sensitive ? e.sensitive_subjects() - sensitive
+                                                               : 0);
+  auto* ds = e.mutable_datasets();
+  for (int i = ds->size(); i-- > 0;) {
+    if (ds->Get(i) == dataset) {
+      ds->DeleteSubrange(i, 1);
+      break;
+    }
+  }
+  return true;
+}
+
 void Ledger::Load(const v1::LedgerEntry& entry) {
   absl::MutexLock lock(&mu_);
   Key k{entry.tenant(), entry.year(), entry.origin()};

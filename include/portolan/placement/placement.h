@@ -11,9 +11,12 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/civil_time.h"
+#include "absl/time/time.h"
 #include "portolan/policy/policy.h"
+#include "portolan/residency/residency.h"
 #include "portolan/topology/allocator.h"
 #include "portolan/v1/agent.pb.h"
+#include "portolan/v1/api.pb.h"
 #include "portolan/v1/job.pb.h"
 #include "portolan/v1/policy.pb.h"
 
@@ -116,12 +119,65 @@ class ScorePlugin : public virtual Plugin {
                        const AgentView& agent) const = 0;
 };
 
+// What Reserve and Unreserve may change, handed in by the scheduler under
+// its lock for one placement. Reserve plugins change shared state here (the
+// ledger) and leave the records the scheduler stores once the placement is
+// committed; Unreserve undoes its plugin's changes, and then nothing is
+// stored. One context per placement; not shared between threads.
+struct ReserveContext {
+  residency::Ledger* ledger = nullptr;
+  absl::Time now;
+  // Cross-border transfers to append to the audit trail.
+  std::vector<v1::AuditRecord> audit;
+  // Ledger entries (tenant, year, origin) that grew: stored, and the tenant's
+  // running jobs re-checked (a threshold counts every export of the year).
+  struct LedgerKey {
+    std::string tenant;
+    int year = 0;
+    std::string origin;
+    std::string dataset;
+    uint32_t subjects = 0, sensitive_subjects = 0;
+  };
+  std::vector<LedgerKey> ledger_grew;
+};
+
 // Reserve runs when the scheduler commits a placement, Unreserve when that is
-// undone before the job runs. Failing Reserve un-reserves the earlier ones.
+// undone before the job runs (the agent's resources could not be committed).
+// A failing Reserve un-reserves the plugins reserved before it.
 class ReservePlugin : public virtual Plugin {
  public:
-  virtual absl::Status Reserve(const DecisionInput& in, const v1::Decision& decision) const = 0;
-  virtual void Unreserve(const DecisionInput& in, const v1::Decision& decision) const = 0;
+  virtual absl::Status Reserve(const DecisionInput& in, const v1::Decision& decision,
+                               ReserveContext& ctx) const = 0;
+  virtual void Unreserve(const DecisionInput& in, const v1::Decision& decision,
+                         ReserveContext& ctx) const = 0;
+};
+
+// One job waiting in a scheduling pass.
+struct QueuedJob {
+  std::string id;
+  std::string tenant;
+  int priority = 0;
+};
+
+// The order of one scheduling pass: jobs are added in the scheduler's
+// priority-then-FIFO order, charged as they are placed, and taken with Next.
+// Made per pass by a QueueSort plugin; single-threaded.
+class JobQueue {
+ public:
+  virtual ~JobQueue() = default;
+  virtual void Add(const QueuedJob& job) = 0;
+  // `tenant` holds (or was just given) `r`: later picks may weigh it.
+  virtual void Charge(const std::string& tenant, const v1::Resources& r) = 0;
+  // The next job to try; false when none is left.
+  virtual bool Next(std::string* id) = 0;
+};
+
+// Orders each pass's waiting jobs (the policy's plugins.queue_sort; one per
+// policy, "drf" by default).
+class QueueSortPlugin : public virtual Plugin {
+ public:
+  // A queue for one pass over a cluster of `capacity` in total.
+  virtual std::unique_ptr<JobQueue> NewQueue(const v1::Resources& capacity) const = 0;
 };
 
 // Named plugin factories. The registry is explicit: main() (or a test)
@@ -142,10 +198,12 @@ class Registry {
   std::map<std::string, Factory> factories_;
 };
 
-// Registers the built-in plugins. Filters: site_affinity, residency,
-// latency_limit, agent_health, resource_fit, topology_fit. Scores:
-// data_gravity, latency, cost, compliance_preference, bin_pack, spread,
-// numa_fit.
+// Registers the built-in plugins. Filters: site_affinity, residency (also
+// Reserve: the ledger and the audit trail), latency_limit, agent_health,
+// isolation, resource_fit, topology_fit. Scores: data_gravity, latency, cost,
+// compliance_preference, bin_pack, spread, numa_fit. QueueSort: drf,
+// priority_fifo.
+inline constexpr char kDefaultQueueSort[] = "drf";
 void RegisterBuiltins(Registry& registry);
 
 // The plugins a policy enables, instantiated. Immutable after Create, so
@@ -161,8 +219,16 @@ class Engine {
   // says whether waiting can help.
   v1::Decision Decide(const DecisionInput& in) const;
 
-  absl::Status Reserve(const DecisionInput& in, const v1::Decision& d) const;
-  void Unreserve(const DecisionInput& in, const v1::Decision& d) const;
+  // The enabled Reserve plugins in order; a failure un-reserves the ones
+  // before it. Unreserve undoes them all (in reverse order).
+  absl::Status Reserve(const DecisionInput& in, const v1::Decision& d, ReserveContext& ctx) const;
+  void Unreserve(const DecisionInput& in, const v1::Decision& d, ReserveContext& ctx) const;
+
+  // A queue for one scheduling pass, from the policy's QueueSort plugin.
+  std::unique_ptr<JobQueue> NewQueue(const v1::Resources& capacity) const {
+    return queue_sort_->NewQueue(capacity);
+  }
+  std::string_view queue_sort() const { return queue_sort_->Name(); }
 
  private:
   Engine() = default;
@@ -183,6 +249,7 @@ class Engine {
   std::vector<std::pair<const SiteScorePlugin*, double>> site_scores_;
   std::vector<std::pair<const ScorePlugin*, double>> scores_;
   std::vector<const ReservePlugin*> reserves_;
+  const QueueSortPlugin* queue_sort_ = nullptr;
   uint32_t max_feasible_per_site_ = 0;
   // Rotates where each decision starts examining a site's agents, so that
   // with a bounded fast path different jobs look at different agents first.

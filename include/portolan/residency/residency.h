@@ -34,6 +34,10 @@ class Ledger {
   // (no change) when the dataset id is already counted.
   bool Record(const std::string& tenant, int year, const std::string& origin,
               const std::string& dataset, uint32_t subjects, uint32_t sensitive);
+  // Undoes a Record of the same arguments (a placement that was not
+  // committed after all); false when `dataset` was not counted there.
+  bool Forget(const std::string& tenant, int year, const std::string& origin,
+              const std::string& dataset, uint32_t subjects, uint32_t sensitive);
   void Load(const v1::LedgerEntry& entry);
   v1::LedgerEntry Entry(const std::string& tenant, int year, const std::string& origin) const;
 

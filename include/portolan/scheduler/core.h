@@ -78,8 +78,6 @@ struct JobFilter {
   std::string page_token{};
 };
 
-class DrfQueue;  // scheduling.cc: the order of waiting jobs in a pass
-
 // The scheduler's state machine: jobs, agents, placement and the agent
 // protocol's meaning (the RPC server only moves frames). Its code is split
 // by job: core.cc (recovery, the job index and its transitions, the REST
@@ -250,7 +248,8 @@ class Core {
   // of what runs), the decision's metrics, and a feasible decision made
   // real (allocation committed, attempt recorded, Assign sent; false when
   // the agent's state refuses the allocation).
-  void FillQueue(DrfQueue& drf, const std::string* only) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void FillQueue(placement::JobQueue& queue, const std::string* only)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ObserveDecision(const v1::Decision& d, double seconds) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool CommitPlacement(v1::Job& job, const v1::Decision& d, const PolicyState& policy)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -289,7 +288,10 @@ class Core {
   const v1::Tenant* TenantFor(const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::map<std::string, std::vector<placement::AgentView>> AgentsBySite()
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void RecordCrossBorder(const v1::Job& job, const v1::Decision& d)
+  // Stores what Reserve left for a committed placement: its audit records
+  // and the ledger entries that grew (then the tenant's running jobs are
+  // re-checked against the larger total).
+  void StoreReservation(const v1::Job& job, const placement::ReserveContext& ctx)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<std::shared_ptr<const PolicyState>> Build(v1::Policy policy,
                                                            std::vector<std::string>* errors);

@@ -340,5 +340,104 @@ TEST_F(PlacementTest, UnknownPluginIsAnError) {
   EXPECT_NE(e.status().message().find("resource_fit"), absl::string_view::npos);
 }
 
+TEST_F(PlacementTest, QueueSortIsAPluginDrfByDefault) {
+  EXPECT_EQ(engine->queue_sort(), "drf");
+  v1::Resources total;
+  total.set_cpus(100);
+  total.set_memory_mb(1000);
+  // acme holds half the cluster already: globex's job goes first within a
+  // priority, a higher priority before both.
+  auto drf = engine->NewQueue(total);
+  v1::Resources held;
+  held.set_cpus(50);
+  drf->Charge("acme", held);
+  drf->Add({"a1", "acme", 0});
+  drf->Add({"a2", "acme", 0});
+  drf->Add({"g1", "globex", 0});
+  drf->Add({"p1", "acme", 5});
+  std::vector<std::string> order;
+  for (std::string id; drf->Next(&id);) order.push_back(id);
+  EXPECT_EQ(order, (std::vector<std::string>{"p1", "g1", "a1", "a2"}));
+
+  Load("{filters: [residency, resource_fit], queue_sort: priority_fifo}");
+  EXPECT_EQ(engine->queue_sort(), "priority_fifo");
+  auto fifo = engine->NewQueue(total);
+  fifo->Charge("acme", held);
+  fifo->Add({"a1", "acme", 0});
+  fifo->Add({"a2", "acme", 0});
+  fifo->Add({"g1", "globex", 0});
+  order.clear();
+  for (std::string id; fifo->Next(&id);) order.push_back(id);
+  EXPECT_EQ(order, (std::vector<std::string>{"a1", "a2", "g1"}));
+
+  v1::PluginConfig cfg;
+  cfg.set_queue_sort("bin_pack");  // a plugin, but not a queue sort
+  auto e = Engine::Create(registry, cfg);
+  ASSERT_FALSE(e.ok());
+  EXPECT_EQ(e.status().message(), "plugin 'bin_pack' is not a queue sort");
+}
+
+// A filter that passes everything and whose Reserve fails: the residency
+// plugin's reservation before it must be undone.
+class FailingReserve : public FilterPlugin, public ReservePlugin {
+ public:
+  std::string_view Name() const override { return "failing_reserve"; }
+  FilterResult Filter(CycleState&, const DecisionInput&, const AgentView&) const override {
+    return FilterResult::Pass();
+  }
+  absl::Status Reserve(const DecisionInput&, const v1::Decision&, ReserveContext&) const override {
+    return absl::UnavailableError("no room in the reservation book");
+  }
+  void Unreserve(const DecisionInput&, const v1::Decision&, ReserveContext&) const override {}
+};
+
+TEST_F(PlacementTest, ResidencyReservesTheLedgerAndAuditAndUnreserveUndoesThem) {
+  AddAgent("sg", "singapore-1", 16);
+  auto* ins = tenant.add_instruments();
+  ins->set_type("cn_standard_contract");
+  ins->set_from("CN");
+  ins->set_to("*");
+  v1::Job j = Job(1,
+                  "{datasets: [{id: reads, origin: CN, location: lingang-idc-1, categories: "
+                  "[personal], subjects: 10}]}");
+  j.set_id("job-1");
+  j.set_tenant("acme");
+  v1::Decision d = Decide(j);
+  ASSERT_TRUE(d.feasible()) << d.reason();
+  ASSERT_EQ(d.placement().site(), "singapore-1");
+  DecisionInput in;
+  in.job = &j;
+  in.policy = compiled.get();
+  ReserveContext ctx;
+  ctx.ledger = &ledger;
+  ctx.now = absl::FromCivil(absl::CivilDay(2026, 11, 21), absl::UTCTimeZone());
+  ASSERT_TRUE(engine->Reserve(in, d, ctx).ok());
+  ASSERT_EQ(ctx.audit.size(), 1u);
+  EXPECT_EQ(ctx.audit[0].dataset(), "reads");
+  EXPECT_EQ(ctx.audit[0].to_jurisdiction(), "SG");
+  EXPECT_EQ(ctx.audit[0].instrument(), "cn_standard_contract");
+  ASSERT_EQ(ctx.ledger_grew.size(), 1u);
+  EXPECT_EQ(ledger.Get("acme", 2026, "CN").subjects, 10u);
+  // The commit failed: everything reserved is undone.
+  engine->Unreserve(in, d, ctx);
+  EXPECT_EQ(ledger.Get("acme", 2026, "CN").subjects, 0u);
+  EXPECT_FALSE(ledger.Counted("acme", 2026, "CN", "reads"));
+  EXPECT_TRUE(ctx.audit.empty());
+
+  // A later Reserve plugin fails: the residency plugin's work is undone too.
+  ASSERT_TRUE(registry.Register([] { return std::make_unique<FailingReserve>(); }).ok());
+  Load("{filters: [residency, failing_reserve]}");
+  in.policy = compiled.get();  // the new policy's
+  d = Decide(j);
+  ASSERT_TRUE(d.feasible()) << d.reason();
+  ReserveContext ctx2;
+  ctx2.ledger = &ledger;
+  ctx2.now = ctx.now;
+  absl::Status st = engine->Reserve(in, d, ctx2);
+  EXPECT_EQ(st.message(), "no room in the reservation book");
+  EXPECT_FALSE(ledger.Counted("acme", 2026, "CN", "reads"));
+  EXPECT_TRUE(ctx2.audit.empty());
+}
+
 }  // namespace
 }  // namespace portolan::placement

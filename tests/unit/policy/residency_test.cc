@@ -1578,5 +1578,19 @@ TEST(ResidencyPropertyTest, NeverLooserThanNationalRulesWithoutCover) {
               refused, covered);
 }
 
+TEST(LedgerTest, ForgetUndoesARecord) {
+  residency::Ledger l;
+  EXPECT_TRUE(l.Record("acme", 2026, "CN", "a", 10, 1));
+  EXPECT_TRUE(l.Record("acme", 2026, "CN", "b", 5, 0));
+  EXPECT_TRUE(l.Forget("acme", 2026, "CN", "a", 10, 1));
+  EXPECT_EQ(l.Get("acme", 2026, "CN").subjects, 5u);
+  EXPECT_EQ(l.Get("acme", 2026, "CN").sensitive_subjects, 0u);
+  EXPECT_FALSE(l.Counted("acme", 2026, "CN", "a"));
+  EXPECT_EQ(l.Entry("acme", 2026, "CN").datasets_size(), 1);
+  EXPECT_FALSE(l.Forget("acme", 2026, "CN", "a", 10, 1)) << "not counted any more";
+  EXPECT_FALSE(l.Forget("acme", 2025, "CN", "b", 5, 0)) << "another year";
+  EXPECT_TRUE(l.Record("acme", 2026, "CN", "a", 10, 1)) << "counted again after the undo";
+}
+
 }  // namespace
 }  // namespace portolan::policy

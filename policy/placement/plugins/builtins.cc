@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "policy/placement/plugins/plugins.h"
 #include "portolan/placement/placement.h"
 
 namespace portolan::placement {
@@ -40,20 +41,6 @@ class SiteAffinity : public SiteFilterPlugin, public FilterPlugin {
         return FilterResult::Reject("label_mismatch");
     }
     return FilterResult::Pass();
-  }
-};
-
-// Every dataset must be allowed at the site by the residency rules.
-class Residency : public SiteFilterPlugin {
- public:
-  std::string_view Name() const override { return "residency"; }
-  FilterResult FilterSite(CycleState&, const DecisionInput& in, const v1::Site& site,
-                          v1::SiteDecision& out) const override {
-    static const v1::Tenant kNoTenant;
-    *out.mutable_residency() = in.policy->residency().EvaluateJob(
-        *in.job, site, in.tenant ? *in.tenant : kNoTenant, *in.ledger, in.today);
-    if (out.residency().allowed()) return FilterResult::Pass();
-    return FilterResult::Reject("residency", out.residency().reason());
   }
 };
 
@@ -249,7 +236,6 @@ class Spread : public ScorePlugin {
 void RegisterBuiltins(Registry& registry) {
   const std::vector<Registry::Factory> builtins = {
       [] { return std::make_unique<SiteAffinity>(); },
-      [] { return std::make_unique<Residency>(); },
       [] { return std::make_unique<LatencyLimit>(); },
       [] { return std::make_unique<AgentHealth>(); },
       [] { return std::make_unique<IsolationFilter>(); },
@@ -262,6 +248,9 @@ void RegisterBuiltins(Registry& registry) {
       [] { return std::make_unique<Spread>(); },
       [] { return std::make_unique<TopologyFit>(); },
       [] { return std::make_unique<NumaFit>(); },
+      NewResidencyPlugin,
+      NewDrfQueueSort,
+      NewPriorityFifoQueueSort,
   };
   for (const Registry::Factory& f : builtins) {
     if (absl::Status st = registry.Register(f); !st.ok()) {
