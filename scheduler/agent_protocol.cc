@@ -71,9 +71,8 @@ void Core::RebuildTopology(AgentRec& rec, const v1::Topology& t) {
   rec.topo = std::make_unique<topology::AgentTopology>(t);
   rec.topology = t.SerializeAsString();
   for (const std::string& id : rec.info.jobs()) {
-    auto it = jobs_.find(id);
-    if (it != jobs_.end() && it->second.job && HoldsResources(it->second.job->state()))
-      CommitRecovered(rec, *it->second.job);
+    v1::Job* job = jobs_.Held(id);
+    if (job != nullptr && HoldsResources(job->state())) CommitRecovered(rec, *job);
   }
   SyncAllocated(rec);
 }
@@ -176,7 +175,7 @@ bool Core::OnRegister(const v1::Register& reg, std::shared_ptr<AgentLink> link,
   for (const v1::AgentJobStatus& s : reg.jobs()) reported[s.job_id()] = &s;
   std::vector<std::string> mine(a.jobs().begin(), a.jobs().end());
   for (const std::string& id : mine) {
-    v1::Job& job = Live(id);
+    v1::Job& job = jobs_.Live(id);
     auto r = reported.find(id);
     if (r != reported.end() && r->second->attempt() == job.attempt()) {
       if (r->second->state() == v1::Job::running && job.state() == v1::Job::placed) {
@@ -208,8 +207,7 @@ bool Core::OnRegister(const v1::Register& reg, std::shared_ptr<AgentLink> link,
   }
   for (const v1::AgentJobStatus& s : reg.jobs()) {
     if (IsTerminal(s.state())) continue;
-    auto j = jobs_.find(s.job_id());
-    const v1::Job* job = j != jobs_.end() ? j->second.job.get() : nullptr;
+    const v1::Job* job = jobs_.Held(s.job_id());
     bool ours = job != nullptr && job->allocation().agent() == a.id() &&
                 job->attempt() == s.attempt() && !IsTerminal(job->state());
     if (!ours) {
@@ -237,19 +235,19 @@ void Core::StoreLogs(const v1::LogTail& tail) {
 }
 
 void Core::ApplyUpdate(AgentRec& rec, const v1::JobUpdate& u) {
-  auto it = jobs_.find(u.job_id());
-  if (it == jobs_.end()) {
+  JobTable::Rec* known = jobs_.Find(u.job_id());
+  if (known == nullptr) {
     spdlog::warn("agent {} reported unknown job {}; ignored", rec.info.id(), u.job_id());
     return;
   }
-  if (!it->second.job || it->second.job->allocation().agent() != rec.info.id() ||
-      it->second.job->attempt() != u.attempt() || IsTerminal(it->second.job->state())) {
+  if (!known->job || known->job->allocation().agent() != rec.info.id() ||
+      known->job->attempt() != u.attempt() || IsTerminal(known->job->state())) {
     // Ended and stored, or an earlier attempt: a duplicate, or the late word
     // of an agent the scheduler had given up on.
     ConfirmEarlierAttempt(rec, u);
     return;
   }
-  v1::Job& job = *it->second.job;
+  v1::Job& job = *known->job;
   if (u.has_logs()) StoreLogs(u.logs());
   if (auto s = rec.stopping.find(job.id());
       s != rec.stopping.end() && s->second == u.attempt() && IsTerminal(u.state())) {
@@ -297,10 +295,10 @@ void Core::ConfirmEarlierAttempt(AgentRec& rec, const v1::JobUpdate& u) {
   auto awaited = rec.unconfirmed.find(u.job_id());
   if (awaited == rec.unconfirmed.end() || awaited->second.erase(u.attempt()) == 0) return;
   if (awaited->second.empty()) rec.unconfirmed.erase(awaited);
-  auto it = jobs_.find(u.job_id());
-  if (it == jobs_.end()) return;
+  JobTable::Rec* known = jobs_.Find(u.job_id());
+  if (known == nullptr) return;
   v1::Job stored;
-  v1::Job* job = it->second.job.get();
+  v1::Job* job = known->job.get();
   if (job == nullptr) {
     // Ended and dropped from memory: read back under the lock, which a
     // store read normally avoids (ReadEnded); this happens once per attempt
@@ -363,9 +361,8 @@ void Core::OnMessage(const std::string& agent_id, const AgentLink* link, const v
         schedule_pending_ = true;
       }
       for (const v1::LogTail& t : hb.logs()) {
-        auto j = jobs_.find(t.job_id());
-        if (j != jobs_.end() && j->second.job && j->second.job->allocation().agent() == agent_id)
-          StoreLogs(t);
+        const v1::Job* j = jobs_.Held(t.job_id());
+        if (j != nullptr && j->allocation().agent() == agent_id) StoreLogs(t);
       }
       rec.link->Send(ack);
       break;
@@ -406,7 +403,7 @@ void Core::MarkLost(AgentRec& rec, const std::string& why) {
   rec.confirm_by = absl::InfiniteFuture();
   std::vector<std::string> ids(a.jobs().begin(), a.jobs().end());
   for (const std::string& id : ids) {
-    v1::Job& job = Live(id);
+    v1::Job& job = jobs_.Live(id);
     const uint32_t attempt = job.attempt();
     // Unreachable is not stopped: the attempt may still run there. The job's
     // restart policy decides whether the next attempt starts anyway; the
@@ -442,7 +439,7 @@ void Core::Tick() {
                      why, rec.info.jobs_size());
         std::vector<std::string> ids(rec.info.jobs().begin(), rec.info.jobs().end());
         for (const std::string& job_id : ids) {
-          v1::Job& job = Live(job_id);
+          v1::Job& job = jobs_.Live(job_id);
           rec.stopping[job_id] = job.attempt();
           SendCancel(rec, job_id, job.attempt(),
                      absl::StrCat(why, "; stopping attempt ", job.attempt(),
@@ -485,12 +482,12 @@ void Core::Tick() {
   }
   // Violations of jobs that ended are dropped.
   for (auto it = violations_.begin(); it != violations_.end();) {
-    auto j = jobs_.find(it->first);
-    const bool active = j != jobs_.end() && (j->second.state() == v1::Job::placed ||
-                                             j->second.state() == v1::Job::running);
+    const JobTable::Rec* j = jobs_.Find(it->first);
+    const bool active =
+        j != nullptr && (j->state() == v1::Job::placed || j->state() == v1::Job::running);
     it = active ? std::next(it) : violations_.erase(it);
   }
-  DropEnded();
+  jobs_.DropEnded();
 }
 
 }  // namespace portolan::scheduler

@@ -33,10 +33,6 @@ std::string SpecDifference(const v1::Job& a, const v1::Job& b) {
   return "";
 }
 
-int64_t Nanos(const google::protobuf::Timestamp& ts) {
-  return absl::ToUnixNanos(base::FromProto(ts));
-}
-
 bool HoldsResources(v1::Job::State s) { return s == v1::Job::placed || s == v1::Job::running; }
 
 }  // namespace
@@ -103,10 +99,10 @@ absl::Status Core::Recover() {
     rec.last_seen = now;
   }
   int active = 0;
-  jobs_.reserve(jobs->active.size() + jobs->ended.size());
-  for (store::JobSummary& e : jobs->ended) IndexEnded(std::move(e));
+  jobs_.Reserve(jobs->active.size() + jobs->ended.size());
+  for (store::JobSummary& e : jobs->ended) jobs_.AddEnded(std::move(e));
   for (v1::Job& j : jobs->active) {
-    v1::Job& job = Index(std::move(j));
+    v1::Job& job = jobs_.Add(std::move(j));
     if (HoldsResources(job.state())) {
       ++active;
       auto it = agents_.find(job.allocation().agent());
@@ -120,46 +116,20 @@ absl::Status Core::Recover() {
   spdlog::info(
       "recovered {} jobs ({} queued, {} placed or running) and {} agents in {:.2f} s ({:.2f} s "
       "reading the store)",
-      jobs_.size(), queue_.size(), active, agents_.size(),
+      jobs_.size(), jobs_.queue().size(), active, agents_.size(),
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(), load_s);
   schedule_pending_ = true;
   return absl::OkStatus();
 }
 
-v1::Job& Core::Index(v1::Job job) {
-  std::string id = job.id();
-  JobRec& rec = jobs_[id];
-  rec.tenant = job.tenant();
-  rec.submitted_ns = Nanos(job.submitted_at());
-  rec.seq = ++next_submit_seq_;  // jobs are indexed in submit (or load) order
-  ++job_counts_[{job.state(), rec.tenant}];
-  order_.emplace(rec.submitted_ns, id);
-  if (job.state() == v1::Job::queued) queue_.emplace(-job.priority(), rec.seq, id);
-  if (!job.idempotency_key().empty()) idempotency_[{job.tenant(), job.idempotency_key()}] = id;
-  rec.job = std::make_unique<v1::Job>(std::move(job));
-  return *rec.job;
-}
-
-void Core::IndexEnded(store::JobSummary&& e) {
-  JobRec& rec = jobs_[e.id];
-  rec.tenant = std::move(e.tenant);
-  rec.submitted_ns = e.submitted_ns;
-  rec.ended_state = e.state;
-  ++job_counts_[{e.state, rec.tenant}];
-  if (!e.idempotency_key.empty()) idempotency_[{rec.tenant, std::move(e.idempotency_key)}] = e.id;
-  order_.emplace(e.submitted_ns, std::move(e.id));
-}
-
-v1::Job& Core::Live(const std::string& id) { return *jobs_.at(id).job; }
-
 absl::StatusOr<v1::Job> Core::ReadJob(const std::string& id) {
   {
     absl::MutexLock lock(&mu_);
-    auto it = jobs_.find(id);
-    if (it == jobs_.end())
+    const JobTable::Rec* rec = jobs_.Find(id);
+    if (rec == nullptr)
       return codec::FieldError(absl::StatusCode::kNotFound, "id",
                                absl::StrCat("no job '", id, "'"));
-    if (it->second.job) return *it->second.job;
+    if (rec->job) return *rec->job;
   }
   return ReadEnded(id);
 }
@@ -172,16 +142,6 @@ absl::StatusOr<v1::Job> Core::ReadEnded(const std::string& id) {
         absl::StrCat("job ", id, " cannot be read from the state store: ", job.status().message()));
   }
   return job;
-}
-
-void Core::DropEnded() {
-  for (const std::string& id : ended_) {
-    auto it = jobs_.find(id);
-    if (it == jobs_.end() || !it->second.job || !IsTerminal(it->second.job->state())) continue;
-    it->second.ended_state = it->second.job->state();
-    it->second.job.reset();
-  }
-  ended_.clear();
 }
 
 absl::Status Core::Persist(const v1::Job& job) {
@@ -207,20 +167,9 @@ void Core::PersistAgent(const AgentRec& rec) {
 
 void Core::Transition(v1::Job& job, v1::Job::State state, const std::string& message) {
   const absl::Time now = clock_->Now();
-  const JobRec& rec = jobs_.at(job.id());
-  if (job.state() == v1::Job::queued && state != v1::Job::queued) {
-    queue_.erase({-job.priority(), rec.seq, job.id()});
+  if (job.state() == v1::Job::queued && state != v1::Job::queued)
     waiting_decisions_.erase(job.id());
-  }
-  if (state == v1::Job::queued && job.state() != v1::Job::queued) {
-    queue_.emplace(-job.priority(), rec.seq, job.id());
-  }
-  if (state != job.state()) {
-    const std::string& tenant = rec.tenant;
-    auto old = job_counts_.find({job.state(), tenant});
-    if (old != job_counts_.end() && --old->second == 0) job_counts_.erase(old);
-    ++job_counts_[{state, tenant}];
-  }
+  jobs_.OnTransition(job, state);
   job.set_state(state);
   job.set_reason(message);
   v1::JobEvent* ev = job.add_events();
@@ -233,7 +182,7 @@ void Core::Transition(v1::Job& job, v1::Job::State state, const std::string& mes
   spdlog::info("job {} -> {}: {}", job.id(), StateName(state), message);
   // An ended job's record is dropped from memory once stored (DropEnded); if
   // the write failed, memory is the only place it is current, so it stays.
-  if (Persist(job).ok() && IsTerminal(state)) ended_.push_back(job.id());
+  if (Persist(job).ok() && IsTerminal(state)) jobs_.MarkEnded(job.id());
 }
 
 absl::StatusOr<std::pair<v1::Job, bool>> Core::Submit(v1::Job spec) {
@@ -257,12 +206,8 @@ absl::StatusOr<std::pair<v1::Job, bool>> Core::Submit(v1::Job spec) {
             return !a->core->submitting_keys_.contains(*a->key);
           },
           &arg));
-      auto it = idempotency_.find(key);
-      if (it != idempotency_.end()) {
-        earlier = it->second;
-      } else {
-        submitting_keys_.insert(key);
-      }
+      earlier = jobs_.ByIdempotencyKey(key.first, key.second);
+      if (earlier.empty()) submitting_keys_.insert(key);
     }
   }
   if (!earlier.empty()) {
@@ -302,7 +247,7 @@ absl::StatusOr<std::pair<v1::Job, bool>> Core::Submit(v1::Job spec) {
   }
   const std::string id = spec.id();
   if (metrics_ != nullptr) metrics_->submits->With({spec.tenant()})->Inc();
-  const v1::Job& job = Index(std::move(spec));
+  const v1::Job& job = jobs_.Add(std::move(spec));
   spdlog::debug("job {} submitted by tenant {} ({} cpus, {} MiB)", id, job.tenant(),
                 job.resources().cpus(), job.resources().memory_mb());
   // Nothing else changed: only the new job needs a decision now. It is still
@@ -320,18 +265,12 @@ void Core::AttachMetrics(SchedulerMetrics* m) {
     absl::MutexLock lock(&mu_);
     // Counted as jobs change, not by walking them: a scrape holds the lock.
     m->jobs->Clear();
-    for (const auto& [key, n] : job_counts_)
+    for (const auto& [key, n] : jobs_.counts())
       m->jobs->With({v1::Job::State_Name(key.first), key.second})->Set(static_cast<double>(n));
-    m->queue_depth->Set(static_cast<double>(queue_.size()));
-    // Within a priority the queue is in submit order, so the oldest waiting
-    // job is the first of one of the priority levels.
-    int64_t oldest = INT64_MAX;
-    for (auto it = queue_.begin(); it != queue_.end();
-         it = queue_.lower_bound({std::get<0>(*it) + 1, INT64_MIN, ""})) {
-      oldest = std::min(oldest, jobs_.at(std::get<2>(*it)).submitted_ns);
-    }
+    m->queue_depth->Set(static_cast<double>(jobs_.queue().size()));
+    const int64_t oldest = jobs_.OldestWaitingNs();
     m->oldest_waiting_seconds->Set(
-        queue_.empty()
+        jobs_.queue().empty()
             ? 0
             : std::max(0.0, absl::ToDoubleSeconds(clock_->Now() - absl::FromUnixNanos(oldest))));
     std::map<std::pair<std::string, std::string>, int> agents;
@@ -378,7 +317,7 @@ absl::StatusOr<v1::ListJobsResponse> Core::ListJobs(const JobFilter& filter) {
   if (filter.page_size < 1 || filter.page_size > 1000) {
     return codec::InvalidField("page_size", "page_size must be 1-1000");
   }
-  OrderKey start{INT64_MAX, ""};
+  JobTable::OrderKey start{INT64_MAX, ""};
   if (!filter.page_token.empty()) {
     std::vector<std::string> parts = absl::StrSplit(filter.page_token, absl::MaxSplits('.', 1));
     if (parts.size() != 2 || !absl::SimpleAtoi(parts[0], &start.first)) {
@@ -392,10 +331,10 @@ absl::StatusOr<v1::ListJobsResponse> Core::ListJobs(const JobFilter& filter) {
   {
     absl::MutexLock lock(&mu_);
     // Newest first: walk the submit order backwards from the token.
-    auto it = std::make_reverse_iterator(order_.lower_bound(start));
-    const OrderKey* last = nullptr;
-    for (; it != order_.rend(); ++it) {
-      const JobRec& rec = jobs_.at(it->second);
+    auto it = std::make_reverse_iterator(jobs_.order().lower_bound(start));
+    const JobTable::OrderKey* last = nullptr;
+    for (; it != jobs_.order().rend(); ++it) {
+      const JobTable::Rec& rec = *jobs_.Find(it->second);
       if (state != v1::Job::state_unspecified && rec.state() != state) continue;
       if (!filter.tenant.empty() && rec.tenant != filter.tenant) continue;
       if (out.jobs_size() == filter.page_size) {
@@ -421,14 +360,14 @@ absl::StatusOr<v1::ListJobsResponse> Core::ListJobs(const JobFilter& filter) {
 
 absl::StatusOr<v1::Job> Core::Cancel(const std::string& id) {
   absl::MutexLock lock(&mu_);
-  auto it = jobs_.find(id);
-  if (it == jobs_.end())
+  JobTable::Rec* rec = jobs_.Find(id);
+  if (rec == nullptr)
     return codec::FieldError(absl::StatusCode::kNotFound, "id", absl::StrCat("no job '", id, "'"));
-  if (IsTerminal(it->second.state())) {
+  if (IsTerminal(rec->state())) {
     return absl::FailedPreconditionError(
-        absl::StrCat("job ", id, " already ended (", StateName(it->second.state()), ")"));
+        absl::StrCat("job ", id, " already ended (", StateName(rec->state()), ")"));
   }
-  v1::Job& job = *it->second.job;
+  v1::Job& job = *rec->job;
   if (job.state() == v1::Job::queued) {
     Transition(job, v1::Job::cancelled, "cancelled before placement");
     return job;
@@ -458,7 +397,7 @@ void Core::RequestStop(v1::Job& job, const std::string& event, const std::string
 absl::StatusOr<v1::JobLogs> Core::Logs(const std::string& id) {
   {
     absl::MutexLock lock(&mu_);
-    if (!jobs_.contains(id))
+    if (!jobs_.Contains(id))
       return codec::FieldError(absl::StatusCode::kNotFound, "id",
                                absl::StrCat("no job '", id, "'"));
   }

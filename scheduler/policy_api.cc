@@ -98,7 +98,7 @@ absl::StatusOr<v1::Decision> Core::Plan(v1::Job spec) {
 absl::StatusOr<v1::Decision> Core::Explain(const std::string& id) {
   {
     absl::MutexLock lock(&mu_);
-    if (!jobs_.contains(id))
+    if (!jobs_.Contains(id))
       return codec::FieldError(absl::StatusCode::kNotFound, "id",
                                absl::StrCat("no job '", id, "'"));
     auto w = waiting_decisions_.find(id);
@@ -235,12 +235,12 @@ void Core::CheckComplianceLocked(const std::string& cause, const std::string& on
   std::sort(active_ids.begin(), active_ids.end());
   active_ids.erase(std::unique(active_ids.begin(), active_ids.end()), active_ids.end());
   for (const std::string& id : active_ids) {
-    auto rit = jobs_.find(id);
-    if (rit == jobs_.end() || !rit->second.job) {
+    v1::Job* held = jobs_.Held(id);
+    if (held == nullptr) {
       violations_.erase(id);
       continue;
     }
-    v1::Job& job = *rit->second.job;
+    v1::Job& job = *held;
     const bool active = job.state() == v1::Job::placed || job.state() == v1::Job::running;
     if (!only_tenant.empty() && job.tenant() != only_tenant) continue;
     auto known = violations_.find(id);

@@ -111,19 +111,17 @@ std::string DecisionClass(const v1::Job& j) {
 
 void Core::FillQueue(placement::JobQueue& queue, const std::string* only) {
   if (only != nullptr) {
-    const v1::Job& j = Live(*only);
+    const v1::Job& j = jobs_.Live(*only);
     if (j.state() == v1::Job::queued) queue.Add({j.id(), j.tenant(), j.priority()});
     return;
   }
   for (const auto& [id, rec] : agents_) {
     for (const std::string& jid : rec.info.jobs()) {
-      auto it = jobs_.find(jid);
-      if (it != jobs_.end() && it->second.job)
-        queue.Charge(it->second.tenant, it->second.job->resources());
+      if (const v1::Job* j = jobs_.Held(jid)) queue.Charge(j->tenant(), j->resources());
     }
   }
-  for (const QueueKey& key : queue_) {
-    const v1::Job& j = Live(std::get<2>(key));
+  for (const JobTable::QueueKey& key : jobs_.queue()) {
+    const v1::Job& j = jobs_.Live(std::get<2>(key));
     queue.Add({j.id(), j.tenant(), j.priority()});
   }
 }
@@ -142,7 +140,7 @@ void Core::ObserveDecision(const v1::Decision& d, double seconds) {
 
 void Core::ScheduleLocked(const std::string* only) {
   if (only == nullptr) schedule_pending_ = false;
-  if (queue_.empty() || policy_ == nullptr) return;
+  if (jobs_.queue().empty() || policy_ == nullptr) return;
   const std::shared_ptr<const PolicyState> policy = policy_;
   auto by_site = AgentsBySite();
   std::map<std::string, placement::AgentView*> by_agent;
@@ -182,7 +180,7 @@ void Core::ScheduleLocked(const std::string* only) {
   std::map<std::string, int> tenant_misses;
   std::string next_id;
   while (order->Next(&next_id)) {
-    v1::Job& job = Live(next_id);
+    v1::Job& job = jobs_.Live(next_id);
     if (job.has_not_before() && base::FromProto(job.not_before()) > now) {  // restart backoff
       next_wakeup_ = std::min(next_wakeup_, base::FromProto(job.not_before()));
       continue;

@@ -15,6 +15,7 @@
 #include "portolan/base/clock.h"
 #include "portolan/placement/placement.h"
 #include "portolan/policy/policy.h"
+#include "portolan/scheduler/job_table.h"
 #include "portolan/scheduler/metrics.h"
 #include "portolan/store/store.h"
 #include "portolan/topology/allocator.h"
@@ -79,12 +80,15 @@ struct JobFilter {
 };
 
 // The scheduler's state machine: jobs, agents, placement and the agent
-// protocol's meaning (the RPC server only moves frames). Its code is split
-// by job: core.cc (recovery, the job index and its transitions, the REST
-// facade), scheduling.cc (the pass: fair-share order, decisions, commits),
+// protocol's meaning (the RPC server only moves frames). Its parts: the job
+// table (job_table.h: records, queue, submit order, counts, idempotency
+// keys), the agents with their reliable outboxes, the policy in force with
+// tenants and the ledger, and the compliance state; its code is split by
+// job: core.cc (recovery, transitions, the REST facade), scheduling.cc (the
+// pass: the policy's queue sort, decisions, reserve and commit),
 // agent_protocol.cc (registration and reconciliation, updates, heartbeats,
-// the reliable outbox, loss and kill-and-confirm), policy_api.cc (policy,
-// tenants, network, audit).
+// the outbox, loss and kill-and-confirm), policy_api.cc (policy, tenants,
+// network, audit, compliance).
 //
 // All public methods are thread-safe. One mutex guards all of the state,
 // deliberately: a placement reads agents, jobs, the ledger and the policy at
@@ -206,23 +210,6 @@ class Core {
     std::map<std::string, std::set<uint32_t>> unconfirmed;
     absl::Time confirm_by = absl::InfiniteFuture();
   };
-  struct JobRec {
-    // The whole job while it can still change. Once it has ended and its
-    // final record is durable, the record is dropped (at the next Tick) and
-    // read back from the store when asked for, so a long history costs about
-    // 280 bytes a job in memory, indexes included (1,000,000 jobs: 280 MiB
-    // resident, tests/bench/recovery.sh), and is not decoded at start-up.
-    std::unique_ptr<v1::Job> job;
-    std::string tenant;
-    int64_t submitted_ns = 0;
-    int64_t seq = 0;  // submit (or load) order: FIFO among equal priorities
-    v1::Job::State ended_state = v1::Job::state_unspecified;  // set when `job` is dropped
-    v1::Job::State state() const { return job ? job->state() : ended_state; }
-  };
-  // -priority, submit sequence (FIFO even when timestamps tie), id.
-  using QueueKey = std::tuple<int, int64_t, std::string>;
-  using OrderKey = std::pair<int64_t, std::string>;  // submitted ns, id
-
   absl::Status Persist(const v1::Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Stores a job's placement decision for `explain`; a failure is logged
   // with the job (the job itself is unaffected).
@@ -259,11 +246,6 @@ class Core {
   void ApplyUpdate(AgentRec& rec, const v1::JobUpdate& update) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MarkLost(AgentRec& rec, const std::string& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void StoreLogs(const v1::LogTail& tail) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Adds a job to jobs_ and the indexes (queue, order, idempotency keys).
-  v1::Job& Index(v1::Job job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void IndexEnded(store::JobSummary&& summary) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The job's whole record, which must be held (it has not ended).
-  v1::Job& Live(const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // An agent reported how an attempt ended that the scheduler had already
   // given up on (its agent was lost): recorded on that attempt.
   void ConfirmEarlierAttempt(AgentRec& rec, const v1::JobUpdate& u)
@@ -273,8 +255,6 @@ class Core {
   absl::StatusOr<v1::Job> ReadJob(const std::string& id) ABSL_LOCKS_EXCLUDED(mu_);
   // An ended job's record, from the store (Unavailable if it cannot be read).
   absl::StatusOr<v1::Job> ReadEnded(const std::string& id) ABSL_LOCKS_EXCLUDED(mu_);
-  // Drops the records of jobs that ended since the last call (see JobRec).
-  void DropEnded() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   static v1::Resources Free(const AgentRec& rec);
   void SyncAllocated(AgentRec& rec);
   void CommitRecovered(AgentRec& rec, v1::Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -310,19 +290,9 @@ class Core {
   const placement::Registry* const registry_;
 
   absl::Mutex mu_;
-  // Node maps: growing one moves pointers only. A flat map moved every
-  // record under the lock each time it doubled, which at 458,000 jobs
-  // stalled all submits for about half a second (rest_wrk.sh: max 496 ms,
-  // p99 60.8 ms; with node maps 138.6 and 19.0 ms).
-  absl::node_hash_map<std::string, JobRec> jobs_ ABSL_GUARDED_BY(mu_);
-  std::vector<std::string> ended_ ABSL_GUARDED_BY(mu_);  // ended, record still held
+  // Every job and its indexes (queue, submit order, counts, idempotency keys).
+  JobTable jobs_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, AgentRec> agents_ ABSL_GUARDED_BY(mu_);
-  std::set<QueueKey> queue_ ABSL_GUARDED_BY(mu_);
-  int64_t next_submit_seq_ ABSL_GUARDED_BY(mu_) = 0;
-  absl::btree_set<OrderKey> order_ ABSL_GUARDED_BY(mu_);
-  // Jobs by (state, tenant), kept as they change, for portolan_jobs.
-  std::map<std::pair<v1::Job::State, std::string>, int64_t> job_counts_ ABSL_GUARDED_BY(mu_);
-  std::map<std::pair<std::string, std::string>, std::string> idempotency_ ABSL_GUARDED_BY(mu_);
   // (tenant, idempotency key) of submits being stored right now.
   std::set<std::pair<std::string, std::string>> submitting_keys_ ABSL_GUARDED_BY(mu_);
   uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 0;
