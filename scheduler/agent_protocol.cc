@@ -1,6 +1,6 @@
 // The agent protocol's meaning: registration and reconciliation, job
 // updates, heartbeats, the reliable outbox, agent loss and kill-and-confirm.
-// Part of Core (scheduler_core.h), under its lock.
+// Part of Core (portolan/scheduler/core.h), under its lock.
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
@@ -15,32 +15,6 @@ namespace {
 bool HoldsResources(v1::Job::State s) { return s == v1::Job::placed || s == v1::Job::running; }
 
 }  // namespace
-
-void Core::SendReliable(AgentRec& rec, v1::Envelope envelope) {
-  envelope.set_seq(++next_seq_);
-  Pending& p = rec.outbox[envelope.seq()];
-  p.envelope = std::move(envelope);
-  p.last_sent = clock_->Now();
-  if (rec.link) rec.link->Send(p.envelope);
-}
-
-void Core::SendCancel(AgentRec& rec, const std::string& job_id, uint32_t attempt,
-                      const std::string& reason) {
-  // An Assign still unacknowledged for this job is withdrawn; the Cancel
-  // covers the case where it did arrive.
-  for (auto it = rec.outbox.begin(); it != rec.outbox.end();) {
-    if (it->second.envelope.has_assign() && it->second.envelope.assign().job().id() == job_id) {
-      it = rec.outbox.erase(it);
-    } else {
-      ++it;
-    }
-  }
-  v1::Envelope env;
-  env.mutable_cancel()->set_job_id(job_id);
-  env.mutable_cancel()->set_attempt(attempt);
-  env.mutable_cancel()->set_reason(reason);
-  SendReliable(rec, std::move(env));
-}
 
 void Core::CommitRecovered(AgentRec& rec, v1::Job& job) {
   if (!rec.topo) return;
@@ -61,12 +35,6 @@ void Core::CommitRecovered(AgentRec& rec, v1::Job& job) {
   }
 }
 
-v1::Agent Core::View(const AgentRec& rec) {
-  v1::Agent out = rec.info;
-  if (!out.mutable_topology()->ParseFromString(rec.topology)) out.clear_topology();
-  return out;
-}
-
 void Core::RebuildTopology(AgentRec& rec, const v1::Topology& t) {
   rec.topo = std::make_unique<topology::AgentTopology>(t);
   rec.topology = t.SerializeAsString();
@@ -74,35 +42,7 @@ void Core::RebuildTopology(AgentRec& rec, const v1::Topology& t) {
     v1::Job* job = jobs_.Held(id);
     if (job != nullptr && HoldsResources(job->state())) CommitRecovered(rec, *job);
   }
-  SyncAllocated(rec);
-}
-
-std::string Core::TopologyProblem(const v1::Topology& t) {
-  if (t.pus() == 0 || t.cores_size() == 0) return "topology reports no processing units";
-  if (t.memory_mb() == 0) return "topology reports no memory";
-  if (t.memory_mb() > (64u << 20)) {
-    return absl::StrCat("topology reports ", t.memory_mb(),
-                        " MiB of memory, more than 64 TiB is implausible");
-  }
-  if (t.cores_size() > topology::AgentTopology::kMaxCores) {
-    return absl::StrCat("topology reports ", t.cores_size(), " cores, more than the ",
-                        topology::AgentTopology::kMaxCores, " supported per agent");
-  }
-  uint32_t listed = 0;
-  for (const v1::Core& c : t.cores()) {
-    listed += static_cast<uint32_t>(c.pus_size());
-    for (uint32_t pu : c.pus()) {
-      if (pu > topology::AgentTopology::kMaxPuIndex) {
-        return absl::StrCat("topology reports PU ", pu, ", above the highest supported OS index ",
-                            topology::AgentTopology::kMaxPuIndex);
-      }
-    }
-  }
-  if (listed != t.pus()) {
-    return absl::StrCat("topology is inconsistent: it reports ", t.pus(),
-                        " PUs but its cores list ", listed);
-  }
-  return "";
+  AgentRegistry::SyncAllocated(rec);
 }
 
 bool Core::OnRegister(const v1::Register& reg, std::shared_ptr<AgentLink> link,
@@ -115,7 +55,7 @@ bool Core::OnRegister(const v1::Register& reg, std::shared_ptr<AgentLink> link,
   } else if (reg.site().empty()) {
     refuse = "site is required";
   } else {
-    refuse = TopologyProblem(reg.topology());
+    refuse = AgentRegistry::TopologyProblem(reg.topology());
   }
   if (!refuse.empty()) {
     spdlog::warn("refusing registration of agent '{}' from {}: {}", reg.agent_id(), peer, refuse);
@@ -195,7 +135,7 @@ bool Core::OnRegister(const v1::Register& reg, std::shared_ptr<AgentLink> link,
       v1::Envelope env;
       *env.mutable_assign()->mutable_job() = job;
       env.mutable_assign()->mutable_job()->clear_events();
-      SendReliable(rec, std::move(env));
+      agents_.SendReliable(rec, std::move(env), clock_->Now());
       continue;
     }
     EndAttempt(job, job.cancel_requested() ? v1::Job::cancelled : v1::Job::lost,
@@ -213,7 +153,8 @@ bool Core::OnRegister(const v1::Register& reg, std::shared_ptr<AgentLink> link,
     if (!ours) {
       spdlog::warn("agent {} runs job {} (attempt {}) that it should not; telling it to stop",
                    a.id(), s.job_id(), s.attempt());
-      SendCancel(rec, s.job_id(), s.attempt(), "the scheduler has no active record of this job");
+      agents_.SendCancel(rec, s.job_id(), s.attempt(),
+                         "the scheduler has no active record of this job", clock_->Now());
     }
   }
   PersistAgent(rec);
@@ -347,7 +288,8 @@ void Core::OnMessage(const std::string& agent_id, const AgentLink* link, const v
       const double rtt = hb.measured_rtt_ms();
       rec.info.set_measured_rtt_ms(std::isfinite(rtt) && rtt >= 0 && rtt < 3.6e6 ? rtt : 0);
       rec.info.set_memory_available_mb(hb.usage().memory_available_mb());
-      const std::string problem = hb.has_topology() ? TopologyProblem(hb.topology()) : "";
+      const std::string problem =
+          hb.has_topology() ? AgentRegistry::TopologyProblem(hb.topology()) : "";
       if (!problem.empty()) {
         spdlog::warn(
             "agent {} reports a changed topology that is not usable ({}); keeping the one "
@@ -441,9 +383,10 @@ void Core::Tick() {
         for (const std::string& job_id : ids) {
           v1::Job& job = jobs_.Live(job_id);
           rec.stopping[job_id] = job.attempt();
-          SendCancel(rec, job_id, job.attempt(),
-                     absl::StrCat(why, "; stopping attempt ", job.attempt(),
-                                  " so that it is never run twice at once"));
+          agents_.SendCancel(rec, job_id, job.attempt(),
+                             absl::StrCat(why, "; stopping attempt ", job.attempt(),
+                                          " so that it is never run twice at once"),
+                             now);
           v1::JobEvent* ev = job.add_events();
           *ev->mutable_time() = base::ToProto(now);
           ev->set_state(job.state());

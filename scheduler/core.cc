@@ -112,7 +112,7 @@ absl::Status Core::Recover() {
       }
     }
   }
-  for (auto& [id, rec] : agents_) SyncAllocated(rec);
+  for (auto& [id, rec] : agents_) AgentRegistry::SyncAllocated(rec);
   spdlog::info(
       "recovered {} jobs ({} queued, {} placed or running) and {} agents in {:.2f} s ({:.2f} s "
       "reading the store)",
@@ -161,7 +161,7 @@ void Core::PersistDecision(const std::string& job_id, const v1::Decision& d) {
 }
 
 void Core::PersistAgent(const AgentRec& rec) {
-  absl::Status st = store_->PutAgent(View(rec));
+  absl::Status st = store_->PutAgent(AgentRegistry::View(rec));
   if (!st.ok()) spdlog::error("store: cannot persist agent {}: {}", rec.info.id(), st.message());
 }
 
@@ -391,7 +391,8 @@ void Core::RequestStop(v1::Job& job, const std::string& event, const std::string
   job.set_cancel_requested(true);
   Note(job, event);
   auto a = agents_.find(job.allocation().agent());
-  if (a != agents_.end()) SendCancel(a->second, job.id(), job.attempt(), reason);
+  if (a != agents_.end())
+    agents_.SendCancel(a->second, job.id(), job.attempt(), reason, clock_->Now());
 }
 
 absl::StatusOr<v1::JobLogs> Core::Logs(const std::string& id) {
@@ -413,7 +414,7 @@ absl::StatusOr<v1::JobLogs> Core::Logs(const std::string& id) {
 v1::ListAgentsResponse Core::ListAgents() {
   absl::MutexLock lock(&mu_);
   v1::ListAgentsResponse out;
-  for (const auto& [id, rec] : agents_) *out.add_agents() = View(rec);
+  for (const auto& [id, rec] : agents_) *out.add_agents() = AgentRegistry::View(rec);
   return out;
 }
 
@@ -423,7 +424,7 @@ absl::StatusOr<v1::Agent> Core::GetAgent(const std::string& id) {
   if (it == agents_.end())
     return codec::FieldError(absl::StatusCode::kNotFound, "id",
                              absl::StrCat("no agent '", id, "'"));
-  v1::Agent out = View(it->second);
+  v1::Agent out = AgentRegistry::View(it->second);
   if (it->second.topo) it->second.topo->Describe(&out);
   return out;
 }
@@ -449,7 +450,7 @@ absl::StatusOr<v1::Agent> Core::SetAgentMode(const std::string& id, const std::s
     PersistAgent(rec);
     schedule_pending_ = true;
   }
-  v1::Agent out = View(rec);
+  v1::Agent out = AgentRegistry::View(rec);
   if (rec.topo) rec.topo->Describe(&out);
   return out;
 }
@@ -500,7 +501,7 @@ void Core::Release(v1::Job& job) {
   if (it == agents_.end()) return;
   v1::Agent& a = it->second.info;
   if (it->second.topo) it->second.topo->Release(job.allocation(), job.id());
-  SyncAllocated(it->second);
+  AgentRegistry::SyncAllocated(it->second);
   auto* jobs = a.mutable_jobs();
   for (int i = 0; i < jobs->size(); ++i) {
     if (jobs->Get(i) == job.id()) {

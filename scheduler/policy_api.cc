@@ -81,7 +81,7 @@ absl::StatusOr<v1::Decision> Core::Plan(v1::Job spec) {
   if (policy_ == nullptr) return absl::UnavailableError("no placement policy loaded yet");
   st = CheckAgainstPolicy(spec, *policy_->compiled);
   if (!st.ok()) return st;
-  auto by_site = AgentsBySite();
+  auto by_site = agents_.BySite();
   placement::DecisionInput in;
   in.job = &spec;
   in.tenant = TenantFor(spec.tenant());

@@ -1,6 +1,6 @@
 // The scheduling pass: waiting jobs in fair-share order, each decided by the
 // placement engine and, when feasible, committed to an agent. Part of Core
-// (scheduler_core.h), under its lock.
+// (portolan/scheduler/core.h), under its lock.
 #include <chrono>
 #include <deque>
 #include <set>
@@ -27,37 +27,6 @@ void Add(v1::Resources* into, const v1::Resources& r, int sign) {
 Core::Core(CoreOptions options, store::Store* store, base::Clock* clock,
            const placement::Registry* registry)
     : options_(options), store_(store), clock_(clock), registry_(registry) {}
-
-v1::Resources Core::Free(const AgentRec& rec) {
-  v1::Resources f = rec.info.capacity();
-  Add(&f, rec.info.allocated(), -1);
-  return f;
-}
-
-void Core::SyncAllocated(AgentRec& rec) {
-  if (!rec.topo) return;
-  v1::Resources* cap = rec.info.mutable_capacity();
-  cap->set_cpus(rec.topo->total_pus());
-  cap->set_memory_mb(rec.topo->total_memory_mb());
-  cap->set_gpus(rec.topo->total_gpus());
-  v1::Resources* used = rec.info.mutable_allocated();
-  used->set_cpus(rec.topo->total_pus() - rec.topo->free_pus());
-  used->set_memory_mb(rec.topo->total_memory_mb() - rec.topo->free_memory_mb());
-  used->set_gpus(rec.topo->total_gpus() - rec.topo->free_gpus());
-}
-
-std::map<std::string, std::vector<placement::AgentView>> Core::AgentsBySite() {
-  std::map<std::string, std::vector<placement::AgentView>> out;
-  for (auto& [id, rec] : agents_) {
-    placement::AgentView v;
-    v.agent = &rec.info;
-    v.topo = rec.topo.get();
-    v.free = rec.info.capacity();
-    Add(&v.free, rec.info.allocated(), -1);
-    out[rec.info.site()].push_back(std::move(v));
-  }
-  return out;
-}
 
 const v1::Tenant* Core::TenantFor(const std::string& id) {
   auto it = tenants_.find(id);
@@ -142,7 +111,7 @@ void Core::ScheduleLocked(const std::string* only) {
   if (only == nullptr) schedule_pending_ = false;
   if (jobs_.queue().empty() || policy_ == nullptr) return;
   const std::shared_ptr<const PolicyState> policy = policy_;
-  auto by_site = AgentsBySite();
+  auto by_site = agents_.BySite();
   std::map<std::string, placement::AgentView*> by_agent;
   for (auto& [site, views] : by_site) {
     for (auto& v : views) by_agent[v.agent->id()] = &v;
@@ -237,7 +206,8 @@ void Core::ScheduleLocked(const std::string* only) {
       continue;
     }
     StoreReservation(job, reserved);
-    by_agent.at(d.placement().agent())->free = Free(agents_.at(d.placement().agent()));
+    by_agent.at(d.placement().agent())->free =
+        AgentRegistry::Free(agents_.at(d.placement().agent()));
     order->Charge(job.tenant(), job.resources());
   }
 }
@@ -265,7 +235,7 @@ bool Core::CommitPlacement(v1::Job& job, const v1::Decision& d, const PolicyStat
   *job.mutable_allocation() = alloc;
   job.set_attempt(job.attempt() + 1);
   rec.info.add_jobs(job.id());
-  SyncAllocated(rec);
+  AgentRegistry::SyncAllocated(rec);
   PersistDecision(job.id(), d);
   job.clear_not_before();
   v1::Attempt* attempt = job.add_attempts();
@@ -285,7 +255,7 @@ bool Core::CommitPlacement(v1::Job& job, const v1::Decision& d, const PolicyStat
   v1::Envelope env;
   *env.mutable_assign()->mutable_job() = job;
   env.mutable_assign()->mutable_job()->clear_events();
-  SendReliable(rec, std::move(env));
+  agents_.SendReliable(rec, std::move(env), clock_->Now());
   return true;
 }
 

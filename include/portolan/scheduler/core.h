@@ -15,6 +15,7 @@
 #include "portolan/base/clock.h"
 #include "portolan/placement/placement.h"
 #include "portolan/policy/policy.h"
+#include "portolan/scheduler/agent_registry.h"
 #include "portolan/scheduler/job_table.h"
 #include "portolan/scheduler/metrics.h"
 #include "portolan/store/store.h"
@@ -36,18 +37,6 @@ inline constexpr double kMaxDatasetGb = 1e6;
 // The highest priority a tenant's own tokens may give a job unless its
 // profile says otherwise (Tenant.max_priority); admins may use 0-1000.
 inline constexpr int kDefaultTenantMaxPriority = 500;
-
-// One connected agent session as the core sees it. Implemented by the RPC
-// server (one per TCP connection) and by a fake in tests.
-class AgentLink {
- public:
-  virtual ~AgentLink() = default;
-  // Queues one envelope for sending, in order. Thread-safe, never blocks; a
-  // closed link drops it silently (reliable messages are resent anyway).
-  virtual void Send(const v1::Envelope& envelope) = 0;
-  // Closes the session after what is queued. Thread-safe.
-  virtual void Close(const std::string& reason) = 0;
-};
 
 struct CoreOptions {
   absl::Duration heartbeat_interval = absl::Seconds(5);
@@ -82,8 +71,9 @@ struct JobFilter {
 // The scheduler's state machine: jobs, agents, placement and the agent
 // protocol's meaning (the RPC server only moves frames). Its parts: the job
 // table (job_table.h: records, queue, submit order, counts, idempotency
-// keys), the agents with their reliable outboxes, the policy in force with
-// tenants and the ledger, and the compliance state; its code is split by
+// keys), the agent registry (agent_registry.h: records, hardware state,
+// reliable outboxes), the policy in force with tenants and the ledger, and
+// the compliance state; its code is split by
 // job: core.cc (recovery, transitions, the REST facade), scheduling.cc (the
 // pass: the policy's queue sort, decisions, reserve and commit),
 // agent_protocol.cc (registration and reconciliation, updates, heartbeats,
@@ -185,31 +175,8 @@ class Core {
   void AttachMetrics(SchedulerMetrics* metrics);
 
  private:
-  struct Pending {
-    v1::Envelope envelope;
-    absl::Time last_sent;
-  };
-  struct AgentRec {
-    v1::Agent info;  // without its topology, which is kept serialized below
-    // The agent's v1::Topology, serialized (about 1 KiB for 128 PUs, against
-    // about 5 KiB parsed): the scheduler holds 10,000s of agents and reads it
-    // only to answer the API and to store the agent. `topo` is what placement uses.
-    std::string topology;
-    std::shared_ptr<AgentLink> link;
-    std::map<uint64_t, Pending> outbox;  // unacknowledged reliable messages
-    absl::Time last_seen;
-    std::unique_ptr<topology::AgentTopology> topo;  // free PUs, NUMA memory, GPUs
-    // Kill-and-confirm: the agent went silent past its TTL while still
-    // connected, so it may well still run its attempts. They were told to
-    // stop (job id -> attempt); each ends lost, and may be restarted, once
-    // the agent confirms it stopped, or when `confirm_by` passes.
-    std::map<std::string, uint32_t> stopping;
-    // Attempts it ran that were ended as lost with their fate unknown (job id
-    // -> attempts), awaiting its word; kept in memory only, so that a
-    // duplicate update never costs a store read on the RPC path.
-    std::map<std::string, std::set<uint32_t>> unconfirmed;
-    absl::Time confirm_by = absl::InfiniteFuture();
-  };
+  using AgentRec = AgentRecord;
+
   absl::Status Persist(const v1::Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Stores a job's placement decision for `explain`; a failure is logged
   // with the job (the job itself is unaffected).
@@ -240,9 +207,6 @@ class Core {
   void ObserveDecision(const v1::Decision& d, double seconds) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool CommitPlacement(v1::Job& job, const v1::Decision& d, const PolicyState& policy)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void SendReliable(AgentRec& rec, v1::Envelope envelope) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void SendCancel(AgentRec& rec, const std::string& job_id, uint32_t attempt,
-                  const std::string& reason) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ApplyUpdate(AgentRec& rec, const v1::JobUpdate& update) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MarkLost(AgentRec& rec, const std::string& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void StoreLogs(const v1::LogTail& tail) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -255,19 +219,11 @@ class Core {
   absl::StatusOr<v1::Job> ReadJob(const std::string& id) ABSL_LOCKS_EXCLUDED(mu_);
   // An ended job's record, from the store (Unavailable if it cannot be read).
   absl::StatusOr<v1::Job> ReadEnded(const std::string& id) ABSL_LOCKS_EXCLUDED(mu_);
-  static v1::Resources Free(const AgentRec& rec);
-  void SyncAllocated(AgentRec& rec);
   void CommitRecovered(AgentRec& rec, v1::Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RebuildTopology(AgentRec& rec, const v1::Topology& t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Why an agent's topology cannot be used ("" when it can).
-  static std::string TopologyProblem(const v1::Topology& t);
-  // The agent as the API and the store see it: info plus its topology.
-  static v1::Agent View(const AgentRec& rec);
   absl::Status CheckAgainstPolicy(const v1::Job& job, const policy::CompiledPolicy& p)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   const v1::Tenant* TenantFor(const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  std::map<std::string, std::vector<placement::AgentView>> AgentsBySite()
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Stores what Reserve left for a committed placement: its audit records
   // and the ledger entries that grew (then the tenant's running jobs are
   // re-checked against the larger total).
@@ -292,10 +248,10 @@ class Core {
   absl::Mutex mu_;
   // Every job and its indexes (queue, submit order, counts, idempotency keys).
   JobTable jobs_ ABSL_GUARDED_BY(mu_);
-  std::map<std::string, AgentRec> agents_ ABSL_GUARDED_BY(mu_);
+  // The agents with their hardware state and reliable outboxes.
+  AgentRegistry agents_ ABSL_GUARDED_BY(mu_);
   // (tenant, idempotency key) of submits being stored right now.
   std::set<std::pair<std::string, std::string>> submitting_keys_ ABSL_GUARDED_BY(mu_);
-  uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 0;
   std::shared_ptr<const PolicyState> policy_ ABSL_GUARDED_BY(mu_);
   int policy_versions_ ABSL_GUARDED_BY(mu_) = 0;
   std::map<std::string, v1::Tenant> tenants_ ABSL_GUARDED_BY(mu_);
