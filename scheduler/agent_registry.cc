@@ -3,15 +3,11 @@
 #include "absl/strings/str_cat.h"
 
 namespace portolan::scheduler {
-namespace {
-
-void Add(v1::Resources* into, const v1::Resources& r, int sign) {
+void AddResources(v1::Resources* into, const v1::Resources& r, int sign) {
   into->set_cpus(into->cpus() + sign * r.cpus());
   into->set_memory_mb(into->memory_mb() + sign * r.memory_mb());
   into->set_gpus(into->gpus() + sign * r.gpus());
 }
-
-}  // namespace
 
 void AgentRegistry::SendReliable(AgentRecord& rec, v1::Envelope envelope, absl::Time now) {
   envelope.set_seq(++next_seq_);
@@ -53,7 +49,7 @@ std::map<std::string, std::vector<placement::AgentView>> AgentRegistry::BySite()
 
 v1::Resources AgentRegistry::Free(const AgentRecord& rec) {
   v1::Resources f = rec.info.capacity();
-  Add(&f, rec.info.allocated(), -1);
+  AddResources(&f, rec.info.allocated(), -1);
   return f;
 }
 

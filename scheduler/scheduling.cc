@@ -14,15 +14,6 @@
 #include "portolan/topology/allocator.h"
 
 namespace portolan::scheduler {
-namespace {
-
-void Add(v1::Resources* into, const v1::Resources& r, int sign) {
-  into->set_cpus(into->cpus() + sign * r.cpus());
-  into->set_memory_mb(into->memory_mb() + sign * r.memory_mb());
-  into->set_gpus(into->gpus() + sign * r.gpus());
-}
-
-}  // namespace
 
 Core::Core(CoreOptions options, store::Store* store, base::Clock* clock,
            const placement::Registry* registry)
@@ -128,7 +119,7 @@ void Core::ScheduleLocked(const std::string* only) {
   if (only == nullptr) {
     for (const auto& [id, rec] : agents_) {
       if (rec.info.state() == v1::Agent::lost) continue;
-      Add(&total, rec.info.capacity(), 1);
+      AddResources(&total, rec.info.capacity(), 1);
     }
   }
   std::unique_ptr<placement::JobQueue> order = policy->engine->NewQueue(total);

@@ -9,25 +9,11 @@ namespace portolan::cli {
 namespace {
 
 int Agents(Context& ctx, const Args&) {
-  auto list = ctx.client().ListAgents();
-  if (!list.ok()) return ctx.Report(list.status());
-  if (ctx.structured()) {
-    ctx.Emit(*list);
-  } else {
-    PrintAgentsTable(*ctx.out, *list);
-  }
-  return kExitOk;
+  return ctx.Show(ctx.client().ListAgents(), PrintAgentsTable);
 }
 
 int Agent(Context& ctx, const Args& a) {
-  auto agent = ctx.client().GetAgent(a.args[0]);
-  if (!agent.ok()) return ctx.Report(agent.status());
-  if (ctx.structured()) {
-    ctx.Emit(*agent);
-  } else {
-    DrawAgent(*ctx.out, *agent);
-  }
-  return kExitOk;
+  return ctx.Show(ctx.client().GetAgent(a.args[0]), DrawAgent);
 }
 
 // cordon, drain and uncordon: POST /v1/agents/{id}/{action}.

@@ -13,6 +13,7 @@
 #include <boost/program_options.hpp>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "google/protobuf/message.h"
 #include "portolan/client/client.h"
 
@@ -41,6 +42,18 @@ struct Context {
   int Report(const absl::Status& st) const;
   // "portolan: usage: ..." and kExitUsage.
   int Usage(const std::string& usage) const;
+  // The common answer of a command: the error reported, or the message
+  // emitted (-o json|yaml) or printed by `print` (-o table); kExitOk.
+  template <typename M, typename Printer>
+  int Show(const absl::StatusOr<M>& answer, Printer print) const {
+    if (!answer.ok()) return Report(answer.status());
+    if (structured()) {
+      Emit(*answer);
+    } else {
+      print(*out, *answer);
+    }
+    return kExitOk;
+  }
 };
 
 // A command's parsed arguments: flags in `vm`, positional words in `args`,

@@ -137,27 +137,12 @@ int Submit(Context& ctx, const Args& a) {
 }
 
 int Jobs(Context& ctx, const Args& a) {
-  auto list = ctx.client().ListJobs(a.get<std::string>("state", ""), a.get<int>("limit", 100),
-                                    a.get<std::string>("page-token", ""));
-  if (!list.ok()) return ctx.Report(list.status());
-  if (ctx.structured()) {
-    ctx.Emit(*list);
-  } else {
-    PrintJobsTable(*ctx.out, *list);
-  }
-  return kExitOk;
+  return ctx.Show(ctx.client().ListJobs(a.get<std::string>("state", ""), a.get<int>("limit", 100),
+                                        a.get<std::string>("page-token", "")),
+                  PrintJobsTable);
 }
 
-int Job(Context& ctx, const Args& a) {
-  auto job = ctx.client().GetJob(a.args[0]);
-  if (!job.ok()) return ctx.Report(job.status());
-  if (ctx.structured()) {
-    ctx.Emit(*job);
-  } else {
-    PrintJob(*ctx.out, *job);
-  }
-  return kExitOk;
-}
+int Job(Context& ctx, const Args& a) { return ctx.Show(ctx.client().GetJob(a.args[0]), PrintJob); }
 
 int Cancel(Context& ctx, const Args& a) {
   auto job = ctx.client().Cancel(a.args[0]);

@@ -75,37 +75,14 @@ int Policy(Context& ctx, const Args& a) {
 
 int Network(Context& ctx, const Args& a) {
   if (a.args.empty()) {
-    auto n = ctx.client().GetNetwork();
-    if (!n.ok()) return ctx.Report(n.status());
-    if (ctx.structured()) {
-      ctx.Emit(*n);
-    } else {
-      PrintNetwork(*ctx.out, *n);
-    }
-    return kExitOk;
+    return ctx.Show(ctx.client().GetNetwork(), PrintNetwork);
   }
   if (a.args.size() != 3 || a.args[0] != "link" || (a.args[2] != "up" && a.args[2] != "down"))
     return ctx.Usage("network | network link ID up|down");
-  auto l = ctx.client().SetLinkUp(a.args[1], a.args[2] == "up");
-  if (!l.ok()) return ctx.Report(l.status());
-  if (ctx.structured()) {
-    ctx.Emit(*l);
-  } else {
-    PrintLink(*ctx.out, *l);
-  }
-  return kExitOk;
+  return ctx.Show(ctx.client().SetLinkUp(a.args[1], a.args[2] == "up"), PrintLink);
 }
 
-int Sites(Context& ctx, const Args&) {
-  auto r = ctx.client().ListSites();
-  if (!r.ok()) return ctx.Report(r.status());
-  if (ctx.structured()) {
-    ctx.Emit(*r);
-  } else {
-    PrintSites(*ctx.out, *r);
-  }
-  return kExitOk;
-}
+int Sites(Context& ctx, const Args&) { return ctx.Show(ctx.client().ListSites(), PrintSites); }
 
 }  // namespace
 

@@ -57,25 +57,11 @@ int Audit(Context& ctx, const Args& a) {
   f.tenant = a.get<std::string>("tenant", "");
   f.job = a.get<std::string>("job", "");
   f.limit = a.get<int>("limit", 0);
-  auto r = ctx.client().Audit(f);
-  if (!r.ok()) return ctx.Report(r.status());
-  if (ctx.structured()) {
-    ctx.Emit(*r);
-  } else {
-    PrintAudit(*ctx.out, *r);
-  }
-  return kExitOk;
+  return ctx.Show(ctx.client().Audit(f), PrintAudit);
 }
 
 int Violations(Context& ctx, const Args& a) {
-  auto r = ctx.client().Violations(a.get<std::string>("tenant", ""));
-  if (!r.ok()) return ctx.Report(r.status());
-  if (ctx.structured()) {
-    ctx.Emit(*r);
-  } else {
-    PrintViolations(*ctx.out, *r);
-  }
-  return kExitOk;
+  return ctx.Show(ctx.client().Violations(a.get<std::string>("tenant", "")), PrintViolations);
 }
 
 }  // namespace

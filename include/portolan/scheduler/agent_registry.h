@@ -57,6 +57,9 @@ struct AgentRecord {
   absl::Time confirm_by = absl::InfiniteFuture();
 };
 
+// `into` += `sign` × `r`, field by field (cpus, memory, gpus).
+void AddResources(v1::Resources* into, const v1::Resources& r, int sign);
+
 class AgentRegistry {
  public:
   using Map = std::map<std::string, AgentRecord>;
