@@ -20,6 +20,7 @@
 #include "portolan/base/log.h"
 #include "portolan/base/strings.h"
 #include "portolan/store/store.h"
+#include "scheduler/store/group_commit.h"
 #include "scheduler/store/sqlite_schema.h"
 #include "scheduler/store/sqlite_util.h"
 
@@ -40,12 +41,12 @@ int64_t SubmittedNs(const v1::Job& j) {
 
 class SqliteStore : public Store {
  public:
-  SqliteStore(sqlite3* db, CommitObserver on_commit) : on_commit_(std::move(on_commit)), db_(db) {}
+  SqliteStore(sqlite3* db, CommitObserver on_commit)
+      : commits_(
+            "store", [this](const std::vector<const Op*>& batch) { return RunBatch(batch); },
+            std::move(on_commit)),
+        db_(db) {}
   ~SqliteStore() override {
-    if (batches_ > 0) {
-      spdlog::info("store: {} writes in {} commits ({:.1f} per commit)", batched_writes_, batches_,
-                   static_cast<double>(batched_writes_) / static_cast<double>(batches_));
-    }
     for (auto& [sql, stmt] : statements_) sqlite3_finalize(stmt);
     sqlite3_close(db_);
   }
@@ -313,58 +314,23 @@ class SqliteStore : public Store {
     return s;
   }
 
-  // Group commit, after LevelDB's writer queue: every write waits in the
-  // queue; the first waiter finding no commit under way becomes the leader
-  // and runs everything queued so far in one transaction (one fsync), then
-  // wakes the others. Writes that arrive while a batch syncs form the next
-  // batch. A failed statement or commit rolls the whole batch back and every
-  // write in it gets the error, so nothing unacknowledged is half-kept.
-  // `op` runs on the leader's thread with mu_ held and returns an SQLite code.
+  // Runs `op` as part of a group commit (group_commit.h). A failed statement
+  // or commit rolls the whole batch back and every write in it gets the
+  // error, so nothing unacknowledged is half-kept.
   absl::Status Commit(const std::function<int()>& op, absl::string_view what) {
-    Pending me{&op, what, absl::OkStatus(), false};
-    std::unique_lock<std::mutex> q(queue_mu_);
-    queue_.push_back(&me);
-    while (!me.done) {
-      if (committing_) {
-        queue_cv_.wait(q);
-        continue;
-      }
-      committing_ = true;
-      std::vector<Pending*> batch(queue_.begin(), queue_.end());
-      queue_.clear();
-      q.unlock();
-      const auto started = std::chrono::steady_clock::now();
-      absl::Status st = RunBatch(batch);
-      if (on_commit_) {
-        on_commit_(
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(),
-            batch.size());
-      }
-      q.lock();
-      for (Pending* p : batch) {
-        p->result = st;
-        p->done = true;
-      }
-      committing_ = false;
-      ++batches_;
-      batched_writes_ += batch.size();
-      queue_cv_.notify_all();
-    }
-    return me.result;
+    return commits_.Commit(Op{&op, what});
   }
 
-  struct Pending {
-    const std::function<int()>* op;
+  struct Op {
+    const std::function<int()>* op;  // runs with mu_ held; returns an SQLite code
     absl::string_view what;
-    absl::Status result;
-    bool done = false;
   };
 
-  absl::Status RunBatch(const std::vector<Pending*>& batch) {
+  absl::Status RunBatch(const std::vector<const Op*>& batch) {
     std::lock_guard<std::mutex> lock(mu_);
     if (sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK)
       return Error("begin batch");
-    for (Pending* p : batch) {
+    for (const Op* p : batch) {
       int rc = (*p->op)();
       if (rc != SQLITE_DONE) {
         absl::Status st = Error(p->what);
@@ -380,13 +346,7 @@ class SqliteStore : public Store {
     return absl::OkStatus();
   }
 
-  std::mutex queue_mu_;
-  std::condition_variable queue_cv_;
-  std::deque<Pending*> queue_;
-  bool committing_ = false;
-  const CommitObserver on_commit_;
-  uint64_t batches_ = 0;
-  uint64_t batched_writes_ = 0;
+  GroupCommit<Op> commits_;
 
   // Rows whose first column is a serialized M.
   template <typename M>

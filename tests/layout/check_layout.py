@@ -43,6 +43,7 @@ MODULES = {
     "policy/topology": "topology",
     "policy/placement": "placement",
     "scheduler": "scheduler",
+    "scheduler/etcd": "etcd",
     "scheduler/store": "store",
     "scheduler/rpc": "rpc",
     "scheduler/rest": "rest",

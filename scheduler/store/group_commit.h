@@ -1,0 +1,93 @@
+#pragma once
+
+// Private to the store module: the group commit both stores share.
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "portolan/base/log.h"
+#include "portolan/store/store.h"
+
+namespace portolan::store {
+
+// Group commit, after LevelDB's writer queue: every write waits in the queue;
+// the first waiter finding no commit under way becomes the leader and hands
+// everything queued so far to `run` as one batch (one transaction, one
+// fsync), then wakes the others with its result. Writes that arrive while a
+// batch commits form the next batch. `run` must commit all of a batch or
+// report an error, which every write in it gets.
+//
+// Thread-safe. `Write` is what one waiter brings (the store decides).
+template <typename Write>
+class GroupCommit {
+ public:
+  using Run = std::function<absl::Status(const std::vector<const Write*>& batch)>;
+  GroupCommit(std::string name, Run run, CommitObserver on_commit)
+      : name_(std::move(name)), run_(std::move(run)), on_commit_(std::move(on_commit)) {}
+  ~GroupCommit() {
+    if (batches_ > 0) {
+      spdlog::info("{}: {} writes in {} commits ({:.1f} per commit)", name_, writes_, batches_,
+                   static_cast<double>(writes_) / static_cast<double>(batches_));
+    }
+  }
+
+  // Returns once `w` is committed (or its batch failed).
+  absl::Status Commit(const Write& w) {
+    Pending me{&w};
+    std::unique_lock<std::mutex> q(mu_);
+    queue_.push_back(&me);
+    while (!me.done) {
+      if (committing_) {
+        cv_.wait(q);
+        continue;
+      }
+      committing_ = true;
+      std::vector<Pending*> batch(queue_.begin(), queue_.end());
+      queue_.clear();
+      q.unlock();
+      std::vector<const Write*> writes;
+      writes.reserve(batch.size());
+      for (Pending* p : batch) writes.push_back(p->write);
+      const auto started = std::chrono::steady_clock::now();
+      absl::Status st = run_(writes);
+      if (on_commit_) {
+        on_commit_(
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(),
+            batch.size());
+      }
+      q.lock();
+      for (Pending* p : batch) {
+        p->result = st;
+        p->done = true;
+      }
+      committing_ = false;
+      ++batches_;
+      writes_ += batch.size();
+      cv_.notify_all();
+    }
+    return me.result;
+  }
+
+ private:
+  struct Pending {
+    const Write* write;
+    absl::Status result;
+    bool done = false;
+  };
+  const std::string name_;
+  const Run run_;
+  const CommitObserver on_commit_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Pending*> queue_;
+  bool committing_ = false;
+  uint64_t batches_ = 0;
+  uint64_t writes_ = 0;
+};
+
+}  // namespace portolan::store
