@@ -53,35 +53,42 @@ void AgentClient::Stop() {
 void AgentClient::Connect() {
   if (stopped_) return;
   boost::system::error_code ec;
-  auto addr = asio::ip::make_address(options_.scheduler.host, ec);
+  auto addr = asio::ip::make_address(scheduler().host, ec);
   if (ec) {
     // Names are resolved on each attempt so a moved scheduler is found again.
     tcp::resolver resolver(io_);
-    auto results =
-        resolver.resolve(options_.scheduler.host, std::to_string(options_.scheduler.port), ec);
+    auto results = resolver.resolve(scheduler().host, std::to_string(scheduler().port), ec);
     if (ec || results.empty()) {
-      ScheduleReconnect(
-          absl::StrCat("cannot resolve ", options_.scheduler.host, ": ", ec.message()));
+      ScheduleReconnect(absl::StrCat("cannot resolve ", scheduler().host, ": ", ec.message()));
       return;
     }
     addr = results.begin()->endpoint().address();
   }
   socket_ = tcp::socket(io_);
   const uint64_t gen = ++generation_;
-  socket_.async_connect(tcp::endpoint(addr, options_.scheduler.port),
-                        [this, gen](const boost::system::error_code& ec) {
-                          if (gen != generation_ || stopped_) return;
-                          if (ec) {
-                            ScheduleReconnect(absl::StrCat(
-                                "connect to ", options_.scheduler.ToString(), ": ", ec.message()));
-                            return;
-                          }
-                          Handshake(gen);
-                        });
+  socket_.async_connect(
+      tcp::endpoint(addr, scheduler().port), [this, gen](const boost::system::error_code& ec) {
+        if (gen != generation_ || stopped_) return;
+        if (ec) {
+          ScheduleReconnect(
+              absl::StrCat("connect to ", scheduler().ToString(), ": ", ec.message()));
+          return;
+        }
+        Handshake(gen);
+      });
 }
 
 void AgentClient::ScheduleReconnect(const std::string& why) {
   if (stopped_) return;
+  if (options_.schedulers.size() > 1) {
+    // The next scheduler right away; the backoff applies once all were tried.
+    current_ = (current_ + 1) % options_.schedulers.size();
+    if (current_ != 0) {
+      spdlog::warn("scheduler unreachable ({}); trying {}", why, scheduler().ToString());
+      asio::post(io_, [this] { Connect(); });
+      return;
+    }
+  }
   // Exponential backoff with +-20% jitter, so agents do not reconnect in lockstep.
   static thread_local std::mt19937 rng{std::random_device{}()};
   std::uniform_real_distribution<double> jitter(0.8, 1.2);
@@ -102,7 +109,7 @@ void AgentClient::Handshake(uint64_t gen) {
   // never destroyed under an operation still completing.
   stream_ = std::make_shared<tls::Stream>(std::move(socket_), options_.tls.get());
   socket_ = tcp::socket(io_);
-  stream_->ExpectServerName(options_.scheduler.host);
+  stream_->ExpectServerName(scheduler().host);
   stream_->AsyncHandshake(asio::ssl::stream_base::client, [this, gen, stream = stream_](
                                                               const boost::system::error_code& ec) {
     if (gen != generation_ || stopped_) return;
@@ -111,7 +118,7 @@ void AgentClient::Handshake(uint64_t gen) {
       std::string why =
           cert.empty() ? tls::Describe(ec) : absl::StrCat("scheduler certificate refused: ", cert);
       stream->Close();
-      spdlog::error("TLS handshake with {} failed: {}", options_.scheduler.ToString(), why);
+      spdlog::error("TLS handshake with {} failed: {}", scheduler().ToString(), why);
       ScheduleReconnect(absl::StrCat("TLS handshake failed: ", why));
       return;
     }
@@ -140,8 +147,8 @@ void AgentClient::OnConnected() {
                                  !options_.executor.job_init.empty());
   for (const v1::AgentJobStatus& s : executor_->Jobs()) *reg->add_jobs() = s;
   spdlog::info("connected to scheduler {}{}; registering as {} at site {} with {} job(s)",
-               options_.scheduler.ToString(), stream_->tls() ? " over TLS" : " (plain TCP)",
-               options_.id, options_.site, reg->jobs_size());
+               scheduler().ToString(), stream_->tls() ? " over TLS" : " (plain TCP)", options_.id,
+               options_.site, reg->jobs_size());
   Send(env);
   Read();
 }
@@ -178,6 +185,30 @@ void AgentClient::Handle(const v1::Envelope& env) {
   switch (env.body_case()) {
     case v1::Envelope::kRegisterAck: {
       const v1::RegisterAck& a = env.register_ack();
+      if (!a.accepted() && a.standby() && !a.leader().empty()) {
+        // A standby: connect to the leader it names (added to the list when new).
+        auto leader = base::ParseHostPort(a.leader());
+        if (leader.ok()) {
+          spdlog::info("{}; connecting to {}", a.reason(), a.leader());
+          auto& all = options_.schedulers;
+          auto it = std::find_if(all.begin(), all.end(), [&](const base::HostPort& h) {
+            return h.ToString() == leader->ToString();
+          });
+          if (it == all.end()) it = all.insert(all.end(), *leader);
+          current_ = static_cast<size_t>(it - all.begin());
+          // Not a failure of the connection: reconnect at once, to the leader.
+          connected_ = false;
+          registered_ = false;
+          ++generation_;
+          if (stream_) stream_->Close();
+          asio::post(io_, [this] { Connect(); });
+          return;
+        }
+      }
+      if (!a.accepted() && a.standby()) {
+        Disconnect(a.reason());  // a standby that knows no leader yet: try again
+        return;
+      }
       if (!a.accepted()) {
         spdlog::critical("scheduler refused registration: {}", a.reason());
         on_fatal_(a.reason());

@@ -16,6 +16,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "portolan/agent/client.h"
 #include "portolan/base/files.h"
 #include "portolan/base/log.h"
@@ -79,7 +81,7 @@ po::options_description Describe(Flags& f) {
       ("id", po::value(&f.id), "agent id (default: host name)")
       ("site", po::value(&f.site), "site this agent belongs to, e.g. lingang-idc-1 (required)")
       ("label", po::value(&f.labels)->composing(), "label key=value (repeatable)")
-      ("scheduler", po::value(&f.scheduler_addr)->default_value("127.0.0.1:7081"), "scheduler agent RPC address")
+      ("scheduler", po::value(&f.scheduler_addr)->default_value("127.0.0.1:7081"), "the scheduler's agent RPC address; with several schedulers (high availability), all of them, comma-separated: the agent finds the leader")
       ("state-dir", po::value(&f.state_dir), "job working directories and logs (default: ./var/agent-<id>)")
       ("topology-synthetic", po::value(&f.synthetic), "emulate an hwloc synthetic topology, e.g. \"pack:2 numa:2(memory=64GiB) core:16 pu:2\"")
       ("topology-xml", po::value(&f.xml), "emulate the topology in an hwloc XML file")
@@ -126,10 +128,15 @@ absl::Status Identify(Flags& f, agent::AgentOptions& opts) {
       return absl::InvalidArgumentError(absl::StrCat("--label '", l, "': expected key=value"));
     opts.labels.emplace(l.substr(0, eq), l.substr(eq + 1));  // command line first: it wins
   }
-  auto hp = base::ParseHostPort(f.scheduler_addr);
-  if (!hp.ok())
-    return absl::InvalidArgumentError(absl::StrCat("--scheduler: ", hp.status().message()));
-  opts.scheduler = *hp;
+  opts.schedulers.clear();
+  for (absl::string_view a : absl::StrSplit(f.scheduler_addr, ',')) {
+    auto hp = base::ParseHostPort(std::string(absl::StripAsciiWhitespace(a)));
+    if (!hp.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--scheduler '", a, "': ", hp.status().message()));
+    }
+    opts.schedulers.push_back(*hp);
+  }
   return absl::OkStatus();
 }
 

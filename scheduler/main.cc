@@ -1,5 +1,6 @@
 // portolan-scheduler: the central daemon. REST for tenants and admins, agent
-// RPC for data-centre agents, state in SQLite.
+// RPC for data-centre agents, state in SQLite or, with several schedulers of
+// which one leads, in etcd.
 #include <signal.h>
 
 #include <atomic>
@@ -22,12 +23,17 @@
 #include "portolan/base/logging.h"
 #include "portolan/codec/codec.h"
 #include "portolan/daemon/daemon.h"
+#include "portolan/etcd/client.h"
+#include "portolan/ha/member.h"
+#include "portolan/ha/standby.h"
 #include "portolan/placement/placement.h"
 #include "portolan/rest/api.h"
+#include "portolan/rest/cluster_api.h"
 #include "portolan/rest/server.h"
 #include "portolan/rpc/server.h"
 #include "portolan/scheduler/core.h"
 #include "portolan/service/notify.h"
+#include "portolan/store/etcd_store.h"
 #include "portolan/store/store.h"
 #include "portolan/v1/config.pb.h"
 
@@ -53,6 +59,10 @@ struct Flags {
   int state_max_mb = 0;
   rest::ServerOptions sopts;
   bool insecure = false, no_auth = false, policy_from_file = false;
+  // High availability (etcd).
+  std::string store_url, etcd_ca, etcd_cert, etcd_key, etcd_user, etcd_password_file, member_id,
+      advertise_rest, advertise_rpc;
+  int64_t etcd_timeout_ms = 5000, leader_ttl_ms = 5000;
 };
 
 po::options_description Describe(Flags& f) {
@@ -65,7 +75,18 @@ po::options_description Describe(Flags& f) {
       ("config", po::value<std::string>(), "YAML or JSON config file (SchedulerConfig, e.g. /etc/portolan/scheduler.yaml); flags given here win over it")
       ("rest-addr", po::value(&f.rest_addr)->default_value("127.0.0.1:7080"), "REST listen address (port 0: any free port)")
       ("rpc-addr", po::value(&f.rpc_addr)->default_value("127.0.0.1:7081"), "agent RPC listen address (port 0: any free port)")
-      ("state-dir", po::value(&f.state_dir)->default_value("./var"), "directory of the SQLite state database")
+      ("state-dir", po::value(&f.state_dir)->default_value("./var"), "directory of the SQLite state database (--store sqlite)")
+      ("store", po::value(&f.store_url)->default_value("sqlite"), "where the state lives: sqlite (a database in --state-dir; one scheduler) or etcd://host:port[,host:port...][/prefix] (an etcd cluster that several schedulers share, one of them leading; docs/operations.md#high-availability)")
+      ("etcd-ca", po::value(&f.etcd_ca), "etcd: CA certificate (PEM) of the cluster's client URLs; turns TLS to etcd on")
+      ("etcd-cert", po::value(&f.etcd_cert), "etcd: client certificate (PEM), when the cluster asks for one")
+      ("etcd-key", po::value(&f.etcd_key), "etcd: private key of --etcd-cert")
+      ("etcd-user", po::value(&f.etcd_user), "etcd: user name, when the cluster has authentication enabled")
+      ("etcd-password-file", po::value(&f.etcd_password_file), "etcd: file holding --etcd-user's password (must not be world-readable)")
+      ("etcd-timeout-ms", po::value(&f.etcd_timeout_ms)->default_value(5000), "etcd: deadline of one request, across all endpoints")
+      ("member-id", po::value(&f.member_id), "HA: this scheduler's name in the cluster (default: host name and REST port)")
+      ("advertise-rest", po::value(&f.advertise_rest), "HA: the REST URL standbys redirect clients to while this one leads (default: http(s)://--rest-addr as bound)")
+      ("advertise-rpc", po::value(&f.advertise_rpc), "HA: the agent RPC address standbys send agents to while this one leads (default: --rpc-addr as bound)")
+      ("leader-ttl-ms", po::value(&f.leader_ttl_ms)->default_value(5000), "HA: the leader's lease: a leader that stops renewing it (dead, paused, cut off from etcd) is replaced this long after its last renewal")
       ("state-max-mb", po::value(&f.state_max_mb)->default_value(0), "cap the state database at this size (0: no cap); submits past it get 503 as on a full disk")
       ("policy", po::value(&f.policy_file)->default_value("deploy/policy/default.yaml"), "placement policy file; used when the state holds no policy yet")
       ("policy-from-file", "apply --policy at start even when the state holds a policy (a new version)")
@@ -118,6 +139,17 @@ absl::Status CheckFlags(const Flags& f) {
   }
   if (f.https_cert.empty() != f.https_key.empty())
     return absl::InvalidArgumentError("--https-cert and --https-key go together");
+  if (f.store_url != "sqlite") {
+    if (absl::Status st = etcd::ParseUrl(f.store_url).status(); !st.ok())
+      return absl::InvalidArgumentError(absl::StrCat("--store: ", st.message()));
+    if (f.leader_ttl_ms < 1000 || f.etcd_timeout_ms < 100)
+      return absl::InvalidArgumentError(
+          "--leader-ttl-ms must be >= 1000, --etcd-timeout-ms >= 100");
+    if (f.etcd_cert.empty() != f.etcd_key.empty())
+      return absl::InvalidArgumentError("--etcd-cert and --etcd-key go together");
+    if (f.etcd_user.empty() != f.etcd_password_file.empty())
+      return absl::InvalidArgumentError("--etcd-user and --etcd-password-file go together");
+  }
   return absl::OkStatus();
 }
 
@@ -155,13 +187,14 @@ absl::StatusOr<std::unique_ptr<base::OffsetClock>> DrillClock(const Flags& f) {
 // Recovers the core's state and puts the policy in force: the stored one, or
 // --policy when the state holds none (or with --policy-from-file).
 absl::Status RecoverAndApplyPolicy(const Flags& f, scheduler::Core& core) {
+  const std::string& where = f.store_url == "sqlite" ? f.state_dir : f.store_url;
   if (absl::Status st = core.Recover(); !st.ok()) {
     return absl::InternalError(
-        absl::StrCat("cannot recover state from ", f.state_dir, ": ", st.message()));
+        absl::StrCat("cannot recover state from ", where, ": ", st.message()));
   }
   if (core.has_policy() && !f.policy_from_file) {
-    spdlog::info("using the policy stored in {} ({} ignored; --policy-from-file applies it)",
-                 f.state_dir, f.policy_file);
+    spdlog::info("using the policy stored in {} ({} ignored; --policy-from-file applies it)", where,
+                 f.policy_file);
     return absl::OkStatus();
   }
   v1::Policy p;
@@ -175,19 +208,22 @@ absl::Status RecoverAndApplyPolicy(const Flags& f, scheduler::Core& core) {
   return absl::OkStatus();
 }
 
+void ReloadTokens(const Flags& f, auth::TokenStore& tokens) {
+  if (f.tokens_file.empty()) return;
+  absl::Status ts = base::CheckNotWorldReadable(f.tokens_file, "--tokens");
+  if (ts.ok()) ts = tokens.Load(f.tokens_file);
+  if (ts.ok()) {
+    spdlog::info("SIGHUP: {} token(s) from {}", tokens.size(), f.tokens_file);
+  } else {
+    spdlog::error("SIGHUP: tokens not reloaded, the previous ones stay: {}", ts.message());
+  }
+}
+
 // SIGHUP: re-reads the tokens, the agent protocol's certificates and the
 // policy file; whatever fails to load keeps its previous version.
 void Reload(const Flags& f, auth::TokenStore& tokens, rpc::RpcServer& rpc, bool rpc_tls,
             scheduler::Core& core) {
-  if (!f.tokens_file.empty()) {
-    absl::Status ts = base::CheckNotWorldReadable(f.tokens_file, "--tokens");
-    if (ts.ok()) ts = tokens.Load(f.tokens_file);
-    if (ts.ok()) {
-      spdlog::info("SIGHUP: {} token(s) from {}", tokens.size(), f.tokens_file);
-    } else {
-      spdlog::error("SIGHUP: tokens not reloaded, the previous ones stay: {}", ts.message());
-    }
-  }
+  ReloadTokens(f, tokens);
   if (rpc_tls) {
     // Rotated certificates or CA: new agent connections use the new files.
     auto ctx = tls::MakeServerContext({f.tls_cert, f.tls_key, f.tls_ca});
@@ -216,19 +252,181 @@ void Reload(const Flags& f, auth::TokenStore& tokens, rpc::RpcServer& rpc, bool 
     spdlog::error("SIGHUP: policy file not applied, the running policy stays: {}", st.message());
 }
 
-// Serves from an opened store until SIGTERM/SIGINT; returns the exit status.
+// The etcd side of a scheduler in a high-availability cluster: the client,
+// the key prefix and this scheduler's membership (made once the standby's
+// ports are bound, which it advertises). Lives as long as the process.
+struct Ha {
+  std::unique_ptr<etcd::Client> client;
+  std::string prefix;
+  std::unique_ptr<ha::Member> member;
+  // The member once made, for REST handlers that may run before that.
+  std::atomic<ha::Member*> published{nullptr};
+};
+
+// GET /v1/cluster: the members in etcd, or this one scheduler on SQLite.
+v1::ClusterView ClusterView(const Flags& f, Ha* h, const rest::Server& rest,
+                            const rpc::RpcServer& rpc) {
+  if (h == nullptr) {
+    return rest::SingleSchedulerView(
+        f.member_id.empty() ? daemon::HostId(rest.bound().port) : f.member_id,
+        absl::StrCat(rest.scheme(), "://", rest.bound().ToString()), rpc.bound().ToString());
+  }
+  ha::Member* m = h->published.load();
+  return m != nullptr ? m->View() : v1::ClusterView();
+}
+
+// Serve's answer when this scheduler lost the leadership: stand by again.
+constexpr int kStepDown = -1;
+
+// Waits up to `timeout` for one of `signals`; 0 when none came.
+int WaitSignal(const sigset_t& signals, absl::Duration timeout) {
+  timespec ts = absl::ToTimespec(timeout);
+  int sig = sigtimedwait(&signals, nullptr, &ts);
+  return sig > 0 ? sig : 0;
+}
+
+absl::StatusOr<std::unique_ptr<Ha>> ConnectEtcd(const Flags& f) {
+  auto url = etcd::ParseUrl(f.store_url);
+  if (!url.ok()) return url.status();
+  etcd::Options o;
+  o.endpoints = url->endpoints;
+  o.ca_file = f.etcd_ca;
+  o.cert_file = f.etcd_cert;
+  o.key_file = f.etcd_key;
+  o.username = f.etcd_user;
+  o.password_file = f.etcd_password_file;
+  o.timeout = absl::Milliseconds(f.etcd_timeout_ms);
+  auto client = etcd::Client::Connect(std::move(o));
+  if (!client.ok()) return client.status();
+  auto h = std::make_unique<Ha>();
+  h->client = std::move(*client);
+  h->prefix = url->prefix;
+  return h;
+}
+
+// This scheduler as a cluster member: its id and advertised addresses
+// (defaults from the bound ports).
+ha::MemberOptions MemberOf(const Flags& f, const Ha& h, const char* scheme,
+                           const base::HostPort& rest, const base::HostPort& rpc) {
+  ha::MemberOptions o;
+  o.prefix = h.prefix;
+  o.leader_ttl = absl::Milliseconds(f.leader_ttl_ms);
+  o.self.set_id(f.member_id.empty() ? daemon::HostId(rest.port) : f.member_id);
+  o.self.set_rest_addr(f.advertise_rest.empty() ? absl::StrCat(scheme, "://", rest.ToString())
+                                                : f.advertise_rest);
+  o.self.set_rpc_addr(f.advertise_rpc.empty() ? rpc.ToString() : f.advertise_rpc);
+  o.self.set_version(PORTOLAN_VERSION);
+  return o;
+}
+
+rest::ServerOptions RestOptions(const Flags& f, const auth::TokenStore& tokens,
+                                auth::RateLimiter& limiter) {
+  rest::ServerOptions sopts = f.sopts;
+  sopts.max_body_bytes = f.max_body;
+  sopts.tokens = f.tokens_file.empty() ? nullptr : &tokens;
+  sopts.limiter = f.rate_rps > 0 ? &limiter : nullptr;
+  sopts.https = {f.https_cert, f.https_key, ""};
+  return sopts;
+}
+
+rpc::RpcOptions RpcOptionsOf(const Flags& f, std::shared_ptr<boost::asio::ssl::context> rpc_tls) {
+  rpc::RpcOptions ropts;
+  ropts.max_frame_bytes = f.max_frame;
+  ropts.idle_timeout = absl::Milliseconds(f.ttl_ms) * 2;
+  ropts.register_timeout = absl::Milliseconds(f.register_timeout_ms);
+  ropts.tls = std::move(rpc_tls);
+  return ropts;
+}
+
+void WritePorts(const Flags& f, const base::HostPort& rest, const base::HostPort& rpc) {
+  if (f.ports_file.empty()) return;
+  absl::Status st = daemon::WritePortsFile(
+      f.ports_file, {{"rest", rest.port}, {"rpc", rpc.port}, {"pid", getpid()}});
+  if (!st.ok()) spdlog::error("--ports-file: {}", st.message());
+}
+
+// HA metrics of the leader (a standby has its own, ha/standby.cc): whether
+// this member leads, and how often the leadership changed hands here.
+void AddHaMetrics(metrics::Registry& registry, Ha* h) {
+  auto* leader = registry.AddGauge("portolan_scheduler_leader",
+                                   "1 while this scheduler leads (always 1 with --store sqlite).");
+  auto* changes = registry.AddGauge(
+      "portolan_scheduler_leadership_changes",
+      "Times this scheduler became leader or stepped down since it started (set at scrape).");
+  registry.OnScrape([h, leader, changes] {
+    ha::Member* m = h == nullptr ? nullptr : h->published.load();
+    leader->With()->Set(h == nullptr || (m != nullptr && m->leading()) ? 1 : 0);
+    changes->With()->Set(m == nullptr ? 0 : static_cast<double>(m->leadership_changes()));
+  });
+}
+
+// Stands by (ha/standby.h) until this member leads (returns 0 with *stop
+// false) or a signal ends the process (*stop true).
+int StandBy(const Flags& f, const sigset_t& signals, auth::TokenStore& tokens,
+            std::shared_ptr<boost::asio::ssl::context> rpc_tls, base::HostPort& rest_hp,
+            base::HostPort& rpc_hp, Ha& h, bool* stop) {
+  auth::RateLimiter limiter(f.rate_rps, std::max(f.rate_burst, 1.0));
+  ha::Standby standby(RestOptions(f, tokens, limiter), RpcOptionsOf(f, rpc_tls), &h.published);
+  if (absl::Status st = standby.Start(rest_hp, rpc_hp); !st.ok())
+    return Fail(std::string(st.message()));
+  if (!h.member) {
+    h.member = std::make_unique<ha::Member>(h.client.get(), base::RealClock(),
+                                            MemberOf(f, h, standby.scheme(), rest_hp, rpc_hp));
+    h.member->Start();
+    h.published = h.member.get();
+  }
+  WritePorts(f, rest_hp, rpc_hp);
+  spdlog::info("portolan-scheduler {} standing by as {}: REST {}://{} agent RPC {}",
+               PORTOLAN_VERSION, h.member->self().id(), standby.scheme(), rest_hp.ToString(),
+               rpc_hp.ToString());
+  service::Ready("standby");
+  int sig = 0;
+  for (;;) {
+    sig = WaitSignal(signals, absl::Milliseconds(50));
+    if (sig == SIGHUP) {
+      ReloadTokens(f, tokens);
+      continue;
+    }
+    if (sig != 0 || h.member->leading()) break;
+  }
+  standby.Stop();
+  if (sig != 0) {
+    spdlog::info("received signal {}; shutting down", sig);
+    *stop = true;
+  }
+  return 0;
+}
+
+// Serves from an opened store until SIGTERM/SIGINT (returns the exit
+// status) or, in an HA cluster, until the leadership is lost (kStepDown).
+// Binds `rest_hp` and `rpc_hp` and leaves the bound ports in them.
 int Serve(const Flags& f, const sigset_t& signals, auth::TokenStore& tokens,
-          std::shared_ptr<boost::asio::ssl::context> rpc_tls, base::HostPort rest_hp,
-          base::HostPort rpc_hp) {
+          std::shared_ptr<boost::asio::ssl::context> rpc_tls, base::HostPort& rest_hp,
+          base::HostPort& rpc_hp, Ha* h) {
   auth::RateLimiter limiter(f.rate_rps, std::max(f.rate_burst, 1.0));
   metrics::Registry metrics_registry;
   scheduler::SchedulerMetrics metrics(metrics_registry);
-  auto store =
-      store::OpenSqliteStore(f.state_dir, f.state_max_mb, [&metrics](double s, size_t writes) {
-        metrics.store_commit_seconds->Observe(s);
-        metrics.store_batch_writes->Observe(static_cast<double>(writes));
-      });
-  if (!store.ok()) return Fail(absl::StrCat("cannot open state: ", store.status().message()));
+  AddHaMetrics(metrics_registry, h);
+  auto observe = [&metrics](double s, size_t writes) {
+    metrics.store_commit_seconds->Observe(s);
+    metrics.store_batch_writes->Observe(static_cast<double>(writes));
+  };
+  std::unique_ptr<store::Store> store;
+  if (h != nullptr) {
+    auto opened = store::EtcdStore::Open(h->client.get(), h->prefix, observe);
+    if (!opened.ok()) {
+      spdlog::error("cannot open the state in etcd: {}; standing by", opened.status().message());
+      return kStepDown;
+    }
+    // From here on, a write lands only while this leadership holds.
+    (*opened)->SetFence(h->member->leader_key(), h->member->fence());
+    if (h->member->fence() == 0) return kStepDown;
+    store = std::move(*opened);
+  } else {
+    auto opened = store::OpenSqliteStore(f.state_dir, f.state_max_mb, observe);
+    if (!opened.ok()) return Fail(absl::StrCat("cannot open state: ", opened.status().message()));
+    store = std::move(*opened);
+  }
   placement::Registry registry;
   placement::RegisterBuiltins(registry);
   scheduler::CoreOptions copts;
@@ -242,35 +440,36 @@ int Serve(const Flags& f, const sigset_t& signals, auth::TokenStore& tokens,
   boost::asio::io_context io;
   auto drill_clock = DrillClock(f);
   if (!drill_clock.ok()) return Fail(std::string(drill_clock.status().message()));
-  scheduler::Core core(copts, store->get(), *drill_clock ? drill_clock->get() : base::RealClock(),
+  scheduler::Core core(copts, store.get(), *drill_clock ? drill_clock->get() : base::RealClock(),
                        &registry);
   core.AttachMetrics(&metrics);
-  if (absl::Status st = RecoverAndApplyPolicy(f, core); !st.ok())
+  const absl::Time recovery_started = absl::Now();
+  if (absl::Status st = RecoverAndApplyPolicy(f, core); !st.ok()) {
+    if (h != nullptr) {
+      spdlog::error("{}; standing by", st.message());
+      return kStepDown;
+    }
     return Fail(std::string(st.message()));
+  }
+  const absl::Duration recovery = absl::Now() - recovery_started;
 
   std::atomic<bool> ready{false};
-  rpc::RpcOptions ropts;
-  ropts.max_frame_bytes = f.max_frame;
-  ropts.idle_timeout = copts.agent_ttl * 2;
-  ropts.register_timeout = absl::Milliseconds(f.register_timeout_ms);
-  ropts.tls = rpc_tls;
-  rpc::RpcServer rpc(io, &core, ropts);
+  rpc::RpcServer rpc(io, &core, RpcOptionsOf(f, rpc_tls));
   if (absl::Status st = rpc.Listen(rpc_hp); !st.ok()) return Fail(std::string(st.message()));
+  rpc_hp = rpc.bound();
   metrics_registry.OnScrape(
       [&] { metrics.rpc_connections->Set(static_cast<double>(rpc.connections())); });
 
-  rest::ServerOptions sopts = f.sopts;
-  sopts.max_body_bytes = f.max_body;
-  sopts.tokens = f.tokens_file.empty() ? nullptr : &tokens;
-  sopts.limiter = f.rate_rps > 0 ? &limiter : nullptr;
-  sopts.https = {f.https_cert, f.https_key, ""};
+  rest::ServerOptions sopts = RestOptions(f, tokens, limiter);
   sopts.on_response = [&metrics](int status) {
     metrics.http_requests->With({std::to_string(status)})->Inc();
   };
   rest::Server rest_server(sopts);
   rest::RegisterRestApi(rest_server, &core, &ready, &metrics_registry);
+  rest::RegisterClusterApi(rest_server, [&] { return ClusterView(f, h, rest_server, rpc); });
   if (absl::Status st = rest_server.Start(rest_hp); !st.ok())
     return Fail(std::string(st.message()));
+  rest_hp = rest_server.bound();
   metrics_registry.OnScrape([&] {
     metrics.http_connections->Set(static_cast<double>(rest_server.connections()));
     metrics.http_connections_refused->Set(static_cast<double>(rest_server.refused_connections()));
@@ -282,25 +481,39 @@ int Serve(const Flags& f, const sigset_t& signals, auth::TokenStore& tokens,
   std::thread io_thread([&] { io.run(); });
 
   ready = true;
-  spdlog::info("portolan-scheduler {} ready: REST {}://{} agent RPC {} ({}) state {}",
-               PORTOLAN_VERSION, rest_server.scheme(), rest_server.bound().ToString(),
-               rpc.bound().ToString(), rpc_tls ? "mutual TLS" : "plain TCP", f.state_dir);
+  spdlog::info(
+      "portolan-scheduler {} ready{}: REST {}://{} agent RPC {} ({}) state {} "
+      "(recovered in {})",
+      PORTOLAN_VERSION, h != nullptr ? " as leader" : "", rest_server.scheme(),
+      rest_server.bound().ToString(), rpc.bound().ToString(), rpc_tls ? "mutual TLS" : "plain TCP",
+      h != nullptr ? f.store_url : f.state_dir,
+      absl::FormatDuration(absl::Trunc(recovery, absl::Milliseconds(1))));
   service::Ready(absl::StrCat("serving REST on ", rest_server.bound().ToString(), ", agent RPC on ",
                               rpc.bound().ToString()));
-  if (!f.ports_file.empty()) {
-    absl::Status st = daemon::WritePortsFile(
-        f.ports_file,
-        {{"rest", rest_server.bound().port}, {"rpc", rpc.bound().port}, {"pid", getpid()}});
-    if (!st.ok()) spdlog::error("--ports-file: {}", st.message());
-  }
+  WritePorts(f, rest_hp, rpc_hp);
 
   int sig = 0;
-  while (sigwait(&signals, &sig) == 0 && sig == SIGHUP)
-    Reload(f, tokens, rpc, rpc_tls != nullptr, core);
+  bool step_down = false;
+  for (;;) {
+    sig = WaitSignal(signals, absl::Milliseconds(50));
+    if (sig == SIGHUP) {
+      Reload(f, tokens, rpc, rpc_tls != nullptr, core);
+      continue;
+    }
+    if (sig != 0) break;
+    if (h != nullptr && !h->member->leading()) {
+      step_down = true;
+      break;
+    }
+  }
   // Graceful shutdown: refuse new requests first, then close agent sessions
   // (agents reconnect to the next scheduler), then close the store.
-  spdlog::info("received signal {}; shutting down", sig);
-  service::Stopping();
+  if (step_down) {
+    spdlog::error("no longer the leader: closing the REST and agent ports and standing by");
+  } else {
+    spdlog::info("received signal {}; shutting down", sig);
+    service::Stopping();
+  }
   ready = false;
   rest_server.Stop();
   boost::asio::post(io, [&] {
@@ -309,7 +522,8 @@ int Serve(const Flags& f, const sigset_t& signals, auth::TokenStore& tokens,
     io.stop();
   });
   io_thread.join();
-  store->reset();  // closes SQLite: the WAL is checkpointed and the file is consistent
+  store.reset();  // closes SQLite: the WAL is checkpointed and the file is consistent
+  if (step_down) return kStepDown;
   spdlog::info("portolan-scheduler stopped");
   return 0;
 }
@@ -354,5 +568,26 @@ int main(int argc, char** argv) {
   auto rpc_tls = daemon::AgentProtocolTls({f.tls_cert, f.tls_key, f.tls_ca}, f.insecure, true);
   if (!rpc_tls.ok()) return Fail(std::string(rpc_tls.status().message()));
   if (*rpc_tls) spdlog::info("agent RPC: mutual TLS; agents need a certificate from {}", f.tls_ca);
-  return Serve(f, signals, tokens, *rpc_tls, *rest_hp, *rpc_hp);
+  if (f.store_url == "sqlite") {
+    base::HostPort rest = *rest_hp, rpc = *rpc_hp;
+    return Serve(f, signals, tokens, *rpc_tls, rest, rpc, nullptr);
+  }
+  auto h = ConnectEtcd(f);
+  if (!h.ok()) return Fail(absl::StrCat("--store ", f.store_url, ": ", h.status().message()));
+  // Stand by until leading, lead until the leadership is lost, and again.
+  base::HostPort rest = *rest_hp, rpc = *rpc_hp;
+  for (;;) {
+    bool stop = false;
+    int rc = StandBy(f, signals, tokens, *rpc_tls, rest, rpc, **h, &stop);
+    if (rc != 0 || stop) {
+      (*h)->member->Stop();
+      return rc;
+    }
+    rc = Serve(f, signals, tokens, *rpc_tls, rest, rpc, h->get());
+    if (rc != kStepDown) {
+      (*h)->member->Stop();  // resigns: a standby takes over at once
+      return rc;
+    }
+    (*h)->member->StepDown();
+  }
 }

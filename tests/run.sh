@@ -44,7 +44,8 @@ echo "== thread-safety analysis (clang -Wthread-safety -Werror) in build-fuzz/"
 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_CXX_COMPILER=clang++ -DPORTOLAN_FUZZ=ON >/dev/null
 cmake --build build-fuzz -j "$JOBS" --target portolan_agent portolan_scheduler portolan_rpc \
-  portolan_rest portolan_policy portolan_placement portolan_metrics portolan_daemon portolan_cli
+  portolan_rest portolan_policy portolan_placement portolan_metrics portolan_daemon portolan_cli \
+  portolan_etcd portolan_ha portolan_store
 
 FUZZ_SECONDS="${PORTOLAN_FUZZ_SECONDS:-20}"
 if [ "$FUZZ_SECONDS" -gt 0 ]; then

@@ -83,6 +83,7 @@ int Network(Context& ctx, const Args& a) {
 }
 
 int Sites(Context& ctx, const Args&) { return ctx.Show(ctx.client().ListSites(), PrintSites); }
+int ClusterCmd(Context& ctx, const Args&) { return ctx.Show(ctx.client().Cluster(), PrintCluster); }
 
 }  // namespace
 
@@ -106,6 +107,9 @@ void AddPolicyCommands(CommandTable& t) {
          nullptr, 0, 3, false, Network});
   t.Add({"sites", "sites", "sites                        the site catalogue", nullptr, 0, 0, false,
          Sites});
+  t.Add({"cluster", "cluster",
+         "cluster                      the schedulers (leader, standbys) and the store's health",
+         nullptr, 0, 0, false, ClusterCmd});
 }
 
 }  // namespace portolan::cli

@@ -302,6 +302,23 @@ void PrintSites(std::ostream& out, const v1::ListSitesResponse& r) {
   }
 }
 
+void PrintCluster(std::ostream& out, const v1::ClusterView& v) {
+  out << absl::StrFormat("%-20s %-8s %-30s %-22s %s\n", "MEMBER", "ROLE", "REST", "AGENT RPC",
+                         "SINCE");
+  for (const auto& m : v.members()) {
+    out << absl::StrFormat(
+        "%-20s %-8s %-30s %-22s %s\n", m.id(), m.role(), m.rest_addr(), m.rpc_addr(),
+        m.has_since()
+            ? absl::FormatTime(absl::RFC3339_sec, base::FromProto(m.since()), absl::UTCTimeZone())
+            : "-");
+  }
+  out << "leader: " << (v.leader().empty() ? "(none elected)" : v.leader()) << "\n";
+  out << "store: " << v.store().kind();
+  if (v.store().endpoints_size() > 0) out << " " << absl::StrJoin(v.store().endpoints(), ",");
+  out << (v.store().healthy() ? " (healthy)" : " (NOT healthy)") << "\n";
+  for (const std::string& p : v.store().problems()) out << "  " << p << "\n";
+}
+
 namespace {
 std::string Scope(const v1::Instrument& i) {
   return absl::StrCat(i.from().empty() ? "*" : i.from(), "->", i.to().empty() ? "*" : i.to());

@@ -10,6 +10,7 @@
 #include "absl/time/civil_time.h"
 #include "portolan/v1/agent.pb.h"
 #include "portolan/v1/api.pb.h"
+#include "portolan/v1/cluster.pb.h"
 #include "portolan/v1/job.pb.h"
 #include "portolan/v1/policy.pb.h"
 
@@ -39,6 +40,7 @@ void PrintLink(std::ostream& out, const v1::Link& l);
 // Links, the shortest-RTT matrix over links that are up, measured RTTs.
 void PrintNetwork(std::ostream& out, const v1::NetworkView& n);
 void PrintSites(std::ostream& out, const v1::ListSitesResponse& r);
+void PrintCluster(std::ostream& out, const v1::ClusterView& v);
 // Instruments of `r` with the days left from `today` (negative: expired).
 void PrintExpiringInstruments(std::ostream& out, const v1::ListTenantsResponse& r, int days,
                               absl::CivilDay today);

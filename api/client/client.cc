@@ -3,6 +3,8 @@
 #include <cpprest/http_client.h>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "portolan/codec/codec.h"
 #include "portolan/v1/api.pb.h"
 
@@ -12,45 +14,80 @@ namespace http = web::http;
 
 struct Client::Impl {
   std::unique_ptr<http::client::http_client> http;
+  http::client::http_client_config cfg;
   std::string token;
-  std::string base;
+  std::vector<std::string> bases;  // every scheduler's URL; one for a single scheduler
+  size_t current = 0;              // the one in use
+  std::string base;                // bases[current], or where a redirect pointed
+
+  // Points the client at `url`; false when it is not a URL.
+  bool Use(const std::string& url) {
+    base = url;
+    try {
+      http = std::make_unique<http::client::http_client>(web::uri(url), cfg);
+      return true;
+    } catch (const std::exception&) {
+      http.reset();  // reported on the call
+      return false;
+    }
+  }
 };
 
 Client::Client(const std::string& base_url, const std::string& token, const std::string& ca_file)
     : impl_(std::make_unique<Impl>()) {
-  impl_->base = base_url;
+  for (absl::string_view b : absl::StrSplit(base_url, ',', absl::SkipWhitespace())) {
+    impl_->bases.emplace_back(absl::StripAsciiWhitespace(b));
+  }
+  if (impl_->bases.empty()) impl_->bases.push_back(base_url);
   impl_->token = token;
-  http::client::http_client_config cfg;
-  cfg.set_timeout(std::chrono::seconds(30));
+  impl_->cfg.set_timeout(std::chrono::seconds(30));
   if (!ca_file.empty()) {
-    cfg.set_ssl_context_callback([ca_file](boost::asio::ssl::context& ctx) {
+    impl_->cfg.set_ssl_context_callback([ca_file](boost::asio::ssl::context& ctx) {
       boost::system::error_code ec;
       ctx.load_verify_file(ca_file, ec);  // a bad file fails verification on the call
     });
   }
-  try {
-    impl_->http = std::make_unique<http::client::http_client>(web::uri(base_url), cfg);
-  } catch (const std::exception&) {
-    impl_->http.reset();  // reported on the first call
-  }
+  impl_->Use(impl_->bases[0]);
 }
 
 Client::~Client() = default;
 
 absl::StatusOr<int> Client::Raw(const std::string& method, const std::string& path,
                                 const std::string& body, std::string* response_body) {
-  if (!impl_->http)
-    return absl::InvalidArgumentError(absl::StrCat("bad server URL '", impl_->base, "'"));
-  try {
-    http::http_request req(method);
-    req.set_request_uri(path);
-    if (!impl_->token.empty()) req.headers().add("Authorization", "Bearer " + impl_->token);
-    if (!body.empty()) req.set_body(body, "application/json");
-    http::http_response resp = impl_->http->request(req).get();
-    *response_body = resp.extract_string(true).get();
-    return static_cast<int>(resp.status_code());
-  } catch (const std::exception& e) {
-    return absl::UnavailableError(absl::StrCat("cannot reach ", impl_->base, ": ", e.what()));
+  // A standby scheduler answers 307 with the leader's URL: follow it (a few
+  // hops at most) and keep using it. With several URLs, one that cannot be
+  // reached (a scheduler down) passes the call to the next.
+  constexpr int kMaxHops = 3;
+  size_t unreachable = 0;
+  for (int hop = 0;;) {
+    if (!impl_->http)
+      return absl::InvalidArgumentError(absl::StrCat("bad server URL '", impl_->base, "'"));
+    try {
+      http::http_request req(method);
+      req.set_request_uri(path);
+      if (!impl_->token.empty()) req.headers().add("Authorization", "Bearer " + impl_->token);
+      if (!body.empty()) req.set_body(body, "application/json");
+      http::http_response resp = impl_->http->request(req).get();
+      *response_body = resp.extract_string(true).get();
+      const int code = static_cast<int>(resp.status_code());
+      auto location = resp.headers().find("Location");
+      if ((code == 307 || code == 308) && location != resp.headers().end() && hop < kMaxHops) {
+        web::uri to(location->second);
+        ++hop;
+        if (!impl_->Use(absl::StrCat(to.scheme(), "://", to.host(), ":", to.port())))
+          return absl::InvalidArgumentError(
+              absl::StrCat("bad redirect to '", location->second, "'"));
+        continue;
+      }
+      return code;
+    } catch (const std::exception& e) {
+      if (++unreachable < impl_->bases.size()) {
+        impl_->current = (impl_->current + 1) % impl_->bases.size();
+        impl_->Use(impl_->bases[impl_->current]);
+        continue;
+      }
+      return absl::UnavailableError(absl::StrCat("cannot reach ", impl_->base, ": ", e.what()));
+    }
   }
 }
 
@@ -155,6 +192,10 @@ absl::StatusOr<v1::ValidationResult> Client::ValidatePolicy(const v1::Policy& po
 absl::StatusOr<v1::ListPolicyVersionsResponse> Client::PolicyVersions() {
   return CallAs<v1::ListPolicyVersionsResponse>(*this, "GET", "/v1/policy/versions");
 }
+absl::StatusOr<v1::ClusterView> Client::Cluster() {
+  return CallAs<v1::ClusterView>(*this, "GET", "/v1/cluster");
+}
+
 absl::StatusOr<v1::ListSitesResponse> Client::ListSites() {
   return CallAs<v1::ListSitesResponse>(*this, "GET", "/v1/sites");
 }

@@ -15,6 +15,7 @@
 #include "google/protobuf/descriptor.h"
 #include "portolan/v1/agent.pb.h"
 #include "portolan/v1/api.pb.h"
+#include "portolan/v1/cluster.pb.h"
 #include "portolan/v1/job.pb.h"
 #include "portolan/v1/options.pb.h"
 #include "portolan/v1/policy.pb.h"
@@ -175,6 +176,7 @@ int main(int argc, char** argv) {
   (void)portolan::v1::Agent::descriptor();
   (void)portolan::v1::Policy::descriptor();
   (void)portolan::v1::ErrorResponse::descriptor();
+  (void)portolan::v1::ClusterView::descriptor();
   std::set<std::string> todo;
   CollectRefs(doc, &todo);
   std::set<std::string> done;

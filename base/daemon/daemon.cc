@@ -76,6 +76,12 @@ absl::Status MakeStatePrivate(const std::string& dir, const std::vector<std::str
   return absl::OkStatus();
 }
 
+std::string HostId(int port) {
+  char host[256] = {0};
+  gethostname(host, sizeof host - 1);
+  return absl::StrCat(host, "-", port);
+}
+
 absl::Status WritePortsFile(const std::string& path,
                             const std::vector<std::pair<std::string, int64_t>>& fields) {
   const std::string tmp = path + ".tmp";

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "portolan/base/files.h"
 #include "portolan/base/log.h"
 
 namespace portolan::etcd {
@@ -88,6 +89,13 @@ Client::~Client() = default;
 
 absl::StatusOr<std::unique_ptr<Client>> Client::Connect(Options options) {
   if (options.endpoints.empty()) return absl::InvalidArgumentError("etcd: no endpoints");
+  if (!options.password_file.empty()) {
+    absl::Status st = base::CheckNotWorldReadable(options.password_file, "etcd password file");
+    if (!st.ok()) return st;
+    auto pw = ReadWhole(options.password_file, "etcd password file");
+    if (!pw.ok()) return pw.status();
+    options.password = std::string(absl::StripTrailingAsciiWhitespace(*pw));
+  }
   std::shared_ptr<grpc::ChannelCredentials> creds = grpc::InsecureChannelCredentials();
   if (!options.ca_file.empty()) {
     grpc::SslCredentialsOptions ssl;

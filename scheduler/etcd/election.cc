@@ -56,8 +56,8 @@ absl::StatusOr<bool> Election::Campaign() {
   lease_ = *lease;
   fence_ = fence;
   valid_until_ = sent + options_.ttl;
-  spdlog::info("election: leading as {} (key {}, fence revision {}, lease {:x}, ttl {})",
-               options_.value, options_.key, fence, *lease, absl::FormatDuration(options_.ttl));
+  spdlog::info("election: won {} (fence revision {}, lease {:x}, ttl {})", options_.key, fence,
+               *lease, absl::FormatDuration(options_.ttl));
   return true;
 }
 
@@ -74,7 +74,7 @@ absl::StatusOr<bool> Election::Renew() {
   absl::MutexLock lock(&mu_);
   if (lease_ != lease) return false;  // resigned meanwhile
   if (*ttl <= absl::ZeroDuration()) {
-    spdlog::warn("election: the lease of {} ended; no longer leading", options_.value);
+    spdlog::warn("election: the lease on {} ended; no longer leading", options_.key);
     LoseLocked();
     return false;
   }

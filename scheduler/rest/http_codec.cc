@@ -139,6 +139,7 @@ absl::StatusOr<Request> ToRequest(http::request<http::string_body>&& msg, std::s
   if (target.empty() || target.front() != '/') {
     return absl::InvalidArgumentError("the request target must be a path starting with '/'");
   }
+  out.target = std::string(target);
   const size_t q = target.find('?');
   if (!PercentDecode(target.substr(0, q), false, &out.path)) {
     return absl::InvalidArgumentError("malformed percent-encoding in the path");

@@ -221,6 +221,7 @@ Response Server::Dispatch(Request& request) const {
       return ErrorResponse(500, "internal", "internal error while handling the request");
     }
   }
+  if (fallback_ && allowed.empty()) return fallback_(request);
   if (!allowed.empty()) {
     Response r =
         ErrorResponse(405, "method_not_allowed",
@@ -233,6 +234,8 @@ Response Server::Dispatch(Request& request) const {
   return ErrorResponse(404, "not_found",
                        absl::StrCat("no such path: ", base::CleanForMessage(request.path, 200)));
 }
+
+void Server::Fallback(Handler handler) { fallback_ = std::move(handler); }
 
 std::vector<std::pair<std::string, std::string>> Server::Routes() const {
   std::vector<std::pair<std::string, std::string>> out;

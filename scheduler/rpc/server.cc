@@ -148,6 +148,20 @@ class RpcServer::Session : public AgentLink, public std::enable_shared_from_this
           return;
         }
       }
+      if (options_.standby_leader) {
+        const std::string leader = options_.standby_leader();
+        v1::Envelope refusal;
+        v1::RegisterAck* ack = refusal.mutable_register_ack();
+        ack->set_accepted(false);
+        ack->set_standby(true);
+        ack->set_leader(leader);
+        ack->set_reason(leader.empty()
+                            ? "this scheduler is a standby and no leader is known yet; retry"
+                            : absl::StrCat("this scheduler is a standby; the leader is ", leader));
+        Send(refusal);
+        Close("registration refused: standby");
+        return;
+      }
       if (core_->OnRegister(env.register_(), shared_from_this(), peer_)) {
         agent_id_ = env.register_().agent_id();
       } else {

@@ -301,9 +301,11 @@ absl::Status EtcdStoreImpl::RunTxn(const std::vector<const Mutation*>& ops) {
   auto resp = client_->Txn(txn);
   if (!resp.ok()) return resp.status();
   if (!resp->succeeded()) {
-    return absl::FailedPreconditionError(absl::StrCat("fenced: this scheduler's leadership (",
-                                                      fence_key, " at revision ", fence_revision,
-                                                      ") has ended; another scheduler leads"));
+    // Unavailable: for a client this scheduler is as good as down; the
+    // leader that fenced it answers the retry.
+    return absl::UnavailableError(absl::StrCat("fenced: this scheduler's leadership (", fence_key,
+                                               " at revision ", fence_revision,
+                                               ") has ended; another scheduler leads"));
   }
   return absl::OkStatus();
 }

@@ -38,7 +38,7 @@ class GroupCommit {
 
   // Returns once `w` is committed (or its batch failed).
   absl::Status Commit(const Write& w) {
-    Pending me{&w};
+    Pending me{&w, absl::OkStatus(), false};
     std::unique_lock<std::mutex> q(mu_);
     queue_.push_back(&me);
     while (!me.done) {

@@ -1,6 +1,8 @@
 #include "harness.h"
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "portolan/auth/auth.h"
 #include "portolan/executor/cgroup.h"
@@ -23,6 +25,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <thread>
+#include <tuple>
 
 namespace portolan::testing {
 
@@ -206,6 +209,13 @@ Cluster::~Cluster() {
   // Every test ends with a graceful scheduler shutdown while its agents are
   // still connected, so teardown bugs show in every test.
   if (scheduler_ && scheduler_->running()) StopScheduler();
+  for (Member& m : members_) {
+    if (m.process && m.process->running()) {
+      m.process->Signal(SIGCONT);  // a test may have paused it
+      m.process->Signal(SIGTERM);
+      EXPECT_GE(m.process->Wait(std::chrono::seconds(20)), 0) << "a member did not stop";
+    }
+  }
   agents_.clear();  // SIGKILL what is still running
   SweepJobs();
   scheduler_.reset();
@@ -220,17 +230,13 @@ std::string Cluster::SchedulerLog() const {
   return ss.str();
 }
 
-void Cluster::StartScheduler(uint16_t rpc_port, std::vector<std::string> extra) {
-  const std::string ports = dir_ + "/ports-" + std::to_string(++scheduler_starts_) + ".json";
-  std::vector<std::string> argv = {PORTOLAN_SCHEDULER_BIN,
-                                   "--rest-addr",
-                                   "127.0.0.1:0",
-                                   "--rpc-addr",
-                                   "127.0.0.1:" + std::to_string(rpc_port),
-                                   "--state-dir",
-                                   dir_ + "/state",
-                                   "--ports-file",
-                                   ports};
+std::vector<std::string> Cluster::SchedulerArgv(const std::string& ports,
+                                                const std::string& rest_addr,
+                                                const std::string& rpc_addr,
+                                                std::vector<std::string> extra) const {
+  std::vector<std::string> argv = {PORTOLAN_SCHEDULER_BIN, "--rest-addr",  rest_addr,
+                                   "--rpc-addr",           rpc_addr,       "--state-dir",
+                                   dir_ + "/state",        "--ports-file", ports};
   // Fast defaults for tests; a test may give its own value of each.
   for (const auto& [flag, value] :
        std::vector<std::pair<std::string, std::string>>{{"--heartbeat-interval-ms", "200"},
@@ -262,20 +268,123 @@ void Cluster::StartScheduler(uint16_t rpc_port, std::vector<std::string> extra) 
     argv.push_back(PORTOLAN_SOURCE_DIR "/deploy/policy/default.yaml");
   }
   argv.insert(argv.end(), extra.begin(), extra.end());
+  return argv;
+}
+
+namespace {
+
+// {"rest": N, "rpc": N, ...} as written by --ports-file.
+std::pair<uint16_t, uint16_t> ReadPorts(const std::string& path) {
+  std::ifstream f(path);
+  std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  auto num = [&](const std::string& key) {
+    size_t p = text.find("\"" + key + "\": ");
+    return static_cast<uint16_t>(std::stoi(text.substr(p + key.size() + 4)));
+  };
+  return {num("rest"), num("rpc")};
+}
+
+}  // namespace
+
+void Cluster::StartMember(int i, const std::string& store_url, std::vector<std::string> extra) {
+  if (static_cast<int>(members_.size()) <= i) members_.resize(i + 1);
+  Member& m = members_[i];
+  const std::string ports = absl::StrCat(dir_, "/ports-m", i, "-", ++m.starts, ".json");
+  extra.insert(extra.end(), {"--store", store_url, "--member-id", absl::StrCat("s", i + 1)});
+  auto argv = SchedulerArgv(ports, absl::StrCat("127.0.0.1:", m.rest),
+                            absl::StrCat("127.0.0.1:", m.rpc), extra);
+  m.process = std::make_unique<Process>(argv, absl::StrCat(dir_, "/scheduler-", i + 1, ".log"));
+  if (!WaitFor([&] { return std::filesystem::exists(ports); }, std::chrono::seconds(20))) {
+    throw std::runtime_error("scheduler member did not start:\n" + MemberLog(i));
+  }
+  std::tie(m.rest, m.rpc) = ReadPorts(ports);
+  std::vector<std::string> urls;
+  for (const Member& x : members_) {
+    if (x.rest != 0) urls.push_back(absl::StrCat(tls_ ? "https" : "http", "://127.0.0.1:", x.rest));
+  }
+  client_ = std::make_unique<client::Client>(absl::StrJoin(urls, ","), kAdminToken,
+                                             tls_ ? pki() + "/ca.pem" : "");
+}
+
+namespace {
+
+// GET /readyz over plain HTTP with a 1 s timeout (a member may be frozen):
+// the status code, 0 when none came.
+int ReadyzStatus(uint16_t port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+  timeval tv{1, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  int code = 0;
+  const std::string req = "GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  char buf[64] = {0};
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+      write(fd, req.data(), req.size()) == static_cast<ssize_t>(req.size()) &&
+      read(fd, buf, sizeof buf - 1) > 12 && std::strncmp(buf, "HTTP/1.1 ", 9) == 0) {
+    code = std::atoi(buf + 9);
+  }
+  close(fd);
+  return code;
+}
+
+}  // namespace
+
+int Cluster::WaitForLeader(std::chrono::milliseconds timeout) {
+  int leader = -1;
+  WaitFor(
+      [&] {
+        for (size_t i = 0; i < members_.size(); ++i) {
+          if (!members_[i].process || !members_[i].process->running()) continue;
+          int code;
+          if (tls_) {
+            client::Client c(absl::StrCat("https://127.0.0.1:", members_[i].rest), "",
+                             pki() + "/ca.pem");
+            std::string body;
+            auto got = c.Raw("GET", "/readyz", "", &body);
+            code = got.ok() ? *got : 0;
+          } else {
+            code = ReadyzStatus(members_[i].rest);
+          }
+          if (code == 200) {
+            leader = static_cast<int>(i);
+            return true;
+          }
+        }
+        return false;
+      },
+      timeout);
+  return leader;
+}
+
+std::string Cluster::SchedulerAddresses() const {
+  if (members_.empty()) return "127.0.0.1:" + std::to_string(rpc_port_);
+  std::vector<std::string> out;
+  for (const Member& m : members_) out.push_back(absl::StrCat("127.0.0.1:", m.rpc));
+  return absl::StrJoin(out, ",");
+}
+
+std::string Cluster::MemberLog(int i) const {
+  std::ifstream f(absl::StrCat(dir_, "/scheduler-", i + 1, ".log"));
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+void Cluster::StartScheduler(uint16_t rpc_port, std::vector<std::string> extra) {
+  const std::string ports = dir_ + "/ports-" + std::to_string(++scheduler_starts_) + ".json";
+  auto argv = SchedulerArgv(ports, "127.0.0.1:0", "127.0.0.1:" + std::to_string(rpc_port),
+                            std::move(extra));
   scheduler_ = std::make_unique<Process>(argv, dir_ + "/scheduler.log");
   // Thrown, not ASSERTed: gtest reports it as this test's failure and the
   // test body stops instead of going on with no client.
   if (!WaitFor([&] { return std::filesystem::exists(ports); }, std::chrono::seconds(20))) {
     throw std::runtime_error("scheduler did not start:\n" + SchedulerLog());
   }
-  std::ifstream f(ports);
-  std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  auto num = [&](const std::string& key) {
-    size_t p = text.find("\"" + key + "\": ");
-    return static_cast<uint16_t>(std::stoi(text.substr(p + key.size() + 4)));
-  };
-  rest_port_ = num("rest");
-  rpc_port_ = num("rpc");
+  std::tie(rest_port_, rpc_port_) = ReadPorts(ports);
   client_ = ClientWith(kAdminToken);
   std::string body;
   const bool ready = WaitFor(
@@ -375,7 +484,7 @@ Process* Cluster::StartAgent(const std::string& id, const std::string& site,
                                    "--site",
                                    site,
                                    "--scheduler",
-                                   "127.0.0.1:" + std::to_string(rpc_port_),
+                                   SchedulerAddresses(),
                                    "--state-dir",
                                    dir_ + "/agent-" + id,
                                    "--kill-grace-ms",

@@ -116,9 +116,32 @@ class Cluster {
   const std::string& dir() const { return dir_; }
   std::string SchedulerLog() const;
 
+  // --- several schedulers sharing an etcd store (high availability) ---
+  // Starts member `i` (0, 1, ...) with --store `store_url`: ports chosen on
+  // its first start and kept across restarts; returns once its ports file
+  // exists (a standby is never ready). client() then knows every member's
+  // URL, and agents started afterwards get every member's RPC address.
+  void StartMember(int i, const std::string& store_url, std::vector<std::string> extra = {});
+  Process* member(int i) { return members_.at(i).process.get(); }
+  // The member whose /readyz answers 200 (the leader), -1 if none within `timeout`.
+  int WaitForLeader(std::chrono::milliseconds timeout = std::chrono::seconds(20));
+  std::string MemberLog(int i) const;
+  uint16_t member_rest_port(int i) const { return members_.at(i).rest; }
+
  private:
   std::string dir_;
+  std::vector<std::string> SchedulerArgv(const std::string& ports, const std::string& rest_addr,
+                                         const std::string& rpc_addr,
+                                         std::vector<std::string> extra) const;
+  // --scheduler for agents: the one scheduler's RPC address, or every member's.
+  std::string SchedulerAddresses() const;
   std::unique_ptr<Process> scheduler_;
+  struct Member {
+    std::unique_ptr<Process> process;
+    uint16_t rest = 0, rpc = 0;
+    int starts = 0;
+  };
+  std::vector<Member> members_;
   std::vector<std::unique_ptr<Process>> agents_;
   // Job uids per agent id (kept across restarts of the same agent).
   std::map<std::string, std::unique_ptr<UidBlock>> uid_blocks_;

@@ -23,6 +23,7 @@
 #include "portolan/metrics/metrics.h"
 #include "portolan/placement/placement.h"
 #include "portolan/rest/api.h"
+#include "portolan/rest/cluster_api.h"
 #include "portolan/store/store.h"
 #include "support/fake_clock.h"
 #include "support/memory_store.h"
@@ -71,6 +72,7 @@ TEST(OpenApiIT, EveryServedRouteIsDocumentedAndNothingElse) {
   metrics::Registry metrics;
   rest::Server server;
   rest::RegisterRestApi(server, &core, &ready, &metrics);
+  rest::RegisterClusterApi(server, [] { return v1::ClusterView(); });  // as main.cc does
   std::set<std::string> served;
   for (const auto& [method, pattern] : server.Routes()) served.insert(method + " " + pattern);
   std::set<std::string> documented;

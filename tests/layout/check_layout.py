@@ -44,6 +44,7 @@ MODULES = {
     "policy/placement": "placement",
     "scheduler": "scheduler",
     "scheduler/etcd": "etcd",
+    "scheduler/ha": "ha",
     "scheduler/store": "store",
     "scheduler/rpc": "rpc",
     "scheduler/rest": "rest",

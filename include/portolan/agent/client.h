@@ -25,7 +25,10 @@ struct AgentOptions {
   std::string id;
   std::string site;
   std::map<std::string, std::string> labels;
-  base::HostPort scheduler{"127.0.0.1", 7081};
+  // Every scheduler's agent RPC address (one, or all the members of an HA
+  // cluster). The agent connects to one at a time, moving to the next when a
+  // connection fails, and straight to the leader a standby names.
+  std::vector<base::HostPort> schedulers{{"127.0.0.1", 7081}};
   absl::Duration reconnect_min = absl::Milliseconds(200);
   absl::Duration reconnect_max = absl::Seconds(10);
   absl::Duration resend_interval = absl::Seconds(2);
@@ -36,7 +39,8 @@ struct AgentOptions {
   std::function<absl::StatusOr<v1::Topology>()> rediscover;
   absl::Duration rediscover_interval = absl::Seconds(60);
   // Mutual TLS (tls::MakeClientContext): the scheduler's certificate must
-  // come from the CA and name options.scheduler's host. Null: plain TCP.
+  // come from the CA and name the host of the address connected to. Null:
+  // plain TCP.
   std::shared_ptr<boost::asio::ssl::context> tls;
   // Observes every job update the agent reports (on the io thread).
   std::function<void(const v1::JobUpdate&)> on_update;
@@ -74,6 +78,8 @@ class AgentClient {
  private:
   void Connect();
   void ScheduleReconnect(const std::string& why);
+  // The address connected to (or being connected to).
+  const base::HostPort& scheduler() const { return options_.schedulers[current_]; }
   void Handshake(uint64_t gen);
   void OnConnected();
   void Read();
@@ -108,6 +114,7 @@ class AgentClient {
   bool stopped_ = false;
   uint64_t generation_ = 0;  // bumps on every (re)connect; stale callbacks check it
   absl::Duration backoff_;
+  size_t current_ = 0;  // index into options_.schedulers
   absl::Duration heartbeat_interval_ = absl::Seconds(5);
   absl::Time last_received_;
   double measured_rtt_ms_ = 0;

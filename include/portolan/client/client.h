@@ -6,6 +6,7 @@
 #include "absl/status/statusor.h"
 #include "portolan/v1/agent.pb.h"
 #include "portolan/v1/api.pb.h"
+#include "portolan/v1/cluster.pb.h"
 #include "portolan/v1/job.pb.h"
 #include "portolan/v1/policy.pb.h"
 
@@ -46,6 +47,8 @@ class Client {
   absl::StatusOr<v1::ValidationResult> ValidatePolicy(const v1::Policy& policy);
   absl::StatusOr<v1::ListPolicyVersionsResponse> PolicyVersions();
 
+  // GET /v1/cluster: the schedulers (leader, standbys) and the store's health.
+  absl::StatusOr<v1::ClusterView> Cluster();
   // Sites and the network; a link (cable) marked up or down.
   absl::StatusOr<v1::ListSitesResponse> ListSites();
   absl::StatusOr<v1::NetworkView> GetNetwork();

@@ -65,6 +65,9 @@ absl::Status CheckSecrets(const std::vector<std::pair<std::string, std::string>>
 // 0600, logging a warning for each that was open to others.
 absl::Status MakeStatePrivate(const std::string& dir, const std::vector<std::string>& files = {});
 
+// "<host name>-<port>": a default name for a daemon that has none.
+std::string HostId(int port);
+
 // Writes {"key": value, ...} atomically (a temporary file renamed): the
 // bound ports of a daemon started with port 0, for scripts and tests.
 absl::Status WritePortsFile(const std::string& path,

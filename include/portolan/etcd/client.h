@@ -25,6 +25,8 @@ struct Options {
   std::string key_file;
   std::string username;
   std::string password;
+  // Read into `password` by Connect when set (must not be world-readable).
+  std::string password_file;
   // Each call's deadline, across all the endpoints it tries.
   absl::Duration timeout = absl::Seconds(5);
 };

@@ -17,6 +17,7 @@ namespace portolan::rest {
 struct Request {
   std::string method;                          // "GET", "POST", ...
   std::string path;                            // decoded path, no query
+  std::string target;                          // the request target as sent (path?query)
   std::map<std::string, std::string> params;   // {name} captures of the route
   std::map<std::string, std::string> query;    // decoded query parameters
   std::map<std::string, std::string> headers;  // lowercase names
@@ -109,6 +110,10 @@ class Server {
   void Route(const std::string& method, const std::string& pattern, Handler handler,
              bool is_public = false);
 
+  // Answers requests that match no route (instead of 404), e.g. a standby
+  // scheduler redirecting to the leader. Runs without authentication: it
+  // must not disclose anything a token would guard.
+  void Fallback(Handler handler);
   // Listens on `addr`. Port 0 picks a free port; bound() tells which.
   absl::Status Start(const base::HostPort& addr);
   base::HostPort bound() const { return bound_; }
@@ -145,6 +150,7 @@ class Server {
 
   ServerOptions options_;
   std::vector<RouteEntry> routes_;
+  Handler fallback_;
   base::HostPort bound_;
   std::unique_ptr<Impl> impl_;
 };

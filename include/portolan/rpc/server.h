@@ -1,6 +1,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <set>
 
@@ -29,6 +30,10 @@ struct RpcOptions {
   // from the configured CA whose CN/OU match the Register's agent id/site.
   // Null: plain TCP (--insecure).
   std::shared_ptr<boost::asio::ssl::context> tls;
+  // A standby scheduler: every Register is refused with the leader's agent
+  // RPC address this returns ("" while none is known), so that the agent
+  // connects there; the core is not used (and may be null). Thread-safe.
+  std::function<std::string()> standby_leader;
 };
 
 // Accepts agent connections and moves frames between them and the Core.

@@ -33,7 +33,7 @@ class EtcdStore : public Store {
   // From now on every write is a transaction that applies only while `key`
   // still has create revision `revision` (the leader key of this scheduler's
   // leadership; etcd::Election::fence()); otherwise it fails with
-  // FailedPrecondition and nothing of it is written. Revision 0: no fence.
+  // Unavailable ("fenced: ...") and nothing of it is written. Revision 0: no fence.
   virtual void SetFence(const std::string& key, int64_t revision) = 0;
 };
 

@@ -15,7 +15,7 @@ TEST(CliTableTest, EveryCommandHasHelpAndASynopsisStartingWithItsName) {
   const CommandTable t = AllCommands();
   EXPECT_EQ(t.Names(),
             "submit jobs job wait watch cancel logs agents agent cordon drain uncordon plan "
-            "explain policy network sites tenants tenant audit violations token metrics "
+            "explain policy network sites cluster tenants tenant audit violations token metrics "
             "completion help");
   for (const Command& c : t.all()) {
     EXPECT_EQ(c.help.rfind(c.name + " ", 0), 0u) << c.name << ": " << c.help;
@@ -141,6 +141,29 @@ TEST(CliPrintersTest, TheNetworkMatrixSaysNoneWhereNoLinkIsUp) {
   const std::string s = out.str();
   EXPECT_NE(s.find("NO"), std::string::npos) << s;
   EXPECT_NE(s.find("none"), std::string::npos) << s;
+}
+
+TEST(CliPrintersTest, TheClusterNamesTheLeaderAndAnUnhealthyStore) {
+  v1::ClusterView v;
+  v.set_leader("s1");
+  auto* a = v.add_members();
+  a->set_id("s1");
+  a->set_role("leader");
+  a->set_rest_addr("https://10.0.0.1:7080");
+  auto* b = v.add_members();
+  b->set_id("s2");
+  b->set_role("standby");
+  v.mutable_store()->set_kind("etcd");
+  v.mutable_store()->add_endpoints("10.0.0.5:2379");
+  v.mutable_store()->add_problems("etcd member 10.0.0.6:2379: connection refused");
+  std::ostringstream out;
+  PrintCluster(out, v);
+  const std::string s = out.str();
+  EXPECT_NE(s.find("s1                   leader   https://10.0.0.1:7080"), std::string::npos) << s;
+  EXPECT_NE(s.find("s2                   standby"), std::string::npos) << s;
+  EXPECT_NE(s.find("leader: s1"), std::string::npos) << s;
+  EXPECT_NE(s.find("store: etcd 10.0.0.5:2379 (NOT healthy)"), std::string::npos) << s;
+  EXPECT_NE(s.find("  etcd member 10.0.0.6:2379: connection refused"), std::string::npos) << s;
 }
 
 TEST(CliPrintersTest, ExpiringInstrumentsShowTheDaysLeft) {

@@ -249,7 +249,7 @@ TEST(EtcdElectionTest, OneLeaderAtATimeAndTheFenceStopsTheDeposedOne) {
   EXPECT_GT(b.fence(), a.fence());
   // a's writes are refused by the fence and leave nothing behind.
   absl::Status st = (*sa)->PutJob(MakeJob("job-2", v1::Job::queued, 2));
-  EXPECT_EQ(st.code(), absl::StatusCode::kFailedPrecondition) << st;
+  EXPECT_EQ(st.code(), absl::StatusCode::kUnavailable) << st;
   EXPECT_NE(st.message().find("fenced"), std::string::npos) << st;
   EXPECT_EQ((*sa)->GetJob("job-2").status().code(), absl::StatusCode::kNotFound);
   EXPECT_FALSE(*a.Renew()) << "a learns that its lease ended";

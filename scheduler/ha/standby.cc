@@ -1,0 +1,56 @@
+#include "portolan/ha/standby.h"
+
+#include "portolan/rest/cluster_api.h"
+
+namespace portolan::ha {
+
+Standby::Standby(rest::ServerOptions rest, rpc::RpcOptions rpc, const std::atomic<Member*>* member)
+    : rest_(std::move(rest)) {
+  auto leader = [member] {
+    Member* m = member->load();
+    return m != nullptr ? m->leader() : v1::ClusterMember();
+  };
+  auto view = [member] {
+    Member* m = member->load();
+    return m != nullptr ? m->View() : v1::ClusterView();
+  };
+  auto* leading = registry_.AddGauge("portolan_scheduler_leader",
+                                     "1 while this scheduler leads (always 1 with --store sqlite).");
+  auto* changes = registry_.AddGauge(
+      "portolan_scheduler_leadership_changes",
+      "Times this scheduler became leader or stepped down since it started (set at scrape).");
+  registry_.OnScrape([member, leading, changes] {
+    Member* m = member->load();
+    leading->With()->Set(0);
+    changes->With()->Set(m == nullptr ? 0 : static_cast<double>(m->leadership_changes()));
+  });
+  rest::RegisterStandbyApi(rest_, leader, view, &registry_);
+  rpc.standby_leader = [leader] { return leader().rpc_addr(); };
+  rpc_ = std::make_unique<rpc::RpcServer>(io_, nullptr, std::move(rpc));
+}
+
+Standby::~Standby() { Stop(); }
+
+absl::Status Standby::Start(base::HostPort& rest, base::HostPort& rpc) {
+  if (absl::Status st = rest_.Start(rest); !st.ok()) return st;
+  rest = rest_.bound();
+  if (absl::Status st = rpc_->Listen(rpc); !st.ok()) {
+    rest_.Stop();
+    return st;
+  }
+  rpc = rpc_->bound();
+  io_thread_ = std::thread([this] { io_.run(); });
+  return absl::OkStatus();
+}
+
+void Standby::Stop() {
+  if (!io_thread_.joinable()) return;
+  rest_.Stop();
+  boost::asio::post(io_, [this] {
+    rpc_->Stop();
+    io_.stop();
+  });
+  io_thread_.join();
+}
+
+}  // namespace portolan::ha
