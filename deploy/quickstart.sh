@@ -7,9 +7,15 @@
 # (deploy/dev-ca.sh, in .quickstart/pki) and REST is HTTPS.
 #
 #   deploy/quickstart.sh          start (restarts a previous quickstart)
+#   deploy/quickstart.sh --ha     the same with high availability: a 3-member
+#                                 etcd cluster on loopback (client ports 2379,
+#                                 22379, 32379) and two schedulers (REST 7080
+#                                 and 7090, RPC 7081 and 7091) sharing it, one
+#                                 leading; the agents and the CLI know both
 #   deploy/quickstart.sh --stop   stop what the quickstart started
 #
-# Environment: PORTOLAN_REST_PORT (7080), PORTOLAN_RPC_PORT (7081).
+# Environment: PORTOLAN_REST_PORT (7080), PORTOLAN_RPC_PORT (7081); with --ha
+# the second scheduler uses each plus 10.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 RUN="$ROOT/.quickstart"
@@ -20,7 +26,10 @@ RPC_PORT="${PORTOLAN_RPC_PORT:-7081}"
 stop_all() {
   local stopped=0
   shopt -s nullglob
-  for pidfile in "$RUN"/*.pid; do
+  # Agents first, then schedulers (which resign their leadership in etcd),
+  # then etcd.
+  for pidfile in "$RUN"/agent-*.pid "$RUN"/scheduler*.pid "$RUN"/etcd-*.pid "$RUN"/*.pid; do
+    [ -f "$pidfile" ] || continue
     local pid
     pid="$(cat "$pidfile")"
     if kill -0 "$pid" 2>/dev/null; then
@@ -34,13 +43,20 @@ stop_all() {
   echo "quickstart: stopped $stopped process(es)"
 }
 
+HA=0
 if [ "${1:-}" = "--stop" ]; then
   stop_all
   exit 0
+elif [ "${1:-}" = "--ha" ]; then
+  HA=1
 elif [ -n "${1:-}" ]; then
-  echo "usage: deploy/quickstart.sh [--stop]" >&2
+  echo "usage: deploy/quickstart.sh [--ha | --stop]" >&2
   exit 2
 fi
+REST_PORT2=$((REST_PORT + 10))
+RPC_PORT2=$((RPC_PORT + 10))
+ETCD_CLIENT_PORTS=(2379 22379 32379)
+ETCD_PEER_PORTS=(2380 22380 32380)
 
 bash "$ROOT/deploy/install-deps.sh"
 if [ ! -x "$BIN/portolan-scheduler" ] || [ ! -x "$BIN/portolan-agent" ] || [ ! -x "$BIN/portolan" ] ||
@@ -52,9 +68,11 @@ fi
 
 mkdir -p "$RUN"
 stop_all >/dev/null
-rm -rf "$RUN/state" "$RUN"/agent-* "$RUN"/*.log
+rm -rf "$RUN/state" "$RUN"/agent-* "$RUN"/etcd-* "$RUN"/*.log
 
-for port in "$REST_PORT" "$RPC_PORT"; do
+PORTS=("$REST_PORT" "$RPC_PORT")
+[ "$HA" -eq 1 ] && PORTS+=("$REST_PORT2" "$RPC_PORT2" "${ETCD_CLIENT_PORTS[@]}" "${ETCD_PEER_PORTS[@]}")
+for port in "${PORTS[@]}"; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     echo "quickstart: port $port on 127.0.0.1 is in use; set PORTOLAN_REST_PORT / PORTOLAN_RPC_PORT" >&2
     exit 1
@@ -77,22 +95,68 @@ bash "$ROOT/deploy/dev-ca.sh" "$PKI" init >/dev/null
 bash "$ROOT/deploy/dev-ca.sh" "$PKI" scheduler >/dev/null
 export PORTOLAN_CA="$PKI/ca.pem"
 
-"$BIN/portolan-scheduler" --rest-addr "127.0.0.1:$REST_PORT" --rpc-addr "127.0.0.1:$RPC_PORT" \
-  --tokens "$RUN/tokens.yaml" \
-  --tls-cert "$PKI/scheduler.pem" --tls-key "$PKI/scheduler.key" --tls-ca "$PKI/ca.pem" \
-  --https-cert "$PKI/scheduler.pem" --https-key "$PKI/scheduler.key" \
-  --state-dir "$RUN/state" --policy "$ROOT/deploy/policy/default.yaml" \
-  --heartbeat-interval-ms 2000 --agent-ttl-ms 10000 \
-  >"$RUN/scheduler.log" 2>&1 &
-echo $! >"$RUN/scheduler.pid"
+SCHEDULER_FLAGS=(--tokens "$RUN/tokens.yaml"
+  --tls-cert "$PKI/scheduler.pem" --tls-key "$PKI/scheduler.key" --tls-ca "$PKI/ca.pem"
+  --https-cert "$PKI/scheduler.pem" --https-key "$PKI/scheduler.key"
+  --policy "$ROOT/deploy/policy/default.yaml" --heartbeat-interval-ms 2000 --agent-ttl-ms 10000)
 
-export PORTOLAN_SERVER="https://127.0.0.1:$REST_PORT"
-for _ in $(seq 1 100); do
-  curl -sf --cacert "$PORTOLAN_CA" "$PORTOLAN_SERVER/readyz" >/dev/null 2>&1 && break
-  sleep 0.1
-done
-curl -sf --cacert "$PORTOLAN_CA" "$PORTOLAN_SERVER/readyz" >/dev/null || { echo "quickstart: scheduler did not become ready; see $RUN/scheduler.log" >&2; exit 1; }
-echo "quickstart: scheduler ready on $PORTOLAN_SERVER (agent RPC 127.0.0.1:$RPC_PORT, mutual TLS)"
+ready() {  # url: true when that scheduler answers /readyz with 200 (the leader)
+  curl -sf --cacert "$PORTOLAN_CA" "$1/readyz" >/dev/null 2>&1
+}
+
+if [ "$HA" -eq 0 ]; then
+  "$BIN/portolan-scheduler" --rest-addr "127.0.0.1:$REST_PORT" --rpc-addr "127.0.0.1:$RPC_PORT" \
+    --state-dir "$RUN/state" "${SCHEDULER_FLAGS[@]}" >"$RUN/scheduler.log" 2>&1 &
+  echo $! >"$RUN/scheduler.pid"
+  export PORTOLAN_SERVER="https://127.0.0.1:$REST_PORT"
+  SCHEDULER_RPC="127.0.0.1:$RPC_PORT"
+  for _ in $(seq 1 100); do ready "$PORTOLAN_SERVER" && break; sleep 0.1; done
+  ready "$PORTOLAN_SERVER" || { echo "quickstart: scheduler did not become ready; see $RUN/scheduler.log" >&2; exit 1; }
+  echo "quickstart: scheduler ready on $PORTOLAN_SERVER (agent RPC $SCHEDULER_RPC, mutual TLS)"
+else
+  # Three etcd members on loopback (Debian's etcd-server), one data directory each.
+  cluster=""
+  for i in 0 1 2; do
+    cluster+="${cluster:+,}etcd-$((i + 1))=http://127.0.0.1:${ETCD_PEER_PORTS[$i]}"
+  done
+  for i in 0 1 2; do
+    n=$((i + 1))
+    etcd --name "etcd-$n" --data-dir "$RUN/etcd-$n" \
+      --listen-client-urls "http://127.0.0.1:${ETCD_CLIENT_PORTS[$i]}" \
+      --advertise-client-urls "http://127.0.0.1:${ETCD_CLIENT_PORTS[$i]}" \
+      --listen-peer-urls "http://127.0.0.1:${ETCD_PEER_PORTS[$i]}" \
+      --initial-advertise-peer-urls "http://127.0.0.1:${ETCD_PEER_PORTS[$i]}" \
+      --initial-cluster "$cluster" --initial-cluster-state new \
+      --initial-cluster-token "portolan-quickstart" >"$RUN/etcd-$n.log" 2>&1 &
+    echo $! >"$RUN/etcd-$n.pid"
+  done
+  STORE="etcd://127.0.0.1:${ETCD_CLIENT_PORTS[0]},127.0.0.1:${ETCD_CLIENT_PORTS[1]},127.0.0.1:${ETCD_CLIENT_PORTS[2]}/portolan"
+  for _ in $(seq 1 100); do
+    ETCDCTL_API=3 etcdctl --endpoints "127.0.0.1:${ETCD_CLIENT_PORTS[0]}" endpoint health >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  echo "quickstart: etcd cluster of 3 on 127.0.0.1:${ETCD_CLIENT_PORTS[0]},${ETCD_CLIENT_PORTS[1]},${ETCD_CLIENT_PORTS[2]}"
+  n=1
+  for ports in "$REST_PORT:$RPC_PORT" "$REST_PORT2:$RPC_PORT2"; do
+    "$BIN/portolan-scheduler" --rest-addr "127.0.0.1:${ports%%:*}" --rpc-addr "127.0.0.1:${ports##*:}" \
+      --store "$STORE" --member-id "scheduler-$n" "${SCHEDULER_FLAGS[@]}" \
+      >"$RUN/scheduler-$n.log" 2>&1 &
+    echo $! >"$RUN/scheduler-$n.pid"
+    n=$((n + 1))
+  done
+  # The CLI and the agents are given both; they find the leader.
+  export PORTOLAN_SERVER="https://127.0.0.1:$REST_PORT,https://127.0.0.1:$REST_PORT2"
+  SCHEDULER_RPC="127.0.0.1:$RPC_PORT,127.0.0.1:$RPC_PORT2"
+  up=0
+  for _ in $(seq 1 100); do
+    if ready "https://127.0.0.1:$REST_PORT" || ready "https://127.0.0.1:$REST_PORT2"; then up=1; break; fi
+    sleep 0.1
+  done
+  [ "$up" -eq 1 ] || { echo "quickstart: no scheduler became leader; see $RUN/scheduler-*.log" >&2; exit 1; }
+  echo "quickstart: schedulers on https://127.0.0.1:$REST_PORT and :$REST_PORT2 (agent RPC $SCHEDULER_RPC), one leading:"
+  "$BIN/portolan" cluster
+fi
+echo
 
 AGENT_N=0
 start_agent() {  # id site synthetic-topology label...
@@ -106,7 +170,7 @@ start_agent() {  # id site synthetic-topology label...
   local labels=()
   for l in "$@"; do labels+=(--label "$l"); done
   bash "$ROOT/deploy/dev-ca.sh" "$PKI" agent "$id" "$site" >/dev/null
-  "$BIN/portolan-agent" --id "$id" --site "$site" --scheduler "127.0.0.1:$RPC_PORT" \
+  "$BIN/portolan-agent" --id "$id" --site "$site" --scheduler "$SCHEDULER_RPC" \
     --tls-cert "$PKI/agent-$id.pem" --tls-key "$PKI/agent-$id.key" --tls-ca "$PKI/ca.pem" \
     --state-dir "$RUN/agent-$id" --topology-synthetic "$topo" --job-uid-range "$uids" "${labels[@]}" \
     --stop-jobs-on-exit >"$RUN/agent-$id.log" 2>&1 &
@@ -188,11 +252,12 @@ if [ "$failed" -ne 0 ]; then
 fi
 cat <<MSG
 quickstart: all sample jobs succeeded on the sites expected.
-The scheduler and five agents keep running (logs in .quickstart/). Try:
+The scheduler(s) and five agents keep running (logs in .quickstart/). Try:
   export PORTOLAN_SERVER=$PORTOLAN_SERVER PORTOLAN_CA=$PORTOLAN_CA
   export PORTOLAN_TOKEN=\$(cat .quickstart/admin.token)     # admin; see docs/security.md
   build/bin/portolan jobs
+  build/bin/portolan cluster                               # with --ha: kill -9 the leader, run it again
   build/bin/portolan submit --name hi --cpus 1 --memory-mb 64 --wait -- /bin/echo hello
-  curl -s --cacert \$PORTOLAN_CA -H "Authorization: Bearer \$PORTOLAN_TOKEN" -H "Content-Type: application/json" -X POST $PORTOLAN_SERVER/v1/jobs -d '{"name":"hi","command":["/bin/echo","hello"],"resources":{"cpus":1,"memory_mb":64}}'
+  curl -sL --cacert \$PORTOLAN_CA -H "Authorization: Bearer \$PORTOLAN_TOKEN" -H "Content-Type: application/json" -X POST https://127.0.0.1:$REST_PORT/v1/jobs -d '{"name":"hi","command":["/bin/echo","hello"],"resources":{"cpus":1,"memory_mb":64}}'
 Stop everything with: deploy/quickstart.sh --stop
 MSG

@@ -5,6 +5,7 @@
 // attempt, timestamps); --queued-per-mille of them are still queued.
 //
 //   populate_store --state-dir DIR --jobs 1000000 [--queued-per-mille 10] [--threads 64]
+//   populate_store --store etcd://HOST:PORT,.../PREFIX ...   (an etcd store, as --store says)
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -15,6 +16,8 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "portolan/etcd/client.h"
+#include "portolan/store/etcd_store.h"
 #include "portolan/store/store.h"
 #include "portolan/v1/job.pb.h"
 
@@ -83,12 +86,14 @@ portolan::v1::Job MakeJob(long i, bool queued) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string dir;
+  std::string dir, store_url;
   long jobs = 1'000'000;
   int queued_per_mille = 10, threads = 64;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!strcmp(argv[i], "--state-dir")) {
       dir = argv[i + 1];
+    } else if (!strcmp(argv[i], "--store")) {
+      store_url = argv[i + 1];
     } else if (!strcmp(argv[i], "--jobs")) {
       (void)absl::SimpleAtoi(argv[i + 1], &jobs);
     } else if (!strcmp(argv[i], "--queued-per-mille")) {
@@ -100,11 +105,33 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  if (dir.empty()) {
-    fprintf(stderr, "populate_store: --state-dir is required\n");
+  if (dir.empty() == store_url.empty()) {
+    fprintf(stderr, "populate_store: give --state-dir or --store etcd://...\n");
     return 2;
   }
-  auto store = portolan::store::OpenSqliteStore(dir);
+  std::unique_ptr<portolan::etcd::Client> client;
+  absl::StatusOr<std::unique_ptr<portolan::store::Store>> store;
+  if (!store_url.empty()) {
+    auto url = portolan::etcd::ParseUrl(store_url);
+    if (!url.ok()) {
+      fprintf(stderr, "populate_store: %s\n", std::string(url.status().message()).c_str());
+      return 2;
+    }
+    auto c = portolan::etcd::Client::Connect({.endpoints = url->endpoints});
+    if (!c.ok()) {
+      fprintf(stderr, "populate_store: %s\n", std::string(c.status().message()).c_str());
+      return 1;
+    }
+    client = std::move(*c);
+    auto opened = portolan::store::EtcdStore::Open(client.get(), url->prefix);
+    if (opened.ok()) {
+      store = std::unique_ptr<portolan::store::Store>(std::move(*opened));
+    } else {
+      store = opened.status();
+    }
+  } else {
+    store = portolan::store::OpenSqliteStore(dir);
+  }
   if (!store.ok()) {
     fprintf(stderr, "populate_store: %s\n", std::string(store.status().message()).c_str());
     return 1;
