@@ -127,7 +127,8 @@ else
       --listen-peer-urls "http://127.0.0.1:${ETCD_PEER_PORTS[$i]}" \
       --initial-advertise-peer-urls "http://127.0.0.1:${ETCD_PEER_PORTS[$i]}" \
       --initial-cluster "$cluster" --initial-cluster-state new \
-      --initial-cluster-token "portolan-quickstart" >"$RUN/etcd-$n.log" 2>&1 &
+      --initial-cluster-token "portolan-quickstart" \
+      --auto-compaction-mode periodic --auto-compaction-retention 1h >"$RUN/etcd-$n.log" 2>&1 &
     echo $! >"$RUN/etcd-$n.pid"
   done
   STORE="etcd://127.0.0.1:${ETCD_CLIENT_PORTS[0]},127.0.0.1:${ETCD_CLIENT_PORTS[1]},127.0.0.1:${ETCD_CLIENT_PORTS[2]}/portolan"

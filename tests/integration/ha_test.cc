@@ -321,6 +321,20 @@ TEST(HaIT, QuorumLossStopsWritesAndTheClusterComesBack) {
       },
       seconds(10)));
   EXPECT_EQ(refused.code(), absl::StatusCode::kUnavailable) << refused;
+  // Reads say so: the cluster view reports the store unhealthy (asked again
+  // if the scheduler was just closing its ports to stand by).
+  absl::StatusOr<v1::ClusterView> view;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        view = c.client().Cluster();
+        return view.ok();
+      },
+      seconds(10)))
+      << view.status();
+  if (view.ok()) {
+    EXPECT_FALSE(view->store().healthy());
+    EXPECT_GE(view->store().problems_size(), 2) << codec::ToJson(*view);
+  }
   ASSERT_TRUE(etcd.Restart(0).ok());
   ASSERT_TRUE(etcd.Restart(1).ok());
   ASSERT_EQ(c.WaitForLeader(seconds(30)), 0)

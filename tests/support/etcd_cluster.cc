@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -50,7 +51,11 @@ bool Accepts(int port) {
 
 bool HaveEtcd() { return access(kEtcd, X_OK) == 0; }
 
-EtcdCluster::EtcdCluster(int members) {
+EtcdCluster::EtcdCluster(int members, const EtcdTls* tls) {
+  if (tls != nullptr) {
+    tls_ = *tls;
+    use_tls_ = true;
+  }
   char tmpl[] = "/tmp/portolan-etcd-XXXXXX";
   if (mkdtemp(tmpl) == nullptr) {
     status_ = absl::InternalError("mkdtemp failed");
@@ -87,7 +92,8 @@ EtcdCluster::~EtcdCluster() {
 
 absl::Status EtcdCluster::Spawn(Member& m, bool fresh) {
   const std::string data = absl::StrCat(dir_, "/", m.name);
-  const std::string client = absl::StrCat("http://127.0.0.1:", m.client_port);
+  const std::string client =
+      absl::StrCat(use_tls_ ? "https" : "http", "://127.0.0.1:", m.client_port);
   const std::string peer = absl::StrCat("http://127.0.0.1:", m.peer_port);
   std::vector<std::string> args = {kEtcd,
                                    "--name",
@@ -116,6 +122,10 @@ absl::Status EtcdCluster::Spawn(Member& m, bool fresh) {
                                    "zap",
                                    "--log-outputs",
                                    absl::StrCat(data, ".log")};
+  if (use_tls_) {
+    args.insert(args.end(), {"--cert-file", tls_.cert, "--key-file", tls_.key, "--trusted-ca-file",
+                             tls_.ca, "--client-cert-auth"});
+  }
   pid_t pid = fork();
   if (pid < 0) return absl::InternalError("fork failed");
   if (pid == 0) {
@@ -132,14 +142,26 @@ absl::Status EtcdCluster::Spawn(Member& m, bool fresh) {
 absl::Status EtcdCluster::WaitReady() {
   // The client URLs first (a gRPC channel that found them closed backs off).
   const absl::Time listen_deadline = absl::Now() + absl::Seconds(30);
-  for (const Member& m : members_) {
+  for (Member& m : members_) {
     while (m.pid > 0 && !Accepts(m.client_port) && absl::Now() < listen_deadline) {
+      if (waitpid(m.pid, nullptr, WNOHANG) == m.pid) {
+        m.pid = -1;
+        std::ifstream log(absl::StrCat(dir_, "/", m.name, ".log"));
+        std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+        return absl::InternalError(
+            absl::StrCat("etcd member ", m.name, " exited at start: ", text.substr(0, 2000)));
+      }
       absl::SleepFor(absl::Milliseconds(20));
     }
   }
   etcd::Options o;
   o.endpoints = endpoints();
   o.timeout = absl::Seconds(2);
+  if (use_tls_) {
+    o.ca_file = tls_.ca;
+    o.cert_file = tls_.client_cert;
+    o.key_file = tls_.client_key;
+  }
   auto client = etcd::Client::Connect(o);
   if (!client.ok()) return client.status();
   const absl::Time deadline = absl::Now() + absl::Seconds(30);

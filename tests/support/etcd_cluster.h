@@ -14,11 +14,18 @@
 
 namespace portolan::testing {
 
+// Client URLs over TLS that require a client certificate from `ca`
+// (`cert`/`key` are the members' server certificate; `client_cert`/
+// `client_key` what the readiness probe presents).
+struct EtcdTls {
+  std::string ca, cert, key, client_cert, client_key;
+};
+
 class EtcdCluster {
  public:
   // Starts `members` members and waits until the cluster answers a
   // linearizable read (up to 30 s).
-  explicit EtcdCluster(int members = 1);
+  explicit EtcdCluster(int members = 1, const EtcdTls* tls = nullptr);
   ~EtcdCluster();
   EtcdCluster(const EtcdCluster&) = delete;
   EtcdCluster& operator=(const EtcdCluster&) = delete;
@@ -47,6 +54,8 @@ class EtcdCluster {
   absl::Status WaitReady();
 
   std::string dir_;
+  EtcdTls tls_;
+  bool use_tls_ = false;
   std::string initial_cluster_;
   std::vector<Member> members_;
   absl::Status status_;

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cstdlib>
+#include <filesystem>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -278,6 +280,50 @@ TEST(EtcdElectionTest, RenewingKeepsTheLeadershipPastTheTtl) {
   }
   EXPECT_EQ(a.fence(), fence);
   EXPECT_TRUE(a.Leading());
+}
+
+TEST(EtcdClientTest, TlsWithAClientCertificate) {
+  REQUIRE_ETCD();
+  char tmpl[] = "/tmp/portolan-etcd-pki-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string pki = tmpl;
+  const std::string ca = PORTOLAN_SOURCE_DIR "/deploy/dev-ca.sh " + pki;
+  ASSERT_EQ(std::system((ca + " init >/dev/null && " + ca + " scheduler >/dev/null && " + ca +
+                         " agent etcd-client nowhere >/dev/null")
+                            .c_str()),
+            0);
+  testing::EtcdTls tls{pki + "/ca.pem", pki + "/scheduler.pem", pki + "/scheduler.key",
+                       pki + "/agent-etcd-client.pem", pki + "/agent-etcd-client.key"};
+  EtcdCluster cluster(1, &tls);
+  ASSERT_TRUE(cluster.status().ok()) << cluster.status();
+  etcd::Options o;
+  o.endpoints = cluster.endpoints();
+  o.timeout = absl::Seconds(2);
+  o.ca_file = tls.ca;
+  o.cert_file = tls.client_cert;
+  o.key_file = tls.client_key;
+  auto client = etcd::Client::Connect(o);
+  ASSERT_TRUE(client.ok()) << client.status();
+  auto s = store::EtcdStore::Open(client->get(), "tls");
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_TRUE((*s)->PutJob(MakeJob("job-1", v1::Job::queued, 1)).ok());
+  // Without a client certificate the cluster does not answer.
+  o.cert_file.clear();
+  o.key_file.clear();
+  auto anonymous = etcd::Client::Connect(o);
+  ASSERT_TRUE(anonymous.ok());
+  EXPECT_FALSE(store::EtcdStore::Open(anonymous->get(), "tls").ok());
+  // Plain TCP to a TLS port does not either.
+  o.ca_file.clear();
+  auto plain = etcd::Client::Connect(o);
+  ASSERT_TRUE(plain.ok());
+  EXPECT_FALSE(store::EtcdStore::Open(plain->get(), "tls").ok());
+  // A missing CA file is refused at once, naming it.
+  o.ca_file = pki + "/nope.pem";
+  auto bad = etcd::Client::Connect(o);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("nope.pem"), std::string::npos) << bad.status();
+  std::filesystem::remove_all(pki);
 }
 
 TEST(EtcdClientTest, ThreeMembersSurviveOneLossNotTwo) {
