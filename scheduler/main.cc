@@ -345,21 +345,6 @@ void WritePorts(const Flags& f, const base::HostPort& rest, const base::HostPort
   if (!st.ok()) spdlog::error("--ports-file: {}", st.message());
 }
 
-// HA metrics of the leader (a standby has its own, ha/standby.cc): whether
-// this member leads, and how often the leadership changed hands here.
-void AddHaMetrics(metrics::Registry& registry, Ha* h) {
-  auto* leader = registry.AddGauge("portolan_scheduler_leader",
-                                   "1 while this scheduler leads (always 1 with --store sqlite).");
-  auto* changes = registry.AddGauge(
-      "portolan_scheduler_leadership_changes",
-      "Times this scheduler became leader or stepped down since it started (set at scrape).");
-  registry.OnScrape([h, leader, changes] {
-    ha::Member* m = h == nullptr ? nullptr : h->published.load();
-    leader->With()->Set(h == nullptr || (m != nullptr && m->leading()) ? 1 : 0);
-    changes->With()->Set(m == nullptr ? 0 : static_cast<double>(m->leadership_changes()));
-  });
-}
-
 // Stands by (ha/standby.h) until this member leads (returns 0 with *stop
 // false) or a signal ends the process (*stop true).
 int StandBy(const Flags& f, const sigset_t& signals, auth::TokenStore& tokens,
@@ -406,7 +391,7 @@ int Serve(const Flags& f, const sigset_t& signals, auth::TokenStore& tokens,
   auth::RateLimiter limiter(f.rate_rps, std::max(f.rate_burst, 1.0));
   metrics::Registry metrics_registry;
   scheduler::SchedulerMetrics metrics(metrics_registry);
-  AddHaMetrics(metrics_registry, h);
+  ha::AddMetrics(metrics_registry, h == nullptr ? nullptr : &h->published);
   auto observe = [&metrics](double s, size_t writes) {
     metrics.store_commit_seconds->Observe(s);
     metrics.store_batch_writes->Observe(static_cast<double>(writes));

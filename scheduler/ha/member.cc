@@ -59,9 +59,10 @@ void Member::Stop() {
     if (st.ok()) {
       spdlog::info("high availability: {} resigned the leadership", options_.self.id());
     } else {
-      spdlog::warn("high availability: resigning failed ({}); a standby takes over when the "
-                   "lease ends",
-                   st.message());
+      spdlog::warn(
+          "high availability: resigning failed ({}); a standby takes over when the "
+          "lease ends",
+          st.message());
     }
   }
   if (self_lease != 0) (void)client_->RevokeLease(self_lease);  // the member record goes with it
@@ -140,9 +141,10 @@ void Member::Renew() {
     return;
   }
   const std::string why = kept.ok() ? "the leader lease ended (another member may lead now)"
-                                    : absl::StrCat("the leader lease could not be renewed before "
-                                                   "it ran out: ",
-                                                   kept.status().message());
+                                    : absl::StrCat(
+                                          "the leader lease could not be renewed before "
+                                          "it ran out: ",
+                                          kept.status().message());
   absl::MutexLock lock(&mu_);
   if (!won_ || term_ != term) return;  // the process stepped down meanwhile
   spdlog::error("high availability: {} lost the leadership: {}", options_.self.id(), why);
@@ -167,9 +169,7 @@ void Member::StepDown() {
 
 bool Member::WaitUntilLeading(absl::Duration timeout) {
   absl::MutexLock lock(&mu_);
-  auto done = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return stop_ || (won_ && !lost_);
-  };
+  auto done = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_ || (won_ && !lost_); };
   mu_.AwaitWithTimeout(absl::Condition(&done), timeout);
   return won_ && !lost_;
 }
@@ -265,6 +265,19 @@ v1::ClusterView Member::View() {
   }
   store->set_healthy(healthy);
   return view;
+}
+
+void AddMetrics(metrics::Registry& registry, const std::atomic<Member*>* member) {
+  auto* leader = registry.AddGauge("portolan_scheduler_leader",
+                                   "1 while this scheduler leads (always 1 with --store sqlite).");
+  auto* changes = registry.AddGauge(
+      "portolan_scheduler_leadership_changes",
+      "Times this scheduler became leader or stepped down since it started (set at scrape).");
+  registry.OnScrape([member, leader, changes] {
+    Member* m = member == nullptr ? nullptr : member->load();
+    leader->With()->Set(member == nullptr || (m != nullptr && m->leading()) ? 1 : 0);
+    changes->With()->Set(m == nullptr ? 0 : static_cast<double>(m->leadership_changes()));
+  });
 }
 
 }  // namespace portolan::ha

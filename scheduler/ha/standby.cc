@@ -14,16 +14,7 @@ Standby::Standby(rest::ServerOptions rest, rpc::RpcOptions rpc, const std::atomi
     Member* m = member->load();
     return m != nullptr ? m->View() : v1::ClusterView();
   };
-  auto* leading = registry_.AddGauge("portolan_scheduler_leader",
-                                     "1 while this scheduler leads (always 1 with --store sqlite).");
-  auto* changes = registry_.AddGauge(
-      "portolan_scheduler_leadership_changes",
-      "Times this scheduler became leader or stepped down since it started (set at scrape).");
-  registry_.OnScrape([member, leading, changes] {
-    Member* m = member->load();
-    leading->With()->Set(0);
-    changes->With()->Set(m == nullptr ? 0 : static_cast<double>(m->leadership_changes()));
-  });
+  AddMetrics(registry_, member);
   rest::RegisterStandbyApi(rest_, leader, view, &registry_);
   rpc.standby_leader = [leader] { return leader().rpc_addr(); };
   rpc_ = std::make_unique<rpc::RpcServer>(io_, nullptr, std::move(rpc));

@@ -80,8 +80,8 @@ absl::StatusOr<v1::Agent> VisibleAgent(Core* core, const Request& req, const std
 
 }  // namespace
 
-void RegisterRestApi(Server& server, Core* core, const std::atomic<bool>* ready,
-                     metrics::Registry* metrics) {
+void RegisterHealthAndMetrics(Server& server, metrics::Registry* metrics,
+                              const std::string& detail) {
   if (metrics != nullptr) {
     server.Route("GET", "/metrics", [metrics](const Request& req) {
       if (!req.principal.is_admin() && !req.principal.is_operator())
@@ -94,13 +94,19 @@ void RegisterRestApi(Server& server, Core* core, const std::atomic<bool>* ready,
   }
   server.Route(
       "GET", "/healthz",
-      [](const Request&) {
+      [detail](const Request&) {
         v1::HealthResponse h;
         h.set_status("ok");
         h.set_version(PORTOLAN_VERSION);
+        h.set_detail(detail);
         return Json(codec::ToJson(h));
       },
       /*is_public=*/true);
+}
+
+void RegisterRestApi(Server& server, Core* core, const std::atomic<bool>* ready,
+                     metrics::Registry* metrics) {
+  RegisterHealthAndMetrics(server, metrics);
   server.Route(
       "GET", "/readyz",
       [ready](const Request&) {

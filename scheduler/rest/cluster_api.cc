@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "portolan/codec/codec.h"
+#include "portolan/rest/api.h"
 #include "portolan/v1/api.pb.h"
 
 namespace portolan::rest {
@@ -43,25 +44,7 @@ v1::ClusterView SingleSchedulerView(const std::string& id, const std::string& re
 
 void RegisterStandbyApi(Server& server, std::function<v1::ClusterMember()> leader,
                         std::function<v1::ClusterView()> view, metrics::Registry* metrics) {
-  if (metrics != nullptr) {
-    server.Route("GET", "/metrics", [metrics](const Request& req) {
-      if (!MaySeeCluster(req)) return Forbidden(req, "read metrics");
-      Response r;
-      r.body = metrics->Render();
-      r.content_type = metrics::kContentType;
-      return r;
-    });
-  }
-  server.Route(
-      "GET", "/healthz",
-      [](const Request&) {
-        v1::HealthResponse h;
-        h.set_status("ok");
-        h.set_version(PORTOLAN_VERSION);
-        h.set_detail("standby");
-        return Json(codec::ToJson(h));
-      },
-      /*is_public=*/true);
+  RegisterHealthAndMetrics(server, metrics, "standby");
   server.Route(
       "GET", "/readyz",
       [leader](const Request&) {

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <set>
@@ -47,6 +48,14 @@ int RawStatus(uint16_t port, const std::string& request) {
   int code = 0;
   if (got.rfind("HTTP/1.1 ", 0) == 0) code = std::atoi(got.c_str() + 9);
   return code;
+}
+
+// The state letter of /proc/PID/stat ('T' when stopped), '?' if unreadable.
+char ProcState(pid_t pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const size_t paren = text.rfind(')');
+  return paren != std::string::npos && paren + 2 < text.size() ? text[paren + 2] : '?';
 }
 
 std::string PostJob(const std::string& name) {
@@ -241,6 +250,8 @@ TEST(HaIT, AFrozenLeaderIsFencedAndStandsByWhenResumed) {
   ASSERT_EQ(c.WaitForLeader(), 0);
   c.StartMember(1, etcd.url(), kHaFlags);
   c.member(0)->Signal(SIGSTOP);
+  ASSERT_TRUE(WaitFor([&] { return ProcState(c.member(0)->pid()) == 'T'; }, seconds(5)))
+      << "member 1 did not stop: state " << ProcState(c.member(0)->pid());
   // A submit sent to the frozen leader waits in its socket.
   std::atomic<int> late_status{-1};
   std::thread late([&] { late_status = RawStatus(c.member_rest_port(0), PostJob("late-write")); });
@@ -248,7 +259,8 @@ TEST(HaIT, AFrozenLeaderIsFencedAndStandsByWhenResumed) {
   if (new_leader != 1) {
     c.member(0)->Signal(SIGCONT);
     late.join();
-    FAIL() << "member 2 did not take over (leader: " << new_leader << ")\n"
+    FAIL() << "member 2 did not take over (leader: " << new_leader << ", member 1 in state "
+           << ProcState(c.member(0)->pid()) << ")\n"
            << c.MemberLog(0) << "\n----\n"
            << c.MemberLog(1);
   }

@@ -11,6 +11,7 @@
 #include "portolan/base/clock.h"
 #include "portolan/etcd/client.h"
 #include "portolan/etcd/election.h"
+#include "portolan/metrics/metrics.h"
 #include "portolan/v1/cluster.pb.h"
 
 namespace portolan::ha {
@@ -94,5 +95,11 @@ class Member {
   absl::Time since_ ABSL_GUARDED_BY(mu_);
   std::string role_ ABSL_GUARDED_BY(mu_) = "standby";
 };
+
+// Registers this scheduler's HA gauges in `registry`, read at each scrape:
+// portolan_scheduler_leader (1 while it leads; with no member — SQLite —
+// always 1) and portolan_scheduler_leadership_changes. `member` may hold
+// null until a member is made; it must outlive the registry.
+void AddMetrics(metrics::Registry& registry, const std::atomic<Member*>* member);
 
 }  // namespace portolan::ha

@@ -14,4 +14,10 @@ namespace portolan::rest {
 void RegisterRestApi(Server& server, scheduler::Core* core, const std::atomic<bool>* ready,
                      metrics::Registry* metrics = nullptr);
 
+// GET /metrics (admins and operators) when `metrics` is given, and the public
+// GET /healthz ("ok", the version, `detail`). RegisterRestApi calls it; a
+// standby scheduler too.
+void RegisterHealthAndMetrics(Server& server, metrics::Registry* metrics,
+                              const std::string& detail = "");
+
 }  // namespace portolan::rest
