@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
@@ -324,6 +326,55 @@ TEST(EtcdClientTest, TlsWithAClientCertificate) {
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("nope.pem"), std::string::npos) << bad.status();
   std::filesystem::remove_all(pki);
+}
+
+TEST(EtcdClientTest, LogsInWhenTheClusterHasAuthenticationOn) {
+  REQUIRE_ETCD();
+  EtcdCluster cluster(1);
+  ASSERT_TRUE(cluster.status().ok()) << cluster.status();
+  // etcd's own CLI turns authentication on: a root user and a scheduler user
+  // with read-write on its prefix.
+  const std::string ctl = "ETCDCTL_API=3 etcdctl --endpoints " + cluster.endpoints()[0];
+  ASSERT_EQ(std::system((ctl + " user add root:rootpw >/dev/null && " + ctl +
+                         " user add sched:s3cret >/dev/null && " + ctl +
+                         " role add portolan >/dev/null && " + ctl +
+                         " role grant-permission portolan --prefix=true readwrite portolan/ "
+                         ">/dev/null && " +
+                         ctl + " user grant-role sched portolan >/dev/null && " + ctl +
+                         " auth enable >/dev/null")
+                            .c_str()),
+            0);
+  char tmpl[] = "/tmp/portolan-etcd-pw-XXXXXX";
+  const int fd = mkstemp(tmpl);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(write(fd, "s3cret\n", 7), 7);
+  close(fd);
+  etcd::Options o;
+  o.endpoints = cluster.endpoints();
+  o.timeout = absl::Seconds(2);
+  o.username = "sched";
+  o.password_file = tmpl;
+  auto client = etcd::Client::Connect(o);
+  ASSERT_TRUE(client.ok()) << client.status();
+  auto s = store::EtcdStore::Open(client->get(), "portolan");
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_TRUE((*s)->PutJob(MakeJob("job-1", v1::Job::queued, 1)).ok());
+  EXPECT_EQ((*s)->LoadJobs()->active.size(), 1u);
+  // Outside its prefix the user may not write.
+  auto other = store::EtcdStore::Open(client->get(), "elsewhere");
+  EXPECT_FALSE(other.ok() && (*other)->PutJob(MakeJob("job-2", v1::Job::queued, 2)).ok());
+  // A wrong password is refused at Connect, naming the user.
+  o.password_file.clear();
+  o.password = "wrong";
+  auto refused = etcd::Client::Connect(o);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("sched"), std::string::npos) << refused.status();
+  // Without credentials nothing is readable.
+  o.username.clear();
+  auto anonymous = etcd::Client::Connect(o);
+  ASSERT_TRUE(anonymous.ok());
+  EXPECT_FALSE(store::EtcdStore::Open(anonymous->get(), "portolan").ok());
+  unlink(tmpl);
 }
 
 TEST(EtcdClientTest, ThreeMembersSurviveOneLossNotTwo) {
