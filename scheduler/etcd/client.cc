@@ -17,6 +17,18 @@
 
 namespace portolan::etcd {
 
+std::string PrefixEnd(std::string prefix) {
+  while (!prefix.empty()) {
+    unsigned char c = static_cast<unsigned char>(prefix.back());
+    if (c < 0xff) {
+      prefix.back() = static_cast<char>(c + 1);
+      return prefix;
+    }
+    prefix.pop_back();
+  }
+  return std::string(1, '\0');  // every key
+}
+
 absl::Status FromGrpc(const grpc::Status& status, absl::string_view what) {
   if (status.ok()) return absl::OkStatus();
   return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
@@ -205,34 +217,27 @@ absl::Status Client::Run(absl::string_view what, Call&& call) {
   return FromGrpc(last, absl::StrCat("etcd ", what));
 }
 
-absl::StatusOr<etcdserverpb::RangeResponse> Client::Range(const etcdserverpb::RangeRequest& req) {
-  etcdserverpb::RangeResponse resp;
-  absl::Status st = Run("range", [&](Endpoint& e, grpc::ClientContext& ctx) {
+template <typename Resp, typename Req, typename Method>
+absl::StatusOr<Resp> Client::Unary(absl::string_view what, const Req& req, Method method) {
+  Resp resp;
+  absl::Status st = Run(what, [&](Endpoint& e, grpc::ClientContext& ctx) {
     resp.Clear();
-    return e.kv->Range(&ctx, req, &resp);
+    return ((*e.kv).*method)(&ctx, req, &resp);
   });
   if (!st.ok()) return st;
   return resp;
+}
+
+absl::StatusOr<etcdserverpb::RangeResponse> Client::Range(const etcdserverpb::RangeRequest& req) {
+  return Unary<etcdserverpb::RangeResponse>("range", req, &etcdserverpb::KV::Stub::Range);
 }
 
 absl::StatusOr<etcdserverpb::TxnResponse> Client::Txn(const etcdserverpb::TxnRequest& req) {
-  etcdserverpb::TxnResponse resp;
-  absl::Status st = Run("transaction", [&](Endpoint& e, grpc::ClientContext& ctx) {
-    resp.Clear();
-    return e.kv->Txn(&ctx, req, &resp);
-  });
-  if (!st.ok()) return st;
-  return resp;
+  return Unary<etcdserverpb::TxnResponse>("transaction", req, &etcdserverpb::KV::Stub::Txn);
 }
 
 absl::StatusOr<etcdserverpb::PutResponse> Client::Put(const etcdserverpb::PutRequest& req) {
-  etcdserverpb::PutResponse resp;
-  absl::Status st = Run("put", [&](Endpoint& e, grpc::ClientContext& ctx) {
-    resp.Clear();
-    return e.kv->Put(&ctx, req, &resp);
-  });
-  if (!st.ok()) return st;
-  return resp;
+  return Unary<etcdserverpb::PutResponse>("put", req, &etcdserverpb::KV::Stub::Put);
 }
 
 absl::StatusOr<int64_t> Client::GrantLease(absl::Duration ttl) {

@@ -15,11 +15,6 @@ etcd::ElectionOptions ElectionFor(const MemberOptions& o) {
   return {o.prefix + "/leader", leader.SerializeAsString(), o.leader_ttl};
 }
 
-std::string PrefixEnd(std::string p) {
-  p.back() = static_cast<char>(p.back() + 1);  // prefixes here end in '/'
-  return p;
-}
-
 }  // namespace
 
 Member::Member(etcd::Client* client, base::Clock* clock, MemberOptions options)
@@ -240,7 +235,7 @@ v1::ClusterView Member::View() {
   etcdserverpb::RangeRequest req;
   const std::string prefix = options_.prefix + "/members/";
   req.set_key(prefix);
-  req.set_range_end(PrefixEnd(prefix));
+  req.set_range_end(etcd::PrefixEnd(prefix));
   auto resp = client_->Range(req);
   if (resp.ok()) {
     for (const auto& kv : resp->kvs()) {

@@ -200,14 +200,13 @@ Response Server::Dispatch(Request& request) const {
     if (!request.body.empty()) {
       auto ct = request.headers.find("content-type");
       if (ct == request.headers.end() || !IsJsonMediaType(ct->second)) {
-        return ErrorResponse(
-            415, "unsupported_media_type",
-            // The header's value is not quoted back: nothing of a request's
-            // headers is echoed (tests/fuzz/fuzz_http.cc checks it).
-            ct == request.headers.end()
-                ? "a request body needs Content-Type: application/json"
-                : "request bodies are JSON: Content-Type must be application/json",
-            "content-type");
+        return ErrorResponse(415, "unsupported_media_type",
+                             // The header's value is not quoted back: nothing of a request's
+                             // headers is echoed (tests/fuzz/fuzz_http.cc checks it).
+                             ct == request.headers.end()
+                                 ? "a request body needs Content-Type: application/json"
+                                 : "request bodies are JSON: Content-Type must be application/json",
+                             "content-type");
       }
     }
     if (!request.body.empty() && JsonDepth(request.body) > options_.max_json_depth) {

@@ -21,20 +21,6 @@ bool Ended(v1::Job::State s) {
          s == v1::Job::lost || s == v1::Job::unschedulable;
 }
 
-// The first key after every key that starts with `prefix` (etcd's range_end
-// for a prefix).
-std::string PrefixEnd(std::string prefix) {
-  while (!prefix.empty()) {
-    unsigned char c = static_cast<unsigned char>(prefix.back());
-    if (c < 0xff) {
-      prefix.back() = static_cast<char>(c + 1);
-      return prefix;
-    }
-    prefix.pop_back();
-  }
-  return std::string(1, '\0');  // every key
-}
-
 // One key to put (value set) or delete (value unset).
 struct Mutation {
   std::string key;
@@ -313,7 +299,7 @@ absl::Status EtcdStoreImpl::RunTxn(const std::vector<const Mutation*>& ops) {
 template <typename F>
 absl::Status EtcdStoreImpl::Scan(const std::string& prefix, int64_t* revision, F&& each) {
   constexpr int64_t kPage = 2000;
-  const std::string end = PrefixEnd(prefix);
+  const std::string end = etcd::PrefixEnd(prefix);
   std::string from = prefix;
   for (;;) {
     etcdserverpb::RangeRequest req;
@@ -340,7 +326,7 @@ absl::StatusOr<std::vector<v1::AuditRecord>> EtcdStoreImpl::ListAudit(const std:
   // has no secondary index); stops as soon as `limit` records matched.
   constexpr int64_t kPage = 500;
   const std::string prefix = p_ + "audit/";
-  std::string end = PrefixEnd(prefix);
+  std::string end = etcd::PrefixEnd(prefix);
   std::vector<v1::AuditRecord> out;
   int64_t revision = 0;
   while (static_cast<int>(out.size()) < limit) {

@@ -81,6 +81,9 @@ class Client {
   // or the deadline passes; `what` names the call in errors.
   template <typename Call>
   absl::Status Run(absl::string_view what, Call&& call);
+  // One unary KV call (`method`: &KV::Stub::Range, ::Txn, ::Put) through Run.
+  template <typename Resp, typename Req, typename Method>
+  absl::StatusOr<Resp> Unary(absl::string_view what, const Req& req, Method method);
   absl::Status Login(Endpoint& e, absl::Time deadline);
 
   const Options options_;
@@ -89,6 +92,10 @@ class Client {
   size_t current_ ABSL_GUARDED_BY(mu_) = 0;
   std::string token_ ABSL_GUARDED_BY(mu_);  // auth token when logged in
 };
+
+// The first key after every key that starts with `prefix`: the range_end
+// that makes a range request cover the prefix.
+std::string PrefixEnd(std::string prefix);
 
 // gRPC status -> absl::Status with the same code and message, prefixed.
 absl::Status FromGrpc(const grpc::Status& status, absl::string_view what);
