@@ -351,6 +351,36 @@ std::string Diff(const std::string& what, const R& before, const R& after) {
 }
 }  // namespace
 
+absl::Status UpdateLink(v1::Policy& p, const std::string& id, const v1::LinkUpdate& update,
+                        std::vector<std::string>* changes) {
+  v1::Link* link = nullptr;
+  for (auto& l : *p.mutable_links()) {
+    if (l.id() == id) link = &l;
+  }
+  if (link == nullptr)
+    return codec::FieldError(absl::StatusCode::kNotFound, "id", absl::StrCat("no link '", id, "'"));
+  if (update.has_rtt_ms() && !(update.rtt_ms() > 0))
+    return codec::InvalidField("rtt_ms", "RTT must be > 0");
+  if (update.has_gbps() && !(update.gbps() > 0))
+    return codec::InvalidField("gbps", "capacity must be > 0");
+  if (update.has_up() && update.up() != link->up()) {
+    changes->push_back(absl::StrCat("link ", id, update.up() ? " up" : " down"));
+    link->set_up(update.up());
+  }
+  if (update.has_rtt_ms()) {
+    changes->push_back(
+        absl::StrCat("link ", id, " rtt ", link->rtt_ms(), " -> ", update.rtt_ms(), " ms"));
+    link->set_rtt_ms(update.rtt_ms());
+    link->set_estimate(false);
+  }
+  if (update.has_gbps()) {
+    changes->push_back(
+        absl::StrCat("link ", id, " capacity ", link->gbps(), " -> ", update.gbps(), " Gbps"));
+    link->set_gbps(update.gbps());
+  }
+  return absl::OkStatus();
+}
+
 std::string DiffSummary(const v1::Policy& before, const v1::Policy& after) {
   std::vector<std::string> parts;
   for (std::string s :

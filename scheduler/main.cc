@@ -63,6 +63,9 @@ struct Flags {
   std::string store_url, etcd_ca, etcd_cert, etcd_key, etcd_user, etcd_password_file, member_id,
       advertise_rest, advertise_rpc;
   int64_t etcd_timeout_ms = 5000, leader_ttl_ms = 5000;
+  // Policy what-if.
+  uint32_t simulate_max_jobs = 200000, simulate_deadline_ms = 30000;
+  int simulate_threads = 0;
 };
 
 po::options_description Describe(Flags& f) {
@@ -115,6 +118,9 @@ po::options_description Describe(Flags& f) {
       ("rest-idle-timeout-s", po::value(&sopts.idle_timeout_s)->default_value(sopts.idle_timeout_s), "close a REST connection with no request in progress after this many seconds")
       ("rest-handshake-timeout-s", po::value(&sopts.handshake_timeout_s)->default_value(sopts.handshake_timeout_s), "the HTTPS handshake must complete within this many seconds")
       ("rest-handler-threads", po::value(&sopts.handler_threads)->default_value(sopts.handler_threads), "threads running REST handlers (the network has its own)")
+      ("simulate-max-jobs", po::value(&f.simulate_max_jobs)->default_value(200000), "policy what-if: jobs one simulation may examine (active and history together); a request over it gets 400 naming max_jobs")
+      ("simulate-deadline-ms", po::value(&f.simulate_deadline_ms)->default_value(30000), "policy what-if: a simulation still deciding after this long stops with 400 naming deadline_ms")
+      ("simulate-threads", po::value(&f.simulate_threads)->default_value(0), "policy what-if: threads deciding, each at nice +10 so that serving goes first (0: one per CPU)")
       ("ports-file", po::value(&f.ports_file), "write the bound ports as JSON here once ready (for port 0)")
       ("log-format", po::value(&f.log_format)->default_value("text"), "text or json")
       ("log-level", po::value(&f.log_level)->default_value("info"), "trace, debug, info, warn, error")
@@ -139,6 +145,11 @@ absl::Status CheckFlags(const Flags& f) {
   }
   if (f.https_cert.empty() != f.https_key.empty())
     return absl::InvalidArgumentError("--https-cert and --https-key go together");
+  if (f.simulate_max_jobs == 0 || f.simulate_deadline_ms < 100 || f.simulate_threads < 0 ||
+      f.simulate_threads > 64) {
+    return absl::InvalidArgumentError(
+        "--simulate-max-jobs must be > 0, --simulate-deadline-ms >= 100, --simulate-threads 0-64");
+  }
   if (f.store_url != "sqlite") {
     if (absl::Status st = etcd::ParseUrl(f.store_url).status(); !st.ok())
       return absl::InvalidArgumentError(absl::StrCat("--store: ", st.message()));
@@ -450,7 +461,11 @@ int Serve(const Flags& f, const sigset_t& signals, auth::TokenStore& tokens,
     metrics.http_requests->With({std::to_string(status)})->Inc();
   };
   rest::Server rest_server(sopts);
-  rest::RegisterRestApi(rest_server, &core, &ready, &metrics_registry);
+  scheduler::SimulateLimits simulate;
+  simulate.max_jobs = f.simulate_max_jobs;
+  simulate.deadline = absl::Milliseconds(f.simulate_deadline_ms);
+  simulate.threads = f.simulate_threads;
+  rest::RegisterRestApi(rest_server, &core, &ready, &metrics_registry, simulate);
   rest::RegisterClusterApi(rest_server, [&] { return ClusterView(f, h, rest_server, rpc); });
   if (absl::Status st = rest_server.Start(rest_hp); !st.ok())
     return Fail(std::string(st.message()));

@@ -321,11 +321,7 @@ int Core::TenantMaxPriority(const std::string& tenant) {
   return t != nullptr && t->max_priority() > 0 ? t->max_priority() : kDefaultTenantMaxPriority;
 }
 
-absl::StatusOr<v1::Tenant> Core::PutTenant(const std::string& id, v1::Tenant t) {
-  if (t.id().empty()) t.set_id(id);
-  if (t.id() != id)
-    return codec::InvalidField("id", absl::StrCat("body id '", base::CleanForMessage(t.id()),
-                                                  "' differs from the path's '", id, "'"));
+absl::Status ValidateTenantProfile(const v1::Tenant& t, const policy::CompiledPolicy& compiled) {
   if (t.has_updated_at())
     return codec::InvalidField("updated_at", "updated_at is output-only; omit it");
   if (t.registered_zones_size() > kMaxTenantZones) {
@@ -341,12 +337,10 @@ absl::StatusOr<v1::Tenant> Core::PutTenant(const std::string& id, v1::Tenant t) 
         "max_priority", absl::StrCat("max_priority must be 0-1000 (0: the default, ",
                                      kDefaultTenantMaxPriority, "), got ", t.max_priority()));
   }
-  absl::MutexLock lock(&mu_);
-  if (policy_ == nullptr) return absl::UnavailableError("no placement policy loaded yet");
-  const v1::Policy& p = policy_->compiled->policy();
+  const v1::Policy& p = compiled.policy();
   // A misspelt zone would silently leave the tenant outside the lists and
   // contracts of its real zone: only zones the policy knows are accepted.
-  const std::set<std::string>& known_zones = policy_->compiled->residency().known_zones();
+  const std::set<std::string>& known_zones = compiled.residency().known_zones();
   for (int i = 0; i < t.registered_zones_size(); ++i) {
     if (!known_zones.contains(t.registered_zones(i))) {
       return codec::InvalidField(absl::StrCat("registered_zones[", i, "]"),
@@ -394,12 +388,23 @@ absl::StatusOr<v1::Tenant> Core::PutTenant(const std::string& id, v1::Tenant t) 
                                               in.valid_from(), ")"));
     }
     for (int k = 0; k < in.sites_size(); ++k) {
-      if (policy_->compiled->FindSite(in.sites(k)) == nullptr) {
+      if (compiled.FindSite(in.sites(k)) == nullptr) {
         return codec::InvalidField(absl::StrCat(f, ".sites[", k, "]"),
                                    absl::StrCat("unknown site '", in.sites(k), "'"));
       }
     }
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::Tenant> Core::PutTenant(const std::string& id, v1::Tenant t) {
+  if (t.id().empty()) t.set_id(id);
+  if (t.id() != id)
+    return codec::InvalidField("id", absl::StrCat("body id '", base::CleanForMessage(t.id()),
+                                                  "' differs from the path's '", id, "'"));
+  absl::MutexLock lock(&mu_);
+  if (policy_ == nullptr) return absl::UnavailableError("no placement policy loaded yet");
+  if (absl::Status st = ValidateTenantProfile(t, *policy_->compiled); !st.ok()) return st;
   *t.mutable_updated_at() = base::ToProto(clock_->Now());
   if (absl::Status st = store_->PutTenant(t); !st.ok()) {
     return absl::UnavailableError(
@@ -437,37 +442,17 @@ absl::StatusOr<std::vector<v1::Site>> Core::Sites() {
 absl::StatusOr<v1::Link> Core::UpdateLink(const std::string& id, const v1::LinkUpdate& update,
                                           const std::string& who) {
   v1::Policy p;
-  std::string summary;
   {
     absl::MutexLock lock(&mu_);
     if (policy_ == nullptr) return absl::UnavailableError("no placement policy loaded yet");
     p = policy_->compiled->policy();
   }
-  v1::Link* link = nullptr;
-  for (auto& l : *p.mutable_links()) {
-    if (l.id() == id) link = &l;
-  }
-  if (link == nullptr)
-    return codec::FieldError(absl::StatusCode::kNotFound, "id", absl::StrCat("no link '", id, "'"));
   std::vector<std::string> changes;
-  if (update.has_up() && update.up() != link->up()) {
-    changes.push_back(absl::StrCat("link ", id, update.up() ? " up" : " down"));
-    link->set_up(update.up());
+  if (absl::Status st = policy::UpdateLink(p, id, update, &changes); !st.ok()) return st;
+  v1::Link result;
+  for (const v1::Link& l : p.links()) {
+    if (l.id() == id) result = l;
   }
-  if (update.has_rtt_ms()) {
-    if (!(update.rtt_ms() > 0)) return codec::InvalidField("rtt_ms", "RTT must be > 0");
-    changes.push_back(
-        absl::StrCat("link ", id, " rtt ", link->rtt_ms(), " -> ", update.rtt_ms(), " ms"));
-    link->set_rtt_ms(update.rtt_ms());
-    link->set_estimate(false);
-  }
-  if (update.has_gbps()) {
-    if (!(update.gbps() > 0)) return codec::InvalidField("gbps", "capacity must be > 0");
-    changes.push_back(
-        absl::StrCat("link ", id, " capacity ", link->gbps(), " -> ", update.gbps(), " Gbps"));
-    link->set_gbps(update.gbps());
-  }
-  v1::Link result = *link;
   if (changes.empty()) return result;
   auto v = ApplyPolicy(std::move(p), who, absl::StrJoin(changes, "; "));
   if (!v.ok()) return v.status();

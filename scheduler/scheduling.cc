@@ -47,28 +47,6 @@ void Core::StoreReservation(const v1::Job& job, const placement::ReserveContext&
   if (!grew.empty()) CheckComplianceLocked(absl::StrCat("ledger: job ", job.id()), job.tenant());
 }
 
-namespace {
-// Everything a placement decision reads of a job, as bytes: two jobs with
-// the same key get the same decision from the same cluster state.
-std::string DecisionClass(const v1::Job& j) {
-  v1::Job k;
-  k.set_tenant(j.tenant());
-  k.set_kind(j.kind());
-  *k.mutable_resources() = j.resources();
-  *k.mutable_topology() = j.topology();
-  *k.mutable_datasets() = j.datasets();
-  *k.mutable_placement() = j.placement();
-  std::string out;
-  {
-    google::protobuf::io::StringOutputStream sink(&out);
-    google::protobuf::io::CodedOutputStream coded(&sink);
-    coded.SetSerializationDeterministic(true);
-    k.SerializeToCodedStream(&coded);
-  }
-  return out;
-}
-}  // namespace
-
 void Core::FillQueue(placement::JobQueue& queue, const std::string* only) {
   if (only != nullptr) {
     const v1::Job& j = jobs_.Live(*only);
@@ -149,7 +127,7 @@ void Core::ScheduleLocked(const std::string* only) {
     if (misses >= options_.max_capacity_misses) continue;
     // The class key is built only once some class has missed: a pass that
     // places everything pays nothing for it.
-    std::string cls = full_classes.empty() ? std::string() : DecisionClass(job);
+    std::string cls = full_classes.empty() ? std::string() : placement::DecisionClass(job);
     if (auto full = full_classes.find(cls); full != full_classes.end()) {
       waiting_decisions_[job.id()] = full->second.decision;
       job.set_reason(full->second.reason);
@@ -178,7 +156,7 @@ void Core::ScheduleLocked(const std::string* only) {
       job.set_reason(d.reason());
       auto kept = std::make_shared<const std::string>(d.SerializeAsString());
       waiting_decisions_[job.id()] = kept;
-      if (cls.empty()) cls = DecisionClass(job);
+      if (cls.empty()) cls = placement::DecisionClass(job);
       full_classes.emplace(std::move(cls), Full{std::move(kept), d.reason()});
       continue;
     }

@@ -19,6 +19,7 @@
 #include "portolan/v1/job.pb.h"
 #include "portolan/v1/options.pb.h"
 #include "portolan/v1/policy.pb.h"
+#include "portolan/v1/simulate.pb.h"
 
 namespace {
 
@@ -177,6 +178,7 @@ int main(int argc, char** argv) {
   (void)portolan::v1::Policy::descriptor();
   (void)portolan::v1::ErrorResponse::descriptor();
   (void)portolan::v1::ClusterView::descriptor();
+  (void)portolan::v1::SimulateRequest::descriptor();
   std::set<std::string> todo;
   CollectRefs(doc, &todo);
   std::set<std::string> done;

@@ -4,9 +4,29 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "portolan/placement/placement.h"
 
 namespace portolan::placement {
+
+std::string DecisionClass(const v1::Job& j) {
+  v1::Job k;
+  k.set_tenant(j.tenant());
+  k.set_kind(j.kind());
+  *k.mutable_resources() = j.resources();
+  *k.mutable_topology() = j.topology();
+  *k.mutable_datasets() = j.datasets();
+  *k.mutable_placement() = j.placement();
+  std::string out;
+  {
+    google::protobuf::io::StringOutputStream sink(&out);
+    google::protobuf::io::CodedOutputStream coded(&sink);
+    coded.SetSerializationDeterministic(true);
+    k.SerializeToCodedStream(&coded);
+  }
+  return out;
+}
 
 absl::Status Registry::Register(Factory factory) {
   std::unique_ptr<Plugin> sample = factory ? factory() : nullptr;

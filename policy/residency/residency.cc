@@ -74,6 +74,12 @@ std::string InstrumentName(const v1::Instrument& in) {
 
 // ---- Ledger ----
 
+Ledger::Ledger(const Ledger& other) {
+  absl::MutexLock lock(&other.mu_);
+  entries_ = other.entries_;
+  counted_ = other.counted_;
+}
+
 Ledger::Totals Ledger::Get(const std::string& tenant, int year, const std::string& origin) const {
   absl::MutexLock lock(&mu_);
   Totals t;

@@ -6,8 +6,13 @@
 // tenant's job answers 404, so ids do not leak); an operator manages the
 // agents of its sites and reads sites and the network; an admin does all.
 #include "portolan/rest/api.h"
+
+#include <optional>
+
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "portolan/base/strings.h"
 #include "portolan/codec/codec.h"
 #include "portolan/v1/api.pb.h"
 #include "portolan/v1/policy.pb.h"
@@ -78,6 +83,38 @@ absl::StatusOr<v1::Agent> VisibleAgent(Core* core, const Request& req, const std
   return codec::FieldError(absl::StatusCode::kNotFound, "id", absl::StrCat("no agent '", id, "'"));
 }
 
+// PUT /v1/policy without allow_violations: a 409 listing the placed and
+// running jobs the new policy would not allow where they are, if any. A
+// policy that does not validate is left to ApplyPolicy to report.
+std::optional<Response> RefuseViolations(Core* core, const v1::Policy& p,
+                                         const scheduler::SimulateLimits& simulate) {
+  v1::SimulateRequest r;
+  *r.mutable_policy() = p;
+  r.set_max_changes(5);
+  scheduler::SimulateLimits limits = simulate;
+  limits.holding_only = true;
+  auto impact = core->Simulate(r, limits);
+  if (!impact.ok()) {
+    if (absl::IsInvalidArgument(impact.status()) || absl::IsUnavailable(impact.status()))
+      return std::nullopt;
+    return StatusResponse(impact.status());
+  }
+  const uint32_t n = impact->summary().violations();
+  if (n == 0) return std::nullopt;
+  std::vector<std::string> jobs;
+  for (const v1::SimulatedChange& c : impact->changes()) {
+    if (c.kind() == v1::SimulatedChange::violation)
+      jobs.push_back(absl::StrCat(c.job(), " at ", c.from().site(), " (", c.reason(), ")"));
+  }
+  return ErrorResponse(
+      409, "would_violate",
+      absl::StrCat("not applied: ", n, " placed or running job(s) would violate this policy: ",
+                   absl::StrJoin(jobs, "; "), n > jobs.size() ? "; ..." : "",
+                   ". See POST /v1/policy:simulate; to apply anyway, PUT with "
+                   "?allow_violations=true"),
+      "allow_violations");
+}
+
 }  // namespace
 
 void RegisterHealthAndMetrics(Server& server, metrics::Registry* metrics,
@@ -105,7 +142,7 @@ void RegisterHealthAndMetrics(Server& server, metrics::Registry* metrics,
 }
 
 void RegisterRestApi(Server& server, Core* core, const std::atomic<bool>* ready,
-                     metrics::Registry* metrics) {
+                     metrics::Registry* metrics, const scheduler::SimulateLimits& simulate) {
   RegisterHealthAndMetrics(server, metrics);
   server.Route(
       "GET", "/readyz",
@@ -213,12 +250,38 @@ void RegisterRestApi(Server& server, Core* core, const std::atomic<bool>* ready,
     if (!res.ok()) return StatusResponse(res.status());
     return Json(codec::ToJson(*res));
   });
-  server.Route("PUT", "/v1/policy", [core](const Request& req) {
+  server.Route("PUT", "/v1/policy", [core, simulate](const Request& req) {
     if (!req.principal.is_admin()) return Forbidden(req, "change the policy");
+    bool allow_violations = false;
+    for (const auto& [k, v] : req.query) {
+      if (k != "allow_violations") {
+        return ErrorResponse(400, "invalid_argument",
+                             absl::StrCat("unknown query parameter '", base::CleanForMessage(k),
+                                          "' (allow_violations)"),
+                             k);
+      }
+      if (v != "true" && v != "false")
+        return ErrorResponse(400, "invalid_argument", "allow_violations must be true or false", k);
+      allow_violations = v == "true";
+    }
     v1::Policy p;
     if (absl::Status st = codec::ParseJson(req.body, &p, codec::JsonMode::kRequest); !st.ok())
       return StatusResponse(st);
+    if (!allow_violations) {
+      if (std::optional<Response> refused = RefuseViolations(core, p, simulate)) return *refused;
+    }
     auto res = core->ApplyPolicy(std::move(p), Who(req));
+    if (!res.ok()) return StatusResponse(res.status());
+    return Json(codec::ToJson(*res));
+  });
+  server.Route("POST", "/v1/policy:simulate", [core, simulate](const Request& req) {
+    if (!req.principal.is_admin()) return Forbidden(req, "simulate policy changes");
+    v1::SimulateRequest r;
+    if (!req.body.empty()) {
+      if (absl::Status st = codec::ParseJson(req.body, &r, codec::JsonMode::kRequest); !st.ok())
+        return StatusResponse(st);
+    }
+    auto res = core->Simulate(r, simulate);
     if (!res.ok()) return StatusResponse(res.status());
     return Json(codec::ToJson(*res));
   });

@@ -112,6 +112,29 @@ class EtcdStoreImpl : public EtcdStore {
     return absl::NotFoundError(absl::StrCat("no job ", id, " stored"));
   }
 
+  // 60 ids (120 ranges, under etcd's 128 operations) per transaction.
+  absl::Status ReadJobs(const std::vector<std::string>& ids,
+                        const std::function<void(v1::Job)>& fn) override {
+    constexpr size_t kBatch = 60;
+    for (size_t at = 0; at < ids.size(); at += kBatch) {
+      etcdserverpb::TxnRequest txn;
+      for (size_t i = at; i < std::min(ids.size(), at + kBatch); ++i) {
+        txn.add_success()->mutable_request_range()->set_key(Key("jobs/ended/", ids[i]));
+        txn.add_success()->mutable_request_range()->set_key(Key("jobs/active/", ids[i]));
+      }
+      auto resp = client_->Txn(txn);
+      if (!resp.ok()) return resp.status();
+      for (const auto& r : resp->responses()) {
+        if (r.response_range().kvs().empty()) continue;
+        v1::Job j;
+        if (!j.ParseFromString(r.response_range().kvs(0).value()))
+          return Undecodable("job", r.response_range().kvs(0).key());
+        fn(std::move(j));
+      }
+    }
+    return absl::OkStatus();
+  }
+
   absl::Status PutAgent(const v1::Agent& a) override {
     return Put(Key("agents/", a.id()), a, "store agent");
   }

@@ -42,6 +42,7 @@ MODULES = {
     "policy/residency": "residency",
     "policy/topology": "topology",
     "policy/placement": "placement",
+    "policy/simulate": "simulate",
     "scheduler": "scheduler",
     "scheduler/etcd": "etcd",
     "scheduler/ha": "ha",

@@ -52,6 +52,19 @@ absl::StatusOr<v1::Job> MemoryStore::GetJob(const std::string& id) {
   if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("no job ", id, " stored"));
   return it->second;
 }
+absl::Status MemoryStore::ReadJobs(const std::vector<std::string>& ids,
+                                   const std::function<void(v1::Job)>& fn) {
+  std::vector<v1::Job> found;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const std::string& id : ids) {
+      auto it = jobs_.find(id);
+      if (it != jobs_.end()) found.push_back(it->second);
+    }
+  }
+  for (v1::Job& j : found) fn(std::move(j));
+  return absl::OkStatus();
+}
 absl::Status MemoryStore::PutAgent(const v1::Agent& agent) {
   std::lock_guard<std::mutex> lock(mu_);
   if (!fail_with_.ok()) return fail_with_;

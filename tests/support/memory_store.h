@@ -17,6 +17,8 @@ class MemoryStore : public store::Store {
   absl::Status PutJob(const v1::Job& job) override;
   absl::StatusOr<store::StoredJobs> LoadJobs() override;
   absl::StatusOr<v1::Job> GetJob(const std::string& id) override;
+  absl::Status ReadJobs(const std::vector<std::string>& ids,
+                        const std::function<void(v1::Job)>& fn) override;
   absl::Status PutAgent(const v1::Agent& agent) override;
   absl::StatusOr<std::vector<v1::Agent>> LoadAgents() override;
   absl::Status PutLogs(const v1::JobLogs& logs) override;

@@ -152,6 +152,12 @@ class ReservePlugin : public virtual Plugin {
                          ReserveContext& ctx) const = 0;
 };
 
+// Everything a placement decision reads of a job (tenant, kind, resources,
+// topology, datasets, placement request), as deterministic bytes: two jobs
+// with the same class get the same decision from the same state. The
+// scheduling pass and the policy what-if decide once per class.
+std::string DecisionClass(const v1::Job& job);
+
 // One job waiting in a scheduling pass.
 struct QueuedJob {
   std::string id;

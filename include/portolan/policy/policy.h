@@ -52,4 +52,11 @@ absl::StatusOr<std::shared_ptr<const CompiledPolicy>> LoadPolicyFile(
 // One line saying what changed between two policies ("rules: +1 -0 ~2; ...").
 std::string DiffSummary(const v1::Policy& before, const v1::Policy& after);
 
+// Applies `update` to link `id` of `policy` (PATCH /v1/links/{id}, and the
+// link changes of a what-if): NotFound naming "id" for an unknown link,
+// InvalidArgument naming "rtt_ms" or "gbps" for a value not above 0. Appends
+// what changed, in words, to `changes`; nothing when the update changes nothing.
+absl::Status UpdateLink(v1::Policy& policy, const std::string& id, const v1::LinkUpdate& update,
+                        std::vector<std::string>* changes);
+
 }  // namespace portolan::policy

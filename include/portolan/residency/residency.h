@@ -22,6 +22,12 @@ namespace portolan::residency {
 // never counts toward another origin's thresholds. Thread-safe.
 class Ledger {
  public:
+  Ledger() = default;
+  // A copy of `other` as it is now, taken under its lock: a snapshot that
+  // later changes to `other` do not reach (the policy what-if decides on one).
+  Ledger(const Ledger& other);
+  Ledger& operator=(const Ledger&) = delete;
+
   struct Totals {
     uint64_t subjects = 0;            // non-sensitive PI subjects
     uint64_t sensitive_subjects = 0;  // SPI subjects

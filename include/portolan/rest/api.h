@@ -11,8 +11,11 @@ namespace portolan::rest {
 // /readyz (true once the store is recovered and the agent port listens).
 // `metrics`, when given, is served at GET /metrics (admins and operators:
 // the series name tenants and agents). All must outlive the server.
+// `simulate` bounds POST /v1/policy:simulate and the check PUT /v1/policy
+// makes before applying (would placed or running jobs become violations?).
 void RegisterRestApi(Server& server, scheduler::Core* core, const std::atomic<bool>* ready,
-                     metrics::Registry* metrics = nullptr);
+                     metrics::Registry* metrics = nullptr,
+                     const scheduler::SimulateLimits& simulate = {});
 
 // GET /metrics (admins and operators) when `metrics` is given, and the public
 // GET /healthz ("ok", the version, `detail`). RegisterRestApi calls it; a

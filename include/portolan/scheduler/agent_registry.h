@@ -68,6 +68,7 @@ class AgentRegistry {
   AgentRecord& operator[](const std::string& id) { return recs_[id]; }
   AgentRecord& at(const std::string& id) { return recs_.at(id); }
   Map::iterator find(const std::string& id) { return recs_.find(id); }
+  Map::iterator upper_bound(const std::string& id) { return recs_.upper_bound(id); }
   Map::iterator begin() { return recs_.begin(); }
   Map::iterator end() { return recs_.end(); }
   Map::const_iterator begin() const { return recs_.begin(); }

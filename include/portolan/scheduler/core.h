@@ -1,5 +1,7 @@
 #pragma once
 
+#include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -18,10 +20,12 @@
 #include "portolan/scheduler/agent_registry.h"
 #include "portolan/scheduler/job_table.h"
 #include "portolan/scheduler/metrics.h"
+#include "portolan/simulate/simulate.h"
 #include "portolan/store/store.h"
 #include "portolan/topology/allocator.h"
 #include "portolan/v1/agent.pb.h"
 #include "portolan/v1/job.pb.h"
+#include "portolan/v1/simulate.pb.h"
 #include "portolan/v1/wire.pb.h"
 
 namespace portolan::scheduler {
@@ -59,6 +63,20 @@ struct PolicyState {
   std::shared_ptr<const policy::CompiledPolicy> compiled;
   std::shared_ptr<const placement::Engine> engine;
   v1::PolicyVersion meta;  // version, when, who, summary (no policy body)
+};
+
+// Bounds and manner of one policy what-if (Core::Simulate); the scheduler's
+// flags --simulate-max-jobs, --simulate-deadline-ms, --simulate-threads.
+struct SimulateLimits {
+  uint32_t max_jobs = 200000;  // jobs examined, active and history together
+  absl::Duration deadline = absl::Seconds(30);
+  int threads = 0;  // deciding threads; 0: one per CPU
+  int nice = 10;    // added to each deciding thread's nice value
+  // Only placed and running jobs, whatever the request includes: the check
+  // before a policy is applied (only they can become violations).
+  bool holding_only = false;
+  // Tests: every job's two decisions (simulate::Options::on_decisions).
+  std::function<void(const v1::Job&, const v1::Decision&, const v1::Decision&)> on_decisions;
 };
 
 struct JobFilter {
@@ -132,6 +150,16 @@ class Core {
   absl::StatusOr<v1::PolicyVersion> ApplyPolicy(v1::Policy policy, const std::string& who,
                                                 const std::string& summary = "");
   v1::ValidationResult ValidatePolicy(const v1::Policy& policy);
+  // What-if (POST /v1/policy:simulate): the jobs that the candidate of
+  // `request` (a policy, link changes, tenant profiles) would treat
+  // differently from what is in force (simulate.h). Decided on a snapshot
+  // copied in short holds of the lock (a few thousand jobs or agents each),
+  // by `limits.threads` threads at a lower priority, so submits and
+  // placements go on meanwhile. One at a time: ResourceExhausted while
+  // another runs. InvalidArgument naming the field for a bad request, and
+  // naming max_jobs or deadline_ms when a limit is exceeded.
+  absl::StatusOr<v1::SimulateResponse> Simulate(const v1::SimulateRequest& request,
+                                                const SimulateLimits& limits);
   absl::StatusOr<v1::Policy> GetPolicy();
   absl::StatusOr<v1::ListPolicyVersionsResponse> PolicyVersions();
 
@@ -231,6 +259,17 @@ class Core {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<std::shared_ptr<const PolicyState>> Build(v1::Policy policy,
                                                            std::vector<std::string>* errors);
+  // The what-if snapshot (simulation.cc), each part copied in chunks, the
+  // lock taken once per chunk: every agent (and, with `empty`, each one as
+  // if nothing ran on it), the active jobs (only placed and running ones
+  // with `holding_only`), and the ids of ended jobs submitted in [since, until).
+  // The job parts fail with InvalidArgument naming max_jobs past `max_jobs`.
+  void SnapshotAgents(simulate::AgentSet& current, simulate::AgentSet* empty)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status SnapshotActive(bool holding_only, size_t max_jobs, std::vector<simulate::Job>* out)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status SnapshotHistoryIds(int64_t since_ns, int64_t until_ns, size_t max_jobs,
+                                  std::vector<std::string>* ids) ABSL_LOCKS_EXCLUDED(mu_);
   // Re-decides residency for every placed and running job against the
   // policy, tenants, ledger and date now in force: records violations (an
   // event on the job the first time), clears those that no longer hold, and
@@ -267,7 +306,12 @@ class Core {
   absl::CivilDay compliance_day_ ABSL_GUARDED_BY(mu_);
   absl::Time next_wakeup_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();  // earliest backoff end
   SchedulerMetrics* metrics_ ABSL_GUARDED_BY(mu_) = nullptr;
+  std::atomic<bool> simulating_{false};  // a what-if runs (one at a time)
 };
+
+// Checks a tenant profile against a policy (sizes, zones, instrument types,
+// jurisdictions, sites, dates). Errors are InvalidArgument naming the field.
+absl::Status ValidateTenantProfile(const v1::Tenant& tenant, const policy::CompiledPolicy& policy);
 
 // Checks a submitted job spec; fills defaults (kind, tenant, name).
 // Errors are InvalidArgument naming the field.

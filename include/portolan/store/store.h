@@ -54,6 +54,12 @@ class Store {
   virtual absl::StatusOr<StoredJobs> LoadJobs() = 0;
   // One job's latest record; NotFound when it was never stored.
   virtual absl::StatusOr<v1::Job> GetJob(const std::string& id) = 0;
+  // The latest records of `ids`, each passed to `fn` (ids never stored are
+  // skipped), for reading many ended jobs at once (a policy what-if over a
+  // history). Reads in batches, so writers wait for at most one batch; `fn`
+  // runs without the store's locks.
+  virtual absl::Status ReadJobs(const std::vector<std::string>& ids,
+                                const std::function<void(v1::Job)>& fn) = 0;
 
   virtual absl::Status PutAgent(const v1::Agent& agent) = 0;
   virtual absl::StatusOr<std::vector<v1::Agent>> LoadAgents() = 0;

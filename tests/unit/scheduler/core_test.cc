@@ -14,33 +14,14 @@
 #include "../../support/prometheus_text.h"
 #include "portolan/codec/codec.h"
 #include "portolan/scheduler/metrics.h"
+#include "support/fake_agent_link.h"
 #include "support/fake_clock.h"
 #include "support/memory_store.h"
 
 namespace portolan::scheduler {
 namespace {
 
-// Records what the core sends to an agent.
-class FakeLink : public AgentLink {
- public:
-  void Send(const v1::Envelope& e) override { sent.push_back(e); }
-  void Close(const std::string& reason) override { closed = reason; }
-  std::vector<v1::Envelope> sent;
-  std::string closed;
-  template <typename Pred>
-  std::vector<v1::Envelope> Find(Pred p) const {
-    std::vector<v1::Envelope> out;
-    for (const auto& e : sent)
-      if (p(e)) out.push_back(e);
-    return out;
-  }
-  std::vector<v1::Envelope> Assigns() const {
-    return Find([](const auto& e) { return e.has_assign(); });
-  }
-  std::vector<v1::Envelope> Cancels() const {
-    return Find([](const auto& e) { return e.has_cancel(); });
-  }
-};
+using testing::FakeLink;
 
 const char* kPolicy = R"(
 jurisdictions: [CN, SG]
@@ -78,22 +59,7 @@ class CoreTest : public ::testing::Test {
                                      std::vector<v1::AgentJobStatus> jobs = {},
                                      const std::string& site = "lingang-idc-1") {
     auto link = std::make_shared<FakeLink>();
-    v1::Register reg;
-    reg.set_agent_id(id);
-    reg.set_site(site);
-    // One NUMA node of `pus` single-PU cores and 16 GiB.
-    v1::Topology* t = reg.mutable_topology();
-    t->set_pus(pus);
-    t->set_memory_mb(16384);
-    auto* node = t->add_numa_nodes();
-    node->set_os_index(0);
-    node->set_memory_mb(16384);
-    for (uint32_t i = 0; i < pus; ++i) {
-      v1::Core* c = t->add_cores();
-      c->set_index(i);
-      c->set_numa(0);
-      c->add_pus(i);
-    }
+    v1::Register reg = testing::SimpleRegister(id, pus, site);
     for (auto& j : jobs) *reg.add_jobs() = j;
     EXPECT_TRUE(core->OnRegister(reg, link, "127.0.0.1:1"));
     return link;

@@ -1,0 +1,55 @@
+#pragma once
+
+// Test doubles for the core's agent side, linked only into tests.
+#include <string>
+#include <vector>
+
+#include "portolan/scheduler/agent_registry.h"
+#include "portolan/v1/wire.pb.h"
+
+namespace portolan::testing {
+
+// Records what the core sends to an agent.
+class FakeLink : public scheduler::AgentLink {
+ public:
+  void Send(const v1::Envelope& e) override { sent.push_back(e); }
+  void Close(const std::string& reason) override { closed = reason; }
+  std::vector<v1::Envelope> sent;
+  std::string closed;
+  template <typename Pred>
+  std::vector<v1::Envelope> Find(Pred p) const {
+    std::vector<v1::Envelope> out;
+    for (const auto& e : sent)
+      if (p(e)) out.push_back(e);
+    return out;
+  }
+  std::vector<v1::Envelope> Assigns() const {
+    return Find([](const auto& e) { return e.has_assign(); });
+  }
+  std::vector<v1::Envelope> Cancels() const {
+    return Find([](const auto& e) { return e.has_cancel(); });
+  }
+};
+
+// A Register of agent `id` at `site`: one NUMA node of `pus` single-PU cores
+// and 16 GiB.
+inline v1::Register SimpleRegister(const std::string& id, uint32_t pus, const std::string& site) {
+  v1::Register reg;
+  reg.set_agent_id(id);
+  reg.set_site(site);
+  v1::Topology* t = reg.mutable_topology();
+  t->set_pus(pus);
+  t->set_memory_mb(16384);
+  auto* node = t->add_numa_nodes();
+  node->set_os_index(0);
+  node->set_memory_mb(16384);
+  for (uint32_t i = 0; i < pus; ++i) {
+    v1::Core* c = t->add_cores();
+    c->set_index(i);
+    c->set_numa(0);
+    c->add_pus(i);
+  }
+  return reg;
+}
+
+}  // namespace portolan::testing
