@@ -386,4 +386,53 @@ void PrintViolations(std::ostream& out, const v1::ListViolationsResponse& r) {
   for (const auto& v : r.violations()) out << absl::StrFormat("  %s: %s\n", v.job(), v.reason());
 }
 
+namespace {
+std::string Where(const v1::SimulatedPlacement& p) {
+  if (p.site().empty()) return "-";
+  return p.agent().empty() ? p.site() : absl::StrCat(p.site(), "/", p.agent());
+}
+std::string Flows(const google::protobuf::RepeatedPtrField<v1::CrossBorderFlow>& flows) {
+  std::vector<std::string> out;
+  for (const auto& f : flows)
+    out.push_back(
+        absl::StrFormat("%s->%s under %s (%d jobs)", f.from(), f.to(), f.rule(), f.jobs()));
+  return out.empty() ? "none" : absl::StrJoin(out, ", ");
+}
+}  // namespace
+
+void PrintSimulation(std::ostream& out, const v1::SimulateResponse& r) {
+  const v1::SimulateSummary& s = r.summary();
+  out << absl::StrFormat(
+      "%d job(s) examined (%d active, %d history; %d decision classes) against policy %s in %.0f "
+      "ms\n",
+      r.jobs_examined(), r.active_jobs(), r.history_jobs(), r.decision_classes(),
+      r.policy_version(), r.elapsed_ms());
+  out << absl::StrFormat(
+      "violations %d, moved %d, newly unschedulable %d, newly waiting %d, newly schedulable %d\n",
+      s.violations(), s.moved(), s.newly_unschedulable(), s.newly_waiting(), s.newly_schedulable());
+  out << "cross-border added:   " << Flows(s.cross_border().added()) << "\n";
+  out << "cross-border removed: " << Flows(s.cross_border().removed()) << "\n";
+  for (const auto& n : s.instruments_newly_required())
+    out << absl::StrFormat("instrument newly required: %s needs %s for %d job(s)\n", n.tenant(),
+                           n.type(), n.jobs());
+  out << absl::StrFormat("RTT p50 %+.1f ms, cost %+.4f %s/h\n", s.rtt_ms_p50_delta(),
+                         s.cost_delta(), s.currency().empty() ? "per" : s.currency());
+  for (const std::string& w : r.warnings()) out << "warning: " << w << "\n";
+  if (r.changes_size() == 0) {
+    out << "no job would be treated differently\n";
+    return;
+  }
+  out << absl::StrFormat("%-19s %-10s %-20s %-10s %-30s %-30s %s\n", "JOB", "TENANT", "KIND",
+                         "STATE", "FROM", "TO", "REASON");
+  for (const auto& c : r.changes()) {
+    out << absl::StrFormat("%-19s %-10s %-20s %-10s %-30s %-30s %s\n", c.job(), c.tenant(),
+                           v1::SimulatedChange::Kind_Name(c.kind()), v1::Job::State_Name(c.state()),
+                           Where(c.from()), Where(c.to()), c.reason());
+  }
+  if (r.changes_truncated()) {
+    out << absl::StrFormat("... only the first %d changes are listed (--max-changes)\n",
+                           r.changes_size());
+  }
+}
+
 }  // namespace portolan::cli

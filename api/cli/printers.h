@@ -13,6 +13,7 @@
 #include "portolan/v1/cluster.pb.h"
 #include "portolan/v1/job.pb.h"
 #include "portolan/v1/policy.pb.h"
+#include "portolan/v1/simulate.pb.h"
 
 namespace portolan::cli {
 
@@ -47,5 +48,7 @@ void PrintExpiringInstruments(std::ostream& out, const v1::ListTenantsResponse& 
 void PrintTenants(std::ostream& out, const v1::ListTenantsResponse& r);
 void PrintAudit(std::ostream& out, const v1::ListAuditResponse& r);
 void PrintViolations(std::ostream& out, const v1::ListViolationsResponse& r);
+// A policy what-if: the summary, then a table of the changed jobs.
+void PrintSimulation(std::ostream& out, const v1::SimulateResponse& r);
 
 }  // namespace portolan::cli

@@ -40,7 +40,7 @@ _portolan() {
       COMPREPLY=($(compgen -W "$(portolan -o json jobs --limit 50 2>/dev/null | sed -n 's/^ *"id": "\(job-[0-9a-f]*\)".*/\1/p')" -- "$cur")) ;;
     agent|cordon|drain|uncordon)
       COMPREPLY=($(compgen -W "$(portolan -o json agents 2>/dev/null | sed -n 's/^ *"id": "\([^"]*\)".*/\1/p')" -- "$cur")) ;;
-    policy) COMPREPLY=($(compgen -f -W "get apply validate versions" -- "$cur")) ;;
+    policy) COMPREPLY=($(compgen -f -W "get apply validate versions simulate" -- "$cur")) ;;
     network) COMPREPLY=($(compgen -W "link up down" -- "$cur")) ;;
     tenant) COMPREPLY=($(compgen -f -W "set" -- "$cur")) ;;
     token) COMPREPLY=($(compgen -W "new --name --role --tenant --site tenant operator admin" -- "$cur")) ;;

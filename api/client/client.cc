@@ -183,8 +183,14 @@ absl::StatusOr<v1::Decision> Client::Explain(const std::string& job_id) {
 absl::StatusOr<v1::Policy> Client::GetPolicy() {
   return CallAs<v1::Policy>(*this, "GET", "/v1/policy");
 }
-absl::StatusOr<v1::PolicyVersion> Client::ApplyPolicy(const v1::Policy& policy) {
-  return CallAs<v1::PolicyVersion>(*this, "PUT", "/v1/policy", codec::ToJson(policy));
+absl::StatusOr<v1::PolicyVersion> Client::ApplyPolicy(const v1::Policy& policy,
+                                                      bool allow_violations) {
+  return CallAs<v1::PolicyVersion>(
+      *this, "PUT", allow_violations ? "/v1/policy?allow_violations=true" : "/v1/policy",
+      codec::ToJson(policy));
+}
+absl::StatusOr<v1::SimulateResponse> Client::Simulate(const v1::SimulateRequest& request) {
+  return CallAs<v1::SimulateResponse>(*this, "POST", "/v1/policy:simulate", codec::ToJson(request));
 }
 absl::StatusOr<v1::ValidationResult> Client::ValidatePolicy(const v1::Policy& policy) {
   return CallAs<v1::ValidationResult>(*this, "POST", "/v1/policy:validate", codec::ToJson(policy));

@@ -9,6 +9,7 @@
 #include "portolan/v1/cluster.pb.h"
 #include "portolan/v1/job.pb.h"
 #include "portolan/v1/policy.pb.h"
+#include "portolan/v1/simulate.pb.h"
 
 namespace portolan::client {
 
@@ -43,7 +44,12 @@ class Client {
 
   // Policy, its validation and history.
   absl::StatusOr<v1::Policy> GetPolicy();
-  absl::StatusOr<v1::PolicyVersion> ApplyPolicy(const v1::Policy& policy);
+  // PUT /v1/policy. Without `allow_violations` the scheduler refuses (409,
+  // would_violate) a policy under which placed or running jobs would violate it.
+  absl::StatusOr<v1::PolicyVersion> ApplyPolicy(const v1::Policy& policy,
+                                                bool allow_violations = false);
+  // POST /v1/policy:simulate: what the candidate in `request` would change.
+  absl::StatusOr<v1::SimulateResponse> Simulate(const v1::SimulateRequest& request);
   absl::StatusOr<v1::ValidationResult> ValidatePolicy(const v1::Policy& policy);
   absl::StatusOr<v1::ListPolicyVersionsResponse> PolicyVersions();
 

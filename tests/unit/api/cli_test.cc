@@ -184,5 +184,34 @@ TEST(CliPrintersTest, ExpiringInstrumentsShowTheDaysLeft) {
   EXPECT_EQ(v.str(), "no placed or running job is in violation of the policy in force\n");
 }
 
+TEST(CliPrintersTest, ASimulationShowsItsSummaryAndTheChangedJobs) {
+  auto r = Parse<v1::SimulateResponse>(R"({"jobs_examined": 12, "active_jobs": 10,
+      "history_jobs": 2, "decision_classes": 4, "policy_version": "v7", "elapsed_ms": 3.2,
+      "changes_truncated": true,
+      "changes": [{"job": "job-1", "tenant": "sc", "kind": "violation", "state": "running",
+                   "from": {"site": "singapore-1", "agent": "sg1"},
+                   "reason": "not allowed at singapore-1: residency: no-cn-to-sg"}],
+      "summary": {"violations": 1, "moved": 3, "currency": "USD", "cost_delta": -0.01,
+                  "rtt_ms_p50_delta": 12.5,
+                  "cross_border": {"removed": [{"from": "CN", "to": "SG", "rule": "cn-pi",
+                                                "jobs": 1}]},
+                  "instruments_newly_required": [{"tenant": "sc",
+                                                  "type": "cn_standard_contract",
+                                                  "jobs": 1}]}})");
+  std::ostringstream out;
+  PrintSimulation(out, r);
+  const std::string s = out.str();
+  for (const char* want :
+       {"12 job(s) examined (10 active, 2 history; 4 decision classes) against policy v7",
+        "violations 1, moved 3", "cross-border removed: CN->SG under cn-pi (1 jobs)",
+        "sc needs cn_standard_contract for 1 job(s)", "RTT p50 +12.5 ms, cost -0.0100 USD/h",
+        "job-1", "singapore-1/sg1", "only the first 1 changes"}) {
+    EXPECT_NE(s.find(want), std::string::npos) << want << "\n" << s;
+  }
+  std::ostringstream none;
+  PrintSimulation(none, v1::SimulateResponse());
+  EXPECT_NE(none.str().find("no job would be treated differently"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace portolan::cli
