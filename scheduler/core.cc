@@ -239,6 +239,7 @@ absl::StatusOr<std::pair<v1::Job, bool>> Core::Submit(v1::Job spec) {
   // failed write leaves no trace.
   st = store_->PutJob(spec);
   if (!st.ok()) spdlog::error("store: cannot persist job {}: {}", spec.id(), st.message());
+  auto decision_spec = simulate::Spec(spec);
   absl::MutexLock lock(&mu_);
   if (!key.second.empty()) submitting_keys_.erase(key);
   if (!st.ok()) {
@@ -247,7 +248,7 @@ absl::StatusOr<std::pair<v1::Job, bool>> Core::Submit(v1::Job spec) {
   }
   const std::string id = spec.id();
   if (metrics_ != nullptr) metrics_->submits->With({spec.tenant()})->Inc();
-  const v1::Job& job = jobs_.Add(std::move(spec));
+  const v1::Job& job = jobs_.Add(std::move(spec), std::move(decision_spec));
   spdlog::debug("job {} submitted by tenant {} ({} cpus, {} MiB)", id, job.tenant(),
                 job.resources().cpus(), job.resources().memory_mb());
   // Nothing else changed: only the new job needs a decision now. It is still

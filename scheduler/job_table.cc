@@ -5,10 +5,11 @@
 #include "absl/time/time.h"
 #include "portolan/base/strings.h"
 #include "portolan/scheduler/core.h"
+#include "portolan/simulate/simulate.h"
 
 namespace portolan::scheduler {
 
-v1::Job& JobTable::Add(v1::Job job) {
+v1::Job& JobTable::Add(v1::Job job, std::shared_ptr<const simulate::JobSpec> spec) {
   std::string id = job.id();
   Rec& rec = recs_[id];
   rec.tenant = job.tenant();
@@ -18,6 +19,7 @@ v1::Job& JobTable::Add(v1::Job job) {
   order_.emplace(rec.submitted_ns, id);
   if (job.state() == v1::Job::queued) queue_.emplace(-job.priority(), rec.seq, id);
   if (!job.idempotency_key().empty()) idempotency_[{job.tenant(), job.idempotency_key()}] = id;
+  rec.spec = spec ? std::move(spec) : simulate::Spec(job);
   rec.job = std::make_unique<v1::Job>(std::move(job));
   return *rec.job;
 }
@@ -66,6 +68,7 @@ void JobTable::DropEnded() {
     if (it == recs_.end() || !it->second.job || !IsTerminal(it->second.job->state())) continue;
     it->second.ended_state = it->second.job->state();
     it->second.job.reset();
+    it->second.spec.reset();
   }
   ended_.clear();
 }

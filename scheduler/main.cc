@@ -66,6 +66,7 @@ struct Flags {
   // Policy what-if.
   uint32_t simulate_max_jobs = 200000, simulate_deadline_ms = 30000;
   int simulate_threads = 0;
+  std::string simulate_priority = "idle";
 };
 
 po::options_description Describe(Flags& f) {
@@ -120,7 +121,8 @@ po::options_description Describe(Flags& f) {
       ("rest-handler-threads", po::value(&sopts.handler_threads)->default_value(sopts.handler_threads), "threads running REST handlers (the network has its own)")
       ("simulate-max-jobs", po::value(&f.simulate_max_jobs)->default_value(200000), "policy what-if: jobs one simulation may examine (active and history together); a request over it gets 400 naming max_jobs")
       ("simulate-deadline-ms", po::value(&f.simulate_deadline_ms)->default_value(30000), "policy what-if: a simulation still deciding after this long stops with 400 naming deadline_ms")
-      ("simulate-threads", po::value(&f.simulate_threads)->default_value(0), "policy what-if: threads deciding, each at nice +10 so that serving goes first (0: one per CPU)")
+      ("simulate-threads", po::value(&f.simulate_threads)->default_value(0), "policy what-if: threads deciding (0: one per CPU)")
+      ("simulate-priority", po::value(&f.simulate_priority)->default_value("idle"), "policy what-if: idle (the deciding threads run only on CPU time nothing else wants, so serving loses nothing; on a saturated machine simulations wait, up to their deadline) or low (nice +10: a small share even then)")
       ("ports-file", po::value(&f.ports_file), "write the bound ports as JSON here once ready (for port 0)")
       ("log-format", po::value(&f.log_format)->default_value("text"), "text or json")
       ("log-level", po::value(&f.log_level)->default_value("info"), "trace, debug, info, warn, error")
@@ -149,6 +151,10 @@ absl::Status CheckFlags(const Flags& f) {
       f.simulate_threads > 64) {
     return absl::InvalidArgumentError(
         "--simulate-max-jobs must be > 0, --simulate-deadline-ms >= 100, --simulate-threads 0-64");
+  }
+  if (f.simulate_priority != "idle" && f.simulate_priority != "low") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--simulate-priority '", f.simulate_priority, "': give idle or low"));
   }
   if (f.store_url != "sqlite") {
     if (absl::Status st = etcd::ParseUrl(f.store_url).status(); !st.ok())
@@ -465,6 +471,7 @@ int Serve(const Flags& f, const sigset_t& signals, auth::TokenStore& tokens,
   simulate.max_jobs = f.simulate_max_jobs;
   simulate.deadline = absl::Milliseconds(f.simulate_deadline_ms);
   simulate.threads = f.simulate_threads;
+  simulate.idle = f.simulate_priority == "idle";
   rest::RegisterRestApi(rest_server, &core, &ready, &metrics_registry, simulate);
   rest::RegisterClusterApi(rest_server, [&] { return ClusterView(f, h, rest_server, rpc); });
   if (absl::Status st = rest_server.Start(rest_hp); !st.ok())

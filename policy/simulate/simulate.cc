@@ -1,5 +1,7 @@
 #include "portolan/simulate/simulate.h"
 
+#include <pthread.h>
+#include <sched.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -24,6 +26,22 @@ void AgentSet::Add(v1::Agent agent, v1::Resources free,
   v.topo = topo.get();
   if (topo) topos_.push_back(std::move(topo));
   by_site_[a.site()].push_back(std::move(v));
+}
+
+std::shared_ptr<const JobSpec> Spec(const v1::Job& j) {
+  auto spec = std::make_shared<JobSpec>();
+  v1::Job& k = spec->job;
+  k.set_id(j.id());
+  k.set_tenant(j.tenant());
+  k.set_kind(j.kind());
+  k.set_priority(j.priority());
+  *k.mutable_submitted_at() = j.submitted_at();
+  *k.mutable_resources() = j.resources();
+  *k.mutable_topology() = j.topology();
+  *k.mutable_datasets() = j.datasets();
+  *k.mutable_placement() = j.placement();
+  spec->decision_class = placement::DecisionClass(k);
+  return spec;
 }
 
 namespace {
@@ -94,9 +112,9 @@ v1::Tenant TenantOf(const Side& side, const std::string& id) {
 }
 
 v1::Decision DecideOn(const Input& in, const Side& side, const Job& j) {
-  const v1::Tenant tenant = TenantOf(side, j.job.tenant());
+  const v1::Tenant tenant = TenantOf(side, j.spec->job.tenant());
   placement::DecisionInput d;
-  d.job = &j.job;
+  d.job = &j.spec->job;
   d.tenant = &tenant;
   d.policy = side.policy;
   d.ledger = in.ledger;
@@ -156,9 +174,8 @@ class Tally {
  public:
   // A job holding an allocation (placed, running): it stays where it is
   // unless the candidate refuses that site.
-  void Holding(const v1::Job& job, const Outcome& b, const Outcome& k) {
-    Position from{true, job.allocation().site(), job.allocation().agent(),
-                  b.At(job.allocation().site())};
+  void Holding(const Job& job, const Outcome& b, const Outcome& k) {
+    Position from{true, job.site, job.agent, b.At(job.site)};
     const SiteOutcome* here = k.At(from.site);
     const bool base_ok = from.at != nullptr && from.at->allowed;
     const bool cand_ok = here != nullptr && here->allowed;
@@ -178,7 +195,7 @@ class Tally {
   }
 
   // A waiting job, or one of the history: where each side would put it.
-  void Deciding(const v1::Job& job, const Outcome& b, const Outcome& k) {
+  void Deciding(const Job& job, const Outcome& b, const Outcome& k) {
     const Position from = Where(b), to = Where(k);
     Figures(from, to);
     Kind kind = v1::SimulatedChange::kind_unspecified;
@@ -263,20 +280,20 @@ class Tally {
   }
 
  private:
-  v1::SimulatedChange& Add(const v1::Job& job, Kind kind) {
+  v1::SimulatedChange& Add(const Job& job, Kind kind) {
     v1::SimulatedChange& c = changes_.emplace_back();
-    c.set_job(job.id());
-    c.set_tenant(job.tenant());
+    c.set_job(job.spec->job.id());
+    c.set_tenant(job.spec->job.tenant());
     c.set_kind(kind);
-    c.set_state(job.state());
+    c.set_state(job.state);
     return c;
   }
 
   // The candidate refuses `site` for the job: the instruments that would let
   // the tenant keep it there.
-  void NeedInstruments(const v1::Job& job, const SiteOutcome* site) {
+  void NeedInstruments(const Job& job, const SiteOutcome* site) {
     if (site == nullptr) return;
-    for (const std::string& type : site->requires_any) ++needs_[{job.tenant(), type}];
+    for (const std::string& type : site->requires_any) ++needs_[{job.spec->job.tenant(), type}];
   }
 
   // RTT, cost and cross-border transfers of the job's position on each side.
@@ -322,13 +339,24 @@ class Tally {
   double cost_base_ = 0, cost_cand_ = 0;
 };
 
-bool Holds(const v1::Job& job) {
-  return job.state() == v1::Job::placed || job.state() == v1::Job::running;
+bool Holds(const Job& job) { return job.state == v1::Job::placed || job.state == v1::Job::running; }
+
+// Lowers the calling thread's priority as `options` say; threads it starts
+// afterwards inherit it (the policy and the nice value are per thread on Linux).
+void LowerPriority(const Options& options) {
+  if (options.idle) {
+    // SCHED_IDLE: this thread runs only when no other thread wants the CPU.
+    sched_param sp{};
+    pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
+  } else if (options.nice > 0) {
+    const pid_t tid = static_cast<pid_t>(syscall(SYS_gettid));
+    errno = 0;
+    const int now = getpriority(PRIO_PROCESS, tid);
+    if (errno == 0) setpriority(PRIO_PROCESS, tid, std::min(19, now + options.nice));
+  }
 }
 
-}  // namespace
-
-absl::StatusOr<v1::SimulateResponse> Run(const Input& in, const Options& options) {
+absl::StatusOr<v1::SimulateResponse> RunHere(const Input& in, const Options& options) {
   // Jobs by decision class (the class key also says which agents it is
   // decided on).
   std::vector<size_t> class_of(in.jobs.size());
@@ -336,7 +364,7 @@ absl::StatusOr<v1::SimulateResponse> Run(const Input& in, const Options& options
   {
     absl::flat_hash_map<std::string, size_t> classes;
     for (size_t i = 0; i < in.jobs.size(); ++i) {
-      std::string key = placement::DecisionClass(in.jobs[i].job);
+      std::string key = in.jobs[i].spec->decision_class;
       key.push_back(in.jobs[i].on_empty ? '\1' : '\0');
       auto [it, added] = classes.try_emplace(std::move(key), first_job.size());
       if (added) first_job.push_back(i);
@@ -351,12 +379,6 @@ absl::StatusOr<v1::SimulateResponse> Run(const Input& in, const Options& options
   std::atomic<size_t> next{0};
   std::atomic<bool> late{false};
   auto work = [&] {
-    if (options.nice > 0) {
-      const pid_t tid = static_cast<pid_t>(syscall(SYS_gettid));
-      errno = 0;
-      const int now = getpriority(PRIO_PROCESS, tid);
-      if (errno == 0) setpriority(PRIO_PROCESS, tid, std::min(19, now + options.nice));
-    }
     for (size_t c; !late.load(std::memory_order_relaxed) && (c = next.fetch_add(1)) < n;) {
       if (absl::Now() > options.deadline) {
         late = true;
@@ -365,8 +387,8 @@ absl::StatusOr<v1::SimulateResponse> Run(const Input& in, const Options& options
       const Job& j = in.jobs[first_job[c]];
       v1::Decision b = DecideOn(in, in.base, j);
       v1::Decision k = DecideOn(in, in.candidate, j);
-      base[c] = Reduce(b, *in.base.policy, j.job);
-      cand[c] = Reduce(k, *in.candidate.policy, j.job);
+      base[c] = Reduce(b, *in.base.policy, j.spec->job);
+      cand[c] = Reduce(k, *in.candidate.policy, j.spec->job);
       if (keep) {
         base_d[c] = std::move(b);
         cand_d[c] = std::move(k);
@@ -385,7 +407,7 @@ absl::StatusOr<v1::SimulateResponse> Run(const Input& in, const Options& options
 
   Tally tally;
   for (size_t i = 0; i < in.jobs.size(); ++i) {
-    const v1::Job& job = in.jobs[i].job;
+    const Job& job = in.jobs[i];
     const size_t c = class_of[i];
     if (Holds(job)) {
       tally.Holding(job, base[c], cand[c]);
@@ -399,6 +421,20 @@ absl::StatusOr<v1::SimulateResponse> Run(const Input& in, const Options& options
   out.set_decision_classes(static_cast<uint32_t>(n));
   tally.Finish(options.max_changes, &out);
   out.mutable_summary()->set_currency(in.candidate.policy->policy().currency());
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<v1::SimulateResponse> Run(const Input& in, const Options& options) {
+  // All of it (grouping, deciding, comparing) at the lowered priority: the
+  // caller's thread serves requests.
+  absl::StatusOr<v1::SimulateResponse> out;
+  std::thread lowered([&] {
+    LowerPriority(options);
+    out = RunHere(in, options);
+  });
+  lowered.join();
   return out;
 }
 

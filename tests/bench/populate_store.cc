@@ -2,9 +2,13 @@
 // SQLite store (the same PutJob the scheduler uses, from many threads so the
 // group commit batches them), for tests/bench/recovery.sh. Most jobs are
 // finished the way a real run leaves them (four events, an allocation, an
-// attempt, timestamps); --queued-per-mille of them are still queued.
+// attempt, timestamps); --queued-per-mille of them are still queued. With
+// --datasets N each job also declares a dataset of CN personal data whose
+// subject count is one of N values (so that jobs differ in what a placement
+// decision reads: tests/bench/simulate_bench.sh).
 //
 //   populate_store --state-dir DIR --jobs 1000000 [--queued-per-mille 10] [--threads 64]
+//                  [--datasets N]
 //   populate_store --store etcd://HOST:PORT,.../PREFIX ...   (an etcd store, as --store says)
 #include <atomic>
 #include <chrono>
@@ -25,7 +29,7 @@ namespace {
 
 void Stamp(google::protobuf::Timestamp* t, int64_t s) { t->set_seconds(s); }
 
-portolan::v1::Job MakeJob(long i, bool queued) {
+portolan::v1::Job MakeJob(long i, bool queued, long datasets) {
   using portolan::v1::Job;
   Job j;
   const int64_t t0 = 1'790'000'000 + i;  // one job a second, back from 2026-09
@@ -42,6 +46,15 @@ portolan::v1::Job MakeJob(long i, bool queued) {
   j.mutable_restart()->set_policy(portolan::v1::RestartPolicy::never);
   j.set_priority(static_cast<int>(i % 3) * 10);
   Stamp(j.mutable_submitted_at(), t0);
+  if (datasets > 0) {
+    portolan::v1::Dataset* d = j.add_datasets();
+    d->set_id(absl::StrCat("customers-", i % 97));
+    d->set_origin("CN");
+    d->set_location("lingang-idc-1");
+    d->set_size_gb(1 + i % 50);
+    d->add_categories(portolan::v1::Dataset::personal);
+    d->set_subjects(static_cast<uint32_t>(1000 + (i * 7919) % datasets));
+  }
   auto event = [&](Job::State s, int64_t at, const std::string& msg) {
     auto* e = j.add_events();
     Stamp(e->mutable_time(), at);
@@ -89,6 +102,7 @@ int main(int argc, char** argv) {
   std::string dir, store_url;
   long jobs = 1'000'000;
   int queued_per_mille = 10, threads = 64;
+  long datasets = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!strcmp(argv[i], "--state-dir")) {
       dir = argv[i + 1];
@@ -98,6 +112,8 @@ int main(int argc, char** argv) {
       (void)absl::SimpleAtoi(argv[i + 1], &jobs);
     } else if (!strcmp(argv[i], "--queued-per-mille")) {
       (void)absl::SimpleAtoi(argv[i + 1], &queued_per_mille);
+    } else if (!strcmp(argv[i], "--datasets")) {
+      (void)absl::SimpleAtoi(argv[i + 1], &datasets);
     } else if (!strcmp(argv[i], "--threads")) {
       (void)absl::SimpleAtoi(argv[i + 1], &threads);
     } else {
@@ -143,7 +159,7 @@ int main(int argc, char** argv) {
     pool.emplace_back([&] {
       for (long i = next.fetch_add(1); i < jobs; i = next.fetch_add(1)) {
         const bool queued = (i % 1000) < queued_per_mille;
-        if (!(*store)->PutJob(MakeJob(i, queued)).ok()) ++failed;
+        if (!(*store)->PutJob(MakeJob(i, queued, datasets)).ok()) ++failed;
         if (i > 0 && i % 100000 == 0) fprintf(stderr, "populate_store: %ld jobs\n", i);
       }
     });

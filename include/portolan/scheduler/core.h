@@ -71,12 +71,15 @@ struct SimulateLimits {
   uint32_t max_jobs = 200000;  // jobs examined, active and history together
   absl::Duration deadline = absl::Seconds(30);
   int threads = 0;  // deciding threads; 0: one per CPU
-  int nice = 10;    // added to each deciding thread's nice value
+  // The deciding threads' priority (simulate::Options): SCHED_IDLE, or
+  // `nice` added to their nice value.
+  bool idle = true;
+  int nice = 10;
   // Only placed and running jobs, whatever the request includes: the check
   // before a policy is applied (only they can become violations).
   bool holding_only = false;
   // Tests: every job's two decisions (simulate::Options::on_decisions).
-  std::function<void(const v1::Job&, const v1::Decision&, const v1::Decision&)> on_decisions;
+  std::function<void(const simulate::Job&, const v1::Decision&, const v1::Decision&)> on_decisions;
 };
 
 struct JobFilter {
@@ -153,8 +156,8 @@ class Core {
   // What-if (POST /v1/policy:simulate): the jobs that the candidate of
   // `request` (a policy, link changes, tenant profiles) would treat
   // differently from what is in force (simulate.h). Decided on a snapshot
-  // copied in short holds of the lock (a few thousand jobs or agents each),
-  // by `limits.threads` threads at a lower priority, so submits and
+  // copied in short holds of the lock (1,000 jobs or agents each), by
+  // `limits.threads` threads at a lower priority, so submits and
   // placements go on meanwhile. One at a time: ResourceExhausted while
   // another runs. InvalidArgument naming the field for a bad request, and
   // naming max_jobs or deadline_ms when a limit is exceeded.

@@ -55,10 +55,19 @@ class AgentSet {
   std::map<std::string, std::vector<placement::AgentView>> by_site_;
 };
 
-struct Job {
-  // What a decision reads (placement::DecisionClass), with the id, tenant,
-  // state and, for placed and running jobs, the allocation (site, agent).
+// What a decision reads of a job with its id, tenant, priority and submit
+// time, and its placement::DecisionClass: fixed once the job is submitted, so
+// the scheduler makes it once per job and a snapshot shares it.
+struct JobSpec {
   v1::Job job;
+  std::string decision_class;
+};
+std::shared_ptr<const JobSpec> Spec(const v1::Job& job);
+
+struct Job {
+  std::shared_ptr<const JobSpec> spec;
+  v1::Job::State state = v1::Job::state_unspecified;
+  std::string site, agent;  // where a placed or running job is
   // Decided on Input::empty (history with capacity: ignore) rather than
   // Input::current.
   bool on_empty = false;
@@ -78,13 +87,17 @@ struct Options {
   // Past it, Run stops and returns DeadlineExceeded.
   absl::Time deadline = absl::InfiniteFuture();
   uint32_t max_changes = 1000;  // listed; the summary counts all
-  // Threads deciding; each raises its own nice value by `nice` first, so a
-  // simulation takes the CPU the scheduler's own work leaves.
+  // Threads deciding. Run does all its work on threads of lowered priority:
+  // with `idle`, SCHED_IDLE (they run only when no other thread of the
+  // machine wants the CPU: a simulation then takes next to nothing from
+  // serving, and on a saturated machine waits, bounded by its deadline);
+  // else their nice value raised by `nice` (a small share even then).
   int threads = 1;
+  bool idle = false;
   int nice = 0;
-  // When set, called once per job (from Run's thread, after deciding) with
+  // When set, called once per job (from Run's own thread, after deciding) with
   // both decisions: for tests that compare them with `plan`.
-  std::function<void(const v1::Job& job, const v1::Decision& base, const v1::Decision& candidate)>
+  std::function<void(const Job& job, const v1::Decision& base, const v1::Decision& candidate)>
       on_decisions;
 };
 

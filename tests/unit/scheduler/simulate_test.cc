@@ -387,7 +387,7 @@ TEST_F(SimulateTest, OneSimulationAtATime) {
   Run(Spec("acme", 1));
   std::atomic<bool> inside{false}, release{false};
   SimulateLimits blocking;
-  blocking.on_decisions = [&](const v1::Job&, const v1::Decision&, const v1::Decision&) {
+  blocking.on_decisions = [&](const simulate::Job&, const v1::Decision&, const v1::Decision&) {
     inside = true;
     while (!release) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   };
@@ -467,9 +467,10 @@ TEST_F(SimulateTest, SimulatedDecisionsAreWhatPlanDecides) {
     std::map<std::string, v1::Decision> base, cand;
     SimulateLimits limits;
     limits.threads = 2;
-    limits.on_decisions = [&](const v1::Job& j, const v1::Decision& b, const v1::Decision& k) {
-      base[j.id()] = b;
-      cand[j.id()] = k;
+    limits.on_decisions = [&](const simulate::Job& j, const v1::Decision& b,
+                              const v1::Decision& k) {
+      base[j.spec->job.id()] = b;
+      cand[j.spec->job.id()] = k;
     };
     v1::SimulateRequest r;
     *r.mutable_policy() = candidate;
