@@ -192,6 +192,27 @@ TEST(EtcdStoreTest, ConcurrentWritesAreGroupCommittedWithinEtcdsTransactionLimit
               commits.load(), largest.load());
 }
 
+TEST(EtcdStoreTest, ReadsManyJobsByIdActiveOrEnded) {
+  REQUIRE_ETCD();
+  EtcdCluster cluster(1);
+  ASSERT_TRUE(cluster.status().ok()) << cluster.status();
+  auto client = Connect(cluster);
+  auto s = store::EtcdStore::Open(client.get(), "t-read");
+  ASSERT_TRUE(s.ok()) << s.status();
+  std::vector<std::string> ids;
+  for (int i = 0; i < 150; ++i) {  // more than one transaction's worth
+    const std::string id = absl::StrCat("job-", i);
+    ASSERT_TRUE((*s)->PutJob(MakeJob(id, i % 3 ? v1::Job::succeeded : v1::Job::queued, i)).ok());
+    ids.push_back(id);
+  }
+  ids.push_back("job-never");
+  std::map<std::string, v1::Job::State> read;
+  ASSERT_TRUE((*s)->ReadJobs(ids, [&](v1::Job j) { read[j.id()] = j.state(); }).ok());
+  EXPECT_EQ(read.size(), 150u);
+  EXPECT_EQ(read["job-3"], v1::Job::queued);
+  EXPECT_EQ(read["job-4"], v1::Job::succeeded);
+}
+
 TEST(EtcdStoreTest, ARecordOverTheRequestLimitIsRefusedAlone) {
   REQUIRE_ETCD();
   EtcdCluster cluster(1);

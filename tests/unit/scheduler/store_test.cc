@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <map>
+#include <thread>
 
 #include "portolan/base/strings.h"
 #include "portolan/store/store.h"
@@ -165,6 +166,38 @@ TEST(SqliteStoreTest, UndecodableJobRecordIsNamed) {
   auto jobs = (*s)->LoadJobs();
   EXPECT_EQ(jobs.status().code(), absl::StatusCode::kDataLoss);
   EXPECT_NE(jobs.status().message().find("job-2500"), std::string::npos) << jobs.status();
+  std::filesystem::remove_all(dir);
+}
+
+// A long list of ids is read on a connection of its own while writes go on;
+// ids never stored are skipped.
+TEST(SqliteStoreTest, ReadsManyJobsByIdWhileWritesGoOn) {
+  const std::string dir = TempDir();
+  auto s = store::OpenSqliteStore(dir);
+  ASSERT_TRUE(s.ok()) << s.status();
+  std::vector<std::string> ids;
+  for (int i = 0; i < 700; ++i) {
+    v1::Job j;
+    j.set_id(absl::StrCat("job-", i));
+    j.set_tenant("acme");
+    j.set_state(v1::Job::succeeded);
+    ASSERT_TRUE((*s)->PutJob(j).ok());
+    if (i % 2 == 0) ids.push_back(j.id());
+  }
+  ids.push_back("job-never");
+  std::thread writer([&] {
+    for (int i = 700; i < 900; ++i) {
+      v1::Job j;
+      j.set_id(absl::StrCat("job-", i));
+      EXPECT_TRUE((*s)->PutJob(j).ok());
+    }
+  });
+  std::map<std::string, v1::Job::State> read;
+  ASSERT_TRUE((*s)->ReadJobs(ids, [&](v1::Job j) { read[j.id()] = j.state(); }).ok());
+  writer.join();
+  EXPECT_EQ(read.size(), 350u);
+  EXPECT_EQ(read.count("job-never"), 0u);
+  EXPECT_EQ(read["job-698"], v1::Job::succeeded);
   std::filesystem::remove_all(dir);
 }
 
