@@ -426,12 +426,18 @@ absl::StatusOr<v1::SimulateResponse> RunHere(const Input& in, const Options& opt
 
 }  // namespace
 
-absl::StatusOr<v1::SimulateResponse> Run(const Input& in, const Options& options) {
+absl::StatusOr<v1::SimulateResponse> Run(Input& in, const Options& options) {
   // All of it (grouping, deciding, comparing) at the lowered priority: the
   // caller's thread serves requests.
   absl::StatusOr<v1::SimulateResponse> out;
   std::thread lowered([&] {
     LowerPriority(options);
+    if (options.load) {
+      if (absl::Status st = options.load(in.jobs); !st.ok()) {
+        out = st;
+        return;
+      }
+    }
     out = RunHere(in, options);
   });
   lowered.join();

@@ -97,22 +97,16 @@ class EtcdStoreImpl : public EtcdStore {
   }
 
   absl::StatusOr<v1::Job> GetJob(const std::string& id) override {
-    etcdserverpb::TxnRequest txn;  // both places in one read
-    txn.add_success()->mutable_request_range()->set_key(Key("jobs/active/", id));
-    txn.add_success()->mutable_request_range()->set_key(Key("jobs/ended/", id));
-    auto resp = client_->Txn(txn);
-    if (!resp.ok()) return resp.status();
-    for (const auto& r : resp->responses()) {
-      if (r.response_range().kvs().empty()) continue;
-      v1::Job j;
-      if (!j.ParseFromString(r.response_range().kvs(0).value()))
-        return Undecodable("job", r.response_range().kvs(0).key());
-      return j;
-    }
-    return absl::NotFoundError(absl::StrCat("no job ", id, " stored"));
+    std::optional<v1::Job> found;
+    absl::Status st = ReadJobs({id}, [&](v1::Job j) { found = std::move(j); });
+    if (!st.ok()) return st;
+    if (!found) return absl::NotFoundError(absl::StrCat("no job ", id, " stored"));
+    return std::move(*found);
   }
 
-  // 60 ids (120 ranges, under etcd's 128 operations) per transaction.
+  // A job is under jobs/active/ or jobs/ended/ (PutJob moves it): both are
+  // read in one transaction, 60 ids (120 ranges, under etcd's 128
+  // operations) per transaction.
   absl::Status ReadJobs(const std::vector<std::string>& ids,
                         const std::function<void(v1::Job)>& fn) override {
     constexpr size_t kBatch = 60;

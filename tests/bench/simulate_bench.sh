@@ -14,6 +14,9 @@
 #     twice in turn, and prints the mean rates and their ratio (same run, same
 #     scheduler).
 # Prints one JSON line and a summary; stops what it started.
+# SIMULATE_BENCH_CONTROL=1 runs no simulation beside the second and fourth
+# windows: the ratio then shows the machine's own drift between windows.
+# SIMULATE_THREADS=N passes --simulate-threads N.
 #
 #   tests/bench/simulate_bench.sh [JOBS=100000] [DISTINCT=20000] [SECONDS=10] [AGENTS=150] [BUILD=build]
 set -euo pipefail
@@ -40,7 +43,7 @@ printf 'tokens:\n  - {name: bench, role: admin, sha256: %s}\n' \
   "$(printf %s "$TOKEN" | sha256sum | cut -d' ' -f1)" >"$WORK/tokens.yaml"
 chmod 600 "$WORK/tokens.yaml"
 bench_scheduler --state-dir "$WORK/state" --tokens "$WORK/tokens.yaml" --rate-limit-rps 0 \
-  --simulate-deadline-ms 120000 --simulate-max-jobs 1000000
+  --simulate-deadline-ms 120000 --simulate-max-jobs 1000000 ${SIMULATE_THREADS:+--simulate-threads "$SIMULATE_THREADS"}
 "$BIN/portolan-sim" --scheduler "127.0.0.1:$RPC" --agents "$AGENTS" --seconds 600 \
   --sites lingang-idc-1,hongkong-1,singapore-1 --topology 1x2x8x2 --memory-gib 64 \
   >"$WORK/sim.out" 2>&1 &
@@ -98,6 +101,7 @@ for round in 1 2; do
     end=$((SECONDS + SECONDS_RUN + 1))
     n=0
     while [ "$SECONDS" -lt "$end" ]; do
+      if [ -n "${SIMULATE_BENCH_CONTROL:-}" ]; then sleep 1; continue; fi
       api -X POST --data-binary @"$WORK/both.json" "http://127.0.0.1:$REST/v1/policy:simulate" >/dev/null && n=$((n + 1))
     done
     echo "$n" >"$WORK/simulations"

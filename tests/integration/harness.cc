@@ -521,4 +521,17 @@ Process* Cluster::StartAgent(const std::string& id, const std::string& site,
   return agents_.back().get();
 }
 
+std::pair<int, std::string> Cli(const Cluster& c, const std::string& args, bool with_stderr) {
+  const std::string cmd = std::string("PORTOLAN_TOKEN=") + Cluster::kAdminToken +
+                          " HOME=" + c.dir() + " " PORTOLAN_CLI_BIN " --server " + c.base_url() +
+                          " " + args + (with_stderr ? " 2>&1" : " 2>/dev/null");
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  int status = pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
 }  // namespace portolan::testing

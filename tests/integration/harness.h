@@ -154,6 +154,11 @@ class Cluster {
   bool tls_ = false;
 };
 
+// Runs the CLI against `c` as admin; {exit code, stdout} (and stderr with
+// `with_stderr`).
+std::pair<int, std::string> Cli(const Cluster& c, const std::string& args,
+                                bool with_stderr = false);
+
 // One REST call as the admin, expecting status `want`; the body parsed as M
 // (test failures name the call and the body).
 template <typename M>

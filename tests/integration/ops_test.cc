@@ -353,20 +353,6 @@ TEST(OpsIT, SchedulerReadsItsConfigFileAndFlagsWin) {
   EXPECT_NE(RunCapture("cat " + c.dir() + "/bad.log").find("rest_adr"), std::string::npos);
 }
 
-// Runs the CLI against the cluster as admin; returns {exit code, stdout}.
-std::pair<int, std::string> Cli(const Cluster& c, const std::string& args) {
-  const std::string cmd = std::string("PORTOLAN_TOKEN=") + Cluster::kAdminToken +
-                          " HOME=" + c.dir() + " " PORTOLAN_CLI_BIN " --server " + c.base_url() +
-                          " " + args + " 2>/dev/null";
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  int status = pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
-
 TEST(OpsIT, CliOutputsWatchHelpCompletionAndExitCodes) {
   Cluster c;
   c.StartScheduler();

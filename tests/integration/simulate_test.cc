@@ -30,20 +30,6 @@ std::string Sleeper(const std::string& tenant, const std::string& site, const st
       extra.empty() ? "" : ", ", extra, "}");
 }
 
-// Runs the CLI as admin; {exit code, stdout and stderr}.
-std::pair<int, std::string> Cli(const Cluster& c, const std::string& args) {
-  const std::string cmd = std::string("PORTOLAN_TOKEN=") + Cluster::kAdminToken +
-                          " HOME=" + c.dir() + " " PORTOLAN_CLI_BIN " --server " + c.base_url() +
-                          " " + args + " 2>&1";
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  int status = pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
-
 class SimulateIT : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -144,7 +130,7 @@ TEST_F(SimulateIT, EachKindOfChangeListsExactlyTheJobsItAffects) {
   // ... and so does the CLI, after showing the impact; --force applies it.
   const std::string file = c.dir() + "/deny.json";
   ASSERT_TRUE(std::ofstream(file) << codec::ToJson(deny));
-  auto [rc, text] = Cli(c, "policy apply " + file);
+  auto [rc, text] = Cli(c, "policy apply " + file, true);
   EXPECT_EQ(rc, 1) << text;
   EXPECT_NE(text.find("violations 1"), std::string::npos) << text;
   EXPECT_NE(text.find(exported), std::string::npos) << text;
@@ -155,7 +141,7 @@ TEST_F(SimulateIT, EachKindOfChangeListsExactlyTheJobsItAffects) {
   ASSERT_TRUE(codec::ParseJson(text, &cli).ok()) << text;
   ASSERT_EQ(cli.changes_size(), 1);
   EXPECT_EQ(cli.changes(0).job(), bound_hk);
-  std::tie(rc, text) = Cli(c, "policy apply " + file + " --force");
+  std::tie(rc, text) = Cli(c, "policy apply " + file + " --force", true);
   EXPECT_EQ(rc, 0) << text;
   EXPECT_NE(text.find("applied policy"), std::string::npos) << text;
   auto v = Call<v1::ListViolationsResponse>(c, "GET", "/v1/compliance/violations");

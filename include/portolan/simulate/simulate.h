@@ -95,6 +95,10 @@ struct Options {
   int threads = 1;
   bool idle = false;
   int nice = 0;
+  // When set, run first on Run's lowered thread to add jobs (the scheduler
+  // reads the history from its store there: decoding 100,000 records is a
+  // second of CPU that serving should not lose). Its error is Run's.
+  std::function<absl::Status(std::vector<Job>& jobs)> load;
   // When set, called once per job (from Run's own thread, after deciding) with
   // both decisions: for tests that compare them with `plan`.
   std::function<void(const Job& job, const v1::Decision& base, const v1::Decision& candidate)>
@@ -105,6 +109,6 @@ struct Options {
 // differently, with the summary (SimulateResponse minus what only the
 // caller knows: policy_version, snapshot_at, elapsed_ms, warnings).
 // DeadlineExceeded when the deadline passes first.
-absl::StatusOr<v1::SimulateResponse> Run(const Input& in, const Options& options);
+absl::StatusOr<v1::SimulateResponse> Run(Input& in, const Options& options);
 
 }  // namespace portolan::simulate

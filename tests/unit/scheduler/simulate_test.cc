@@ -50,6 +50,17 @@ void Prepend(v1::Policy& p, const v1::Rule& rule) {
   for (int i = p.rules_size() - 1; i > 0; --i) p.mutable_rules()->SwapElements(i, i - 1);
 }
 
+// `p` with a first rule denying CN data to SG.
+v1::Policy DenyCnToSg(v1::Policy p) {
+  v1::Rule deny;
+  deny.set_id("no-cn-to-sg");
+  deny.mutable_when()->add_origin("CN");
+  deny.mutable_when()->add_destination("SG");
+  deny.set_effect(v1::Rule::deny);
+  Prepend(p, deny);
+  return p;
+}
+
 class SimulateTest : public ::testing::Test {
  protected:
   SimulateTest() {
@@ -175,13 +186,7 @@ TEST_F(SimulateTest, DenyingADestinationListsTheJobsPlacedThere) {
   auto queued = core->Submit(waits);
   ASSERT_EQ(queued->first.state(), v1::Job::queued);
 
-  v1::Policy candidate = policy;
-  v1::Rule deny;
-  deny.set_id("no-cn-to-sg");
-  deny.mutable_when()->add_origin("CN");
-  deny.mutable_when()->add_destination("SG");
-  deny.set_effect(v1::Rule::deny);
-  Prepend(candidate, deny);
+  const v1::Policy candidate = DenyCnToSg(policy);
   auto r = Simulate(absl::StrCat(R"({"policy": )", PolicyJson(candidate), "}"));
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->changes_size(), 2) << codec::ToJson(*r);
@@ -308,13 +313,7 @@ TEST_F(SimulateTest, HistoryIsDecidedAgainInTheWindow) {
     EXPECT_EQ(core->GetJob(ran.id())->state(), v1::Job::succeeded);
   }
   core->Tick();  // ended records leave memory; history reads them from the store
-  v1::Policy candidate = policy;
-  v1::Rule deny;
-  deny.set_id("no-cn-to-sg");
-  deny.mutable_when()->add_origin("CN");
-  deny.mutable_when()->add_destination("SG");
-  deny.set_effect(v1::Rule::deny);
-  Prepend(candidate, deny);
+  const v1::Policy candidate = DenyCnToSg(policy);
   // The window holds the last two.
   const std::string since =
       absl::FormatTime(absl::RFC3339_full, base::FromProto(core->GetJob(ids[1])->submitted_at()),
