@@ -134,28 +134,49 @@ void Core::SnapshotAgents(simulate::AgentSet& current, simulate::AgentSet* empty
 
 absl::Status Core::SnapshotActive(bool holding_only, size_t max_jobs,
                                   std::vector<simulate::Job>* out) {
-  JobTable::OrderKey after;
+  // The jobs on agents (placed, running), agent by agent; then the queue.
+  // Neither visits ended jobs, and a queued job's state need not be read.
+  std::string after_agent;
   for (bool first = true;; first = false) {
     absl::MutexLock lock(&mu_);
-    const auto& order = jobs_.order();
-    auto it = first ? order.begin() : order.upper_bound(after);
-    for (int k = 0; it != order.end() && k < kChunk; ++it, ++k) {
+    auto it = first ? agents_.begin() : agents_.upper_bound(after_agent);
+    for (int k = 0; it != agents_.end() && k < kChunk; ++it) {
+      after_agent = it->first;
+      for (const std::string& id : it->second.info.jobs()) {
+        const JobTable::Rec* rec = jobs_.Find(id);
+        if (rec == nullptr || !rec->job) continue;
+        const v1::Job& j = *rec->job;
+        // Once per job: only under the agent it is allocated to now.
+        if ((j.state() != v1::Job::placed && j.state() != v1::Job::running) ||
+            j.allocation().agent() != it->first)
+          continue;
+        if (out->size() >= max_jobs) return TooMany(max_jobs);
+        simulate::Job& s = out->emplace_back();
+        s.spec = rec->spec;
+        s.state = j.state();
+        s.site = j.allocation().site();
+        s.agent = j.allocation().agent();
+        ++k;
+      }
+    }
+    if (it == agents_.end()) break;
+  }
+  if (holding_only) return absl::OkStatus();
+  JobTable::QueueKey after;
+  for (bool first = true;; first = false) {
+    absl::MutexLock lock(&mu_);
+    const auto& queue = jobs_.queue();
+    auto it = first ? queue.begin() : queue.upper_bound(after);
+    for (int k = 0; it != queue.end() && k < kChunk; ++it, ++k) {
       after = *it;
-      const JobTable::Rec* rec = jobs_.Find(it->second);
-      if (rec == nullptr || !rec->job) continue;
-      const v1::Job& j = *rec->job;
-      const bool holds = j.state() == v1::Job::placed || j.state() == v1::Job::running;
-      if (!holds && (holding_only || j.state() != v1::Job::queued)) continue;
+      const JobTable::Rec* rec = jobs_.Find(std::get<2>(*it));
+      if (rec == nullptr || !rec->spec) continue;
       if (out->size() >= max_jobs) return TooMany(max_jobs);
       simulate::Job& s = out->emplace_back();
       s.spec = rec->spec;
-      s.state = j.state();
-      if (holds) {
-        s.site = j.allocation().site();
-        s.agent = j.allocation().agent();
-      }
+      s.state = v1::Job::queued;
     }
-    if (it == order.end()) return absl::OkStatus();
+    if (it == queue.end()) return absl::OkStatus();
   }
 }
 
