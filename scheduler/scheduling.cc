@@ -125,9 +125,10 @@ void Core::ScheduleLocked(const std::string* only) {
     }
     int& misses = tenant_misses[job.tenant()];
     if (misses >= options_.max_capacity_misses) continue;
-    // The class key is built only once some class has missed: a pass that
-    // places everything pays nothing for it.
-    std::string cls = full_classes.empty() ? std::string() : placement::DecisionClass(job);
+    // Classes are compared only once some class has missed.
+    // The class key was made at submit (JobTable::Rec::spec).
+    const std::string& job_class = jobs_.Find(next_id)->spec->decision_class;
+    std::string cls = full_classes.empty() ? std::string() : job_class;
     if (auto full = full_classes.find(cls); full != full_classes.end()) {
       waiting_decisions_[job.id()] = full->second.decision;
       job.set_reason(full->second.reason);
@@ -156,7 +157,7 @@ void Core::ScheduleLocked(const std::string* only) {
       job.set_reason(d.reason());
       auto kept = std::make_shared<const std::string>(d.SerializeAsString());
       waiting_decisions_[job.id()] = kept;
-      if (cls.empty()) cls = placement::DecisionClass(job);
+      if (cls.empty()) cls = job_class;
       full_classes.emplace(std::move(cls), Full{std::move(kept), d.reason()});
       continue;
     }

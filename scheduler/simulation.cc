@@ -1,7 +1,6 @@
 // Policy what-if: the snapshot the simulation decides on, taken from the
 // core in short holds of its lock, and the request's candidate built beside
 // the policy in force. The deciding is simulate::Run (policy/simulate/).
-#include <chrono>
 #include <limits>
 #include <thread>
 
@@ -39,7 +38,7 @@ absl::Status Under(const std::string& prefix, const absl::Status& status) {
 }
 
 // The request's options, checked against the scheduler's limits.
-struct Plan {
+struct Scope {
   bool active = false, history = false, ignore_capacity = false;
   int64_t since_ns = std::numeric_limits<int64_t>::min();
   int64_t until_ns = std::numeric_limits<int64_t>::max();
@@ -48,8 +47,8 @@ struct Plan {
   uint32_t max_changes = kDefaultMaxChanges;
 };
 
-absl::StatusOr<Plan> CheckRequest(const v1::SimulateRequest& r, const SimulateLimits& limits) {
-  Plan plan;
+absl::StatusOr<Scope> CheckRequest(const v1::SimulateRequest& r, const SimulateLimits& limits) {
+  Scope plan;
   for (int i = 0; i < r.include_size(); ++i) {
     switch (r.include(i)) {
       case v1::SimulateRequest::active:

@@ -47,10 +47,7 @@ for _ in $(seq 1 200); do
 done
 echo "ha_bench: etcd cluster of 3 on $ENDPOINTS ($(etcd --version | head -1))" >&2
 
-TOKEN=$("$BIN/portolan" token new --name bench --role admin | sed -n 's/^token.*: \(ptk_.*\)$/\1/p')
-printf 'tokens:\n  - {name: bench, role: admin, sha256: %s}\n' \
-  "$(printf %s "$TOKEN" | sha256sum | cut -d' ' -f1)" >"$WORK/tokens.yaml"
-chmod 600 "$WORK/tokens.yaml"
+bench_admin_token
 
 # run_wrk LABEL: wrk against $REST; sets RATE and P99 from its JSON line.
 run_wrk() {

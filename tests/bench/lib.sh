@@ -52,3 +52,13 @@ bench_program() {
 
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# bench_admin_token: makes an admin token, writes its hashed entry to
+# $WORK/tokens.yaml (mode 600) and sets TOKEN.
+bench_admin_token() {
+  TOKEN=$("$BIN/portolan" token new --name bench --role admin | sed -n 's/^token.*: \(ptk_.*\)$/\1/p')
+  [ -n "$TOKEN" ] || { echo "could not make a token" >&2; exit 1; }
+  printf 'tokens:\n  - {name: bench, role: admin, sha256: %s}\n' \
+    "$(printf %s "$TOKEN" | sha256sum | cut -d' ' -f1)" >"$WORK/tokens.yaml"
+  chmod 600 "$WORK/tokens.yaml"
+}

@@ -21,11 +21,7 @@ if ! command -v wrk >/dev/null; then
 fi
 bench_init wrk
 
-TOKEN=$("$BIN/portolan" token new --name bench --role admin | sed -n 's/^token.*: \(ptk_.*\)$/\1/p')
-[ -n "$TOKEN" ] || { echo "rest_wrk: could not make a token" >&2; exit 1; }
-printf 'tokens:\n  - {name: bench, role: admin, sha256: %s}\n' \
-  "$(printf %s "$TOKEN" | sha256sum | cut -d' ' -f1)" >"$WORK/tokens.yaml"
-chmod 600 "$WORK/tokens.yaml"
+bench_admin_token
 bench_scheduler --state-dir "$WORK/state" --tokens "$WORK/tokens.yaml" --rate-limit-rps 0
 echo "rest_wrk: wrk -t$THREADS -c$CONNS -d${SECONDS_RUN}s against the scheduler at 127.0.0.1:$REST (pid $SCHED)" >&2
 PORTOLAN_TOKEN="$TOKEN" WRK_CONNECTIONS="$CONNS" wrk -t"$THREADS" -c"$CONNS" -d"${SECONDS_RUN}s" \

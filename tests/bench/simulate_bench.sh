@@ -37,11 +37,7 @@ bench_init simulate
 
 echo "simulate_bench: storing $JOBS ended jobs ($DISTINCT distinct datasets)" >&2
 "$POP" --state-dir "$WORK/state" --jobs "$JOBS" --queued-per-mille 0 --datasets "$DISTINCT" >&2
-TOKEN=$("$BIN/portolan" token new --name bench --role admin | sed -n 's/^token.*: \(ptk_.*\)$/\1/p')
-[ -n "$TOKEN" ] || { echo "simulate_bench: could not make a token" >&2; exit 1; }
-printf 'tokens:\n  - {name: bench, role: admin, sha256: %s}\n' \
-  "$(printf %s "$TOKEN" | sha256sum | cut -d' ' -f1)" >"$WORK/tokens.yaml"
-chmod 600 "$WORK/tokens.yaml"
+bench_admin_token
 bench_scheduler --state-dir "$WORK/state" --tokens "$WORK/tokens.yaml" --rate-limit-rps 0 \
   --simulate-deadline-ms 120000 --simulate-max-jobs 1000000 ${SIMULATE_THREADS:+--simulate-threads "$SIMULATE_THREADS"}
 "$BIN/portolan-sim" --scheduler "127.0.0.1:$RPC" --agents "$AGENTS" --seconds 600 \

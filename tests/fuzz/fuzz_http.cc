@@ -80,8 +80,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const size_t marker = raw.find("X-Secret: s3cr3t");
   const size_t head_end = raw.find("\r\n\r\n");
   if (marker != std::string::npos && marker < head_end &&
-      raw.find("s3cr3t", marker + 16) == std::string::npos &&
-      raw.find("s3cr3t") == marker + 10 && absl::StrContains(answer, "s3cr3t")) {
+      raw.find("s3cr3t", marker + 16) == std::string::npos && raw.find("s3cr3t") == marker + 10 &&
+      absl::StrContains(answer, "s3cr3t")) {
     abort();
   }
   return 0;
