@@ -29,6 +29,7 @@ void Core::CommitRecovered(AgentRec& rec, v1::Job& job) {
       (void)Persist(job);
     }
   }
+  usage_.Hold(job.id(), job.tenant(), job.allocation().site(), job.resources());
   if (absl::Status st = rec.topo->Commit(job.allocation(), job.id()); !st.ok()) {
     spdlog::error("job {}: its allocation no longer fits agent {}: {}", job.id(), rec.info.id(),
                   st.message());

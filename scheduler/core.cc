@@ -103,6 +103,7 @@ absl::Status Core::Recover() {
   for (store::JobSummary& e : jobs->ended) jobs_.AddEnded(std::move(e));
   for (v1::Job& j : jobs->active) {
     v1::Job& job = jobs_.Add(std::move(j));
+    IndexDependencies(job);
     if (HoldsResources(job.state())) {
       ++active;
       auto it = agents_.find(job.allocation().agent());
@@ -179,6 +180,7 @@ void Core::Transition(v1::Job& job, v1::Job::State state, const std::string& mes
   if (state == v1::Job::running && !job.has_started_at())
     *job.mutable_started_at() = base::ToProto(now);
   if (IsTerminal(state)) *job.mutable_finished_at() = base::ToProto(now);
+  if (dependents_.contains(job.id())) OnDependencyChanged(job);
   spdlog::info("job {} -> {}: {}", job.id(), StateName(state), message);
   // An ended job's record is dropped from memory once stored (DropEnded); if
   // the write failed, memory is the only place it is current, so it stays.
@@ -194,6 +196,8 @@ absl::StatusOr<std::pair<v1::Job, bool>> Core::Submit(v1::Job spec) {
     absl::MutexLock lock(&mu_);
     if (policy_ == nullptr) return absl::UnavailableError("no placement policy loaded yet");
     st = CheckAgainstPolicy(spec, *policy_->compiled);
+    if (!st.ok()) return st;
+    st = CheckDependencies(spec);
     if (!st.ok()) return st;
     if (!key.second.empty()) {
       // A concurrent submit with the same key is being stored: wait for it.
@@ -249,6 +253,7 @@ absl::StatusOr<std::pair<v1::Job, bool>> Core::Submit(v1::Job spec) {
   const std::string id = spec.id();
   if (metrics_ != nullptr) metrics_->submits->With({spec.tenant()})->Inc();
   const v1::Job& job = jobs_.Add(std::move(spec), std::move(decision_spec));
+  IndexDependencies(job);
   spdlog::debug("job {} submitted by tenant {} ({} cpus, {} MiB)", id, job.tenant(),
                 job.resources().cpus(), job.resources().memory_mb());
   // Nothing else changed: only the new job needs a decision now. It is still
@@ -302,7 +307,30 @@ void Core::AttachMetrics(SchedulerMetrics* m) {
             ->Set(absl::ToDoubleSeconds(end - clock_->Now()));
       }
     }
+    RefreshTenantMetrics(*m);
   });
+}
+
+void Core::RefreshTenantMetrics(SchedulerMetrics& m) {
+  m.tenant_used->Clear();
+  m.tenant_quota->Clear();
+  auto set = [](metrics::Family<metrics::Gauge>* f, const std::string& tenant,
+                const v1::Resources& r, bool skip_zero) {
+    for (const auto& [name, v] : {std::pair<const char*, int32_t>{"cpus", r.cpus()},
+                                  {"memory_mb", r.memory_mb()},
+                                  {"gpus", r.gpus()}}) {
+      if (!skip_zero || v > 0) f->With({tenant, name})->Set(v);
+    }
+  };
+  for (const auto& [tenant, held] : usage_.tenants()) set(m.tenant_used, tenant, held.total, false);
+  for (const auto& [id, t] : tenants_) {
+    if (!t.has_quota()) continue;
+    v1::Resources q;
+    q.set_cpus(t.quota().cpus());
+    q.set_memory_mb(t.quota().memory_mb());
+    q.set_gpus(t.quota().gpus());
+    set(m.tenant_quota, id, q, true);
+  }
 }
 
 absl::StatusOr<v1::Job> Core::GetJob(const std::string& id) { return ReadJob(id); }
@@ -498,6 +526,7 @@ void Core::EndAttempt(v1::Job& job, v1::Job::State outcome, const std::string& r
 }
 
 void Core::Release(v1::Job& job) {
+  usage_.Drop(job.id());
   auto it = agents_.find(job.allocation().agent());
   if (it == agents_.end()) return;
   v1::Agent& a = it->second.info;

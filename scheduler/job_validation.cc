@@ -113,6 +113,29 @@ absl::Status CheckLimits(const v1::Job& job) {
     return codec::InvalidField("idempotency_key", "at most 256 characters, no control characters");
   return absl::OkStatus();
 }
+// depends_on: each a job id, once; the condition defaults to succeeded.
+absl::Status CheckDependsOn(v1::Job& job) {
+  if (job.depends_on_size() > kMaxJobDependencies) {
+    return codec::InvalidField("depends_on",
+                               absl::StrCat(job.depends_on_size(), " dependencies; at most ",
+                                            kMaxJobDependencies, " per job"));
+  }
+  for (int i = 0; i < job.depends_on_size(); ++i) {
+    v1::Dependency* dep = job.mutable_depends_on(i);
+    const std::string f = absl::StrCat("depends_on[", i, "].job");
+    if (!base::IsId(dep->job()))
+      return codec::InvalidField(f, absl::StrCat("a job id is required (", base::kIdRule, ")"));
+    for (int k = 0; k < i; ++k) {
+      if (job.depends_on(k).job() == dep->job()) {
+        return codec::InvalidField(
+            f, absl::StrCat("job ", dep->job(), " is listed twice (also depends_on[", k, "])"));
+      }
+    }
+    if (dep->condition() == v1::Dependency::condition_unspecified)
+      dep->set_condition(v1::Dependency::succeeded);
+  }
+  return absl::OkStatus();
+}
 }  // namespace
 
 absl::Status ValidateAndDefault(v1::Job& job) {
@@ -187,6 +210,7 @@ absl::Status ValidateAndDefault(v1::Job& job) {
         "restart.max_attempts",
         absl::StrCat("max_attempts must be 0-100 (0: 3), got ", job.restart().max_attempts()));
   }
+  if (absl::Status st = CheckDependsOn(job); !st.ok()) return st;
   for (int i = 0; i < job.datasets_size(); ++i) {
     if (job.datasets(i).id().empty())
       return codec::InvalidField(absl::StrCat("datasets[", i, "].id"), "dataset id is required");

@@ -63,6 +63,14 @@ SchedulerMetrics::SchedulerMetrics(metrics::Registry& r)
           "portolan_instrument_expiry_seconds",
           "Seconds until each instrument a tenant holds expires (end of its expiry day, UTC); "
           "negative once expired. Instruments without expiry are not listed.",
-          {"tenant", "type", "reference"}, 5000)) {}
+          {"tenant", "type", "reference"}, 5000)),
+      tenant_used(r.AddGauge("portolan_tenant_used",
+                             "What each tenant's placed and running jobs hold (requested "
+                             "resources), by resource: cpus, memory_mb, gpus.",
+                             {"tenant", "resource"}, 5000)),
+      tenant_quota(r.AddGauge("portolan_tenant_quota",
+                              "Each tenant's quota by resource (cpus, memory_mb, gpus); only "
+                              "the limits its profile sets (tenant-wide).",
+                              {"tenant", "resource"}, 5000)) {}
 
 }  // namespace portolan::scheduler

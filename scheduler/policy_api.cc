@@ -81,10 +81,23 @@ absl::StatusOr<v1::Decision> Core::Plan(v1::Job spec) {
   if (policy_ == nullptr) return absl::UnavailableError("no placement policy loaded yet");
   st = CheckAgainstPolicy(spec, *policy_->compiled);
   if (!st.ok()) return st;
+  st = CheckDependencies(spec);
+  if (!st.ok()) return st;
   auto by_site = agents_.BySite();
   placement::DecisionInput in;
   in.job = &spec;
   in.tenant = TenantFor(spec.tenant());
+  // What the pass would say first: the tenant's quota, then the decision
+  // (with the sites its per-site quota closes).
+  QuotaVerdict quota = CheckQuota(*in.tenant, usage_.Of(spec.tenant()), spec.resources());
+  if (!quota.ok) {
+    v1::Decision d;
+    d.set_reason(quota.reason);
+    d.set_policy_version(policy_->meta.version());
+    *d.mutable_decided_at() = base::ToProto(clock_->Now());
+    return d;
+  }
+  in.quota_closed = quota.closed_sites.empty() ? nullptr : &quota.closed_sites;
   in.policy = policy_->compiled.get();
   in.ledger = &ledger_;
   in.today = absl::ToCivilDay(clock_->Now(), absl::UTCTimeZone());
@@ -106,6 +119,13 @@ absl::StatusOr<v1::Decision> Core::Explain(const std::string& id) {
       v1::Decision d;
       if (!d.ParseFromString(*w->second))
         return absl::InternalError(absl::StrCat("job ", id, ": waiting decision does not decode"));
+      return d;
+    }
+    // Waiting before any decision: for its dependencies or its tenant's
+    // quota. The reason is the explanation.
+    if (const v1::Job* j = jobs_.Held(id); j != nullptr && j->state() == v1::Job::queued) {
+      v1::Decision d;
+      d.set_reason(j->reason());
       return d;
     }
   }
@@ -394,6 +414,23 @@ absl::Status ValidateTenantProfile(const v1::Tenant& t, const policy::CompiledPo
       }
     }
   }
+  if (!(t.weight() >= 0 && t.weight() <= 1000)) {
+    return codec::InvalidField("weight",
+                               absl::StrCat("weight must be 0-1000 (0: 1), got ", t.weight()));
+  }
+  const v1::TenantQuota& q = t.quota();
+  if (q.cpus() < 0 || q.gpus() < 0 || q.memory_mb() < 0)
+    return codec::InvalidField("quota", "quota limits cannot be negative (0: no limit)");
+  if (q.sites_size() > kMaxJobSites)
+    return codec::InvalidField("quota.sites", absl::StrCat("at most ", kMaxJobSites, " sites"));
+  for (const auto& [site, r] : q.sites()) {
+    const std::string f = absl::StrCat("quota.sites.", base::CleanForMessage(site));
+    if (compiled.FindSite(site) == nullptr)
+      return codec::InvalidField(f, absl::StrCat("unknown site '", base::CleanForMessage(site),
+                                                 "' (not in the policy's catalogue)"));
+    if (r.cpus() < 0 || r.gpus() < 0 || r.memory_mb() < 0)
+      return codec::InvalidField(f, "quota limits cannot be negative (0: no limit)");
+  }
   return absl::OkStatus();
 }
 
@@ -411,8 +448,10 @@ absl::StatusOr<v1::Tenant> Core::PutTenant(const std::string& id, v1::Tenant t) 
         absl::StrCat("tenant not saved: state store write failed: ", st.message()));
   }
   tenants_[id] = t;
-  spdlog::info("tenant {} profile updated: zones [{}], ciio {}, {} instrument(s)", id,
-               absl::StrJoin(t.registered_zones(), ", "), t.ciio(), t.instruments_size());
+  spdlog::info(
+      "tenant {} profile updated: zones [{}], ciio {}, {} instrument(s), quota {}, weight {}", id,
+      absl::StrJoin(t.registered_zones(), ", "), t.ciio(), t.instruments_size(),
+      t.has_quota() ? codec::ToJson(t.quota()) : "none", TenantWeight(t));
   schedule_pending_ = true;  // waiting jobs are decided again with the new profile
   CheckComplianceLocked(absl::StrCat("tenant ", id, " profile changed"), id);
   return t;

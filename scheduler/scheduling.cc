@@ -50,7 +50,8 @@ void Core::StoreReservation(const v1::Job& job, const placement::ReserveContext&
 void Core::FillQueue(placement::JobQueue& queue, const std::string* only) {
   if (only != nullptr) {
     const v1::Job& j = jobs_.Live(*only);
-    if (j.state() == v1::Job::queued) queue.Add({j.id(), j.tenant(), j.priority()});
+    if (j.state() == v1::Job::queued)
+      queue.Add({j.id(), j.tenant(), j.priority(), TenantWeight(*TenantFor(j.tenant()))});
     return;
   }
   for (const auto& [id, rec] : agents_) {
@@ -58,9 +59,13 @@ void Core::FillQueue(placement::JobQueue& queue, const std::string* only) {
       if (const v1::Job* j = jobs_.Held(jid)) queue.Charge(j->tenant(), j->resources());
     }
   }
+  std::map<std::string, double> weights;
   for (const JobTable::QueueKey& key : jobs_.queue()) {
     const v1::Job& j = jobs_.Live(std::get<2>(key));
-    queue.Add({j.id(), j.tenant(), j.priority()});
+    auto w = weights.find(j.tenant());
+    if (w == weights.end())
+      w = weights.emplace(j.tenant(), TenantWeight(*TenantFor(j.tenant()))).first;
+    queue.Add({j.id(), j.tenant(), j.priority(), w->second});
   }
 }
 
@@ -125,6 +130,10 @@ void Core::ScheduleLocked(const std::string* only) {
     }
     int& misses = tenant_misses[job.tenant()];
     if (misses >= options_.max_capacity_misses) continue;
+    in.tenant = TenantFor(job.tenant());
+    QuotaVerdict quota;
+    if (!Admit(job, *in.tenant, &quota)) continue;
+    in.quota_closed = quota.closed_sites.empty() ? nullptr : &quota.closed_sites;
     // Classes are compared only once some class has missed.
     // The class key was made at submit (JobTable::Rec::spec).
     const std::string& job_class = jobs_.Find(next_id)->spec->decision_class;
@@ -135,7 +144,6 @@ void Core::ScheduleLocked(const std::string* only) {
       continue;
     }
     in.job = &job;
-    in.tenant = TenantFor(job.tenant());
     const auto started = std::chrono::steady_clock::now();
     v1::Decision d = policy->engine->Decide(in);
     ObserveDecision(
@@ -182,6 +190,29 @@ void Core::ScheduleLocked(const std::string* only) {
   }
 }
 
+bool Core::Admit(v1::Job& job, const v1::Tenant& tenant, QuotaVerdict* quota) {
+  std::string why;
+  if (job.depends_on_size() > 0) {
+    bool never = false;
+    if (!DependenciesMet(job, &why, &never)) {
+      waiting_decisions_.erase(job.id());
+      if (never) {
+        Transition(job, v1::Job::unschedulable, why);
+      } else {
+        job.set_reason(why);
+      }
+      return false;
+    }
+  }
+  *quota = CheckQuota(tenant, usage_.Of(job.tenant()), job.resources());
+  if (!quota->ok) {
+    waiting_decisions_.erase(job.id());
+    job.set_reason(quota->reason);
+    return false;
+  }
+  return true;
+}
+
 bool Core::CommitPlacement(v1::Job& job, const v1::Decision& d, const PolicyState& policy) {
   AgentRec& rec = agents_.at(d.placement().agent());
   v1::Allocation alloc;
@@ -203,6 +234,7 @@ bool Core::CommitPlacement(v1::Job& job, const v1::Decision& d, const PolicyStat
     }
   }
   *job.mutable_allocation() = alloc;
+  usage_.Hold(job.id(), job.tenant(), alloc.site(), job.resources());
   job.set_attempt(job.attempt() + 1);
   rec.info.add_jobs(job.id());
   AgentRegistry::SyncAllocated(rec);

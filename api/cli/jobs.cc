@@ -85,7 +85,8 @@ void SubmitFlags(po::options_description& d) {
   d.add_options()("name", po::value<std::string>())("tenant", po::value<std::string>())(
       "cpus", po::value<int>())("memory-mb", po::value<int>())("gpus", po::value<int>())(
       "priority", po::value<int>())("max-runtime-s", po::value<uint32_t>())(
-      "env", po::value<std::vector<std::string>>()->composing())("wait", po::bool_switch());
+      "env", po::value<std::vector<std::string>>()->composing())(
+      "depends-on", po::value<std::vector<std::string>>()->composing())("wait", po::bool_switch());
 }
 
 // The job of `submit`: from a file, or from flags and "-- CMD ARGS".
@@ -101,6 +102,19 @@ absl::StatusOr<v1::Job> SubmitSpec(const Args& a) {
     size_t eq = kv.find('=');
     if (eq == std::string::npos) return absl::InvalidArgumentError("--env needs KEY=VALUE");
     (*spec.mutable_env())[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  for (const std::string& d : a.get<std::vector<std::string>>("depends-on", {})) {
+    // JOB or JOB:succeeded or JOB:finished
+    v1::Dependency* dep = spec.add_depends_on();
+    const size_t colon = d.find(':');
+    dep->set_job(d.substr(0, colon));
+    const std::string cond = colon == std::string::npos ? "succeeded" : d.substr(colon + 1);
+    v1::Dependency::Condition c;
+    if (!v1::Dependency::Condition_Parse(cond, &c) || c == v1::Dependency::condition_unspecified) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--depends-on takes JOB[:succeeded|finished], got '", d, "'"));
+    }
+    dep->set_condition(c);
   }
   if (a.has("cpus")) spec.mutable_resources()->set_cpus(a.vm["cpus"].as<int>());
   if (a.has("memory-mb")) spec.mutable_resources()->set_memory_mb(a.vm["memory-mb"].as<int>());
@@ -181,7 +195,7 @@ void AddJobCommands(CommandTable& t) {
          "stdin)\n"
          "submit [flags] -- CMD ARGS   submit a one-line job:\n"
          "       --name N --cpus C --memory-mb M [--gpus G] [--tenant T] [--priority P]\n"
-         "       [--max-runtime-s S] [--env K=V]...\n"
+         "       [--max-runtime-s S] [--env K=V]... [--depends-on JOB[:succeeded|finished]]...\n"
          "       add --wait to wait for the job to end (exit 0 only if it succeeded)",
          SubmitFlags, 0, 1, true, Submit});
   t.Add({"jobs", "jobs [--state S] [--limit N] [--page-token T]",

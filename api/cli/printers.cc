@@ -3,6 +3,7 @@
 #include "api/cli/printers.h"
 
 #include <map>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -47,6 +48,13 @@ void PrintJob(std::ostream& out, const v1::Job& j) {
   out << absl::StrFormat("  command:    %s\n", absl::StrJoin(j.command(), " "));
   out << absl::StrFormat("  resources:  %d cpus, %d MiB, %d gpus\n", j.resources().cpus(),
                          j.resources().memory_mb(), j.resources().gpus());
+  if (j.depends_on_size() > 0) {
+    std::vector<std::string> deps;
+    for (const v1::Dependency& d : j.depends_on())
+      deps.push_back(
+          absl::StrCat(d.job(), " (", v1::Dependency::Condition_Name(d.condition()), ")"));
+    out << absl::StrFormat("  depends on: %s\n", absl::StrJoin(deps, ", "));
+  }
   if (!j.allocation().agent().empty()) {
     const v1::Allocation& a = j.allocation();
     out << absl::StrFormat("  placed on:  agent %s at site %s (attempt %d)\n", a.agent(), a.site(),
@@ -358,6 +366,35 @@ void PrintTenants(std::ostream& out, const v1::ListTenantsResponse& r) {
     out << absl::StrFormat("%-16s %-24s %-5s %s\n", t.id(),
                            absl::StrJoin(t.registered_zones(), ","), t.ciio() ? "yes" : "no",
                            absl::StrJoin(ins, "; "));
+  }
+}
+
+void PrintTenantUsage(std::ostream& out, const v1::TenantUsage& u) {
+  auto limit = [](int32_t v) { return v > 0 ? absl::StrCat(v) : std::string("-"); };
+  out << absl::StrFormat("tenant %s: %u job(s) holding, %u waiting (%u for quota), weight %g\n",
+                         u.tenant(), u.jobs_holding(), u.jobs_waiting(), u.jobs_waiting_for_quota(),
+                         u.weight());
+  out << absl::StrFormat("%-20s %-10s %10s %10s\n", "WHERE", "RESOURCE", "USED", "QUOTA");
+  auto rows = [&](const std::string& where, const v1::Resources& used, const v1::Resources& q) {
+    out << absl::StrFormat("%-20s %-10s %10d %10s\n", where, "cpus", used.cpus(), limit(q.cpus()));
+    out << absl::StrFormat("%-20s %-10s %10d %10s\n", where, "memory_mb", used.memory_mb(),
+                           limit(q.memory_mb()));
+    out << absl::StrFormat("%-20s %-10s %10d %10s\n", where, "gpus", used.gpus(), limit(q.gpus()));
+  };
+  v1::Resources total;
+  total.set_cpus(u.quota().cpus());
+  total.set_memory_mb(u.quota().memory_mb());
+  total.set_gpus(u.quota().gpus());
+  rows("all sites", u.used(), total);
+  std::set<std::string> sites;
+  for (const auto& [s, r] : u.sites()) sites.insert(s);
+  for (const auto& [s, r] : u.quota().sites()) sites.insert(s);
+  static const v1::Resources kNone;
+  for (const std::string& s : sites) {
+    auto used = u.sites().find(s);
+    auto q = u.quota().sites().find(s);
+    rows(s, used == u.sites().end() ? kNone : used->second,
+         q == u.quota().sites().end() ? kNone : q->second);
   }
 }
 

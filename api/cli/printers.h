@@ -45,6 +45,8 @@ void PrintCluster(std::ostream& out, const v1::ClusterView& v);
 // Instruments of `r` with the days left from `today` (negative: expired).
 void PrintExpiringInstruments(std::ostream& out, const v1::ListTenantsResponse& r, int days,
                               absl::CivilDay today);
+// `tenant usage ID`: use against quota, in total and per site.
+void PrintTenantUsage(std::ostream& out, const v1::TenantUsage& u);
 void PrintTenants(std::ostream& out, const v1::ListTenantsResponse& r);
 void PrintAudit(std::ostream& out, const v1::ListAuditResponse& r);
 void PrintViolations(std::ostream& out, const v1::ListViolationsResponse& r);

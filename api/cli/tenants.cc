@@ -38,6 +38,9 @@ int Tenants(Context& ctx, const Args& a) {
 
 int Tenant(Context& ctx, const Args& a) {
   absl::StatusOr<v1::Tenant> t;
+  if (a.args.size() == 2 && a.args[0] == "usage") {
+    return ctx.Show(ctx.client().TenantUsage(a.args[1]), PrintTenantUsage);
+  }
   if (a.args.size() == 1) {
     t = ctx.client().GetTenant(a.args[0]);
   } else if (a.args.size() == 3 && a.args[0] == "set") {
@@ -45,7 +48,7 @@ int Tenant(Context& ctx, const Args& a) {
     if (absl::Status st = LoadMessage(a.args[2], &body); !st.ok()) return ctx.Report(st);
     t = ctx.client().PutTenant(a.args[1], body);
   } else {
-    return ctx.Usage("tenant ID | tenant set ID FILE");
+    return ctx.Usage("tenant ID | tenant set ID FILE | tenant usage ID");
   }
   if (!t.ok()) return ctx.Report(t.status());
   ctx.Emit(*t);  // a profile is a document: JSON (or YAML) even with -o table
@@ -73,9 +76,11 @@ void AddTenantCommands(CommandTable& t) {
          "                             that many days (or have expired), with the days left",
          [](po::options_description& d) { d.add_options()("expiring", po::value<std::string>()); },
          0, 0, false, Tenants});
-  t.Add({"tenant", "tenant ID | tenant set ID FILE",
+  t.Add({"tenant", "tenant ID | tenant set ID FILE | tenant usage ID",
          "tenant ID                    one tenant profile\n"
-         "tenant set ID FILE           set a tenant profile (zones, CIIO flag, instruments)",
+         "tenant set ID FILE           set a tenant profile (zones, CIIO flag, instruments,\n"
+         "                             quota, weight)\n"
+         "tenant usage ID              what the tenant's jobs hold against its quota",
          nullptr, 1, 3, false, Tenant});
   t.Add({"audit", "audit [--tenant T] [--job J] [--limit N]",
          "audit [--tenant T] [--job J] [--limit N]   cross-border placements, newest first",

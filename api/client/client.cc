@@ -224,6 +224,9 @@ absl::StatusOr<v1::Tenant> Client::GetTenant(const std::string& id) {
 absl::StatusOr<v1::Tenant> Client::PutTenant(const std::string& id, const v1::Tenant& tenant) {
   return CallAs<v1::Tenant>(*this, "PUT", "/v1/tenants/" + Escape(id), codec::ToJson(tenant));
 }
+absl::StatusOr<v1::TenantUsage> Client::TenantUsage(const std::string& id) {
+  return CallAs<v1::TenantUsage>(*this, "GET", "/v1/tenants/" + Escape(id) + "/usage");
+}
 absl::StatusOr<v1::ListAuditResponse> Client::Audit(const AuditFilter& filter) {
   std::string query;
   auto add = [&query](const char* key, const std::string& value) {

@@ -151,6 +151,7 @@ struct Engine::Pass {
   struct SiteVerdict {
     std::vector<std::string> blocking;
     bool only_job_choice = true;
+    bool only_quota = false;  // the tenant's site quota alone excluded it, for now
   };
   CycleState state;
   std::vector<SiteVerdict> verdicts;
@@ -271,6 +272,12 @@ void Engine::FilterSites(const DecisionInput& in, Pass& pass, v1::Decision& d) c
                r.detail.empty() ? std::string(r.code)
                                 : absl::StrCat(std::string(r.code), ": ", r.detail),
                r.job_choice);
+      }
+    }
+    if (in.quota_closed != nullptr) {
+      if (auto q = in.quota_closed->find(site.id()); q != in.quota_closed->end()) {
+        verdict.only_quota = sd->rejected_size() == 0 && reachable;
+        reject("quota", q->second, false);
       }
     }
     if (!reachable) {
@@ -472,11 +479,15 @@ void Engine::ExplainInfeasible(const DecisionInput& in, const Pass& pass, v1::De
   }
   if (not_requested > 0)
     parts.push_back(absl::StrCat(not_requested, " other site(s) not requested or avoided"));
-  const bool no_site = pass.work.empty();
-  const bool no_hardware = pass.allowed_agents > 0 && !pass.any_capacity;
+  bool quota_waits = false;  // a site is closed by the tenant's quota alone
+  for (const Pass::SiteVerdict& v : pass.verdicts) quota_waits |= v.only_quota;
+  const bool no_site = pass.work.empty() && !quota_waits;
+  const bool no_hardware = pass.allowed_agents > 0 && !pass.any_capacity && !quota_waits;
   d.set_unschedulable(no_site || no_hardware);
   std::string head;
-  if (no_site) {
+  if (pass.work.empty() && quota_waits) {
+    head = "waiting for quota";
+  } else if (no_site) {
     head = "no site of the catalogue can take this job";
   } else if (no_hardware) {
     head = pass.never_fit.empty()

@@ -341,6 +341,16 @@ void RegisterRestApi(Server& server, Core* core, const std::atomic<bool>* ready,
     if (!res.ok()) return StatusResponse(res.status());
     return Json(codec::ToJson(*res));
   });
+  // What a tenant's jobs hold against its quota: admins any, a tenant its own.
+  server.Route("GET", "/v1/tenants/{id}/usage", [core](const Request& req) {
+    const std::string& id = req.params.at("id");
+    if (req.principal.is_tenant() ? req.principal.tenant != id : !req.principal.is_admin())
+      return Forbidden(req, "read another tenant's usage");
+    if (!base::IsId(id))
+      return ErrorResponse(400, "invalid_argument", absl::StrCat("tenant ids are ", base::kIdRule),
+                           "id");
+    return Json(codec::ToJson(core->Usage(id)));
+  });
   server.Route("PUT", "/v1/tenants/{id}", [core](const Request& req) {
     if (!req.principal.is_admin()) return Forbidden(req, "change tenant profiles");
     v1::Tenant t;

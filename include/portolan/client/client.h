@@ -64,6 +64,8 @@ class Client {
   absl::StatusOr<v1::ListTenantsResponse> ListTenants(int expiring_within_days = -1);
   absl::StatusOr<v1::Tenant> GetTenant(const std::string& id);
   absl::StatusOr<v1::Tenant> PutTenant(const std::string& id, const v1::Tenant& tenant);
+  // What the tenant's placed and running jobs hold, against its quota.
+  absl::StatusOr<v1::TenantUsage> TenantUsage(const std::string& id);
 
   // The audit trail of cross-border placements (empty filters: all), newest
   // first, and the jobs the policy in force no longer allows.

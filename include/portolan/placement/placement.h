@@ -41,6 +41,10 @@ struct DecisionInput {
   absl::CivilDay today;
   // Agents grouped by site id; sites absent from the catalogue are ignored.
   const std::map<std::string, std::vector<AgentView>>* agents_by_site = nullptr;
+  // Sites the tenant's per-site quota closes to this job for now, site ->
+  // reason (the scheduler's CheckQuota); may be null. A job that only such
+  // sites could take waits (a quota can change), never unschedulable.
+  const std::map<std::string, std::string>* quota_closed = nullptr;
 };
 
 // What the plugins of one decision (one job, one cycle) share, computed once
@@ -163,6 +167,7 @@ struct QueuedJob {
   std::string id;
   std::string tenant;
   int priority = 0;
+  double weight = 1;  // the tenant's fair-share weight (> 0; Tenant.weight)
 };
 
 // The order of one scheduling pass: jobs are added in the scheduler's

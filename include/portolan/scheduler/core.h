@@ -20,6 +20,7 @@
 #include "portolan/scheduler/agent_registry.h"
 #include "portolan/scheduler/job_table.h"
 #include "portolan/scheduler/metrics.h"
+#include "portolan/scheduler/quota.h"
 #include "portolan/simulate/simulate.h"
 #include "portolan/store/store.h"
 #include "portolan/topology/allocator.h"
@@ -36,6 +37,7 @@ inline constexpr int kMaxTenantInstruments = 64;
 inline constexpr int kMaxJobDatasets = 64;
 inline constexpr int kMaxJobSites = 64;  // placement.sites, avoid_sites, max_rtt_ms each
 inline constexpr int kMaxJobLabels = 32;
+inline constexpr int kMaxJobDependencies = 64;
 inline constexpr size_t kMaxEnvBytes = 64 * 1024;  // names and values together
 inline constexpr double kMaxDatasetGb = 1e6;
 // The highest priority a tenant's own tokens may give a job unless its
@@ -174,6 +176,8 @@ class Core {
   absl::StatusOr<v1::Tenant> PutTenant(const std::string& id, v1::Tenant tenant);
   // The highest job priority the tenant's own tokens may set.
   int TenantMaxPriority(const std::string& tenant);
+  // What the tenant's placed and running jobs hold, against its quota.
+  v1::TenantUsage Usage(const std::string& tenant);
 
   absl::StatusOr<v1::NetworkView> Network();
   absl::StatusOr<std::vector<v1::Site>> Sites();
@@ -236,6 +240,13 @@ class Core {
   void FillQueue(placement::JobQueue& queue, const std::string* only)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ObserveDecision(const v1::Decision& d, double seconds) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether a waiting job may be decided now: its dependencies are met (or
+  // it becomes unschedulable when one cannot be) and its tenant's quota has
+  // room (`quota` then lists the sites a per-site limit closes). When not,
+  // the job's reason says why.
+  bool Admit(v1::Job& job, const v1::Tenant& tenant, QuotaVerdict* quota)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RefreshTenantMetrics(SchedulerMetrics& m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool CommitPlacement(v1::Job& job, const v1::Decision& d, const PolicyState& policy)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ApplyUpdate(AgentRec& rec, const v1::JobUpdate& update) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -254,6 +265,17 @@ class Core {
   void RebuildTopology(AgentRec& rec, const v1::Topology& t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status CheckAgainstPolicy(const v1::Job& job, const policy::CompiledPolicy& p)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // depends_on names existing jobs of the job's own tenant, each once.
+  absl::Status CheckDependencies(const v1::Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether the jobs `job` depends on have all met their conditions; if not,
+  // `why` says which it waits for, and `never` whether one cannot any more.
+  bool DependenciesMet(const v1::Job& job, std::string* why, bool* never)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Keeps dependents_ (a queued job's dependencies that have not ended).
+  void IndexDependencies(const v1::Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // `job`, which others wait for, changed state: their reasons say so now,
+  // and once it has ended the next pass decides them.
+  void OnDependencyChanged(const v1::Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   const v1::Tenant* TenantFor(const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Stores what Reserve left for a committed placement: its audit records
   // and the ledger entries that grew (then the tenant's running jobs are
@@ -297,6 +319,10 @@ class Core {
   std::shared_ptr<const PolicyState> policy_ ABSL_GUARDED_BY(mu_);
   int policy_versions_ ABSL_GUARDED_BY(mu_) = 0;
   std::map<std::string, v1::Tenant> tenants_ ABSL_GUARDED_BY(mu_);
+  // Job id -> the waiting jobs that depend on it (until it ends).
+  absl::node_hash_map<std::string, std::vector<std::string>> dependents_ ABSL_GUARDED_BY(mu_);
+  // What each tenant's placed and running jobs hold (quotas, usage).
+  UsageTable usage_ ABSL_GUARDED_BY(mu_);
   residency::Ledger ledger_;  // thread-safe itself
   // The latest decision of each waiting job, serialized (see ScheduleLocked);
   // jobs of one decision class in one pass share it.

@@ -37,6 +37,9 @@ struct SchedulerMetrics {
   // expired), by tenant, type and reference.
   metrics::Family<metrics::Gauge>* compliance_violations;
   metrics::Family<metrics::Gauge>* instrument_expiry_seconds;
+  // Each tenant's use and quota by resource (cpus, memory_mb, gpus).
+  metrics::Family<metrics::Gauge>* tenant_used;
+  metrics::Family<metrics::Gauge>* tenant_quota;
 };
 
 }  // namespace portolan::scheduler

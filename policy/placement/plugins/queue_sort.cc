@@ -12,14 +12,17 @@ namespace {
 
 // Higher priority first; within a priority, the tenant whose dominant share
 // of the cluster (max of its cpu, memory and gpu shares held by placed or
-// running jobs) is smallest goes next (dominant-resource fairness, Ghodsi
-// et al. 2011); each tenant's jobs FIFO.
+// running jobs), divided by its weight, is smallest goes next (weighted
+// dominant-resource fairness, Ghodsi et al. 2011); each tenant's jobs FIFO.
 class DrfQueue : public JobQueue {
  public:
   explicit DrfQueue(const v1::Resources& total)
       : total_{static_cast<double>(total.cpus()), static_cast<double>(total.memory_mb()),
                static_cast<double>(total.gpus())} {}
-  void Add(const QueuedJob& j) override { levels_[j.priority][j.tenant].push_back(j.id); }
+  void Add(const QueuedJob& j) override {
+    levels_[j.priority][j.tenant].push_back(j.id);
+    if (j.weight > 0) weights_[j.tenant] = j.weight;
+  }
   void Charge(const std::string& tenant, const v1::Resources& r) override {
     auto& u = usage_[tenant];
     u[0] += r.cpus();
@@ -59,12 +62,14 @@ class DrfQueue : public JobQueue {
     for (int k = 0; k < 3; ++k) {
       if (total_[k] > 0) share = std::max(share, it->second[k] / total_[k]);
     }
-    return share;
+    auto w = weights_.find(tenant);
+    return w == weights_.end() ? share : share / w->second;
   }
 
   std::array<double, 3> total_;
   std::map<int, std::map<std::string, std::deque<std::string>>, std::greater<int>> levels_;
   std::map<std::string, std::array<double, 3>> usage_;
+  std::map<std::string, double> weights_;
 };
 
 // The order jobs were added in (the scheduler's priority, then submit order).

@@ -359,6 +359,21 @@ TEST_F(PlacementTest, QueueSortIsAPluginDrfByDefault) {
   for (std::string id; drf->Next(&id);) order.push_back(id);
   EXPECT_EQ(order, (std::vector<std::string>{"p1", "g1", "a1", "a2"}));
 
+  // Weights: acme (weight 3) holds 50% = 16.7% weighted, globex (weight 1)
+  // 20%: acme goes first; at weight 1 it would go after globex.
+  for (double acme_weight : {3.0, 1.0}) {
+    auto weighted = engine->NewQueue(total);
+    weighted->Charge("acme", held);
+    v1::Resources g;
+    g.set_cpus(20);
+    weighted->Charge("globex", g);
+    weighted->Add({"a1", "acme", 0, acme_weight});
+    weighted->Add({"g1", "globex", 0, 1});
+    std::string first;
+    ASSERT_TRUE(weighted->Next(&first));
+    EXPECT_EQ(first, acme_weight == 3.0 ? "a1" : "g1") << "acme weight " << acme_weight;
+  }
+
   Load("{filters: [residency, resource_fit], queue_sort: priority_fifo}");
   EXPECT_EQ(engine->queue_sort(), "priority_fifo");
   auto fifo = engine->NewQueue(total);

@@ -1,0 +1,143 @@
+// Workload management through the real daemons: dependencies between jobs,
+// tenant quotas with their usage and metrics.
+#include <gtest/gtest.h>
+
+#include "absl/strings/str_cat.h"
+#include "harness.h"
+#include "portolan/base/strings.h"
+#include "portolan/codec/codec.h"
+#include "portolan/v1/policy.pb.h"
+
+namespace portolan::testing {
+namespace {
+
+using std::chrono::seconds;
+
+v1::Job After(v1::Job spec, const std::string& dep, const char* condition = "succeeded") {
+  v1::Dependency* d = spec.add_depends_on();
+  d->set_job(dep);
+  v1::Dependency::Condition c;
+  EXPECT_TRUE(v1::Dependency::Condition_Parse(condition, &c));
+  d->set_condition(c);
+  return spec;
+}
+
+// B after A starts only once A has ended; when A fails, what needs it to
+// succeed becomes unschedulable and what needs it to finish runs.
+TEST(WorkloadIT, DependentsStartAfterTheirDependencyAndAFailureStrandsThem) {
+  Cluster c;
+  c.StartScheduler();
+  c.StartAgent("lg1", "lingang-idc-1");
+  auto& api = c.client();
+  auto a = api.Submit(JobSpec({"/bin/sh", "-c", "sleep 1"}, 1, "acme"));
+  ASSERT_TRUE(a.ok()) << a.status();
+  auto b = api.Submit(After(JobSpec({"/bin/true"}, 1, "acme"), a->id()));
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_EQ(b->state(), v1::Job::queued);
+  EXPECT_TRUE(b->reason().starts_with("waiting for " + a->id() + " ("));
+  ASSERT_TRUE(WaitForState(api, a->id(), v1::Job::running));
+  // While A runs, B says so (and its explanation too).
+  ASSERT_TRUE(WaitFor(
+      [&] { return api.GetJob(b->id())->reason() == "waiting for " + a->id() + " (running)"; },
+      seconds(10)))
+      << api.GetJob(b->id())->reason();
+  EXPECT_EQ(api.Explain(b->id())->reason(), "waiting for " + a->id() + " (running)");
+  ASSERT_TRUE(WaitForState(api, b->id(), v1::Job::succeeded)) << c.SchedulerLog();
+  auto done_a = api.GetJob(a->id());
+  auto done_b = api.GetJob(b->id());
+  EXPECT_GE(base::FromProto(done_b->started_at()), base::FromProto(done_a->finished_at()));
+
+  // A failing dependency.
+  auto f = api.Submit(JobSpec({"/bin/sh", "-c", "sleep 1; exit 3"}, 1, "acme"));
+  ASSERT_TRUE(f.ok());
+  auto needs_ok = api.Submit(After(JobSpec({"/bin/true"}, 1, "acme"), f->id()));
+  auto needs_end = api.Submit(After(JobSpec({"/bin/true"}, 1, "acme"), f->id(), "finished"));
+  ASSERT_TRUE(needs_ok.ok() && needs_end.ok());
+  ASSERT_TRUE(WaitForState(api, needs_ok->id(), v1::Job::unschedulable)) << c.SchedulerLog();
+  EXPECT_EQ(api.GetJob(needs_ok->id())->reason(),
+            "dependency " + f->id() +
+                " ended failed; this job needs it to succeed (depends_on condition succeeded)");
+  EXPECT_TRUE(WaitForState(api, needs_end->id(), v1::Job::succeeded));
+
+  // The CLI's --depends-on.
+  auto [rc, text] =
+      Cli(c, absl::StrCat("submit --tenant acme --depends-on ", f->id(), ":finished -- /bin/true"));
+  EXPECT_EQ(rc, 0) << text;
+  std::tie(rc, text) = Cli(c, "submit --depends-on job-x:sometimes -- /bin/true", true);
+  EXPECT_NE(rc, 0);
+  EXPECT_NE(text.find("--depends-on takes JOB[:succeeded|finished]"), std::string::npos) << text;
+}
+
+// Unknown jobs and other tenants' jobs are refused with 400 naming the field.
+TEST(WorkloadIT, DependenciesOnUnknownOrOtherTenantsJobsAreRefused) {
+  Cluster c;
+  c.StartScheduler();
+  c.StartAgent("lg1", "lingang-idc-1");
+  auto globex = c.ClientWith(Cluster::kGlobexToken)->Submit(JobSpec({"/bin/true"}, 1, "globex"));
+  ASSERT_TRUE(globex.ok()) << globex.status();
+  auto acme = c.ClientWith(Cluster::kAcmeToken);
+  for (const std::string& dep : {std::string("job-000000000000"), globex->id()}) {
+    std::string out;
+    auto code = acme->Raw(
+        "POST", "/v1/jobs",
+        absl::StrCat(R"({"command": ["/bin/true"], "resources": {"cpus": 1, "memory_mb": 16},
+                         "depends_on": [{"job": ")",
+                     dep, R"("}]})"),
+        &out);
+    ASSERT_TRUE(code.ok());
+    EXPECT_EQ(*code, 400) << out;
+    EXPECT_NE(out.find(R"("field":"depends_on[0].job")"), std::string::npos) << out;
+    EXPECT_NE(out.find("no job '" + dep + "' of tenant acme"), std::string::npos) << out;
+  }
+}
+
+// A tenant at its quota waits with the reason while another tenant's jobs
+// run; its usage (REST, metrics) shows it; it goes on when a job ends.
+TEST(WorkloadIT, ATenantAtQuotaWaitsWhileAnotherTenantsJobsRun) {
+  Cluster c;
+  c.StartScheduler();
+  c.StartAgent("lg1", "lingang-idc-1");
+  auto& admin = c.client();
+  Call<v1::Tenant>(c, "PUT", "/v1/tenants/acme", R"({"id": "acme", "quota": {"cpus": 2}})");
+  auto acme = c.ClientWith(Cluster::kAcmeToken);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 3; ++i) {
+    auto j = acme->Submit(JobSpec({"/bin/sleep", "300"}, 1, "acme"));
+    ASSERT_TRUE(j.ok()) << j.status();
+    ids.push_back(j->id());
+  }
+  ASSERT_TRUE(WaitForState(admin, ids[0], v1::Job::running));
+  ASSERT_TRUE(WaitForState(admin, ids[1], v1::Job::running));
+  EXPECT_EQ(admin.GetJob(ids[2])->state(), v1::Job::queued);
+  EXPECT_EQ(admin.GetJob(ids[2])->reason(),
+            "quota: tenant acme uses 2 of 2 cpus (this job asks 1)");
+  auto g = c.ClientWith(Cluster::kGlobexToken)->Submit(JobSpec({"/bin/true"}, 1, "globex"));
+  ASSERT_TRUE(g.ok());
+  EXPECT_TRUE(WaitForState(admin, g->id(), v1::Job::succeeded));
+  EXPECT_EQ(admin.GetJob(ids[2])->state(), v1::Job::queued);
+
+  auto u = acme->TenantUsage("acme");
+  ASSERT_TRUE(u.ok()) << u.status();
+  EXPECT_EQ(u->used().cpus(), 2);
+  EXPECT_EQ(u->quota().cpus(), 2);
+  EXPECT_EQ(u->jobs_holding(), 2u);
+  EXPECT_EQ(u->jobs_waiting_for_quota(), 1u);
+  EXPECT_EQ(acme->TenantUsage("globex").status().code(), absl::StatusCode::kPermissionDenied);
+  std::string metrics;
+  ASSERT_EQ(*admin.Raw("GET", "/metrics", "", &metrics), 200);
+  EXPECT_NE(metrics.find(R"(portolan_tenant_used{tenant="acme",resource="cpus"} 2)"),
+            std::string::npos);
+  EXPECT_NE(metrics.find(R"(portolan_tenant_quota{tenant="acme",resource="cpus"} 2)"),
+            std::string::npos);
+  auto [rc, text] = Cli(c, "tenant usage acme");
+  EXPECT_EQ(rc, 0) << text;
+  EXPECT_NE(text.find("1 for quota"), std::string::npos) << text;
+
+  ASSERT_TRUE(admin.Cancel(ids[0]).ok());
+  EXPECT_TRUE(WaitForState(admin, ids[2], v1::Job::running)) << admin.GetJob(ids[2])->reason();
+  for (const std::string& id : {ids[1], ids[2]}) (void)admin.Cancel(id);
+  for (const std::string& id : {ids[1], ids[2]}) WaitForState(admin, id, v1::Job::cancelled);
+}
+
+}  // namespace
+}  // namespace portolan::testing
