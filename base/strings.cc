@@ -189,6 +189,17 @@ bool IsId(absl::string_view s) {
   return true;
 }
 
+bool IsTaskId(absl::string_view s) {
+  const size_t open = s.rfind('[');
+  if (open == absl::string_view::npos || s.back() != ']' || open + 2 >= s.size() ||
+      s.size() - open - 2 > 6)
+    return false;
+  for (char c : s.substr(open + 1, s.size() - open - 2)) {
+    if (c < '0' || c > '9') return false;
+  }
+  return IsId(s.substr(0, open));
+}
+
 bool HasControlCharacters(absl::string_view s) {
   for (char c : s) {
     if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return true;

@@ -114,6 +114,7 @@ absl::Status Core::Recover() {
     }
   }
   for (auto& [id, rec] : agents_) AgentRegistry::SyncAllocated(rec);
+  RecoverArrays();
   spdlog::info(
       "recovered {} jobs ({} queued, {} placed or running) and {} agents in {:.2f} s ({:.2f} s "
       "reading the store)",
@@ -130,7 +131,12 @@ absl::StatusOr<v1::Job> Core::ReadJob(const std::string& id) {
     if (rec == nullptr)
       return codec::FieldError(absl::StatusCode::kNotFound, "id",
                                absl::StrCat("no job '", id, "'"));
-    if (rec->job) return *rec->job;
+    if (rec->job) {
+      v1::Job copy = *rec->job;
+      if (const ArrayTable::Array* a = arrays_.Find(id))
+        *copy.mutable_task_counts() = ArrayTable::Counts(*a);
+      return copy;
+    }
   }
   return ReadEnded(id);
 }
@@ -168,6 +174,7 @@ void Core::PersistAgent(const AgentRec& rec) {
 
 void Core::Transition(v1::Job& job, v1::Job::State state, const std::string& message) {
   const absl::Time now = clock_->Now();
+  const v1::Job::State from = job.state();
   if (job.state() == v1::Job::queued && state != v1::Job::queued)
     waiting_decisions_.erase(job.id());
   jobs_.OnTransition(job, state);
@@ -180,11 +187,13 @@ void Core::Transition(v1::Job& job, v1::Job::State state, const std::string& mes
   if (state == v1::Job::running && !job.has_started_at())
     *job.mutable_started_at() = base::ToProto(now);
   if (IsTerminal(state)) *job.mutable_finished_at() = base::ToProto(now);
-  if (dependents_.contains(job.id())) OnDependencyChanged(job);
   spdlog::info("job {} -> {}: {}", job.id(), StateName(state), message);
   // An ended job's record is dropped from memory once stored (DropEnded); if
   // the write failed, memory is the only place it is current, so it stays.
   if (Persist(job).ok() && IsTerminal(state)) jobs_.MarkEnded(job.id());
+  // What follows this job: its dependents, its array.
+  if (dependents_.contains(job.id())) OnDependencyChanged(job);
+  if (!job.array_job().empty() && from != state) OnTaskTransition(job, from);
 }
 
 absl::StatusOr<std::pair<v1::Job, bool>> Core::Submit(v1::Job spec) {
@@ -254,6 +263,15 @@ absl::StatusOr<std::pair<v1::Job, bool>> Core::Submit(v1::Job spec) {
   if (metrics_ != nullptr) metrics_->submits->With({spec.tenant()})->Inc();
   const v1::Job& job = jobs_.Add(std::move(spec), std::move(decision_spec));
   IndexDependencies(job);
+  if (IsArrayJob(job)) {
+    // Its first window of tasks is made and decided now.
+    arrays_.Add(job);
+    ScheduleLocked();
+    v1::Job out = *jobs_.Held(id);
+    if (const ArrayTable::Array* a = arrays_.Find(id))
+      *out.mutable_task_counts() = ArrayTable::Counts(*a);
+    return std::make_pair(out, true);
+  }
   spdlog::debug("job {} submitted by tenant {} ({} cpus, {} MiB)", id, job.tenant(),
                 job.resources().cpus(), job.resources().memory_mb());
   // Nothing else changed: only the new job needs a decision now. It is still
@@ -364,6 +382,7 @@ absl::StatusOr<v1::ListJobsResponse> Core::ListJobs(const JobFilter& filter) {
     const JobTable::OrderKey* last = nullptr;
     for (; it != jobs_.order().rend(); ++it) {
       const JobTable::Rec& rec = *jobs_.Find(it->second);
+      if (it->second.back() == ']') continue;  // a task: listed under its array
       if (state != v1::Job::state_unspecified && rec.state() != state) continue;
       if (!filter.tenant.empty() && rec.tenant != filter.tenant) continue;
       if (out.jobs_size() == filter.page_size) {
@@ -397,6 +416,13 @@ absl::StatusOr<v1::Job> Core::Cancel(const std::string& id) {
         absl::StrCat("job ", id, " already ended (", StateName(rec->state()), ")"));
   }
   v1::Job& job = *rec->job;
+  if (IsArrayJob(job)) {
+    if (absl::Status st = CancelArray(job); !st.ok()) return st;
+    v1::Job copy = *jobs_.Held(id);
+    if (const ArrayTable::Array* a = arrays_.Find(id))
+      *copy.mutable_task_counts() = ArrayTable::Counts(*a);
+    return copy;
+  }
   if (job.state() == v1::Job::queued) {
     Transition(job, v1::Job::cancelled, "cancelled before placement");
     return job;

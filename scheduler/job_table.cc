@@ -17,7 +17,9 @@ v1::Job& JobTable::Add(v1::Job job, std::shared_ptr<const simulate::JobSpec> spe
   rec.seq = ++next_seq_;  // jobs are added in submit (or load) order
   ++counts_[{job.state(), rec.tenant}];
   order_.emplace(rec.submitted_ns, id);
-  if (job.state() == v1::Job::queued) queue_.emplace(-job.priority(), rec.seq, id);
+  // An array job is never queued itself: its tasks are.
+  if (job.state() == v1::Job::queued && !IsArrayJob(job))
+    queue_.emplace(-job.priority(), rec.seq, id);
   if (!job.idempotency_key().empty()) idempotency_[{job.tenant(), job.idempotency_key()}] = id;
   rec.spec = spec ? std::move(spec) : simulate::Spec(job);
   rec.job = std::make_unique<v1::Job>(std::move(job));
@@ -53,7 +55,7 @@ void JobTable::OnTransition(const v1::Job& job, v1::Job::State to) {
   const Rec& rec = recs_.at(job.id());
   if (job.state() == v1::Job::queued && to != v1::Job::queued)
     queue_.erase({-job.priority(), rec.seq, job.id()});
-  if (to == v1::Job::queued && job.state() != v1::Job::queued)
+  if (to == v1::Job::queued && job.state() != v1::Job::queued && !IsArrayJob(job))
     queue_.emplace(-job.priority(), rec.seq, job.id());
   if (to != job.state()) {
     auto old = counts_.find({job.state(), rec.tenant});

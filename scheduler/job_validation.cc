@@ -211,6 +211,16 @@ absl::Status ValidateAndDefault(v1::Job& job) {
         absl::StrCat("max_attempts must be 0-100 (0: 3), got ", job.restart().max_attempts()));
   }
   if (absl::Status st = CheckDependsOn(job); !st.ok()) return st;
+  if (!job.array_job().empty() || job.array_index() != 0 || !job.task_counts().empty())
+    return codec::InvalidField("array_job",
+                               "array_job, array_index and task_counts are output-only");
+  if (job.has_array()) {
+    if (job.array().count() < 1 || job.array().count() > kMaxArrayCount) {
+      return codec::InvalidField("array.count", absl::StrCat("count must be 1-", kMaxArrayCount,
+                                                             ", got ", job.array().count()));
+    }
+    if (job.array().parallelism() > job.array().count()) job.mutable_array()->set_parallelism(0);
+  }
   for (int i = 0; i < job.datasets_size(); ++i) {
     if (job.datasets(i).id().empty())
       return codec::InvalidField(absl::StrCat("datasets[", i, "].id"), "dataset id is required");

@@ -82,7 +82,10 @@ void Core::ObserveDecision(const v1::Decision& d, double seconds) {
 }
 
 void Core::ScheduleLocked(const std::string* only) {
-  if (only == nullptr) schedule_pending_ = false;
+  if (only == nullptr) {
+    schedule_pending_ = false;
+    MakeTasks();
+  }
   if (jobs_.queue().empty() || policy_ == nullptr) return;
   const std::shared_ptr<const PolicyState> policy = policy_;
   auto by_site = agents_.BySite();
@@ -120,6 +123,8 @@ void Core::ScheduleLocked(const std::string* only) {
     std::string reason;
   };
   std::map<std::string, Full> full_classes;
+  // Per array, the last full decision for one of its tasks in this pass.
+  std::map<std::string, v1::Decision> array_decisions;
   std::map<std::string, int> tenant_misses;
   std::string next_id;
   while (order->Next(&next_id)) {
@@ -144,12 +149,8 @@ void Core::ScheduleLocked(const std::string* only) {
       continue;
     }
     in.job = &job;
-    const auto started = std::chrono::steady_clock::now();
-    v1::Decision d = policy->engine->Decide(in);
-    ObserveDecision(
-        d, std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
-    d.set_policy_version(policy->meta.version());
-    *d.mutable_decided_at() = base::ToProto(clock_->Now());
+    bool reused = false;
+    v1::Decision d = DecideJob(in, *policy, array_decisions, &reused);
     if (!d.feasible()) {
       if (d.unschedulable()) {
         PersistDecision(job.id(), d);
@@ -187,7 +188,55 @@ void Core::ScheduleLocked(const std::string* only) {
     by_agent.at(d.placement().agent())->free =
         AgentRegistry::Free(agents_.at(d.placement().agent()));
     order->Charge(job.tenant(), job.resources());
+    if (!job.array_job().empty() && !reused) array_decisions[job.array_job()] = std::move(d);
   }
+}
+
+v1::Decision Core::DecideJob(const placement::DecisionInput& in, const PolicyState& policy,
+                             const std::map<std::string, v1::Decision>& array_decisions,
+                             bool* reused) {
+  const v1::Job& job = *in.job;
+  const auto started = std::chrono::steady_clock::now();
+  v1::Decision d;
+  *reused = false;
+  // Tasks of one array have one shape and the same data: while the agent the
+  // array's decision chose in this pass still fits a task, the task goes
+  // there with that decision (site verdicts, scores, compliance) and its own
+  // PUs; else it is decided in full. The ledger counts a dataset once, so a
+  // later task cannot need an instrument the first one did not.
+  if (auto prev = array_decisions.find(job.array_job());
+      !job.array_job().empty() && prev != array_decisions.end()) {
+    *reused = ReuseDecision(prev->second, job, &d);
+  }
+  if (!*reused) d = policy.engine->Decide(in);
+  ObserveDecision(
+      d, std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  d.set_policy_version(policy.meta.version());
+  *d.mutable_decided_at() = base::ToProto(clock_->Now());
+  return d;
+}
+
+bool Core::ReuseDecision(const v1::Decision& prev, const v1::Job& job, v1::Decision* out) {
+  auto it = agents_.find(prev.placement().agent());
+  if (it == agents_.end()) return false;
+  const AgentRec& rec = it->second;
+  const v1::Resources free = AgentRegistry::Free(rec);
+  const v1::Resources& want = job.resources();
+  if (free.cpus() < want.cpus() || free.memory_mb() < want.memory_mb() || free.gpus() < want.gpus())
+    return false;
+  v1::Allocation alloc;
+  if (rec.topo) {
+    auto planned = rec.topo->Plan(topology::Request::FromJob(job));
+    if (!planned.ok()) return false;
+    alloc = *std::move(planned);
+  }
+  *out = prev;
+  v1::PlacementResult* p = out->mutable_placement();
+  p->mutable_cpus()->Swap(alloc.mutable_pus());
+  p->mutable_numa_nodes()->Swap(alloc.mutable_numa_nodes());
+  p->mutable_gpus()->Swap(alloc.mutable_gpu_ids());
+  p->mutable_numa_memory_mb()->swap(*alloc.mutable_numa_memory_mb());
+  return true;
 }
 
 bool Core::Admit(v1::Job& job, const v1::Tenant& tenant, QuotaVerdict* quota) {

@@ -198,6 +198,11 @@ std::map<std::string, std::string> JobEnvironment(const v1::Job& job, const std:
   env["PORTOLAN_JOB_NAME"] = job.name();
   env["PORTOLAN_JOB_ATTEMPT"] = absl::StrCat(job.attempt());
   env["PORTOLAN_TENANT"] = job.tenant();
+  if (!job.array_job().empty()) {  // a task of an array
+    env["PORTOLAN_ARRAY_JOB_ID"] = job.array_job();
+    env["PORTOLAN_ARRAY_INDEX"] = absl::StrCat(job.array_index());
+    env["PORTOLAN_ARRAY_COUNT"] = absl::StrCat(job.array().count());
+  }
   env["PORTOLAN_WORKDIR"] = workdir;
   env["PORTOLAN_CPUS"] = absl::StrCat(job.resources().cpus());
   env["PORTOLAN_MEMORY_MB"] = absl::StrCat(job.resources().memory_mb());

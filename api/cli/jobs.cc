@@ -3,8 +3,10 @@
 #include <iostream>
 #include <thread>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "api/cli/cli.h"
 #include "api/cli/printers.h"
@@ -86,7 +88,8 @@ void SubmitFlags(po::options_description& d) {
       "cpus", po::value<int>())("memory-mb", po::value<int>())("gpus", po::value<int>())(
       "priority", po::value<int>())("max-runtime-s", po::value<uint32_t>())(
       "env", po::value<std::vector<std::string>>()->composing())(
-      "depends-on", po::value<std::vector<std::string>>()->composing())("wait", po::bool_switch());
+      "depends-on", po::value<std::vector<std::string>>()->composing())(
+      "array", po::value<std::string>())("wait", po::bool_switch());
 }
 
 // The job of `submit`: from a file, or from flags and "-- CMD ARGS".
@@ -115,6 +118,22 @@ absl::StatusOr<v1::Job> SubmitSpec(const Args& a) {
           absl::StrCat("--depends-on takes JOB[:succeeded|finished], got '", d, "'"));
     }
     dep->set_condition(c);
+  }
+  if (a.has("array")) {
+    // 0-LAST[%PARALLELISM], as Slurm's --array (tasks are numbered from 0).
+    const std::string v = a.vm["array"].as<std::string>();
+    const std::vector<std::string> range_par = absl::StrSplit(v, absl::MaxSplits('%', 1));
+    const std::vector<std::string> range = absl::StrSplit(range_par[0], absl::MaxSplits('-', 1));
+    uint32_t first = 1, last = 0, parallelism = 0;
+    if (range.size() != 2 || !absl::SimpleAtoi(range[0], &first) ||
+        !absl::SimpleAtoi(range[1], &last) || first != 0 ||
+        (range_par.size() == 2 && !absl::SimpleAtoi(range_par[1], &parallelism))) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--array takes 0-LAST[%PARALLELISM], e.g. 0-999%50 (tasks are numbered from 0), got '", v,
+          "'"));
+    }
+    spec.mutable_array()->set_count(last + 1);
+    spec.mutable_array()->set_parallelism(parallelism);
   }
   if (a.has("cpus")) spec.mutable_resources()->set_cpus(a.vm["cpus"].as<int>());
   if (a.has("memory-mb")) spec.mutable_resources()->set_memory_mb(a.vm["memory-mb"].as<int>());
@@ -196,6 +215,7 @@ void AddJobCommands(CommandTable& t) {
          "submit [flags] -- CMD ARGS   submit a one-line job:\n"
          "       --name N --cpus C --memory-mb M [--gpus G] [--tenant T] [--priority P]\n"
          "       [--max-runtime-s S] [--env K=V]... [--depends-on JOB[:succeeded|finished]]...\n"
+         "       [--array 0-LAST[%PARALLELISM]]\n"
          "       add --wait to wait for the job to end (exit 0 only if it succeeded)",
          SubmitFlags, 0, 1, true, Submit});
   t.Add({"jobs", "jobs [--state S] [--limit N] [--page-token T]",
@@ -205,6 +225,18 @@ void AddJobCommands(CommandTable& t) {
                "page-token", po::value<std::string>());
          },
          0, 0, false, Jobs});
+  t.Add(
+      {"tasks", "tasks ID [--limit N] [--page-token T]",
+       "tasks ID [--limit N]         an array job's tasks by index (--page-token T: the next page)",
+       [](po::options_description& d) {
+         d.add_options()("limit", po::value<int>())("page-token", po::value<std::string>());
+       },
+       1, 1, false,
+       [](Context& ctx, const Args& a) {
+         return ctx.Show(ctx.client().ListTasks(a.args[0], a.get<int>("limit", 100),
+                                                a.get<std::string>("page-token", "")),
+                         PrintTasksTable);
+       }});
   t.Add({"job", "job ID", "job ID                       one job with its placement and events",
          nullptr, 1, 1, false, Job});
   t.Add({"wait", "wait ID [--timeout-s S]",

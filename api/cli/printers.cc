@@ -40,6 +40,13 @@ void PrintJobsTable(std::ostream& out, const v1::ListJobsResponse& list) {
     out << absl::StrFormat("(more: --page-token %s)\n", list.next_page_token());
 }
 
+void PrintTasksTable(std::ostream& out, const v1::ListTasksResponse& list) {
+  v1::ListJobsResponse as_jobs;
+  *as_jobs.mutable_jobs() = list.tasks();
+  as_jobs.set_next_page_token(list.next_page_token());
+  PrintJobsTable(out, as_jobs);
+}
+
 void PrintJob(std::ostream& out, const v1::Job& j) {
   out << absl::StrFormat("Job %s (%s)\n", j.id(), j.name());
   out << absl::StrFormat("  tenant:     %s\n  kind:       %s\n  state:      %s\n  reason:     %s\n",
@@ -48,6 +55,24 @@ void PrintJob(std::ostream& out, const v1::Job& j) {
   out << absl::StrFormat("  command:    %s\n", absl::StrJoin(j.command(), " "));
   out << absl::StrFormat("  resources:  %d cpus, %d MiB, %d gpus\n", j.resources().cpus(),
                          j.resources().memory_mb(), j.resources().gpus());
+  if (j.has_array()) {
+    if (j.array_job().empty()) {
+      std::vector<std::string> counts;
+      for (const auto& [state, n] :
+           std::map<std::string, uint32_t>(j.task_counts().begin(), j.task_counts().end())) {
+        counts.push_back(absl::StrCat(n, " ", state));
+      }
+      out << absl::StrFormat(
+          "  array:      %u tasks%s; %s (portolan tasks %s)\n", j.array().count(),
+          j.array().parallelism() > 0
+              ? absl::StrCat(", at most ", j.array().parallelism(), " at once")
+              : "",
+          counts.empty() ? "no task counts" : absl::StrJoin(counts, ", "), j.id());
+    } else {
+      out << absl::StrFormat("  array:      task %u of %u of array %s\n", j.array_index(),
+                             j.array().count(), j.array_job());
+    }
+  }
   if (j.depends_on_size() > 0) {
     std::vector<std::string> deps;
     for (const v1::Dependency& d : j.depends_on())

@@ -27,6 +27,8 @@ std::string Fixed(double v, int prec = 1);
 bool Terminal(v1::Job::State s);
 
 void PrintJobsTable(std::ostream& out, const v1::ListJobsResponse& list);
+// `tasks ID`: an array's tasks, as the jobs table.
+void PrintTasksTable(std::ostream& out, const v1::ListTasksResponse& list);
 void PrintJob(std::ostream& out, const v1::Job& j);
 // A text picture of the agent's machine, like lstopo, with the job holding
 // each PU (and GPU) and a legend.

@@ -35,14 +35,14 @@ _portolan() {
     return
   fi
   case "$cmd" in
-    submit|plan) COMPREPLY=($(compgen -f -W "--name --cpus --memory-mb --gpus --tenant --priority --max-runtime-s --env --depends-on --wait --" -- "$cur")) ;;
-    job|wait|watch|cancel|logs|explain)
+    submit|plan) COMPREPLY=($(compgen -f -W "--name --cpus --memory-mb --gpus --tenant --priority --max-runtime-s --env --depends-on --array --wait --" -- "$cur")) ;;
+    job|tasks|wait|watch|cancel|logs|explain)
       COMPREPLY=($(compgen -W "$(portolan -o json jobs --limit 50 2>/dev/null | sed -n 's/^ *"id": "\(job-[0-9a-f]*\)".*/\1/p')" -- "$cur")) ;;
     agent|cordon|drain|uncordon)
       COMPREPLY=($(compgen -W "$(portolan -o json agents 2>/dev/null | sed -n 's/^ *"id": "\([^"]*\)".*/\1/p')" -- "$cur")) ;;
     policy) COMPREPLY=($(compgen -f -W "get apply validate versions simulate" -- "$cur")) ;;
     network) COMPREPLY=($(compgen -W "link up down" -- "$cur")) ;;
-    tenant) COMPREPLY=($(compgen -f -W "set" -- "$cur")) ;;
+    tenant) COMPREPLY=($(compgen -f -W "set usage" -- "$cur")) ;;
     token) COMPREPLY=($(compgen -W "new --name --role --tenant --site tenant operator admin" -- "$cur")) ;;
     completion) COMPREPLY=($(compgen -W "bash" -- "$cur")) ;;
     jobs) COMPREPLY=($(compgen -W "--state --limit queued placed running succeeded failed cancelled lost unschedulable" -- "$cur")) ;;

@@ -227,6 +227,12 @@ absl::StatusOr<v1::Tenant> Client::PutTenant(const std::string& id, const v1::Te
 absl::StatusOr<v1::TenantUsage> Client::TenantUsage(const std::string& id) {
   return CallAs<v1::TenantUsage>(*this, "GET", "/v1/tenants/" + Escape(id) + "/usage");
 }
+absl::StatusOr<v1::ListTasksResponse> Client::ListTasks(const std::string& job_id, int page_size,
+                                                        const std::string& page_token) {
+  std::string path = absl::StrCat("/v1/jobs/", Escape(job_id), "/tasks?page_size=", page_size);
+  if (!page_token.empty()) absl::StrAppend(&path, "&page_token=", Escape(page_token));
+  return CallAs<v1::ListTasksResponse>(*this, "GET", path);
+}
 absl::StatusOr<v1::ListAuditResponse> Client::Audit(const AuditFilter& filter) {
   std::string query;
   auto add = [&query](const char* key, const std::string& value) {

@@ -214,6 +214,29 @@ void RegisterRestApi(Server& server, Core* core, const std::atomic<bool>* ready,
     return Json(codec::ToJson(*res), IsTerminal(res->state()) ? 200 : 202);
   });
 
+  server.Route("GET", "/v1/jobs/{id}/tasks", [core](const Request& req) {
+    if (auto v = VisibleJob(core, req, req.params.at("id")); !v.ok())
+      return StatusResponse(v.status());
+    int page_size = 100;
+    std::string token;
+    for (const auto& [k, v] : req.query) {
+      if (k == "page_size" || k == "limit") {
+        if (!absl::SimpleAtoi(v, &page_size))
+          return ErrorResponse(400, "invalid_argument", "page_size must be an integer", k);
+      } else if (k == "page_token") {
+        token = v;
+      } else {
+        return ErrorResponse(400, "invalid_argument",
+                             absl::StrCat("unknown query parameter '", base::CleanForMessage(k),
+                                          "' (page_size, page_token)"),
+                             k);
+      }
+    }
+    auto res = core->ListTasks(req.params.at("id"), page_size, token);
+    if (!res.ok()) return StatusResponse(res.status());
+    return Json(codec::ToJson(*res));
+  });
+
   server.Route("GET", "/v1/jobs/{id}/logs", [core](const Request& req) {
     if (auto v = VisibleJob(core, req, req.params.at("id")); !v.ok())
       return StatusResponse(v.status());

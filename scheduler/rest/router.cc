@@ -192,9 +192,10 @@ Response Server::Dispatch(Request& request) const {
       }
     }
     for (const auto& [name, value] : request.params) {
-      if (!base::IsId(value)) {
+      if (!base::IsId(value) && !base::IsTaskId(value)) {
         return ErrorResponse(400, "invalid_argument",
-                             absl::StrCat(name, " must be ", base::kIdRule), name);
+                             absl::StrCat(name, " must be ", base::kIdRule, " (a task: ID[INDEX])"),
+                             name);
       }
     }
     if (!request.body.empty()) {

@@ -131,6 +131,10 @@ TEST(OpenApiIT, EveryDocumentedOperationAnswersAsDocumented) {
   c.StartScheduler();
   c.StartAgent("lg1", "lingang-idc-1");
   auto job = c.client().Submit(JobSpec({"/bin/sleep", "30"}, 1, "acme"));
+  v1::Job array_spec = JobSpec({"/bin/true"}, 1, "acme");
+  array_spec.mutable_array()->set_count(3);
+  auto array = c.client().Submit(array_spec);
+  ASSERT_TRUE(array.ok()) << array.status();
   ASSERT_TRUE(job.ok());
   ASSERT_TRUE(WaitForState(c.client(), job->id(), v1::Job::running));
   std::string body;
@@ -152,6 +156,7 @@ TEST(OpenApiIT, EveryDocumentedOperationAnswersAsDocumented) {
       Call call{Upper(m), pattern, "", pattern, m};
       std::string id;
       if (pattern.rfind("/v1/jobs/", 0) == 0) id = job->id();
+      if (pattern == "/v1/jobs/{id}/tasks") id = array->id();
       if (pattern.rfind("/v1/agents/", 0) == 0) id = "lg1";
       if (pattern.rfind("/v1/tenants/", 0) == 0) id = "acme";
       if (pattern.rfind("/v1/network/links/", 0) == 0) id = net.links(0).id();

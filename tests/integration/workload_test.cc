@@ -2,6 +2,8 @@
 // tenant quotas with their usage and metrics.
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include "absl/strings/str_cat.h"
 #include "harness.h"
 #include "portolan/base/strings.h"
@@ -137,6 +139,75 @@ TEST(WorkloadIT, ATenantAtQuotaWaitsWhileAnotherTenantsJobsRun) {
   EXPECT_TRUE(WaitForState(admin, ids[2], v1::Job::running)) << admin.GetJob(ids[2])->reason();
   for (const std::string& id : {ids[1], ids[2]}) (void)admin.Cancel(id);
   for (const std::string& id : {ids[1], ids[2]}) WaitForState(admin, id, v1::Job::cancelled);
+}
+
+// An array of 1,000 trivial tasks on two agents completes with every index
+// run exactly once, each seeing its index and the count.
+TEST(WorkloadIT, AnArrayOfAThousandTasksRunsEveryIndexOnce) {
+  Cluster c;
+  c.StartScheduler();
+  c.StartAgent("lg1", "lingang-idc-1");
+  c.StartAgent("lg2", "lingang-idc-1");
+  const std::string dir = c.SharedDir();
+  v1::Job spec = JobSpec({"/bin/sh", "-c",
+                          "echo \"$PORTOLAN_ARRAY_COUNT $PORTOLAN_ARRAY_JOB_ID\" >> " + dir +
+                              "/$PORTOLAN_ARRAY_INDEX"},
+                         1, "acme");
+  spec.mutable_array()->set_count(1000);
+  auto& api = c.client();
+  auto a = api.Submit(spec);
+  ASSERT_TRUE(a.ok()) << a.status();
+  ASSERT_TRUE(WaitFor([&] { return InState(api, a->id(), v1::Job::succeeded); }, seconds(120)))
+      << api.GetJob(a->id())->reason();
+  auto done = api.GetJob(a->id());
+  EXPECT_EQ(done->task_counts().at("succeeded"), 1000u);
+  EXPECT_EQ(done->task_counts().size(), 1u);
+  for (int i = 0; i < 1000; ++i) {
+    std::ifstream f(dir + "/" + std::to_string(i));
+    std::string line, extra;
+    ASSERT_TRUE(std::getline(f, line)) << "index " << i << " never ran";
+    EXPECT_EQ(line, "1000 " + a->id()) << i;
+    EXPECT_FALSE(std::getline(f, extra)) << "index " << i << " ran twice";
+  }
+  // The listing pages through all of them; a task is a job of its own.
+  auto page = api.ListTasks(a->id(), 1000);
+  ASSERT_TRUE(page.ok()) << page.status();
+  EXPECT_EQ(page->tasks_size(), 1000);
+  EXPECT_EQ(page->tasks(999).id(), a->id() + "[999]");
+  EXPECT_EQ(page->tasks(999).state(), v1::Job::succeeded);
+  EXPECT_EQ(api.GetJob(a->id() + "[7]")->array_index(), 7u);
+}
+
+// The CLI's --array with a parallelism; cancel of the array stops its tasks.
+TEST(WorkloadIT, TheCliSubmitsAnArrayAndCancelStopsAllItsTasks) {
+  Cluster c;
+  c.StartScheduler();
+  c.StartAgent("lg1", "lingang-idc-1");
+  auto [rc, text] = Cli(c, "-o json submit --array 0-9%3 --tenant acme -- /bin/sleep 300");
+  ASSERT_EQ(rc, 0) << text;
+  v1::Job a;
+  ASSERT_TRUE(codec::ParseJson(text, &a).ok()) << text;
+  EXPECT_EQ(a.array().count(), 10u);
+  EXPECT_EQ(a.array().parallelism(), 3u);
+  auto& api = c.client();
+  ASSERT_TRUE(WaitForState(api, a.id() + "[2]", v1::Job::running));
+  EXPECT_EQ(api.GetJob(a.id())->task_counts().at("pending"), 7u);
+  std::tie(rc, text) = Cli(c, "tasks " + a.id() + " --limit 4");
+  EXPECT_EQ(rc, 0) << text;
+  EXPECT_NE(text.find(a.id() + "[3]"), std::string::npos) << text;
+  EXPECT_NE(text.find("not started yet"), std::string::npos) << text;
+  EXPECT_NE(text.find("--page-token 4"), std::string::npos) << text;
+  std::tie(rc, text) = Cli(c, "submit --array 1-10 -- /bin/true", true);
+  EXPECT_NE(rc, 0);
+  EXPECT_NE(text.find("tasks are numbered from 0"), std::string::npos) << text;
+
+  ASSERT_TRUE(api.Cancel(a.id()).ok());
+  ASSERT_TRUE(WaitForState(api, a.id(), v1::Job::cancelled)) << api.GetJob(a.id())->reason();
+  for (int i = 0; i < 3; ++i)
+    EXPECT_EQ(api.GetJob(a.id() + "[" + std::to_string(i) + "]")->state(), v1::Job::cancelled);
+  auto tasks = api.ListTasks(a.id());
+  ASSERT_TRUE(tasks.ok());
+  EXPECT_EQ(tasks->tasks(9).state(), v1::Job::cancelled);
 }
 
 }  // namespace

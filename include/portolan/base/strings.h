@@ -45,6 +45,8 @@ std::string SanitizeUtf8(absl::string_view in);
 // An id as the API takes them everywhere (jobs, tenants, sites, links,
 // zones, datasets, agents): [A-Za-z0-9._-]{1,128}.
 bool IsId(absl::string_view s);
+// A task of a job array: "<id>[<index>]", the id as IsId, the index decimal.
+bool IsTaskId(absl::string_view s);
 inline constexpr char kIdRule[] = "1-128 letters, digits, '-', '_' or '.'";
 
 // True when `s` holds an ASCII control character (below 0x20, or DEL).

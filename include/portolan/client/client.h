@@ -66,6 +66,9 @@ class Client {
   absl::StatusOr<v1::Tenant> PutTenant(const std::string& id, const v1::Tenant& tenant);
   // What the tenant's placed and running jobs hold, against its quota.
   absl::StatusOr<v1::TenantUsage> TenantUsage(const std::string& id);
+  // An array job's tasks by index (page_token: the next page's first index).
+  absl::StatusOr<v1::ListTasksResponse> ListTasks(const std::string& job_id, int page_size = 100,
+                                                  const std::string& page_token = "");
 
   // The audit trail of cross-border placements (empty filters: all), newest
   // first, and the jobs the policy in force no longer allows.

@@ -18,6 +18,7 @@
 #include "portolan/placement/placement.h"
 #include "portolan/policy/policy.h"
 #include "portolan/scheduler/agent_registry.h"
+#include "portolan/scheduler/arrays.h"
 #include "portolan/scheduler/job_table.h"
 #include "portolan/scheduler/metrics.h"
 #include "portolan/scheduler/quota.h"
@@ -38,6 +39,10 @@ inline constexpr int kMaxJobDatasets = 64;
 inline constexpr int kMaxJobSites = 64;  // placement.sites, avoid_sites, max_rtt_ms each
 inline constexpr int kMaxJobLabels = 32;
 inline constexpr int kMaxJobDependencies = 64;
+inline constexpr uint32_t kMaxArrayCount = 100000;
+// An array has at most this many tasks made and waiting at once; more are
+// made as these start (ArrayTable).
+inline constexpr uint32_t kArrayWindow = 1024;
 inline constexpr size_t kMaxEnvBytes = 64 * 1024;  // names and values together
 inline constexpr double kMaxDatasetGb = 1e6;
 // The highest priority a tenant's own tokens may give a job unless its
@@ -135,7 +140,11 @@ class Core {
   absl::StatusOr<std::pair<v1::Job, bool>> Submit(v1::Job spec);
   absl::StatusOr<v1::Job> GetJob(const std::string& id);
   absl::StatusOr<v1::ListJobsResponse> ListJobs(const JobFilter& filter);
+  // Cancels a job; for an array job, every task of it (none starts any more).
   absl::StatusOr<v1::Job> Cancel(const std::string& id);
+  // An array job's tasks by index from `page_token` (an index; "" for 0).
+  absl::StatusOr<v1::ListTasksResponse> ListTasks(const std::string& id, int page_size,
+                                                  const std::string& page_token);
   absl::StatusOr<v1::JobLogs> Logs(const std::string& id);
   v1::ListAgentsResponse ListAgents();
   absl::StatusOr<v1::Agent> GetAgent(const std::string& id);
@@ -246,6 +255,14 @@ class Core {
   // the job's reason says why.
   bool Admit(v1::Job& job, const v1::Tenant& tenant, QuotaVerdict* quota)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The decision for `in.job`: for an array's task, the array's decision of
+  // this pass on the same agent when it still fits (`reused`), else the
+  // engine's.
+  v1::Decision DecideJob(const placement::DecisionInput& in, const PolicyState& policy,
+                         const std::map<std::string, v1::Decision>& array_decisions, bool* reused)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool ReuseDecision(const v1::Decision& prev, const v1::Job& job, v1::Decision* out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RefreshTenantMetrics(SchedulerMetrics& m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool CommitPlacement(v1::Job& job, const v1::Decision& d, const PolicyState& policy)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -271,6 +288,15 @@ class Core {
   // `why` says which it waits for, and `never` whether one cannot any more.
   bool DependenciesMet(const v1::Job& job, std::string* why, bool* never)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Arrays (array_jobs.cc): makes the next window of tasks of every array;
+  // follows a task's change in its array (the array job's state and
+  // counts); cancels an array; rebuilds the arrays at recovery.
+  void MakeTasks() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void OnTaskTransition(const v1::Job& task, v1::Job::State from)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void UpdateArray(ArrayTable::Array& a) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status CancelArray(v1::Job& parent) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RecoverArrays() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Keeps dependents_ (a queued job's dependencies that have not ended).
   void IndexDependencies(const v1::Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // `job`, which others wait for, changed state: their reasons say so now,
@@ -321,6 +347,8 @@ class Core {
   std::map<std::string, v1::Tenant> tenants_ ABSL_GUARDED_BY(mu_);
   // Job id -> the waiting jobs that depend on it (until it ends).
   absl::node_hash_map<std::string, std::vector<std::string>> dependents_ ABSL_GUARDED_BY(mu_);
+  // Array jobs not yet ended, with their tasks' states.
+  ArrayTable arrays_ ABSL_GUARDED_BY(mu_);
   // What each tenant's placed and running jobs hold (quotas, usage).
   UsageTable usage_ ABSL_GUARDED_BY(mu_);
   residency::Ledger ledger_;  // thread-safe itself

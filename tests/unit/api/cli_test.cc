@@ -14,7 +14,7 @@ namespace {
 TEST(CliTableTest, EveryCommandHasHelpAndASynopsisStartingWithItsName) {
   const CommandTable t = AllCommands();
   EXPECT_EQ(t.Names(),
-            "submit jobs job wait watch cancel logs agents agent cordon drain uncordon plan "
+            "submit jobs tasks job wait watch cancel logs agents agent cordon drain uncordon plan "
             "explain policy network sites cluster tenants tenant audit violations token metrics "
             "completion help");
   for (const Command& c : t.all()) {
