@@ -44,6 +44,15 @@ void Core::MakeTasks() {
   }
 }
 
+bool Core::ArraysWantTasks() {
+  for (auto& [id, a] : arrays_.all()) {
+    if (a.cancelled || a.pending() == 0) continue;
+    if (a.Count(v1::Job::queued) >= kArrayWindow) continue;
+    if (a.parallelism == 0 || a.live() < a.parallelism) return true;
+  }
+  return false;
+}
+
 void Core::OnTaskTransition(const v1::Job& task, v1::Job::State from) {
   ArrayTable::Array* a = arrays_.Find(task.array_job());
   if (a == nullptr) return;

@@ -133,6 +133,17 @@ absl::StatusOr<v1::Decision> Core::Explain(const std::string& id) {
   if (d.status().code() == absl::StatusCode::kNotFound) {
     return absl::NotFoundError(absl::StrCat("job ", id, " has no placement decision yet"));
   }
+  if (d.ok() && !d->shared_with().empty()) {
+    // A task placed with another task's decision: that decision's sites and
+    // agents, with this task's own placement.
+    auto shared = store_->GetDecision(d->shared_with());
+    if (shared.ok()) {
+      shared->set_shared_with(d->shared_with());
+      *shared->mutable_placement() = d->placement();
+      *shared->mutable_decided_at() = d->decided_at();
+      return shared;
+    }
+  }
   return d;
 }
 

@@ -124,7 +124,7 @@ void Core::ScheduleLocked(const std::string* only) {
   };
   std::map<std::string, Full> full_classes;
   // Per array, the last full decision for one of its tasks in this pass.
-  std::map<std::string, v1::Decision> array_decisions;
+  std::map<std::string, ArrayDecision> array_decisions;
   std::map<std::string, int> tenant_misses;
   std::string next_id;
   while (order->Next(&next_id)) {
@@ -188,12 +188,15 @@ void Core::ScheduleLocked(const std::string* only) {
     by_agent.at(d.placement().agent())->free =
         AgentRegistry::Free(agents_.at(d.placement().agent()));
     order->Charge(job.tenant(), job.resources());
-    if (!job.array_job().empty() && !reused) array_decisions[job.array_job()] = std::move(d);
+    if (!job.array_job().empty() && !reused)
+      array_decisions[job.array_job()] = ArrayDecision{job.id(), std::move(d)};
   }
+  // Placed tasks made room in their arrays' windows: the next tick makes more.
+  if (only == nullptr && ArraysWantTasks()) schedule_pending_ = true;
 }
 
 v1::Decision Core::DecideJob(const placement::DecisionInput& in, const PolicyState& policy,
-                             const std::map<std::string, v1::Decision>& array_decisions,
+                             const std::map<std::string, ArrayDecision>& array_decisions,
                              bool* reused) {
   const v1::Job& job = *in.job;
   const auto started = std::chrono::steady_clock::now();
@@ -203,7 +206,9 @@ v1::Decision Core::DecideJob(const placement::DecisionInput& in, const PolicySta
   // array's decision chose in this pass still fits a task, the task goes
   // there with that decision (site verdicts, scores, compliance) and its own
   // PUs; else it is decided in full. The ledger counts a dataset once, so a
-  // later task cannot need an instrument the first one did not.
+  // later task cannot need an instrument the first one did not. What is
+  // stored for it is its placement and the task whose decision it shares
+  // (Explain puts the two together), not another copy of every site.
   if (auto prev = array_decisions.find(job.array_job());
       !job.array_job().empty() && prev != array_decisions.end()) {
     *reused = ReuseDecision(prev->second, job, &d);
@@ -216,7 +221,8 @@ v1::Decision Core::DecideJob(const placement::DecisionInput& in, const PolicySta
   return d;
 }
 
-bool Core::ReuseDecision(const v1::Decision& prev, const v1::Job& job, v1::Decision* out) {
+bool Core::ReuseDecision(const ArrayDecision& shared, const v1::Job& job, v1::Decision* out) {
+  const v1::Decision& prev = shared.decision;
   auto it = agents_.find(prev.placement().agent());
   if (it == agents_.end()) return false;
   const AgentRec& rec = it->second;
@@ -230,8 +236,15 @@ bool Core::ReuseDecision(const v1::Decision& prev, const v1::Job& job, v1::Decis
     if (!planned.ok()) return false;
     alloc = *std::move(planned);
   }
-  *out = prev;
+  out->set_feasible(true);
+  out->set_shared_with(shared.job);
+  *out->mutable_warnings() = prev.warnings();
   v1::PlacementResult* p = out->mutable_placement();
+  p->set_agent(prev.placement().agent());
+  p->set_site(prev.placement().site());
+  p->set_score(prev.placement().score());
+  *p->mutable_scores() = prev.placement().scores();
+  *p->mutable_compliance() = prev.placement().compliance();
   p->mutable_cpus()->Swap(alloc.mutable_pus());
   p->mutable_numa_nodes()->Swap(alloc.mutable_numa_nodes());
   p->mutable_gpus()->Swap(alloc.mutable_gpu_ids());

@@ -258,10 +258,14 @@ class Core {
   // The decision for `in.job`: for an array's task, the array's decision of
   // this pass on the same agent when it still fits (`reused`), else the
   // engine's.
+  struct ArrayDecision {
+    std::string job;  // the task it was made for
+    v1::Decision decision;
+  };
   v1::Decision DecideJob(const placement::DecisionInput& in, const PolicyState& policy,
-                         const std::map<std::string, v1::Decision>& array_decisions, bool* reused)
+                         const std::map<std::string, ArrayDecision>& array_decisions, bool* reused)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  bool ReuseDecision(const v1::Decision& prev, const v1::Job& job, v1::Decision* out)
+  bool ReuseDecision(const ArrayDecision& shared, const v1::Job& job, v1::Decision* out)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RefreshTenantMetrics(SchedulerMetrics& m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool CommitPlacement(v1::Job& job, const v1::Decision& d, const PolicyState& policy)
@@ -292,6 +296,8 @@ class Core {
   // follows a task's change in its array (the array job's state and
   // counts); cancels an array; rebuilds the arrays at recovery.
   void MakeTasks() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether MakeTasks would make a task now (an array has room).
+  bool ArraysWantTasks() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void OnTaskTransition(const v1::Job& task, v1::Job::State from)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void UpdateArray(ArrayTable::Array& a) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -143,6 +143,32 @@ TEST_F(ArrayTest, TheTaskListingPagesAndShowsTasksNotStartedYet) {
   EXPECT_EQ(core->ListTasks(id + "[0]", 10, "").status().code(), absl::StatusCode::kNotFound);
 }
 
+TEST_F(ArrayTest, WindowAfterWindowEveryTaskIsPlacedWhenThereIsRoom) {
+  Register("big", 3000);  // 3,000 PUs, 16 GiB
+  v1::Job spec = Array(3000, 0);
+  spec.mutable_resources()->set_memory_mb(4);
+  const std::string id = core->Submit(spec)->first.id();
+  EXPECT_EQ(core->GetJob(id)->task_counts().at("placed"), kArrayWindow);
+  // Each tick makes and places the next window; no task has to end first.
+  for (int i = 0; i < 5; ++i) core->Tick();
+  v1::Job a = *core->GetJob(id);
+  EXPECT_EQ(a.task_counts().at("placed"), 3000u) << a.reason();
+  EXPECT_EQ(a.task_counts().size(), 1u);
+  // Task 1 shared task 0's decision: its explanation is that decision, with
+  // its own PUs.
+  auto first = core->Explain(id + "[0]");
+  auto second = core->Explain(id + "[1]");
+  ASSERT_TRUE(first.ok() && second.ok());
+  EXPECT_EQ(first->shared_with(), "");
+  EXPECT_EQ(second->shared_with(), id + "[0]");
+  EXPECT_EQ(second->sites_size(), first->sites_size());
+  EXPECT_GT(second->sites_size(), 0);
+  EXPECT_EQ(second->placement().agent(), "big");
+  ASSERT_EQ(second->placement().cpus_size(), 1);
+  EXPECT_NE(second->placement().cpus(0), first->placement().cpus(0));
+  EXPECT_EQ(core->GetJob(id + "[1]")->allocation().pus(0), second->placement().cpus(0));
+}
+
 TEST_F(ArrayTest, ARestartedSchedulerGoesOnWithTheArray) {
   auto link = Register("a1", 8);
   const std::string id = core->Submit(Array(5, 2))->first.id();
