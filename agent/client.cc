@@ -239,7 +239,8 @@ void AgentClient::Handle(const v1::Envelope& env) {
       return;
     }
     case v1::Envelope::kCancel:
-      executor_->Cancel(env.cancel().job_id(), env.cancel().attempt(), env.cancel().reason());
+      executor_->Cancel(env.cancel().job_id(), env.cancel().attempt(), env.cancel().reason(),
+                        absl::Milliseconds(env.cancel().grace_ms()));
       Send(ack);
       return;
     case v1::Envelope::kAck: {

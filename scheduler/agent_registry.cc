@@ -18,7 +18,7 @@ void AgentRegistry::SendReliable(AgentRecord& rec, v1::Envelope envelope, absl::
 }
 
 void AgentRegistry::SendCancel(AgentRecord& rec, const std::string& job_id, uint32_t attempt,
-                               const std::string& reason, absl::Time now) {
+                               const std::string& reason, absl::Time now, absl::Duration grace) {
   // An Assign still unacknowledged for this job is withdrawn; the Cancel
   // covers the case where it did arrive.
   for (auto it = rec.outbox.begin(); it != rec.outbox.end();) {
@@ -32,6 +32,7 @@ void AgentRegistry::SendCancel(AgentRecord& rec, const std::string& job_id, uint
   env.mutable_cancel()->set_job_id(job_id);
   env.mutable_cancel()->set_attempt(attempt);
   env.mutable_cancel()->set_reason(reason);
+  env.mutable_cancel()->set_grace_ms(static_cast<uint32_t>(absl::ToInt64Milliseconds(grace)));
   SendReliable(rec, std::move(env), now);
 }
 

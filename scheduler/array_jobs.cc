@@ -101,6 +101,8 @@ absl::Status Core::CancelArray(v1::Job& parent) {
     if (task == nullptr || IsTerminal(task->state())) continue;
     if (task->state() == v1::Job::queued) {
       Transition(*task, v1::Job::cancelled, "cancelled with its array before placement");
+    } else if (preempted_.erase(task->id()) > 0) {
+      Note(*task, "cancel of its array requested while it stops for a preemption");
     } else {
       RequestStop(*task,
                   absl::StrCat("cancel of array ", parent.id(), " requested; stopping it on agent ",

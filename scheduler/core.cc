@@ -424,7 +424,13 @@ absl::StatusOr<v1::Job> Core::Cancel(const std::string& id) {
     return copy;
   }
   if (job.state() == v1::Job::queued) {
+    preempting_.erase(id);
     Transition(job, v1::Job::cancelled, "cancelled before placement");
+    return job;
+  }
+  if (preempted_.erase(id) > 0) {
+    // Already stopping for a preemption: it now ends cancelled.
+    Note(job, "cancel requested while it stops for a preemption; it will end cancelled");
     return job;
   }
   RequestStop(job,
@@ -441,13 +447,14 @@ void Core::Note(v1::Job& job, const std::string& message) {
   (void)Persist(job);
 }
 
-void Core::RequestStop(v1::Job& job, const std::string& event, const std::string& reason) {
+void Core::RequestStop(v1::Job& job, const std::string& event, const std::string& reason,
+                       absl::Duration grace) {
   if (job.cancel_requested()) return;
   job.set_cancel_requested(true);
   Note(job, event);
   auto a = agents_.find(job.allocation().agent());
   if (a != agents_.end())
-    agents_.SendCancel(a->second, job.id(), job.attempt(), reason, clock_->Now());
+    agents_.SendCancel(a->second, job.id(), job.attempt(), reason, clock_->Now(), grace);
 }
 
 absl::StatusOr<v1::JobLogs> Core::Logs(const std::string& id) {
@@ -523,6 +530,24 @@ void Core::EndAttempt(v1::Job& job, v1::Job::State outcome, const std::string& r
   }
   job.set_exit_code(exit_code);
   job.set_signal(signal);
+  if (auto p = preempted_.find(job.id()); p != preempted_.end()) {
+    const std::string by = p->second;
+    preempted_.erase(p);
+    if (outcome == v1::Job::succeeded) {
+      // It finished within its grace period: done, nothing to requeue.
+      Transition(job, outcome, absl::StrCat(reason, " (while stopping for job ", by, ")"));
+      return;
+    }
+    // Preempted: not the job's failure, so back to the queue at once; it
+    // lets its preemptor have the next pass first (ScheduleLocked).
+    yielding_[job.id()] = by;
+    job.set_cancel_requested(false);
+    job.clear_allocation();
+    Transition(job, v1::Job::queued,
+               absl::StrCat("preempted by job ", by, " (attempt ", job.attempt(), " ",
+                            StateName(outcome), ": ", reason, "); requeued"));
+    return;
+  }
   const v1::RestartPolicy::Policy policy = job.restart().policy();
   const bool retry_kind =
       (outcome == v1::Job::lost &&

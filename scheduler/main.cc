@@ -49,14 +49,12 @@ int Fail(const std::string& msg) { return daemon::Fail(kProgram, msg); }
 // Every flag's value; each is documented in its option's help text and in
 // docs/operations.md.
 struct Flags {
-  std::string clock_start;
-  std::string rest_addr, rpc_addr, state_dir, ports_file, log_format, log_level, policy_file,
-      tokens_file, tls_cert, tls_key, tls_ca, https_cert, https_key;
-  double rate_rps = 200, rate_burst = 400;
+  std::string clock_start, rest_addr, rpc_addr, state_dir, ports_file, log_format, log_level,
+      policy_file, tokens_file, tls_cert, tls_key, tls_ca, https_cert, https_key;
+  double rate_rps = 200, rate_burst = 400, preempt_grace_s = 30;
   int64_t heartbeat_ms = 0, ttl_ms = 0, resend_ms = 0, tick_ms = 0, register_timeout_ms = 0,
           backoff_ms = 0, backoff_max_ms = 0;
   size_t max_frame = 0, max_body = 0;
-  int state_max_mb = 0;
   rest::ServerOptions sopts;
   bool insecure = false, no_auth = false, policy_from_file = false;
   // High availability (etcd).
@@ -65,7 +63,7 @@ struct Flags {
   int64_t etcd_timeout_ms = 5000, leader_ttl_ms = 5000;
   // Policy what-if.
   uint32_t simulate_max_jobs = 200000, simulate_deadline_ms = 30000;
-  int simulate_threads = 0;
+  int simulate_threads = 0, state_max_mb = 0;
   std::string simulate_priority = "idle";
 };
 
@@ -110,6 +108,7 @@ po::options_description Describe(Flags& f) {
       ("tick-ms", po::value(&f.tick_ms)->default_value(200), "period of TTL checks, resends and placement retries")
       ("restart-backoff-ms", po::value(&f.backoff_ms)->default_value(1000), "first retry of a failed or lost job waits this long, doubling per attempt")
       ("restart-backoff-max-ms", po::value(&f.backoff_max_ms)->default_value(60000), "longest restart backoff")
+      ("preempt-grace-s", po::value(&f.preempt_grace_s)->default_value(30), "a job preempted by a higher-priority one gets SIGTERM, this long to stop, then SIGKILL; it is requeued")
       ("register-timeout-ms", po::value(&f.register_timeout_ms)->default_value(10000), "close agent connections that send no Register within this time")
       ("max-frame-bytes", po::value(&f.max_frame)->default_value(4u << 20), "largest agent RPC frame accepted")
       ("max-body-bytes", po::value(&f.max_body)->default_value(1u << 20), "largest REST request body accepted (413 above)")
@@ -437,6 +436,7 @@ int Serve(const Flags& f, const sigset_t& signals, auth::TokenStore& tokens,
   copts.resend_interval = absl::Milliseconds(f.resend_ms);
   copts.restart_backoff = absl::Milliseconds(std::max<int64_t>(0, f.backoff_ms));
   copts.restart_backoff_max = absl::Milliseconds(std::max(f.backoff_ms, f.backoff_max_ms));
+  copts.preempt_grace = absl::Seconds(std::max(0.0, f.preempt_grace_s));
   // Declared before the core: the core holds agent sessions (and their
   // sockets), which must be destroyed while the io_context still exists.
   boost::asio::io_context io;

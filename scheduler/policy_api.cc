@@ -103,6 +103,10 @@ absl::StatusOr<v1::Decision> Core::Plan(v1::Job spec) {
   in.today = absl::ToCivilDay(clock_->Now(), absl::UTCTimeZone());
   in.agents_by_site = &by_site;
   v1::Decision d = policy_->engine->Decide(in);
+  if (std::optional<Preemption> p = FindPreemption(spec, d)) {
+    d.set_reason(absl::StrCat(d.reason(), "; would preempt: ", absl::StrJoin(p->victims, ", "),
+                              " on agent ", p->agent));
+  }
   d.set_policy_version(policy_->meta.version());
   *d.mutable_decided_at() = base::ToProto(clock_->Now());
   return d;

@@ -168,6 +168,7 @@ void Core::ScheduleLocked(const std::string* only) {
       waiting_decisions_[job.id()] = kept;
       if (cls.empty()) cls = job_class;
       full_classes.emplace(std::move(cls), Full{std::move(kept), d.reason()});
+      if (job.priority() > 0) MaybePreempt(job, d);
       continue;
     }
     // Reserve (the residency plugin counts the exports in the ledger), then
@@ -191,6 +192,8 @@ void Core::ScheduleLocked(const std::string* only) {
     if (!job.array_job().empty() && !reused)
       array_decisions[job.array_job()] = ArrayDecision{job.id(), std::move(d)};
   }
+  // Victims requeued before this pass have let their preemptors go first.
+  if (only == nullptr) yielding_.clear();
   // Placed tasks made room in their arrays' windows: the next tick makes more.
   if (only == nullptr && ArraysWantTasks()) schedule_pending_ = true;
 }
@@ -253,6 +256,11 @@ bool Core::ReuseDecision(const ArrayDecision& shared, const v1::Job& job, v1::De
 }
 
 bool Core::Admit(v1::Job& job, const v1::Tenant& tenant, QuotaVerdict* quota) {
+  if (auto y = yielding_.find(job.id()); y != yielding_.end()) {
+    job.set_reason(absl::StrCat("preempted by job ", y->second,
+                                "; requeued, it lets that job be placed first"));
+    return false;
+  }
   std::string why;
   if (job.depends_on_size() > 0) {
     bool never = false;
@@ -296,6 +304,7 @@ bool Core::CommitPlacement(v1::Job& job, const v1::Decision& d, const PolicyStat
     }
   }
   *job.mutable_allocation() = alloc;
+  preempting_.erase(job.id());
   usage_.Hold(job.id(), job.tenant(), alloc.site(), job.resources());
   job.set_attempt(job.attempt() + 1);
   rec.info.add_jobs(job.id());

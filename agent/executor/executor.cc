@@ -351,7 +351,7 @@ void Executor::Signal(Proc& p, int sig) {
   }
 }
 
-void Executor::Terminate(Proc& p, const std::string& why) {
+void Executor::Terminate(Proc& p, const std::string& why, absl::Duration grace) {
   if (p.finished || p.pid <= 0 || p.kill_at != absl::InfiniteFuture()) return;
   spdlog::info("job {} attempt {}: {}; sending SIGTERM to {} {}", p.job.id(), p.job.attempt(), why,
                p.sandboxed    ? "its init, which forwards it to every process of the job, pid"
@@ -359,7 +359,7 @@ void Executor::Terminate(Proc& p, const std::string& why) {
                               : "process group",
                p.pid);
   Signal(p, SIGTERM);
-  p.kill_at = clock_->Now() + options_.kill_grace;
+  p.kill_at = clock_->Now() + (grace > absl::ZeroDuration() ? grace : options_.kill_grace);
 }
 
 void Executor::KillTree(Proc& p) {
@@ -392,7 +392,8 @@ void Executor::CleanUp(Proc& p) {
   }
 }
 
-void Executor::Cancel(const std::string& job_id, uint32_t attempt, const std::string& reason) {
+void Executor::Cancel(const std::string& job_id, uint32_t attempt, const std::string& reason,
+                      absl::Duration grace) {
   std::optional<v1::JobUpdate> unknown;
   {
     absl::MutexLock lock(&mu_);
@@ -409,7 +410,7 @@ void Executor::Cancel(const std::string& job_id, uint32_t attempt, const std::st
       it->second.cancel_requested = true;
       it->second.cancel_reason = reason;
       SaveRecord(it->second);
-      Terminate(it->second, absl::StrCat("cancel: ", reason));
+      Terminate(it->second, absl::StrCat("cancel: ", reason), grace);
     }
   }
   if (unknown) on_update_(*unknown);

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "harness.h"
@@ -208,6 +209,107 @@ TEST(WorkloadIT, TheCliSubmitsAnArrayAndCancelStopsAllItsTasks) {
   auto tasks = api.ListTasks(a.id());
   ASSERT_TRUE(tasks.ok());
   EXPECT_EQ(tasks->tasks(9).state(), v1::Job::cancelled);
+}
+
+// A job of higher priority that finds no room stops exactly the running job
+// of lower priority whose PUs it needs (SIGTERM, the scheduler's grace, then
+// SIGKILL); that job is requeued with the event "preempted by job-…" and
+// succeeds later. Jobs of a site the preemptor's data may not go to are never
+// stopped for it.
+TEST(WorkloadIT, AHighPriorityJobPreemptsExactlyTheJobThatFreesItsPus) {
+  Cluster c;
+  c.StartScheduler(0, {"--preempt-grace-s", "2"});
+  c.StartAgent("lg1", "lingang-idc-1", "pack:1 numa:1(memory=16GiB) core:4 pu:1");
+  auto& api = c.client();
+  auto start = [&](int cpus, int priority, const std::string& script) {
+    v1::Job j = JobSpec({"/bin/sh", "-c", script}, cpus, "acme");
+    j.set_priority(priority);
+    auto r = api.Submit(j);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? r->id() : std::string();
+  };
+  // 4 PUs: two of priority 0 (2 PUs and 1) and one of priority 1 (1 PU).
+  // The victim's first attempt is stopped; its second runs 2 s and succeeds.
+  const std::string victim = start(2, 0,
+                                   "if [ \"$PORTOLAN_JOB_ATTEMPT\" = 1 ]; then sleep 300; "
+                                   "else sleep 2; fi");
+  const std::string low = start(1, 0, "sleep 300");
+  const std::string higher = start(1, 1, "sleep 300");
+  for (const auto& id : {victim, low, higher})
+    ASSERT_TRUE(WaitForState(api, id, v1::Job::running)) << c.SchedulerLog();
+
+  v1::Job urgent = JobSpec({"/bin/sh", "-c", "sleep 1"}, 2, "acme");
+  urgent.set_priority(5);
+  auto plan = api.Plan(urgent);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_NE(plan->reason().find("would preempt: " + victim + " on agent lg1"), std::string::npos)
+      << plan->reason();
+  auto u = api.Submit(urgent);
+  ASSERT_TRUE(u.ok()) << u.status();
+  ASSERT_TRUE(WaitForState(api, u->id(), v1::Job::succeeded)) << c.SchedulerLog();
+  ASSERT_TRUE(WaitForState(api, victim, v1::Job::succeeded)) << c.SchedulerLog();
+  auto v = api.GetJob(victim);
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ(v->attempt(), 2u);
+  bool preempted = false, requeued = false;
+  for (const auto& ev : v->events()) {
+    preempted |= ev.message().starts_with("preempted by job " + u->id());
+    requeued |= ev.message().find("requeued") != std::string::npos;
+  }
+  EXPECT_TRUE(preempted && requeued) << v->DebugString();
+  // The victim was placed again only after the preemptor had its room.
+  auto pre = api.GetJob(u->id());
+  ASSERT_EQ(v->attempts_size(), 2);
+  EXPECT_GE(base::FromProto(v->attempts(1).placed_at()), base::FromProto(pre->finished_at()))
+      << v->DebugString() << pre->DebugString();
+  for (const auto& id : {low, higher}) {
+    auto j = api.GetJob(id);
+    EXPECT_EQ(j->state(), v1::Job::running) << id;
+    EXPECT_EQ(j->attempt(), 1u) << id;
+  }
+
+  // Singapore (4 PUs) is full of priority-0 work. A job of priority 1 for 4
+  // PUs could have them there by preempting it, but it carries CN personal
+  // data of 150,000 people, which may not go to Singapore without a standard
+  // contract (acme has none); in Lingang only `low` is of lower priority and
+  // frees too little. So it waits and stops nothing.
+  c.StartAgent("sg1", "singapore-1", "pack:1 numa:1(memory=16GiB) core:4 pu:1");
+  const std::string sg_low = [&] {
+    v1::Job j = JobSpec({"/bin/sleep", "300"}, 4, "acme");
+    j.mutable_placement()->add_sites("singapore-1");
+    auto r = api.Submit(j);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? r->id() : std::string();
+  }();
+  ASSERT_TRUE(WaitForState(api, sg_low, v1::Job::running)) << c.SchedulerLog();
+  v1::Job cn_data = JobSpec({"/bin/true"}, 4, "acme");
+  cn_data.set_priority(1);
+  v1::Dataset* d = cn_data.add_datasets();
+  d->set_id("customers");
+  d->set_origin("CN");
+  d->set_location("lingang-idc-1");
+  d->add_categories(v1::Dataset::personal);
+  d->set_subjects(150000);
+  plan = api.Plan(cn_data);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->reason().find("would preempt"), std::string::npos) << plan->reason();
+  // Without the data, the same job would preempt in Singapore.
+  v1::Job no_data = cn_data;
+  no_data.clear_datasets();
+  EXPECT_NE(api.Plan(no_data)->reason().find("would preempt: " + sg_low + " on agent sg1"),
+            std::string::npos)
+      << api.Plan(no_data)->reason();
+  auto q = api.Submit(cn_data);
+  ASSERT_TRUE(q.ok()) << q.status();
+  std::this_thread::sleep_for(seconds(1));
+  EXPECT_EQ(api.GetJob(q->id())->state(), v1::Job::queued) << api.GetJob(q->id())->reason();
+  for (const auto& id : {low, higher, sg_low}) {
+    EXPECT_EQ(api.GetJob(id)->state(), v1::Job::running) << id;
+    EXPECT_FALSE(api.GetJob(id)->cancel_requested()) << id;
+  }
+  (void)api.Cancel(q->id());
+  for (const auto& id : {low, higher, sg_low}) (void)api.Cancel(id);
+  for (const auto& id : {low, higher, sg_low}) WaitForState(api, id, v1::Job::cancelled);
 }
 
 }  // namespace

@@ -137,7 +137,9 @@ class Executor {
   // when that attempt is already known here: resent Assigns start nothing.
   bool Start(const v1::Job& job);
   // Stops a running job; a job not known here gets a `cancelled` update.
-  void Cancel(const std::string& job_id, uint32_t attempt, const std::string& reason);
+  // `grace` > 0 overrides --kill-grace for this stop (SIGTERM to SIGKILL).
+  void Cancel(const std::string& job_id, uint32_t attempt, const std::string& reason,
+              absl::Duration grace = absl::ZeroDuration());
   // Drops a finished job from memory once its final update was acknowledged.
   void Forget(const std::string& job_id, uint32_t attempt);
 
@@ -220,7 +222,8 @@ class Executor {
   // Stops every running attempt and waits for it (the destructor without
   // keep_running_on_exit).
   void StopAll() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void Terminate(Proc& p, const std::string& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Terminate(Proc& p, const std::string& why, absl::Duration grace = absl::ZeroDuration())
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void KillTree(Proc& p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // After the job's main process ended: no process of it remains, its
   // cgroup goes and its uid returns to the pool.

@@ -80,8 +80,10 @@ class AgentRegistry {
   void SendReliable(AgentRecord& rec, v1::Envelope envelope, absl::Time now);
   // Asks the agent to stop attempt `attempt` of `job_id`, withdrawing an
   // Assign of that job still unacknowledged.
+  // `grace` > 0: SIGTERM to SIGKILL on the agent (a preemption's).
   void SendCancel(AgentRecord& rec, const std::string& job_id, uint32_t attempt,
-                  const std::string& reason, absl::Time now);
+                  const std::string& reason, absl::Time now,
+                  absl::Duration grace = absl::ZeroDuration());
 
   // Each agent as placement sees it (free resources and hardware), by site.
   std::map<std::string, std::vector<placement::AgentView>> BySite();

@@ -4,6 +4,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <tuple>
@@ -58,6 +59,8 @@ struct CoreOptions {
   // Restart backoff: base, doubled per attempt, capped.
   absl::Duration restart_backoff = absl::Seconds(1);
   absl::Duration restart_backoff_max = absl::Seconds(60);
+  // A preempted job's time between SIGTERM and SIGKILL (--preempt-grace-s).
+  absl::Duration preempt_grace = absl::Seconds(30);
   // In one pass, a tenant whose waiting jobs found no capacity this many
   // times (distinct decision classes) waits for the next pass; other
   // tenants' jobs are still tried.
@@ -234,8 +237,22 @@ class Core {
   void Note(v1::Job& job, const std::string& message) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Asks the job's agent to stop a placed or running job (once): marks it
   // cancel_requested, notes `event`, sends Cancel with `reason`.
-  void RequestStop(v1::Job& job, const std::string& event, const std::string& reason)
+  void RequestStop(v1::Job& job, const std::string& event, const std::string& reason,
+                   absl::Duration grace = absl::ZeroDuration()) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Preemption (preemption.cc): the running jobs of lower priority on one
+  // agent of a site `d` allows whose removal lets `job` fit there — fewest,
+  // then lowest priority, first; none when no agent would do. Then asks
+  // them to stop (SIGTERM, --preempt-grace-s, SIGKILL); they are requeued
+  // with the event "preempted by job-…" when they end (EndAttempt).
+  struct Preemption {
+    std::string agent;
+    std::vector<std::string> victims;
+  };
+  std::optional<Preemption> FindPreemption(const v1::Job& job, const v1::Decision& d)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // In a pass, for a job that waits for capacity: preempts when it may
+  // (once; then the job waits for its victims) and says so in its reason.
+  void MaybePreempt(v1::Job& job, const v1::Decision& d) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Ends the current attempt: retries per the job's restart policy (back to
   // queued after a backoff) or moves the job to `outcome`.
   void EndAttempt(v1::Job& job, v1::Job::State outcome, const std::string& reason, int exit_code,
@@ -353,6 +370,13 @@ class Core {
   std::map<std::string, v1::Tenant> tenants_ ABSL_GUARDED_BY(mu_);
   // Job id -> the waiting jobs that depend on it (until it ends).
   absl::node_hash_map<std::string, std::vector<std::string>> dependents_ ABSL_GUARDED_BY(mu_);
+  // Preempted job -> the job that preempted it, until it has stopped; and
+  // preemptor -> its victims still stopping.
+  std::map<std::string, std::string> preempted_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::vector<std::string>> preempting_ ABSL_GUARDED_BY(mu_);
+  // Requeued victim -> its preemptor: the victim sits out the next full pass
+  // so that the room it left goes to the preemptor, not back to it.
+  std::map<std::string, std::string> yielding_ ABSL_GUARDED_BY(mu_);
   // Array jobs not yet ended, with their tasks' states.
   ArrayTable arrays_ ABSL_GUARDED_BY(mu_);
   // What each tenant's placed and running jobs hold (quotas, usage).

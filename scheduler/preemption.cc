@@ -1,0 +1,140 @@
+// Priority preemption: a job that waits for capacity may stop running jobs
+// of lower priority on one agent of a site its decision allows. Part of Core
+// (portolan/scheduler/core.h), under its lock.
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "portolan/base/log.h"
+#include "portolan/scheduler/core.h"
+#include "portolan/topology/allocator.h"
+
+namespace portolan::scheduler {
+namespace {
+
+bool Covers(const v1::Resources& free, const v1::Resources& want) {
+  return free.cpus() >= want.cpus() && free.memory_mb() >= want.memory_mb() &&
+         free.gpus() >= want.gpus();
+}
+
+bool HasLabels(const v1::Agent& agent, const v1::Job& job) {
+  for (const auto& [k, v] : job.placement().agent_labels()) {
+    auto it = agent.labels().find(k);
+    if (it == agent.labels().end() || it->second != v) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::optional<Core::Preemption> Core::FindPreemption(const v1::Job& job, const v1::Decision& d) {
+  if (job.priority() <= 0 || d.feasible() || d.unschedulable()) return std::nullopt;
+  std::set<std::string> sites;  // allowed by the decision: residency, latency, the job's choice
+  for (const v1::SiteDecision& s : d.sites()) {
+    if (s.allowed()) sites.insert(s.site());
+  }
+  const topology::Request request = topology::Request::FromJob(job);
+  std::optional<Preemption> best;
+  int best_top = 0;  // the highest victim priority of `best`
+  for (auto& [id, rec] : agents_) {
+    if (!sites.contains(rec.info.site()) || rec.info.state() != v1::Agent::ready ||
+        rec.link == nullptr || !HasLabels(rec.info, job)) {
+      continue;
+    }
+    // Running jobs it may stop: lower priority, not stopping already, not a
+    // task of a gang (none yet) — lowest priority first, larger first.
+    std::vector<const v1::Job*> candidates;
+    for (const std::string& jid : rec.info.jobs()) {
+      const v1::Job* j = jobs_.Held(jid);
+      if (j != nullptr && j->priority() < job.priority() && !j->cancel_requested() &&
+          (j->state() == v1::Job::placed || j->state() == v1::Job::running)) {
+        candidates.push_back(j);
+      }
+    }
+    std::sort(candidates.begin(), candidates.end(), [](const v1::Job* a, const v1::Job* b) {
+      if (a->priority() != b->priority()) return a->priority() < b->priority();
+      if (a->resources().cpus() != b->resources().cpus())
+        return a->resources().cpus() > b->resources().cpus();
+      return a->id() < b->id();
+    });
+    // Take them in that order until the job fits; then give back those not
+    // needed after all, highest priority first.
+    v1::Resources free = AgentRegistry::Free(rec);
+    std::optional<topology::AgentTopology> topo;
+    if (rec.topo) topo.emplace(*rec.topo);
+    auto fits = [&] {
+      return Covers(free, job.resources()) && (!topo || topo->Plan(request).ok());
+    };
+    auto take = [&](const v1::Job* j, int sign) {
+      free.set_cpus(free.cpus() + sign * j->resources().cpus());
+      free.set_memory_mb(free.memory_mb() + sign * j->resources().memory_mb());
+      free.set_gpus(free.gpus() + sign * j->resources().gpus());
+      if (topo) {
+        if (sign > 0) {
+          topo->Release(j->allocation(), j->id());
+        } else {
+          (void)topo->Commit(j->allocation(), j->id());
+        }
+      }
+    };
+    std::vector<const v1::Job*> taken;
+    for (const v1::Job* j : candidates) {
+      if (fits()) break;
+      take(j, +1);
+      taken.push_back(j);
+    }
+    if (taken.empty() || !fits()) continue;
+    for (size_t k = taken.size(); k-- > 0;) {
+      take(taken[k], -1);
+      if (fits()) {
+        taken.erase(taken.begin() + static_cast<long>(k));
+      } else {
+        take(taken[k], +1);
+      }
+    }
+    const int top = taken.back()->priority();
+    if (best && (taken.size() > best->victims.size() ||
+                 (taken.size() == best->victims.size() && top >= best_top))) {
+      continue;
+    }
+    best = Preemption{id, {}};
+    best_top = top;
+    for (const v1::Job* j : taken) best->victims.push_back(j->id());
+  }
+  return best;
+}
+
+void Core::MaybePreempt(v1::Job& job, const v1::Decision& d) {
+  if (auto it = preempting_.find(job.id()); it != preempting_.end()) {
+    // Victims still stopping: wait for them rather than preempt again.
+    std::vector<std::string> left;
+    for (const std::string& v : it->second) {
+      if (preempted_.contains(v)) left.push_back(v);
+    }
+    if (!left.empty()) {
+      it->second = left;
+      job.set_reason(
+          absl::StrCat("waiting for preempted job(s) to stop: ", absl::StrJoin(left, ", ")));
+      return;
+    }
+    preempting_.erase(it);
+  }
+  std::optional<Preemption> p = FindPreemption(job, d);
+  if (!p) return;
+  const std::string why =
+      absl::StrCat("preempted by job ", job.id(), " (priority ", job.priority(), ")");
+  for (const std::string& v : p->victims) {
+    v1::Job& victim = jobs_.Live(v);
+    preempted_[v] = job.id();
+    RequestStop(victim, absl::StrCat(why, "; stopping it on agent ", p->agent), why,
+                options_.preempt_grace);
+  }
+  spdlog::info("job {} (priority {}) preempts {} on agent {}", job.id(), job.priority(),
+               absl::StrJoin(p->victims, ", "), p->agent);
+  Note(job, absl::StrCat("preempting ", absl::StrJoin(p->victims, ", "), " on agent ", p->agent));
+  job.set_reason(
+      absl::StrCat("waiting for preempted job(s) to stop: ", absl::StrJoin(p->victims, ", ")));
+  preempting_[job.id()] = std::move(p->victims);
+}
+
+}  // namespace portolan::scheduler
