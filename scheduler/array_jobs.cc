@@ -58,7 +58,7 @@ void Core::OnTaskTransition(const v1::Job& task, v1::Job::State from) {
   if (a == nullptr) return;
   ArrayTable::OnTask(*a, task.array_index(), from, task.state());
   if (IsTerminal(task.state())) schedule_pending_ = true;  // room for the next task
-  UpdateArray(*a);
+  if (placing_gang_ != a->id) UpdateArray(*a);  // a gang being placed: once, when all are
 }
 
 void Core::UpdateArray(ArrayTable::Array& a) {
@@ -101,8 +101,8 @@ absl::Status Core::CancelArray(v1::Job& parent) {
     if (task == nullptr || IsTerminal(task->state())) continue;
     if (task->state() == v1::Job::queued) {
       Transition(*task, v1::Job::cancelled, "cancelled with its array before placement");
-    } else if (preempted_.erase(task->id()) > 0) {
-      Note(*task, "cancel of its array requested while it stops for a preemption");
+    } else if (preempted_.erase(task->id()) + gang_stopping_.erase(task->id()) > 0) {
+      Note(*task, "cancel of its array or gang requested while it stops");
     } else {
       RequestStop(*task,
                   absl::StrCat("cancel of array ", parent.id(), " requested; stopping it on agent ",
@@ -149,11 +149,11 @@ absl::StatusOr<v1::ListTasksResponse> Core::ListTasks(const std::string& id, int
   if (!parent.ok()) return parent.status();
   if (!IsArrayJob(*parent)) {
     return codec::FieldError(absl::StatusCode::kNotFound, "id",
-                             absl::StrCat("job ", id, " is not an array job"));
+                             absl::StrCat("job ", id, " is not an array or gang job"));
   }
   v1::ListTasksResponse out;
   std::vector<std::pair<int, std::string>> ended;  // read from the store
-  const uint32_t count = parent->array().count();
+  const uint32_t count = parent->has_gang() ? parent->gang().tasks() : parent->array().count();
   const uint32_t end = std::min<uint64_t>(count, uint64_t{start} + page_size);
   {
     absl::MutexLock lock(&mu_);

@@ -6,7 +6,9 @@
 
 namespace portolan::scheduler {
 
-bool IsArrayJob(const v1::Job& job) { return job.has_array() && job.array_job().empty(); }
+bool IsArrayJob(const v1::Job& job) {
+  return (job.has_array() || job.has_gang()) && job.array_job().empty();
+}
 
 std::string TaskId(const std::string& array, uint32_t index) {
   return absl::StrCat(array, "[", index, "]");
@@ -33,8 +35,8 @@ uint32_t ArrayTable::Array::live() const {
 ArrayTable::Array& ArrayTable::Add(const v1::Job& job) {
   Array& a = arrays_[job.id()];
   a.id = job.id();
-  a.count = job.array().count();
-  a.parallelism = job.array().parallelism();
+  a.count = job.has_gang() ? job.gang().tasks() : job.array().count();
+  a.parallelism = job.has_gang() ? 0 : job.array().parallelism();
   a.cancelled = job.cancel_requested();
   a.made.assign(a.count, false);
   return a;

@@ -416,6 +416,12 @@ absl::StatusOr<v1::Job> Core::Cancel(const std::string& id) {
         absl::StrCat("job ", id, " already ended (", StateName(rec->state()), ")"));
   }
   v1::Job& job = *rec->job;
+  if (job.has_gang() && !job.array_job().empty()) {
+    return codec::FieldError(
+        absl::StatusCode::kFailedPrecondition, "id",
+        absl::StrCat(id, " is a member of gang ", job.array_job(),
+                     ", whose members start and stop together: cancel ", job.array_job()));
+  }
   if (IsArrayJob(job)) {
     if (absl::Status st = CancelArray(job); !st.ok()) return st;
     v1::Job copy = *jobs_.Held(id);
@@ -530,35 +536,25 @@ void Core::EndAttempt(v1::Job& job, v1::Job::State outcome, const std::string& r
   }
   job.set_exit_code(exit_code);
   job.set_signal(signal);
-  if (auto p = preempted_.find(job.id()); p != preempted_.end()) {
-    const std::string by = p->second;
-    preempted_.erase(p);
-    if (outcome == v1::Job::succeeded) {
-      // It finished within its grace period: done, nothing to requeue.
-      Transition(job, outcome, absl::StrCat(reason, " (while stopping for job ", by, ")"));
-      return;
-    }
-    // Preempted: not the job's failure, so back to the queue at once; it
-    // lets its preemptor have the next pass first (ScheduleLocked).
-    yielding_[job.id()] = by;
-    job.set_cancel_requested(false);
-    job.clear_allocation();
-    Transition(job, v1::Job::queued,
-               absl::StrCat("preempted by job ", by, " (attempt ", job.attempt(), " ",
-                            StateName(outcome), ": ", reason, "); requeued"));
-    return;
-  }
+  // Preempted, or stopped because another member of its gang failed.
+  if (EndStopped(job, outcome, reason)) return;
   const v1::RestartPolicy::Policy policy = job.restart().policy();
   const bool retry_kind =
       (outcome == v1::Job::lost &&
        (policy == v1::RestartPolicy::on_agent_loss || policy == v1::RestartPolicy::on_failure)) ||
       (outcome == v1::Job::failed && policy == v1::RestartPolicy::on_failure);
   const uint32_t max_attempts = job.restart().max_attempts() > 0 ? job.restart().max_attempts() : 3;
-  if (retry_kind && !job.cancel_requested() && job.attempt() < max_attempts) {
-    absl::Duration backoff = options_.restart_backoff;
-    for (uint32_t k = 1; k < job.attempt() && backoff < options_.restart_backoff_max; ++k)
-      backoff *= 2;
-    backoff = std::min(backoff, options_.restart_backoff_max);
+  absl::Duration backoff = options_.restart_backoff;
+  for (uint32_t k = 1; k < job.attempt() && backoff < options_.restart_backoff_max; ++k)
+    backoff *= 2;
+  backoff = std::min(backoff, options_.restart_backoff_max);
+  bool retry = retry_kind && !job.cancel_requested() && job.attempt() < max_attempts;
+  if (job.has_gang() && !job.array_job().empty() && !job.cancel_requested() &&
+      (outcome == v1::Job::failed || outcome == v1::Job::lost)) {
+    // A gang fails, and restarts, whole.
+    retry = StopGang(job, outcome, retry, now + backoff);
+  }
+  if (retry) {
     *job.mutable_not_before() = base::ToProto(now + backoff);
     job.clear_allocation();
     next_wakeup_ = std::min(next_wakeup_, now + backoff);

@@ -114,6 +114,23 @@ absl::Status CheckLimits(const v1::Job& job) {
   return absl::OkStatus();
 }
 // depends_on: each a job id, once; the condition defaults to succeeded.
+// A gang: 2-1024 members, a known colocation, an RTT bound in range; not
+// also an array.
+absl::Status CheckGang(const v1::Job& job) {
+  if (!job.has_gang()) return absl::OkStatus();
+  if (job.has_array()) return codec::InvalidField("gang", "a job is an array or a gang, not both");
+  if (job.gang().tasks() < 2 || job.gang().tasks() > kMaxGangTasks) {
+    return codec::InvalidField("gang.tasks", absl::StrCat("tasks must be 2-", kMaxGangTasks,
+                                                          ", got ", job.gang().tasks()));
+  }
+  const double rtt = job.gang().max_rtt_ms();
+  if (!(rtt >= 0 && rtt <= 10000)) {
+    return codec::InvalidField("gang.max_rtt_ms",
+                               absl::StrCat("max_rtt_ms must be 0-10000 (0: no bound), got ", rtt));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CheckDependsOn(v1::Job& job) {
   if (job.depends_on_size() > kMaxJobDependencies) {
     return codec::InvalidField("depends_on",
@@ -211,9 +228,12 @@ absl::Status ValidateAndDefault(v1::Job& job) {
         absl::StrCat("max_attempts must be 0-100 (0: 3), got ", job.restart().max_attempts()));
   }
   if (absl::Status st = CheckDependsOn(job); !st.ok()) return st;
-  if (!job.array_job().empty() || job.array_index() != 0 || !job.task_counts().empty())
-    return codec::InvalidField("array_job",
-                               "array_job, array_index and task_counts are output-only");
+  if (!job.array_job().empty() || job.array_index() != 0 || !job.task_counts().empty() ||
+      job.gang_members_size() > 0) {
+    return codec::InvalidField(
+        "array_job", "array_job, array_index, task_counts and gang_members are output-only");
+  }
+  if (absl::Status st = CheckGang(job); !st.ok()) return st;
   if (job.has_array()) {
     if (job.array().count() < 1 || job.array().count() > kMaxArrayCount) {
       return codec::InvalidField("array.count", absl::StrCat("count must be 1-", kMaxArrayCount,

@@ -1,11 +1,13 @@
 // Priority preemption: a job that waits for capacity may stop running jobs
-// of lower priority on one agent of a site its decision allows. Part of Core
+// of lower priority on one agent of a site its decision allows; and the end
+// of jobs stopped for a preemption or for their gang. Part of Core
 // (portolan/scheduler/core.h), under its lock.
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "portolan/base/log.h"
+#include "portolan/base/strings.h"
 #include "portolan/scheduler/core.h"
 #include "portolan/topology/allocator.h"
 
@@ -42,12 +44,13 @@ std::optional<Core::Preemption> Core::FindPreemption(const v1::Job& job, const v
       continue;
     }
     // Running jobs it may stop: lower priority, not stopping already, not a
-    // task of a gang (none yet) — lowest priority first, larger first.
+    // gang's member (never part of a gang) — lowest priority first, larger
+    // first.
     std::vector<const v1::Job*> candidates;
     for (const std::string& jid : rec.info.jobs()) {
       const v1::Job* j = jobs_.Held(jid);
       if (j != nullptr && j->priority() < job.priority() && !j->cancel_requested() &&
-          (j->state() == v1::Job::placed || j->state() == v1::Job::running)) {
+          !j->has_gang() && (j->state() == v1::Job::placed || j->state() == v1::Job::running)) {
         candidates.push_back(j);
       }
     }
@@ -135,6 +138,44 @@ void Core::MaybePreempt(v1::Job& job, const v1::Decision& d) {
   job.set_reason(
       absl::StrCat("waiting for preempted job(s) to stop: ", absl::StrJoin(p->victims, ", ")));
   preempting_[job.id()] = std::move(p->victims);
+}
+
+bool Core::EndStopped(v1::Job& job, v1::Job::State outcome, const std::string& reason) {
+  if (auto p = preempted_.find(job.id()); p != preempted_.end()) {
+    const std::string by = p->second;
+    preempted_.erase(p);
+    if (outcome == v1::Job::succeeded) {
+      // It finished within its grace period: done, nothing to requeue.
+      Transition(job, outcome, absl::StrCat(reason, " (while stopping for job ", by, ")"));
+      return true;
+    }
+    // Preempted: not the job's failure, so back to the queue at once; it
+    // lets its preemptor have the next pass first (ScheduleLocked).
+    yielding_[job.id()] = by;
+    job.set_cancel_requested(false);
+    job.clear_allocation();
+    Transition(job, v1::Job::queued,
+               absl::StrCat("preempted by job ", by, " (attempt ", job.attempt(), " ",
+                            StateName(outcome), ": ", reason, "); requeued"));
+    return true;
+  }
+  auto g = gang_stopping_.find(job.id());
+  if (g == gang_stopping_.end()) return false;
+  // Stopped because another member of its gang failed.
+  const GangStop stop = g->second;
+  gang_stopping_.erase(g);
+  const std::string why = absl::StrCat("stopped: gang member ", stop.because, " failed (attempt ",
+                                       job.attempt(), " ", StateName(outcome), ": ", reason, ")");
+  if (!stop.requeue) {
+    Transition(job, v1::Job::failed, why);
+    return true;
+  }
+  job.set_cancel_requested(false);
+  job.clear_allocation();
+  *job.mutable_not_before() = base::ToProto(stop.not_before);
+  next_wakeup_ = std::min(next_wakeup_, stop.not_before);
+  Transition(job, v1::Job::queued, absl::StrCat(why, "; the gang restarts"));
+  return true;
 }
 
 }  // namespace portolan::scheduler

@@ -112,12 +112,11 @@ void Core::ScheduleLocked(const std::string* only) {
   FillQueue(*order, only);
   const absl::Time now = clock_->Now();
   if (only == nullptr) next_wakeup_ = absl::InfiniteFuture();
-  // Jobs that cannot be placed never hold up others. Within one pass (where
-  // free capacity only shrinks), a job whose decision class already found no
-  // room waits with that reason and no decision of its own; and a tenant
-  // whose jobs missed max_capacity_misses times waits for the next pass
-  // while other tenants' jobs are still tried. So the work of a pass is
-  // bounded by the distinct shapes, not by the length of the queue.
+  // Jobs that cannot be placed never hold up others. Within one pass (free
+  // capacity only shrinks), a job whose decision class already found no room
+  // waits with that reason and no decision of its own; a tenant whose jobs
+  // missed max_capacity_misses times waits for the next pass while other
+  // tenants' are tried. So a pass's work is bounded by the distinct shapes.
   struct Full {
     std::shared_ptr<const std::string> decision;
     std::string reason;
@@ -126,11 +125,17 @@ void Core::ScheduleLocked(const std::string* only) {
   // Per array, the last full decision for one of its tasks in this pass.
   std::map<std::string, ArrayDecision> array_decisions;
   std::map<std::string, int> tenant_misses;
+  std::set<std::string> gangs;  // tried in this pass
   std::string next_id;
   while (order->Next(&next_id)) {
     v1::Job& job = jobs_.Live(next_id);
     if (job.has_not_before() && base::FromProto(job.not_before()) > now) {  // restart backoff
       next_wakeup_ = std::min(next_wakeup_, base::FromProto(job.not_before()));
+      continue;
+    }
+    if (job.has_gang()) {  // a gang's member: its gang is placed whole, once a pass
+      if (gangs.insert(job.array_job()).second)
+        PlaceGang(job.array_job(), in, *policy, by_agent, *order);
       continue;
     }
     int& misses = tenant_misses[job.tenant()];
@@ -192,9 +197,8 @@ void Core::ScheduleLocked(const std::string* only) {
     if (!job.array_job().empty() && !reused)
       array_decisions[job.array_job()] = ArrayDecision{job.id(), std::move(d)};
   }
-  // Victims requeued before this pass have let their preemptors go first.
-  if (only == nullptr) yielding_.clear();
-  // Placed tasks made room in their arrays' windows: the next tick makes more.
+  if (only == nullptr) yielding_.clear();  // victims have let their preemptors go first
+  // Placed tasks left room in their arrays' windows: the next tick makes more.
   if (only == nullptr && ArraysWantTasks()) schedule_pending_ = true;
 }
 

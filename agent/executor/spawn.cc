@@ -198,7 +198,12 @@ std::map<std::string, std::string> JobEnvironment(const v1::Job& job, const std:
   env["PORTOLAN_JOB_NAME"] = job.name();
   env["PORTOLAN_JOB_ATTEMPT"] = absl::StrCat(job.attempt());
   env["PORTOLAN_TENANT"] = job.tenant();
-  if (!job.array_job().empty()) {  // a task of an array
+  if (!job.array_job().empty() && job.has_gang()) {  // a member of a gang
+    env["PORTOLAN_GANG_JOB_ID"] = job.array_job();
+    env["PORTOLAN_GANG_INDEX"] = absl::StrCat(job.array_index());
+    env["PORTOLAN_GANG_SIZE"] = absl::StrCat(job.gang().tasks());
+    env["PORTOLAN_GANG_MEMBERS"] = absl::StrJoin(job.gang_members(), ",");
+  } else if (!job.array_job().empty()) {  // a task of an array
     env["PORTOLAN_ARRAY_JOB_ID"] = job.array_job();
     env["PORTOLAN_ARRAY_INDEX"] = absl::StrCat(job.array_index());
     env["PORTOLAN_ARRAY_COUNT"] = absl::StrCat(job.array().count());

@@ -89,7 +89,8 @@ void SubmitFlags(po::options_description& d) {
       "priority", po::value<int>())("max-runtime-s", po::value<uint32_t>())(
       "env", po::value<std::vector<std::string>>()->composing())(
       "depends-on", po::value<std::vector<std::string>>()->composing())(
-      "array", po::value<std::string>())("wait", po::bool_switch());
+      "array", po::value<std::string>())("gang", po::value<std::string>())("wait",
+                                                                           po::bool_switch());
 }
 
 // The job of `submit`: from a file, or from flags and "-- CMD ARGS".
@@ -134,6 +135,25 @@ absl::StatusOr<v1::Job> SubmitSpec(const Args& a) {
     }
     spec.mutable_array()->set_count(last + 1);
     spec.mutable_array()->set_parallelism(parallelism);
+  }
+  if (a.has("gang")) {
+    // N[:site|any][@MAX_RTT_MS], e.g. 8:site or 4:any@40.
+    const std::string v = a.vm["gang"].as<std::string>();
+    const std::vector<std::string> rest_rtt = absl::StrSplit(v, absl::MaxSplits('@', 1));
+    const std::vector<std::string> n_how = absl::StrSplit(rest_rtt[0], absl::MaxSplits(':', 1));
+    uint32_t tasks = 0;
+    double rtt = 0;
+    v1::GangSpec::Colocate how = v1::GangSpec::any;
+    if (!absl::SimpleAtoi(n_how[0], &tasks) ||
+        (n_how.size() == 2 && (!v1::GangSpec::Colocate_Parse(n_how[1], &how) ||
+                               how == v1::GangSpec::colocate_unspecified)) ||
+        (rest_rtt.size() == 2 && !absl::SimpleAtod(rest_rtt[1], &rtt))) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--gang takes N[:site|any][@MAX_RTT_MS], e.g. 8:site or 4:any@40, got '", v, "'"));
+    }
+    spec.mutable_gang()->set_tasks(tasks);
+    spec.mutable_gang()->set_colocate(how);
+    spec.mutable_gang()->set_max_rtt_ms(rtt);
   }
   if (a.has("cpus")) spec.mutable_resources()->set_cpus(a.vm["cpus"].as<int>());
   if (a.has("memory-mb")) spec.mutable_resources()->set_memory_mb(a.vm["memory-mb"].as<int>());
@@ -215,7 +235,7 @@ void AddJobCommands(CommandTable& t) {
          "submit [flags] -- CMD ARGS   submit a one-line job:\n"
          "       --name N --cpus C --memory-mb M [--gpus G] [--tenant T] [--priority P]\n"
          "       [--max-runtime-s S] [--env K=V]... [--depends-on JOB[:succeeded|finished]]...\n"
-         "       [--array 0-LAST[%PARALLELISM]]\n"
+         "       [--array 0-LAST[%PARALLELISM]] [--gang N[:site|any][@MAX_RTT_MS]]\n"
          "       add --wait to wait for the job to end (exit 0 only if it succeeded)",
          SubmitFlags, 0, 1, true, Submit});
   t.Add({"jobs", "jobs [--state S] [--limit N] [--page-token T]",
@@ -225,18 +245,18 @@ void AddJobCommands(CommandTable& t) {
                "page-token", po::value<std::string>());
          },
          0, 0, false, Jobs});
-  t.Add(
-      {"tasks", "tasks ID [--limit N] [--page-token T]",
-       "tasks ID [--limit N]         an array job's tasks by index (--page-token T: the next page)",
-       [](po::options_description& d) {
-         d.add_options()("limit", po::value<int>())("page-token", po::value<std::string>());
-       },
-       1, 1, false,
-       [](Context& ctx, const Args& a) {
-         return ctx.Show(ctx.client().ListTasks(a.args[0], a.get<int>("limit", 100),
-                                                a.get<std::string>("page-token", "")),
-                         PrintTasksTable);
-       }});
+  t.Add({"tasks", "tasks ID [--limit N] [--page-token T]",
+         "tasks ID [--limit N]         an array's or gang's tasks by index (--page-token T: the "
+         "next page)",
+         [](po::options_description& d) {
+           d.add_options()("limit", po::value<int>())("page-token", po::value<std::string>());
+         },
+         1, 1, false,
+         [](Context& ctx, const Args& a) {
+           return ctx.Show(ctx.client().ListTasks(a.args[0], a.get<int>("limit", 100),
+                                                  a.get<std::string>("page-token", "")),
+                           PrintTasksTable);
+         }});
   t.Add({"job", "job ID", "job ID                       one job with its placement and events",
          nullptr, 1, 1, false, Job});
   t.Add({"wait", "wait ID [--timeout-s S]",

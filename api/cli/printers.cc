@@ -73,6 +73,27 @@ void PrintJob(std::ostream& out, const v1::Job& j) {
                              j.array().count(), j.array_job());
     }
   }
+  if (j.has_gang()) {
+    const std::string how = absl::StrCat(
+        j.gang().colocate() == v1::GangSpec::site ? "one site" : "any sites",
+        j.gang().max_rtt_ms() > 0 ? absl::StrCat(" within ", j.gang().max_rtt_ms(), " ms") : "");
+    if (j.array_job().empty()) {
+      std::vector<std::string> counts;
+      for (const auto& [state, n] :
+           std::map<std::string, uint32_t>(j.task_counts().begin(), j.task_counts().end()))
+        counts.push_back(absl::StrCat(n, " ", state));
+      out << absl::StrFormat(
+          "  gang:       %u members, %s; %s (portolan tasks %s)\n", j.gang().tasks(), how,
+          counts.empty() ? "no task counts" : absl::StrJoin(counts, ", "), j.id());
+    } else {
+      out << absl::StrFormat(
+          "  gang:       member %u of %u of gang %s (%s)%s\n", j.array_index(), j.gang().tasks(),
+          j.array_job(), how,
+          j.gang_members_size() > 0
+              ? absl::StrCat("; members on ", absl::StrJoin(j.gang_members(), ","))
+              : "");
+    }
+  }
   if (j.depends_on_size() > 0) {
     std::vector<std::string> deps;
     for (const v1::Dependency& d : j.depends_on())

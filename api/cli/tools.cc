@@ -35,7 +35,7 @@ _portolan() {
     return
   fi
   case "$cmd" in
-    submit|plan) COMPREPLY=($(compgen -f -W "--name --cpus --memory-mb --gpus --tenant --priority --max-runtime-s --env --depends-on --array --wait --" -- "$cur")) ;;
+    submit|plan) COMPREPLY=($(compgen -f -W "--name --cpus --memory-mb --gpus --tenant --priority --max-runtime-s --env --depends-on --array --gang --wait --" -- "$cur")) ;;
     job|tasks|wait|watch|cancel|logs|explain)
       COMPREPLY=($(compgen -W "$(portolan -o json jobs --limit 50 2>/dev/null | sed -n 's/^ *"id": "\(job-[0-9a-f]*\)".*/\1/p')" -- "$cur")) ;;
     agent|cordon|drain|uncordon)

@@ -312,5 +312,55 @@ TEST(WorkloadIT, AHighPriorityJobPreemptsExactlyTheJobThatFreesItsPus) {
   for (const auto& id : {low, higher, sg_low}) WaitForState(api, id, v1::Job::cancelled);
 }
 
+// A 3-member gang kept to one site, on a site with room for only 2, stays
+// queued with its reason; when room appears all 3 start together, each with
+// its index, the gang's size and every member's host.
+TEST(WorkloadIT, AGangStartsWholeOnceOneSiteHasRoomForAllMembers) {
+  Cluster c;
+  c.StartScheduler();
+  c.StartAgent("lg1", "lingang-idc-1", "pack:1 numa:1(memory=16GiB) core:4 pu:1");
+  auto& api = c.client();
+  v1::Job spec = JobSpec(
+      {"/bin/sh", "-c", "echo \"$PORTOLAN_GANG_INDEX/$PORTOLAN_GANG_SIZE $PORTOLAN_GANG_MEMBERS\""},
+      2, "acme");
+  spec.mutable_gang()->set_tasks(3);
+  spec.mutable_gang()->set_colocate(v1::GangSpec::site);
+  spec.mutable_placement()->add_sites("lingang-idc-1");
+  auto g = api.Submit(spec);
+  ASSERT_TRUE(g.ok()) << g.status();
+  const std::string reason =
+      "waiting: gang of 3 (colocate: site): at most 2 of 3 members fit in one site "
+      "(lingang-idc-1)";
+  ASSERT_TRUE(WaitFor([&] { return api.GetJob(g->id())->reason() == reason; }, seconds(10)))
+      << api.GetJob(g->id())->reason();
+  EXPECT_EQ(api.Explain(g->id())->reason(), reason);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  auto tasks = api.ListTasks(g->id(), 10, "");
+  ASSERT_TRUE(tasks.ok()) << tasks.status();
+  ASSERT_EQ(tasks->tasks_size(), 3);
+  for (const auto& t : tasks->tasks()) EXPECT_EQ(t.state(), v1::Job::queued) << t.id();
+
+  const absl::Time room = absl::Now();
+  c.StartAgent("lg2", "lingang-idc-1", "pack:1 numa:1(memory=16GiB) core:4 pu:1");
+  ASSERT_TRUE(WaitForState(api, g->id(), v1::Job::succeeded, seconds(30))) << c.SchedulerLog();
+  tasks = api.ListTasks(g->id(), 10, "");
+  ASSERT_TRUE(tasks.ok());
+  for (int i = 0; i < 3; ++i) {
+    const v1::Job& t = tasks->tasks(i);
+    EXPECT_EQ(t.state(), v1::Job::succeeded);
+    ASSERT_EQ(t.attempts_size(), 1) << t.id();
+    EXPECT_GE(base::FromProto(t.attempts(0).placed_at()), room) << t.id();
+    auto logs = api.Logs(t.id());
+    ASSERT_TRUE(logs.ok()) << logs.status();
+    EXPECT_EQ(logs->stdout(), absl::StrCat(i, "/3 127.0.0.1,127.0.0.1,127.0.0.1\n")) << t.id();
+  }
+  // The CLI's --gang.
+  auto [rc, text] = Cli(c, "submit --tenant acme --gang 2:site -- /bin/true");
+  EXPECT_EQ(rc, 0) << text;
+  std::tie(rc, text) = Cli(c, "submit --gang 2:nowhere -- /bin/true", true);
+  EXPECT_NE(rc, 0);
+  EXPECT_NE(text.find("--gang takes N[:site|any][@MAX_RTT_MS]"), std::string::npos) << text;
+}
+
 }  // namespace
 }  // namespace portolan::testing

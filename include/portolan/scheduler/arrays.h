@@ -17,7 +17,10 @@
 
 namespace portolan::scheduler {
 
-// An array job as submitted (has `array`, is not itself a task).
+// An array or gang job as submitted (has `array` or `gang`, is not itself a
+// task). A gang is kept as an array whose tasks (its members, at most
+// kMaxGangTasks, so one window) are all made at once and placed together
+// (gangs.cc).
 bool IsArrayJob(const v1::Job& job);
 // "<array>[<index>]"; and back (false when `id` is not a task id).
 std::string TaskId(const std::string& array, uint32_t index);

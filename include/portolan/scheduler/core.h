@@ -41,6 +41,8 @@ inline constexpr int kMaxJobSites = 64;  // placement.sites, avoid_sites, max_rt
 inline constexpr int kMaxJobLabels = 32;
 inline constexpr int kMaxJobDependencies = 64;
 inline constexpr uint32_t kMaxArrayCount = 100000;
+// Members of one gang at most (all are made, and decided, at once).
+inline constexpr uint32_t kMaxGangTasks = 1024;
 // An array has at most this many tasks made and waiting at once; more are
 // made as these start (ArrayTable).
 inline constexpr uint32_t kArrayWindow = 1024;
@@ -253,6 +255,11 @@ class Core {
   // In a pass, for a job that waits for capacity: preempts when it may
   // (once; then the job waits for its victims) and says so in its reason.
   void MaybePreempt(v1::Job& job, const v1::Decision& d) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // EndAttempt of a job stopped for a preemption (requeued at once, unless
+  // it succeeded meanwhile) or because a member of its gang failed (requeued
+  // with the gang, or failed); false for any other job.
+  bool EndStopped(v1::Job& job, v1::Job::State outcome, const std::string& reason)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Ends the current attempt: retries per the job's restart policy (back to
   // queued after a backoff) or moves the job to `outcome`.
   void EndAttempt(v1::Job& job, v1::Job::State outcome, const std::string& reason, int exit_code,
@@ -320,6 +327,29 @@ class Core {
   void UpdateArray(ArrayTable::Array& a) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status CancelArray(v1::Job& parent) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RecoverArrays() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Gangs (gangs.cc). In a pass, at a gang member's turn: places all of its
+  // members at once (each with its own decision, residency checked for
+  // each) or none, and says which constraint kept it waiting. `in` carries
+  // the pass's policy, ledger and agents; placed members' agents' free
+  // resources are updated in `by_agent`.
+  void PlaceGang(const std::string& gang, placement::DecisionInput in, const PolicyState& policy,
+                 std::map<std::string, placement::AgentView*>& by_agent, placement::JobQueue& order)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // One decision per member, all fitting together, or the reason none fit:
+  // tried anchored at each allowed site (first the one `first` chose),
+  // members after the first kept at that site (colocate: site) or within
+  // max_rtt_ms of the sites already chosen; allocations are held on the
+  // agents' topologies while trying and given back afterwards.
+  absl::StatusOr<std::vector<v1::Decision>> FitGang(placement::DecisionInput in,
+                                                    const PolicyState& policy,
+                                                    const v1::Decision& first,
+                                                    const std::vector<v1::Job*>& members)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A member failed or was lost (EndAttempt): stops the other members,
+  // which are then requeued (`retry`, due at `not_before`) or end failed.
+  // False when the gang cannot restart whole (a member already ended).
+  bool StopGang(const v1::Job& failed, v1::Job::State outcome, bool retry, absl::Time not_before)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Keeps dependents_ (a queued job's dependencies that have not ended).
   void IndexDependencies(const v1::Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // `job`, which others wait for, changed state: their reasons say so now,
@@ -374,6 +404,17 @@ class Core {
   // preemptor -> its victims still stopping.
   std::map<std::string, std::string> preempted_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::vector<std::string>> preempting_ ABSL_GUARDED_BY(mu_);
+  // A gang member stopped because another member failed, until it ends:
+  // whether the gang restarts (then it is requeued, due at not_before).
+  struct GangStop {
+    std::string because;  // the member that failed
+    bool requeue = false;
+    absl::Time not_before;
+  };
+  std::map<std::string, GangStop> gang_stopping_ ABSL_GUARDED_BY(mu_);
+  // The gang whose members PlaceGang is committing (its job's state follows
+  // once all are placed).
+  std::string placing_gang_ ABSL_GUARDED_BY(mu_);
   // Requeued victim -> its preemptor: the victim sits out the next full pass
   // so that the room it left goes to the preemptor, not back to it.
   std::map<std::string, std::string> yielding_ ABSL_GUARDED_BY(mu_);
