@@ -133,10 +133,7 @@ bool Core::OnRegister(const v1::Register& reg, std::shared_ptr<AgentLink> link,
     if (assign_pending) continue;
     if (job.state() == v1::Job::placed && !job.cancel_requested()) {
       // Placed before a scheduler restart; the Assign may never have arrived.
-      v1::Envelope env;
-      *env.mutable_assign()->mutable_job() = job;
-      env.mutable_assign()->mutable_job()->clear_events();
-      agents_.SendReliable(rec, std::move(env), clock_->Now());
+      agents_.SendReliable(rec, AssignOf(job), clock_->Now());
       continue;
     }
     EndAttempt(job, job.cancel_requested() ? v1::Job::cancelled : v1::Job::lost,

@@ -3,6 +3,15 @@
 #include "absl/strings/str_cat.h"
 
 namespace portolan::scheduler {
+v1::Envelope AssignOf(v1::Job& job) {
+  google::protobuf::RepeatedPtrField<v1::JobEvent> events;
+  events.Swap(job.mutable_events());
+  v1::Envelope env;
+  *env.mutable_assign()->mutable_job() = job;
+  events.Swap(job.mutable_events());
+  return env;
+}
+
 void AddResources(v1::Resources* into, const v1::Resources& r, int sign) {
   into->set_cpus(into->cpus() + sign * r.cpus());
   into->set_memory_mb(into->memory_mb() + sign * r.memory_mb());

@@ -329,10 +329,7 @@ bool Core::CommitPlacement(v1::Job& job, const v1::Decision& d, const PolicyStat
              absl::StrCat("placed on agent ", d.placement().agent(), " at site ",
                           d.placement().site(), " (score ", d.placement().score(), ", policy ",
                           policy.meta.version(), basis, ")"));
-  v1::Envelope env;
-  *env.mutable_assign()->mutable_job() = job;
-  env.mutable_assign()->mutable_job()->clear_events();
-  agents_.SendReliable(rec, std::move(env), clock_->Now());
+  agents_.SendReliable(rec, AssignOf(job), clock_->Now());
   return true;
 }
 

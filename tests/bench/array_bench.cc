@@ -37,7 +37,7 @@ struct Setup {
   testing::FakeClock clock;
   testing::MemoryStore store;
   std::unique_ptr<scheduler::Core> core;
-  std::vector<std::shared_ptr<testing::FakeLink>> links;
+  std::vector<std::shared_ptr<testing::EncodingLink>> links;
 };
 
 std::unique_ptr<Setup> Start(const v1::Policy& policy, int agents, uint32_t pus) {
@@ -47,7 +47,7 @@ std::unique_ptr<Setup> Start(const v1::Policy& policy, int agents, uint32_t pus)
                                               &s->registry);
   if (!s->core->Recover().ok() || !s->core->ApplyPolicy(policy, "bench").ok()) return nullptr;
   for (int i = 0; i < agents; ++i) {
-    auto link = std::make_shared<testing::FakeLink>();
+    auto link = std::make_shared<testing::EncodingLink>();
     v1::Register reg = testing::SimpleRegister("agent-" + std::to_string(i), pus, "lingang-idc-1");
     if (!s->core->OnRegister(reg, link, "127.0.0.1:1")) return nullptr;
     s->links.push_back(std::move(link));

@@ -71,9 +71,9 @@ int main(int argc, char** argv) {
   testing::MemoryStore store;
   scheduler::Core core(scheduler::CoreOptions{}, &store, &clock, &registry);
   if (!core.Recover().ok() || !core.ApplyPolicy(policy, "bench").ok()) return 2;
-  std::vector<std::shared_ptr<testing::FakeLink>> links;
+  std::vector<std::shared_ptr<testing::EncodingLink>> links;
   for (int i = 0; i < agents; ++i) {
-    auto link = std::make_shared<testing::FakeLink>();
+    auto link = std::make_shared<testing::EncodingLink>();
     const char* site = kSites[i % (sizeof(kSites) / sizeof(kSites[0]))];
     v1::Register reg = testing::SimpleRegister("agent-" + std::to_string(i), 16, site);
     if (!core.OnRegister(reg, link, "127.0.0.1:1")) return 2;

@@ -81,7 +81,15 @@ TEST(HaIT, OneLeadsTheStandbyRedirectsAndAgentsFindTheLeader) {
   client::Client to_standby(absl::StrCat("http://127.0.0.1:", c.member_rest_port(standby)),
                             Cluster::kAdminToken);
   std::string body;
-  auto code = to_standby.Raw("GET", "/readyz", "", &body);
+  absl::StatusOr<int> code;
+  // The standby reads who leads every 200 ms: right after the election it
+  // may still say that none is elected yet.
+  WaitFor(
+      [&] {
+        code = to_standby.Raw("GET", "/readyz", "", &body);
+        return code.ok() && body.find("the leader is") != std::string::npos;
+      },
+      std::chrono::seconds(5));
   ASSERT_TRUE(code.ok());
   EXPECT_EQ(*code, 503);
   EXPECT_NE(body.find(absl::StrCat("the leader is s", leader + 1)), std::string::npos) << body;

@@ -31,6 +31,16 @@ class FakeLink : public scheduler::AgentLink {
   }
 };
 
+// What the scheduler's RPC session does with a message, less the socket: it
+// encodes it (scheduler/rpc/server.cc encodes a frame) and keeps nothing. For
+// benchmarks, where FakeLink's copy of every message would be measured too.
+class EncodingLink : public scheduler::AgentLink {
+ public:
+  void Send(const v1::Envelope& e) override { bytes += e.SerializeAsString().size(); }
+  void Close(const std::string&) override {}
+  size_t bytes = 0;
+};
+
 // A Register of agent `id` at `site`: one NUMA node of `pus` single-PU cores
 // and 16 GiB.
 inline v1::Register SimpleRegister(const std::string& id, uint32_t pus, const std::string& site) {
