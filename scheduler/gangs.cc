@@ -15,17 +15,6 @@ namespace {
 
 using SiteViews = std::map<std::string, std::vector<placement::AgentView>>;
 
-v1::Allocation AllocationOf(const v1::Decision& d) {
-  v1::Allocation a;
-  a.set_agent(d.placement().agent());
-  a.set_site(d.placement().site());
-  a.mutable_pus()->CopyFrom(d.placement().cpus());
-  a.mutable_numa_nodes()->CopyFrom(d.placement().numa_nodes());
-  a.mutable_gpu_ids()->CopyFrom(d.placement().gpus());
-  *a.mutable_numa_memory_mb() = d.placement().numa_memory_mb();
-  return a;
-}
-
 // The host part of an agent's peer address ("10.0.0.5:41234", "[::1]:5").
 std::string Host(const std::string& address) {
   const size_t colon = address.rfind(':');

@@ -287,15 +287,20 @@ bool Core::Admit(v1::Job& job, const v1::Tenant& tenant, QuotaVerdict* quota) {
   return true;
 }
 
+v1::Allocation AllocationOf(const v1::Decision& d) {
+  v1::Allocation a;
+  a.set_agent(d.placement().agent());
+  a.set_site(d.placement().site());
+  a.mutable_pus()->CopyFrom(d.placement().cpus());
+  a.mutable_numa_nodes()->CopyFrom(d.placement().numa_nodes());
+  a.mutable_gpu_ids()->CopyFrom(d.placement().gpus());
+  *a.mutable_numa_memory_mb() = d.placement().numa_memory_mb();
+  return a;
+}
+
 bool Core::CommitPlacement(v1::Job& job, const v1::Decision& d, const PolicyState& policy) {
   AgentRec& rec = agents_.at(d.placement().agent());
-  v1::Allocation alloc;
-  alloc.set_agent(d.placement().agent());
-  alloc.set_site(d.placement().site());
-  alloc.mutable_pus()->CopyFrom(d.placement().cpus());
-  alloc.mutable_numa_nodes()->CopyFrom(d.placement().numa_nodes());
-  alloc.mutable_gpu_ids()->CopyFrom(d.placement().gpus());
-  *alloc.mutable_numa_memory_mb() = d.placement().numa_memory_mb();
+  v1::Allocation alloc = AllocationOf(d);
   alloc.set_cpus(alloc.pus_size() > 0 ? alloc.pus_size() : job.resources().cpus());
   alloc.set_memory_mb(job.resources().memory_mb());
   alloc.set_gpus(job.resources().gpus());

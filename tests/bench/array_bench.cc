@@ -18,6 +18,7 @@
 #include "portolan/base/log.h"
 #include "portolan/codec/codec.h"
 #include "portolan/scheduler/core.h"
+#include "support/bench_policy.h"
 #include "support/fake_agent_link.h"
 #include "support/fake_clock.h"
 #include "support/memory_store.h"
@@ -76,15 +77,9 @@ int main(int argc, char** argv) {
     // Fewer separate jobs than tasks (their rate is steady; 0: as many).
     if (!strcmp(argv[i], "--separate")) (void)absl::SimpleAtoi(argv[i + 1], &separate_tasks);
   }
-  spdlog::set_level(spdlog::level::warn);
-  std::ifstream f(PORTOLAN_SOURCE_DIR "/deploy/policy/default.yaml");
-  std::stringstream text;
-  text << f.rdbuf();
-  v1::Policy policy;
-  if (absl::Status st = codec::ParseYaml(text.str(), &policy); !st.ok()) {
-    fprintf(stderr, "policy: %s\n", std::string(st.message()).c_str());
-    return 2;
-  }
+  const std::optional<v1::Policy> loaded = testing::BenchPolicy();
+  if (!loaded) return 2;
+  const v1::Policy& policy = *loaded;
   if (uint64_t{agents} * pus < tasks) {
     fprintf(stderr, "--agents x --pus must hold --tasks (%d x %u < %u)\n", agents, pus, tasks);
     return 2;

@@ -20,6 +20,7 @@
 #include "portolan/base/log.h"
 #include "portolan/codec/codec.h"
 #include "portolan/scheduler/core.h"
+#include "support/bench_policy.h"
 #include "support/fake_agent_link.h"
 #include "support/fake_clock.h"
 #include "support/memory_store.h"
@@ -56,15 +57,9 @@ int main(int argc, char** argv) {
     if (!strcmp(argv[i], "--tasks")) (void)absl::SimpleAtoi(argv[i + 1], &tasks);
     if (!strcmp(argv[i], "--reps")) (void)absl::SimpleAtoi(argv[i + 1], &reps);
   }
-  spdlog::set_level(spdlog::level::warn);
-  std::ifstream f(PORTOLAN_SOURCE_DIR "/deploy/policy/default.yaml");
-  std::stringstream text;
-  text << f.rdbuf();
-  v1::Policy policy;
-  if (absl::Status st = codec::ParseYaml(text.str(), &policy); !st.ok()) {
-    fprintf(stderr, "policy: %s\n", std::string(st.message()).c_str());
-    return 2;
-  }
+  const std::optional<v1::Policy> loaded = testing::BenchPolicy();
+  if (!loaded) return 2;
+  const v1::Policy& policy = *loaded;
   placement::Registry registry;
   placement::RegisterBuiltins(registry);
   testing::FakeClock clock;

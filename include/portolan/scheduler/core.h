@@ -41,6 +41,10 @@ inline constexpr int kMaxJobSites = 64;  // placement.sites, avoid_sites, max_rt
 inline constexpr int kMaxJobLabels = 32;
 inline constexpr int kMaxJobDependencies = 64;
 inline constexpr uint32_t kMaxArrayCount = 100000;
+// The agent, site and concrete PUs, NUMA nodes and GPUs a feasible decision
+// chose (what placement holds on the agent's topology).
+v1::Allocation AllocationOf(const v1::Decision& d);
+
 // Members of one gang at most (all are made, and decided, at once).
 inline constexpr uint32_t kMaxGangTasks = 1024;
 // An array has at most this many tasks made and waiting at once; more are
