@@ -63,7 +63,13 @@ void Core::PlaceGang(const std::string& gang, placement::DecisionInput in,
   // Dependencies, then quota for the whole gang at once.
   in.tenant = TenantFor(parent->tenant());
   QuotaVerdict quota;
-  if (!Admit(*members[0], *in.tenant, &quota)) return wait(members[0]->reason());
+  if (!Admit(*members[0], *in.tenant, &quota)) {
+    if (!IsTerminal(members[0]->state())) return wait(members[0]->reason());
+    // A dependency can no longer be met: the whole gang ends as it did.
+    for (size_t i = 1; i < members.size(); ++i)
+      Transition(*members[i], members[0]->state(), members[0]->reason());
+    return;
+  }
   v1::Resources all;
   for (size_t i = 0; i < members.size(); ++i) AddResources(&all, members[0]->resources(), 1);
   quota = CheckQuota(*in.tenant, usage_.Of(parent->tenant()), all);

@@ -134,6 +134,20 @@ TEST_F(GangTest, AFailedMemberStopsTheOthersAndTheGangRestartsWhole) {
   EXPECT_EQ(Get(g).state(), v1::Job::failed);
 }
 
+TEST_F(GangTest, AGangWhoseDependencyFailsEndsWhole) {
+  auto link = Register("lg1", 8);
+  const std::string dep = SubmitId(Spec(8));
+  v1::Job spec = Gang(2, v1::GangSpec::site);
+  spec.add_depends_on()->set_job(dep);
+  const std::string g = SubmitId(spec);
+  EXPECT_EQ(Placed(g), 0);
+  Update("lg1", link.get(), dep, v1::Job::running);
+  Update("lg1", link.get(), dep, v1::Job::failed, 1, 2);
+  core->Tick();
+  for (const v1::Job& m : Members(g)) EXPECT_EQ(m.state(), v1::Job::unschedulable) << m.id();
+  EXPECT_EQ(Get(g).state(), v1::Job::failed) << Get(g).reason();
+}
+
 TEST_F(GangTest, BadGangsAreRefusedNamingTheField) {
   Register("lg1", 8);
   struct Case {
