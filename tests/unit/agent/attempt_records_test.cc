@@ -212,6 +212,19 @@ TEST_F(RecoveryTest, AnAttemptThatEndedMeanwhileIsReportedWithItsStatus) {
   const std::string status = root + "/jobs/job-e-1/status";
   for (int i = 0; i < 500 && !ReadExitStatus(status).has_value(); ++i) usleep(10000);
   ASSERT_EQ(ReadExitStatus(status), 0);
+  // The supervisor writes the status just before it exits: wait until it has
+  // (a zombie, or gone), or a slow machine sees it still running and the
+  // agent re-adopts it instead.
+  const pid_t supervisor = Pid(*running);
+  auto exited = [&] {
+    std::ifstream stat("/proc/" + std::to_string(supervisor) + "/stat");
+    std::string line;
+    if (!std::getline(stat, line)) return true;
+    const size_t paren = line.rfind(')');
+    return paren != std::string::npos && paren + 2 < line.size() && line[paren + 2] == 'Z';
+  };
+  for (int i = 0; i < 500 && !exited(); ++i) usleep(10000);
+  ASSERT_TRUE(exited());
   updates.clear();
   Open(true);
   auto rec = exec->Recover();
