@@ -129,6 +129,33 @@ std::optional<uint64_t> ProcessStartTicks(pid_t pid, const std::string& proc) {
   return ticks;
 }
 
+std::vector<pid_t> ProcessesWithFileOpen(const std::string& path, const std::string& proc) {
+  std::vector<pid_t> out;
+  struct stat target;
+  if (stat(path.c_str(), &target) != 0) return out;
+  DIR* procs = opendir(proc.c_str());
+  if (procs == nullptr) return out;
+  while (const dirent* e = readdir(procs)) {
+    pid_t pid = 0;
+    if (!absl::SimpleAtoi(e->d_name, &pid) || pid <= 0) continue;
+    const std::string fds = absl::StrCat(proc, "/", pid, "/fd");
+    DIR* d = opendir(fds.c_str());
+    if (d == nullptr) continue;  // gone, or not ours to look at
+    while (const dirent* f = readdir(d)) {
+      if (f->d_name[0] == '.') continue;
+      struct stat st;
+      if (stat(absl::StrCat(fds, "/", f->d_name).c_str(), &st) == 0 && st.st_dev == target.st_dev &&
+          st.st_ino == target.st_ino) {
+        out.push_back(pid);
+        break;
+      }
+    }
+    closedir(d);
+  }
+  closedir(procs);
+  return out;
+}
+
 std::optional<int> ReadExitStatus(const std::string& path) {
   const std::string text(absl::StripAsciiWhitespace(base::ReadSmallFile(path)));
   int status = 0;

@@ -59,6 +59,14 @@ std::string BootId();
 // When `pid` started, in clock ticks since boot (field 22 of /proc/PID/stat);
 // nullopt when there is no such process.
 std::optional<uint64_t> ProcessStartTicks(pid_t pid, const std::string& proc = "/proc");
+// The processes that hold `path` open, matched by device and inode through
+// /proc/PID/fd (so across mount namespaces too). An attempt's supervisor holds
+// its status file open from the agent's fork until it exits, and nothing
+// else does once the job's program has been exec'd: this finds a supervisor
+// whose pid the agent died before recording. Processes this one may not
+// inspect are skipped.
+std::vector<pid_t> ProcessesWithFileOpen(const std::string& path,
+                                         const std::string& proc = "/proc");
 
 // How a job attempt's program ended, from the status file its supervisor
 // writes ("<wait status>\n"); nullopt when the file is absent or empty (the

@@ -87,12 +87,12 @@ absl::StatusOr<Recovery> Executor::Recover() {
       // The same process: same boot, same pid, same start time, checked
       // again once we hold a descriptor for it (the pid could be reused in
       // between).
+      const bool found = r.pid() == 0 && r.boot_id() == boot_id_ && FindUnrecorded(p);
       bool alive = false;
-      if (r.pid() > 0 && r.boot_id() == boot_id_ && r.pid_start_ticks() != 0 &&
-          ProcessStartTicks(r.pid()) == r.pid_start_ticks()) {
-        p.pidfd = PidfdOpen(r.pid());
-        alive =
-            p.pidfd >= 0 && ProcessStartTicks(r.pid()) == r.pid_start_ticks() && !Exited(p.pidfd);
+      if (p.pid > 0 && r.boot_id() == boot_id_ && p.start_ticks != 0 &&
+          ProcessStartTicks(p.pid) == p.start_ticks) {
+        p.pidfd = PidfdOpen(p.pid);
+        alive = p.pidfd >= 0 && ProcessStartTicks(p.pid) == p.start_ticks && !Exited(p.pidfd);
       }
       if (alive && p.stopped_by_exit) {
         // Told to stop as the last agent shut down, and it has not yet.
@@ -106,9 +106,12 @@ absl::StatusOr<Recovery> Executor::Recover() {
         if (p.cgroup) kept_cgroups.insert(p.cgroup_name);
         p.reported_log_bytes = 0;  // the tail is sent again with the next heartbeat
         ++out.adopted;
-        spdlog::info("{}: re-adopted (supervisor pid {}, running for {}{})", what, p.pid,
-                     Runtime(clock_->Now() - p.started),
-                     p.cancel_requested ? "; it was being cancelled" : "");
+        if (found) SaveRecord(p);
+        spdlog::info(
+            "{}: re-adopted (supervisor pid {}{}, running for {}{})", what, p.pid,
+            found ? ", found by its status file: the agent had stopped before recording it" : "",
+            Runtime(clock_->Now() - p.started),
+            p.cancel_requested ? "; it was being cancelled" : "");
         if (p.cancel_requested || p.timed_out)
           Terminate(p, "still stopping after an agent restart");
         continue;
@@ -117,15 +120,19 @@ absl::StatusOr<Recovery> Executor::Recover() {
       if (r.boot_id() != boot_id_) {
         updates.push_back(
             Lost(p, "the machine restarted while the attempt ran; its processes are gone"));
-      } else if (r.pid() == 0) {
-        updates.push_back(Lost(p,
-                               "the agent stopped while it was starting the attempt; whatever "
-                               "of it had started was killed"));
       } else if (p.stopped_by_exit) {
         updates.push_back(Lost(p, "stopped as the agent shut down (--stop-jobs-on-exit)"));
       } else if (auto status = ReadExitStatus(p.dir + "/status")) {
+        // Also when the agent stopped before recording the supervisor's pid:
+        // the program ran to its end, and is not run again.
         updates.push_back(Ended(p, *status, FileMtime(p.dir + "/status", clock_->Now())));
         absl::StrAppend(updates.back().mutable_message(), "; it ended while the agent was down");
+      } else if (p.pid == 0) {
+        // No process holds its status file: its supervisor never started,
+        // or it died unheard; what is left of it goes with the cgroup and uid.
+        updates.push_back(Lost(p,
+                               "the agent stopped while it was starting the attempt, before the "
+                               "program ran to its end; whatever of it had started was killed"));
       } else {
         updates.push_back(
             Lost(p, absl::StrCat("its supervisor (pid ", r.pid(),
@@ -140,6 +147,28 @@ absl::StatusOr<Recovery> Executor::Recover() {
   for (const v1::JobUpdate& u : updates) on_update_(u);
   cv_.SignalAll();
   return out;
+}
+
+bool Executor::FindUnrecorded(Proc& p) {
+  // Several holders are a fork not yet exec'd (the supervisor's own child
+  // closes its copy just before it execs the program): looked at again
+  // shortly.
+  const std::string status = p.dir + "/status";
+  for (int i = 0; i < 50; ++i) {
+    std::vector<pid_t> holders = ProcessesWithFileOpen(status);
+    if (holders.empty()) return false;
+    if (holders.size() == 1) {
+      std::optional<uint64_t> ticks = ProcessStartTicks(holders[0]);
+      if (!ticks) return false;
+      p.pid = holders[0];
+      p.start_ticks = *ticks;
+      return true;
+    }
+    usleep(10000);
+  }
+  spdlog::warn("job {} attempt {}: several processes hold {} open; treated as unaccounted for",
+               p.job.id(), p.job.attempt(), status);
+  return false;
 }
 
 void Executor::KillUnaccounted(const std::set<std::string>& kept_cgroups, Recovery& out) {

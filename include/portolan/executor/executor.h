@@ -206,6 +206,10 @@ class Executor {
   bool Launched(const v1::Job& job, pid_t pid, const std::string& workdir,
                 const std::string& described, std::unique_ptr<JobCgroup>& cg,
                 std::optional<uid_t>& dynamic_uid);
+  // For a record without a pid (the agent stopped between starting the
+  // supervisor and recording it): finds the supervisor by the status file it
+  // holds open and sets p.pid and p.start_ticks. False if none holds it.
+  bool FindUnrecorded(Proc& p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Recover's last step: kills what no record accounts for.
   void KillUnaccounted(const std::set<std::string>& kept_cgroups, Recovery& out)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -2,6 +2,7 @@
 // them: real files, real processes under the real portolan-job-init.
 #include "agent/executor/attempt_records.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -164,6 +165,24 @@ class RecoveryTest : public ::testing::Test {
     return n;
   }
 
+  static std::vector<v1::AttemptRecord> LoadRecords(const std::string& dir) {
+    std::vector<v1::AttemptRecord> out;
+    std::vector<std::string> problems;
+    EXPECT_TRUE(executor::AttemptRecords(dir).Load(&out, &problems).ok());
+    EXPECT_TRUE(problems.empty());
+    return out;
+  }
+  // Rewrites every record as the agent left it between starting the
+  // supervisor and recording its pid.
+  void ForgetPids() {
+    executor::AttemptRecords records(root + "/attempts");
+    for (v1::AttemptRecord r : LoadRecords(records.dir())) {
+      r.set_pid(0);
+      r.set_pid_start_ticks(0);
+      ASSERT_TRUE(records.Put(r).ok());
+    }
+  }
+
   std::string root;
   std::mutex mu;
   std::condition_variable cv;
@@ -236,6 +255,97 @@ TEST_F(RecoveryTest, AnAttemptThatEndedMeanwhileIsReportedWithItsStatus) {
   EXPECT_EQ(final->state(), v1::Job::succeeded) << final->message();
   EXPECT_NE(final->message().find("while the agent was down"), std::string::npos);
   EXPECT_EQ(final->logs().stdout(), "done\n");
+}
+
+TEST(AttemptRecordsTest, ProcessesWithFileOpenFindsTheHolderByInode) {
+  const std::string dir = TestDir("holders");
+  std::filesystem::create_directories(dir);
+  const std::string path = dir + "/status";
+  std::ofstream(path).flush();
+  EXPECT_TRUE(ProcessesWithFileOpen(path).empty());
+  const int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  const std::vector<pid_t> holders = ProcessesWithFileOpen(path);
+  EXPECT_EQ(holders, std::vector<pid_t>{getpid()});
+  close(fd);
+  EXPECT_TRUE(ProcessesWithFileOpen(path).empty());
+  EXPECT_TRUE(ProcessesWithFileOpen(dir + "/absent").empty());
+  std::filesystem::remove_all(dir);
+}
+
+// The agent stopped after starting the attempt's supervisor but before it
+// recorded its pid: the next agent finds the supervisor by its status file.
+TEST_F(RecoveryTest, ASupervisorWhosePidWasNotYetRecordedIsFoundAndReAdopted) {
+  Open(/*keep_running=*/true);
+  ASSERT_TRUE(exec->Recover().ok());
+  exec->Start(Job("job-u", "sleep 0.8; echo hi; exit 3"));
+  auto running = Wait("job-u", false);
+  ASSERT_TRUE(running.has_value());
+  const pid_t pid = Pid(*running);
+  exec.reset();
+  ForgetPids();
+  updates.clear();
+  Open(true);
+  auto rec = exec->Recover();
+  ASSERT_TRUE(rec.ok()) << rec.status();
+  EXPECT_EQ(rec->adopted, 1);
+  EXPECT_EQ(rec->ended, 0);
+  EXPECT_EQ(kill(pid, 0), 0) << "re-adopted, not killed";
+  auto again = LoadRecords(root + "/attempts");
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].pid(), pid) << "the pid found is recorded at once";
+  auto final = Wait("job-u", true);
+  ASSERT_TRUE(final.has_value());
+  EXPECT_EQ(final->state(), v1::Job::failed);
+  EXPECT_EQ(final->exit_code(), 3);
+  EXPECT_EQ(final->logs().stdout(), "hi\n");
+}
+
+// Same, but the program ran to its end before the next agent looked: it is
+// reported with its status, not lost (which would run it a second time).
+TEST_F(RecoveryTest, AnAttemptThatEndedBeforeItsPidWasRecordedIsReportedNotRerun) {
+  Open(true);
+  ASSERT_TRUE(exec->Recover().ok());
+  exec->Start(Job("job-v", "echo done"));
+  auto running = Wait("job-v", false);
+  ASSERT_TRUE(running.has_value());
+  exec.reset();
+  ForgetPids();
+  const std::string status = root + "/jobs/job-v-1/status";
+  for (int i = 0; i < 500 && !ReadExitStatus(status).has_value(); ++i) usleep(10000);
+  ASSERT_EQ(ReadExitStatus(status), 0);
+  updates.clear();
+  Open(true);
+  auto rec = exec->Recover();
+  ASSERT_TRUE(rec.ok());
+  EXPECT_EQ(rec->adopted + rec->ended, 1);
+  auto final = Wait("job-v", true);
+  ASSERT_TRUE(final.has_value());
+  EXPECT_EQ(final->state(), v1::Job::succeeded) << final->message();
+  EXPECT_EQ(final->logs().stdout(), "done\n");
+}
+
+// No pid and nothing holds the status file: the supervisor never started.
+TEST_F(RecoveryTest, AnAttemptWhoseSupervisorNeverStartedIsReportedLost) {
+  executor::AttemptRecords records(root + "/attempts");
+  ASSERT_TRUE(records.Init().ok());
+  v1::AttemptRecord r = Sample("job-n", 1);
+  r.set_dir(root + "/jobs/job-n-1");
+  std::filesystem::create_directories(r.dir());
+  std::ofstream(r.dir() + "/status").flush();
+  r.set_pid(0);
+  r.set_pid_start_ticks(0);
+  r.set_boot_id(BootId());
+  ASSERT_TRUE(records.Put(r).ok());
+  Open(true);
+  auto rec = exec->Recover();
+  ASSERT_TRUE(rec.ok());
+  EXPECT_EQ(rec->adopted, 0);
+  auto final = Wait("job-n", true);
+  ASSERT_TRUE(final.has_value());
+  EXPECT_EQ(final->state(), v1::Job::lost);
+  EXPECT_NE(final->message().find("while it was starting the attempt"), std::string::npos)
+      << final->message();
 }
 
 TEST_F(RecoveryTest, StopJobsOnExitStopsThemAndTheNextRunReportsThemLost) {
