@@ -5,10 +5,13 @@
 namespace portolan::scheduler {
 v1::Envelope AssignOf(v1::Job& job) {
   google::protobuf::RepeatedPtrField<v1::JobEvent> events;
+  google::protobuf::RepeatedPtrField<v1::Attempt> attempts;
   events.Swap(job.mutable_events());
+  attempts.Swap(job.mutable_attempts());
   v1::Envelope env;
   *env.mutable_assign()->mutable_job() = job;
   events.Swap(job.mutable_events());
+  attempts.Swap(job.mutable_attempts());
   return env;
 }
 

@@ -21,11 +21,25 @@ void Core::MakeTasks() {
     uint32_t n = std::min(a.pending(), kArrayWindow > queued ? kArrayWindow - queued : 0u);
     if (a.parallelism > 0) n = std::min(n, a.parallelism > live ? a.parallelism - live : 0u);
     if (n == 0) continue;
+    // Shared by the tasks: the spec is what decisions and simulations read
+    // (resources, topology, data, placement), the same for every task.
+    const std::shared_ptr<const simulate::JobSpec> spec = jobs_.Find(id)->spec;
+    // What every task copies: the array job without its history and counts
+    // (moved out for the copy and back, not copied and cleared).
+    v1::Job tmpl;
+    {
+      google::protobuf::RepeatedPtrField<v1::JobEvent> events;
+      google::protobuf::Map<std::string, uint32_t> counts;
+      events.Swap(parent->mutable_events());
+      counts.swap(*parent->mutable_task_counts());
+      tmpl = *parent;
+      events.Swap(parent->mutable_events());
+      counts.swap(*parent->mutable_task_counts());
+    }
+    tmpl.clear_cancel_requested();
+    tmpl.clear_reason();
     for (uint32_t index : ArrayTable::Take(a, n)) {
-      v1::Job task = *parent;
-      task.clear_events();
-      task.clear_task_counts();
-      task.clear_cancel_requested();
+      v1::Job task = tmpl;
       task.set_id(TaskId(id, index));
       task.set_array_job(id);
       task.set_array_index(index);
@@ -37,7 +51,7 @@ void Core::MakeTasks() {
       ev->set_message(absl::StrCat("task ", index, " of array ", id));
       // Stored at its first transition: a task that has not started is
       // made again after a restart, as it would be now.
-      const v1::Job& made = jobs_.Add(std::move(task));
+      const v1::Job& made = jobs_.Add(std::move(task), spec);
       IndexDependencies(made);
       ArrayTable::OnTask(a, index, v1::Job::state_unspecified, v1::Job::queued);
     }

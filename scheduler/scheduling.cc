@@ -312,9 +312,9 @@ bool Core::CommitPlacement(v1::Job& job, const v1::Decision& d, const PolicyStat
       return false;
     }
   }
-  *job.mutable_allocation() = alloc;
+  *job.mutable_allocation() = std::move(alloc);
   preempting_.erase(job.id());
-  usage_.Hold(job.id(), job.tenant(), alloc.site(), job.resources());
+  usage_.Hold(job.id(), job.tenant(), job.allocation().site(), job.resources());
   job.set_attempt(job.attempt() + 1);
   rec.info.add_jobs(job.id());
   AgentRegistry::SyncAllocated(rec);

@@ -151,6 +151,7 @@ absl::Status Core::SnapshotActive(bool holding_only, size_t max_jobs,
           continue;
         if (out->size() >= max_jobs) return TooMany(max_jobs);
         simulate::Job& s = out->emplace_back();
+        s.id = id;
         s.spec = rec->spec;
         s.state = j.state();
         s.site = j.allocation().site();
@@ -172,6 +173,7 @@ absl::Status Core::SnapshotActive(bool holding_only, size_t max_jobs,
       if (rec == nullptr || !rec->spec) continue;
       if (out->size() >= max_jobs) return TooMany(max_jobs);
       simulate::Job& s = out->emplace_back();
+      s.id = std::get<2>(*it);
       s.spec = rec->spec;
       s.state = v1::Job::queued;
     }

@@ -282,7 +282,7 @@ class Tally {
  private:
   v1::SimulatedChange& Add(const Job& job, Kind kind) {
     v1::SimulatedChange& c = changes_.emplace_back();
-    c.set_job(job.spec->job.id());
+    c.set_job(job.Id());
     c.set_tenant(job.spec->job.tenant());
     c.set_kind(kind);
     c.set_state(job.state);

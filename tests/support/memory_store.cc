@@ -21,16 +21,18 @@ int64_t SubmittedNs(const v1::Job& j) {
 absl::Status MemoryStore::PutJob(const v1::Job& job) {
   std::lock_guard<std::mutex> lock(mu_);
   if (!fail_with_.ok()) return fail_with_;
-  jobs_[job.id()] = job;
+  job.SerializeToString(&jobs_[job.id()]);
   ++job_writes_;
   return absl::OkStatus();
 }
 absl::StatusOr<store::StoredJobs> MemoryStore::LoadJobs() {
   std::lock_guard<std::mutex> lock(mu_);
   store::StoredJobs out;
-  for (const auto& [id, j] : jobs_) {
+  for (const auto& [id, bytes] : jobs_) {
+    v1::Job j;
+    j.ParseFromString(bytes);
     if (!Ended(j.state())) {
-      out.active.push_back(j);
+      out.active.push_back(std::move(j));
       continue;
     }
     store::JobSummary& e = out.ended.emplace_back();
@@ -50,7 +52,9 @@ absl::StatusOr<v1::Job> MemoryStore::GetJob(const std::string& id) {
   ++job_reads_;
   auto it = jobs_.find(id);
   if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("no job ", id, " stored"));
-  return it->second;
+  v1::Job j;
+  j.ParseFromString(it->second);
+  return j;
 }
 absl::Status MemoryStore::ReadJobs(const std::vector<std::string>& ids,
                                    const std::function<void(v1::Job)>& fn) {
@@ -59,7 +63,7 @@ absl::Status MemoryStore::ReadJobs(const std::vector<std::string>& ids,
     std::lock_guard<std::mutex> lock(mu_);
     for (const std::string& id : ids) {
       auto it = jobs_.find(id);
-      if (it != jobs_.end()) found.push_back(it->second);
+      if (it != jobs_.end()) found.emplace_back().ParseFromString(it->second);
     }
   }
   for (v1::Job& j : found) fn(std::move(j));
@@ -93,7 +97,7 @@ absl::StatusOr<v1::JobLogs> MemoryStore::GetLogs(const std::string& job_id) {
 absl::Status MemoryStore::PutDecision(const std::string& job_id, const v1::Decision& d) {
   std::lock_guard<std::mutex> lock(mu_);
   if (!fail_with_.ok()) return fail_with_;
-  decisions_[job_id] = d;
+  d.SerializeToString(&decisions_[job_id]);
   return absl::OkStatus();
 }
 absl::StatusOr<v1::Decision> MemoryStore::GetDecision(const std::string& job_id) {
@@ -101,7 +105,9 @@ absl::StatusOr<v1::Decision> MemoryStore::GetDecision(const std::string& job_id)
   auto it = decisions_.find(job_id);
   if (it == decisions_.end())
     return absl::NotFoundError(absl::StrCat("no decision stored for job ", job_id));
-  return it->second;
+  v1::Decision d;
+  d.ParseFromString(it->second);
+  return d;
 }
 absl::Status MemoryStore::PutTenant(const v1::Tenant& t) {
   std::lock_guard<std::mutex> lock(mu_);

@@ -60,9 +60,10 @@ struct AgentRecord {
 // `into` += `sign` × `r`, field by field (cpus, memory, gpus).
 void AddResources(v1::Resources* into, const v1::Resources& r, int sign);
 
-// An Assign of `job` without its events (the agent has no use for them; a
-// job's history can be long), made without copying them: they are moved out
-// of `job` for the copy and back, so `job` is unchanged afterwards.
+// An Assign of `job` without its events and earlier attempts (the agent has
+// no use for them; a job's history can be long), made without copying them:
+// they are moved out of `job` for the copy and back, so `job` is unchanged
+// afterwards.
 v1::Envelope AssignOf(v1::Job& job);
 
 class AgentRegistry {

@@ -65,6 +65,10 @@ struct JobSpec {
 std::shared_ptr<const JobSpec> Spec(const v1::Job& job);
 
 struct Job {
+  // The tasks of an array share their array job's spec (same shape, same
+  // data), so a task's own id is kept here; empty: spec->job.id().
+  std::string id;
+  const std::string& Id() const { return id.empty() ? spec->job.id() : id; }
   std::shared_ptr<const JobSpec> spec;
   v1::Job::State state = v1::Job::state_unspecified;
   std::string site, agent;  // where a placed or running job is

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "portolan/base/strings.h"
@@ -167,6 +168,32 @@ TEST_F(SimulateTest, ThePolicyInForceChangesNothing) {
   EXPECT_EQ(r->summary().cross_border().added_size(), 0);
   EXPECT_EQ(r->policy_version(), "v1");
   EXPECT_EQ(r->summary().currency(), "USD");
+}
+
+// Array tasks share their array job's spec; each change still names its task.
+TEST_F(SimulateTest, ArrayTasksAreListedEachUnderItsOwnId) {
+  Register("sg-a", "singapore-1", 8);
+  v1::Job spec = Spec("acme", 1, "singapore-1");
+  AddData(spec, "CN", v1::Dataset::general, "lingang-idc-1");
+  spec.mutable_array()->set_count(3);
+  auto sub = core->Submit(spec);
+  ASSERT_TRUE(sub.ok()) << sub.status();
+  core->Tick();
+  std::set<std::string> tasks;
+  for (int i = 0; i < 3; ++i) {
+    auto t = core->GetJob(absl::StrCat(sub->first.id(), "[", i, "]"));
+    ASSERT_TRUE(t.ok()) << t.status();
+    ASSERT_EQ(t->state(), v1::Job::placed);
+    tasks.insert(t->id());
+  }
+  auto r = Simulate(absl::StrCat(R"({"policy": )", PolicyJson(DenyCnToSg(policy)), "}"));
+  ASSERT_TRUE(r.ok()) << r.status();
+  std::set<std::string> changed;
+  for (const auto& c : r->changes()) {
+    EXPECT_EQ(c.kind(), v1::SimulatedChange::violation) << c.job();
+    changed.insert(c.job());
+  }
+  EXPECT_EQ(changed, tasks) << codec::ToJson(*r);
 }
 
 TEST_F(SimulateTest, DenyingADestinationListsTheJobsPlacedThere) {
@@ -468,8 +495,8 @@ TEST_F(SimulateTest, SimulatedDecisionsAreWhatPlanDecides) {
     limits.threads = 2;
     limits.on_decisions = [&](const simulate::Job& j, const v1::Decision& b,
                               const v1::Decision& k) {
-      base[j.spec->job.id()] = b;
-      cand[j.spec->job.id()] = k;
+      base[j.Id()] = b;
+      cand[j.Id()] = k;
     };
     v1::SimulateRequest r;
     *r.mutable_policy() = candidate;
