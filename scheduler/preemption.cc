@@ -19,17 +19,27 @@ bool Covers(const v1::Resources& free, const v1::Resources& want) {
          free.gpus() >= want.gpus();
 }
 
-bool HasLabels(const v1::Agent& agent, const v1::Job& job) {
-  for (const auto& [k, v] : job.placement().agent_labels()) {
-    auto it = agent.labels().find(k);
-    if (it == agent.labels().end() || it->second != v) return false;
-  }
-  return true;
+// Whether `engine` places the job of `in` on `agent` when it is the only
+// agent there is, with `free` and `topo` as they would be once the victims
+// have stopped: every filter the policy configures has its say, not only the
+// capacity counted above.
+bool DecidedOnto(const placement::DecisionInput& in, const placement::Engine& engine,
+                 const v1::Agent& agent, const v1::Resources& free,
+                 const topology::AgentTopology* topo) {
+  std::map<std::string, std::vector<placement::AgentView>> only;
+  only[agent.site()].push_back(placement::AgentView{&agent, free, topo});
+  placement::DecisionInput one = in;
+  one.agents_by_site = &only;
+  const v1::Decision d = engine.Decide(one);
+  return d.feasible() && d.placement().agent() == agent.id();
 }
 
 }  // namespace
 
-std::optional<Core::Preemption> Core::FindPreemption(const v1::Job& job, const v1::Decision& d) {
+std::optional<Core::Preemption> Core::FindPreemption(const placement::DecisionInput& in,
+                                                     const placement::Engine& engine,
+                                                     const v1::Decision& d) {
+  const v1::Job& job = *in.job;
   if (job.priority() <= 0 || d.feasible() || d.unschedulable()) return std::nullopt;
   std::set<std::string> sites;  // allowed by the decision: residency, latency, the job's choice
   for (const v1::SiteDecision& s : d.sites()) {
@@ -39,10 +49,9 @@ std::optional<Core::Preemption> Core::FindPreemption(const v1::Job& job, const v
   std::optional<Preemption> best;
   int best_top = 0;  // the highest victim priority of `best`
   for (auto& [id, rec] : agents_) {
-    if (!sites.contains(rec.info.site()) || rec.info.state() != v1::Agent::ready ||
-        rec.link == nullptr || !HasLabels(rec.info, job)) {
-      continue;
-    }
+    // Whether the agent may take the job at all (state, labels, isolation,
+    // hardware) is the engine's to say, below, once victims are found.
+    if (!sites.contains(rec.info.site()) || rec.link == nullptr) continue;
     // Running jobs it may stop: lower priority, not stopping already, not a
     // gang's member (never part of a gang) — lowest priority first, larger
     // first.
@@ -95,6 +104,7 @@ std::optional<Core::Preemption> Core::FindPreemption(const v1::Job& job, const v
         take(taken[k], +1);
       }
     }
+    if (!DecidedOnto(in, engine, rec.info, free, topo ? &*topo : nullptr)) continue;
     const int top = taken.back()->priority();
     if (best && (taken.size() > best->victims.size() ||
                  (taken.size() == best->victims.size() && top >= best_top))) {
@@ -107,7 +117,8 @@ std::optional<Core::Preemption> Core::FindPreemption(const v1::Job& job, const v
   return best;
 }
 
-void Core::MaybePreempt(v1::Job& job, const v1::Decision& d) {
+void Core::MaybePreempt(v1::Job& job, const placement::DecisionInput& in,
+                        const placement::Engine& engine, const v1::Decision& d) {
   if (auto it = preempting_.find(job.id()); it != preempting_.end()) {
     // Victims still stopping: wait for them rather than preempt again.
     std::vector<std::string> left;
@@ -122,7 +133,7 @@ void Core::MaybePreempt(v1::Job& job, const v1::Decision& d) {
     }
     preempting_.erase(it);
   }
-  std::optional<Preemption> p = FindPreemption(job, d);
+  std::optional<Preemption> p = FindPreemption(in, engine, d);
   if (!p) return;
   const std::string why =
       absl::StrCat("preempted by job ", job.id(), " (priority ", job.priority(), ")");

@@ -173,7 +173,7 @@ void Core::ScheduleLocked(const std::string* only) {
       waiting_decisions_[job.id()] = kept;
       if (cls.empty()) cls = job_class;
       full_classes.emplace(std::move(cls), Full{std::move(kept), d.reason()});
-      if (job.priority() > 0) MaybePreempt(job, d);
+      if (job.priority() > 0) MaybePreempt(job, in, *policy->engine, d);
       continue;
     }
     // Reserve (the residency plugin counts the exports in the ledger), then

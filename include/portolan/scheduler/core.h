@@ -246,19 +246,25 @@ class Core {
   void RequestStop(v1::Job& job, const std::string& event, const std::string& reason,
                    absl::Duration grace = absl::ZeroDuration()) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Preemption (preemption.cc): the running jobs of lower priority on one
-  // agent of a site `d` allows whose removal lets `job` fit there — fewest,
-  // then lowest priority, first; none when no agent would do. Then asks
-  // them to stop (SIGTERM, --preempt-grace-s, SIGKILL); they are requeued
-  // with the event "preempted by job-…" when they end (EndAttempt).
+  // agent of a site `d` allows whose removal lets the job of `in` fit there
+  // — fewest, then lowest priority, first; none when no agent would do. An
+  // agent counts only if `engine` decides the job onto it as it would be
+  // without those jobs (every filter of the policy: health, isolation,
+  // labels, resources, NUMA and GPUs). Then asks them to stop (SIGTERM,
+  // --preempt-grace-s, SIGKILL); they are requeued with the event
+  // "preempted by job-…" when they end (EndAttempt).
   struct Preemption {
     std::string agent;
     std::vector<std::string> victims;
   };
-  std::optional<Preemption> FindPreemption(const v1::Job& job, const v1::Decision& d)
+  std::optional<Preemption> FindPreemption(const placement::DecisionInput& in,
+                                           const placement::Engine& engine, const v1::Decision& d)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // In a pass, for a job that waits for capacity: preempts when it may
   // (once; then the job waits for its victims) and says so in its reason.
-  void MaybePreempt(v1::Job& job, const v1::Decision& d) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void MaybePreempt(v1::Job& job, const placement::DecisionInput& in,
+                    const placement::Engine& engine, const v1::Decision& d)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // EndAttempt of a job stopped for a preemption (requeued at once, unless
   // it succeeded meanwhile) or because a member of its gang failed (requeued
   // with the gang, or failed); false for any other job.

@@ -162,5 +162,45 @@ TEST_F(PreemptionTest, AVictimThatSucceedsOrIsCancelledMeanwhileIsNotRequeued) {
   EXPECT_EQ(Get(r->first.id()).state(), v1::Job::placed) << Get(r->first.id()).reason();
 }
 
+// The victims' agent must take the preemptor by every filter of the policy,
+// not only by its free capacity: here the site came to require PID
+// namespaces after the low-priority jobs started, and only one agent has
+// them. Stopping jobs on the other would free room the job may not use.
+TEST_F(PreemptionTest, NeverStopsJobsOnAnAgentThePolicyWouldNotGiveTheJob) {
+  auto plain = Register("a1", 4);
+  const std::string on_plain = Run("a1", plain.get(), 4, 0);
+  auto link = std::make_shared<FakeLink>();
+  v1::Register reg = testing::SimpleRegister("a2", 4, "lingang-idc-1");
+  reg.mutable_isolation()->set_pid_ns(true);
+  ASSERT_TRUE(core->OnRegister(reg, link, "127.0.0.1:1"));
+  const std::string on_isolated = Run("a2", link.get(), 4, 0);
+  v1::Policy p;
+  ASSERT_TRUE(codec::ParseYaml(kPolicy, &p).ok());
+  p.mutable_sites(0)->mutable_isolation_required()->set_pid_ns(true);
+  p.mutable_plugins()->add_filters("isolation");
+  ASSERT_TRUE(core->ApplyPolicy(p, "test").ok());
+
+  v1::Job urgent = Spec(4);
+  urgent.set_priority(10);
+  auto plan = core->Plan(urgent);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_TRUE(absl::StrContains(plan->reason(), "would preempt: " + on_isolated + " on agent a2"))
+      << plan->reason();
+  auto r = core->Submit(urgent);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(plain->Cancels().empty()) << "a1 lacks the PID namespace the site now requires";
+  EXPECT_EQ(Cancelled(*link), std::vector<std::string>{on_isolated});
+  EXPECT_EQ(Get(on_plain).state(), v1::Job::running);
+
+  // With neither agent acceptable, nothing is stopped at all.
+  p.mutable_sites(0)->mutable_isolation_required()->set_mount_ns(true);
+  ASSERT_TRUE(core->ApplyPolicy(p, "test").ok());
+  v1::Job other = Spec(4);
+  other.set_priority(20);
+  auto plan2 = core->Plan(other);
+  ASSERT_TRUE(plan2.ok());
+  EXPECT_FALSE(absl::StrContains(plan2->reason(), "would preempt")) << plan2->reason();
+}
+
 }  // namespace
 }  // namespace portolan::scheduler
