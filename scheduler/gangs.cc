@@ -212,6 +212,33 @@ absl::StatusOr<std::vector<v1::Decision>> Core::FitGang(placement::DecisionInput
   return absl::UnavailableError(absl::StrCat("waiting: ", GangName(g), ": ", why));
 }
 
+void Core::PlanGang(placement::DecisionInput in, const v1::Job& spec, v1::Decision& d) {
+  if (d.unschedulable()) return;
+  const v1::GangSpec& g = spec.gang();
+  auto wait = [&](const std::string& reason) {
+    d.set_feasible(false);
+    d.clear_placement();
+    d.set_reason(reason);
+  };
+  v1::Resources all;
+  for (uint32_t i = 0; i < g.tasks(); ++i) AddResources(&all, spec.resources(), 1);
+  const QuotaVerdict quota = CheckQuota(*in.tenant, usage_.Of(spec.tenant()), all);
+  if (!quota.ok) return wait(absl::StrCat(quota.reason, " (for the ", GangName(g), ")"));
+  in.quota_closed = quota.closed_sites.empty() ? nullptr : &quota.closed_sites;
+  // Stand-ins for the members (ids only key the allocations FitGang holds
+  // while it tries; scheduler ids never look like these).
+  std::vector<v1::Job> copies(g.tasks(), spec);
+  std::vector<v1::Job*> members;
+  for (uint32_t i = 0; i < g.tasks(); ++i) {
+    copies[i].set_id(absl::StrCat("plan[", i, "]"));
+    members.push_back(&copies[i]);
+  }
+  auto fit = FitGang(in, *policy_, d, members);
+  if (!fit.ok()) return wait(std::string(fit.status().message()));
+  *d.mutable_placement() = (*fit)[0].placement();
+  for (const v1::Decision& m : *fit) *d.add_gang_members() = m.placement();
+}
+
 bool Core::StopGang(const v1::Job& failed, v1::Job::State outcome, bool retry,
                     absl::Time not_before) {
   ArrayTable::Array* a = arrays_.Find(failed.array_job());

@@ -103,7 +103,9 @@ absl::StatusOr<v1::Decision> Core::Plan(v1::Job spec) {
   in.today = absl::ToCivilDay(clock_->Now(), absl::UTCTimeZone());
   in.agents_by_site = &by_site;
   v1::Decision d = policy_->engine->Decide(in);
-  if (std::optional<Preemption> p = FindPreemption(in, *policy_->engine, d)) {
+  if (spec.has_gang()) {
+    PlanGang(in, spec, d);
+  } else if (std::optional<Preemption> p = FindPreemption(in, *policy_->engine, d)) {
     d.set_reason(absl::StrCat(d.reason(), "; would preempt: ", absl::StrJoin(p->victims, ", "),
                               " on agent ", p->agent));
   }

@@ -266,6 +266,11 @@ void PrintDecision(std::ostream& out, const v1::Decision& d) {
                              c.instrument().empty() ? "" : absl::StrCat(" with ", c.instrument()),
                              c.export_() ? " (export)" : "");
     }
+    for (int i = 0; i < d.gang_members_size(); ++i) {
+      const v1::PlacementResult& m = d.gang_members(i);
+      out << absl::StrFormat("  %s %-4d agent %s at site %s, PUs %s\n", i == 0 ? "gang:" : "     ",
+                             i, m.agent(), m.site(), absl::StrJoin(m.cpus(), ","));
+    }
   } else {
     out << absl::StrFormat("No placement%s (policy %s):\n  %s\n",
                            d.unschedulable() ? " possible: unschedulable" : " yet",

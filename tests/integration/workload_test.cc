@@ -5,6 +5,7 @@
 #include <fstream>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "harness.h"
 #include "portolan/base/strings.h"
@@ -340,6 +341,12 @@ TEST(WorkloadIT, AGangStartsWholeOnceOneSiteHasRoomForAllMembers) {
   ASSERT_TRUE(WaitFor([&] { return api.GetJob(g->id())->reason() == reason; }, seconds(10)))
       << api.GetJob(g->id())->reason();
   EXPECT_EQ(api.Explain(g->id())->reason(), reason);
+  // plan of the same gang says the same, and `portolan plan` prints it.
+  const std::string file = c.dir() + "/gang.json";
+  std::ofstream(file) << codec::ToJson(spec);
+  auto [rc, text] = Cli(c, "plan " + file, true);
+  EXPECT_EQ(rc, 1) << "no placement now: " << text;
+  EXPECT_NE(text.find(reason), std::string::npos) << text;
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   auto tasks = api.ListTasks(g->id(), 10, "");
   ASSERT_TRUE(tasks.ok()) << tasks.status();
@@ -360,8 +367,13 @@ TEST(WorkloadIT, AGangStartsWholeOnceOneSiteHasRoomForAllMembers) {
     ASSERT_TRUE(logs.ok()) << logs.status();
     EXPECT_EQ(logs->stdout(), absl::StrCat(i, "/3 127.0.0.1,127.0.0.1,127.0.0.1\n")) << t.id();
   }
+  // With room for all three (the gang has ended), plan lists each member.
+  std::tie(rc, text) = Cli(c, "plan " + file);
+  EXPECT_EQ(rc, 0) << text;
+  EXPECT_NE(text.find("gang: 0"), std::string::npos) << text;
+  EXPECT_EQ(absl::StrContains(text, "2    agent lg"), true) << text;
   // The CLI's --gang.
-  auto [rc, text] = Cli(c, "submit --tenant acme --gang 2:site -- /bin/true");
+  std::tie(rc, text) = Cli(c, "submit --tenant acme --gang 2:site -- /bin/true");
   EXPECT_EQ(rc, 0) << text;
   std::tie(rc, text) = Cli(c, "submit --gang 2:nowhere -- /bin/true", true);
   EXPECT_NE(rc, 0);

@@ -355,6 +355,12 @@ class Core {
                                                     const v1::Decision& first,
                                                     const std::vector<v1::Job*>& members)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // `plan` of a gang (`d`: the decision for one member, made on `in`): the
+  // whole gang's quota and FitGang on the agents as they are now, with every
+  // member's placement in d.gang_members, or `d` made infeasible with the
+  // constraint that would keep it waiting. Changes nothing.
+  void PlanGang(placement::DecisionInput in, const v1::Job& spec, v1::Decision& d)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A member failed or was lost (EndAttempt): stops the other members,
   // which are then requeued (`retry`, due at `not_before`) or end failed.
   // False when the gang cannot restart whole (a member already ended).

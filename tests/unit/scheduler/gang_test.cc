@@ -2,6 +2,9 @@
 // within an RTT bound, failing and restarting whole; what a waiting gang says.
 #include <gtest/gtest.h>
 
+#include <map>
+#include <set>
+
 #include "absl/strings/match.h"
 #include "core_fixture.h"
 
@@ -68,6 +71,43 @@ TEST_F(GangTest, AColocatedGangWaitsUntilOneSiteHoldsAllThenStartsTogether) {
     EXPECT_EQ(m.gang_members(0), "127.0.0.1");
   }
   EXPECT_EQ(Get(g).state(), v1::Job::running);  // an array job is running while tasks are placed
+}
+
+// plan of a gang decides the whole gang, as a pass would, and places nothing.
+TEST_F(GangTest, PlanOfAGangSaysWhereEveryMemberWouldGoOrWhyItWouldWait) {
+  auto lg1 = Register("lg1", 4);
+  auto sg1 = Register("sg1", 4, {}, "singapore-1");
+  auto plan = core->Plan(Gang(3, v1::GangSpec::site));
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_FALSE(plan->feasible());
+  EXPECT_EQ(plan->reason(),
+            "waiting: gang of 3 (colocate: site): at most 2 of 3 members fit in one site "
+            "(lingang-idc-1)");
+  EXPECT_EQ(plan->gang_members_size(), 0);
+
+  plan = core->Plan(Gang(3, v1::GangSpec::any));
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  ASSERT_TRUE(plan->feasible()) << plan->reason();
+  ASSERT_EQ(plan->gang_members_size(), 3);
+  std::map<std::string, int> per_agent;
+  for (const auto& m : plan->gang_members()) {
+    EXPECT_EQ(m.cpus_size(), 2) << m.agent();
+    ++per_agent[m.agent()];
+  }
+  EXPECT_EQ(per_agent, (std::map<std::string, int>{{"lg1", 2}, {"sg1", 1}}));
+  EXPECT_EQ(plan->placement().agent(), plan->gang_members(0).agent());
+  // The members' PUs on one agent are distinct: held while planning.
+  std::set<uint32_t> lg1_pus;
+  for (const auto& m : plan->gang_members()) {
+    if (m.agent() == "lg1") lg1_pus.insert(m.cpus().begin(), m.cpus().end());
+  }
+  EXPECT_EQ(lg1_pus.size(), 4u);
+  // Nothing was placed or held: a gang of 4 on 8 free PUs still fits.
+  EXPECT_TRUE(lg1->Assigns().empty());
+  plan = core->Plan(Gang(4, v1::GangSpec::any));
+  ASSERT_TRUE(plan.ok());
+  EXPECT_TRUE(plan->feasible()) << plan->reason();
+  EXPECT_EQ(plan->gang_members_size(), 4);
 }
 
 TEST_F(GangTest, MembersAtDifferentSitesStayWithinMaxRtt) {
