@@ -183,6 +183,44 @@ class RecoveryTest : public ::testing::Test {
     }
   }
 
+  // Starts `script` as attempt 1 of `id` in a new executor, waits until it
+  // runs, and lets the executor go (the agent process ends) — stopping the
+  // attempt first unless `keep_running`. Returns its supervisor's pid.
+  pid_t StartAndLeave(const std::string& id, const std::string& script, bool keep_running) {
+    Open(keep_running);
+    EXPECT_TRUE(exec->Recover().ok());
+    exec->Start(Job(id, script));
+    auto running = Wait(id, false);
+    EXPECT_TRUE(running.has_value());
+    const pid_t pid = running ? Pid(*running) : 0;
+    exec.reset();
+    return pid;
+  }
+  // A record of attempt 1 of `job` in this boot, as an earlier agent left
+  // it; returns the attempt's directory.
+  std::string PutRecord(const std::string& job, pid_t pid, uint64_t start_ticks) {
+    executor::AttemptRecords records(root + "/attempts");
+    EXPECT_TRUE(records.Init().ok());
+    v1::AttemptRecord r = Sample(job, 1);
+    r.set_dir(root + "/jobs/" + job + "-1");
+    std::filesystem::create_directories(r.dir());
+    r.set_pid(pid);
+    r.set_pid_start_ticks(start_ticks);
+    r.set_boot_id(BootId());
+    EXPECT_TRUE(records.Put(r).ok());
+    return r.dir();
+  }
+  // Recovers in a new executor, which adopts nothing and reports `job` lost.
+  std::optional<v1::JobUpdate> RecoverLost(const std::string& job) {
+    Open(true);
+    auto rec = exec->Recover();
+    EXPECT_TRUE(rec.ok());
+    if (rec.ok()) EXPECT_EQ(rec->adopted, 0);
+    auto final = Wait(job, true);
+    if (final) EXPECT_EQ(final->state(), v1::Job::lost);
+    return final;
+  }
+
   std::string root;
   std::mutex mu;
   std::condition_variable cv;
@@ -191,13 +229,8 @@ class RecoveryTest : public ::testing::Test {
 };
 
 TEST_F(RecoveryTest, AnAttemptOutlivesItsExecutorAndIsReAdopted) {
-  Open(/*keep_running=*/true);
-  ASSERT_TRUE(exec->Recover().ok());
-  exec->Start(Job("job-r", "sleep 0.6; echo hi; exit 3"));
-  auto running = Wait("job-r", false);
-  ASSERT_TRUE(running.has_value());
-  const pid_t pid = Pid(*running);
-  exec.reset();  // the agent process goes
+  const pid_t pid = StartAndLeave("job-r", "sleep 0.6; echo hi; exit 3", /*keep_running=*/true);
+  ASSERT_GT(pid, 0);
   EXPECT_EQ(kill(pid, 0), 0) << "the attempt's supervisor died with the executor";
   EXPECT_EQ(Records(), 1u);
   updates.clear();
@@ -220,12 +253,8 @@ TEST_F(RecoveryTest, AnAttemptOutlivesItsExecutorAndIsReAdopted) {
 }
 
 TEST_F(RecoveryTest, AnAttemptThatEndedMeanwhileIsReportedWithItsStatus) {
-  Open(true);
-  ASSERT_TRUE(exec->Recover().ok());
-  exec->Start(Job("job-e", "sleep 0.2; echo done"));
-  auto running = Wait("job-e", false);
-  ASSERT_TRUE(running.has_value());
-  exec.reset();
+  const pid_t supervisor = StartAndLeave("job-e", "sleep 0.2; echo done", /*keep_running=*/true);
+  ASSERT_GT(supervisor, 0);
   // Ended, and its supervisor said how (it stays a zombie of this test
   // process, which is what an agent's children become until init reaps them).
   const std::string status = root + "/jobs/job-e-1/status";
@@ -234,7 +263,6 @@ TEST_F(RecoveryTest, AnAttemptThatEndedMeanwhileIsReportedWithItsStatus) {
   // The supervisor writes the status just before it exits: wait until it has
   // (a zombie, or gone), or a slow machine sees it still running and the
   // agent re-adopts it instead.
-  const pid_t supervisor = Pid(*running);
   auto exited = [&] {
     std::ifstream stat("/proc/" + std::to_string(supervisor) + "/stat");
     std::string line;
@@ -276,13 +304,8 @@ TEST(AttemptRecordsTest, ProcessesWithFileOpenFindsTheHolderByInode) {
 // The agent stopped after starting the attempt's supervisor but before it
 // recorded its pid: the next agent finds the supervisor by its status file.
 TEST_F(RecoveryTest, ASupervisorWhosePidWasNotYetRecordedIsFoundAndReAdopted) {
-  Open(/*keep_running=*/true);
-  ASSERT_TRUE(exec->Recover().ok());
-  exec->Start(Job("job-u", "sleep 0.8; echo hi; exit 3"));
-  auto running = Wait("job-u", false);
-  ASSERT_TRUE(running.has_value());
-  const pid_t pid = Pid(*running);
-  exec.reset();
+  const pid_t pid = StartAndLeave("job-u", "sleep 0.8; echo hi; exit 3", /*keep_running=*/true);
+  ASSERT_GT(pid, 0);
   ForgetPids();
   updates.clear();
   Open(true);
@@ -304,12 +327,7 @@ TEST_F(RecoveryTest, ASupervisorWhosePidWasNotYetRecordedIsFoundAndReAdopted) {
 // Same, but the program ran to its end before the next agent looked: it is
 // reported with its status, not lost (which would run it a second time).
 TEST_F(RecoveryTest, AnAttemptThatEndedBeforeItsPidWasRecordedIsReportedNotRerun) {
-  Open(true);
-  ASSERT_TRUE(exec->Recover().ok());
-  exec->Start(Job("job-v", "echo done"));
-  auto running = Wait("job-v", false);
-  ASSERT_TRUE(running.has_value());
-  exec.reset();
+  ASSERT_GT(StartAndLeave("job-v", "echo done", /*keep_running=*/true), 0);
   ForgetPids();
   const std::string status = root + "/jobs/job-v-1/status";
   for (int i = 0; i < 500 && !ReadExitStatus(status).has_value(); ++i) usleep(10000);
@@ -327,35 +345,17 @@ TEST_F(RecoveryTest, AnAttemptThatEndedBeforeItsPidWasRecordedIsReportedNotRerun
 
 // No pid and nothing holds the status file: the supervisor never started.
 TEST_F(RecoveryTest, AnAttemptWhoseSupervisorNeverStartedIsReportedLost) {
-  executor::AttemptRecords records(root + "/attempts");
-  ASSERT_TRUE(records.Init().ok());
-  v1::AttemptRecord r = Sample("job-n", 1);
-  r.set_dir(root + "/jobs/job-n-1");
-  std::filesystem::create_directories(r.dir());
-  std::ofstream(r.dir() + "/status").flush();
-  r.set_pid(0);
-  r.set_pid_start_ticks(0);
-  r.set_boot_id(BootId());
-  ASSERT_TRUE(records.Put(r).ok());
-  Open(true);
-  auto rec = exec->Recover();
-  ASSERT_TRUE(rec.ok());
-  EXPECT_EQ(rec->adopted, 0);
-  auto final = Wait("job-n", true);
+  const std::string dir = PutRecord("job-n", 0, 0);
+  std::ofstream(dir + "/status").flush();
+  auto final = RecoverLost("job-n");
   ASSERT_TRUE(final.has_value());
-  EXPECT_EQ(final->state(), v1::Job::lost);
   EXPECT_NE(final->message().find("while it was starting the attempt"), std::string::npos)
       << final->message();
 }
 
 TEST_F(RecoveryTest, StopJobsOnExitStopsThemAndTheNextRunReportsThemLost) {
-  Open(/*keep_running=*/false);
-  ASSERT_TRUE(exec->Recover().ok());
-  exec->Start(Job("job-s", "exec sleep 30"));
-  auto running = Wait("job-s", false);
-  ASSERT_TRUE(running.has_value());
-  const pid_t pid = Pid(*running);
-  exec.reset();
+  const pid_t pid = StartAndLeave("job-s", "exec sleep 30", /*keep_running=*/false);
+  ASSERT_GT(pid, 0);
   EXPECT_NE(kill(pid, 0), 0) << "still running after the executor stopped it";
   updates.clear();
   Open(true);
@@ -369,22 +369,9 @@ TEST_F(RecoveryTest, StopJobsOnExitStopsThemAndTheNextRunReportsThemLost) {
 TEST_F(RecoveryTest, APidNowUsedByAnotherProcessIsNeitherAdoptedNorKilled) {
   // A record naming this very test process, but with another start time: the
   // attempt's supervisor is gone and its pid reused.
-  executor::AttemptRecords records(root + "/attempts");
-  ASSERT_TRUE(records.Init().ok());
-  v1::AttemptRecord r = Sample("job-p", 1);
-  r.set_dir(root + "/jobs/job-p-1");
-  std::filesystem::create_directories(r.dir());
-  r.set_pid(getpid());
-  r.set_pid_start_ticks(*ProcessStartTicks(getpid()) + 1);
-  r.set_boot_id(BootId());
-  ASSERT_TRUE(records.Put(r).ok());
-  Open(true);
-  auto rec = exec->Recover();
-  ASSERT_TRUE(rec.ok());
-  EXPECT_EQ(rec->adopted, 0);
-  auto final = Wait("job-p", true);
+  PutRecord("job-p", getpid(), *ProcessStartTicks(getpid()) + 1);
+  auto final = RecoverLost("job-p");
   ASSERT_TRUE(final.has_value());
-  EXPECT_EQ(final->state(), v1::Job::lost);
   EXPECT_NE(final->message().find("without saying how the program ended"), std::string::npos)
       << final->message();
   // (Had the recovery signalled the recorded pid, this test process would
