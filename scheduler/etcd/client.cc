@@ -29,7 +29,26 @@ std::string PrefixEnd(std::string prefix) {
   return std::string(1, '\0');  // every key
 }
 
-absl::Status FromGrpc(const grpc::Status& status, absl::string_view what) {
+namespace {
+
+// etcd before 3.5 (Debian 12 ships 3.4) reports its own context's deadline
+// or cancellation — a member that cannot reach quorum in time — as code
+// UNKNOWN with the Go error's text (etcd-io/etcd#12885 changed that): given
+// the code it means, so that it is retried elsewhere and reported as a
+// timeout, not as an unknown failure.
+grpc::Status Normalize(grpc::Status st) {
+  if (st.error_code() != grpc::StatusCode::UNKNOWN) return st;
+  if (st.error_message() == "context deadline exceeded")
+    return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, st.error_message());
+  if (st.error_message() == "context canceled")
+    return grpc::Status(grpc::StatusCode::CANCELLED, st.error_message());
+  return st;
+}
+
+}  // namespace
+
+absl::Status FromGrpc(const grpc::Status& grpc_status, absl::string_view what) {
+  const grpc::Status status = Normalize(grpc_status);
   if (status.ok()) return absl::OkStatus();
   return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
                       absl::StrCat(what, ": ", status.error_message()));
@@ -198,7 +217,7 @@ absl::Status Client::Run(absl::string_view what, Call&& call) {
       absl::MutexLock lock(&mu_);
       if (!token_.empty()) ctx.AddMetadata("token", token_);
     }
-    last = call(e, ctx);
+    last = Normalize(call(e, ctx));
     if (last.ok()) {
       absl::MutexLock lock(&mu_);
       current_ = (start + attempt) % n;
