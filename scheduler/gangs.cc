@@ -31,6 +31,17 @@ std::string GangName(const v1::GangSpec& g) {
   return s;
 }
 
+// The tenant's quota for every member of `member`'s gang at once; the
+// reason, when over, names the gang.
+QuotaVerdict GangQuota(const v1::Tenant& tenant, const TenantHolding& holding,
+                       const v1::Job& member) {
+  v1::Resources all;
+  for (uint32_t i = 0; i < member.gang().tasks(); ++i) AddResources(&all, member.resources(), 1);
+  QuotaVerdict v = CheckQuota(tenant, holding, all);
+  if (!v.ok) absl::StrAppend(&v.reason, " (for the ", GangName(member.gang()), ")");
+  return v;
+}
+
 }  // namespace
 
 void Core::PlaceGang(const std::string& gang, placement::DecisionInput in,
@@ -70,11 +81,8 @@ void Core::PlaceGang(const std::string& gang, placement::DecisionInput in,
       Transition(*members[i], members[0]->state(), members[0]->reason());
     return;
   }
-  v1::Resources all;
-  for (size_t i = 0; i < members.size(); ++i) AddResources(&all, members[0]->resources(), 1);
-  quota = CheckQuota(*in.tenant, usage_.Of(parent->tenant()), all);
-  if (!quota.ok)
-    return wait(absl::StrCat(quota.reason, " (for the ", GangName(parent->gang()), ")"));
+  quota = GangQuota(*in.tenant, usage_.Of(parent->tenant()), *members[0]);
+  if (!quota.ok) return wait(quota.reason);
   in.quota_closed = quota.closed_sites.empty() ? nullptr : &quota.closed_sites;
   in.job = members[0];
   v1::Decision first = policy.engine->Decide(in);
@@ -220,10 +228,8 @@ void Core::PlanGang(placement::DecisionInput in, const v1::Job& spec, v1::Decisi
     d.clear_placement();
     d.set_reason(reason);
   };
-  v1::Resources all;
-  for (uint32_t i = 0; i < g.tasks(); ++i) AddResources(&all, spec.resources(), 1);
-  const QuotaVerdict quota = CheckQuota(*in.tenant, usage_.Of(spec.tenant()), all);
-  if (!quota.ok) return wait(absl::StrCat(quota.reason, " (for the ", GangName(g), ")"));
+  const QuotaVerdict quota = GangQuota(*in.tenant, usage_.Of(spec.tenant()), spec);
+  if (!quota.ok) return wait(quota.reason);
   in.quota_closed = quota.closed_sites.empty() ? nullptr : &quota.closed_sites;
   // Stand-ins for the members (ids only key the allocations FitGang holds
   // while it tries; scheduler ids never look like these).
