@@ -12,7 +12,7 @@ PACKAGES=(
   libspdlog-dev libfmt-dev
   libabsl-dev libyaml-cpp-dev libsqlite3-dev libssl-dev
   libgtest-dev libgmock-dev
-  openssl clang libclang-rt-14-dev
+  openssl clang libclang-rt-14-dev lld ccache
   etcd-server etcd-client libgrpc++-dev protobuf-compiler-grpc
 )
 
