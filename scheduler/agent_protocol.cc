@@ -327,6 +327,7 @@ void Core::OnDisconnect(const std::string& agent_id, const AgentLink* link) {
   if (it == agents_.end() || it->second.link.get() != link) return;
   it->second.link.reset();
   it->second.info.set_connected(false);
+  events_.Publish(AgentChanged(AgentRegistry::View(it->second), clock_->Now()));
   spdlog::warn("agent {} disconnected; it is lost unless it returns within {}", agent_id,
                absl::FormatDuration(options_.agent_ttl));
 }

@@ -179,6 +179,10 @@ absl::StatusOr<v1::PolicyVersion> Core::ApplyPolicy(v1::Policy policy, const std
   v.clear_policy();
   auto state = std::make_shared<PolicyState>(**built);
   state->meta = v;
+  for (const v1::Link& l :
+       ChangedLinks(policy_ ? &policy_->compiled->policy() : nullptr, state->compiled->policy())) {
+    events_.Publish(LinkChanged(l, clock_->Now()));
+  }
   policy_ = std::move(state);
   ++policy_versions_;
   for (const std::string& w : policy_->compiled->warnings())

@@ -109,6 +109,8 @@ void AddAgentCommands(CommandTable& t);
 void AddPolicyCommands(CommandTable& t);
 void AddTenantCommands(CommandTable& t);
 void AddToolCommands(CommandTable& t);
+// `watch` without a job id: the event stream (events.cc).
+int WatchEvents(Context& ctx, const Args& a);
 // Every command, in help order.
 CommandTable AllCommands();
 

@@ -264,10 +264,20 @@ void AddJobCommands(CommandTable& t) {
          TimeoutFlag, 1, 1, false, [](Context& ctx, const Args& a) {
            return Wait(ctx, a.args[0], a.vm["timeout-s"].as<int>());
          }});
-  t.Add({"watch", "watch ID [--timeout-s S]",
+  t.Add({"watch", "watch ID [--timeout-s S] | watch [--kinds job,agent,link] [--count N]",
          "watch ID [--timeout-s S]     print the job's events as they happen until it ends; exit "
-         "as wait",
-         TimeoutFlag, 1, 1, false, [](Context& ctx, const Args& a) {
+         "as wait\n"
+         "watch [--kinds K,...] [--count N]\n"
+         "                             print job, agent and link changes you may see as they "
+         "happen\n"
+         "                             (--count: stop after N events)",
+         [](po::options_description& d) {
+           TimeoutFlag(d);
+           d.add_options()("kinds", po::value<std::string>())("count", po::value<int>());
+         },
+         0, 1, false,
+         [](Context& ctx, const Args& a) {
+           if (a.args.empty()) return WatchEvents(ctx, a);
            return Watch(ctx, a.args[0], a.vm["timeout-s"].as<int>());
          }});
   t.Add({"cancel", "cancel ID",

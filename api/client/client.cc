@@ -2,6 +2,8 @@
 
 #include <cpprest/http_client.h>
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
@@ -127,20 +129,98 @@ absl::StatusOr<T> CallAs(Client& c, const std::string& method, const std::string
 
 std::string Escape(const std::string& s) { return web::uri::encode_data_string(s); }
 
+// The error an answer's body describes, with its field.
+absl::Status ErrorOf(int code, const std::string& text) {
+  v1::ErrorResponse err;
+  if (codec::ParseJson(text, &err).ok() && !err.error().message().empty()) {
+    return codec::FieldError(CodeOf(code), err.error().field(), err.error().message());
+  }
+  return absl::Status(CodeOf(code), absl::StrCat("HTTP ", code, ": ", text.substr(0, 200)));
+}
+
+// Server-sent events from a byte stream: complete events go to `on_event`.
+class SseReader {
+ public:
+  // False when `on_event` asked to stop.
+  bool Feed(absl::string_view bytes, std::string* last_event_id,
+            const std::function<bool(const v1::Event&)>& on_event) {
+    pending_.append(bytes.data(), bytes.size());
+    size_t start = 0;
+    for (size_t nl; (nl = pending_.find('\n', start)) != std::string::npos; start = nl + 1) {
+      absl::string_view line(pending_.data() + start, nl - start);
+      absl::ConsumeSuffix(&line, "\r");
+      if (line.empty()) {
+        if (!data_.empty()) {
+          v1::Event e;
+          if (codec::ParseJson(data_, &e).ok()) {
+            if (!id_.empty()) *last_event_id = id_;
+            if (!on_event(e)) return false;
+          }
+        }
+        data_.clear();
+      } else if (absl::ConsumePrefix(&line, "data:")) {
+        absl::ConsumePrefix(&line, " ");
+        absl::StrAppend(&data_, data_.empty() ? "" : "\n", line);
+      } else if (absl::ConsumePrefix(&line, "id:")) {
+        absl::ConsumePrefix(&line, " ");
+        id_ = std::string(line);
+      }  // comments (":") and other fields are skipped
+    }
+    pending_.erase(0, start);
+    return true;
+  }
+
+ private:
+  std::string pending_, data_, id_;
+};
+
 }  // namespace
+
+absl::Status Client::Watch(const std::string& query, std::string* last_event_id,
+                           const std::function<bool(const v1::Event&)>& on_event,
+                           const std::function<void()>& on_open) {
+  try {
+    http::http_response resp;
+    for (int hop = 0;; ++hop) {
+      if (!impl_->http)
+        return absl::InvalidArgumentError(absl::StrCat("bad server URL '", impl_->base, "'"));
+      http::http_request req("GET");
+      req.set_request_uri(query.empty() ? "/v1/events" : "/v1/events?" + query);
+      req.headers().add("Accept", "text/event-stream");
+      if (!impl_->token.empty()) req.headers().add("Authorization", "Bearer " + impl_->token);
+      if (!last_event_id->empty()) req.headers().add("Last-Event-ID", *last_event_id);
+      resp = impl_->http->request(req).get();
+      // A standby points at the leader (as Raw follows it).
+      auto location = resp.headers().find("Location");
+      if (resp.status_code() != 307 || location == resp.headers().end() || hop == 3) break;
+      web::uri to(location->second);
+      impl_->Use(absl::StrCat(to.scheme(), "://", to.host(), ":", to.port()));
+    }
+    const int code = static_cast<int>(resp.status_code());
+    if (code != 200) return ErrorOf(code, resp.extract_string(true).get());
+    if (on_open) on_open();
+    auto body = resp.body().streambuf();
+    SseReader reader;
+    char buf[16384];
+    for (;;) {
+      // Whatever has arrived, or wait for one byte: getn waits for all it asks.
+      const size_t want = std::clamp<size_t>(body.in_avail(), 1, sizeof buf);
+      const size_t n = body.getn(reinterpret_cast<uint8_t*>(buf), want).get();
+      if (n == 0) return absl::UnavailableError("the scheduler ended the event stream");
+      if (!reader.Feed(absl::string_view(buf, n), last_event_id, on_event)) return absl::OkStatus();
+    }
+  } catch (const std::exception& e) {
+    return absl::UnavailableError(
+        absl::StrCat("event stream from ", impl_->base, " broken: ", e.what()));
+  }
+}
 
 absl::Status Client::Call(const std::string& method, const std::string& path,
                           const std::string& body, google::protobuf::Message* out) {
   std::string text;
   auto code = Raw(method, path, body, &text);
   if (!code.ok()) return code.status();
-  if (*code >= 400) {
-    v1::ErrorResponse err;
-    if (codec::ParseJson(text, &err).ok() && !err.error().message().empty()) {
-      return codec::FieldError(CodeOf(*code), err.error().field(), err.error().message());
-    }
-    return absl::Status(CodeOf(*code), absl::StrCat("HTTP ", *code, ": ", text.substr(0, 200)));
-  }
+  if (*code >= 400) return ErrorOf(*code, text);
   absl::Status st = codec::ParseJson(text, out);
   if (!st.ok()) return absl::InternalError(absl::StrCat("unexpected response: ", st.message()));
   return absl::OkStatus();

@@ -16,6 +16,7 @@
 #include "portolan/v1/agent.pb.h"
 #include "portolan/v1/api.pb.h"
 #include "portolan/v1/cluster.pb.h"
+#include "portolan/v1/events.pb.h"
 #include "portolan/v1/job.pb.h"
 #include "portolan/v1/options.pb.h"
 #include "portolan/v1/policy.pb.h"
@@ -178,6 +179,7 @@ int main(int argc, char** argv) {
   (void)portolan::v1::Policy::descriptor();
   (void)portolan::v1::ErrorResponse::descriptor();
   (void)portolan::v1::ClusterView::descriptor();
+  (void)portolan::v1::Event::descriptor();
   (void)portolan::v1::SimulateRequest::descriptor();
   std::set<std::string> todo;
   CollectRefs(doc, &todo);

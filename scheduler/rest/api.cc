@@ -144,6 +144,7 @@ void RegisterHealthAndMetrics(Server& server, metrics::Registry* metrics,
 void RegisterRestApi(Server& server, Core* core, const std::atomic<bool>* ready,
                      metrics::Registry* metrics, const scheduler::SimulateLimits& simulate) {
   RegisterHealthAndMetrics(server, metrics);
+  RegisterEventsApi(server, &core->events());
   server.Route(
       "GET", "/readyz",
       [ready](const Request&) {

@@ -106,7 +106,10 @@ struct Server::Impl {
   std::atomic<size_t> open{0};
   std::atomic<uint64_t> refused{0};
   std::chrono::steady_clock::time_point last_refusal_log;  // guarded by mu
-  size_t peak = 0;  // most connections open since the last trim; guarded by mu
+  // Set before the io_context stops: streams' wakes no longer post to it.
+  std::mutex post_mu;
+  bool stopping = false;  // guarded by post_mu
+  size_t peak = 0;        // most connections open since the last trim; guarded by mu
   std::shared_ptr<net::ssl::context> ssl;  // HTTPS only
   // Destroyed in this order by Stop(): the acceptor, then the io_context
   // (and with it every connection), then the handler pool.
@@ -260,6 +263,7 @@ class Server::Session : public std::enable_shared_from_this<Server::Session<Stre
 
   void Reply(Response resp, unsigned version, bool close) {
     if (o_.on_response) o_.on_response(resp.status);
+    if (resp.stream) return StartStream(std::move(resp), version);
     response_.emplace(ToBeast(resp, version, !close));
     Lowest().expires_after(std::chrono::seconds(o_.write_timeout_s));
     http::async_write(stream_, *response_, [self = Self(), close](beast::error_code ec, size_t) {
@@ -298,6 +302,84 @@ class Server::Session : public std::enable_shared_from_this<Server::Session<Stre
     Lowest().socket().close(ec);
   }
 
+  // A streamed answer (ResponseStream): the head, then a chunk per Pull
+  // until the client goes, a write times out or the server stops. A read
+  // stays pending meanwhile, so a client that closes is noticed at once.
+  void StartStream(Response resp, unsigned version) {
+    if (version < 11) {  // chunked answers need HTTP/1.1
+      return Reply(ErrorResponse(505, "http_version_not_supported",
+                                 "this answer is a stream; it needs HTTP/1.1"),
+                   version, true);
+    }
+    stream_body_ = std::move(resp.stream);
+    auto head = std::make_shared<http::response<http::empty_body>>(
+        static_cast<http::status>(resp.status), version);
+    head->set(http::field::server, "portolan");
+    head->set(http::field::content_type, resp.content_type);
+    for (const auto& [name, value] : resp.headers) head->set(name, value);
+    head->chunked(true);
+    auto sr = std::make_shared<http::response_serializer<http::empty_body>>(*head);
+    Lowest().expires_after(std::chrono::seconds(o_.write_timeout_s));
+    http::async_write_header(stream_, *sr, [self = Self(), head, sr](beast::error_code ec, size_t) {
+      if (ec) return self->EndStream();
+      self->OnStreamHead();
+    });
+  }
+  void OnStreamHead() {
+    std::weak_ptr<Session> weak = this->weak_from_this();
+    stream_body_->Start([weak, impl = impl_] {
+      std::lock_guard<std::mutex> lock(impl->post_mu);
+      if (impl->stopping) return;  // the io_context is going away
+      if (auto self = weak.lock())
+        net::post(self->stream_.get_executor(), [self] { self->Pump(); });
+    });
+    keepalive_.emplace(stream_.get_executor());
+    Keepalive();
+    Lowest().expires_never();
+    WatchClose();
+    Pump();
+  }
+  void WatchClose() {
+    stream_.async_read_some(buffer_.prepare(kFirstRead),
+                            [self = Self()](beast::error_code ec, size_t n) {
+                              self->buffer_.commit(n);
+                              self->buffer_.consume(self->buffer_.size());  // nothing expected
+                              if (ec) return self->EndStream();
+                              self->Lowest().expires_never();
+                              self->WatchClose();
+                            });
+  }
+  void Keepalive() {
+    keepalive_->expires_after(std::chrono::seconds(o_.stream_keepalive_s));
+    keepalive_->async_wait([self = Self()](beast::error_code ec) {
+      if (ec || !self->stream_body_) return;
+      self->keepalive_due_ = true;
+      self->Pump();
+      self->Keepalive();
+    });
+  }
+  void Pump() {
+    if (writing_ || !stream_body_) return;
+    std::string data = stream_body_->Pull();
+    if (data.empty() && keepalive_due_) data = stream_body_->Keepalive();
+    if (data.empty()) return;
+    keepalive_due_ = false;
+    writing_ = true;
+    chunk_ = std::move(data);
+    Lowest().expires_after(std::chrono::seconds(o_.write_timeout_s));
+    net::async_write(stream_, http::make_chunk(net::buffer(chunk_)),
+                     [self = Self()](beast::error_code ec, size_t) {
+                       self->writing_ = false;
+                       if (ec) return self->EndStream();
+                       self->Pump();
+                     });
+  }
+  void EndStream() {
+    stream_body_.reset();  // unsubscribes
+    if (keepalive_) keepalive_->cancel();
+    Close();
+  }
+
   Impl* const impl_;
   const ServerOptions& o_;
   Stream stream_;
@@ -307,6 +389,12 @@ class Server::Session : public std::enable_shared_from_this<Server::Session<Stre
   std::optional<http::response<http::string_body>> response_;
   std::unique_ptr<char[]> drain_;
   size_t drained_ = 0;
+  // A streamed answer: its body, the chunk being written, the keepalive.
+  std::shared_ptr<ResponseStream> stream_body_;
+  std::string chunk_;
+  bool writing_ = false;
+  bool keepalive_due_ = false;
+  std::optional<net::steady_timer> keepalive_;
 };
 
 void Server::Impl::Accept() {
@@ -363,6 +451,10 @@ uint64_t Server::refused_connections() const { return impl_->refused.load(); }
 
 absl::Status Server::Start(const base::HostPort& addr) {
   if (impl_->io) return absl::FailedPreconditionError("the REST server is already started");
+  {
+    std::lock_guard<std::mutex> lock(impl_->post_mu);
+    impl_->stopping = false;
+  }
   if (!options_.https.cert.empty()) {
     auto ctx = std::make_shared<net::ssl::context>(net::ssl::context::tls_server);
     if (absl::Status st = tls::ConfigureHttpsServer(*ctx, options_.https); !st.ok())
@@ -416,6 +508,10 @@ absl::Status Server::Start(const base::HostPort& addr) {
 
 void Server::Stop() {
   if (!impl_ || !impl_->io) return;
+  {
+    std::lock_guard<std::mutex> lock(impl_->post_mu);
+    impl_->stopping = true;
+  }
   impl_->io->stop();
   for (std::thread& t : impl_->threads) t.join();
   impl_->threads.clear();

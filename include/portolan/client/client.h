@@ -1,5 +1,6 @@
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -7,6 +8,7 @@
 #include "portolan/v1/agent.pb.h"
 #include "portolan/v1/api.pb.h"
 #include "portolan/v1/cluster.pb.h"
+#include "portolan/v1/events.pb.h"
 #include "portolan/v1/job.pb.h"
 #include "portolan/v1/policy.pb.h"
 #include "portolan/v1/simulate.pb.h"
@@ -81,6 +83,17 @@ class Client {
 
   // GET /metrics: the Prometheus text exposition (admins and operators).
   absl::StatusOr<std::string> Metrics();
+
+  // GET /v1/events (`query` like "kinds=job,link" or "job=ID", may be
+  // empty): calls `on_event` with each event as it arrives until it returns
+  // false (then OK) or the stream ends (Unavailable). A non-empty
+  // `*last_event_id` resumes after that event (SSE Last-Event-ID); it is set
+  // to each event's id as it arrives, so a caller can reconnect where it
+  // left off. `on_open`, when given, is called once the stream is open:
+  // every event published from then on will be delivered. Blocks.
+  absl::Status Watch(const std::string& query, std::string* last_event_id,
+                     const std::function<bool(const v1::Event&)>& on_event,
+                     const std::function<void()>& on_open = nullptr);
 
   // Any JSON endpoint: sends `body` (may be empty), parses a 2xx answer into
   // `out`, turns an error body into a Status (with the field payload).

@@ -17,6 +17,11 @@ void RegisterRestApi(Server& server, scheduler::Core* core, const std::atomic<bo
                      metrics::Registry* metrics = nullptr,
                      const scheduler::SimulateLimits& simulate = {});
 
+// GET /v1/events: `hub`'s events as server-sent events, each one only to
+// callers who may read its subject through the REST API (docs/api.md#events).
+// RegisterRestApi calls it with the core's hub, which must outlive the server.
+void RegisterEventsApi(Server& server, scheduler::EventHub* hub);
+
 // GET /metrics (admins and operators) when `metrics` is given, and the public
 // GET /healthz ("ok", the version, `detail`). RegisterRestApi calls it; a
 // standby scheduler too.

@@ -26,12 +26,34 @@ struct Request {
   auth::Principal principal;  // set for authenticated routes
 };
 
+// A response body that goes on while the client stays (GET /v1/events,
+// text/event-stream). The server writes the head (chunked), calls Start
+// once, then calls Pull on the connection's strand after each wake and
+// writes what it returns as a chunk; every `stream_keepalive_s` with
+// nothing to send it writes Keepalive(), which also finds clients that are
+// gone.
+// Owned by the connection and destroyed when it closes (the client left, a
+// write timed out, the server stopped).
+class ResponseStream {
+ public:
+  virtual ~ResponseStream() = default;
+  // `wake` may be called from any thread until this object is destroyed
+  // (and never after the server is: only the connection should own it).
+  virtual void Start(std::function<void()> wake) = 0;
+  // What to send now; "" for nothing yet.
+  virtual std::string Pull() = 0;
+  // What to send after stream_keepalive_s without data (e.g. a comment).
+  virtual std::string Keepalive() = 0;
+};
+
 struct Response {
   int status = 200;
   std::string body;
   std::string content_type = "application/json";
   // Extra response headers (Allow on a 405, WWW-Authenticate on a 401).
   std::vector<std::pair<std::string, std::string>> headers;
+  // Set: `body` is ignored and the body is this stream (status 200 only).
+  std::shared_ptr<ResponseStream> stream;
 };
 
 // {"error": {"code": ..., "message": ..., "field": ...}} with `status`.
@@ -60,7 +82,10 @@ struct ServerOptions {
   // A connection with no request in progress (new, or kept alive after an
   // answer) is closed after this.
   int idle_timeout_s = 60;
-  int write_timeout_s = 30;  // sending one response
+  int write_timeout_s = 30;  // sending one response, or one chunk of a stream
+  // A streamed response (ResponseStream) with nothing to send for this long
+  // sends a comment line, so proxies keep it and dead clients are noticed.
+  int stream_keepalive_s = 15;
   // Open connections: in all, and from one client address. A connection over
   // either cap is closed at once, before any TLS work.
   // Behind a proxy every client shares its address: raise the per-client cap.

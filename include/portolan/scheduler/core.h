@@ -20,6 +20,7 @@
 #include "portolan/policy/policy.h"
 #include "portolan/scheduler/agent_registry.h"
 #include "portolan/scheduler/arrays.h"
+#include "portolan/scheduler/events.h"
 #include "portolan/scheduler/job_table.h"
 #include "portolan/scheduler/metrics.h"
 #include "portolan/scheduler/quota.h"
@@ -226,6 +227,12 @@ class Core {
   // Records submits, decisions and rejections in `metrics` from now on and
   // refreshes its state gauges at each scrape. `metrics` outlives the core.
   void AttachMetrics(SchedulerMetrics* metrics);
+
+  // Job, agent and link changes as they happen (GET /v1/events): a job's
+  // submit and every change of its state, an agent's registration, loss,
+  // disconnection, mode and topology, and every link a policy change or a
+  // link update changed. Thread-safe; it lives as long as the core.
+  EventHub& events() { return events_; }
 
  private:
   using AgentRec = AgentRecord;
@@ -439,6 +446,7 @@ class Core {
   // What each tenant's placed and running jobs hold (quotas, usage).
   UsageTable usage_ ABSL_GUARDED_BY(mu_);
   residency::Ledger ledger_;  // thread-safe itself
+  EventHub events_;           // thread-safe itself; published to under mu_
   // The latest decision of each waiting job, serialized (see ScheduleLocked);
   // jobs of one decision class in one pass share it.
   absl::node_hash_map<std::string, std::shared_ptr<const std::string>> waiting_decisions_

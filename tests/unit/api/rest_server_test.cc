@@ -5,8 +5,12 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
+#include <functional>
+#include <mutex>
 #include <thread>
+#include <utility>
 
 #include <boost/asio.hpp>
 
@@ -407,6 +411,144 @@ TEST(RestServerSockets, StopClosesConnectionsAndCanBeCalledTwice) {
   EXPECT_TRUE(c.closed());
   EXPECT_EQ(s->connections(), 0u);
   s->Stop();
+}
+
+bool WaitUntil(const std::function<bool()>& pred) {
+  const auto deadline = Clock::now() + std::chrono::seconds(10);
+  while (!pred()) {
+    if (Clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return true;
+}
+
+// A ResponseStream fed by the test: what Push adds is sent at the next wake.
+class TestStream : public ResponseStream {
+ public:
+  void Start(std::function<void()> wake) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    wake_ = std::move(wake);
+  }
+  std::string Pull() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return std::exchange(pending_, "");
+  }
+  std::string Keepalive() override { return ":\n\n"; }
+  void Push(const std::string& data) {
+    std::function<void()> wake;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      pending_ += data;
+      wake = wake_;
+    }
+    if (wake) wake();
+  }
+  bool started() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return wake_ != nullptr;
+  }
+
+ private:
+  std::mutex mu_;
+  std::function<void()> wake_;
+  std::string pending_;
+};
+
+// Reads until `want` has arrived (or 10 s).
+std::string ReadUntil(tcp::socket& sock, const std::string& want, std::string* got) {
+  sock.non_blocking(true);
+  const auto deadline = Clock::now() + std::chrono::seconds(10);
+  char buf[4096];
+  while (!absl::StrContains(*got, want) && Clock::now() < deadline) {
+    boost::system::error_code ec;
+    size_t n = sock.read_some(boost::asio::buffer(buf), ec);
+    if (ec == boost::asio::error::would_block) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      continue;
+    }
+    if (ec) break;
+    got->append(buf, n);
+  }
+  return *got;
+}
+
+TEST(RestServerSockets, AStreamIsSentInChunksAsItIsWokenAndEndsWithTheClient) {
+  ServerOptions o;
+  o.stream_keepalive_s = 1;
+  auto s = MakeServer(o);
+  std::weak_ptr<TestStream> last;
+  std::mutex last_mu;
+  s->Route("GET", "/stream", [&](const Request&) {
+    Response r;
+    r.content_type = "text/event-stream";
+    auto st = std::make_shared<TestStream>();
+    {
+      std::lock_guard<std::mutex> lock(last_mu);
+      last = st;
+    }
+    st->Push("data: first\n\n");  // before Start: sent once the head is out
+    r.stream = st;
+    return r;
+  });
+  ASSERT_TRUE(s->Start({"127.0.0.1", 0}).ok());
+  boost::asio::io_context io;
+  tcp::socket sock(io);
+  sock.connect(tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), s->bound().port));
+  boost::asio::write(sock,
+                     boost::asio::buffer(std::string("GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")));
+  std::string got;
+  ReadUntil(sock, "data: first", &got);
+  EXPECT_TRUE(absl::StrContains(got, "Transfer-Encoding: chunked")) << got;
+  EXPECT_TRUE(absl::StrContains(got, "Content-Type: text/event-stream")) << got;
+  // The chunk: its size in hex, the data.
+  EXPECT_TRUE(absl::StrContains(got, "d\r\ndata: first\n\n\r\n")) << got;
+  std::shared_ptr<TestStream> st;
+  {
+    std::lock_guard<std::mutex> lock(last_mu);
+    st = last.lock();
+  }
+  ASSERT_NE(st, nullptr);
+  ASSERT_TRUE(st->started());
+  st->Push("data: second\n\n");
+  ReadUntil(sock, "data: second", &got);
+  EXPECT_TRUE(absl::StrContains(got, "data: second")) << got;
+  // Nothing to send for a second: a keepalive chunk.
+  ReadUntil(sock, "3\r\n:\n\n\r\n", &got);
+  EXPECT_TRUE(absl::StrContains(got, "3\r\n:\n\n\r\n")) << got;
+  // The client leaves: the stream is dropped (no more wakes go anywhere).
+  st.reset();
+  sock.close();
+  EXPECT_TRUE(WaitUntil([&] {
+    std::lock_guard<std::mutex> lock(last_mu);
+    return last.expired();
+  }));
+  EXPECT_TRUE(WaitUntil([&] { return s->connections() == 0; }));
+}
+
+TEST(RestServerSockets, StopEndsOpenStreamsAndTheirWakesGoNowhere) {
+  auto s = MakeServer();
+  auto st = std::make_shared<TestStream>();
+  s->Route("GET", "/stream", [st](const Request&) {
+    Response r;
+    r.stream = st;
+    return r;
+  });
+  ASSERT_TRUE(s->Start({"127.0.0.1", 0}).ok());
+  Conn c(s->bound().port);
+  c.Send("GET /stream HTTP/1.1\r\n\r\n");
+  ASSERT_TRUE(WaitUntil([&] { return st->started(); }));
+  std::atomic<bool> stop{false};
+  std::thread pusher([&] {
+    while (!stop) st->Push("x");  // wakes racing with Stop
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  s->Stop();
+  stop = true;
+  pusher.join();
+  c.ReadUntilClosed(std::chrono::seconds(3));
+  EXPECT_TRUE(c.closed());
+  EXPECT_EQ(s->connections(), 0u);
+  st->Push("after");  // the wake of a stopped server: nothing happens
 }
 
 }  // namespace
