@@ -97,7 +97,7 @@ Response ErrorResponse(int status, absl::string_view code, absl::string_view mes
   e.mutable_error()->set_code(std::string(code));
   e.mutable_error()->set_message(base::SanitizeUtf8(message));
   e.mutable_error()->set_field(base::CleanForMessage(field, 256));
-  return Response{status, codec::ToJson(e), "application/json", {}};
+  return Response{status, codec::ToJson(e), "application/json", {}, nullptr};
 }
 
 Response StatusResponse(const absl::Status& status) {
@@ -107,7 +107,7 @@ Response StatusResponse(const absl::Status& status) {
 }
 
 Response Json(std::string body, int status) {
-  return Response{status, std::move(body), "application/json", {}};
+  return Response{status, std::move(body), "application/json", {}, nullptr};
 }
 
 void Server::Route(const std::string& method, const std::string& pattern, Handler handler,
