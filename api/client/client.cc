@@ -14,6 +14,9 @@ namespace portolan::client {
 
 namespace http = web::http;
 
+// Redirects (a standby to the leader) followed for one call at most.
+constexpr int kMaxHops = 3;
+
 struct Client::Impl {
   std::unique_ptr<http::client::http_client> http;
   http::client::http_client_config cfg;
@@ -22,6 +25,20 @@ struct Client::Impl {
   size_t current = 0;              // the one in use
   std::string base;                // bases[current], or where a redirect pointed
 
+  // The Location of a redirect (a standby's 307 to the leader), "" if
+  // `resp` is none.
+  static std::string Redirect(const http::http_response& resp) {
+    const auto code = resp.status_code();
+    auto location = resp.headers().find("Location");
+    if ((code != 307 && code != 308) || location == resp.headers().end()) return "";
+    return location->second;
+  }
+  // Points the client at the scheme, host and port of `location`; false
+  // when it is not a URL.
+  bool UseOrigin(const std::string& location) {
+    web::uri to(location);
+    return Use(absl::StrCat(to.scheme(), "://", to.host(), ":", to.port()));
+  }
   // Points the client at `url`; false when it is not a URL.
   bool Use(const std::string& url) {
     base = url;
@@ -59,7 +76,6 @@ absl::StatusOr<int> Client::Raw(const std::string& method, const std::string& pa
   // A standby scheduler answers 307 with the leader's URL: follow it (a few
   // hops at most) and keep using it. With several URLs, one that cannot be
   // reached (a scheduler down) passes the call to the next.
-  constexpr int kMaxHops = 3;
   size_t unreachable = 0;
   for (int hop = 0;;) {
     if (!impl_->http)
@@ -71,17 +87,14 @@ absl::StatusOr<int> Client::Raw(const std::string& method, const std::string& pa
       if (!body.empty()) req.set_body(body, "application/json");
       http::http_response resp = impl_->http->request(req).get();
       *response_body = resp.extract_string(true).get();
-      const int code = static_cast<int>(resp.status_code());
-      auto location = resp.headers().find("Location");
-      if ((code == 307 || code == 308) && location != resp.headers().end() && hop < kMaxHops) {
-        web::uri to(location->second);
+      const std::string location = Impl::Redirect(resp);
+      if (!location.empty() && hop < kMaxHops) {
         ++hop;
-        if (!impl_->Use(absl::StrCat(to.scheme(), "://", to.host(), ":", to.port())))
-          return absl::InvalidArgumentError(
-              absl::StrCat("bad redirect to '", location->second, "'"));
+        if (!impl_->UseOrigin(location))
+          return absl::InvalidArgumentError(absl::StrCat("bad redirect to '", location, "'"));
         continue;
       }
-      return code;
+      return static_cast<int>(resp.status_code());
     } catch (const std::exception& e) {
       if (++unreachable < impl_->bases.size()) {
         impl_->current = (impl_->current + 1) % impl_->bases.size();
@@ -190,11 +203,11 @@ absl::Status Client::Watch(const std::string& query, std::string* last_event_id,
       if (!impl_->token.empty()) req.headers().add("Authorization", "Bearer " + impl_->token);
       if (!last_event_id->empty()) req.headers().add("Last-Event-ID", *last_event_id);
       resp = impl_->http->request(req).get();
-      // A standby points at the leader (as Raw follows it).
-      auto location = resp.headers().find("Location");
-      if (resp.status_code() != 307 || location == resp.headers().end() || hop == 3) break;
-      web::uri to(location->second);
-      impl_->Use(absl::StrCat(to.scheme(), "://", to.host(), ":", to.port()));
+      // A standby points at the leader (as in Raw).
+      const std::string location = Impl::Redirect(resp);
+      if (location.empty() || hop == kMaxHops) break;
+      if (!impl_->UseOrigin(location))
+        return absl::InvalidArgumentError(absl::StrCat("bad redirect to '", location, "'"));
     }
     const int code = static_cast<int>(resp.status_code());
     if (code != 200) return ErrorOf(code, resp.extract_string(true).get());
