@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the Debian packages Portolan needs to build, test and run.
+# Installs the Debian packages Portolan needs to build, test and run
+# (chromium and chromium-driver: the web console's browser tests).
 # Idempotent: installs only what is missing, running `apt-get update` once
 # and only when something is missing.
 set -euo pipefail
@@ -14,7 +15,13 @@ PACKAGES=(
   libgtest-dev libgmock-dev
   openssl clang libclang-rt-14-dev lld ccache
   etcd-server etcd-client libgrpc++-dev protobuf-compiler-grpc
+  chromium chromium-driver fonts-dejavu-core
 )
+# The web console is built with node and npm (scheduler/console/web); a
+# machine that already has them (say, from NodeSource) keeps its own.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  PACKAGES+=(nodejs npm)
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -22,6 +22,7 @@
 #include "portolan/base/log.h"
 #include "portolan/base/logging.h"
 #include "portolan/codec/codec.h"
+#include "portolan/console/console.h"
 #include "portolan/daemon/daemon.h"
 #include "portolan/etcd/client.h"
 #include "portolan/ha/member.h"
@@ -45,6 +46,7 @@ namespace {
 constexpr char kProgram[] = "portolan-scheduler";
 
 int Fail(const std::string& msg) { return daemon::Fail(kProgram, msg); }
+int Fail(const absl::Status& st) { return Fail(std::string(st.message())); }
 
 // Every flag's value; each is documented in its option's help text and in
 // docs/operations.md.
@@ -368,8 +370,7 @@ int StandBy(const Flags& f, const sigset_t& signals, auth::TokenStore& tokens,
             base::HostPort& rpc_hp, Ha& h, bool* stop) {
   auth::RateLimiter limiter(f.rate_rps, std::max(f.rate_burst, 1.0));
   ha::Standby standby(RestOptions(f, tokens, limiter), RpcOptionsOf(f, rpc_tls), &h.published);
-  if (absl::Status st = standby.Start(rest_hp, rpc_hp); !st.ok())
-    return Fail(std::string(st.message()));
+  if (absl::Status st = standby.Start(rest_hp, rpc_hp); !st.ok()) return Fail(st);
   if (!h.member) {
     h.member = std::make_unique<ha::Member>(h.client.get(), base::RealClock(),
                                             MemberOf(f, h, standby.scheme(), rest_hp, rpc_hp));
@@ -451,13 +452,13 @@ int Serve(const Flags& f, const sigset_t& signals, auth::TokenStore& tokens,
       spdlog::error("{}; standing by", st.message());
       return kStepDown;
     }
-    return Fail(std::string(st.message()));
+    return Fail(st);
   }
   const absl::Duration recovery = absl::Now() - recovery_started;
 
   std::atomic<bool> ready{false};
   rpc::RpcServer rpc(io, &core, RpcOptionsOf(f, rpc_tls));
-  if (absl::Status st = rpc.Listen(rpc_hp); !st.ok()) return Fail(std::string(st.message()));
+  if (absl::Status st = rpc.Listen(rpc_hp); !st.ok()) return Fail(st);
   rpc_hp = rpc.bound();
   metrics_registry.OnScrape(
       [&] { metrics.rpc_connections->Set(static_cast<double>(rpc.connections())); });
@@ -474,8 +475,8 @@ int Serve(const Flags& f, const sigset_t& signals, auth::TokenStore& tokens,
   simulate.idle = f.simulate_priority == "idle";
   rest::RegisterRestApi(rest_server, &core, &ready, &metrics_registry, simulate);
   rest::RegisterClusterApi(rest_server, [&] { return ClusterView(f, h, rest_server, rpc); });
-  if (absl::Status st = rest_server.Start(rest_hp); !st.ok())
-    return Fail(std::string(st.message()));
+  console::RegisterConsole(rest_server, {.https = !sopts.https.cert.empty()});
+  if (absl::Status st = rest_server.Start(rest_hp); !st.ok()) return Fail(st);
   rest_hp = rest_server.bound();
   metrics_registry.OnScrape([&] {
     metrics.http_connections->Set(static_cast<double>(rest_server.connections()));
@@ -554,7 +555,7 @@ int main(int argc, char** argv) {
     std::cerr << "portolan-scheduler: " << st.message() << "\n";
     return 2;
   }
-  if (absl::Status st = CheckFlags(f); !st.ok()) return Fail(std::string(st.message()));
+  if (absl::Status st = CheckFlags(f); !st.ok()) return Fail(st);
   auto rest_hp = base::ParseHostPort(f.rest_addr);
   if (!rest_hp.ok()) return Fail(absl::StrCat("--rest-addr: ", rest_hp.status().message()));
   auto rpc_hp = base::ParseHostPort(f.rpc_addr);
@@ -567,22 +568,19 @@ int main(int argc, char** argv) {
   umask(077);
   absl::Status st = daemon::CheckSecrets(
       {{"--tokens", f.tokens_file}, {"--tls-key", f.tls_key}, {"--https-key", f.https_key}});
-  if (!st.ok()) return Fail(std::string(st.message()));
+  if (!st.ok()) return Fail(st);
   st = daemon::MakeStatePrivate(f.state_dir, {"portolan.db", "portolan.db-wal", "portolan.db-shm"});
   if (!st.ok()) return Fail(absl::StrCat("--state-dir: ", st.message()));
   auth::TokenStore tokens;
-  if (absl::Status st = LoadTokens(f, tokens); !st.ok()) return Fail(std::string(st.message()));
+  if (absl::Status st = LoadTokens(f, tokens); !st.ok()) return Fail(st);
   auto rpc_tls = daemon::AgentProtocolTls({f.tls_cert, f.tls_key, f.tls_ca}, f.insecure, true);
   if (!rpc_tls.ok()) return Fail(std::string(rpc_tls.status().message()));
   if (*rpc_tls) spdlog::info("agent RPC: mutual TLS; agents need a certificate from {}", f.tls_ca);
-  if (f.store_url == "sqlite") {
-    base::HostPort rest = *rest_hp, rpc = *rpc_hp;
-    return Serve(f, signals, tokens, *rpc_tls, rest, rpc, nullptr);
-  }
+  base::HostPort rest = *rest_hp, rpc = *rpc_hp;
+  if (f.store_url == "sqlite") return Serve(f, signals, tokens, *rpc_tls, rest, rpc, nullptr);
   auto h = ConnectEtcd(f);
   if (!h.ok()) return Fail(absl::StrCat("--store ", f.store_url, ": ", h.status().message()));
   // Stand by until leading, lead until the leadership is lost, and again.
-  base::HostPort rest = *rest_hp, rpc = *rpc_hp;
   for (;;) {
     bool stop = false;
     int rc = StandBy(f, signals, tokens, *rpc_tls, rest, rpc, **h, &stop);

@@ -163,9 +163,14 @@ bool ClosedByServer(int fd) {
 }
 
 Cluster::Cluster() {
-  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  // Named after the test, or the suite when made in SetUpTestSuite.
+  const auto* unit = ::testing::UnitTest::GetInstance();
+  const std::string name = unit->current_test_info() != nullptr ? unit->current_test_info()->name()
+                           : unit->current_test_suite() != nullptr
+                               ? unit->current_test_suite()->name()
+                               : "suite";
   dir_ = std::filesystem::temp_directory_path() /
-         ("portolan-it-" + std::to_string(getpid()) + "-" + info->name());
+         ("portolan-it-" + std::to_string(getpid()) + "-" + name);
   std::filesystem::remove_all(dir_);
   std::filesystem::create_directories(dir_);
   std::ofstream tokens(tokens_path());

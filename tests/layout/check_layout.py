@@ -49,6 +49,7 @@ MODULES = {
     "scheduler/store": "store",
     "scheduler/rpc": "rpc",
     "scheduler/rest": "rest",
+    "scheduler/console": "console",
     "agent": "agent",
     "agent/discovery": "discovery",
     "agent/executor": "executor",

@@ -13,27 +13,14 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "portolan/etcd/client.h"
+#include "support/free_port.h"
 
 namespace portolan::testing {
 namespace {
 
 constexpr char kEtcd[] = "/usr/bin/etcd";
 
-// A loopback port free right now (bound to port 0, then released).
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(a);
-  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 ||
-      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-    close(fd);
-    return 0;
-  }
-  close(fd);
-  return ntohs(a.sin_port);
-}
+int FreePort() { return FreeLoopbackPort(); }
 
 // Whether something accepts connections on the loopback port.
 bool Accepts(int port) {
