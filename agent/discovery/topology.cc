@@ -6,9 +6,12 @@
 
 #include <map>
 #include <memory>
+#include <string_view>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "portolan/base/strings.h"
+#include "spdlog/spdlog.h"
 
 namespace portolan::discovery {
 namespace {
@@ -21,6 +24,44 @@ using TopologyPtr = std::unique_ptr<hwloc_topology, TopologyDeleter>;
 int FirstNuma(hwloc_const_nodeset_t nodeset) {
   if (nodeset == nullptr || hwloc_bitmap_iszero(nodeset)) return -1;
   return hwloc_bitmap_first(nodeset);
+}
+
+bool IsDram(hwloc_obj_t numa) {
+  return numa->subtype == nullptr || std::string_view(numa->subtype) == "DRAM";
+}
+
+// The NUMA node a core (or PU) belongs to: of the nodes this topology lists
+// (the allowed set) local to it, an ordinary DRAM node before a memory-only
+// kind (KNL's MCDRAM, HBM), then the lowest OS index. A core whose local
+// nodes are all outside the allowed set gets the nearest listed node up its
+// ancestry (or, with none, the first listed node), so it is never tied to
+// a node the agent does not offer.
+int CoreNuma(hwloc_topology_t raw, hwloc_obj_t obj) {
+  int best = -1;
+  bool best_dram = false;
+  hwloc_obj_t n = nullptr;
+  while ((n = hwloc_get_next_obj_by_type(raw, HWLOC_OBJ_NUMANODE, n)) != nullptr) {
+    if (obj->nodeset == nullptr || !hwloc_bitmap_isset(obj->nodeset, n->os_index)) continue;
+    const bool dram = IsDram(n);
+    const int idx = static_cast<int>(n->os_index);
+    if (best < 0 || (dram && !best_dram) || (dram == best_dram && idx < best)) {
+      best = idx;
+      best_dram = dram;
+    }
+  }
+  if (best >= 0) return best;
+  for (hwloc_obj_t a = obj->parent; a != nullptr; a = a->parent) {
+    for (hwloc_obj_t m = a->memory_first_child; m != nullptr; m = m->next_sibling) {
+      while (m->type == HWLOC_OBJ_MEMCACHE && m->memory_first_child != nullptr) {
+        m = m->memory_first_child;
+      }
+      if (m->type == HWLOC_OBJ_NUMANODE) return static_cast<int>(m->os_index);
+    }
+  }
+  // All its memory is outside the allowed set: every listed node is remote
+  // to it; take the first, as the allocator would.
+  hwloc_obj_t first = hwloc_get_obj_by_type(raw, HWLOC_OBJ_NUMANODE, 0);
+  return first != nullptr ? static_cast<int>(first->os_index) : -1;
 }
 
 std::string Info(hwloc_obj_t obj, const char* name) {
@@ -39,6 +80,104 @@ std::string VendorName(unsigned vendor_id, const std::string& fallback) {
     default:
       return fallback;
   }
+}
+
+// The rank of an OS device's name as the GPU's name: the CUDA index first
+// (CUDA_VISIBLE_DEVICES numbers by it), then NVML, ROCm SMI, Level Zero,
+// OpenCL, and anything else (a DRM card) last.
+int NameRank(const std::string& name) {
+  int rank = 0;
+  for (const char* prefix : {"cuda", "nvml", "rsmi", "ze", "opencl"}) {
+    if (name.rfind(prefix, 0) == 0) return rank;
+    ++rank;
+  }
+  return rank;
+}
+
+// GPUs that are compute devices, one per physical PCI function. hwloc shows
+// one card as several OS devices (cuda0, opencl0d0, nvml0, card0): they are
+// merged by PCI bus id and named by NameRank. A PCI function counts as a
+// compute GPU when a compute runtime lists it (a CUDA, OpenCL or Level Zero
+// co-processor, an NVML or ROCm SMI device) or it is a 3D controller (PCI
+// class 0x0302); a display adapter seen only through DRM (a server's BMC
+// VGA, "card0") is never offered.
+void AddComputeGpus(hwloc_topology_t raw, v1::Topology& t) {
+  struct Found {
+    v1::Gpu gpu;
+    int rank = 1 << 20;
+    bool compute = false;
+  };
+  std::map<std::string, Found> by_pci;
+  hwloc_obj_t os = nullptr;
+  while ((os = hwloc_get_next_osdev(raw, os)) != nullptr) {
+    const auto type = os->attr->osdev.type;
+    if (type != HWLOC_OBJ_OSDEV_GPU && type != HWLOC_OBJ_OSDEV_COPROC) continue;
+    const std::string name = os->name ? os->name : "";
+    const int rank = NameRank(name);
+    std::string key = name;
+    unsigned vendor_id = 0;
+    bool three_d = false;
+    std::string bus_id;
+    if (os->parent && os->parent->type == HWLOC_OBJ_PCI_DEVICE) {
+      const auto& pci = os->parent->attr->pcidev;
+      bus_id = absl::StrFormat("%04x:%02x:%02x.%01x", pci.domain, pci.bus, pci.dev, pci.func);
+      key = bus_id;
+      vendor_id = pci.vendor_id;
+      three_d = pci.class_id == 0x0302;
+    }
+    Found& f = by_pci[key];
+    f.compute = f.compute || type == HWLOC_OBJ_OSDEV_COPROC || rank < 4 || three_d;
+    std::string model = Info(os, "GPUModel");
+    if (model.empty() && os->parent) model = Info(os->parent, "PCIDevice");
+    if (f.gpu.model().empty()) f.gpu.set_model(model);
+    if (f.gpu.vendor().empty() || vendor_id != 0)
+      f.gpu.set_vendor(VendorName(vendor_id, Info(os, "GPUVendor")));
+    if (rank >= f.rank) continue;
+    f.rank = rank;
+    f.gpu.set_name(name);
+    f.gpu.set_pci_bus_id(bus_id);
+    hwloc_obj_t anc = hwloc_get_non_io_ancestor_obj(raw, os);
+    f.gpu.set_numa(anc ? FirstNuma(anc->nodeset) : -1);
+  }
+  for (auto& [key, f] : by_pci) {
+    if (f.compute) {
+      *t.add_gpus() = f.gpu;
+    } else {
+      spdlog::info(
+          "topology: {} at PCI {} is a display adapter only (no compute runtime lists it); "
+          "not offered as a GPU",
+          f.gpu.name(), key);
+    }
+  }
+}
+
+uint64_t MeminfoKib(const char* key) {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string k;
+  uint64_t kb = 0;
+  while (meminfo >> k >> kb) {
+    if (k == key) return kb;
+    meminfo.ignore(64, '\n');
+  }
+  return 0;
+}
+
+// Some virtual machines and containers report no NUMA memory sizes at all:
+// this host's MemTotal is then spread evenly over the NUMA nodes (the
+// source says so, and a warning is logged) rather than refusing the host.
+void SpreadMemTotalIfNoneFound(hwloc_obj_t root, v1::Topology& t) {
+  if (root->total_memory != 0 || t.numa_nodes_size() == 0) return;
+  const uint64_t total_mb = MeminfoKib("MemTotal:") >> 10;
+  if (total_mb == 0) return;
+  const uint64_t per_node = total_mb / static_cast<uint64_t>(t.numa_nodes_size());
+  for (v1::NumaNode& n : *t.mutable_numa_nodes()) n.set_memory_mb(static_cast<uint32_t>(per_node));
+  t.set_memory_mb(static_cast<uint32_t>(per_node * static_cast<uint64_t>(t.numa_nodes_size())));
+  t.set_source(absl::StrCat(t.source(), " (no NUMA memory sizes: MemTotal ", total_mb,
+                            " MiB spread over ", t.numa_nodes_size(), " node(s))"));
+  spdlog::warn(
+      "topology: hwloc reports no memory for any NUMA node; using MemTotal ({} MiB) "
+      "spread evenly over {} node(s)",
+      total_mb, t.numa_nodes_size());
 }
 
 }  // namespace
@@ -99,7 +238,7 @@ absl::StatusOr<v1::Topology> DiscoverTopology(const TopologySource& source) {
       core->set_index(c->logical_index);
       hwloc_obj_t pkg = hwloc_get_ancestor_obj_by_type(raw, HWLOC_OBJ_PACKAGE, c);
       core->set_package(pkg ? pkg->logical_index : 0);
-      core->set_numa(FirstNuma(c->nodeset));
+      core->set_numa(CoreNuma(raw, c));
       hwloc_obj_t l3 = hwloc_get_ancestor_obj_by_type(raw, HWLOC_OBJ_L3CACHE, c);
       core->set_l3(l3 ? static_cast<int32_t>(l3->logical_index) : -1);
       hwloc_obj_t pu = nullptr;
@@ -115,7 +254,7 @@ absl::StatusOr<v1::Topology> DiscoverTopology(const TopologySource& source) {
       hwloc_obj_t p = hwloc_get_obj_by_type(raw, HWLOC_OBJ_PU, i);
       v1::Core* core = t.add_cores();
       core->set_index(p->logical_index);
-      core->set_numa(FirstNuma(p->nodeset));
+      core->set_numa(CoreNuma(raw, p));
       core->set_l3(-1);
       core->add_pus(p->os_index);
       ++pus;
@@ -123,39 +262,8 @@ absl::StatusOr<v1::Topology> DiscoverTopology(const TopologySource& source) {
   }
   t.set_pus(pus);
 
-  // GPUs: hwloc may show one card as several OS devices (cuda0, nvml0, card0,
-  // renderD128); keep one per PCI function, preferring compute names.
-  std::map<std::string, v1::Gpu> by_pci;
-  hwloc_obj_t os = nullptr;
-  while ((os = hwloc_get_next_osdev(raw, os)) != nullptr) {
-    auto type = os->attr->osdev.type;
-    if (type != HWLOC_OBJ_OSDEV_GPU && type != HWLOC_OBJ_OSDEV_COPROC) continue;
-    v1::Gpu g;
-    g.set_name(os->name ? os->name : "");
-    std::string key = g.name();
-    unsigned vendor_id = 0;
-    if (os->parent && os->parent->type == HWLOC_OBJ_PCI_DEVICE) {
-      const auto& pci = os->parent->attr->pcidev;
-      g.set_pci_bus_id(
-          absl::StrFormat("%04x:%02x:%02x.%01x", pci.domain, pci.bus, pci.dev, pci.func));
-      key = g.pci_bus_id();
-      vendor_id = pci.vendor_id;
-      if (pci.class_id >> 8 != 0x03 && type == HWLOC_OBJ_OSDEV_GPU && vendor_id != 0x10de) {
-        // Display class check: skip non-display "GPU" devices such as BMC framebuffers only when
-        // they are not NVIDIA (whose compute cards use class 0x0302, still display class).
-      }
-    }
-    g.set_vendor(VendorName(vendor_id, Info(os, "GPUVendor")));
-    g.set_model(Info(os, "GPUModel"));
-    if (g.model().empty() && os->parent) g.set_model(Info(os->parent, "PCIDevice"));
-    hwloc_obj_t anc = hwloc_get_non_io_ancestor_obj(raw, os);
-    g.set_numa(anc ? FirstNuma(anc->nodeset) : -1);
-    auto it = by_pci.find(key);
-    bool compute_name = g.name().rfind("cuda", 0) == 0 || g.name().rfind("rsmi", 0) == 0 ||
-                        g.name().rfind("opencl", 0) == 0;
-    if (it == by_pci.end() || compute_name) by_pci[key] = g;
-  }
-  for (auto& [k, g] : by_pci) *t.add_gpus() = g;
+  AddComputeGpus(raw, t);
+  SpreadMemTotalIfNoneFound(root, t);
 
   absl::Status st = CheckTopology(t);
   if (!st.ok()) return absl::InvalidArgumentError(absl::StrCat(label, ": ", st.message()));
@@ -188,11 +296,9 @@ std::string DescribeTopology(const v1::Topology& t) {
         pus.insert(pus.end(), c.pus().begin(), c.pus().end());
       }
     }
-    std::string range = pus.empty() ? "-"
-                                    : absl::StrCat(*std::min_element(pus.begin(), pus.end()), "-",
-                                                   *std::max_element(pus.begin(), pus.end()));
     absl::StrAppendFormat(&out, "  NUMA %u: %u MiB, %d cores, PUs %s\n", n.os_index(),
-                          n.memory_mb(), cores, range);
+                          n.memory_mb(), cores,
+                          pus.empty() ? "none of its own" : base::FormatIdList(pus));
   }
   for (const v1::Gpu& g : t.gpus()) {
     absl::StrAppendFormat(&out, "  GPU %s: %s %s pci %s NUMA %d\n", g.name(), g.vendor(), g.model(),
@@ -201,15 +307,6 @@ std::string DescribeTopology(const v1::Topology& t) {
   return out;
 }
 
-uint64_t MemAvailableKib() {
-  std::ifstream meminfo("/proc/meminfo");
-  std::string key;
-  uint64_t kb = 0;
-  while (meminfo >> key >> kb) {
-    if (key == "MemAvailable:") return kb;
-    meminfo.ignore(64, '\n');
-  }
-  return 0;
-}
+uint64_t MemAvailableKib() { return MeminfoKib("MemAvailable:"); }
 
 }  // namespace portolan::discovery

@@ -1,0 +1,234 @@
+// Discovery and allocation on real machines' topologies: every hwloc XML
+// export in tests/data/topologies/ (from the hwloc project's own test
+// collection; README.md there) and, when PORTOLAN_TOPOLOGY_CORPUS names a
+// folder (say, hwloc's tests/hwloc/xml/), every *.xml in it that Debian's
+// hwloc can read. Counts are checked against hwloc's API on the same file;
+// then a few hundred random requests per machine are planned, committed and
+// released, and each allocation is checked against the machine.
+#include <gtest/gtest.h>
+#include <hwloc.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <random>
+#include <set>
+#include <sstream>
+#include <string>
+
+#include "portolan/discovery/topology.h"
+#include "portolan/topology/allocator.h"
+
+namespace portolan::discovery {
+namespace {
+
+std::vector<std::string> CorpusFiles() {
+  std::vector<std::string> files;
+  std::vector<std::string> dirs = {PORTOLAN_SOURCE_DIR "/tests/data/topologies"};
+  if (const char* extra = getenv("PORTOLAN_TOPOLOGY_CORPUS")) dirs.emplace_back(extra);
+  for (const std::string& d : dirs) {
+    for (const auto& e : std::filesystem::directory_iterator(d)) {
+      if (e.path().extension() == ".xml") files.push_back(e.path().string());
+    }
+  }
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+// What hwloc itself counts in a file.
+struct HwlocCounts {
+  int packages = 0, numa = 0, cores = 0, pus = 0;
+  std::vector<int32_t> cpuless_numa;  // no allowed PU, or a memory-only kind
+};
+bool CountWithHwloc(const std::string& file, HwlocCounts* c) {
+  hwloc_topology_t t;
+  hwloc_topology_init(&t);
+  // As the agent loads it (I/O devices kept: GPUs are among them).
+  hwloc_topology_set_io_types_filter(t, HWLOC_TYPE_FILTER_KEEP_IMPORTANT);
+  if (hwloc_topology_set_xml(t, file.c_str()) != 0 || hwloc_topology_load(t) != 0) {
+    hwloc_topology_destroy(t);
+    return false;
+  }
+  c->packages = std::max(0, hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_PACKAGE));
+  c->numa = hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_NUMANODE);
+  for (int i = 0; i < c->numa; ++i) {
+    hwloc_obj_t n = hwloc_get_obj_by_type(t, HWLOC_OBJ_NUMANODE, i);
+    // A memory-only node (KNL's MCDRAM, HBM, CXL) is typed by hwloc's subtype.
+    if (hwloc_bitmap_iszero(n->cpuset) ||
+        (n->subtype != nullptr && std::string(n->subtype) != "DRAM")) {
+      c->cpuless_numa.push_back(static_cast<int32_t>(n->os_index));
+    }
+  }
+  c->cores = hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_CORE);
+  c->pus = hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_PU);
+  if (c->cores == 0) c->cores = c->pus;  // PUs without cores: one core per PU
+  hwloc_topology_destroy(t);
+  return true;
+}
+
+TEST(TopologyCorpus, CountsAgreeWithHwlocOnEveryMachine) {
+  const auto files = CorpusFiles();
+  ASSERT_GE(files.size(), 5u);
+  for (const std::string& f : files) {
+    SCOPED_TRACE(f);
+    HwlocCounts want;
+    if (!CountWithHwloc(f, &want)) continue;  // a file this hwloc cannot read
+    auto t = DiscoverTopology({"", f});
+    ASSERT_TRUE(t.ok()) << t.status();
+    EXPECT_EQ(static_cast<int>(t->packages()), want.packages);
+    EXPECT_EQ(t->numa_nodes_size(), want.numa);
+    EXPECT_EQ(t->cores_size(), want.cores);
+    EXPECT_EQ(static_cast<int>(t->pus()), want.pus);
+    EXPECT_GT(t->memory_mb(), 0u);
+    // Every core belongs to a NUMA node the agent lists; memory-only nodes
+    // (MCDRAM, HBM, CXL) and nodes without allowed PUs hold none.
+    std::set<int32_t> listed, with_cores;
+    for (const auto& n : t->numa_nodes()) listed.insert(static_cast<int32_t>(n.os_index()));
+    for (const auto& c : t->cores()) {
+      EXPECT_EQ(listed.count(c.numa()), 1u) << "core " << c.index() << " on node " << c.numa();
+      with_cores.insert(c.numa());
+    }
+    for (int32_t n : want.cpuless_numa) EXPECT_EQ(with_cores.count(n), 0u) << "NUMA " << n;
+  }
+}
+
+TEST(TopologyCorpus, PuSetsArePrintedAsListsNotRanges) {
+  auto t =
+      DiscoverTopology({"", PORTOLAN_SOURCE_DIR "/tests/data/topologies/power8gpudistances.xml"});
+  ASSERT_TRUE(t.ok()) << t.status();
+  const std::string d = DescribeTopology(*t);
+  EXPECT_NE(d.find("NUMA 0: 65380 MiB, 4 cores, PUs 0-1,8-9,16-17,24-25\n"), std::string::npos)
+      << d;
+  auto knl = DiscoverTopology(
+      {"", PORTOLAN_SOURCE_DIR "/tests/data/topologies/64intel64-fakeKNL-SNC4-hybrid.xml"});
+  ASSERT_TRUE(knl.ok());
+  EXPECT_NE(DescribeTopology(*knl).find("0 cores, PUs none of its own"), std::string::npos);
+}
+
+TEST(TopologyCorpus, NoNumaMemorySizesFallBackToMemTotal) {
+  auto t = DiscoverTopology({"", PORTOLAN_SOURCE_DIR "/tests/data/topologies/16em64t-4s2c2t.xml"});
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_GT(t->memory_mb(), 0u);
+  uint64_t sum = 0;
+  for (const auto& n : t->numa_nodes()) {
+    EXPECT_GT(n.memory_mb(), 0u);
+    sum += n.memory_mb();
+  }
+  EXPECT_EQ(sum, t->memory_mb());
+  EXPECT_NE(t->source().find("no NUMA memory sizes: MemTotal"), std::string::npos) << t->source();
+}
+
+TEST(TopologyCorpus, GpusAreComputeDevicesOnePerPciFunctionNamedByCudaFirst) {
+  auto p8 =
+      DiscoverTopology({"", PORTOLAN_SOURCE_DIR "/tests/data/topologies/power8gpudistances.xml"});
+  ASSERT_TRUE(p8.ok());
+  ASSERT_EQ(p8->gpus_size(), 4);  // each P100 is cuda, opencl and nvml devices: one GPU
+  std::set<std::string> buses;
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(p8->gpus(i).name(), "cuda" + std::to_string(i));
+    buses.insert(p8->gpus(i).pci_bus_id());
+  }
+  EXPECT_EQ(buses.size(), 4u);
+  const std::string io =
+      PORTOLAN_SOURCE_DIR "/tests/data/topologies/32em64t-2n8c2t-pci-normalio.xml";
+  auto both = DiscoverTopology({"", io});
+  ASSERT_TRUE(both.ok());
+  ASSERT_EQ(both->gpus_size(), 2);  // the Tesla (cuda0 + card0) and the Radeon (OpenCL)
+  EXPECT_EQ(both->gpus(0).name(), "cuda0");
+  // The same machine with the Radeon seen only as a DRM display device, as a
+  // server's BMC VGA is: it is not offered.
+  std::stringstream text;
+  text << std::ifstream(io).rdbuf();
+  std::string xml = text.str();
+  const std::string opencl = "name=\"opencl0d1\" subtype=\"OpenCL\" osdev_type=\"5\"";
+  ASSERT_NE(xml.find(opencl), std::string::npos);
+  xml.replace(xml.find(opencl), opencl.size(), "name=\"card1\" osdev_type=\"1\"");
+  const std::string display = ::testing::TempDir() + "/display-only.xml";
+  std::ofstream(display) << xml;
+  auto vga = DiscoverTopology({"", display});
+  ASSERT_TRUE(vga.ok()) << vga.status();
+  ASSERT_EQ(vga->gpus_size(), 1);
+  EXPECT_EQ(vga->gpus(0).name(), "cuda0");
+}
+
+// Random requests on each machine: every allocation lies where its request
+// says, and nothing is ever allocated twice.
+TEST(TopologyCorpus, RandomAllocationsKeepTheirInvariants) {
+  int checked = 0, machines = 0;
+  for (const std::string& f : CorpusFiles()) {
+    SCOPED_TRACE(f);
+    auto t = DiscoverTopology({"", f});
+    if (!t.ok()) continue;
+    ++machines;
+    std::map<uint32_t, int32_t> numa_of;
+    std::map<uint32_t, std::vector<uint32_t>> siblings;
+    for (const auto& c : t->cores()) {
+      for (uint32_t pu : c.pus()) {
+        numa_of[pu] = c.numa();
+        siblings[pu] = {c.pus().begin(), c.pus().end()};
+      }
+    }
+    std::map<std::string, int32_t> gpu_numa;
+    for (const auto& g : t->gpus()) gpu_numa[g.name()] = g.numa();
+    topology::AgentTopology machine(*t);
+    std::mt19937 rng(12345);
+    std::vector<std::pair<std::string, v1::Allocation>> held;
+    std::set<uint32_t> taken;
+    for (int i = 0; i < 300; ++i) {
+      topology::Request r;
+      r.pus = 1 + static_cast<int>(rng() % std::min<uint32_t>(8, t->pus()));
+      r.memory_mb = static_cast<int>(rng() % 512);
+      r.gpus = t->gpus_size() > 0 ? static_cast<int>(rng() % 2) : 0;
+      r.numa = static_cast<v1::TopologyRequest::Numa>(1 + rng() % 3);
+      r.smt = static_cast<v1::TopologyRequest::Smt>(1 + rng() % 2);
+      r.gpu_numa = static_cast<v1::TopologyRequest::Gpu::Numa>(1 + rng() % 2);
+      auto a = machine.Plan(r);
+      if (!a.ok()) {
+        // Full: give back the oldest half and go on.
+        for (size_t k = 0; k < held.size() / 2 + 1 && !held.empty(); ++k) {
+          machine.Release(held.front().second, held.front().first);
+          for (uint32_t pu : held.front().second.pus()) taken.erase(pu);
+          held.erase(held.begin());
+        }
+        continue;
+      }
+      // smt exclusive rounds up to whole cores.
+      if (r.smt == v1::TopologyRequest::exclusive) {
+        ASSERT_GE(a->pus_size(), r.pus) << "request " << i;
+      } else {
+        ASSERT_EQ(a->pus_size(), r.pus) << "request " << i;
+      }
+      std::set<int32_t> nodes;
+      for (uint32_t pu : a->pus()) {
+        ASSERT_TRUE(numa_of.count(pu)) << "PU " << pu << " is not on the machine";
+        EXPECT_EQ(taken.count(pu), 0u) << "PU " << pu << " allocated twice";
+        nodes.insert(numa_of[pu]);
+      }
+      if (r.numa == v1::TopologyRequest::single) EXPECT_EQ(nodes.size(), 1u) << "request " << i;
+      if (r.smt == v1::TopologyRequest::exclusive) {
+        std::set<uint32_t> mine(a->pus().begin(), a->pus().end());
+        for (uint32_t pu : a->pus()) {
+          for (uint32_t s : siblings[pu]) EXPECT_EQ(mine.count(s), 1u) << "half a core: PU " << s;
+        }
+      }
+      if (r.gpu_numa == v1::TopologyRequest::Gpu::local) {
+        for (const std::string& g : a->gpu_ids()) {
+          EXPECT_EQ(nodes.count(gpu_numa[g]), 1u) << g << " is not local to the job's nodes";
+        }
+      }
+      const std::string job = "job-" + std::to_string(i);
+      ASSERT_TRUE(machine.Commit(*a, job).ok()) << "request " << i;
+      taken.insert(a->pus().begin(), a->pus().end());
+      held.emplace_back(job, *a);
+      ++checked;
+    }
+    EXPECT_EQ(machine.total_pus() - machine.free_pus(), static_cast<int>(taken.size()));
+  }
+  EXPECT_GT(checked, 1000);
+  std::cout << "checked " << checked << " allocations on " << machines << " machine(s)\n";
+}
+
+}  // namespace
+}  // namespace portolan::discovery
