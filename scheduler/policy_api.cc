@@ -226,6 +226,16 @@ absl::StatusOr<v1::ListPolicyVersionsResponse> Core::PolicyVersions() {
   return out;
 }
 
+absl::StatusOr<v1::PolicyVersion> Core::PolicyVersion(const std::string& version) {
+  auto versions = store_->LoadPolicyVersions();
+  if (!versions.ok()) return versions.status();
+  for (const v1::PolicyVersion& v : *versions) {
+    if (v.version() == version) return v;
+  }
+  return codec::FieldError(absl::StatusCode::kNotFound, "version",
+                           absl::StrCat("no policy version ", version));
+}
+
 v1::ListTenantsResponse Core::ListTenants(int expiring_within_days) {
   absl::MutexLock lock(&mu_);
   v1::ListTenantsResponse out;

@@ -322,6 +322,12 @@ void RegisterRestApi(Server& server, Core* core, const std::atomic<bool>* ready,
     if (!res.ok()) return StatusResponse(res.status());
     return Json(codec::ToJson(*res));
   });
+  server.Route("GET", "/v1/policy/versions/{version}", [core](const Request& req) {
+    if (!req.principal.is_admin()) return Forbidden(req, "read the policy history");
+    auto res = core->PolicyVersion(req.params.at("version"));
+    if (!res.ok()) return StatusResponse(res.status());
+    return Json(codec::ToJson(*res));
+  });
 
   server.Route("GET", "/v1/tenants", [core](const Request& req) {
     if (!req.principal.is_admin()) return Forbidden(req, "list tenants");

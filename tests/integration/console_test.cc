@@ -313,6 +313,33 @@ TEST_F(ConsoleIT, MarkingACableDownRecoloursItAndChangesTheMatrix) {
           "the matrix cell back at " + rtt_before);
 }
 
+TEST_F(ConsoleIT, PolicyVersionsShowWhatEachChanged) {
+  std::string body;
+  ASSERT_EQ(
+      *cluster_->client().Raw("PUT", "/v1/network/links/sjc2-lg1-sin", R"({"up": false})", &body),
+      200)
+      << body;
+  SignInAs(Cluster::kAdminToken, "admin");
+  WebDriver& d = *driver_;
+  Go("#/policy");
+  d.WaitFor("#versions tr[data-version='v2']");
+  EXPECT_TRUE(Exists("#versions tr[data-version='v1']"));
+  d.Click(d.Find("button[aria-label='Show what v2 changed']"));
+  const auto row = d.WaitFor("#policy-diff tr[data-path='links[sjc2-lg1-sin].up']");
+  const std::string text = d.Text(row);
+  EXPECT_TRUE(absl::StrContains(text, "true")) << text;
+  EXPECT_TRUE(absl::StrContains(text, "false")) << text;
+  EXPECT_EQ(d.FindAll("#policy-diff tbody tr").size(), 1u) << "only the link changed";
+  Shot("policy-diff");
+  // A candidate that is not valid: every problem is listed.
+  auto text_area = d.Find("#policy-text");
+  d.Type(text_area, "{\"sites\": [{\"id\": \"x\", \"latitude\": 300}]}");
+  d.Click(d.Find("#validate"));
+  const std::string validation = d.Text(d.WaitFor("#validation"));
+  EXPECT_TRUE(absl::StrContains(validation, "problem(s)")) << validation;
+  EXPECT_TRUE(absl::StrContains(validation, "latitude")) << validation;
+}
+
 TEST_F(ConsoleIT, ATenantSeesOnlyItsOwnJobs) {
   SignInAs(Cluster::kGlobexToken, "tenant");
   WebDriver& d = *driver_;

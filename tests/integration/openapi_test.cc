@@ -161,6 +161,8 @@ TEST(OpenApiIT, EveryDocumentedOperationAnswersAsDocumented) {
       if (pattern.rfind("/v1/tenants/", 0) == 0) id = "acme";
       if (pattern.rfind("/v1/network/links/", 0) == 0) id = net.links(0).id();
       if (size_t p = call.path.find("{id}"); p != std::string::npos) call.path.replace(p, 4, id);
+      if (size_t p = call.path.find("{version}"); p != std::string::npos)
+        call.path.replace(p, 9, "v1");
       if (op["requestBody"]) {
         const YAML::Node media = op["requestBody"]["content"]["application/json"];
         if (media["example"]) {

@@ -124,6 +124,21 @@ TEST_F(PolicyIT, PolicyPutChangesTheNextDecisionWithoutRestart) {
       Call<v1::ListPolicyVersionsResponse>(c, "GET", "/v1/policy/versions");
   ASSERT_EQ(versions.versions_size(), 2);
   EXPECT_EQ(versions.versions(0).version(), "v2");
+  EXPECT_FALSE(versions.versions(0).has_policy()) << "the list leaves the bodies out";
+  // Each version with its whole policy: what v2 changed can be read off.
+  v1::PolicyVersion v1_body = Call<v1::PolicyVersion>(c, "GET", "/v1/policy/versions/v1");
+  v1::PolicyVersion v2_body = Call<v1::PolicyVersion>(c, "GET", "/v1/policy/versions/v2");
+  auto effect = [](const v1::Policy& pol) {
+    for (const auto& r : pol.rules()) {
+      if (r.id() == "cn-pi-under-100k") return r.effect();
+    }
+    return v1::Rule::effect_unspecified;
+  };
+  EXPECT_NE(effect(v1_body.policy()), v1::Rule::deny);
+  EXPECT_EQ(effect(v2_body.policy()), v1::Rule::deny);
+  EXPECT_EQ(v2_body.summary(), "rules: +0 -0 ~1");
+  v1::ErrorResponse missing = Call<v1::ErrorResponse>(c, "GET", "/v1/policy/versions/v9", "", 404);
+  EXPECT_EQ(missing.error().field(), "version");
 }
 
 TEST_F(PolicyIT, CableCutReroutesAndShowsInTheNetwork) {

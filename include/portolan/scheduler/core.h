@@ -186,6 +186,9 @@ class Core {
                                                 const SimulateLimits& limits);
   absl::StatusOr<v1::Policy> GetPolicy();
   absl::StatusOr<v1::ListPolicyVersionsResponse> PolicyVersions();
+  // One version with its whole policy (to show what it changed); NotFound
+  // naming the field "version" when there is none.
+  absl::StatusOr<v1::PolicyVersion> PolicyVersion(const std::string& version);
 
   // Tenant profiles; with `expiring_within_days` >= 0, only those holding an
   // instrument that expires within that many days of today (or has expired),
