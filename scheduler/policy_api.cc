@@ -236,6 +236,20 @@ absl::StatusOr<v1::PolicyVersion> Core::PolicyVersion(const std::string& version
                            absl::StrCat("no policy version ", version));
 }
 
+absl::StatusOr<v1::ListLedgerResponse> Core::TenantLedger(const std::string& tenant) {
+  auto all = store_->LoadLedger();
+  if (!all.ok()) return all.status();
+  v1::ListLedgerResponse out;
+  for (v1::LedgerEntry& e : *all) {
+    if (e.tenant() == tenant) *out.add_entries() = std::move(e);
+  }
+  std::sort(out.mutable_entries()->begin(), out.mutable_entries()->end(),
+            [](const v1::LedgerEntry& a, const v1::LedgerEntry& b) {
+              return a.year() != b.year() ? a.year() > b.year() : a.origin() < b.origin();
+            });
+  return out;
+}
+
 v1::ListTenantsResponse Core::ListTenants(int expiring_within_days) {
   absl::MutexLock lock(&mu_);
   v1::ListTenantsResponse out;

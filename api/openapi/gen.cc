@@ -18,6 +18,7 @@
 #include "portolan/v1/cluster.pb.h"
 #include "portolan/v1/events.pb.h"
 #include "portolan/v1/job.pb.h"
+#include "portolan/v1/ledger.pb.h"
 #include "portolan/v1/options.pb.h"
 #include "portolan/v1/policy.pb.h"
 #include "portolan/v1/simulate.pb.h"
@@ -181,6 +182,7 @@ int main(int argc, char** argv) {
   (void)portolan::v1::ClusterView::descriptor();
   (void)portolan::v1::Event::descriptor();
   (void)portolan::v1::SimulateRequest::descriptor();
+  (void)portolan::v1::ListLedgerResponse::descriptor();
   std::set<std::string> todo;
   CollectRefs(doc, &todo);
   std::set<std::string> done;

@@ -381,6 +381,14 @@ void RegisterRestApi(Server& server, Core* core, const std::atomic<bool>* ready,
                            "id");
     return Json(codec::ToJson(core->Usage(id)));
   });
+  server.Route("GET", "/v1/tenants/{id}/ledger", [core](const Request& req) {
+    const std::string& id = req.params.at("id");
+    if (req.principal.is_tenant() ? req.principal.tenant != id : !req.principal.is_admin())
+      return Forbidden(req, "read another tenant's ledger");
+    auto res = core->TenantLedger(id);
+    if (!res.ok()) return StatusResponse(res.status());
+    return Json(codec::ToJson(*res));
+  });
   server.Route("PUT", "/v1/tenants/{id}", [core](const Request& req) {
     if (!req.principal.is_admin()) return Forbidden(req, "change tenant profiles");
     v1::Tenant t;

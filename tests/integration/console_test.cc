@@ -48,6 +48,27 @@ class ConsoleIT : public ::testing::Test {
     ASSERT_TRUE(job.ok()) << job.status();
     acme_job_ = job->id();
     ASSERT_TRUE(WaitForState(cluster_->client(), acme_job_, v1::Job::running, seconds(30)));
+    // globex holds a standard contract that expires in January 2027 (within
+    // 90 days of the test machine's date, or already past) and exports
+    // 150,000 people's data to Hong Kong under it: its ledger counts them.
+    std::string body;
+    ASSERT_EQ(*cluster_->client().Raw(
+                  "PUT", "/v1/tenants/globex",
+                  R"({"instruments": [{"type": "cn_standard_contract", "from": "CN", "to": "*",
+                      "reference": "SC-2026-017", "expires": "2027-01-20"}]})",
+                  &body),
+              200)
+        << body;
+    ASSERT_EQ(*cluster_->client().Raw(
+                  "POST", "/v1/jobs",
+                  R"({"name": "hk-export", "tenant": "globex", "command": ["/bin/true"],
+                      "resources": {"cpus": 1, "memory_mb": 64},
+                      "placement": {"sites": ["hongkong-1"]},
+                      "datasets": [{"id": "crm-2026", "origin": "CN", "location": "lingang-idc-1",
+                                    "size_gb": 1, "categories": ["personal"], "subjects": 150000}]})",
+                  &body),
+              201)
+        << body;
     auto globex = cluster_->client().Submit(JobSpec({"/bin/true"}, 1, "globex"));
     ASSERT_TRUE(globex.ok()) << globex.status();
     globex_job_ = globex->id();
@@ -338,6 +359,22 @@ TEST_F(ConsoleIT, PolicyVersionsShowWhatEachChanged) {
   const std::string validation = d.Text(d.WaitFor("#validation"));
   EXPECT_TRUE(absl::StrContains(validation, "problem(s)")) << validation;
   EXPECT_TRUE(absl::StrContains(validation, "latitude")) << validation;
+}
+
+TEST_F(ConsoleIT, TenantsShowExpiringInstrumentsAndTheLedger) {
+  SignInAs(Cluster::kAdminToken, "admin");
+  WebDriver& d = *driver_;
+  Go("#/tenants");
+  d.WaitFor("section[data-tenant='globex'] td.expires");
+  const std::string cls = d.Attribute(d.Find("section[data-tenant='globex'] td.expires"), "class");
+  EXPECT_TRUE(absl::StrContains(cls, "expiring") || absl::StrContains(cls, "expired")) << cls;
+  const auto row = d.WaitFor("table[data-ledger='globex'] tr[data-origin='CN']");
+  const std::string text = d.Text(row);
+  EXPECT_TRUE(absl::StrContains(text, "150,000")) << text;
+  Shot("tenants");
+  Go("#/audit");
+  d.WaitFor("#audit tbody tr");
+  EXPECT_TRUE(absl::StrContains(d.Text(d.Find("#audit")), "crm-2026"));
 }
 
 TEST_F(ConsoleIT, ATenantSeesOnlyItsOwnJobs) {

@@ -202,6 +202,14 @@ TEST(DurabilityIT, FairShareLetsALateTenantInBeforeABurstDrains) {
     ASSERT_TRUE(j.ok());
     late.push_back(j->id());
   }
+  // What of the burst still waits as the late tenant arrives: the burst runs
+  // while it is being submitted, and how much of it drains meanwhile depends
+  // on the machine's load, not on the queue's order.
+  auto waiting_then = c.client().ListJobs("queued", 1000);
+  ASSERT_TRUE(waiting_then.ok());
+  int burst_waiting_then = 0;
+  for (const auto& j : waiting_then->jobs()) burst_waiting_then += j.tenant() == "burst" ? 1 : 0;
+  ASSERT_GT(burst_waiting_then, 40) << "no backlog left to measure fairness against";
   auto started = [&](const std::string& id) {
     auto j = c.client().GetJob(id);
     return j.ok() && j->has_started_at();
@@ -220,8 +228,10 @@ TEST(DurabilityIT, FairShareLetsALateTenantInBeforeABurstDrains) {
   ASSERT_TRUE(queued.ok());
   int burst_waiting = 0;
   for (const auto& j : queued->jobs()) burst_waiting += j.tenant() == "burst" ? 1 : 0;
-  EXPECT_GT(burst_waiting, kBurst / 2)
-      << "the late tenant should not have had to wait for the burst to drain";
+  // In FIFO order the late jobs would start only after that whole backlog.
+  EXPECT_GT(burst_waiting, burst_waiting_then / 2)
+      << "the late tenant should not have had to wait for the burst to drain (" << burst_waiting
+      << " of the " << burst_waiting_then << " burst jobs waiting at its arrival still wait)";
   RecordProperty("burst_jobs_not_started_when_late_tenant_done", burst_waiting);
 }
 

@@ -11,6 +11,7 @@
 #include "harness.h"
 #include "portolan/codec/codec.h"
 #include "portolan/v1/api.pb.h"
+#include "portolan/v1/ledger.pb.h"
 #include "portolan/v1/policy.pb.h"
 
 namespace portolan::testing {
@@ -99,6 +100,22 @@ TEST_F(LedgerIT, SequencesAcrossDestinationsTenantsRestartAndTheYearEnd) {
   // Foreign-origin exports never count toward CN thresholds.
   Placed(Export("eu", "singapore-1", "e1", "EU", 60000));
   Placed(Export("eu", "hongkong-1", "e2", "CN", 60000));
+  // The ledger as GET /v1/tenants/{id}/ledger shows it: per origin, all
+  // destinations together, each dataset once.
+  v1::ListLedgerResponse acme = Call<v1::ListLedgerResponse>(c, "GET", "/v1/tenants/acme/ledger");
+  ASSERT_EQ(acme.entries_size(), 1);
+  EXPECT_EQ(acme.entries(0).origin(), "CN");
+  EXPECT_EQ(acme.entries(0).year(), 2026);
+  EXPECT_EQ(acme.entries(0).subjects(), 80000u);
+  EXPECT_EQ(acme.entries(0).datasets_size(), 2);
+  v1::ListLedgerResponse eu = Call<v1::ListLedgerResponse>(c, "GET", "/v1/tenants/eu/ledger");
+  ASSERT_EQ(eu.entries_size(), 2);  // CN and EU apart
+  EXPECT_EQ(eu.entries(0).origin(), "CN");
+  EXPECT_EQ(eu.entries(1).origin(), "EU");
+  auto globex = c.ClientWith(Cluster::kGlobexToken);
+  std::string body;
+  EXPECT_EQ(*globex->Raw("GET", "/v1/tenants/acme/ledger", "", &body), 403) << body;
+  EXPECT_EQ(*globex->Raw("GET", "/v1/tenants/globex/ledger", "", &body), 200) << body;
 
   // SPI crossing 10,000: 6,000 then 5,000 more under a standard contract.
   Placed(Export("sc", "singapore-1", "s1", "CN", 0, 6000));

@@ -29,6 +29,7 @@
 #include "portolan/topology/allocator.h"
 #include "portolan/v1/agent.pb.h"
 #include "portolan/v1/job.pb.h"
+#include "portolan/v1/ledger.pb.h"
 #include "portolan/v1/simulate.pb.h"
 #include "portolan/v1/wire.pb.h"
 
@@ -189,6 +190,9 @@ class Core {
   // One version with its whole policy (to show what it changed); NotFound
   // naming the field "version" when there is none.
   absl::StatusOr<v1::PolicyVersion> PolicyVersion(const std::string& version);
+  // `tenant`'s cumulative ledger (regulations.md section 1, Counting), as
+  // stored: newest year first, then by origin.
+  absl::StatusOr<v1::ListLedgerResponse> TenantLedger(const std::string& tenant);
 
   // Tenant profiles; with `expiring_within_days` >= 0, only those holding an
   // instrument that expires within that many days of today (or has expired),

@@ -13,6 +13,26 @@ function expiry(expires, now) {
   return ['', expires];
 }
 
+// The cumulative ledger of one tenant: exports per calendar year and origin,
+// to every destination together (what the volume thresholds count).
+function Ledger({ tenant }) {
+  const [entries, setEntries] = useState(null);
+  const [error, setError] = useState(null);
+  useEffect(() => {
+    api('GET', `/v1/tenants/${encodeURIComponent(tenant)}/ledger`).then((r) => setEntries(r.entries || []), setError);
+  }, [tenant]);
+  if (error) return html`<${ErrorBox} error=${error} />`;
+  if (!entries) return null;
+  if (entries.length === 0) return html`<p>Ledger: no exports counted yet.</p>`;
+  return html`<table class="data ledger" data-ledger=${tenant}>
+    <caption>Cumulative ledger: exports per year and origin, all destinations together</caption>
+    <thead><tr><th scope="col">Year</th><th scope="col">Origin</th><th scope="col">PI subjects</th>
+      <th scope="col">Sensitive PI subjects</th><th scope="col">Datasets counted</th></tr></thead>
+    <tbody>${entries.map((e) => html`<tr data-origin=${e.origin} data-year=${e.year}><td>${e.year}</td><td>${e.origin}</td>
+      <td>${Number(e.subjects).toLocaleString('en-US')}</td><td>${Number(e.sensitive_subjects).toLocaleString('en-US')}</td>
+      <td title=${(e.datasets || []).join(', ')}>${(e.datasets || []).length}</td></tr>`)}</tbody></table>`;
+}
+
 export function TenantsView() {
   const [tenants, setTenants] = useState(null);
   const [error, setError] = useState(null);
@@ -30,9 +50,10 @@ export function TenantsView() {
       <tbody>${(t.instruments || []).map((i) => {
         const [cls, text] = expiry(i.expires, now);
         return html`<tr class=${cls}><td>${i.type}</td><td>${i.from}</td><td>${i.to}</td><td>${i.reference}</td>
-          <td>${i.valid_from}</td><td class=${cls}>${text}</td>
+          <td>${i.valid_from}</td><td class=${`expires ${cls}`}>${text}</td>
           <td>${[...(i.sites || []), ...(i.sectors || []), ...(i.purposes || [])].join(', ') || 'any'}</td></tr>`;
-      })}</tbody></table></section>`)}`;
+      })}</tbody></table>
+      <${Ledger} tenant=${t.id} /></section>`)}`;
 }
 
 export function AuditView() {
