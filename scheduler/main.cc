@@ -442,7 +442,7 @@ int Serve(const Flags& f, const sigset_t& signals, auth::TokenStore& tokens,
   // sockets), which must be destroyed while the io_context still exists.
   boost::asio::io_context io;
   auto drill_clock = DrillClock(f);
-  if (!drill_clock.ok()) return Fail(std::string(drill_clock.status().message()));
+  if (!drill_clock.ok()) return Fail(drill_clock.status());
   scheduler::Core core(copts, store.get(), *drill_clock ? drill_clock->get() : base::RealClock(),
                        &registry);
   core.AttachMetrics(&metrics);
@@ -574,7 +574,7 @@ int main(int argc, char** argv) {
   auth::TokenStore tokens;
   if (absl::Status st = LoadTokens(f, tokens); !st.ok()) return Fail(st);
   auto rpc_tls = daemon::AgentProtocolTls({f.tls_cert, f.tls_key, f.tls_ca}, f.insecure, true);
-  if (!rpc_tls.ok()) return Fail(std::string(rpc_tls.status().message()));
+  if (!rpc_tls.ok()) return Fail(rpc_tls.status());
   if (*rpc_tls) spdlog::info("agent RPC: mutual TLS; agents need a certificate from {}", f.tls_ca);
   base::HostPort rest = *rest_hp, rpc = *rpc_hp;
   if (f.store_url == "sqlite") return Serve(f, signals, tokens, *rpc_tls, rest, rpc, nullptr);

@@ -4,6 +4,7 @@
 
 #include <hwloc.h>
 
+#include <iterator>
 #include <map>
 #include <memory>
 #include <string_view>
@@ -82,16 +83,17 @@ std::string VendorName(unsigned vendor_id, const std::string& fallback) {
   }
 }
 
-// The rank of an OS device's name as the GPU's name: the CUDA index first
-// (CUDA_VISIBLE_DEVICES numbers by it), then NVML, ROCm SMI, Level Zero,
-// OpenCL, and anything else (a DRM card) last.
+// Compute runtimes' OS device name prefixes, in the order a GPU is named by
+// them: the CUDA index first (CUDA_VISIBLE_DEVICES numbers by it), then
+// NVML, ROCm SMI, Level Zero, OpenCL.
+constexpr const char* kRuntimeNames[] = {"cuda", "nvml", "rsmi", "ze", "opencl"};
+constexpr int kNotARuntime = static_cast<int>(std::size(kRuntimeNames));  // a DRM card
+
 int NameRank(const std::string& name) {
-  int rank = 0;
-  for (const char* prefix : {"cuda", "nvml", "rsmi", "ze", "opencl"}) {
-    if (name.rfind(prefix, 0) == 0) return rank;
-    ++rank;
+  for (int rank = 0; rank < kNotARuntime; ++rank) {
+    if (name.rfind(kRuntimeNames[rank], 0) == 0) return rank;
   }
-  return rank;
+  return kNotARuntime;
 }
 
 // GPUs that are compute devices, one per physical PCI function. hwloc shows
@@ -104,7 +106,7 @@ int NameRank(const std::string& name) {
 void AddComputeGpus(hwloc_topology_t raw, v1::Topology& t) {
   struct Found {
     v1::Gpu gpu;
-    int rank = 1 << 20;
+    int rank = kNotARuntime + 1;
     bool compute = false;
   };
   std::map<std::string, Found> by_pci;
@@ -126,7 +128,7 @@ void AddComputeGpus(hwloc_topology_t raw, v1::Topology& t) {
       three_d = pci.class_id == 0x0302;
     }
     Found& f = by_pci[key];
-    f.compute = f.compute || type == HWLOC_OBJ_OSDEV_COPROC || rank < 4 || three_d;
+    f.compute = f.compute || type == HWLOC_OBJ_OSDEV_COPROC || rank < kNotARuntime || three_d;
     std::string model = Info(os, "GPUModel");
     if (model.empty() && os->parent) model = Info(os->parent, "PCIDevice");
     if (f.gpu.model().empty()) f.gpu.set_model(model);

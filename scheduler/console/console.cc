@@ -35,13 +35,18 @@ rest::Response Serve(const Asset& asset, const rest::Request& req, const Options
   return r;
 }
 
-rest::Response NotBuilt(const Options& options) {
-  rest::Response r =
-      rest::ErrorResponse(404, "not_found",
-                          "the web console is not built into this scheduler (built with "
-                          "-DPORTOLAN_BUILD_CONSOLE=OFF); use the CLI or the REST API");
+// A JSON refusal that still carries the console's headers.
+rest::Response Refusal(const Options& options, absl::string_view message,
+                       absl::string_view field = "") {
+  rest::Response r = rest::ErrorResponse(404, "not_found", message, field);
   for (auto& h : SecurityHeaders(options)) r.headers.push_back(std::move(h));
   return r;
+}
+
+rest::Response NotBuilt(const Options& options) {
+  return Refusal(options,
+                 "the web console is not built into this scheduler (built with "
+                 "-DPORTOLAN_BUILD_CONSOLE=OFF); use the CLI or the REST API");
 }
 
 }  // namespace
@@ -88,10 +93,7 @@ void RegisterConsole(rest::Server& server, const Options& options) {
         const Asset* asset = Find(name);
         if (asset == nullptr) {
           if (Assets().empty()) return NotBuilt(options);
-          rest::Response r = rest::ErrorResponse(
-              404, "not_found", absl::StrCat("the console has no file ", name), "file");
-          for (auto& h : SecurityHeaders(options)) r.headers.push_back(std::move(h));
-          return r;
+          return Refusal(options, absl::StrCat("the console has no file ", name), "file");
         }
         return Serve(*asset, req, options);
       },

@@ -121,14 +121,20 @@ class ConsoleIT : public ::testing::Test {
   static std::string Url(const std::string& hash = "") {
     return cluster_->base_url() + "/ui/" + hash;
   }
-  // A fresh page with no token, then the login form filled in.
-  static void SignIn(const std::string& token) {
+  // A fresh login page: no token kept, nothing of the last page left.
+  static void FreshLoginPage() {
     WebDriver& d = *driver_;
     d.Navigate(Url());
     d.Execute("sessionStorage.clear(); return true;");
     d.Navigate("about:blank");
     d.Navigate(Url());
-    d.Type(d.WaitFor("#token"), token);
+    d.WaitFor("#token");
+  }
+  // The login form filled in on a fresh page.
+  static void SignIn(const std::string& token) {
+    WebDriver& d = *driver_;
+    FreshLoginPage();
+    d.Type(d.Find("#token"), token);
     d.Click(d.Find("#login"));
   }
   static void SignInAs(const std::string& token, const std::string& role) {
@@ -438,11 +444,7 @@ TEST_F(ConsoleIT, AnOperatorSeesItsSitesMachineAndCordonsIt) {
 
 TEST_F(ConsoleIT, KeyboardAloneSignsInAndEveryControlHasALabel) {
   WebDriver& d = *driver_;
-  d.Navigate(Url());
-  d.Execute("sessionStorage.clear(); return true;");
-  d.Navigate("about:blank");
-  d.Navigate(Url());
-  d.WaitFor("#token");
+  FreshLoginPage();
   // Tab reaches the token field first; Enter submits the form.
   d.Keys("\ue004");
   EXPECT_EQ(d.Attribute(d.Active(), "id"), "token");

@@ -63,12 +63,13 @@ function Login({ onLogin, error }) {
   </main>`;
 }
 
-function View({ route, role, bus, network }) {
+function View({ route, role, bus, network: net, reloadNetwork }) {
   const [name, id] = route;
+  const network = net.view;
   if (!VIEWS[role].includes(name)) return html`<p>Choose a view above.</p>`;
   switch (name) {
     case 'map':
-      return html`<${MapView} role=${role} bus=${bus} />`;
+      return html`<${MapView} role=${role} bus=${bus} network=${network} error=${net.error} reload=${reloadNetwork} />`;
     case 'jobs':
       return id ? html`<${JobView} id=${id} role=${role} bus=${bus} network=${network} />` : html`<${JobsView} role=${role} bus=${bus} />`;
     case 'plan':
@@ -90,9 +91,16 @@ function Shell({ role, onLogout }) {
   const route = useHash();
   const [bus] = useState(makeBus);
   const [live, setLive] = useState('connecting');
-  const [network, setNetwork] = useState(null);
+  // The session's one copy of GET /v1/network (map, job and plan pages),
+  // reloaded on link changes.
+  const [network, setNetwork] = useState({ view: null, error: null });
+  const loadNetwork = () =>
+    role !== 'tenant' &&
+    api('GET', '/v1/network').then(
+      (view) => setNetwork({ view, error: null }),
+      (error) => setNetwork((n) => ({ ...n, error })),
+    );
   useEffect(() => {
-    const loadNetwork = () => role !== 'tenant' && api('GET', '/v1/network').then(setNetwork, () => {});
     loadNetwork();
     const off = bus.on((e) => (e.link || e.reset) && loadNetwork());
     const stop = watchEvents((e) => bus.emit(e), setLive);
@@ -114,7 +122,8 @@ function Shell({ role, onLogout }) {
       <span class="role" id="role">${role}</span>
       <button id="logout" onClick=${onLogout}>Sign out</button>
     </header>
-    <main id="main" tabindex="-1"><${View} route=${route} role=${role} bus=${bus} network=${network} /></main>`;
+    <main id="main" tabindex="-1"><${View} route=${route} role=${role} bus=${bus} network=${network}
+      reloadNetwork=${loadNetwork} /></main>`;
 }
 
 function App() {

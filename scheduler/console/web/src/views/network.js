@@ -62,30 +62,29 @@ function LinkPanel({ link, role, onChanged }) {
   </section>`;
 }
 
-export function MapView({ role, bus }) {
-  const [network, setNetwork] = useState(null);
+// network: the shell's GET /v1/network (reloaded there on link changes);
+// `reload` after this view changed a link. Agents are this view's own.
+export function MapView({ role, bus, network, error: networkError, reload }) {
   const [agents, setAgents] = useState([]);
   const [error, setError] = useState(null);
   const [selected, setSelected] = useState({ kind: '', id: '' });
-  const load = async () => {
+  const loadAgents = async () => {
     try {
-      const [n, a] = await Promise.all([api('GET', '/v1/network'), api('GET', '/v1/agents')]);
-      setNetwork(n);
-      setAgents(a.agents || []);
+      setAgents((await api('GET', '/v1/agents')).agents || []);
       setError(null);
     } catch (e) {
       setError(e);
     }
   };
   useEffect(() => {
-    load();
-    return bus.on((e) => (e.link || e.agent || e.reset) && load());
+    loadAgents();
+    return bus.on((e) => (e.agent || e.reset) && loadAgents());
   }, []);
-  if (!network) return html`<${ErrorBox} error=${error} /><p>Loading…</p>`;
+  if (!network) return html`<${ErrorBox} error=${networkError || error} /><p>Loading…</p>`;
   const site = selected.kind === 'site' && network.sites.find((s) => s.id === selected.id);
   const link = selected.kind === 'link' && network.links.find((l) => l.id === selected.id);
   return html`<h2>Map</h2>
-    <${ErrorBox} error=${error} />
+    <${ErrorBox} error=${networkError || error} />
     <p class="legend"><span class="key submarine">submarine</span> <span class="key terrestrial">terrestrial</span>
       <span class="key metro">metro</span> <span class="key down">down</span> — select a site or a link for details.</p>
     <div class="map-row">
@@ -93,7 +92,7 @@ export function MapView({ role, bus }) {
         onSelect=${(kind, id) => setSelected({ kind, id })} />
       <div class="side">
         ${site && html`<${SitePanel} site=${site} agents=${agents} measured=${network.measured} />`}
-        ${link && html`<${LinkPanel} link=${link} role=${role} onChanged=${load} />`}
+        ${link && html`<${LinkPanel} link=${link} role=${role} onChanged=${reload} />`}
       </div>
     </div>
     ${(network.warnings || []).map((w) => html`<p class="warning">${w}</p>`)}
