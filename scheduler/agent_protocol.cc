@@ -270,7 +270,52 @@ void Core::ConfirmEarlierAttempt(AgentRec& rec, const v1::JobUpdate& u) {
 }
 
 void Core::OnMessage(const std::string& agent_id, const AgentLink* link, const v1::Envelope& env) {
+  OnMessages(agent_id, link, {env});
+}
+
+void Core::OnMessages(const std::string& agent_id, const AgentLink* link,
+                      const std::vector<v1::Envelope>& envelopes) {
   absl::MutexLock lock(&mu_);
+  store_->BeginDeferred();
+  deferring_ = true;
+  for (const v1::Envelope& env : envelopes) OnMessageLocked(agent_id, link, env);
+  // Event-driven: a job's end (or a changed topology) places what waits.
+  if (schedule_pending_) ScheduleLocked();
+  FinishDeferred();
+}
+
+void Core::FinishDeferred() {
+  deferring_ = false;
+  if (absl::Status st = store_->CommitDeferred(); !st.ok()) {
+    // Memory stays the only current copy of what failed (as for a write that
+    // fails at once): ended jobs are kept in memory, not dropped.
+    spdlog::error("store: cannot commit the writes of an agent message: {}", st.message());
+  } else {
+    for (const std::string& id : deferred_ended_) jobs_.MarkEnded(id);
+  }
+  deferred_ended_.clear();
+  for (v1::Event& e : deferred_events_) events_.Publish(std::move(e));
+  deferred_events_.clear();
+}
+
+void Core::MarkStoredEnded(const std::string& id) {
+  if (deferring_) {
+    deferred_ended_.push_back(id);
+  } else {
+    jobs_.MarkEnded(id);
+  }
+}
+
+void Core::Publish(v1::Event event) {
+  if (deferring_) {
+    deferred_events_.push_back(std::move(event));
+  } else {
+    events_.Publish(std::move(event));
+  }
+}
+
+void Core::OnMessageLocked(const std::string& agent_id, const AgentLink* link,
+                           const v1::Envelope& env) {
   auto it = agents_.find(agent_id);
   if (it == agents_.end() || it->second.link.get() != link) return;  // stale session
   AgentRec& rec = it->second;
@@ -310,7 +355,6 @@ void Core::OnMessage(const std::string& agent_id, const AgentLink* link, const v
     case v1::Envelope::kJobUpdate:
       ApplyUpdate(rec, env.job_update());
       rec.link->Send(ack);
-      if (schedule_pending_) ScheduleLocked();
       break;
     case v1::Envelope::kAck:
       rec.outbox.erase(env.ack().seq());
@@ -327,7 +371,7 @@ void Core::OnDisconnect(const std::string& agent_id, const AgentLink* link) {
   if (it == agents_.end() || it->second.link.get() != link) return;
   it->second.link.reset();
   it->second.info.set_connected(false);
-  events_.Publish(AgentChanged(AgentRegistry::View(it->second), clock_->Now()));
+  Publish(AgentChanged(AgentRegistry::View(it->second), clock_->Now()));
   spdlog::warn("agent {} disconnected; it is lost unless it returns within {}", agent_id,
                absl::FormatDuration(options_.agent_ttl));
 }

@@ -171,7 +171,7 @@ void Core::PersistAgent(const AgentRec& rec) {
   const v1::Agent view = AgentRegistry::View(rec);
   absl::Status st = store_->PutAgent(view);
   if (!st.ok()) spdlog::error("store: cannot persist agent {}: {}", rec.info.id(), st.message());
-  events_.Publish(AgentChanged(view, clock_->Now()));
+  Publish(AgentChanged(view, clock_->Now()));
 }
 
 void Core::Transition(v1::Job& job, v1::Job::State state, const std::string& message) {
@@ -192,8 +192,8 @@ void Core::Transition(v1::Job& job, v1::Job::State state, const std::string& mes
   spdlog::info("job {} -> {}: {}", job.id(), StateName(state), message);
   // An ended job's record is dropped from memory once stored (DropEnded); if
   // the write failed, memory is the only place it is current, so it stays.
-  if (Persist(job).ok() && IsTerminal(state)) jobs_.MarkEnded(job.id());
-  events_.Publish(JobChanged(job, now));
+  if (Persist(job).ok() && IsTerminal(state)) MarkStoredEnded(job.id());
+  Publish(JobChanged(job, now));
   // What follows this job: its dependents, its array.
   if (dependents_.contains(job.id())) OnDependencyChanged(job);
   if (!job.array_job().empty() && from != state) OnTaskTransition(job, from);
@@ -265,7 +265,7 @@ absl::StatusOr<std::pair<v1::Job, bool>> Core::Submit(v1::Job spec) {
   const std::string id = spec.id();
   if (metrics_ != nullptr) metrics_->submits->With({spec.tenant()})->Inc();
   const v1::Job& job = jobs_.Add(std::move(spec), std::move(decision_spec));
-  events_.Publish(JobChanged(job, now));
+  Publish(JobChanged(job, now));
   IndexDependencies(job);
   if (IsArrayJob(job)) {
     // Its first window of tasks is made and decided now.

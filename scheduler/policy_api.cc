@@ -181,7 +181,7 @@ absl::StatusOr<v1::PolicyVersion> Core::ApplyPolicy(v1::Policy policy, const std
   state->meta = v;
   for (const v1::Link& l :
        ChangedLinks(policy_ ? &policy_->compiled->policy() : nullptr, state->compiled->policy())) {
-    events_.Publish(LinkChanged(l, clock_->Now()));
+    Publish(LinkChanged(l, clock_->Now()));
   }
   policy_ = std::move(state);
   ++policy_versions_;

@@ -9,8 +9,10 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -21,37 +23,68 @@ namespace portolan::executor {
 // The AttemptRecord.format this agent writes and understands.
 constexpr uint32_t kAttemptRecordFormat = 1;
 
-// One file per attempt, <dir>/<job>-<attempt>.pb, replaced atomically (write
-// a temporary file, rename it over the old one): whenever the agent process
-// dies, a record is the old or the new one, never torn.
+// The records live in one append-only log, <dir>/records.log: each Put or
+// Remove appends one entry (a header with kind, length and CRC-32, then the
+// record) in a single write(2); a log grown to four times its live records
+// (and at least 1,024 entries) is compacted into a new file renamed over it.
+// A process that dies mid-write leaves at most a torn last entry, which the
+// next load ignores: the attempt then has its previous record, as it did
+// when each record was its own file replaced by rename (the layout before
+// 0.9, still read and folded into the log on load). The log replaced those
+// files because an attempt created and deleted two inodes for them, and on
+// ext4 without a journal every new inode then scanned the ones deleted in the
+// last 30 s (recently_deleted): at 90 jobs/s that was the largest single cost
+// of starting a job (docs/performance.md).
 //
 // No fsync, on purpose. A record must outlive the agent *process*, and the
-// kernel keeps what was written and renamed whatever happens to the process.
-// It need not outlive the machine: after a power loss or a reboot every
-// attempt is gone, and a record that did not reach the disk leaves the agent
-// registering without that attempt, which the scheduler ends as lost, exactly
-// what a record from the previous boot would be reported as. (fsyncs would
-// cost several milliseconds per job on the agent's RPC thread.)
+// kernel keeps what was written whatever happens to the process. It need not
+// outlive the machine: after a power loss or a reboot every attempt is gone,
+// and a record that did not reach the disk leaves the agent registering
+// without that attempt, which the scheduler ends as lost, exactly what a
+// record from the previous boot would be reported as. (fsyncs would cost
+// several milliseconds per job on the agent's RPC thread.)
 //
-// Thread-compatible: the executor calls it under its lock.
+// Thread-compatible: the executor calls it under its lock. One instance per
+// directory at a time (the agent's state directory lock sees to that).
 class AttemptRecords {
  public:
   explicit AttemptRecords(std::string dir) : dir_(std::move(dir)) {}
+  ~AttemptRecords();
+  AttemptRecords(const AttemptRecords&) = delete;
+  AttemptRecords& operator=(const AttemptRecords&) = delete;
+
   // Creates the directory (mode 0700).
   absl::Status Init() const;
-  absl::Status Put(const v1::AttemptRecord& record) const;
-  absl::Status Remove(const std::string& job_id, uint32_t attempt) const;
-  // Every record here. A file that cannot be read or parsed is named in
-  // `problems` and skipped (whatever it described is then killed as
-  // unaccounted for); a record of a newer format than this agent's makes the
-  // whole load fail, so that an older agent never kills or misreports
-  // attempts a newer one started.
-  absl::Status Load(std::vector<v1::AttemptRecord>* out, std::vector<std::string>* problems) const;
+  absl::Status Put(const v1::AttemptRecord& record);
+  absl::Status Remove(const std::string& job_id, uint32_t attempt);
+  // Every record here, in (job, attempt) order. An unreadable entry (not a
+  // torn last one) or legacy file is named in `problems` and skipped
+  // (whatever it described is then killed as unaccounted for); a record of a
+  // newer format than this agent's makes the whole load fail, so that an
+  // older agent never kills or misreports attempts a newer one started.
+  absl::Status Load(std::vector<v1::AttemptRecord>* out, std::vector<std::string>* problems);
   const std::string& dir() const { return dir_; }
+  std::string log_path() const { return dir_ + "/records.log"; }
+
+  // Entries in the log now (live and superseded); for tests and compaction.
+  size_t log_entries() const { return log_entries_; }
 
  private:
-  std::string Path(const std::string& job_id, uint32_t attempt) const;
+  using Key = std::pair<std::string, uint32_t>;
+  // Reads the log (and legacy files) into live_ the first time; opens it for
+  // appending.
+  absl::Status Open(std::vector<std::string>* problems);
+  absl::Status Append(char kind, const std::string& payload);
+  absl::Status MaybeCompact();  // when superseded entries outnumber live ones 3:1
+  absl::Status Compact();
+  absl::Status CheckFormat(const v1::AttemptRecord& r, const std::string& where) const;
+
   const std::string dir_;
+  int fd_ = -1;
+  bool opened_ = false;
+  size_t log_entries_ = 0;
+  std::map<Key, std::string> live_;  // serialized records
+  std::vector<std::string> load_problems_;
 };
 
 // This boot of the machine (/proc/sys/kernel/random/boot_id); "" if unknown.

@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/eventfd.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -51,6 +52,7 @@ Executor::Executor(ExecutorOptions options, base::Clock* clock, UpdateFn on_upda
   if (!options_.records_dir.empty() && !options_.job_init.empty()) {
     records_ = std::make_unique<AttemptRecords>(options_.records_dir);
   }
+  wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   monitor_ = std::thread([this] { Monitor(); });
 }
 
@@ -59,9 +61,10 @@ Executor::~Executor() {
     absl::MutexLock lock(&mu_);
     stop_ = true;
   }
-  cv_.SignalAll();
+  Wake();
   monitor_.join();
   if (init_fd_ >= 0) close(init_fd_);
+  if (wake_fd_ >= 0) close(wake_fd_);
   absl::MutexLock lock(&mu_);
   if (!options_.keep_running_on_exit) {
     StopAll();
@@ -268,7 +271,7 @@ bool Executor::Launched(const v1::Job& job, pid_t pid, const std::string& workdi
     absl::MutexLock lock(&mu_);
     procs_[key].start_reported = true;
   }
-  cv_.SignalAll();
+  Wake();
   return true;
 }
 
@@ -414,7 +417,7 @@ void Executor::Cancel(const std::string& job_id, uint32_t attempt, const std::st
     }
   }
   if (unknown) on_update_(*unknown);
-  cv_.SignalAll();
+  Wake();
 }
 
 void Executor::Forget(const std::string& job_id, uint32_t attempt) {
@@ -548,9 +551,31 @@ void Executor::Monitor() {
       mu_.Lock();
       continue;
     }
-    cv_.WaitWithTimeout(&mu_, options_.poll_interval);
+    // Until a process exits, something changes (Wake) or the interval ends.
+    std::vector<pollfd> fds{{wake_fd_, POLLIN, 0}};
+    for (const auto& [key, p] : procs_) {
+      if (!p.finished && p.pid > 0 && p.start_reported && p.pidfd >= 0)
+        fds.push_back({p.pidfd, POLLIN, 0});
+    }
+    mu_.Unlock();
+    const int timeout_ms =
+        static_cast<int>(std::max<int64_t>(1, absl::ToInt64Milliseconds(options_.poll_interval)));
+    // (poll skips a wake_fd_ of -1: eventfd failed, the interval alone then.)
+    if (poll(fds.data(), fds.size(), timeout_ms) < 0 && errno != EINTR) {
+      usleep(static_cast<useconds_t>(timeout_ms) * 1000);
+    }
+    if (fds[0].revents & POLLIN) {
+      uint64_t n;
+      (void)!read(wake_fd_, &n, sizeof n);
+    }
+    mu_.Lock();
   }
   mu_.Unlock();
+}
+
+void Executor::Wake() {
+  const uint64_t one = 1;
+  if (wake_fd_ >= 0) (void)!write(wake_fd_, &one, sizeof one);
 }
 
 }  // namespace portolan::executor

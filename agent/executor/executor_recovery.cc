@@ -145,7 +145,7 @@ absl::StatusOr<Recovery> Executor::Recover() {
     KillUnaccounted(kept_cgroups, out);
   }
   for (const v1::JobUpdate& u : updates) on_update_(u);
-  cv_.SignalAll();
+  Wake();
   return out;
 }
 

@@ -4,6 +4,7 @@
 #include <linux/close_range.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -122,10 +123,22 @@ void MountSandbox(const Child& c) {
   // group reaches the job, and nothing ties it to the agent process, which
   // it may outlive.
   setsid();
-  sigset_t all;
-  sigemptyset(&all);
-  sigprocmask(SIG_SETMASK, &all, nullptr);
-  signal(SIGPIPE, SIG_DFL);
+  // Every signal the agent handles goes back to its default before any is
+  // unblocked: the child may share the agent's memory until it execs, and an
+  // agent handler run here would act on the agent's state (what posix_spawn
+  // does too). The parent blocked all signals around the clone.
+  for (int sig = 1; sig < NSIG; ++sig) {
+    struct sigaction sa;
+    if (sig == SIGKILL || sig == SIGSTOP || sigaction(sig, nullptr, &sa) != 0) continue;
+    if (sig == SIGPIPE || (sa.sa_handler != SIG_DFL && sa.sa_handler != SIG_IGN)) {
+      sa.sa_handler = SIG_DFL;
+      sa.sa_flags = 0;
+      sigaction(sig, &sa, nullptr);
+    }
+  }
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
   // The agent's umask (077) is for its own files; jobs get the usual one,
   // and the directories the sandbox makes must be passable.
   umask(022);
@@ -164,6 +177,46 @@ void MountSandbox(const Child& c) {
   }
   execve(p.program.c_str(), c.argv, c.envp);
   Die(c, Step::kExec);
+}
+
+int ChildMain(void* child) { RunChild(*static_cast<const Child*>(child)); }
+
+// Starts the child. It runs on a stack of its own in the agent's memory
+// (CLONE_VM) while the calling thread waits (CLONE_VFORK) until it has exec'd
+// or died, as posix_spawn does: no copy of the agent's page tables, no
+// copy-on-write faults and TLB shootdowns in the agent's threads afterwards,
+// which made fork the largest part of an attempt's start (docs/performance.md).
+// The child only makes system calls that act on itself (raw set*id, its own
+// descriptors, namespaces and signal dispositions), so sharing the memory
+// changes nothing the agent sees. Under ASan, whose checks do not expect code
+// on a foreign stack, the child is a plain fork (clone, for the sandbox).
+pid_t StartChild(const Child& child, bool sandbox) {
+  const int namespaces = sandbox ? CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS : 0;
+#if defined(__SANITIZE_ADDRESS__)
+  // Raw clone (like fork, plus namespaces): the child is the init of a new
+  // PID namespace. From here to exec only raw system calls in the child.
+  const pid_t pid = sandbox ? static_cast<pid_t>(syscall(SYS_clone, namespaces | SIGCHLD, nullptr,
+                                                         nullptr, nullptr, 0))
+                            : fork();
+  if (pid == 0) RunChild(child);
+  return pid;
+#else
+  constexpr size_t kStack = 256 * 1024;
+  void* stack = mmap(nullptr, kStack, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
+  if (stack == MAP_FAILED) return -1;
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  const pid_t pid =
+      clone(ChildMain, static_cast<char*>(stack) + kStack,
+            CLONE_VM | CLONE_VFORK | namespaces | SIGCHLD, const_cast<Child*>(&child));
+  const int saved = errno;
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  munmap(stack, kStack);
+  errno = saved;
+  return pid;
+#endif
 }
 
 }  // namespace
@@ -346,17 +399,7 @@ pid_t Spawn(SpawnPlan& plan) {
                     &read_only,
                     &mkdir_c,
                     work_fd_path.c_str()};
-  pid_t pid;
-  if (plan.sandbox) {
-    // Raw clone (like fork, plus namespaces): the child is the init of a new
-    // PID namespace. From here to exec only raw system calls in the child.
-    pid = static_cast<pid_t>(
-        syscall(SYS_clone, CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD,
-                nullptr, nullptr, nullptr, 0));
-  } else {
-    pid = fork();
-  }
-  if (pid == 0) RunChild(child);
+  const pid_t pid = StartChild(child, plan.sandbox);
   const int saved = errno;
   for (int* fd : {&plan.out_fd, &plan.err_fd, &plan.null_fd, &plan.error_pipe[1], &plan.status_fd,
                   &plan.work_fd}) {

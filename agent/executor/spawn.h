@@ -1,7 +1,7 @@
 #pragma once
 
 // How an attempt's processes start (the executor's lower half). Everything
-// is worked out before the fork, because the child may only make
+// is worked out before the clone, because the child may only make
 // async-signal-safe calls: it allocates nothing and reads only the plan. The
 // child then joins the attempt's cgroup, binds itself to its PUs and NUMA
 // nodes, sets up the sandbox's mounts, takes the job's identity and execs
@@ -85,9 +85,9 @@ struct SpawnPlan {
   int work_fd = -1;  // a descriptor number the sandboxed child reopens its workdir on
 };
 
-// Clones the child into new namespaces (plan.sandbox) or forks it, and in the
-// parent closes the child's ends of the descriptors. Returns the child's pid,
-// or -1 with errno set.
+// Starts the child (clone with CLONE_VM | CLONE_VFORK, into new namespaces
+// when plan.sandbox; see StartChild in spawn.cc), and in the parent closes the child's ends of the
+// descriptors. Returns the child's pid, or -1 with errno set.
 pid_t Spawn(SpawnPlan& plan);
 
 // Waits for the child to exec: EOF on the error pipe (nullopt), or the step

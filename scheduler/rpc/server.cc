@@ -108,6 +108,7 @@ class RpcServer::Session : public AgentLink, public std::enable_shared_from_this
         // per read, so it reads on until OpenSSL would block.
         if (n < shared.size() && !self->stream_.tls()) break;
       }
+      self->Deliver();
       self->Read();
     });
   }
@@ -173,7 +174,17 @@ class RpcServer::Session : public AgentLink, public std::enable_shared_from_this
       ProtocolError("Register sent twice on one connection");
       return;
     }
-    core_->OnMessage(agent_id_, this, env);
+    batch_.push_back(env);
+  }
+
+  // Hands the core every message read since the last call, at once: it
+  // handles them under one lock and commits their writes together, so the
+  // more messages wait, the fewer commits (and placement passes) they cost.
+  void Deliver() {
+    if (batch_.empty()) return;
+    std::vector<v1::Envelope> batch;
+    batch.swap(batch_);
+    core_->OnMessages(agent_id_, this, batch);
   }
 
   void ProtocolError(const std::string& what) {
@@ -215,6 +226,7 @@ class RpcServer::Session : public AgentLink, public std::enable_shared_from_this
 
   void Shutdown(const std::string& why) {
     if (closed_) return;
+    Deliver();  // what the agent sent before the end, in order
     closed_ = true;
     spdlog::info("agent connection {}{} closed: {}", peer_,
                  agent_id_.empty() ? "" : absl::StrCat(" (", agent_id_, ")"), why);
@@ -228,6 +240,7 @@ class RpcServer::Session : public AgentLink, public std::enable_shared_from_this
   const RpcOptions options_;  // first: stream_ uses its TLS context
   tls::Stream stream_;
   std::optional<tls::Identity> identity_;  // the verified agent certificate (TLS only)
+  std::vector<v1::Envelope> batch_;        // read, not yet handed to the core (Deliver)
   asio::steady_timer timer_;
   Core* core_;
   wire::FrameDecoder decoder_;

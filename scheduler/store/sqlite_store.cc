@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -331,29 +332,55 @@ class SqliteStore : public Store {
     return SqliteQuery(db_, sql, std::forward<F>(row));
   }
 
-  // One statement binding text parameters ?1..?n, then the serialized
-  // message as the last parameter.
   // The one write path: binds text parameters ?1..?n and the serialized
-  // message as the last one, and runs as part of a group commit. Statements
-  // are prepared once and kept.
+  // message as the last one, and runs as part of a group commit (staged
+  // instead while this thread is in a deferred scope, BeginDeferred).
   absl::Status Write(const char* sql, const std::vector<std::string>& params,
                      const google::protobuf::Message& msg, absl::string_view what) {
-    const std::string data = msg.SerializeAsString();
-    return Commit(
+    Staged w{sql, params, msg.SerializeAsString(), what};
+    if (deferring_threads_.load(std::memory_order_acquire) > 0) {
+      std::lock_guard<std::mutex> lock(staged_mu_);
+      if (auto it = staged_.find(std::this_thread::get_id()); it != staged_.end()) {
+        it->second.push_back(std::move(w));
+        return absl::OkStatus();
+      }
+    }
+    return Commit([&] { return Step(w); }, what);
+  }
+
+  void BeginDeferred() override {
+    std::lock_guard<std::mutex> lock(staged_mu_);
+    if (staged_.try_emplace(std::this_thread::get_id()).second) deferring_threads_.fetch_add(1);
+  }
+
+  absl::Status CommitDeferred() override {
+    std::vector<Staged> writes;
+    {
+      std::lock_guard<std::mutex> lock(staged_mu_);
+      auto it = staged_.find(std::this_thread::get_id());
+      if (it == staged_.end()) return absl::OkStatus();
+      writes = std::move(it->second);
+      staged_.erase(it);
+      deferring_threads_.fetch_sub(1);
+    }
+    if (writes.empty()) return absl::OkStatus();
+    absl::Status st = Commit(
         [&] {
-          sqlite3_stmt* s = Statement(sql);
-          if (s == nullptr) return sqlite3_errcode(db_);
-          sqlite3_reset(s);
-          sqlite3_clear_bindings(s);
-          int i = 1;
-          for (const std::string& p : params)
-            sqlite3_bind_text(s, i++, p.data(), p.size(), SQLITE_TRANSIENT);
-          sqlite3_bind_blob(s, i, data.data(), data.size(), SQLITE_TRANSIENT);
-          int rc = sqlite3_step(s);
-          sqlite3_reset(s);
-          return rc;
+          for (const Staged& w : writes) {
+            if (int rc = Step(w); rc != SQLITE_DONE) return rc;
+          }
+          return SQLITE_DONE;
         },
-        what);
+        "store deferred writes");
+    if (st.ok()) return st;
+    spdlog::warn("store: a batch of {} deferred writes failed ({}); writing them one by one",
+                 writes.size(), st.message());
+    absl::Status first;
+    for (const Staged& w : writes) {
+      absl::Status one = Commit([&] { return Step(w); }, w.what);
+      if (!one.ok() && first.ok()) first = one;
+    }
+    return first;
   }
 
   // A prepared statement for `sql`, kept for reuse; mu_ must be held.
@@ -377,6 +404,33 @@ class SqliteStore : public Store {
     const std::function<int()>* op;  // runs with mu_ held; returns an SQLite code
     absl::string_view what;
   };
+
+  // One write: a statement, its text parameters ?1..?n and the serialized
+  // message as the last parameter.
+  struct Staged {
+    const char* sql;
+    std::vector<std::string> params;
+    std::string data;
+    absl::string_view what;
+  };
+  // Runs `w`'s statement (prepared once and kept); mu_ must be held.
+  int Step(const Staged& w) {
+    sqlite3_stmt* s = Statement(w.sql);
+    if (s == nullptr) return sqlite3_errcode(db_);
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    int i = 1;
+    for (const std::string& p : w.params)
+      sqlite3_bind_text(s, i++, p.data(), p.size(), SQLITE_TRANSIENT);
+    sqlite3_bind_blob(s, i, w.data.data(), w.data.size(), SQLITE_TRANSIENT);
+    const int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    return rc;
+  }
+  // Writes staged per thread in a deferred scope.
+  std::mutex staged_mu_;
+  std::map<std::thread::id, std::vector<Staged>> staged_;
+  std::atomic<int> deferring_threads_{0};
 
   absl::Status RunBatch(const std::vector<const Op*>& batch) {
     std::lock_guard<std::mutex> lock(mu_);

@@ -83,7 +83,7 @@ int main(int argc, char** argv) {
   const std::optional<v1::Policy> loaded = testing::BenchPolicy();
   if (!loaded) return 2;
   const v1::Policy& policy = *loaded;
-  if (uint64_t{agents} * pus < tasks) {
+  if (static_cast<uint64_t>(agents) * pus < tasks) {
     fprintf(stderr, "--agents x --pus must hold --tasks (%d x %u < %u)\n", agents, pus, tasks);
     return 2;
   }

@@ -2,11 +2,12 @@
 # directory, the processes a script starts (stopped by pid when it exits),
 # a scheduler on loopback, and /proc readers. Callers set ROOT and BUILD.
 
-# bench_init NAME: makes $WORK (/tmp/portolan-NAME.XXXXXX) and arranges for
-# the processes in $PIDS to be stopped and $WORK removed on exit.
+# bench_init NAME: makes $WORK ($BENCH_TMP or /tmp, then portolan-NAME.XXXXXX)
+# and arranges for the processes in $PIDS to be stopped and $WORK removed on
+# exit (kept, with the daemons' logs, when BENCH_KEEP is set).
 bench_init() {
   BIN="$ROOT/$BUILD/bin"
-  WORK="$(mktemp -d "/tmp/portolan-$1.XXXXXX")"
+  WORK="$(mktemp -d "${BENCH_TMP:-/tmp}/portolan-$1.XXXXXX")"
   PIDS=()
   trap bench_cleanup EXIT
 }
@@ -14,7 +15,7 @@ bench_init() {
 bench_cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$WORK"
+  if [ -n "${BENCH_KEEP:-}" ]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi
 }
 
 # bench_scheduler ARGS...: starts portolan-scheduler on loopback (plain RPC

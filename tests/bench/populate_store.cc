@@ -133,7 +133,9 @@ int main(int argc, char** argv) {
       fprintf(stderr, "populate_store: %s\n", std::string(url.status().message()).c_str());
       return 2;
     }
-    auto c = portolan::etcd::Client::Connect({.endpoints = url->endpoints});
+    portolan::etcd::Options options;
+    options.endpoints = url->endpoints;
+    auto c = portolan::etcd::Client::Connect(options);
     if (!c.ok()) {
       fprintf(stderr, "populate_store: %s\n", std::string(c.status().message()).c_str());
       return 1;

@@ -3,8 +3,11 @@
 # missing): starts a scheduler on loopback with authentication on and the
 # rate limit off, makes an admin token, and runs wrk with
 # tests/bench/submit.lua (each request a job submit; 201 = committed to
-# SQLite with synchronous=FULL). Prints wrk's report, one JSON line and a
-# summary. Stops exactly the processes it started.
+# SQLite with synchronous=FULL). Then, in the same run, the same wrk load
+# against tests/bench/bare_listener: the same HTTP server stack and token
+# check answering 201 without any work; the ratio of the two is the share
+# of the stack's own ceiling that durable submits keep. Prints wrk's
+# report, JSON lines and a summary. Stops exactly the processes it started.
 #
 #   tests/bench/rest_wrk.sh [SECONDS=60] [CONNECTIONS=64] [THREADS=2] [BUILD=build]
 set -euo pipefail
@@ -45,5 +48,23 @@ if [ "$STORED" -lt "$ACK" ]; then
   echo "rest_wrk: the scheduler counted $STORED submits but wrk saw $ACK acknowledged" >&2
   exit 1
 fi
+# The same load against the bare stack, with the scheduler stopped first.
+kill "$SCHED"
+wait "$SCHED" 2>/dev/null || true
+BARE=$(bench_program bare_listener)
+"$BARE" --tokens "$WORK/tokens.yaml" --ports-file "$WORK/bare.json" 2>"$WORK/bare.log" &
+BARE_PID=$!
+PIDS+=("$BARE_PID")
+for _ in $(seq 1 100); do [ -s "$WORK/bare.json" ] && break; sleep 0.05; done
+BARE_PORT=$(sed 's/.*"rest": \([0-9]*\).*/\1/' "$WORK/bare.json")
+PORTOLAN_TOKEN="$TOKEN" WRK_CONNECTIONS="$CONNS" wrk -t"$THREADS" -c"$CONNS" -d"${SECONDS_RUN}s" \
+  --timeout 10s --latency -s "$ROOT/tests/bench/submit.lua" "http://127.0.0.1:$BARE_PORT" >"$WORK/bare.out"
+BARE_JSON=$(grep '^{"bench":"rest_wrk"' "$WORK/bare.out" | sed 's/"bench":"rest_wrk"/"bench":"rest_wrk_bare"/')
+echo "$BARE_JSON"
+rate() { sed 's/.*"submits_per_s":\([0-9]*\).*/\1/' <<<"$1"; }
+RATIO=$(awk -v a="$(rate "$JSON")" -v b="$(rate "$BARE_JSON")" 'BEGIN {printf "%.2f", a / b}')
+echo "{\"bench\":\"rest_wrk_ratio\",\"durable_submits_per_s\":$(rate "$JSON"),\"bare_posts_per_s\":$(rate "$BARE_JSON"),\"ratio\":$RATIO}"
 sed 's/.*"submits_per_s":\([0-9]*\),"p50_ms":\([0-9.]*\),"p90_ms":[0-9.]*,"p99_ms":\([0-9.]*\).*/rest_wrk: \1 durable submits\/s, p50 \2 ms, p99 \3 ms/' <<<"$JSON"
+sed 's/.*"submits_per_s":\([0-9]*\),"p50_ms":\([0-9.]*\),"p90_ms":[0-9.]*,"p99_ms":\([0-9.]*\).*/rest_wrk: the bare stack answered \1 POSTs\/s, p50 \2 ms, p99 \3 ms/' <<<"$BARE_JSON"
+echo "rest_wrk: durable submits are $RATIO of the bare stack's rate, same run"
 echo "rest_wrk: $CONNS connections, ${SECONDS_RUN} s; the scheduler holds $STORED submitted jobs, RSS $RSS KiB; $COMMITS store commits, $OVER100 over 100 ms, $OVER250 over 250 ms"

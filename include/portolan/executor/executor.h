@@ -39,6 +39,9 @@ struct ExecutorOptions {
   absl::Duration kill_grace = absl::Seconds(10);  // SIGTERM, then SIGKILL after this
   size_t log_tail_bytes = 64 * 1024;              // tail of stdout/stderr sent to the scheduler
   std::string default_path = "/usr/local/bin:/usr/bin:/bin";
+  // The monitor wakes when an attempt's process exits (its pidfd) and at
+  // least this often (deadlines, attempts adopted without a pidfd, cgroups
+  // still waiting for removal).
   absl::Duration poll_interval = absl::Milliseconds(20);
   // The PUs and NUMA nodes that really exist here (and the agent may use).
   // Allocations are bound to their intersection with these; with an emulated
@@ -214,6 +217,7 @@ class Executor {
   void KillUnaccounted(const std::set<std::string>& kept_cgroups, Recovery& out)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Monitor();
+  void Wake();  // the monitor looks at procs_ again now
   // Sends `sig` to the attempt: its supervisor (which forwards it), or the
   // program's process group without one.
   void Signal(Proc& p, int sig) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -247,7 +251,7 @@ class Executor {
   const std::string boot_id_;
   // Cgroups of ended jobs whose last processes had not yet left them.
   std::vector<std::unique_ptr<JobCgroup>> to_remove_ ABSL_GUARDED_BY(mu_);
-  absl::CondVar cv_;  // wakes the monitor
+  int wake_fd_ = -1;  // an eventfd that wakes the monitor (Wake())
   std::map<Key, Proc> procs_ ABSL_GUARDED_BY(mu_);
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::thread monitor_;

@@ -224,6 +224,10 @@ class Core {
                   const std::string& peer);
   // Any later envelope from a registered session.
   void OnMessage(const std::string& agent_id, const AgentLink* link, const v1::Envelope& envelope);
+  // Several, in order, as one read brought them: handled under one lock, their
+  // writes committed together and one placement pass after them.
+  void OnMessages(const std::string& agent_id, const AgentLink* link,
+                  const std::vector<v1::Envelope>& envelopes);
   void OnDisconnect(const std::string& agent_id, const AgentLink* link);
 
   // Periodic work: heartbeat TTLs, resends, placement of waiting jobs.
@@ -245,6 +249,20 @@ class Core {
   using AgentRec = AgentRecord;
 
   absl::Status Persist(const v1::Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // OnMessage under mu_, its writes deferred (see FinishDeferred).
+  void OnMessageLocked(const std::string& agent_id, const AgentLink* link, const v1::Envelope& env)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Ends the deferred scope OnMessage opened: the store commits the
+  // message's writes at once (one fsync for a job's end and the next job's
+  // placement), and only then are its events published and its ended jobs
+  // marked stored. What it sends to agents is posted to the RPC thread that
+  // is running OnMessage, so it leaves after this commit too.
+  void FinishDeferred() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // An ended job's final record is stored (or staged: then once committed),
+  // so DropEnded may drop it from memory.
+  void MarkStoredEnded(const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Publishes now, or at FinishDeferred while deferring.
+  void Publish(v1::Event event) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Stores a job's placement decision for `explain`; a failure is logged
   // with the job (the job itself is unaffected).
   void PersistDecision(const std::string& job_id, const v1::Decision& d)
@@ -459,6 +477,10 @@ class Core {
   absl::node_hash_map<std::string, std::shared_ptr<const std::string>> waiting_decisions_
       ABSL_GUARDED_BY(mu_);
   bool schedule_pending_ ABSL_GUARDED_BY(mu_) = false;
+  // While OnMessage's writes are deferred: the events and ended jobs that wait for them.
+  bool deferring_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<v1::Event> deferred_events_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> deferred_ended_ ABSL_GUARDED_BY(mu_);
   // Job id -> its current violations (see CheckComplianceLocked).
   std::map<std::string, std::vector<v1::ComplianceViolation>> violations_ ABSL_GUARDED_BY(mu_);
   // The UTC day of the last compliance check: a new day re-decides (expiries).

@@ -88,6 +88,19 @@ class Store {
   virtual absl::StatusOr<std::vector<v1::AuditRecord>> ListAudit(const std::string& tenant,
                                                                  const std::string& job,
                                                                  int limit) = 0;
+
+  // Deferred writes, for a caller that holds back everything depending on
+  // them until they are durable (the core while it handles one agent
+  // message: the transitions it reports, the placements it sends). After
+  // BeginDeferred() the calling thread's Put*/Append* are staged and return
+  // OK at once, not yet durable; CommitDeferred() writes them all in one
+  // commit (one fsync instead of one per write) and returns its status; a
+  // failed batch is retried write by write, so one refused record does not
+  // take the others with it, and the first error is returned. Other threads
+  // write as usual meanwhile. Stores that cannot defer write at once (this
+  // default) and have nothing to commit.
+  virtual void BeginDeferred() {}
+  virtual absl::Status CommitDeferred() { return absl::OkStatus(); }
 };
 
 // SQLite in WAL mode under `dir` (created if missing) as `portolan.db`.

@@ -35,53 +35,152 @@ v1::AttemptRecord Sample(const std::string& job, uint32_t attempt) {
   return r;
 }
 
-TEST(AttemptRecordsTest, RoundTripAndUnreadableFilesAreNamed) {
+std::vector<v1::AttemptRecord> LoadFresh(const std::string& dir,
+                                         std::vector<std::string>* problems) {
+  std::vector<v1::AttemptRecord> out;
+  executor::AttemptRecords records(dir);
+  EXPECT_TRUE(records.Load(&out, problems).ok());
+  return out;
+}
+
+TEST(AttemptRecordsTest, RoundTripThroughTheLog) {
   const std::string dir = TestDir("roundtrip");
   std::filesystem::remove_all(dir);
-  executor::AttemptRecords records(dir);
-  ASSERT_TRUE(records.Init().ok());
-  EXPECT_EQ(std::filesystem::status(dir).permissions() & std::filesystem::perms::all,
-            std::filesystem::perms::owner_all);
-  ASSERT_TRUE(records.Put(Sample("job-a", 1)).ok());
-  ASSERT_TRUE(records.Put(Sample("job-b", 2)).ok());
-  v1::AttemptRecord changed = Sample("job-a", 1);
-  changed.set_pid(4321);
-  ASSERT_TRUE(records.Put(changed).ok());  // replaces, atomically
-  std::ofstream(dir + "/garbage-1.pb") << "not a protobuf \xff\xff\xff";
-  std::ofstream(dir + "/job-c-1.pb.tmp") << "a write a crash cut short";
-  std::vector<v1::AttemptRecord> loaded;
+  {
+    executor::AttemptRecords records(dir);
+    ASSERT_TRUE(records.Init().ok());
+    EXPECT_EQ(std::filesystem::status(dir).permissions() & std::filesystem::perms::all,
+              std::filesystem::perms::owner_all);
+    ASSERT_TRUE(records.Put(Sample("job-a", 1)).ok());
+    ASSERT_TRUE(records.Put(Sample("job-b", 2)).ok());
+    v1::AttemptRecord changed = Sample("job-a", 1);
+    changed.set_pid(4321);
+    ASSERT_TRUE(records.Put(changed).ok());  // replaces
+    ASSERT_TRUE(records.Put(Sample("job-c", 1)).ok());
+    ASSERT_TRUE(records.Remove("job-c", 1).ok());
+    ASSERT_TRUE(records.Remove("job-c", 1).ok()) << "removing twice is fine";
+    EXPECT_EQ(records.log_entries(), 5u) << "the second Remove of job-c wrote nothing";
+  }
+  EXPECT_EQ(
+      std::filesystem::status(dir + "/records.log").permissions() & std::filesystem::perms::all,
+      std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
   std::vector<std::string> problems;
-  ASSERT_TRUE(records.Load(&loaded, &problems).ok());
+  std::vector<v1::AttemptRecord> loaded = LoadFresh(dir, &problems);
+  EXPECT_TRUE(problems.empty());
   ASSERT_EQ(loaded.size(), 2u);
   EXPECT_EQ(loaded[0].job().id(), "job-a");
   EXPECT_EQ(loaded[0].pid(), 4321);
+  EXPECT_EQ(loaded[1].job().id(), "job-b");
   EXPECT_EQ(loaded[1].job().attempt(), 2u);
-  ASSERT_EQ(problems.size(), 1u);
-  EXPECT_NE(problems[0].find("garbage-1.pb"), std::string::npos) << problems[0];
-  EXPECT_FALSE(std::filesystem::exists(dir + "/job-c-1.pb.tmp"));
-  ASSERT_TRUE(records.Remove("job-a", 1).ok());
-  ASSERT_TRUE(records.Remove("job-a", 1).ok()) << "removing twice is fine";
-  loaded.clear();
+  std::filesystem::remove_all(dir);
+}
+
+// What a process killed in the middle of a write leaves (a torn last
+// entry), a damaged entry in the middle, and the one-file-per-record layout
+// of agents before 0.9.
+TEST(AttemptRecordsTest, TornDamagedAndLegacyRecords) {
+  const std::string dir = TestDir("torn");
+  std::filesystem::remove_all(dir);
+  const std::string log = dir + "/records.log";
+  {
+    executor::AttemptRecords records(dir);
+    ASSERT_TRUE(records.Init().ok());
+    ASSERT_TRUE(records.Put(Sample("job-a", 1)).ok());
+    ASSERT_TRUE(records.Put(Sample("job-b", 1)).ok());
+  }
+  const auto intact = std::filesystem::file_size(log);
+  {  // a header announcing 64 bytes, then 4 of them
+    const char torn[] = "P\x40\x00\x00\x00\x01\x02\x03\x04half";
+    std::ofstream(log, std::ios::app | std::ios::binary).write(torn, sizeof torn - 1);
+  }
+  EXPECT_EQ(std::filesystem::file_size(log), intact + 13);
+  std::vector<std::string> problems;
+  EXPECT_EQ(LoadFresh(dir, &problems).size(), 2u);
+  EXPECT_TRUE(problems.empty()) << problems[0];
+  EXPECT_EQ(std::filesystem::file_size(log), intact) << "the torn entry is cut off";
+
+  {  // one byte of job-a's record changed: it and what follows are ignored, and named
+    std::fstream f(log, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(12);
+    f.put('~');
+  }
   problems.clear();
-  ASSERT_TRUE(records.Load(&loaded, &problems).ok());
-  EXPECT_EQ(loaded.size(), 1u);
+  EXPECT_TRUE(LoadFresh(dir, &problems).empty());
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_NE(problems[0].find("records.log: the entry at byte 0 is damaged"), std::string::npos)
+      << problems[0];
+  problems.clear();
+  EXPECT_TRUE(LoadFresh(dir, &problems).empty());
+  EXPECT_TRUE(problems.empty()) << "the log was rewritten without the damage";
+
+  std::string legacy;
+  ASSERT_TRUE(Sample("job-l", 1).SerializeToString(&legacy));
+  std::ofstream(dir + "/job-l-1.pb") << legacy;
+  std::ofstream(dir + "/garbage-1.pb") << "not a protobuf \xff\xff\xff";
+  std::ofstream(dir + "/job-c-1.pb.tmp") << "a write a crash cut short";
+  problems.clear();
+  std::vector<v1::AttemptRecord> loaded = LoadFresh(dir, &problems);
+  ASSERT_EQ(loaded.size(), 1u);
+  EXPECT_EQ(loaded[0].job().id(), "job-l");
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_NE(problems[0].find("garbage-1.pb: not a readable attempt record"), std::string::npos)
+      << problems[0];
+  for (const char* gone : {"/job-l-1.pb", "/garbage-1.pb", "/job-c-1.pb.tmp"})
+    EXPECT_FALSE(std::filesystem::exists(dir + gone)) << gone;
+  problems.clear();
+  loaded = LoadFresh(dir, &problems);
+  ASSERT_EQ(loaded.size(), 1u) << "the legacy record now lives in the log";
+  EXPECT_EQ(loaded[0].job().id(), "job-l");
+  std::filesystem::remove_all(dir);
+}
+
+TEST(AttemptRecordsTest, TheLogIsCompactedAndKeepsOnlyLiveRecords) {
+  const std::string dir = TestDir("compact");
+  std::filesystem::remove_all(dir);
+  {
+    executor::AttemptRecords records(dir);
+    ASSERT_TRUE(records.Init().ok());
+    for (uint32_t i = 1; i <= 3; ++i) ASSERT_TRUE(records.Put(Sample("keep", i)).ok());
+    size_t most = 0;
+    for (int i = 0; i < 3000; ++i) {  // as jobs start, record their pids and end
+      const std::string id = "job-" + std::to_string(i);
+      ASSERT_TRUE(records.Put(Sample(id, 1)).ok());
+      ASSERT_TRUE(records.Put(Sample(id, 1)).ok());
+      ASSERT_TRUE(records.Remove(id, 1).ok());
+      most = std::max(most, records.log_entries());
+    }
+    EXPECT_LE(most, 1024u) << "compacted once four times the live records were in the log";
+    EXPECT_LT(records.log_entries(), 1024u);
+  }
+  std::vector<std::string> problems;
+  std::vector<v1::AttemptRecord> loaded = LoadFresh(dir, &problems);
+  EXPECT_TRUE(problems.empty());
+  ASSERT_EQ(loaded.size(), 3u);
+  for (uint32_t i = 1; i <= 3; ++i) {
+    EXPECT_EQ(loaded[i - 1].job().id(), "keep");
+    EXPECT_EQ(loaded[i - 1].job().attempt(), i);
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir + "/records.log.tmp"));
   std::filesystem::remove_all(dir);
 }
 
 TEST(AttemptRecordsTest, ARecordOfANewerFormatStopsTheLoadWithAClearMessage) {
   const std::string dir = TestDir("newer");
   std::filesystem::remove_all(dir);
+  {
+    executor::AttemptRecords records(dir);
+    ASSERT_TRUE(records.Init().ok());
+    v1::AttemptRecord r = Sample("job-n", 1);
+    r.set_format(kAttemptRecordFormat + 1);
+    r.set_agent_version("9.9.9");
+    ASSERT_TRUE(records.Put(r).ok());
+  }
   executor::AttemptRecords records(dir);
-  ASSERT_TRUE(records.Init().ok());
-  v1::AttemptRecord r = Sample("job-n", 1);
-  r.set_format(kAttemptRecordFormat + 1);
-  r.set_agent_version("9.9.9");
-  ASSERT_TRUE(records.Put(r).ok());
   std::vector<v1::AttemptRecord> loaded;
   std::vector<std::string> problems;
   absl::Status st = records.Load(&loaded, &problems);
   ASSERT_FALSE(st.ok());
-  EXPECT_NE(st.message().find("job-n-1.pb"), std::string::npos) << st;
+  EXPECT_NE(st.message().find("records.log holds attempt 1 of job job-n"), std::string::npos) << st;
   EXPECT_NE(st.message().find("9.9.9"), std::string::npos) << st;
   EXPECT_NE(st.message().find("understands format 1"), std::string::npos) << st;
   std::filesystem::remove_all(dir);
@@ -158,12 +257,7 @@ class RecoveryTest : public ::testing::Test {
     // "started as pid N; ..."
     return std::stoi(running.message().substr(std::string("started as pid ").size()));
   }
-  size_t Records() {
-    size_t n = 0;
-    for (const auto& e : std::filesystem::directory_iterator(root + "/attempts"))
-      n += e.is_regular_file();
-    return n;
-  }
+  size_t Records() { return LoadRecords(root + "/attempts").size(); }
 
   static std::vector<v1::AttemptRecord> LoadRecords(const std::string& dir) {
     std::vector<v1::AttemptRecord> out;
@@ -215,9 +309,13 @@ class RecoveryTest : public ::testing::Test {
     Open(true);
     auto rec = exec->Recover();
     EXPECT_TRUE(rec.ok());
-    if (rec.ok()) EXPECT_EQ(rec->adopted, 0);
+    if (rec.ok()) {
+      EXPECT_EQ(rec->adopted, 0);
+    }
     auto final = Wait(job, true);
-    if (final) EXPECT_EQ(final->state(), v1::Job::lost);
+    if (final) {
+      EXPECT_EQ(final->state(), v1::Job::lost);
+    }
     return final;
   }
 

@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <map>
+#include <mutex>
 #include <thread>
 
 #include "portolan/base/strings.h"
@@ -399,6 +400,85 @@ TEST(SqliteStoreTest, Schema4RebuildsTheLedgerPerOriginFromTheAuditTrail) {
   e.set_subjects(90000);
   ASSERT_TRUE((*s)->PutLedgerEntry(e).ok());
   EXPECT_EQ((*s)->LoadLedger()->size(), 4u);
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace portolan
+
+namespace portolan {
+namespace {
+
+v1::Job SmallJob(const std::string& id, v1::Job::State state) {
+  v1::Job j;
+  j.set_id(id);
+  j.set_tenant("acme");
+  j.set_state(state);
+  j.add_command("/bin/true");
+  return j;
+}
+
+// The core's agent-message path: a thread's writes staged, then one commit;
+// other threads write as usual meanwhile.
+TEST(SqliteStoreTest, DeferredWritesAreStagedThenCommittedAsOne) {
+  std::string dir = TempDir();
+  std::vector<size_t> commits;  // writes per commit
+  std::mutex mu;
+  auto s = store::OpenSqliteStore(dir, 0, [&](double, size_t writes) {
+    std::lock_guard<std::mutex> l(mu);
+    commits.push_back(writes);
+  });
+  ASSERT_TRUE(s.ok()) << s.status();
+  store::Store& st = **s;
+  st.BeginDeferred();
+  ASSERT_TRUE(st.PutJob(SmallJob("job-1", v1::Job::queued)).ok());
+  ASSERT_TRUE(st.PutJob(SmallJob("job-1", v1::Job::running)).ok());
+  v1::Agent a;
+  a.set_id("a1");
+  a.set_site("hongkong-1");
+  ASSERT_TRUE(st.PutAgent(a).ok());
+  EXPECT_EQ(st.GetJob("job-1").status().code(), absl::StatusCode::kNotFound)
+      << "staged, not yet written";
+  std::thread other([&] { EXPECT_TRUE(st.PutJob(SmallJob("job-2", v1::Job::queued)).ok()); });
+  other.join();
+  EXPECT_TRUE(st.GetJob("job-2").ok()) << "another thread's write is not held back";
+  {
+    std::lock_guard<std::mutex> l(mu);
+    EXPECT_EQ(commits, std::vector<size_t>{1});
+  }
+  ASSERT_TRUE(st.CommitDeferred().ok());
+  {
+    std::lock_guard<std::mutex> l(mu);
+    EXPECT_EQ(commits.size(), 2u) << "the three staged writes went in one commit";
+  }
+  EXPECT_EQ(st.GetJob("job-1")->state(), v1::Job::running);
+  EXPECT_EQ(st.LoadAgents()->size(), 1u);
+  EXPECT_TRUE(st.CommitDeferred().ok()) << "nothing staged: nothing to do";
+  ASSERT_TRUE(st.PutJob(SmallJob("job-3", v1::Job::queued)).ok());
+  EXPECT_TRUE(st.GetJob("job-3").ok()) << "after the scope, writes go through at once";
+  std::filesystem::remove_all(dir);
+}
+
+// A batch the database refuses (here: over the size cap) is written record
+// by record, so what fits is kept and the error names what did not.
+TEST(SqliteStoreTest, AFailedDeferredBatchKeepsWhatCanBeWritten) {
+  std::string dir = TempDir();
+  auto s = store::OpenSqliteStore(dir, 1);
+  ASSERT_TRUE(s.ok()) << s.status();
+  store::Store& st = **s;
+  st.BeginDeferred();
+  ASSERT_TRUE(st.PutJob(SmallJob("job-a", v1::Job::succeeded)).ok());
+  v1::JobLogs big;
+  big.set_job_id("job-a");
+  big.set_stdout(std::string(3 << 20, 'x'));  // 3 MiB against a 1 MiB cap
+  ASSERT_TRUE(st.PutLogs(big).ok());
+  ASSERT_TRUE(st.PutJob(SmallJob("job-b", v1::Job::queued)).ok());
+  absl::Status committed = st.CommitDeferred();
+  EXPECT_FALSE(committed.ok());
+  EXPECT_NE(committed.message().find("store logs"), std::string::npos) << committed;
+  EXPECT_EQ(st.GetJob("job-a")->state(), v1::Job::succeeded);
+  EXPECT_EQ(st.GetJob("job-b")->state(), v1::Job::queued);
+  EXPECT_EQ(st.GetLogs("job-a").status().code(), absl::StatusCode::kNotFound);
   std::filesystem::remove_all(dir);
 }
 
