@@ -179,7 +179,7 @@ void MountSandbox(const Child& c) {
   Die(c, Step::kExec);
 }
 
-int ChildMain(void* child) { RunChild(*static_cast<const Child*>(child)); }
+[[maybe_unused]] int ChildMain(void* child) { RunChild(*static_cast<const Child*>(child)); }
 
 // Starts the child. It runs on a stack of its own in the agent's memory
 // (CLONE_VM) while the calling thread waits (CLONE_VFORK) until it has exec'd
