@@ -309,7 +309,7 @@ absl::StatusOr<std::shared_ptr<const CompiledPolicy>> CompilePolicy(
   }
 
   std::shared_ptr<CompiledPolicy> out(new CompiledPolicy(std::move(policy)));
-  out->site_index_ = std::move(sites);
+  out->site_index_.insert(sites.begin(), sites.end());
   std::vector<v1::Site> site_list(out->policy_.sites().begin(), out->policy_.sites().end());
   std::vector<v1::Link> link_list(out->policy_.links().begin(), out->policy_.links().end());
   out->network_ = network::NetworkModel(site_list, link_list);

@@ -167,8 +167,16 @@ using Counts = std::vector<std::pair<std::string_view, uint32_t>>;
 
 // Counts by a plugin's static reason code, without allocating per agent.
 void Bump(Counts& counts, std::string_view code) {
+  // Codes are string literals: the same pointer first (the common case), the
+  // same text (a literal of another translation unit) only then.
   for (auto& [c, n] : counts) {
-    if (c.data() == code.data() || c == code) {
+    if (c.data() == code.data()) {
+      ++n;
+      return;
+    }
+  }
+  for (auto& [c, n] : counts) {
+    if (c == code) {
       ++n;
       return;
     }
@@ -303,6 +311,7 @@ void Engine::FilterAgents(const DecisionInput& in, Pass& pass, v1::Decision& d) 
   v1::AgentCounts* totals = d.mutable_agents();
   Counts all_counts;
   for (Pass::SiteWork& w : pass.work) {
+    pass.state.site = w.site;
     Counts counts;
     uint32_t feasible = 0;
     const size_t n = w.agents->size();
@@ -368,6 +377,7 @@ void Engine::FilterAgents(const DecisionInput& in, Pass& pass, v1::Decision& d) 
     totals->set_skipped(totals->skipped() + static_cast<uint32_t>(n - examined));
     totals->set_feasible(totals->feasible() + feasible);
   }
+  pass.state.site = nullptr;
   for (const auto& [code, k] : all_counts) (*totals->mutable_rejected())[std::string(code)] += k;
 }
 

@@ -54,6 +54,10 @@ struct CycleState {
   // The job's hardware request (cores, PUs, NUMA placement, GPUs), set by the
   // engine before any plugin runs; read by topology_fit and numa_fit.
   topology::Request request;
+  // While agent filters and scores run: the catalogue site of the agents
+  // being examined (the engine goes site by site), so that a plugin needing
+  // the agent's site does not look it up per agent. Null elsewhere.
+  const v1::Site* site = nullptr;
 };
 
 // Outcome of a Filter: ok, or a short reason code ("insufficient_cpus") that

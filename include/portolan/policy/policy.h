@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "portolan/network/network.h"
 #include "portolan/residency/residency.h"
@@ -31,7 +32,7 @@ class CompiledPolicy {
   explicit CompiledPolicy(v1::Policy p) : policy_(std::move(p)), residency_(&policy_) {}
 
   v1::Policy policy_;
-  std::map<std::string, int> site_index_;
+  absl::flat_hash_map<std::string, int> site_index_;  // looked up per agent examined
   network::NetworkModel network_;
   residency::ResidencyEngine residency_;
   std::vector<std::string> warnings_;

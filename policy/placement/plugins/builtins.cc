@@ -95,8 +95,11 @@ class AgentHealth : public FilterPlugin {
 class IsolationFilter : public FilterPlugin {
  public:
   std::string_view Name() const override { return "isolation"; }
-  FilterResult Filter(CycleState&, const DecisionInput& in, const AgentView& a) const override {
-    const v1::Site* site = in.policy->FindSite(a.agent->site());
+  FilterResult Filter(CycleState& state, const DecisionInput& in,
+                      const AgentView& a) const override {
+    // The engine examines a site's agents with state.site set to it.
+    const v1::Site* site =
+        state.site != nullptr ? state.site : in.policy->FindSite(a.agent->site());
     if (site == nullptr || !site->has_isolation_required()) return FilterResult::Pass();
     const v1::Isolation& need = site->isolation_required();
     const v1::Isolation& have = a.agent->isolation();
