@@ -102,6 +102,7 @@ bool Ledger::Record(const std::string& tenant, int year, const std::string& orig
   absl::MutexLock lock(&mu_);
   Key k{tenant, year, origin};
   if (!counted_[k].insert(dataset).second) return false;
+  changes_.fetch_add(1, std::memory_order_release);
   v1::LedgerEntry& e = entries_[k];
   e.set_tenant(tenant);
   e.set_year(year);
@@ -118,6 +119,7 @@ bool Ledger::Forget(const std::string& tenant, int year, const std::string& orig
   Key k{tenant, year, origin};
   auto c = counted_.find(k);
   if (c == counted_.end() || c->second.erase(dataset) == 0) return false;
+  changes_.fetch_add(1, std::memory_order_release);
   v1::LedgerEntry& e = entries_[k];
   e.set_subjects(e.subjects() >= subjects ? e.subjects() - subjects : 0);
   e.set_sensitive_subjects(e.sensitive_subjects() >= sensitive ? e.sensitive_subjects() - sensitive
@@ -132,8 +134,14 @@ bool Ledger::Forget(const std::string& tenant, int year, const std::string& orig
   return true;
 }
 
+uint64_t Ledger::NextInstance() {
+  static std::atomic<uint64_t> next{1};
+  return next.fetch_add(1, std::memory_order_relaxed);
+}
+
 void Ledger::Load(const v1::LedgerEntry& entry) {
   absl::MutexLock lock(&mu_);
+  changes_.fetch_add(1, std::memory_order_release);
   Key k{entry.tenant(), entry.year(), entry.origin()};
   entries_[k] = entry;
   auto& c = counted_[k];

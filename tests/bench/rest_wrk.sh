@@ -25,7 +25,7 @@ fi
 bench_init wrk
 
 bench_admin_token
-bench_scheduler --state-dir "$WORK/state" --tokens "$WORK/tokens.yaml" --rate-limit-rps 0
+bench_scheduler --state-dir "$WORK/state" --tokens "$WORK/tokens.yaml" --rate-limit-rps 0 ${REST_WRK_ARGS:-}
 echo "rest_wrk: wrk -t$THREADS -c$CONNS -d${SECONDS_RUN}s against the scheduler at 127.0.0.1:$REST (pid $SCHED)" >&2
 PORTOLAN_TOKEN="$TOKEN" WRK_CONNECTIONS="$CONNS" wrk -t"$THREADS" -c"$CONNS" -d"${SECONDS_RUN}s" \
   --timeout 10s --latency -s "$ROOT/tests/bench/submit.lua" "http://127.0.0.1:$REST" >"$WORK/wrk.out"

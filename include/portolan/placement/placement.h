@@ -58,6 +58,10 @@ struct CycleState {
   // being examined (the engine goes site by site), so that a plugin needing
   // the agent's site does not look it up per agent. Null elsewhere.
   const v1::Site* site = nullptr;
+  // What the residency verdict of this job depends on besides the site and
+  // the day (its datasets, its tenant, the ledger's version), made once per
+  // decision by the residency plugin, which caches verdicts by it.
+  std::string residency_key;
 };
 
 // Outcome of a Filter: ok, or a short reason code ("insufficient_cpus") that

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <map>
 #include <mutex>
 #include <set>
@@ -47,8 +48,19 @@ class Ledger {
   void Load(const v1::LedgerEntry& entry);
   v1::LedgerEntry Entry(const std::string& tenant, int year, const std::string& origin) const;
 
+  // Identifies what this ledger holds now: a process-unique id of this
+  // ledger object (copies get their own) and a count of its changes. Two
+  // equal versions hold the same entries, so a verdict computed against one
+  // holds for the other (the residency plugin caches verdicts by it).
+  std::pair<uint64_t, uint64_t> version() const {
+    return {instance_, changes_.load(std::memory_order_acquire)};
+  }
+
  private:
   using Key = std::tuple<std::string, int, std::string>;
+  static uint64_t NextInstance();
+  const uint64_t instance_ = NextInstance();
+  std::atomic<uint64_t> changes_{0};  // bumped under mu_ by every change
   mutable absl::Mutex mu_;
   std::map<Key, v1::LedgerEntry> entries_ ABSL_GUARDED_BY(mu_);
   std::map<Key, std::set<std::string>> counted_ ABSL_GUARDED_BY(mu_);

@@ -1,7 +1,12 @@
 // The residency plugin: a site filter over the cross-border rules, and the
 // Reserve step that counts a committed placement's exports in the tenant's
 // ledger and leaves their audit records for the scheduler to store.
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/civil_time.h"
 #include "policy/placement/plugins/plugins.h"
 #include "portolan/base/strings.h"
@@ -14,11 +19,40 @@ class Residency : public SiteFilterPlugin, public ReservePlugin {
   std::string_view Name() const override { return "residency"; }
 
   // Every dataset must be allowed at the site by the residency rules.
-  FilterResult FilterSite(CycleState&, const DecisionInput& in, const v1::Site& site,
+  //
+  // A verdict depends only on the job's datasets, its tenant (instruments,
+  // certifications), the ledger's contents, the site and the day (the policy
+  // is this plugin's own, one instance per compiled policy). Jobs of one
+  // shape arrive in runs (arrays, pipelines, retries) and each decision
+  // evaluates every site, so verdicts are cached by exactly those inputs:
+  // the datasets and tenant serialized deterministically, the ledger by its
+  // version (a placement that counts an export changes it, so nothing
+  // decided before a threshold was crossed is reused after). This was a
+  // fifth of a decision's instructions (docs/performance.md).
+  FilterResult FilterSite(CycleState& state, const DecisionInput& in, const v1::Site& site,
                           v1::SiteDecision& out) const override {
     static const v1::Tenant kNoTenant;
-    *out.mutable_residency() = in.policy->residency().EvaluateJob(
-        *in.job, site, in.tenant ? *in.tenant : kNoTenant, *in.ledger, in.today);
+    const v1::Tenant& tenant = in.tenant ? *in.tenant : kNoTenant;
+    if (state.residency_key.empty()) {
+      state.residency_key = absl::StrCat(JobKey(*in.job, tenant, *in.ledger), "|", in.today.year(),
+                                         "-", in.today.month(), "-", in.today.day(), "|");
+    }
+    const std::string key = absl::StrCat(state.residency_key, site.id());
+    bool hit = false;
+    {
+      absl::MutexLock lock(&mu_);
+      if (auto it = cache_.find(key); it != cache_.end()) {
+        *out.mutable_residency() = it->second;
+        hit = true;
+      }
+    }
+    if (!hit) {
+      *out.mutable_residency() =
+          in.policy->residency().EvaluateJob(*in.job, site, tenant, *in.ledger, in.today);
+      absl::MutexLock lock(&mu_);
+      if (cache_.size() >= kMaxCached) cache_.clear();  // bounded; refills with what runs now
+      cache_.emplace(key, out.residency());
+    }
     if (out.residency().allowed()) return FilterResult::Pass();
     return FilterResult::Reject("residency", out.residency().reason());
   }
@@ -61,6 +95,35 @@ class Residency : public SiteFilterPlugin, public ReservePlugin {
     }
     return absl::OkStatus();
   }
+
+  // Verdicts cached by FilterSite: at most this many (a few MiB).
+  static constexpr size_t kMaxCached = 4096;
+
+  static std::string Deterministic(const google::protobuf::Message& m) {
+    std::string out;
+    {
+      google::protobuf::io::StringOutputStream stream(&out);
+      google::protobuf::io::CodedOutputStream coded(&stream);
+      coded.SetSerializationDeterministic(true);
+      m.SerializeToCodedStream(&coded);
+    }
+    return out;
+  }
+  // Length-prefixed parts, so no two different inputs make one key.
+  static std::string JobKey(const v1::Job& job, const v1::Tenant& tenant,
+                            const residency::Ledger& ledger) {
+    const auto [instance, changes] = ledger.version();
+    std::string key = absl::StrCat(instance, ".", changes);
+    auto add = [&key](const std::string& part) {
+      absl::StrAppend(&key, "|", part.size(), ":", part);
+    };
+    add(Deterministic(tenant));
+    for (const v1::Dataset& d : job.datasets()) add(Deterministic(d));
+    return key;
+  }
+
+  mutable absl::Mutex mu_;
+  mutable absl::flat_hash_map<std::string, v1::ResidencyVerdict> cache_ ABSL_GUARDED_BY(mu_);
 
   void Unreserve(const DecisionInput&, const v1::Decision&, ReserveContext& ctx) const override {
     for (const ReserveContext::LedgerKey& k : ctx.ledger_grew) {

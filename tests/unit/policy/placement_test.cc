@@ -246,6 +246,65 @@ TEST_F(PlacementTest, InstrumentOpensTheSite) {
   EXPECT_EQ(d.placement().compliance(0).instrument(), "cn_standard_contract");
 }
 
+// The residency plugin caches verdicts by the job's datasets, tenant, site,
+// day and ledger version: the same job decided again after the ledger grew
+// past a threshold, or for another tenant, is judged afresh.
+TEST_F(PlacementTest, CachedResidencyVerdictsFollowTheLedgerAndTheTenant) {
+  v1::Policy p = compiled->policy();
+  p.clear_rules();
+  ASSERT_TRUE(
+      codec::ParseYaml(
+          R"({id: cn-small, when: {origin: [CN], export: true, categories: [personal], subjects_below: 100000}, effect: allow})",
+          p.add_rules())
+          .ok());
+  ASSERT_TRUE(
+      codec::ParseYaml(
+          R"({id: cn-large, when: {origin: [CN], export: true, categories: [personal], subjects_at_least: 100000}, effect: require, require_any: [cn_standard_contract]})",
+          p.add_rules())
+          .ok());
+  ASSERT_TRUE(
+      codec::ParseYaml("{id: same-regime, when: {export: false}, effect: allow}", p.add_rules())
+          .ok());
+  auto c = policy::CompilePolicy(p, registry.NameSet());
+  ASSERT_TRUE(c.ok()) << c.status();
+  compiled = *c;
+  auto e = Engine::Create(registry, compiled->policy().plugins());
+  ASSERT_TRUE(e.ok()) << e.status();
+  engine = std::move(*e);
+  AddAgent("sg", "singapore-1", 16);
+  tenant.set_id("acme");
+  v1::Job j = Job(1,
+                  "{tenant: acme, datasets: [{id: reads, origin: CN, location: lingang-idc-1, "
+                  "categories: [personal], subjects: 60000}]}");
+  for (int i = 0; i < 2; ++i) {  // the second time from the cache
+    v1::Decision d = Decide(j);
+    ASSERT_TRUE(d.feasible()) << d.reason();
+    EXPECT_EQ(d.placement().compliance(0).rule(), "cn-small");
+  }
+  // 60,000 subjects of another dataset already left this year: with these,
+  // 120,000 together need the contract (regulations.md, Counting).
+  ASSERT_TRUE(ledger.Record("acme", 2026, "CN", "earlier", 60000, 0));
+  v1::Decision d = Decide(j);
+  EXPECT_FALSE(d.feasible());
+  EXPECT_EQ(Site(d, "singapore-1").residency().rule(), "cn-large");
+  // Another tenant with a clean ledger is allowed again under the small rule.
+  tenant.set_id("globex");
+  j.set_tenant("globex");
+  d = Decide(j);
+  ASSERT_TRUE(d.feasible()) << d.reason();
+  EXPECT_EQ(d.placement().compliance(0).rule(), "cn-small");
+  // And the contract opens it for acme.
+  tenant.set_id("acme");
+  j.set_tenant("acme");
+  auto* instrument = tenant.add_instruments();
+  instrument->set_type("cn_standard_contract");
+  instrument->set_from("CN");
+  instrument->set_to("*");
+  d = Decide(j);
+  ASSERT_TRUE(d.feasible()) << d.reason();
+  EXPECT_EQ(d.placement().compliance(0).instrument(), "cn_standard_contract");
+}
+
 TEST_F(PlacementTest, UnschedulableWhenNoSiteCanEverTakeItAndReasonNamesEach) {
   AddAgent("lg", "lingang-idc-1", 16);
   v1::Job j =
