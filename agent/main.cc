@@ -493,16 +493,19 @@ int main(int argc, char** argv) {
     return *done;
   f.insecure = vm.count("insecure") > 0;
   f.stop_jobs_on_exit = vm.count("stop-jobs-on-exit") > 0;
-  auto topology = discovery::DiscoverTopology({f.synthetic, f.xml});
+  std::string left_out;
+  auto topology = discovery::DiscoverTopology({f.synthetic, f.xml}, &left_out);
   if (!topology.ok())
     return daemon::Fail(kProgram,
                         absl::StrCat("cannot use topology: ", topology.status().message()));
   if (vm.count("print-topology")) {
     std::cout << discovery::DescribeTopology(*topology);
+    if (!left_out.empty()) std::cout << "left out: " << left_out << "\n";
     return 0;
   }
   if (absl::Status st = base::SetupLogging(f.log_format, f.log_level, "agent"); !st.ok())
     return daemon::Fail(kProgram, std::string(st.message()));
+  if (!left_out.empty()) spdlog::warn("topology: {}", left_out);
   agent::AgentOptions opts;
   absl::Status st = Identify(f, opts);
   if (st.ok()) {

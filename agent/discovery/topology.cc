@@ -184,7 +184,35 @@ void SpreadMemTotalIfNoneFound(hwloc_obj_t root, v1::Topology& t) {
 
 }  // namespace
 
-absl::StatusOr<v1::Topology> DiscoverTopology(const TopologySource& source) {
+// The machine's PUs and NUMA nodes that the loaded topology does not hold
+// (hwloc leaves out what is outside the process's cpuset, and offline PUs),
+// as lists; "" when none.
+std::string LeftOut(hwloc_topology_t raw) {
+  auto list = [](hwloc_const_bitmap_t complete, hwloc_const_bitmap_t kept) {
+    hwloc_bitmap_t missing = hwloc_bitmap_alloc();
+    hwloc_bitmap_andnot(missing, complete, kept);
+    std::string out;
+    if (!hwloc_bitmap_iszero(missing)) {
+      char* text = nullptr;
+      if (hwloc_bitmap_list_asprintf(&text, missing) >= 0 && text != nullptr) out = text;
+      free(text);
+    }
+    hwloc_bitmap_free(missing);
+    return out;
+  };
+  const std::string pus =
+      list(hwloc_topology_get_complete_cpuset(raw), hwloc_topology_get_topology_cpuset(raw));
+  const std::string nodes =
+      list(hwloc_topology_get_complete_nodeset(raw), hwloc_topology_get_topology_nodeset(raw));
+  if (pus.empty() && nodes.empty()) return "";
+  std::string what = pus.empty() ? "" : absl::StrCat("PUs ", pus);
+  if (!nodes.empty()) absl::StrAppend(&what, what.empty() ? "" : " and ", "NUMA nodes ", nodes);
+  return absl::StrCat(what,
+                      ": offline or outside this process's cpuset (its cgroup), so not offered "
+                      "to jobs");
+}
+
+absl::StatusOr<v1::Topology> DiscoverTopology(const TopologySource& source, std::string* left_out) {
   if (!source.synthetic.empty() && !source.xml_file.empty()) {
     return absl::InvalidArgumentError(
         "use either --topology-synthetic or --topology-xml, not both");
@@ -215,6 +243,7 @@ absl::StatusOr<v1::Topology> DiscoverTopology(const TopologySource& source) {
         absl::StrCat(label, ": hwloc could not load the topology (", strerror(errno), ")"));
   }
 
+  if (left_out != nullptr) *left_out = LeftOut(raw);
   v1::Topology t;
   t.set_source(label);
   t.set_packages(

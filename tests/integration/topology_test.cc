@@ -2,12 +2,22 @@
 // NUMA nodes, the agent binds the process to them.
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
 #include <set>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "harness.h"
+#include "portolan/base/files.h"
 #include "portolan/base/strings.h"
 #include "portolan/codec/codec.h"
 
@@ -136,6 +146,39 @@ TEST(TopologyIT, NumaSingleOnAnEmulatedTwoSocketServer) {
   EXPECT_NE(big->reason().find("a NUMA node has at most 16 PUs, the job needs 20"),
             std::string::npos)
       << big->reason();
+}
+
+// The agent offers only the PUs its cpuset allows and says which it left
+// out: --print-topology run inside a cgroup v1 cpuset holding PU 0 alone.
+TEST(TopologyIT, PusOutsideTheAgentsCpusetAreLeftOutAndNamed) {
+  const std::string root = "/sys/fs/cgroup/cpuset";
+  const std::set<uint32_t> all = Parse(base::ReadSmallFile(root + "/cpuset.cpus"));
+  if (all.size() < 2 || access((root + "/cgroup.procs").c_str(), W_OK) != 0) {
+    GTEST_SKIP() << "needs a writable cgroup v1 cpuset hierarchy and 2 PUs";
+  }
+  const std::string cg = root + "/portolan-test-" + std::to_string(getpid());
+  ASSERT_EQ(mkdir(cg.c_str(), 0755), 0) << strerror(errno);
+  const uint32_t first = *all.begin();
+  std::ofstream(cg + "/cpuset.cpus") << first;
+  std::ofstream(cg + "/cpuset.mems")
+      << absl::StripAsciiWhitespace(base::ReadSmallFile(root + "/cpuset.mems"));
+  const std::string out_file = ::testing::TempDir() + "/left-out-" + std::to_string(getpid());
+  const std::string cmd =
+      absl::StrCat("sh -c 'echo $$ > ", cg, "/cgroup.procs && exec ", PORTOLAN_AGENT_BIN,
+                   " --print-topology' > ", out_file, " 2>&1");
+  const int rc = std::system(cmd.c_str());
+  const std::string out = base::ReadSmallFile(out_file);
+  unlink(out_file.c_str());
+  rmdir(cg.c_str());  // empty again: the agent has exited
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find(", 1 PUs,"), std::string::npos) << out;
+  const size_t at = out.find("left out: PUs ");
+  ASSERT_NE(at, std::string::npos) << out;
+  const std::string list = out.substr(at + 14, out.find_first_of(" :", at + 14) - (at + 14));
+  std::set<uint32_t> rest = all;
+  rest.erase(first);
+  EXPECT_EQ(Parse(list), rest) << out;
+  EXPECT_NE(out.find("outside this process's cpuset"), std::string::npos) << out;
 }
 
 }  // namespace

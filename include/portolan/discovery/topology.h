@@ -17,8 +17,13 @@ struct TopologySource {
 // Discovers the topology with hwloc: packages, NUMA nodes and their memory,
 // cores with their PUs, L3 sharing and NUMA locality, GPUs (OS devices with
 // PCI address and NUMA locality, when hwloc's I/O discovery sees them).
-// Errors name the source and what is wrong with it. Thread-safe.
-absl::StatusOr<v1::Topology> DiscoverTopology(const TopologySource& source);
+// Only what this process may use is described: PUs and NUMA nodes outside
+// its cpuset (cgroup) or offline are left out; `left_out`, when given, gets
+// them in words ("PUs 2-3,6-7 and NUMA nodes 1: offline or outside this
+// process's cpuset ..."), empty when nothing is. Errors name the source and
+// what is wrong with it. Thread-safe.
+absl::StatusOr<v1::Topology> DiscoverTopology(const TopologySource& source,
+                                              std::string* left_out = nullptr);
 
 // Refuses descriptions the scheduler cannot use (no PUs, no memory, ...).
 absl::Status CheckTopology(const v1::Topology& topology);
