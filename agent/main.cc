@@ -172,6 +172,7 @@ void DescribeMachine(const v1::Topology& topology, agent::AgentOptions& opts) {
       opts.executor.machine_numa_nodes.push_back(n.os_index());
   }
   opts.executor.machine_has_gpus = topology.gpus_size() > 0;
+  opts.executor.machine_gpus.assign(topology.gpus().begin(), topology.gpus().end());
   if (topology.source() == "hwloc")
     opts.rediscover = [] { return discovery::DiscoverTopology({}); };
 }

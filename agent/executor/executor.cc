@@ -135,7 +135,8 @@ bool Executor::Start(const v1::Job& job) {
   if (absl::Status st = MakeAttemptDirs(dir, plan.uid, plan.gid); !st.ok()) {
     return fail(std::string(st.message()));
   }
-  plan.env = JobEnvironment(job, plan.workdir, options_.default_path, options_.machine_has_gpus);
+  plan.env = JobEnvironment(job, plan.workdir, options_.default_path, options_.machine_has_gpus,
+                            options_.machine_gpus);
   const Binding binding =
       PlanBinding(job.allocation(), options_.machine_pus, options_.machine_numa_nodes);
   plan.bind_pus = binding.pus;

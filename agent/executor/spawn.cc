@@ -31,19 +31,66 @@ using job_init::Step;
 constexpr int kMpolBind = 2;
 
 // Environment variables that select GPUs, by hwloc OS device name prefix.
-void GpuEnv(const std::vector<std::string>& names, bool machine_has_gpus,
-            std::map<std::string, std::string>& env) {
+// The runtime family of a GPU (its OS device name, else its vendor).
+enum class GpuFamily { kCuda, kRocm, kLevelZero, kOther };
+GpuFamily FamilyOf(const std::string& name, const std::string& vendor) {
+  if (name.rfind("cuda", 0) == 0 || name.rfind("nvml", 0) == 0) return GpuFamily::kCuda;
+  if (name.rfind("rsmi", 0) == 0) return GpuFamily::kRocm;
+  if (name.rfind("ze", 0) == 0 || name.rfind("levelzero", 0) == 0) return GpuFamily::kLevelZero;
+  if (vendor == "nvidia") return GpuFamily::kCuda;
+  if (vendor == "amd") return GpuFamily::kRocm;
+  if (vendor == "intel") return GpuFamily::kLevelZero;
+  return GpuFamily::kOther;
+}
+
+// The index the runtime gives `name`'s device when it numbers devices by PCI
+// bus id (CUDA with CUDA_DEVICE_ORDER=PCI_BUS_ID, which the job gets; NVML,
+// ROCm and Level Zero do so by default): its rank by bus id among the
+// machine's GPUs of its family. Without the machine's GPUs (an emulated
+// topology) or a bus id, the number in hwloc's name.
+std::string RuntimeIndex(const std::string& name, const std::vector<v1::Gpu>& machine) {
+  const auto self = std::find_if(machine.begin(), machine.end(),
+                                 [&](const v1::Gpu& g) { return g.name() == name; });
+  if (self != machine.end() && !self->pci_bus_id().empty()) {
+    const GpuFamily family = FamilyOf(self->name(), self->vendor());
+    int rank = 0;
+    for (const v1::Gpu& g : machine) {
+      if (FamilyOf(g.name(), g.vendor()) == family && !g.pci_bus_id().empty() &&
+          g.pci_bus_id() < self->pci_bus_id())
+        ++rank;
+    }
+    return absl::StrCat(rank);
+  }
+  const size_t digits = name.find_first_of("0123456789");
+  return digits == std::string::npos ? "" : name.substr(digits);
+}
+
+// PORTOLAN_GPUS and each runtime's visibility variable for the allocated GPUs.
+void GpuEnv(const std::vector<std::string>& names, const std::vector<v1::Gpu>& machine,
+            bool machine_has_gpus, std::map<std::string, std::string>& env) {
   std::vector<std::string> cuda, rocm, ze;
   for (const std::string& n : names) {
-    auto digits = n.substr(n.find_first_of("0123456789") == std::string::npos
-                               ? n.size()
-                               : n.find_first_of("0123456789"));
-    if (n.rfind("cuda", 0) == 0 || n.rfind("nvml", 0) == 0) cuda.push_back(digits);
-    if (n.rfind("rsmi", 0) == 0) rocm.push_back(digits);
-    if (n.rfind("ze", 0) == 0 || n.rfind("levelzero", 0) == 0) ze.push_back(digits);
+    const auto g = std::find_if(machine.begin(), machine.end(),
+                                [&](const v1::Gpu& m) { return m.name() == n; });
+    switch (FamilyOf(n, g == machine.end() ? "" : g->vendor())) {
+      case GpuFamily::kCuda:
+        cuda.push_back(RuntimeIndex(n, machine));
+        break;
+      case GpuFamily::kRocm:
+        rocm.push_back(RuntimeIndex(n, machine));
+        break;
+      case GpuFamily::kLevelZero:
+        ze.push_back(RuntimeIndex(n, machine));
+        break;
+      case GpuFamily::kOther:
+        break;
+    }
   }
   if (!names.empty()) env["PORTOLAN_GPUS"] = absl::StrJoin(names, ",");
-  if (machine_has_gpus || !cuda.empty()) env["CUDA_VISIBLE_DEVICES"] = absl::StrJoin(cuda, ",");
+  if (machine_has_gpus || !cuda.empty()) {
+    env["CUDA_VISIBLE_DEVICES"] = absl::StrJoin(cuda, ",");
+    env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID";
+  }
   if (machine_has_gpus || !rocm.empty()) env["ROCR_VISIBLE_DEVICES"] = absl::StrJoin(rocm, ",");
   if (!ze.empty()) env["ZE_AFFINITY_MASK"] = absl::StrJoin(ze, ",");
 }
@@ -245,7 +292,8 @@ Binding PlanBinding(const v1::Allocation& alloc, const std::vector<uint32_t>& ma
 
 std::map<std::string, std::string> JobEnvironment(const v1::Job& job, const std::string& workdir,
                                                   const std::string& default_path,
-                                                  bool machine_has_gpus) {
+                                                  bool machine_has_gpus,
+                                                  const std::vector<v1::Gpu>& machine_gpus) {
   std::map<std::string, std::string> env(job.env().begin(), job.env().end());
   env["PORTOLAN_JOB_ID"] = job.id();
   env["PORTOLAN_JOB_NAME"] = job.name();
@@ -272,7 +320,7 @@ std::map<std::string, std::string> JobEnvironment(const v1::Job& job, const std:
     env["PORTOLAN_NUMA_NODES"] =
         base::FormatIdList({alloc.numa_nodes().begin(), alloc.numa_nodes().end()});
   }
-  GpuEnv({alloc.gpu_ids().begin(), alloc.gpu_ids().end()}, machine_has_gpus, env);
+  GpuEnv({alloc.gpu_ids().begin(), alloc.gpu_ids().end()}, machine_gpus, machine_has_gpus, env);
   return env;
 }
 

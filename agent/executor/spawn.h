@@ -19,6 +19,7 @@
 #include "absl/status/status.h"
 #include "agent/executor/job_init.h"
 #include "portolan/v1/job.pb.h"
+#include "portolan/v1/topology.pb.h"
 
 namespace portolan::executor {
 
@@ -35,10 +36,15 @@ Binding PlanBinding(const v1::Allocation& alloc, const std::vector<uint32_t>& ma
 
 // The job's environment: only its `env`, plus PORTOLAN_* (job, attempt,
 // tenant, working directory, resources, allocation, GPUs), GPU visibility
-// variables, and PATH and HOME where the job sets none.
+// variables, and PATH and HOME where the job sets none. The visibility
+// variables number the allocated GPUs as their runtimes do, by PCI bus id
+// among `machine_gpus` of the same vendor (CUDA_DEVICE_ORDER=PCI_BUS_ID is
+// set with CUDA_VISIBLE_DEVICES); on a GPU machine a job allotted none gets
+// them empty.
 std::map<std::string, std::string> JobEnvironment(const v1::Job& job, const std::string& workdir,
                                                   const std::string& default_path,
-                                                  bool machine_has_gpus);
+                                                  bool machine_has_gpus,
+                                                  const std::vector<v1::Gpu>& machine_gpus = {});
 
 // Creates <dir> (the agent's: 0711 when the job runs as another uid, else
 // 0700) and <dir>/work (the job's: owned by `uid`/`gid` when >= 0, 0700).

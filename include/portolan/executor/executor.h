@@ -24,6 +24,7 @@
 #include "portolan/executor/isolation.h"
 #include "portolan/v1/agent.pb.h"
 #include "portolan/v1/job.pb.h"
+#include "portolan/v1/topology.pb.h"
 #include "portolan/v1/wire.pb.h"
 
 namespace portolan::executor {
@@ -51,6 +52,9 @@ struct ExecutorOptions {
   std::vector<uint32_t> machine_numa_nodes;
   // The agent has GPUs: jobs allotted none get CUDA_VISIBLE_DEVICES="" etc.
   bool machine_has_gpus = false;
+  // The machine's GPUs as discovered (names, vendors, PCI bus ids): jobs'
+  // CUDA_VISIBLE_DEVICES and the like are numbered by bus id among them.
+  std::vector<v1::Gpu> machine_gpus;
   // Each attempt gets a cgroup here with its allocation as limits (cpuset,
   // memory, pids) and is killed through it as a whole tree; null: none.
   std::shared_ptr<CgroupDriver> cgroups;
