@@ -46,12 +46,11 @@ GpuFamily FamilyOf(const std::string& name, const std::string& vendor) {
 // The index the runtime gives `name`'s device when it numbers devices by PCI
 // bus id (CUDA with CUDA_DEVICE_ORDER=PCI_BUS_ID, which the job gets; NVML,
 // ROCm and Level Zero do so by default): its rank by bus id among the
-// machine's GPUs of its family. Without the machine's GPUs (an emulated
-// topology) or a bus id, the number in hwloc's name.
-std::string RuntimeIndex(const std::string& name, const std::vector<v1::Gpu>& machine) {
-  const auto self = std::find_if(machine.begin(), machine.end(),
-                                 [&](const v1::Gpu& g) { return g.name() == name; });
-  if (self != machine.end() && !self->pci_bus_id().empty()) {
+// machine's GPUs of its family. Without the machine's GPU (`self` null: an
+// emulated topology) or a bus id, the number in hwloc's name.
+std::string RuntimeIndex(const std::string& name, const v1::Gpu* self,
+                         const std::vector<v1::Gpu>& machine) {
+  if (self != nullptr && !self->pci_bus_id().empty()) {
     const GpuFamily family = FamilyOf(self->name(), self->vendor());
     int rank = 0;
     for (const v1::Gpu& g : machine) {
@@ -70,17 +69,18 @@ void GpuEnv(const std::vector<std::string>& names, const std::vector<v1::Gpu>& m
             bool machine_has_gpus, std::map<std::string, std::string>& env) {
   std::vector<std::string> cuda, rocm, ze;
   for (const std::string& n : names) {
-    const auto g = std::find_if(machine.begin(), machine.end(),
-                                [&](const v1::Gpu& m) { return m.name() == n; });
-    switch (FamilyOf(n, g == machine.end() ? "" : g->vendor())) {
+    const auto it = std::find_if(machine.begin(), machine.end(),
+                                 [&](const v1::Gpu& m) { return m.name() == n; });
+    const v1::Gpu* self = it == machine.end() ? nullptr : &*it;
+    switch (FamilyOf(n, self == nullptr ? "" : self->vendor())) {
       case GpuFamily::kCuda:
-        cuda.push_back(RuntimeIndex(n, machine));
+        cuda.push_back(RuntimeIndex(n, self, machine));
         break;
       case GpuFamily::kRocm:
-        rocm.push_back(RuntimeIndex(n, machine));
+        rocm.push_back(RuntimeIndex(n, self, machine));
         break;
       case GpuFamily::kLevelZero:
-        ze.push_back(RuntimeIndex(n, machine));
+        ze.push_back(RuntimeIndex(n, self, machine));
         break;
       case GpuFamily::kOther:
         break;

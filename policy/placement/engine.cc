@@ -6,6 +6,7 @@
 #include "absl/strings/str_join.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "policy/placement/plugins/plugins.h"
 #include "portolan/placement/placement.h"
 
 namespace portolan::placement {
@@ -18,12 +19,16 @@ std::string DecisionClass(const v1::Job& j) {
   *k.mutable_topology() = j.topology();
   *k.mutable_datasets() = j.datasets();
   *k.mutable_placement() = j.placement();
+  return DeterministicBytes(k);
+}
+
+std::string DeterministicBytes(const google::protobuf::Message& m) {
   std::string out;
   {
     google::protobuf::io::StringOutputStream sink(&out);
     google::protobuf::io::CodedOutputStream coded(&sink);
     coded.SetSerializationDeterministic(true);
-    k.SerializeToCodedStream(&coded);
+    m.SerializeToCodedStream(&coded);
   }
   return out;
 }

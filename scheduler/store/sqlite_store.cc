@@ -337,15 +337,15 @@ class SqliteStore : public Store {
   // instead while this thread is in a deferred scope, BeginDeferred).
   absl::Status Write(const char* sql, const std::vector<std::string>& params,
                      const google::protobuf::Message& msg, absl::string_view what) {
-    Staged w{sql, params, msg.SerializeAsString(), what};
+    std::string data = msg.SerializeAsString();
     if (deferring_threads_.load(std::memory_order_acquire) > 0) {
       std::lock_guard<std::mutex> lock(staged_mu_);
       if (auto it = staged_.find(std::this_thread::get_id()); it != staged_.end()) {
-        it->second.push_back(std::move(w));
+        it->second.push_back(Staged{sql, params, std::move(data), what});
         return absl::OkStatus();
       }
     }
-    return Commit([&] { return Step(w); }, what);
+    return Commit([&] { return Step(sql, params, data); }, what);
   }
 
   void BeginDeferred() override {
@@ -367,7 +367,7 @@ class SqliteStore : public Store {
     absl::Status st = Commit(
         [&] {
           for (const Staged& w : writes) {
-            if (int rc = Step(w); rc != SQLITE_DONE) return rc;
+            if (int rc = Step(w.sql, w.params, w.data); rc != SQLITE_DONE) return rc;
           }
           return SQLITE_DONE;
         },
@@ -377,7 +377,7 @@ class SqliteStore : public Store {
                  writes.size(), st.message());
     absl::Status first;
     for (const Staged& w : writes) {
-      absl::Status one = Commit([&] { return Step(w); }, w.what);
+      absl::Status one = Commit([&] { return Step(w.sql, w.params, w.data); }, w.what);
       if (!one.ok() && first.ok()) first = one;
     }
     return first;
@@ -413,16 +413,16 @@ class SqliteStore : public Store {
     std::string data;
     absl::string_view what;
   };
-  // Runs `w`'s statement (prepared once and kept); mu_ must be held.
-  int Step(const Staged& w) {
-    sqlite3_stmt* s = Statement(w.sql);
+  // Runs one write's statement (prepared once and kept); mu_ must be held.
+  int Step(const char* sql, const std::vector<std::string>& params, const std::string& data) {
+    sqlite3_stmt* s = Statement(sql);
     if (s == nullptr) return sqlite3_errcode(db_);
     sqlite3_reset(s);
     sqlite3_clear_bindings(s);
     int i = 1;
-    for (const std::string& p : w.params)
+    for (const std::string& p : params)
       sqlite3_bind_text(s, i++, p.data(), p.size(), SQLITE_TRANSIENT);
-    sqlite3_bind_blob(s, i, w.data.data(), w.data.size(), SQLITE_TRANSIENT);
+    sqlite3_bind_blob(s, i, data.data(), data.size(), SQLITE_TRANSIENT);
     const int rc = sqlite3_step(s);
     sqlite3_reset(s);
     return rc;

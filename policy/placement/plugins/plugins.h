@@ -3,6 +3,7 @@
 // Factories of the built-in plugins that live in files of their own
 // (private to the placement module; RegisterBuiltins registers them all).
 #include <memory>
+#include <string>
 
 #include "portolan/placement/placement.h"
 
@@ -12,6 +13,11 @@ namespace portolan::placement {
 // and a Reserve plugin (the ledger and the audit trail of the transfers a
 // committed placement makes). residency.cc.
 std::unique_ptr<Plugin> NewResidencyPlugin();
+
+// `m` serialized deterministically (map entries in key order), so that equal
+// messages give equal bytes: the keys of DecisionClass and of the residency
+// plugin's verdict cache. engine.cc.
+std::string DeterministicBytes(const google::protobuf::Message& m);
 
 // Queue sorts (queue_sort.cc). drf: priority first; within a priority the
 // tenant with the smallest dominant share goes next; each tenant FIFO.

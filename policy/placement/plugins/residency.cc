@@ -1,9 +1,6 @@
 // The residency plugin: a site filter over the cross-border rules, and the
 // Reserve step that counts a committed placement's exports in the tenant's
 // ledger and leaves their audit records for the scheduler to store.
-#include <google/protobuf/io/coded_stream.h>
-#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
-
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -99,16 +96,6 @@ class Residency : public SiteFilterPlugin, public ReservePlugin {
   // Verdicts cached by FilterSite: at most this many (a few MiB).
   static constexpr size_t kMaxCached = 4096;
 
-  static std::string Deterministic(const google::protobuf::Message& m) {
-    std::string out;
-    {
-      google::protobuf::io::StringOutputStream stream(&out);
-      google::protobuf::io::CodedOutputStream coded(&stream);
-      coded.SetSerializationDeterministic(true);
-      m.SerializeToCodedStream(&coded);
-    }
-    return out;
-  }
   // Length-prefixed parts, so no two different inputs make one key.
   static std::string JobKey(const v1::Job& job, const v1::Tenant& tenant,
                             const residency::Ledger& ledger) {
@@ -117,8 +104,8 @@ class Residency : public SiteFilterPlugin, public ReservePlugin {
     auto add = [&key](const std::string& part) {
       absl::StrAppend(&key, "|", part.size(), ":", part);
     };
-    add(Deterministic(tenant));
-    for (const v1::Dataset& d : job.datasets()) add(Deterministic(d));
+    add(DeterministicBytes(tenant));
+    for (const v1::Dataset& d : job.datasets()) add(DeterministicBytes(d));
     return key;
   }
 
