@@ -1,3 +1,5 @@
+#include <algorithm>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -34,7 +36,28 @@ absl::Status CheckSiteList(const google::protobuf::RepeatedPtrField<std::string>
   return absl::OkStatus();
 }
 
+// topology.memory_kind: a NUMA kind word, and only where the allocator can
+// honour it (its memory from one kind; spread would need it on every node).
+absl::Status CheckMemoryKind(const v1::Job& job) {
+  const std::string& kind = job.topology().memory_kind();
+  if (kind.empty()) return absl::OkStatus();
+  const bool word = kind.size() <= 32 && absl::ascii_isalpha(kind[0]) &&
+                    std::all_of(kind.begin(), kind.end(),
+                                [](char c) { return absl::ascii_isalnum(c) || c == '-'; });
+  if (!word) {
+    return codec::InvalidField("topology.memory_kind",
+                               "a NUMA memory kind as hwloc names it (HBM, MCDRAM, NVM, "
+                               "CXL-DRAM, ...): a letter, then letters, digits or '-', at most 32");
+  }
+  if (job.topology().numa() == v1::TopologyRequest::spread) {
+    return codec::InvalidField("topology.memory_kind",
+                               "memory_kind works with numa single or any, not spread");
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CheckLimits(const v1::Job& job) {
+  if (absl::Status st = CheckMemoryKind(job); !st.ok()) return st;
   size_t env_bytes = 0;
   for (const auto& [k, v] : job.env()) {
     env_bytes += k.size() + v.size() + 2;

@@ -7,6 +7,7 @@
 #include <iterator>
 #include <map>
 #include <memory>
+#include <set>
 #include <string_view>
 
 #include "absl/strings/str_cat.h"
@@ -96,6 +97,30 @@ int NameRank(const std::string& name) {
   return kNotARuntime;
 }
 
+// Device memory in MiB from the runtimes' info attributes (KiB, some
+// written with a "KiB" suffix), 0 when none lists it.
+uint64_t GpuMemoryMb(hwloc_obj_t os) {
+  for (const char* key :
+       {"CUDAGlobalMemorySize", "RSMIVRAMSize", "LevelZeroMemorySize", "OpenCLGlobalMemorySize"}) {
+    const std::string v = Info(os, key);
+    uint64_t kib = 0;
+    size_t i = 0;
+    for (; i < v.size() && v[i] >= '0' && v[i] <= '9' && kib < (1ull << 50); ++i)
+      kib = kib * 10 + static_cast<uint64_t>(v[i] - '0');
+    if (i > 0 && kib > 0) return kib >> 10;
+  }
+  return 0;
+}
+
+// The device's UUID as NVML, ROCm SMI or Level Zero lists it, "" when none.
+std::string GpuUuid(hwloc_obj_t os) {
+  for (const char* key : {"NVIDIAUUID", "AMDUUID", "LevelZeroUUID"}) {
+    std::string v = Info(os, key);
+    if (!v.empty()) return v;
+  }
+  return "";
+}
+
 // GPUs that are compute devices, one per physical PCI function. hwloc shows
 // one card as several OS devices (cuda0, opencl0d0, nvml0, card0): they are
 // merged by PCI bus id and named by NameRank. A PCI function counts as a
@@ -134,6 +159,9 @@ void AddComputeGpus(hwloc_topology_t raw, v1::Topology& t) {
     if (f.gpu.model().empty()) f.gpu.set_model(model);
     if (f.gpu.vendor().empty() || vendor_id != 0)
       f.gpu.set_vendor(VendorName(vendor_id, Info(os, "GPUVendor")));
+    // Memory and UUID from whichever of the card's OS devices lists them.
+    if (f.gpu.memory_mb() == 0) f.gpu.set_memory_mb(GpuMemoryMb(os));
+    if (f.gpu.uuid().empty()) f.gpu.set_uuid(GpuUuid(os));
     if (rank >= f.rank) continue;
     f.rank = rank;
     f.gpu.set_name(name);
@@ -150,6 +178,30 @@ void AddComputeGpus(hwloc_topology_t raw, v1::Topology& t) {
           "not offered as a GPU",
           f.gpu.name(), key);
     }
+  }
+}
+
+// Each NUMA node's kind (hwloc's subtype, "DRAM" when none), and for a node
+// no core belongs to (HBM, MCDRAM, CXL memory, or DRAM whose PUs are all
+// outside the allowed set): memory_only, with the listed nodes whose cores
+// lie in its cpuset as near_numa. Runs once the cores know their nodes.
+void DescribeNumaKinds(hwloc_topology_t raw, v1::Topology& t) {
+  std::set<int32_t> with_pus;
+  for (const v1::Core& c : t.cores()) with_pus.insert(c.numa());
+  for (int i = 0; i < t.numa_nodes_size(); ++i) {
+    hwloc_obj_t n = hwloc_get_obj_by_type(raw, HWLOC_OBJ_NUMANODE, static_cast<unsigned>(i));
+    v1::NumaNode& node = *t.mutable_numa_nodes(i);
+    node.set_kind(n->subtype != nullptr ? n->subtype : "DRAM");
+    if (with_pus.count(static_cast<int32_t>(node.os_index())) != 0) continue;
+    node.set_memory_only(true);
+    std::set<uint32_t> near;
+    for (const v1::Core& c : t.cores()) {
+      if (c.numa() >= 0 && c.pus_size() > 0 && n->cpuset != nullptr &&
+          hwloc_bitmap_isset(n->cpuset, c.pus(0))) {
+        near.insert(static_cast<uint32_t>(c.numa()));
+      }
+    }
+    for (uint32_t x : near) node.add_near_numa(x);
   }
 }
 
@@ -293,6 +345,7 @@ absl::StatusOr<v1::Topology> DiscoverTopology(const TopologySource& source, std:
   }
   t.set_pus(pus);
 
+  DescribeNumaKinds(raw, t);
   AddComputeGpus(raw, t);
   SpreadMemTotalIfNoneFound(root, t);
 
@@ -319,6 +372,14 @@ std::string DescribeTopology(const v1::Topology& t) {
       t.source(), t.packages(), t.numa_nodes_size(), t.cores_size(), t.pus(), t.memory_mb(),
       t.gpus_size());
   for (const v1::NumaNode& n : t.numa_nodes()) {
+    if (n.memory_only()) {
+      absl::StrAppendFormat(
+          &out, "  NUMA %u: %u MiB %s, memory only (no PUs of its own), near NUMA %s\n",
+          n.os_index(), n.memory_mb(), n.kind().empty() ? "DRAM" : n.kind(),
+          n.near_numa().empty() ? "none listed"
+                                : base::FormatIdList({n.near_numa().begin(), n.near_numa().end()}));
+      continue;
+    }
     int cores = 0;
     std::vector<uint32_t> pus;
     for (const v1::Core& c : t.cores()) {
@@ -327,13 +388,17 @@ std::string DescribeTopology(const v1::Topology& t) {
         pus.insert(pus.end(), c.pus().begin(), c.pus().end());
       }
     }
-    absl::StrAppendFormat(&out, "  NUMA %u: %u MiB, %d cores, PUs %s\n", n.os_index(),
-                          n.memory_mb(), cores,
-                          pus.empty() ? "none of its own" : base::FormatIdList(pus));
+    absl::StrAppendFormat(&out, "  NUMA %u: %u MiB%s, %d cores, PUs %s\n", n.os_index(),
+                          n.memory_mb(),
+                          n.kind().empty() || n.kind() == "DRAM" ? "" : absl::StrCat(" ", n.kind()),
+                          cores, base::FormatIdList(pus));
   }
   for (const v1::Gpu& g : t.gpus()) {
-    absl::StrAppendFormat(&out, "  GPU %s: %s %s pci %s NUMA %d\n", g.name(), g.vendor(), g.model(),
+    absl::StrAppendFormat(&out, "  GPU %s: %s %s pci %s NUMA %d", g.name(), g.vendor(), g.model(),
                           g.pci_bus_id(), g.numa());
+    if (g.memory_mb() > 0) absl::StrAppendFormat(&out, " %u MiB", g.memory_mb());
+    if (!g.uuid().empty()) absl::StrAppend(&out, " ", g.uuid());
+    out += "\n";
   }
   return out;
 }

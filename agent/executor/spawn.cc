@@ -69,8 +69,10 @@ void GpuEnv(const std::vector<std::string>& names, const std::vector<v1::Gpu>& m
             bool machine_has_gpus, std::map<std::string, std::string>& env) {
   std::vector<std::string> cuda, rocm, ze;
   for (const std::string& n : names) {
-    const auto it = std::find_if(machine.begin(), machine.end(),
-                                 [&](const v1::Gpu& m) { return m.name() == n; });
+    // Allocations name a GPU by its PCI bus id (older ones by hwloc's name).
+    const auto it = std::find_if(machine.begin(), machine.end(), [&](const v1::Gpu& m) {
+      return m.pci_bus_id() == n || m.name() == n;
+    });
     const v1::Gpu* self = it == machine.end() ? nullptr : &*it;
     switch (FamilyOf(n, self == nullptr ? "" : self->vendor())) {
       case GpuFamily::kCuda:

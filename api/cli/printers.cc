@@ -10,6 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "portolan/base/strings.h"
+#include "portolan/topology/gpu_id.h"
 
 namespace portolan::cli {
 
@@ -215,7 +216,7 @@ void DrawAgent(std::ostream& out, const v1::Agent& a) {
       if (!line.empty()) out << absl::StrFormat("      %s\n", line);
       for (const auto& g : t.gpus()) {
         if (g.numa() != node) continue;
-        auto it = a.gpu_jobs().find(g.name());
+        auto it = a.gpu_jobs().find(topology::GpuId(g));
         out << absl::StrFormat("      GPU %s %s %s [%c]\n", g.name(), g.vendor(), g.model(),
                                it == a.gpu_jobs().end() ? '.' : label[it->second]);
       }
@@ -223,9 +224,19 @@ void DrawAgent(std::ostream& out, const v1::Agent& a) {
   }
   for (const auto& g : t.gpus()) {
     if (g.numa() >= 0) continue;
-    auto it = a.gpu_jobs().find(g.name());
+    auto it = a.gpu_jobs().find(topology::GpuId(g));
     out << absl::StrFormat("  GPU %s %s %s (NUMA unknown) [%c]\n", g.name(), g.vendor(), g.model(),
                            it == a.gpu_jobs().end() ? '.' : label[it->second]);
+  }
+  for (const auto& n : t.numa_nodes()) {
+    if (!n.memory_only()) continue;
+    auto free_it = a.numa_free_memory_mb().find(n.os_index());
+    out << absl::StrFormat(
+        "  NUMA %u %s, memory only (%u MiB, %s MiB free), near NUMA %s\n", n.os_index(), n.kind(),
+        n.memory_mb(),
+        free_it == a.numa_free_memory_mb().end() ? "?" : absl::StrCat(free_it->second),
+        n.near_numa().empty() ? "?"
+                              : base::FormatIdList({n.near_numa().begin(), n.near_numa().end()}));
   }
   out << absl::StrFormat("  [core:PUs] . free");
   for (const auto& [job, l] : label) out << absl::StrFormat(", %c %s", l, job);

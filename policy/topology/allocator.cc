@@ -20,6 +20,7 @@ Request Request::FromJob(const v1::Job& job) {
   if (job.topology().gpu_numa() != v1::TopologyRequest::Gpu::gpu_numa_unspecified) {
     r.gpu_numa = job.topology().gpu_numa();
   }
+  r.memory_kind = job.topology().memory_kind();
   return r;
 }
 
@@ -32,7 +33,17 @@ AgentTopology::AgentTopology(const v1::Topology& t) {
     Node node;
     node.os_index = n.os_index();
     node.mem_total = node.mem_free = static_cast<int>(std::min<uint32_t>(n.memory_mb(), INT32_MAX));
+    node.memory_only = n.memory_only();
+    node.kind = n.kind().empty() ? "DRAM" : n.kind();
     nodes_.push_back(node);
+  }
+  for (const v1::NumaNode& n : t.numa_nodes()) {
+    Node& node = nodes_[node_of[n.os_index()]];
+    for (uint32_t near : n.near_numa()) {
+      auto it = node_of.find(near);
+      if (it != node_of.end() && !nodes_[it->second].memory_only)
+        node.near.push_back(static_cast<uint16_t>(it->second));
+    }
   }
   if (nodes_.empty()) {  // no NUMA information: one node holding everything
     Node node;
@@ -77,7 +88,8 @@ AgentTopology::AgentTopology(const v1::Topology& t) {
   free_pus_ = total_pus_;
   for (const v1::Gpu& g : t.gpus()) {
     Gpu gpu;
-    gpu.name = g.name();
+    gpu.name = GpuId(g);
+    gpu.os_name = g.name();
     auto it = node_of.find(static_cast<uint32_t>(g.numa()));
     gpu.node = g.numa() >= 0 && it != node_of.end() ? it->second : -1;
     gpus_.push_back(std::move(gpu));
@@ -100,14 +112,14 @@ void AgentTopology::Recount(int node) {
   n.free_gpus = 0;
   for (const Gpu& g : gpus_) n.free_gpus += g.node == node && g.owner.empty() ? 1 : 0;
   free_mem_ = 0;
-  for (const Node& x : nodes_) free_mem_ += x.mem_free;
+  for (const Node& x : nodes_) free_mem_ += x.memory_only ? 0 : x.mem_free;
   free_gpus_ = 0;
   for (const Gpu& g : gpus_) free_gpus_ += g.owner.empty() ? 1 : 0;
 }
 
 int AgentTopology::total_memory_mb() const {
   int sum = 0;
-  for (const Node& n : nodes_) sum += n.mem_total;
+  for (const Node& n : nodes_) sum += n.memory_only ? 0 : n.mem_total;
   return sum;
 }
 
@@ -145,6 +157,7 @@ std::vector<int> OrderBy(size_t n, const std::function<int(int)>& key) {
 std::string_view AgentTopology::WhyNot(const Request& r) const {
   if (r.gpus > free_gpus()) return "insufficient_gpus";
   if (r.pus > free_pus_) return "insufficient_cpus";
+  if (!r.memory_kind.empty()) return PlanMemoryKind(r).ok() ? "" : "memory_kind_no_fit";
   if (r.memory_mb > free_memory_mb()) return "insufficient_memory";
   // The common request (any node, shared cores, no GPUs) fits whenever the totals do.
   if (r.numa == v1::TopologyRequest::any && r.smt != v1::TopologyRequest::exclusive && r.gpus == 0)
@@ -160,7 +173,7 @@ std::string_view AgentTopology::WhyNot(const Request& r) const {
       if (BestSingleNode(r) < 0) return "numa_single_no_fit";
       break;
     case v1::TopologyRequest::spread: {
-      const int k = std::min<int>(static_cast<int>(nodes_.size()), std::max(1, r.pus));
+      const int k = std::min(CpuNodeCount(), std::max(1, r.pus));
       auto order = OrderBy(nodes_.size(), [&](int i) { return PusFor(nodes_[i], r); });
       const int mem_share = (r.memory_mb + k - 1) / k;
       for (int j = 0; j < k; ++j) {
@@ -183,16 +196,18 @@ bool AgentTopology::CouldEverFit(const Request& r) const { return NeverFitReason
 std::string AgentTopology::NeverFitReason(const Request& r) const {
   if (r.pus > total_pus_)
     return absl::StrCat("the machine has ", total_pus_, " PUs, the job needs ", r.pus);
+  if (r.gpus > total_gpus())
+    return absl::StrCat("the machine has ", total_gpus(), " GPUs, the job needs ", r.gpus);
+  if (!r.memory_kind.empty()) return KindNeverFitReason(r);
   if (r.memory_mb > total_memory_mb()) {
     return absl::StrCat("the machine has ", total_memory_mb(), " MiB, the job needs ", r.memory_mb);
   }
-  if (r.gpus > total_gpus())
-    return absl::StrCat("the machine has ", total_gpus(), " GPUs, the job needs ", r.gpus);
   if (r.numa == v1::TopologyRequest::single) {
     int max_pus = 0, max_mem = 0;
     bool any = false;
     for (size_t i = 0; i < nodes_.size(); ++i) {
       const Node& n = nodes_[i];
+      if (n.memory_only) continue;
       max_pus = std::max(max_pus, n.total_pus);
       max_mem = std::max(max_mem, n.mem_total);
       int local = 0;
@@ -225,6 +240,12 @@ std::string AgentTopology::NeverFitReason(const Request& r) const {
 
 double AgentTopology::FitScore(const Request& r) const {
   if (r.numa == v1::TopologyRequest::spread) return 100;
+  if (!r.memory_kind.empty()) {
+    const KindChoice k = BestKindChoice(r);
+    if (k.cpu < 0) return 40.0 / std::max<size_t>(1, CpuNodesFor(k.mem).size());
+    const Node& n = nodes_[k.cpu];
+    return 50.0 + 50.0 * (1.0 - double(PusFor(n, r) - r.pus) / std::max(1, n.total_pus));
+  }
   const int best = BestSingleNode(r);
   if (best >= 0) {
     const Node& n = nodes_[best];
@@ -326,6 +347,7 @@ absl::StatusOr<v1::Allocation> AgentTopology::Plan(const Request& r) const {
     std::string_view why = WhyNot(basic);
     if (!why.empty()) return absl::FailedPreconditionError(std::string(why));
   }
+  if (!r.memory_kind.empty()) return PlanMemoryKind(r);
   const bool exclusive = r.smt == v1::TopologyRequest::exclusive;
   std::vector<std::pair<int, int>> take;  // node, PUs
   std::map<int, int> mem;                 // node, MiB
@@ -334,7 +356,7 @@ absl::StatusOr<v1::Allocation> AgentTopology::Plan(const Request& r) const {
     mem[node] = r.memory_mb;
   };
   if (r.numa == v1::TopologyRequest::spread) {
-    const int k = std::min<int>(static_cast<int>(nodes_.size()), std::max(1, r.pus));
+    const int k = std::min(CpuNodeCount(), std::max(1, r.pus));
     auto order = OrderBy(nodes_.size(), [&](int i) { return PusFor(nodes_[i], r); });
     int mem_left = r.memory_mb;
     for (int j = 0; j < k; ++j) {
@@ -372,6 +394,7 @@ absl::StatusOr<v1::Allocation> AgentTopology::Plan(const Request& r) const {
       }
       for (int i : OrderBy(nodes_.size(), [&](int i) { return nodes_[i].mem_free - mem[i]; })) {
         if (mem_left <= 0) break;
+        if (nodes_[i].memory_only) continue;
         const int m = std::min(mem_left, nodes_[i].mem_free - mem[i]);
         if (m > 0) mem[i] += m;
         mem_left -= m;
@@ -397,6 +420,12 @@ absl::StatusOr<v1::Allocation> AgentTopology::Plan(const Request& r) const {
   a.set_memory_mb(r.memory_mb);
   a.set_gpus(a.gpu_ids_size());
   return a;
+}
+
+int AgentTopology::CpuNodeCount() const {
+  int n = 0;
+  for (const Node& x : nodes_) n += x.total_pus > 0 ? 1 : 0;
+  return std::max(1, n);
 }
 
 absl::Status AgentTopology::Commit(const v1::Allocation& a, const std::string& job) {
@@ -428,7 +457,7 @@ absl::Status AgentTopology::Commit(const v1::Allocation& a, const std::string& j
   for (const std::string& name : a.gpu_ids()) {
     int found = -1;
     for (size_t i = 0; i < gpus_.size(); ++i) {
-      if (gpus_[i].name == name) found = static_cast<int>(i);
+      if (gpus_[i].name == name || gpus_[i].os_name == name) found = static_cast<int>(i);
     }
     if (found < 0) return absl::InvalidArgumentError(absl::StrCat("no GPU ", name));
     if (!gpus_[found].owner.empty() || std::find(gpus.begin(), gpus.end(), found) != gpus.end()) {

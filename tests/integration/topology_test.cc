@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <set>
 
 #include "absl/strings/ascii.h"
@@ -146,6 +147,61 @@ TEST(TopologyIT, NumaSingleOnAnEmulatedTwoSocketServer) {
   EXPECT_NE(big->reason().find("a NUMA node has at most 16 PUs, the job needs 20"),
             std::string::npos)
       << big->reason();
+}
+
+// Memory kinds end to end: an agent on KNL's topology (hwloc's test export)
+// reports its MCDRAM nodes as memory-only; a job asking for MCDRAM gets it and
+// PUs near it; a kind the cluster lacks, or a malformed one, is refused.
+TEST(TopologyIT, MemoryKindJobsGetThatMemoryAndOthersAreRefusedWithTheReason) {
+  Cluster c;
+  c.StartScheduler();
+  c.StartAgent("knl", "lingang-idc-1", "",
+               {"--topology-xml",
+                PORTOLAN_SOURCE_DIR "/tests/data/topologies/64intel64-fakeKNL-SNC4-hybrid.xml"});
+  ASSERT_TRUE(WaitFor([&] { return c.client().GetAgent("knl").ok(); }, seconds(20)));
+  auto agent = c.client().GetAgent("knl");
+  std::map<uint32_t, std::set<int32_t>> near;  // MCDRAM node -> DRAM nodes near it
+  for (const auto& n : agent->topology().numa_nodes()) {
+    if (n.memory_only()) near[n.os_index()] = {n.near_numa().begin(), n.near_numa().end()};
+  }
+  ASSERT_EQ(near.size(), 4u);
+  EXPECT_EQ(agent->capacity().memory_mb(), 4096) << "MCDRAM is not ordinary capacity";
+
+  auto job =
+      c.client().Submit(Spec("{command: [/bin/true], resources: {cpus: 4, memory_mb: 1536}, "
+                             "topology: {numa: single, memory_kind: MCDRAM}}"));
+  ASSERT_TRUE(job.ok()) << job.status();
+  ASSERT_TRUE(
+      WaitFor([&] { return Ended(c.client(), job->id(), v1::Job::succeeded); }, seconds(20)))
+      << c.SchedulerLog();
+  const v1::Allocation a = c.client().GetJob(job->id())->allocation();
+  ASSERT_EQ(a.numa_memory_mb().size(), 1u);
+  const uint32_t mem = a.numa_memory_mb().begin()->first;
+  ASSERT_TRUE(near.contains(mem)) << "memory on NUMA " << mem;
+  ASSERT_EQ(a.numa_nodes_size(), 1);
+  EXPECT_EQ(a.numa_nodes(0), mem);
+  std::map<uint32_t, int32_t> numa_of;
+  for (const auto& core : agent->topology().cores()) {
+    for (uint32_t pu : core.pus()) numa_of[pu] = core.numa();
+  }
+  for (uint32_t pu : a.pus()) EXPECT_TRUE(near[mem].contains(numa_of[pu])) << "PU " << pu;
+
+  auto hbm = c.client().Submit(Spec(
+      "{command: [/bin/true], resources: {cpus: 1, memory_mb: 64}, topology: {memory_kind: HBM}}"));
+  ASSERT_TRUE(hbm.ok()) << hbm.status();
+  EXPECT_EQ(hbm->state(), v1::Job::unschedulable);
+  EXPECT_NE(hbm->reason().find("no NUMA node of that kind (DRAM, MCDRAM)"), std::string::npos)
+      << hbm->reason();
+  for (
+      const char* body :
+      {R"({"command":["/bin/true"],"resources":{"cpus":1,"memory_mb":1},"topology":{"memory_kind":"HB M"}})",
+       R"({"command":["/bin/true"],"resources":{"cpus":2,"memory_mb":1},"topology":{"numa":"spread","memory_kind":"MCDRAM"}})"}) {
+    std::string out;
+    auto code = c.client().Raw("POST", "/v1/jobs", body, &out);
+    ASSERT_TRUE(code.ok());
+    EXPECT_EQ(*code, 400) << out;
+    EXPECT_NE(out.find("topology.memory_kind"), std::string::npos) << out;
+  }
 }
 
 // The agent offers only the PUs its cpuset allows and says which it left

@@ -6,6 +6,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "portolan/topology/gpu_id.h"
 #include "portolan/v1/agent.pb.h"
 #include "portolan/v1/job.pb.h"
 #include "portolan/v1/topology.pb.h"
@@ -20,6 +21,9 @@ struct Request {
   v1::TopologyRequest::Numa numa = v1::TopologyRequest::any;
   v1::TopologyRequest::Smt smt = v1::TopologyRequest::shared;
   v1::TopologyRequest::Gpu::Numa gpu_numa = v1::TopologyRequest::Gpu::any;
+  // "" for ordinary memory; else all memory from one NUMA node of this kind
+  // (HBM, MCDRAM, ...), PUs from the nodes near it.
+  std::string memory_kind;
 
   static Request FromJob(const v1::Job& job);
 };
@@ -40,6 +44,11 @@ struct Request {
 //    smt shared: single PUs, filling partly used cores first.
 //  * within a node, PUs come from one L3 cache group when one can hold them
 //    (best fit), so a job's cores share caches.
+//  * memory-only NUMA nodes (HBM, MCDRAM, CXL: no PUs of their own) serve
+//    only jobs whose memory_kind names their kind: all of such a job's
+//    memory comes from one node of that kind, its PUs from the nodes near it
+//    (numa single: one of them, best fit). Ordinary jobs, free_memory_mb()
+//    and total_memory_mb() never count memory-only nodes.
 //
 // Memory: the scheduler keeps one per registered agent (10,000s), so the
 // layout is compact: 16 bytes per core, the PUs of all cores in one array,
@@ -60,7 +69,8 @@ class AgentTopology {
   std::string NeverFitReason(const Request& r) const;
   // "" when the request fits now; otherwise a reason code (static string):
   // insufficient_cpus, insufficient_memory, insufficient_gpus,
-  // numa_single_no_fit, numa_spread_no_fit, smt_exclusive_no_fit, gpu_locality.
+  // numa_single_no_fit, numa_spread_no_fit, smt_exclusive_no_fit, gpu_locality,
+  // memory_kind_no_fit.
   std::string_view WhyNot(const Request& r) const;
   // numa_fit score, 0-100: a tight single-node fit scores highest.
   double FitScore(const Request& r) const;
@@ -99,11 +109,21 @@ class AgentTopology {
     int free_pus = 0;
     int free_core_pus = 0;  // PUs of wholly free cores
     int max_core_pus = 1;
-    int free_gpus = 0;  // free GPUs local to this node
+    int free_gpus = 0;           // free GPUs local to this node
+    bool memory_only = false;    // no PUs of its own: only memory_kind jobs use it
+    std::string kind;            // "DRAM", "HBM", "MCDRAM", ...
+    std::vector<uint16_t> near;  // memory-only: nodes whose PUs are local to it
+  };
+  // A memory_kind job's memory node and the node its PUs come from (the
+  // same node when the kind has PUs of its own); -1 when none fits.
+  struct KindChoice {
+    int mem = -1;
+    int cpu = -1;
   };
   struct Gpu {
-    std::string name;
-    int node = -1;  // index into nodes_, -1 unknown
+    std::string name;     // GpuId: the PCI bus id, else hwloc's name
+    std::string os_name;  // hwloc's name (cuda0), accepted from older allocations
+    int node = -1;        // index into nodes_, -1 unknown
     std::string owner;
   };
 
@@ -112,6 +132,13 @@ class AgentTopology {
   absl::Status ChooseGpus(const std::vector<int>& nodes, const Request& r,
                           v1::Allocation* out) const;
   int BestSingleNode(const Request& r) const;  // -1 when none fits
+  int CpuNodeCount() const;                    // nodes with PUs, at least 1
+  // Nodes of r.memory_kind and the nodes their jobs' PUs may use.
+  bool KindMatches(const Node& n, const Request& r) const;
+  std::vector<int> CpuNodesFor(int mem_node) const;
+  KindChoice BestKindChoice(const Request& r) const;
+  absl::StatusOr<v1::Allocation> PlanMemoryKind(const Request& r) const;
+  std::string KindNeverFitReason(const Request& r) const;
   void Recount(int node);
 
   absl::Span<const uint32_t> Pus(const Core& c) const {

@@ -135,7 +135,10 @@ class ResourceFit : public FilterPlugin, public PreFilterPlugin {
   FilterResult Filter(CycleState&, const DecisionInput& in, const AgentView& a) const override {
     const v1::Resources& r = in.job->resources();
     if (r.cpus() > a.free.cpus()) return FilterResult::Reject("insufficient_cpus");
-    if (r.memory_mb() > a.free.memory_mb()) return FilterResult::Reject("insufficient_memory");
+    // Memory of a named kind (HBM, ...) is not in the ordinary free figure:
+    // topology_fit checks it.
+    if (r.memory_mb() > a.free.memory_mb() && in.job->topology().memory_kind().empty())
+      return FilterResult::Reject("insufficient_memory");
     if (r.gpus() > a.free.gpus()) return FilterResult::Reject("insufficient_gpus");
     return FilterResult::Pass();
   }
@@ -147,7 +150,11 @@ class TopologyFit : public FilterPlugin {
  public:
   std::string_view Name() const override { return "topology_fit"; }
   FilterResult Filter(CycleState& state, const DecisionInput&, const AgentView& a) const override {
-    if (a.topo == nullptr) return FilterResult::Pass();
+    if (a.topo == nullptr) {
+      // Without a topology there is no memory kind to give.
+      return state.request.memory_kind.empty() ? FilterResult::Pass()
+                                               : FilterResult::Reject("memory_kind_no_fit");
+    }
     std::string_view why = a.topo->WhyNot(state.request);
     return why.empty() ? FilterResult::Pass() : FilterResult::Reject(why);
   }

@@ -104,7 +104,35 @@ TEST(TopologyCorpus, PuSetsArePrintedAsListsNotRanges) {
   auto knl = DiscoverTopology(
       {"", PORTOLAN_SOURCE_DIR "/tests/data/topologies/64intel64-fakeKNL-SNC4-hybrid.xml"});
   ASSERT_TRUE(knl.ok());
-  EXPECT_NE(DescribeTopology(*knl).find("0 cores, PUs none of its own"), std::string::npos);
+  const std::string k = DescribeTopology(*knl);
+  EXPECT_NE(k.find("NUMA 7: 2048 MiB MCDRAM, memory only (no PUs of its own), near NUMA 0\n"),
+            std::string::npos)
+      << k;
+}
+
+// KNL's MCDRAM nodes are memory-only, typed, and near the quadrant whose
+// cores share their cpuset; DRAM nodes are neither.
+TEST(TopologyCorpus, MemoryOnlyNodesCarryTheirKindAndWhereTheyAreNear) {
+  auto knl = DiscoverTopology(
+      {"", PORTOLAN_SOURCE_DIR "/tests/data/topologies/64intel64-fakeKNL-SNC4-hybrid.xml"});
+  ASSERT_TRUE(knl.ok()) << knl.status();
+  std::map<uint32_t, std::set<uint32_t>> cpus_of;  // node -> its PUs
+  for (const auto& c : knl->cores()) cpus_of[c.numa()].insert(c.pus().begin(), c.pus().end());
+  int mcdram = 0;
+  for (const auto& n : knl->numa_nodes()) {
+    SCOPED_TRACE(n.os_index());
+    if (n.kind() == "DRAM") {
+      EXPECT_FALSE(n.memory_only());
+      EXPECT_EQ(n.near_numa_size(), 0);
+      continue;
+    }
+    ++mcdram;
+    EXPECT_EQ(n.kind(), "MCDRAM");
+    EXPECT_TRUE(n.memory_only());
+    ASSERT_EQ(n.near_numa_size(), 1);
+    EXPECT_EQ(cpus_of[n.near_numa(0)].size(), 16u);
+  }
+  EXPECT_EQ(mcdram, 4);
 }
 
 TEST(TopologyCorpus, NoNumaMemorySizesFallBackToMemTotal) {
@@ -131,6 +159,9 @@ TEST(TopologyCorpus, GpusAreComputeDevicesOnePerPciFunctionNamedByCudaFirst) {
     buses.insert(p8->gpus(i).pci_bus_id());
   }
   EXPECT_EQ(buses.size(), 4u);
+  // Memory from CUDA's global memory size, the UUID from NVML's device.
+  EXPECT_EQ(p8->gpus(0).memory_mb(), 16280u);
+  EXPECT_EQ(p8->gpus(0).uuid().rfind("GPU-", 0), 0u) << p8->gpus(0).uuid();
   const std::string io =
       PORTOLAN_SOURCE_DIR "/tests/data/topologies/32em64t-2n8c2t-pci-normalio.xml";
   auto both = DiscoverTopology({"", io});
@@ -156,7 +187,7 @@ TEST(TopologyCorpus, GpusAreComputeDevicesOnePerPciFunctionNamedByCudaFirst) {
 // Random requests on each machine: every allocation lies where its request
 // says, and nothing is ever allocated twice.
 TEST(TopologyCorpus, RandomAllocationsKeepTheirInvariants) {
-  int checked = 0, machines = 0;
+  int checked = 0, machines = 0, kind_checked = 0;
   for (const std::string& f : CorpusFiles()) {
     SCOPED_TRACE(f);
     auto t = DiscoverTopology({"", f});
@@ -171,7 +202,18 @@ TEST(TopologyCorpus, RandomAllocationsKeepTheirInvariants) {
       }
     }
     std::map<std::string, int32_t> gpu_numa;
-    for (const auto& g : t->gpus()) gpu_numa[g.name()] = g.numa();
+    for (const auto& g : t->gpus()) gpu_numa[topology::GpuId(g)] = g.numa();
+    // Memory-only nodes and the nodes near them; a quarter of the requests
+    // ask for such a kind where the machine has one.
+    std::map<uint32_t, std::set<int32_t>> near;
+    std::string kind;
+    std::map<uint32_t, std::string> kind_of;
+    for (const auto& n : t->numa_nodes()) {
+      kind_of[n.os_index()] = n.kind();
+      if (!n.memory_only()) continue;
+      near[n.os_index()] = {n.near_numa().begin(), n.near_numa().end()};
+      kind = n.kind();
+    }
     topology::AgentTopology machine(*t);
     std::mt19937 rng(12345);
     std::vector<std::pair<std::string, v1::Allocation>> held;
@@ -184,6 +226,8 @@ TEST(TopologyCorpus, RandomAllocationsKeepTheirInvariants) {
       r.numa = static_cast<v1::TopologyRequest::Numa>(1 + rng() % 3);
       r.smt = static_cast<v1::TopologyRequest::Smt>(1 + rng() % 2);
       r.gpu_numa = static_cast<v1::TopologyRequest::Gpu::Numa>(1 + rng() % 2);
+      if (!kind.empty() && rng() % 4 == 0 && r.numa != v1::TopologyRequest::spread)
+        r.memory_kind = kind;
       auto a = machine.Plan(r);
       if (!a.ok()) {
         // Full: give back the oldest half and go on.
@@ -207,6 +251,21 @@ TEST(TopologyCorpus, RandomAllocationsKeepTheirInvariants) {
         nodes.insert(numa_of[pu]);
       }
       if (r.numa == v1::TopologyRequest::single) EXPECT_EQ(nodes.size(), 1u) << "request " << i;
+      // Memory-only nodes hold only the memory of jobs asking for their
+      // kind, all of it in one, with the job's PUs near it.
+      for (const auto& [node, mb] : a->numa_memory_mb()) {
+        if (r.memory_kind.empty()) {
+          EXPECT_EQ(near.count(node), 0u) << "ordinary memory on memory-only node " << node;
+          continue;
+        }
+        EXPECT_EQ(kind_of[node], r.memory_kind) << "memory on node " << node;
+        EXPECT_EQ(a->numa_memory_mb().size(), 1u);
+        // A kind with PUs of its own: the job's PUs are on that node.
+        const std::set<int32_t> where =
+            near.count(node) ? near[node] : std::set<int32_t>{static_cast<int32_t>(node)};
+        if (where.empty()) continue;  // locality unknown: any node
+        for (int32_t n : nodes) EXPECT_EQ(where.count(n), 1u) << "PUs on node " << n;
+      }
       if (r.smt == v1::TopologyRequest::exclusive) {
         std::set<uint32_t> mine(a->pus().begin(), a->pus().end());
         for (uint32_t pu : a->pus()) {
@@ -223,11 +282,14 @@ TEST(TopologyCorpus, RandomAllocationsKeepTheirInvariants) {
       taken.insert(a->pus().begin(), a->pus().end());
       held.emplace_back(job, *a);
       ++checked;
+      kind_checked += r.memory_kind.empty() ? 0 : 1;
     }
     EXPECT_EQ(machine.total_pus() - machine.free_pus(), static_cast<int>(taken.size()));
   }
   EXPECT_GT(checked, 1000);
-  std::cout << "checked " << checked << " allocations on " << machines << " machine(s)\n";
+  EXPECT_GT(kind_checked, 10) << "KNL's MCDRAM was asked for";
+  std::cout << "checked " << checked << " allocations on " << machines << " machine(s), "
+            << kind_checked << " of them for a memory kind\n";
 }
 
 }  // namespace

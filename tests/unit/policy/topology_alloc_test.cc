@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
 #include <random>
 #include <set>
 
@@ -270,6 +271,131 @@ TEST(TopologyAllocTest, RandomStreamsNeverDoubleAllocate) {
     ASSERT_EQ(t.free_gpus(), 8);
   }
   EXPECT_GT(placed_total, 20000) << "the streams should exercise many placements";
+}
+
+}  // namespace
+}  // namespace portolan::topology
+
+namespace portolan::topology {
+namespace {
+
+// KNL in SNC-4 hybrid mode, from hwloc's test collection: four quadrants,
+// each a DRAM node (1 GiB, 16 PUs) and a memory-only MCDRAM node (2 GiB).
+v1::Topology Knl() {
+  auto t = discovery::DiscoverTopology(
+      {"", PORTOLAN_SOURCE_DIR "/tests/data/topologies/64intel64-fakeKNL-SNC4-hybrid.xml"});
+  EXPECT_TRUE(t.ok()) << t.status();
+  return *t;
+}
+
+// The DRAM node (OS index) whose PUs a memory-only node is near.
+std::map<uint32_t, std::set<uint32_t>> NearOf(const v1::Topology& t) {
+  std::map<uint32_t, std::set<uint32_t>> near;
+  for (const auto& n : t.numa_nodes()) {
+    if (n.memory_only()) near[n.os_index()] = {n.near_numa().begin(), n.near_numa().end()};
+  }
+  return near;
+}
+
+std::map<uint32_t, uint32_t> NumaOfPu(const v1::Topology& t) {
+  std::map<uint32_t, uint32_t> out;
+  for (const auto& c : t.cores()) {
+    for (uint32_t pu : c.pus()) out[pu] = static_cast<uint32_t>(c.numa());
+  }
+  return out;
+}
+
+TEST(TopologyAllocTest, MemoryOnlyNodesServeNoOrdinaryJob) {
+  const v1::Topology topo = Knl();
+  AgentTopology t(topo);
+  // 4 GiB of DRAM in all; the 8 GiB of MCDRAM is not ordinary memory.
+  EXPECT_EQ(t.total_memory_mb(), 4096);
+  EXPECT_EQ(t.free_memory_mb(), 4096);
+  Request big = Req(4, 5000);
+  EXPECT_EQ(t.WhyNot(big), "insufficient_memory");
+  EXPECT_EQ(t.NeverFitReason(big), "the machine has 4096 MiB, the job needs 5000");
+  // A numa-any job spilling past one node's DRAM takes DRAM elsewhere, never MCDRAM.
+  auto spill = t.Plan(Req(4, 3000));
+  ASSERT_TRUE(spill.ok()) << spill.status();
+  for (const auto& [node, mb] : spill->numa_memory_mb()) {
+    EXPECT_FALSE(NearOf(topo).count(node)) << "memory on memory-only node " << node;
+  }
+  // Spread goes over the four nodes with PUs, not all eight.
+  auto spread = t.Plan(Req(8, 400, v1::TopologyRequest::spread));
+  ASSERT_TRUE(spread.ok()) << spread.status();
+  std::set<uint32_t> nodes;
+  for (uint32_t pu : spread->pus()) nodes.insert(NumaOfPu(topo).at(pu));
+  EXPECT_EQ(nodes.size(), 4u);
+}
+
+TEST(TopologyAllocTest, MemoryKindTakesThatMemoryAndThePusNearIt) {
+  const v1::Topology topo = Knl();
+  AgentTopology t(topo);
+  const auto near = NearOf(topo);
+  ASSERT_EQ(near.size(), 4u);
+  for (const auto& [node, dram] : near) EXPECT_EQ(dram.size(), 1u) << "MCDRAM " << node;
+  Request r = Req(8, 1500, v1::TopologyRequest::single);
+  r.memory_kind = "MCDRAM";
+  EXPECT_TRUE(t.CouldEverFit(r)) << t.NeverFitReason(r);
+  EXPECT_EQ(t.WhyNot(r), "");
+  auto a = t.Plan(r);
+  ASSERT_TRUE(a.ok()) << a.status();
+  ASSERT_EQ(a->numa_memory_mb().size(), 1u);
+  const uint32_t mem = a->numa_memory_mb().begin()->first;
+  ASSERT_TRUE(near.count(mem)) << "memory on " << mem << ", not an MCDRAM node";
+  EXPECT_EQ(a->numa_memory_mb().at(mem), 1500);
+  ASSERT_EQ(a->numa_nodes_size(), 1);
+  EXPECT_EQ(a->numa_nodes(0), mem) << "memory is bound to the MCDRAM node alone";
+  for (uint32_t pu : a->pus()) EXPECT_EQ(near.at(mem).count(NumaOfPu(topo).at(pu)), 1u) << pu;
+  ASSERT_TRUE(t.Commit(*a, "hbm1").ok());
+  EXPECT_EQ(t.free_memory_mb(), 4096) << "ordinary memory untouched";
+  // The same MCDRAM node has 548 MiB left: the next 1500 MiB goes elsewhere.
+  auto b = t.Plan(r);
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_NE(b->numa_memory_mb().begin()->first, mem);
+  // Case does not matter; a kind the machine lacks, or more than one node
+  // holds, can never fit, and says why.
+  r.memory_kind = "mcdram";
+  EXPECT_TRUE(t.Plan(r).ok());
+  r.memory_kind = "HBM";
+  EXPECT_EQ(t.WhyNot(r), "memory_kind_no_fit");
+  EXPECT_EQ(t.NeverFitReason(r),
+            "memory_kind HBM: the machine has no NUMA node of that kind (DRAM, MCDRAM)");
+  r.memory_kind = "MCDRAM";
+  r.memory_mb = 3000;
+  EXPECT_EQ(
+      t.NeverFitReason(r),
+      "memory_kind MCDRAM: a NUMA node of that kind has at most 2048 MiB, the job needs 3000");
+  r.memory_mb = 100;
+  r.pus = 20;
+  EXPECT_EQ(t.NeverFitReason(r),
+            "memory_kind MCDRAM: at most 16 PUs are near it in one NUMA node, the job needs 20");
+  r.numa = v1::TopologyRequest::any;
+  EXPECT_EQ(t.NeverFitReason(r),
+            "memory_kind MCDRAM: at most 16 PUs are near it, the job needs 20");
+  // A release gives the MCDRAM back.
+  t.Release(*a, "hbm1");
+  v1::Agent view;
+  t.Describe(&view);
+  EXPECT_EQ(view.numa_free_memory_mb().at(mem), 2048);
+}
+
+TEST(TopologyAllocTest, GpusAreAllocatedByPciBusIdAndOldNamesStillCommit) {
+  v1::Topology topo = TwoSocket();
+  AddGpus(topo, 2, 0, 0);
+  topo.mutable_gpus(0)->set_pci_bus_id("0000:3b:00.0");
+  AgentTopology t(topo);
+  auto a = t.Plan(Req(1, 64, v1::TopologyRequest::any, v1::TopologyRequest::shared, 2));
+  ASSERT_TRUE(a.ok()) << a.status();
+  std::set<std::string> ids(a->gpu_ids().begin(), a->gpu_ids().end());
+  EXPECT_EQ(ids, (std::set<std::string>{"0000:3b:00.0", "cuda1"}));
+  // An allocation recorded before GPUs had stable ids names hwloc's device.
+  v1::Allocation old;
+  old.add_gpu_ids("cuda0");
+  ASSERT_TRUE(t.Commit(old, "old").ok());
+  v1::Agent view;
+  t.Describe(&view);
+  EXPECT_EQ(view.gpu_jobs().at("0000:3b:00.0"), "old");
 }
 
 }  // namespace
