@@ -28,6 +28,7 @@
 #include "portolan/executor/isolation.h"
 #include "portolan/metrics/http.h"
 #include "portolan/service/notify.h"
+#include "portolan/tls/expiry.h"
 #include "portolan/v1/config.pb.h"
 
 namespace po = boost::program_options;
@@ -416,6 +417,7 @@ int Serve(const Flags& f, agent::AgentOptions opts, const v1::Topology& topology
     io.stop();
   });
   registry.OnScrape([&] { agent_metrics.Refresh(client); });
+  tls::AddCertificateExpiryMetric(registry, {{"agent_rpc", f.tls_cert}});
   std::unique_ptr<metrics::HttpServer> metrics_server;
   if (!f.metrics_addr.empty()) {
     auto hp = base::ParseHostPort(f.metrics_addr);

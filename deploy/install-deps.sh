@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Portolan needs to build, test and run
-# (chromium and chromium-driver: the web console's browser tests).
+# (chromium and chromium-driver: the web console's browser tests; lintian,
+# help2man and zsh: the packages' checks, man pages and zsh completion test;
+# prometheus: promtool, which checks the alert rules and the metrics).
+# prometheus's own daemon is not used (a machine with systemd will start it:
+# `systemctl disable --now prometheus` if unwanted).
 # Idempotent: installs only what is missing, running `apt-get update` once
 # and only when something is missing.
 set -euo pipefail
@@ -14,6 +18,7 @@ PACKAGES=(
   libabsl-dev libyaml-cpp-dev libsqlite3-dev libssl-dev
   libgtest-dev libgmock-dev
   openssl clang libclang-rt-14-dev lld ccache
+  lintian help2man zsh prometheus
   etcd-server etcd-client libgrpc++-dev protobuf-compiler-grpc
   chromium chromium-driver fonts-dejavu-core
 )

@@ -37,7 +37,61 @@ add_custom_command(OUTPUT ${PROJECT_BINARY_DIR}/portolan.bash-completion
 add_custom_target(portolan_bash_completion ALL DEPENDS ${PROJECT_BINARY_DIR}/portolan.bash-completion)
 install(FILES ${PROJECT_BINARY_DIR}/portolan.bash-completion
         DESTINATION share/bash-completion/completions RENAME portolan COMPONENT cli)
+add_custom_command(OUTPUT ${PROJECT_BINARY_DIR}/_portolan
+                   COMMAND portolan completion zsh > ${PROJECT_BINARY_DIR}/_portolan
+                   DEPENDS portolan VERBATIM)
+add_custom_target(portolan_zsh_completion ALL DEPENDS ${PROJECT_BINARY_DIR}/_portolan)
+install(FILES ${PROJECT_BINARY_DIR}/_portolan DESTINATION share/zsh/vendor-completions
+        COMPONENT cli)
 install(FILES ${SRC}/docs/api.md DESTINATION share/doc/portolan-cli COMPONENT cli)
+
+# Debian metadata in each package: the machine-readable copyright file and
+# the changelog (gzip -9n: no timestamp, so builds are reproducible), plus
+# lintian overrides where a tag is intended (each says why).
+add_custom_command(OUTPUT ${PROJECT_BINARY_DIR}/deb/changelog.gz
+                   COMMAND ${CMAKE_COMMAND} -E make_directory ${PROJECT_BINARY_DIR}/deb
+                   COMMAND gzip -9n -c ${SRC}/deploy/debian/changelog > ${PROJECT_BINARY_DIR}/deb/changelog.gz
+                   DEPENDS ${SRC}/deploy/debian/changelog VERBATIM)
+add_custom_target(portolan_deb_changelog ALL DEPENDS ${PROJECT_BINARY_DIR}/deb/changelog.gz)
+foreach(pair "scheduler;portolan-scheduler" "agent;portolan-agent" "cli;portolan-cli")
+  list(GET pair 0 component)
+  list(GET pair 1 package)
+  install(FILES ${SRC}/deploy/debian/copyright ${PROJECT_BINARY_DIR}/deb/changelog.gz
+          DESTINATION share/doc/${package} COMPONENT ${component})
+endforeach()
+install(FILES ${SRC}/deploy/debian/agent/lintian-overrides DESTINATION share/lintian/overrides
+        RENAME portolan-agent COMPONENT agent)
+
+# Man pages, generated at build time so that they list exactly the options
+# and commands the binaries have: the daemons' by help2man from --help plus
+# deploy/man/*.h2m (description, files, see also); portolan(1) by the CLI
+# from its command table (`portolan completion man`).
+add_custom_command(OUTPUT ${PROJECT_BINARY_DIR}/man/portolan.1.gz
+                   COMMAND ${CMAKE_COMMAND} -E make_directory ${PROJECT_BINARY_DIR}/man
+                   COMMAND portolan completion man > ${PROJECT_BINARY_DIR}/man/portolan.1
+                   COMMAND gzip -9nf ${PROJECT_BINARY_DIR}/man/portolan.1
+                   DEPENDS portolan VERBATIM)
+add_custom_target(portolan_man ALL DEPENDS ${PROJECT_BINARY_DIR}/man/portolan.1.gz)
+install(FILES ${PROJECT_BINARY_DIR}/man/portolan.1.gz DESTINATION share/man/man1 COMPONENT cli)
+find_program(HELP2MAN help2man)
+if(HELP2MAN)
+  foreach(prog portolan-scheduler portolan-agent)
+    set(page ${PROJECT_BINARY_DIR}/man/${prog}.8)
+    add_custom_command(
+      OUTPUT ${page}.gz
+      COMMAND ${CMAKE_COMMAND} -E make_directory ${PROJECT_BINARY_DIR}/man
+      COMMAND ${HELP2MAN} --no-info --section=8 --version-string=${PROJECT_VERSION}
+              --include=${SRC}/deploy/man/${prog}.h2m --output=${page} $<TARGET_FILE:${prog}>
+      COMMAND gzip -9nf ${page}
+      DEPENDS ${prog} ${SRC}/deploy/man/${prog}.h2m VERBATIM)
+    add_custom_target(${prog}_man ALL DEPENDS ${page}.gz)
+    string(REPLACE "portolan-" "" component ${prog})
+    install(FILES ${page}.gz DESTINATION share/man/man8 COMPONENT ${component})
+  endforeach()
+else()
+  message(STATUS "help2man not found: the daemons' packages get no man pages "
+                 "(deploy/install-deps.sh installs it)")
+endif()
 
 set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME portolan)
@@ -50,6 +104,8 @@ set(CPACK_COMPONENTS_GROUPING IGNORE)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_MAINTAINER "Portolan developers <dev@portolan.invalid>")
 set(CPACK_DEBIAN_PACKAGE_SECTION admin)
+set(CPACK_RESOURCE_FILE_LICENSE ${SRC}/LICENSE)
+set(CPACK_DEBIAN_PACKAGE_HOMEPAGE "https://portolan.invalid/")
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 set(CPACK_STRIP_FILES ON)
 set(CPACK_DEBIAN_SCHEDULER_PACKAGE_NAME portolan-scheduler)

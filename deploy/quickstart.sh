@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Portolan quickstart: installs missing packages, builds if needed, starts a
-# scheduler and three agents on loopback (Lingang IDC, Hongqiao, Lingang
-# offshore; each an emulated data-centre server), submits the sample jobs in
-# deploy/examples/jobs through the CLI, prints where each ran, and leaves the
-# system running. Agents authenticate with certificates from a development CA
-# (deploy/dev-ca.sh, in .quickstart/pki) and REST is HTTPS.
+# scheduler and five agents on loopback (Lingang IDC, Hongqiao, Lingang
+# offshore, Hong Kong, Singapore; each an emulated data-centre server),
+# submits the sample jobs in deploy/examples/jobs through the CLI, prints
+# where each ran, and leaves the system running. Agents authenticate with
+# certificates from a development CA (deploy/dev-ca.sh, in .quickstart/pki)
+# and REST is HTTPS.
 #
 #   deploy/quickstart.sh          start (restarts a previous quickstart)
 #   deploy/quickstart.sh --ha     the same with high availability: a 3-member

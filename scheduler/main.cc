@@ -33,9 +33,11 @@
 #include "portolan/rest/server.h"
 #include "portolan/rpc/server.h"
 #include "portolan/scheduler/core.h"
+#include "portolan/scheduler/link_metric.h"
 #include "portolan/service/notify.h"
 #include "portolan/store/etcd_store.h"
 #include "portolan/store/store.h"
+#include "portolan/tls/expiry.h"
 #include "portolan/v1/config.pb.h"
 
 namespace po = boost::program_options;
@@ -399,9 +401,8 @@ int StandBy(const Flags& f, const sigset_t& signals, auth::TokenStore& tokens,
   return 0;
 }
 
-// Serves from an opened store until SIGTERM/SIGINT (returns the exit
-// status) or, in an HA cluster, until the leadership is lost (kStepDown).
-// Binds `rest_hp` and `rpc_hp` and leaves the bound ports in them.
+// Serves from an opened store until SIGTERM/SIGINT (returns the exit status) or, in an HA
+// cluster, until the leadership is lost (kStepDown). Binds `rest_hp` and `rpc_hp` (bound ports).
 int Serve(const Flags& f, const sigset_t& signals, auth::TokenStore& tokens,
           std::shared_ptr<boost::asio::ssl::context> rpc_tls, base::HostPort& rest_hp,
           base::HostPort& rpc_hp, Ha* h) {
@@ -409,6 +410,8 @@ int Serve(const Flags& f, const sigset_t& signals, auth::TokenStore& tokens,
   metrics::Registry metrics_registry;
   scheduler::SchedulerMetrics metrics(metrics_registry);
   ha::AddMetrics(metrics_registry, h == nullptr ? nullptr : &h->published);
+  tls::AddCertificateExpiryMetric(metrics_registry,
+                                  {{"agent_rpc", f.tls_cert}, {"https", f.https_cert}});
   auto observe = [&metrics](double s, size_t writes) {
     metrics.store_commit_seconds->Observe(s);
     metrics.store_batch_writes->Observe(static_cast<double>(writes));
@@ -460,9 +463,6 @@ int Serve(const Flags& f, const sigset_t& signals, auth::TokenStore& tokens,
   rpc::RpcServer rpc(io, &core, RpcOptionsOf(f, rpc_tls));
   if (absl::Status st = rpc.Listen(rpc_hp); !st.ok()) return Fail(st);
   rpc_hp = rpc.bound();
-  metrics_registry.OnScrape(
-      [&] { metrics.rpc_connections->Set(static_cast<double>(rpc.connections())); });
-
   rest::ServerOptions sopts = RestOptions(f, tokens, limiter);
   sopts.on_response = [&metrics](int status) {
     metrics.http_requests->With({std::to_string(status)})->Inc();
@@ -474,11 +474,13 @@ int Serve(const Flags& f, const sigset_t& signals, auth::TokenStore& tokens,
   simulate.threads = f.simulate_threads;
   simulate.idle = f.simulate_priority == "idle";
   rest::RegisterRestApi(rest_server, &core, &ready, &metrics_registry, simulate);
+  scheduler::AddLinkMetric(metrics_registry, core);
   rest::RegisterClusterApi(rest_server, [&] { return ClusterView(f, h, rest_server, rpc); });
   console::RegisterConsole(rest_server, {.https = !sopts.https.cert.empty()});
   if (absl::Status st = rest_server.Start(rest_hp); !st.ok()) return Fail(st);
   rest_hp = rest_server.bound();
   metrics_registry.OnScrape([&] {
+    metrics.rpc_connections->Set(static_cast<double>(rpc.connections()));
     metrics.http_connections->Set(static_cast<double>(rest_server.connections()));
     metrics.http_connections_refused->Set(static_cast<double>(rest_server.refused_connections()));
   });

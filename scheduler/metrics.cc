@@ -1,4 +1,6 @@
 #include "portolan/scheduler/metrics.h"
+#include "portolan/network/network.h"
+#include "portolan/scheduler/link_metric.h"
 
 namespace portolan::scheduler {
 
@@ -72,5 +74,25 @@ SchedulerMetrics::SchedulerMetrics(metrics::Registry& r)
                               "Each tenant's quota by resource (cpus, memory_mb, gpus); only "
                               "the limits its profile sets (tenant-wide).",
                               {"tenant", "resource"}, 5000)) {}
+
+}  // namespace portolan::scheduler
+
+namespace portolan::scheduler {
+
+void AddLinkMetric(metrics::Registry& registry, Core& core) {
+  auto* link_up = registry.AddGauge(
+      "portolan_link_up",
+      "Each network link of the policy in force: 1 up, 0 down (PATCH /v1/network/links/{id}).",
+      {"link", "kind", "cable"});
+  registry.OnScrape([&core, link_up] {
+    link_up->Clear();
+    auto p = core.GetPolicy();
+    if (!p.ok()) return;
+    for (const v1::Link& l : p->links()) {
+      link_up->With({l.id(), v1::Link::Kind_Name(l.kind()), l.cable()})
+          ->Set(network::LinkUp(l) ? 1 : 0);
+    }
+  });
+}
 
 }  // namespace portolan::scheduler

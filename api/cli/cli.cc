@@ -27,7 +27,14 @@ int Context::Report(const absl::Status& st) const {
   std::string field = codec::StatusField(st);
   if (!field.empty()) *err << " (field: " << field << ")";
   *err << "\n";
+  if (const std::string hint = ConnectionHint(connection, st); !hint.empty())
+    *err << "portolan: hint: " << hint << "\n";
   return st.code() == absl::StatusCode::kUnavailable ? kExitUnreachable : kExitError;
+}
+
+int Context::FileError(const absl::Status& st) const {
+  *err << "portolan: " << st.message() << "\n";
+  return kExitUsage;
 }
 
 int Context::Usage(const std::string& usage) const {

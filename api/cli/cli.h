@@ -26,6 +26,17 @@ inline constexpr int kExitUnreachable = 3;
 
 enum class Output { kTable, kJson, kYaml };
 
+// Where the CLI talks to and with what, for the hints errors get.
+struct ConnectionSettings {
+  std::string server;
+  bool has_token = false;
+  bool has_ca = false;
+};
+// A line that says what to set after `st` (diagnose.cc): the scheme the
+// server really speaks, --ca / PORTOLAN_CA, PORTOLAN_TOKEN; "" when none
+// applies. May probe the server (one TLS handshake, two seconds at most).
+std::string ConnectionHint(const ConnectionSettings& s, const absl::Status& st);
+
 // What a command runs with. The client is made on first use, so offline
 // commands (token, completion) never need a server.
 struct Context {
@@ -33,6 +44,7 @@ struct Context {
   std::function<client::Client&()> client;
   std::ostream* out = nullptr;
   std::ostream* err = nullptr;
+  ConnectionSettings connection;
 
   bool structured() const { return output != Output::kTable; }
   // Prints `m` as JSON or YAML (-o json|yaml).
@@ -42,6 +54,9 @@ struct Context {
   int Report(const absl::Status& st) const;
   // "portolan: usage: ..." and kExitUsage.
   int Usage(const std::string& usage) const;
+  // A file named on the command line that cannot be read or parsed:
+  // "portolan: FILE: why" and kExitUsage.
+  int FileError(const absl::Status& st) const;
   // The common answer of a command: the error reported, or the message
   // emitted (-o json|yaml) or printed by `print` (-o table); kExitOk.
   template <typename M, typename Printer>
@@ -113,6 +128,10 @@ void AddToolCommands(CommandTable& t);
 int WatchEvents(Context& ctx, const Args& a);
 // Every command, in help order.
 CommandTable AllCommands();
+
+// portolan(1) in roff, and the zsh completion around the bash one (manual.cc).
+std::string ManualPage(const CommandTable& table);
+std::string ZshCompletion(const CommandTable& table);
 
 // Loads a JSON or YAML file ("-": JSON from stdin) as `m`; errors name the file.
 absl::Status LoadMessage(const std::string& path, google::protobuf::Message* m);

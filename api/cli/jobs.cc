@@ -171,10 +171,9 @@ absl::StatusOr<v1::Job> SubmitSpec(const Args& a) {
 int Submit(Context& ctx, const Args& a) {
   auto spec = SubmitSpec(a);
   if (!spec.ok()) {
-    if (spec.status().code() == absl::StatusCode::kInvalidArgument && a.args.empty()) {
-      *ctx.err << "portolan: " << spec.status().message() << "\n";
-      return kExitUsage;
-    }
+    // A bad flag, or a job file that cannot be read or parsed: a usage error
+    // (exit 2, docs/cli.md), with the file's own message.
+    if (spec.status().code() != absl::StatusCode::kUnavailable) return ctx.FileError(spec.status());
     return ctx.Report(spec.status());
   }
   const bool wait = a.get<bool>("wait", false);
@@ -189,7 +188,19 @@ int Submit(Context& ctx, const Args& a) {
   return wait ? Wait(ctx, job->id(), 3600) : kExitOk;
 }
 
+// --limit of jobs and tasks: the server's page size, 1-1000 (checked here so
+// that the message names the flag, not the API's page_size).
+bool LimitOk(Context& ctx, const Args& a) {
+  const int limit = a.get<int>("limit", 100);
+  if (limit >= 1 && limit <= 1000) return true;
+  *ctx.err << "portolan: --limit must be 1-1000 (jobs per page; --page-token T gives the next "
+              "page), got "
+           << limit << "\n";
+  return false;
+}
+
 int Jobs(Context& ctx, const Args& a) {
+  if (!LimitOk(ctx, a)) return kExitUsage;
   return ctx.Show(ctx.client().ListJobs(a.get<std::string>("state", ""), a.get<int>("limit", 100),
                                         a.get<std::string>("page-token", "")),
                   PrintJobsTable);
@@ -253,6 +264,7 @@ void AddJobCommands(CommandTable& t) {
          },
          1, 1, false,
          [](Context& ctx, const Args& a) {
+           if (!LimitOk(ctx, a)) return kExitUsage;
            return ctx.Show(ctx.client().ListTasks(a.args[0], a.get<int>("limit", 100),
                                                   a.get<std::string>("page-token", "")),
                            PrintTasksTable);

@@ -23,7 +23,8 @@ namespace {
 const char kUsageHead[] =
     "usage: portolan [--server URL] [--ca FILE] [-o table|json|yaml] COMMAND [ARGS]\n\nCommands:\n";
 const char kUsageTail[] = R"(
-"portolan COMMAND --help" shows one command's usage.
+"portolan COMMAND --help" (or "portolan help COMMAND") shows one command's usage;
+"portolan --version" the CLI's version, "portolan version" the server's too.
 
 Global flags:
   --server URL   scheduler REST address (default: $PORTOLAN_SERVER, the config file's
@@ -98,7 +99,20 @@ int main(int argc, char** argv) {
     } else if ((args[i] == "-o" || args[i] == "--output") && i + 1 < args.size()) {
       s.output = args[++i];
     } else if (args[i] == "-h" || args[i] == "--help" || args[i] == "help") {
-      std::cout << FullUsage(table);
+      // "portolan help submit": that command's usage, as "submit --help".
+      const Command* one = i + 1 < args.size() ? table.Find(args[i + 1]) : nullptr;
+      if (one != nullptr) {
+        std::cout << "usage:\n" << Indented(one->help);
+      } else if (i + 1 < args.size()) {
+        std::cerr << "portolan: help: unknown command '" << args[i + 1] << "'\n"
+                  << FullUsage(table);
+        return kExitUsage;
+      } else {
+        std::cout << FullUsage(table);
+      }
+      return kExitOk;
+    } else if (args[i] == "--version") {
+      std::cout << "portolan " << PORTOLAN_VERSION << "\n";
       return kExitOk;
     } else {
       break;
@@ -139,6 +153,7 @@ int main(int argc, char** argv) {
                                     : Output::kTable;
   ctx.out = &std::cout;
   ctx.err = &std::cerr;
+  ctx.connection = {s.server, !s.token.empty(), !s.ca.empty()};
   std::unique_ptr<client::Client> client;
   ctx.client = [&]() -> client::Client& {
     if (!client) {

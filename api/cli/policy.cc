@@ -26,7 +26,7 @@ int ShowDecision(Context& ctx, const absl::StatusOr<v1::Decision>& d, bool exit_
 
 int Plan(Context& ctx, const Args& a) {
   v1::Job spec;
-  if (absl::Status st = LoadMessage(a.args[0], &spec); !st.ok()) return ctx.Report(st);
+  if (absl::Status st = LoadMessage(a.args[0], &spec); !st.ok()) return ctx.FileError(st);
   return ShowDecision(ctx, ctx.client().Plan(spec), true);
 }
 
@@ -126,7 +126,7 @@ int Policy(Context& ctx, const Args& a) {
     if (!r.ok()) return ctx.Report(r.status());
     if (a.args.size() == 2) {
       if (absl::Status st = LoadMessage(a.args[1], r->mutable_policy()); !st.ok())
-        return ctx.Report(st);
+        return ctx.FileError(st);
     }
     uint32_t violations = 0;
     return ShowImpact(ctx, *r, &violations, true);
@@ -134,7 +134,7 @@ int Policy(Context& ctx, const Args& a) {
   if ((sub != "apply" && sub != "validate") || a.args.size() != 2)
     return ctx.Usage(kPolicySynopsis);
   v1::Policy p;
-  if (absl::Status st = LoadMessage(a.args[1], &p); !st.ok()) return ctx.Report(st);
+  if (absl::Status st = LoadMessage(a.args[1], &p); !st.ok()) return ctx.FileError(st);
   if (sub == "validate") {
     auto r = c.ValidatePolicy(p);
     if (!r.ok()) return ctx.Report(r.status());

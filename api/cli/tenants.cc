@@ -45,7 +45,7 @@ int Tenant(Context& ctx, const Args& a) {
     t = ctx.client().GetTenant(a.args[0]);
   } else if (a.args.size() == 3 && a.args[0] == "set") {
     v1::Tenant body;
-    if (absl::Status st = LoadMessage(a.args[2], &body); !st.ok()) return ctx.Report(st);
+    if (absl::Status st = LoadMessage(a.args[2], &body); !st.ok()) return ctx.FileError(st);
     t = ctx.client().PutTenant(a.args[1], body);
   } else {
     return ctx.Usage("tenant ID | tenant set ID FILE | tenant usage ID");

@@ -5,6 +5,7 @@
 #include "api/cli/cli.h"
 #include "portolan/auth/auth.h"
 #include "portolan/codec/codec.h"
+#include "portolan/v1/api.pb.h"
 
 namespace portolan::cli {
 namespace {
@@ -44,7 +45,7 @@ _portolan() {
     network) COMPREPLY=($(compgen -W "link up down" -- "$cur")) ;;
     tenant) COMPREPLY=($(compgen -f -W "set usage" -- "$cur")) ;;
     token) COMPREPLY=($(compgen -W "new --name --role --tenant --site tenant operator admin" -- "$cur")) ;;
-    completion) COMPREPLY=($(compgen -W "bash" -- "$cur")) ;;
+    completion) COMPREPLY=($(compgen -W "bash zsh man" -- "$cur")) ;;
     jobs) COMPREPLY=($(compgen -W "--state --limit queued placed running succeeded failed cancelled lost unschedulable" -- "$cur")) ;;
     audit) COMPREPLY=($(compgen -W "--tenant --job --limit" -- "$cur")) ;;
   esac
@@ -75,6 +76,23 @@ int TokenNew(Context& ctx, const Args& a) {
   return kExitOk;
 }
 
+// The CLI's version, then the server's (GET /healthz, which needs no token).
+int Version(Context& ctx, const Args&) {
+  *ctx.out << "client: portolan " << PORTOLAN_VERSION << "\n";
+  std::string body;
+  auto code = ctx.client().Raw("GET", "/healthz", "", &body);
+  if (!code.ok()) return ctx.Report(code.status());
+  v1::HealthResponse h;
+  if (*code != 200 || !codec::ParseJson(body, &h).ok()) {
+    *ctx.err << "portolan: " << ctx.connection.server << "/healthz answered " << *code
+             << " without a version\n";
+    return kExitError;
+  }
+  *ctx.out << "server: portolan-scheduler " << h.version() << " at " << ctx.connection.server
+           << "\n";
+  return kExitOk;
+}
+
 int Metrics(Context& ctx, const Args&) {
   auto body = ctx.client().Metrics();
   if (!body.ok()) return ctx.Report(body.status());
@@ -83,8 +101,13 @@ int Metrics(Context& ctx, const Args&) {
 }
 
 int Completion(Context& ctx, const Args& a) {
-  if (a.args[0] != "bash") return ctx.Usage("completion bash");
-  *ctx.out << absl::StrReplaceAll(kBashCompletion, {{"COMMANDS", AllCommands().Names()}});
+  const std::string& what = a.args[0];
+  if (what != "bash" && what != "zsh" && what != "man") return ctx.Usage("completion bash|zsh|man");
+  const CommandTable table = AllCommands();
+  const std::string bash = absl::StrReplaceAll(kBashCompletion, {{"COMMANDS", table.Names()}});
+  if (what == "bash") *ctx.out << bash;
+  if (what == "zsh") *ctx.out << ZshCompletion(table);
+  if (what == "man") *ctx.out << ManualPage(table);
   return kExitOk;
 }
 
@@ -101,12 +124,17 @@ void AddToolCommands(CommandTable& t) {
                "site", po::value<std::vector<std::string>>()->composing());
          },
          1, 1, false, TokenNew});
+  t.Add({"version", "version",
+         "version                      this CLI's version and the scheduler's (--version: the "
+         "CLI's only)",
+         nullptr, 0, 0, false, Version});
   t.Add({"metrics", "metrics",
          "metrics                      the scheduler's Prometheus metrics (admin or operator)",
          nullptr, 0, 0, false, Metrics});
-  t.Add({"completion", "completion bash",
-         "completion bash              a bash completion script: source <(portolan completion "
-         "bash)",
+  t.Add({"completion", "completion bash|zsh|man",
+         "completion bash|zsh          a shell completion script: source <(portolan completion "
+         "bash)\n"
+         "completion man               this manual page, portolan(1), in roff",
          nullptr, 1, 1, false, Completion});
 }
 

@@ -316,14 +316,46 @@ absl::Status ParseJson(absl::string_view json, google::protobuf::Message* msg, J
 }
 
 namespace {
-void BlockStyle(YAML::Node node) {
-  if (node.IsMap() || node.IsSequence()) {
-    node.SetStyle(YAML::EmitterStyle::Block);
-    if (node.IsMap()) {
-      for (auto it = node.begin(); it != node.end(); ++it) BlockStyle(it->second);
-    } else {
-      for (auto it = node.begin(); it != node.end(); ++it) BlockStyle(*it);
-    }
+// Whether a plain (unquoted) YAML scalar `s` would be read back as something
+// other than this string: a boolean or null word of YAML 1.1 or 1.2 (yes,
+// no, on, off, true, null, ~ ...), or a number (0123, 1e5, .inf, 0x1F).
+bool ReadsAsNonString(const std::string& s) {
+  static const char* const kWords[] = {"y",   "n",    "yes", "no",   "true",  "false", "on",
+                                       "off", "null", "~",   ".inf", "-.inf", "+.inf", ".nan"};
+  const std::string lower = absl::AsciiStrToLower(s);
+  for (const char* w : kWords) {
+    if (lower == w) return true;
+  }
+  double d = 0;
+  return !s.empty() && (absl::SimpleAtod(s, &d) || absl::StartsWith(lower, "0x") ||
+                        absl::StartsWith(lower, "0o") ||
+                        s.find_first_not_of("0123456789_:.+-eE") == std::string::npos);
+}
+
+// Block style throughout; strings (quoted in the JSON) that YAML would read
+// as booleans, nulls or numbers are double-quoted. Map keys are left plain:
+// the only non-word keys are those of numeric maps (NUMA node numbers).
+void EmitYaml(YAML::Emitter& out, const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Map:
+      out << YAML::BeginMap;
+      for (auto it = node.begin(); it != node.end(); ++it) {
+        out << YAML::Key << it->first.Scalar() << YAML::Value;
+        EmitYaml(out, it->second);
+      }
+      out << YAML::EndMap;
+      break;
+    case YAML::NodeType::Sequence:
+      out << YAML::BeginSeq;
+      for (auto it = node.begin(); it != node.end(); ++it) EmitYaml(out, *it);
+      out << YAML::EndSeq;
+      break;
+    case YAML::NodeType::Scalar:
+      if (node.Tag() == "!" && ReadsAsNonString(node.Scalar())) out << YAML::DoubleQuoted;
+      out << node.Scalar();
+      break;
+    default:
+      out << YAML::Null;
   }
 }
 }  // namespace
@@ -331,9 +363,8 @@ void BlockStyle(YAML::Node node) {
 absl::StatusOr<std::string> JsonToYaml(absl::string_view json) {
   try {
     YAML::Node root = YAML::Load(std::string(json));
-    BlockStyle(root);
     YAML::Emitter out;
-    out << root;
+    EmitYaml(out, root);
     return std::string(out.c_str()) + "\n";
   } catch (const YAML::Exception& e) {
     return absl::InvalidArgumentError(absl::StrCat("cannot convert to YAML: ", e.what()));

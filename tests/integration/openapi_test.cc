@@ -2,6 +2,8 @@
 // protos, every route the server registers is documented and nothing else,
 // and every documented operation, called on a running scheduler, answers
 // a documented status with a body that validates against its schema.
+#include <sys/wait.h>
+#include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -12,6 +14,7 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 #include "../support/json_schema.h"
 #include "google/protobuf/descriptor.h"
@@ -60,6 +63,8 @@ TEST(OpenApiIT, CommittedDocumentIsUpToDateWithTheProtos) {
             0);
   EXPECT_EQ(ReadFile(out), ReadFile(PORTOLAN_SOURCE_DIR "/api/openapi.yaml"))
       << "api/openapi.yaml is stale: run cmake --build build --target openapi";
+  // The licence the repository's LICENSE grants, as generators and portals read it.
+  EXPECT_EQ(Doc()["info"]["license"]["name"].as<std::string>(""), "Apache-2.0");
 }
 
 TEST(OpenApiIT, EveryServedRouteIsDocumentedAndNothingElse) {
@@ -253,6 +258,51 @@ TEST(OpenApiIT, EveryDocumentedOperationAnswersAsDocumented) {
     EXPECT_EQ(*status, 400) << call.path << ": " << answer;
     CheckAnswer(doc, call, *status, answer);
   }
+}
+
+// Runs `cmd` in a shell; {exit status, stdout and stderr}.
+std::pair<int, std::string> Shell(const std::string& cmd) {
+  std::string out;
+  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+  if (p == nullptr) return {-1, ""};
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  const int status = pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+// A client generated from the document in another language: TypeScript
+// types by openapi-typescript, calls by openapi-fetch (tests/openapi/
+// client.ts), type-checked against the generated types with tsc --strict and
+// run against this scheduler: submit, get, plan, a 404, cancel.
+TEST(OpenApiIT, AGeneratedTypeScriptClientSubmitsGetsPlansAndCancels) {
+  const std::string npm = PORTOLAN_OPENAPI_NPM;
+  const std::string node = PORTOLAN_NODE;
+  ASSERT_EQ(access((npm + "/node_modules/openapi-fetch").c_str(), F_OK), 0)
+      << "the npm packages are missing: build the openapi_npm target";
+  const std::string gen = npm + "/gen";  // under the packages, where node finds them
+  auto [rc, out] = Shell(
+      "rm -rf " + gen + " && mkdir -p " + gen + " && " + node + " " + npm +
+      "/node_modules/openapi-typescript/bin/cli.js " PORTOLAN_SOURCE_DIR "/api/openapi.yaml -o " +
+      gen + "/schema.d.ts && cp " PORTOLAN_SOURCE_DIR "/tests/openapi/client.ts " + gen + "/");
+  ASSERT_EQ(rc, 0) << out;
+  std::tie(rc, out) =
+      Shell(node + " " + npm +
+            "/node_modules/typescript/bin/tsc --strict --target es2022 --module "
+            "nodenext --moduleResolution nodenext --skipLibCheck --types node "
+            "--typeRoots " +
+            npm + "/node_modules/@types --outDir " + gen + " " + gen + "/client.ts");
+  ASSERT_EQ(rc, 0) << "the client does not type-check against the generated types:\n" << out;
+
+  Cluster c;
+  c.StartScheduler();
+  c.StartAgent("lg1", "lingang-idc-1");
+  std::tie(rc, out) =
+      Shell("PORTOLAN_URL=" + c.base_url() + " PORTOLAN_TOKEN=" + Cluster::kAdminToken + " " +
+            node + " " + gen + "/client.js");
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("\"planned\":true,\"state\":\"cancelled\""), std::string::npos) << out;
 }
 
 }  // namespace

@@ -29,6 +29,18 @@ namespace {
 using std::chrono::seconds;
 using test_support::ParsePrometheusText;
 
+std::string RunCapture(const std::string& cmd);
+
+// What `promtool check metrics` (Prometheus's exposition linter, from the
+// Debian package prometheus that deploy/install-deps.sh installs) says about
+// `body`: "" when it is clean.
+std::string PromtoolCheckMetrics(const std::string& dir, const std::string& body) {
+  const std::string file = dir + "/metrics.txt";
+  std::ofstream(file) << body;
+  const std::string out = RunCapture("promtool check metrics < " + file + " 2>&1; echo rc=$?");
+  return out == "rc=0\n" ? "" : out;
+}
+
 TEST(OpsIT, SchedulerMetricsParseStrictlyAndCountWhatHappened) {
   Cluster c;
   c.StartScheduler();
@@ -77,6 +89,14 @@ TEST(OpsIT, SchedulerMetricsParseStrictlyAndCountWhatHappened) {
       << body;
   // Job ids never become labels.
   EXPECT_EQ(body.find(job->id()), std::string::npos);
+  // Each link of the policy in force, up; Prometheus's own linter is clean.
+  auto links = ParsePrometheusText(body);
+  EXPECT_GE(links.Sum("portolan_link_up"), 10) << body;
+  EXPECT_EQ(links.Value("portolan_link_up",
+                        {{"link", "sjc2-lg1-hkg"}, {"kind", "submarine"}, {"cable", "SJC2"}}),
+            1)
+      << body;
+  EXPECT_EQ(PromtoolCheckMetrics(c.dir(), body), "") << "promtool check metrics";
 
   // Metrics name tenants and agents: operators and admins only.
   auto tenant = c.ClientWith(Cluster::kAcmeToken);
@@ -136,6 +156,7 @@ TEST(OpsIT, AgentMetricsListenerServesItsOwnState) {
   EXPECT_GE(ex.Value("portolan_agent_job_updates_total", {{"state", "running"}}), 1);
   EXPECT_EQ(ex.Value("portolan_agent_connected"), 1);
   EXPECT_GT(ex.Value("portolan_agent_memory_available_bytes"), 0);
+  EXPECT_EQ(PromtoolCheckMetrics(c.dir(), body), "") << "promtool check metrics";
   EXPECT_EQ(*agent.Raw("GET", "/other", "", &body), 404);
   EXPECT_EQ(*agent.Raw("POST", "/metrics", "", &body), 405);
   EXPECT_TRUE(c.client().Cancel(sleeper->id()).ok());
@@ -382,11 +403,50 @@ TEST(OpsIT, CliOutputsWatchHelpCompletionAndExitCodes) {
   EXPECT_EQ(Cli(c, "frobnicate").first, 2);
   EXPECT_EQ(Cli(c, "-o xml jobs").first, 2);
   EXPECT_EQ(system(PORTOLAN_CLI_BIN " --server http://127.0.0.1:1 jobs >/dev/null 2>&1") >> 8, 3);
+  // A job file that cannot be read is a usage error; so is a --limit the
+  // server would refuse, and the message names the flag.
+  std::tie(rc, out) = Cli(c, "submit /nonexistent/job.yaml", true);
+  EXPECT_EQ(rc, 2) << out;
+  EXPECT_NE(out.find("/nonexistent/job.yaml: cannot open"), std::string::npos) << out;
+  std::tie(rc, out) = Cli(c, "jobs --limit 0", true);
+  EXPECT_EQ(rc, 2) << out;
+  EXPECT_NE(out.find("--limit must be 1-1000"), std::string::npos) << out;
+  EXPECT_EQ(out.find("page_size"), std::string::npos) << out;
+  // Versions, and help for one command both ways.
+  std::tie(rc, out) = Cli(c, "--version");
+  EXPECT_EQ(out, "portolan " PORTOLAN_VERSION "\n");
+  std::tie(rc, out) = Cli(c, "version");
+  EXPECT_EQ(rc, 0);
+  EXPECT_NE(out.find("server: portolan-scheduler " PORTOLAN_VERSION " at http://"),
+            std::string::npos)
+      << out;
+  EXPECT_EQ(Cli(c, "help submit").second, Cli(c, "submit --help").second);
+  EXPECT_EQ(Cli(c, "help frobnicate").first, 2);
+  // Without a token the 401 says which variable to set.
+  out = RunCapture("env -u PORTOLAN_TOKEN HOME=" + c.dir() + " " PORTOLAN_CLI_BIN " --server " +
+                   c.base_url() + " jobs 2>&1");
+  EXPECT_NE(out.find("hint: no token was sent: set PORTOLAN_TOKEN"), std::string::npos) << out;
+  // https:// to this plain-HTTP scheduler says so.
+  const std::string authority = "127.0.0.1:" + std::to_string(c.rest_port());
+  std::tie(rc, out) = Cli(c, "--server https://" + authority + " jobs", true);
+  EXPECT_EQ(rc, 3) << out;
+  EXPECT_NE(out.find("hint: " + authority + " speaks plain HTTP, not HTTPS: use --server http://" +
+                     authority),
+            std::string::npos)
+      << out;
+  // -o yaml quotes the strings YAML would read as booleans or numbers.
+  std::tie(rc, out) = Cli(
+      c, "-o yaml submit --name yes --cpus 1 --memory-mb 64 --env A=0123 --env B=off -- /bin/true");
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("name: \"yes\""), std::string::npos) << out;
+  EXPECT_NE(out.find("A: \"0123\""), std::string::npos) << out;
+  EXPECT_NE(out.find("B: \"off\""), std::string::npos) << out;
+  EXPECT_NE(out.find("cpus: 1\n"), std::string::npos) << "numbers stay plain\n" << out;
   // Every command has --help.
   for (const char* cmd :
-       {"submit", "jobs",    "job",    "wait",     "watch", "cancel",  "logs",      "agents",
-        "agent",  "cordon",  "drain",  "uncordon", "plan",  "explain", "policy",    "network",
-        "sites",  "tenants", "tenant", "audit",    "token", "metrics", "completion"}) {
+       {"submit", "jobs",    "job",    "wait",     "watch", "cancel",  "logs",       "agents",
+        "agent",  "cordon",  "drain",  "uncordon", "plan",  "explain", "policy",     "network",
+        "sites",  "tenants", "tenant", "audit",    "token", "metrics", "completion", "version"}) {
     auto [help_rc, help] = Cli(c, std::string(cmd) + " --help");
     EXPECT_EQ(help_rc, 0) << cmd;
     EXPECT_NE(help.find(std::string(cmd) + " "), std::string::npos) << cmd << ": " << help;
@@ -402,6 +462,29 @@ TEST(OpsIT, CliOutputsWatchHelpCompletionAndExitCodes) {
       0, RunCapture("bash -c 'source " + script +
                     "; COMP_WORDS=(portolan wat); COMP_CWORD=1; _portolan; echo ${COMPREPLY[@]}'"));
   EXPECT_EQ(out, "watch\n");
+  // zsh completes the same through its own completion system: an interactive
+  // zsh in a pseudo-terminal (zpty) with _portolan in its fpath, given
+  // "portolan wat<TAB>".
+  const std::string fpath = c.dir() + "/zsh";
+  ASSERT_EQ(system(("mkdir -p " + fpath + " && " PORTOLAN_CLI_BIN " completion zsh > " + fpath +
+                    "/_portolan")
+                       .c_str()),
+            0);
+  const std::string driver = c.dir() + "/complete.zsh";
+  std::ofstream(driver) << "zmodload zsh/zpty\n"
+                        << "zpty z 'zsh -f -i'\n"
+                        << "zpty -w z \"PS1='> '; fpath=(" << fpath
+                        << " \\$fpath); autoload -U compinit; compinit -u -D\"\n"
+                        << "zpty -w -n z $'portolan wat\\t'\n"
+                        << "out=''\n"
+                        << "for i in {1..200}; do\n"  // up to 20 s on a loaded machine
+                        << "  zpty -r -t z chunk 2>/dev/null && out+=$chunk\n"
+                        << "  [[ $out == *'portolan watch'* ]] && break; sleep 0.1\n"
+                        << "done\n"
+                        << "zpty -d z\n"
+                        << "[[ $out == *'portolan watch'* ]] && print completed\n";
+  EXPECT_EQ(RunCapture("timeout 30 zsh -f " + driver), "completed\n")
+      << "zsh (deploy/install-deps.sh installs it) did not complete 'portolan wat'";
 }
 
 }  // namespace

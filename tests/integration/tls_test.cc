@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <fstream>
 
+#include "../support/prometheus_text.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "harness.h"
@@ -158,6 +159,33 @@ TEST(TlsIT, JobsRunOverMutualTlsAndRestOverHttps) {
   auto again = c.client().ListAgents();
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_EQ(again->agents_size(), 1);
+
+  // The certificates the scheduler presents, with the days they have left
+  // (dev-ca.sh issues them for 365 days), for the expiry alert.
+  ASSERT_EQ(*c.client().Raw("GET", "/metrics", "", &body), 200);
+  auto ex = test_support::ParsePrometheusText(body);
+  ASSERT_TRUE(ex.ok()) << ex.error;
+  for (const char* use : {"agent_rpc", "https"}) {
+    const double left = ex.Value("portolan_tls_certificate_expiry_seconds",
+                                 {{"use", use}, {"file", c.pki() + "/scheduler.pem"}});
+    EXPECT_GT(left, 364 * 86400.0) << use << "\n" << body;
+    EXPECT_LE(left, 366 * 86400.0) << use;
+  }
+
+  // A newcomer's wrong scheme, or no --ca, gets a hint naming what to set.
+  const std::string authority = "127.0.0.1:" + std::to_string(c.rest_port());
+  auto [rc, out] = Cli(c, "--server http://" + authority + " jobs", true);
+  EXPECT_EQ(rc, 3) << out;
+  EXPECT_NE(out.find("hint: " + authority + " speaks HTTPS, not plain HTTP: use --server https://" +
+                     authority),
+            std::string::npos)
+      << out;
+  std::tie(rc, out) = Cli(c, "jobs", true);
+  EXPECT_EQ(rc, 3) << out;
+  EXPECT_NE(out.find("set --ca FILE (or PORTOLAN_CA)"), std::string::npos) << out;
+  std::tie(rc, out) = Cli(c, "--ca " + c.pki() + "/ca.pem version", true);
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("server: portolan-scheduler " PORTOLAN_VERSION), std::string::npos) << out;
 }
 
 TEST(TlsIT, ForeignExpiredAndOtherSiteCertificatesAreRefusedAndLogged) {

@@ -46,6 +46,51 @@ for f in /usr/bin/portolan-scheduler /usr/bin/portolan-agent /usr/bin/portolan \
          /usr/share/bash-completion/completions/portolan; do
   [ -e "$ROOT$f" ] || fail "missing $f"
 done
+# Debian metadata, man pages and completions.
+for pkg in portolan-scheduler portolan-agent portolan-cli; do
+  for f in copyright changelog.gz; do
+    [ -f "$ROOT/usr/share/doc/$pkg/$f" ] || fail "$pkg: no /usr/share/doc/$pkg/$f"
+  done
+  grep -q "^License: Apache-2.0" "$ROOT/usr/share/doc/$pkg/copyright" || fail "$pkg: copyright names no Apache-2.0"
+  zcat "$ROOT/usr/share/doc/$pkg/changelog.gz" | head -1 |
+    grep -q "^portolan ($(dpkg-deb -f "$WORK"/out/${pkg}_*_amd64.deb Version))" ||
+    fail "$pkg: the changelog's first entry is not this version"
+done
+[ -f "$ROOT/usr/share/zsh/vendor-completions/_portolan" ] || fail "no zsh completion"
+# Each man page renders without groff warnings and documents what its binary
+# offers: every --flag of a daemon's --help, every command of the CLI.
+man_text() { LC_ALL=C.UTF-8 MANWIDTH=200 man --warnings -l "$1" 2>"$WORK/man.err"; }
+for entry in "portolan-scheduler:man8/portolan-scheduler.8.gz" "portolan-agent:man8/portolan-agent.8.gz" \
+             "portolan:man1/portolan.1.gz"; do
+  bin=${entry%%:*}
+  page="$ROOT/usr/share/man/${entry#*:}"
+  [ -f "$page" ] || fail "no man page $page"
+  text=$(man_text "$page")
+  [ -s "$WORK/man.err" ] && { cat "$WORK/man.err"; fail "$page: groff warnings"; }
+  if [ "$bin" = portolan ]; then
+    words=$("$ROOT/usr/bin/portolan" --help | sed -n 's/^  \([a-z]\+\) .*/\1/p' | sort -u)
+  else
+    words=$("$ROOT/usr/bin/$bin" --help | grep -o -- '--[a-z][a-z0-9-]*' | sort -u)
+  fi
+  n=0
+  for w in $words; do
+    grep -qF -- "$w" <<<"$text" || fail "$page does not mention $w"
+    n=$((n + 1))
+  done
+  echo "check_debs: $(basename "$page"): the $n options/commands of $bin --help all documented"
+done
+# lintian, as Debian checks packages: no errors and no warnings (intended
+# exceptions are overrides in the package, each with its reason).
+if command -v lintian >/dev/null; then
+  rc=0
+  lintian --tag-display-limit 0 --fail-on error,warning "$WORK"/out/*.deb >"$WORK/lintian.log" 2>&1 || rc=$?
+  grep -v "root privileges" "$WORK/lintian.log" || true
+  [ "$rc" -eq 0 ] || fail "lintian found errors or warnings (above)"
+  echo "check_debs: lintian: no errors, no warnings"
+else
+  fail "lintian is not installed (deploy/install-deps.sh installs it)"
+fi
+
 for unit in portolan-scheduler portolan-agent; do
   u="$ROOT/lib/systemd/system/$unit.service"
   for line in "Type=notify" "WatchdogSec=" "NoNewPrivileges=yes" "ProtectSystem=" \

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include "absl/strings/str_split.h"
 #include "absl/time/civil_time.h"
 #include "api/cli/cli.h"
 #include "api/cli/printers.h"
@@ -11,12 +12,37 @@
 namespace portolan::cli {
 namespace {
 
+TEST(CliTableTest, ManualPageAndZshCompletionListEveryCommand) {
+  const CommandTable t = AllCommands();
+  const std::string man = ManualPage(t);
+  EXPECT_EQ(man.rfind(".TH PORTOLAN 1 ", 0), 0u);
+  const std::string zsh = ZshCompletion(t);
+  EXPECT_EQ(zsh.rfind("#compdef portolan\n", 0), 0u);
+  for (const Command& c : t.all()) {
+    // Each command is a tagged paragraph; roff needs its hyphens escaped.
+    std::string synopsis;
+    for (char ch : c.synopsis) synopsis += ch == '-' ? std::string("\\-") : std::string(1, ch);
+    EXPECT_NE(man.find(".TP\n.B " + synopsis + "\n"), std::string::npos) << c.name;
+    EXPECT_NE(zsh.find("    '" + c.name + ":"), std::string::npos) << c.name;
+  }
+  // No line of the page starts a roff request by accident.
+  for (absl::string_view line : absl::StrSplit(man, '\n')) {
+    if (line.empty() || line[0] != '.') continue;
+    const absl::string_view request = line.substr(0, line.find(' '));
+    EXPECT_TRUE(request == ".TH" || request == ".SH" || request == ".TP" || request == ".B" ||
+                request == ".BI" || request == ".BR" || request == ".IR" || request == ".br" ||
+                request == ".nf" || request == ".fi")
+        << line;
+  }
+}
+
 TEST(CliTableTest, EveryCommandHasHelpAndASynopsisStartingWithItsName) {
   const CommandTable t = AllCommands();
-  EXPECT_EQ(t.Names(),
-            "submit jobs tasks job wait watch cancel logs agents agent cordon drain uncordon plan "
-            "explain policy network sites cluster tenants tenant audit violations token metrics "
-            "completion help");
+  EXPECT_EQ(
+      t.Names(),
+      "submit jobs tasks job wait watch cancel logs agents agent cordon drain uncordon plan "
+      "explain policy network sites cluster tenants tenant audit violations token version metrics "
+      "completion help");
   for (const Command& c : t.all()) {
     EXPECT_EQ(c.help.rfind(c.name + " ", 0), 0u) << c.name << ": " << c.help;
     EXPECT_EQ(c.synopsis.rfind(c.name, 0), 0u) << c.name << ": " << c.synopsis;

@@ -1,0 +1,92 @@
+// Hints for the errors a newcomer meets first: the wrong scheme for the
+// server (plain HTTP to an HTTPS listener or the reverse), a certificate the
+// CLI cannot verify, no token. Each names the flag and the variable to set.
+#include <openssl/ssl.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include <utility>  // Boost 1.74 asio/awaitable.hpp needs std::exchange under C++20
+
+#include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+#include <string>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "api/cli/cli.h"
+
+namespace portolan::cli {
+namespace {
+
+// host:port of an http(s):// URL ("" when it has none).
+std::string Authority(const std::string& url) {
+  size_t start = url.find("://");
+  start = start == std::string::npos ? 0 : start + 3;
+  const size_t end = url.find('/', start);
+  return url.substr(start, end == std::string::npos ? std::string::npos : end - start);
+}
+
+// Whether host:port completes a TLS handshake (certificate not checked): the
+// probe behind "this server speaks HTTPS". Two seconds at most per step.
+bool SpeaksTls(const std::string& authority) {
+  namespace asio = boost::asio;
+  try {
+    const size_t colon = authority.rfind(':');
+    if (colon == std::string::npos) return false;
+    std::string host = authority.substr(0, colon);
+    if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+    asio::io_context io;
+    asio::ssl::context ctx(asio::ssl::context::tls_client);
+    ctx.set_verify_mode(asio::ssl::verify_none);
+    asio::ssl::stream<asio::ip::tcp::socket> s(io, ctx);
+    asio::ip::tcp::resolver resolver(io);
+    asio::connect(s.lowest_layer(), resolver.resolve(host, authority.substr(colon + 1)));
+    timeval tv{2, 0};
+    const int fd = s.lowest_layer().native_handle();
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    boost::system::error_code ec;
+    s.handshake(asio::ssl::stream_base::client, ec);
+    return !ec;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+}  // namespace
+
+std::string ConnectionHint(const ConnectionSettings& s, const absl::Status& st) {
+  const std::string message(st.message());
+  if (st.code() == absl::StatusCode::kUnauthenticated && !s.has_token) {
+    return "no token was sent: set PORTOLAN_TOKEN (or token: in the config file, "
+           "~/.config/portolan/cli.yaml or $PORTOLAN_CONFIG)";
+  }
+  if (st.code() != absl::StatusCode::kUnavailable) return "";
+  const std::string authority = Authority(s.server);
+  if (absl::StartsWith(s.server, "http://") && !absl::StrContains(message, "Connection refused") &&
+      SpeaksTls(authority)) {
+    return absl::StrCat(authority, " speaks HTTPS, not plain HTTP: use --server https://",
+                        authority,
+                        " (or PORTOLAN_SERVER), with --ca FILE (or PORTOLAN_CA) "
+                        "naming the CA that signed its certificate");
+  }
+  // cpprestsdk says only "Error in SSL handshake" (or the OpenSSL reason):
+  // a listener that completes a handshake without verification means ours
+  // failed on the certificate; one that does not speaks plain HTTP.
+  const bool handshake = absl::StrContains(message, "SSL handshake") ||
+                         absl::StrContains(message, "certificate verify failed") ||
+                         absl::StrContains(message, "wrong version number");
+  if (absl::StartsWith(s.server, "https://") && handshake) {
+    if (!SpeaksTls(authority)) {
+      return absl::StrCat(authority, " speaks plain HTTP, not HTTPS: use --server http://",
+                          authority, " (or PORTOLAN_SERVER)");
+    }
+    return s.has_ca ? "the scheduler's certificate was not signed by the CA given (--ca / "
+                      "PORTOLAN_CA), or does not name the host in --server"
+                    : "the scheduler's certificate could not be verified with the system's "
+                      "CAs: set --ca FILE (or PORTOLAN_CA) to the CA that signed it";
+  }
+  return "";
+}
+
+}  // namespace portolan::cli
