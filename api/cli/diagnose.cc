@@ -2,13 +2,12 @@
 // server (plain HTTP to an HTTPS listener or the reverse), a certificate the
 // CLI cannot verify, no token. Each names the flag and the variable to set.
 #include <openssl/ssl.h>
-#include <sys/socket.h>
-#include <sys/time.h>
 
 #include <utility>  // Boost 1.74 asio/awaitable.hpp needs std::exchange under C++20
 
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
+#include <chrono>
 #include <string>
 
 #include "absl/strings/match.h"
@@ -27,7 +26,7 @@ std::string Authority(const std::string& url) {
 }
 
 // Whether host:port completes a TLS handshake (certificate not checked): the
-// probe behind "this server speaks HTTPS". Two seconds at most per step.
+// probe behind "this server speaks HTTPS". Three seconds at most in all.
 bool SpeaksTls(const std::string& authority) {
   namespace asio = boost::asio;
   try {
@@ -38,16 +37,21 @@ bool SpeaksTls(const std::string& authority) {
     asio::io_context io;
     asio::ssl::context ctx(asio::ssl::context::tls_client);
     ctx.set_verify_mode(asio::ssl::verify_none);
-    asio::ssl::stream<asio::ip::tcp::socket> s(io, ctx);
+    asio::ssl::stream<asio::ip::tcp::socket> stream(io, ctx);
     asio::ip::tcp::resolver resolver(io);
-    asio::connect(s.lowest_layer(), resolver.resolve(host, authority.substr(colon + 1)));
-    timeval tv{2, 0};
-    const int fd = s.lowest_layer().native_handle();
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     boost::system::error_code ec;
-    s.handshake(asio::ssl::stream_base::client, ec);
-    return !ec;
+    const auto endpoints = resolver.resolve(host, authority.substr(colon + 1), ec);
+    if (ec) return false;
+    bool tls = false;
+    asio::async_connect(stream.lowest_layer(), endpoints,
+                        [&](const boost::system::error_code& connected, const auto&) {
+                          if (connected) return;
+                          stream.async_handshake(
+                              asio::ssl::stream_base::client,
+                              [&](const boost::system::error_code& shaken) { tls = !shaken; });
+                        });
+    io.run_for(std::chrono::seconds(3));
+    return tls;
   } catch (const std::exception&) {
     return false;
   }
@@ -63,8 +67,11 @@ std::string ConnectionHint(const ConnectionSettings& s, const absl::Status& st) 
   }
   if (st.code() != absl::StatusCode::kUnavailable) return "";
   const std::string authority = Authority(s.server);
-  if (absl::StartsWith(s.server, "http://") && !absl::StrContains(message, "Connection refused") &&
-      SpeaksTls(authority)) {
+  // No TCP connection at all (refused, unreachable): nothing to probe.
+  if (absl::StrContains(message, "Failed to connect") ||
+      absl::StrContains(message, "Connection refused"))
+    return "";
+  if (absl::StartsWith(s.server, "http://") && SpeaksTls(authority)) {
     return absl::StrCat(authority, " speaks HTTPS, not plain HTTP: use --server https://",
                         authority,
                         " (or PORTOLAN_SERVER), with --ca FILE (or PORTOLAN_CA) "

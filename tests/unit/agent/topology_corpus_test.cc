@@ -250,7 +250,9 @@ TEST(TopologyCorpus, RandomAllocationsKeepTheirInvariants) {
         EXPECT_EQ(taken.count(pu), 0u) << "PU " << pu << " allocated twice";
         nodes.insert(numa_of[pu]);
       }
-      if (r.numa == v1::TopologyRequest::single) EXPECT_EQ(nodes.size(), 1u) << "request " << i;
+      if (r.numa == v1::TopologyRequest::single) {
+        EXPECT_EQ(nodes.size(), 1u) << "request " << i;
+      }
       // Memory-only nodes hold only the memory of jobs asking for their
       // kind, all of it in one, with the job's PUs near it.
       for (const auto& [node, mb] : a->numa_memory_mb()) {
