@@ -13,6 +13,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "api/cli/cli.h"
+#include "portolan/base/strings.h"
 
 namespace portolan::cli {
 namespace {
@@ -30,17 +31,15 @@ std::string Authority(const std::string& url) {
 bool SpeaksTls(const std::string& authority) {
   namespace asio = boost::asio;
   try {
-    const size_t colon = authority.rfind(':');
-    if (colon == std::string::npos) return false;
-    std::string host = authority.substr(0, colon);
-    if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+    auto hp = base::ParseHostPort(authority);
+    if (!hp.ok()) return false;
     asio::io_context io;
     asio::ssl::context ctx(asio::ssl::context::tls_client);
     ctx.set_verify_mode(asio::ssl::verify_none);
     asio::ssl::stream<asio::ip::tcp::socket> stream(io, ctx);
     asio::ip::tcp::resolver resolver(io);
     boost::system::error_code ec;
-    const auto endpoints = resolver.resolve(host, authority.substr(colon + 1), ec);
+    const auto endpoints = resolver.resolve(hp->host, std::to_string(hp->port), ec);
     if (ec) return false;
     bool tls = false;
     asio::async_connect(stream.lowest_layer(), endpoints,

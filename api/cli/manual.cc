@@ -6,6 +6,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "api/cli/cli.h"
@@ -17,18 +18,8 @@ namespace {
 // One line of text for roff: backslashes and hyphens escaped, and a line
 // starting with a control character made literal.
 std::string Roff(absl::string_view line) {
-  std::string out;
-  if (!line.empty() && (line[0] == '.' || line[0] == '\'')) out = "\\&";
-  for (char c : line) {
-    if (c == '\\') {
-      out += "\\e";
-    } else if (c == '-') {
-      out += "\\-";
-    } else {
-      out += c;
-    }
-  }
-  return out;
+  const std::string escaped = absl::StrReplaceAll(line, {{"\\", "\\e"}, {"-", "\\-"}});
+  return !line.empty() && (line[0] == '.' || line[0] == '\'') ? "\\&" + escaped : escaped;
 }
 
 const char kManHead[] = R"(.TH PORTOLAN 1 "" "portolan )" PORTOLAN_VERSION R"(" "User Commands"
@@ -126,16 +117,8 @@ std::string ZshCompletion(const CommandTable& table) {
     } else if (lines.size() > 1) {
       what = absl::StripLeadingAsciiWhitespace(lines[1]);
     }
-    std::string text;  // quoted for zsh's '...' and _describe's "name:text"
-    for (char ch : what) {
-      if (ch == '\'') {
-        text += "'\\''";
-      } else if (ch == ':') {
-        text += "\\:";
-      } else {
-        text += ch;
-      }
-    }
+    // Quoted for zsh's '...' and _describe's "name:text".
+    const std::string text = absl::StrReplaceAll(what, {{"'", "'\\''"}, {":", "\\:"}});
     commands += "    '" + c.name + ":" + text + "'\n";
   }
   return R"ZSH(#compdef portolan
