@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // portolan-agent: runs on each data-centre node, connects out to the
 // scheduler, reports its hwloc topology and runs the jobs it is assigned.
 #include <pwd.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "portolan/base/logging.h"
 
 #include "portolan/base/strings.h"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # A development certificate authority for Portolan's mutual TLS (OpenSSL CLI,
 # ECDSA P-256). Not for production: the CA key sits unencrypted next to the
 # certificates. Production CAs issue the same shapes (see docs/security.md).

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Installs the Debian packages Portolan needs to build, test and run
 # (chromium and chromium-driver: the web console's browser tests; lintian,
 # help2man and zsh: the packages' checks, man pages and zsh completion test;
@@ -18,7 +19,7 @@ PACKAGES=(
   libabsl-dev libyaml-cpp-dev libsqlite3-dev libssl-dev
   libgtest-dev libgmock-dev
   openssl clang libclang-rt-14-dev lld ccache
-  lintian help2man zsh prometheus
+  lintian help2man zsh prometheus devscripts
   etcd-server etcd-client libgrpc++-dev protobuf-compiler-grpc
   chromium chromium-driver fonts-dejavu-core
 )

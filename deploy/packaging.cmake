@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Install layout and Debian packages (CPack): portolan-scheduler,
 # portolan-agent and portolan-cli. Build them with
 #   cmake --build build && (cd build && cpack -G DEB)

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Portolan quickstart: installs missing packages, builds if needed, starts a
 # scheduler and five agents on loopback (Lingang IDC, Hongqiao, Lingang
 # offshore, Hong Kong, Singapore; each an emulated data-centre server),

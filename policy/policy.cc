@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "portolan/policy/policy.h"
 
 #include <algorithm>
@@ -88,6 +89,16 @@ absl::StatusOr<std::shared_ptr<const CompiledPolicy>> CompilePolicy(
       ck.Error(f + ".longitude", "must be a number from -180 to 180");
   }
   if (policy.sites_size() == 0) ck.Error("sites", "the catalogue needs at least one site");
+  const v1::DatasetPolicy& dp = policy.datasets();
+  for (int i = 0; i < dp.require_attested_size(); ++i) {
+    if (dp.require_attested(i) == v1::Dataset::category_unspecified)
+      ck.Error(absl::StrCat("datasets.require_attested[", i, "]"), "an unspecified category");
+  }
+  for (int i = 0; i < dp.cache_sites_size(); ++i) {
+    if (!sites.contains(dp.cache_sites(i)))
+      ck.Error(absl::StrCat("datasets.cache_sites[", i, "]"),
+               absl::StrCat("unknown site '", dp.cache_sites(i), "'"));
+  }
 
   std::set<std::string> link_ids;
   for (int i = 0; i < policy.links_size(); ++i) {
@@ -397,6 +408,8 @@ std::string DiffSummary(const v1::Policy& before, const v1::Policy& after) {
   if (!google::protobuf::util::MessageDifferencer::Equals(before.ledger(), after.ledger()))
     parts.push_back("ledger changed");
   if (before.on_violation() != after.on_violation()) parts.push_back("on_violation changed");
+  if (!google::protobuf::util::MessageDifferencer::Equals(before.datasets(), after.datasets()))
+    parts.push_back("datasets changed");
   if (before.instrument_rules_size() != after.instrument_rules_size() ||
       !std::equal(before.instrument_rules().begin(), before.instrument_rules().end(),
                   after.instrument_rules().begin(), [](const auto& x, const auto& y) {

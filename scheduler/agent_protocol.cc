@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The agent protocol's meaning: registration and reconciliation, job
 // updates, heartbeats, the reliable outbox, agent loss and kill-and-confirm.
 // Part of Core (portolan/scheduler/core.h), under its lock.

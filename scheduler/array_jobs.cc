@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Job arrays in the core: tasks made a window at a time, the array job's
 // state and counts following its tasks, cancel of all, the task listing.
 // Part of Core (portolan/scheduler/core.h), under its lock.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "portolan/scheduler/core.h"
 
 #include <array>
@@ -52,6 +53,7 @@ absl::Status Core::Recover() {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   auto tenants = store_->LoadTenants();
   if (!tenants.ok()) return tenants.status();
+  if (absl::Status st = datasets_.Load(); !st.ok()) return st;
   auto ledger = store_->LoadLedger();
   if (!ledger.ok()) return ledger.status();
   auto versions = store_->LoadPolicyVersions();
@@ -200,7 +202,8 @@ void Core::Transition(v1::Job& job, v1::Job::State state, const std::string& mes
 }
 
 absl::StatusOr<std::pair<v1::Job, bool>> Core::Submit(v1::Job spec) {
-  absl::Status st = ValidateAndDefault(spec);
+  absl::Status st = datasets_.Resolve(spec);  // refs: the registry's facts
+  if (st.ok()) st = ValidateAndDefault(spec);
   if (!st.ok()) return st;
   const std::pair<std::string, std::string> key{spec.tenant(), spec.idempotency_key()};
   std::string earlier;  // the job an earlier submit with the same key created

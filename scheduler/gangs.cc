@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Gangs in the core: all members placed at once or none, kept at one site or
 // within an RTT bound, and restarted whole. A gang is an array (arrays.h)
 // whose members are all made at submit; this file places and stops them.

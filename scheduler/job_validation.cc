@@ -1,8 +1,10 @@
+// SPDX-License-Identifier: Apache-2.0
 #include <algorithm>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "portolan/base/strings.h"
 #include "portolan/codec/codec.h"
 #include "portolan/scheduler/core.h"
@@ -294,6 +296,29 @@ absl::Status ValidateAndDefault(v1::Job& job) {
   }
   if (job.topology().gpu_numa() == v1::TopologyRequest::Gpu::gpu_numa_unspecified) {
     job.mutable_topology()->set_gpu_numa(v1::TopologyRequest::Gpu::any);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Core::CheckDatasetFacts(const v1::RegisteredDataset& d) {
+  std::shared_ptr<const PolicyState> policy;
+  {
+    absl::MutexLock lock(&mu_);
+    policy = policy_;
+  }
+  if (policy == nullptr) return absl::UnavailableError("no placement policy loaded yet");
+  const policy::CompiledPolicy& p = *policy->compiled;
+  if (p.FindSite(d.location().site()) == nullptr) {
+    std::vector<std::string> ids;
+    for (const v1::Site& s : p.policy().sites()) ids.push_back(s.id());
+    return codec::InvalidField("location.site",
+                               absl::StrCat("unknown site '", d.location().site(),
+                                            "' (known: ", absl::StrJoin(ids, ", "), ")"));
+  }
+  const auto& j = p.policy().jurisdictions();
+  if (std::find(j.begin(), j.end(), d.origin()) == j.end()) {
+    return codec::InvalidField("origin", absl::StrCat("unknown jurisdiction '", d.origin(),
+                                                      "' (known: ", absl::StrJoin(j, ", "), ")"));
   }
   return absl::OkStatus();
 }

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // portolan-scheduler: the central daemon. REST for tenants and admins, agent
 // RPC for data-centre agents, state in SQLite or, with several schedulers of
 // which one leads, in etcd.
@@ -8,7 +9,6 @@
 #include <fstream>
 #include <iostream>
 #include <thread>
-
 #include <utility>
 
 #include <openssl/ssl.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "portolan/scheduler/metrics.h"
 #include "portolan/network/network.h"
 #include "portolan/scheduler/link_metric.h"

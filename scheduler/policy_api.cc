@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The policy-engine side of the scheduler core: plans and explanations,
 // policy versions, tenants, the network view and the audit trail.
 #include <algorithm>
@@ -7,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/civil_time.h"
+#include "google/protobuf/util/message_differencer.h"
 #include "portolan/base/log.h"
 #include "portolan/base/strings.h"
 #include "portolan/codec/codec.h"
@@ -71,11 +73,12 @@ absl::Status Core::CheckAgainstPolicy(const v1::Job& job, const policy::Compiled
           absl::StrCat("unknown jurisdiction '", d.origin(), "' (known: ", Known(j), ")"));
     }
   }
-  return absl::OkStatus();
+  return datasets::Registry::CheckPolicy(job, p.policy().datasets());
 }
 
 absl::StatusOr<v1::Decision> Core::Plan(v1::Job spec) {
-  absl::Status st = ValidateAndDefault(spec);
+  absl::Status st = datasets_.Resolve(spec);  // refs: the registry's facts
+  if (st.ok()) st = ValidateAndDefault(spec);
   if (!st.ok()) return st;
   absl::MutexLock lock(&mu_);
   if (policy_ == nullptr) return absl::UnavailableError("no placement policy loaded yet");
@@ -137,6 +140,14 @@ absl::StatusOr<v1::Decision> Core::Explain(const std::string& id) {
   }
   auto d = store_->GetDecision(id);
   if (d.status().code() == absl::StatusCode::kNotFound) {
+    // Ended (cancelled, a dependency failed) before any decision was made:
+    // there never will be one, and the job's reason says why.
+    if (auto job = GetJob(id); job.ok() && IsTerminal(job->state())) {
+      v1::Decision ended;
+      ended.set_reason(absl::StrCat("the job ended ", v1::Job::State_Name(job->state()),
+                                    " before any placement decision was made: ", job->reason()));
+      return ended;
+    }
     return absl::NotFoundError(absl::StrCat("job ", id, " has no placement decision yet"));
   }
   if (d.ok() && !d->shared_with().empty()) {
@@ -158,6 +169,20 @@ absl::StatusOr<v1::PolicyVersion> Core::ApplyPolicy(v1::Policy policy, const std
   auto built = Build(policy, nullptr);
   if (!built.ok()) return built.status();
   absl::MutexLock lock(&mu_);
+  if (policy_ != nullptr) {
+    // The same policy again (an unchanged file applied, a SIGHUP without an
+    // edit): no new version, no re-decisions.
+    v1::Policy now = policy_->compiled->policy();
+    v1::Policy next = (*built)->compiled->policy();
+    now.clear_version();
+    next.clear_version();
+    if (google::protobuf::util::MessageDifferencer::Equals(now, next)) {
+      v1::PolicyVersion same = policy_->meta;
+      same.set_unchanged(true);
+      spdlog::info("policy applied by {} equals {} in force: no new version", who, same.version());
+      return same;
+    }
+  }
   v1::PolicyVersion v;
   v.set_version(absl::StrCat("v", policy_versions_ + 1));
   *v.mutable_applied_at() = base::ToProto(clock_->Now());

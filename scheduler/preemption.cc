@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Priority preemption: a job that waits for capacity may stop running jobs
 // of lower priority on one agent of a site its decision allows; and the end
 // of jobs stopped for a preemption or for their gang. Part of Core

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The scheduling pass: waiting jobs in fair-share order, each decided by the
 // placement engine and, when feasible, committed to an agent. Part of Core
 // (portolan/scheduler/core.h), under its lock.
@@ -17,7 +18,11 @@ namespace portolan::scheduler {
 
 Core::Core(CoreOptions options, store::Store* store, base::Clock* clock,
            const placement::Registry* registry)
-    : options_(options), store_(store), clock_(clock), registry_(registry) {}
+    : options_(options),
+      store_(store),
+      clock_(clock),
+      registry_(registry),
+      datasets_(store, clock) {}
 
 const v1::Tenant* Core::TenantFor(const std::string& id) {
   auto it = tenants_.find(id);

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Policy what-if: the snapshot the simulation decides on, taken from the
 // core in short holds of its lock, and the request's candidate built beside
 // the policy in force. The deciding is simulate::Run (policy/simulate/).

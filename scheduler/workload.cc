@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Workload management in the core: job dependencies and tenant quotas (the
 // pass consults both before a decision, scheduling.cc). Part of Core
 // (portolan/scheduler/core.h), under its lock.

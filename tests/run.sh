@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Builds Portolan into build/ and runs the whole test suite (unit and
 # integration tests, which start the real daemons on loopback); then builds
 # it again with AddressSanitizer + UndefinedBehaviorSanitizer into

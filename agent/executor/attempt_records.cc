@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "agent/executor/attempt_records.h"
 
 #include <dirent.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 
 // Durable records of the job attempts an agent started, so that jobs outlive

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "portolan/executor/cgroup.h"
 
 #include <dirent.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The executor's memory across agent processes: attempt records, and the
 // recovery that re-adopts what an earlier agent process started.
 #include <signal.h>

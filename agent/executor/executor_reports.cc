@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // What the executor tells the scheduler about an attempt that ended: the
 // final JobUpdate, its message and the tail of its output.
 #include <signal.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // What an executor's options enforce, for the agent's registration and logs.
 #include <unistd.h>
 

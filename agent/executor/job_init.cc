@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // portolan-job-init: the supervisor of one job attempt. The agent starts it
 // as the job's user, in the job's cgroup, namespaces and working directory;
 // it runs the job's program as its child and records how it ended in a file,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 
 // What the agent and portolan-job-init (the init of a job's PID namespace)

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "portolan/auth/auth.h"
 
 #include <openssl/evp.h>
@@ -59,7 +60,7 @@ absl::Status TokenStore::Load(const std::string& path) {
       return bad("sha256", "must be 64 lowercase hex digits (portolan token new prints it)");
     }
     if (t.role() == v1::Token::role_unspecified)
-      return bad("role", "role is required (tenant, operator, admin)");
+      return bad("role", "role is required (tenant, operator, admin, data_officer)");
     if (t.role() == v1::Token::tenant && t.tenant_id().empty())
       return bad("tenant_id", "a tenant token names its tenant");
     if (t.role() == v1::Token::operator_ && t.sites_size() == 0)

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Commands on agents: agents, agent, cordon, drain, uncordon.
 #include <iostream>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "api/cli/cli.h"
 
 #include <cstdlib>
@@ -18,7 +19,7 @@ void Context::Emit(const google::protobuf::Message& m) const {
     auto yaml = codec::JsonToYaml(json);
     *out << (yaml.ok() ? *yaml : json + "\n");
   } else {
-    *out << json << "\n";
+    *out << json << (json.empty() || json.back() != '\n' ? "\n" : "");  // one newline, not two
   }
 }
 
@@ -102,6 +103,7 @@ CommandTable AllCommands() {
   AddAgentCommands(t);
   AddPolicyCommands(t);
   AddTenantCommands(t);
+  AddDatasetCommands(t);
   AddToolCommands(t);
   return t;
 }

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 
 // The CLI's command table. Each command declares its flags and positional
@@ -123,6 +124,7 @@ void AddJobCommands(CommandTable& t);
 void AddAgentCommands(CommandTable& t);
 void AddPolicyCommands(CommandTable& t);
 void AddTenantCommands(CommandTable& t);
+void AddDatasetCommands(CommandTable& t);
 void AddToolCommands(CommandTable& t);
 // `watch` without a job id: the event stream (events.cc).
 int WatchEvents(Context& ctx, const Args& a);
@@ -135,5 +137,9 @@ std::string ZshCompletion(const CommandTable& table);
 
 // Loads a JSON or YAML file ("-": JSON from stdin) as `m`; errors name the file.
 absl::Status LoadMessage(const std::string& path, google::protobuf::Message* m);
+
+// What `submit` and `plan` fill in when a job names no CPUs or memory: one CPU
+// and 256 MiB, from a file as from flags (jobs.cc; docs/cli.md).
+void ApplySubmitDefaults(v1::Job& spec);
 
 }  // namespace portolan::cli

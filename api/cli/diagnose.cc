@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Hints for the errors a newcomer meets first: the wrong scheme for the
 // server (plain HTTP to an HTTPS listener or the reverse), a certificate the
 // CLI cannot verify, no token. Each names the flag and the variable to set.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // `portolan watch` without a job: the scheduler's event stream (GET
 // /v1/events) as lines, reconnecting where it left off when the stream
 // breaks.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Commands on jobs: submit, jobs, job, wait, watch, cancel, logs.
 #include <chrono>
 #include <iostream>
@@ -89,8 +90,8 @@ void SubmitFlags(po::options_description& d) {
       "priority", po::value<int>())("max-runtime-s", po::value<uint32_t>())(
       "env", po::value<std::vector<std::string>>()->composing())(
       "depends-on", po::value<std::vector<std::string>>()->composing())(
-      "array", po::value<std::string>())("gang", po::value<std::string>())("wait",
-                                                                           po::bool_switch());
+      "array", po::value<std::string>())("gang", po::value<std::string>())(
+      "idempotency-key", po::value<std::string>())("wait", po::bool_switch());
 }
 
 // The job of `submit`: from a file, or from flags and "-- CMD ARGS".
@@ -98,6 +99,9 @@ absl::StatusOr<v1::Job> SubmitSpec(const Args& a) {
   v1::Job spec;
   if (!a.args.empty()) {
     if (absl::Status st = LoadMessage(a.args[0], &spec); !st.ok()) return st;
+    if (a.has("idempotency-key"))
+      spec.set_idempotency_key(a.vm["idempotency-key"].as<std::string>());
+    ApplySubmitDefaults(spec);
     return spec;
   }
   if (a.has("name")) spec.set_name(a.vm["name"].as<std::string>());
@@ -160,10 +164,8 @@ absl::StatusOr<v1::Job> SubmitSpec(const Args& a) {
   if (a.has("gpus")) spec.mutable_resources()->set_gpus(a.vm["gpus"].as<int>());
   if (a.has("priority")) spec.set_priority(a.vm["priority"].as<int>());
   if (a.has("max-runtime-s")) spec.set_max_runtime_s(a.vm["max-runtime-s"].as<uint32_t>());
-  if (!spec.has_resources()) {
-    spec.mutable_resources()->set_cpus(1);
-    spec.mutable_resources()->set_memory_mb(256);
-  }
+  if (a.has("idempotency-key")) spec.set_idempotency_key(a.vm["idempotency-key"].as<std::string>());
+  ApplySubmitDefaults(spec);
   for (const std::string& w : a.rest) spec.add_command(w);
   return spec;
 }
@@ -177,10 +179,17 @@ int Submit(Context& ctx, const Args& a) {
     return ctx.Report(spec.status());
   }
   const bool wait = a.get<bool>("wait", false);
-  auto job = ctx.client().Submit(*spec);
+  bool replayed = false;
+  auto job = ctx.client().Submit(*spec, &replayed);
   if (!job.ok()) return ctx.Report(job.status());
   if (ctx.structured() && !wait) {
     ctx.Emit(*job);
+  } else if (!ctx.structured() && replayed) {
+    // The same idempotency key as an earlier submit: nothing new was made.
+    *ctx.out << absl::StrFormat(
+        "already submitted: idempotency key '%s' was used for %s (%s), which is returned "
+        "unchanged; use a new key for a new job\n",
+        spec->idempotency_key(), job->id(), v1::Job::State_Name(job->state()));
   } else if (!ctx.structured()) {
     *ctx.out << absl::StrFormat("submitted %s (%s): %s\n", job->id(),
                                 v1::Job::State_Name(job->state()), job->reason());
@@ -239,6 +248,14 @@ void TimeoutFlag(po::options_description& d) {
 
 }  // namespace
 
+void ApplySubmitDefaults(v1::Job& spec) {
+  constexpr int kDefaultCpus = 1;
+  constexpr int kDefaultMemoryMb = 256;
+  v1::Resources* r = spec.mutable_resources();
+  if (r->cpus() == 0) r->set_cpus(kDefaultCpus);
+  if (r->memory_mb() == 0) r->set_memory_mb(kDefaultMemoryMb);
+}
+
 void AddJobCommands(CommandTable& t) {
   t.Add({"submit", "submit FILE [--wait] | submit [flags] -- CMD ARGS",
          "submit FILE.{json,yaml}      submit a job described in a file (\"-\" reads JSON from "
@@ -247,6 +264,8 @@ void AddJobCommands(CommandTable& t) {
          "       --name N --cpus C --memory-mb M [--gpus G] [--tenant T] [--priority P]\n"
          "       [--max-runtime-s S] [--env K=V]... [--depends-on JOB[:succeeded|finished]]...\n"
          "       [--array 0-LAST[%PARALLELISM]] [--gang N[:site|any][@MAX_RTT_MS]]\n"
+         "       defaults: 1 CPU and 256 MiB when the file or flags name none\n"
+         "       --idempotency-key K: a retry with the same K returns the first job\n"
          "       add --wait to wait for the job to end (exit 0 only if it succeeded)",
          SubmitFlags, 0, 1, true, Submit});
   t.Add({"jobs", "jobs [--state S] [--limit N] [--page-token T]",

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // portolan: command-line client for tenants, operators and admins. The
 // global flags and settings are read here; the commands are a table
 // (api/cli/cli.h), one file per group.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // `portolan completion man` and `portolan completion zsh`: the manual page
 // and the zsh completion, generated from the command table so that neither
 // can drift from the commands the CLI has (the packages ship both).
@@ -151,9 +152,11 @@ _portolan() {
         policy) compadd get apply validate versions simulate; _files ;;
         network) compadd link up down ;;
         tenant) compadd set usage; _files ;;
-        token) compadd new --name --role --tenant --site tenant operator admin ;;
+        dataset) compadd register set versions; _files ;;
+        datasets) compadd -- --tenant --limit --page-token ;;
+        token) compadd new --name --role --tenant --site tenant operator admin data_officer ;;
         completion) compadd bash zsh man ;;
-        jobs) compadd -- --state --limit --page-token queued placed running succeeded failed cancelled lost unschedulable ;;
+        jobs) compadd -- --state --limit --page-token queued placed staging running succeeded failed cancelled lost unschedulable ;;
         audit) compadd -- --tenant --job --limit ;;
       esac ;;
   esac

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Commands on placement and policy: plan, explain, policy, network, sites.
 #include <iostream>
 
@@ -14,12 +15,13 @@ namespace {
 
 namespace po = boost::program_options;
 
-int ShowDecision(Context& ctx, const absl::StatusOr<v1::Decision>& d, bool exit_on_infeasible) {
+int ShowDecision(Context& ctx, const absl::StatusOr<v1::Decision>& d, bool exit_on_infeasible,
+                 const std::string& ended = "") {
   if (!d.ok()) return ctx.Report(d.status());
   if (ctx.structured()) {
     ctx.Emit(*d);
   } else {
-    PrintDecision(*ctx.out, *d);
+    PrintDecision(*ctx.out, *d, ended);
   }
   return d->feasible() || !exit_on_infeasible ? kExitOk : kExitError;
 }
@@ -27,11 +29,21 @@ int ShowDecision(Context& ctx, const absl::StatusOr<v1::Decision>& d, bool exit_
 int Plan(Context& ctx, const Args& a) {
   v1::Job spec;
   if (absl::Status st = LoadMessage(a.args[0], &spec); !st.ok()) return ctx.FileError(st);
+  ApplySubmitDefaults(spec);
   return ShowDecision(ctx, ctx.client().Plan(spec), true);
 }
 
 int Explain(Context& ctx, const Args& a) {
-  return ShowDecision(ctx, ctx.client().Explain(a.args[0]), false);
+  auto d = ctx.client().Explain(a.args[0]);
+  std::string ended;
+  if (d.ok() && !d->feasible()) {
+    // A job that ended (cancelled, unschedulable, ...) before any placement
+    // will never get one: say how it ended instead of "yet".
+    auto job = ctx.client().GetJob(a.args[0]);
+    if (job.ok() && Terminal(job->state()) && job->attempts().empty())
+      ended = v1::Job::State_Name(job->state());
+  }
+  return ShowDecision(ctx, d, false, ended);
 }
 
 const char kPolicySynopsis[] =
@@ -164,6 +176,9 @@ int Policy(Context& ctx, const Args& a) {
   if (!v.ok()) return ctx.Report(v.status());
   if (ctx.structured()) {
     ctx.Emit(*v);
+  } else if (v->unchanged()) {
+    *ctx.out << absl::StrFormat("unchanged: the file equals policy %s in force; no new version\n",
+                                v->version());
   } else {
     *ctx.out << absl::StrFormat("applied policy %s: %s\n", v->version(), v->summary());
   }

@@ -1,7 +1,9 @@
+// SPDX-License-Identifier: Apache-2.0
 // The CLI's human-readable output (-o table), one printer per answer. Kept
 // apart from the commands so that tests check them without a server.
 #include "api/cli/printers.h"
 
+#include <algorithm>
 #include <map>
 #include <set>
 
@@ -262,7 +264,7 @@ std::string Fixed(double v, int prec) {
   return absl::StrFormat("%.*f", prec, v);
 }
 
-void PrintDecision(std::ostream& out, const v1::Decision& d) {
+void PrintDecision(std::ostream& out, const v1::Decision& d, const std::string& ended) {
   if (d.feasible()) {
     const v1::PlacementResult& p = d.placement();
     out << absl::StrFormat("Placement: agent %s at site %s, score %.1f (policy %s)\n", p.agent(),
@@ -282,6 +284,10 @@ void PrintDecision(std::ostream& out, const v1::Decision& d) {
       out << absl::StrFormat("  %s %-4d agent %s at site %s, PUs %s\n", i == 0 ? "gang:" : "     ",
                              i, m.agent(), m.site(), absl::StrJoin(m.cpus(), ","));
     }
+  } else if (!ended.empty()) {
+    out << absl::StrFormat(
+        "No placement: the job ended %s without ever being placed (policy %s):\n  %s\n", ended,
+        d.policy_version(), d.reason());
   } else {
     out << absl::StrFormat("No placement%s (policy %s):\n  %s\n",
                            d.unschedulable() ? " possible: unschedulable" : " yet",
@@ -300,8 +306,15 @@ void PrintDecision(std::ostream& out, const v1::Decision& d) {
                            absl::StrCat(sd.agents().feasible(), "/", sd.agents().considered()),
                            absl::StrJoin(sd.rejected(), "; "));
   }
+  // Most frequent reason first, then by name: the same order every time
+  // (a proto map has none).
+  std::vector<std::pair<uint32_t, std::string>> by_count;
+  for (const auto& [k, v] : d.agents().rejected()) by_count.emplace_back(v, k);
+  std::sort(by_count.begin(), by_count.end(), [](const auto& x, const auto& y) {
+    return x.first != y.first ? x.first > y.first : x.second < y.second;
+  });
   std::vector<std::string> counts;
-  for (const auto& [k, v] : d.agents().rejected()) counts.push_back(absl::StrCat(v, " ", k));
+  for (const auto& [v, k] : by_count) counts.push_back(absl::StrCat(v, " ", k));
   out << absl::StrFormat(
       "\nAgents: %d/%d feasible%s\n", d.agents().feasible(), d.agents().considered(),
       counts.empty() ? "" : absl::StrCat("; rejected: ", absl::StrJoin(counts, ", ")));
@@ -340,15 +353,20 @@ void PrintNetwork(std::ostream& out, const v1::NetworkView& n) {
                            v1::Link::Kind_Name(l.kind()), Fixed(l.rtt_ms()), Fixed(l.gbps(), 0),
                            l.up() ? "yes" : "NO", l.cable(), l.estimate() ? " (estimate)" : "");
   }
-  out << absl::StrFormat("\nShortest RTT (ms) over links that are up:\n%-20s", "");
+  // Site ids share long prefixes (lingang-idc-1, lingang-idc-2,
+  // lingang-offshore-1): the columns are numbered as the rows are.
+  out << absl::StrFormat("\nShortest RTT (ms) over links that are up (column N is row N):\n%-24s",
+                         "");
   std::vector<std::string> ids;
   for (const auto& site : n.sites()) ids.push_back(site.id());
-  for (const auto& id : ids) out << absl::StrFormat(" %8s", id.substr(0, 8));
+  for (size_t i = 0; i < ids.size(); ++i)
+    out << absl::StrFormat(" %8s", absl::StrCat("[", i + 1, "]"));
   out << "\n";
   std::map<std::pair<std::string, std::string>, double> rtt;
   for (const auto& e : n.matrix()) rtt[{e.from(), e.to()}] = e.rtt_ms();
-  for (const auto& from : ids) {
-    out << absl::StrFormat("%-20s", from);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const std::string& from = ids[i];
+    out << absl::StrFormat("%-24s", absl::StrCat("[", i + 1, "] ", from));
     for (const auto& to : ids) {
       auto it = rtt.find({from, to});
       const double v = it == rtt.end() ? 0 : it->second;
@@ -431,6 +449,43 @@ void PrintTenants(std::ostream& out, const v1::ListTenantsResponse& r) {
   }
 }
 
+void PrintTenant(std::ostream& out, const v1::Tenant& t) {
+  auto limit = [](int32_t v) { return v > 0 ? absl::StrCat(v) : std::string("none"); };
+  out << "tenant:      " << t.id() << "\n";
+  out << "zones:       "
+      << (t.registered_zones().empty() ? "(none)" : absl::StrJoin(t.registered_zones(), ", "))
+      << "\n";
+  out << "ciio:        " << (t.ciio() ? "yes" : "no") << "\n";
+  out << "priority:    up to " << (t.max_priority() > 0 ? t.max_priority() : 500) << "\n";
+  out << "weight:      " << (t.weight() > 0 ? t.weight() : 1.0) << "\n";
+  out << absl::StrFormat("quota:       cpus %s, memory_mb %s, gpus %s", limit(t.quota().cpus()),
+                         limit(t.quota().memory_mb()), limit(t.quota().gpus()));
+  std::map<std::string, v1::Resources> sites(t.quota().sites().begin(), t.quota().sites().end());
+  for (const auto& [site, r] : sites) {
+    out << absl::StrFormat("; at %s: cpus %s, memory_mb %s, gpus %s", site, limit(r.cpus()),
+                           limit(r.memory_mb()), limit(r.gpus()));
+  }
+  out << "\n";
+  if (t.has_updated_at()) out << "updated:     " << Short(t.updated_at()) << "\n";
+  if (t.instruments().empty()) {
+    out << "instruments: none (transfers out of its zones need another legal basis)\n";
+    return;
+  }
+  out << absl::StrFormat("\n%-26s %-10s %-18s %-11s %-11s %s\n", "INSTRUMENT", "SCOPE", "REFERENCE",
+                         "FROM", "EXPIRES", "ONLY FOR");
+  for (const auto& i : t.instruments()) {
+    std::vector<std::string> only;
+    if (!i.sites().empty()) only.push_back("sites " + absl::StrJoin(i.sites(), ","));
+    if (!i.sectors().empty()) only.push_back("sectors " + absl::StrJoin(i.sectors(), ","));
+    if (!i.purposes().empty()) only.push_back("purposes " + absl::StrJoin(i.purposes(), ","));
+    out << absl::StrFormat("%-26s %-10s %-18s %-11s %-11s %s\n", i.type(), Scope(i),
+                           i.reference().empty() ? "-" : i.reference(),
+                           i.valid_from().empty() ? "-" : i.valid_from(),
+                           i.expires().empty() ? "never" : i.expires(),
+                           only.empty() ? "-" : absl::StrJoin(only, "; "));
+  }
+}
+
 void PrintTenantUsage(std::ostream& out, const v1::TenantUsage& u) {
   auto limit = [](int32_t v) { return v > 0 ? absl::StrCat(v) : std::string("-"); };
   out << absl::StrFormat("tenant %s: %u job(s) holding, %u waiting (%u for quota), weight %g\n",
@@ -468,6 +523,11 @@ void PrintAudit(std::ostream& out, const v1::ListAuditResponse& r) {
                            a.job(), a.tenant(), a.dataset(), a.origin(),
                            a.from_site().empty() ? "-" : a.from_site(), a.to_site(), a.rule(),
                            a.instrument().empty() ? "-" : a.instrument());
+  }
+  // Rows where no border shows (FROM and TO in one jurisdiction) say why
+  // they are exports.
+  for (const auto& a : r.records()) {
+    if (!a.note().empty()) out << absl::StrFormat("  %s %s: %s\n", a.job(), a.dataset(), a.note());
   }
 }
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 
 // The CLI's human-readable output (-o table): one printer per answer of the
@@ -36,7 +37,9 @@ void DrawAgent(std::ostream& out, const v1::Agent& a);
 void PrintAgentsTable(std::ostream& out, const v1::ListAgentsResponse& list);
 // A placement decision: the winner and its scores, or why none, then the
 // site table (allowed, rule, RTT, transfer time, agents feasible, why not).
-void PrintDecision(std::ostream& out, const v1::Decision& d);
+// `ended`: for the decision of a job that ended without a placement, how it
+// ended ("cancelled"), so the headline does not promise one "yet".
+void PrintDecision(std::ostream& out, const v1::Decision& d, const std::string& ended = "");
 void PrintValidation(std::ostream& out, const std::string& file, const v1::ValidationResult& r);
 void PrintPolicyVersions(std::ostream& out, const v1::ListPolicyVersionsResponse& r);
 void PrintLink(std::ostream& out, const v1::Link& l);
@@ -48,6 +51,8 @@ void PrintCluster(std::ostream& out, const v1::ClusterView& v);
 void PrintExpiringInstruments(std::ostream& out, const v1::ListTenantsResponse& r, int days,
                               absl::CivilDay today);
 // `tenant usage ID`: use against quota, in total and per site.
+// One tenant profile: its zones, flags and quota, then its instruments.
+void PrintTenant(std::ostream& out, const v1::Tenant& t);
 void PrintTenantUsage(std::ostream& out, const v1::TenantUsage& u);
 void PrintTenants(std::ostream& out, const v1::ListTenantsResponse& r);
 void PrintAudit(std::ostream& out, const v1::ListAuditResponse& r);

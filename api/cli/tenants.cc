@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Commands on tenants and compliance: tenants, tenant, audit, violations.
 #include <iostream>
 
@@ -50,9 +51,7 @@ int Tenant(Context& ctx, const Args& a) {
   } else {
     return ctx.Usage("tenant ID | tenant set ID FILE | tenant usage ID");
   }
-  if (!t.ok()) return ctx.Report(t.status());
-  ctx.Emit(*t);  // a profile is a document: JSON (or YAML) even with -o table
-  return kExitOk;
+  return ctx.Show(t, PrintTenant);
 }
 
 int Audit(Context& ctx, const Args& a) {

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Offline and raw commands: token, metrics, completion.
 #include <iostream>
 
@@ -36,7 +37,7 @@ _portolan() {
     return
   fi
   case "$cmd" in
-    submit|plan) COMPREPLY=($(compgen -f -W "--name --cpus --memory-mb --gpus --tenant --priority --max-runtime-s --env --depends-on --array --gang --wait --" -- "$cur")) ;;
+    submit|plan) COMPREPLY=($(compgen -f -W "--name --cpus --memory-mb --gpus --tenant --priority --max-runtime-s --env --depends-on --array --gang --idempotency-key --wait --" -- "$cur")) ;;
     job|tasks|wait|watch|cancel|logs|explain)
       COMPREPLY=($(compgen -W "$(portolan -o json jobs --limit 50 2>/dev/null | sed -n 's/^ *"id": "\(job-[0-9a-f]*\)".*/\1/p')" -- "$cur")) ;;
     agent|cordon|drain|uncordon)
@@ -44,9 +45,11 @@ _portolan() {
     policy) COMPREPLY=($(compgen -f -W "get apply validate versions simulate" -- "$cur")) ;;
     network) COMPREPLY=($(compgen -W "link up down" -- "$cur")) ;;
     tenant) COMPREPLY=($(compgen -f -W "set usage" -- "$cur")) ;;
-    token) COMPREPLY=($(compgen -W "new --name --role --tenant --site tenant operator admin" -- "$cur")) ;;
+    dataset) COMPREPLY=($(compgen -f -W "register set versions" -- "$cur")) ;;
+    datasets) COMPREPLY=($(compgen -W "--tenant --limit --page-token" -- "$cur")) ;;
+    token) COMPREPLY=($(compgen -W "new --name --role --tenant --site tenant operator admin data_officer" -- "$cur")) ;;
     completion) COMPREPLY=($(compgen -W "bash zsh man" -- "$cur")) ;;
-    jobs) COMPREPLY=($(compgen -W "--state --limit queued placed running succeeded failed cancelled lost unschedulable" -- "$cur")) ;;
+    jobs) COMPREPLY=($(compgen -W "--state --limit queued placed staging running succeeded failed cancelled lost unschedulable" -- "$cur")) ;;
     audit) COMPREPLY=($(compgen -W "--tenant --job --limit" -- "$cur")) ;;
   esac
 }
@@ -55,7 +58,8 @@ complete -F _portolan portolan
 
 // Offline: makes a token; the scheduler only ever stores its hash.
 int TokenNew(Context& ctx, const Args& a) {
-  const char* usage = "token new --name N --role tenant|operator|admin [--tenant T] [--site S]";
+  const char* usage =
+      "token new --name N --role tenant|operator|admin|data_officer [--tenant T] [--site S]";
   if (a.args[0] != "new" || !a.has("name") || !a.has("role")) return ctx.Usage(usage);
   v1::Token t;
   t.set_name(a.vm["name"].as<std::string>());
@@ -64,7 +68,7 @@ int TokenNew(Context& ctx, const Args& a) {
   v1::Token::Role role;
   if (!v1::Token::Role_Parse(a.vm["role"].as<std::string>(), &role) ||
       role == v1::Token::role_unspecified) {
-    *ctx.err << "portolan: --role must be tenant, operator or admin\n";
+    *ctx.err << "portolan: --role must be tenant, operator, admin or data_officer\n";
     return kExitUsage;
   }
   t.set_role(role);
@@ -114,8 +118,9 @@ int Completion(Context& ctx, const Args& a) {
 }  // namespace
 
 void AddToolCommands(CommandTable& t) {
-  t.Add({"token", "token new --name N --role tenant|operator|admin [--tenant T] [--site S]",
-         "token new --name N --role tenant|operator|admin [--tenant T] [--site S]...\n"
+  t.Add({"token",
+         "token new --name N --role tenant|operator|admin|data_officer [--tenant T] [--site S]",
+         "token new --name N --role tenant|operator|admin|data_officer [--tenant T] [--site S]...\n"
          "                             print a new random token and its tokens-file entry "
          "(offline)",
          [](po::options_description& d) {

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "portolan/client/client.h"
 
 #include <cpprest/http_client.h>
@@ -229,18 +230,24 @@ absl::Status Client::Watch(const std::string& query, std::string* last_event_id,
 }
 
 absl::Status Client::Call(const std::string& method, const std::string& path,
-                          const std::string& body, google::protobuf::Message* out) {
+                          const std::string& body, google::protobuf::Message* out, int* status) {
   std::string text;
   auto code = Raw(method, path, body, &text);
   if (!code.ok()) return code.status();
   if (*code >= 400) return ErrorOf(*code, text);
+  if (status != nullptr) *status = *code;
   absl::Status st = codec::ParseJson(text, out);
   if (!st.ok()) return absl::InternalError(absl::StrCat("unexpected response: ", st.message()));
   return absl::OkStatus();
 }
 
-absl::StatusOr<v1::Job> Client::Submit(const v1::Job& spec) {
-  return CallAs<v1::Job>(*this, "POST", "/v1/jobs", codec::ToJson(spec));
+absl::StatusOr<v1::Job> Client::Submit(const v1::Job& spec, bool* replayed) {
+  v1::Job job;
+  int status = 0;
+  absl::Status st = Call("POST", "/v1/jobs", codec::ToJson(spec), &job, &status);
+  if (!st.ok()) return st;
+  if (replayed != nullptr) *replayed = status == 200;  // 201 for a new job
+  return job;
 }
 absl::StatusOr<v1::Job> Client::GetJob(const std::string& id) {
   return CallAs<v1::Job>(*this, "GET", "/v1/jobs/" + Escape(id));
@@ -310,6 +317,28 @@ absl::StatusOr<v1::ListTenantsResponse> Client::ListTenants(int expiring_within_
   if (expiring_within_days >= 0)
     absl::StrAppend(&path, "?expiring_within_days=", expiring_within_days);
   return CallAs<v1::ListTenantsResponse>(*this, "GET", path);
+}
+absl::StatusOr<v1::RegisteredDataset> Client::CreateDataset(const v1::RegisteredDataset& d) {
+  return CallAs<v1::RegisteredDataset>(*this, "POST", "/v1/datasets", codec::ToJson(d));
+}
+absl::StatusOr<v1::RegisteredDataset> Client::PutDataset(const std::string& id,
+                                                         const v1::RegisteredDataset& d) {
+  return CallAs<v1::RegisteredDataset>(*this, "PUT", "/v1/datasets/" + Escape(id),
+                                       codec::ToJson(d));
+}
+absl::StatusOr<v1::RegisteredDataset> Client::GetDataset(const std::string& id) {
+  return CallAs<v1::RegisteredDataset>(*this, "GET", "/v1/datasets/" + Escape(id));
+}
+absl::StatusOr<v1::ListDatasetsResponse> Client::ListDatasets(const std::string& tenant,
+                                                              int page_size,
+                                                              const std::string& page_token) {
+  std::string path = absl::StrCat("/v1/datasets?page_size=", page_size);
+  if (!tenant.empty()) absl::StrAppend(&path, "&tenant=", Escape(tenant));
+  if (!page_token.empty()) absl::StrAppend(&path, "&page_token=", Escape(page_token));
+  return CallAs<v1::ListDatasetsResponse>(*this, "GET", path);
+}
+absl::StatusOr<v1::DatasetVersions> Client::DatasetVersions(const std::string& id) {
+  return CallAs<v1::DatasetVersions>(*this, "GET", "/v1/datasets/" + Escape(id) + "/versions");
 }
 absl::StatusOr<v1::Tenant> Client::GetTenant(const std::string& id) {
   return CallAs<v1::Tenant>(*this, "GET", "/v1/tenants/" + Escape(id));

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "portolan/codec/codec.h"
 #include <cmath>
 #include "portolan/base/strings.h"
@@ -399,8 +400,64 @@ absl::Status ParseYaml(absl::string_view yaml, google::protobuf::Message* msg,
 
 std::string ToJson(const google::protobuf::Message& msg, bool pretty) {
   std::string out;
-  if (!pretty && internal::FastJson(msg, &out)) return out;
+  if (internal::FastJson(msg, &out)) return pretty ? internal::IndentJson(out) : out;
   return internal::ProtobufJson(msg, pretty);
+}
+
+std::string internal::IndentJson(absl::string_view in) {
+  std::string out;
+  out.reserve(in.size() * 2);
+  int depth = 0;
+  bool in_string = false, escaped = false;
+  auto newline = [&](int d) {
+    out.push_back('\n');
+    out.append(static_cast<size_t>(std::max(d, 0)), ' ');
+  };
+  for (size_t i = 0; i < in.size(); ++i) {
+    const char ch = in[i];
+    if (in_string) {
+      out.push_back(ch);
+      if (escaped) {
+        escaped = false;
+      } else if (ch == '\\') {
+        escaped = true;
+      } else if (ch == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    switch (ch) {
+      case '"':
+        in_string = true;
+        out.push_back(ch);
+        break;
+      case '{':
+      case '[':
+        out.push_back(ch);
+        if (i + 1 < in.size() && (in[i + 1] == '}' || in[i + 1] == ']')) {
+          out.push_back(in[++i]);  // {} and [] stay on one line
+        } else {
+          newline(++depth);
+        }
+        break;
+      case '}':
+      case ']':
+        newline(--depth);
+        out.push_back(ch);
+        break;
+      case ',':
+        out.push_back(ch);
+        newline(depth);
+        break;
+      case ':':
+        out.append(": ");
+        break;
+      default:
+        out.push_back(ch);
+    }
+  }
+  out.push_back('\n');  // as protobuf ends it
+  return out;
 }
 
 std::string internal::ProtobufJson(const google::protobuf::Message& msg, bool pretty) {

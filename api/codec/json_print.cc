@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A direct proto3 JSON printer over protobuf reflection.
 //
 // Why: protobuf's MessageToJsonString (3.21) converts every message to its

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Strict JSON, checked against a message type before protobuf's parser (which
 // is lenient: single quotes, raw control characters, duplicate keys with the
 // last one winning, a scalar or an object taken as a one-element list, enum

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // portolan-openapi: writes api/openapi.yaml from the hand-written paths
 // (api/openapi/paths.yaml) and JSON schemas generated from the protobuf
 // messages they reference, so the OpenAPI document never restates the
@@ -16,6 +17,7 @@
 #include "portolan/v1/agent.pb.h"
 #include "portolan/v1/api.pb.h"
 #include "portolan/v1/cluster.pb.h"
+#include "portolan/v1/dataset.pb.h"
 #include "portolan/v1/events.pb.h"
 #include "portolan/v1/job.pb.h"
 #include "portolan/v1/ledger.pb.h"
@@ -183,6 +185,7 @@ int main(int argc, char** argv) {
   (void)portolan::v1::Event::descriptor();
   (void)portolan::v1::SimulateRequest::descriptor();
   (void)portolan::v1::ListLedgerResponse::descriptor();
+  (void)portolan::v1::RegisteredDataset::descriptor();
   std::set<std::string> todo;
   CollectRefs(doc, &todo);
   std::set<std::string> done;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The cumulative export ledger (residency.h, Ledger).
 #include "portolan/residency/residency.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Memory kinds: jobs that ask for HBM, MCDRAM or another NUMA memory kind
 // (TopologyRequest.memory_kind). The rest of AgentTopology is allocator.cc.
 #include <algorithm>

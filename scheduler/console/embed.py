@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Writes a C++ source holding the console's built files (scheduler/console).
 
 Usage: embed.py OUT.cc [FILE...]

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Copies one of etcd's API protos, leaving out what only Go code generation uses.
 
 etcd's rpc.proto, kv.proto and auth.proto (from Debian's golang-etcd-server-dev;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The v1 REST API: request parsing, authorization by role, and the mapping
 // of core results to HTTP. Authentication happened in the REST server; every
 // handler here sees the caller's principal.
@@ -145,6 +146,7 @@ void RegisterRestApi(Server& server, Core* core, const std::atomic<bool>* ready,
                      metrics::Registry* metrics, const scheduler::SimulateLimits& simulate) {
   RegisterHealthAndMetrics(server, metrics);
   RegisterEventsApi(server, &core->events());
+  RegisterDatasetsApi(server, core);
   server.Route(
       "GET", "/readyz",
       [ready](const Request&) {
@@ -400,7 +402,8 @@ void RegisterRestApi(Server& server, Core* core, const std::atomic<bool>* ready,
   });
 
   server.Route("GET", "/v1/audit", [core](const Request& req) {
-    if (!req.principal.is_admin()) return Forbidden(req, "read the audit trail");
+    if (!req.principal.is_admin() && !req.principal.is_data_officer())
+      return Forbidden(req, "read the audit trail");
     std::string tenant, job;
     int limit = 100;
     for (const auto& [k, v] : req.query) {

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // GET /v1/events: the core's EventHub as server-sent events, each event
 // filtered by what the caller may read through the REST API: a job's
 // changes go to admins and its own tenant, an agent's to admins and the

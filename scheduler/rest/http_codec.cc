@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Between Beast's messages and rest::Request/Response: percent-decoding,
 // header and chunk-size checks, parser errors as JSON answers.
 #include "scheduler/rest/http_codec.h"

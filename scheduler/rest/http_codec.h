@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 
 // Between Boost.Beast's HTTP messages and rest::Request/Response, private to

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "portolan/rest/server.h"
 
 // Routing, authentication, rate limiting and the request checks that do not

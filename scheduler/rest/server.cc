@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The HTTP/1.1 transport of rest::Server, on Boost.Beast over Asio (and
 // OpenSSL for HTTPS).
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "portolan/store/etcd_store.h"
 
 #include <algorithm>
@@ -155,6 +156,15 @@ class EtcdStoreImpl : public EtcdStore {
   }
   absl::StatusOr<std::vector<v1::Tenant>> LoadTenants() override {
     return LoadAll<v1::Tenant>("tenants/");
+  }
+
+  // datasets/<id>/<version, 20 digits>: by id, then version, by key.
+  absl::Status PutDatasetVersion(const v1::RegisteredDataset& d) override {
+    return Put(absl::StrFormat("%sdatasets/%s/%020d", p_, d.id(), d.version()), d,
+               "store dataset version");
+  }
+  absl::StatusOr<std::vector<v1::RegisteredDataset>> LoadDatasetVersions() override {
+    return LoadAll<v1::RegisteredDataset>("datasets/");
   }
 
   // policy/<applied_at in ns, 20 digits>/<version>: oldest first by key.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The SQLite schema of the state database and its migrations.
 #include "scheduler/store/sqlite_schema.h"
 
@@ -51,6 +52,9 @@ const char* const kMigrations[] = {
     "DROP TABLE ledger;"
     "CREATE TABLE ledger (tenant TEXT NOT NULL, year INTEGER NOT NULL, origin TEXT NOT NULL,"
     "  data BLOB NOT NULL, PRIMARY KEY (tenant, year, origin));",
+    // 4 -> 5: the dataset registry, every version kept.
+    "CREATE TABLE dataset_versions (id TEXT NOT NULL, version INTEGER NOT NULL,"
+    "  tenant TEXT NOT NULL, data BLOB NOT NULL, PRIMARY KEY (id, version));",
 };
 
 // Schema 3: the idempotency_key column of jobs stored before it existed,

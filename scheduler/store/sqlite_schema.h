@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 
 // The state database's schema (PRAGMA user_version) and its migrations,
@@ -11,7 +12,7 @@
 
 namespace portolan::store {
 
-inline constexpr int kSchemaVersion = 4;
+inline constexpr int kSchemaVersion = 5;
 
 // Refuses a foreign, corrupt or newer file (never overwriting it), sets WAL,
 // synchronous=FULL and the busy timeout, then migrates `db` from its

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include <sqlite3.h>
 #include <sys/stat.h>
 
@@ -36,6 +37,11 @@ static_assert(v1::Job::failed > kFirstEndedState && v1::Job::cancelled > kFirstE
               v1::Job::queued < kFirstEndedState && v1::Job::placed < kFirstEndedState &&
               v1::Job::running < kFirstEndedState);
 
+// The jobs table's state column, which only tells live from ended: staging
+// (9, added later) is live, so it is stored as placed; the record keeps the
+// true state.
+int StateColumn(v1::Job::State s) { return s == v1::Job::staging ? v1::Job::placed : s; }
+
 int64_t SubmittedNs(const v1::Job& j) {
   return absl::ToUnixNanos(base::FromProto(j.submitted_at()));
 }
@@ -61,7 +67,7 @@ class SqliteStore : public Store {
     return Write(
         "INSERT OR REPLACE INTO jobs (id, tenant, state, submitted_ns, idempotency_key, data) "
         "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        {job.id(), job.tenant(), absl::StrCat(static_cast<int>(job.state())),
+        {job.id(), job.tenant(), absl::StrCat(StateColumn(job.state())),
          absl::StrCat(SubmittedNs(job)), job.idempotency_key()},
         job, "store job");
   }
@@ -194,6 +200,14 @@ class SqliteStore : public Store {
   }
   absl::StatusOr<std::vector<v1::Tenant>> LoadTenants() override {
     return Read<v1::Tenant>("SELECT data FROM tenants ORDER BY id", {});
+  }
+  absl::Status PutDatasetVersion(const v1::RegisteredDataset& d) override {
+    return Write("INSERT INTO dataset_versions (id, version, tenant, data) VALUES (?1, ?2, ?3, ?4)",
+                 {d.id(), absl::StrCat(d.version()), d.tenant()}, d, "store dataset version");
+  }
+  absl::StatusOr<std::vector<v1::RegisteredDataset>> LoadDatasetVersions() override {
+    return Read<v1::RegisteredDataset>("SELECT data FROM dataset_versions ORDER BY id, version",
+                                       {});
   }
   absl::Status PutPolicyVersion(const v1::PolicyVersion& v) override {
     return Write("INSERT INTO policy_versions (version, data) VALUES (?1, ?2)", {v.version()}, v,

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Idle agent CPU: starts a scheduler and one agent (real hwloc topology,
 # loopback, default heartbeat interval), lets it settle, then reads the
 # agent's CPU time (utime + stime from /proc) over SECONDS with no jobs.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Job-array benchmark: the scheduler's core (in process, in-memory store,
 // agents on fake links) places an array of N tasks, and the same N tasks
 // submitted as separate jobs, in the same run; the array twice, in the fresh

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The array benchmark under glibc's default heap and under the heap setting
 # docs/operations.md offers as an option (GLIBC_TUNABLES=glibc.malloc.hugetlb=1:
 # the heap madvised for transparent huge pages, so that growing it takes one

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The REST server's stack with no work behind it: the same rest::Server
 // (Boost.Beast, its I/O and handler threads, limits, the same bearer-token
 // check when --tokens is given) answering POST /v1/jobs with 201 and a small

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Portolan, Slurm and the machine's own limit side by side, in one run: N
 # trivial jobs (/bin/true, 1 cpu each) submitted, scheduled, run and
 # completed. This machine's speed drifts over the day, so the figures that

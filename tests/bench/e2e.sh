@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # End-to-end throughput on this machine: starts a scheduler and 4 agents
 # (real portolan-agent processes, real hwloc topology, loopback, plain RPC,
 # no REST auth) and runs e2e_bench: N trivial jobs (/bin/true, 1 cpu)

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // End-to-end throughput: N trivial jobs (/bin/true, 1 cpu, 16 MiB) submitted
 // over REST by C client threads, placed by the scheduler, run by its agents
 // and reported back; the clock runs from the first submit until the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Placement engine benchmark: N agents spread over the default policy's
 // sites, a mixed stream of jobs (half carrying CN personal data, some pinned,
 // some with latency limits, some large). Runs single-threaded and prints

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Gang benchmark: the scheduler's core (in process, in-memory store, agents
 // on fake links spread over the default policy's nine sites) places gangs of
 // N members — colocate any, colocate site, and any within an RTT bound — and,

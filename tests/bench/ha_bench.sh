@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # High availability on etcd, measured in one run on this machine:
 #  1. durable REST submits/s and p99 (wrk, tests/bench/submit.lua) against a
 #     scheduler whose state is a 3-member etcd cluster on loopback, and

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Shared by the benchmark scripts (sourced, not run): a private work
 # directory, the processes a script starts (stopped by pid when it exits),
 # a scheduler on loopback, and /proc readers. Callers set ROOT and BUILD.

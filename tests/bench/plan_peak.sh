@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Bounded work per request (issue 15): the scheduler's memory peak and the
 # plan latency under 16 concurrent maximal POST /v1/plan requests (64
 # datasets, 64 placement sites, 64 KiB of environment, 256 KiB of command:

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Fills a scheduler state directory with N stored jobs through the real
 // SQLite store (the same PutJob the scheduler uses, from many threads so the
 // group commit batches them), for tests/bench/recovery.sh. Most jobs are

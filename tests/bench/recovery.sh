@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Restart time with a large history: fills a state directory with N jobs
 # through the real store (tests/bench/populate_store.cc: 99 % finished, 1 %
 # queued), then starts the scheduler on it and measures the time from exec

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Durable REST submits under load with wrk (Debian's `wrk`, installed if
 # missing): starts a scheduler on loopback with authentication on and the
 # rate limit off, makes an admin token, and runs wrk with

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // portolan-sim: many emulated data-centre agents in one process, each with
 // its own RPC session to a real scheduler (plain TCP or mutual TLS), a
 // synthetic topology, heartbeats, and job "execution" that reports running

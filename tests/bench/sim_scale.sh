@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Scheduler at scale with emulated agents: starts a scheduler (no auth,
 # loopback; agent RPC plain TCP, or mutual TLS with `tls`), measures its
 # resident memory, registers N agents from portolan-sim (each a real RPC

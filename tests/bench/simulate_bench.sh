@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Policy what-if at scale and beside a submit stream:
 #  1. fills a state directory with JOBS ended jobs through the real SQLite
 #     store (tests/bench/populate_store.cc, each with a CN personal dataset of

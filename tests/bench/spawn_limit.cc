@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The machine's own limit for trivial jobs: how many times per second this
 // machine can start a program and reap it, with nothing else in the way. One
 // worker process per core (or --procs N), each a loop of

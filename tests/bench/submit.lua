@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: Apache-2.0
 -- wrk script for tests/bench/rest_wrk.sh: every request is one durable job
 -- submit (POST /v1/jobs; a 201 means the job is committed to SQLite).
 -- The jobs are pinned to a site without agents, so they stay queued and the

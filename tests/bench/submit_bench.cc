@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Durable submit benchmark: starts nothing itself; point it at a running
 // scheduler. C client threads submit trivial jobs for S seconds over REST;
 // each 201 means the job is on disk. Prints submits/s and latency

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // libFuzzer target: the agent RPC frame decoder, fed as the scheduler reads a
 // connection (bytes in arbitrary pieces). Invariants checked beyond "no
 // crash": every envelope decoded re-encodes to a frame that decodes to the

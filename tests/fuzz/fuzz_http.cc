@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // libFuzzer target: raw HTTP/1.1 request bytes through rest::Server's
 // ServeBytes — Beast's request parser with the production limits (header
 // size and count, target length, body limit from Content-Length, chunked

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // libFuzzer target: the REST job submission path as the scheduler runs it
 // for POST /v1/jobs — the server's size and JSON-depth checks, proto3 JSON
 // parsing against the Job schema (unknown fields refused) and job

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // libFuzzer target: the policy loader — YAML converted against the Policy
 // schema, then validated and compiled (network model, residency rules,
 // negative lists, plugin configuration). Invariants: no crash, and a policy

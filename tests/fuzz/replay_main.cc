@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Runs a fuzz target's LLVMFuzzerTestOneInput over every file in the given
 // directories (its seed corpus and any saved findings), so the regular
 // build and the sanitizer build replay them as tests without clang.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Builds the libFuzzer targets with clang (ASan + UBSan) into build-fuzz/ and
 # runs each for SECONDS (default 60), one after another.
 #

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Agent restarts keep running jobs (issue 17): the real scheduler and agent
 // binaries, real job processes, the agent killed with SIGKILL or stopped with
 // SIGTERM mid-job and started again with the same command line. Each job

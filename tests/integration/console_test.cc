@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The web console in a real browser: Debian's headless chromium driven
 // through chromedriver (WebDriver) against the real scheduler over HTTPS,
 // with real agents. Screenshots go to build/console-screenshots/.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Durability and failure handling against the real daemons: crashes, agent
 // loss, restarts, fair share, idempotency, policy reload.
 #include <gtest/gtest.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // GET /v1/events through the real scheduler and agents: each role's stream
 // carries exactly what its REST reads would show; a reconnect resumes where
 // it left off; `portolan watch` prints the stream.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // High availability: several real schedulers on a real etcd cluster
 // (tests/support/etcd_cluster.h), agents configured with all of them.
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "harness.h"
 
 #include "absl/strings/numbers.h"
@@ -181,7 +182,9 @@ Cluster::Cluster() {
          << "  - {name: it-globex, role: tenant, tenant_id: globex, sha256: "
          << auth::Sha256Hex(kGlobexToken) << "}\n"
          << "  - {name: it-ops, role: operator, sites: [lingang-idc-1], sha256: "
-         << auth::Sha256Hex(kOperatorToken) << "}\n";
+         << auth::Sha256Hex(kOperatorToken) << "}\n"
+         << "  - {name: lee, role: data_officer, sha256: " << auth::Sha256Hex(kOfficerToken)
+         << "}\n";
   tokens.close();
   // The scheduler refuses a tokens file every local user can read.
   std::filesystem::permissions(

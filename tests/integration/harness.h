@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 
 #include "../support/uid_block.h"
@@ -79,6 +80,7 @@ class Cluster {
   static constexpr const char* kAcmeToken = "it-acme-token";      // tenant acme
   static constexpr const char* kGlobexToken = "it-globex-token";  // tenant globex
   static constexpr const char* kOperatorToken = "it-op-lingang";  // operator of lingang-idc-1
+  static constexpr const char* kOfficerToken = "it-officer-lee";  // data officer "lee"
   // Mutual TLS on the agent RPC and HTTPS on REST, with certificates from
   // deploy/dev-ca.sh under pki(); call before StartScheduler. Without it the
   // daemons run with --insecure.

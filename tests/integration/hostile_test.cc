@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Hostile clients against the real scheduler over HTTPS: every request of
 // issue 15's report with its expected answer and a /healthz after it;
 // connection floods, stalled handshakes and half-sent requests closed within

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Tenants on a shared agent, through the real binaries as an operator runs
 // them (root, mutual TLS, HTTPS): two tenants' jobs on one agent cannot reach
 // each other, the scheduler's database or the agent's key; memory limits

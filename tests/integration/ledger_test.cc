@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The cumulative ledger with real placements through the running daemons
 // (regulations.md section 1, Counting): exports of one origin count together
 // across destinations, jobs and days, per tenant and calendar year; foreign

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // End-to-end tests over the real binaries on loopback.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Operability against the real daemons: Prometheus metrics.
 #include <poll.h>
 #include <sys/socket.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The policy engine against running daemons: residency, tenants, hot policy
 // changes, cable cuts, explanations and the audit trail.
 #include <gtest/gtest.h>

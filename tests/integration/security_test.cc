@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // REST authentication, roles and tenant isolation, limits and hostile
 // clients, against the real scheduler.
 #include <arpa/inet.h>

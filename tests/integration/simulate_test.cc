@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Policy what-if through the running daemons (POST /v1/policy:simulate, the
 // check of PUT /v1/policy, `portolan policy simulate|apply`): real agents
 // running real jobs under the default policy, and candidates that deny a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Mutual TLS on the agent RPC and HTTPS on REST, with the real daemons and
 // certificates made by deploy/dev-ca.sh (plus one expired certificate signed
 // here with the same CA key, which the OpenSSL CLI of Debian 12 cannot make).

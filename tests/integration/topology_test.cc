@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Topology-aware allocation end to end: the scheduler picks concrete PUs and
 // NUMA nodes, the agent binds the process to them.
 #include <gtest/gtest.h>

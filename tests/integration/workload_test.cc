@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Workload management through the real daemons: dependencies between jobs,
 // tenant quotas with their usage and metrics.
 #include <gtest/gtest.h>

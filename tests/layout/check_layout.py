@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Checks the source layout that docs/architecture.md describes.
 
 Folder = CMake target = namespace: each module is a folder whose sources build
@@ -29,6 +30,7 @@ MODULES = {
     "base": "base",
     "base/service": "service",
     "base/tls": "tls",
+    "base/grant": "grant",
     "base/metrics": "metrics",
     "base/daemon": "daemon",
     "api/proto": "proto",
@@ -47,6 +49,7 @@ MODULES = {
     "scheduler/etcd": "etcd",
     "scheduler/ha": "ha",
     "scheduler/store": "store",
+    "scheduler/datasets": "datasets",
     "scheduler/rpc": "rpc",
     "scheduler/rest": "rest",
     "scheduler/console": "console",
@@ -74,6 +77,10 @@ MAX_FILE_LINES = 600
 MAX_FUNCTION_LINES = 120
 
 findings = []
+
+
+SPDX = "SPDX-License-Identifier: Apache-2.0"
+SPDX_EXTENSIONS = (".cc", ".h", ".proto", ".js", ".ts", ".sh", ".py", ".cmake", ".lua", ".html")
 
 
 def find(msg):
@@ -244,6 +251,23 @@ def main():
             find(f"{path}: within the limits now; remove it from SIZE_DEBT in {sys.argv[0]}")
         if over and path in SIZE_DEBT:
             print(f"known debt: {path}: {'; '.join(over)} — {SIZE_DEBT[path]}")
+
+    # 6. licence: an SPDX identifier in the first lines of every source file
+    licensed = 0
+    if SPDX not in open("CMakeLists.txt").readline():
+        find(f"CMakeLists.txt: no '{SPDX}' line at the top")
+    for top in ["base", "api", "policy", "scheduler", "agent", "include", "tests", "deploy"]:
+        for dp, dirs, files in os.walk(top):
+            dirs[:] = [d for d in dirs if d not in ("node_modules", "dist")]
+            for f in files:
+                if not (f.endswith(SPDX_EXTENSIONS) or f == "CMakeLists.txt"):
+                    continue
+                path = os.path.join(dp, f)
+                head = open(path, errors="replace").read().split("\n", 3)[:3]
+                if not any(SPDX in line for line in head):
+                    find(f"{path}: no '{SPDX}' line at the top")
+                licensed += 1
+    print(f"{licensed} source files carry {SPDX}")
 
     for f in findings:
         print("layout:", f)

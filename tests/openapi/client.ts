@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A client generated from api/openapi.yaml in another language: TypeScript
 // types by openapi-typescript, calls by openapi-fetch. OpenApiIT type-checks
 // it against the generated types (tsc --strict) and runs it against a real

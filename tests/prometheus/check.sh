@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Prometheus rules and the Grafana dashboard, checked with Prometheus's own
 # tool (promtool, from Debian's prometheus package; deploy/install-deps.sh):
 #  1. `promtool check rules` on deploy/prometheus/portolan-rules.yaml;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 
 // For the in-process benchmarks (tests/bench/*_bench.cc): the project's

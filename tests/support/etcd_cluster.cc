@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "support/etcd_cluster.h"
 
 #include <netinet/in.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 
 // A real etcd cluster on loopback for tests: N members of Debian's etcd

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 
 // A loopback TCP port free right now, for test peers that cannot be told to

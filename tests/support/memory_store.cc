@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "memory_store.h"
 
 #include <algorithm>
@@ -119,6 +120,18 @@ absl::StatusOr<std::vector<v1::Tenant>> MemoryStore::LoadTenants() {
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<v1::Tenant> out;
   for (const auto& [id, t] : tenants_) out.push_back(t);
+  return out;
+}
+absl::Status MemoryStore::PutDatasetVersion(const v1::RegisteredDataset& d) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!fail_with_.ok()) return fail_with_;
+  datasets_[{d.id(), d.version()}] = d;
+  return absl::OkStatus();
+}
+absl::StatusOr<std::vector<v1::RegisteredDataset>> MemoryStore::LoadDatasetVersions() {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<v1::RegisteredDataset> out;
+  for (const auto& [key, d] : datasets_) out.push_back(d);
   return out;
 }
 absl::Status MemoryStore::PutPolicyVersion(const v1::PolicyVersion& v) {

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 
 // Test doubles of the scheduler's seams, linked only into tests.
@@ -27,6 +28,8 @@ class MemoryStore : public store::Store {
   absl::StatusOr<v1::Decision> GetDecision(const std::string& job_id) override;
   absl::Status PutTenant(const v1::Tenant& tenant) override;
   absl::StatusOr<std::vector<v1::Tenant>> LoadTenants() override;
+  absl::Status PutDatasetVersion(const v1::RegisteredDataset& dataset) override;
+  absl::StatusOr<std::vector<v1::RegisteredDataset>> LoadDatasetVersions() override;
   absl::Status PutPolicyVersion(const v1::PolicyVersion& version) override;
   absl::StatusOr<std::vector<v1::PolicyVersion>> LoadPolicyVersions() override;
   absl::Status PutLedgerEntry(const v1::LedgerEntry& entry) override;
@@ -51,6 +54,7 @@ class MemoryStore : public store::Store {
   std::map<std::string, v1::JobLogs> logs_;
   std::map<std::string, std::string> decisions_;
   std::map<std::string, v1::Tenant> tenants_;
+  std::map<std::pair<std::string, uint64_t>, v1::RegisteredDataset> datasets_;
   std::vector<v1::PolicyVersion> versions_;
   std::map<std::string, v1::LedgerEntry> ledger_;
   std::vector<v1::AuditRecord> audit_;

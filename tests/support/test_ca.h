@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 
 // A certificate authority in memory (OpenSSL, ECDSA P-256) for tests and

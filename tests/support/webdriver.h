@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 
 // A small W3C WebDriver client (cpprestsdk) for the console's browser tests:

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 
 #include <utility>  // Boost 1.74 asio needs std::exchange under C++20

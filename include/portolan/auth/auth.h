@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 
 #include <map>
@@ -21,6 +22,7 @@ struct Principal {
   bool is_admin() const { return role == v1::Token::admin; }
   bool is_tenant() const { return role == v1::Token::tenant; }
   bool is_operator() const { return role == v1::Token::operator_; }
+  bool is_data_officer() const { return role == v1::Token::data_officer; }
   bool may_see_site(const std::string& site) const;
 };
 

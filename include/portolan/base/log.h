@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 
 // Include this instead of spdlog/spdlog.h: Debian's abseil has its own

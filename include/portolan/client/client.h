@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 
 #include <functional>
@@ -8,6 +9,7 @@
 #include "portolan/v1/agent.pb.h"
 #include "portolan/v1/api.pb.h"
 #include "portolan/v1/cluster.pb.h"
+#include "portolan/v1/dataset.pb.h"
 #include "portolan/v1/events.pb.h"
 #include "portolan/v1/job.pb.h"
 #include "portolan/v1/policy.pb.h"
@@ -29,7 +31,9 @@ class Client {
          const std::string& ca_file = "");
   ~Client();
 
-  absl::StatusOr<v1::Job> Submit(const v1::Job& spec);
+  // `replayed`, when given, is set when the server answered with the job an
+  // earlier submit with the same idempotency_key created (200, not 201).
+  absl::StatusOr<v1::Job> Submit(const v1::Job& spec, bool* replayed = nullptr);
   absl::StatusOr<v1::Job> GetJob(const std::string& id);
   absl::StatusOr<v1::ListJobsResponse> ListJobs(const std::string& state = "", int page_size = 100,
                                                 const std::string& page_token = "");
@@ -66,6 +70,16 @@ class Client {
   absl::StatusOr<v1::ListTenantsResponse> ListTenants(int expiring_within_days = -1);
   absl::StatusOr<v1::Tenant> GetTenant(const std::string& id);
   absl::StatusOr<v1::Tenant> PutTenant(const std::string& id, const v1::Tenant& tenant);
+
+  // The dataset registry.
+  absl::StatusOr<v1::RegisteredDataset> CreateDataset(const v1::RegisteredDataset& d);
+  absl::StatusOr<v1::RegisteredDataset> PutDataset(const std::string& id,
+                                                   const v1::RegisteredDataset& d);
+  absl::StatusOr<v1::RegisteredDataset> GetDataset(const std::string& id);
+  absl::StatusOr<v1::ListDatasetsResponse> ListDatasets(const std::string& tenant = "",
+                                                        int page_size = 100,
+                                                        const std::string& page_token = "");
+  absl::StatusOr<v1::DatasetVersions> DatasetVersions(const std::string& id);
   // What the tenant's placed and running jobs hold, against its quota.
   absl::StatusOr<v1::TenantUsage> TenantUsage(const std::string& id);
   // An array job's tasks by index (page_token: the next page's first index).
@@ -97,8 +111,9 @@ class Client {
 
   // Any JSON endpoint: sends `body` (may be empty), parses a 2xx answer into
   // `out`, turns an error body into a Status (with the field payload).
+  // `status`, when given, receives the HTTP status of a 2xx answer.
   absl::Status Call(const std::string& method, const std::string& path, const std::string& body,
-                    google::protobuf::Message* out);
+                    google::protobuf::Message* out, int* status = nullptr);
 
   // Raw request: returns the HTTP status and sets `body`.
   absl::StatusOr<int> Raw(const std::string& method, const std::string& path,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 
 #include <map>
@@ -62,9 +63,11 @@ absl::StatusOr<std::string> YamlToJson(absl::string_view yaml,
 
 // Proto3 JSON with snake_case names and every field printed (defaults too),
 // so clients always see the full shape.
-// Map keys come out in key order. Compact output comes from a direct
-// reflection printer (internal::FastJson); pretty output, and messages with
-// well-known types other than Timestamp, from protobuf's printer.
+// Map keys come out in key order, so the same message always prints the
+// same bytes. Output comes from a direct reflection printer
+// (internal::FastJson; pretty output is its text indented as protobuf
+// indents); messages with well-known types other than Timestamp from
+// protobuf's printer.
 std::string ToJson(const google::protobuf::Message& msg, bool pretty = false);
 
 namespace internal {
@@ -74,6 +77,10 @@ absl::Status CheckStrictJson(absl::string_view json, const google::protobuf::Des
 // The direct printer: the same JSON as ProtobufJson(msg, false) except for
 // map order; false (and `out` unspecified) for what it does not cover.
 bool FastJson(const google::protobuf::Message& msg, std::string* out);
+// Compact JSON indented the way protobuf's add_whitespace prints it: one
+// space per level, "key": value, each member and element on its own line,
+// empty objects and arrays as {} and [], and a final newline.
+std::string IndentJson(absl::string_view compact);
 // protobuf's MessageToJsonString with ToJson's options.
 std::string ProtobufJson(const google::protobuf::Message& msg, bool pretty);
 }  // namespace internal

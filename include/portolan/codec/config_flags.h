@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 
 // Daemon config files as flags: the file (YAML or JSON, a config message of

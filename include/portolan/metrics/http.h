@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 
 // A minimal HTTP/1.1 listener that serves one Registry at GET /metrics, for

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 
 // Prometheus metrics: counters, gauges and histograms with labels, rendered

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 
 #include <atomic>
@@ -21,6 +22,10 @@ void RegisterRestApi(Server& server, scheduler::Core* core, const std::atomic<bo
 // callers who may read its subject through the REST API (docs/api.md#events).
 // RegisterRestApi calls it with the core's hub, which must outlive the server.
 void RegisterEventsApi(Server& server, scheduler::EventHub* hub);
+
+// /v1/datasets: the core's dataset registry (docs/datasets.md).
+// RegisterRestApi calls it.
+void RegisterDatasetsApi(Server& server, scheduler::Core* core);
 
 // GET /metrics (admins and operators) when `metrics` is given, and the public
 // GET /healthz ("ok", the version, `detail`). RegisterRestApi calls it; a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 
 // The agents the scheduler knows, one of the parts of Core: each agent's

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 
 // Job arrays: one submitted job (the array job, never queued itself) stands

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 
 #include <atomic>
@@ -16,6 +17,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "portolan/base/clock.h"
+#include "portolan/datasets/registry.h"
 #include "portolan/placement/placement.h"
 #include "portolan/policy/policy.h"
 #include "portolan/scheduler/agent_registry.h"
@@ -162,6 +164,12 @@ class Core {
   // "cordon" (no new work), "drain" (no new work; running jobs finish),
   // "uncordon" (takes work again). A lost agent cannot be changed.
   absl::StatusOr<v1::Agent> SetAgentMode(const std::string& id, const std::string& action);
+
+  // --- dataset registry (REST: /v1/datasets) ---
+  datasets::Registry& datasets() { return datasets_; }
+  // A dataset's site is in the policy's catalogue and its origin a
+  // jurisdiction it knows; errors name the field.
+  absl::Status CheckDatasetFacts(const v1::RegisteredDataset& d);
 
   // --- policy engine ---
   // Dry run: the decision for `spec` on the current state. Stores nothing.
@@ -435,6 +443,7 @@ class Core {
   store::Store* const store_;
   base::Clock* const clock_;
   const placement::Registry* const registry_;
+  datasets::Registry datasets_;  // its own lock; never taken while holding mu_
 
   absl::Mutex mu_;
   // Every job and its indexes (queue, submit order, counts, idempotency keys).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 
 // The scheduler's Prometheus metrics (served at GET /metrics). Counters and

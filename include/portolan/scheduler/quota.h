@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 
 // Tenant quotas: what each tenant's placed and running jobs hold (their

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 
 // Policy what-if: every job of a snapshot decided twice, under the policy in

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 
 #include <functional>
@@ -11,6 +12,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "portolan/v1/agent.pb.h"
+#include "portolan/v1/dataset.pb.h"
 #include "portolan/v1/job.pb.h"
 #include "portolan/v1/policy.pb.h"
 
@@ -74,6 +76,12 @@ class Store {
 
   virtual absl::Status PutTenant(const v1::Tenant& tenant) = 0;
   virtual absl::StatusOr<std::vector<v1::Tenant>> LoadTenants() = 0;
+
+  // The dataset registry: every version of every dataset, append-only
+  // (a version is never rewritten). Load returns them ordered by id, then
+  // version.
+  virtual absl::Status PutDatasetVersion(const v1::RegisteredDataset& dataset) = 0;
+  virtual absl::StatusOr<std::vector<v1::RegisteredDataset>> LoadDatasetVersions() = 0;
 
   // Policy history, oldest first; the last one is in force.
   virtual absl::Status PutPolicyVersion(const v1::PolicyVersion& version) = 0;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Built-in placement plugins. Site-level filters and scores run once per
 // catalogue site; agent-level ones only on agents of allowed sites.
 #include <algorithm>

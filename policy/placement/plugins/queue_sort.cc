@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // QueueSort plugins: the order each scheduling pass tries waiting jobs in.
 #include <array>
 #include <deque>

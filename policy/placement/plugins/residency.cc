@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The residency plugin: a site filter over the cross-border rules, and the
 // Reserve step that counts a committed placement's exports in the tenant's
 // ledger and leaves their audit records for the scheduler to store.
@@ -54,6 +55,21 @@ class Residency : public SiteFilterPlugin, public ReservePlugin {
     return FilterResult::Reject("residency", out.residency().reason());
   }
 
+  // Why a row is an export when no border shows in it: the data already
+  // lives where it is placed, or says nowhere it lives. Exports are judged by
+  // origin (regulations.md section 1); "" when the row speaks for itself.
+  static std::string ExportNote(const v1::Dataset& ds, const v1::Site* from,
+                                const std::string& to_jurisdiction) {
+    if (ds.location().empty()) {
+      return absl::StrCat("the dataset names no location: an export from its origin ", ds.origin(),
+                          " to ", to_jurisdiction);
+    }
+    if (from == nullptr || from->jurisdiction() != to_jurisdiction) return "";
+    return absl::StrCat(ds.origin(), "-origin data already stored at ", ds.location(), " (",
+                        to_jurisdiction, "): running it there is still an export from ",
+                        ds.origin(), ", judged by origin, not by where the bytes are");
+  }
+
   // Each export of the winning placement: an audit record, and the dataset
   // counted once in the ledger of (tenant, origin, year) over every
   // destination, when the policy counts it (regulations.md, Counting).
@@ -83,6 +99,19 @@ class Residency : public SiteFilterPlugin, public ReservePlugin {
       rec.set_instrument(c.instrument());
       rec.set_subjects(c.subjects());
       rec.set_sensitive_subjects(c.sensitive_subjects());
+      rec.set_kind("placement");
+      std::string note =
+          ExportNote(*ds, in.policy->FindSite(ds->location()), rec.to_jurisdiction());
+      if (ds->ref().empty()) {
+        // Facts the job declared itself, not a registered dataset's.
+        note = note.empty() ? "declared inline by the job (not registered)"
+                            : absl::StrCat("declared inline by the job (not registered); ", note);
+      } else {
+        note = absl::StrCat("registered version ", ds->version(), ", ",
+                            v1::Classification::State_Name(ds->classification()),
+                            note.empty() ? "" : "; ", note);
+      }
+      rec.set_note(note);
       if (ctx.ledger != nullptr && in.policy->residency().Counts(c) &&
           ctx.ledger->Record(job.tenant(), year, c.origin(), c.dataset(), c.subjects(),
                              c.sensitive_subjects())) {

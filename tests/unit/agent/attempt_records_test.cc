@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Attempt records (agent/attempt_records.h) and the executor's recovery from
 // them: real files, real processes under the real portolan-job-init.
 #include "agent/executor/attempt_records.h"

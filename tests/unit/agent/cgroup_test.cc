@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // cgroup drivers against this machine's real kernel: cgroup v1 where its
 // memory, cpuset, pids and freezer hierarchies are mounted (this project's CI
 // machine), and the cgroup v2 core (membership, cgroup.kill, cgroup.freeze,

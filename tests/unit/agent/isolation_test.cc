@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Jobs of different tenants on one executor, with the isolation the agent
 // uses as root on this machine: a uid per attempt, the sandbox (PID, mount,
 // IPC and UTS namespaces under portolan-job-init) and a cgroup with limits.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The job environment the agent builds before it starts an attempt
 // (agent/executor/spawn.h): GPU visibility numbered as the runtimes number
 // devices.

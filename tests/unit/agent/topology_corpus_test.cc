@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Discovery and allocation on real machines' topologies: every hwloc XML
 // export in tests/data/topologies/ (from the hwloc project's own test
 // collection; README.md there) and, when PORTOLAN_TOPOLOGY_CORPUS names a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The CLI's command table, argument parsing and printers, without a server.
 #include <sstream>
 
@@ -41,7 +42,8 @@ TEST(CliTableTest, EveryCommandHasHelpAndASynopsisStartingWithItsName) {
   EXPECT_EQ(
       t.Names(),
       "submit jobs tasks job wait watch cancel logs agents agent cordon drain uncordon plan "
-      "explain policy network sites cluster tenants tenant audit violations token version metrics "
+      "explain policy network sites cluster tenants tenant audit violations datasets dataset token "
+      "version metrics "
       "completion help");
   for (const Command& c : t.all()) {
     EXPECT_EQ(c.help.rfind(c.name + " ", 0), 0u) << c.name << ": " << c.help;

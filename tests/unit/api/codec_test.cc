@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "portolan/codec/codec.h"
 
 #include <gtest/gtest.h>
@@ -72,6 +73,9 @@ void ExpectSameAsProtobuf(const google::protobuf::Message& m, bool byte_exact = 
   diff.ReportDifferencesToString(&why);
   EXPECT_TRUE(diff.Compare(*back, m)) << why << fast;
   EXPECT_EQ(codec::ToJson(m), fast);
+  // Pretty output (the CLI's -o json): protobuf's layout, from the direct
+  // printer, so maps keep their key order there too.
+  if (byte_exact) EXPECT_EQ(codec::ToJson(m, true), codec::internal::ProtobufJson(m, true));
 }
 
 TEST(CodecTest, DirectJsonPrinterMatchesProtobuf) {

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // rest::Server: the HTTP parser's refusals through ServeBytes (the same code
 // a connection runs), and the connection-level limits over real loopback
 // sockets with short timeouts.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The console's routes on a rest::Server with authentication on: the page
 // and its files are served without a token, from the binary, with the
 // security headers and ETag revalidation; anything else of /ui/ is a 404.

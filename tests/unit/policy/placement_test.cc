@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Framework tests: site-level then agent-level plugins, counts per reason,
 // weights, explanations, unschedulable detection.
 #include "portolan/placement/placement.h"

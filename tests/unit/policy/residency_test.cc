@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The residency engine over the default policy (deploy/policy/default.yaml),
 // scenario by scenario from ../shared/reference/regulations.md (revised
 // 2026-12-01). Every row names the reference line it encodes ("§1 row 6" is

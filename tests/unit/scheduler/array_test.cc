@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Job arrays in the core: tasks made a window at a time under the array's
 // parallelism, the array job's state and counts, cancel of all, the task
 // listing, a task's own restart policy, recovery.

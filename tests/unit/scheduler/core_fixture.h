@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 
 // The fixture of the core's unit tests (core_test.cc, workload_test.cc): a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The etcd store, its client and leader election against real etcd
 // processes on loopback (tests/support/etcd_cluster.h).
 

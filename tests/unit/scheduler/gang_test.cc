@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Gangs in the core: all members placed at once or none, kept at one site or
 // within an RTT bound, failing and restarting whole; what a waiting gang says.
 #include <gtest/gtest.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Priority preemption in the core: which running jobs a waiting job of higher
 // priority stops, how they stop (SIGTERM, grace, SIGKILL on the agent) and
 // that they are requeued; what `plan` says; that residency still holds.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Policy what-if through the core: what each kind of change reports, the
 // limits, and fidelity (a simulated decision is the decision `plan` gives on
 // the same state under the same policy).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include <gtest/gtest.h>
 
 #include <sqlite3.h>
@@ -369,11 +370,13 @@ TEST(SqliteStoreTest, Schema4RebuildsTheLedgerPerOriginFromTheAuditTrail) {
       ASSERT_TRUE((*s)->AppendAudit(a).ok());
     }
   }
-  // Back to schema 3 as an earlier version left it: per-destination rows.
+  // Back to schema 3 as an earlier version left it: per-destination rows,
+  // and no table of a later schema.
   {
     sqlite3* db = nullptr;
     ASSERT_EQ(sqlite3_open((dir + "/portolan.db").c_str(), &db), SQLITE_OK);
     const char* sql =
+        "DROP TABLE dataset_versions;"
         "DROP TABLE ledger;"
         "CREATE TABLE ledger (tenant TEXT NOT NULL, year INTEGER NOT NULL, jurisdiction TEXT NOT "
         "NULL, data BLOB NOT NULL, PRIMARY KEY (tenant, year, jurisdiction));"

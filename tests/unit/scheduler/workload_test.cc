@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Workload management in the core: dependencies between jobs, tenant quotas
 // (tenant-wide and per site) and fair-share weights.
 #include <gtest/gtest.h>

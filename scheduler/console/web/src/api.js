@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The console's only way to the scheduler: its REST API, with the bearer
 // token the user typed, kept in sessionStorage (this tab only, gone when it
 // closes; never in a URL or a cookie).

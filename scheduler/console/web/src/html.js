@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // JSX-free templates: htm's tagged templates bound to Preact's h().
 import { h } from 'preact';
 import htm from 'htm';

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The Portolan console: a login form, then the views the token's role may
 // use (the REST API decides; the console only hides what would be refused).
 import { render } from 'preact';

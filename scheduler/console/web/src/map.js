@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The map of sites and links: the world outline of world-atlas (bundled, no
 // network), sites at their latitude/longitude, links as great-circle arcs
 // drawn by kind and coloured up/down, labelled with their configured RTT.

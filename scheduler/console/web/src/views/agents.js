@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Agents: the list with cordon/drain/uncordon, and an agent's machine drawn
 // as `portolan agent ID` draws it: packages, NUMA nodes, cores, PUs, GPUs,
 // with the job on each PU.

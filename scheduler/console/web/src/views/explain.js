@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A placement decision (GET /v1/jobs/{id}/explanation, POST /v1/plan) as a
 // table of sites: allowed or not, rule, instrument, RTT, transfer time,
 // agents feasible, and why not.

@@ -1,10 +1,11 @@
+// SPDX-License-Identifier: Apache-2.0
 // Jobs: the list with filters and live updates, and a job's page.
 import { useEffect, useState, useRef } from 'preact/hooks';
 import { api } from '../api.js';
 import { html, fmt, ErrorBox } from '../html.js';
 import { Decision } from './explain.js';
 
-export const STATES = ['queued', 'placed', 'running', 'succeeded', 'failed', 'cancelled', 'lost', 'unschedulable'];
+export const STATES = ['queued', 'placed', 'staging', 'running', 'succeeded', 'failed', 'cancelled', 'lost', 'unschedulable'];
 const ENDED = new Set(['succeeded', 'failed', 'cancelled', 'lost', 'unschedulable']);
 
 export function JobsView({ role, bus }) {

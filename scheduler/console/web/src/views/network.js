@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Map view: sites, links and the RTT matrix; an admin marks links down/up.
 import { useEffect, useState } from 'preact/hooks';
 import { api } from '../api.js';

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Plan: a job pasted or uploaded (YAML or JSON) and its decision, nothing
 // submitted (POST /v1/plan).
 import { useState } from 'preact/hooks';

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Policy: versions with who, when and what changed; validation of a
 // candidate policy with every problem; the what-if of a candidate.
 import { useEffect, useState } from 'preact/hooks';

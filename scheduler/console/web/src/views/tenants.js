@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Tenants (instruments, expiry highlighted) and the audit trail (admins).
 import { useEffect, useState } from 'preact/hooks';
 import { api } from '../api.js';
