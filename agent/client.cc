@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "portolan/agent/client.h"
 
+#include <filesystem>
 #include <random>
 
 #include "absl/strings/str_cat.h"
@@ -33,7 +34,12 @@ AgentClient::AgentClient(asio::io_context& io, AgentOptions options, v1::Topolog
       [this](const v1::JobUpdate& u) { asio::post(io_, [this, u] { QueueUpdate(u); }); });
 }
 
-AgentClient::~AgentClient() = default;
+AgentClient::~AgentClient() {
+  for (auto& [key, s] : staging_) {
+    *s.cancel = true;
+    if (s.thread.joinable()) s.thread.join();
+  }
+}
 
 void AgentClient::Start() {
   Connect();
@@ -42,6 +48,11 @@ void AgentClient::Start() {
 
 void AgentClient::Stop() {
   stopped_ = true;
+  for (auto& [key, s] : staging_) {
+    *s.cancel = true;
+    if (s.thread.joinable()) s.thread.join();  // a transfer ends within its I/O timeout
+  }
+  staging_.clear();
   boost::system::error_code ec;
   reconnect_timer_.cancel();
   heartbeat_timer_.cancel();
@@ -146,6 +157,7 @@ void AgentClient::OnConnected() {
   // killed whatever they did not account for.
   reg->set_accounts_for_all_jobs(!options_.executor.records_dir.empty() &&
                                  !options_.executor.job_init.empty());
+  reg->set_data_endpoint(options_.data_endpoint);
   for (const v1::AgentJobStatus& s : executor_->Jobs()) *reg->add_jobs() = s;
   spdlog::info("connected to scheduler {}{}; registering as {} at site {} with {} job(s)",
                scheduler().ToString(), stream_->tls() ? " over TLS" : " (plain TCP)", options_.id,
@@ -217,6 +229,10 @@ void AgentClient::Handle(const v1::Envelope& env) {
       }
       registered_ = true;
       backoff_ = options_.reconnect_min;
+      if (!a.grant_keys().empty()) {
+        absl::MutexLock lock(&keys_mu_);
+        for (const auto& [id, key] : a.grant_keys()) grant_keys_[id] = key;
+      }
       if (a.heartbeat_interval_ms() > 0)
         heartbeat_interval_ = absl::Milliseconds(a.heartbeat_interval_ms());
       spdlog::info(
@@ -232,6 +248,14 @@ void AgentClient::Handle(const v1::Envelope& env) {
     }
     case v1::Envelope::kAssign: {
       const v1::Job& job = env.assign().job();
+      if (env.assign().inputs_size() > 0) {
+        if (!StartStaging(env.assign())) {
+          spdlog::info("Assign for job {} attempt {} is a duplicate; not staging it again",
+                       job.id(), job.attempt());
+        }
+        Send(ack);
+        return;
+      }
       if (!executor_->Start(job)) {
         spdlog::info("Assign for job {} attempt {} is a duplicate; not starting it again", job.id(),
                      job.attempt());
@@ -240,6 +264,10 @@ void AgentClient::Handle(const v1::Envelope& env) {
       return;
     }
     case v1::Envelope::kCancel:
+      if (auto s = staging_.find(absl::StrCat(env.cancel().job_id(), "/", env.cancel().attempt()));
+          s != staging_.end()) {
+        *s->second.cancel = true;  // reported cancelled once the transfer in progress ends
+      }
       executor_->Cancel(env.cancel().job_id(), env.cancel().attempt(), env.cancel().reason(),
                         absl::Milliseconds(env.cancel().grace_ms()));
       Send(ack);
@@ -256,7 +284,10 @@ void AgentClient::Handle(const v1::Envelope& env) {
       auto it = outbox_.find(env.ack().seq());
       if (it != outbox_.end()) {
         const v1::JobUpdate& u = it->second.envelope.job_update();
-        if (u.state() != v1::Job::running) executor_->Forget(u.job_id(), u.attempt());
+        // An ended attempt's last word is stored: its record may go.
+        if (it->second.envelope.has_job_update() && u.state() != v1::Job::running &&
+            u.state() != v1::Job::staging)
+          executor_->Forget(u.job_id(), u.attempt());
         outbox_.erase(it);
       }
       return;
@@ -359,9 +390,29 @@ void AgentClient::Heartbeat() {
 void AgentClient::QueueUpdate(v1::JobUpdate update) {
   if (stopped_) return;
   if (options_.on_update) options_.on_update(update);
+  const v1::Job::State s = update.state();
+  if (s == v1::Job::succeeded || s == v1::Job::failed || s == v1::Job::cancelled ||
+      s == v1::Job::lost) {
+    // The attempt's staged inputs go with it (links to local data only
+    // unlink).
+    const std::string inputs = absl::StrCat(options_.executor.work_root, "/", update.job_id(), "-",
+                                            update.attempt(), "/work/inputs");
+    std::error_code ec;
+    if (std::filesystem::exists(inputs, ec)) {
+      std::thread([inputs] {
+        std::error_code e;
+        std::filesystem::remove_all(inputs, e);
+      }).detach();
+    }
+  }
   v1::Envelope env;
-  env.set_seq(++next_seq_);
   *env.mutable_job_update() = std::move(update);
+  QueueReliable(std::move(env));
+}
+
+void AgentClient::QueueReliable(v1::Envelope env) {
+  if (stopped_) return;
+  env.set_seq(++next_seq_);
   Pending& p = outbox_[env.seq()];
   p.envelope = std::move(env);
   p.last_sent = clock_->Now();

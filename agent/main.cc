@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -30,6 +31,8 @@
 #include "portolan/metrics/http.h"
 #include "portolan/service/notify.h"
 #include "portolan/tls/expiry.h"
+#include "portolan/tls/tls.h"
+#include "portolan/transfer/transfer.h"
 #include "portolan/v1/config.pb.h"
 
 namespace po = boost::program_options;
@@ -64,7 +67,7 @@ constexpr char kProgram[] = "portolan-agent";
 struct Flags {
   std::string config_file, id, site, scheduler_addr, state_dir, synthetic, xml, log_format,
       log_level, cgroup_mode, cgroup_parent, tls_cert, tls_key, tls_ca, metrics_addr, job_uid_range,
-      sandbox_mode, job_init, run_as;
+      sandbox_mode, job_init, run_as, data_dir, data_listen;
   std::vector<std::string> labels, tenant_users, sandbox_read_only, sandbox_hide;
   uint32_t job_pids_max = 4096;
   uint32_t memory_slack_percent = 0;
@@ -101,6 +104,8 @@ po::options_description Describe(Flags& f) {
       ("stop-jobs-on-exit", "on SIGTERM/SIGINT stop the running jobs too (SIGTERM, SIGKILL after --kill-grace-ms); by default they keep running and the next agent process re-adopts them")
 ("kill-grace-ms", po::value(&f.kill_grace_ms)->default_value(10000), "SIGTERM to SIGKILL grace period for timeouts and cancels")
 ("reconnect-max-ms", po::value(&f.reconnect_max_ms)->default_value(10000), "longest wait between reconnection attempts (backoff starts at 200 ms and doubles)")
+      ("data-dir", po::value(&f.data_dir), "the datasets at this agent's site live under this directory (a registered dataset's location.path is relative to it); jobs' inputs are linked from or served out of it")
+      ("data-listen", po::value(&f.data_listen), "host:port of this agent's data endpoint, where agents at other sites pull datasets under transfer grants (mutual TLS with --tls-*); told to the scheduler as given")
       ("tls-cert", po::value(&f.tls_cert), "this agent's certificate (PEM, CN = agent id, OU = site), from the CA the scheduler trusts; see deploy/dev-ca.sh")
       ("tls-key", po::value(&f.tls_key), "private key of --tls-cert (PEM)")
       ("tls-ca", po::value(&f.tls_ca), "CA certificate (PEM) that signed the scheduler's certificate")
@@ -403,6 +408,39 @@ absl::Status RecoverEarlierAttempts(agent::AgentClient& client) {
   return absl::OkStatus();
 }
 
+// The data endpoint (--data-listen) serving --data-dir to agents at other
+// sites under transfer grants; null without --data-listen. Sets
+// opts.data_endpoint to the address it listens on.
+absl::StatusOr<std::unique_ptr<transfer::DataServer>> StartDataServer(
+    const Flags& f, agent::AgentOptions& opts, std::atomic<agent::AgentClient*>& client) {
+  opts.data_dir = f.data_dir.empty() ? "" : std::filesystem::absolute(f.data_dir).string();
+  if (f.data_listen.empty()) return nullptr;
+  if (f.data_dir.empty() || f.tls_cert.empty() || f.tls_key.empty() || f.tls_ca.empty()) {
+    return absl::InvalidArgumentError(
+        "--data-listen needs --data-dir and --tls-cert, --tls-key, --tls-ca: agents pull data "
+        "from each other over mutual TLS only");
+  }
+  auto ctx = tls::MakeServerContext({f.tls_cert, f.tls_key, f.tls_ca});
+  if (!ctx.ok()) return ctx.status();
+  transfer::ServerOptions so;
+  so.site = f.site;
+  so.data_dir = opts.data_dir;
+  so.keys = [&client] {
+    agent::AgentClient* c = client.load();
+    return c != nullptr ? c->GrantKeys() : grant::PublicKeys{};
+  };
+  so.on_served = [&client](const v1::ServedTransfer& t) {
+    if (agent::AgentClient* c = client.load()) c->ReportServed(t);
+  };
+  auto server = transfer::DataServer::Start(f.data_listen, *ctx, so);
+  if (!server.ok()) return server.status();
+  auto hp = base::ParseHostPort(f.data_listen);
+  opts.data_endpoint = absl::StrCat(hp->host, ":", (*server)->port());
+  spdlog::info("data endpoint {} serving {} to agents at other sites under transfer grants",
+               opts.data_endpoint, opts.data_dir);
+  return server;
+}
+
 // Runs the agent until SIGTERM/SIGINT, or until the scheduler refuses it
 // (exit status 3); returns the exit status.
 int Serve(const Flags& f, agent::AgentOptions opts, const v1::Topology& topology,
@@ -412,11 +450,26 @@ int Serve(const Flags& f, agent::AgentOptions opts, const v1::Topology& topology
   opts.on_update = agent_metrics.OnUpdate();
   boost::asio::io_context io;
   int exit_code = 0;
+  // The data endpoint first (its port, when chosen by the system, is told to
+  // the scheduler); it reaches the client once that exists.
+  std::atomic<agent::AgentClient*> client_ptr{nullptr};
+  auto data_server = StartDataServer(f, opts, client_ptr);
+  if (!data_server.ok()) return daemon::Fail(kProgram, std::string(data_server.status().message()));
   agent::AgentClient client(io, opts, topology, [&](const std::string& reason) {
     exit_code = 3;
     client.Stop();
     io.stop();
   });
+  client_ptr = &client;
+  // The data endpoint stops (waiting for its transfers) before the client
+  // they report to goes.
+  struct StopFirst {
+    std::function<void()> stop;
+    ~StopFirst() { stop(); }
+  } stop_data{[&] {
+    client_ptr = nullptr;
+    if (data_server.ok()) data_server->reset();
+  }};
   registry.OnScrape([&] { agent_metrics.Refresh(client); });
   tls::AddCertificateExpiryMetric(registry, {{"agent_rpc", f.tls_cert}});
   std::unique_ptr<metrics::HttpServer> metrics_server;

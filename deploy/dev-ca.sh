@@ -100,10 +100,12 @@ subjectAltName=$san"
     fi
     check_name "$1" "agent id"
     check_name "$2" "site"
+    # clientAuth for the scheduler's agent port; serverAuth for its own data
+    # endpoint, where other agents pull datasets from it (docs/datasets.md).
     issue "agent-$1" "/O=Portolan/OU=$2/CN=$1" \
       "basicConstraints=CA:FALSE
 keyUsage=critical,digitalSignature
-extendedKeyUsage=clientAuth"
+extendedKeyUsage=clientAuth,serverAuth"
     ;;
   *)
     echo "dev-ca.sh: unknown command '$cmd' (init, scheduler, agent)" >&2

@@ -11,11 +11,7 @@
 #include "portolan/topology/allocator.h"
 
 namespace portolan::scheduler {
-namespace {
-
-bool HoldsResources(v1::Job::State s) { return s == v1::Job::placed || s == v1::Job::running; }
-
-}  // namespace
+namespace {}  // namespace
 
 void Core::CommitRecovered(AgentRec& rec, v1::Job& job) {
   if (!rec.topo) return;
@@ -87,6 +83,7 @@ bool Core::OnRegister(const v1::Register& reg, std::shared_ptr<AgentLink> link,
   a.set_session_id(base::NewId("session"));
   RebuildTopology(rec, reg.topology());
   rec.link = std::move(link);
+  rec.data_endpoint = reg.data_endpoint();
   rec.last_seen = now;
   rec.confirm_by = absl::InfiniteFuture();  // it answers again; `stopping` still awaits its word
 
@@ -94,6 +91,7 @@ bool Core::OnRegister(const v1::Register& reg, std::shared_ptr<AgentLink> link,
   ack->set_session_id(a.session_id());
   ack->set_heartbeat_interval_ms(
       static_cast<uint32_t>(absl::ToInt64Milliseconds(options_.heartbeat_interval)));
+  if (signer_ != nullptr) (*ack->mutable_grant_keys())[signer_->key_id()] = signer_->public_key();
   rec.link->Send(ack_env);
   if (policy_ != nullptr && policy_->compiled->FindSite(a.site()) == nullptr) {
     spdlog::warn(
@@ -120,7 +118,8 @@ bool Core::OnRegister(const v1::Register& reg, std::shared_ptr<AgentLink> link,
     v1::Job& job = jobs_.Live(id);
     auto r = reported.find(id);
     if (r != reported.end() && r->second->attempt() == job.attempt()) {
-      if (r->second->state() == v1::Job::running && job.state() == v1::Job::placed) {
+      if (r->second->state() == v1::Job::running &&
+          (job.state() == v1::Job::placed || job.state() == v1::Job::staging)) {
         Transition(job, v1::Job::running,
                    absl::StrCat("running on agent ", a.id(), " (reported at registration)"));
       }
@@ -132,9 +131,10 @@ bool Core::OnRegister(const v1::Register& reg, std::shared_ptr<AgentLink> link,
       if (p.envelope.has_assign() && p.envelope.assign().job().id() == id) assign_pending = true;
     }
     if (assign_pending) continue;
-    if (job.state() == v1::Job::placed && !job.cancel_requested()) {
+    if ((job.state() == v1::Job::placed || job.state() == v1::Job::staging) &&
+        !job.cancel_requested()) {
       // Placed before a scheduler restart; the Assign may never have arrived.
-      agents_.SendReliable(rec, AssignOf(job), clock_->Now());
+      agents_.SendReliable(rec, AssignWithInputs(job, nullptr), clock_->Now());
       continue;
     }
     EndAttempt(job, job.cancel_requested() ? v1::Job::cancelled : v1::Job::lost,
@@ -203,8 +203,18 @@ void Core::ApplyUpdate(AgentRec& rec, const v1::JobUpdate& u) {
     }
   }
   switch (u.state()) {
-    case v1::Job::running:
+    case v1::Job::staging:
+      // Its inputs on their way (bytes, rate); stored with the job.
+      *job.mutable_inputs() = u.inputs();
       if (job.state() == v1::Job::placed) {
+        Transition(job, v1::Job::staging, u.message().empty() ? "staging inputs" : u.message());
+      } else if (job.state() == v1::Job::staging) {
+        Persist(job).IgnoreError();  // progress: the next write or restart carries it anyway
+      }
+      return;
+    case v1::Job::running:
+      if (u.inputs_size() > 0) *job.mutable_inputs() = u.inputs();
+      if (job.state() == v1::Job::placed || job.state() == v1::Job::staging) {
         Transition(job, v1::Job::running, u.message().empty() ? "started" : u.message());
       }
       return;
@@ -360,6 +370,10 @@ void Core::OnMessageLocked(const std::string& agent_id, const AgentLink* link,
     case v1::Envelope::kAck:
       rec.outbox.erase(env.ack().seq());
       break;
+    case v1::Envelope::kTransferReport:
+      AuditServed(rec, env.transfer_report());
+      rec.link->Send(ack);
+      break;
     default:
       spdlog::warn("agent {} sent an unexpected {} message; ignored", agent_id,
                    env.GetDescriptor()->FindFieldByNumber(env.body_case())->name());
@@ -470,8 +484,7 @@ void Core::Tick() {
   // Violations of jobs that ended are dropped.
   for (auto it = violations_.begin(); it != violations_.end();) {
     const JobTable::Rec* j = jobs_.Find(it->first);
-    const bool active =
-        j != nullptr && (j->state() == v1::Job::placed || j->state() == v1::Job::running);
+    const bool active = j != nullptr && HoldsResources(j->state());
     it = active ? std::next(it) : violations_.erase(it);
   }
   jobs_.DropEnded();

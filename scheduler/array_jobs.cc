@@ -89,7 +89,7 @@ void Core::UpdateArray(ArrayTable::Array& a) {
   v1::Job::State to;
   if (live == 0 && (a.pending() == 0 || a.cancelled)) {
     to = ok == a.count ? v1::Job::succeeded : a.cancelled ? v1::Job::cancelled : v1::Job::failed;
-  } else if (a.Count(v1::Job::placed) + a.Count(v1::Job::running) > 0) {
+  } else if (a.Count(v1::Job::placed) + a.Count(v1::Job::staging) + a.Count(v1::Job::running) > 0) {
     to = v1::Job::running;
   } else {
     to = v1::Job::queued;

@@ -34,8 +34,6 @@ std::string SpecDifference(const v1::Job& a, const v1::Job& b) {
   return "";
 }
 
-bool HoldsResources(v1::Job::State s) { return s == v1::Job::placed || s == v1::Job::running; }
-
 }  // namespace
 
 bool Core::has_policy() {
@@ -54,6 +52,7 @@ absl::Status Core::Recover() {
   auto tenants = store_->LoadTenants();
   if (!tenants.ok()) return tenants.status();
   if (absl::Status st = datasets_.Load(); !st.ok()) return st;
+  if (absl::Status st = LoadGrantKey(); !st.ok()) return st;
   auto ledger = store_->LoadLedger();
   if (!ledger.ok()) return ledger.status();
   auto versions = store_->LoadPolicyVersions();

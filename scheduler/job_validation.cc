@@ -11,6 +11,10 @@
 
 namespace portolan::scheduler {
 
+bool HoldsResources(v1::Job::State s) {
+  return s == v1::Job::placed || s == v1::Job::staging || s == v1::Job::running;
+}
+
 bool IsTerminal(v1::Job::State s) {
   return s == v1::Job::succeeded || s == v1::Job::failed || s == v1::Job::cancelled ||
          s == v1::Job::lost || s == v1::Job::unschedulable;

@@ -44,9 +44,7 @@ namespace po = boost::program_options;
 using namespace portolan;
 
 namespace {
-
 constexpr char kProgram[] = "portolan-scheduler";
-
 int Fail(const std::string& msg) { return daemon::Fail(kProgram, msg); }
 int Fail(const absl::Status& st) { return Fail(std::string(st.message())); }
 
@@ -54,7 +52,7 @@ int Fail(const absl::Status& st) { return Fail(std::string(st.message())); }
 // docs/operations.md.
 struct Flags {
   std::string clock_start, rest_addr, rpc_addr, state_dir, ports_file, log_format, log_level,
-      policy_file, tokens_file, tls_cert, tls_key, tls_ca, https_cert, https_key;
+      policy_file, tokens_file, tls_cert, tls_key, tls_ca, https_cert, https_key, grant_key;
   double rate_rps = 200, rate_burst = 400, preempt_grace_s = 30;
   int64_t heartbeat_ms = 0, ttl_ms = 0, resend_ms = 0, tick_ms = 0, register_timeout_ms = 0,
           backoff_ms = 0, backoff_max_ms = 0;
@@ -113,6 +111,7 @@ po::options_description Describe(Flags& f) {
       ("restart-backoff-ms", po::value(&f.backoff_ms)->default_value(1000), "first retry of a failed or lost job waits this long, doubling per attempt")
       ("restart-backoff-max-ms", po::value(&f.backoff_max_ms)->default_value(60000), "longest restart backoff")
       ("preempt-grace-s", po::value(&f.preempt_grace_s)->default_value(30), "a job preempted by a higher-priority one gets SIGTERM, this long to stop, then SIGKILL; it is requeued")
+      ("grant-key", po::value(&f.grant_key), "Ed25519 private key (PEM) signing transfer grants; default <state-dir>/grant-key.pem, made on first start (HA: give every member the same file)")
       ("register-timeout-ms", po::value(&f.register_timeout_ms)->default_value(10000), "close agent connections that send no Register within this time")
       ("max-frame-bytes", po::value(&f.max_frame)->default_value(4u << 20), "largest agent RPC frame accepted")
       ("max-body-bytes", po::value(&f.max_body)->default_value(1u << 20), "largest REST request body accepted (413 above)")
@@ -441,6 +440,7 @@ int Serve(const Flags& f, const sigset_t& signals, auth::TokenStore& tokens,
   copts.restart_backoff = absl::Milliseconds(std::max<int64_t>(0, f.backoff_ms));
   copts.restart_backoff_max = absl::Milliseconds(std::max(f.backoff_ms, f.backoff_max_ms));
   copts.preempt_grace = absl::Seconds(std::max(0.0, f.preempt_grace_s));
+  copts.grant_key = f.grant_key.empty() ? f.state_dir + "/grant-key.pem" : f.grant_key;
   // Declared before the core: the core holds agent sessions (and their
   // sockets), which must be destroyed while the io_context still exists.
   boost::asio::io_context io;

@@ -339,7 +339,7 @@ bool Core::CommitPlacement(v1::Job& job, const v1::Decision& d, const PolicyStat
              absl::StrCat("placed on agent ", d.placement().agent(), " at site ",
                           d.placement().site(), " (score ", d.placement().score(), ", policy ",
                           policy.meta.version(), basis, ")"));
-  agents_.SendReliable(rec, AssignOf(job), clock_->Now());
+  agents_.SendReliable(rec, AssignWithInputs(job, &d), clock_->Now());
   return true;
 }
 

@@ -340,7 +340,10 @@ class Tally {
   double cost_base_ = 0, cost_cand_ = 0;
 };
 
-bool Holds(const Job& job) { return job.state == v1::Job::placed || job.state == v1::Job::running; }
+bool Holds(const Job& job) {
+  return job.state == v1::Job::placed || job.state == v1::Job::staging ||
+         job.state == v1::Job::running;
+}
 
 // Lowers the calling thread's priority as `options` say; threads it starts
 // afterwards inherit it (the policy and the nice value are per thread on Linux).

@@ -156,13 +156,14 @@ TEST(DurabilityIT, AgentLossFollowsEachJobsRestartPolicy) {
 }
 
 // (c) The scheduler stops while agents run jobs; after a restart they finish.
+// The job outlives a stop and start under ASan on a loaded machine (6 s).
 TEST(DurabilityIT, JobsRunningAcrossASchedulerRestartFinish) {
   Cluster c;
   c.StartScheduler(0, kFast);
   const uint16_t rpc = c.rpc_port();
   c.StartAgent("a1", "lingang-idc-1");
   auto job = c.client().Submit(
-      Spec("{command: [/bin/sh, -c, 'sleep 2; echo done'], resources: {cpus: 1, memory_mb: 16}}"));
+      Spec("{command: [/bin/sh, -c, 'sleep 6; echo done'], resources: {cpus: 1, memory_mb: 16}}"));
   ASSERT_TRUE(WaitFor([&] { return c.client().GetJob(job->id())->state() == v1::Job::running; },
                       seconds(20)));
   c.StopScheduler();

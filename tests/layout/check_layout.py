@@ -56,6 +56,7 @@ MODULES = {
     "agent": "agent",
     "agent/discovery": "discovery",
     "agent/executor": "executor",
+    "agent/transfer": "transfer",
 }
 # Binaries: (file, the modules it may use = those its executable links).
 BINARIES = {

@@ -3,10 +3,9 @@
 
 // A certificate authority in memory (OpenSSL, ECDSA P-256) for tests and
 // benchmarks: it issues the certificate shapes deploy/dev-ca.sh issues
-// (an agent: CN = id, OU = site, clientAuth; the scheduler: serverAuth for
-// localhost and 127.0.0.1), as PEM files or straight into a client context,
-// so 10,000 emulated agents need no 20,000 files. Header-only; not
-// thread-safe (one per thread).
+// (an agent: CN = id, OU = site, clientAuth and serverAuth (its data endpoint); the scheduler:
+// serverAuth for localhost and 127.0.0.1), as PEM files or straight into a client context, so
+// 10,000 emulated agents need no 20,000 files. Header-only; not thread-safe (one per thread).
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -101,7 +100,7 @@ class TestCa {
     return Issue({{"O", "Portolan"}, {"OU", site}, {"CN", id}},
                  {{NID_basic_constraints, "CA:FALSE"},
                   {NID_key_usage, "critical,digitalSignature"},
-                  {NID_ext_key_usage, "clientAuth"}},
+                  {NID_ext_key_usage, "clientAuth,serverAuth"}},
                  days);
   }
 

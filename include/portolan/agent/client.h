@@ -3,6 +3,7 @@
 
 #include <utility>  // Boost 1.74 asio needs std::exchange under C++20
 
+#include <atomic>
 #include <boost/asio.hpp>
 #include <chrono>
 #include <deque>
@@ -10,12 +11,16 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "portolan/base/clock.h"
 #include "portolan/base/strings.h"
 #include "portolan/executor/executor.h"
+#include "portolan/grant/grant.h"
 #include "portolan/tls/tls.h"
 #include "portolan/v1/wire.pb.h"
 #include "portolan/wire/frame.h"
@@ -45,6 +50,11 @@ struct AgentOptions {
   std::shared_ptr<boost::asio::ssl::context> tls;
   // Observes every job update the agent reports (on the io thread).
   std::function<void(const v1::JobUpdate&)> on_update;
+  // Data staging (docs/datasets.md): the datasets at this agent's site
+  // (--data-dir), and where this agent serves them to others (host:port,
+  // told to the scheduler; "" serves none).
+  std::string data_dir;
+  std::string data_endpoint;
 };
 
 // The agent's side of the protocol: connects out to the scheduler, registers
@@ -76,6 +86,13 @@ class AgentClient {
   const executor::Executor* executor() const { return executor_.get(); }  // null once stopped
   const v1::Topology& topology() const { return topology_; }
 
+  // Data staging (staging.cc). Any thread: a transfer this agent served or
+  // refused as a source, reported to the scheduler for the audit.
+  void ReportServed(const v1::ServedTransfer& transfer);
+  // Any thread: the scheduler's grant keys this agent was given (every key
+  // seen since start, so grants of an earlier leader still verify).
+  grant::PublicKeys GrantKeys() const;
+
  private:
   void Connect();
   void ScheduleReconnect(const std::string& why);
@@ -94,6 +111,12 @@ class AgentClient {
   void Heartbeat();
   void ResendTick();
   void QueueUpdate(v1::JobUpdate update);
+  void QueueReliable(v1::Envelope env);
+  // An Assign with inputs: pulled (or linked) on a thread of its own, then
+  // started with PORTOLAN_INPUTS; false for a duplicate.
+  bool StartStaging(const v1::Assign& assign);
+  void FinishStaging(const std::string& key, v1::Job job, const std::string& dir,
+                     const absl::Status& status, std::vector<v1::StagedInput> inputs);
 
   boost::asio::io_context& io_;
   base::Clock* const clock_;
@@ -127,7 +150,14 @@ class AgentClient {
     v1::Envelope envelope;
     absl::Time last_sent;
   };
-  std::map<uint64_t, Pending> outbox_;  // unacknowledged JobUpdates
+  std::map<uint64_t, Pending> outbox_;  // unacknowledged JobUpdates and TransferReports
+  struct Staging {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> cancel = std::make_shared<std::atomic<bool>>(false);
+  };
+  std::map<std::string, Staging> staging_;  // by "job/attempt"; io thread only
+  mutable absl::Mutex keys_mu_;
+  grant::PublicKeys grant_keys_ ABSL_GUARDED_BY(keys_mu_);
 };
 
 }  // namespace portolan::agent

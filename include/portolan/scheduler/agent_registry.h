@@ -56,6 +56,8 @@ struct AgentRecord {
   // duplicate update never costs a store read on the RPC path.
   std::map<std::string, std::set<uint32_t>> unconfirmed;
   absl::Time confirm_by = absl::InfiniteFuture();
+  // host:port where it serves datasets to other agents ("" none).
+  std::string data_endpoint;
 };
 
 // `into` += `sign` × `r`, field by field (cpus, memory, gpus).

@@ -18,6 +18,7 @@
 #include "absl/time/time.h"
 #include "portolan/base/clock.h"
 #include "portolan/datasets/registry.h"
+#include "portolan/grant/grant.h"
 #include "portolan/placement/placement.h"
 #include "portolan/policy/policy.h"
 #include "portolan/scheduler/agent_registry.h"
@@ -75,6 +76,12 @@ struct CoreOptions {
   // times (distinct decision classes) waits for the next pass; other
   // tenants' jobs are still tried.
   int max_capacity_misses = 64;
+  // The Ed25519 key (PEM) that signs transfer grants; Recover loads it, or
+  // makes it (mode 0600) when the file is missing. Empty: no grants, so no
+  // dataset is staged between sites (tests).
+  std::string grant_key;
+  // How long a grant is valid when the policy does not say (grant_ttl_s).
+  absl::Duration grant_ttl = absl::Hours(1);
 };
 
 // The policy in force: compiled rules and network, the plugins it enables,
@@ -345,6 +352,17 @@ class Core {
   bool CommitPlacement(v1::Job& job, const v1::Decision& d, const PolicyState& policy)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ApplyUpdate(AgentRec& rec, const v1::JobUpdate& update) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // staging.cc: the Assign of a placed job with its inputs (StageSource):
+  // where each registered dataset lives and, for data at another site, a
+  // signed transfer grant (audited) and the data endpoints of that site's
+  // agents. `d`, when given, is the placement's decision (its compliance).
+  v1::Envelope AssignWithInputs(v1::Job& job, const v1::Decision* d)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Reads (or makes) options_.grant_key into signer_ (Recover).
+  absl::Status LoadGrantKey();
+  // A source agent's account of what it served or refused: audit rows.
+  void AuditServed(AgentRec& rec, const v1::TransferReport& report)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MarkLost(AgentRec& rec, const std::string& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void StoreLogs(const v1::LogTail& tail) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // An agent reported how an attempt ended that the scheduler had already
@@ -443,7 +461,8 @@ class Core {
   store::Store* const store_;
   base::Clock* const clock_;
   const placement::Registry* const registry_;
-  datasets::Registry datasets_;  // its own lock; never taken while holding mu_
+  datasets::Registry datasets_;            // its own lock; never taken while holding mu_
+  std::unique_ptr<grant::Signer> signer_;  // set by Recover; immutable after
 
   absl::Mutex mu_;
   // Every job and its indexes (queue, submit order, counts, idempotency keys).
@@ -508,6 +527,8 @@ absl::Status ValidateTenantProfile(const v1::Tenant& tenant, const policy::Compi
 absl::Status ValidateAndDefault(v1::Job& job);
 
 bool IsTerminal(v1::Job::State state);
+// Placed, staging or running: the job holds its allocation.
+bool HoldsResources(v1::Job::State state);
 std::string StateName(v1::Job::State state);
 
 }  // namespace portolan::scheduler
