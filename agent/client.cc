@@ -39,6 +39,9 @@ AgentClient::~AgentClient() {
     *s.cancel = true;
     if (s.thread.joinable()) s.thread.join();
   }
+  for (auto& [key, t] : keeping_) {
+    if (t.joinable()) t.join();
+  }
 }
 
 void AgentClient::Start() {
@@ -248,6 +251,7 @@ void AgentClient::Handle(const v1::Envelope& env) {
     }
     case v1::Envelope::kAssign: {
       const v1::Job& job = env.assign().job();
+      RecordOutputs(env.assign());
       if (env.assign().inputs_size() > 0) {
         if (!StartStaging(env.assign())) {
           spdlog::info("Assign for job {} attempt {} is a duplicate; not staging it again",
@@ -389,6 +393,8 @@ void AgentClient::Heartbeat() {
 
 void AgentClient::QueueUpdate(v1::JobUpdate update) {
   if (stopped_) return;
+  if (update.state() == v1::Job::succeeded && update.outputs().empty() && KeepOutputs(update))
+    return;  // queued again once its outputs are kept
   if (options_.on_update) options_.on_update(update);
   const v1::Job::State s = update.state();
   if (s == v1::Job::succeeded || s == v1::Job::failed || s == v1::Job::cancelled ||

@@ -5,11 +5,15 @@
 // <attempt>/work/inputs/<dataset>, with progress reported as state staging;
 // then the job starts with PORTOLAN_INPUTS pointing there. The staged copies
 // are removed when the attempt ends.
+#include <unistd.h>
+
 #include <filesystem>
+#include <fstream>
 
 #include "absl/strings/str_cat.h"
 #include "portolan/agent/client.h"
 #include "portolan/base/log.h"
+#include "portolan/base/strings.h"
 #include "portolan/transfer/transfer.h"
 
 namespace portolan::agent {
@@ -21,6 +25,54 @@ struct Outcome {
   absl::Status status;
   std::vector<v1::StagedInput> inputs;
 };
+
+// Staged copies the policy lets a site keep (datasets.cache_sites), under
+// --data-dir: <dataset>/v<version>/data, the agent's alone (0700).
+constexpr char kCacheDir[] = ".portolan-cache";
+
+// A copy of the tree `from` at `to` (made; its parent exists): hard links
+// where `from` and `to` share a file system, else copies.
+absl::Status CopyTree(const fs::path& from, const fs::path& to) {
+  std::error_code ec;
+  fs::copy(from, to, fs::copy_options::recursive | fs::copy_options::create_hard_links, ec);
+  if (ec) {
+    fs::remove_all(to, ec);
+    fs::copy(from, to, fs::copy_options::recursive, ec);
+  }
+  if (ec) {
+    fs::remove_all(to);
+    return absl::InternalError(
+        absl::StrCat("cannot copy ", from.string(), " to ", to.string(), ": ", ec.message()));
+  }
+  return absl::OkStatus();
+}
+
+// Keeps a pulled copy as `entry` for later jobs at this site, replacing the
+// dataset's older versions. Made aside and renamed into place, so a
+// concurrent stage of the same version sees all of it or none; a failure
+// only costs the next job a pull.
+void KeepInCache(const fs::path& pulled, const fs::path& entry) {
+  std::error_code ec;
+  const fs::path dataset_dir = entry.parent_path();
+  fs::create_directories(dataset_dir, ec);
+  fs::permissions(dataset_dir.parent_path(), fs::perms::owner_all, ec);
+  const fs::path aside = dataset_dir / absl::StrCat(".new-", base::NewId("c"));
+  fs::create_directories(aside, ec);
+  if (ec || !CopyTree(pulled, aside / "data").ok()) {
+    fs::remove_all(aside, ec);
+    return;
+  }
+  fs::rename(aside, entry, ec);
+  if (ec) {  // another stage of this version was first
+    fs::remove_all(aside, ec);
+    return;
+  }
+  for (const auto& old : fs::directory_iterator(dataset_dir, ec)) {
+    if (old.path() != entry && old.path().filename().string().rfind("v", 0) == 0)
+      fs::remove_all(old.path(), ec);
+  }
+  spdlog::info("kept a staged copy of {} in the site's cache", entry.string());
+}
 
 // One input, linked or pulled; `report` is called with progress.
 absl::Status StageOne(const v1::StageSource& src, const std::string& data_dir,
@@ -44,30 +96,49 @@ absl::Status StageOne(const v1::StageSource& src, const std::string& data_dir,
     si.set_done(true);
     return absl::OkStatus();
   }
+  const fs::path dest = fs::path(into) / src.dataset();
+  const bool cache = src.cache() && !data_dir.empty();
+  const fs::path cached =
+      fs::path(data_dir) / kCacheDir / src.dataset() / absl::StrCat("v", src.version());
+  std::error_code ec;
+  if (cache && fs::is_directory(cached, ec)) {
+    // Pulled for an earlier job at this site: a local copy (hard links where
+    // the file system allows), nothing crosses the border again.
+    if (absl::Status st = CopyTree(cached / "data", dest); !st.ok()) return st;
+    auto digest = transfer::DigestTree(dest.string());
+    if (!digest.ok()) return digest.status();
+    si.set_cached(true);
+    si.set_bytes_done(digest->bytes);
+    si.set_bytes_total(digest->bytes);
+    si.set_sha256(digest->sha256);
+    si.set_done(true);
+    return absl::OkStatus();
+  }
   if (tls == nullptr)
     return absl::FailedPreconditionError(
         "pulling data needs mutual TLS (--tls-cert, --tls-key, --tls-ca)");
   const auto started = std::chrono::steady_clock::now();
   auto last = started;
-  auto r = transfer::Pull(src, (fs::path(into) / src.dataset()).string(), *tls,
-                          [&](uint64_t done, uint64_t total) {
-                            si.set_bytes_done(done);
-                            si.set_bytes_total(total);
-                            const auto now = std::chrono::steady_clock::now();
-                            const double s = std::chrono::duration<double>(now - started).count();
-                            if (s > 0) si.set_rate_mbps(done * 8.0 / 1e6 / s);
-                            if (now - last >= std::chrono::milliseconds(500)) {
-                              last = now;
-                              report();
-                            }
-                          });
+  auto r = transfer::Pull(src, dest.string(), *tls, [&](uint64_t done, uint64_t total) {
+    si.set_bytes_done(done);
+    si.set_bytes_total(total);
+    const auto now = std::chrono::steady_clock::now();
+    const double s = std::chrono::duration<double>(now - started).count();
+    if (s > 0) si.set_rate_mbps(done * 8.0 / 1e6 / s);
+    if (now - last >= std::chrono::milliseconds(500)) {
+      last = now;
+      report();
+    }
+  });
   if (!r.ok()) return r.status();
   si.set_from_agent(r->from_agent);
   si.set_bytes_done(r->bytes);
   si.set_bytes_total(r->bytes);
   si.set_sha256(r->sha256);
+  si.set_seconds(r->seconds);
   if (r->seconds > 0) si.set_rate_mbps(r->bytes * 8.0 / 1e6 / r->seconds);
   si.set_done(true);
+  if (cache) KeepInCache(dest, cached);
   return absl::OkStatus();
 }
 
@@ -87,7 +158,118 @@ absl::Status OpenToTheJob(const std::string& dir) {
   return absl::OkStatus();
 }
 
+// Moves one output from the attempt to --data-dir and measures it.
+v1::ProducedOutput KeepOne(const v1::OutputTarget& t, const fs::path& outputs,
+                           const std::string& data_dir) {
+  v1::ProducedOutput out;
+  out.set_dataset(t.dataset());
+  out.set_store_path(t.store_path());
+  if (data_dir.empty()) {
+    out.set_error("the agent has no --data-dir to keep outputs in");
+    return out;
+  }
+  const fs::path from = outputs / t.path();
+  const fs::path to = fs::path(data_dir) / t.store_path();
+  std::error_code ec;
+  if (fs::exists(from, ec)) {
+    // What the job left: regular files and directories only.
+    for (auto it = fs::recursive_directory_iterator(from, ec);
+         !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+      if (it->is_symlink() || (!it->is_regular_file() && !it->is_directory()))
+        fs::remove(it->path(), ec);
+    }
+    fs::remove_all(to, ec);  // a copy half made before a restart
+    // outputs/<tenant>/<id>/: passable, not listable (0711), so a job reaches
+    // a kept output only by a path that names the job that wrote it.
+    fs::create_directories(to.parent_path(), ec);
+    fs::path level = data_dir;
+    for (const fs::path& part : fs::path(t.store_path()).parent_path()) {
+      level /= part;
+      fs::permissions(level, fs::perms(0711), ec);
+    }
+    fs::rename(from, to, ec);
+    if (ec) {  // another file system: copy, then drop the original
+      if (absl::Status st = CopyTree(from, to); !st.ok()) {
+        out.set_error(std::string(st.message()));
+        return out;
+      }
+      fs::remove_all(from, ec);
+    }
+  } else if (!fs::exists(to, ec)) {
+    out.set_error(absl::StrCat("nothing at $PORTOLAN_OUTPUTS/", t.path()));
+    return out;
+  }  // else moved already, before the agent restarted
+  // The agent's from now on, readable by the data endpoint, unchangeable
+  // by whoever gets the job's uid next.
+  const uid_t uid = geteuid();
+  const gid_t gid = getegid();
+  bool owned = lchown(to.c_str(), uid, gid) == 0;
+  for (auto it = fs::recursive_directory_iterator(to, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    owned = lchown(it->path().c_str(), uid, gid) == 0 && owned;
+  }
+  if (!owned || ec) {
+    out.set_error(absl::StrCat("cannot take ", to.string(), " over from the job's uid"));
+    return out;
+  }
+  if (absl::Status st = OpenToTheJob(to.string()); !st.ok()) {
+    out.set_error(std::string(st.message()));
+    return out;
+  }
+  auto digest = transfer::DigestTree(to.string());
+  if (!digest.ok()) {
+    out.set_error(std::string(digest.status().message()));
+    return out;
+  }
+  out.set_bytes(digest->bytes);
+  out.set_files(static_cast<uint32_t>(digest->files));
+  out.set_sha256(digest->sha256);
+  return out;
+}
+
+std::string AttemptDir(const std::string& work_root, const std::string& job, uint32_t attempt) {
+  return absl::StrCat(work_root, "/", job, "-", attempt);
+}
+
+constexpr char kOutputsFile[] = "outputs.pb";
+
 }  // namespace
+
+void AgentClient::RecordOutputs(const v1::Assign& assign) {
+  if (assign.outputs().empty()) return;
+  const std::string dir =
+      AttemptDir(options_.executor.work_root, assign.job().id(), assign.job().attempt());
+  v1::Assign targets;
+  *targets.mutable_outputs() = assign.outputs();
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  std::ofstream f(fs::path(dir) / kOutputsFile, std::ios::binary | std::ios::trunc);
+  if (!f || !targets.SerializeToOstream(&f))
+    spdlog::error("job {}: cannot record where its outputs go in {}", assign.job().id(), dir);
+}
+
+bool AgentClient::KeepOutputs(const v1::JobUpdate& update) {
+  const std::string key = absl::StrCat(update.job_id(), "/", update.attempt());
+  if (keeping_.contains(key)) return true;  // the same word again: reported once kept
+  const std::string dir =
+      AttemptDir(options_.executor.work_root, update.job_id(), update.attempt());
+  v1::Assign targets;
+  std::ifstream f(fs::path(dir) / kOutputsFile, std::ios::binary);
+  if (!f || !targets.ParseFromIstream(&f) || targets.outputs().empty()) return false;
+  keeping_[key] = std::thread([this, key, update, targets, dir, data_dir = options_.data_dir] {
+    v1::JobUpdate u = update;
+    for (const v1::OutputTarget& t : targets.outputs())
+      *u.add_outputs() = KeepOne(t, fs::path(dir) / "work" / "outputs", data_dir);
+    boost::asio::post(io_, [this, key, u] {
+      if (auto it = keeping_.find(key); it != keeping_.end()) {
+        if (it->second.joinable()) it->second.join();
+        keeping_.erase(it);
+      }
+      QueueUpdate(u);
+    });
+  });
+  return true;
+}
 
 grant::PublicKeys AgentClient::GrantKeys() const {
   absl::MutexLock lock(&keys_mu_);

@@ -10,6 +10,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 
 namespace portolan::base {
 
@@ -206,6 +207,18 @@ bool HasControlCharacters(absl::string_view s) {
     if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return true;
   }
   return false;
+}
+
+bool IsPlainText(absl::string_view s, size_t max) {
+  return s.size() <= max && !HasControlCharacters(s);
+}
+
+bool IsSafeRelativePath(absl::string_view p) {
+  if (p.empty() || p.front() == '/' || !IsPlainText(p, 1024)) return false;
+  for (absl::string_view part : absl::StrSplit(p, '/')) {
+    if (part.empty() || part == "." || part == "..") return false;
+  }
+  return true;
 }
 
 std::string CleanForMessage(absl::string_view in, size_t max_bytes) {

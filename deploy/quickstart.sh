@@ -173,12 +173,21 @@ start_agent() {  # id site synthetic-topology label...
   local labels=()
   for l in "$@"; do labels+=(--label "$l"); done
   bash "$ROOT/deploy/dev-ca.sh" "$PKI" agent "$id" "$site" >/dev/null
+  # The site's datasets (docs/datasets.md): registered paths are relative to
+  # .quickstart/data/<site>/; the data endpoint serves them to agents of
+  # other sites under the scheduler's transfer grants.
+  mkdir -p "$RUN/data/$site"
   "$BIN/portolan-agent" --id "$id" --site "$site" --scheduler "$SCHEDULER_RPC" \
     --tls-cert "$PKI/agent-$id.pem" --tls-key "$PKI/agent-$id.key" --tls-ca "$PKI/ca.pem" \
     --state-dir "$RUN/agent-$id" --topology-synthetic "$topo" --job-uid-range "$uids" "${labels[@]}" \
+    --data-dir "$RUN/data/$site" --data-listen 127.0.0.1:0 \
     --stop-jobs-on-exit >"$RUN/agent-$id.log" 2>&1 &
   echo $! >"$RUN/agent-$id.pid"
 }
+# A small sample of the docs' reads-2026q3 (docs/datasets.md), where it lives.
+mkdir -p "$RUN/data/lingang-idc-1/reads/2026q3"
+[ -f "$RUN/data/lingang-idc-1/reads/2026q3/part-1" ] ||
+  head -c 4194304 /dev/urandom >"$RUN/data/lingang-idc-1/reads/2026q3/part-1"
 # Realistic servers: dual-socket 2x24-core SMT (Lingang IDC), dual-socket
 # 2x32-core (Hongqiao), single-socket 32-core with 2 NUMA nodes (offshore).
 start_agent lg1-node-01 lingang-idc-1 "pack:2 numa:2(memory=192GiB) l3:1 core:12 pu:2" zone=lingang

@@ -204,16 +204,15 @@ void Core::ApplyUpdate(AgentRec& rec, const v1::JobUpdate& u) {
   }
   switch (u.state()) {
     case v1::Job::staging:
-      // Its inputs on their way (bytes, rate); stored with the job.
-      *job.mutable_inputs() = u.inputs();
+      // Its inputs on their way (bytes, rate): kept in memory (GET shows
+      // them) and stored with the job's next transition, not per update.
+      NoteStaged(job, u);
       if (job.state() == v1::Job::placed) {
         Transition(job, v1::Job::staging, u.message().empty() ? "staging inputs" : u.message());
-      } else if (job.state() == v1::Job::staging) {
-        Persist(job).IgnoreError();  // progress: the next write or restart carries it anyway
       }
       return;
     case v1::Job::running:
-      if (u.inputs_size() > 0) *job.mutable_inputs() = u.inputs();
+      if (u.inputs_size() > 0) NoteStaged(job, u);
       if (job.state() == v1::Job::placed || job.state() == v1::Job::staging) {
         Transition(job, v1::Job::running, u.message().empty() ? "started" : u.message());
       }
@@ -231,7 +230,16 @@ void Core::ApplyUpdate(AgentRec& rec, const v1::JobUpdate& u) {
     case v1::Job::cancelled: {
       v1::Job::State final = u.state();
       if (job.cancel_requested() && final != v1::Job::succeeded) final = v1::Job::cancelled;
-      EndAttempt(job, final, u.message(), u.exit_code(), u.signal());
+      std::string message = u.message();
+      if (final == v1::Job::succeeded) {
+        // Outputs it declared and did not leave behind: the pipeline's next
+        // stage would read nothing, so the attempt failed.
+        if (std::string lost = RegisterOutputs(job, u); !lost.empty()) {
+          final = v1::Job::failed;
+          message = absl::StrCat(message, "; outputs not kept: ", lost);
+        }
+      }
+      EndAttempt(job, final, message, u.exit_code(), u.signal());
       return;
     }
     default:

@@ -202,6 +202,7 @@ void Core::Transition(v1::Job& job, v1::Job::State state, const std::string& mes
 
 absl::StatusOr<std::pair<v1::Job, bool>> Core::Submit(v1::Job spec) {
   absl::Status st = datasets_.Resolve(spec);  // refs: the registry's facts
+  if (st.ok()) st = datasets_.CheckOutputs(spec);
   if (st.ok()) st = ValidateAndDefault(spec);
   if (!st.ok()) return st;
   const std::pair<std::string, std::string> key{spec.tenant(), spec.idempotency_key()};

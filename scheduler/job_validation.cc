@@ -24,12 +24,6 @@ std::string StateName(v1::Job::State s) { return v1::Job::State_Name(s); }
 
 namespace {
 
-// Free text the scheduler stores and prints (labels, origins, sectors):
-// bounded, and no control characters to split log lines or drive a terminal.
-bool PlainText(absl::string_view s, size_t max) {
-  return s.size() <= max && !base::HasControlCharacters(s);
-}
-
 absl::Status CheckSiteList(const google::protobuf::RepeatedPtrField<std::string>& sites,
                            absl::string_view field) {
   if (sites.size() > kMaxJobSites)
@@ -100,7 +94,7 @@ absl::Status CheckLimits(const v1::Job& job) {
     for (auto [name, value] :
          {std::pair{"origin", &d.origin()}, std::pair{"location", &d.location()},
           std::pair{"sector", &d.sector()}, std::pair{"purpose", &d.purpose()}}) {
-      if (!PlainText(*value, 64)) {
+      if (!base::IsPlainText(*value, 64)) {
         return codec::InvalidField(absl::StrCat(f, ".", name),
                                    "at most 64 characters, no control characters");
       }
@@ -132,13 +126,13 @@ absl::Status CheckLimits(const v1::Job& job) {
                                absl::StrCat("at most ", kMaxJobLabels, " labels"));
   }
   for (const auto& [k, v] : p.agent_labels()) {
-    if (!PlainText(k, 128) || k.empty() || !PlainText(v, 256)) {
+    if (!base::IsPlainText(k, 128) || k.empty() || !base::IsPlainText(v, 256)) {
       return codec::InvalidField(absl::StrCat("placement.agent_labels.", base::CleanForMessage(k)),
                                  "label keys are 1-128 and values 0-256 characters, no control "
                                  "characters");
     }
   }
-  if (!PlainText(job.idempotency_key(), 256))
+  if (!base::IsPlainText(job.idempotency_key(), 256))
     return codec::InvalidField("idempotency_key", "at most 256 characters, no control characters");
   return absl::OkStatus();
 }

@@ -78,6 +78,7 @@ absl::Status Core::CheckAgainstPolicy(const v1::Job& job, const policy::Compiled
 
 absl::StatusOr<v1::Decision> Core::Plan(v1::Job spec) {
   absl::Status st = datasets_.Resolve(spec);  // refs: the registry's facts
+  if (st.ok()) st = datasets_.CheckOutputs(spec);
   if (st.ok()) st = ValidateAndDefault(spec);
   if (!st.ok()) return st;
   absl::MutexLock lock(&mu_);
@@ -105,6 +106,7 @@ absl::StatusOr<v1::Decision> Core::Plan(v1::Job spec) {
   in.ledger = &ledger_;
   in.today = absl::ToCivilDay(clock_->Now(), absl::UTCTimeZone());
   in.agents_by_site = &by_site;
+  in.measured = &measured_;
   v1::Decision d = policy_->engine->Decide(in);
   if (spec.has_gang()) {
     PlanGang(in, spec, d);
@@ -532,6 +534,7 @@ absl::StatusOr<v1::NetworkView> Core::Network() {
   absl::MutexLock lock(&mu_);
   if (policy_ == nullptr) return absl::UnavailableError("no placement policy loaded yet");
   v1::NetworkView v = policy_->compiled->network().View();
+  measured_.Annotate(v);
   for (const auto& [id, rec] : agents_) {
     if (rec.info.measured_rtt_ms() <= 0) continue;
     v1::MeasuredRtt* m = v.add_measured();

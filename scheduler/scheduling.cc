@@ -95,14 +95,14 @@ void Core::ScheduleLocked(const std::string* only) {
   const std::shared_ptr<const PolicyState> policy = policy_;
   auto by_site = agents_.BySite();
   std::map<std::string, placement::AgentView*> by_agent;
-  for (auto& [site, views] : by_site) {
+  for (auto& [site, views] : by_site)
     for (auto& v : views) by_agent[v.agent->id()] = &v;
-  }
   placement::DecisionInput in;
   in.policy = policy->compiled.get();
   in.ledger = &ledger_;
   in.today = absl::ToCivilDay(clock_->Now(), absl::UTCTimeZone());
   in.agents_by_site = &by_site;
+  in.measured = &measured_;
   // The policy's QueueSort plugin orders the waiting jobs (queue_ is
   // already priority, FIFO). A single submitted job needs no ordering, so
   // no cluster total either.

@@ -1,10 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
 // Data staging, the scheduler's half (docs/datasets.md): what an Assign
-// tells the agent about the job's inputs, the transfer grants it signs for
-// data at other sites, and the audit of what source agents served.
+// tells the agent about the job's inputs and outputs, the transfer grants it
+// signs for data at other sites, the audit of what source agents served, the
+// throughput transfers measured, and the registration of a job's outputs.
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "portolan/base/log.h"
 #include "portolan/base/strings.h"
+#include "portolan/residency/residency.h"
 #include "portolan/scheduler/core.h"
 
 namespace portolan::scheduler {
@@ -23,8 +28,13 @@ v1::Envelope Core::AssignWithInputs(v1::Job& job, const v1::Decision* d) {
   const std::string& site = job.allocation().site();
   const absl::Time now = clock_->Now();
   absl::Duration ttl = options_.grant_ttl;
-  if (policy_ != nullptr && policy_->compiled->policy().datasets().grant_ttl_s() > 0)
-    ttl = absl::Seconds(policy_->compiled->policy().datasets().grant_ttl_s());
+  bool cache = false;  // staged copies may stay at this site (datasets.cache_sites)
+  if (policy_ != nullptr) {
+    const v1::DatasetPolicy& dp = policy_->compiled->policy().datasets();
+    if (dp.grant_ttl_s() > 0) ttl = absl::Seconds(dp.grant_ttl_s());
+    cache =
+        std::find(dp.cache_sites().begin(), dp.cache_sites().end(), site) != dp.cache_sites().end();
+  }
   for (const v1::Dataset& ds : job.datasets()) {
     // Registered datasets only: an inline declaration names no path.
     if (ds.path().empty() || ds.location().empty()) continue;
@@ -34,6 +44,7 @@ v1::Envelope Core::AssignWithInputs(v1::Job& job, const v1::Decision* d) {
     s->set_site(ds.location());
     s->set_path(ds.path());
     if (ds.location() == site) continue;  // local: linked, not copied
+    s->set_cache(cache);
     for (const auto& [id, rec] : agents_) {
       if (rec.info.site() == ds.location() && rec.link != nullptr && !rec.data_endpoint.empty())
         s->add_sources(rec.data_endpoint);
@@ -59,15 +70,7 @@ v1::Envelope Core::AssignWithInputs(v1::Job& job, const v1::Decision* d) {
       }
     }
     *s->mutable_grant() = signer_->Sign(g);
-    v1::AuditRecord rec;
-    rec.set_id(base::NewId("audit"));
-    *rec.mutable_time() = base::ToProto(now);
-    rec.set_kind("grant");
-    rec.set_job(job.id());
-    rec.set_tenant(job.tenant());
-    rec.set_dataset(ds.id());
-    rec.set_origin(ds.origin());
-    rec.set_from_site(ds.location());
+    v1::AuditRecord rec = residency::NewAuditRecord("grant", now, &job, &ds);
     rec.set_to_site(site);
     rec.set_rule(g.rule());
     rec.set_instrument(g.instrument());
@@ -80,15 +83,21 @@ v1::Envelope Core::AssignWithInputs(v1::Job& job, const v1::Decision* d) {
     if (absl::Status st = store_->AppendAudit(rec); !st.ok())
       spdlog::error("audit: cannot record grant {}: {}", g.id(), st.message());
   }
+  // Where the agent keeps what the job writes (registered if it succeeds).
+  for (const v1::JobOutput& out : job.outputs()) {
+    v1::OutputTarget* t = env.mutable_assign()->add_outputs();
+    t->set_dataset(out.id());
+    t->set_path(out.path());
+    t->set_store_path(datasets::OutputStorePath(job, out));
+  }
   return env;
 }
 
 void Core::AuditServed(AgentRec& rec, const v1::TransferReport& report) {
   for (const v1::ServedTransfer& t : report.served()) {
-    v1::AuditRecord a;
-    a.set_id(base::NewId("audit"));
-    *a.mutable_time() = t.has_time() ? t.time() : base::ToProto(clock_->Now());
-    a.set_kind(t.refused() ? "transfer_refused" : "transfer");
+    v1::AuditRecord a =
+        residency::NewAuditRecord(t.refused() ? "transfer_refused" : "transfer", clock_->Now());
+    if (t.has_time()) *a.mutable_time() = t.time();
     a.set_job(t.job_id());
     if (const JobTable::Rec* j = jobs_.Find(t.job_id()); j != nullptr) a.set_tenant(j->tenant);
     a.set_dataset(t.dataset());
@@ -109,6 +118,60 @@ void Core::AuditServed(AgentRec& rec, const v1::TransferReport& report) {
                    t.peer_agent(), t.reason());
     }
   }
+}
+
+void Core::NoteStaged(v1::Job& job, const v1::JobUpdate& u) {
+  for (const v1::StagedInput& next : u.inputs()) {
+    if (!next.done() || next.local() || !next.error().empty()) continue;
+    bool seen = false;  // already counted: an update repeats the inputs
+    for (const v1::StagedInput& before : job.inputs()) {
+      if (before.dataset() == next.dataset() && before.done()) seen = true;
+    }
+    if (seen) continue;
+    const std::string& to = job.allocation().site();
+    if (measured_.Record(next.from_site(), to, next.bytes_done(), next.seconds(), clock_->Now())) {
+      const network::MeasuredPath* m = measured_.Find(next.from_site(), to);
+      spdlog::info(
+          "staging {} -> {}: {} bytes in {:.3f} s ({:.3f} Gbps); path now {:.3f} Gbps over "
+          "{} transfer(s)",
+          next.from_site(), to, next.bytes_done(), next.seconds(),
+          next.bytes_done() * 8.0 / 1e9 / next.seconds(), m->gbps, m->transfers);
+    }
+  }
+  *job.mutable_inputs() = u.inputs();
+}
+
+std::string Core::RegisterOutputs(v1::Job& job, const v1::JobUpdate& u) {
+  if (job.outputs().empty()) return "";
+  const std::string& site = job.allocation().site();
+  const v1::Site* s = policy_ == nullptr ? nullptr : policy_->compiled->FindSite(site);
+  const std::string site_origin = s == nullptr ? "" : s->jurisdiction();
+  std::vector<std::string> problems;
+  job.clear_produced();
+  for (const v1::JobOutput& out : job.outputs()) {
+    const v1::ProducedOutput* kept = nullptr;
+    for (const v1::ProducedOutput& p : u.outputs()) {
+      if (p.dataset() == out.id()) kept = &p;
+    }
+    v1::ProducedOutput& rec = *job.add_produced();
+    rec.set_dataset(out.id());
+    rec.set_site(site);
+    if (kept == nullptr || !kept->error().empty()) {
+      rec.set_error(kept == nullptr ? "the agent kept no copy" : kept->error());
+      problems.push_back(absl::StrCat(out.id(), ": ", rec.error()));
+      continue;
+    }
+    rec = *kept;
+    rec.set_site(site);
+    auto d = datasets_.RegisterOutput(datasets::Derive(job, out, *kept, site, site_origin));
+    if (!d.ok()) {
+      rec.set_error(std::string(d.status().message()));
+      problems.push_back(absl::StrCat(out.id(), ": not registered: ", d.status().message()));
+      continue;
+    }
+    rec.set_version(d->version());
+  }
+  return absl::StrJoin(problems, "; ");
 }
 
 }  // namespace portolan::scheduler

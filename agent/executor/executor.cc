@@ -136,6 +136,9 @@ bool Executor::Start(const v1::Job& job) {
   if (absl::Status st = MakeAttemptDirs(dir, plan.uid, plan.gid); !st.ok()) {
     return fail(std::string(st.message()));
   }
+  if (absl::Status st = MakeOutputDirs(job, plan.workdir, plan.uid, plan.gid); !st.ok()) {
+    return fail(std::string(st.message()));
+  }
   plan.env = JobEnvironment(job, plan.workdir, options_.default_path, options_.machine_has_gpus,
                             options_.machine_gpus);
   const Binding binding =

@@ -313,6 +313,7 @@ std::map<std::string, std::string> JobEnvironment(const v1::Job& job, const std:
     env["PORTOLAN_ARRAY_COUNT"] = absl::StrCat(job.array().count());
   }
   env["PORTOLAN_WORKDIR"] = workdir;
+  if (!job.outputs().empty()) env["PORTOLAN_OUTPUTS"] = workdir + "/outputs";
   env["PORTOLAN_CPUS"] = absl::StrCat(job.resources().cpus());
   env["PORTOLAN_MEMORY_MB"] = absl::StrCat(job.resources().memory_mb());
   if (!env.contains("PATH")) env["PATH"] = default_path;
@@ -348,6 +349,36 @@ absl::Status MakeAttemptDirs(const std::string& dir, int uid, int gid) {
   }
   if (chmod((dir + "/work").c_str(), 0700) != 0) {
     return err(absl::StrCat("cannot set the mode of ", dir, "/work"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status MakeOutputDirs(const v1::Job& job, const std::string& workdir, int uid, int gid) {
+  namespace fs = std::filesystem;
+  const fs::path root = fs::path(workdir) / "outputs";
+  for (const v1::JobOutput& out : job.outputs()) {
+    // Each level below <workdir> is the job's; the path was checked at submit.
+    fs::path p = root;
+    for (const auto& part : fs::path(out.path().empty() ? out.id() : out.path())) {
+      p /= part;
+      std::error_code ec;
+      fs::create_directories(p, ec);
+      if (ec)
+        return absl::FailedPreconditionError(
+            absl::StrCat("cannot create output directory ", p.string(), ": ", ec.message()));
+    }
+  }
+  if (!job.outputs().empty() && uid >= 0) {
+    std::error_code ec;
+    for (auto it = fs::recursive_directory_iterator(root, ec);
+         !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+      if (lchown(it->path().c_str(), uid, gid) != 0)
+        return absl::FailedPreconditionError(
+            absl::StrCat("cannot hand ", it->path().string(), " to uid ", uid));
+    }
+    if (lchown(root.c_str(), uid, gid) != 0)
+      return absl::FailedPreconditionError(
+          absl::StrCat("cannot hand ", root.string(), " to uid ", uid));
   }
   return absl::OkStatus();
 }

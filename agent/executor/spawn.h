@@ -50,6 +50,9 @@ std::map<std::string, std::string> JobEnvironment(const v1::Job& job, const std:
 // Creates <dir> (the agent's: 0711 when the job runs as another uid, else
 // 0700) and <dir>/work (the job's: owned by `uid`/`gid` when >= 0, 0700).
 absl::Status MakeAttemptDirs(const std::string& dir, int uid, int gid);
+// A job with outputs: <workdir>/outputs/<path> for each, the job's own
+// (uid/gid; 0700), where it writes what the agent keeps if it succeeds.
+absl::Status MakeOutputDirs(const v1::Job& job, const std::string& workdir, int uid, int gid);
 
 // `program` looked up in `path` (colon-separated) when it has no '/'; "" if
 // not found. Done before the fork, so that a missing program is the job's

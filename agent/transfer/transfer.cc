@@ -13,7 +13,6 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/str_split.h"
 #include "portolan/base/log.h"
 #include "portolan/base/strings.h"
 #include "portolan/tls/tls.h"
@@ -74,16 +73,6 @@ class Sha256 {
  private:
   EVP_MD_CTX* ctx_;
 };
-
-// A relative path inside a dataset: no empty, "." or ".." part.
-bool SafeRelative(const std::string& p) {
-  if (p.empty()) return true;  // the dataset is one file
-  if (p.front() == '/') return false;
-  for (absl::string_view part : absl::StrSplit(p, '/')) {
-    if (part.empty() || part == "." || part == "..") return false;
-  }
-  return true;
-}
 
 }  // namespace
 
@@ -162,7 +151,7 @@ std::string DataServer::Check(const v1::DataRequest& request, const std::string&
     return absl::StrCat("grant ", g->id(), " is for data at ", g->source_site(), ", not at ",
                         options_.site);
   }
-  if (!SafeRelative(g->path()) || g->path().empty())
+  if (!base::IsSafeRelativePath(g->path()))
     return absl::StrCat("grant ", g->id(), " names an unsafe path");
   std::error_code ec;
   const fs::path base = fs::canonical(options_.data_dir, ec);
@@ -173,21 +162,50 @@ std::string DataServer::Check(const v1::DataRequest& request, const std::string&
   if (!absl::StartsWith(target.string(), b))
     return absl::StrCat("dataset ", g->dataset(), ": ", g->path(), " leaves the data directory");
   *root = target.string();
-  if (fs::is_regular_file(target)) {
-    files->push_back("");
-    return "";
-  }
-  if (!fs::is_directory(target))
-    return absl::StrCat("dataset ", g->dataset(), ": not a file or directory");
-  // Regular files only, symbolic links not followed, in path order.
+  auto listed = ListFiles(*root);
+  if (!listed.ok()) return absl::StrCat("dataset ", g->dataset(), ": ", listed.status().message());
+  *files = std::move(*listed);
+  return "";
+}
+
+absl::StatusOr<std::vector<std::string>> ListFiles(const std::string& root) {
+  std::error_code ec;
+  const fs::path target(root);
+  if (fs::is_regular_file(fs::symlink_status(target, ec))) return std::vector<std::string>{""};
+  if (!fs::is_directory(target, ec))
+    return absl::NotFoundError(absl::StrCat(root, " is not a file or directory"));
+  std::vector<std::string> files;
   for (auto it = fs::recursive_directory_iterator(target, ec);
        !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
     if (it->is_regular_file() && !it->is_symlink())
-      files->push_back(fs::relative(it->path(), target).string());
+      files.push_back(fs::relative(it->path(), target).string());
   }
-  if (ec) return absl::StrCat("dataset ", g->dataset(), ": cannot list ", g->path());
-  std::sort(files->begin(), files->end());
-  return "";
+  if (ec) return absl::InternalError(absl::StrCat("cannot list ", root, ": ", ec.message()));
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+absl::StatusOr<TreeDigest> DigestTree(const std::string& root) {
+  auto files = ListFiles(root);
+  if (!files.ok()) return files.status();
+  TreeDigest d;
+  Sha256 hash;
+  std::vector<char> buf(kChunk);
+  for (const std::string& f : *files) {
+    const fs::path p = f.empty() ? fs::path(root) : fs::path(root) / f;
+    std::ifstream in(p, std::ios::binary);
+    if (!in) return absl::InternalError(absl::StrCat("cannot read ", p.string()));
+    while (in) {
+      in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+      const size_t n = static_cast<size_t>(in.gcount());
+      if (n == 0) break;
+      hash.Update(buf.data(), n);
+      d.bytes += n;
+    }
+    ++d.files;
+  }
+  d.sha256 = hash.Hex();
+  return d;
 }
 
 void DataServer::Serve(tcp::socket socket) {
@@ -309,7 +327,7 @@ absl::StatusOr<PullResult> PullFrom(const std::string& endpoint, const v1::Stage
     Sha256 hash;
     std::vector<char> buf(kChunk);
     for (const v1::DataFile& df : response.files()) {
-      if (!SafeRelative(df.path()))
+      if (!df.path().empty() && !base::IsSafeRelativePath(df.path()))
         return absl::PermissionDeniedError(
             absl::StrCat("the source sent an unsafe path ", df.path()));
       const fs::path p = df.path().empty() ? fs::path(dest) : fs::path(dest) / df.path();

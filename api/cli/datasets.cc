@@ -62,6 +62,61 @@ void PrintVersions(std::ostream& out, const v1::DatasetVersions& v) {
   }
 }
 
+}  // namespace
+
+void PrintJobData(std::ostream& out, const v1::Job& j) {
+  if (!j.inputs().empty()) out << "  inputs:\n";
+  for (const v1::StagedInput& in : j.inputs()) {
+    std::string how;
+    if (in.local()) {
+      how = absl::StrCat("local at ", in.from_site(), " (linked)");
+    } else if (in.cached()) {
+      how = absl::StrFormat("from this site's cache, %u bytes", in.bytes_done());
+    } else {
+      how = absl::StrFormat(
+          "from %s%s, %u of %u bytes, %.1f Mbit/s%s", in.from_site(),
+          in.from_agent().empty() ? "" : absl::StrCat(" (agent ", in.from_agent(), ")"),
+          in.bytes_done(), in.bytes_total(), in.rate_mbps(),
+          in.done() ? absl::StrFormat(" in %.2f s", in.seconds()) : " so far");
+    }
+    out << absl::StrFormat("    %-20s v%-3u %-8s %s%s\n", in.dataset(), in.version(),
+                           !in.error().empty() ? "failed"
+                           : in.done()         ? "staged"
+                                               : "staging",
+                           how, in.error().empty() ? "" : absl::StrCat(": ", in.error()));
+  }
+  if (!j.outputs().empty()) out << "  outputs:\n";
+  for (const v1::JobOutput& o : j.outputs()) {
+    const v1::ProducedOutput* p = nullptr;
+    for (const v1::ProducedOutput& x : j.produced()) {
+      if (x.dataset() == o.id()) p = &x;
+    }
+    if (p == nullptr) {
+      out << absl::StrFormat("    %-20s -> $PORTOLAN_OUTPUTS/%s (registered when it succeeds)\n",
+                             o.id(), o.path());
+    } else if (!p->error().empty()) {
+      out << absl::StrFormat("    %-20s not kept: %s\n", o.id(), p->error());
+    } else {
+      out << absl::StrFormat("    %-20s v%-3u %u bytes in %u file(s) at %s:%s\n", o.id(),
+                             p->version(), p->bytes(), p->files(), p->site(), p->store_path());
+    }
+  }
+}
+
+void PrintMeasuredPaths(std::ostream& out, const v1::NetworkView& n) {
+  bool any = false;
+  for (const v1::RttEntry& e : n.matrix()) {
+    if (e.measured_transfers() == 0) continue;
+    if (!any) out << "\nMeasured by staging transfers (configured bottleneck beside):\n";
+    any = true;
+    out << absl::StrFormat("  %s -> %s: %.3f Gbps over %u transfer(s), configured %s Gbps\n",
+                           e.from(), e.to(), e.measured_gbps(), e.measured_transfers(),
+                           Fixed(e.bottleneck_gbps(), 0));
+  }
+}
+
+namespace {
+
 int Datasets(Context& ctx, const Args& a) {
   const int limit = a.get<int>("limit", 100);
   if (limit < 1 || limit > 1000) {

@@ -132,6 +132,7 @@ void PrintJob(std::ostream& out, const v1::Job& j) {
     out << absl::StrFormat("  exit code:  %d%s\n", j.exit_code(),
                            j.signal() ? absl::StrCat(" (signal ", j.signal(), ")") : "");
   }
+  PrintJobData(out, j);
   out << absl::StrFormat("  events:\n");
   for (const v1::JobEvent& e : j.events()) {
     out << absl::StrFormat("    %s  %-13s %s\n", Short(e.time()), v1::Job::State_Name(e.state()),
@@ -377,6 +378,7 @@ void PrintNetwork(std::ostream& out, const v1::NetworkView& n) {
   for (const auto& m : n.measured())
     out << absl::StrFormat("measured: agent %s (%s) %.2f ms to the scheduler\n", m.agent(),
                            m.site(), m.rtt_ms());
+  PrintMeasuredPaths(out, n);
   for (const auto& w : n.warnings()) out << absl::StrFormat("warning: %s\n", w);
 }
 

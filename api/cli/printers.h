@@ -45,6 +45,9 @@ void PrintPolicyVersions(std::ostream& out, const v1::ListPolicyVersionsResponse
 void PrintLink(std::ostream& out, const v1::Link& l);
 // Links, the shortest-RTT matrix over links that are up, measured RTTs.
 void PrintNetwork(std::ostream& out, const v1::NetworkView& n);
+// datasets.cc: a job's staged inputs and outputs; measured staging throughput.
+void PrintJobData(std::ostream& out, const v1::Job& j);
+void PrintMeasuredPaths(std::ostream& out, const v1::NetworkView& n);
 void PrintSites(std::ostream& out, const v1::ListSitesResponse& r);
 void PrintCluster(std::ostream& out, const v1::ClusterView& v);
 // Instruments of `r` with the days left from `today` (negative: expired).

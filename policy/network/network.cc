@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "absl/strings/str_cat.h"
+#include "portolan/base/strings.h"
 
 namespace portolan::network {
 
@@ -73,9 +74,13 @@ int NetworkModel::Index(const std::string& site) const {
 
 double NetworkModel::TransferSeconds(int a, int b, double size_gb) const {
   if (a == b) return 0;
+  return TransferSeconds(a, b, size_gb, BottleneckGbps(a, b));
+}
+
+double NetworkModel::TransferSeconds(int a, int b, double size_gb, double gbps) const {
+  if (a == b) return 0;
   double rtt = Rtt(a, b);
   if (rtt < 0) return kUnreachable;
-  double gbps = BottleneckGbps(a, b);
   return rtt / 1000.0 + (gbps > 0 ? size_gb * 8.0 / gbps : kInf);
 }
 
@@ -131,6 +136,47 @@ v1::NetworkView NetworkModel::View() const {
     }
   }
   return v;
+}
+
+bool MeasuredPaths::Record(const std::string& from, const std::string& to, uint64_t bytes,
+                           double seconds, absl::Time at) {
+  if (bytes < kMinBytes || !(seconds > 0) || from == to) return false;
+  const double gbps = static_cast<double>(bytes) * 8.0 / 1e9 / seconds;
+  MeasuredPath& m = paths_[{from, to}];
+  m.gbps = m.transfers == 0 ? gbps : kWeight * gbps + (1 - kWeight) * m.gbps;
+  ++m.transfers;
+  m.at = at;
+  return true;
+}
+
+const MeasuredPath* MeasuredPaths::Find(const std::string& from, const std::string& to) const {
+  auto it = paths_.find({from, to});
+  return it == paths_.end() ? nullptr : &it->second;
+}
+
+void MeasuredPaths::Annotate(v1::NetworkView& view) const {
+  std::map<std::string, MeasuredPath> by_link;
+  for (v1::RttEntry& e : *view.mutable_matrix()) {
+    const MeasuredPath* m = Find(e.from(), e.to());
+    if (m == nullptr) continue;
+    e.set_measured_gbps(m->gbps);
+    e.set_measured_transfers(m->transfers);
+    *e.mutable_measured_at() = base::ToProto(m->at);
+    if (e.links_size() != 1) continue;
+    MeasuredPath& l = by_link[e.links(0)];
+    if (l.transfers == 0 || m->at > l.at) {
+      l.gbps = m->gbps;
+      l.at = m->at;
+    }
+    l.transfers += m->transfers;
+  }
+  for (v1::Link& link : *view.mutable_links()) {
+    auto it = by_link.find(link.id());
+    if (it == by_link.end()) continue;
+    link.set_measured_gbps(it->second.gbps);
+    link.set_measured_transfers(it->second.transfers);
+    *link.mutable_measured_at() = base::ToProto(it->second.at);
+  }
 }
 
 }  // namespace portolan::network

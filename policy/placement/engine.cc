@@ -193,14 +193,22 @@ void Bump(Counts& counts, std::string_view code) {
 // Transfer time of the job's datasets to `site` and the RTT that matters
 // (to its max_rtt_ms sites, else to its datasets); false when a dataset has
 // no working network path there (`unreachable_from` says whose).
-bool EstimateNetwork(const network::NetworkModel& net, const v1::Job& job, const v1::Site& site,
-                     v1::SiteDecision* sd, std::string* unreachable_from) {
+// `measured`: throughput measured per path, used in place of the configured
+// bottleneck where a path has a figure (may be null).
+bool EstimateNetwork(const network::NetworkModel& net, const network::MeasuredPaths* measured,
+                     const v1::Job& job, const v1::Site& site, v1::SiteDecision* sd,
+                     std::string* unreachable_from) {
   const int si = net.Index(site.id());
   double transfer = 0;
   bool reachable = true;
   for (const v1::Dataset& ds : job.datasets()) {
     if (ds.location().empty()) continue;
-    double t = net.TransferSeconds(net.Index(ds.location()), si, ds.size_gb());
+    const int from = net.Index(ds.location());
+    const network::MeasuredPath* m =
+        measured == nullptr ? nullptr : measured->Find(ds.location(), site.id());
+    double t = m != nullptr ? net.TransferSeconds(from, si, ds.size_gb(), m->gbps)
+                            : net.TransferSeconds(from, si, ds.size_gb());
+    if (m != nullptr) sd->set_transfer_measured(true);
     if (t < 0) {
       reachable = false;
       *unreachable_from = ds.location();
@@ -258,8 +266,10 @@ void Engine::FilterSites(const DecisionInput& in, Pass& pass, v1::Decision& d) c
     sd->set_site(site.id());
     sd->set_regime(site.jurisdiction());
     std::string unreachable_from;
-    const bool reachable =
-        EstimateNetwork(in.policy->network(), *in.job, site, sd, &unreachable_from);
+    const bool reachable = EstimateNetwork(
+        in.policy->network(),
+        in.policy->policy().datasets().use_measured_throughput() ? in.measured : nullptr, *in.job,
+        site, sd, &unreachable_from);
     const std::vector<AgentView>* agents = &kNone;
     if (in.agents_by_site != nullptr) {
       auto it = in.agents_by_site->find(site.id());

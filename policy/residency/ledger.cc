@@ -2,6 +2,8 @@
 // The cumulative export ledger (residency.h, Ledger).
 #include "portolan/residency/residency.h"
 
+#include "portolan/base/strings.h"
+
 namespace portolan::residency {
 
 Ledger::Ledger(const Ledger& other) {
@@ -88,6 +90,24 @@ v1::LedgerEntry Ledger::Entry(const std::string& tenant, int year,
   e.set_year(year);
   e.set_origin(origin);
   return e;
+}
+
+v1::AuditRecord NewAuditRecord(absl::string_view kind, absl::Time now, const v1::Job* job,
+                               const v1::Dataset* ds) {
+  v1::AuditRecord rec;
+  rec.set_id(base::NewId("audit"));
+  *rec.mutable_time() = base::ToProto(now);
+  rec.set_kind(std::string(kind));
+  if (job != nullptr) {
+    rec.set_job(job->id());
+    rec.set_tenant(job->tenant());
+  }
+  if (ds != nullptr) {
+    rec.set_dataset(ds->id());
+    rec.set_origin(ds->origin());
+    rec.set_from_site(ds->location());
+  }
+  return rec;
 }
 
 }  // namespace portolan::residency

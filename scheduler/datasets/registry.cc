@@ -10,6 +10,7 @@
 #include "google/protobuf/util/message_differencer.h"
 #include "portolan/base/strings.h"
 #include "portolan/codec/codec.h"
+#include "portolan/residency/residency.h"
 
 namespace portolan::datasets {
 namespace {
@@ -21,25 +22,18 @@ absl::Status Invalid(absl::string_view field, absl::string_view message) {
   return codec::InvalidField(field, message);
 }
 
-bool PlainText(absl::string_view s, size_t max) {
-  return s.size() <= max && !base::HasControlCharacters(s);
-}
-
-// A path under an agent's --data-dir: relative, no "." or ".." part, no
-// empty part, printable.
-absl::Status CheckPath(const std::string& path) {
-  if (path.empty())
-    return Invalid("location.path", "the path under the site's data directory is required");
-  if (!PlainText(path, 1024))
-    return Invalid("location.path", "at most 1024 characters, no control characters");
+// A path under an agent's --data-dir (or a job's $PORTOLAN_OUTPUTS):
+// relative, no "." or ".." part, no empty part, printable.
+absl::Status CheckPath(absl::string_view field, const std::string& path) {
+  if (path.empty()) return Invalid(field, "the path under the site's data directory is required");
+  if (!base::IsPlainText(path, 1024))
+    return Invalid(field, "at most 1024 characters, no control characters");
   if (path.front() == '/')
-    return Invalid("location.path",
-                   "give a path relative to the agents' --data-dir, not an absolute one");
-  for (absl::string_view part : absl::StrSplit(path, '/')) {
-    if (part.empty() || part == "." || part == "..")
-      return Invalid("location.path", absl::StrCat("'", base::CleanForMessage(path),
-                                                   "': no empty, '.' or '..' parts"));
-  }
+    return Invalid(field,
+                   "give a relative path (under the agents' --data-dir), not an absolute one");
+  if (!base::IsSafeRelativePath(path))
+    return Invalid(
+        field, absl::StrCat("'", base::CleanForMessage(path), "': no empty, '.' or '..' parts"));
   return absl::OkStatus();
 }
 
@@ -107,7 +101,17 @@ absl::Status Registry::Validate(const v1::RegisteredDataset& d) const {
     return Invalid("origin", "the data's origin jurisdiction is required (CN, EU, ...)");
   if (!base::IsId(d.location().site()))
     return Invalid("location.site", "the site where the data lives is required");
-  if (absl::Status st = CheckPath(d.location().path()); !st.ok()) return st;
+  if (absl::Status st = CheckPath("location.path", d.location().path()); !st.ok()) return st;
+  for (absl::string_view part : absl::StrSplit(d.location().path(), '/')) {
+    if (part.front() == '.')
+      return Invalid("location.path",
+                     "names starting with '.' are the agents' own (their cache of staged copies)");
+  }
+  if (absl::StartsWith(d.location().path(), "outputs/") &&
+      !absl::StartsWith(d.location().path(), absl::StrCat("outputs/", d.tenant(), "/")))
+    return Invalid("location.path", absl::StrCat("outputs/ holds jobs' outputs by tenant: only "
+                                                 "outputs/",
+                                                 d.tenant(), "/... is this tenant's"));
   if (!(d.size_gb() >= 0 && d.size_gb() <= kMaxSizeGb))
     return Invalid("size_gb", "size_gb must be 0-1000000 (1 PB)");
   if (d.categories().empty())
@@ -122,15 +126,15 @@ absl::Status Registry::Validate(const v1::RegisteredDataset& d) const {
     return Invalid("sensitive_subjects",
                    "cannot exceed subjects (the sensitive ones are among them)");
   for (auto [name, value] : {std::pair{"origin", &d.origin()}, std::pair{"sector", &d.sector()}}) {
-    if (!PlainText(*value, 64))
+    if (!base::IsPlainText(*value, 64))
       return Invalid(name, "at most 64 characters, no control characters");
   }
   if (d.purposes_size() > kMaxPurposes) return Invalid("purposes", "at most 8 purposes");
   for (int i = 0; i < d.purposes_size(); ++i) {
-    if (!PlainText(d.purposes(i), 64) || d.purposes(i).empty())
+    if (!base::IsPlainText(d.purposes(i), 64) || d.purposes(i).empty())
       return Invalid(absl::StrCat("purposes[", i, "]"), "1-64 characters, no control characters");
   }
-  if (!PlainText(d.classification().note(), 512))
+  if (!base::IsPlainText(d.classification().note(), 512))
     return Invalid("classification.note", "at most 512 characters, no control characters");
   return absl::OkStatus();
 }
@@ -165,8 +169,8 @@ absl::Status BindOwner(v1::RegisteredDataset& d, const Actor& who, bool kept_att
 }  // namespace
 
 absl::Status Registry::Commit(v1::RegisteredDataset& d, const Actor& who, const std::string& what) {
-  const auto now = base::ToProto(clock_->Now());
-  *d.mutable_updated_at() = now;
+  const absl::Time now = clock_->Now();
+  *d.mutable_updated_at() = base::ToProto(now);
   d.set_updated_by(who.Label());
   if (absl::Status st = store_->PutDatasetVersion(d); !st.ok()) {
     return absl::UnavailableError(
@@ -174,10 +178,7 @@ absl::Status Registry::Commit(v1::RegisteredDataset& d, const Actor& who, const 
   }
   // The audit trail names every registration and re-classification. The
   // version is stored by now: a failed audit write cannot undo it.
-  v1::AuditRecord rec;
-  rec.set_id(base::NewId("audit"));
-  *rec.mutable_time() = now;
-  rec.set_kind("dataset");
+  v1::AuditRecord rec = residency::NewAuditRecord("dataset", now);
   rec.set_tenant(d.tenant());
   rec.set_dataset(d.id());
   rec.set_origin(d.origin());
@@ -219,6 +220,7 @@ absl::StatusOr<v1::RegisteredDataset> Registry::Create(v1::RegisteredDataset d, 
                                                                d.id(), " changes it")),
                                 "already_exists");
   }
+  if (absl::Status st = CheckLocationFree(d); !st.ok()) return st;
   if (absl::Status st = Commit(d, who, "registered"); !st.ok()) return st;
   return d;
 }
@@ -230,6 +232,12 @@ absl::StatusOr<v1::RegisteredDataset> Registry::Update(const std::string& id,
   if (d.id() != id)
     return Invalid("id", absl::StrCat("the body names '", base::CleanForMessage(d.id()),
                                       "' but the path names '", id, "'"));
+  // The facts check reads the policy under the core's lock: it runs before
+  // this registry's lock is taken, which is therefore never held while
+  // waiting for the core's (the core calls in while holding its own).
+  if (check) {
+    if (absl::Status st = check(d); !st.ok()) return st;
+  }
   absl::MutexLock lock(&mu_);
   const std::vector<v1::RegisteredDataset>* versions = Find(id, who);
   if (versions == nullptr)
@@ -255,9 +263,8 @@ absl::StatusOr<v1::RegisteredDataset> Registry::Update(const std::string& id,
   }
   if (absl::Status st = BindOwner(d, who, kept_attested); !st.ok()) return st;
   if (absl::Status st = Validate(d); !st.ok()) return st;
-  if (check) {
-    if (absl::Status st = check(d); !st.ok()) return st;
-  }
+  if (absl::Status st = CheckDerivedChange(current, d, who); !st.ok()) return st;
+  if (absl::Status st = CheckLocationFree(d); !st.ok()) return st;
   d.set_derived_from_job(current.derived_from_job());
   *d.mutable_derived_from() = current.derived_from();
   d.set_bytes(current.bytes());
@@ -276,6 +283,27 @@ absl::StatusOr<v1::RegisteredDataset> Registry::Update(const std::string& id,
   if (absl::Status st = Commit(d, who, reclassified ? "re-classified" : "changed"); !st.ok())
     return st;
   return d;
+}
+
+absl::Status Registry::CheckLocationFree(const v1::RegisteredDataset& d) const {
+  // Component-wise: "reads" holds "reads/2026q3", not "readsx".
+  auto within = [](const std::string& a, const std::string& b) {
+    return a == b || absl::StartsWith(b, a + "/");
+  };
+  for (const auto& [id, versions] : by_id_) {
+    const v1::RegisteredDataset& o = versions.back();
+    if (o.tenant() == d.tenant() || o.location().site() != d.location().site()) continue;
+    if (within(o.location().path(), d.location().path()) ||
+        within(d.location().path(), o.location().path())) {
+      return codec::FieldError(
+          absl::StatusCode::kPermissionDenied, "location.path",
+          absl::StrCat("'", base::CleanForMessage(d.location().path()), "' at ",
+                       d.location().site(),
+                       " overlaps data another tenant registered: a tenant registers only its "
+                       "own data"));
+    }
+  }
+  return absl::OkStatus();
 }
 
 const std::vector<v1::RegisteredDataset>* Registry::Find(const std::string& id,

@@ -8,16 +8,12 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <random>
 
 #include "absl/strings/str_cat.h"
 #include "harness.h"
 #include "portolan/auth/auth.h"
 #include "portolan/base/strings.h"
 #include "portolan/codec/codec.h"
-#include "portolan/grant/grant.h"
-#include "portolan/tls/tls.h"
-#include "portolan/transfer/transfer.h"
 #include "portolan/v1/dataset.pb.h"
 #include "portolan/v1/policy.pb.h"
 
@@ -175,139 +171,6 @@ TEST_F(DatasetsIT, TenantsRegisterOfficersAttestAndJobsAreJudgedOnTheRegistry) {
   EXPECT_EQ(rc, 0);
   EXPECT_NE(out.find("reads-2026q3"), std::string::npos) << out;
   EXPECT_NE(out.find("attested"), std::string::npos) << out;
-}
-
-// The data of a job placed at another site is pulled under a grant, agent to
-// agent over mutual TLS, and reads back byte for byte; local data is linked;
-// a grant signed by anyone but the scheduler is refused at the source; the
-// audit trail names the grant, the transfer and the refusal.
-class StagingIT : public ::testing::Test {
- protected:
-  void SetUp() override {
-    c.EnableTls();
-    c.StartScheduler();
-    // Outside /tmp, which a sandboxed job sees empty.
-    data_ = c.SharedDir() + "/data-lg";
-    std::filesystem::create_directories(data_ + "/reads/2026q3");
-    std::mt19937 rng(26);
-    for (const char* part : {"part-1", "part-2"}) {
-      std::string blob(700 * 1024 + 3, '\0');
-      for (char& ch : blob) ch = static_cast<char>(rng());
-      std::ofstream(data_ + "/reads/2026q3/" + part, std::ios::binary) << blob;
-      content_ += blob;
-    }
-    lg1_ = c.StartAgent("lg1", "lingang-idc-1", kSynthetic,
-                        {"--data-dir", data_, "--data-listen", "127.0.0.1:0"});
-    c.StartAgent("hk1", "hongkong-1", kSynthetic,
-                 {"--data-dir", c.SharedDir() + "/data-hk", "--data-listen", "127.0.0.1:0"});
-  }
-  // The job's stdout: the SHA-256 of its input's two parts, as sha256sum says.
-  v1::Job RunAt(const std::string& site) {
-    const std::string body = absl::StrCat(
-        R"({"tenant": "acme", "resources": {"cpus": 1, "memory_mb": 64},
-        "command": ["/bin/sh", "-c", "cat \"$PORTOLAN_INPUTS\"/reads-2026q3/part-1 \"$PORTOLAN_INPUTS\"/reads-2026q3/part-2 | sha256sum"],
-        "placement": {"sites": [")",
-        site, R"("]}, "datasets": [{"ref": "reads-2026q3"}]})");
-    v1::Job j = Call<v1::Job>(c, "POST", "/v1/jobs", body, 201);
-    EXPECT_TRUE(WaitForState(c.client(), j.id(), v1::Job::succeeded, seconds(30)))
-        << c.client().GetJob(j.id())->reason();
-    return *c.client().GetJob(j.id());
-  }
-  static constexpr const char* kSynthetic = "pack:1 numa:1(memory=16GiB) core:4 pu:2";
-  Cluster c;
-  std::string data_, content_;
-  Process* lg1_ = nullptr;
-};
-
-TEST_F(StagingIT, DataMovesOnlyUnderTheSchedulersGrantAndIsAudited) {
-  Call<v1::RegisteredDataset>(c, "POST", "/v1/datasets", R"({"id": "reads-2026q3",
-      "tenant": "acme", "origin": "CN", "location": {"site": "lingang-idc-1",
-      "path": "reads/2026q3"}, "size_gb": 0.001, "categories": ["general"]})",
-                              201);
-  const std::string want = auth::Sha256Hex(content_);
-
-  // At Hong Kong: pulled from lg1.
-  v1::Job remote = RunAt("hongkong-1");
-  auto logs = c.client().Logs(remote.id());
-  ASSERT_TRUE(logs.ok()) << logs.status();
-  EXPECT_EQ(logs->stdout().substr(0, 64), want) << logs->stdout() << logs->stderr();
-  ASSERT_EQ(remote.inputs_size(), 1);
-  EXPECT_TRUE(remote.inputs(0).done());
-  EXPECT_FALSE(remote.inputs(0).local());
-  EXPECT_EQ(remote.inputs(0).from_agent(), "lg1");
-  EXPECT_EQ(remote.inputs(0).bytes_done(), content_.size());
-  EXPECT_EQ(remote.inputs(0).sha256(), want);
-  bool staged = false;
-  for (const auto& e : remote.events()) staged |= e.state() == v1::Job::staging;
-  EXPECT_TRUE(staged) << "no staging event";
-
-  // At Lingang: linked where it lives.
-  v1::Job local = RunAt("lingang-idc-1");
-  logs = c.client().Logs(local.id());
-  ASSERT_TRUE(logs.ok());
-  EXPECT_EQ(logs->stdout().substr(0, 64), want) << logs->stdout() << logs->stderr();
-  ASSERT_EQ(local.inputs_size(), 1);
-  EXPECT_TRUE(local.inputs(0).local());
-
-  // A grant not signed by the scheduler, presented with hk1's own
-  // certificate at lg1's data endpoint: refused there.
-  std::string endpoint;
-  ASSERT_TRUE(WaitFor(
-      [&] {
-        std::ifstream log(lg1_->log_path());
-        std::string line;
-        while (std::getline(log, line)) {
-          const size_t at = line.find("data endpoint ");
-          if (at != std::string::npos)
-            endpoint = line.substr(at + 14, line.find(' ', at + 14) - at - 14);
-        }
-        return !endpoint.empty();
-      },
-      seconds(5)));
-  auto stranger = grant::Signer::LoadOrCreate(c.dir() + "/stranger.pem");
-  ASSERT_TRUE(stranger.ok());
-  v1::TransferGrant g;
-  g.set_id("grant-forged");
-  g.set_job_id(remote.id());
-  g.set_dataset("reads-2026q3");
-  g.set_source_site("lingang-idc-1");
-  g.set_path("reads/2026q3");
-  g.set_destination_agent("hk1");
-  *g.mutable_expires() = base::ToProto(absl::Now() + absl::Hours(1));
-  v1::StageSource src;
-  src.set_dataset("reads-2026q3");
-  src.set_site("lingang-idc-1");
-  src.add_sources(endpoint);
-  *src.mutable_grant() = (*stranger)->Sign(g);
-  const std::string hk = c.AgentCert("hk1", "hongkong-1");
-  auto ctx = tls::MakeClientContext({hk + ".pem", hk + ".key", c.pki() + "/ca.pem"});
-  ASSERT_TRUE(ctx.ok()) << ctx.status();
-  auto pulled = transfer::Pull(src, c.dir() + "/stolen", **ctx, nullptr);
-  EXPECT_EQ(pulled.status().code(), absl::StatusCode::kPermissionDenied) << pulled.status();
-  EXPECT_FALSE(std::filesystem::exists(c.dir() + "/stolen"));
-
-  // The audit: the grant, lg1's account of the transfer (same checksum),
-  // and of the refusal.
-  std::map<std::string, int> kinds;
-  ASSERT_TRUE(WaitFor(
-      [&] {
-        auto audit = c.client().Audit({});
-        if (!audit.ok()) return false;
-        kinds.clear();
-        for (const auto& r : audit->records()) {
-          ++kinds[r.kind()];
-          if (r.kind() == "transfer") {
-            EXPECT_EQ(r.sha256(), want);
-            EXPECT_EQ(r.actor(), "agent:hk1");
-            EXPECT_EQ(r.agent(), "lg1");
-          }
-          if (r.kind() == "grant") EXPECT_EQ(r.to_site(), "hongkong-1");
-        }
-        return kinds["grant"] == 1 && kinds["transfer"] == 1 && kinds["transfer_refused"] == 1;
-      },
-      seconds(10)))
-      << kinds["grant"] << " grant, " << kinds["transfer"] << " transfer, "
-      << kinds["transfer_refused"] << " refused";
 }
 
 }  // namespace

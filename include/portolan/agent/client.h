@@ -117,6 +117,12 @@ class AgentClient {
   bool StartStaging(const v1::Assign& assign);
   void FinishStaging(const std::string& key, v1::Job job, const std::string& dir,
                      const absl::Status& status, std::vector<v1::StagedInput> inputs);
+  // An Assign's outputs, written beside the attempt (<attempt>/outputs.pb) so
+  // that an agent restarted while the job runs still knows where they go.
+  void RecordOutputs(const v1::Assign& assign);
+  // A succeeded attempt with outputs: moved into --data-dir and measured on
+  // a thread, then reported with the update (true: the update is taken).
+  bool KeepOutputs(const v1::JobUpdate& update);
 
   boost::asio::io_context& io_;
   base::Clock* const clock_;
@@ -155,7 +161,8 @@ class AgentClient {
     std::thread thread;
     std::shared_ptr<std::atomic<bool>> cancel = std::make_shared<std::atomic<bool>>(false);
   };
-  std::map<std::string, Staging> staging_;  // by "job/attempt"; io thread only
+  std::map<std::string, Staging> staging_;      // by "job/attempt"; io thread only
+  std::map<std::string, std::thread> keeping_;  // outputs being kept; io thread only
   mutable absl::Mutex keys_mu_;
   grant::PublicKeys grant_keys_ ABSL_GUARDED_BY(keys_mu_);
 };

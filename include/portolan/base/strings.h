@@ -53,6 +53,16 @@ inline constexpr char kIdRule[] = "1-128 letters, digits, '-', '_' or '.'";
 // True when `s` holds an ASCII control character (below 0x20, or DEL).
 bool HasControlCharacters(absl::string_view s);
 
+// Free text the scheduler stores and prints (labels, origins, sectors):
+// at most `max` bytes and no control characters to split log lines or drive
+// a terminal.
+bool IsPlainText(absl::string_view s, size_t max);
+
+// A path below some root that cannot leave it: relative, non-empty, no empty,
+// "." or ".." part, no control characters, at most 1024 bytes. (Symbolic
+// links on disk are the reader's to refuse: this looks at the text only.)
+bool IsSafeRelativePath(absl::string_view p);
+
 // Untrusted text made fit for an error message or a log line: control
 // characters and invalid UTF-8 escaped as \xNN, cut to `max_bytes` with "..."
 // when longer. Ids, paths and values echoed back to a client or written to a

@@ -74,6 +74,18 @@ class Registry {
   // when it names none). Errors name datasets[i].<field>.
   absl::Status Resolve(v1::Job& job) const;
 
+  // A job's declared outputs (at submit and plan): dataset ids free or the
+  // job's tenant's own, paths under $PORTOLAN_OUTPUTS that stay inside it,
+  // no id or path twice, and inputs of one origin (a dataset has one).
+  // An output without a path is written under its id (filled in here).
+  // Errors name outputs[i].<field>. Call after Resolve.
+  absl::Status CheckOutputs(v1::Job& job) const;
+
+  // Registers what a succeeded job wrote (Derive's result): version 1, or
+  // the next version of the tenant's dataset of that id. Recorded as by
+  // "job:<id>". PermissionDenied when another tenant took the id since.
+  absl::StatusOr<v1::RegisteredDataset> RegisterOutput(v1::RegisteredDataset d);
+
   // What the policy asks of a job's datasets: attested registrations for
   // the categories it lists, no inline declarations when it refuses them.
   // FailedPrecondition naming datasets[i] otherwise.
@@ -87,6 +99,14 @@ class Registry {
   // audit row saying `what` happened.
   absl::Status Commit(v1::RegisteredDataset& d, const Actor& who, const std::string& what)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A tenant may not make a derived dataset less restricted (origin,
+  // categories, subject counts): only an admin or data officer re-classifies.
+  static absl::Status CheckDerivedChange(const v1::RegisteredDataset& current,
+                                         const v1::RegisteredDataset& next, const Actor& who);
+  // PermissionDenied when d's location (site and path) lies within another
+  // tenant's dataset or holds one.
+  absl::Status CheckLocationFree(const v1::RegisteredDataset& d) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
   const std::vector<v1::RegisteredDataset>* Find(const std::string& id, const Actor& who) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
@@ -96,6 +116,19 @@ class Registry {
   // Every version of every dataset by id, oldest first.
   std::map<std::string, std::vector<v1::RegisteredDataset>> by_id_ ABSL_GUARDED_BY(mu_);
 };
+
+// The dataset that output `out` of `job` becomes once its agent kept it
+// (`kept`) at `site`: the job's tenant's, with its inputs' origin (or
+// `site_origin`, the site's jurisdiction, when it read no data), the union of
+// their categories plus the output's own (general when none), their subject
+// counts summed (an upper bound), the first sector, the purposes the job read
+// them for, declared by "job:<id>" and derived_from "<id>@<version>" each.
+v1::RegisteredDataset Derive(const v1::Job& job, const v1::JobOutput& out,
+                             const v1::ProducedOutput& kept, const std::string& site,
+                             const std::string& site_origin);
+
+// Where a job's output is kept under --data-dir: outputs/<tenant>/<id>/<job>-<attempt>.
+std::string OutputStorePath(const v1::Job& job, const v1::JobOutput& out);
 
 // The facts a version carries (everything but bookkeeping): two versions
 // with the same facts and classification state need no new version.

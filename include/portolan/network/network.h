@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "absl/time/time.h"
 #include "portolan/v1/policy.pb.h"
 
 namespace portolan::network {
@@ -34,6 +37,8 @@ class NetworkModel {
   // Seconds to move `size_gb` gigabytes from a to b: RTT + size / bottleneck.
   // 0 for the same site, kUnreachable when no path exists.
   double TransferSeconds(int a, int b, double size_gb) const;
+  // The same with `gbps` (a measured figure) in place of the bottleneck.
+  double TransferSeconds(int a, int b, double size_gb, double gbps) const;
   // Site ids along the path (including both ends) and the link ids used.
   std::vector<std::string> PathSites(int a, int b) const;
   std::vector<std::string> PathLinks(int a, int b) const;
@@ -51,6 +56,38 @@ class NetworkModel {
   std::vector<double> gbps_;
   std::vector<int> next_;       // next hop on the path a -> b, -1 none
   std::vector<int> edge_link_;  // link index carrying the direct edge a -> b, -1 none
+};
+
+// Throughput that staging transfers measured from one site to another
+// (docs/datasets.md, "Measured transfers"): shown by GET /v1/network beside
+// the configured Gbps, and used by data-gravity scoring when the policy's
+// datasets.use_measured_throughput says so.
+struct MeasuredPath {
+  double gbps = 0;  // exponentially weighted: each new transfer weighs kWeight
+  uint32_t transfers = 0;
+  absl::Time at;  // the latest transfer's end
+};
+
+// Not thread-safe: the scheduler keeps one under its lock, where decisions
+// read it.
+class MeasuredPaths {
+ public:
+  static constexpr double kWeight = 0.3;
+  // Transfers smaller than this measure the handshake more than the path.
+  static constexpr uint64_t kMinBytes = 1 << 20;
+
+  // Folds in one transfer of `bytes` in `seconds` from `from` to `to`; false
+  // (nothing recorded) when it is too small or took no time.
+  bool Record(const std::string& from, const std::string& to, uint64_t bytes, double seconds,
+              absl::Time at);
+  const MeasuredPath* Find(const std::string& from, const std::string& to) const;
+  bool empty() const { return paths_.empty(); }
+  // The view's matrix entries (from -> to) and each link that alone carries
+  // a measured path (either direction: the latest figure, transfers summed).
+  void Annotate(v1::NetworkView& view) const;
+
+ private:
+  std::map<std::pair<std::string, std::string>, MeasuredPath> paths_;
 };
 
 // Whether a link is up (an absent `up` means up).

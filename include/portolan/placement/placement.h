@@ -46,6 +46,10 @@ struct DecisionInput {
   // reason (the scheduler's CheckQuota); may be null. A job that only such
   // sites could take waits (a quota can change), never unschedulable.
   const std::map<std::string, std::string>* quota_closed = nullptr;
+  // Throughput staging transfers measured per path; used for transfer time
+  // (data_gravity) when the policy's datasets.use_measured_throughput is on.
+  // May be null.
+  const network::MeasuredPaths* measured = nullptr;
 };
 
 // What the plugins of one decision (one job, one cycle) share, computed once

@@ -10,8 +10,10 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/civil_time.h"
+#include "absl/time/time.h"
 #include "portolan/v1/job.pb.h"
 #include "portolan/v1/policy.pb.h"
 
@@ -141,5 +143,11 @@ class ResidencyEngine {
 // negative_listed rules become one apply_negative_lists rule at the first of
 // their places. Returns what it changed, one line each (empty: nothing).
 std::vector<std::string> MigratePolicy(v1::Policy* policy);
+
+// A row of the audit trail (GET /v1/audit) of `kind` at `now`, with a fresh
+// id; given `job`, its id and tenant; given `ds`, the dataset's id, origin
+// and the site it lives at (from_site). The caller adds the rest.
+v1::AuditRecord NewAuditRecord(absl::string_view kind, absl::Time now, const v1::Job* job = nullptr,
+                               const v1::Dataset* ds = nullptr);
 
 }  // namespace portolan::residency

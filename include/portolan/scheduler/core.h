@@ -358,6 +358,14 @@ class Core {
   // agents. `d`, when given, is the placement's decision (its compliance).
   v1::Envelope AssignWithInputs(v1::Job& job, const v1::Decision* d)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A staging update: its inputs replace the job's, and each transfer that
+  // finished since feeds measured_ (the path's throughput).
+  void NoteStaged(v1::Job& job, const v1::JobUpdate& u) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A succeeded attempt's outputs as the agent kept them: each registered as
+  // a dataset derived from the job's inputs, recorded in job.produced. What
+  // could not be kept or registered, as one message ("" when all were).
+  std::string RegisterOutputs(v1::Job& job, const v1::JobUpdate& u)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Reads (or makes) options_.grant_key into signer_ (Recover).
   absl::Status LoadGrantKey();
   // A source agent's account of what it served or refused: audit rows.
@@ -461,7 +469,9 @@ class Core {
   store::Store* const store_;
   base::Clock* const clock_;
   const placement::Registry* const registry_;
-  datasets::Registry datasets_;            // its own lock; never taken while holding mu_
+  // Its own lock, a leaf: taken while holding mu_ (outputs, Resolve), and
+  // nothing that takes mu_ runs while it is held.
+  datasets::Registry datasets_;
   std::unique_ptr<grant::Signer> signer_;  // set by Recover; immutable after
 
   absl::Mutex mu_;
@@ -472,6 +482,8 @@ class Core {
   // (tenant, idempotency key) of submits being stored right now.
   std::set<std::pair<std::string, std::string>> submitting_keys_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<const PolicyState> policy_ ABSL_GUARDED_BY(mu_);
+  // Throughput measured by staging transfers, per (from site, to site).
+  network::MeasuredPaths measured_ ABSL_GUARDED_BY(mu_);
   int policy_versions_ ABSL_GUARDED_BY(mu_) = 0;
   std::map<std::string, v1::Tenant> tenants_ ABSL_GUARDED_BY(mu_);
   // Job id -> the waiting jobs that depend on it (until it ends).

@@ -84,6 +84,21 @@ class DataServer {
   std::shared_ptr<Active> active_ = std::make_shared<Active>();
 };
 
+// The files of a dataset as the data endpoint sends them: `root` itself when
+// it is a regular file (one entry, ""), else the regular files below it,
+// symbolic links not followed, relative paths in byte order.
+absl::StatusOr<std::vector<std::string>> ListFiles(const std::string& root);
+
+// Their size and SHA-256 over their bytes in that order: what a transfer of
+// the same tree reports (PullResult), so a kept output and a later copy of
+// it can be compared.
+struct TreeDigest {
+  uint64_t bytes = 0;
+  uint64_t files = 0;
+  std::string sha256;
+};
+absl::StatusOr<TreeDigest> DigestTree(const std::string& root);
+
 struct PullResult {
   uint64_t bytes = 0;
   uint64_t files = 0;

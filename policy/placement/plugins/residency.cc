@@ -85,21 +85,14 @@ class Residency : public SiteFilterPlugin, public ReservePlugin {
         if (x.id() == c.dataset()) ds = &x;
       }
       if (ds == nullptr) continue;
-      v1::AuditRecord& rec = ctx.audit.emplace_back();
-      rec.set_id(base::NewId("audit"));
-      *rec.mutable_time() = base::ToProto(ctx.now);
-      rec.set_job(job.id());
-      rec.set_tenant(job.tenant());
-      rec.set_dataset(ds->id());
-      rec.set_origin(ds->origin());
-      rec.set_from_site(ds->location());
+      v1::AuditRecord& rec =
+          ctx.audit.emplace_back(residency::NewAuditRecord("placement", ctx.now, &job, ds));
       rec.set_to_site(d.placement().site());
       rec.set_to_jurisdiction(site ? site->jurisdiction() : "");
       rec.set_rule(c.rule());
       rec.set_instrument(c.instrument());
       rec.set_subjects(c.subjects());
       rec.set_sensitive_subjects(c.sensitive_subjects());
-      rec.set_kind("placement");
       std::string note =
           ExportNote(*ds, in.policy->FindSite(ds->location()), rec.to_jurisdiction());
       if (ds->ref().empty()) {

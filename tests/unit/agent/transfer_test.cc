@@ -13,6 +13,7 @@
 #include <fstream>
 #include <random>
 
+#include "../../support/grant_fixtures.h"
 #include "../../support/test_ca.h"
 #include "portolan/base/strings.h"
 #include "portolan/tls/tls.h"
@@ -73,19 +74,7 @@ class TransferTest : public ::testing::Test {
     EXPECT_TRUE(ctx.ok()) << ctx.status();
     return *ctx;
   }
-  v1::TransferGrant Grant() {
-    v1::TransferGrant g;
-    g.set_id("grant-1");
-    g.set_job_id("job-1");
-    g.set_attempt(1);
-    g.set_dataset("reads-2026q3");
-    g.set_dataset_version(2);
-    g.set_source_site("lingang-idc-1");
-    g.set_path("reads/2026q3");
-    g.set_destination_agent("hk1");
-    *g.mutable_expires() = base::ToProto(absl::Now() + absl::Hours(1));
-    return g;
-  }
+  v1::TransferGrant Grant() { return testing::SampleGrant(absl::Now() + absl::Hours(1)); }
   v1::StageSource Source(const v1::SignedGrant& sg) {
     v1::StageSource s;
     s.set_dataset("reads-2026q3");
@@ -162,6 +151,19 @@ TEST_F(TransferTest, AGrantedPullCopiesTheDatasetByteForByte) {
   EXPECT_EQ(t.bytes(), r->bytes);
   EXPECT_EQ(t.sha256(), r->sha256);
   EXPECT_EQ(r->sha256.size(), 64u);
+  // The tree's digest on either side says the same (a kept output and a
+  // later copy of it compare so).
+  for (const char* tree : {"data/reads/2026q3", "inputs/reads-2026q3"}) {
+    auto d = DigestTree(Path(tree));
+    ASSERT_TRUE(d.ok()) << d.status();
+    EXPECT_EQ(d->sha256, r->sha256) << tree;
+    EXPECT_EQ(d->bytes, r->bytes) << tree;
+    EXPECT_EQ(d->files, 2u) << tree;
+  }
+  // Symbolic links are neither listed nor hashed.
+  std::filesystem::create_symlink("/etc/passwd", dir_ / "inputs/reads-2026q3/passwd");
+  EXPECT_EQ(DigestTree(Path("inputs/reads-2026q3"))->sha256, r->sha256);
+  EXPECT_EQ(DigestTree(Path("nowhere")).status().code(), absl::StatusCode::kNotFound);
 }
 
 TEST_F(TransferTest, ForgedExpiredRetargetedAndForeignGrantsAreRefusedAtTheSource) {

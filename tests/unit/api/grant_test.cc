@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <fstream>
 
+#include "../../support/grant_fixtures.h"
 #include "portolan/base/strings.h"
 
 namespace portolan::grant {
@@ -23,19 +24,7 @@ class GrantTest : public ::testing::Test {
   }
   void TearDown() override { std::system(("rm -rf " + dir_).c_str()); }
 
-  v1::TransferGrant Grant(absl::Time expires) {
-    v1::TransferGrant g;
-    g.set_id("grant-1");
-    g.set_job_id("job-1");
-    g.set_attempt(1);
-    g.set_dataset("reads-2026q3");
-    g.set_dataset_version(2);
-    g.set_source_site("lingang-idc-1");
-    g.set_path("reads/2026q3");
-    g.set_destination_agent("hk1");
-    *g.mutable_expires() = base::ToProto(expires);
-    return g;
-  }
+  v1::TransferGrant Grant(absl::Time expires) { return testing::SampleGrant(expires); }
   std::string dir_;
   const absl::Time now_ = absl::FromUnixSeconds(1'790'000'000);
 };

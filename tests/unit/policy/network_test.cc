@@ -100,5 +100,46 @@ TEST(NetworkTest, ParallelLinksUseTheFasterOne) {
   EXPECT_EQ(n.PathLinks(0, 1), std::vector<std::string>{"fast"});
 }
 
+TEST(NetworkTest, MeasuredThroughputIsWeightedShownAndUsedForTransferTime) {
+  auto p = portolan::test_support::DefaultPolicy();
+  const network::NetworkModel& n = p->network();
+  network::MeasuredPaths m;
+  const absl::Time t0 = absl::FromUnixSeconds(1'800'000'000);
+  // Too small to say anything of the path, or no time: not recorded.
+  EXPECT_FALSE(m.Record("lingang-idc-1", "singapore-1", 1000, 0.1, t0));
+  EXPECT_FALSE(m.Record("lingang-idc-1", "singapore-1", 10 << 20, 0, t0));
+  EXPECT_TRUE(m.empty());
+  // 1.25 GB in 1 s = 10 Gbps; then 2.5 GB in 1 s = 20 Gbps weighs 30%.
+  ASSERT_TRUE(m.Record("lingang-idc-1", "singapore-1", 1'250'000'000, 1.0, t0));
+  ASSERT_TRUE(m.Record("lingang-idc-1", "singapore-1", 2'500'000'000, 1.0, t0 + absl::Seconds(5)));
+  const network::MeasuredPath* path = m.Find("lingang-idc-1", "singapore-1");
+  ASSERT_NE(path, nullptr);
+  EXPECT_NEAR(path->gbps, 0.7 * 10 + 0.3 * 20, 1e-9);
+  EXPECT_EQ(path->transfers, 2u);
+  EXPECT_EQ(path->at, t0 + absl::Seconds(5));
+  EXPECT_EQ(m.Find("singapore-1", "lingang-idc-1"), nullptr);  // per direction
+
+  // 500 GB at the measured 13 Gbps instead of the configured 100.
+  int lg1 = n.Index("lingang-idc-1"), sin = n.Index("singapore-1");
+  EXPECT_NEAR(n.TransferSeconds(lg1, sin, 500, path->gbps), 0.065 + 500 * 8 / 13.0, 1e-9);
+
+  // The view: the matrix entry, and the one link that alone carries it.
+  v1::NetworkView v = n.View();
+  m.Annotate(v);
+  int entries = 0;
+  for (const v1::RttEntry& e : v.matrix()) {
+    if (e.measured_transfers() == 0) continue;
+    ++entries;
+    EXPECT_EQ(e.from(), "lingang-idc-1");
+    EXPECT_EQ(e.to(), "singapore-1");
+    EXPECT_NEAR(e.measured_gbps(), 13, 1e-9);
+    EXPECT_DOUBLE_EQ(e.bottleneck_gbps(), 100);  // the configured figure stays
+  }
+  EXPECT_EQ(entries, 1);
+  for (const v1::Link& l : v.links()) {
+    EXPECT_EQ(l.measured_transfers(), l.id() == "sjc2-lg1-sin" ? 2u : 0u) << l.id();
+  }
+}
+
 }  // namespace
 }  // namespace portolan::policy

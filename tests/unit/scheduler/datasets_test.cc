@@ -3,6 +3,8 @@
 // the policy's demands, on the in-memory store double and a fake clock.
 #include <gtest/gtest.h>
 
+#include <functional>
+
 #include "portolan/codec/codec.h"
 #include "portolan/datasets/registry.h"
 #include "support/fake_clock.h"
@@ -229,6 +231,141 @@ TEST_F(RegistryTest, ThePolicyRequiresAttestedAboveGeneralAndMayRefuseInline) {
   policy.set_refuse_inline(true);
   st = Registry::CheckPolicy(inline_job, policy);
   EXPECT_EQ(FieldOf(st), "datasets[0]");
+}
+
+TEST_F(RegistryTest, AnOutputIsCheckedAtSubmitAndInheritsItsInputsFacts) {
+  ASSERT_TRUE(registry_.Create(Reads(), Tenant("acme"), nullptr).ok());
+  v1::Job job;
+  job.set_id("job-1");
+  job.set_attempt(2);
+  job.set_tenant("acme");
+  job.add_datasets()->set_ref("reads-2026q3");
+  v1::JobOutput* out = job.add_outputs();
+  out->set_id("reads-clean");
+  out->add_categories(v1::Dataset::important);
+  ASSERT_TRUE(registry_.Resolve(job).ok());
+  ASSERT_TRUE(registry_.CheckOutputs(job).ok());
+  EXPECT_EQ(job.outputs(0).path(), "reads-clean");  // its id when it names no path
+
+  // The checks at submit name the field.
+  for (auto [mutate, field] : std::vector<std::pair<std::function<void(v1::Job&)>, std::string>>{
+           {[](v1::Job& j) { j.mutable_outputs(0)->set_path("../escape"); }, "outputs[0].path"},
+           {[](v1::Job& j) { j.mutable_outputs(0)->set_id("bad id"); }, "outputs[0].id"},
+           {[](v1::Job& j) { *j.add_outputs() = j.outputs(0); }, "outputs[1].id"},
+           {[](v1::Job& j) {
+              v1::Dataset* eu = j.add_datasets();
+              eu->set_id("eu");
+              eu->set_origin("EU");
+            },
+            "outputs"}}) {
+    v1::Job bad = job;
+    mutate(bad);
+    EXPECT_EQ(FieldOf(registry_.CheckOutputs(bad)), field) << field;
+  }
+  // Another tenant's id is taken.
+  v1::Job globex;
+  globex.set_tenant("globex");
+  globex.add_outputs()->set_id("reads-2026q3");
+  absl::Status st = registry_.CheckOutputs(globex);
+  EXPECT_EQ(st.code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(FieldOf(st), "outputs[0].id");
+
+  // Derived: CN personal (plus the output's own category), the subjects,
+  // the purpose it was read for; declared by the job.
+  v1::ProducedOutput kept;
+  kept.set_dataset("reads-clean");
+  kept.set_store_path(OutputStorePath(job, job.outputs(0)));
+  kept.set_bytes(2'000'000'000);
+  kept.set_sha256("ab");
+  EXPECT_EQ(kept.store_path(), "outputs/acme/reads-clean/job-1-2");
+  v1::RegisteredDataset d = Derive(job, job.outputs(0), kept, "hongkong-1", "HK");
+  EXPECT_EQ(d.origin(), "CN");
+  EXPECT_EQ(d.location().site(), "hongkong-1");
+  ASSERT_EQ(d.categories_size(), 2);
+  EXPECT_EQ(d.categories(0), v1::Dataset::personal);
+  EXPECT_EQ(d.categories(1), v1::Dataset::important);
+  EXPECT_EQ(d.subjects(), 250000u);
+  EXPECT_EQ(d.sector(), "biomedicine");
+  ASSERT_EQ(d.purposes_size(), 1);
+  EXPECT_EQ(d.purposes(0), "contract_performance");
+  EXPECT_DOUBLE_EQ(d.size_gb(), 2);
+  EXPECT_EQ(d.derived_from(0), "reads-2026q3@1");
+  auto registered = registry_.RegisterOutput(d);
+  ASSERT_TRUE(registered.ok()) << registered.status();
+  EXPECT_EQ(registered->version(), 1u);
+  EXPECT_EQ(registered->classification().by(), "job:job-1");
+  EXPECT_EQ(registered->bytes(), 2'000'000'000u);
+  // A rerun writes the next version.
+  EXPECT_EQ(registry_.RegisterOutput(d)->version(), 2u);
+
+  // A job that read nothing writes data of its site's jurisdiction.
+  v1::Job fresh;
+  fresh.set_id("job-2");
+  fresh.set_tenant("acme");
+  fresh.add_outputs()->set_id("sim");
+  v1::RegisteredDataset sim = Derive(fresh, fresh.outputs(0), kept, "frankfurt-1", "EU");
+  EXPECT_EQ(sim.origin(), "EU");
+  EXPECT_EQ(sim.categories(0), v1::Dataset::general);
+}
+
+TEST_F(RegistryTest, OnlyAnOfficerMakesADerivedDatasetLessRestricted) {
+  ASSERT_TRUE(registry_.Create(Reads(), Tenant("acme"), nullptr).ok());
+  v1::Job job;
+  job.set_id("job-1");
+  job.set_tenant("acme");
+  job.add_datasets()->set_ref("reads-2026q3");
+  job.add_outputs()->set_id("reads-clean");
+  ASSERT_TRUE(registry_.Resolve(job).ok());
+  ASSERT_TRUE(registry_.CheckOutputs(job).ok());
+  v1::ProducedOutput kept;
+  kept.set_store_path(OutputStorePath(job, job.outputs(0)));
+  auto d = registry_.RegisterOutput(Derive(job, job.outputs(0), kept, "lingang-idc-1", "CN"));
+  ASSERT_TRUE(d.ok()) << d.status();
+
+  v1::RegisteredDataset general = *d;
+  general.clear_categories();
+  general.add_categories(v1::Dataset::general);
+  auto st = registry_.Update("reads-clean", general, Tenant("acme"), nullptr);
+  EXPECT_EQ(st.status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(FieldOf(st.status()), "categories");
+  v1::RegisteredDataset moved = *d;
+  moved.set_origin("HK");
+  EXPECT_EQ(FieldOf(registry_.Update("reads-clean", moved, Tenant("acme"), nullptr).status()),
+            "origin");
+  // Stricter is the tenant's to say; less strict is the officer's.
+  v1::RegisteredDataset stricter = *d;
+  stricter.add_categories(v1::Dataset::important);
+  EXPECT_TRUE(registry_.Update("reads-clean", stricter, Tenant("acme"), nullptr).ok());
+  auto officer = registry_.Update("reads-clean", general, Officer(), nullptr);
+  ASSERT_TRUE(officer.ok()) << officer.status();
+  EXPECT_EQ(officer->categories(0), v1::Dataset::general);
+  EXPECT_EQ(officer->derived_from_job(), "job-1");
+}
+
+TEST_F(RegistryTest, ATenantCannotRegisterAnotherTenantsFilesOrTheAgentsCache) {
+  ASSERT_TRUE(registry_.Create(Reads(), Tenant("acme"), nullptr).ok());
+  for (const char* path : {"reads/2026q3", "reads", "reads/2026q3/part-1"}) {
+    v1::RegisteredDataset d = Reads();
+    d.set_id("mine");
+    d.set_tenant("globex");
+    d.mutable_location()->set_path(path);
+    auto st = registry_.Create(d, Tenant("globex"), nullptr);
+    EXPECT_EQ(st.status().code(), absl::StatusCode::kPermissionDenied) << path;
+    EXPECT_EQ(FieldOf(st.status()), "location.path") << path;
+  }
+  // Neighbours are fine ("readsx" is not inside "reads"); hidden names and
+  // other tenants' outputs/ are not.
+  v1::RegisteredDataset d = Reads();
+  d.set_id("mine");
+  d.set_tenant("globex");
+  d.mutable_location()->set_path("reads-2026q4");
+  EXPECT_TRUE(registry_.Create(d, Tenant("globex"), nullptr).ok());
+  for (const char* path : {".portolan-cache/reads-2026q3/v1/data", "outputs/acme/x"}) {
+    d.set_id("other");
+    d.mutable_location()->set_path(path);
+    EXPECT_EQ(FieldOf(registry_.Create(d, Tenant("globex"), nullptr).status()), "location.path")
+        << path;
+  }
 }
 
 }  // namespace
