@@ -35,7 +35,7 @@ void PrintDataset(std::ostream& out, const v1::RegisteredDataset& d) {
   out << "tenant:      " << d.tenant() << "\n";
   out << "origin:      " << d.origin() << "\n";
   out << "location:    " << d.location().site() << ":" << d.location().path() << "\n";
-  out << "size:        " << d.size_gb() << " GB\n";
+  out << absl::StrFormat("size:        %.3f GB\n", d.size_gb());
   out << "categories:  " << Categories(d) << "\n";
   out << absl::StrFormat("subjects:    %u (%u sensitive)\n", d.subjects(), d.sensitive_subjects());
   if (!d.sector().empty()) out << "sector:      " << d.sector() << "\n";

@@ -28,6 +28,7 @@
 #include "../support/test_ca.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "portolan/base/log.h"
 #include "portolan/base/strings.h"
 #include "portolan/grant/grant.h"
 #include "portolan/tls/tls.h"

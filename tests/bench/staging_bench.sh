@@ -16,7 +16,7 @@ RUNS="${2:-3}"
 . "$ROOT/tests/bench/lib.sh"
 bench_init staging
 
-ours="$("$ROOT/$BUILD/tests/bench/staging_bench" --mib "$MIB" --runs "$RUNS" | head -1)"
+ours="$("$ROOT/$BUILD/tests/bench/staging_bench" --mib "$MIB" --runs "$RUNS" | grep "^{\"bench\"")"
 pull="$(sed -n 's/.*"pull_mb_s":\([0-9.]*\).*/\1/p' <<<"$ours")"
 
 # openssl's own server and client, ECDSA P-256 like the agents' certificates.
