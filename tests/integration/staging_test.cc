@@ -29,8 +29,9 @@ using std::chrono::seconds;
 
 // The data of a job placed at another site is pulled under a grant, agent to
 // agent over mutual TLS, and reads back byte for byte; local data is linked;
-// a grant signed by anyone but the scheduler is refused at the source; the
-// audit trail names the grant, the transfer and the refusal.
+// a grant signed by anyone but the scheduler, an expired one and one made out
+// to another agent are refused at the source; the audit trail names the
+// grant, the transfer and the refusals.
 class StagingIT : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -134,7 +135,27 @@ TEST_F(StagingIT, DataMovesOnlyUnderTheSchedulersGrantAndIsAudited) {
   ASSERT_TRUE(ctx.ok()) << ctx.status();
   auto pulled = transfer::Pull(src, c.dir() + "/stolen", **ctx, nullptr);
   EXPECT_EQ(pulled.status().code(), absl::StatusCode::kPermissionDenied) << pulled.status();
+  EXPECT_NE(pulled.status().message().find("not one of the scheduler's grant keys"),
+            std::string::npos)
+      << pulled.status();
   EXPECT_FALSE(std::filesystem::exists(c.dir() + "/stolen"));
+  // Signed with the scheduler's own key, but expired; or made out to
+  // another agent (sg1) and presented with hk1's certificate: refused too.
+  auto own = grant::Signer::LoadOrCreate(c.dir() + "/state/grant-key.pem");
+  ASSERT_TRUE(own.ok()) << own.status();
+  v1::TransferGrant expired = g;
+  expired.set_id("grant-expired");
+  *expired.mutable_expires() = base::ToProto(absl::Now() - absl::Minutes(1));
+  v1::TransferGrant retargeted = g;
+  retargeted.set_id("grant-retargeted");
+  retargeted.set_destination_agent("sg1");
+  for (const auto& [bad, why] : {std::pair{expired, "expired"}, std::pair{retargeted, "sg1"}}) {
+    *src.mutable_grant() = (*own)->Sign(bad);
+    pulled = transfer::Pull(src, c.dir() + "/stolen", **ctx, nullptr);
+    EXPECT_EQ(pulled.status().code(), absl::StatusCode::kPermissionDenied) << pulled.status();
+    EXPECT_NE(pulled.status().message().find(why), std::string::npos) << pulled.status();
+    EXPECT_FALSE(std::filesystem::exists(c.dir() + "/stolen"));
+  }
 
   // The audit: the grant, lg1's account of the transfer (same checksum),
   // and of the refusal.
@@ -153,7 +174,7 @@ TEST_F(StagingIT, DataMovesOnlyUnderTheSchedulersGrantAndIsAudited) {
           }
           if (r.kind() == "grant") EXPECT_EQ(r.to_site(), "hongkong-1");
         }
-        return kinds["grant"] == 1 && kinds["transfer"] == 1 && kinds["transfer_refused"] == 1;
+        return kinds["grant"] == 1 && kinds["transfer"] == 1 && kinds["transfer_refused"] == 3;
       },
       seconds(10)))
       << kinds["grant"] << " grant, " << kinds["transfer"] << " transfer, "
