@@ -5,7 +5,13 @@
 // <attempt>/work/inputs/<dataset>, with progress reported as state staging;
 // then the job starts with PORTOLAN_INPUTS pointing there. The staged copies
 // are removed when the attempt ends.
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <filesystem>
 #include <fstream>
@@ -158,8 +164,75 @@ absl::Status OpenToTheJob(const std::string& dir) {
   return absl::OkStatus();
 }
 
-// Moves one output from the attempt to --data-dir and measures it.
-v1::ProducedOutput KeepOne(const v1::OutputTarget& t, const fs::path& outputs,
+// <attempt>/work/outputs/<path> opened without following a symbolic link at
+// any step: the job owns everything below <attempt>/work and may have put
+// one there (to / or /etc, for the agent to copy or chmod). -1 otherwise.
+int OpenJobOutput(const std::string& attempt_dir, const std::string& path) {
+  int fd = open(attempt_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);  // the agent's
+  std::vector<std::string> parts = {"work", "outputs"};
+  for (const fs::path& part : fs::path(path)) parts.push_back(part.string());
+  for (const std::string& part : parts) {
+    if (fd < 0) return -1;
+    const int next = openat(fd, part.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    close(fd);
+    fd = next;
+  }
+  return fd;
+}
+
+// Copies the tree under the open directory `src` to `dst` (made), regular
+// files and directories only. Everything is read through descriptors opened
+// with O_NOFOLLOW, so a link the job leaves, or swaps in meanwhile, never
+// leads the agent outside the job's own tree; links, FIFOs and devices are
+// not kept. What it makes is the agent's: directories 0755, files 0644.
+absl::Status CopyOut(int src, const fs::path& dst, int depth = 0) {
+  if (depth > 64) return absl::InvalidArgumentError("outputs nested more than 64 deep");
+  if (mkdir(dst.c_str(), 0755) != 0 || chmod(dst.c_str(), 0755) != 0)
+    return absl::InternalError(absl::StrCat("cannot make ", dst.string(), ": ", strerror(errno)));
+  DIR* d = fdopendir(dup(src));
+  if (d == nullptr) return absl::InternalError(absl::StrCat("cannot list the job's outputs"));
+  absl::Status st;
+  std::vector<char> buf(256 * 1024);
+  while (dirent* e = readdir(d)) {
+    const std::string name = e->d_name;
+    if (name == "." || name == ".." || !st.ok()) continue;
+    struct stat info;
+    if (fstatat(src, name.c_str(), &info, AT_SYMLINK_NOFOLLOW) != 0) continue;
+    if (S_ISDIR(info.st_mode)) {
+      const int fd = openat(src, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (fd < 0) continue;  // swapped for something else meanwhile: not kept
+      st = CopyOut(fd, dst / name, depth + 1);
+      close(fd);
+      continue;
+    }
+    if (!S_ISREG(info.st_mode)) continue;
+    const int in = openat(src, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (in < 0) continue;
+    if (fstat(in, &info) != 0 || !S_ISREG(info.st_mode)) {
+      close(in);
+      continue;
+    }
+    const fs::path target = dst / name;
+    const int out = open(target.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (out < 0 || fchmod(out, 0644) != 0) {
+      st = absl::InternalError(
+          absl::StrCat("cannot write ", target.string(), ": ", strerror(errno)));
+    }
+    for (ssize_t n; st.ok() && (n = read(in, buf.data(), buf.size())) != 0;) {
+      if (n < 0 || write(out, buf.data(), static_cast<size_t>(n)) != n)
+        st = absl::InternalError(
+            absl::StrCat("cannot copy ", target.string(), ": ", strerror(errno)));
+    }
+    close(in);
+    if (out >= 0) close(out);
+  }
+  closedir(d);
+  return st;
+}
+
+// Copies one output from the attempt to --data-dir and measures it. The
+// job's own copy stays in its attempt directory.
+v1::ProducedOutput KeepOne(const v1::OutputTarget& t, const std::string& attempt_dir,
                            const std::string& data_dir) {
   v1::ProducedOutput out;
   out.set_dataset(t.dataset());
@@ -168,51 +241,31 @@ v1::ProducedOutput KeepOne(const v1::OutputTarget& t, const fs::path& outputs,
     out.set_error("the agent has no --data-dir to keep outputs in");
     return out;
   }
-  const fs::path from = outputs / t.path();
+  if (!base::IsSafeRelativePath(t.path()) || !base::IsSafeRelativePath(t.store_path())) {
+    out.set_error("an unsafe output path");
+    return out;
+  }
+  const int from = OpenJobOutput(attempt_dir, t.path());
+  if (from < 0) {
+    out.set_error(absl::StrCat("no directory at $PORTOLAN_OUTPUTS/", t.path(),
+                               " (a symbolic link is not followed)"));
+    return out;
+  }
   const fs::path to = fs::path(data_dir) / t.store_path();
   std::error_code ec;
-  if (fs::exists(from, ec)) {
-    // What the job left: regular files and directories only.
-    for (auto it = fs::recursive_directory_iterator(from, ec);
-         !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-      if (it->is_symlink() || (!it->is_regular_file() && !it->is_directory()))
-        fs::remove(it->path(), ec);
-    }
-    fs::remove_all(to, ec);  // a copy half made before a restart
-    // outputs/<tenant>/<id>/: passable, not listable (0711), so a job reaches
-    // a kept output only by a path that names the job that wrote it.
-    fs::create_directories(to.parent_path(), ec);
-    fs::path level = data_dir;
-    for (const fs::path& part : fs::path(t.store_path()).parent_path()) {
-      level /= part;
-      fs::permissions(level, fs::perms(0711), ec);
-    }
-    fs::rename(from, to, ec);
-    if (ec) {  // another file system: copy, then drop the original
-      if (absl::Status st = CopyTree(from, to); !st.ok()) {
-        out.set_error(std::string(st.message()));
-        return out;
-      }
-      fs::remove_all(from, ec);
-    }
-  } else if (!fs::exists(to, ec)) {
-    out.set_error(absl::StrCat("nothing at $PORTOLAN_OUTPUTS/", t.path()));
-    return out;
-  }  // else moved already, before the agent restarted
-  // The agent's from now on, readable by the data endpoint, unchangeable
-  // by whoever gets the job's uid next.
-  const uid_t uid = geteuid();
-  const gid_t gid = getegid();
-  bool owned = lchown(to.c_str(), uid, gid) == 0;
-  for (auto it = fs::recursive_directory_iterator(to, ec);
-       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-    owned = lchown(it->path().c_str(), uid, gid) == 0 && owned;
+  fs::remove_all(to, ec);  // a copy half made before a restart (the agent's own tree)
+  // outputs/<tenant>/<id>/: passable, not listable (0711), so a job reaches
+  // a kept output only by a path that names the job that wrote it.
+  fs::create_directories(to.parent_path(), ec);
+  fs::path level = data_dir;
+  for (const fs::path& part : fs::path(t.store_path()).parent_path()) {
+    level /= part;
+    fs::permissions(level, fs::perms(0711), ec);
   }
-  if (!owned || ec) {
-    out.set_error(absl::StrCat("cannot take ", to.string(), " over from the job's uid"));
-    return out;
-  }
-  if (absl::Status st = OpenToTheJob(to.string()); !st.ok()) {
+  absl::Status st = CopyOut(from, to);
+  close(from);
+  if (!st.ok()) {
+    fs::remove_all(to, ec);
     out.set_error(std::string(st.message()));
     return out;
   }
@@ -259,7 +312,7 @@ bool AgentClient::KeepOutputs(const v1::JobUpdate& update) {
   keeping_[key] = std::thread([this, key, update, targets, dir, data_dir = options_.data_dir] {
     v1::JobUpdate u = update;
     for (const v1::OutputTarget& t : targets.outputs())
-      *u.add_outputs() = KeepOne(t, fs::path(dir) / "work" / "outputs", data_dir);
+      *u.add_outputs() = KeepOne(t, dir, data_dir);
     boost::asio::post(io_, [this, key, u] {
       if (auto it = keeping_.find(key); it != keeping_.end()) {
         if (it->second.joinable()) it->second.join();

@@ -337,5 +337,55 @@ TEST_F(StagingIT, OutputsInheritTheirInputsAndTransfersAreMeasuredAndCached) {
   EXPECT_NE(text.find("Mbit/s in"), std::string::npos) << text;
 }
 
+// What a job leaves in $PORTOLAN_OUTPUTS is copied by the agent without
+// following a symbolic link: a job that swaps its output directory for a link
+// to somewhere else fails with nothing kept and the place untouched; a link
+// inside an output is not kept.
+TEST_F(StagingIT, AJobCannotLeadTheAgentOutOfItsOutputs) {
+  const std::string secret = c.SharedDir() + "/secret";
+  std::filesystem::create_directories(secret);
+  std::ofstream(secret + "/key") << "s3cret\n";
+  std::filesystem::permissions(secret + "/key", std::filesystem::perms(0600));
+  auto run = [&](const std::string& script, const std::string& id) {
+    v1::Job j =
+        Call<v1::Job>(c, "POST", "/v1/jobs",
+                      absl::StrCat(R"({"tenant": "acme", "resources": {"cpus": 1, "memory_mb": 64},
+            "command": ["/bin/sh", "-c", ")",
+                                   script, R"("], "placement": {"sites": ["lingang-idc-1"]},
+            "outputs": [{"id": ")",
+                                   id, R"("}]})"),
+                      201);
+    EXPECT_TRUE(WaitFor(
+        [&] {
+          auto got = c.client().GetJob(j.id());
+          return got.ok() &&
+                 (got->state() == v1::Job::succeeded || got->state() == v1::Job::failed);
+        },
+        seconds(30)));
+    return *c.client().GetJob(j.id());
+  };
+  v1::Job swapped = run(
+      absl::StrCat("rm -r $PORTOLAN_OUTPUTS/a1 && ln -s ", secret, " $PORTOLAN_OUTPUTS/a1"), "a1");
+  EXPECT_EQ(swapped.state(), v1::Job::failed);
+  EXPECT_NE(swapped.reason().find("outputs not kept: a1: no directory at $PORTOLAN_OUTPUTS/a1"),
+            std::string::npos)
+      << swapped.reason();
+  EXPECT_EQ(std::filesystem::status(secret + "/key").permissions() & std::filesystem::perms::all,
+            std::filesystem::perms(0600));
+  EXPECT_FALSE(std::filesystem::exists(data_ + "/outputs/acme/a1/" + swapped.id() + "-1/key"));
+  EXPECT_EQ(Call<v1::Job>(c, "GET", "/v1/jobs/" + swapped.id()).produced(0).version(), 0u);
+
+  v1::Job linked =
+      run(absl::StrCat("ln -s ", secret,
+                       "/key $PORTOLAN_OUTPUTS/b1/key && echo hi > $PORTOLAN_OUTPUTS/b1/ok"),
+          "b1");
+  ASSERT_EQ(linked.state(), v1::Job::succeeded) << linked.reason();
+  ASSERT_EQ(linked.produced_size(), 1);
+  EXPECT_EQ(linked.produced(0).files(), 1u);
+  const std::string kept = data_ + "/" + linked.produced(0).store_path();
+  EXPECT_TRUE(std::filesystem::is_regular_file(kept + "/ok"));
+  EXPECT_FALSE(std::filesystem::exists(std::filesystem::symlink_status(kept + "/key")));
+}
+
 }  // namespace
 }  // namespace portolan::testing
