@@ -400,16 +400,12 @@ void AgentClient::QueueUpdate(v1::JobUpdate update) {
   if (s == v1::Job::succeeded || s == v1::Job::failed || s == v1::Job::cancelled ||
       s == v1::Job::lost) {
     // The attempt's staged inputs go with it (links to local data only
-    // unlink).
-    const std::string inputs = absl::StrCat(options_.executor.work_root, "/", update.job_id(), "-",
-                                            update.attempt(), "/work/inputs");
+    // unlink), removed through descriptors: the tree is in the job's.
+    const std::string attempt =
+        absl::StrCat(options_.executor.work_root, "/", update.job_id(), "-", update.attempt());
     std::error_code ec;
-    if (std::filesystem::exists(inputs, ec)) {
-      std::thread([inputs] {
-        std::error_code e;
-        std::filesystem::remove_all(inputs, e);
-      }).detach();
-    }
+    if (std::filesystem::exists(attempt + "/work/inputs", ec))
+      std::thread([attempt] { RemoveStagedInputs(attempt); }).detach();
   }
   v1::Envelope env;
   *env.mutable_job_update() = std::move(update);

@@ -280,6 +280,26 @@ v1::ProducedOutput KeepOne(const v1::OutputTarget& t, const std::string& attempt
   return out;
 }
 
+// Removes the entry `name` of the open directory `dir`, a tree recursively,
+// never following a link (a link is removed, not what it names).
+void RemoveAt(int dir, const std::string& name, int depth) {
+  if (unlinkat(dir, name.c_str(), 0) == 0 || errno == ENOENT || depth > 64) return;
+  const int fd = openat(dir, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return;
+  DIR* d = fdopendir(fd);  // owns fd
+  if (d == nullptr) {
+    close(fd);
+    return;
+  }
+  std::vector<std::string> names;
+  while (dirent* e = readdir(d)) {
+    if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) names.push_back(e->d_name);
+  }
+  for (const std::string& n : names) RemoveAt(dirfd(d), n, depth + 1);
+  closedir(d);
+  unlinkat(dir, name.c_str(), AT_REMOVEDIR);
+}
+
 std::string AttemptDir(const std::string& work_root, const std::string& job, uint32_t attempt) {
   return absl::StrCat(work_root, "/", job, "-", attempt);
 }
@@ -287,6 +307,16 @@ std::string AttemptDir(const std::string& work_root, const std::string& job, uin
 constexpr char kOutputsFile[] = "outputs.pb";
 
 }  // namespace
+
+void AgentClient::RemoveStagedInputs(const std::string& attempt_dir) {
+  const int attempt = open(attempt_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);  // the agent's
+  if (attempt < 0) return;
+  const int work = openat(attempt, "work", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  close(attempt);
+  if (work < 0) return;
+  RemoveAt(work, "inputs", 0);
+  close(work);
+}
 
 void AgentClient::RecordOutputs(const v1::Assign& assign) {
   if (assign.outputs().empty()) return;

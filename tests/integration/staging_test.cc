@@ -91,6 +91,10 @@ TEST_F(StagingIT, DataMovesOnlyUnderTheSchedulersGrantAndIsAudited) {
   bool staged = false;
   for (const auto& e : remote.events()) staged |= e.state() == v1::Job::staging;
   EXPECT_TRUE(staged) << "no staging event";
+  // The staged copy goes with the attempt.
+  const std::string copy = c.dir() + "/agent-hk1/jobs/" + remote.id() + "-1/work/inputs";
+  EXPECT_TRUE(std::filesystem::is_directory(std::filesystem::path(copy).parent_path())) << copy;
+  EXPECT_TRUE(WaitFor([&] { return !std::filesystem::exists(copy); }, seconds(5))) << copy;
 
   // At Lingang: linked where it lives.
   v1::Job local = RunAt("lingang-idc-1");

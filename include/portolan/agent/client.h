@@ -117,6 +117,9 @@ class AgentClient {
   bool StartStaging(const v1::Assign& assign);
   void FinishStaging(const std::string& key, v1::Job job, const std::string& dir,
                      const absl::Status& status, std::vector<v1::StagedInput> inputs);
+  // Removes <attempt_dir>/work/inputs without following a link at any step
+  // (it lies in the job's tree, where the job may have put one).
+  static void RemoveStagedInputs(const std::string& attempt_dir);
   // An Assign's outputs, written beside the attempt (<attempt>/outputs.pb) so
   // that an agent restarted while the job runs still knows where they go.
   void RecordOutputs(const v1::Assign& assign);
