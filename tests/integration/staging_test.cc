@@ -176,7 +176,9 @@ TEST_F(StagingIT, DataMovesOnlyUnderTheSchedulersGrantAndIsAudited) {
             EXPECT_EQ(r.actor(), "agent:hk1");
             EXPECT_EQ(r.agent(), "lg1");
           }
-          if (r.kind() == "grant") EXPECT_EQ(r.to_site(), "hongkong-1");
+          if (r.kind() == "grant") {
+            EXPECT_EQ(r.to_site(), "hongkong-1");
+          }
         }
         return kinds["grant"] == 1 && kinds["transfer"] == 1 && kinds["transfer_refused"] == 3;
       },

@@ -21,7 +21,7 @@ using std::chrono::seconds;
 v1::Job After(v1::Job spec, const std::string& dep, const char* condition = "succeeded") {
   v1::Dependency* d = spec.add_depends_on();
   d->set_job(dep);
-  v1::Dependency::Condition c;
+  v1::Dependency::Condition c = v1::Dependency::condition_unspecified;
   EXPECT_TRUE(v1::Dependency::Condition_Parse(condition, &c));
   d->set_condition(c);
   return spec;

@@ -75,7 +75,9 @@ void ExpectSameAsProtobuf(const google::protobuf::Message& m, bool byte_exact = 
   EXPECT_EQ(codec::ToJson(m), fast);
   // Pretty output (the CLI's -o json): protobuf's layout, from the direct
   // printer, so maps keep their key order there too.
-  if (byte_exact) EXPECT_EQ(codec::ToJson(m, true), codec::internal::ProtobufJson(m, true));
+  if (byte_exact) {
+    EXPECT_EQ(codec::ToJson(m, true), codec::internal::ProtobufJson(m, true));
+  }
 }
 
 TEST(CodecTest, DirectJsonPrinterMatchesProtobuf) {
