@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "portolan/agent/client.h"
 
-#include <filesystem>
 #include <random>
 
 #include "absl/strings/str_cat.h"
@@ -400,12 +399,8 @@ void AgentClient::QueueUpdate(v1::JobUpdate update) {
   if (s == v1::Job::succeeded || s == v1::Job::failed || s == v1::Job::cancelled ||
       s == v1::Job::lost) {
     // The attempt's staged inputs go with it (links to local data only
-    // unlink), removed through descriptors: the tree is in the job's.
-    const std::string attempt =
-        absl::StrCat(options_.executor.work_root, "/", update.job_id(), "-", update.attempt());
-    std::error_code ec;
-    if (std::filesystem::exists(attempt + "/work/inputs", ec))
-      std::thread([attempt] { RemoveStagedInputs(attempt); }).detach();
+    // unlink).
+    RemoveStagedInputs(update.job_id(), update.attempt());
   }
   v1::Envelope env;
   *env.mutable_job_update() = std::move(update);

@@ -16,6 +16,7 @@
 #include <openssl/ssl.h>
 #include <boost/program_options.hpp>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -463,13 +464,10 @@ int Serve(const Flags& f, agent::AgentOptions opts, const v1::Topology& topology
   client_ptr = &client;
   // The data endpoint stops (waiting for its transfers) before the client
   // they report to goes.
-  struct StopFirst {
-    std::function<void()> stop;
-    ~StopFirst() { stop(); }
-  } stop_data{[&] {
+  absl::Cleanup stop_data = [&] {
     client_ptr = nullptr;
     if (data_server.ok()) data_server->reset();
-  }};
+  };
   registry.OnScrape([&] { agent_metrics.Refresh(client); });
   tls::AddCertificateExpiryMetric(registry, {{"agent_rpc", f.tls_cert}});
   std::unique_ptr<metrics::HttpServer> metrics_server;

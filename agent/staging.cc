@@ -53,17 +53,23 @@ absl::Status CopyTree(const fs::path& from, const fs::path& to) {
   return absl::OkStatus();
 }
 
+// Beside a cached copy: "<bytes> <sha256>" of its data, as the pull measured
+// it, so a later job linking it need not read it all again.
+constexpr char kCacheDigest[] = "digest";
+
 // Keeps a pulled copy as `entry` for later jobs at this site, replacing the
 // dataset's older versions. Made aside and renamed into place, so a
 // concurrent stage of the same version sees all of it or none; a failure
 // only costs the next job a pull.
-void KeepInCache(const fs::path& pulled, const fs::path& entry) {
+void KeepInCache(const fs::path& pulled, const transfer::PullResult& digest,
+                 const fs::path& entry) {
   std::error_code ec;
   const fs::path dataset_dir = entry.parent_path();
   fs::create_directories(dataset_dir, ec);
   fs::permissions(dataset_dir.parent_path(), fs::perms::owner_all, ec);
   const fs::path aside = dataset_dir / absl::StrCat(".new-", base::NewId("c"));
   fs::create_directories(aside, ec);
+  std::ofstream(aside / kCacheDigest) << digest.bytes << " " << digest.sha256 << "\n";
   if (ec || !CopyTree(pulled, aside / "data").ok()) {
     fs::remove_all(aside, ec);
     return;
@@ -111,12 +117,19 @@ absl::Status StageOne(const v1::StageSource& src, const std::string& data_dir,
     // Pulled for an earlier job at this site: a local copy (hard links where
     // the file system allows), nothing crosses the border again.
     if (absl::Status st = CopyTree(cached / "data", dest); !st.ok()) return st;
-    auto digest = transfer::DigestTree(dest.string());
-    if (!digest.ok()) return digest.status();
+    uint64_t bytes = 0;
+    std::string sha256;
+    std::ifstream(cached / kCacheDigest) >> bytes >> sha256;
+    if (sha256.empty()) {  // no digest beside it: measure the copy
+      auto digest = transfer::DigestTree(dest.string());
+      if (!digest.ok()) return digest.status();
+      bytes = digest->bytes;
+      sha256 = digest->sha256;
+    }
     si.set_cached(true);
-    si.set_bytes_done(digest->bytes);
-    si.set_bytes_total(digest->bytes);
-    si.set_sha256(digest->sha256);
+    si.set_bytes_done(bytes);
+    si.set_bytes_total(bytes);
+    si.set_sha256(sha256);
     si.set_done(true);
     return absl::OkStatus();
   }
@@ -144,7 +157,7 @@ absl::Status StageOne(const v1::StageSource& src, const std::string& data_dir,
   si.set_seconds(r->seconds);
   if (r->seconds > 0) si.set_rate_mbps(r->bytes * 8.0 / 1e6 / r->seconds);
   si.set_done(true);
-  if (cache) KeepInCache(dest, cached);
+  if (cache) KeepInCache(dest, *r, cached);
   return absl::OkStatus();
 }
 
@@ -300,28 +313,29 @@ void RemoveAt(int dir, const std::string& name, int depth) {
   unlinkat(dir, name.c_str(), AT_REMOVEDIR);
 }
 
-std::string AttemptDir(const std::string& work_root, const std::string& job, uint32_t attempt) {
-  return absl::StrCat(work_root, "/", job, "-", attempt);
-}
-
 constexpr char kOutputsFile[] = "outputs.pb";
 
 }  // namespace
 
-void AgentClient::RemoveStagedInputs(const std::string& attempt_dir) {
-  const int attempt = open(attempt_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);  // the agent's
-  if (attempt < 0) return;
-  const int work = openat(attempt, "work", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  close(attempt);
-  if (work < 0) return;
-  RemoveAt(work, "inputs", 0);
-  close(work);
+void AgentClient::RemoveStagedInputs(const std::string& job_id, uint32_t attempt_no) {
+  const std::string dir = executor::AttemptDir(options_.executor.work_root, job_id, attempt_no);
+  std::error_code ec;
+  if (!fs::exists(dir + "/work/inputs", ec)) return;
+  std::thread([dir] {
+    const int attempt = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);  // the agent's
+    if (attempt < 0) return;
+    const int work = openat(attempt, "work", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    close(attempt);
+    if (work < 0) return;
+    RemoveAt(work, "inputs", 0);
+    close(work);
+  }).detach();
 }
 
 void AgentClient::RecordOutputs(const v1::Assign& assign) {
   if (assign.outputs().empty()) return;
   const std::string dir =
-      AttemptDir(options_.executor.work_root, assign.job().id(), assign.job().attempt());
+      executor::AttemptDir(options_.executor.work_root, assign.job().id(), assign.job().attempt());
   v1::Assign targets;
   *targets.mutable_outputs() = assign.outputs();
   std::error_code ec;
@@ -335,7 +349,7 @@ bool AgentClient::KeepOutputs(const v1::JobUpdate& update) {
   const std::string key = absl::StrCat(update.job_id(), "/", update.attempt());
   if (keeping_.contains(key)) return true;  // the same word again: reported once kept
   const std::string dir =
-      AttemptDir(options_.executor.work_root, update.job_id(), update.attempt());
+      executor::AttemptDir(options_.executor.work_root, update.job_id(), update.attempt());
   v1::Assign targets;
   std::ifstream f(fs::path(dir) / kOutputsFile, std::ios::binary);
   if (!f || !targets.ParseFromIstream(&f) || targets.outputs().empty()) return false;
@@ -375,7 +389,7 @@ bool AgentClient::StartStaging(const v1::Assign& assign) {
     if (s.job_id() == job.id() && s.attempt() == job.attempt()) return false;  // started already
   }
   const std::string dir =
-      absl::StrCat(options_.executor.work_root, "/", job.id(), "-", job.attempt(), "/work/inputs");
+      executor::AttemptDir(options_.executor.work_root, job.id(), job.attempt()) + "/work/inputs";
   Staging& st = staging_[key];
   auto cancel = st.cancel;
   st.thread = std::thread(

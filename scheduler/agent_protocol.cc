@@ -11,7 +11,6 @@
 #include "portolan/topology/allocator.h"
 
 namespace portolan::scheduler {
-namespace {}  // namespace
 
 void Core::CommitRecovered(AgentRec& rec, v1::Job& job) {
   if (!rec.topo) return;

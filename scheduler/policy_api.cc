@@ -333,8 +333,7 @@ void Core::CheckComplianceLocked(const std::string& cause, const std::string& on
       continue;
     }
     v1::Job& job = *held;
-    const bool active = job.state() == v1::Job::placed || job.state() == v1::Job::staging ||
-                        job.state() == v1::Job::running;
+    const bool active = HoldsResources(job.state());
     if (!only_tenant.empty() && job.tenant() != only_tenant) continue;
     auto known = violations_.find(id);
     const v1::Site* site = active ? p.FindSite(job.allocation().site()) : nullptr;

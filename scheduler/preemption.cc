@@ -60,9 +60,7 @@ std::optional<Core::Preemption> Core::FindPreemption(const placement::DecisionIn
     for (const std::string& jid : rec.info.jobs()) {
       const v1::Job* j = jobs_.Held(jid);
       if (j != nullptr && j->priority() < job.priority() && !j->cancel_requested() &&
-          !j->has_gang() &&
-          (j->state() == v1::Job::placed || j->state() == v1::Job::staging ||
-           j->state() == v1::Job::running)) {
+          !j->has_gang() && HoldsResources(j->state())) {
         candidates.push_back(j);
       }
     }

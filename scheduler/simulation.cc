@@ -147,10 +147,7 @@ absl::Status Core::SnapshotActive(bool holding_only, size_t max_jobs,
         if (rec == nullptr || !rec->job) continue;
         const v1::Job& j = *rec->job;
         // Once per job: only under the agent it is allocated to now.
-        if ((j.state() != v1::Job::placed && j.state() != v1::Job::staging &&
-             j.state() != v1::Job::running) ||
-            j.allocation().agent() != it->first)
-          continue;
+        if (!HoldsResources(j.state()) || j.allocation().agent() != it->first) continue;
         if (out->size() >= max_jobs) return TooMany(max_jobs);
         simulate::Job& s = out->emplace_back();
         s.id = id;

@@ -111,9 +111,13 @@ void Executor::StopAll() {
   }
 }
 
+std::string AttemptDir(const std::string& work_root, const std::string& job_id, uint32_t attempt) {
+  return absl::StrCat(work_root, "/", job_id, "-", attempt);
+}
+
 bool Executor::Start(const v1::Job& job) {
   const Key key{job.id(), job.attempt()};
-  const std::string dir = absl::StrCat(options_.work_root, "/", job.id(), "-", job.attempt());
+  const std::string dir = AttemptDir(options_.work_root, job.id(), job.attempt());
   {
     absl::MutexLock lock(&mu_);
     if (procs_.contains(key)) return false;

@@ -357,16 +357,13 @@ absl::Status MakeOutputDirs(const v1::Job& job, const std::string& workdir, int 
   namespace fs = std::filesystem;
   const fs::path root = fs::path(workdir) / "outputs";
   for (const v1::JobOutput& out : job.outputs()) {
-    // Each level below <workdir> is the job's; the path was checked at submit.
-    fs::path p = root;
-    for (const auto& part : fs::path(out.path().empty() ? out.id() : out.path())) {
-      p /= part;
-      std::error_code ec;
-      fs::create_directories(p, ec);
-      if (ec)
-        return absl::FailedPreconditionError(
-            absl::StrCat("cannot create output directory ", p.string(), ": ", ec.message()));
-    }
+    // The path was checked at submit; every level below <workdir> is the job's.
+    const fs::path p = root / (out.path().empty() ? out.id() : out.path());
+    std::error_code ec;
+    fs::create_directories(p, ec);
+    if (ec)
+      return absl::FailedPreconditionError(
+          absl::StrCat("cannot create output directory ", p.string(), ": ", ec.message()));
   }
   if (!job.outputs().empty() && uid >= 0) {
     std::error_code ec;

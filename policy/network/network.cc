@@ -142,7 +142,7 @@ bool MeasuredPaths::Record(const std::string& from, const std::string& to, uint6
                            double seconds, absl::Time at) {
   if (bytes < kMinBytes || !(seconds > 0) || from == to) return false;
   const double gbps = static_cast<double>(bytes) * 8.0 / 1e9 / seconds;
-  MeasuredPath& m = paths_[{from, to}];
+  MeasuredPath& m = paths_[from][to];
   m.gbps = m.transfers == 0 ? gbps : kWeight * gbps + (1 - kWeight) * m.gbps;
   ++m.transfers;
   m.at = at;
@@ -150,8 +150,10 @@ bool MeasuredPaths::Record(const std::string& from, const std::string& to, uint6
 }
 
 const MeasuredPath* MeasuredPaths::Find(const std::string& from, const std::string& to) const {
-  auto it = paths_.find({from, to});
-  return it == paths_.end() ? nullptr : &it->second;
+  auto f = paths_.find(from);
+  if (f == paths_.end()) return nullptr;
+  auto t = f->second.find(to);
+  return t == f->second.end() ? nullptr : &t->second;
 }
 
 void MeasuredPaths::Annotate(v1::NetworkView& view) const {

@@ -117,9 +117,10 @@ class AgentClient {
   bool StartStaging(const v1::Assign& assign);
   void FinishStaging(const std::string& key, v1::Job job, const std::string& dir,
                      const absl::Status& status, std::vector<v1::StagedInput> inputs);
-  // Removes <attempt_dir>/work/inputs without following a link at any step
-  // (it lies in the job's tree, where the job may have put one).
-  static void RemoveStagedInputs(const std::string& attempt_dir);
+  // Removes the attempt's <dir>/work/inputs on a thread of its own, without
+  // following a link at any step (it lies in the job's tree, where the job
+  // may have put one).
+  void RemoveStagedInputs(const std::string& job_id, uint32_t attempt);
   // An Assign's outputs, written beside the attempt (<attempt>/outputs.pb) so
   // that an agent restarted while the job runs still knows where they go.
   void RecordOutputs(const v1::Assign& assign);

@@ -36,6 +36,11 @@ namespace job_init {
 struct ChildError;
 }
 
+// An attempt's directory, <work_root>/<job>-<attempt>: the agent's (0711),
+// holding the job's own <dir>/work (where $PORTOLAN_INPUTS and
+// $PORTOLAN_OUTPUTS lie) and its logs.
+std::string AttemptDir(const std::string& work_root, const std::string& job_id, uint32_t attempt);
+
 struct ExecutorOptions {
   std::string work_root;                          // each attempt gets <work_root>/<job>-<attempt>/
   absl::Duration kill_grace = absl::Seconds(10);  // SIGTERM, then SIGKILL after this

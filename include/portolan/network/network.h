@@ -87,7 +87,9 @@ class MeasuredPaths {
   void Annotate(v1::NetworkView& view) const;
 
  private:
-  std::map<std::pair<std::string, std::string>, MeasuredPath> paths_;
+  // from -> to -> figure; looked up by string_view, without copying the ids
+  // (decisions look each dataset's path up per site).
+  std::map<std::string, std::map<std::string, MeasuredPath, std::less<>>, std::less<>> paths_;
 };
 
 // Whether a link is up (an absent `up` means up).
