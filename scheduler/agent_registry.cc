@@ -52,11 +52,7 @@ void AgentRegistry::SendCancel(AgentRecord& rec, const std::string& job_id, uint
 std::map<std::string, std::vector<placement::AgentView>> AgentRegistry::BySite() {
   std::map<std::string, std::vector<placement::AgentView>> out;
   for (auto& [id, rec] : recs_) {
-    placement::AgentView v;
-    v.agent = &rec.info;
-    v.topo = rec.topo.get();
-    v.free = Free(rec);
-    out[rec.info.site()].push_back(std::move(v));
+    out[rec.info.site()].emplace_back(&rec.info, Free(rec), rec.topo.get());
   }
   return out;
 }
@@ -95,6 +91,10 @@ std::string AgentRegistry::TopologyProblem(const v1::Topology& t) {
   if (t.cores_size() > topology::AgentTopology::kMaxCores) {
     return absl::StrCat("topology reports ", t.cores_size(), " cores, more than the ",
                         topology::AgentTopology::kMaxCores, " supported per agent");
+  }
+  if (t.gpus_size() > topology::AgentTopology::kMaxGpus) {
+    return absl::StrCat("topology reports ", t.gpus_size(), " GPUs, more than the ",
+                        topology::AgentTopology::kMaxGpus, " supported per agent");
   }
   uint32_t listed = 0;
   for (const v1::Core& c : t.cores()) {

@@ -15,7 +15,6 @@
 #include "portolan/topology/allocator.h"
 
 namespace portolan::scheduler {
-
 Core::Core(CoreOptions options, store::Store* store, base::Clock* clock,
            const placement::Registry* registry)
     : options_(options),
@@ -108,10 +107,8 @@ void Core::ScheduleLocked(const std::string* only) {
   // no cluster total either.
   v1::Resources total;
   if (only == nullptr) {
-    for (const auto& [id, rec] : agents_) {
-      if (rec.info.state() == v1::Agent::lost) continue;
-      AddResources(&total, rec.info.capacity(), 1);
-    }
+    for (const auto& [id, rec] : agents_)
+      if (rec.info.state() != v1::Agent::lost) AddResources(&total, rec.info.capacity(), 1);
   }
   std::unique_ptr<placement::JobQueue> order = policy->engine->NewQueue(total);
   FillQueue(*order, only);
@@ -160,7 +157,9 @@ void Core::ScheduleLocked(const std::string* only) {
     }
     in.job = &job;
     bool reused = false;
-    v1::Decision d = DecideJob(in, *policy, array_decisions, &reused);
+    placement::DecisionArena arena;  // what is kept of `d` is serialized or copied
+    v1::Decision& d = *arena.NewDecision();
+    DecideJob(in, *policy, array_decisions, &d, &reused);
     if (!d.feasible()) {
       if (d.unschedulable()) {
         PersistDecision(job.id(), d);
@@ -207,12 +206,12 @@ void Core::ScheduleLocked(const std::string* only) {
   if (only == nullptr && ArraysWantTasks()) schedule_pending_ = true;
 }
 
-v1::Decision Core::DecideJob(const placement::DecisionInput& in, const PolicyState& policy,
-                             const std::map<std::string, ArrayDecision>& array_decisions,
-                             bool* reused) {
+void Core::DecideJob(const placement::DecisionInput& in, const PolicyState& policy,
+                     const std::map<std::string, ArrayDecision>& array_decisions, v1::Decision* out,
+                     bool* reused) {
   const v1::Job& job = *in.job;
   const auto started = std::chrono::steady_clock::now();
-  v1::Decision d;
+  v1::Decision& d = *out;
   *reused = false;
   // Tasks of one array have one shape and the same data: while the agent the
   // array's decision chose in this pass still fits a task, the task goes
@@ -225,12 +224,11 @@ v1::Decision Core::DecideJob(const placement::DecisionInput& in, const PolicySta
       !job.array_job().empty() && prev != array_decisions.end()) {
     *reused = ReuseDecision(prev->second, job, &d);
   }
-  if (!*reused) d = policy.engine->Decide(in);
+  if (!*reused) policy.engine->Decide(in, &d);
   ObserveDecision(
       d, std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   d.set_policy_version(policy.meta.version());
   *d.mutable_decided_at() = base::ToProto(clock_->Now());
-  return d;
 }
 
 bool Core::ReuseDecision(const ArrayDecision& shared, const v1::Job& job, v1::Decision* out) {

@@ -2,12 +2,15 @@
 #include <algorithm>
 #include <limits>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/types/span.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "policy/placement/plugins/plugins.h"
+#include "policy/placement/reject_counts.h"
 #include "portolan/placement/placement.h"
 
 namespace portolan::placement {
@@ -169,26 +172,31 @@ struct Engine::Pass {
 
 namespace {
 
-using Counts = std::vector<std::pair<std::string_view, uint32_t>>;
+// How many agents ahead FilterAgents asks for an agent's topology.
+constexpr size_t kPrefetchAhead = 6;
 
-// Counts by a plugin's static reason code, without allocating per agent.
-void Bump(Counts& counts, std::string_view code) {
-  // Codes are string literals: the same pointer first (the common case), the
-  // same text (a literal of another translation unit) only then.
-  for (auto& [c, n] : counts) {
-    if (c.data() == code.data()) {
-      ++n;
-      return;
+// What the network estimate needs of the job, with its sites' matrix indexes
+// looked up once per decision rather than once per catalogue site.
+struct NetworkNeeds {
+  struct Data {
+    const v1::Dataset* ds;
+    int from;
+  };
+  std::vector<Data> data;   // the datasets that name a location
+  std::vector<int> rtt_to;  // the max_rtt_ms sites, else the datasets' locations
+
+  NetworkNeeds(const network::NetworkModel& net, const v1::Job& job) {
+    for (const v1::Dataset& ds : job.datasets()) {
+      if (!ds.location().empty()) data.push_back({&ds, net.Index(ds.location())});
+    }
+    if (!job.placement().max_rtt_ms().empty()) {
+      for (const auto& [other, limit] : job.placement().max_rtt_ms())
+        rtt_to.push_back(net.Index(other));
+    } else {
+      for (const Data& d : data) rtt_to.push_back(d.from);
     }
   }
-  for (auto& [c, n] : counts) {
-    if (c == code) {
-      ++n;
-      return;
-    }
-  }
-  counts.emplace_back(code, 1);
-}
+};
 
 // Transfer time of the job's datasets to `site` and the RTT that matters
 // (to its max_rtt_ms sites, else to its datasets); false when a dataset has
@@ -196,18 +204,17 @@ void Bump(Counts& counts, std::string_view code) {
 // `measured`: throughput measured per path, used in place of the configured
 // bottleneck where a path has a figure (may be null).
 bool EstimateNetwork(const network::NetworkModel& net, const network::MeasuredPaths* measured,
-                     const v1::Job& job, const v1::Site& site, v1::SiteDecision* sd,
+                     const NetworkNeeds& needs, const v1::Site& site, v1::SiteDecision* sd,
                      std::string* unreachable_from) {
   const int si = net.Index(site.id());
   double transfer = 0;
   bool reachable = true;
-  for (const v1::Dataset& ds : job.datasets()) {
-    if (ds.location().empty()) continue;
-    const int from = net.Index(ds.location());
+  for (const NetworkNeeds::Data& d : needs.data) {
+    const v1::Dataset& ds = *d.ds;
     const network::MeasuredPath* m =
         measured == nullptr ? nullptr : measured->Find(ds.location(), site.id());
-    double t = m != nullptr ? net.TransferSeconds(from, si, ds.size_gb(), m->gbps)
-                            : net.TransferSeconds(from, si, ds.size_gb());
+    double t = m != nullptr ? net.TransferSeconds(d.from, si, ds.size_gb(), m->gbps)
+                            : net.TransferSeconds(d.from, si, ds.size_gb());
     if (m != nullptr) sd->set_transfer_measured(true);
     if (t < 0) {
       reachable = false;
@@ -218,17 +225,7 @@ bool EstimateNetwork(const network::NetworkModel& net, const network::MeasuredPa
   }
   sd->set_transfer_s(reachable ? transfer : -1);
   double rtt = 0;
-  auto consider_rtt = [&](const std::string& other) {
-    double r = net.Rtt(si, net.Index(other));
-    if (r > rtt) rtt = r;
-  };
-  if (!job.placement().max_rtt_ms().empty()) {
-    for (const auto& [other, limit] : job.placement().max_rtt_ms()) consider_rtt(other);
-  } else {
-    for (const v1::Dataset& ds : job.datasets()) {
-      if (!ds.location().empty()) consider_rtt(ds.location());
-    }
-  }
+  for (int other : needs.rtt_to) rtt = std::max(rtt, net.Rtt(si, other));
   sd->set_rtt_ms(rtt);
   return reachable;
 }
@@ -237,6 +234,13 @@ bool EstimateNetwork(const network::NetworkModel& net, const network::MeasuredPa
 
 v1::Decision Engine::Decide(const DecisionInput& in) const {
   v1::Decision d;
+  Decide(in, &d);
+  return d;
+}
+
+void Engine::Decide(const DecisionInput& in, v1::Decision* out) const {
+  v1::Decision& d = *out;
+  d.Clear();
   if (in.policy->policy().plugins().allow_without_residency()) {
     d.add_warnings(
         "residency is switched off by the policy (plugins.allow_without_residency): no "
@@ -249,18 +253,18 @@ v1::Decision Engine::Decide(const DecisionInput& in) const {
     if (!st.ok()) {
       d.set_unschedulable(true);
       d.set_reason(std::string(st.message()));
-      return d;
+      return;
     }
   }
   FilterSites(in, pass, d);
   FilterAgents(in, pass, d);
   if (!PickWinner(in, pass, d)) ExplainInfeasible(in, pass, d);
-  return d;
 }
 
 void Engine::FilterSites(const DecisionInput& in, Pass& pass, v1::Decision& d) const {
   static const std::vector<AgentView> kNone;
   v1::AgentCounts* totals = d.mutable_agents();
+  const NetworkNeeds network_needs(in.policy->network(), *in.job);
   for (const v1::Site& site : in.policy->policy().sites()) {
     v1::SiteDecision* sd = d.add_sites();
     sd->set_site(site.id());
@@ -268,8 +272,8 @@ void Engine::FilterSites(const DecisionInput& in, Pass& pass, v1::Decision& d) c
     std::string unreachable_from;
     const bool reachable = EstimateNetwork(
         in.policy->network(),
-        in.policy->policy().datasets().use_measured_throughput() ? in.measured : nullptr, *in.job,
-        site, sd, &unreachable_from);
+        in.policy->policy().datasets().use_measured_throughput() ? in.measured : nullptr,
+        network_needs, site, sd, &unreachable_from);
     const std::vector<AgentView>* agents = &kNone;
     if (in.agents_by_site != nullptr) {
       auto it = in.agents_by_site->find(site.id());
@@ -325,20 +329,34 @@ void Engine::FilterAgents(const DecisionInput& in, Pass& pass, v1::Decision& d) 
   // allocation per agent; rejections are counted by their static code.
   const v1::Job& job = *in.job;
   v1::AgentCounts* totals = d.mutable_agents();
-  Counts all_counts;
+  RejectCounts all_counts;
   for (Pass::SiteWork& w : pass.work) {
     pass.state.site = w.site;
-    Counts counts;
+    RejectCounts counts;
     uint32_t feasible = 0;
     const size_t n = w.agents->size();
     const size_t start = n > 0 && max_feasible_per_site_ > 0
                              ? cursor_.fetch_add(1, std::memory_order_relaxed) % n
                              : 0;
+    // The filters that can reject an agent of this site for this job.
+    absl::InlinedVector<const FilterPlugin*, 8> applies;
+    for (const FilterPlugin* f : filters_) {
+      if (f->AppliesAt(pass.state, in, *w.site)) applies.push_back(f);
+    }
+    const absl::Span<const FilterPlugin* const> active(applies);
+    const uint32_t enough =
+        max_feasible_per_site_ > 0 ? max_feasible_per_site_ : std::numeric_limits<uint32_t>::max();
+    const AgentView* agents = w.agents->data();
     size_t examined = 0;
-    for (; examined < n; ++examined) {
-      if (max_feasible_per_site_ > 0 && feasible >= max_feasible_per_site_) break;
-      const AgentView& a = (*w.agents)[(start + examined) % n];
-      ++pass.allowed_agents;
+    for (size_t i = start; examined < n && feasible < enough;
+         ++examined, i = i + 1 == n ? 0 : i + 1) {
+      const AgentView& a = agents[i];
+      if (n > kPrefetchAhead) {
+        // An agent's topology is a heap object of its own: ask for the one
+        // a few places on now, so the filters find it in cache then.
+        const size_t next = i + kPrefetchAhead < n ? i + kPrefetchAhead : i + kPrefetchAhead - n;
+        if (agents[next].topo != nullptr) agents[next].topo->Prefetch();
+      }
       if (!pass.any_capacity) {
         if (a.topo != nullptr) {
           if (a.topo->CouldEverFit(pass.state.request)) {
@@ -348,24 +366,25 @@ void Engine::FilterAgents(const DecisionInput& in, Pass& pass, v1::Decision& d) 
                 absl::StrCat(a.agent->id(), ": ", a.topo->NeverFitReason(pass.state.request));
           }
         } else {
-          const v1::Resources& cap = a.agent->capacity();
+          const v1::Resources& cap = a.capacity;
           pass.any_capacity = cap.cpus() >= job.resources().cpus() &&
                               cap.memory_mb() >= job.resources().memory_mb() &&
                               cap.gpus() >= job.resources().gpus();
         }
       }
       bool ok = true;
-      for (const FilterPlugin* f : filters_) {
-        FilterResult r = f->Filter(pass.state, in, a);
-        if (!r.ok) {
+      for (const FilterPlugin* f : active) {
+        const AgentVerdict r = f->Filter(pass.state, in, a);
+        if (!r.ok()) {
           // A rejection that explains itself (isolation below the site's
           // minimum) is spelled out once per site and reason.
-          if (!r.detail.empty() && std::none_of(counts.begin(), counts.end(),
-                                                [&](const auto& c) { return c.first == r.code; })) {
-            w.out->add_rejected(
-                absl::StrCat(std::string(r.code), ": agent ", a.agent->id(), ": ", r.detail));
+          if (!counts.Has(r.code)) {
+            if (std::string detail = f->Explain(pass.state, in, a, r.code); !detail.empty()) {
+              w.out->add_rejected(
+                  absl::StrCat(std::string(r.code), ": agent ", a.agent->id(), ": ", detail));
+            }
           }
-          Bump(counts, r.code);
+          counts.Add(r.code);
           ok = false;
           break;  // fast path: an agent's first failing filter is its reason
         }
@@ -385,8 +404,9 @@ void Engine::FilterAgents(const DecisionInput& in, Pass& pass, v1::Decision& d) 
     auto& site_rejected = *w.out->mutable_agents()->mutable_rejected();
     for (const auto& [code, k] : counts) {
       site_rejected[std::string(code)] += k;
-      for (uint32_t i = 0; i < k; ++i) Bump(all_counts, code);
+      all_counts.Add(code, k);
     }
+    pass.allowed_agents += static_cast<uint32_t>(examined);
     w.feasible = feasible;
     w.out->mutable_agents()->set_feasible(feasible);
     w.out->mutable_agents()->set_skipped(static_cast<uint32_t>(n - examined));

@@ -21,12 +21,8 @@ namespace portolan::simulate {
 void AgentSet::Add(v1::Agent agent, v1::Resources free,
                    std::unique_ptr<topology::AgentTopology> topo) {
   const v1::Agent& a = agents_.emplace_back(std::move(agent));
-  placement::AgentView v;
-  v.agent = &a;
-  v.free = std::move(free);
-  v.topo = topo.get();
+  by_site_[a.site()].emplace_back(&a, std::move(free), topo.get());
   if (topo) topos_.push_back(std::move(topo));
-  by_site_[a.site()].push_back(std::move(v));
 }
 
 std::shared_ptr<const JobSpec> Spec(const v1::Job& j) {

@@ -2,6 +2,7 @@
 #include "portolan/topology/allocator.h"
 
 #include <algorithm>
+#include <limits>
 #include <map>
 #include <numeric>
 #include <set>
@@ -28,6 +29,7 @@ Request Request::FromJob(const v1::Job& job) {
 AgentTopology::AgentTopology(const v1::Topology& t) {
   std::map<uint32_t, int> node_of;
   nodes_.reserve(std::max(1, t.numa_nodes_size()));  // exact sizes: one per agent, 10,000s
+  lists_.reserve(std::max(1, t.numa_nodes_size()));
   cores_.reserve(t.cores_size());
   for (const v1::NumaNode& n : t.numa_nodes()) {
     node_of[n.os_index()] = static_cast<int>(nodes_.size());
@@ -35,21 +37,22 @@ AgentTopology::AgentTopology(const v1::Topology& t) {
     node.os_index = n.os_index();
     node.mem_total = node.mem_free = static_cast<int>(std::min<uint32_t>(n.memory_mb(), INT32_MAX));
     node.memory_only = n.memory_only();
-    node.kind = n.kind().empty() ? "DRAM" : n.kind();
     nodes_.push_back(node);
+    lists_.push_back({{}, n.kind().empty() ? "DRAM" : n.kind(), {}});
   }
   for (const v1::NumaNode& n : t.numa_nodes()) {
-    Node& node = nodes_[node_of[n.os_index()]];
+    NodeLists& lists = lists_[node_of[n.os_index()]];
     for (uint32_t near : n.near_numa()) {
       auto it = node_of.find(near);
       if (it != node_of.end() && !nodes_[it->second].memory_only)
-        node.near.push_back(static_cast<uint16_t>(it->second));
+        lists.near.push_back(static_cast<uint16_t>(it->second));
     }
   }
   if (nodes_.empty()) {  // no NUMA information: one node holding everything
     Node node;
     node.mem_total = node.mem_free = static_cast<int>(std::min<uint32_t>(t.memory_mb(), INT32_MAX));
     nodes_.push_back(node);
+    lists_.push_back({{}, "DRAM", {}});
     node_of[0] = 0;
   }
   uint32_t max_pu = 0;
@@ -80,14 +83,15 @@ AgentTopology::AgentTopology(const v1::Topology& t) {
     if (core.size == 0) continue;
     core.free = core.size;
     total_pus_ += core.free;
-    nodes_[core.node].cores.push_back(static_cast<uint16_t>(cores_.size()));
+    lists_[core.node].cores.push_back(static_cast<uint16_t>(cores_.size()));
     cores_.push_back(core);
   }
   core_pus_.shrink_to_fit();
   cores_.shrink_to_fit();
-  for (Node& n : nodes_) n.cores.shrink_to_fit();
+  for (NodeLists& l : lists_) l.cores.shrink_to_fit();
   free_pus_ = total_pus_;
   for (const v1::Gpu& g : t.gpus()) {
+    if (gpus_.size() >= static_cast<size_t>(kMaxGpus)) break;
     Gpu gpu;
     gpu.name = GpuId(g);
     gpu.os_name = g.name();
@@ -102,13 +106,13 @@ void AgentTopology::Recount(int node) {
   Node& n = nodes_[node];
   n.total_pus = n.free_pus = n.free_core_pus = 0;
   n.max_core_pus = 1;
-  for (int ci : n.cores) {
+  for (int ci : lists_[node].cores) {
     const Core& c = cores_[ci];
     const int size = c.size;
     n.total_pus += size;
     n.free_pus += c.free;
     if (c.free == size) n.free_core_pus += size;
-    n.max_core_pus = std::max(n.max_core_pus, size);
+    n.max_core_pus = static_cast<uint16_t>(std::max<int>(n.max_core_pus, size));
   }
   n.free_gpus = 0;
   for (const Gpu& g : gpus_) n.free_gpus += g.node == node && g.owner.empty() ? 1 : 0;
@@ -129,15 +133,18 @@ int AgentTopology::PusFor(const Node& n, const Request& r) const {
 }
 
 int AgentTopology::BestSingleNode(const Request& r) const {
-  int best = -1, best_left = 0;
-  for (size_t i = 0; i < nodes_.size(); ++i) {
-    const Node& n = nodes_[i];
-    const int usable = PusFor(n, r);
-    if (usable < r.pus || n.mem_free < r.memory_mb) continue;
-    if (r.gpus > 0 && r.gpu_numa == v1::TopologyRequest::Gpu::local && n.free_gpus < r.gpus)
-      continue;
-    const int left = usable - r.pus;
-    if (best < 0 || left < best_left) {
+  // Run for every feasible agent of a decision (numa_fit): the request's
+  // choices are settled before the loop.
+  const bool exclusive = r.smt == v1::TopologyRequest::exclusive;
+  const int local_gpus = r.gpu_numa == v1::TopologyRequest::Gpu::local ? r.gpus : 0;
+  int best = -1, best_left = std::numeric_limits<int>::max();
+  const Node* nodes = nodes_.data();
+  const size_t count = nodes_.size();
+  for (size_t i = 0; i < count; ++i) {
+    const Node& n = nodes[i];
+    const int left = (exclusive ? n.free_core_pus : n.free_pus) - r.pus;
+    if (left < 0 || n.mem_free < r.memory_mb || n.free_gpus < local_gpus) continue;
+    if (left < best_left) {
       best = static_cast<int>(i);
       best_left = left;
     }
@@ -155,14 +162,8 @@ std::vector<int> OrderBy(size_t n, const std::function<int(int)>& key) {
 }
 }  // namespace
 
-std::string_view AgentTopology::WhyNot(const Request& r) const {
-  if (r.gpus > free_gpus()) return "insufficient_gpus";
-  if (r.pus > free_pus_) return "insufficient_cpus";
+std::string_view AgentTopology::WhyNotBeyondTotals(const Request& r) const {
   if (!r.memory_kind.empty()) return PlanMemoryKind(r).ok() ? "" : "memory_kind_no_fit";
-  if (r.memory_mb > free_memory_mb()) return "insufficient_memory";
-  // The common request (any node, shared cores, no GPUs) fits whenever the totals do.
-  if (r.numa == v1::TopologyRequest::any && r.smt != v1::TopologyRequest::exclusive && r.gpus == 0)
-    return "";
   const bool exclusive = r.smt == v1::TopologyRequest::exclusive;
   if (exclusive) {
     int whole = 0;
@@ -209,7 +210,7 @@ std::string AgentTopology::NeverFitReason(const Request& r) const {
     for (size_t i = 0; i < nodes_.size(); ++i) {
       const Node& n = nodes_[i];
       if (n.memory_only) continue;
-      max_pus = std::max(max_pus, n.total_pus);
+      max_pus = std::max<int>(max_pus, n.total_pus);
       max_mem = std::max(max_mem, n.mem_total);
       int local = 0;
       for (const Gpu& g : gpus_) local += g.node == static_cast<int>(i) ? 1 : 0;
@@ -245,13 +246,13 @@ double AgentTopology::FitScore(const Request& r) const {
     const KindChoice k = BestKindChoice(r);
     if (k.cpu < 0) return 40.0 / std::max<size_t>(1, CpuNodesFor(k.mem).size());
     const Node& n = nodes_[k.cpu];
-    return 50.0 + 50.0 * (1.0 - double(PusFor(n, r) - r.pus) / std::max(1, n.total_pus));
+    return 50.0 + 50.0 * (1.0 - double(PusFor(n, r) - r.pus) / std::max<int>(1, n.total_pus));
   }
   const int best = BestSingleNode(r);
   if (best >= 0) {
     const Node& n = nodes_[best];
     const double left = PusFor(n, r) - r.pus;
-    return 50.0 + 50.0 * (1.0 - left / std::max(1, n.total_pus));
+    return 50.0 + 50.0 * (1.0 - left / std::max<int>(1, n.total_pus));
   }
   auto order = OrderBy(nodes_.size(), [&](int i) { return PusFor(nodes_[i], r); });
   int spanned = 0, got = 0;
@@ -266,58 +267,58 @@ double AgentTopology::FitScore(const Request& r) const {
 absl::Status AgentTopology::ChoosePus(int node, int want, bool exclusive,
                                       v1::Allocation* out) const {
   if (want <= 0) return absl::OkStatus();
-  const Node& n = nodes_[node];
-  // Usable PUs per L3 group in this node.
-  std::map<int, int> group_free;
-  for (int ci : n.cores) {
+  // Runs for every placement: small inline vectors, no map or sort buffers.
+  const std::vector<uint16_t>& node_cores = lists_[node].cores;
+  // Usable PUs per L3 group in this node, by ascending group id.
+  absl::InlinedVector<std::pair<int, int>, 8> groups;  // l3, usable PUs
+  for (int ci : node_cores) {
     const Core& c = cores_[ci];
     const int usable = exclusive ? (c.free == c.size ? c.free : 0) : c.free;
-    if (usable > 0) group_free[c.l3] += usable;
+    if (usable <= 0) continue;
+    auto at = std::lower_bound(groups.begin(), groups.end(), c.l3,
+                               [](const std::pair<int, int>& g, int l3) { return g.first < l3; });
+    if (at == groups.end() || at->first != c.l3) at = groups.insert(at, {c.l3, 0});
+    at->second += usable;
   }
-  std::vector<int> groups;
-  int fit = INT32_MIN;
-  for (const auto& [g, free] : group_free) {
-    if (free >= want && (fit == INT32_MIN || free < group_free[fit])) fit = g;
+  // One cache group that holds the whole job (best fit, the lowest id on a
+  // tie); else every group, most usable PUs first.
+  auto fit = groups.end();
+  for (auto g = groups.begin(); g != groups.end(); ++g) {
+    if (g->second >= want && (fit == groups.end() || g->second < fit->second)) fit = g;
   }
-  if (fit != INT32_MIN) {
-    groups.push_back(fit);  // one cache group holds the whole job: best fit
+  if (fit != groups.end()) {
+    groups = {*fit};
   } else {
-    for (const auto& [g, free] : group_free) groups.push_back(g);
     std::stable_sort(groups.begin(), groups.end(),
-                     [&](int a, int b) { return group_free[a] > group_free[b]; });
+                     [](const auto& a, const auto& b) { return a.second > b.second; });
   }
+  out->mutable_pus()->Reserve(out->pus_size() + want);
   int got = 0;
-  for (int g : groups) {
-    std::vector<int> cores;
-    for (int ci : n.cores) {
-      if (cores_[ci].l3 == g) cores.push_back(ci);
-    }
-    // Shared: fill partly used cores first, keeping whole cores free.
-    std::stable_sort(cores.begin(), cores.end(), [&](int a, int b) {
-      bool pa = cores_[a].free < cores_[a].size;
-      bool pb = cores_[b].free < cores_[b].size;
-      return pa && !pb;
-    });
-    for (int ci : cores) {
-      const Core& c = cores_[ci];
-      if (c.free == 0) continue;
-      if (exclusive) {
-        if (c.free != c.size) continue;
-        for (uint32_t pu : Pus(c)) out->add_pus(pu);
-        got += c.size;
-      } else {
-        for (uint32_t pu : Pus(c)) {
-          if (got >= want) break;
-          if (pu_owner_[pu] != 0) continue;
-          out->add_pus(pu);
-          ++got;
+  for (const auto& [g, usable] : groups) {
+    // Shared: partly used cores first (in the node's order), keeping whole
+    // cores free; then the whole ones.
+    for (const bool partly_used : {true, false}) {
+      for (int ci : node_cores) {
+        const Core& c = cores_[ci];
+        if (c.l3 != g || c.free == 0 || (c.free < c.size) != partly_used) continue;
+        if (exclusive) {
+          if (c.free != c.size) continue;
+          for (uint32_t pu : Pus(c)) out->add_pus(pu);
+          got += c.size;
+        } else {
+          for (uint32_t pu : Pus(c)) {
+            if (got >= want) break;
+            if (pu_owner_[pu] != 0) continue;
+            out->add_pus(pu);
+            ++got;
+          }
         }
+        if (got >= want) return absl::OkStatus();
       }
-      if (got >= want) return absl::OkStatus();
     }
   }
   return absl::InternalError(
-      absl::StrCat("NUMA node ", n.os_index, " has only ", got, " of ", want, " PUs"));
+      absl::StrCat("NUMA node ", nodes_[node].os_index, " has only ", got, " of ", want, " PUs"));
 }
 
 absl::Status AgentTopology::ChooseGpus(const std::vector<int>& nodes, const Request& r,

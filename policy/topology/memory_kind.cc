@@ -11,8 +11,8 @@
 
 namespace portolan::topology {
 
-bool AgentTopology::KindMatches(const Node& n, const Request& r) const {
-  return absl::EqualsIgnoreCase(n.kind, r.memory_kind);
+bool AgentTopology::KindMatches(int node, const Request& r) const {
+  return absl::EqualsIgnoreCase(lists_[node].kind, r.memory_kind);
 }
 
 std::vector<int> AgentTopology::CpuNodesFor(int mem_node) const {
@@ -20,7 +20,7 @@ std::vector<int> AgentTopology::CpuNodesFor(int mem_node) const {
   if (mem_node < 0) return out;
   const Node& m = nodes_[mem_node];
   if (m.total_pus > 0) return {mem_node};  // a kind with PUs of its own
-  for (uint16_t x : m.near) out.push_back(x);
+  for (uint16_t x : lists_[mem_node].near) out.push_back(x);
   if (out.empty()) {  // locality unknown: every node with PUs is as near as any
     for (size_t i = 0; i < nodes_.size(); ++i) {
       if (nodes_[i].total_pus > 0) out.push_back(static_cast<int>(i));
@@ -34,7 +34,7 @@ AgentTopology::KindChoice AgentTopology::BestKindChoice(const Request& r) const 
   int best_left = 0;
   for (size_t i = 0; i < nodes_.size(); ++i) {
     const Node& m = nodes_[i];
-    if (!KindMatches(m, r) || m.mem_free < r.memory_mb) continue;
+    if (!KindMatches(static_cast<int>(i), r) || m.mem_free < r.memory_mb) continue;
     if (best.mem < 0) best.mem = static_cast<int>(i);
     for (int c : CpuNodesFor(static_cast<int>(i))) {
       const Node& n = nodes_[c];
@@ -62,7 +62,7 @@ absl::StatusOr<v1::Allocation> AgentTopology::PlanMemoryKind(const Request& r) c
     int best_sum = 0;
     k.mem = -1;
     for (size_t i = 0; i < nodes_.size(); ++i) {
-      if (!KindMatches(nodes_[i], r) || nodes_[i].mem_free < r.memory_mb) continue;
+      if (!KindMatches(static_cast<int>(i), r) || nodes_[i].mem_free < r.memory_mb) continue;
       int sum = 0;
       for (int c : CpuNodesFor(static_cast<int>(i))) sum += PusFor(nodes_[c], r);
       if (sum >= r.pus && sum > best_sum) {
@@ -104,15 +104,15 @@ std::string AgentTopology::KindNeverFitReason(const Request& r) const {
   bool kind_found = false;
   for (size_t i = 0; i < nodes_.size(); ++i) {
     const Node& m = nodes_[i];
-    kinds.insert(m.kind);
-    if (!KindMatches(m, r)) continue;
+    kinds.insert(lists_[i].kind);
+    if (!KindMatches(static_cast<int>(i), r)) continue;
     kind_found = true;
     max_mem = std::max(max_mem, m.mem_total);
     if (m.mem_total < r.memory_mb) continue;
     int sum = 0, one = 0;
     for (int c : CpuNodesFor(static_cast<int>(i))) {
       sum += nodes_[c].total_pus;
-      one = std::max(one, nodes_[c].total_pus);
+      one = std::max<int>(one, nodes_[c].total_pus);
     }
     const int usable = r.numa == v1::TopologyRequest::single ? one : sum;
     if (usable >= r.pus) return "";

@@ -13,6 +13,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/civil_time.h"
 #include "absl/time/time.h"
+#include "google/protobuf/arena.h"
 #include "portolan/policy/policy.h"
 #include "portolan/residency/residency.h"
 #include "portolan/topology/allocator.h"
@@ -26,11 +27,29 @@ namespace portolan::placement {
 // What the framework knows of one agent during one decision. The scheduler
 // builds these from its own state under its lock; plugins only read them.
 struct AgentView {
-  const v1::Agent* agent = nullptr;
+  // `agent` must outlive the view; its state, connection and capacity are
+  // copied now (they do not change while the scheduler's lock is held).
+  AgentView(const v1::Agent* agent, v1::Resources free,
+            const topology::AgentTopology* topo = nullptr)
+      : agent(agent),
+        free(std::move(free)),
+        topo(topo),
+        state(agent->state()),
+        connected(agent->connected()),
+        capacity(agent->capacity()) {}
+
+  const v1::Agent* agent;
   v1::Resources free;  // capacity minus what placed/running jobs hold
   // The agent's hardware and what of it is free; null when unknown (then
   // only the counts above are checked).
-  const topology::AgentTopology* topo = nullptr;
+  const topology::AgentTopology* topo;
+  // What every examined agent's filters and scores read of its message,
+  // kept beside the view: a decision examines hundreds of agents, and
+  // reaching into each one's message (and its capacity's) cost a cache
+  // miss or two apiece (docs/performance.md).
+  v1::Agent::State state;
+  bool connected;
+  v1::Resources capacity;
 };
 
 // Everything one decision reads. All pointers outlive the decision.
@@ -63,16 +82,14 @@ struct CycleState {
   // being examined (the engine goes site by site), so that a plugin needing
   // the agent's site does not look it up per agent. Null elsewhere.
   const v1::Site* site = nullptr;
-  // What the residency verdict of this job depends on besides the site and
-  // the day (its datasets, its tenant, the ledger's version), made once per
-  // decision by the residency plugin, which caches verdicts by it.
-  std::string residency_key;
+  // This job's residency verdict at each catalogue site, in the policy's
+  // order: looked up (or evaluated) once per decision by the residency
+  // plugin, which caches them by what they depend on.
+  std::shared_ptr<const std::vector<v1::ResidencyVerdict>> residency;
 };
 
-// Outcome of a Filter: ok, or a short reason code ("insufficient_cpus") that
-// the fast path counts per reason, plus a sentence for explanations.
-// `code` must point at static storage (a string literal): the fast path
-// counts rejections by it without copying.
+// Outcome of a site-level Filter: ok, or a short reason code
+// ("residency") plus a sentence for explanations.
 struct FilterResult {
   bool ok = true;
   std::string_view code;
@@ -114,11 +131,39 @@ class SiteFilterPlugin : public virtual Plugin {
                                   v1::SiteDecision& out) const = 0;
 };
 
+// Outcome of an agent-level Filter: passes (no code), or a reason code that
+// must point at static storage (a string literal), since the engine counts
+// rejections by it without copying. Two words, returned in registers: a
+// decision asks hundreds of agents. A rejection that needs a sentence gives
+// it from FilterPlugin::Explain.
+struct AgentVerdict {
+  std::string_view code;
+  bool ok() const { return code.empty(); }
+  static AgentVerdict Pass() { return {}; }
+  static AgentVerdict Reject(std::string_view code) { return {code}; }
+};
+
 // Once per agent of an allowed site.
 class FilterPlugin : public virtual Plugin {
  public:
-  virtual FilterResult Filter(CycleState& state, const DecisionInput& in,
+  virtual AgentVerdict Filter(CycleState& state, const DecisionInput& in,
                               const AgentView& agent) const = 0;
+  // What is wrong with `agent`, which Filter rejected with `code`, as a
+  // sentence for the explanation ("isolation below the site's minimum":
+  // which capabilities it lacks); "" when the code says it all. The engine
+  // asks once per site and reason, for the first agent rejected so.
+  virtual std::string Explain(CycleState& state, const DecisionInput& in, const AgentView& agent,
+                              std::string_view code) const {
+    return "";
+  }
+  // Whether Filter can reject any agent of `site` for this job. The engine
+  // asks once per allowed site and decision, and does not call Filter on the
+  // site's agents when the answer is no (as a Kubernetes PreFilter may skip
+  // its Filter): a decision examines hundreds of agents. Answer false only
+  // where Filter would pass every agent of the site; the default is true.
+  virtual bool AppliesAt(CycleState& state, const DecisionInput& in, const v1::Site& site) const {
+    return true;
+  }
 };
 
 // A site's raw cost for this job (lower is better: seconds, ms, price ...).
@@ -242,6 +287,11 @@ class Engine {
   // possible, `reason` names every blocking constraint and `unschedulable`
   // says whether waiting can help.
   v1::Decision Decide(const DecisionInput& in) const;
+  // The same into `*out` (cleared first), which may live on a protobuf
+  // Arena: a decision is hundreds of small strings and messages, and a
+  // caller that keeps none of them past the decision (it serializes what it
+  // keeps) saves their allocation and freeing (docs/performance.md).
+  void Decide(const DecisionInput& in, v1::Decision* out) const;
 
   // The enabled Reserve plugins in order; a failure un-reserves the ones
   // before it. Unreserve undoes them all (in reverse order).
@@ -278,6 +328,26 @@ class Engine {
   // Rotates where each decision starts examining a site's agents, so that
   // with a bounded fast path different jobs look at different agents first.
   mutable std::atomic<uint64_t> cursor_{0};
+};
+
+// A protobuf arena to build one decision on (Engine::Decide(in, out)), for
+// a caller that keeps nothing of the decision past the arena's scope but
+// what it serializes or copies out. Its first block is a scratch buffer of
+// the calling thread's when no other DecisionArena on the thread holds that
+// buffer, so a decision then costs no allocation for its hundreds of small
+// messages. Not thread-safe; one thread makes, uses and destroys it.
+class DecisionArena {
+ public:
+  DecisionArena();
+  ~DecisionArena();
+  DecisionArena(const DecisionArena&) = delete;
+  DecisionArena& operator=(const DecisionArena&) = delete;
+  // A new, empty decision owned by the arena.
+  v1::Decision* NewDecision();
+
+ private:
+  const bool holds_scratch_;
+  google::protobuf::Arena arena_;
 };
 
 // "0/3 agents: 2 insufficient_cpus, 1 cordoned" from counts.

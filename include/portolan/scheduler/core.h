@@ -336,16 +336,16 @@ class Core {
   // the job's reason says why.
   bool Admit(v1::Job& job, const v1::Tenant& tenant, QuotaVerdict* quota)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The decision for `in.job`: for an array's task, the array's decision of
-  // this pass on the same agent when it still fits (`reused`), else the
-  // engine's.
+  // The decision for `in.job` into `*d` (on the pass's arena): for an
+  // array's task, the array's decision of this pass on the same agent when
+  // it still fits (`reused`), else the engine's.
   struct ArrayDecision {
     std::string job;  // the task it was made for
     v1::Decision decision;
   };
-  v1::Decision DecideJob(const placement::DecisionInput& in, const PolicyState& policy,
-                         const std::map<std::string, ArrayDecision>& array_decisions, bool* reused)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void DecideJob(const placement::DecisionInput& in, const PolicyState& policy,
+                 const std::map<std::string, ArrayDecision>& array_decisions, v1::Decision* d,
+                 bool* reused) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool ReuseDecision(const ArrayDecision& shared, const v1::Job& job, v1::Decision* out)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RefreshTenantMetrics(SchedulerMetrics& m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

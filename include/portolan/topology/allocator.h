@@ -5,6 +5,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "portolan/topology/gpu_id.h"
@@ -57,10 +58,11 @@ struct Request {
 // indexes above kMaxPuIndex and cores beyond kMaxCores are not supported;
 // the scheduler refuses such topologies at registration, and the constructor
 // ignores them.
-class AgentTopology {
+class alignas(64) AgentTopology {
  public:
   static constexpr uint32_t kMaxPuIndex = 65534;
   static constexpr int kMaxCores = 65535;
+  static constexpr int kMaxGpus = 1024;  // as Resources.gpus
 
   explicit AgentTopology(const v1::Topology& topology);
 
@@ -72,7 +74,20 @@ class AgentTopology {
   // insufficient_cpus, insufficient_memory, insufficient_gpus,
   // numa_single_no_fit, numa_spread_no_fit, smt_exclusive_no_fit, gpu_locality,
   // memory_kind_no_fit.
-  std::string_view WhyNot(const Request& r) const;
+  std::string_view WhyNot(const Request& r) const {
+    // Inline: the engine asks this of hundreds of agents per decision, and
+    // the common request (any node, shared cores, no GPUs, ordinary memory)
+    // fits whenever the totals do.
+    if (r.gpus > free_gpus_) return "insufficient_gpus";
+    if (r.pus > free_pus_) return "insufficient_cpus";
+    if (r.memory_kind.empty()) {
+      if (r.memory_mb > free_mem_) return "insufficient_memory";
+      if (r.numa == v1::TopologyRequest::any && r.smt != v1::TopologyRequest::exclusive &&
+          r.gpus == 0)
+        return "";
+    }
+    return WhyNotBeyondTotals(r);
+  }
   // numa_fit score, 0-100: a tight single-node fit scores highest.
   double FitScore(const Request& r) const;
 
@@ -90,6 +105,12 @@ class AgentTopology {
   int free_gpus() const { return free_gpus_; }
   int total_memory_mb() const;
   int total_gpus() const { return static_cast<int>(gpus_.size()); }
+  // Asks the CPU to bring what WhyNot and FitScore read (the counts and the
+  // first nodes, at the object's start) into its caches.
+  void Prefetch() const {
+    __builtin_prefetch(this);
+    __builtin_prefetch(reinterpret_cast<const char*>(this) + 64);
+  }
   // Fills pu_jobs, gpu_jobs and numa_free_memory_mb for the agent view.
   void Describe(v1::Agent* out) const;
 
@@ -101,20 +122,27 @@ class AgentTopology {
     uint16_t size = 0;   // PUs of this core
     uint16_t free = 0;   // free PUs of this core
   };
-  struct Node {
-    uint32_t os_index = 0;
-    int mem_total = 0;
+  // A NUMA node's counts, which every decision reads (BestSingleNode), kept
+  // small and inline in the object; what only allocation reads is in
+  // NodeLists.
+  struct Node {  // 24 bytes; sizes beyond 16 bits are refused at registration
     int mem_free = 0;
-    std::vector<uint16_t> cores;  // indexes into cores_
-    int total_pus = 0;
-    int free_pus = 0;
-    int free_core_pus = 0;  // PUs of wholly free cores
-    int max_core_pus = 1;
-    int free_gpus = 0;           // free GPUs local to this node
-    bool memory_only = false;    // no PUs of its own: only memory_kind jobs use it
-    std::string kind;            // "DRAM", "HBM", "MCDRAM", ...
-    std::vector<uint16_t> near;  // memory-only: nodes whose PUs are local to it
+    int mem_total = 0;
+    uint32_t os_index = 0;
+    uint16_t free_pus = 0;
+    uint16_t free_core_pus = 0;  // PUs of wholly free cores
+    uint16_t free_gpus = 0;      // free GPUs local to this node
+    uint16_t total_pus = 0;
+    uint16_t max_core_pus = 1;
+    bool memory_only = false;  // no PUs of its own: only memory_kind jobs use it
   };
+
+  struct NodeLists {
+    std::vector<uint16_t> cores;  // indexes into cores_
+    std::string kind;             // "DRAM", "HBM", "MCDRAM", ...
+    std::vector<uint16_t> near;   // memory-only: nodes whose PUs are local to it
+  };
+
   // A memory_kind job's memory node and the node its PUs come from (the
   // same node when the kind has PUs of its own); -1 when none fits.
   struct KindChoice {
@@ -129,13 +157,15 @@ class AgentTopology {
   };
 
   int PusFor(const Node& n, const Request& r) const;  // usable PUs on n for r
+  // WhyNot for a request the totals alone do not decide.
+  std::string_view WhyNotBeyondTotals(const Request& r) const;
   absl::Status ChoosePus(int node, int want, bool exclusive, v1::Allocation* out) const;
   absl::Status ChooseGpus(const std::vector<int>& nodes, const Request& r,
                           v1::Allocation* out) const;
   int BestSingleNode(const Request& r) const;  // -1 when none fits
   int CpuNodeCount() const;                    // nodes with PUs, at least 1
   // Nodes of r.memory_kind and the nodes their jobs' PUs may use.
-  bool KindMatches(const Node& n, const Request& r) const;
+  bool KindMatches(int node, const Request& r) const;
   std::vector<int> CpuNodesFor(int mem_node) const;
   KindChoice BestKindChoice(const Request& r) const;
   absl::StatusOr<v1::Allocation> PlanMemoryKind(const Request& r) const;
@@ -146,7 +176,14 @@ class AgentTopology {
     return absl::MakeConstSpan(core_pus_.data() + c.first, c.size);
   }
 
-  std::vector<Node> nodes_;
+  // What a decision reads, first and together: the counts, then the nodes'
+  // (inline up to four), two cache lines from the (aligned) object's start.
+  int total_pus_ = 0;
+  int free_pus_ = 0;
+  int free_mem_ = 0;   // sum of nodes' mem_free
+  int free_gpus_ = 0;  // GPUs without owner
+  absl::InlinedVector<Node, 4> nodes_;
+  std::vector<NodeLists> lists_;  // by node index
   std::vector<Core> cores_;
   std::vector<uint32_t> core_pus_;  // PU OS indexes, core by core
   std::vector<Gpu> gpus_;
@@ -161,10 +198,6 @@ class AgentTopology {
   uint32_t OwnerSlot(const std::string& job, bool create);
   static constexpr uint16_t kNoCore = 0xFFFF;
   std::vector<uint16_t> pu_core_;  // by PU OS index; kNoCore for none
-  int total_pus_ = 0;
-  int free_pus_ = 0;
-  int free_mem_ = 0;   // sum of nodes' mem_free
-  int free_gpus_ = 0;  // GPUs without owner
 };
 
 }  // namespace portolan::topology

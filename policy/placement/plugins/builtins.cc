@@ -33,15 +33,16 @@ class SiteAffinity : public SiteFilterPlugin, public FilterPlugin {
       return FilterResult::ExcludedByJob("site_avoided", "the job avoids it");
     return FilterResult::Pass();
   }
-  FilterResult Filter(CycleState&, const DecisionInput& in, const AgentView& a) const override {
-    const auto& wanted = in.job->placement().agent_labels();
-    if (wanted.empty()) return FilterResult::Pass();  // the hot path: nothing to match
-    for (const auto& [k, v] : wanted) {
+  bool AppliesAt(CycleState&, const DecisionInput& in, const v1::Site&) const override {
+    return !in.job->placement().agent_labels().empty();  // usually nothing to match
+  }
+  AgentVerdict Filter(CycleState&, const DecisionInput& in, const AgentView& a) const override {
+    for (const auto& [k, v] : in.job->placement().agent_labels()) {
       auto it = a.agent->labels().find(k);
       if (it == a.agent->labels().end() || it->second != v)
-        return FilterResult::Reject("label_mismatch");
+        return AgentVerdict::Reject("label_mismatch");
     }
-    return FilterResult::Pass();
+    return AgentVerdict::Pass();
   }
 };
 
@@ -72,21 +73,21 @@ class LatencyLimit : public SiteFilterPlugin {
 class AgentHealth : public FilterPlugin {
  public:
   std::string_view Name() const override { return "agent_health"; }
-  FilterResult Filter(CycleState&, const DecisionInput&, const AgentView& a) const override {
-    switch (a.agent->state()) {
+  AgentVerdict Filter(CycleState&, const DecisionInput&, const AgentView& a) const override {
+    switch (a.state) {
       case v1::Agent::ready:
         break;
       case v1::Agent::cordoned:
-        return FilterResult::Reject("cordoned");
+        return AgentVerdict::Reject("cordoned");
       case v1::Agent::draining:
-        return FilterResult::Reject("draining");
+        return AgentVerdict::Reject("draining");
       case v1::Agent::lost:
-        return FilterResult::Reject("agent_lost");
+        return AgentVerdict::Reject("agent_lost");
       default:
-        return FilterResult::Reject("agent_not_ready");
+        return AgentVerdict::Reject("agent_not_ready");
     }
-    if (!a.agent->connected()) return FilterResult::Reject("agent_disconnected");
-    return FilterResult::Pass();
+    if (!a.connected) return AgentVerdict::Reject("agent_disconnected");
+    return AgentVerdict::Pass();
   }
 };
 
@@ -96,15 +97,36 @@ class AgentHealth : public FilterPlugin {
 class IsolationFilter : public FilterPlugin {
  public:
   std::string_view Name() const override { return "isolation"; }
-  FilterResult Filter(CycleState& state, const DecisionInput& in,
+  bool AppliesAt(CycleState&, const DecisionInput&, const v1::Site& site) const override {
+    return site.has_isolation_required();  // sites without a minimum pass every agent
+  }
+  AgentVerdict Filter(CycleState& state, const DecisionInput& in,
                       const AgentView& a) const override {
+    return Missing(state, in, a).empty() ? AgentVerdict::Pass()
+                                         : AgentVerdict::Reject("isolation_below_site_minimum");
+  }
+  std::string Explain(CycleState& state, const DecisionInput& in, const AgentView& a,
+                      std::string_view) const override {
+    const v1::Site* site = SiteOf(state, in, a);
+    return absl::StrCat("the agent lacks ", absl::StrJoin(Missing(state, in, a), ", "),
+                        ", which site ", site != nullptr ? site->id() : a.agent->site(),
+                        " requires");
+  }
+
+ private:
+  static const v1::Site* SiteOf(const CycleState& state, const DecisionInput& in,
+                                const AgentView& a) {
     // The engine examines a site's agents with state.site set to it.
-    const v1::Site* site =
-        state.site != nullptr ? state.site : in.policy->FindSite(a.agent->site());
-    if (site == nullptr || !site->has_isolation_required()) return FilterResult::Pass();
+    return state.site != nullptr ? state.site : in.policy->FindSite(a.agent->site());
+  }
+  // The capabilities the agent's site requires and the agent lacks.
+  static std::vector<const char*> Missing(const CycleState& state, const DecisionInput& in,
+                                          const AgentView& a) {
+    std::vector<const char*> missing;
+    const v1::Site* site = SiteOf(state, in, a);
+    if (site == nullptr || !site->has_isolation_required()) return missing;
     const v1::Isolation& need = site->isolation_required();
     const v1::Isolation& have = a.agent->isolation();
-    std::vector<const char*> missing;
     if (need.uid_per_job() && !have.uid_per_job()) missing.push_back("a uid per job");
     if (need.pid_ns() && !have.pid_ns()) missing.push_back("PID namespace");
     if (need.mount_ns() && !have.mount_ns()) missing.push_back("mount namespace");
@@ -117,10 +139,7 @@ class IsolationFilter : public FilterPlugin {
     if (need.cpuset() && !have.cpuset()) missing.push_back("cpuset");
     if (need.pids_limit() && !have.pids_limit()) missing.push_back("pids limit");
     if (need.tree_kill() && !have.tree_kill()) missing.push_back("whole-tree kill");
-    if (missing.empty()) return FilterResult::Pass();
-    return FilterResult::Reject("isolation_below_site_minimum",
-                                absl::StrCat("the agent lacks ", absl::StrJoin(missing, ", "),
-                                             ", which site ", site->id(), " requires"));
+    return missing;
   }
 };
 
@@ -133,15 +152,15 @@ class ResourceFit : public FilterPlugin, public PreFilterPlugin {
       return absl::InvalidArgumentError("resources.cpus must be > 0");
     return absl::OkStatus();
   }
-  FilterResult Filter(CycleState&, const DecisionInput& in, const AgentView& a) const override {
+  AgentVerdict Filter(CycleState&, const DecisionInput& in, const AgentView& a) const override {
     const v1::Resources& r = in.job->resources();
-    if (r.cpus() > a.free.cpus()) return FilterResult::Reject("insufficient_cpus");
+    if (r.cpus() > a.free.cpus()) return AgentVerdict::Reject("insufficient_cpus");
     // Memory of a named kind (HBM, ...) is not in the ordinary free figure:
     // topology_fit checks it.
     if (r.memory_mb() > a.free.memory_mb() && in.job->topology().memory_kind().empty())
-      return FilterResult::Reject("insufficient_memory");
-    if (r.gpus() > a.free.gpus()) return FilterResult::Reject("insufficient_gpus");
-    return FilterResult::Pass();
+      return AgentVerdict::Reject("insufficient_memory");
+    if (r.gpus() > a.free.gpus()) return AgentVerdict::Reject("insufficient_gpus");
+    return AgentVerdict::Pass();
   }
 };
 
@@ -150,14 +169,13 @@ class ResourceFit : public FilterPlugin, public PreFilterPlugin {
 class TopologyFit : public FilterPlugin {
  public:
   std::string_view Name() const override { return "topology_fit"; }
-  FilterResult Filter(CycleState& state, const DecisionInput&, const AgentView& a) const override {
+  AgentVerdict Filter(CycleState& state, const DecisionInput&, const AgentView& a) const override {
     if (a.topo == nullptr) {
       // Without a topology there is no memory kind to give.
-      return state.request.memory_kind.empty() ? FilterResult::Pass()
-                                               : FilterResult::Reject("memory_kind_no_fit");
+      return state.request.memory_kind.empty() ? AgentVerdict::Pass()
+                                               : AgentVerdict::Reject("memory_kind_no_fit");
     }
-    std::string_view why = a.topo->WhyNot(state.request);
-    return why.empty() ? FilterResult::Pass() : FilterResult::Reject(why);
+    return AgentVerdict::Reject(a.topo->WhyNot(state.request));  // "" passes
   }
 };
 
@@ -214,7 +232,7 @@ class CompliancePreference : public SiteScorePlugin {
 };
 
 double UsedFraction(const AgentView& a, const v1::Job& job) {
-  const v1::Resources& cap = a.agent->capacity();
+  const v1::Resources& cap = a.capacity;
   double cpu =
       cap.cpus() > 0 ? 1.0 - double(a.free.cpus() - job.resources().cpus()) / cap.cpus() : 1;
   double mem =

@@ -2,6 +2,9 @@
 // The residency plugin: a site filter over the cross-border rules, and the
 // Reserve step that counts a committed placement's exports in the tenant's
 // ledger and leaves their audit records for the scheduler to store.
+#include <memory>
+#include <vector>
+
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -29,27 +32,20 @@ class Residency : public SiteFilterPlugin, public ReservePlugin {
   // fifth of a decision's instructions (docs/performance.md).
   FilterResult FilterSite(CycleState& state, const DecisionInput& in, const v1::Site& site,
                           v1::SiteDecision& out) const override {
-    static const v1::Tenant kNoTenant;
-    const v1::Tenant& tenant = in.tenant ? *in.tenant : kNoTenant;
-    if (state.residency_key.empty()) {
-      state.residency_key = absl::StrCat(JobKey(*in.job, tenant, *in.ledger), "|", in.today.year(),
-                                         "-", in.today.month(), "-", in.today.day(), "|");
-    }
-    const std::string key = absl::StrCat(state.residency_key, site.id());
-    bool hit = false;
-    {
-      absl::MutexLock lock(&mu_);
-      if (auto it = cache_.find(key); it != cache_.end()) {
-        *out.mutable_residency() = it->second;
-        hit = true;
+    const auto& sites = in.policy->policy().sites();
+    int index = -1;
+    for (int i = 0; i < sites.size(); ++i) {
+      if (&sites[i] == &site) {
+        index = i;
+        break;
       }
     }
-    if (!hit) {
-      *out.mutable_residency() =
-          in.policy->residency().EvaluateJob(*in.job, site, tenant, *in.ledger, in.today);
-      absl::MutexLock lock(&mu_);
-      if (cache_.size() >= kMaxCached) cache_.clear();  // bounded; refills with what runs now
-      cache_.emplace(key, out.residency());
+    if (index < 0) {  // not one of the catalogue's sites: evaluated, not cached
+      *out.mutable_residency() = in.policy->residency().EvaluateJob(
+          *in.job, site, in.tenant ? *in.tenant : kNoTenant, *in.ledger, in.today);
+    } else {
+      if (state.residency == nullptr) state.residency = Verdicts(in);
+      *out.mutable_residency() = (*state.residency)[index];
     }
     if (out.residency().allowed()) return FilterResult::Pass();
     return FilterResult::Reject("residency", out.residency().reason());
@@ -115,8 +111,32 @@ class Residency : public SiteFilterPlugin, public ReservePlugin {
     return absl::OkStatus();
   }
 
-  // Verdicts cached by FilterSite: at most this many (a few MiB).
-  static constexpr size_t kMaxCached = 4096;
+  // The job's verdict at every catalogue site, in the catalogue's order:
+  // cached, or evaluated now for all of them (a decision asks for every site).
+  std::shared_ptr<const std::vector<v1::ResidencyVerdict>> Verdicts(const DecisionInput& in) const {
+    const v1::Tenant& tenant = in.tenant ? *in.tenant : kNoTenant;
+    std::string key = absl::StrCat(JobKey(*in.job, tenant, *in.ledger), "|", in.today.year(), "-",
+                                   in.today.month(), "-", in.today.day());
+    {
+      absl::MutexLock lock(&mu_);
+      if (auto it = cache_.find(key); it != cache_.end()) return it->second;
+    }
+    auto verdicts = std::make_shared<std::vector<v1::ResidencyVerdict>>();
+    verdicts->reserve(in.policy->policy().sites_size());
+    for (const v1::Site& site : in.policy->policy().sites()) {
+      verdicts->push_back(
+          in.policy->residency().EvaluateJob(*in.job, site, tenant, *in.ledger, in.today));
+    }
+    absl::MutexLock lock(&mu_);
+    if (cache_.size() >= kMaxCached) cache_.clear();  // bounded; refills with what runs now
+    cache_.emplace(std::move(key), verdicts);
+    return verdicts;
+  }
+
+  // Jobs' verdicts cached by Verdicts: at most this many job shapes, each
+  // with a verdict per site (a few MiB).
+  static constexpr size_t kMaxCached = 512;
+  static inline const v1::Tenant kNoTenant;
 
   // Length-prefixed parts, so no two different inputs make one key.
   static std::string JobKey(const v1::Job& job, const v1::Tenant& tenant,
@@ -132,7 +152,8 @@ class Residency : public SiteFilterPlugin, public ReservePlugin {
   }
 
   mutable absl::Mutex mu_;
-  mutable absl::flat_hash_map<std::string, v1::ResidencyVerdict> cache_ ABSL_GUARDED_BY(mu_);
+  mutable absl::flat_hash_map<std::string, std::shared_ptr<const std::vector<v1::ResidencyVerdict>>>
+      cache_ ABSL_GUARDED_BY(mu_);
 
   void Unreserve(const DecisionInput&, const v1::Decision&, ReserveContext& ctx) const override {
     for (const ReserveContext::LedgerKey& k : ctx.ledger_grew) {

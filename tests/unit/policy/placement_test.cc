@@ -457,8 +457,8 @@ TEST_F(PlacementTest, QueueSortIsAPluginDrfByDefault) {
 class FailingReserve : public FilterPlugin, public ReservePlugin {
  public:
   std::string_view Name() const override { return "failing_reserve"; }
-  FilterResult Filter(CycleState&, const DecisionInput&, const AgentView&) const override {
-    return FilterResult::Pass();
+  AgentVerdict Filter(CycleState&, const DecisionInput&, const AgentView&) const override {
+    return AgentVerdict::Pass();
   }
   absl::Status Reserve(const DecisionInput&, const v1::Decision&, ReserveContext&) const override {
     return absl::UnavailableError("no room in the reservation book");
@@ -512,6 +512,31 @@ TEST_F(PlacementTest, ResidencyReservesTheLedgerAndAuditAndUnreserveUndoesThem) 
   EXPECT_EQ(st.message(), "no room in the reservation book");
   EXPECT_FALSE(ledger.Counted("acme", 2026, "CN", "reads"));
   EXPECT_TRUE(ctx2.audit.empty());
+}
+
+
+// Only one arena at a time builds on the thread's scratch block: a second,
+// made while the first is alive (a decision inside a decision's scope),
+// allocates its own, so neither overwrites the other.
+TEST(DecisionArenaTest, ANestedArenaDoesNotShareTheScratchBlock) {
+  DecisionArena outer;
+  v1::Decision* kept = outer.NewDecision();
+  kept->set_reason(std::string(3000, 'a'));
+  for (int round = 0; round < 2; ++round) {
+    DecisionArena inner;
+    v1::Decision* other = inner.NewDecision();
+    for (int i = 0; i < 200; ++i) other->add_warnings(std::string(400, 'b'));  // beyond 64 KiB
+    EXPECT_EQ(other->warnings_size(), 200);
+  }
+  EXPECT_EQ(kept->reason(), std::string(3000, 'a'));
+  // Once the first is gone, the next one takes the block again and works.
+  {
+    DecisionArena again;
+    v1::Decision* d = again.NewDecision();
+    d->set_reason("fresh");
+    EXPECT_EQ(d->reason(), "fresh");
+  }
+  EXPECT_EQ(kept->reason(), std::string(3000, 'a'));
 }
 
 }  // namespace
