@@ -76,7 +76,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 }  // namespace
 
 HttpServer::HttpServer(asio::io_context& io, Registry* registry)
-    : io_(io), registry_(registry), acceptor_(io) {}
+    : registry_(registry), acceptor_(io) {}
 
 HttpServer::~HttpServer() {
   *alive_ = false;

@@ -53,8 +53,8 @@ const char* const kMigrations[] = {
     "CREATE TABLE ledger (tenant TEXT NOT NULL, year INTEGER NOT NULL, origin TEXT NOT NULL,"
     "  data BLOB NOT NULL, PRIMARY KEY (tenant, year, origin));",
     // 4 -> 5: the dataset registry, every version kept.
-    "CREATE TABLE dataset_versions (id TEXT NOT NULL, version INTEGER NOT NULL,"
-    "  tenant TEXT NOT NULL, data BLOB NOT NULL, PRIMARY KEY (id, version));",
+    ("CREATE TABLE dataset_versions (id TEXT NOT NULL, version INTEGER NOT NULL,"
+     "  tenant TEXT NOT NULL, data BLOB NOT NULL, PRIMARY KEY (id, version));"),
 };
 
 // Schema 3: the idempotency_key column of jobs stored before it existed,

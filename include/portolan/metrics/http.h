@@ -26,7 +26,6 @@ class HttpServer {
 
  private:
   void Accept();
-  boost::asio::io_context& io_;
   Registry* registry_;
   boost::asio::ip::tcp::acceptor acceptor_;
   base::HostPort bound_;
