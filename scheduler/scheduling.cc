@@ -15,6 +15,7 @@
 #include "portolan/topology/allocator.h"
 
 namespace portolan::scheduler {
+
 Core::Core(CoreOptions options, store::Store* store, base::Clock* clock,
            const placement::Registry* registry)
     : options_(options),

@@ -12,7 +12,7 @@
 namespace portolan::placement {
 
 // Rejections counted by a plugin's static reason code, without allocating
-// per agent (FilterResult::code points at a string literal).
+// per agent (AgentVerdict::code points at a string literal).
 class RejectCounts {
  public:
   using Item = std::pair<std::string_view, uint32_t>;

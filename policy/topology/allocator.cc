@@ -133,16 +133,14 @@ int AgentTopology::PusFor(const Node& n, const Request& r) const {
 }
 
 int AgentTopology::BestSingleNode(const Request& r) const {
-  // Run for every feasible agent of a decision (numa_fit): the request's
-  // choices are settled before the loop.
-  const bool exclusive = r.smt == v1::TopologyRequest::exclusive;
+  // Run for every feasible agent of a decision (numa_fit).
   const int local_gpus = r.gpu_numa == v1::TopologyRequest::Gpu::local ? r.gpus : 0;
   int best = -1, best_left = std::numeric_limits<int>::max();
   const Node* nodes = nodes_.data();
   const size_t count = nodes_.size();
   for (size_t i = 0; i < count; ++i) {
     const Node& n = nodes[i];
-    const int left = (exclusive ? n.free_core_pus : n.free_pus) - r.pus;
+    const int left = PusFor(n, r) - r.pus;
     if (left < 0 || n.mem_free < r.memory_mb || n.free_gpus < local_gpus) continue;
     if (left < best_left) {
       best = static_cast<int>(i);

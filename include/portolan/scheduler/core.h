@@ -336,7 +336,7 @@ class Core {
   // the job's reason says why.
   bool Admit(v1::Job& job, const v1::Tenant& tenant, QuotaVerdict* quota)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The decision for `in.job` into `*d` (on the pass's arena): for an
+  // The decision for `in.job` into `*d` (the caller's, on an arena): for an
   // array's task, the array's decision of this pass on the same agent when
   // it still fits (`reused`), else the engine's.
   struct ArrayDecision {

@@ -514,7 +514,6 @@ TEST_F(PlacementTest, ResidencyReservesTheLedgerAndAuditAndUnreserveUndoesThem) 
   EXPECT_TRUE(ctx2.audit.empty());
 }
 
-
 // Only one arena at a time builds on the thread's scratch block: a second,
 // made while the first is alive (a decision inside a decision's scope),
 // allocates its own, so neither overwrites the other.
