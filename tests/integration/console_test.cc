@@ -140,8 +140,7 @@ class ConsoleIT : public ::testing::Test {
   }
   static void SignInAs(const std::string& token, const std::string& role) {
     SignIn(token);
-    driver_->Until([&] { return Exists("#role") && driver_->Text(driver_->Find("#role")) == role; },
-                   "signed in as " + role);
+    driver_->Until([&] { return driver_->TextOf("#role") == role; }, "signed in as " + role);
   }
   // Clicks an SVG path with the mouse where it is on top (where another
   // cable crosses or runs close, a user moves along the line too): the first
@@ -241,7 +240,7 @@ TEST_F(ConsoleIT, AdminSeesEverySiteAndLinkOnTheMap) {
   const std::string panel = d.Text(d.WaitFor("#site-panel"));
   EXPECT_TRUE(absl::StrContains(panel, "HK")) << panel;
   EXPECT_TRUE(absl::StrContains(panel, "hk1-node-01")) << panel;
-  d.Until([&] { return d.Text(d.Find("#live")) == "live"; }, "the events stream");
+  d.Until([&] { return d.TextOf("#live") == "live"; }, "the events stream");
   Shot("map");
 }
 
@@ -289,14 +288,15 @@ TEST_F(ConsoleIT, PlanShowsTheDecisionWithoutSubmitting) {
   d.Clear(text);
   d.Type(text, "name: [unclosed\n");
   d.Click(d.Find("#plan-submit"));
-  const std::string error = d.Text(d.WaitFor("p.error"));
+  d.Until([&] { return absl::StrContains(d.TextOf("p.error"), "line"); },
+          "the YAML error naming its line");
+  const std::string error = d.TextOf("p.error");
   EXPECT_TRUE(absl::StrContains(error, "the job")) << error;
-  EXPECT_TRUE(absl::StrContains(error, "line")) << error;
   // The server's own refusal comes back with its field.
   d.Clear(text);
   d.Type(text, "{\"name\": \"x\", \"comand\": [\"/bin/true\"]}");
   d.Click(d.Find("#plan-submit"));
-  d.Until([&] { return absl::StrContains(d.Text(d.Find("p.error")), "comand"); },
+  d.Until([&] { return absl::StrContains(d.TextOf("p.error"), "comand"); },
           "the server's error naming the field");
 }
 
@@ -327,7 +327,7 @@ TEST_F(ConsoleIT, MarkingACableDownRecoloursItAndChangesTheMatrix) {
       expected = absl::StrFormat("%.1f", e.rtt_ms());
   }
   ASSERT_FALSE(expected.empty());
-  d.Until([&] { return d.Text(d.Find(cell)) == expected; }, "the matrix cell to read " + expected);
+  d.Until([&] { return d.TextOf(cell) == expected; }, "the matrix cell to read " + expected);
   EXPECT_NE(expected, rtt_before);
   Shot("link-down");
   // And up again, by keyboard from the map: focus the cable, Enter selects it.
@@ -337,8 +337,7 @@ TEST_F(ConsoleIT, MarkingACableDownRecoloursItAndChangesTheMatrix) {
   d.Click(d.WaitFor("#link-panel #toggle-link"));
   d.AcceptDialog();
   d.WaitFor("svg.map g.link[data-link='" + link + "'][data-up='true']");
-  d.Until([&] { return d.Text(d.Find(cell)) == rtt_before; },
-          "the matrix cell back at " + rtt_before);
+  d.Until([&] { return d.TextOf(cell) == rtt_before; }, "the matrix cell back at " + rtt_before);
 }
 
 TEST_F(ConsoleIT, PolicyVersionsShowWhatEachChanged) {

@@ -142,6 +142,17 @@ class WebDriver {
   std::string Text(const Element& e) {
     return S(web::http::methods::GET, "/element/" + e + "/text").as_string();
   }
+  // The rendered text of the first element matching `css`, or "" when none matches. One script
+  // call, so a page that re-renders between a find and a read cannot make it throw (a stale or
+  // vanished element); use it inside Until.
+  std::string TextOf(const std::string& css) {
+    json b = Obj("script",
+                 "const e = document.querySelector(arguments[0]);"
+                 "return e ? e.innerText : '';");
+    b["args"] = json::array({json::string(css)});
+    const json v = S(web::http::methods::POST, "/execute/sync", b);
+    return v.is_string() ? v.as_string() : "";
+  }
   // An attribute's value; "" when absent.
   std::string Attribute(const Element& e, const std::string& name) {
     json v = S(web::http::methods::GET, "/element/" + e + "/attribute/" + name);
