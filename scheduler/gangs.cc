@@ -120,8 +120,8 @@ void Core::PlaceGang(const std::string& gang, placement::DecisionInput in,
       continue;
     }
     StoreReservation(m, reserved);
-    by_agent.at(d.placement().agent())->free =
-        AgentRegistry::Free(agents_.at(d.placement().agent()));
+    by_agent.at(d.placement().agent())
+        ->Refresh(AgentRegistry::Free(agents_.at(d.placement().agent())));
     order.Charge(m.tenant(), m.resources());
   }
   placing_gang_.clear();
@@ -189,8 +189,9 @@ absl::StatusOr<std::vector<v1::Decision>> Core::FitGang(placement::DecisionInput
         auto site = views->find(d.placement().site());
         if (site == views->end()) continue;
         for (placement::AgentView& v : site->second) {
-          if (v.agent->id() == d.placement().agent())
-            AddResources(&v.free, members[i]->resources(), -1);
+          if (v.agent->id() != d.placement().agent()) continue;
+          AddResources(&v.free, members[i]->resources(), -1);
+          v.RefreshTopology();  // the member's tentative commit above
         }
       }
       if (std::find(chosen.begin(), chosen.end(), d.placement().site()) == chosen.end())

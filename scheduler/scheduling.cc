@@ -196,8 +196,8 @@ void Core::ScheduleLocked(const std::string* only) {
       continue;
     }
     StoreReservation(job, reserved);
-    by_agent.at(d.placement().agent())->free =
-        AgentRegistry::Free(agents_.at(d.placement().agent()));
+    by_agent.at(d.placement().agent())
+        ->Refresh(AgentRegistry::Free(agents_.at(d.placement().agent())));
     order->Charge(job.tenant(), job.resources());
     if (!job.array_job().empty() && !reused)
       array_decisions[job.array_job()] = ArrayDecision{job.id(), std::move(d)};

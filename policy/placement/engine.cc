@@ -352,10 +352,12 @@ void Engine::FilterAgents(const DecisionInput& in, Pass& pass, v1::Decision& d) 
          ++examined, i = i + 1 == n ? 0 : i + 1) {
       const AgentView& a = agents[i];
       if (n > kPrefetchAhead) {
-        // An agent's topology is a heap object of its own: ask for the one
-        // a few places on now, so the filters find it in cache then.
+        // An agent's topology is a heap object of its own: where the view's
+        // copy of its counts cannot answer this request, ask for the one a
+        // few places on now, so the filters find it in cache then.
         const size_t next = i + kPrefetchAhead < n ? i + kPrefetchAhead : i + kPrefetchAhead - n;
-        if (agents[next].topo != nullptr) agents[next].topo->Prefetch();
+        const AgentView& ahead = agents[next];
+        if (ahead.topo != nullptr && !ahead.fit.Answers(pass.state.request)) ahead.topo->Prefetch();
       }
       if (!pass.any_capacity) {
         if (a.topo != nullptr) {
@@ -394,9 +396,11 @@ void Engine::FilterAgents(const DecisionInput& in, Pass& pass, v1::Decision& d) 
       double s = 0;
       for (const auto& [p, weight] : scores_)
         s += weight * std::clamp(p->Score(pass.state, in, a), 0.0, 100.0);
-      // Keep only the site's best agent: the site-level part is the same for all.
+      // Keep only the site's best agent: the site-level part is the same for
+      // all. Ties go to the agent listed first, which is the smallest id
+      // (DecisionInput::agents_by_site), without reading either agent's id.
       if (w.best == nullptr || s > w.best_score + 1e-9 ||
-          (std::abs(s - w.best_score) <= 1e-9 && a.agent->id() < w.best->agent->id())) {
+          (std::abs(s - w.best_score) <= 1e-9 && &a < w.best)) {
         w.best = &a;
         w.best_score = s;
       }

@@ -82,14 +82,14 @@ AgentTopology::AgentTopology(const v1::Topology& t) {
     core.size = static_cast<uint16_t>(core_pus_.size() - core.first);
     if (core.size == 0) continue;
     core.free = core.size;
-    total_pus_ += core.free;
+    totals_.total_pus += core.free;
     lists_[core.node].cores.push_back(static_cast<uint16_t>(cores_.size()));
     cores_.push_back(core);
   }
   core_pus_.shrink_to_fit();
   cores_.shrink_to_fit();
   for (NodeLists& l : lists_) l.cores.shrink_to_fit();
-  free_pus_ = total_pus_;
+  totals_.free_pus = totals_.total_pus;
   for (const v1::Gpu& g : t.gpus()) {
     if (gpus_.size() >= static_cast<size_t>(kMaxGpus)) break;
     Gpu gpu;
@@ -116,38 +116,16 @@ void AgentTopology::Recount(int node) {
   }
   n.free_gpus = 0;
   for (const Gpu& g : gpus_) n.free_gpus += g.node == node && g.owner.empty() ? 1 : 0;
-  free_mem_ = 0;
-  for (const Node& x : nodes_) free_mem_ += x.memory_only ? 0 : x.mem_free;
-  free_gpus_ = 0;
-  for (const Gpu& g : gpus_) free_gpus_ += g.owner.empty() ? 1 : 0;
+  totals_.free_mem = 0;
+  for (const Node& x : nodes_) totals_.free_mem += x.memory_only ? 0 : x.mem_free;
+  totals_.free_gpus = 0;
+  for (const Gpu& g : gpus_) totals_.free_gpus += g.owner.empty() ? 1 : 0;
 }
 
 int AgentTopology::total_memory_mb() const {
   int sum = 0;
   for (const Node& n : nodes_) sum += n.memory_only ? 0 : n.mem_total;
   return sum;
-}
-
-int AgentTopology::PusFor(const Node& n, const Request& r) const {
-  return r.smt == v1::TopologyRequest::exclusive ? n.free_core_pus : n.free_pus;
-}
-
-int AgentTopology::BestSingleNode(const Request& r) const {
-  // Run for every feasible agent of a decision (numa_fit).
-  const int local_gpus = r.gpu_numa == v1::TopologyRequest::Gpu::local ? r.gpus : 0;
-  int best = -1, best_left = std::numeric_limits<int>::max();
-  const Node* nodes = nodes_.data();
-  const size_t count = nodes_.size();
-  for (size_t i = 0; i < count; ++i) {
-    const Node& n = nodes[i];
-    const int left = PusFor(n, r) - r.pus;
-    if (left < 0 || n.mem_free < r.memory_mb || n.free_gpus < local_gpus) continue;
-    if (left < best_left) {
-      best = static_cast<int>(i);
-      best_left = left;
-    }
-  }
-  return best;
 }
 
 namespace {
@@ -158,26 +136,45 @@ std::vector<int> OrderBy(size_t n, const std::function<int(int)>& key) {
   std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return key(a) > key(b); });
   return order;
 }
+int CpuNodes(absl::Span<const NodeCounts> nodes) {  // nodes with PUs, at least 1
+  int n = 0;
+  for (const NodeCounts& x : nodes) n += x.total_pus > 0 ? 1 : 0;
+  return std::max(1, n);
+}
 }  // namespace
 
-std::string_view AgentTopology::WhyNotBeyondTotals(const Request& r) const {
-  if (!r.memory_kind.empty()) return PlanMemoryKind(r).ok() ? "" : "memory_kind_no_fit";
-  const bool exclusive = r.smt == v1::TopologyRequest::exclusive;
-  if (exclusive) {
+int BestSingleNode(absl::Span<const NodeCounts> nodes, const Request& r) {
+  // Run for every feasible agent of a decision (numa_fit).
+  const int local_gpus = r.gpu_numa == v1::TopologyRequest::Gpu::local ? r.gpus : 0;
+  int best = -1, best_left = std::numeric_limits<int>::max();
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    const NodeCounts& n = nodes[i];
+    const int left = PusFor(n, r) - r.pus;
+    if (left < 0 || n.mem_free < r.memory_mb || n.free_gpus < local_gpus) continue;
+    if (left < best_left) {
+      best = static_cast<int>(i);
+      best_left = left;
+    }
+  }
+  return best;
+}
+
+std::string_view WhyNotByNodes(absl::Span<const NodeCounts> nodes, const Request& r) {
+  if (r.smt == v1::TopologyRequest::exclusive) {
     int whole = 0;
-    for (const Node& n : nodes_) whole += n.free_core_pus;
+    for (const NodeCounts& n : nodes) whole += n.free_core_pus;
     if (whole < r.pus) return "smt_exclusive_no_fit";
   }
   switch (r.numa) {
     case v1::TopologyRequest::single:
-      if (BestSingleNode(r) < 0) return "numa_single_no_fit";
+      if (BestSingleNode(nodes, r) < 0) return "numa_single_no_fit";
       break;
     case v1::TopologyRequest::spread: {
-      const int k = std::min(CpuNodeCount(), std::max(1, r.pus));
-      auto order = OrderBy(nodes_.size(), [&](int i) { return PusFor(nodes_[i], r); });
+      const int k = std::min(CpuNodes(nodes), std::max(1, r.pus));
+      auto order = OrderBy(nodes.size(), [&](int i) { return PusFor(nodes[i], r); });
       const int mem_share = (r.memory_mb + k - 1) / k;
       for (int j = 0; j < k; ++j) {
-        const Node& n = nodes_[order[j]];
+        const NodeCounts& n = nodes[order[j]];
         const int share = r.pus / k + (j < r.pus % k ? 1 : 0);
         if (PusFor(n, r) < share || n.mem_free < mem_share) return "numa_spread_no_fit";
       }
@@ -186,16 +183,63 @@ std::string_view AgentTopology::WhyNotBeyondTotals(const Request& r) const {
     default:
       break;
   }
+  return "";
+}
+
+double FitScoreByNodes(absl::Span<const NodeCounts> nodes, const Request& r) {
+  if (r.numa == v1::TopologyRequest::spread) return 100;
+  const int best = BestSingleNode(nodes, r);
+  if (best >= 0) {
+    const NodeCounts& n = nodes[best];
+    const double left = PusFor(n, r) - r.pus;
+    return 50.0 + 50.0 * (1.0 - left / std::max<int>(1, n.total_pus));
+  }
+  auto order = OrderBy(nodes.size(), [&](int i) { return PusFor(nodes[i], r); });
+  int spanned = 0, got = 0;
+  for (int i : order) {
+    if (got >= r.pus) break;
+    got += PusFor(nodes[i], r);
+    ++spanned;
+  }
+  return 40.0 / std::max(1, spanned);
+}
+
+FitCounts::FitCounts(const AgentTopology& t) : totals_(t.totals_) {
+  if (t.nodes_.size() > kMaxNodes) return;  // nodes_n_ stays kNone
+  nodes_n_ = static_cast<uint8_t>(t.nodes_.size());
+  std::copy(t.nodes_.begin(), t.nodes_.end(), nodes_);
+}
+
+std::string_view FitCounts::WhyNot(const Request& r, const AgentTopology& t) const {
+  if (nodes_n_ == kNone) return t.WhyNot(r);
+  bool settled;
+  const std::string_view why = WhyNotByTotals(totals_, r, &settled);
+  if (settled) return why;
+  return CountsDecide(r) ? WhyNotByNodes(Nodes(), r) : t.WhyNot(r);
+}
+
+double FitCounts::FitScore(const Request& r, const AgentTopology& t) const {
+  return nodes_n_ != kNone && r.memory_kind.empty() ? FitScoreByNodes(Nodes(), r) : t.FitScore(r);
+}
+
+std::string_view AgentTopology::WhyNotBeyondTotals(const Request& r) const {
+  if (!r.memory_kind.empty()) return PlanMemoryKind(r).ok() ? "" : "memory_kind_no_fit";
+  if (std::string_view why = WhyNotByNodes(nodes_, r); !why.empty()) return why;
   if (r.gpus > 0 && r.gpu_numa == v1::TopologyRequest::Gpu::local && !Plan(r).ok())
     return "gpu_locality";
   return "";
 }
 
-bool AgentTopology::CouldEverFit(const Request& r) const { return NeverFitReason(r).empty(); }
+bool AgentTopology::CouldEverFit(const Request& r) const {
+  // The two checks NeverFitReason starts with, without building its
+  // sentence: the engine asks this of agents until one could fit.
+  if (r.pus > totals_.total_pus || r.gpus > total_gpus()) return false;
+  return NeverFitReason(r).empty();
+}
 
 std::string AgentTopology::NeverFitReason(const Request& r) const {
-  if (r.pus > total_pus_)
-    return absl::StrCat("the machine has ", total_pus_, " PUs, the job needs ", r.pus);
+  if (r.pus > totals_.total_pus)
+    return absl::StrCat("the machine has ", totals_.total_pus, " PUs, the job needs ", r.pus);
   if (r.gpus > total_gpus())
     return absl::StrCat("the machine has ", total_gpus(), " GPUs, the job needs ", r.gpus);
   if (!r.memory_kind.empty()) return KindNeverFitReason(r);
@@ -246,20 +290,7 @@ double AgentTopology::FitScore(const Request& r) const {
     const Node& n = nodes_[k.cpu];
     return 50.0 + 50.0 * (1.0 - double(PusFor(n, r) - r.pus) / std::max<int>(1, n.total_pus));
   }
-  const int best = BestSingleNode(r);
-  if (best >= 0) {
-    const Node& n = nodes_[best];
-    const double left = PusFor(n, r) - r.pus;
-    return 50.0 + 50.0 * (1.0 - left / std::max<int>(1, n.total_pus));
-  }
-  auto order = OrderBy(nodes_.size(), [&](int i) { return PusFor(nodes_[i], r); });
-  int spanned = 0, got = 0;
-  for (int i : order) {
-    if (got >= r.pus) break;
-    got += PusFor(nodes_[i], r);
-    ++spanned;
-  }
-  return 40.0 / std::max(1, spanned);
+  return FitScoreByNodes(nodes_, r);
 }
 
 absl::Status AgentTopology::ChoosePus(int node, int want, bool exclusive,
@@ -422,11 +453,7 @@ absl::StatusOr<v1::Allocation> AgentTopology::Plan(const Request& r) const {
   return a;
 }
 
-int AgentTopology::CpuNodeCount() const {
-  int n = 0;
-  for (const Node& x : nodes_) n += x.total_pus > 0 ? 1 : 0;
-  return std::max(1, n);
-}
+int AgentTopology::CpuNodeCount() const { return CpuNodes(nodes_); }
 
 absl::Status AgentTopology::Commit(const v1::Allocation& a, const std::string& job) {
   std::set<uint32_t> seen;
@@ -472,7 +499,7 @@ absl::Status AgentTopology::Commit(const v1::Allocation& a, const std::string& j
     ++owner_pus_[slot - 1];
     Core& c = cores_[pu_core_[pu]];
     --c.free;
-    --free_pus_;
+    --totals_.free_pus;
     touched.insert(c.node);
   }
   for (const auto& [node, m] : mem) nodes_[node].mem_free -= m;
@@ -508,7 +535,7 @@ void AgentTopology::Release(const v1::Allocation& a, const std::string& job) {
     if (--owner_pus_[slot - 1] == 0) owners_[slot - 1].clear();  // the slot is free again
     Core& c = cores_[pu_core_[pu]];
     ++c.free;
-    ++free_pus_;
+    ++totals_.free_pus;
     touched.insert(c.node);
     held = true;
   }

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
@@ -122,6 +123,13 @@ int main(int argc, char** argv) {
     v.free.set_gpus(topos[i]->free_gpus());
     by_site[a.site()].push_back(v);
   }
+  // As the scheduler lists them: each site's agents by id.
+  for (auto& [site, views] : by_site) {
+    std::sort(views.begin(), views.end(),
+              [](const placement::AgentView& x, const placement::AgentView& y) {
+                return x.agent->id() < y.agent->id();
+              });
+  }
 
   // Job mix.
   std::vector<v1::Job> jobs(64);
@@ -168,8 +176,14 @@ int main(int argc, char** argv) {
   // Agents examined (not skipped by the fast path) and scored (feasible) at
   // the allowed sites: the work a decision does.
   uint64_t examined = 0, scored = 0;
+  // A digest of every winner and its PUs: two builds that decide alike print
+  // the same (compare it before comparing their speed).
+  uint64_t digest = 14695981039346656037ull;
+  auto fold = [&](uint64_t v) { digest = (digest ^ v) * 1099511628211ull; };
   auto count = [&](const v1::Decision& d) {
     feasible += d.feasible() ? 1 : 0;
+    fold(std::hash<std::string>{}(d.placement().agent()));
+    for (uint32_t pu : d.placement().cpus()) fold(pu);
     for (const v1::SiteDecision& s : d.sites()) {
       if (!s.allowed()) continue;
       examined += s.agents().considered() - s.agents().skipped();
@@ -209,9 +223,11 @@ int main(int argc, char** argv) {
   printf(
       "{\"bench\":\"engine\",\"agents\":%d,\"sites\":%d,\"decisions\":%d,\"feasible\":%d,"
       "\"decisions_per_s\":%.0f,\"p50_us\":%.1f,\"p99_us\":%.1f,\"max_us\":%.1f,"
-      "\"examined_per_decision\":%.1f,\"scored_per_decision\":%.1f}\n",
+      "\"examined_per_decision\":%.1f,\"scored_per_decision\":%.1f,\"placements_digest\":\"%"
+      "016llx\"}\n",
       agents_n, sites.size(), decisions, feasible, decisions / secs, pct(0.50), pct(0.99),
-      lat_us.back(), double(examined) / decisions, double(scored) / decisions);
+      lat_us.back(), double(examined) / decisions, double(scored) / decisions,
+      static_cast<unsigned long long>(digest));
   printf(
       "engine: %d agents over %d sites, %d decisions on one thread: %.0f decisions/s, p50 %.1f us, "
       "p99 %.1f us; %.0f agents examined and %.0f scored per decision\n",

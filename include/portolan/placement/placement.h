@@ -36,7 +36,20 @@ struct AgentView {
         topo(topo),
         state(agent->state()),
         connected(agent->connected()),
-        capacity(agent->capacity()) {}
+        capacity(agent->capacity()),
+        fit(topo != nullptr ? topology::FitCounts(*topo) : topology::FitCounts()) {}
+
+  // After the agent's topology changed while this view is in use (a job
+  // placed on it within the same pass): copies its counts again, with
+  // `now_free` as what is free.
+  void Refresh(v1::Resources now_free) {
+    free = std::move(now_free);
+    RefreshTopology();
+  }
+  // Copies the topology's counts again, leaving `free` as it is.
+  void RefreshTopology() {
+    if (topo != nullptr) fit = topology::FitCounts(*topo);
+  }
 
   const v1::Agent* agent;
   v1::Resources free;  // capacity minus what placed/running jobs hold
@@ -50,6 +63,10 @@ struct AgentView {
   v1::Agent::State state;
   bool connected;
   v1::Resources capacity;
+  // The topology's counts as they were when the view was made or last
+  // refreshed; topology_fit and numa_fit ask it (with `topo` for what counts
+  // cannot decide), so most decisions never touch the topology itself.
+  topology::FitCounts fit;
 };
 
 // Everything one decision reads. All pointers outlive the decision.
@@ -60,6 +77,9 @@ struct DecisionInput {
   const residency::Ledger* ledger = nullptr;
   absl::CivilDay today;
   // Agents grouped by site id; sites absent from the catalogue are ignored.
+  // Each site's agents in ascending id order, as the scheduler's registry
+  // lists them: agents of a site that score alike go to the one listed
+  // first, so the smallest id wins a tie.
   const std::map<std::string, std::vector<AgentView>>* agents_by_site = nullptr;
   // Sites the tenant's per-site quota closes to this job for now, site ->
   // reason (the scheduler's CheckQuota); may be null. A job that only such

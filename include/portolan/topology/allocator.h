@@ -30,6 +30,96 @@ struct Request {
   static Request FromJob(const v1::Job& job);
 };
 
+// A NUMA node's counts, which every placement decision reads; what only
+// allocation reads (core lists, memory kinds, near nodes) is kept apart.
+struct NodeCounts {  // 24 bytes; sizes beyond 16 bits are refused at registration
+  int mem_free = 0;
+  int mem_total = 0;
+  uint32_t os_index = 0;
+  uint16_t free_pus = 0;
+  uint16_t free_core_pus = 0;  // PUs of wholly free cores
+  uint16_t free_gpus = 0;      // free GPUs local to this node
+  uint16_t total_pus = 0;
+  uint16_t max_core_pus = 1;
+  bool memory_only = false;  // no PUs of its own: only memory_kind jobs use it
+};
+
+// A machine's free totals (ordinary memory only: memory-only nodes excluded).
+struct FreeTotals {
+  int total_pus = 0;
+  int free_pus = 0;
+  int free_mem = 0;
+  int free_gpus = 0;
+};
+
+// The arithmetic a decision does on counts alone, shared by AgentTopology
+// and FitCounts so that the two cannot answer differently.
+//
+// WhyNot's checks on the totals: a reason code, or "" with `*settled` true
+// when the totals decide (the common request: any node, shared cores, no
+// GPUs, ordinary memory); `*settled` false when the nodes must be asked.
+inline std::string_view WhyNotByTotals(const FreeTotals& t, const Request& r, bool* settled) {
+  *settled = true;
+  if (r.gpus > t.free_gpus) return "insufficient_gpus";
+  if (r.pus > t.free_pus) return "insufficient_cpus";
+  if (r.memory_kind.empty()) {
+    if (r.memory_mb > t.free_mem) return "insufficient_memory";
+    if (r.numa == v1::TopologyRequest::any && r.smt != v1::TopologyRequest::exclusive &&
+        r.gpus == 0)
+      return "";
+  }
+  *settled = false;
+  return "";
+}
+// The PUs of node `n` that request `r` may use: those of wholly free cores
+// when it wants whole cores.
+inline int PusFor(const NodeCounts& n, const Request& r) {
+  return r.smt == v1::TopologyRequest::exclusive ? n.free_core_pus : n.free_pus;
+}
+// Whole cores, numa single and numa spread, from the nodes' counts; not
+// memory kinds nor GPU locality (those need the concrete hardware).
+std::string_view WhyNotByNodes(absl::Span<const NodeCounts> nodes, const Request& r);
+// The node a numa-single placement would take (best fit); -1 when none fits.
+int BestSingleNode(absl::Span<const NodeCounts> nodes, const Request& r);
+// numa_fit's score for a request without a memory kind.
+double FitScoreByNodes(absl::Span<const NodeCounts> nodes, const Request& r);
+
+class AgentTopology;
+
+// A copy of what a decision reads of one AgentTopology (its free totals and
+// up to kMaxNodes nodes' counts), kept beside the agent's view: a decision
+// examines hundreds of agents, and each one's topology is a heap object of
+// its own (a cache miss apiece), while the views lie in one array read in
+// order. Its answers equal the topology's as long as the topology has not
+// changed since the copy; whoever changes a topology while a view of it is
+// in use makes a new copy (AgentView::Refresh). Requests the counts cannot
+// decide (memory kinds, GPU locality) and machines with more nodes are
+// passed on to the topology itself.
+class FitCounts {
+ public:
+  static constexpr int kMaxNodes = 4;
+  FitCounts() = default;  // no copy: every question goes to the topology
+  explicit FitCounts(const AgentTopology& t);
+
+  // As t.WhyNot(r) and t.FitScore(r); `t` must be the topology copied.
+  std::string_view WhyNot(const Request& r, const AgentTopology& t) const;
+  double FitScore(const Request& r, const AgentTopology& t) const;
+  // Whether the two above answer `r` from this copy, without the topology.
+  bool Answers(const Request& r) const { return nodes_n_ != kNone && CountsDecide(r); }
+
+ private:
+  static constexpr uint8_t kNone = 0xFF;
+  // Only the counts decide: no memory kind and no GPU locality asked.
+  static bool CountsDecide(const Request& r) {
+    return r.memory_kind.empty() && (r.gpus == 0 || r.gpu_numa != v1::TopologyRequest::Gpu::local);
+  }
+  absl::Span<const NodeCounts> Nodes() const { return absl::MakeConstSpan(nodes_, nodes_n_); }
+
+  FreeTotals totals_;
+  uint8_t nodes_n_ = kNone;
+  NodeCounts nodes_[kMaxNodes];
+};
+
 // One agent's hardware and what of it is free: PUs, memory per NUMA node,
 // GPUs. The scheduler owns one per agent and changes it only under its own
 // lock; const methods may run concurrently with each other (decisions), never
@@ -75,18 +165,10 @@ class alignas(64) AgentTopology {
   // numa_single_no_fit, numa_spread_no_fit, smt_exclusive_no_fit, gpu_locality,
   // memory_kind_no_fit.
   std::string_view WhyNot(const Request& r) const {
-    // Inline: the engine asks this of hundreds of agents per decision, and
-    // the common request (any node, shared cores, no GPUs, ordinary memory)
-    // fits whenever the totals do.
-    if (r.gpus > free_gpus_) return "insufficient_gpus";
-    if (r.pus > free_pus_) return "insufficient_cpus";
-    if (r.memory_kind.empty()) {
-      if (r.memory_mb > free_mem_) return "insufficient_memory";
-      if (r.numa == v1::TopologyRequest::any && r.smt != v1::TopologyRequest::exclusive &&
-          r.gpus == 0)
-        return "";
-    }
-    return WhyNotBeyondTotals(r);
+    // Inline: the engine asks this of hundreds of agents per decision.
+    bool settled;
+    const std::string_view why = WhyNotByTotals(totals_, r, &settled);
+    return settled ? why : WhyNotBeyondTotals(r);
   }
   // numa_fit score, 0-100: a tight single-node fit scores highest.
   double FitScore(const Request& r) const;
@@ -99,10 +181,10 @@ class alignas(64) AgentTopology {
   // Returns what `job` holds; unknown or foreign resources are ignored.
   void Release(const v1::Allocation& a, const std::string& job);
 
-  int total_pus() const { return total_pus_; }
-  int free_pus() const { return free_pus_; }
-  int free_memory_mb() const { return free_mem_; }
-  int free_gpus() const { return free_gpus_; }
+  int total_pus() const { return totals_.total_pus; }
+  int free_pus() const { return totals_.free_pus; }
+  int free_memory_mb() const { return totals_.free_mem; }
+  int free_gpus() const { return totals_.free_gpus; }
   int total_memory_mb() const;
   int total_gpus() const { return static_cast<int>(gpus_.size()); }
   // Asks the CPU to bring what WhyNot and FitScore read (the counts and the
@@ -122,20 +204,8 @@ class alignas(64) AgentTopology {
     uint16_t size = 0;   // PUs of this core
     uint16_t free = 0;   // free PUs of this core
   };
-  // A NUMA node's counts, which every decision reads (BestSingleNode), kept
-  // small and inline in the object; what only allocation reads is in
-  // NodeLists.
-  struct Node {  // 24 bytes; sizes beyond 16 bits are refused at registration
-    int mem_free = 0;
-    int mem_total = 0;
-    uint32_t os_index = 0;
-    uint16_t free_pus = 0;
-    uint16_t free_core_pus = 0;  // PUs of wholly free cores
-    uint16_t free_gpus = 0;      // free GPUs local to this node
-    uint16_t total_pus = 0;
-    uint16_t max_core_pus = 1;
-    bool memory_only = false;  // no PUs of its own: only memory_kind jobs use it
-  };
+  friend class FitCounts;  // copies totals_ and nodes_
+  using Node = NodeCounts;
 
   struct NodeLists {
     std::vector<uint16_t> cores;  // indexes into cores_
@@ -156,14 +226,13 @@ class alignas(64) AgentTopology {
     std::string owner;
   };
 
-  int PusFor(const Node& n, const Request& r) const;  // usable PUs on n for r
   // WhyNot for a request the totals alone do not decide.
   std::string_view WhyNotBeyondTotals(const Request& r) const;
   absl::Status ChoosePus(int node, int want, bool exclusive, v1::Allocation* out) const;
   absl::Status ChooseGpus(const std::vector<int>& nodes, const Request& r,
                           v1::Allocation* out) const;
-  int BestSingleNode(const Request& r) const;  // -1 when none fits
-  int CpuNodeCount() const;                    // nodes with PUs, at least 1
+  int BestSingleNode(const Request& r) const { return topology::BestSingleNode(nodes_, r); }
+  int CpuNodeCount() const;  // nodes with PUs, at least 1
   // Nodes of r.memory_kind and the nodes their jobs' PUs may use.
   bool KindMatches(int node, const Request& r) const;
   std::vector<int> CpuNodesFor(int mem_node) const;
@@ -178,10 +247,7 @@ class alignas(64) AgentTopology {
 
   // What a decision reads, first and together: the counts, then the nodes'
   // (inline up to four), two cache lines from the (aligned) object's start.
-  int total_pus_ = 0;
-  int free_pus_ = 0;
-  int free_mem_ = 0;   // sum of nodes' mem_free
-  int free_gpus_ = 0;  // GPUs without owner
+  FreeTotals totals_;  // free_mem: the sum of ordinary nodes' mem_free
   absl::InlinedVector<Node, 4> nodes_;
   std::vector<NodeLists> lists_;  // by node index
   std::vector<Core> cores_;

@@ -175,7 +175,7 @@ class TopologyFit : public FilterPlugin {
       return state.request.memory_kind.empty() ? AgentVerdict::Pass()
                                                : AgentVerdict::Reject("memory_kind_no_fit");
     }
-    return AgentVerdict::Reject(a.topo->WhyNot(state.request));  // "" passes
+    return AgentVerdict::Reject(a.fit.WhyNot(state.request, *a.topo));  // "" passes
   }
 };
 
@@ -185,7 +185,7 @@ class NumaFit : public ScorePlugin {
  public:
   std::string_view Name() const override { return "numa_fit"; }
   double Score(CycleState& state, const DecisionInput&, const AgentView& a) const override {
-    return a.topo == nullptr ? 100.0 : a.topo->FitScore(state.request);
+    return a.topo == nullptr ? 100.0 : a.fit.FitScore(state.request, *a.topo);
   }
 };
 

@@ -139,10 +139,13 @@ TEST_F(ExecutorTest, CancelKillsTheProcessGroupEvenIfSigtermIsIgnored) {
       Job("stubborn", {"/bin/sh", "-c", "trap '' TERM; sleep 30 & echo $! > child.pid; wait"}));
   ASSERT_TRUE(SawRunning("stubborn"));
   std::string pidfile = root + "/stubborn-1/work/child.pid";
-  for (int i = 0; i < 200 && !std::filesystem::exists(pidfile); ++i) usleep(10000);
+  // The shell creates the file before it writes the pid: wait for the pid.
   pid_t child = 0;
-  std::ifstream(pidfile) >> child;
-  ASSERT_GT(child, 0);
+  for (int i = 0; i < 200 && child <= 0; ++i) {
+    std::ifstream(pidfile) >> child;
+    if (child <= 0) usleep(10000);
+  }
+  ASSERT_GT(child, 0) << "no pid in " << pidfile;
   exec->Cancel("stubborn", 1, "test");
   v1::JobUpdate u = Final("stubborn");
   EXPECT_EQ(u.state(), v1::Job::cancelled);

@@ -188,7 +188,7 @@ TEST(TopologyCorpus, GpusAreComputeDevicesOnePerPciFunctionNamedByCudaFirst) {
 // Random requests on each machine: every allocation lies where its request
 // says, and nothing is ever allocated twice.
 TEST(TopologyCorpus, RandomAllocationsKeepTheirInvariants) {
-  int checked = 0, machines = 0, kind_checked = 0;
+  int checked = 0, machines = 0, kind_checked = 0, copy_answered = 0;
   for (const std::string& f : CorpusFiles()) {
     SCOPED_TRACE(f);
     auto t = DiscoverTopology({"", f});
@@ -229,6 +229,12 @@ TEST(TopologyCorpus, RandomAllocationsKeepTheirInvariants) {
       r.gpu_numa = static_cast<v1::TopologyRequest::Gpu::Numa>(1 + rng() % 2);
       if (!kind.empty() && rng() % 4 == 0 && r.numa != v1::TopologyRequest::spread)
         r.memory_kind = kind;
+      // The copy of the counts a placement view keeps answers as the
+      // machine itself does, whatever has been committed.
+      const topology::FitCounts copy(machine);
+      ASSERT_EQ(copy.WhyNot(r, machine), machine.WhyNot(r)) << "request " << i;
+      ASSERT_DOUBLE_EQ(copy.FitScore(r, machine), machine.FitScore(r)) << "request " << i;
+      copy_answered += copy.Answers(r) ? 1 : 0;
       auto a = machine.Plan(r);
       if (!a.ok()) {
         // Full: give back the oldest half and go on.
@@ -291,8 +297,10 @@ TEST(TopologyCorpus, RandomAllocationsKeepTheirInvariants) {
   }
   EXPECT_GT(checked, 1000);
   EXPECT_GT(kind_checked, 10) << "KNL's MCDRAM was asked for";
+  EXPECT_GT(copy_answered, 500) << "the copies answered without their machine";
   std::cout << "checked " << checked << " allocations on " << machines << " machine(s), "
-            << kind_checked << " of them for a memory kind\n";
+            << kind_checked << " of them for a memory kind; the copied counts answered "
+            << copy_answered << " requests alone\n";
 }
 
 }  // namespace

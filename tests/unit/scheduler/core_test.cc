@@ -999,5 +999,45 @@ TEST_F(CoreTest, TenantProfileIsValidated) {
   EXPECT_EQ(core->GetTenant("acme").status().code(), absl::StatusCode::kNotFound);
 }
 
+// One pass placing several jobs on one machine: each decision sees what the
+// ones before it took, down to the NUMA node (the placement views' copies of
+// the machine's counts are refreshed after each placement).
+TEST_F(CoreTest, APassSeesEachOfItsPlacementsDownToTheNumaNode) {
+  v1::Policy p;
+  ASSERT_TRUE(codec::ParseYaml(kPolicy, &p).ok());
+  p.mutable_plugins()->add_filters("topology_fit");
+  (*p.mutable_plugins()->mutable_scores())["numa_fit"] = 1;
+  ASSERT_TRUE(core->ApplyPolicy(p, "test").ok());
+  std::vector<std::string> ids;
+  for (int i = 0; i < 3; ++i) {  // submitted before any agent: placed in one pass
+    v1::Job j = Spec(5);
+    j.mutable_topology()->set_numa(v1::TopologyRequest::single);
+    auto s = core->Submit(j);
+    ASSERT_TRUE(s.ok()) << s.status();
+    ids.push_back(s->first.id());
+  }
+  // Two NUMA nodes of 8 single-PU cores: room for two of the three, one
+  // per node; the third fits the free total (6 PUs) but no single node.
+  v1::Register reg = testing::SimpleRegister("two-nodes", 16, "lingang-idc-1");
+  reg.mutable_topology()->set_memory_mb(32768);
+  v1::NumaNode* second = reg.mutable_topology()->add_numa_nodes();
+  second->set_os_index(1);
+  second->set_memory_mb(16384);
+  for (int c = 8; c < 16; ++c) reg.mutable_topology()->mutable_cores(c)->set_numa(1);
+  auto link = std::make_shared<FakeLink>();
+  ASSERT_TRUE(core->OnRegister(reg, link, "127.0.0.1:1"));
+  EXPECT_EQ(link->Assigns().size(), 2u);
+  auto a = core->GetJob(ids[0]), b = core->GetJob(ids[1]), c = core->GetJob(ids[2]);
+  ASSERT_TRUE(a.ok() && b.ok() && c.ok());
+  EXPECT_EQ(a->state(), v1::Job::placed) << a->reason();
+  EXPECT_EQ(b->state(), v1::Job::placed) << b->reason();
+  ASSERT_EQ(a->allocation().numa_nodes_size(), 1);
+  ASSERT_EQ(b->allocation().numa_nodes_size(), 1);
+  EXPECT_NE(a->allocation().numa_nodes(0), b->allocation().numa_nodes(0));
+  EXPECT_EQ(c->state(), v1::Job::queued);
+  EXPECT_NE(c->reason().find("numa_single_no_fit"), std::string::npos) << c->reason();
+  EXPECT_EQ(c->reason().find("internal"), std::string::npos) << c->reason();
+}
+
 }  // namespace
 }  // namespace portolan::scheduler
