@@ -136,19 +136,21 @@ std::vector<int> OrderBy(size_t n, const std::function<int(int)>& key) {
   std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return key(a) > key(b); });
   return order;
 }
-int CpuNodes(absl::Span<const NodeCounts> nodes) {  // nodes with PUs, at least 1
+template <typename N>
+int CpuNodes(absl::Span<const N> nodes) {  // nodes with PUs, at least 1
   int n = 0;
-  for (const NodeCounts& x : nodes) n += x.total_pus > 0 ? 1 : 0;
+  for (const N& x : nodes) n += x.total_pus > 0 ? 1 : 0;
   return std::max(1, n);
 }
 }  // namespace
 
-int BestSingleNode(absl::Span<const NodeCounts> nodes, const Request& r) {
+template <typename N>
+int BestSingleNode(absl::Span<const N> nodes, const Request& r) {
   // Run for every feasible agent of a decision (numa_fit).
   const int local_gpus = r.gpu_numa == v1::TopologyRequest::Gpu::local ? r.gpus : 0;
   int best = -1, best_left = std::numeric_limits<int>::max();
   for (size_t i = 0; i < nodes.size(); ++i) {
-    const NodeCounts& n = nodes[i];
+    const N& n = nodes[i];
     const int left = PusFor(n, r) - r.pus;
     if (left < 0 || n.mem_free < r.memory_mb || n.free_gpus < local_gpus) continue;
     if (left < best_left) {
@@ -159,10 +161,11 @@ int BestSingleNode(absl::Span<const NodeCounts> nodes, const Request& r) {
   return best;
 }
 
-std::string_view WhyNotByNodes(absl::Span<const NodeCounts> nodes, const Request& r) {
+template <typename N>
+std::string_view WhyNotByNodes(absl::Span<const N> nodes, const Request& r) {
   if (r.smt == v1::TopologyRequest::exclusive) {
     int whole = 0;
-    for (const NodeCounts& n : nodes) whole += n.free_core_pus;
+    for (const N& n : nodes) whole += n.free_core_pus;
     if (whole < r.pus) return "smt_exclusive_no_fit";
   }
   switch (r.numa) {
@@ -174,7 +177,7 @@ std::string_view WhyNotByNodes(absl::Span<const NodeCounts> nodes, const Request
       auto order = OrderBy(nodes.size(), [&](int i) { return PusFor(nodes[i], r); });
       const int mem_share = (r.memory_mb + k - 1) / k;
       for (int j = 0; j < k; ++j) {
-        const NodeCounts& n = nodes[order[j]];
+        const N& n = nodes[order[j]];
         const int share = r.pus / k + (j < r.pus % k ? 1 : 0);
         if (PusFor(n, r) < share || n.mem_free < mem_share) return "numa_spread_no_fit";
       }
@@ -186,11 +189,12 @@ std::string_view WhyNotByNodes(absl::Span<const NodeCounts> nodes, const Request
   return "";
 }
 
-double FitScoreByNodes(absl::Span<const NodeCounts> nodes, const Request& r) {
+template <typename N>
+double FitScoreByNodes(absl::Span<const N> nodes, const Request& r) {
   if (r.numa == v1::TopologyRequest::spread) return 100;
   const int best = BestSingleNode(nodes, r);
   if (best >= 0) {
-    const NodeCounts& n = nodes[best];
+    const N& n = nodes[best];
     const double left = PusFor(n, r) - r.pus;
     return 50.0 + 50.0 * (1.0 - left / std::max<int>(1, n.total_pus));
   }
@@ -204,10 +208,20 @@ double FitScoreByNodes(absl::Span<const NodeCounts> nodes, const Request& r) {
   return 40.0 / std::max(1, spanned);
 }
 
+template std::string_view WhyNotByNodes(absl::Span<const NodeCounts>, const Request&);
+template std::string_view WhyNotByNodes(absl::Span<const NodeFit>, const Request&);
+template int BestSingleNode(absl::Span<const NodeCounts>, const Request&);
+template int BestSingleNode(absl::Span<const NodeFit>, const Request&);
+template double FitScoreByNodes(absl::Span<const NodeCounts>, const Request&);
+template double FitScoreByNodes(absl::Span<const NodeFit>, const Request&);
+
 FitCounts::FitCounts(const AgentTopology& t) : totals_(t.totals_) {
   if (t.nodes_.size() > kMaxNodes) return;  // nodes_n_ stays kNone
   nodes_n_ = static_cast<uint8_t>(t.nodes_.size());
-  std::copy(t.nodes_.begin(), t.nodes_.end(), nodes_);
+  for (uint8_t i = 0; i < nodes_n_; ++i) {
+    const NodeCounts& n = t.nodes_[i];
+    nodes_[i] = NodeFit{n.mem_free, n.free_pus, n.free_core_pus, n.free_gpus, n.total_pus};
+  }
 }
 
 std::string_view FitCounts::WhyNot(const Request& r, const AgentTopology& t) const {
@@ -224,7 +238,7 @@ double FitCounts::FitScore(const Request& r, const AgentTopology& t) const {
 
 std::string_view AgentTopology::WhyNotBeyondTotals(const Request& r) const {
   if (!r.memory_kind.empty()) return PlanMemoryKind(r).ok() ? "" : "memory_kind_no_fit";
-  if (std::string_view why = WhyNotByNodes(nodes_, r); !why.empty()) return why;
+  if (std::string_view why = WhyNotByNodes<Node>(nodes_, r); !why.empty()) return why;
   if (r.gpus > 0 && r.gpu_numa == v1::TopologyRequest::Gpu::local && !Plan(r).ok())
     return "gpu_locality";
   return "";
@@ -290,7 +304,7 @@ double AgentTopology::FitScore(const Request& r) const {
     const Node& n = nodes_[k.cpu];
     return 50.0 + 50.0 * (1.0 - double(PusFor(n, r) - r.pus) / std::max<int>(1, n.total_pus));
   }
-  return FitScoreByNodes(nodes_, r);
+  return FitScoreByNodes<Node>(nodes_, r);
 }
 
 absl::Status AgentTopology::ChoosePus(int node, int want, bool exclusive,
@@ -453,7 +467,7 @@ absl::StatusOr<v1::Allocation> AgentTopology::Plan(const Request& r) const {
   return a;
 }
 
-int AgentTopology::CpuNodeCount() const { return CpuNodes(nodes_); }
+int AgentTopology::CpuNodeCount() const { return CpuNodes<Node>(nodes_); }
 
 absl::Status AgentTopology::Commit(const v1::Allocation& a, const std::string& job) {
   std::set<uint32_t> seen;

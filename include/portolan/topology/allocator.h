@@ -71,23 +71,37 @@ inline std::string_view WhyNotByTotals(const FreeTotals& t, const Request& r, bo
   *settled = false;
   return "";
 }
+// What the arithmetic below reads of a node: NodeCounts without what only
+// allocation needs, 12 bytes (FitCounts keeps these).
+struct NodeFit {
+  int mem_free = 0;
+  uint16_t free_pus = 0;
+  uint16_t free_core_pus = 0;
+  uint16_t free_gpus = 0;
+  uint16_t total_pus = 0;
+};
+
 // The PUs of node `n` that request `r` may use: those of wholly free cores
-// when it wants whole cores.
-inline int PusFor(const NodeCounts& n, const Request& r) {
+// when it wants whole cores. `N` is NodeCounts or NodeFit, here and below.
+template <typename N>
+inline int PusFor(const N& n, const Request& r) {
   return r.smt == v1::TopologyRequest::exclusive ? n.free_core_pus : n.free_pus;
 }
 // Whole cores, numa single and numa spread, from the nodes' counts; not
 // memory kinds nor GPU locality (those need the concrete hardware).
-std::string_view WhyNotByNodes(absl::Span<const NodeCounts> nodes, const Request& r);
+template <typename N>
+std::string_view WhyNotByNodes(absl::Span<const N> nodes, const Request& r);
 // The node a numa-single placement would take (best fit); -1 when none fits.
-int BestSingleNode(absl::Span<const NodeCounts> nodes, const Request& r);
+template <typename N>
+int BestSingleNode(absl::Span<const N> nodes, const Request& r);
 // numa_fit's score for a request without a memory kind.
-double FitScoreByNodes(absl::Span<const NodeCounts> nodes, const Request& r);
+template <typename N>
+double FitScoreByNodes(absl::Span<const N> nodes, const Request& r);
 
 class AgentTopology;
 
 // A copy of what a decision reads of one AgentTopology (its free totals and
-// up to kMaxNodes nodes' counts), kept beside the agent's view: a decision
+// up to kMaxNodes nodes' NodeFit), kept beside the agent's view: a decision
 // examines hundreds of agents, and each one's topology is a heap object of
 // its own (a cache miss apiece), while the views lie in one array read in
 // order. Its answers equal the topology's as long as the topology has not
@@ -113,11 +127,11 @@ class FitCounts {
   static bool CountsDecide(const Request& r) {
     return r.memory_kind.empty() && (r.gpus == 0 || r.gpu_numa != v1::TopologyRequest::Gpu::local);
   }
-  absl::Span<const NodeCounts> Nodes() const { return absl::MakeConstSpan(nodes_, nodes_n_); }
+  absl::Span<const NodeFit> Nodes() const { return absl::MakeConstSpan(nodes_, nodes_n_); }
 
   FreeTotals totals_;
   uint8_t nodes_n_ = kNone;
-  NodeCounts nodes_[kMaxNodes];
+  NodeFit nodes_[kMaxNodes];
 };
 
 // One agent's hardware and what of it is free: PUs, memory per NUMA node,
@@ -231,7 +245,7 @@ class alignas(64) AgentTopology {
   absl::Status ChoosePus(int node, int want, bool exclusive, v1::Allocation* out) const;
   absl::Status ChooseGpus(const std::vector<int>& nodes, const Request& r,
                           v1::Allocation* out) const;
-  int BestSingleNode(const Request& r) const { return topology::BestSingleNode(nodes_, r); }
+  int BestSingleNode(const Request& r) const { return topology::BestSingleNode<Node>(nodes_, r); }
   int CpuNodeCount() const;  // nodes with PUs, at least 1
   // Nodes of r.memory_kind and the nodes their jobs' PUs may use.
   bool KindMatches(int node, const Request& r) const;
