@@ -8,6 +8,7 @@
 
 #include "absl/strings/match.h"
 #include "core_fixture.h"
+#include "portolan/codec/codec.h"
 
 namespace portolan::scheduler {
 namespace {
@@ -217,6 +218,43 @@ TEST_F(GangTest, BadGangsAreRefusedNamingTheField) {
   EXPECT_TRUE(absl::StrContains(one.status().message(), "cancel " + g)) << one.status();
   ASSERT_TRUE(core->Cancel(g).ok());
   for (const v1::Job& m : Members(g)) EXPECT_TRUE(m.cancel_requested()) << m.id();
+}
+
+// Members are placed one after another on tentative commits; each decision
+// sees the members before it down to the NUMA node. Two agents of two
+// 8-PU nodes, three members of 5 PUs in one node each: the third cannot go
+// where the first two went (6 PUs left there, 3 a node) and goes to the
+// other agent.
+TEST_F(GangTest, EachMemberSeesTheNodesTheMembersBeforeItTook) {
+  v1::Policy p;
+  ASSERT_TRUE(codec::ParseYaml(kPolicy, &p).ok());
+  p.mutable_plugins()->add_filters("topology_fit");
+  (*p.mutable_plugins()->mutable_scores())["numa_fit"] = 1;
+  ASSERT_TRUE(core->ApplyPolicy(p, "test").ok());
+  std::vector<std::shared_ptr<FakeLink>> links;
+  for (const std::string id : {"lg1", "lg2"}) {
+    v1::Register reg = testing::SimpleRegister(id, 16, "lingang-idc-1");
+    reg.mutable_topology()->set_memory_mb(32768);
+    v1::NumaNode* second = reg.mutable_topology()->add_numa_nodes();
+    second->set_os_index(1);
+    second->set_memory_mb(16384);
+    for (int c = 8; c < 16; ++c) reg.mutable_topology()->mutable_cores(c)->set_numa(1);
+    links.push_back(std::make_shared<FakeLink>());
+    ASSERT_TRUE(core->OnRegister(reg, links.back(), "127.0.0.1:1"));
+  }
+  v1::Job gang = Gang(3, v1::GangSpec::site);
+  gang.mutable_resources()->set_cpus(5);
+  gang.mutable_topology()->set_numa(v1::TopologyRequest::single);
+  const std::string g = SubmitId(gang);
+  core->Tick();
+  EXPECT_EQ(Placed(g), 3) << Get(g).reason();
+  std::map<std::string, std::set<uint32_t>> nodes;  // agent -> NUMA nodes its members hold
+  for (const v1::Job& m : Members(g)) {
+    ASSERT_EQ(m.allocation().numa_nodes_size(), 1) << m.id();
+    EXPECT_TRUE(nodes[m.allocation().agent()].insert(m.allocation().numa_nodes(0)).second)
+        << m.id() << " shares a node with another member";
+  }
+  EXPECT_EQ(nodes.size(), 2u);
 }
 
 }  // namespace
