@@ -42,22 +42,25 @@ class EncodingLink : public scheduler::AgentLink {
   size_t bytes = 0;
 };
 
-// A Register of agent `id` at `site`: one NUMA node of `pus` single-PU cores
-// and 16 GiB.
-inline v1::Register SimpleRegister(const std::string& id, uint32_t pus, const std::string& site) {
+// A Register of agent `id` at `site`: `pus` single-PU cores split evenly
+// over `numa_nodes` NUMA nodes (in order), 16 GiB each.
+inline v1::Register SimpleRegister(const std::string& id, uint32_t pus, const std::string& site,
+                                   uint32_t numa_nodes = 1) {
   v1::Register reg;
   reg.set_agent_id(id);
   reg.set_site(site);
   v1::Topology* t = reg.mutable_topology();
   t->set_pus(pus);
-  t->set_memory_mb(16384);
-  auto* node = t->add_numa_nodes();
-  node->set_os_index(0);
-  node->set_memory_mb(16384);
+  t->set_memory_mb(16384 * numa_nodes);
+  for (uint32_t n = 0; n < numa_nodes; ++n) {
+    auto* node = t->add_numa_nodes();
+    node->set_os_index(n);
+    node->set_memory_mb(16384);
+  }
   for (uint32_t i = 0; i < pus; ++i) {
     v1::Core* c = t->add_cores();
     c->set_index(i);
-    c->set_numa(0);
+    c->set_numa(static_cast<int32_t>(i * numa_nodes / pus));
     c->add_pus(i);
   }
   return reg;

@@ -54,12 +54,22 @@ class CoreTest : public ::testing::Test {
 
   std::shared_ptr<FakeLink> Register(const std::string& id, uint32_t pus = 8,
                                      std::vector<v1::AgentJobStatus> jobs = {},
-                                     const std::string& site = "lingang-idc-1") {
+                                     const std::string& site = "lingang-idc-1",
+                                     uint32_t numa_nodes = 1) {
     auto link = std::make_shared<FakeLink>();
-    v1::Register reg = testing::SimpleRegister(id, pus, site);
+    v1::Register reg = testing::SimpleRegister(id, pus, site, numa_nodes);
     for (auto& j : jobs) *reg.add_jobs() = j;
     EXPECT_TRUE(core->OnRegister(reg, link, "127.0.0.1:1"));
     return link;
+  }
+
+  // The test policy with the hardware plugins on: topology_fit and numa_fit.
+  void ApplyPolicyWithTopologyPlugins() {
+    v1::Policy p;
+    ASSERT_TRUE(codec::ParseYaml(kPolicy, &p).ok());
+    p.mutable_plugins()->add_filters("topology_fit");
+    (*p.mutable_plugins()->mutable_scores())["numa_fit"] = 1;
+    ASSERT_TRUE(core->ApplyPolicy(p, "test").ok());
   }
 
   v1::Job Spec(int cpus = 2) {

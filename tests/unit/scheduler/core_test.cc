@@ -1003,11 +1003,7 @@ TEST_F(CoreTest, TenantProfileIsValidated) {
 // ones before it took, down to the NUMA node (the placement views' copies of
 // the machine's counts are refreshed after each placement).
 TEST_F(CoreTest, APassSeesEachOfItsPlacementsDownToTheNumaNode) {
-  v1::Policy p;
-  ASSERT_TRUE(codec::ParseYaml(kPolicy, &p).ok());
-  p.mutable_plugins()->add_filters("topology_fit");
-  (*p.mutable_plugins()->mutable_scores())["numa_fit"] = 1;
-  ASSERT_TRUE(core->ApplyPolicy(p, "test").ok());
+  ApplyPolicyWithTopologyPlugins();
   std::vector<std::string> ids;
   for (int i = 0; i < 3; ++i) {  // submitted before any agent: placed in one pass
     v1::Job j = Spec(5);
@@ -1018,14 +1014,7 @@ TEST_F(CoreTest, APassSeesEachOfItsPlacementsDownToTheNumaNode) {
   }
   // Two NUMA nodes of 8 single-PU cores: room for two of the three, one
   // per node; the third fits the free total (6 PUs) but no single node.
-  v1::Register reg = testing::SimpleRegister("two-nodes", 16, "lingang-idc-1");
-  reg.mutable_topology()->set_memory_mb(32768);
-  v1::NumaNode* second = reg.mutable_topology()->add_numa_nodes();
-  second->set_os_index(1);
-  second->set_memory_mb(16384);
-  for (int c = 8; c < 16; ++c) reg.mutable_topology()->mutable_cores(c)->set_numa(1);
-  auto link = std::make_shared<FakeLink>();
-  ASSERT_TRUE(core->OnRegister(reg, link, "127.0.0.1:1"));
+  auto link = Register("two-nodes", 16, {}, "lingang-idc-1", 2);
   EXPECT_EQ(link->Assigns().size(), 2u);
   auto a = core->GetJob(ids[0]), b = core->GetJob(ids[1]), c = core->GetJob(ids[2]);
   ASSERT_TRUE(a.ok() && b.ok() && c.ok());

@@ -8,7 +8,6 @@
 
 #include "absl/strings/match.h"
 #include "core_fixture.h"
-#include "portolan/codec/codec.h"
 
 namespace portolan::scheduler {
 namespace {
@@ -226,22 +225,9 @@ TEST_F(GangTest, BadGangsAreRefusedNamingTheField) {
 // where the first two went (6 PUs left there, 3 a node) and goes to the
 // other agent.
 TEST_F(GangTest, EachMemberSeesTheNodesTheMembersBeforeItTook) {
-  v1::Policy p;
-  ASSERT_TRUE(codec::ParseYaml(kPolicy, &p).ok());
-  p.mutable_plugins()->add_filters("topology_fit");
-  (*p.mutable_plugins()->mutable_scores())["numa_fit"] = 1;
-  ASSERT_TRUE(core->ApplyPolicy(p, "test").ok());
-  std::vector<std::shared_ptr<FakeLink>> links;
-  for (const std::string id : {"lg1", "lg2"}) {
-    v1::Register reg = testing::SimpleRegister(id, 16, "lingang-idc-1");
-    reg.mutable_topology()->set_memory_mb(32768);
-    v1::NumaNode* second = reg.mutable_topology()->add_numa_nodes();
-    second->set_os_index(1);
-    second->set_memory_mb(16384);
-    for (int c = 8; c < 16; ++c) reg.mutable_topology()->mutable_cores(c)->set_numa(1);
-    links.push_back(std::make_shared<FakeLink>());
-    ASSERT_TRUE(core->OnRegister(reg, links.back(), "127.0.0.1:1"));
-  }
+  ApplyPolicyWithTopologyPlugins();
+  auto lg1 = Register("lg1", 16, {}, "lingang-idc-1", 2);
+  auto lg2 = Register("lg2", 16, {}, "lingang-idc-1", 2);
   v1::Job gang = Gang(3, v1::GangSpec::site);
   gang.mutable_resources()->set_cpus(5);
   gang.mutable_topology()->set_numa(v1::TopologyRequest::single);
