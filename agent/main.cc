@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // portolan-agent: runs on each data-centre node, connects out to the
 // scheduler, reports its hwloc topology and runs the jobs it is assigned.
+#include <fcntl.h>
 #include <pwd.h>
 #include <sched.h>
 #include <signal.h>
@@ -262,6 +263,18 @@ absl::Status ConfigureIdentities(Flags& f, agent::AgentOptions& opts) {
   return absl::OkStatus();
 }
 
+// In the sandbox a job cannot open the device nodes of GPUs it was not given.
+absl::Status DenyOtherJobsGpus(const Flags& f, agent::AgentOptions& opts) {
+  opts.executor.gpu_nodes = executor::NvidiaDeviceNodes(opts.executor.machine_gpus);
+  if (opts.executor.gpu_nodes.empty()) return absl::OkStatus();
+  auto deny = executor::MakeDenySource(f.state_dir + "/denied-device");
+  if (!deny.ok()) return deny.status();
+  opts.executor.deny_source = *deny;
+  spdlog::info("GPUs: a job can open only the device nodes of its own GPUs of {}",
+               executor::DescribeGpuNodes(opts.executor.gpu_nodes));
+  return absl::OkStatus();
+}
+
 // Every job under portolan-job-init (which keeps its exit status for a
 // restarted agent; its attempts recorded under the state dir) and, with
 // --sandbox auto where the kernel allows, in namespaces of its own.
@@ -298,7 +311,7 @@ absl::Status ConfigureSandbox(Flags& f, agent::AgentOptions& opts) {
       f.job_init, absl::StrJoin(opts.executor.hide, ", "),
       opts.executor.read_only.empty() ? "" : "; read-only: ",
       absl::StrJoin(opts.executor.read_only, ", "));
-  return absl::OkStatus();
+  return DenyOtherJobsGpus(f, opts);
 }
 
 // Jobs under another uid must be able to reach their working directories.

@@ -13,6 +13,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "agent/discovery/gpus.h"
+#include "agent/discovery/hwloc_util.h"
 #include "portolan/base/strings.h"
 #include "spdlog/spdlog.h"
 
@@ -23,11 +25,6 @@ struct TopologyDeleter {
   void operator()(hwloc_topology_t t) const { hwloc_topology_destroy(t); }
 };
 using TopologyPtr = std::unique_ptr<hwloc_topology, TopologyDeleter>;
-
-int FirstNuma(hwloc_const_nodeset_t nodeset) {
-  if (nodeset == nullptr || hwloc_bitmap_iszero(nodeset)) return -1;
-  return hwloc_bitmap_first(nodeset);
-}
 
 bool IsDram(hwloc_obj_t numa) {
   return numa->subtype == nullptr || std::string_view(numa->subtype) == "DRAM";
@@ -65,121 +62,6 @@ int CoreNuma(hwloc_topology_t raw, hwloc_obj_t obj) {
   // to it; take the first, as the allocator would.
   hwloc_obj_t first = hwloc_get_obj_by_type(raw, HWLOC_OBJ_NUMANODE, 0);
   return first != nullptr ? static_cast<int>(first->os_index) : -1;
-}
-
-std::string Info(hwloc_obj_t obj, const char* name) {
-  const char* v = hwloc_obj_get_info_by_name(obj, name);
-  return v ? v : "";
-}
-
-std::string VendorName(unsigned vendor_id, const std::string& fallback) {
-  switch (vendor_id) {
-    case 0x10de:
-      return "nvidia";
-    case 0x1002:
-      return "amd";
-    case 0x8086:
-      return "intel";
-    default:
-      return fallback;
-  }
-}
-
-// Compute runtimes' OS device name prefixes, in the order a GPU is named by
-// them: the CUDA index first (CUDA_VISIBLE_DEVICES numbers by it), then
-// NVML, ROCm SMI, Level Zero, OpenCL.
-constexpr const char* kRuntimeNames[] = {"cuda", "nvml", "rsmi", "ze", "opencl"};
-constexpr int kNotARuntime = static_cast<int>(std::size(kRuntimeNames));  // a DRM card
-
-int NameRank(const std::string& name) {
-  for (int rank = 0; rank < kNotARuntime; ++rank) {
-    if (name.rfind(kRuntimeNames[rank], 0) == 0) return rank;
-  }
-  return kNotARuntime;
-}
-
-// Device memory in MiB from the runtimes' info attributes (KiB, some
-// written with a "KiB" suffix), 0 when none lists it.
-uint64_t GpuMemoryMb(hwloc_obj_t os) {
-  for (const char* key :
-       {"CUDAGlobalMemorySize", "RSMIVRAMSize", "LevelZeroMemorySize", "OpenCLGlobalMemorySize"}) {
-    const std::string v = Info(os, key);
-    uint64_t kib = 0;
-    size_t i = 0;
-    for (; i < v.size() && v[i] >= '0' && v[i] <= '9' && kib < (1ull << 50); ++i)
-      kib = kib * 10 + static_cast<uint64_t>(v[i] - '0');
-    if (i > 0 && kib > 0) return kib >> 10;
-  }
-  return 0;
-}
-
-// The device's UUID as NVML, ROCm SMI or Level Zero lists it, "" when none.
-std::string GpuUuid(hwloc_obj_t os) {
-  for (const char* key : {"NVIDIAUUID", "AMDUUID", "LevelZeroUUID"}) {
-    std::string v = Info(os, key);
-    if (!v.empty()) return v;
-  }
-  return "";
-}
-
-// GPUs that are compute devices, one per physical PCI function. hwloc shows
-// one card as several OS devices (cuda0, opencl0d0, nvml0, card0): they are
-// merged by PCI bus id and named by NameRank. A PCI function counts as a
-// compute GPU when a compute runtime lists it (a CUDA, OpenCL or Level Zero
-// co-processor, an NVML or ROCm SMI device) or it is a 3D controller (PCI
-// class 0x0302); a display adapter seen only through DRM (a server's BMC
-// VGA, "card0") is never offered.
-void AddComputeGpus(hwloc_topology_t raw, v1::Topology& t) {
-  struct Found {
-    v1::Gpu gpu;
-    int rank = kNotARuntime + 1;
-    bool compute = false;
-  };
-  std::map<std::string, Found> by_pci;
-  hwloc_obj_t os = nullptr;
-  while ((os = hwloc_get_next_osdev(raw, os)) != nullptr) {
-    const auto type = os->attr->osdev.type;
-    if (type != HWLOC_OBJ_OSDEV_GPU && type != HWLOC_OBJ_OSDEV_COPROC) continue;
-    const std::string name = os->name ? os->name : "";
-    const int rank = NameRank(name);
-    std::string key = name;
-    unsigned vendor_id = 0;
-    bool three_d = false;
-    std::string bus_id;
-    if (os->parent && os->parent->type == HWLOC_OBJ_PCI_DEVICE) {
-      const auto& pci = os->parent->attr->pcidev;
-      bus_id = absl::StrFormat("%04x:%02x:%02x.%01x", pci.domain, pci.bus, pci.dev, pci.func);
-      key = bus_id;
-      vendor_id = pci.vendor_id;
-      three_d = pci.class_id == 0x0302;
-    }
-    Found& f = by_pci[key];
-    f.compute = f.compute || type == HWLOC_OBJ_OSDEV_COPROC || rank < kNotARuntime || three_d;
-    std::string model = Info(os, "GPUModel");
-    if (model.empty() && os->parent) model = Info(os->parent, "PCIDevice");
-    if (f.gpu.model().empty()) f.gpu.set_model(model);
-    if (f.gpu.vendor().empty() || vendor_id != 0)
-      f.gpu.set_vendor(VendorName(vendor_id, Info(os, "GPUVendor")));
-    // Memory and UUID from whichever of the card's OS devices lists them.
-    if (f.gpu.memory_mb() == 0) f.gpu.set_memory_mb(GpuMemoryMb(os));
-    if (f.gpu.uuid().empty()) f.gpu.set_uuid(GpuUuid(os));
-    if (rank >= f.rank) continue;
-    f.rank = rank;
-    f.gpu.set_name(name);
-    f.gpu.set_pci_bus_id(bus_id);
-    hwloc_obj_t anc = hwloc_get_non_io_ancestor_obj(raw, os);
-    f.gpu.set_numa(anc ? FirstNuma(anc->nodeset) : -1);
-  }
-  for (auto& [key, f] : by_pci) {
-    if (f.compute) {
-      *t.add_gpus() = f.gpu;
-    } else {
-      spdlog::info(
-          "topology: {} at PCI {} is a display adapter only (no compute runtime lists it); "
-          "not offered as a GPU",
-          f.gpu.name(), key);
-    }
-  }
 }
 
 // Each NUMA node's kind (hwloc's subtype, "DRAM" when none), and for a node

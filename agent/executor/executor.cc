@@ -171,6 +171,10 @@ bool Executor::Start(const v1::Job& job) {
     if (plan.sandbox) {
       plan.hide = options_.hide;
       plan.read_only = options_.read_only;
+      if (!options_.deny_source.empty()) {
+        plan.deny_devices = DeniedDevices(job.allocation(), options_.gpu_nodes);
+        plan.deny_source = options_.deny_source;
+      }
       absl::StrAppend(&described, "; sandboxed");
     }
   }

@@ -20,8 +20,10 @@
 #include <fstream>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 
 namespace portolan::executor {
@@ -272,6 +274,41 @@ std::string FindJobInit() {
     if (access(p.c_str(), X_OK) == 0) return p.string();
   }
   return "";
+}
+
+std::vector<GpuNode> NvidiaDeviceNodes(const std::vector<v1::Gpu>& gpus,
+                                       const std::string& proc_dir, const std::string& dev_dir) {
+  std::vector<GpuNode> out;
+  for (const v1::Gpu& g : gpus) {
+    if (g.pci_bus_id().empty()) continue;
+    std::ifstream info(absl::StrCat(proc_dir, "/", g.pci_bus_id(), "/information"));
+    std::string line;
+    while (std::getline(info, line)) {
+      if (line.rfind("Device Minor:", 0) != 0) continue;
+      int minor = -1;
+      if (absl::SimpleAtoi(absl::StripAsciiWhitespace(line.substr(13)), &minor) && minor >= 0)
+        out.push_back({g.pci_bus_id(), g.name(), absl::StrCat(dev_dir, "/nvidia", minor)});
+      break;
+    }
+  }
+  return out;
+}
+
+std::string DescribeGpuNodes(const std::vector<GpuNode>& nodes) {
+  std::vector<std::string> out;
+  for (const GpuNode& n : nodes) out.push_back(absl::StrCat(n.path, " (", n.bus_id, ")"));
+  return absl::StrJoin(out, ", ");
+}
+
+absl::StatusOr<std::string> MakeDenySource(const std::string& path) {
+  const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0);
+  if (fd < 0 || fchmod(fd, 0) != 0) {
+    const int err = errno;
+    if (fd >= 0) close(fd);
+    return absl::InternalError(absl::StrCat("cannot make ", path, ": ", strerror(err)));
+  }
+  close(fd);
+  return path;
 }
 
 }  // namespace portolan::executor

@@ -48,7 +48,9 @@ GpuFamily FamilyOf(const std::string& name, const std::string& vendor) {
 // bus id (CUDA with CUDA_DEVICE_ORDER=PCI_BUS_ID, which the job gets; NVML,
 // ROCm and Level Zero do so by default): its rank by bus id among the
 // machine's GPUs of its family. Without the machine's GPU (`self` null: an
-// emulated topology) or a bus id, the number in hwloc's name.
+// emulated topology) or a bus id, the number in hwloc's name: for OpenCL's
+// "openclPdD" the device's index D within its platform (NVIDIA's platform
+// lists devices in CUDA's default order).
 std::string RuntimeIndex(const std::string& name, const v1::Gpu* self,
                          const std::vector<v1::Gpu>& machine) {
   if (self != nullptr && !self->pci_bus_id().empty()) {
@@ -61,7 +63,9 @@ std::string RuntimeIndex(const std::string& name, const v1::Gpu* self,
     }
     return absl::StrCat(rank);
   }
-  const size_t digits = name.find_first_of("0123456789");
+  size_t digits = name.find_first_of("0123456789");
+  if (name.rfind("opencl", 0) == 0 && name.rfind('d') != std::string::npos)
+    digits = name.find_first_of("0123456789", name.rfind('d'));
   return digits == std::string::npos ? "" : name.substr(digits);
 }
 
@@ -123,6 +127,7 @@ struct Child {
   const std::vector<const char*>* hide;
   const std::vector<const char*>* read_only;
   const std::vector<const char*>* mkdirs;
+  const std::vector<const char*>* deny;
   const char* work_fd_path;
 };
 
@@ -141,6 +146,10 @@ void MountSandbox(const Child& c) {
   constexpr unsigned long kNoSuidDev = MS_NOSUID | MS_NODEV;
   if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) Die(c, Step::kMounts);
   if (mount("proc", "/proc", "proc", kNoSuidDev | MS_NOEXEC, nullptr) != 0) Die(c, Step::kMounts);
+  // Before anything is hidden: the source lies in the agent's state directory.
+  for (const char* d : *c.deny) {
+    if (mount(p.deny_source.c_str(), d, nullptr, MS_BIND, nullptr) != 0) Die(c, Step::kMounts);
+  }
   for (const char* d : *c.read_only) {
     if (mount(d, d, nullptr, MS_BIND | MS_REC, nullptr) != 0 ||
         mount(nullptr, d, nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_REC, nullptr) != 0)
@@ -453,8 +462,9 @@ pid_t Spawn(SpawnPlan& plan) {
   // The sandbox's mount plan: the directories down to the working directory
   // (made in the child once the state directory is hidden) and C strings.
   std::vector<std::string> mkdirs;
-  std::vector<const char*> hide, read_only, mkdir_c;
+  std::vector<const char*> hide, read_only, mkdir_c, deny;
   if (plan.sandbox) {
+    for (const auto& d : plan.deny_devices) deny.push_back(d.c_str());
     std::string at;
     for (absl::string_view part : absl::StrSplit(plan.workdir, '/', absl::SkipEmpty())) {
       at = absl::StrCat(at, "/", part);
@@ -477,6 +487,7 @@ pid_t Spawn(SpawnPlan& plan) {
                     &hide,
                     &read_only,
                     &mkdir_c,
+                    &deny,
                     work_fd_path.c_str()};
   const pid_t pid = StartChild(child, plan.sandbox);
   const int saved = errno;
@@ -499,6 +510,18 @@ std::optional<ChildError> AwaitExec(SpawnPlan& plan) {
   plan.error_pipe[0] = -1;
   if (n > 0) return ce;
   return std::nullopt;
+}
+
+std::vector<std::string> DeniedDevices(const v1::Allocation& alloc,
+                                       const std::vector<GpuNode>& nodes) {
+  std::vector<std::string> out;
+  for (const GpuNode& n : nodes) {
+    const bool given =
+        std::any_of(alloc.gpu_ids().begin(), alloc.gpu_ids().end(),
+                    [&](const std::string& id) { return id == n.bus_id || id == n.name; });
+    if (!given) out.push_back(n.path);
+  }
+  return out;
 }
 
 }  // namespace portolan::executor

@@ -19,6 +19,7 @@
 
 #include "absl/status/status.h"
 #include "agent/executor/job_init.h"
+#include "portolan/executor/isolation.h"
 #include "portolan/v1/job.pb.h"
 #include "portolan/v1/topology.pb.h"
 
@@ -46,6 +47,10 @@ std::map<std::string, std::string> JobEnvironment(const v1::Job& job, const std:
                                                   const std::string& default_path,
                                                   bool machine_has_gpus,
                                                   const std::vector<v1::Gpu>& machine_gpus = {});
+
+// The nodes of the GPUs `alloc` does not give the job.
+std::vector<std::string> DeniedDevices(const v1::Allocation& alloc,
+                                       const std::vector<GpuNode>& nodes);
 
 // Creates <dir> (the agent's: 0711 when the job runs as another uid, else
 // 0700) and <dir>/work (the job's: owned by `uid`/`gid` when >= 0, 0700).
@@ -82,6 +87,11 @@ struct SpawnPlan {
   bool sandbox = false;                // new PID, mount, IPC and UTS namespaces; needs init_fd
   std::vector<std::string> hide;       // overmounted by an empty tmpfs
   std::vector<std::string> read_only;  // remounted read-only
+  // Device nodes of GPUs the job was not given, overmounted by `deny_source`
+  // (an empty file no one but root may open), so that a job ignoring
+  // CUDA_VISIBLE_DEVICES still cannot reach them.
+  std::vector<std::string> deny_devices;
+  std::string deny_source;
 
   // Opens <dir>/stdout.log, stderr.log, status (with an init), /dev/null and
   // the error pipe.

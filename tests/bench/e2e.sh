@@ -38,6 +38,6 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 [ "$n" -ge "$AGENTS" ] || { echo "e2e: only $n of $AGENTS agents registered" >&2; tail -3 "$WORK"/agent-1.log >&2; exit 1; }
-PUS=$(curl -fsS "http://127.0.0.1:$REST/v1/agents" | grep -o '"capacity":{"cpus":[0-9]*' | sed 's/.*://' | paste -sd+ | bc)
+PUS=$(curl -fsS "http://127.0.0.1:$REST/v1/agents" | grep -o '"capacity":{"cpus":[0-9]*' | sed 's/.*://' | awk '{s += $1} END {print s}')
 echo "e2e: scheduler and $AGENTS agents up ($PUS PUs in all); submitting $JOBS jobs" >&2
 "$BENCH" --server "http://127.0.0.1:$REST" --jobs "$JOBS" --clients "${E2E_CLIENTS:-16}"

@@ -61,6 +61,13 @@ struct ExecutorOptions {
   // The machine's GPUs as discovered (names, vendors, PCI bus ids): jobs'
   // CUDA_VISIBLE_DEVICES and the like are numbered by bus id among them.
   std::vector<v1::Gpu> machine_gpus;
+  // With the sandbox: the GPUs' device nodes (NvidiaDeviceNodes), each
+  // overmounted in the jobs not given that GPU by `deny_source`, an empty
+  // file only root may open; so a job cannot reach another's GPU by
+  // ignoring CUDA_VISIBLE_DEVICES. Without the sandbox only the variables
+  // select GPUs.
+  std::vector<GpuNode> gpu_nodes;
+  std::string deny_source;
   // Each attempt gets a cgroup here with its allocation as limits (cpuset,
   // memory, pids) and is killed through it as a whole tree; null: none.
   std::shared_ptr<CgroupDriver> cgroups;

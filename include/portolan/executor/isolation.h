@@ -16,6 +16,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "portolan/v1/topology.pb.h"
 
 namespace portolan::executor {
 
@@ -87,5 +88,27 @@ SandboxSupport ProbeSandbox();
 // The job init program beside the agent binary (or in ../lib/portolan/), ""
 // when not found.
 std::string FindJobInit();
+
+// A GPU's device node, which a job not given the GPU may not open.
+struct GpuNode {
+  std::string bus_id;  // as allocations name the GPU (topology::GpuId)
+  std::string name;    // hwloc's name (older allocations use it)
+  std::string path;    // e.g. /dev/nvidia0
+};
+
+// The device nodes of the machine's NVIDIA GPUs: <dev_dir>/nvidia<minor>,
+// the minor read from the driver's <proc_dir>/<bus id>/information ("Device
+// Minor: N"; the node numbers need not follow bus order). GPUs the driver
+// does not list (no driver loaded, an emulated topology) are left out.
+std::vector<GpuNode> NvidiaDeviceNodes(const std::vector<v1::Gpu>& gpus,
+                                       const std::string& proc_dir = "/proc/driver/nvidia/gpus",
+                                       const std::string& dev_dir = "/dev");
+
+// "/dev/nvidia0 (0000:3b:00.0), ..." for the agent's log.
+std::string DescribeGpuNodes(const std::vector<GpuNode>& nodes);
+
+// Makes `path`, an empty file only root may open (mode 0), which overmounts
+// the device nodes of GPUs a job was not given; returns `path`.
+absl::StatusOr<std::string> MakeDenySource(const std::string& path);
 
 }  // namespace portolan::executor

@@ -330,6 +330,55 @@ TEST_P(IsolationTest, ATenantMappedToAnAccountRunsAsThatAccount) {
   EXPECT_NE(iso.user().find("1 tenant(s) as their own accounts"), std::string::npos) << iso.user();
 }
 
+// GPUs are selected by CUDA_VISIBLE_DEVICES, which a job may ignore: in the
+// sandbox the device nodes of GPUs it was not given are overmounted by a file
+// it may not open. Regular files stand in for /dev/nvidia0 and /dev/nvidia1
+// here (this machine has no GPU; tests/device/gpu_check.sh checks the real
+// nodes on a GPU machine).
+TEST_P(IsolationTest, AJobCannotOpenTheDeviceNodesOfGpusItWasNotGiven) {
+  const std::string dev = "/run/" + std::filesystem::path(state).filename().string() + "-dev";
+  std::filesystem::create_directories(dev);
+  for (int i : {0, 1}) {
+    const std::string node = absl::StrCat(dev, "/nvidia", i);
+    std::ofstream(node) << "card" << i << "\n";
+    chmod(node.c_str(), 0666);
+  }
+  options.gpu_nodes = {{"0000:3b:00.0", "cuda0", dev + "/nvidia0"},
+                       {"0000:5e:00.0", "cuda1", dev + "/nvidia1"}};
+  options.deny_source = state + "/denied-device";
+  std::ofstream(options.deny_source).close();
+  chmod(options.deny_source.c_str(), 0);
+  exec = std::make_unique<executor::Executor>(options, base::RealClock(),
+                                              [this](const v1::JobUpdate& u) {
+                                                std::lock_guard<std::mutex> l(mu);
+                                                updates.push_back(u);
+                                                cv.notify_all();
+                                              });
+  const std::string script =
+      absl::StrCat("for i in 0 1; do cat ", dev, "/nvidia$i 2>/dev/null || echo denied$i; done");
+  v1::Job given = Job("g1", "acme", script);
+  given.mutable_allocation()->add_gpu_ids("0000:5e:00.0");
+  v1::Job old_name = Job("g0", "acme", script);
+  old_name.mutable_allocation()->add_gpu_ids("cuda0");  // allocations made before bus ids
+  ASSERT_TRUE(exec->Start(given));
+  ASSERT_TRUE(exec->Start(old_name));
+  ASSERT_TRUE(exec->Start(Job("none", "beta", script)));
+  EXPECT_EQ(Final("g1").state(), v1::Job::succeeded);
+  EXPECT_EQ(Final("g0").state(), v1::Job::succeeded);
+  EXPECT_EQ(Final("none").state(), v1::Job::succeeded);
+  if (sandbox()) {
+    EXPECT_EQ(Stdout("g1"), "denied0\ncard1\n");
+    EXPECT_EQ(Stdout("g0"), "card0\ndenied1\n");
+    EXPECT_EQ(Stdout("none"), "denied0\ndenied1\n");
+  } else {
+    // What the operator gives up without the mount namespace: only the
+    // variables select GPUs.
+    EXPECT_EQ(Stdout("none"), "card0\ncard1\n");
+  }
+  EXPECT_EQ(Read(dev + "/nvidia0"), "card0\n") << "the host's node is untouched";
+  std::filesystem::remove_all(dev);
+}
+
 INSTANTIATE_TEST_SUITE_P(Sandbox, IsolationTest, ::testing::Values(true, false),
                          [](const ::testing::TestParamInfo<bool>& i) {
                            return i.param ? std::string("Sandboxed") : std::string("UidOnly");

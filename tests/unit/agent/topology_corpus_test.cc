@@ -167,8 +167,12 @@ TEST(TopologyCorpus, GpusAreComputeDevicesOnePerPciFunctionNamedByCudaFirst) {
       PORTOLAN_SOURCE_DIR "/tests/data/topologies/32em64t-2n8c2t-pci-normalio.xml";
   auto both = DiscoverTopology({"", io});
   ASSERT_TRUE(both.ok());
-  ASSERT_EQ(both->gpus_size(), 2);  // the Tesla (cuda0 + card0) and the Radeon (OpenCL)
+  // The K40m (cuda0 + card0) and the Radeon (OpenCL); the two Tesla M2075
+  // 3D controllers CUDA does not list (its driver no longer drives them) are
+  // left out.
+  ASSERT_EQ(both->gpus_size(), 2);
   EXPECT_EQ(both->gpus(0).name(), "cuda0");
+  EXPECT_EQ(both->gpus(1).name(), "opencl0d1");
   // The same machine with the Radeon seen only as a DRM display device, as a
   // server's BMC VGA is: it is not offered.
   std::stringstream text;
@@ -183,6 +187,90 @@ TEST(TopologyCorpus, GpusAreComputeDevicesOnePerPciFunctionNamedByCudaFirst) {
   ASSERT_TRUE(vga.ok()) << vga.status();
   ASSERT_EQ(vga->gpus_size(), 1);
   EXPECT_EQ(vga->gpus(0).name(), "cuda0");
+}
+
+// `xml` with `from` replaced by `to` (which must be there), written to a file
+// of the test's own; returns that file.
+std::string Edited(const std::string& path, const std::string& from, const std::string& to,
+                   const std::string& name) {
+  std::stringstream text;
+  text << std::ifstream(path).rdbuf();
+  std::string xml = text.str();
+  const size_t at = xml.find(from);
+  EXPECT_NE(at, std::string::npos) << from;
+  if (at != std::string::npos) xml.replace(at, from.size(), to);
+  const std::string out = ::testing::TempDir() + "/" + name;
+  std::ofstream(out) << xml;
+  return out;
+}
+
+// An H100 in a virtual machine (exported on the device machine with
+// lstopo-no-graphics of Debian's hwloc 2.9 and the host's hwloc plugins):
+// the card is a 3D controller on PCI 0000:00:06.0 with no OS device under
+// it, and NVIDIA's OpenCL device (opencl1d0) hangs off the host bridge,
+// because hwloc did not match the bus position OpenCL reported. Before, the
+// agent offered "opencl1d0" with no bus id and the job given it saw no GPU.
+TEST(TopologyCorpus, AGpuHwlocDidNotAttachToItsPciFunctionIsThatCard) {
+  const std::string h100 =
+      PORTOLAN_SOURCE_DIR "/tests/data/topologies/h100-vm-opencl-unattached.xml";
+  auto t = DiscoverTopology({"", h100});
+  ASSERT_TRUE(t.ok()) << t.status();
+  ASSERT_EQ(t->gpus_size(), 1);
+  EXPECT_EQ(t->gpus(0).pci_bus_id(), "0000:00:06.0");
+  EXPECT_EQ(t->gpus(0).name(), "opencl1d0");
+  EXPECT_EQ(t->gpus(0).vendor(), "nvidia");
+  EXPECT_EQ(t->gpus(0).model(), "NVIDIA H100 80GB HBM3");
+  EXPECT_EQ(t->gpus(0).memory_mb(), 81079u);
+  EXPECT_EQ(t->gpus(0).numa(), 0);
+
+  // Without hwloc's OpenCL plugin (Debian's libhwloc15 alone): the 3D
+  // controller is the GPU, named by its bus id.
+  const std::string opencl_start = "<object type=\"OSDev\" gp_index=\"94\" name=\"opencl1d0\"";
+  std::stringstream text;
+  text << std::ifstream(h100).rdbuf();
+  const std::string xml = text.str();
+  const size_t from = xml.find(opencl_start);
+  ASSERT_NE(from, std::string::npos);
+  const size_t to = xml.find("</object>", from) + std::string("</object>").size();
+  const std::string device = xml.substr(from, to - from);
+  auto bare = DiscoverTopology({"", Edited(h100, device, "", "h100-pci-only.xml")});
+  ASSERT_TRUE(bare.ok()) << bare.status();
+  ASSERT_EQ(bare->gpus_size(), 1);
+  EXPECT_EQ(bare->gpus(0).name(), "0000:00:06.0");
+  EXPECT_EQ(bare->gpus(0).pci_bus_id(), "0000:00:06.0");
+  EXPECT_EQ(bare->gpus(0).vendor(), "nvidia");
+  EXPECT_EQ(bare->gpus(0).memory_mb(), 0u) << "only a runtime knows the device memory";
+
+  // Two such cards of one model and two OpenCL devices: each card gets the
+  // shared facts (model, memory), no guessed name or UUID.
+  const std::string card = "<object type=\"PCIDev\" gp_index=\"88\" pci_busid=\"0000:00:06.0\"";
+  const size_t card_end = xml.find("/>", xml.find(card)) + 2;
+  const std::string card_line = xml.substr(xml.find(card), card_end - xml.find(card));
+  std::string second_card = card_line;
+  second_card.replace(second_card.find("gp_index=\"88\""), 13, "gp_index=\"95\"");
+  second_card.replace(second_card.find("0000:00:06.0"), 12, "0000:00:07.0");
+  std::string second_device = device;
+  second_device.replace(second_device.find("gp_index=\"94\""), 13, "gp_index=\"96\"");
+  second_device.replace(second_device.find("opencl1d0"), 9, "opencl1d1");
+  const std::string two_cards = Edited(h100, card_line, card_line + second_card, "h100x2-step.xml");
+  auto two =
+      DiscoverTopology({"", Edited(two_cards, device, device + second_device, "h100x2.xml")});
+  ASSERT_TRUE(two.ok()) << two.status();
+  ASSERT_EQ(two->gpus_size(), 2);
+  for (const auto& g : two->gpus()) {
+    EXPECT_EQ(g.name(), g.pci_bus_id());
+    EXPECT_EQ(g.memory_mb(), 81079u);
+    EXPECT_EQ(g.model(), "NVIDIA H100 80GB HBM3");
+    EXPECT_TRUE(g.uuid().empty());
+  }
+  // Two cards and one device: which card it is cannot be told; the device is
+  // left out (offering it too would count a card twice), the cards stay.
+  auto unmatched = DiscoverTopology({"", two_cards});
+  ASSERT_TRUE(unmatched.ok()) << unmatched.status();
+  ASSERT_EQ(unmatched->gpus_size(), 2);
+  EXPECT_EQ(unmatched->gpus(0).pci_bus_id(), "0000:00:06.0");
+  EXPECT_EQ(unmatched->gpus(1).pci_bus_id(), "0000:00:07.0");
+  EXPECT_EQ(unmatched->gpus(0).memory_mb(), 0u);
 }
 
 // Random requests on each machine: every allocation lies where its request
