@@ -156,6 +156,7 @@ bool Core::OnRegister(const v1::Register& reg, std::shared_ptr<AgentLink> link,
     }
   }
   PersistAgent(rec);
+  RequestPass();
   ScheduleLocked();
   return true;
 }
@@ -361,7 +362,7 @@ void Core::OnMessageLocked(const std::string& agent_id, const AgentLink* link,
                      hb.topology().pus(), hb.topology().memory_mb(), hb.topology().gpus_size());
         RebuildTopology(rec, hb.topology());
         PersistAgent(rec);
-        schedule_pending_ = true;
+        RequestPass();
       }
       for (const v1::LogTail& t : hb.logs()) {
         const v1::Job* j = jobs_.Held(t.job_id());
@@ -481,11 +482,15 @@ void Core::Tick() {
   }
   // Event-driven: a pass runs when something changed (submit, job end, agent
   // join, cordon, policy or tenant change) or a restart backoff expired.
-  if (schedule_pending_ || now >= next_wakeup_) ScheduleLocked();
+  // A restart backoff's end, or a pass that stopped early a while ago: every
+  // waiting job is visited again (wake-ups, reasons).
+  if (now >= next_wakeup_ || (stopped_early_ && now - last_full_pass_ >= kFullPassEvery))
+    RequestPass();
+  if (schedule_pending_) ScheduleLocked();
   // A new UTC day can expire an instrument or bring a list into force:
   // waiting jobs are decided again and running ones checked.
   if (absl::ToCivilDay(now, absl::UTCTimeZone()) != compliance_day_) {
-    schedule_pending_ = true;
+    RequestPass();
     CheckComplianceLocked("new day");
   }
   // Violations of jobs that ended are dropped.

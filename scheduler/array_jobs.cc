@@ -72,8 +72,8 @@ void Core::OnTaskTransition(const v1::Job& task, v1::Job::State from) {
   ArrayTable::Array* a = arrays_.Find(task.array_job());
   if (a == nullptr) return;
   ArrayTable::OnTask(*a, task.array_index(), from, task.state());
-  if (IsTerminal(task.state())) schedule_pending_ = true;  // room for the next task
-  if (placing_gang_ != a->id) UpdateArray(*a);  // a gang being placed: once, when all are
+  if (IsTerminal(task.state())) RequestPass(true);  // room for the next task
+  if (placing_gang_ != a->id) UpdateArray(*a);      // a gang being placed: once, when all are
 }
 
 void Core::UpdateArray(ArrayTable::Array& a) {

@@ -121,7 +121,7 @@ absl::Status Core::Recover() {
       "reading the store)",
       jobs_.size(), jobs_.queue().size(), active, agents_.size(),
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(), load_s);
-  schedule_pending_ = true;
+  RequestPass();
   return absl::OkStatus();
 }
 
@@ -273,6 +273,7 @@ absl::StatusOr<std::pair<v1::Job, bool>> Core::Submit(v1::Job spec) {
   if (IsArrayJob(job)) {
     // Its first window of tasks is made and decided now.
     arrays_.Add(job);
+    RequestPass();
     ScheduleLocked();
     v1::Job out = *jobs_.Held(id);
     if (const ArrayTable::Array* a = arrays_.Find(id))
@@ -523,7 +524,7 @@ absl::StatusOr<v1::Agent> Core::SetAgentMode(const std::string& id, const std::s
                  v1::Agent::State_Name(to));
     rec.info.set_state(to);
     PersistAgent(rec);
-    schedule_pending_ = true;
+    RequestPass();
   }
   v1::Agent out = AgentRegistry::View(rec);
   if (rec.topo) rec.topo->Describe(&out);
@@ -593,7 +594,7 @@ void Core::Release(v1::Job& job) {
       break;
     }
   }
-  schedule_pending_ = true;
+  RequestPass(/*only_capacity_freed=*/true);
 }
 
 }  // namespace portolan::scheduler

@@ -19,12 +19,25 @@ v1::Job& JobTable::Add(v1::Job job, std::shared_ptr<const simulate::JobSpec> spe
   ++counts_[{job.state(), rec.tenant}];
   order_.emplace(rec.submitted_ns, id);
   // An array job is never queued itself: its tasks are.
-  if (job.state() == v1::Job::queued && !IsArrayJob(job))
-    queue_.emplace(-job.priority(), rec.seq, id);
+  if (job.state() == v1::Job::queued && !IsArrayJob(job)) Enqueue(job.priority(), rec, id);
   if (!job.idempotency_key().empty()) idempotency_[{job.tenant(), job.idempotency_key()}] = id;
   rec.spec = spec ? std::move(spec) : simulate::Spec(job);
   rec.job = std::make_unique<v1::Job>(std::move(job));
   return *rec.job;
+}
+
+void JobTable::Enqueue(int priority, const Rec& rec, const std::string& id) {
+  queue_.emplace(-priority, rec.seq, id);
+  tenant_queues_[{-priority, rec.tenant}].emplace(-priority, rec.seq, id);
+}
+
+void JobTable::Dequeue(int priority, const Rec& rec, const std::string& id) {
+  const QueueKey key{-priority, rec.seq, id};
+  queue_.erase(key);
+  auto it = tenant_queues_.find({-priority, rec.tenant});
+  if (it == tenant_queues_.end()) return;
+  it->second.erase(key);
+  if (it->second.empty()) tenant_queues_.erase(it);
 }
 
 void JobTable::AddEnded(store::JobSummary&& e) {
@@ -55,9 +68,9 @@ v1::Job* JobTable::Held(const std::string& id) {
 void JobTable::OnTransition(const v1::Job& job, v1::Job::State to) {
   const Rec& rec = recs_.at(job.id());
   if (job.state() == v1::Job::queued && to != v1::Job::queued)
-    queue_.erase({-job.priority(), rec.seq, job.id()});
+    Dequeue(job.priority(), rec, job.id());
   if (to == v1::Job::queued && job.state() != v1::Job::queued && !IsArrayJob(job))
-    queue_.emplace(-job.priority(), rec.seq, job.id());
+    Enqueue(job.priority(), rec, job.id());
   if (to != job.state()) {
     auto old = counts_.find({job.state(), rec.tenant});
     if (old != counts_.end() && --old->second == 0) counts_.erase(old);

@@ -215,7 +215,7 @@ absl::StatusOr<v1::PolicyVersion> Core::ApplyPolicy(v1::Policy policy, const std
   for (const std::string& w : policy_->compiled->warnings())
     spdlog::warn("policy {}: {}", v.version(), w);
   spdlog::info("policy {} applied by {}: {}", v.version(), who, v.summary());
-  schedule_pending_ = true;  // waiting jobs see the new policy at the next tick
+  RequestPass();  // waiting jobs see the new policy at the next tick
   CheckComplianceLocked(absl::StrCat("policy ", v.version()));
   return v;
 }
@@ -524,7 +524,7 @@ absl::StatusOr<v1::Tenant> Core::PutTenant(const std::string& id, v1::Tenant t) 
       "tenant {} profile updated: zones [{}], ciio {}, {} instrument(s), quota {}, weight {}", id,
       absl::StrJoin(t.registered_zones(), ", "), t.ciio(), t.instruments_size(),
       t.has_quota() ? codec::ToJson(t.quota()) : "none", TenantWeight(t));
-  schedule_pending_ = true;  // waiting jobs are decided again with the new profile
+  RequestPass();  // waiting jobs are decided again with the new profile
   CheckComplianceLocked(absl::StrCat("tenant ", id, " profile changed"), id);
   return t;
 }

@@ -2,6 +2,7 @@
 // The scheduling pass: waiting jobs in fair-share order, each decided by the
 // placement engine and, when feasible, committed to an agent. Part of Core
 // (portolan/scheduler/core.h), under its lock.
+#include <algorithm>
 #include <chrono>
 #include <deque>
 #include <set>
@@ -52,7 +53,13 @@ void Core::StoreReservation(const v1::Job& job, const placement::ReserveContext&
   if (!grew.empty()) CheckComplianceLocked(absl::StrCat("ledger: job ", job.id()), job.tenant());
 }
 
-void Core::FillQueue(placement::JobQueue& queue, const std::string* only) {
+bool Core::QueueWindow::Visit(const v1::Job& job) {
+  if (cut.empty()) return false;
+  auto it = cut.find({-job.priority(), job.tenant()});
+  return it != cut.end() && --it->second == 0;
+}
+
+void Core::FillQueue(placement::JobQueue& queue, const std::string* only, QueueWindow* window) {
   if (only != nullptr) {
     const v1::Job& j = jobs_.Live(*only);
     if (j.state() == v1::Job::queued)
@@ -64,9 +71,23 @@ void Core::FillQueue(placement::JobQueue& queue, const std::string* only) {
       if (const v1::Job* j = jobs_.Held(jid)) queue.Charge(j->tenant(), j->resources());
     }
   }
+  // With a window: the first `limit` jobs of each tenant's list, in the
+  // queue's order (priority, then submit order), as all would be added.
+  std::vector<const JobTable::QueueKey*> picked;
+  if (window != nullptr) {
+    for (const auto& [list, keys] : jobs_.tenant_queues()) {
+      int64_t n = 0;
+      for (auto it = keys.begin(); it != keys.end() && n < window->limit; ++it, ++n)
+        picked.push_back(&*it);
+      if (static_cast<int64_t>(keys.size()) > window->limit) window->cut[list] = window->limit;
+    }
+    std::sort(picked.begin(), picked.end(), [](auto* a, auto* b) { return *a < *b; });
+  } else {
+    for (const JobTable::QueueKey& key : jobs_.queue()) picked.push_back(&key);
+  }
   std::map<std::string, double> weights;
-  for (const JobTable::QueueKey& key : jobs_.queue()) {
-    const v1::Job& j = jobs_.Live(std::get<2>(key));
+  for (const JobTable::QueueKey* key : picked) {
+    const v1::Job& j = jobs_.Live(std::get<2>(*key));
     auto w = weights.find(j.tenant());
     if (w == weights.end())
       w = weights.emplace(j.tenant(), TenantWeight(*TenantFor(j.tenant()))).first;
@@ -86,35 +107,79 @@ void Core::ObserveDecision(const v1::Decision& d, double seconds) {
   }
 }
 
+namespace {
+
+std::map<std::string, placement::AgentView*> ViewsById(
+    std::map<std::string, std::vector<placement::AgentView>>& by_site) {
+  std::map<std::string, placement::AgentView*> by_agent;
+  for (auto& [site, views] : by_site)
+    for (auto& v : views) by_agent[v.agent->id()] = &v;
+  return by_agent;
+}
+
+}  // namespace
+
+v1::Resources Core::ClusterTotal() const {
+  v1::Resources total;
+  for (const auto& [id, rec] : agents_)
+    if (rec.info.state() != v1::Agent::lost) AddResources(&total, rec.info.capacity(), 1);
+  return total;
+}
+
+bool Core::BeginPass(absl::Time now, bool* full, int64_t* free_pus) {
+  // A pass after jobs ended (and nothing else changed) stops once no agent
+  // has a free PU: every job needs one, so the rest would only have their
+  // reasons written again. Not while a job of priority > 0 waits (it may
+  // preempt). The jobs it did not visit keep their last reasons until the
+  // next full pass (Tick: within kFullPassEvery).
+  *full = redecide_all_ || std::get<0>(*jobs_.queue().begin()) < 0;  // the key holds -priority
+  redecide_all_ = false;
+  if (*full) {
+    next_wakeup_ = absl::InfiniteFuture();
+    last_full_pass_ = now;
+    stopped_early_ = false;
+    return true;
+  }
+  *free_pus = 0;
+  for (const auto& [id, rec] : agents_)
+    if (rec.info.state() == v1::Agent::ready) *free_pus += AgentRegistry::Free(rec).cpus();
+  if (*free_pus > 0) return true;
+  stopped_early_ = true;  // nothing can start: not even the queue is made
+  return false;
+}
+
 void Core::ScheduleLocked(const std::string* only) {
   if (only == nullptr) {
     schedule_pending_ = false;
     MakeTasks();
   }
-  if (jobs_.queue().empty() || policy_ == nullptr) return;
+  if (jobs_.queue().empty() || policy_ == nullptr) {
+    if (only == nullptr && policy_ != nullptr) redecide_all_ = false;  // none waits
+    return;
+  }
+  const absl::Time now = clock_->Now();
+  bool full = true;
+  int64_t free_pus = 0;
+  if (only == nullptr && !BeginPass(now, &full, &free_pus)) return;
   const std::shared_ptr<const PolicyState> policy = policy_;
   auto by_site = agents_.BySite();
-  std::map<std::string, placement::AgentView*> by_agent;
-  for (auto& [site, views] : by_site)
-    for (auto& v : views) by_agent[v.agent->id()] = &v;
+  std::map<std::string, placement::AgentView*> by_agent = ViewsById(by_site);
   placement::DecisionInput in;
   in.policy = policy->compiled.get();
   in.ledger = &ledger_;
-  in.today = absl::ToCivilDay(clock_->Now(), absl::UTCTimeZone());
+  in.today = absl::ToCivilDay(now, absl::UTCTimeZone());
   in.agents_by_site = &by_site;
   in.measured = &measured_;
-  // The policy's QueueSort plugin orders the waiting jobs (queue_ is
-  // already priority, FIFO). A single submitted job needs no ordering, so
-  // no cluster total either.
-  v1::Resources total;
-  if (only == nullptr) {
-    for (const auto& [id, rec] : agents_)
-      if (rec.info.state() != v1::Agent::lost) AddResources(&total, rec.info.capacity(), 1);
-  }
-  std::unique_ptr<placement::JobQueue> order = policy->engine->NewQueue(total);
-  FillQueue(*order, only);
-  const absl::Time now = clock_->Now();
-  if (only == nullptr) next_wakeup_ = absl::InfiniteFuture();
+  // The policy's QueueSort orders the waiting jobs (queue_ is already
+  // priority, FIFO); a single submitted job needs no cluster total.
+  std::unique_ptr<placement::JobQueue> order =
+      policy->engine->NewQueue(only == nullptr ? ClusterTotal() : v1::Resources());
+  // A pass that may stop when the free PUs are taken needs only the first
+  // jobs of each tenant: as many as can start, and room for jobs skipped.
+  QueueWindow window{free_pus + kQueueWindowSlack, {}};
+  const bool windowed = !full && policy->engine->QueueIsFifoWithinTenant();
+  FillQueue(*order, only, windowed ? &window : nullptr);
+  bool cut_short = false;  // a list the window cut was visited to its end
   // Jobs that cannot be placed never hold up others. Within one pass (free
   // capacity only shrinks), a job whose decision class already found no room
   // waits with that reason and no decision of its own; a tenant whose jobs
@@ -131,7 +196,13 @@ void Core::ScheduleLocked(const std::string* only) {
   std::set<std::string> gangs;  // tried in this pass
   std::string next_id;
   while (order->Next(&next_id)) {
+    if (!full && free_pus <= 0) {  // see BeginPass
+      stopped_early_ = true;
+      break;
+    }
+    if (cut_short) break;  // the order could now differ from the whole queue's: a full pass
     v1::Job& job = jobs_.Live(next_id);
+    cut_short = window.Visit(job);
     if (job.has_not_before() && base::FromProto(job.not_before()) > now) {  // restart backoff
       next_wakeup_ = std::min(next_wakeup_, base::FromProto(job.not_before()));
       continue;
@@ -147,8 +218,7 @@ void Core::ScheduleLocked(const std::string* only) {
     QuotaVerdict quota;
     if (!Admit(job, *in.tenant, &quota)) continue;
     in.quota_closed = quota.closed_sites.empty() ? nullptr : &quota.closed_sites;
-    // Classes are compared only once some class has missed.
-    // The class key was made at submit (JobTable::Rec::spec).
+    // Classes (keys made at submit) are compared once some class missed.
     const std::string& job_class = jobs_.Find(next_id)->spec->decision_class;
     std::string cls = full_classes.empty() ? std::string() : job_class;
     if (auto full = full_classes.find(cls); full != full_classes.end()) {
@@ -181,21 +251,8 @@ void Core::ScheduleLocked(const std::string* only) {
       if (job.priority() > 0) MaybePreempt(job, in, *policy->engine, d);
       continue;
     }
-    // Reserve (the residency plugin counts the exports in the ledger), then
-    // commit the agent's resources; a failed commit un-reserves, and only a
-    // committed placement's audit records and ledger entries are stored.
-    placement::ReserveContext reserved;
-    reserved.ledger = &ledger_;
-    reserved.now = clock_->Now();
-    if (absl::Status st = policy->engine->Reserve(in, d, reserved); !st.ok()) {
-      job.set_reason(absl::StrCat("waiting: reserve failed: ", st.message()));
-      continue;
-    }
-    if (!CommitPlacement(job, d, *policy)) {
-      policy->engine->Unreserve(in, d, reserved);
-      continue;
-    }
-    StoreReservation(job, reserved);
+    if (!ReserveAndCommit(job, in, d, *policy)) continue;
+    free_pus -= job.allocation().cpus();
     by_agent.at(d.placement().agent())
         ->Refresh(AgentRegistry::Free(agents_.at(d.placement().agent())));
     order->Charge(job.tenant(), job.resources());
@@ -204,7 +261,31 @@ void Core::ScheduleLocked(const std::string* only) {
   }
   if (only == nullptr) yielding_.clear();  // victims have let their preemptors go first
   // Placed tasks left room in their arrays' windows: the next tick makes more.
-  if (only == nullptr && ArraysWantTasks()) schedule_pending_ = true;
+  if (only == nullptr && ArraysWantTasks()) RequestPass(/*only_capacity_freed=*/true);
+  if (cut_short && free_pus > 0) {  // the rest is decided by a pass over every job
+    RequestPass();
+    ScheduleLocked();
+  }
+}
+
+bool Core::ReserveAndCommit(v1::Job& job, const placement::DecisionInput& in, const v1::Decision& d,
+                            const PolicyState& policy) {
+  // Reserve (the residency plugin counts the exports in the ledger), then
+  // commit the agent's resources; a failed commit un-reserves, and only a
+  // committed placement's audit records and ledger entries are stored.
+  placement::ReserveContext reserved;
+  reserved.ledger = &ledger_;
+  reserved.now = clock_->Now();
+  if (absl::Status st = policy.engine->Reserve(in, d, reserved); !st.ok()) {
+    job.set_reason(absl::StrCat("waiting: reserve failed: ", st.message()));
+    return false;
+  }
+  if (!CommitPlacement(job, d, policy)) {
+    policy.engine->Unreserve(in, d, reserved);
+    return false;
+  }
+  StoreReservation(job, reserved);
+  return true;
 }
 
 void Core::DecideJob(const placement::DecisionInput& in, const PolicyState& policy,

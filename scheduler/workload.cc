@@ -67,7 +67,7 @@ void Core::OnDependencyChanged(const v1::Job& job) {
   if (IsTerminal(job.state())) {
     // Met, or never to be met: the pass decides (and ends) the dependents.
     dependents_.erase(it);
-    schedule_pending_ = true;
+    RequestPass();
     return;
   }
   for (const std::string& id : it->second) {

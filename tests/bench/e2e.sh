@@ -4,7 +4,9 @@
 # (real portolan-agent processes, real hwloc topology, loopback, plain RPC,
 # no REST auth) and runs e2e_bench: N trivial jobs (/bin/true, 1 cpu)
 # submitted over REST, placed, run and reported back; prints jobs/s as a JSON
-# line and a summary. Stops exactly the processes it started.
+# line and a summary, then the CPU the scheduler and the agents used (an
+# e2e_cpu JSON line and a summary, on stderr). Stops exactly the processes it
+# started.
 #
 #   tests/bench/e2e.sh [JOBS=2000] [BUILD=build]
 # Environment: E2E_AGENTS (default 4), E2E_CLIENTS (submitting threads, 16),
@@ -40,4 +42,16 @@ done
 [ "$n" -ge "$AGENTS" ] || { echo "e2e: only $n of $AGENTS agents registered" >&2; tail -3 "$WORK"/agent-1.log >&2; exit 1; }
 PUS=$(curl -fsS "http://127.0.0.1:$REST/v1/agents" | grep -o '"capacity":{"cpus":[0-9]*' | sed 's/.*://' | awk '{s += $1} END {print s}')
 echo "e2e: scheduler and $AGENTS agents up ($PUS PUs in all); submitting $JOBS jobs" >&2
+S0=$(cpu_ticks "$SCHED")
+A0=0
+for p in "${PIDS[@]:1}"; do A0=$((A0 + $(cpu_ticks "$p"))); done
 "$BENCH" --server "http://127.0.0.1:$REST" --jobs "$JOBS" --clients "${E2E_CLIENTS:-16}"
+# CPU the scheduler and the agent processes used over the run (their jobs'
+# processes are not counted; they are the agents' grandchildren).
+S1=$(cpu_ticks "$SCHED")
+A1=0
+for p in "${PIDS[@]:1}"; do A1=$((A1 + $(cpu_ticks "$p"))); done
+HZ=$(getconf CLK_TCK)
+awk -v s=$((S1 - S0)) -v a=$((A1 - A0)) -v hz="$HZ" -v n="$JOBS" 'BEGIN {
+  printf "{\"bench\":\"e2e_cpu\",\"scheduler_cpu_s\":%.2f,\"agents_cpu_s\":%.2f,\"scheduler_cpu_ms_per_job\":%.3f}\n", s / hz, a / hz, 1000 * s / hz / n
+  printf "e2e: the scheduler used %.2f s of CPU (%.3f ms a job), the agents %.2f s\n", s / hz, 1000 * s / hz / n, a / hz }' >&2

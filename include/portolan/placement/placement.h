@@ -267,6 +267,12 @@ class QueueSortPlugin : public virtual Plugin {
  public:
   // A queue for one pass over a cluster of `capacity` in total.
   virtual std::unique_ptr<JobQueue> NewQueue(const v1::Resources& capacity) const = 0;
+  // True when each tenant's jobs of a priority come out in the order they
+  // were added, and which job comes next never depends on jobs not yet
+  // reached in those lists: then a pass may add only the first jobs of each
+  // tenant (the scheduler does when few can start) and see the same order
+  // up to the end of the shortest list it cut.
+  virtual bool FifoWithinTenant() const { return false; }
 };
 
 // Named plugin factories. The registry is explicit: main() (or a test)
@@ -323,6 +329,7 @@ class Engine {
     return queue_sort_->NewQueue(capacity);
   }
   std::string_view queue_sort() const { return queue_sort_->Name(); }
+  bool QueueIsFifoWithinTenant() const { return queue_sort_->FifoWithinTenant(); }
 
  private:
   Engine() = default;

@@ -143,6 +143,10 @@ struct JobFilter {
 
 class Core {
  public:
+  // A pass after jobs ended adds to its queue only each tenant's first
+  // (free PUs + this) waiting jobs of each priority (see FillQueue).
+  static constexpr int64_t kQueueWindowSlack = 64;
+
   // `registry` lists the placement plugins policies may enable; it must
   // outlive the core.
   Core(CoreOptions options, store::Store* store, base::Clock* clock,
@@ -323,11 +327,36 @@ class Core {
                   int signal) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // One scheduling pass over the waiting jobs, or only over `only`.
   void ScheduleLocked(const std::string* only = nullptr) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // What the agents not lost have, in all (the QueueSort's shares).
+  v1::Resources ClusterTotal() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The start of a pass over every waiting job: whether it must visit them
+  // all (`full`), else the free PUs of ready agents it may stop at; false
+  // when nothing can start (the pass ends at once).
+  bool BeginPass(absl::Time now, bool* full, int64_t* free_pus) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Asks for a pass at the next chance (after the messages in hand, or the
+  // tick). `only_capacity_freed`: all that changed is that resources were
+  // freed (a job ended), so the pass may stop once no agent has a free PU
+  // (see ScheduleLocked); anything else (policy, tenants, agents, a
+  // dependency, a new day) has every waiting job decided again.
+  void RequestPass(bool only_capacity_freed = false) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    schedule_pending_ = true;
+    if (!only_capacity_freed) redecide_all_ = true;
+  }
   // The pass's parts: the waiting jobs in fair-share order (with the shares
   // of what runs), the decision's metrics, and a feasible decision made
   // real (allocation committed, attempt recorded, Assign sent; false when
   // the agent's state refuses the allocation).
-  void FillQueue(placement::JobQueue& queue, const std::string* only)
+  // A pass's window on the queue (FillQueue): each tenant's first `limit`
+  // waiting jobs of each priority; `cut` counts down the jobs not yet
+  // visited of the lists it cut short.
+  struct QueueWindow {
+    int64_t limit = 0;
+    std::map<std::pair<int, std::string>, int64_t> cut;
+    // Notes a visited job; true when it was the last the window took of a
+    // list it cut (from here the order could differ from the whole queue's).
+    bool Visit(const v1::Job& job);
+  };
+  void FillQueue(placement::JobQueue& queue, const std::string* only, QueueWindow* window)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ObserveDecision(const v1::Decision& d, double seconds) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Whether a waiting job may be decided now: its dependencies are met (or
@@ -351,6 +380,8 @@ class Core {
   void RefreshTenantMetrics(SchedulerMetrics& m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool CommitPlacement(v1::Job& job, const v1::Decision& d, const PolicyState& policy)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool ReserveAndCommit(v1::Job& job, const placement::DecisionInput& in, const v1::Decision& d,
+                        const PolicyState& policy) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ApplyUpdate(AgentRec& rec, const v1::JobUpdate& update) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // staging.cc: the Assign of a placed job with its inputs (StageSource):
   // where each registered dataset lives and, for data at another site, a
@@ -517,6 +548,14 @@ class Core {
   absl::node_hash_map<std::string, std::shared_ptr<const std::string>> waiting_decisions_
       ABSL_GUARDED_BY(mu_);
   bool schedule_pending_ ABSL_GUARDED_BY(mu_) = false;
+  // A pass must decide every waiting job again (RequestPass); else a pass
+  // may end once no agent has a free PU. A pass that ended so leaves the
+  // rest with their last reasons, refreshed by a full pass within
+  // kFullPassEvery (Tick).
+  bool redecide_all_ ABSL_GUARDED_BY(mu_) = true;
+  bool stopped_early_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Time last_full_pass_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  static constexpr absl::Duration kFullPassEvery = absl::Seconds(1);
   // While OnMessage's writes are deferred: the events and ended jobs that wait for them.
   bool deferring_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<v1::Event> deferred_events_ ABSL_GUARDED_BY(mu_);

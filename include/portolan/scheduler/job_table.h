@@ -75,6 +75,9 @@ class JobTable {
 
   // The waiting jobs, by priority then submit order.
   const std::set<QueueKey>& queue() const { return queue_; }
+  // The same jobs by (-priority, tenant), each list in submit order.
+  using TenantQueues = std::map<std::pair<int, std::string>, std::set<QueueKey>>;
+  const TenantQueues& tenant_queues() const { return tenant_queues_; }
   // The submit time of the oldest waiting job (ns since the epoch), or
   // INT64_MAX when none waits.
   int64_t OldestWaitingNs() const;
@@ -95,7 +98,10 @@ class JobTable {
   // p99 60.8 ms; with node maps 138.6 and 19.0 ms).
   absl::node_hash_map<std::string, Rec> recs_;
   std::vector<std::string> ended_;  // ended, record still held
+  void Enqueue(int priority, const Rec& rec, const std::string& id);
+  void Dequeue(int priority, const Rec& rec, const std::string& id);
   std::set<QueueKey> queue_;
+  TenantQueues tenant_queues_;
   int64_t next_seq_ = 0;
   absl::btree_set<OrderKey> order_;
   std::map<std::pair<v1::Job::State, std::string>, int64_t> counts_;

@@ -92,6 +92,7 @@ class FifoQueue : public JobQueue {
 class DrfQueueSort : public QueueSortPlugin {
  public:
   std::string_view Name() const override { return "drf"; }
+  bool FifoWithinTenant() const override { return true; }
   std::unique_ptr<JobQueue> NewQueue(const v1::Resources& capacity) const override {
     return std::make_unique<DrfQueue>(capacity);
   }
@@ -100,6 +101,7 @@ class DrfQueueSort : public QueueSortPlugin {
 class PriorityFifoQueueSort : public QueueSortPlugin {
  public:
   std::string_view Name() const override { return "priority_fifo"; }
+  bool FifoWithinTenant() const override { return true; }
   std::unique_ptr<JobQueue> NewQueue(const v1::Resources&) const override {
     return std::make_unique<FifoQueue>();
   }
