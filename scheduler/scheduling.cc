@@ -154,7 +154,8 @@ void Core::ScheduleLocked(const std::string* only) {
     MakeTasks();
   }
   if (jobs_.queue().empty() || policy_ == nullptr) {
-    if (only == nullptr && policy_ != nullptr) redecide_all_ = false;  // none waits
+    if (only == nullptr && policy_ != nullptr)
+      redecide_all_ = stopped_early_ = false;  // none waits
     return;
   }
   const absl::Time now = clock_->Now();
