@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // portolan-agent: runs on each data-centre node, connects out to the
 // scheduler, reports its hwloc topology and runs the jobs it is assigned.
-#include <fcntl.h>
 #include <pwd.h>
 #include <sched.h>
 #include <signal.h>

@@ -71,28 +71,29 @@ void Core::FillQueue(placement::JobQueue& queue, const std::string* only, QueueW
       if (const v1::Job* j = jobs_.Held(jid)) queue.Charge(j->tenant(), j->resources());
     }
   }
-  // With a window: the first `limit` jobs of each tenant's list, in the
-  // queue's order (priority, then submit order), as all would be added.
-  std::vector<const JobTable::QueueKey*> picked;
-  if (window != nullptr) {
-    for (const auto& [list, keys] : jobs_.tenant_queues()) {
-      int64_t n = 0;
-      for (auto it = keys.begin(); it != keys.end() && n < window->limit; ++it, ++n)
-        picked.push_back(&*it);
-      if (static_cast<int64_t>(keys.size()) > window->limit) window->cut[list] = window->limit;
-    }
-    std::sort(picked.begin(), picked.end(), [](auto* a, auto* b) { return *a < *b; });
-  } else {
-    for (const JobTable::QueueKey& key : jobs_.queue()) picked.push_back(&key);
-  }
   std::map<std::string, double> weights;
-  for (const JobTable::QueueKey* key : picked) {
-    const v1::Job& j = jobs_.Live(std::get<2>(*key));
+  auto add = [&](const JobTable::QueueKey& key) {
+    const v1::Job& j = jobs_.Live(std::get<2>(key));
     auto w = weights.find(j.tenant());
     if (w == weights.end())
       w = weights.emplace(j.tenant(), TenantWeight(*TenantFor(j.tenant()))).first;
     queue.Add({j.id(), j.tenant(), j.priority(), w->second});
+  };
+  if (window == nullptr) {
+    for (const JobTable::QueueKey& key : jobs_.queue()) add(key);
+    return;
   }
+  // The first `limit` jobs of each tenant's list, in the queue's order
+  // (priority, then submit order), as all would be added.
+  std::vector<const JobTable::QueueKey*> picked;
+  for (const auto& [list, keys] : jobs_.tenant_queues()) {
+    int64_t n = 0;
+    for (auto it = keys.begin(); it != keys.end() && n < window->limit; ++it, ++n)
+      picked.push_back(&*it);
+    if (static_cast<int64_t>(keys.size()) > window->limit) window->cut[list] = window->limit;
+  }
+  std::sort(picked.begin(), picked.end(), [](auto* a, auto* b) { return *a < *b; });
+  for (const JobTable::QueueKey* key : picked) add(*key);
 }
 
 void Core::ObserveDecision(const v1::Decision& d, double seconds) {
