@@ -72,7 +72,7 @@ void Core::FillQueue(placement::JobQueue& queue, const std::string* only, QueueW
     }
   }
   std::map<std::string, double> weights;
-  auto add = [&](const JobTable::QueueKey& key) {
+  auto add = [&](const JobTable::QueueKey& key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     const v1::Job& j = jobs_.Live(std::get<2>(key));
     auto w = weights.find(j.tenant());
     if (w == weights.end())
