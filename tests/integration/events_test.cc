@@ -131,25 +131,24 @@ TEST(EventsIT, EachRoleSeesExactlyWhatItsReadsShow) {
     std::lock_guard<std::mutex> lock(ids_mu);
     a1 = id;
   }
+  // globex's watcher ends at its job's success: a1's events came before.
+  // The ids are set under the lock taken before each submit: a job can end
+  // before Submit returns, and a watcher must not judge its success with the
+  // id still unset (it then waited for ever).
   {
-    // globex's watcher ends at its job's success: a1's events came before.
+    std::lock_guard<std::mutex> lock(ids_mu);
     auto job = c.client().Submit(JobSpec({"/bin/true"}, 1, "globex"));
     ASSERT_TRUE(job.ok()) << job.status();
-    {
-      std::lock_guard<std::mutex> lock(ids_mu);
-      g1 = job->id();
-    }
-    ASSERT_TRUE(WaitForState(c.client(), g1, v1::Job::succeeded));
+    g1 = job->id();
   }
+  ASSERT_TRUE(WaitForState(c.client(), g1, v1::Job::succeeded));
   {
+    std::lock_guard<std::mutex> lock(ids_mu);
     auto job = c.client().Submit(JobSpec({"/bin/true"}, 1, "acme"));
     ASSERT_TRUE(job.ok()) << job.status();
-    {
-      std::lock_guard<std::mutex> lock(ids_mu);
-      a2 = job->id();
-    }
-    ASSERT_TRUE(WaitForState(c.client(), a2, v1::Job::succeeded));
+    a2 = job->id();
   }
+  ASSERT_TRUE(WaitForState(c.client(), a2, v1::Job::succeeded));
   ASSERT_TRUE(c.client().SetLinkUp("sjc2-lg1-hkg", false).ok());
   ASSERT_TRUE(c.client().SetLinkUp("sjc2-lg1-hkg", true).ok());
 
