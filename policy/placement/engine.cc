@@ -347,6 +347,7 @@ void Engine::FilterAgents(const DecisionInput& in, Pass& pass, v1::Decision& d) 
     const uint32_t enough =
         max_feasible_per_site_ > 0 ? max_feasible_per_site_ : std::numeric_limits<uint32_t>::max();
     const AgentView* agents = w.agents->data();
+    const bool counts_decide = topology::FitCounts::CountsDecide(pass.state.request);
     size_t examined = 0;
     for (size_t i = start; examined < n && feasible < enough;
          ++examined, i = i + 1 == n ? 0 : i + 1) {
@@ -357,7 +358,8 @@ void Engine::FilterAgents(const DecisionInput& in, Pass& pass, v1::Decision& d) 
         // few places on now, so the filters find it in cache then.
         const size_t next = i + kPrefetchAhead < n ? i + kPrefetchAhead : i + kPrefetchAhead - n;
         const AgentView& ahead = agents[next];
-        if (ahead.topo != nullptr && !ahead.fit.Answers(pass.state.request)) ahead.topo->Prefetch();
+        if (ahead.topo != nullptr && (!counts_decide || !ahead.fit.HasCounts()))
+          ahead.topo->Prefetch();
       }
       if (!pass.any_capacity) {
         if (a.topo != nullptr) {
@@ -380,13 +382,12 @@ void Engine::FilterAgents(const DecisionInput& in, Pass& pass, v1::Decision& d) 
         if (!r.ok()) {
           // A rejection that explains itself (isolation below the site's
           // minimum) is spelled out once per site and reason.
-          if (!counts.Has(r.code)) {
+          if (counts.Add(r.code)) {
             if (std::string detail = f->Explain(pass.state, in, a, r.code); !detail.empty()) {
               w.out->add_rejected(
                   absl::StrCat(std::string(r.code), ": agent ", a.agent->id(), ": ", detail));
             }
           }
-          counts.Add(r.code);
           ok = false;
           break;  // fast path: an agent's first failing filter is its reason
         }

@@ -2,11 +2,11 @@
 // Private to the placement module: how the engine counts agent rejections.
 #pragma once
 
-#include <algorithm>
 #include <cstdint>
 #include <string_view>
 #include <utility>
 
+#include "absl/base/attributes.h"
 #include "absl/container/inlined_vector.h"
 
 namespace portolan::placement {
@@ -16,15 +16,31 @@ namespace portolan::placement {
 class RejectCounts {
  public:
   using Item = std::pair<std::string_view, uint32_t>;
-  void Add(std::string_view code, uint32_t k = 1) {
+  RejectCounts() = default;
+  // Not copyable: it keeps a pointer into its own items.
+  RejectCounts(const RejectCounts&) = delete;
+  RejectCounts& operator=(const RejectCounts&) = delete;
+  // Counts `k` more rejections for `code`; true when the code was not
+  // counted before (the engine spells out a reason once per site).
+  bool Add(std::string_view code, uint32_t k = 1) {
     // Runs of one reason are common (a site's cordoned agents, a large job's
     // too-small ones): the last code first, by pointer; then every code by
     // pointer; by text only then (the same code from another plugin's
     // translation unit is another literal).
-    if (last_ < items_.size() && items_[last_].first.data() == code.data()) {
-      items_[last_].second += k;
-      return;
+    if (code.data() == last_code_ && last_count_ != nullptr) {
+      *last_count_ += k;
+      return false;
     }
+    return AddOther(code, k);
+  }
+
+  auto begin() const { return items_.begin(); }
+  auto end() const { return items_.end(); }
+
+ private:
+  // Add() for a code other than the last one: out of line, so that the
+  // common case above stays small enough to inline into the engine's loop.
+  ABSL_ATTRIBUTE_NOINLINE bool AddOther(std::string_view code, uint32_t k) {
     for (size_t i = 0; i < items_.size(); ++i) {
       if (items_[i].first.data() == code.data()) return Bump(i, k);
     }
@@ -32,22 +48,23 @@ class RejectCounts {
       if (items_[i].first == code) return Bump(i, k);
     }
     items_.emplace_back(code, k);
-    last_ = items_.size() - 1;
+    Remember(items_.size() - 1);
+    return true;
   }
-  bool Has(std::string_view code) const {
-    return std::any_of(items_.begin(), items_.end(),
-                       [&](const Item& c) { return c.first == code; });
-  }
-  auto begin() const { return items_.begin(); }
-  auto end() const { return items_.end(); }
-
- private:
-  void Bump(size_t i, uint32_t k) {
+  bool Bump(size_t i, uint32_t k) {
     items_[i].second += k;
-    last_ = i;
+    Remember(i);
+    return false;
+  }
+  // After any change to items_ (the pointer may move when it grows).
+  void Remember(size_t i) {
+    last_code_ = items_[i].first.data();
+    last_count_ = &items_[i].second;
   }
   absl::InlinedVector<Item, 8> items_;
-  size_t last_ = 0;
+  // The last code counted (its literal's address) and its counter.
+  const char* last_code_ = nullptr;
+  uint32_t* last_count_ = nullptr;
 };
 
 }  // namespace portolan::placement

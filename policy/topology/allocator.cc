@@ -145,23 +145,6 @@ int CpuNodes(absl::Span<const N> nodes) {  // nodes with PUs, at least 1
 }  // namespace
 
 template <typename N>
-int BestSingleNode(absl::Span<const N> nodes, const Request& r) {
-  // Run for every feasible agent of a decision (numa_fit).
-  const int local_gpus = r.gpu_numa == v1::TopologyRequest::Gpu::local ? r.gpus : 0;
-  int best = -1, best_left = std::numeric_limits<int>::max();
-  for (size_t i = 0; i < nodes.size(); ++i) {
-    const N& n = nodes[i];
-    const int left = PusFor(n, r) - r.pus;
-    if (left < 0 || n.mem_free < r.memory_mb || n.free_gpus < local_gpus) continue;
-    if (left < best_left) {
-      best = static_cast<int>(i);
-      best_left = left;
-    }
-  }
-  return best;
-}
-
-template <typename N>
 std::string_view WhyNotByNodes(absl::Span<const N> nodes, const Request& r) {
   if (r.smt == v1::TopologyRequest::exclusive) {
     int whole = 0;
@@ -190,14 +173,7 @@ std::string_view WhyNotByNodes(absl::Span<const N> nodes, const Request& r) {
 }
 
 template <typename N>
-double FitScoreByNodes(absl::Span<const N> nodes, const Request& r) {
-  if (r.numa == v1::TopologyRequest::spread) return 100;
-  const int best = BestSingleNode(nodes, r);
-  if (best >= 0) {
-    const N& n = nodes[best];
-    const double left = PusFor(n, r) - r.pus;
-    return 50.0 + 50.0 * (1.0 - left / std::max<int>(1, n.total_pus));
-  }
+double SpannedFitScore(absl::Span<const N> nodes, const Request& r) {
   auto order = OrderBy(nodes.size(), [&](int i) { return PusFor(nodes[i], r); });
   int spanned = 0, got = 0;
   for (int i : order) {
@@ -210,10 +186,8 @@ double FitScoreByNodes(absl::Span<const N> nodes, const Request& r) {
 
 template std::string_view WhyNotByNodes(absl::Span<const NodeCounts>, const Request&);
 template std::string_view WhyNotByNodes(absl::Span<const NodeFit>, const Request&);
-template int BestSingleNode(absl::Span<const NodeCounts>, const Request&);
-template int BestSingleNode(absl::Span<const NodeFit>, const Request&);
-template double FitScoreByNodes(absl::Span<const NodeCounts>, const Request&);
-template double FitScoreByNodes(absl::Span<const NodeFit>, const Request&);
+template double SpannedFitScore(absl::Span<const NodeCounts>, const Request&);
+template double SpannedFitScore(absl::Span<const NodeFit>, const Request&);
 
 FitCounts::FitCounts(const AgentTopology& t) : totals_(t.totals_) {
   if (t.nodes_.size() > kMaxNodes) return;  // nodes_n_ stays kNone
@@ -230,10 +204,6 @@ std::string_view FitCounts::WhyNot(const Request& r, const AgentTopology& t) con
   const std::string_view why = WhyNotByTotals(totals_, r, &settled);
   if (settled) return why;
   return CountsDecide(r) ? WhyNotByNodes(Nodes(), r) : t.WhyNot(r);
-}
-
-double FitCounts::FitScore(const Request& r, const AgentTopology& t) const {
-  return nodes_n_ != kNone && r.memory_kind.empty() ? FitScoreByNodes(Nodes(), r) : t.FitScore(r);
 }
 
 std::string_view AgentTopology::WhyNotBeyondTotals(const Request& r) const {

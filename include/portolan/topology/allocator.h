@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
+#include <algorithm>
+#include <cstdint>
+#include <limits>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -92,11 +95,37 @@ inline int PusFor(const N& n, const Request& r) {
 template <typename N>
 std::string_view WhyNotByNodes(absl::Span<const N> nodes, const Request& r);
 // The node a numa-single placement would take (best fit); -1 when none fits.
+// Inline, as the score below: the engine asks them of every feasible agent.
 template <typename N>
-int BestSingleNode(absl::Span<const N> nodes, const Request& r);
+inline int BestSingleNode(absl::Span<const N> nodes, const Request& r) {
+  const int local_gpus = r.gpu_numa == v1::TopologyRequest::Gpu::local ? r.gpus : 0;
+  int best = -1, best_left = std::numeric_limits<int>::max();
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    const N& n = nodes[i];
+    const int left = PusFor(n, r) - r.pus;
+    if (left < 0 || n.mem_free < r.memory_mb || n.free_gpus < local_gpus) continue;
+    if (left < best_left) {
+      best = static_cast<int>(i);
+      best_left = left;
+    }
+  }
+  return best;
+}
+// numa_fit's score when no one node can hold the request: fewer nodes spanned
+// score higher.
+template <typename N>
+double SpannedFitScore(absl::Span<const N> nodes, const Request& r);
 // numa_fit's score for a request without a memory kind.
 template <typename N>
-double FitScoreByNodes(absl::Span<const N> nodes, const Request& r);
+inline double FitScoreByNodes(absl::Span<const N> nodes, const Request& r) {
+  if (r.numa == v1::TopologyRequest::spread) return 100;
+  if (const int best = BestSingleNode(nodes, r); best >= 0) {
+    const N& n = nodes[best];
+    const double left = PusFor(n, r) - r.pus;
+    return 50.0 + 50.0 * (1.0 - left / std::max<int>(1, n.total_pus));
+  }
+  return SpannedFitScore(nodes, r);
+}
 
 class AgentTopology;
 
@@ -119,14 +148,17 @@ class FitCounts {
   std::string_view WhyNot(const Request& r, const AgentTopology& t) const;
   double FitScore(const Request& r, const AgentTopology& t) const;
   // Whether the two above answer `r` from this copy, without the topology.
-  bool Answers(const Request& r) const { return nodes_n_ != kNone && CountsDecide(r); }
-
- private:
-  static constexpr uint8_t kNone = 0xFF;
-  // Only the counts decide: no memory kind and no GPU locality asked.
+  bool Answers(const Request& r) const { return HasCounts() && CountsDecide(r); }
+  // Answers(r) split in two, for callers that ask about one request of many
+  // copies: whether this is a copy at all (not a machine of more nodes), and
+  // whether counts decide `r` (no memory kind and no GPU locality asked).
+  bool HasCounts() const { return nodes_n_ != kNone; }
   static bool CountsDecide(const Request& r) {
     return r.memory_kind.empty() && (r.gpus == 0 || r.gpu_numa != v1::TopologyRequest::Gpu::local);
   }
+
+ private:
+  static constexpr uint8_t kNone = 0xFF;
   absl::Span<const NodeFit> Nodes() const { return absl::MakeConstSpan(nodes_, nodes_n_); }
 
   FreeTotals totals_;
@@ -279,5 +311,10 @@ class alignas(64) AgentTopology {
   static constexpr uint16_t kNoCore = 0xFFFF;
   std::vector<uint16_t> pu_core_;  // by PU OS index; kNoCore for none
 };
+
+// Inline: numa_fit asks it of every feasible agent of a decision.
+inline double FitCounts::FitScore(const Request& r, const AgentTopology& t) const {
+  return nodes_n_ != kNone && r.memory_kind.empty() ? FitScoreByNodes(Nodes(), r) : t.FitScore(r);
+}
 
 }  // namespace portolan::topology
