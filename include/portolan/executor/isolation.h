@@ -64,9 +64,9 @@ class UidPool {
 // "200000-265535" -> {200000, 265535}.
 absl::StatusOr<std::pair<uid_t, uid_t>> ParseUidRange(const std::string& text);
 
-// SIGKILL to every process running as `uid` (a forked helper takes the uid
-// and kills -1, which the kernel applies atomically to all of them, so none
-// can fork away). For job uids only, never for accounts people log in with.
+// SIGKILL to every process running as `uid` (a helper process, sharing this
+// one's memory until it exits, takes the uid and kills -1, which the kernel applies atomically to
+// all of them, so none can fork away). For job uids only, never for accounts people log in with.
 void KillAllOfUid(uid_t uid);
 
 // The uids in [first, last] that some process runs as, from `proc` (/proc).

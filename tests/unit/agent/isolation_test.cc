@@ -6,7 +6,9 @@
 // is off, to show what the uid alone keeps apart.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -383,6 +385,77 @@ INSTANTIATE_TEST_SUITE_P(Sandbox, IsolationTest, ::testing::Values(true, false),
                          [](const ::testing::TestParamInfo<bool>& i) {
                            return i.param ? std::string("Sandboxed") : std::string("UidOnly");
                          });
+
+// A process running as `uid` that forks `children` more and then sleeps;
+// returns its pid (our child).
+pid_t SleeperAs(uid_t uid, int children) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    if (setresgid(uid, uid, uid) != 0 || setresuid(uid, uid, uid) != 0) _exit(1);
+    for (int i = 0; i < children; ++i) {
+      if (fork() == 0) {
+        setsid();  // out of the parent's session and group, as an escaping tree does
+        pause();
+        _exit(0);
+      }
+    }
+    pause();
+    _exit(0);
+  }
+  return pid;
+}
+
+// How many processes run as `uid`, zombies included.
+int ProcessesOf(uid_t uid) {
+  int n = 0;
+  for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+    const std::string name = e.path().filename();
+    struct stat st;
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    if (stat(e.path().c_str(), &st) == 0 && st.st_uid == uid) ++n;
+  }
+  return n;
+}
+
+TEST(KillAllOfUidTest, EndsEveryProcessOfTheUidAndNoOther) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root: the processes run as their own uids";
+  testing::UidBlock block;
+  ASSERT_TRUE(block.ok());
+  // The escaped grandchildren come back to this process, which reaps them.
+  ASSERT_EQ(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+  const uid_t doomed = block.first(), spared = block.first() + 1;
+  const pid_t a = SleeperAs(doomed, 3), b = SleeperAs(spared, 1);
+  ASSERT_GT(a, 0);
+  ASSERT_GT(b, 0);
+  for (int i = 0; i < 300 && (ProcessesOf(doomed) < 4 || ProcessesOf(spared) < 2); ++i)
+    usleep(10'000);
+  ASSERT_EQ(ProcessesOf(doomed), 4);
+  ASSERT_EQ(ProcessesOf(spared), 2);
+
+  KillAllOfUid(doomed);
+  int a_status = -1;
+  bool b_ended = false;
+  for (int i = 0; i < 300 && ProcessesOf(doomed) > 0; ++i) {
+    int status;
+    for (pid_t p; (p = waitpid(-1, &status, WNOHANG)) > 0;) {
+      if (p == a) a_status = status;
+      if (p == b) b_ended = true;
+    }
+    usleep(10'000);
+  }
+  EXPECT_EQ(ProcessesOf(doomed), 0);
+  EXPECT_TRUE(WIFSIGNALED(a_status) && WTERMSIG(a_status) == SIGKILL) << a_status;
+  EXPECT_FALSE(b_ended) << "another uid's process ended";
+  EXPECT_EQ(ProcessesOf(spared), 2) << "another uid's processes were touched";
+
+  KillAllOfUid(spared);
+  for (int i = 0; i < 300 && ProcessesOf(spared) > 0; ++i) {
+    while (waitpid(-1, nullptr, WNOHANG) > 0) {
+    }
+    usleep(10'000);
+  }
+  EXPECT_EQ(ProcessesOf(spared), 0);
+}
 
 TEST(UidPoolTest, HandsOutNeverUsedUidsFirstThenTheOldestReleased) {
   auto pool = UidPool::Create(400000, 400002, "");
