@@ -306,8 +306,17 @@ std::string StatusErrorCode(const absl::Status& status) {
 
 absl::Status ParseJson(absl::string_view json, google::protobuf::Message* msg, JsonMode mode) {
   msg->Clear();
-  if (absl::Status st = internal::CheckStrictJson(json, msg->GetDescriptor(), mode); !st.ok())
+  bool filled = false;
+  if (absl::Status st = internal::ParseStrictJson(json, msg, mode, &filled); !st.ok() || filled)
     return st;
+  // What the direct walk declined (see strict_json.cc): protobuf parses it.
+  msg->Clear();
+  return internal::ProtobufParseJson(json, msg);
+}
+
+namespace internal {
+absl::Status ProtobufParseJson(absl::string_view json, google::protobuf::Message* msg) {
+  msg->Clear();
   google::protobuf::util::JsonParseOptions opts;
   opts.ignore_unknown_fields = false;
   absl::Status st = FromProtobuf(google::protobuf::util::JsonStringToMessage(
@@ -315,6 +324,7 @@ absl::Status ParseJson(absl::string_view json, google::protobuf::Message* msg, J
   if (st.ok()) return st;
   return TranslateJsonError(st, msg->GetDescriptor());
 }
+}  // namespace internal
 
 namespace {
 // Whether a plain (unquoted) YAML scalar `s` would be read back as something

@@ -4,6 +4,15 @@
 // last one winning, a scalar or an object taken as a one-element list, enum
 // numbers, "NaN" and "Infinity") sees the text. Everything here is RFC 8259
 // plus the schema's types; errors name the field path.
+//
+// The same walk also fills the message (ParseStrictJson), through reflection:
+// protobuf's JsonStringToMessage (3.21) turns the text into a binary message
+// through a TypeResolver and parses that, and was the largest single cost of
+// a REST submit (docs/performance.md). What this walk does not cover it
+// declines, and ParseJson lets protobuf parse the text instead: bytes fields,
+// well-known types (Timestamp included), two members of one oneof, a null map
+// value, invalid UTF-8, numbers protobuf would refuse. A parse that declines
+// checks the whole text all the same, so its errors are the strict ones.
 #include <cmath>
 #include <cstdlib>
 #include <set>
@@ -13,6 +22,10 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/descriptor.h"
+#include "google/protobuf/message.h"
+#include "google/protobuf/reflection.h"
+#include "google/protobuf/stubs/common.h"
+#include "json_lexer.h"
 #include "portolan/base/strings.h"
 #include "portolan/codec/codec.h"
 #include "portolan/v1/options.pb.h"
@@ -22,173 +35,54 @@ namespace {
 
 using google::protobuf::Descriptor;
 using google::protobuf::FieldDescriptor;
+using google::protobuf::Message;
+using google::protobuf::Reflection;
 
 constexpr int kMaxDepth = 64;
 
-class StrictJson {
+class StrictJson : public JsonLexer {
  public:
-  StrictJson(absl::string_view text, JsonMode mode) : s_(text), mode_(mode) {}
+  StrictJson(absl::string_view text, JsonMode mode) : JsonLexer(text), mode_(mode) {}
 
-  absl::Status Check(const Descriptor* d) {
+  // Checks the text against `d`; fills `out` (of type `d`) unless it is null
+  // or the walk declined (declined()).
+  absl::Status Check(const Descriptor* d, Message* out) {
     SkipWs();
     if (Peek() != '{') return InvalidField("", "body must be a JSON object");
-    if (absl::Status st = MessageValue(d, "", 0); !st.ok()) return st;
+    if (absl::Status st = MessageValue(d, "", 0, out); !st.ok()) return st;
     SkipWs();
     if (pos_ != s_.size()) return Syntax("", "unexpected text after the JSON document");
     return absl::OkStatus();
   }
 
+  bool declined() const { return declined_; }
+
  private:
-  char Peek() const { return pos_ < s_.size() ? s_[pos_] : '\0'; }
-  bool AtEnd() const { return pos_ >= s_.size(); }
-  void SkipWs() {
-    while (pos_ < s_.size() &&
-           (s_[pos_] == ' ' || s_[pos_] == '\t' || s_[pos_] == '\n' || s_[pos_] == '\r'))
-      ++pos_;
+  // Where a value goes: `m` owns field `f`; null when only checking, or once
+  // the walk declined.
+  Message* Into(Message* m) const { return declined_ ? nullptr : m; }
+  void Decline() { declined_ = true; }
+  static bool ValidUtf8(const std::string& s) {
+    return google::protobuf::internal::IsStructurallyValidUTF8(s.data(),
+                                                               static_cast<int>(s.size()));
   }
-  absl::Status Syntax(const std::string& path, absl::string_view what) const {
-    return InvalidField(path, absl::StrCat("malformed JSON at byte ", pos_, ": ", what));
+  // Before `f` is set in `m`: a second member of one oneof is protobuf's to
+  // judge.
+  bool OneofTaken(const Message& m, const FieldDescriptor* f) {
+    const google::protobuf::OneofDescriptor* o = f->real_containing_oneof();
+    if (o != nullptr && m.GetReflection()->HasOneof(m, o)) {
+      Decline();
+      return true;
+    }
+    return false;
   }
+
   static std::string Child(const std::string& path, absl::string_view name) {
     return path.empty() ? std::string(name) : absl::StrCat(path, ".", name);
   }
 
-  // A string literal, decoded into *out (escapes resolved).
-  absl::Status String(const std::string& path, std::string* out) {
-    if (Peek() != '"') {
-      return Syntax(path, Peek() == '\'' ? "strings take double quotes, not single"
-                                         : "expected a string in double quotes");
-    }
-    ++pos_;
-    out->clear();
-    while (true) {
-      if (AtEnd()) return Syntax(path, "unterminated string");
-      const unsigned char c = s_[pos_++];
-      if (c == '"') return absl::OkStatus();
-      if (c < 0x20) return Syntax(path, "raw control character in a string (escape it)");
-      if (c != '\\') {
-        out->push_back(static_cast<char>(c));
-        continue;
-      }
-      if (AtEnd()) return Syntax(path, "unterminated escape");
-      const char e = s_[pos_++];
-      switch (e) {
-        case '"':
-        case '\\':
-        case '/':
-          out->push_back(e);
-          break;
-        case 'b':
-          out->push_back('\b');
-          break;
-        case 'f':
-          out->push_back('\f');
-          break;
-        case 'n':
-          out->push_back('\n');
-          break;
-        case 'r':
-          out->push_back('\r');
-          break;
-        case 't':
-          out->push_back('\t');
-          break;
-        case 'u': {
-          uint32_t cp = 0;
-          if (!Hex4(&cp)) return Syntax(path, "\\u needs four hex digits");
-          if (cp >= 0xD800 && cp <= 0xDBFF) {
-            uint32_t lo = 0;
-            if (pos_ + 1 < s_.size() && s_[pos_] == '\\' && s_[pos_ + 1] == 'u') {
-              pos_ += 2;
-              if (!Hex4(&lo) || lo < 0xDC00 || lo > 0xDFFF)
-                return Syntax(path, "unpaired UTF-16 surrogate");
-              cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-            } else {
-              return Syntax(path, "unpaired UTF-16 surrogate");
-            }
-          } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
-            return Syntax(path, "unpaired UTF-16 surrogate");
-          }
-          AppendUtf8(cp, out);
-          break;
-        }
-        default:
-          return Syntax(path,
-                        absl::StrCat("invalid escape '\\", base::CleanForMessage({&e, 1}), "'"));
-      }
-    }
-  }
-  bool Hex4(uint32_t* out) {
-    if (pos_ + 4 > s_.size()) return false;
-    uint32_t v = 0;
-    for (int i = 0; i < 4; ++i) {
-      const char c = s_[pos_ + i];
-      int d = absl::ascii_isdigit(c)   ? c - '0'
-              : (c >= 'a' && c <= 'f') ? c - 'a' + 10
-              : (c >= 'A' && c <= 'F') ? c - 'A' + 10
-                                       : -1;
-      if (d < 0) return false;
-      v = v * 16 + d;
-    }
-    pos_ += 4;
-    *out = v;
-    return true;
-  }
-  static void AppendUtf8(uint32_t cp, std::string* out) {
-    if (cp < 0x80) {
-      out->push_back(static_cast<char>(cp));
-    } else if (cp < 0x800) {
-      out->push_back(static_cast<char>(0xC0 | (cp >> 6)));
-      out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    } else if (cp < 0x10000) {
-      out->push_back(static_cast<char>(0xE0 | (cp >> 12)));
-      out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-      out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    } else {
-      out->push_back(static_cast<char>(0xF0 | (cp >> 18)));
-      out->push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-      out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-      out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    }
-  }
-
-  // A JSON number; *integral tells whether it has no fraction or exponent.
-  absl::Status Number(const std::string& path, absl::string_view* text, bool* integral) {
-    const size_t start = pos_;
-    if (Peek() == '-') ++pos_;
-    if (Peek() == '0') {
-      ++pos_;
-    } else if (absl::ascii_isdigit(Peek())) {
-      while (absl::ascii_isdigit(Peek())) ++pos_;
-    } else {
-      return Syntax(path, "expected a number");
-    }
-    *integral = true;
-    if (Peek() == '.') {
-      *integral = false;
-      ++pos_;
-      if (!absl::ascii_isdigit(Peek())) return Syntax(path, "expected digits after '.'");
-      while (absl::ascii_isdigit(Peek())) ++pos_;
-    }
-    if (Peek() == 'e' || Peek() == 'E') {
-      *integral = false;
-      ++pos_;
-      if (Peek() == '+' || Peek() == '-') ++pos_;
-      if (!absl::ascii_isdigit(Peek())) return Syntax(path, "expected digits in the exponent");
-      while (absl::ascii_isdigit(Peek())) ++pos_;
-    }
-    *text = s_.substr(start, pos_ - start);
-    return absl::OkStatus();
-  }
-
-  bool Literal(absl::string_view word) {
-    if (s_.substr(pos_, word.size()) != word) return false;
-    pos_ += word.size();
-    return true;
-  }
-
   // A message: an object whose keys are fields, each at most once.
-  absl::Status MessageValue(const Descriptor* d, const std::string& path, int depth) {
+  absl::Status MessageValue(const Descriptor* d, const std::string& path, int depth, Message* m) {
     if (depth > kMaxDepth) return InvalidField(path, "JSON nested too deeply");
     if (d->options().GetExtension(v1::ranges_checked_by_validation)) ranges_ = false;
     if (Peek() != '{') return InvalidField(path, absl::StrCat(Name(path), " must be an object"));
@@ -219,7 +113,7 @@ class StrictJson {
       ++pos_;
       SkipWs();
       const size_t value_start = pos_;
-      if (absl::Status st = FieldValue(f, child, depth + 1); !st.ok()) return st;
+      if (absl::Status st = FieldValue(f, child, depth + 1, m); !st.ok()) return st;
       if (mode_ == JsonMode::kRequest && f->options().GetExtension(v1::output_only) &&
           !IsEmptyValue(f, s_.substr(value_start, pos_ - value_start))) {
         return InvalidField(child,
@@ -256,7 +150,8 @@ class StrictJson {
     return false;
   }
 
-  absl::Status FieldValue(const FieldDescriptor* f, const std::string& path, int depth) {
+  absl::Status FieldValue(const FieldDescriptor* f, const std::string& path, int depth,
+                          Message* m) {
     if (Literal("null")) return absl::OkStatus();
     if (f->is_map()) {
       if (Peek() != '{') return InvalidField(path, absl::StrCat(path, " must be an object"));
@@ -292,7 +187,16 @@ class StrictJson {
         if (Peek() != ':') return Syntax(child, "expected ':' after the key");
         ++pos_;
         SkipWs();
-        if (absl::Status st = Single(vf, child, depth + 1, f); !st.ok()) return st;
+        Message* entry = nullptr;
+        if (Into(m) != nullptr) {
+          if (s_.substr(pos_, 4) == "null") {
+            Decline();
+          } else {
+            entry = m->GetReflection()->AddMessage(m, f);
+            if (!SetMapKey(entry, kf, key)) Decline();
+          }
+        }
+        if (absl::Status st = Single(vf, child, depth + 1, f, entry); !st.ok()) return st;
         SkipWs();
         if (Peek() == ',') {
           ++pos_;
@@ -320,7 +224,7 @@ class StrictJson {
         const std::string child = absl::StrCat(path, "[", i, "]");
         if (Peek() == 'n' && s_.substr(pos_, 4) == "null")
           return InvalidField(child, absl::StrCat(child, " cannot be null"));
-        if (absl::Status st = Single(f, child, depth + 1, f); !st.ok()) return st;
+        if (absl::Status st = Single(f, child, depth + 1, f, m); !st.ok()) return st;
         SkipWs();
         if (Peek() == ',') {
           ++pos_;
@@ -333,7 +237,44 @@ class StrictJson {
         return Syntax(child, "expected ',' or ']'");
       }
     }
-    return Single(f, path, depth, f);
+    return Single(f, path, depth, f, m);
+  }
+
+  // A map entry's key, from its JSON text; false when protobuf should judge.
+  bool SetMapKey(Message* entry, const FieldDescriptor* kf, const std::string& key) {
+    const Reflection* r = entry->GetReflection();
+    switch (kf->cpp_type()) {
+      case FieldDescriptor::CPPTYPE_STRING:
+        if (!ValidUtf8(key)) return false;
+        r->SetString(entry, kf, key);
+        return true;
+      case FieldDescriptor::CPPTYPE_INT32: {
+        int32_t v;
+        if (!absl::SimpleAtoi(key, &v)) return false;
+        r->SetInt32(entry, kf, v);
+        return true;
+      }
+      case FieldDescriptor::CPPTYPE_UINT32: {
+        uint32_t v;
+        if (key.front() == '-' || !absl::SimpleAtoi(key, &v)) return false;
+        r->SetUInt32(entry, kf, v);
+        return true;
+      }
+      case FieldDescriptor::CPPTYPE_INT64: {
+        int64_t v;
+        if (!absl::SimpleAtoi(key, &v)) return false;
+        r->SetInt64(entry, kf, v);
+        return true;
+      }
+      case FieldDescriptor::CPPTYPE_UINT64: {
+        uint64_t v;
+        if (key.front() == '-' || !absl::SimpleAtoi(key, &v)) return false;
+        r->SetUInt64(entry, kf, v);
+        return true;
+      }
+      default:
+        return false;
+    }
   }
 
   // The documented range of `range` (requests only; see options.proto).
@@ -354,31 +295,57 @@ class StrictJson {
     return absl::OkStatus();
   }
 
-  // One value of `f`'s type (an element, for a repeated field).
+  // One value of `f`'s type (an element, for a repeated field), set in `m`
+  // (added, for a repeated field) unless `m` is null.
   // `range` carries the (minimum)/(maximum) options: the field itself, or the
   // map or repeated field an element belongs to.
   absl::Status Single(const FieldDescriptor* f, const std::string& path, int depth,
-                      const FieldDescriptor* range) {
+                      const FieldDescriptor* range, Message* m) {
     if (Peek() == 'n' && Literal("null")) return absl::OkStatus();
+    m = Into(m);
+    if (m != nullptr && OneofTaken(*m, f)) m = nullptr;
+    const Reflection* r = m != nullptr ? m->GetReflection() : nullptr;
+    const bool add = f->is_repeated();
     switch (f->cpp_type()) {
       case FieldDescriptor::CPPTYPE_MESSAGE: {
-        if (f->message_type()->full_name() == "google.protobuf.Timestamp") {
-          std::string ignored;
-          if (Peek() != '"') {
-            return InvalidField(path, absl::StrCat(path, " must be an RFC 3339 time string"));
+        if (f->message_type()->file()->package() == "google.protobuf") {
+          if (m != nullptr) Decline();  // Timestamp and the other well-known types
+          if (f->message_type()->full_name() == "google.protobuf.Timestamp") {
+            std::string ignored;
+            if (Peek() != '"') {
+              return InvalidField(path, absl::StrCat(path, " must be an RFC 3339 time string"));
+            }
+            return String(path, &ignored);
           }
-          return String(path, &ignored);
+          return MessageValue(f->message_type(), path, depth, nullptr);
         }
-        return MessageValue(f->message_type(), path, depth);
+        Message* sub = m == nullptr ? nullptr : add ? r->AddMessage(m, f) : r->MutableMessage(m, f);
+        return MessageValue(f->message_type(), path, depth, sub);
       }
       case FieldDescriptor::CPPTYPE_STRING: {
-        std::string ignored;
+        std::string text;
         if (Peek() != '"') return InvalidField(path, absl::StrCat(path, " must be a string"));
-        return String(path, &ignored);
+        if (absl::Status st = String(path, &text); !st.ok()) return st;
+        if (m == nullptr) return absl::OkStatus();
+        if (f->type() == FieldDescriptor::TYPE_BYTES || !ValidUtf8(text)) {
+          Decline();  // base64, and what protobuf makes of broken UTF-8
+        } else if (add) {
+          r->AddString(m, f, std::move(text));
+        } else {
+          r->SetString(m, f, std::move(text));
+        }
+        return absl::OkStatus();
       }
-      case FieldDescriptor::CPPTYPE_BOOL:
-        if (Literal("true") || Literal("false")) return absl::OkStatus();
-        return InvalidField(path, absl::StrCat(path, " must be true or false"));
+      case FieldDescriptor::CPPTYPE_BOOL: {
+        bool v = true;
+        if (!Literal("true")) {
+          if (!Literal("false"))
+            return InvalidField(path, absl::StrCat(path, " must be true or false"));
+          v = false;
+        }
+        if (m != nullptr) add ? r->AddBool(m, f, v) : r->SetBool(m, f, v);
+        return absl::OkStatus();
+      }
       case FieldDescriptor::CPPTYPE_ENUM: {
         const std::string words = EnumWordList(f);
         if (Peek() != '"' && mode_ == JsonMode::kAny) {
@@ -387,7 +354,15 @@ class StrictJson {
           absl::string_view text;
           bool integral = false;
           absl::Status st = Number(path, &text, &integral);
-          if (st.ok() && integral) return absl::OkStatus();
+          if (st.ok() && integral) {
+            int32_t v;
+            if (m != nullptr && !absl::SimpleAtoi(text, &v)) {
+              Decline();
+            } else if (m != nullptr) {
+              add ? r->AddEnumValue(m, f, v) : r->SetEnumValue(m, f, v);
+            }
+            return absl::OkStatus();
+          }
         }
         if (Peek() != '"') {
           return InvalidField(
@@ -395,10 +370,12 @@ class StrictJson {
         }
         std::string word;
         if (absl::Status st = String(path, &word); !st.ok()) return st;
-        if (f->enum_type()->FindValueByName(word) == nullptr) {
+        const google::protobuf::EnumValueDescriptor* v = f->enum_type()->FindValueByName(word);
+        if (v == nullptr) {
           return InvalidField(path, absl::StrCat("invalid value \"", base::CleanForMessage(word),
                                                  "\" for ", path, ": expected one of ", words));
         }
+        if (m != nullptr) add ? r->AddEnum(m, f, v) : r->SetEnum(m, f, v);
         return absl::OkStatus();
       }
       case FieldDescriptor::CPPTYPE_DOUBLE:
@@ -412,64 +389,89 @@ class StrictJson {
           return InvalidField(path, absl::StrCat(path, " must be a finite number"));
         }
         const double v = std::strtod(std::string(text).c_str(), nullptr);
-        const double limit = f->cpp_type() == FieldDescriptor::CPPTYPE_FLOAT
-                                 ? 3.4028234663852886e38
-                                 : 1.7976931348623157e308;
+        const bool is_float = f->cpp_type() == FieldDescriptor::CPPTYPE_FLOAT;
+        const double limit = is_float ? 3.4028234663852886e38 : 1.7976931348623157e308;
         if (!std::isfinite(v) || std::fabs(v) > limit) {
           return InvalidField(
               path, absl::StrCat(path, " is out of range: ", base::CleanForMessage(text, 32)));
         }
-        return InRange(range, path, v, text);
+        if (absl::Status st = InRange(range, path, v, text); !st.ok()) return st;
+        if (m == nullptr) return absl::OkStatus();
+        if (is_float) {
+          add ? r->AddFloat(m, f, static_cast<float>(v)) : r->SetFloat(m, f, static_cast<float>(v));
+        } else {
+          add ? r->AddDouble(m, f, v) : r->SetDouble(m, f, v);
+        }
+        return absl::OkStatus();
       }
-      default: {  // integers
-        const bool wide = f->cpp_type() == FieldDescriptor::CPPTYPE_INT64 ||
-                          f->cpp_type() == FieldDescriptor::CPPTYPE_UINT64;
-        if (Peek() == '"' && wide) {
-          // proto3 JSON writes 64-bit integers as strings.
-          std::string digits;
-          if (absl::Status st = String(path, &digits); !st.ok()) return st;
-          bool ok = !digits.empty();
-          for (size_t i = 0; i < digits.size(); ++i)
-            ok = ok && (absl::ascii_isdigit(digits[i]) || (i == 0 && digits[i] == '-'));
-          if (!ok) return InvalidField(path, absl::StrCat(path, " must be an integer"));
-          return absl::OkStatus();
-        }
-        absl::string_view text;
-        bool integral = false;
-        absl::Status st = Number(path, &text, &integral);
-        if (!st.ok() || !integral) {
-          return InvalidField(path, absl::StrCat(path, " must be an integer"));
-        }
-        bool fits = false;
-        switch (f->cpp_type()) {
-          case FieldDescriptor::CPPTYPE_INT32: {
-            int32_t v;
-            fits = absl::SimpleAtoi(text, &v);
-            break;
-          }
-          case FieldDescriptor::CPPTYPE_UINT32: {
-            uint32_t v;
-            fits = text.front() != '-' && absl::SimpleAtoi(text, &v);
-            break;
-          }
-          case FieldDescriptor::CPPTYPE_INT64: {
-            int64_t v;
-            fits = absl::SimpleAtoi(text, &v);
-            break;
-          }
-          default: {
-            uint64_t v;
-            fits = text.front() != '-' && absl::SimpleAtoi(text, &v);
-            break;
-          }
-        }
-        if (!fits) {
-          return InvalidField(path, absl::StrCat(path, " is out of range for a ", f->type_name(),
-                                                 ": ", base::CleanForMessage(text, 32)));
-        }
-        return InRange(range, path, std::strtod(std::string(text).c_str(), nullptr), text);
+      default:
+        return Integer(f, path, range, m);
+    }
+  }
+
+  // An integer value of `f` (see Single).
+  absl::Status Integer(const FieldDescriptor* f, const std::string& path,
+                       const FieldDescriptor* range, Message* m) {
+    const bool wide = f->cpp_type() == FieldDescriptor::CPPTYPE_INT64 ||
+                      f->cpp_type() == FieldDescriptor::CPPTYPE_UINT64;
+    std::string digits;
+    absl::string_view text;
+    if (Peek() == '"' && wide) {
+      // proto3 JSON writes 64-bit integers as strings.
+      if (absl::Status st = String(path, &digits); !st.ok()) return st;
+      bool ok = !digits.empty();
+      for (size_t i = 0; i < digits.size(); ++i)
+        ok = ok && (absl::ascii_isdigit(digits[i]) || (i == 0 && digits[i] == '-'));
+      if (!ok) return InvalidField(path, absl::StrCat(path, " must be an integer"));
+      text = digits;
+    } else {
+      bool integral = false;
+      absl::Status st = Number(path, &text, &integral);
+      if (!st.ok() || !integral) {
+        return InvalidField(path, absl::StrCat(path, " must be an integer"));
       }
     }
+    const bool quoted = !digits.empty();
+    const Reflection* r = m != nullptr ? m->GetReflection() : nullptr;
+    const bool add = f->is_repeated();
+    bool fits = false;
+    switch (f->cpp_type()) {
+      case FieldDescriptor::CPPTYPE_INT32: {
+        int32_t v;
+        fits = absl::SimpleAtoi(text, &v);
+        if (fits && m != nullptr) add ? r->AddInt32(m, f, v) : r->SetInt32(m, f, v);
+        break;
+      }
+      case FieldDescriptor::CPPTYPE_UINT32: {
+        uint32_t v;
+        fits = text.front() != '-' && absl::SimpleAtoi(text, &v);
+        if (fits && m != nullptr) add ? r->AddUInt32(m, f, v) : r->SetUInt32(m, f, v);
+        break;
+      }
+      case FieldDescriptor::CPPTYPE_INT64: {
+        int64_t v;
+        fits = absl::SimpleAtoi(text, &v);
+        if (fits && m != nullptr) add ? r->AddInt64(m, f, v) : r->SetInt64(m, f, v);
+        break;
+      }
+      default: {
+        uint64_t v;
+        fits = text.front() != '-' && absl::SimpleAtoi(text, &v);
+        if (fits && m != nullptr) add ? r->AddUInt64(m, f, v) : r->SetUInt64(m, f, v);
+        break;
+      }
+    }
+    if (quoted) {
+      // As before this walk filled messages: the digits' range is protobuf's
+      // to judge (and to word).
+      if (!fits) Decline();
+      return absl::OkStatus();
+    }
+    if (!fits) {
+      return InvalidField(path, absl::StrCat(path, " is out of range for a ", f->type_name(), ": ",
+                                             base::CleanForMessage(text, 32)));
+    }
+    return InRange(range, path, std::strtod(std::string(text).c_str(), nullptr), text);
   }
 
   static std::string EnumWordList(const FieldDescriptor* f) {
@@ -482,17 +484,24 @@ class StrictJson {
     return out;
   }
 
-  absl::string_view s_;
   JsonMode mode_;
   bool ranges_ = true;  // off inside a message that checks its own ranges
-  size_t pos_ = 0;
+  bool declined_ = false;
 };
 
 }  // namespace
 
 absl::Status CheckStrictJson(absl::string_view json, const google::protobuf::Descriptor* type,
                              JsonMode mode) {
-  return StrictJson(json, mode).Check(type);
+  return StrictJson(json, mode).Check(type, nullptr);
+}
+
+absl::Status ParseStrictJson(absl::string_view json, google::protobuf::Message* msg, JsonMode mode,
+                             bool* filled) {
+  StrictJson parser(json, mode);
+  absl::Status st = parser.Check(msg->GetDescriptor(), msg);
+  *filled = st.ok() && !parser.declined();
+  return st;
 }
 
 }  // namespace portolan::codec::internal

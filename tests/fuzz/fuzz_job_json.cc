@@ -26,6 +26,10 @@ portolan::rest::Server* MakeServer() {
     portolan::v1::Job job;
     if (absl::Status st = portolan::codec::ParseJson(req.body, &job); !st.ok())
       return portolan::rest::StatusResponse(st);
+    // The direct parse (strict_json.cc) gives what protobuf's parser gives.
+    portolan::v1::Job slow;
+    if (!portolan::codec::internal::ProtobufParseJson(req.body, &slow).ok()) abort();
+    if (!google::protobuf::util::MessageDifferencer::Equals(job, slow)) abort();
     // The direct JSON printer writes what protobuf's printer writes (byte for
     // byte unless a map has two or more entries, whose order differs).
     std::string fast;

@@ -1,14 +1,16 @@
 // SPDX-License-Identifier: Apache-2.0
 // libFuzzer target: the policy loader — YAML converted against the Policy
 // schema, then validated and compiled (network model, residency rules,
-// negative lists, plugin configuration). Invariants: no crash, and a policy
-// that compiles prints to JSON that parses and compiles again.
+// negative lists, plugin configuration). Invariants: no crash, the parsed
+// policy is what protobuf's parser makes of the same JSON, and a policy that
+// compiles prints to JSON that parses and compiles again.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <set>
 #include <string>
 
+#include "google/protobuf/util/message_differencer.h"
 #include "portolan/codec/codec.h"
 #include "portolan/placement/placement.h"
 #include "portolan/policy/policy.h"
@@ -25,6 +27,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   portolan::v1::Policy policy;
   std::string text(reinterpret_cast<const char*>(data), size);
   if (!portolan::codec::ParseYaml(text, &policy, "fuzz.yaml").ok()) return 0;
+  // The direct parse (strict_json.cc) gives what protobuf's parser gives.
+  auto json = portolan::codec::YamlToJson(text, portolan::v1::Policy::descriptor());
+  portolan::v1::Policy slow;
+  if (!json.ok() || !portolan::codec::internal::ProtobufParseJson(*json, &slow).ok()) abort();
+  if (!google::protobuf::util::MessageDifferencer::Equals(policy, slow)) abort();
   std::vector<std::string> errors;
   auto compiled = portolan::policy::CompilePolicy(policy, *plugins, &errors);
   if (!compiled.ok()) {

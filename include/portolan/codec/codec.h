@@ -74,6 +74,16 @@ namespace internal {
 // The strict checks of ParseJson alone, against `type`.
 absl::Status CheckStrictJson(absl::string_view json, const google::protobuf::Descriptor* type,
                              JsonMode mode);
+// The strict checks, filling `msg` as they go (cleared first by the caller).
+// `*filled` is false when the walk declined something protobuf must parse
+// (then `msg` is unspecified): bytes, well-known types, a second member of
+// a oneof, a null map value, invalid UTF-8, a quoted 64-bit integer out of
+// range.
+absl::Status ParseStrictJson(absl::string_view json, google::protobuf::Message* msg, JsonMode mode,
+                             bool* filled);
+// protobuf's JsonStringToMessage, its errors worded as ParseJson's (no strict
+// checks: call them first).
+absl::Status ProtobufParseJson(absl::string_view json, google::protobuf::Message* msg);
 // The direct printer: the same JSON as ProtobufJson(msg, false) except for
 // map order; false (and `out` unspecified) for what it does not cover.
 bool FastJson(const google::protobuf::Message& msg, std::string* out);

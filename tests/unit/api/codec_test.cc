@@ -4,13 +4,19 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "portolan/base/strings.h"
 #include "portolan/v1/agent.pb.h"
 #include "portolan/v1/api.pb.h"
 #include "portolan/v1/config.pb.h"
+#include "portolan/v1/dataset.pb.h"
 #include "portolan/v1/job.pb.h"
 #include "portolan/v1/policy.pb.h"
 #include "portolan/v1/wire.pb.h"
@@ -152,6 +158,104 @@ TEST(CodecTest, DirectJsonPrinterMatchesProtobuf) {
   EXPECT_NE(out.find(R"("pu_jobs":{"0":"j","7":"j7","9":"j","10":"j","100":"j"})"),
             std::string::npos)
       << out;
+}
+
+// Parses `json` into a `T` both ways, the direct walk and protobuf's parser
+// after the strict checks; they must agree on the message, or both refuse.
+// Returns kFilled when the direct walk filled the message, kDeclined when it
+// left it to protobuf, kRefused when the text is refused.
+enum class DirectParse { kFilled, kDeclined, kRefused };
+std::string Deterministic(const google::protobuf::Message& m) {
+  std::string out;
+  google::protobuf::io::StringOutputStream stream(&out);
+  google::protobuf::io::CodedOutputStream coded(&stream);
+  coded.SetSerializationDeterministic(true);
+  m.SerializeToCodedStream(&coded);
+  coded.Trim();
+  return out;
+}
+template <typename T>
+DirectParse ExpectSameParseAsProtobuf(const std::string& json) {
+  T direct, slow;
+  bool filled = false;
+  const absl::Status a =
+      codec::internal::ParseStrictJson(json, &direct, codec::JsonMode::kAny, &filled);
+  absl::Status b = codec::internal::CheckStrictJson(json, T::descriptor(), codec::JsonMode::kAny);
+  EXPECT_EQ(a, b) << json;  // the same walk: the same errors
+  if (!a.ok()) return DirectParse::kRefused;
+  b = codec::internal::ProtobufParseJson(json, &slow);
+  if (!filled) {
+    // Declined: ParseJson's answer is protobuf's.
+    T through;
+    EXPECT_EQ(codec::ParseJson(json, &through).ok(), b.ok()) << json;
+    EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(through, slow)) << json;
+    return DirectParse::kDeclined;
+  }
+  EXPECT_TRUE(b.ok()) << b << "\n" << json;
+  google::protobuf::util::MessageDifferencer diff;
+  std::string why;
+  diff.ReportDifferencesToString(&why);
+  EXPECT_TRUE(diff.Compare(slow, direct)) << why << "\n" << json;
+  // Presence too (proto3 optional, oneof members and sub-messages given as {}).
+  EXPECT_EQ(Deterministic(direct), Deterministic(slow)) << json;
+  return DirectParse::kFilled;
+}
+
+TEST(CodecTest, DirectJsonParserMatchesProtobuf) {
+  int filled = 0, parsed = 0;
+  for (const auto& e :
+       std::filesystem::directory_iterator(PORTOLAN_SOURCE_DIR "/tests/fuzz/corpus/job_json")) {
+    std::ifstream in(e.path());
+    std::stringstream text;
+    text << in.rdbuf();
+    const DirectParse r = ExpectSameParseAsProtobuf<v1::Job>(text.str());
+    filled += r == DirectParse::kFilled ? 1 : 0;
+    parsed += r != DirectParse::kRefused ? 1 : 0;
+  }
+  EXPECT_GT(parsed, 5);
+  EXPECT_EQ(filled, parsed) << "every job of the corpus that parses is parsed directly";
+
+  // A policy (maps, nested lists, doubles, enums), from YAML as LoadFile reads it.
+  std::ifstream in(PORTOLAN_SOURCE_DIR "/deploy/policy/default.yaml");
+  std::stringstream yaml;
+  yaml << in.rdbuf();
+  auto policy_json = codec::YamlToJson(yaml.str(), v1::Policy::descriptor());
+  ASSERT_TRUE(policy_json.ok()) << policy_json.status();
+  EXPECT_EQ(DirectParse::kFilled, ExpectSameParseAsProtobuf<v1::Policy>(*policy_json));
+
+  // Integer map keys, repeated scalars, 64-bit integers as strings and as
+  // numbers, floats, escapes, an enum number from a newer peer, {} and null.
+  EXPECT_EQ(DirectParse::kFilled,
+            ExpectSameParseAsProtobuf<v1::Agent>(
+                R"({"id":"a\u00fc\ud83d\ude00","pu_jobs":{"7":"j7","0":"j0"},"measured_rtt_ms":1e-7,
+          "capacity":{},"labels":null,"state":9})"));
+  EXPECT_EQ(DirectParse::kFilled,
+            ExpectSameParseAsProtobuf<v1::SchedulerConfig>(
+                R"({"max_body_bytes":"18446744073709551615","max_frame_bytes":42})"));
+  EXPECT_EQ(DirectParse::kFilled,
+            ExpectSameParseAsProtobuf<v1::Job>(
+                R"({"allocation":{"pus":[3,4],"numa_memory_mb":{"1":16}},"priority":-5,
+          "command":["a\"b","\\","\n\t"]})"));
+  // A oneof member (and proto3 presence at the default).
+  EXPECT_EQ(DirectParse::kFilled,
+            ExpectSameParseAsProtobuf<v1::Envelope>(R"({"seq":"9","heartbeat":{}})"));
+
+  // Declined, and then protobuf's answer: timestamps, bytes, a 64-bit integer
+  // beyond its range, two members of one oneof.
+  EXPECT_EQ(DirectParse::kDeclined,
+            ExpectSameParseAsProtobuf<v1::Job>(R"({"submitted_at":"2026-12-06T10:00:00Z"})"));
+  EXPECT_EQ(DirectParse::kDeclined,
+            ExpectSameParseAsProtobuf<v1::SignedGrant>(R"({"grant":"AAEC","key_id":"k"})"));
+  EXPECT_EQ(DirectParse::kDeclined, ExpectSameParseAsProtobuf<v1::SchedulerConfig>(
+                                        R"({"max_body_bytes":"18446744073709551616"})"));
+  EXPECT_EQ(DirectParse::kDeclined,
+            ExpectSameParseAsProtobuf<v1::Envelope>(R"({"heartbeat":{},"ack":{}})"));
+
+  // ParseJson itself: the direct result, and protobuf's error for what was declined.
+  v1::SchedulerConfig sc;
+  ASSERT_TRUE(codec::ParseJson(R"({"max_body_bytes":"7"})", &sc).ok());
+  EXPECT_EQ(sc.max_body_bytes(), 7u);
+  EXPECT_FALSE(codec::ParseJson(R"({"max_body_bytes":"18446744073709551616"})", &sc).ok());
 }
 
 TEST(CodecTest, UnknownTopLevelFieldIsNamed) {
