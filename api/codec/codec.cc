@@ -17,6 +17,8 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "google/protobuf/descriptor.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "google/protobuf/util/json_util.h"
 #include "yaml-cpp/yaml.h"
 
@@ -406,6 +408,17 @@ absl::Status ParseYaml(absl::string_view yaml, google::protobuf::Message* msg,
   auto json = YamlToJson(yaml, msg->GetDescriptor());
   if (!json.ok()) return Prefix(json.status(), source);
   return Prefix(ParseJson(*json, msg, mode), source);
+}
+
+std::string DeterministicBytes(const google::protobuf::Message& m) {
+  std::string out;
+  {
+    google::protobuf::io::StringOutputStream sink(&out);
+    google::protobuf::io::CodedOutputStream coded(&sink);
+    coded.SetSerializationDeterministic(true);
+    m.SerializeToCodedStream(&coded);
+  }
+  return out;
 }
 
 std::string ToJson(const google::protobuf::Message& msg, bool pretty) {

@@ -7,10 +7,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/types/span.h"
-#include "google/protobuf/io/coded_stream.h"
-#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "policy/placement/plugins/plugins.h"
 #include "policy/placement/reject_counts.h"
+#include "portolan/codec/codec.h"
 #include "portolan/placement/placement.h"
 
 namespace portolan::placement {
@@ -23,18 +22,7 @@ std::string DecisionClass(const v1::Job& j) {
   *k.mutable_topology() = j.topology();
   *k.mutable_datasets() = j.datasets();
   *k.mutable_placement() = j.placement();
-  return DeterministicBytes(k);
-}
-
-std::string DeterministicBytes(const google::protobuf::Message& m) {
-  std::string out;
-  {
-    google::protobuf::io::StringOutputStream sink(&out);
-    google::protobuf::io::CodedOutputStream coded(&sink);
-    coded.SetSerializationDeterministic(true);
-    m.SerializeToCodedStream(&coded);
-  }
-  return out;
+  return codec::DeterministicBytes(k);
 }
 
 absl::Status Registry::Register(Factory factory) {

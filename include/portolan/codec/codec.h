@@ -70,6 +70,10 @@ absl::StatusOr<std::string> YamlToJson(absl::string_view yaml,
 // protobuf's printer.
 std::string ToJson(const google::protobuf::Message& msg, bool pretty = false);
 
+// `m` in the binary form, serialized deterministically (map entries in key
+// order), so that equal messages give equal bytes: cache keys, comparisons.
+std::string DeterministicBytes(const google::protobuf::Message& m);
+
 namespace internal {
 // The strict checks of ParseJson alone, against `type`.
 absl::Status CheckStrictJson(absl::string_view json, const google::protobuf::Descriptor* type,

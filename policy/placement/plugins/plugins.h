@@ -15,11 +15,6 @@ namespace portolan::placement {
 // committed placement makes). residency.cc.
 std::unique_ptr<Plugin> NewResidencyPlugin();
 
-// `m` serialized deterministically (map entries in key order), so that equal
-// messages give equal bytes: the keys of DecisionClass and of the residency
-// plugin's verdict cache. engine.cc.
-std::string DeterministicBytes(const google::protobuf::Message& m);
-
 // Queue sorts (queue_sort.cc). drf: priority first; within a priority the
 // tenant with the smallest dominant share goes next; each tenant FIFO.
 // priority_fifo: priority first, then submit order, no fair share.

@@ -11,6 +11,7 @@
 #include "absl/time/civil_time.h"
 #include "policy/placement/plugins/plugins.h"
 #include "portolan/base/strings.h"
+#include "portolan/codec/codec.h"
 
 namespace portolan::placement {
 namespace {
@@ -146,8 +147,8 @@ class Residency : public SiteFilterPlugin, public ReservePlugin {
     auto add = [&key](const std::string& part) {
       absl::StrAppend(&key, "|", part.size(), ":", part);
     };
-    add(DeterministicBytes(tenant));
-    for (const v1::Dataset& d : job.datasets()) add(DeterministicBytes(d));
+    add(codec::DeterministicBytes(tenant));
+    for (const v1::Dataset& d : job.datasets()) add(codec::DeterministicBytes(d));
     return key;
   }
 

@@ -9,8 +9,6 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
-#include "google/protobuf/io/coded_stream.h"
-#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "portolan/base/strings.h"
 #include "portolan/v1/agent.pb.h"
@@ -165,15 +163,6 @@ TEST(CodecTest, DirectJsonPrinterMatchesProtobuf) {
 // Returns kFilled when the direct walk filled the message, kDeclined when it
 // left it to protobuf, kRefused when the text is refused.
 enum class DirectParse { kFilled, kDeclined, kRefused };
-std::string Deterministic(const google::protobuf::Message& m) {
-  std::string out;
-  google::protobuf::io::StringOutputStream stream(&out);
-  google::protobuf::io::CodedOutputStream coded(&stream);
-  coded.SetSerializationDeterministic(true);
-  m.SerializeToCodedStream(&coded);
-  coded.Trim();
-  return out;
-}
 template <typename T>
 DirectParse ExpectSameParseAsProtobuf(const std::string& json) {
   T direct, slow;
@@ -197,7 +186,7 @@ DirectParse ExpectSameParseAsProtobuf(const std::string& json) {
   diff.ReportDifferencesToString(&why);
   EXPECT_TRUE(diff.Compare(slow, direct)) << why << "\n" << json;
   // Presence too (proto3 optional, oneof members and sub-messages given as {}).
-  EXPECT_EQ(Deterministic(direct), Deterministic(slow)) << json;
+  EXPECT_EQ(codec::DeterministicBytes(direct), codec::DeterministicBytes(slow)) << json;
   return DirectParse::kFilled;
 }
 
