@@ -8,7 +8,6 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/file.h>
-#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -26,6 +25,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "agent/executor/process_handles.h"
 
 namespace portolan::executor {
 
@@ -186,17 +186,7 @@ void KillAllOfUid(uid_t uid) {
   // A fork copied the agent's page tables at every end of an unsandboxed
   // job, which made it the largest part of the agent's time there
   // (docs/performance.md).
-  constexpr size_t kStack = 64 * 1024;
-  void* stack = mmap(nullptr, kStack, PROT_READ | PROT_WRITE,
-                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
-  if (stack == MAP_FAILED) return;
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  const pid_t pid = clone(KillAsUidMain, static_cast<char*>(stack) + kStack,
-                          CLONE_VM | CLONE_VFORK | SIGCHLD, &uid);
-  pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  munmap(stack, kStack);
+  const pid_t pid = CloneSharingMemory(KillAsUidMain, &uid, SIGCHLD, 64 * 1024);
 #endif
   if (pid > 0) {
     while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {

@@ -3,10 +3,15 @@
 
 // Small helpers for the processes of job attempts (agent-private).
 #include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstddef>
 #include <string>
 
 #include "absl/time/time.h"
@@ -23,6 +28,29 @@ inline bool PidfdSignal(int pidfd, int sig) {
 inline bool Exited(int pidfd) {
   pollfd p{pidfd, POLLIN, 0};
   return poll(&p, 1, 0) == 1 && (p.revents & (POLLIN | POLLHUP)) != 0;
+}
+
+// Runs fn(arg) in a new process that shares this one's memory (CLONE_VM)
+// while the calling thread waits until it has exec'd or exited
+// (CLONE_VFORK), as posix_spawn does: no copy of this process's page tables.
+// It runs on a stack of its own of `stack_size` bytes, with every signal
+// blocked (so no handler of this process runs there), and must make only
+// system calls that act on itself. `flags` adds to CLONE_VM | CLONE_VFORK
+// (namespaces, SIGCHLD). Returns its pid, or -1 with errno set.
+inline pid_t CloneSharingMemory(int (*fn)(void*), void* arg, int flags, size_t stack_size) {
+  void* stack = mmap(nullptr, stack_size, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
+  if (stack == MAP_FAILED) return -1;
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  const pid_t pid =
+      clone(fn, static_cast<char*>(stack) + stack_size, CLONE_VM | CLONE_VFORK | flags, arg);
+  const int saved = errno;
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  munmap(stack, stack_size);
+  errno = saved;
+  return pid;
 }
 
 inline absl::Time FileMtime(const std::string& path, absl::Time fallback) {

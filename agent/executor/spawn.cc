@@ -20,6 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "agent/executor/process_handles.h"
 #include "portolan/base/strings.h"
 
 namespace portolan::executor {
@@ -260,21 +261,8 @@ pid_t StartChild(const Child& child, bool sandbox) {
   if (pid == 0) RunChild(child);
   return pid;
 #else
-  constexpr size_t kStack = 256 * 1024;
-  void* stack = mmap(nullptr, kStack, PROT_READ | PROT_WRITE,
-                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
-  if (stack == MAP_FAILED) return -1;
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  const pid_t pid =
-      clone(ChildMain, static_cast<char*>(stack) + kStack,
-            CLONE_VM | CLONE_VFORK | namespaces | SIGCHLD, const_cast<Child*>(&child));
-  const int saved = errno;
-  pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  munmap(stack, kStack);
-  errno = saved;
-  return pid;
+  return CloneSharingMemory(ChildMain, const_cast<Child*>(&child), namespaces | SIGCHLD,
+                            256 * 1024);
 #endif
 }
 

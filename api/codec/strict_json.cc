@@ -240,6 +240,40 @@ class StrictJson : public JsonLexer {
     return Single(f, path, depth, f, m);
   }
 
+  // Whether `text` (digits, perhaps after '-') fits integer field `f`'s
+  // type; when it does and `m` is not null, sets it in `m` (adds it, for a
+  // repeated field).
+  static bool PutInteger(const FieldDescriptor* f, absl::string_view text, Message* m) {
+    const Reflection* r = m != nullptr ? m->GetReflection() : nullptr;
+    const bool add = f->is_repeated();
+    switch (f->cpp_type()) {
+      case FieldDescriptor::CPPTYPE_INT32: {
+        int32_t v;
+        if (!absl::SimpleAtoi(text, &v)) return false;
+        if (m != nullptr) add ? r->AddInt32(m, f, v) : r->SetInt32(m, f, v);
+        return true;
+      }
+      case FieldDescriptor::CPPTYPE_UINT32: {
+        uint32_t v;
+        if (text.front() == '-' || !absl::SimpleAtoi(text, &v)) return false;
+        if (m != nullptr) add ? r->AddUInt32(m, f, v) : r->SetUInt32(m, f, v);
+        return true;
+      }
+      case FieldDescriptor::CPPTYPE_INT64: {
+        int64_t v;
+        if (!absl::SimpleAtoi(text, &v)) return false;
+        if (m != nullptr) add ? r->AddInt64(m, f, v) : r->SetInt64(m, f, v);
+        return true;
+      }
+      default: {
+        uint64_t v;
+        if (text.front() == '-' || !absl::SimpleAtoi(text, &v)) return false;
+        if (m != nullptr) add ? r->AddUInt64(m, f, v) : r->SetUInt64(m, f, v);
+        return true;
+      }
+    }
+  }
+
   // A map entry's key, from its JSON text; false when protobuf should judge.
   bool SetMapKey(Message* entry, const FieldDescriptor* kf, const std::string& key) {
     const Reflection* r = entry->GetReflection();
@@ -248,30 +282,11 @@ class StrictJson : public JsonLexer {
         if (!ValidUtf8(key)) return false;
         r->SetString(entry, kf, key);
         return true;
-      case FieldDescriptor::CPPTYPE_INT32: {
-        int32_t v;
-        if (!absl::SimpleAtoi(key, &v)) return false;
-        r->SetInt32(entry, kf, v);
-        return true;
-      }
-      case FieldDescriptor::CPPTYPE_UINT32: {
-        uint32_t v;
-        if (key.front() == '-' || !absl::SimpleAtoi(key, &v)) return false;
-        r->SetUInt32(entry, kf, v);
-        return true;
-      }
-      case FieldDescriptor::CPPTYPE_INT64: {
-        int64_t v;
-        if (!absl::SimpleAtoi(key, &v)) return false;
-        r->SetInt64(entry, kf, v);
-        return true;
-      }
-      case FieldDescriptor::CPPTYPE_UINT64: {
-        uint64_t v;
-        if (key.front() == '-' || !absl::SimpleAtoi(key, &v)) return false;
-        r->SetUInt64(entry, kf, v);
-        return true;
-      }
+      case FieldDescriptor::CPPTYPE_INT32:
+      case FieldDescriptor::CPPTYPE_UINT32:
+      case FieldDescriptor::CPPTYPE_INT64:
+      case FieldDescriptor::CPPTYPE_UINT64:
+        return PutInteger(kf, key, entry);
       default:
         return false;
     }
@@ -432,35 +447,7 @@ class StrictJson : public JsonLexer {
       }
     }
     const bool quoted = !digits.empty();
-    const Reflection* r = m != nullptr ? m->GetReflection() : nullptr;
-    const bool add = f->is_repeated();
-    bool fits = false;
-    switch (f->cpp_type()) {
-      case FieldDescriptor::CPPTYPE_INT32: {
-        int32_t v;
-        fits = absl::SimpleAtoi(text, &v);
-        if (fits && m != nullptr) add ? r->AddInt32(m, f, v) : r->SetInt32(m, f, v);
-        break;
-      }
-      case FieldDescriptor::CPPTYPE_UINT32: {
-        uint32_t v;
-        fits = text.front() != '-' && absl::SimpleAtoi(text, &v);
-        if (fits && m != nullptr) add ? r->AddUInt32(m, f, v) : r->SetUInt32(m, f, v);
-        break;
-      }
-      case FieldDescriptor::CPPTYPE_INT64: {
-        int64_t v;
-        fits = absl::SimpleAtoi(text, &v);
-        if (fits && m != nullptr) add ? r->AddInt64(m, f, v) : r->SetInt64(m, f, v);
-        break;
-      }
-      default: {
-        uint64_t v;
-        fits = text.front() != '-' && absl::SimpleAtoi(text, &v);
-        if (fits && m != nullptr) add ? r->AddUInt64(m, f, v) : r->SetUInt64(m, f, v);
-        break;
-      }
-    }
+    const bool fits = PutInteger(f, text, m);
     if (quoted) {
       // As before this walk filled messages: the digits' range is protobuf's
       // to judge (and to word).
