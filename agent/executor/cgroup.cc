@@ -315,6 +315,13 @@ class V1Driver : public CgroupDriver {
             limits.mems.empty()
                 ? std::string(absl::StripAsciiWhitespace(Read(h.base + "/cpuset.mems")))
                 : base::FormatIdList(limits.mems);
+        // A v1 cpuset balancing load of its own (the default) makes the
+        // kernel rebuild every scheduling domain, walking every task, when
+        // its CPUs are written and again when it is removed: most of a job
+        // cgroup's cost on a busy agent. Turned off before the CPUs are set
+        // (nothing to rebuild yet), it changes nothing for the job: the
+        // root's domain, which balances, spans these CPUs.
+        (void)Write(dir + "/cpuset.sched_load_balance", "0\n");
         st = Write(dir + "/cpuset.cpus", cpus + "\n");
         if (st.ok()) st = Write(dir + "/cpuset.mems", mems + "\n");
       }

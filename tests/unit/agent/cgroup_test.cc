@@ -109,6 +109,9 @@ TEST_F(CgroupV1Test, WritesTheLimitsIntoEveryHierarchy) {
     const std::string cs = MountOf("cgroup", "cpuset") + "/" + Parent() + "/limits-1";
     EXPECT_EQ(Read(cs + "/cpuset.cpus"), "0\n");
     EXPECT_EQ(Read(cs + "/cpuset.mems"), "0\n");
+    // Its own load balancing off (the root's domain spans its CPUs), so
+    // that setting its CPUs and removing it rebuild no scheduling domain.
+    EXPECT_EQ(Read(cs + "/cpuset.sched_load_balance"), "0\n");
   }
   if (driver->pids()) {
     EXPECT_EQ(Read(MountOf("cgroup", "pids") + "/" + Parent() + "/limits-1/pids.max"), "32\n");
