@@ -19,11 +19,12 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "agent/executor/cgroup_files.h"
 #include "portolan/base/files.h"
 #include "portolan/base/strings.h"
 
 namespace portolan::executor {
-namespace {
+namespace cgroup_files {
 
 std::string Read(const std::string& path) { return base::ReadSmallFile(path); }
 
@@ -32,7 +33,6 @@ bool Exists(const std::string& path) {
   return stat(path.c_str(), &st) == 0;
 }
 
-// Writes one value the way cgroupfs expects it: a single write(2).
 absl::Status Write(const std::string& path, const std::string& value) {
   int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC | O_CREAT, 0644);
   if (fd < 0) {
@@ -54,7 +54,6 @@ absl::Status MakeDir(const std::string& path) {
   return absl::FailedPreconditionError(absl::StrCat("cannot create ", path, ": ", strerror(errno)));
 }
 
-// "oom_kill 3" in a "key value" per line file such as memory.events.
 uint64_t KeyedValue(const std::string& text, absl::string_view key) {
   for (absl::string_view line : absl::StrSplit(text, '\n')) {
     std::pair<absl::string_view, absl::string_view> kv = absl::StrSplit(line, ' ');
@@ -73,9 +72,6 @@ std::vector<pid_t> Pids(const std::string& procs_file) {
   return out;
 }
 
-// Freeze, SIGKILL every task, thaw: nothing can fork while frozen, and the
-// kills are delivered as the tasks thaw. `state_file` / `frozen` / `thawed`
-// differ between v1 (freezer.state) and v2 (cgroup.freeze).
 void FreezeKillThaw(const std::string& dir, const std::string& state_file,
                     const std::string& frozen, const std::string& thawed,
                     const std::string& procs_file) {
@@ -95,7 +91,6 @@ void FreezeKillThaw(const std::string& dir, const std::string& state_file,
   if (froze) (void)Write(dir + "/" + state_file, thawed + "\n");
 }
 
-// The cgroups directly below `dir`.
 std::set<std::string> Children(const std::string& dir) {
   std::set<std::string> names;
   DIR* d = opendir(dir.c_str());
@@ -110,6 +105,34 @@ std::set<std::string> Children(const std::string& dir) {
 bool ValidName(const std::string& name) {
   return !name.empty() && name != "." && name != ".." && name.find('/') == std::string::npos;
 }
+
+std::vector<Mount> ReadMounts(const std::string& file) {
+  std::vector<Mount> out;
+  for (absl::string_view line : absl::StrSplit(Read(file), '\n', absl::SkipEmpty())) {
+    std::vector<std::string> f = absl::StrSplit(line, ' ');
+    if (f.size() < 4) continue;
+    Mount m;
+    // Spaces and other odd characters in mount points are octal escapes.
+    for (size_t i = 0; i < f[1].size(); ++i) {
+      if (f[1][i] == '\\' && i + 3 < f[1].size()) {
+        m.path.push_back(static_cast<char>(std::stoi(f[1].substr(i + 1, 3), nullptr, 8)));
+        i += 3;
+      } else {
+        m.path.push_back(f[1][i]);
+      }
+    }
+    m.type = f[2];
+    for (absl::string_view o : absl::StrSplit(f[3], ',')) m.options.emplace(o);
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+}  // namespace cgroup_files
+
+namespace {
+
+using namespace cgroup_files;  // NOLINT(build/namespaces): this module's own helpers
 
 // ---------------------------------------------------------------- cgroup v2
 
@@ -220,211 +243,6 @@ class V2Driver : public CgroupDriver {
   const std::set<std::string> controllers_;
 };
 
-// ---------------------------------------------------------------- cgroup v1
-
-struct V1Hierarchy {
-  std::string mount;
-  std::set<std::string> controllers;  // of those we use
-  std::string base;                   // mount + "/" + parent
-};
-
-class V1Cgroup : public JobCgroup {
- public:
-  V1Cgroup(std::vector<std::pair<std::string, std::set<std::string>>> dirs, std::vector<int> fds)
-      : dirs_(std::move(dirs)), fds_(std::move(fds)) {}
-  ~V1Cgroup() override { CloseJoinFds(); }
-  const std::vector<int>& join_fds() const override { return fds_; }
-  void CloseJoinFds() override {
-    for (int fd : fds_) close(fd);
-    fds_.clear();
-  }
-  absl::Status Add(pid_t pid) override {
-    for (const auto& [dir, c] : dirs_) {
-      if (absl::Status st = Write(dir + "/cgroup.procs", absl::StrCat(pid)); !st.ok()) return st;
-    }
-    return absl::OkStatus();
-  }
-  void KillAll() override {
-    for (const auto& [dir, c] : dirs_) {
-      if (c.contains("freezer")) {
-        FreezeKillThaw(dir, "freezer.state", "FROZEN", "THAWED", dir + "/cgroup.procs");
-        return;
-      }
-    }
-    const std::string procs = dirs_.front().first + "/cgroup.procs";
-    FreezeKillThaw(dirs_.front().first, "", "", "", procs);  // no freezer: repeated kills
-  }
-  bool Empty() const override { return Pids(dirs_.front().first + "/cgroup.procs").empty(); }
-  uint64_t OomKills() const override {
-    for (const auto& [dir, c] : dirs_) {
-      if (c.contains("memory")) return KeyedValue(Read(dir + "/memory.oom_control"), "oom_kill");
-    }
-    return 0;
-  }
-  absl::Status Remove() override {
-    absl::Status out;
-    for (const auto& [dir, c] : dirs_) {
-      if (rmdir(dir.c_str()) != 0 && errno != ENOENT && out.ok()) {
-        out = absl::FailedPreconditionError(
-            absl::StrCat("cannot remove ", dir, ": ", strerror(errno)));
-      }
-    }
-    return out;
-  }
-  std::string Describe() const override {
-    std::vector<std::string> parts;
-    for (const auto& [dir, c] : dirs_) parts.push_back(dir);
-    return absl::StrCat("cgroup v1 ", absl::StrJoin(parts, " "));
-  }
-
- private:
-  std::vector<std::pair<std::string, std::set<std::string>>> dirs_;
-  std::vector<int> fds_;
-};
-
-class V1Driver : public CgroupDriver {
- public:
-  explicit V1Driver(std::vector<V1Hierarchy> h) : h_(std::move(h)) {}
-  std::string version() const override { return "v1"; }
-  bool memory() const override { return Has("memory"); }
-  bool cpuset() const override { return Has("cpuset"); }
-  bool pids() const override { return Has("pids"); }
-  bool freezer() const override { return Has("freezer"); }
-
-  absl::StatusOr<std::unique_ptr<JobCgroup>> Create(const std::string& name,
-                                                    const CgroupLimits& limits) override {
-    std::vector<std::pair<std::string, std::set<std::string>>> dirs;
-    std::vector<int> fds;
-    auto fail = [&](absl::Status st) {
-      for (int fd : fds) close(fd);
-      for (const auto& [dir, c] : dirs) rmdir(dir.c_str());
-      return st;
-    };
-    for (const V1Hierarchy& h : h_) {
-      const std::string dir = absl::StrCat(h.base, "/", name);
-      if (absl::Status st = MakeDir(dir); !st.ok()) return fail(st);
-      dirs.emplace_back(dir, h.controllers);
-      absl::Status st;
-      if (h.controllers.contains("cpuset")) {
-        // v1 needs both set before a task may join; unset means the parent's.
-        const std::string cpus =
-            limits.cpus.empty()
-                ? std::string(absl::StripAsciiWhitespace(Read(h.base + "/cpuset.cpus")))
-                : base::FormatIdList(limits.cpus);
-        const std::string mems =
-            limits.mems.empty()
-                ? std::string(absl::StripAsciiWhitespace(Read(h.base + "/cpuset.mems")))
-                : base::FormatIdList(limits.mems);
-        // A v1 cpuset balancing load of its own (the default) makes the
-        // kernel rebuild every scheduling domain, walking every task, when
-        // its CPUs are written and again when it is removed: most of a job
-        // cgroup's cost on a busy agent. Turned off before the CPUs are set
-        // (nothing to rebuild yet), it changes nothing for the job: the
-        // root's domain, which balances, spans these CPUs.
-        (void)Write(dir + "/cpuset.sched_load_balance", "0\n");
-        st = Write(dir + "/cpuset.cpus", cpus + "\n");
-        if (st.ok()) st = Write(dir + "/cpuset.mems", mems + "\n");
-      }
-      if (st.ok() && h.controllers.contains("memory") && limits.memory_bytes > 0) {
-        st = Write(dir + "/memory.limit_in_bytes", absl::StrCat(limits.memory_bytes, "\n"));
-        // memory+swap at the same value: no escape into swap (only where
-        // the kernel accounts swap).
-        if (st.ok() && Exists(dir + "/memory.memsw.limit_in_bytes")) {
-          st = Write(dir + "/memory.memsw.limit_in_bytes", absl::StrCat(limits.memory_bytes, "\n"));
-        }
-      }
-      if (st.ok() && h.controllers.contains("pids") && limits.pids_max > 0) {
-        st = Write(dir + "/pids.max", absl::StrCat(limits.pids_max, "\n"));
-      }
-      if (!st.ok()) return fail(st);
-      int fd = open((dir + "/cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC | O_CREAT, 0644);
-      if (fd < 0) {
-        return fail(absl::FailedPreconditionError(
-            absl::StrCat("cannot open ", dir, "/cgroup.procs: ", strerror(errno))));
-      }
-      fds.push_back(fd);
-    }
-    return std::make_unique<V1Cgroup>(std::move(dirs), std::move(fds));
-  }
-  absl::StatusOr<std::unique_ptr<JobCgroup>> Open(const std::string& name) override {
-    std::vector<std::pair<std::string, std::set<std::string>>> dirs;
-    if (ValidName(name)) {
-      for (const V1Hierarchy& h : h_) {
-        const std::string dir = absl::StrCat(h.base, "/", name);
-        if (Exists(dir + "/cgroup.procs")) dirs.emplace_back(dir, h.controllers);
-      }
-    }
-    if (dirs.empty()) {
-      return absl::NotFoundError(absl::StrCat("no cgroup ", name, " under ", h_.front().base));
-    }
-    return std::make_unique<V1Cgroup>(std::move(dirs), std::vector<int>{});
-  }
-  std::vector<std::string> List() const override {
-    std::set<std::string> names;
-    for (const V1Hierarchy& h : h_) names.merge(Children(h.base));
-    return {names.begin(), names.end()};
-  }
-  std::string Describe() const override {
-    std::vector<std::string> c;
-    for (const char* n : {"memory", "cpuset", "pids", "freezer"})
-      if (Has(n)) c.push_back(n);
-    return absl::StrCat("cgroup v1 (", absl::StrJoin(c, ", "), ") under ", h_.front().base,
-                        h_.size() > 1 ? " and the other hierarchies" : "");
-  }
-
- private:
-  bool Has(const std::string& c) const {
-    for (const V1Hierarchy& h : h_)
-      if (h.controllers.contains(c)) return true;
-    return false;
-  }
-  const std::vector<V1Hierarchy> h_;
-};
-
-struct Mount {
-  std::string path, type;
-  std::set<std::string> options;
-};
-
-std::vector<Mount> ReadMounts(const std::string& file) {
-  std::vector<Mount> out;
-  for (absl::string_view line : absl::StrSplit(Read(file), '\n', absl::SkipEmpty())) {
-    std::vector<std::string> f = absl::StrSplit(line, ' ');
-    if (f.size() < 4) continue;
-    Mount m;
-    // Spaces and other odd characters in mount points are octal escapes.
-    for (size_t i = 0; i < f[1].size(); ++i) {
-      if (f[1][i] == '\\' && i + 3 < f[1].size()) {
-        m.path.push_back(static_cast<char>(std::stoi(f[1].substr(i + 1, 3), nullptr, 8)));
-        i += 3;
-      } else {
-        m.path.push_back(f[1][i]);
-      }
-    }
-    m.type = f[2];
-    for (absl::string_view o : absl::StrSplit(f[3], ',')) m.options.emplace(o);
-    out.push_back(std::move(m));
-  }
-  return out;
-}
-
-// mkdir -p `parent` under `top`, copying cpuset.cpus/mems down each new level
-// of a cpuset hierarchy (v1 leaves them empty, and empty admits no task).
-absl::Status MakeParent(const std::string& top, const std::string& parent, bool cpuset_v1) {
-  std::string at = top;
-  for (absl::string_view part : absl::StrSplit(parent, '/', absl::SkipEmpty())) {
-    const std::string up = at;
-    at = absl::StrCat(at, "/", part);
-    if (absl::Status st = MakeDir(at); !st.ok()) return st;
-    if (!cpuset_v1) continue;
-    for (const char* f : {"cpuset.cpus", "cpuset.mems"}) {
-      if (!absl::StripAsciiWhitespace(Read(at + "/" + f)).empty()) continue;
-      if (absl::Status st = Write(at + "/" + f, Read(up + "/" + f)); !st.ok()) return st;
-    }
-  }
-  return absl::OkStatus();
-}
-
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<CgroupDriver>> OpenCgroupV2(const std::string& mount,
@@ -458,39 +276,6 @@ absl::StatusOr<std::unique_ptr<CgroupDriver>> OpenCgroupV2(const std::string& mo
     if (absl::Status st = MakeDir(at); !st.ok()) return st;
   }
   return std::make_unique<V2Driver>(at, use);
-}
-
-absl::StatusOr<std::unique_ptr<CgroupDriver>> OpenCgroupV1(const std::string& mounts_file,
-                                                           const std::string& parent) {
-  std::vector<V1Hierarchy> found;
-  for (const Mount& m : ReadMounts(mounts_file)) {
-    if (m.type != "cgroup") continue;
-    V1Hierarchy h;
-    h.mount = m.path;
-    for (const char* c : {"memory", "cpuset", "pids", "freezer"})
-      if (m.options.contains(c)) h.controllers.insert(c);
-    if (h.controllers.empty() || access(m.path.c_str(), W_OK) != 0) continue;
-    bool dup = false;  // the same hierarchy mounted twice
-    for (const V1Hierarchy& f : found)
-      for (const std::string& c : h.controllers) dup |= f.controllers.contains(c);
-    if (!dup) found.push_back(std::move(h));
-  }
-  bool memory = false;
-  for (const V1Hierarchy& h : found) memory |= h.controllers.contains("memory");
-  if (!memory) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("no writable cgroup v1 memory hierarchy in ", mounts_file));
-  }
-  // Memory first: it decides whether a task is empty-checked and reported.
-  std::stable_sort(found.begin(), found.end(), [](const V1Hierarchy& a, const V1Hierarchy& b) {
-    return a.controllers.contains("memory") > b.controllers.contains("memory");
-  });
-  for (V1Hierarchy& h : found) {
-    h.base = absl::StrCat(h.mount, "/", parent);
-    if (absl::Status st = MakeParent(h.mount, parent, h.controllers.contains("cpuset")); !st.ok())
-      return st;
-  }
-  return std::make_unique<V1Driver>(std::move(found));
 }
 
 absl::StatusOr<std::unique_ptr<CgroupDriver>> OpenCgroups(const std::string& mode,

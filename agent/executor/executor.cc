@@ -320,6 +320,7 @@ absl::StatusOr<std::unique_ptr<JobCgroup>> Executor::CreateCgroup(const v1::Job&
   limits.memory_bytes =
       (int64_t{job.resources().memory_mb()} << 20) * (100 + options_.memory_slack_percent) / 100;
   limits.pids_max = options_.pids_max;
+  limits.reuse_key = job.tenant();
   auto created = options_.cgroups->Create(absl::StrCat(job.id(), "-", job.attempt()), limits);
   if (!created.ok()) return created.status();
   std::vector<std::string> lim;

@@ -19,6 +19,13 @@ struct CgroupLimits {
   std::vector<uint32_t> mems;  // NUMA node OS indexes
   int64_t memory_bytes = 0;    // also the swap ceiling: a job over it is OOM-killed, not swapped
   int64_t pids_max = 0;        // processes and threads
+  // Not a limit: on cgroup v1 a released job cgroup (empty, never killed
+  // into, no OOM kill) is kept and renamed for the next Create with the same
+  // key, which then writes only the limits that differ. The executor passes
+  // the tenant, so that no counter of one tenant's job reaches another's.
+  // Empty: a cgroup of its own, removed on Remove. v2 cannot rename cgroups
+  // and ignores it.
+  std::string reuse_key;
 };
 
 // One job attempt's cgroup: a directory per controller hierarchy on cgroup
@@ -42,7 +49,8 @@ class JobCgroup {
   virtual bool Empty() const = 0;
   // Kills by the kernel's OOM killer inside this cgroup so far.
   virtual uint64_t OomKills() const = 0;
-  // Removes the directories; fails (and may be retried) while processes remain.
+  // Removes the directories (or keeps them for the next job of the same
+  // reuse_key); fails (and may be retried) while processes remain.
   virtual absl::Status Remove() = 0;
   // "cgroup v1 memory,cpuset,pids,freezer:/portolan/a1/job-1" for messages.
   virtual std::string Describe() const = 0;

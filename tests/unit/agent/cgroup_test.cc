@@ -81,6 +81,7 @@ class CgroupV1Test : public ::testing::Test {
         auto cg = driver->Open(name);
         if (cg.ok()) (void)(*cg)->Remove();
       }
+      driver.reset();  // removes the idle cgroups it kept
     }
     for (const char* c : {"memory", "cpuset", "pids", "freezer"}) {
       std::string m = MountOf("cgroup", c);
@@ -181,6 +182,134 @@ TEST_F(CgroupV1Test, KillAllStopsATreeThatIgnoresSigtermAndLeftItsGroup) {
   (*cg)->KillAll();
   EXPECT_TRUE(Eventually([&] { return (*cg)->Empty(); })) << Read(procs);
   EXPECT_TRUE((*cg)->Remove().ok());
+}
+
+// The idle cgroups (".idle-N") under each hierarchy's parent.
+std::vector<std::string> IdleCgroups() {
+  std::vector<std::string> out;
+  for (const char* c : {"memory", "cpuset", "pids", "freezer"}) {
+    const std::string m = MountOf("cgroup", c);
+    if (m.empty() || !std::filesystem::exists(m + "/" + Parent())) continue;
+    for (const auto& e : std::filesystem::directory_iterator(m + "/" + Parent())) {
+      if (e.is_directory() && e.path().filename().string().starts_with(".idle-"))
+        out.push_back(std::string(c) + "/" + e.path().filename().string());
+    }
+  }
+  return out;
+}
+
+// Runs `cmd` in `cg` to its end and returns its exit status.
+int RunIn(executor::JobCgroup& cg, const std::string& cmd) {
+  const pid_t pid = SpawnIn(cg, cmd);
+  cg.CloseJoinFds();
+  int status = -1;
+  waitpid(pid, &status, 0);
+  return status;
+}
+
+TEST_F(CgroupV1Test, AReleasedCgroupIsReusedByTheSameTenantWithItsNewLimits) {
+  executor::CgroupLimits l;
+  l.cpus = {0};
+  l.mems = {0};
+  l.memory_bytes = 64 << 20;
+  l.pids_max = 32;
+  l.reuse_key = "tenant-a";
+  auto first = driver->Create("reuse-1", l);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(RunIn(**first, "true"), 0);
+  ASSERT_TRUE((*first)->Remove().ok());
+  const std::string mem = MountOf("cgroup", "memory") + "/" + Parent();
+  EXPECT_FALSE(std::filesystem::exists(mem + "/reuse-1"));
+  const std::vector<std::string> idle = IdleCgroups();
+  EXPECT_FALSE(idle.empty());
+  EXPECT_TRUE(driver->List().empty()) << "idle cgroups are not job cgroups";
+
+  // Another tenant's job gets a cgroup of its own; the idle one stays.
+  executor::CgroupLimits other;
+  other.reuse_key = "tenant-b";
+  auto b = driver->Create("other-1", other);
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_EQ(IdleCgroups(), idle);
+  (*b)->CloseJoinFds();
+
+  // The same tenant's next job takes it over, with its own limits.
+  l.memory_bytes = 32 << 20;
+  l.pids_max = 16;
+  auto second = driver->Create("reuse-2", l);
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_TRUE(IdleCgroups().empty());
+  EXPECT_EQ(Read(mem + "/reuse-2/memory.limit_in_bytes"), "33554432\n");
+  if (driver->pids()) {
+    EXPECT_EQ(Read(MountOf("cgroup", "pids") + "/" + Parent() + "/reuse-2/pids.max"), "16\n");
+  }
+  if (driver->cpuset()) {
+    EXPECT_EQ(Read(MountOf("cgroup", "cpuset") + "/" + Parent() + "/reuse-2/cpuset.cpus"), "0\n");
+  }
+  // Its processes join it (the new name) and are counted there.
+  const pid_t pid = SpawnIn(**second, "exec sleep 30");
+  (*second)->CloseJoinFds();
+  EXPECT_TRUE(Eventually([&] { return !(*second)->Empty(); }));
+  EXPECT_NE(Read("/proc/" + std::to_string(pid) + "/cgroup").find(Parent() + "/reuse-2"),
+            std::string::npos);
+  EXPECT_EQ((*second)->OomKills(), 0u);
+  // Without limits the next one is unlimited again.
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+  ASSERT_TRUE(Eventually([&] { return (*second)->Empty(); }));
+  ASSERT_TRUE((*second)->Remove().ok());
+  executor::CgroupLimits none;
+  none.reuse_key = "tenant-a";
+  auto third = driver->Create("reuse-3", none);
+  ASSERT_TRUE(third.ok()) << third.status();
+  EXPECT_TRUE(IdleCgroups().empty());
+  EXPECT_EQ(Read(mem + "/reuse-3/memory.limit_in_bytes"), Read(mem + "/memory.limit_in_bytes"));
+  (*third)->CloseJoinFds();
+  EXPECT_TRUE((*third)->Remove().ok());
+  EXPECT_TRUE((*b)->Remove().ok());
+}
+
+TEST_F(CgroupV1Test, ACgroupThatSawAnOomKillOrAKillIsRemovedNotReused) {
+  executor::CgroupLimits l;
+  l.memory_bytes = 32 << 20;
+  l.reuse_key = "tenant-a";
+  auto oom = driver->Create("oom-2", l);
+  ASSERT_TRUE(oom.ok()) << oom.status();
+  RunIn(**oom, "head -c 200000000 /dev/zero | tail > /dev/null");
+  ASSERT_GE((*oom)->OomKills(), 1u);
+  ASSERT_TRUE(Eventually([&] { return (*oom)->Empty(); }));
+  EXPECT_TRUE((*oom)->Remove().ok());
+  EXPECT_TRUE(IdleCgroups().empty());
+
+  auto killed = driver->Create("killed-1", l);
+  ASSERT_TRUE(killed.ok()) << killed.status();
+  const pid_t pid = SpawnIn(**killed, "exec sleep 30");
+  (*killed)->CloseJoinFds();
+  ASSERT_TRUE(Eventually([&] { return !(*killed)->Empty(); }));
+  (*killed)->KillAll();
+  waitpid(pid, nullptr, 0);
+  ASSERT_TRUE(Eventually([&] { return (*killed)->Empty(); }));
+  EXPECT_TRUE((*killed)->Remove().ok());
+  EXPECT_TRUE(IdleCgroups().empty());
+}
+
+TEST_F(CgroupV1Test, IdleCgroupsGoWithTheDriverAndAtTheNextStart) {
+  executor::CgroupLimits l;
+  l.reuse_key = "tenant-a";
+  auto cg = driver->Create("idle-1", l);
+  ASSERT_TRUE(cg.ok()) << cg.status();
+  (*cg)->CloseJoinFds();
+  ASSERT_TRUE((*cg)->Remove().ok());
+  cg->reset();
+  ASSERT_FALSE(IdleCgroups().empty());
+  driver.reset();
+  EXPECT_TRUE(IdleCgroups().empty());
+  // One an agent that died left behind goes when the next one starts.
+  const std::string mem = MountOf("cgroup", "memory") + "/" + Parent();
+  ASSERT_EQ(mkdir((mem + "/.idle-7").c_str(), 0755), 0);
+  auto d = executor::OpenCgroupV1("/proc/self/mounts", Parent());
+  ASSERT_TRUE(d.ok()) << d.status();
+  driver = std::move(*d);
+  EXPECT_FALSE(std::filesystem::exists(mem + "/.idle-7"));
 }
 
 TEST(CgroupV2Test, CoreKillAndEventsOnTheRealUnifiedHierarchy) {

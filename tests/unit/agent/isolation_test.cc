@@ -74,6 +74,14 @@ class IsolationTest : public ::testing::TestWithParam<bool> {
   }
   void TearDown() override {
     exec.reset();
+    options = {};  // the cgroup driver's last owner: the idle cgroups it kept go with it
+    // This process's parent cgroup in every hierarchy (empty by now).
+    std::ifstream m("/proc/self/mounts");
+    std::string dev, path, type, opts, rest;
+    while (m >> dev >> path >> type >> opts && std::getline(m, rest)) {
+      if (type == "cgroup" || type == "cgroup2")
+        rmdir(absl::StrCat(path, "/portolan-test/iso-", getpid()).c_str());
+    }
     std::filesystem::remove_all(state);
     std::filesystem::remove_all(ro_dir());
   }
