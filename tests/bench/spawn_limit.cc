@@ -5,8 +5,12 @@
 // posix_spawn(PROGRAM) + waitpid for --seconds; prints the total rate as one
 // JSON line and a summary. The end-to-end benchmarks divide their jobs/s by
 // this figure, measured in the same run (tests/bench/compare_slurm.sh).
+// --through INIT starts PROGRAM under INIT the way the agent does
+// (portolan-job-init STATUS_FD ERROR_FD PROGRAM ARGV0, both descriptors on
+// /dev/null): the difference between the two rates is the supervisor's cost.
 //
-//   spawn_limit [--seconds 5] [--procs NPROC] [--program /bin/true]
+//   spawn_limit [--seconds 5] [--procs NPROC] [--program /bin/true] [--through INIT]
+#include <fcntl.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -26,9 +30,26 @@ namespace {
 
 // Spawns and reaps `program` until `seconds` have passed; returns how many
 // ran to completion, or -1 when a spawn failed (reported on stderr).
-long SpawnLoop(const char* program, double seconds) {
+long SpawnLoop(const char* program, const char* through, double seconds) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
-  char* const args[] = {const_cast<char*>(program), nullptr};
+  // The supervisor's status file and error pipe: /dev/null, nobody reads
+  // them here.
+  std::string status_fd = "-1", error_fd = "-1";
+  if (through != nullptr) {
+    const int a = open("/dev/null", O_WRONLY), b = open("/dev/null", O_WRONLY);
+    if (a < 0 || b < 0) {
+      std::perror("spawn_limit: /dev/null");
+      return -1;
+    }
+    status_fd = std::to_string(a);
+    error_fd = std::to_string(b);
+  }
+  char* const direct[] = {const_cast<char*>(program), nullptr};
+  char* const supervised[] = {
+      const_cast<char*>(through), status_fd.data(),           error_fd.data(),
+      const_cast<char*>(program), const_cast<char*>(program), nullptr};
+  char* const* args = through != nullptr ? supervised : direct;
+  if (through != nullptr) program = through;
   long done = 0;
   while (std::chrono::steady_clock::now() < deadline) {
     pid_t pid = 0;
@@ -50,7 +71,7 @@ long SpawnLoop(const char* program, double seconds) {
 int main(int argc, char** argv) {
   double seconds = 5;
   long procs = sysconf(_SC_NPROCESSORS_ONLN);
-  std::string program = "/bin/true";
+  std::string program = "/bin/true", through;
   for (int i = 1; i < argc; ++i) {
     const bool has_value = i + 1 < argc;
     if (!strcmp(argv[i], "--seconds") && has_value) {
@@ -65,17 +86,22 @@ int main(int argc, char** argv) {
       }
     } else if (!strcmp(argv[i], "--program") && has_value) {
       program = argv[++i];
+    } else if (!strcmp(argv[i], "--through") && has_value) {
+      through = argv[++i];
     } else {
       std::fprintf(stderr,
-                   "usage: spawn_limit [--seconds 5] [--procs NPROC] [--program /bin/true]\n"
+                   "usage: spawn_limit [--seconds 5] [--procs NPROC] [--program /bin/true] "
+                   "[--through INIT]\n"
                    "unknown or incomplete argument: %s\n",
                    argv[i]);
       return 2;
     }
   }
-  if (access(program.c_str(), X_OK) != 0) {
-    std::fprintf(stderr, "spawn_limit: %s is not an executable file\n", program.c_str());
-    return 2;
+  for (const std::string& p : {program, through}) {
+    if (!p.empty() && access(p.c_str(), X_OK) != 0) {
+      std::fprintf(stderr, "spawn_limit: %s is not an executable file\n", p.c_str());
+      return 2;
+    }
   }
   // Each worker writes its count to the pipe as one long (atomic: < PIPE_BUF).
   int fds[2];
@@ -93,7 +119,8 @@ int main(int argc, char** argv) {
     }
     if (pid == 0) {
       close(fds[0]);
-      const long n = SpawnLoop(program.c_str(), seconds);
+      const long n =
+          SpawnLoop(program.c_str(), through.empty() ? nullptr : through.c_str(), seconds);
       const bool written = write(fds[1], &n, sizeof n) == static_cast<ssize_t>(sizeof n);
       _exit(written && n >= 0 ? 0 : 1);
     }
@@ -120,11 +147,11 @@ int main(int argc, char** argv) {
   }
   const double rate = total / elapsed;
   std::printf(
-      "{\"bench\":\"spawn_limit\",\"program\":\"%s\",\"procs\":%ld,\"seconds\":%.2f,"
-      "\"spawns\":%ld,\"spawns_per_s\":%.1f}\n",
-      program.c_str(), procs, elapsed, total, rate);
-  std::fprintf(stderr,
-               "spawn_limit: %ld x posix_spawn(%s)+waitpid in %.2f s on %ld workers: %.0f/s\n",
-               total, program.c_str(), elapsed, procs, rate);
+      "{\"bench\":\"spawn_limit\",\"program\":\"%s\",\"through\":\"%s\",\"procs\":%ld,"
+      "\"seconds\":%.2f,\"spawns\":%ld,\"spawns_per_s\":%.1f}\n",
+      program.c_str(), through.c_str(), procs, elapsed, total, rate);
+  std::fprintf(
+      stderr, "spawn_limit: %ld x posix_spawn(%s%s%s)+waitpid in %.2f s on %ld workers: %.0f/s\n",
+      total, through.c_str(), through.empty() ? "" : " ", program.c_str(), elapsed, procs, rate);
   return 0;
 }
