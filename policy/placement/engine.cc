@@ -173,13 +173,24 @@ struct NetworkNeeds {
   std::vector<Data> data;   // the datasets that name a location
   std::vector<int> rtt_to;  // the max_rtt_ms sites, else the datasets' locations
 
-  NetworkNeeds(const network::NetworkModel& net, const v1::Job& job) {
+  // Also fills `limits` (CycleState::rtt_limits) from the job's max_rtt_ms,
+  // sorted by site name.
+  NetworkNeeds(const network::NetworkModel& net, const v1::Job& job,
+               std::vector<CycleState::RttLimit>& limits) {
     for (const v1::Dataset& ds : job.datasets()) {
       if (!ds.location().empty()) data.push_back({&ds, net.Index(ds.location())});
     }
+    limits.clear();
     if (!job.placement().max_rtt_ms().empty()) {
-      for (const auto& [other, limit] : job.placement().max_rtt_ms())
-        rtt_to.push_back(net.Index(other));
+      for (const auto& [other, limit] : job.placement().max_rtt_ms()) {
+        const int index = net.Index(other);
+        rtt_to.push_back(index);
+        limits.push_back({other, limit, index});
+      }
+      std::sort(limits.begin(), limits.end(),
+                [](const CycleState::RttLimit& a, const CycleState::RttLimit& b) {
+                  return a.site < b.site;
+                });
     } else {
       for (const Data& d : data) rtt_to.push_back(d.from);
     }
@@ -190,11 +201,11 @@ struct NetworkNeeds {
 // (to its max_rtt_ms sites, else to its datasets); false when a dataset has
 // no working network path there (`unreachable_from` says whose).
 // `measured`: throughput measured per path, used in place of the configured
-// bottleneck where a path has a figure (may be null).
+// bottleneck where a path has a figure (may be null). `si`: the network
+// model's index of `site`.
 bool EstimateNetwork(const network::NetworkModel& net, const network::MeasuredPaths* measured,
-                     const NetworkNeeds& needs, const v1::Site& site, v1::SiteDecision* sd,
+                     const NetworkNeeds& needs, const v1::Site& site, int si, v1::SiteDecision* sd,
                      std::string* unreachable_from) {
-  const int si = net.Index(site.id());
   double transfer = 0;
   bool reachable = true;
   for (const NetworkNeeds::Data& d : needs.data) {
@@ -252,16 +263,17 @@ void Engine::Decide(const DecisionInput& in, v1::Decision* out) const {
 void Engine::FilterSites(const DecisionInput& in, Pass& pass, v1::Decision& d) const {
   static const std::vector<AgentView> kNone;
   v1::AgentCounts* totals = d.mutable_agents();
-  const NetworkNeeds network_needs(in.policy->network(), *in.job);
+  const NetworkNeeds network_needs(in.policy->network(), *in.job, pass.state.rtt_limits);
   for (const v1::Site& site : in.policy->policy().sites()) {
     v1::SiteDecision* sd = d.add_sites();
     sd->set_site(site.id());
     sd->set_regime(site.jurisdiction());
     std::string unreachable_from;
+    pass.state.site_network_index = in.policy->network().Index(site.id());
     const bool reachable = EstimateNetwork(
         in.policy->network(),
         in.policy->policy().datasets().use_measured_throughput() ? in.measured : nullptr,
-        network_needs, site, sd, &unreachable_from);
+        network_needs, site, pass.state.site_network_index, sd, &unreachable_from);
     const std::vector<AgentView>* agents = &kNone;
     if (in.agents_by_site != nullptr) {
       auto it = in.agents_by_site->find(site.id());

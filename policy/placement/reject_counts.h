@@ -25,11 +25,21 @@ class RejectCounts {
   bool Add(std::string_view code, uint32_t k = 1) {
     // Runs of one reason are common (a site's cordoned agents, a large job's
     // too-small ones): the last code first, by pointer; then every code by
-    // pointer; by text only then (the same code from another plugin's
+    // pointer (a site sees a handful, and agents of mixed states alternate
+    // between them); by text only then (the same code from another plugin's
     // translation unit is another literal).
     if (code.data() == last_code_ && last_count_ != nullptr) {
       *last_count_ += k;
       return false;
+    }
+    Item* items = items_.data();
+    for (size_t i = 0, n = items_.size(); i < n; ++i) {
+      if (items[i].first.data() == code.data()) {
+        items[i].second += k;
+        last_code_ = code.data();
+        last_count_ = &items[i].second;
+        return false;
+      }
     }
     return AddOther(code, k);
   }
@@ -38,12 +48,9 @@ class RejectCounts {
   auto end() const { return items_.end(); }
 
  private:
-  // Add() for a code other than the last one: out of line, so that the
-  // common case above stays small enough to inline into the engine's loop.
+  // Add() for a code no item holds by pointer: out of line, so that the
+  // common cases above stay small enough to inline into the engine's loop.
   ABSL_ATTRIBUTE_NOINLINE bool AddOther(std::string_view code, uint32_t k) {
-    for (size_t i = 0; i < items_.size(); ++i) {
-      if (items_[i].first.data() == code.data()) return Bump(i, k);
-    }
     for (size_t i = 0; i < items_.size(); ++i) {
       if (items_[i].first == code) return Bump(i, k);
     }

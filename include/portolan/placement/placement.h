@@ -106,6 +106,19 @@ struct CycleState {
   // order: looked up (or evaluated) once per decision by the residency
   // plugin, which caches them by what they depend on.
   std::shared_ptr<const std::vector<v1::ResidencyVerdict>> residency;
+  // While site filters run: the network model's index of the site being
+  // filtered (-1 when the model has no such site), looked up by the engine
+  // once for its network estimate.
+  int site_network_index = -1;
+  // The job's placement.max_rtt_ms, by site name (the order explanations
+  // list them in) with each site's network index: set by the engine once
+  // per decision.
+  struct RttLimit {
+    std::string_view site;
+    double limit_ms = 0;
+    int index = -1;
+  };
+  std::vector<RttLimit> rtt_limits;
 };
 
 // Outcome of a site-level Filter: ok, or a short reason code

@@ -50,18 +50,20 @@ class SiteAffinity : public SiteFilterPlugin, public FilterPlugin {
 class LatencyLimit : public SiteFilterPlugin {
  public:
   std::string_view Name() const override { return "latency_limit"; }
-  FilterResult FilterSite(CycleState&, const DecisionInput& in, const v1::Site& site,
+  // The limits and the site's network index come from the engine
+  // (CycleState), looked up once per decision and per site.
+  FilterResult FilterSite(CycleState& state, const DecisionInput& in, const v1::Site&,
                           v1::SiteDecision&) const override {
+    if (state.rtt_limits.empty()) return FilterResult::Pass();
     const network::NetworkModel& net = in.policy->network();
     std::vector<std::string> over;
-    std::map<std::string, double> limits(in.job->placement().max_rtt_ms().begin(),
-                                         in.job->placement().max_rtt_ms().end());
-    for (const auto& [other, limit] : limits) {
-      double rtt = net.Rtt(net.Index(site.id()), net.Index(other));
+    for (const auto& [other, limit, other_index] : state.rtt_limits) {
+      const double rtt = net.Rtt(state.site_network_index, other_index);
       if (rtt < 0) {
-        over.push_back(absl::StrCat("no network path to ", other));
+        over.push_back(absl::StrCat("no network path to ", std::string(other)));
       } else if (rtt > limit) {
-        over.push_back(absl::StrFormat("RTT to %s is %g ms, limit %g ms", other, rtt, limit));
+        over.push_back(
+            absl::StrFormat("RTT to %s is %g ms, limit %g ms", std::string(other), rtt, limit));
       }
     }
     if (over.empty()) return FilterResult::Pass();
