@@ -264,6 +264,8 @@ void Engine::FilterSites(const DecisionInput& in, Pass& pass, v1::Decision& d) c
   static const std::vector<AgentView> kNone;
   v1::AgentCounts* totals = d.mutable_agents();
   const NetworkNeeds network_needs(in.policy->network(), *in.job, pass.state.rtt_limits);
+  pass.verdicts.reserve(in.policy->policy().sites_size());
+  pass.work.reserve(in.policy->policy().sites_size());
   for (const v1::Site& site : in.policy->policy().sites()) {
     v1::SiteDecision* sd = d.add_sites();
     sd->set_site(site.id());
@@ -424,14 +426,17 @@ void Engine::FilterAgents(const DecisionInput& in, Pass& pass, v1::Decision& d) 
 
 bool Engine::PickWinner(const DecisionInput& in, Pass& pass, v1::Decision& d) const {
   // Site-level scores, normalized over sites with feasible agents.
-  std::vector<Pass::SiteWork*> candidates;
+  // Small and per decision: inline storage, no allocation for a catalogue
+  // of a few dozen sites.
+  absl::InlinedVector<Pass::SiteWork*, 16> candidates;
   for (Pass::SiteWork& w : pass.work) {
     if (w.feasible > 0) candidates.push_back(&w);
   }
-  std::vector<std::vector<double>> site_score(candidates.size(),
-                                              std::vector<double>(site_scores_.size(), 100));
-  for (size_t k = 0; k < site_scores_.size(); ++k) {
-    std::vector<double> cost(candidates.size());
+  const size_t kinds = site_scores_.size();
+  // site_score[c * kinds + k]: candidate c's normalized score of kind k.
+  absl::InlinedVector<double, 64> site_score(candidates.size() * kinds, 100);
+  absl::InlinedVector<double, 16> cost(candidates.size());
+  for (size_t k = 0; k < kinds; ++k) {
     double lo = std::numeric_limits<double>::infinity(), hi = -lo;
     for (size_t c = 0; c < candidates.size(); ++c) {
       cost[c] = site_scores_[k].first->SiteCost(pass.state, in, *candidates[c]->site,
@@ -440,7 +445,7 @@ bool Engine::PickWinner(const DecisionInput& in, Pass& pass, v1::Decision& d) co
       hi = std::max(hi, cost[c]);
     }
     for (size_t c = 0; c < candidates.size(); ++c) {
-      site_score[c][k] = hi > lo ? 100.0 * (hi - cost[c]) / (hi - lo) : 100.0;
+      site_score[c * kinds + k] = hi > lo ? 100.0 * (hi - cost[c]) / (hi - lo) : 100.0;
     }
   }
   double total_weight = 0;
@@ -452,8 +457,8 @@ bool Engine::PickWinner(const DecisionInput& in, Pass& pass, v1::Decision& d) co
   size_t winner_site = 0;
   for (size_t c = 0; c < candidates.size(); ++c) {
     double site_part = 0;
-    for (size_t k = 0; k < site_scores_.size(); ++k)
-      site_part += site_scores_[k].second * site_score[c][k];
+    for (size_t k = 0; k < kinds; ++k)
+      site_part += site_scores_[k].second * site_score[c * kinds + k];
     const AgentView* agent = candidates[c]->best;
     double score = total_weight > 0 ? (site_part + candidates[c]->best_score) / total_weight : 0;
     // Ties go to the smallest agent id: deterministic.
@@ -473,7 +478,7 @@ bool Engine::PickWinner(const DecisionInput& in, Pass& pass, v1::Decision& d) co
   p->set_score(std::round(best * 10) / 10);
   for (size_t k = 0; k < site_scores_.size(); ++k) {
     (*p->mutable_scores())[std::string(site_scores_[k].first->Name())] =
-        std::round(site_score[winner_site][k] * 10) / 10;
+        std::round(site_score[winner_site * kinds + k] * 10) / 10;
   }
   for (const auto& [sp, weight] : scores_) {
     (*p->mutable_scores())[std::string(sp->Name())] =
