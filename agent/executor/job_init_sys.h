@@ -120,11 +120,16 @@ inline void SetHandler(int sig, void (*handler)(int)) {
   sa.sa_handler = handler ? handler : SIG_DFL;
   sigaction(sig, &sa, nullptr);
 }
-inline void SetMask(int how, const SignalSet& set, SignalSet* old) {
-  sigset_t s, o;
+inline sigset_t ToSigset(const SignalSet& set) {
+  sigset_t s;
   sigemptyset(&s);
   for (int sig = 1; sig <= 64; ++sig)
     if (set.bits & (uint64_t{1} << (sig - 1))) sigaddset(&s, sig);
+  return s;
+}
+inline void SetMask(int how, const SignalSet& set, SignalSet* old) {
+  const sigset_t s = ToSigset(set);
+  sigset_t o;
   sigprocmask(how, &s, &o);
   if (old) {
     old->bits = 0;
@@ -133,10 +138,7 @@ inline void SetMask(int how, const SignalSet& set, SignalSet* old) {
   }
 }
 inline int WaitSignal(const SignalSet& set, siginfo_t* info) {
-  sigset_t s;
-  sigemptyset(&s);
-  for (int sig = 1; sig <= 64; ++sig)
-    if (set.bits & (uint64_t{1} << (sig - 1))) sigaddset(&s, sig);
+  const sigset_t s = ToSigset(set);
   return sigwaitinfo(&s, info);
 }
 inline long Write(int fd, const void* buf, unsigned long n) {

@@ -32,14 +32,8 @@ class RejectCounts {
       *last_count_ += k;
       return false;
     }
-    Item* items = items_.data();
     for (size_t i = 0, n = items_.size(); i < n; ++i) {
-      if (items[i].first.data() == code.data()) {
-        items[i].second += k;
-        last_code_ = code.data();
-        last_count_ = &items[i].second;
-        return false;
-      }
+      if (items_[i].first.data() == code.data()) return Bump(i, k);
     }
     return AddOther(code, k);
   }

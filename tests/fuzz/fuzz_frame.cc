@@ -10,9 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "google/protobuf/io/coded_stream.h"
-#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "google/protobuf/stubs/logging.h"
+#include "portolan/codec/codec.h"
 #include "portolan/wire/frame.h"
 
 namespace {
@@ -29,16 +28,7 @@ struct Outcome {
 
 // Canonical bytes: map entries sorted (their order is otherwise unspecified)
 // and doubles bit for bit (a NaN equals itself here, unlike in ==).
-std::string Canonical(const Envelope& env) {
-  std::string out;
-  {
-    google::protobuf::io::StringOutputStream sos(&out);
-    google::protobuf::io::CodedOutputStream cos(&sos);
-    cos.SetSerializationDeterministic(true);
-    env.SerializeToCodedStream(&cos);
-  }
-  return out;
-}
+std::string Canonical(const Envelope& env) { return portolan::codec::DeterministicBytes(env); }
 
 bool Same(const Outcome& a, const Outcome& b) {
   if (a.failed != b.failed || a.envelopes.size() != b.envelopes.size()) return false;
