@@ -33,22 +33,41 @@ inline bool Exited(int pidfd) {
 // Runs fn(arg) in a new process that shares this one's memory (CLONE_VM)
 // while the calling thread waits until it has exec'd or exited
 // (CLONE_VFORK), as posix_spawn does: no copy of this process's page tables.
-// It runs on a stack of its own of `stack_size` bytes, with every signal
-// blocked (so no handler of this process runs there), and must make only
-// system calls that act on itself. `flags` adds to CLONE_VM | CLONE_VFORK
-// (namespaces, SIGCHLD). Returns its pid, or -1 with errno set.
+// It runs on a stack of its own of at least `stack_size` bytes, with every
+// signal blocked (so no handler of this process runs there), and must make
+// only system calls that act on itself. `flags` adds to CLONE_VM |
+// CLONE_VFORK (namespaces, SIGCHLD). Returns its pid, or -1 with errno set.
+//
+// The stack is the calling thread's, mapped at its first use and kept until
+// the thread ends: once clone returns, the child has exec'd or exited, so no
+// one runs on it any more. Mapping and unmapping one per job cost a TLB
+// shootdown across the agent's threads each time (docs/performance.md).
 inline pid_t CloneSharingMemory(int (*fn)(void*), void* arg, int flags, size_t stack_size) {
-  void* stack = mmap(nullptr, stack_size, PROT_READ | PROT_WRITE,
-                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
-  if (stack == MAP_FAILED) return -1;
+  struct Stack {
+    void* base = nullptr;
+    size_t size = 0;
+    ~Stack() {
+      if (base != nullptr) munmap(base, size);
+    }
+  };
+  thread_local Stack stack;
+  if (stack.size < stack_size) {
+    if (stack.base != nullptr) munmap(stack.base, stack.size);
+    stack.base = mmap(nullptr, stack_size, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
+    stack.size = stack.base == MAP_FAILED ? 0 : stack_size;
+    if (stack.base == MAP_FAILED) {
+      stack.base = nullptr;
+      return -1;
+    }
+  }
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
   const pid_t pid =
-      clone(fn, static_cast<char*>(stack) + stack_size, CLONE_VM | CLONE_VFORK | flags, arg);
+      clone(fn, static_cast<char*>(stack.base) + stack.size, CLONE_VM | CLONE_VFORK | flags, arg);
   const int saved = errno;
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  munmap(stack, stack_size);
   errno = saved;
   return pid;
 }

@@ -13,6 +13,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "absl/strings/str_cat.h"
+#include "portolan/base/files.h"
 #include "portolan/executor/executor.h"
 
 namespace portolan::executor {
@@ -203,6 +205,26 @@ TEST(AttemptRecordsTest, StartTicksTellAProcessFromALaterOneWithTheSamePid) {
   waitpid(child, nullptr, 0);
   EXPECT_FALSE(ProcessStartTicks(child).has_value()) << "no such process any more";
   EXPECT_FALSE(BootId().empty());
+}
+
+// The agent's reader of proc, sysfs and cgroup files (base::ReadSmallFile):
+// all of a file longer than its read buffer, "" for one that cannot be read.
+TEST(AttemptRecordsTest, SmallFilesAreReadWholeAndMissingOnesAreEmpty) {
+  const std::string dir = TestDir("small-files");
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  std::string text;
+  for (int i = 0; text.size() < 10000; ++i) text += absl::StrCat("line ", i, "\n");
+  std::ofstream(dir + "/f") << text;
+  EXPECT_EQ(base::ReadSmallFile(dir + "/f"), text);
+  std::ofstream(dir + "/empty");
+  EXPECT_EQ(base::ReadSmallFile(dir + "/empty"), "");
+  EXPECT_EQ(base::ReadSmallFile(dir + "/missing"), "");
+  EXPECT_EQ(base::ReadSmallFile(dir), "") << "a directory";
+  // proc files report size 0 but have content.
+  EXPECT_NE(base::ReadSmallFile("/proc/self/stat").find(absl::StrCat(getpid(), " (")),
+            std::string::npos);
+  std::filesystem::remove_all(dir);
 }
 
 // Executors over the same state directory, one after the other, as agent
