@@ -77,16 +77,9 @@ absl::Status Core::CheckAgainstPolicy(const v1::Job& job, const policy::Compiled
 }
 
 absl::StatusOr<v1::Decision> Core::Plan(v1::Job spec) {
-  absl::Status st = datasets_.Resolve(spec);  // refs: the registry's facts
-  if (st.ok()) st = datasets_.CheckOutputs(spec);
-  if (st.ok()) st = ValidateAndDefault(spec);
-  if (!st.ok()) return st;
+  if (absl::Status st = ResolveAndValidate(spec); !st.ok()) return st;
   absl::MutexLock lock(&mu_);
-  if (policy_ == nullptr) return absl::UnavailableError("no placement policy loaded yet");
-  st = CheckAgainstPolicy(spec, *policy_->compiled);
-  if (!st.ok()) return st;
-  st = CheckDependencies(spec);
-  if (!st.ok()) return st;
+  if (absl::Status st = CheckWithPolicy(spec); !st.ok()) return st;
   auto by_site = agents_.BySite();
   placement::DecisionInput in;
   in.job = &spec;

@@ -163,17 +163,22 @@ void RegisterRestApi(Server& server, Core* core, const std::atomic<bool>* ready,
       /*is_public=*/true);
 
   // ---- jobs: tenants (their own), admins ----
-  server.Route("POST", "/v1/jobs", [core](const Request& req) {
+  // Answered once the job is stored (or refused): the handler thread does
+  // not wait for the store's commit, so submits from many connections share
+  // one (Store::PutJobAsync).
+  server.RouteAsync("POST", "/v1/jobs", [core](const Request& req, Server::Reply reply) {
     if (req.body.empty())
-      return ErrorResponse(400, "invalid_argument", "request body must be a JSON job");
+      return reply(ErrorResponse(400, "invalid_argument", "request body must be a JSON job"));
     v1::Job spec;
     if (absl::Status st = codec::ParseJson(req.body, &spec, codec::JsonMode::kRequest); !st.ok())
-      return StatusResponse(st);
-    if (absl::Status st = BindTenant(req, spec); !st.ok()) return StatusResponse(st);
-    if (absl::Status st = CheckPriority(core, req, spec); !st.ok()) return StatusResponse(st);
-    auto res = core->Submit(std::move(spec));
-    if (!res.ok()) return StatusResponse(res.status());
-    return Json(codec::ToJson(res->first), res->second ? 201 : 200);
+      return reply(StatusResponse(st));
+    if (absl::Status st = BindTenant(req, spec); !st.ok()) return reply(StatusResponse(st));
+    if (absl::Status st = CheckPriority(core, req, spec); !st.ok())
+      return reply(StatusResponse(st));
+    core->SubmitAsync(std::move(spec), [reply](absl::StatusOr<std::pair<v1::Job, bool>> res) {
+      if (!res.ok()) return reply(StatusResponse(res.status()));
+      reply(Json(codec::ToJson(res->first), res->second ? 201 : 200));
+    });
   });
 
   server.Route("GET", "/v1/jobs", [core](const Request& req) {

@@ -3,6 +3,10 @@
 
 // Routing, authentication, rate limiting and the request checks that do not
 // depend on the transport; server.cc is the HTTP side.
+#include <atomic>
+#include <future>
+#include <memory>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -113,6 +117,14 @@ Response Json(std::string body, int status) {
 
 void Server::Route(const std::string& method, const std::string& pattern, Handler handler,
                    bool is_public) {
+  RouteAsync(
+      method, pattern,
+      [handler = std::move(handler)](const Request& r, Reply reply) { reply(handler(r)); },
+      is_public);
+}
+
+void Server::RouteAsync(const std::string& method, const std::string& pattern, AsyncHandler handler,
+                        bool is_public) {
   routes_.push_back(RouteEntry{method, Segments(pattern), std::move(handler), is_public});
 }
 
@@ -144,7 +156,32 @@ size_t JsonDepth(const std::string& body) {
 }
 }  // namespace
 
+void Server::Dispatch(Request& request, Reply reply) const {
+  Response answer;
+  const RouteEntry* route = Resolve(request, &answer);
+  if (route == nullptr) return reply(std::move(answer));
+  // The first answer counts: a handler that throws after it answered, or
+  // answers twice, changes nothing.
+  auto once = std::make_shared<std::atomic<bool>>(false);
+  Reply guarded = [once, reply = std::move(reply)](Response r) {
+    if (!once->exchange(true)) reply(std::move(r));
+  };
+  try {
+    route->handler(request, guarded);
+  } catch (const std::exception& e) {
+    spdlog::error("handler {} {} threw: {}", request.method, request.path, e.what());
+    guarded(ErrorResponse(500, "internal", "internal error while handling the request"));
+  }
+}
+
 Response Server::Dispatch(Request& request) const {
+  auto answer = std::make_shared<std::promise<Response>>();
+  std::future<Response> got = answer->get_future();
+  Dispatch(request, [answer](Response r) { answer->set_value(std::move(r)); });
+  return got.get();
+}
+
+const Server::RouteEntry* Server::Resolve(Request& request, Response* answer) const {
   const std::vector<std::string> segs = Segments(request.path);
   std::vector<std::string> allowed;
   for (const RouteEntry& r : routes_) {
@@ -174,9 +211,9 @@ Response Server::Dispatch(Request& request) const {
         }
         auto who = options_.tokens->Authenticate(bearer);
         if (!who.ok()) {
-          Response r = ErrorResponse(401, "unauthenticated", who.status().message());
-          r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"portolan\"");
-          return r;
+          *answer = ErrorResponse(401, "unauthenticated", who.status().message());
+          answer->headers.emplace_back("WWW-Authenticate", "Bearer realm=\"portolan\"");
+          return nullptr;
         }
         request.principal = *who;
       } else {
@@ -187,43 +224,46 @@ Response Server::Dispatch(Request& request) const {
           !options_.limiter->Allow(
               request.principal.name.empty() ? request.peer : request.principal.name,
               absl::Now())) {
-        return ErrorResponse(
+        *answer = ErrorResponse(
             429, "rate_limited",
             absl::StrCat("too many requests from ", request.principal.name, "; retry shortly"));
+        return nullptr;
       }
     }
     for (const auto& [name, value] : request.params) {
       if (!base::IsId(value) && !base::IsTaskId(value)) {
-        return ErrorResponse(400, "invalid_argument",
-                             absl::StrCat(name, " must be ", base::kIdRule, " (a task: ID[INDEX])"),
-                             name);
+        *answer = ErrorResponse(
+            400, "invalid_argument",
+            absl::StrCat(name, " must be ", base::kIdRule, " (a task: ID[INDEX])"), name);
+        return nullptr;
       }
     }
     if (!request.body.empty()) {
       auto ct = request.headers.find("content-type");
       if (ct == request.headers.end() || !IsJsonMediaType(ct->second)) {
-        return ErrorResponse(415, "unsupported_media_type",
-                             // The header's value is not quoted back: nothing of a request's
-                             // headers is echoed (tests/fuzz/fuzz_http.cc checks it).
-                             ct == request.headers.end()
-                                 ? "a request body needs Content-Type: application/json"
-                                 : "request bodies are JSON: Content-Type must be application/json",
-                             "content-type");
+        *answer =
+            ErrorResponse(415, "unsupported_media_type",
+                          // The header's value is not quoted back: nothing of a request's
+                          // headers is echoed (tests/fuzz/fuzz_http.cc checks it).
+                          ct == request.headers.end()
+                              ? "a request body needs Content-Type: application/json"
+                              : "request bodies are JSON: Content-Type must be application/json",
+                          "content-type");
+        return nullptr;
       }
     }
     if (!request.body.empty() && JsonDepth(request.body) > options_.max_json_depth) {
-      return ErrorResponse(
+      *answer = ErrorResponse(
           400, "invalid_argument",
           absl::StrCat("JSON nested deeper than ", options_.max_json_depth, " levels"));
+      return nullptr;
     }
-    try {
-      return r.handler(request);
-    } catch (const std::exception& e) {
-      spdlog::error("handler {} {} threw: {}", request.method, request.path, e.what());
-      return ErrorResponse(500, "internal", "internal error while handling the request");
-    }
+    return &r;
   }
-  if (fallback_ && allowed.empty()) return fallback_(request);
+  if (fallback_ && allowed.empty()) {
+    *answer = fallback_(request);
+    return nullptr;
+  }
   if (!allowed.empty()) {
     Response r =
         ErrorResponse(405, "method_not_allowed",
@@ -231,10 +271,12 @@ Response Server::Dispatch(Request& request) const {
                                    base::CleanForMessage(request.path, 200),
                                    "; allowed: ", absl::StrJoin(allowed, ", ")));
     r.headers.emplace_back("Allow", absl::StrJoin(allowed, ", "));
-    return r;
+    *answer = std::move(r);
+    return nullptr;
   }
-  return ErrorResponse(404, "not_found",
-                       absl::StrCat("no such path: ", base::CleanForMessage(request.path, 200)));
+  *answer = ErrorResponse(404, "not_found",
+                          absl::StrCat("no such path: ", base::CleanForMessage(request.path, 200)));
+  return nullptr;
 }
 
 void Server::Fallback(Handler handler) { fallback_ = std::move(handler); }

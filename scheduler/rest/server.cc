@@ -17,10 +17,10 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <map>
 #include <mutex>
 #include <optional>
-#include <sstream>
 #include <thread>
 
 #include <boost/asio/strand.hpp>
@@ -100,8 +100,26 @@ struct Server::Impl {
     if (trim) malloc_trim(0);
   }
   void Accept();
+  // Requests handed to a handler and not answered yet: Stop waits for them
+  // (an async route answers from another thread, onto the io_context).
+  void Began() {
+    std::lock_guard<std::mutex> lock(handling_mu);
+    ++handling;
+  }
+  void Ended() {
+    std::lock_guard<std::mutex> lock(handling_mu);
+    if (--handling == 0) handling_cv.notify_all();
+  }
+  void AwaitHandlers() {
+    std::unique_lock<std::mutex> lock(handling_mu);
+    while (!handling_cv.wait_for(lock, std::chrono::seconds(5), [this] { return handling == 0; }))
+      spdlog::warn("REST: stopping; still waiting for {} request(s) to be answered", handling);
+  }
 
   Server* server;
+  std::mutex handling_mu;
+  std::condition_variable handling_cv;
+  size_t handling = 0;  // guarded by handling_mu
   std::mutex mu;
   std::map<std::string, size_t> per_client;  // guarded by mu
   std::atomic<size_t> open{0};
@@ -252,13 +270,25 @@ class Server::Session : public std::enable_shared_from_this<Server::Session<Stre
     }
     // The handler's time is not the client's: no timeout while it runs.
     Lowest().expires_never();
+    impl_->Began();
     net::post(*impl_->pool,
               [self = Self(), r = std::move(*request), version, keep_alive]() mutable {
-                Response resp = self->impl_->server->Dispatch(r);
-                net::post(self->stream_.get_executor(),
-                          [self, resp = std::move(resp), version, keep_alive]() mutable {
-                            self->Reply(std::move(resp), version, !keep_alive);
-                          });
+                // The answer may come from another thread (an async route): it goes
+                // back to the connection's strand either way. Whoever holds the reply
+                // function may keep it after calling it, even past Stop, so the
+                // connection is not kept by it once answered (Dispatch calls it once).
+                Impl* impl = self->impl_;
+                auto connection = std::make_shared<std::shared_ptr<Session>>(self);
+                impl->server->Dispatch(r, [connection, impl, version, keep_alive](Response resp) {
+                  {
+                    std::shared_ptr<Session> s = std::move(*connection);
+                    net::post(s->stream_.get_executor(),
+                              [s, resp = std::move(resp), version, keep_alive]() mutable {
+                                s->Reply(std::move(resp), version, !keep_alive);
+                              });
+                  }
+                  impl->Ended();
+                });
               });
   }
 
@@ -516,8 +546,10 @@ void Server::Stop() {
   impl_->io->stop();
   for (std::thread& t : impl_->threads) t.join();
   impl_->threads.clear();
-  // Running handlers finish; their answers queue on the stopped io_context.
+  // Running handlers finish, and async routes answer; the answers queue on
+  // the stopped io_context.
   impl_->pool->join();
+  impl_->AwaitHandlers();
   impl_->acceptor.reset();
   impl_->retry.reset();
   // Destroying the io_context destroys the pending operations and with them
@@ -525,47 +557,6 @@ void Server::Stop() {
   impl_->io.reset();
   impl_->pool.reset();
   impl_->ssl.reset();
-}
-
-std::string Server::ServeBytes(absl::string_view raw) const {
-  auto answer = [](const Response& r, unsigned version, bool keep_alive) {
-    std::ostringstream out;
-    out << ToBeast(r, version, keep_alive);
-    return out.str();
-  };
-  Parser parser;
-  parser.header_limit(static_cast<uint32_t>(options_.max_header_bytes));
-  parser.body_limit(options_.max_body_bytes);
-  parser.eager(true);
-  bool header_checked = false;
-  size_t used = 0;
-  while (!parser.is_done()) {
-    if (used == raw.size()) return "";  // incomplete: a connection would wait, then close
-    beast::error_code ec;
-    const size_t n = parser.put(net::buffer(raw.data() + used, raw.size() - used), ec);
-    used += n;
-    if (ec == http::error::need_more) {
-      if (parser.is_header_done() && parser.chunked() && !ChunkLineMayBeValid(raw.substr(used))) {
-        return answer(BadChunk(), 11, false);
-      }
-      if (n == 0) return "";
-      ec = {};
-    }
-    if (ec) return answer(ParseErrorResponse(ec, options_), 11, false);
-    if (parser.is_header_done() && !header_checked) {
-      header_checked = true;
-      if (auto refusal = CheckHeader(parser.get(), options_)) return answer(*refusal, 11, false);
-    }
-    if (n == 0 && !parser.is_done()) return "";
-  }
-  http::request<http::string_body> msg = parser.release();
-  const unsigned version = msg.version();
-  const bool keep_alive = msg.keep_alive();
-  absl::StatusOr<Request> request = ToRequest(std::move(msg), "127.0.0.1");
-  if (!request.ok()) {
-    return answer(ErrorResponse(400, "bad_request", request.status().message()), version, false);
-  }
-  return answer(Dispatch(*request), version, keep_alive);
 }
 
 }  // namespace portolan::rest

@@ -8,6 +8,7 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -89,6 +90,66 @@ class GroupCommit {
   bool committing_ = false;
   uint64_t batches_ = 0;
   uint64_t writes_ = 0;
+};
+
+// Items handed to `run` in batches by a thread of its own: everything
+// pushed while one batch runs is the next batch. For writers that do not
+// wait (Store::PutJobAsync): the thread commits a batch through the group
+// commit above and calls the writers back.
+//
+// Thread-safe. The thread starts at the first Push; Stop (and the
+// destructor) runs what is still queued, then ends it.
+template <typename Item>
+class BatchThread {
+ public:
+  using Run = std::function<void(std::vector<Item>& batch)>;
+  explicit BatchThread(Run run) : run_(std::move(run)) {}
+  ~BatchThread() { Stop(); }
+
+  void Push(Item item) {
+    bool wake;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!thread_.joinable() && !stopped_) thread_ = std::thread([this] { Loop(); });
+      queue_.push_back(std::move(item));
+      wake = waiting_;
+    }
+    if (wake) cv_.notify_one();
+  }
+  // Call before anything `run` uses goes away. Pushes after it are not run.
+  void Stop() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopped_ = true;
+    }
+    cv_.notify_one();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  void Loop() {
+    std::vector<Item> batch;
+    for (;;) {
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        waiting_ = true;
+        cv_.wait(lock, [this] { return !queue_.empty() || stopped_; });
+        waiting_ = false;
+        if (queue_.empty()) return;  // stopped, and nothing left
+        batch.swap(queue_);
+      }
+      run_(batch);
+      batch.clear();
+    }
+  }
+
+  const Run run_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<Item> queue_;  // guarded by mu_
+  bool waiting_ = false;     // the thread waits for work; guarded by mu_
+  bool stopped_ = false;     // guarded by mu_
+  std::thread thread_;
 };
 
 }  // namespace portolan::store

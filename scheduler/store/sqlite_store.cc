@@ -47,6 +47,15 @@ int64_t SubmittedNs(const v1::Job& j) {
 }
 
 class SqliteStore : public Store {
+  // One write: a statement, its text parameters ?1..?n and the serialized
+  // message as the last parameter.
+  struct Staged {
+    const char* sql;
+    std::vector<std::string> params;
+    std::string data;
+    absl::string_view what;
+  };
+
  public:
   SqliteStore(sqlite3* db, CommitObserver on_commit)
       : commits_(
@@ -54,6 +63,7 @@ class SqliteStore : public Store {
             std::move(on_commit)),
         db_(db) {}
   ~SqliteStore() override {
+    queued_.Stop();  // commits what is queued first
     for (auto& [sql, stmt] : statements_) sqlite3_finalize(stmt);
     sqlite3_close(db_);
     sqlite3_close(reader_);
@@ -62,14 +72,17 @@ class SqliteStore : public Store {
   absl::Status Init(const std::string& path) { return MigrateSchema(db_, path); }
 
   absl::Status PutJob(const v1::Job& job) override {
-    // state and submitted_ns are INTEGER columns: SQLite's affinity stores
-    // the bound text as integers, so the index and ORDER BY stay numeric.
-    return Write(
-        "INSERT OR REPLACE INTO jobs (id, tenant, state, submitted_ns, idempotency_key, data) "
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        {job.id(), job.tenant(), absl::StrCat(StateColumn(job.state())),
-         absl::StrCat(SubmittedNs(job)), job.idempotency_key()},
-        job, "store job");
+    const Staged w = JobWrite(job);
+    return Write(w.sql, w.params, job, w.what);
+  }
+
+  // Queued for the store's commit thread, which writes everything queued
+  // meanwhile in one group commit (with whatever other threads write then),
+  // then calls each `done` in order.
+  void PutJobAsync(const v1::Job& job, std::function<void(absl::Status)> done) override {
+    Staged w = JobWrite(job);
+    w.data = job.SerializeAsString();
+    queued_.Push(Queued{std::move(w), std::move(done)});
   }
 
   // At start-up this is most of the scheduler's recovery time with a long
@@ -377,7 +390,19 @@ class SqliteStore : public Store {
       staged_.erase(it);
       deferring_threads_.fetch_sub(1);
     }
-    if (writes.empty()) return absl::OkStatus();
+    absl::Status first;
+    CommitStaged(writes, "store deferred writes", [&](size_t, const absl::Status& st) {
+      if (!st.ok() && first.ok()) first = st;
+    });
+    return first;
+  }
+
+  // Writes `writes` in one commit; when that fails, one by one, so one
+  // refused record does not take the others with it. `result(i, status)` is
+  // called for each write.
+  template <typename F>
+  void CommitStaged(const std::vector<Staged>& writes, absl::string_view what, F&& result) {
+    if (writes.empty()) return;
     absl::Status st = Commit(
         [&] {
           for (const Staged& w : writes) {
@@ -385,16 +410,31 @@ class SqliteStore : public Store {
           }
           return SQLITE_DONE;
         },
-        "store deferred writes");
-    if (st.ok()) return st;
-    spdlog::warn("store: a batch of {} deferred writes failed ({}); writing them one by one",
-                 writes.size(), st.message());
-    absl::Status first;
-    for (const Staged& w : writes) {
-      absl::Status one = Commit([&] { return Step(w.sql, w.params, w.data); }, w.what);
-      if (!one.ok() && first.ok()) first = one;
+        what);
+    if (st.ok() || writes.size() == 1) {
+      for (size_t i = 0; i < writes.size(); ++i) result(i, st);
+      return;
     }
-    return first;
+    spdlog::warn("store: a batch of {} writes failed ({}); writing them one by one", writes.size(),
+                 st.message());
+    for (size_t i = 0; i < writes.size(); ++i)
+      result(i, Commit([&] { return Step(writes[i].sql, writes[i].params, writes[i].data); },
+                       writes[i].what));
+  }
+
+  // A batch of PutJobAsync's: one commit, then each `done`, without any
+  // lock held (on queued_'s thread).
+  struct Queued {
+    Staged write;
+    std::function<void(absl::Status)> done;
+  };
+  void CommitQueued(std::vector<Queued>& batch) {
+    std::vector<Staged> writes;
+    writes.reserve(batch.size());
+    for (Queued& q : batch) writes.push_back(std::move(q.write));
+    std::vector<absl::Status> results(writes.size());
+    CommitStaged(writes, "store jobs", [&](size_t i, const absl::Status& st) { results[i] = st; });
+    for (size_t i = 0; i < batch.size(); ++i) batch[i].done(std::move(results[i]));
   }
 
   // A prepared statement for `sql`, kept for reuse; mu_ must be held.
@@ -419,14 +459,6 @@ class SqliteStore : public Store {
     absl::string_view what;
   };
 
-  // One write: a statement, its text parameters ?1..?n and the serialized
-  // message as the last parameter.
-  struct Staged {
-    const char* sql;
-    std::vector<std::string> params;
-    std::string data;
-    absl::string_view what;
-  };
   // Runs one write's statement (prepared once and kept); mu_ must be held.
   int Step(const char* sql, const std::vector<std::string>& params, const std::string& data) {
     sqlite3_stmt* s = Statement(sql);
@@ -440,6 +472,18 @@ class SqliteStore : public Store {
     const int rc = sqlite3_step(s);
     sqlite3_reset(s);
     return rc;
+  }
+  // The record of `job` as a write (its data still to be serialized).
+  static Staged JobWrite(const v1::Job& job) {
+    // state and submitted_ns are INTEGER columns: SQLite's affinity stores
+    // the bound text as integers, so the index and ORDER BY stay numeric.
+    return Staged{
+        "INSERT OR REPLACE INTO jobs (id, tenant, state, submitted_ns, idempotency_key, data) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        {job.id(), job.tenant(), absl::StrCat(StateColumn(job.state())),
+         absl::StrCat(SubmittedNs(job)), job.idempotency_key()},
+        "",
+        "store job"};
   }
   // Writes staged per thread in a deferred scope.
   std::mutex staged_mu_;
@@ -467,6 +511,8 @@ class SqliteStore : public Store {
   }
 
   GroupCommit<Op> commits_;
+
+  BatchThread<Queued> queued_{[this](std::vector<Queued>& batch) { CommitQueued(batch); }};
 
   // Rows whose first column is a serialized M.
   template <typename M>

@@ -125,6 +125,13 @@ struct ServerOptions {
 class Server {
  public:
   using Handler = std::function<Response(const Request&)>;
+  // A handler that answers later, e.g. once a store write is durable, so
+  // that no handler thread waits meanwhile. It calls `reply` exactly once,
+  // from any thread (later calls are ignored); until then the connection
+  // waits. The request lives only during the handler's call: copy what the
+  // answer needs.
+  using Reply = std::function<void(Response)>;
+  using AsyncHandler = std::function<void(const Request&, Reply reply)>;
 
   explicit Server(ServerOptions options = {});
   ~Server();
@@ -135,6 +142,8 @@ class Server {
   // need a valid bearer token unless `is_public`.
   void Route(const std::string& method, const std::string& pattern, Handler handler,
              bool is_public = false);
+  void RouteAsync(const std::string& method, const std::string& pattern, AsyncHandler handler,
+                  bool is_public = false);
 
   // Answers requests that match no route (instead of 404), e.g. a standby
   // scheduler redirecting to the leader. Runs without authentication: it
@@ -156,6 +165,9 @@ class Server {
   std::vector<std::pair<std::string, std::string>> Routes() const;
 
   // Dispatches without the network (used by the connections and by tests).
+  // `reply` gets the answer, on this thread unless the route is async.
+  void Dispatch(Request& request, Reply reply) const;
+  // The same, waiting for an async route's answer.
   Response Dispatch(Request& request) const;
 
   // One request as raw bytes, through the same parser, limits and checks as
@@ -167,9 +179,12 @@ class Server {
   struct RouteEntry {
     std::string method;
     std::vector<std::string> segments;
-    Handler handler;
+    AsyncHandler handler;  // a Handler is wrapped
     bool is_public = false;
   };
+  // The route `request` goes to, with its params and principal set; null
+  // when it is answered without a handler (`*answer`: 404, 401, 429, ...).
+  const RouteEntry* Resolve(Request& request, Response* answer) const;
   struct Impl;  // the Beast transport (server.cc)
   template <class Stream>
   class Session;  // one connection

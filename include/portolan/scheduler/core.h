@@ -162,6 +162,10 @@ class Core {
   // Validates, stores durably, then queues. Returns the job and whether it
   // was newly created (false: an earlier submit with the same idempotency key).
   absl::StatusOr<std::pair<v1::Job, bool>> Submit(v1::Job spec);
+  // Submit without waiting for the store: `done` gets what Submit would have
+  // returned, maybe on the store's thread (Store::PutJobAsync), no lock held.
+  using SubmitDone = std::function<void(absl::StatusOr<std::pair<v1::Job, bool>>)>;
+  void SubmitAsync(v1::Job spec, SubmitDone done);
   absl::StatusOr<v1::Job> GetJob(const std::string& id);
   absl::StatusOr<v1::ListJobsResponse> ListJobs(const JobFilter& filter);
   // Cancels a job; for an array job, every task of it (none starts any more).
@@ -419,6 +423,10 @@ class Core {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // depends_on names existing jobs of the job's own tenant, each once.
   absl::Status CheckDependencies(const v1::Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A submit's and a plan's checks of a spec: resolved, validated and
+  // defaulted; then against the policy and the jobs it depends on.
+  absl::Status ResolveAndValidate(v1::Job& spec) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status CheckWithPolicy(const v1::Job& spec) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Whether the jobs `job` depends on have all met their conditions; if not,
   // `why` says which it waits for, and `never` whether one cannot any more.
   bool DependenciesMet(const v1::Job& job, std::string* why, bool* never)
@@ -512,6 +520,13 @@ class Core {
   AgentRegistry agents_ ABSL_GUARDED_BY(mu_);
   // (tenant, idempotency key) of submits being stored right now.
   std::set<std::pair<std::string, std::string>> submitting_keys_ ABSL_GUARDED_BY(mu_);
+  // Submit's halves around the store write. PrepareSubmit makes `spec` a
+  // queued job, or returns the answer (an error; an earlier same-key job).
+  // FinishSubmit queues the stored job (or forgets it when `stored` failed).
+  std::optional<absl::StatusOr<std::pair<v1::Job, bool>>> PrepareSubmit(v1::Job& spec)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<std::pair<v1::Job, bool>> FinishSubmit(v1::Job spec, const absl::Status& stored)
+      ABSL_LOCKS_EXCLUDED(mu_);
   std::shared_ptr<const PolicyState> policy_ ABSL_GUARDED_BY(mu_);
   // Throughput measured by staging transfers, per (from site, to site).
   network::MeasuredPaths measured_ ABSL_GUARDED_BY(mu_);

@@ -53,6 +53,17 @@ class Store {
   virtual ~Store() = default;
 
   virtual absl::Status PutJob(const v1::Job& job) = 0;
+  // PutJob without waiting: `done` gets what PutJob would have returned,
+  // once the record is durable (or the write failed). For a caller that has
+  // other work than waiting (the REST handlers of submits), and so that
+  // writes from many callers share one commit. `done` may run on the calling
+  // thread (this default) or on a thread of the store's, with no lock of the
+  // store held; it may take the caller's locks, but it delays the writes
+  // queued after it, so it should be short. Calls made while `done` runs are
+  // fine. Every `done` is called before the store is destroyed.
+  virtual void PutJobAsync(const v1::Job& job, std::function<void(absl::Status)> done) {
+    done(PutJob(job));
+  }
   virtual absl::StatusOr<StoredJobs> LoadJobs() = 0;
   // One job's latest record; NotFound when it was never stored.
   virtual absl::StatusOr<v1::Job> GetJob(const std::string& id) = 0;

@@ -9,9 +9,12 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <map>
 #include <mutex>
+#include <stdexcept>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include <boost/asio.hpp>
 
@@ -421,6 +424,59 @@ bool WaitUntil(const std::function<bool()>& pred) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   return true;
+}
+
+// An async route answers from a thread of its own, later: the one handler
+// thread meanwhile serves other requests; a second answer is ignored; a
+// route that throws before answering gets a 500; Stop waits for an answer
+// still to come.
+TEST(RestServerSockets, AsyncRoutesAnswerFromAnotherThreadWithoutHoldingAHandlerThread) {
+  ServerOptions o;
+  o.handler_threads = 1;
+  auto s = MakeServer(o);
+  std::mutex mu;
+  std::map<std::string, Server::Reply> pending;  // by id; answered by the test, below
+  s->RouteAsync("POST", "/v1/later/{id}", [&](const Request& r, Server::Reply reply) {
+    std::lock_guard<std::mutex> l(mu);
+    pending[r.params.at("id")] = std::move(reply);  // the request is read during the call only
+  });
+  s->RouteAsync("GET", "/v1/throws",
+                [](const Request&, Server::Reply) -> void { throw std::runtime_error("boom"); });
+  ASSERT_TRUE(s->Start({"127.0.0.1", 0}).ok());
+  const auto waiting = [&] {
+    std::lock_guard<std::mutex> l(mu);
+    return pending.size();
+  };
+  Conn a(s->bound().port), b(s->bound().port);
+  a.Send("POST /v1/later/one HTTP/1.1\r\n\r\n");
+  b.Send("POST /v1/later/two HTTP/1.1\r\n\r\n");
+  ASSERT_TRUE(WaitUntil([&] { return waiting() == 2; })) << "both handled by the one thread";
+  Conn quick(s->bound().port);
+  quick.Send("GET /healthz HTTP/1.1\r\n\r\n");
+  EXPECT_EQ(ParseAnswer(quick.ReadAnswer()).status, 200);
+  quick.Send("GET /v1/throws HTTP/1.1\r\n\r\n");
+  Parsed thrown = ParseAnswer(quick.ReadAnswer());
+  EXPECT_EQ(thrown.status, 500);
+  EXPECT_EQ(thrown.code, "internal");
+  std::thread answerer([&] {
+    std::lock_guard<std::mutex> l(mu);
+    pending["two"](Json(R"({"n":2})", 201));
+    pending["two"](Json(R"({"n":3})", 200));  // ignored
+  });
+  answerer.join();
+  Parsed two = ParseAnswer(b.ReadAnswer());
+  EXPECT_EQ(two.status, 201);
+  EXPECT_EQ(two.body, R"({"n":2})");
+  EXPECT_EQ(pending.count("one"), 1u);
+  // Stop waits for the answer still owed to `a`, then closes.
+  std::thread stopper([&] { s->Stop(); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  {
+    std::lock_guard<std::mutex> l(mu);
+    pending["one"](Json("{}", 201));
+  }
+  stopper.join();
+  EXPECT_EQ(s->connections(), 0u);
 }
 
 // A ResponseStream fed by the test: what Push adds is sent at the next wake.

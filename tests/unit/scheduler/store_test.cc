@@ -5,6 +5,8 @@
 #include <unistd.h>
 #include "absl/strings/str_cat.h"
 
+#include <atomic>
+#include <condition_variable>
 #include <filesystem>
 #include <map>
 #include <mutex>
@@ -482,6 +484,84 @@ TEST(SqliteStoreTest, AFailedDeferredBatchKeepsWhatCanBeWritten) {
   EXPECT_EQ(st.GetJob("job-a")->state(), v1::Job::succeeded);
   EXPECT_EQ(st.GetJob("job-b")->state(), v1::Job::queued);
   EXPECT_EQ(st.GetLogs("job-a").status().code(), absl::StatusCode::kNotFound);
+  std::filesystem::remove_all(dir);
+}
+
+// PutJobAsync: many threads' jobs, each `done` called once with OK only
+// after its record is durable, in fewer commits than writes; a store
+// destroyed with writes queued commits them and calls every `done` first.
+TEST(SqliteStoreTest, AsyncJobWritesAreDurableWhenDoneIsCalledAndShareCommits) {
+  std::string dir = TempDir();
+  constexpr int kThreads = 8, kEach = 50;
+  std::atomic<size_t> commits{0};
+  std::mutex mu;
+  std::vector<std::string> failed, missing;
+  std::atomic<int> done{0};
+  {
+    auto s = store::OpenSqliteStore(dir, 0, [&](double, size_t) { commits.fetch_add(1); });
+    ASSERT_TRUE(s.ok()) << s.status();
+    store::Store& st = **s;
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&, t] {
+        for (int i = 0; i < kEach; ++i) {
+          const std::string id = absl::StrCat("job-", t, "-", i);
+          st.PutJobAsync(SmallJob(id, v1::Job::queued), [&, id](absl::Status written) {
+            std::lock_guard<std::mutex> l(mu);
+            if (!written.ok()) failed.push_back(absl::StrCat(id, ": ", written.message()));
+            // Readable from the moment `done` runs.
+            if (!st.GetJob(id).ok()) missing.push_back(id);
+            done.fetch_add(1);
+          });
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+    // Queued writes still pending are committed as the store goes.
+  }
+  EXPECT_EQ(done.load(), kThreads * kEach);
+  EXPECT_TRUE(failed.empty()) << failed.front();
+  EXPECT_TRUE(missing.empty()) << missing.size() << " not readable in their done, e.g. "
+                               << missing.front();
+  EXPECT_LT(commits.load(), static_cast<size_t>(kThreads * kEach)) << "no write shared a commit";
+  auto again = store::OpenSqliteStore(dir);
+  ASSERT_TRUE(again.ok()) << again.status();
+  auto jobs = (*again)->LoadJobs();
+  ASSERT_TRUE(jobs.ok()) << jobs.status();
+  EXPECT_EQ(jobs->active.size(), static_cast<size_t>(kThreads * kEach));
+  std::filesystem::remove_all(dir);
+}
+
+// A queued job the database refuses gets the error in its `done`, and the
+// jobs queued with it are still written.
+TEST(SqliteStoreTest, AnAsyncJobWriteThatFailsGetsItsErrorAndTheOthersAreKept) {
+  std::string dir = TempDir();
+  auto s = store::OpenSqliteStore(dir, 1);
+  ASSERT_TRUE(s.ok()) << s.status();
+  store::Store& st = **s;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::map<std::string, absl::Status> results;
+  v1::Job big = SmallJob("job-big", v1::Job::queued);
+  (*big.mutable_env())["PAD"] = std::string(3 << 20, 'x');  // 3 MiB against a 1 MiB cap
+  for (const v1::Job& j :
+       {SmallJob("job-a", v1::Job::queued), big, SmallJob("job-b", v1::Job::queued)}) {
+    st.PutJobAsync(j, [&, id = j.id()](absl::Status written) {
+      std::lock_guard<std::mutex> l(mu);
+      results[id] = written;
+      cv.notify_all();
+    });
+  }
+  {
+    std::unique_lock<std::mutex> l(mu);
+    ASSERT_TRUE(cv.wait_for(l, std::chrono::seconds(30), [&] { return results.size() == 3; }));
+  }
+  EXPECT_TRUE(results["job-a"].ok()) << results["job-a"];
+  EXPECT_TRUE(results["job-b"].ok()) << results["job-b"];
+  EXPECT_FALSE(results["job-big"].ok());
+  EXPECT_TRUE(st.GetJob("job-a").ok());
+  EXPECT_TRUE(st.GetJob("job-b").ok());
+  EXPECT_EQ(st.GetJob("job-big").status().code(), absl::StatusCode::kNotFound);
   std::filesystem::remove_all(dir);
 }
 
