@@ -347,7 +347,7 @@ TEST(CgroupV2Test, ControllerFilesFollowTheKernelsNames) {
   EXPECT_EQ(Read(fs + "/cgroup.subtree_control"), "+cpuset +memory +pids\n");
   EXPECT_EQ(Read(fs + "/portolan/cgroup.subtree_control"), "+cpuset +memory +pids\n");
   EXPECT_EQ(Read(fs + "/portolan/a1/cgroup.subtree_control"), "+cpuset +memory +pids\n");
-  executor::CgroupLimits l{{2, 3}, {1}, 256 << 20, 100};
+  executor::CgroupLimits l{{2, 3}, {1}, 256 << 20, 100, ""};
   std::filesystem::create_directories(fs + "/portolan/a1/j-1");
   std::ofstream(fs + "/portolan/a1/j-1/memory.swap.max") << "max\n";
   auto cg = (*d)->Create("j-1", l);
