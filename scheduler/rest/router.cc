@@ -117,15 +117,12 @@ Response Json(std::string body, int status) {
 
 void Server::Route(const std::string& method, const std::string& pattern, Handler handler,
                    bool is_public) {
-  RouteAsync(
-      method, pattern,
-      [handler = std::move(handler)](const Request& r, Reply reply) { reply(handler(r)); },
-      is_public);
+  routes_.push_back(RouteEntry{method, Segments(pattern), std::move(handler), nullptr, is_public});
 }
 
 void Server::RouteAsync(const std::string& method, const std::string& pattern, AsyncHandler handler,
                         bool is_public) {
-  routes_.push_back(RouteEntry{method, Segments(pattern), std::move(handler), is_public});
+  routes_.push_back(RouteEntry{method, Segments(pattern), nullptr, std::move(handler), is_public});
 }
 
 namespace {
@@ -154,12 +151,25 @@ size_t JsonDepth(const std::string& body) {
   }
   return max_depth;
 }
+// The 500 for a handler that threw (logged; the client learns nothing of it).
+Response Threw(const Request& request, const std::exception& e) {
+  spdlog::error("handler {} {} threw: {}", request.method, request.path, e.what());
+  return ErrorResponse(500, "internal", "internal error while handling the request");
+}
 }  // namespace
 
 void Server::Dispatch(Request& request, Reply reply) const {
   Response answer;
   const RouteEntry* route = Resolve(request, &answer);
   if (route == nullptr) return reply(std::move(answer));
+  if (route->handler) {  // most routes: answered here, nothing to guard
+    try {
+      answer = route->handler(request);
+    } catch (const std::exception& e) {
+      answer = Threw(request, e);
+    }
+    return reply(std::move(answer));
+  }
   // The first answer counts: a handler that throws after it answered, or
   // answers twice, changes nothing.
   auto once = std::make_shared<std::atomic<bool>>(false);
@@ -167,10 +177,9 @@ void Server::Dispatch(Request& request, Reply reply) const {
     if (!once->exchange(true)) reply(std::move(r));
   };
   try {
-    route->handler(request, guarded);
+    route->async(request, guarded);
   } catch (const std::exception& e) {
-    spdlog::error("handler {} {} threw: {}", request.method, request.path, e.what());
-    guarded(ErrorResponse(500, "internal", "internal error while handling the request"));
+    guarded(Threw(request, e));
   }
 }
 

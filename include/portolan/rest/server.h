@@ -179,7 +179,8 @@ class Server {
   struct RouteEntry {
     std::string method;
     std::vector<std::string> segments;
-    AsyncHandler handler;  // a Handler is wrapped
+    Handler handler;  // one of these two is set
+    AsyncHandler async;
     bool is_public = false;
   };
   // The route `request` goes to, with its params and principal set; null
