@@ -182,16 +182,11 @@ void Core::ScheduleLocked(const std::string* only) {
   const bool windowed = !full && policy->engine->QueueIsFifoWithinTenant();
   FillQueue(*order, only, windowed ? &window : nullptr);
   bool cut_short = false;  // a list the window cut was visited to its end
-  // Jobs that cannot be placed never hold up others. Within one pass (free
-  // capacity only shrinks), a job whose decision class already found no room
-  // waits with that reason and no decision of its own; a tenant whose jobs
-  // missed max_capacity_misses times waits for the next pass while other
-  // tenants' are tried. So a pass's work is bounded by the distinct shapes.
-  struct Full {
-    std::shared_ptr<const std::string> decision;
-    std::string reason;
-  };
-  std::map<std::string, Full> full_classes;
+  // Jobs that cannot be placed never hold up others. Within one pass (free capacity only
+  // shrinks), a job whose decision class already found no room waits with that reason and no
+  // decision of its own; a tenant whose jobs missed max_capacity_misses times waits for the
+  // next pass while other tenants' are tried. So a pass's work is bounded by the shapes.
+  std::map<std::string, ClassVerdicts::Verdict> full_classes;
   // Per array, the last full decision for one of its tasks in this pass.
   std::map<std::string, ArrayDecision> array_decisions;
   std::map<std::string, int> tenant_misses;
@@ -220,12 +215,18 @@ void Core::ScheduleLocked(const std::string* only) {
     QuotaVerdict quota;
     if (!Admit(job, *in.tenant, &quota)) continue;
     in.quota_closed = quota.closed_sites.empty() ? nullptr : &quota.closed_sites;
-    // Classes (keys made at submit) are compared once some class missed.
+    // Classes (keys made at submit) are compared once some class missed: in
+    // this pass, or since the last change (ClassVerdicts) unless it may preempt.
     const std::string& job_class = jobs_.Find(next_id)->spec->decision_class;
     std::string cls = full_classes.empty() ? std::string() : job_class;
-    if (auto full = full_classes.find(cls); full != full_classes.end()) {
-      waiting_decisions_[job.id()] = full->second.decision;
-      job.set_reason(full->second.reason);
+    auto full = full_classes.find(cls);
+    const ClassVerdicts::Verdict* same =
+        full != full_classes.end() ? &full->second
+        : job.priority() <= 0      ? class_verdicts_.Find(job_class, quota.closed_sites, now)
+                                   : nullptr;
+    if (same != nullptr) {
+      waiting_decisions_[job.id()] = same->decision;
+      job.set_reason(same->reason);
       continue;
     }
     in.job = &job;
@@ -240,16 +241,15 @@ void Core::ScheduleLocked(const std::string* only) {
         continue;
       }
       ++misses;
-      // The waiting reason is derived: every pass (and the first after a
-      // restart) recomputes it, so it is kept in memory, not written; and
-      // serialized, since a backlog can be 100,000s of jobs and only
-      // `explain` reads it (tests/bench/rest_wrk.sh: a queued job took
-      // 8.5 KiB with the decision parsed, 3.0 KiB with it serialized).
+      // The waiting reason is derived (every pass recomputes it), so it is kept in memory,
+      // not written, and serialized: only `explain` reads it (rest_wrk.sh: a queued job took
+      // 8.5 KiB with the decision parsed, 3.0 KiB serialized).
       job.set_reason(d.reason());
       auto kept = std::make_shared<const std::string>(d.SerializeAsString());
       waiting_decisions_[job.id()] = kept;
+      class_verdicts_.Remember(job_class, quota.closed_sites, kept, d.reason(), now);
       if (cls.empty()) cls = job_class;
-      full_classes.emplace(std::move(cls), Full{std::move(kept), d.reason()});
+      full_classes.emplace(std::move(cls), ClassVerdicts::Verdict{std::move(kept), d.reason()});
       if (job.priority() > 0) MaybePreempt(job, in, *policy->engine, d);
       continue;
     }

@@ -130,6 +130,7 @@ void Core::NoteStaged(v1::Job& job, const v1::JobUpdate& u) {
     if (seen) continue;
     const std::string& to = job.allocation().site();
     if (measured_.Record(next.from_site(), to, next.bytes_done(), next.seconds(), clock_->Now())) {
+      class_verdicts_.Forget();  // transfer estimates changed
       const network::MeasuredPath* m = measured_.Find(next.from_site(), to);
       spdlog::info(
           "staging {} -> {}: {} bytes in {:.3f} s ({:.3f} Gbps); path now {:.3f} Gbps over "

@@ -23,6 +23,7 @@
 #include "portolan/policy/policy.h"
 #include "portolan/scheduler/agent_registry.h"
 #include "portolan/scheduler/arrays.h"
+#include "portolan/scheduler/class_verdicts.h"
 #include "portolan/scheduler/events.h"
 #include "portolan/scheduler/job_table.h"
 #include "portolan/scheduler/metrics.h"
@@ -116,17 +117,14 @@ struct JobFilter {
   std::string page_token{};
 };
 
-// The scheduler's state machine: jobs, agents, placement and the agent
-// protocol's meaning (the RPC server only moves frames). Its parts: the job
-// table (job_table.h: records, queue, submit order, counts, idempotency
-// keys), the agent registry (agent_registry.h: records, hardware state,
-// reliable outboxes), the policy in force with tenants and the ledger, and
-// the compliance state; its code is split by
-// job: core.cc (recovery, transitions, the REST facade), scheduling.cc (the
-// pass: the policy's queue sort, decisions, reserve and commit),
-// agent_protocol.cc (registration and reconciliation, updates, heartbeats,
-// the outbox, loss and kill-and-confirm), policy_api.cc (policy, tenants,
-// network, audit, compliance).
+// The scheduler's state machine: jobs, agents, placement and the agent protocol's meaning
+// (the RPC server only moves frames). Its parts: the job table (job_table.h: records, queue,
+// submit order, counts, idempotency keys), the agent registry (agent_registry.h: records,
+// hardware state, reliable outboxes), the policy in force with tenants and the ledger, and
+// the compliance state; its code is split by job: core.cc (recovery, transitions, the REST
+// facade), scheduling.cc (the pass: the policy's queue sort, decisions, reserve and commit),
+// agent_protocol.cc (registration and reconciliation, updates, heartbeats, the outbox, loss
+// and kill-and-confirm), policy_api.cc (policy, tenants, network, audit, compliance).
 //
 // All public methods are thread-safe. One mutex guards all of the state,
 // deliberately: a placement reads agents, jobs, the ledger and the policy at
@@ -147,8 +145,7 @@ class Core {
   // (free PUs + this) waiting jobs of each priority (see FillQueue).
   static constexpr int64_t kQueueWindowSlack = 64;
 
-  // `registry` lists the placement plugins policies may enable; it must
-  // outlive the core.
+  // `registry` lists the placement plugins policies may enable; it must outlive the core.
   Core(CoreOptions options, store::Store* store, base::Clock* clock,
        const placement::Registry* registry);
 
@@ -341,10 +338,12 @@ class Core {
   // tick). `only_capacity_freed`: all that changed is that resources were
   // freed (a job ended), so the pass may stop once no agent has a free PU
   // (see ScheduleLocked); anything else (policy, tenants, agents, a
-  // dependency, a new day) has every waiting job decided again.
+  // dependency, a new day) has every waiting job decided again. Either way
+  // the class verdicts (ClassVerdicts) are forgotten.
   void RequestPass(bool only_capacity_freed = false) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     schedule_pending_ = true;
     if (!only_capacity_freed) redecide_all_ = true;
+    class_verdicts_.Forget();
   }
   // The pass's parts: the waiting jobs in fair-share order (with the shares
   // of what runs), the decision's metrics, and a feasible decision made
@@ -520,9 +519,9 @@ class Core {
   AgentRegistry agents_ ABSL_GUARDED_BY(mu_);
   // (tenant, idempotency key) of submits being stored right now.
   std::set<std::pair<std::string, std::string>> submitting_keys_ ABSL_GUARDED_BY(mu_);
-  // Submit's halves around the store write. PrepareSubmit makes `spec` a
-  // queued job, or returns the answer (an error; an earlier same-key job).
-  // FinishSubmit queues the stored job (or forgets it when `stored` failed).
+  // Submit's halves around the store write. PrepareSubmit makes `spec` a queued job, or
+  // returns the answer (an error; an earlier same-key job). FinishSubmit queues the stored
+  // job (or forgets it when `stored` failed).
   std::optional<absl::StatusOr<std::pair<v1::Job, bool>>> PrepareSubmit(v1::Job& spec)
       ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<std::pair<v1::Job, bool>> FinishSubmit(v1::Job spec, const absl::Status& stored)
@@ -534,23 +533,22 @@ class Core {
   std::map<std::string, v1::Tenant> tenants_ ABSL_GUARDED_BY(mu_);
   // Job id -> the waiting jobs that depend on it (until it ends).
   absl::node_hash_map<std::string, std::vector<std::string>> dependents_ ABSL_GUARDED_BY(mu_);
-  // Preempted job -> the job that preempted it, until it has stopped; and
-  // preemptor -> its victims still stopping.
+  // Preempted job -> the job that preempted it, until it has stopped; and preemptor -> its
+  // victims still stopping.
   std::map<std::string, std::string> preempted_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::vector<std::string>> preempting_ ABSL_GUARDED_BY(mu_);
-  // A gang member stopped because another member failed, until it ends:
-  // whether the gang restarts (then it is requeued, due at not_before).
+  // A gang member stopped because another member failed, until it ends: whether the gang
+  // restarts (then it is requeued, due at not_before).
   struct GangStop {
     std::string because;  // the member that failed
     bool requeue = false;
     absl::Time not_before;
   };
   std::map<std::string, GangStop> gang_stopping_ ABSL_GUARDED_BY(mu_);
-  // The gang whose members PlaceGang is committing (its job's state follows
-  // once all are placed).
+  // The gang whose members PlaceGang is committing (its job's state follows once all are placed).
   std::string placing_gang_ ABSL_GUARDED_BY(mu_);
-  // Requeued victim -> its preemptor: the victim sits out the next full pass
-  // so that the room it left goes to the preemptor, not back to it.
+  // Requeued victim -> its preemptor: the victim sits out the next full pass so that the room
+  // it left goes to the preemptor, not back to it.
   std::map<std::string, std::string> yielding_ ABSL_GUARDED_BY(mu_);
   // Array jobs not yet ended, with their tasks' states.
   ArrayTable arrays_ ABSL_GUARDED_BY(mu_);
@@ -559,14 +557,14 @@ class Core {
   residency::Ledger ledger_;  // thread-safe itself
   EventHub events_;           // thread-safe itself; published to under mu_
   // The latest decision of each waiting job, serialized (see ScheduleLocked);
-  // jobs of one decision class in one pass share it.
+  // jobs of one decision class share it, in one pass or till a change.
   absl::node_hash_map<std::string, std::shared_ptr<const std::string>> waiting_decisions_
       ABSL_GUARDED_BY(mu_);
+  ClassVerdicts class_verdicts_ ABSL_GUARDED_BY(mu_);
   bool schedule_pending_ ABSL_GUARDED_BY(mu_) = false;
-  // A pass must decide every waiting job again (RequestPass); else a pass
-  // may end once no agent has a free PU. A pass that ended so leaves the
-  // rest with their last reasons, refreshed by a full pass within
-  // kFullPassEvery (Tick).
+  // A pass must decide every waiting job again (RequestPass); else a pass may end once no
+  // agent has a free PU, leaving the rest with their last reasons till a full pass
+  // within kFullPassEvery (Tick).
   bool redecide_all_ ABSL_GUARDED_BY(mu_) = true;
   bool stopped_early_ ABSL_GUARDED_BY(mu_) = false;
   absl::Time last_full_pass_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
