@@ -423,7 +423,10 @@ std::string DeterministicBytes(const google::protobuf::Message& m) {
 
 std::string ToJson(const google::protobuf::Message& msg, bool pretty) {
   std::string out;
-  if (internal::FastJson(msg, &out)) return pretty ? internal::IndentJson(out) : out;
+  if (internal::FastJson(msg, &out)) {
+    if (pretty) return internal::IndentJson(out);
+    return out;  // moved: a `pretty ? ... : out` would copy it
+  }
   return internal::ProtobufJson(msg, pretty);
 }
 
