@@ -6,8 +6,8 @@
 #include <string>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/civil_time.h"
-#include "absl/time/clock.h"
 #include "absl/time/time.h"
 
 namespace portolan::scheduler {
@@ -44,7 +44,10 @@ class ClassVerdicts {
   static constexpr size_t kMaxClasses = 4096;
 
   // The key of `decision_class` for a tenant whose quota closes the sites
-  // `closed` (site -> why; QuotaVerdict::closed_sites).
+  // `closed` (site -> why; QuotaVerdict::closed_sites): the class itself when
+  // none is closed. A class is a serialized message, and no serialized
+  // message continues a shorter one with a 0 byte (that would be a tag of
+  // field number 0), so one class with sites is never another class's key.
   static std::string Key(const std::string& decision_class,
                          const std::map<std::string, std::string>& closed) {
     std::string key = decision_class;
@@ -66,7 +69,9 @@ class ClassVerdicts {
   const Verdict* Find(const std::string& decision_class,
                       const std::map<std::string, std::string>& closed, absl::Time now) const {
     if (classes_.empty()) return nullptr;  // the common case: no key is made
-    auto it = classes_.find(Key(decision_class, closed));
+    // Without closed sites the key is the class: looked up without a copy.
+    auto it = closed.empty() ? classes_.find(absl::string_view(decision_class))
+                             : classes_.find(Key(decision_class, closed));
     if (it == classes_.end()) return nullptr;
     const Entry& e = it->second;
     if (now - e.made >= kMaxAge || now < e.made || Day(now) != e.day) return nullptr;
