@@ -37,15 +37,17 @@ absl::StatusOr<std::pair<v1::Job, bool>> Core::Submit(v1::Job spec) {
   // Stored without holding the core lock, so concurrent submits share one
   // commit (the store's group commit); acknowledged only once stored, and a
   // failed write leaves no trace.
+  auto decision = simulate::Spec(spec);
   const absl::Status st = store_->PutJob(spec);
-  return FinishSubmit(std::move(spec), st);
+  return FinishSubmit(std::move(spec), std::move(decision), st);
 }
 
 void Core::SubmitAsync(v1::Job spec, SubmitDone done) {
   if (auto answered = PrepareSubmit(spec)) return done(*std::move(answered));
   auto job = std::make_shared<v1::Job>(std::move(spec));
-  store_->PutJobAsync(*job, [this, job, done = std::move(done)](absl::Status st) {
-    done(FinishSubmit(std::move(*job), st));
+  store_->PutJobAsync(*job, [this, job, decision = simulate::Spec(*job),
+                             done = std::move(done)](absl::Status st) mutable {
+    done(FinishSubmit(std::move(*job), std::move(decision), st));
   });
 }
 
@@ -111,11 +113,10 @@ std::optional<absl::StatusOr<std::pair<v1::Job, bool>>> Core::PrepareSubmit(v1::
   return std::nullopt;
 }
 
-absl::StatusOr<std::pair<v1::Job, bool>> Core::FinishSubmit(v1::Job spec,
-                                                            const absl::Status& stored) {
+absl::StatusOr<std::pair<v1::Job, bool>> Core::FinishSubmit(
+    v1::Job spec, std::shared_ptr<const simulate::JobSpec> decision, const absl::Status& stored) {
   if (!stored.ok()) spdlog::error("store: cannot persist job {}: {}", spec.id(), stored.message());
   const std::pair<std::string, std::string> key{spec.tenant(), spec.idempotency_key()};
-  auto decision_spec = simulate::Spec(spec);
   const absl::Time now = base::FromProto(spec.submitted_at());
   absl::MutexLock lock(&mu_);
   if (!key.second.empty()) submitting_keys_.erase(key);
@@ -125,7 +126,7 @@ absl::StatusOr<std::pair<v1::Job, bool>> Core::FinishSubmit(v1::Job spec,
   }
   const std::string id = spec.id();
   if (metrics_ != nullptr) metrics_->submits->With({spec.tenant()})->Inc();
-  const v1::Job& job = jobs_.Add(std::move(spec), std::move(decision_spec));
+  const v1::Job& job = jobs_.Add(std::move(spec), std::move(decision));
   Publish(JobChanged(job, now));
   IndexDependencies(job);
   if (IsArrayJob(job)) {

@@ -521,10 +521,12 @@ class Core {
   std::set<std::pair<std::string, std::string>> submitting_keys_ ABSL_GUARDED_BY(mu_);
   // Submit's halves around the store write. PrepareSubmit makes `spec` a queued job, or
   // returns the answer (an error; an earlier same-key job). FinishSubmit queues the stored
-  // job (or forgets it when `stored` failed).
+  // job with `decision` (its simulate::Spec, made before the write: not on the store's
+  // thread, which finishes a group commit's submits one by one), or forgets it.
   std::optional<absl::StatusOr<std::pair<v1::Job, bool>>> PrepareSubmit(v1::Job& spec)
       ABSL_LOCKS_EXCLUDED(mu_);
-  absl::StatusOr<std::pair<v1::Job, bool>> FinishSubmit(v1::Job spec, const absl::Status& stored)
+  absl::StatusOr<std::pair<v1::Job, bool>> FinishSubmit(
+      v1::Job spec, std::shared_ptr<const simulate::JobSpec> decision, const absl::Status& stored)
       ABSL_LOCKS_EXCLUDED(mu_);
   std::shared_ptr<const PolicyState> policy_ ABSL_GUARDED_BY(mu_);
   // Throughput measured by staging transfers, per (from site, to site).

@@ -6,9 +6,13 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <memory>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/descriptor.pb.h"
+#include "google/protobuf/dynamic_message.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "portolan/base/strings.h"
 #include "portolan/v1/agent.pb.h"
@@ -156,6 +160,52 @@ TEST(CodecTest, DirectJsonPrinterMatchesProtobuf) {
   EXPECT_NE(out.find(R"("pu_jobs":{"0":"j","7":"j7","9":"j","10":"j","100":"j"})"),
             std::string::npos)
       << out;
+}
+
+// The printer keeps what it works out per message type only for the
+// generated pool's types (they live as long as the process); a type of a
+// pool of its own, which may be freed, is printed all the same, with the
+// same bytes.
+TEST(CodecTest, DirectJsonPrinterPrintsTypesOfOtherPools) {
+  google::protobuf::DescriptorPool pool;
+  // job.proto and what it imports, dependencies first.
+  std::vector<const google::protobuf::FileDescriptor*> files;
+  std::function<void(const google::protobuf::FileDescriptor*)> add =
+      [&](const google::protobuf::FileDescriptor* f) {
+        if (std::find(files.begin(), files.end(), f) != files.end()) return;
+        for (int i = 0; i < f->dependency_count(); ++i) add(f->dependency(i));
+        files.push_back(f);
+      };
+  add(v1::Job::descriptor()->file());
+  for (const google::protobuf::FileDescriptor* f : files) {
+    google::protobuf::FileDescriptorProto proto;
+    f->CopyTo(&proto);
+    ASSERT_NE(pool.BuildFile(proto), nullptr) << f->name();
+  }
+  const google::protobuf::Descriptor* type = pool.FindMessageTypeByName("portolan.v1.Job");
+  ASSERT_NE(type, nullptr);
+  ASSERT_NE(type, v1::Job::descriptor());
+  google::protobuf::DynamicMessageFactory factory(&pool);
+  v1::Job job;
+  job.set_id("job-1");
+  job.set_tenant("acme \"q\" <x>");
+  job.add_command("/bin/true");
+  job.mutable_submitted_at()->set_seconds(1795000000);
+  job.mutable_submitted_at()->set_nanos(120000000);
+  (*job.mutable_env())["B"] = "2";
+  (*job.mutable_env())["A"] = "1";
+  job.add_events()->set_message("submitted");
+  std::unique_ptr<google::protobuf::Message> dynamic(factory.GetPrototype(type)->New());
+  ASSERT_TRUE(dynamic->ParseFromString(job.SerializeAsString()));
+  std::string from_dynamic, from_generated;
+  ASSERT_TRUE(codec::internal::FastJson(*dynamic, &from_dynamic));
+  ASSERT_TRUE(codec::internal::FastJson(job, &from_generated));
+  EXPECT_EQ(from_dynamic, from_generated);
+  EXPECT_NE(from_dynamic.find(R"("env":{"A":"1","B":"2"})"), std::string::npos) << from_dynamic;
+  EXPECT_NE(from_dynamic.find(R"("submitted_at":"2026-11-18T11:06:40.120Z")"), std::string::npos)
+      << from_dynamic;
+  EXPECT_NE(from_dynamic.find(R"("tenant":"acme \"q\" \u003cx\u003e")"), std::string::npos)
+      << from_dynamic;
 }
 
 // Parses `json` into a `T` both ways, the direct walk and protobuf's parser
