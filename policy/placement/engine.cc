@@ -123,6 +123,9 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const Registry& registry,
     if (!used)
       return absl::InvalidArgumentError(absl::StrCat("plugin '", name, "' is not a score"));
   }
+  e->score_headroom_.assign(e->scores_.size(), 0);
+  for (size_t k = e->scores_.size(); k-- > 1;)
+    e->score_headroom_[k - 1] = e->score_headroom_[k] + 100 * e->scores_[k].second;
   const std::string qs = config.queue_sort().empty() ? kDefaultQueueSort : config.queue_sort();
   auto p = add(qs);
   if (!p.ok()) return p.status();
@@ -396,12 +399,20 @@ void Engine::FilterAgents(const DecisionInput& in, Pass& pass, v1::Decision& d) 
       }
       if (!ok) continue;
       ++feasible;
-      double s = 0;
-      for (const auto& [p, weight] : scores_)
-        s += weight * std::clamp(p->Score(pass.state, in, a), 0.0, 100.0);
       // Keep only the site's best agent: the site-level part is the same for
       // all. Ties go to the agent listed first, which is the smallest id
       // (DecisionInput::agents_by_site), without reading either agent's id.
+      // Scores run in name order (bin_pack before numa_fit, whose topology
+      // walk is the dearest); an agent that stays below the best even with
+      // full marks from the scores left is not scored further, since it
+      // cannot win. The same winner either way.
+      double s = 0;
+      bool beaten = false;
+      for (size_t k = 0; k < scores_.size() && !beaten; ++k) {
+        s += scores_[k].second * std::clamp(scores_[k].first->Score(pass.state, in, a), 0.0, 100.0);
+        beaten = w.best != nullptr && s + score_headroom_[k] < w.best_score - 1e-9;
+      }
+      if (beaten) continue;
       if (w.best == nullptr || s > w.best_score + 1e-9 ||
           (std::abs(s - w.best_score) <= 1e-9 && &a < w.best)) {
         w.best = &a;

@@ -362,6 +362,10 @@ class Engine {
   std::vector<const FilterPlugin*> filters_;
   std::vector<std::pair<const SiteScorePlugin*, double>> site_scores_;
   std::vector<std::pair<const ScorePlugin*, double>> scores_;
+  // score_headroom_[k]: the most the agent scores after scores_[k] can add
+  // (each is 0-100 times its weight), to stop scoring an agent that cannot
+  // reach its site's best agent any more.
+  std::vector<double> score_headroom_;
   std::vector<const ReservePlugin*> reserves_;
   const QueueSortPlugin* queue_sort_ = nullptr;
   uint32_t max_feasible_per_site_ = 0;

@@ -4,6 +4,10 @@
 #include "portolan/placement/placement.h"
 
 #include <gtest/gtest.h>
+#include <atomic>
+#include <string>
+#include <tuple>
+#include <vector>
 
 #include "portolan/codec/codec.h"
 
@@ -390,6 +394,64 @@ TEST_F(PlacementTest, FastPathStopsAfterEnoughFeasibleAgentsAndRotates) {
   d = Decide(Job(1));
   EXPECT_EQ(d.agents().feasible(), 10u);
   EXPECT_EQ(d.agents().skipped(), 0u);
+}
+
+// A score read off the agent's label `key` (0-100), counting its calls.
+class LabelScore : public ScorePlugin {
+ public:
+  LabelScore(std::string name, std::string key, std::atomic<int>* calls)
+      : name_(std::move(name)), key_(std::move(key)), calls_(calls) {}
+  std::string_view Name() const override { return name_; }
+  double Score(CycleState&, const DecisionInput&, const AgentView& a) const override {
+    ++*calls_;
+    return std::stod(a.agent->labels().at(key_));
+  }
+
+ private:
+  std::string name_, key_;
+  std::atomic<int>* calls_;
+};
+
+// Scores run in name order; once an agent cannot reach its site's best even
+// with full marks from the scores left, those are not asked. The winner is
+// the one scoring every agent fully would pick, ties included.
+TEST_F(PlacementTest, AnAgentThatCannotCatchUpIsNotScoredFurther) {
+  static std::atomic<int> first_calls{0}, last_calls{0};
+  ASSERT_TRUE(
+      registry.Register([] { return std::make_unique<LabelScore>("a_first", "a", &first_calls); })
+          .ok());
+  ASSERT_TRUE(
+      registry.Register([] { return std::make_unique<LabelScore>("z_last", "z", &last_calls); })
+          .ok());
+  // Listed (and examined) in id order: x1 = 90 + 100; x2 = 10 + 100 cannot
+  // reach 190 whatever z_last says; x3 = 95 + 0 could, so it is asked; x4 ties
+  // x1 at 190 and is asked, and the tie goes to x1, listed first.
+  for (const auto& [id, a, z] : std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"x1", "90", "100"}, {"x2", "10", "100"}, {"x3", "95", "0"}, {"x4", "90", "100"}}) {
+    v1::Agent& agent = AddAgent(id, "lingang-idc-1", 16);
+    (*agent.mutable_labels())["a"] = a;
+    (*agent.mutable_labels())["z"] = z;
+  }
+  Load("{filters: [resource_fit], allow_without_residency: true, scores: {z_last: 1, a_first: 1}}");
+  first_calls = 0;
+  last_calls = 0;
+  v1::Decision d = Decide(Job(1));
+  ASSERT_TRUE(d.feasible()) << d.reason();
+  EXPECT_EQ(d.placement().agent(), "x1");
+  EXPECT_EQ(d.agents().feasible(), 4u) << "every agent that fits is still counted";
+  // Each score is asked once more for the winner's recorded scores.
+  EXPECT_EQ(first_calls, 4 + 1);
+  EXPECT_EQ(last_calls, 3 + 1) << "x2 is not asked";
+
+  // x1 no longer fits: x4 (190) wins, and x3 (95 + 100 at most) is asked
+  // while the best is x2's 110, then x4 beats it.
+  first_calls = 0;
+  last_calls = 0;
+  d = Decide(Job(1), {{"x1", 16}});
+  ASSERT_TRUE(d.feasible()) << d.reason();
+  EXPECT_EQ(d.placement().agent(), "x4");
+  EXPECT_EQ(first_calls, 3 + 1);
+  EXPECT_EQ(last_calls, 3 + 1);
 }
 
 TEST_F(PlacementTest, UnknownPluginIsAnError) {
