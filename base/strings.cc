@@ -2,6 +2,8 @@
 #include "portolan/base/strings.h"
 
 #include <algorithm>
+#include <chrono>
+#include <cstdint>
 #include <fstream>
 #include <mutex>
 #include <random>
@@ -60,6 +62,30 @@ std::string NewId(absl::string_view prefix) {
   std::string out(prefix);
   out.push_back('-');
   for (int i = 0; i < 12; ++i) out.push_back(kHex[(v >> (i * 4)) & 0xf]);
+  return out;
+}
+
+std::string NewOrderedId(absl::string_view prefix) {
+  static std::mutex mu;
+  static std::mt19937_64 rng{std::random_device{}()};
+  static uint64_t last = 0;
+  constexpr int kRandomBits = 22;
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::system_clock::now().time_since_epoch())
+                      .count();
+  uint64_t v;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    const uint64_t fresh = (static_cast<uint64_t>(std::max<int64_t>(ms, 0)) << kRandomBits) |
+                           (rng() & ((uint64_t{1} << kRandomBits) - 1));
+    v = std::max(last + 1, fresh);
+    last = v;
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out(prefix);
+  out.push_back('-');
+  for (int i = 15; i >= 0; --i)
+    out.push_back(kHex[(v >> (i * 4)) & 0xf]);  // most significant first
   return out;
 }
 

@@ -68,6 +68,7 @@ std::optional<absl::StatusOr<std::pair<v1::Job, bool>>> Core::PrepareSubmit(v1::
   if (absl::Status st = ResolveAndValidate(spec); !st.ok()) return st;
   const std::pair<std::string, std::string> key{spec.tenant(), spec.idempotency_key()};
   std::string earlier;  // the job an earlier submit with the same key created
+  std::string id;       // the new job's
   {
     absl::MutexLock lock(&mu_);
     if (absl::Status st = CheckWithPolicy(spec); !st.ok()) return st;
@@ -84,6 +85,14 @@ std::optional<absl::StatusOr<std::pair<v1::Job, bool>>> Core::PrepareSubmit(v1::
           &arg));
       earlier = jobs_.ByIdempotencyKey(key.first, key.second);
       if (earlier.empty()) submitting_keys_.insert(key);
+    }
+    // Time-ordered (the store appends them to its index) and never repeated
+    // by this process; one another process made (before a restart, an HA
+    // peer) is not reused either.
+    if (earlier.empty()) {
+      do {
+        id = base::NewOrderedId("job");
+      } while (jobs_.Contains(id));
     }
   }
   if (!earlier.empty()) {
@@ -102,7 +111,7 @@ std::optional<absl::StatusOr<std::pair<v1::Job, bool>>> Core::PrepareSubmit(v1::
     return std::make_pair(*std::move(job), false);
   }
   const absl::Time now = clock_->Now();
-  spec.set_id(base::NewId("job"));
+  spec.set_id(std::move(id));
   spec.set_state(v1::Job::queued);
   spec.set_reason("waiting for placement");
   *spec.mutable_submitted_at() = base::ToProto(now);

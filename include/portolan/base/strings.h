@@ -25,6 +25,17 @@ absl::StatusOr<HostPort> ParseHostPort(absl::string_view s);
 // A random identifier "<prefix>-<12 lowercase hex digits>". Thread-safe.
 std::string NewId(absl::string_view prefix);
 
+// A time-ordered identifier "<prefix>-<16 lowercase hex digits>": the Unix
+// time in milliseconds in the top 42 bits, 22 random bits below, and larger
+// than every id this function returned before in this process (one more
+// than the last when the clock has not moved past it). So ids made in one
+// process never repeat, ids of two processes (an HA peer, the process before
+// a restart) repeat only within the same millisecond with the same 22 random
+// bits, and ids sort in the order they were made: records keyed by them go
+// at the end of the store's index instead of dirtying a random page of it
+// per insert. Not for secrets: the time is readable. Thread-safe.
+std::string NewOrderedId(absl::string_view prefix);
+
 google::protobuf::Timestamp ToProto(absl::Time t);
 absl::Time FromProto(const google::protobuf::Timestamp& ts);
 
