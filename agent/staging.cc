@@ -18,6 +18,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "portolan/agent/client.h"
+#include "portolan/base/files.h"
 #include "portolan/base/log.h"
 #include "portolan/base/strings.h"
 #include "portolan/transfer/transfer.h"
@@ -351,8 +352,11 @@ bool AgentClient::KeepOutputs(const v1::JobUpdate& update) {
   const std::string dir =
       executor::AttemptDir(options_.executor.work_root, update.job_id(), update.attempt());
   v1::Assign targets;
-  std::ifstream f(fs::path(dir) / kOutputsFile, std::ios::binary);
-  if (!f || !targets.ParseFromIstream(&f) || targets.outputs().empty()) return false;
+  // Read whole (open/read, no stream): every job's end looks, and most
+  // have no such file.
+  const std::string recorded = base::ReadSmallFile(absl::StrCat(dir, "/", kOutputsFile));
+  if (recorded.empty() || !targets.ParseFromString(recorded) || targets.outputs().empty())
+    return false;
   keeping_[key] = std::thread([this, key, update, targets, dir, data_dir = options_.data_dir] {
     v1::JobUpdate u = update;
     for (const v1::OutputTarget& t : targets.outputs())

@@ -65,10 +65,14 @@ absl::StatusOr<bool> NarrowFileMode(const std::string& path, mode_t mode) {
 }
 
 std::string ReadSmallFile(const std::string& path) {
+  return ReadSmallFileAt(AT_FDCWD, path.c_str());
+}
+
+std::string ReadSmallFileAt(int dirfd, const char* path) {
   // open/read/close rather than an ifstream: the agent reads several proc
   // and cgroup files per job, and a stream's locale and buffer setup cost
   // more than the reads (docs/performance.md).
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  const int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return "";
   std::string out;
   char buf[4096];

@@ -18,6 +18,7 @@
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "agent/executor/cgroup_files.h"
+#include "portolan/base/files.h"
 #include "portolan/base/strings.h"
 #include "portolan/executor/cgroup.h"
 
@@ -52,10 +53,18 @@ class V1Pool {
  public:
   static constexpr size_t kMaxIdle = 64;
 
-  explicit V1Pool(std::vector<std::string> bases) : bases_(std::move(bases)) {}
+  // Each hierarchy's base is held open: a job's renames and opens walk from
+  // it, not from / through the cgroup mount and the parents (about half of
+  // a v1 rename's cost; docs/performance.md).
+  explicit V1Pool(std::vector<std::string> bases) : bases_(std::move(bases)) {
+    for (const std::string& b : bases_)
+      fds_.push_back(open(b.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  }
   ~V1Pool() {
     for (const Idle& i : idle_)
-      for (const std::string& b : bases_) rmdir(absl::StrCat(b, "/", i.name).c_str());
+      for (size_t h = 0; h < bases_.size(); ++h) RemoveDir(h, i.name);
+    for (int fd : fds_)
+      if (fd >= 0) close(fd);
   }
   V1Pool(const V1Pool&) = delete;
   V1Pool& operator=(const V1Pool&) = delete;
@@ -90,35 +99,57 @@ class V1Pool {
     --reserved_;
     if (kept) idle_.push_back({std::move(key), std::move(name), std::move(settings)});
   }
-  const std::vector<std::string>& bases() const { return bases_; }
+  size_t hierarchies() const { return bases_.size(); }
+
+  // `rel` under hierarchy `h`'s base (index in the driver's order): its
+  // file's text, a descriptor of it, its removal.
+  std::string Read(size_t h, const std::string& rel) const {
+    const auto [dirfd, path] = At(h, rel);
+    return base::ReadSmallFileAt(dirfd, path.c_str());
+  }
+  int Open(size_t h, const std::string& rel, int flags) const {
+    const auto [dirfd, path] = At(h, rel);
+    return openat(dirfd, path.c_str(), flags, 0644);
+  }
+  void RemoveDir(size_t h, const std::string& rel) const {
+    const auto [dirfd, path] = At(h, rel);
+    (void)unlinkat(dirfd, path.c_str(), AT_REMOVEDIR);
+  }
+  // Renames `from` to `to` under every base, or under none: what was
+  // renamed is put back.
+  bool RenameAll(const std::string& from, const std::string& to) const {
+    for (size_t h = 0; h < bases_.size(); ++h) {
+      if (Rename(h, from, to)) continue;
+      for (size_t j = 0; j < h; ++j) (void)Rename(j, to, from);
+      return false;
+    }
+    return true;
+  }
 
  private:
+  // The directory descriptor and path for an *at call: the base's
+  // descriptor and `rel`, or (the base could not be opened) the working
+  // directory and the whole path.
+  std::pair<int, std::string> At(size_t h, const std::string& rel) const {
+    if (fds_[h] >= 0) return {fds_[h], rel};
+    return {AT_FDCWD, absl::StrCat(bases_[h], "/", rel)};
+  }
+  bool Rename(size_t h, const std::string& from, const std::string& to) const {
+    const auto [dirfd, a] = At(h, from);
+    return renameat(dirfd, a.c_str(), dirfd, At(h, to).second.c_str()) == 0;
+  }
+
   struct Idle {
     std::string key, name;
     V1Settings settings;
   };
   const std::vector<std::string> bases_;  // one per hierarchy, in the driver's order
+  std::vector<int> fds_;                  // bases_ open (O_PATH), or -1
   absl::Mutex mu_;
   std::vector<Idle> idle_ ABSL_GUARDED_BY(mu_);
   size_t reserved_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t next_ ABSL_GUARDED_BY(mu_) = 0;
 };
-
-// Renames `from` to `to` under every base, or under none: what was renamed
-// is put back.
-bool RenameAll(const std::vector<std::string>& bases, const std::string& from,
-               const std::string& to) {
-  for (size_t i = 0; i < bases.size(); ++i) {
-    if (rename(absl::StrCat(bases[i], "/", from).c_str(),
-               absl::StrCat(bases[i], "/", to).c_str()) == 0)
-      continue;
-    for (size_t j = 0; j < i; ++j)
-      (void)rename(absl::StrCat(bases[j], "/", to).c_str(),
-                   absl::StrCat(bases[j], "/", from).c_str());
-    return false;
-  }
-  return true;
-}
 
 class V1Cgroup : public JobCgroup {
  public:
@@ -182,13 +213,19 @@ class V1Cgroup : public JobCgroup {
   // into (a freeze may not have thawed) and saw no OOM kill (oom_control
   // counts for the cgroup's life, and the next job's OomKills starts at 0).
   bool Release() {
-    if (!pool_ || killed_ || key_.empty() || dirs_.size() != pool_->bases().size() || !Empty() ||
-        OomKills() != 0)
-      return false;
+    if (!pool_ || killed_ || key_.empty() || dirs_.size() != pool_->hierarchies()) return false;
+    // Empty() and OomKills(), read from the bases held open.
+    const std::string& dir = dirs_.front().first;
+    const std::string name = dir.substr(dir.rfind('/') + 1);
+    if (!Pids(pool_->Read(0, name + "/cgroup.procs")).empty()) return false;
+    for (size_t h = 0; h < dirs_.size(); ++h) {
+      if (dirs_[h].second.contains("memory") &&
+          KeyedValue(pool_->Read(h, name + "/memory.oom_control"), "oom_kill") != 0)
+        return false;
+    }
     std::optional<std::string> idle = pool_->Reserve();
     if (!idle) return false;
-    const std::string& dir = dirs_.front().first;
-    const bool kept = RenameAll(pool_->bases(), dir.substr(dir.rfind('/') + 1), *idle);
+    const bool kept = pool_->RenameAll(name, *idle);
     pool_->Finish(kept, key_, *idle, settings_);
     return kept;
   }
@@ -286,7 +323,8 @@ class V1Driver : public CgroupDriver {
       return st;
     };
     V1Settings now = settings;
-    for (const V1Hierarchy& h : h_) {
+    for (size_t i = 0; i < h_.size(); ++i) {
+      const V1Hierarchy& h = h_[i];
       const std::string dir = absl::StrCat(h.base, "/", name);
       if (!reused) {
         if (absl::Status st = MakeDir(dir); !st.ok()) return fail(st);
@@ -295,7 +333,7 @@ class V1Driver : public CgroupDriver {
       // Each hierarchy writes its controllers' part of `now`.
       if (absl::Status st = ApplyV1Limits(dir, h.controllers, cpus, mems, limits, now); !st.ok())
         return fail(st);
-      int fd = open((dir + "/cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC | O_CREAT, 0644);
+      int fd = pool_->Open(i, name + "/cgroup.procs", O_WRONLY | O_CLOEXEC | O_CREAT);
       if (fd < 0) {
         return fail(absl::FailedPreconditionError(
             absl::StrCat("cannot open ", dir, "/cgroup.procs: ", strerror(errno))));
@@ -349,11 +387,11 @@ class V1Driver : public CgroupDriver {
     if (key.empty()) return false;
     auto idle = pool_->Take(key, cpus, mems);
     if (!idle) return false;
-    if (RenameAll(pool_->bases(), idle->first, name)) {
+    if (pool_->RenameAll(idle->first, name)) {
       settings = std::move(idle->second);
       return true;
     }
-    for (const V1Hierarchy& h : h_) rmdir(absl::StrCat(h.base, "/", idle->first).c_str());
+    for (size_t h = 0; h < h_.size(); ++h) pool_->RemoveDir(h, idle->first);
     return false;
   }
   static std::shared_ptr<V1Pool> MakePool(const std::vector<V1Hierarchy>& h) {

@@ -332,11 +332,15 @@ absl::Status MakeAttemptDirs(const std::string& dir, int uid, int gid) {
   auto err = [&](const std::string& what) {
     return absl::FailedPreconditionError(absl::StrCat(what, ": ", strerror(errno)));
   };
-  std::error_code ec;
-  std::filesystem::create_directories(dir + "/work", ec);
-  if (ec) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("cannot create working directory ", dir, ": ", ec.message()));
+  // Two mkdirs in the usual case (the attempt is new, its parent exists);
+  // create_directories would stat every level of the path first.
+  if (mkdir(dir.c_str(), 0700) != 0 || mkdir((dir + "/work").c_str(), 0700) != 0) {
+    std::error_code ec;
+    std::filesystem::create_directories(dir + "/work", ec);
+    if (ec) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("cannot create working directory ", dir, ": ", ec.message()));
+    }
   }
   if (chmod(dir.c_str(), uid >= 0 ? 0711 : 0700) != 0) {
     return err(absl::StrCat("cannot set the mode of ", dir));

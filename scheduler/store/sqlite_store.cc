@@ -477,9 +477,14 @@ class SqliteStore : public Store {
   static Staged JobWrite(const v1::Job& job) {
     // state and submitted_ns are INTEGER columns: SQLite's affinity stores
     // the bound text as integers, so the index and ORDER BY stay numeric.
+    // An upsert: a transition updates the row in place and leaves its
+    // primary-key entry alone (INSERT OR REPLACE deleted and re-inserted both
+    // the row and every index entry).
     return Staged{
-        "INSERT OR REPLACE INTO jobs (id, tenant, state, submitted_ns, idempotency_key, data) "
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO jobs (id, tenant, state, submitted_ns, idempotency_key, data) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(id) DO UPDATE SET tenant = excluded.tenant, "
+        "state = excluded.state, submitted_ns = excluded.submitted_ns, "
+        "idempotency_key = excluded.idempotency_key, data = excluded.data",
         {job.id(), job.tenant(), absl::StrCat(StateColumn(job.state())),
          absl::StrCat(SubmittedNs(job)), job.idempotency_key()},
         "",

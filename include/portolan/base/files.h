@@ -30,5 +30,9 @@ absl::StatusOr<bool> NarrowFileMode(const std::string& path, mode_t mode);
 // The whole of a small file (proc, sysfs, cgroupfs, a test's output); "" when
 // it cannot be read.
 std::string ReadSmallFile(const std::string& path);
+// The same for `path` relative to the directory open as `dirfd` (AT_FDCWD:
+// the working directory): no walk from / for each of many files under one
+// deep directory (a cgroup hierarchy's).
+std::string ReadSmallFileAt(int dirfd, const char* path);
 
 }  // namespace portolan::base
