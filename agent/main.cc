@@ -21,6 +21,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "agent/agent_metrics.h"
 #include "portolan/agent/client.h"
 #include "portolan/base/files.h"
 #include "portolan/base/log.h"
@@ -74,6 +75,8 @@ struct Flags {
   uint32_t memory_slack_percent = 0;
   uint32_t kill_grace_ms = 10000;
   uint32_t reconnect_max_ms = 10000;
+  double attempt_dir_keep_hours = 24;
+  uint32_t attempt_dir_keep_max = 10000;
   bool insecure = false, print_topology = false, stop_jobs_on_exit = false;
 };
 
@@ -105,6 +108,8 @@ po::options_description Describe(Flags& f) {
       ("stop-jobs-on-exit", "on SIGTERM/SIGINT stop the running jobs too (SIGTERM, SIGKILL after --kill-grace-ms); by default they keep running and the next agent process re-adopts them")
 ("kill-grace-ms", po::value(&f.kill_grace_ms)->default_value(10000), "SIGTERM to SIGKILL grace period for timeouts and cancels")
 ("reconnect-max-ms", po::value(&f.reconnect_max_ms)->default_value(10000), "longest wait between reconnection attempts (backoff starts at 200 ms and doubles)")
+      ("attempt-dir-keep-hours", po::value(&f.attempt_dir_keep_hours)->default_value(24), "an ended job attempt's directory (its logs and working directory) stays this long after the scheduler has its end, then goes (0: at once)")
+      ("attempt-dir-keep-max", po::value(&f.attempt_dir_keep_max)->default_value(10000), "at most this many ended attempts' directories stay, the newest (0: no limit)")
       ("data-dir", po::value(&f.data_dir), "the datasets at this agent's site live under this directory (a registered dataset's location.path is relative to it); jobs' inputs are linked from or served out of it")
       ("data-listen", po::value(&f.data_listen), "host:port of this agent's data endpoint, where agents at other sites pull datasets under transfer grants (mutual TLS with --tls-*); told to the scheduler as given")
       ("tls-cert", po::value(&f.tls_cert), "this agent's certificate (PEM, CN = agent id, OU = site), from the CA the scheduler trusts; see deploy/dev-ca.sh")
@@ -159,6 +164,10 @@ absl::Status PrepareStateDir(Flags& f, agent::AgentOptions& opts) {
       return absl::InvalidArgumentError(absl::StrCat("state directory: ", st.message()));
   }
   opts.executor.work_root = std::filesystem::absolute(f.state_dir + "/jobs").string();
+  if (!(f.attempt_dir_keep_hours >= 0 && f.attempt_dir_keep_hours <= 1e6))
+    return absl::InvalidArgumentError("--attempt-dir-keep-hours must be 0 to 1000000");
+  opts.executor.keep_attempt_dirs = absl::Hours(f.attempt_dir_keep_hours);
+  opts.executor.keep_attempt_dirs_max = f.attempt_dir_keep_max;
   return absl::OkStatus();
 }
 
@@ -338,71 +347,6 @@ absl::Status CheckJobsReachState(const Flags& f, const agent::AgentOptions& opts
                    "; choose a --state-dir they can reach (e.g. under /var/lib) or chmod o+x it"));
 }
 
-// The agent's Prometheus series (served only with --metrics-addr).
-class AgentMetrics {
- public:
-  explicit AgentMetrics(metrics::Registry& r)
-      : running_(r.AddGauge("portolan_agent_running_jobs", "Jobs running on this agent.")->With()),
-        free_pus_(
-            r.AddGauge("portolan_agent_free_pus", "PUs not allocated to a running job.")->With()),
-        pus_(r.AddGauge("portolan_agent_pus", "PUs this agent reports.")->With()),
-        mem_(r.AddGauge("portolan_agent_memory_available_bytes", "MemAvailable of the machine.")
-                 ->With()),
-        connected_(r.AddGauge("portolan_agent_connected", "1 while registered with the scheduler.")
-                       ->With()),
-        disconnects_(
-            r.AddCounter("portolan_agent_disconnects_total", "Connections to the scheduler lost.")
-                ->With()),
-        errors_(r.AddCounter("portolan_agent_executor_errors_total",
-                             "Jobs that could not be started (exec failure, directory, cgroup).")
-                    ->With()),
-        ooms_(r.AddCounter("portolan_agent_oom_kills_total",
-                           "Jobs the kernel's OOM killer struck in their cgroup (reported failed: "
-                           "out of memory).")
-                  ->With()),
-        updates_(r.AddCounter("portolan_agent_job_updates_total",
-                              "Job state changes reported to the scheduler, by state.",
-                              {"state"})) {}
-
-  // Counts each reported state change (AgentOptions::on_update).
-  std::function<void(const v1::JobUpdate&)> OnUpdate() {
-    return [u = updates_](const v1::JobUpdate& up) {
-      u->With({v1::Job::State_Name(up.state())})->Inc();
-    };
-  }
-
-  // Refreshes the series from the client; on the io thread, where the
-  // client's state is read.
-  void Refresh(const agent::AgentClient& client) {
-    const executor::Executor* ex = client.executor();
-    if (ex == nullptr) return;
-    running_->Set(static_cast<double>(ex->running()));
-    const uint32_t pus = client.topology().pus();
-    pus_->Set(pus);
-    free_pus_->Set(pus > ex->allocated_pus() ? pus - ex->allocated_pus() : 0);
-    connected_->Set(client.registered() ? 1 : 0);
-    disconnects_->Inc(static_cast<double>(client.reconnects() - disconnects_seen_));
-    disconnects_seen_ = client.reconnects();
-    errors_->Inc(static_cast<double>(ex->start_errors() - errors_seen_));
-    errors_seen_ = ex->start_errors();
-    ooms_->Inc(static_cast<double>(ex->oom_kills() - ooms_seen_));
-    ooms_seen_ = ex->oom_kills();
-    mem_->Set(static_cast<double>(discovery::MemAvailableKib()) * 1024);
-  }
-
- private:
-  metrics::Gauge* running_;
-  metrics::Gauge* free_pus_;
-  metrics::Gauge* pus_;
-  metrics::Gauge* mem_;
-  metrics::Gauge* connected_;
-  metrics::Counter* disconnects_;
-  metrics::Counter* errors_;
-  metrics::Counter* ooms_;
-  metrics::Family<metrics::Counter>* updates_;
-  uint64_t errors_seen_ = 0, disconnects_seen_ = 0, ooms_seen_ = 0;
-};
-
 // Attempts an earlier run of this agent started: re-adopted, or reported as
 // ended; whatever no record accounts for is killed. Before registering.
 absl::Status RecoverEarlierAttempts(agent::AgentClient& client) {
@@ -459,7 +403,7 @@ absl::StatusOr<std::unique_ptr<transfer::DataServer>> StartDataServer(
 int Serve(const Flags& f, agent::AgentOptions opts, const v1::Topology& topology,
           const sigset_t& signals) {
   metrics::Registry registry;
-  AgentMetrics agent_metrics(registry);
+  agent::AgentMetrics agent_metrics(registry);
   opts.on_update = agent_metrics.OnUpdate();
   boost::asio::io_context io;
   int exit_code = 0;

@@ -294,26 +294,6 @@ v1::ProducedOutput KeepOne(const v1::OutputTarget& t, const std::string& attempt
   return out;
 }
 
-// Removes the entry `name` of the open directory `dir`, a tree recursively,
-// never following a link (a link is removed, not what it names).
-void RemoveAt(int dir, const std::string& name, int depth) {
-  if (unlinkat(dir, name.c_str(), 0) == 0 || errno == ENOENT || depth > 64) return;
-  const int fd = openat(dir, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) return;
-  DIR* d = fdopendir(fd);  // owns fd
-  if (d == nullptr) {
-    close(fd);
-    return;
-  }
-  std::vector<std::string> names;
-  while (dirent* e = readdir(d)) {
-    if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) names.push_back(e->d_name);
-  }
-  for (const std::string& n : names) RemoveAt(dirfd(d), n, depth + 1);
-  closedir(d);
-  unlinkat(dir, name.c_str(), AT_REMOVEDIR);
-}
-
 constexpr char kOutputsFile[] = "outputs.pb";
 
 }  // namespace
@@ -328,7 +308,7 @@ void AgentClient::RemoveStagedInputs(const std::string& job_id, uint32_t attempt
     const int work = openat(attempt, "work", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     close(attempt);
     if (work < 0) return;
-    RemoveAt(work, "inputs", 0);
+    base::RemoveTreeAt(work, "inputs");
     close(work);
   }).detach();
 }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "portolan/base/files.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -9,6 +10,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 
@@ -85,5 +87,29 @@ std::string ReadSmallFileAt(int dirfd, const char* path) {
   close(fd);
   return out;
 }
+
+namespace {
+
+void RemoveTreeAt(int dirfd, const std::string& name, int depth) {
+  if (unlinkat(dirfd, name.c_str(), 0) == 0 || errno == ENOENT || depth > 64) return;
+  const int fd = openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return;
+  DIR* d = fdopendir(fd);  // owns fd
+  if (d == nullptr) {
+    close(fd);
+    return;
+  }
+  std::vector<std::string> names;
+  while (dirent* e = readdir(d)) {
+    if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) names.push_back(e->d_name);
+  }
+  for (const std::string& n : names) RemoveTreeAt(::dirfd(d), n, depth + 1);
+  closedir(d);
+  unlinkat(dirfd, name.c_str(), AT_REMOVEDIR);
+}
+
+}  // namespace
+
+void RemoveTreeAt(int dirfd, const std::string& name) { RemoveTreeAt(dirfd, name, 0); }
 
 }  // namespace portolan::base

@@ -53,6 +53,12 @@ Executor::Executor(ExecutorOptions options, base::Clock* clock, UpdateFn on_upda
   if (!options_.records_dir.empty() && !options_.job_init.empty()) {
     records_ = std::make_unique<AttemptRecords>(options_.records_dir);
   }
+  if (!options_.work_root.empty()) {
+    dir_gc_ = std::make_unique<AttemptDirGc>(
+        AttemptDirGc::Options{options_.work_root, options_.keep_attempt_dirs,
+                              options_.keep_attempt_dirs_max},
+        clock_);
+  }
   wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   monitor_ = std::thread([this] { Monitor(); });
 }
@@ -432,19 +438,6 @@ void Executor::Cancel(const std::string& job_id, uint32_t attempt, const std::st
   }
   if (unknown) on_update_(*unknown);
   Wake();
-}
-
-void Executor::Forget(const std::string& job_id, uint32_t attempt) {
-  absl::MutexLock lock(&mu_);
-  auto it = procs_.find({job_id, attempt});
-  if (it != procs_.end() && it->second.finished) {
-    if (records_) {
-      if (absl::Status st = records_->Remove(job_id, attempt); !st.ok()) {
-        spdlog::warn("job {} attempt {}: {}", job_id, attempt, st.message());
-      }
-    }
-    procs_.erase(it);
-  }
 }
 
 std::vector<v1::AgentJobStatus> Executor::Jobs() const {

@@ -144,10 +144,29 @@ absl::StatusOr<Recovery> Executor::Recover() {
     // Before registering, so that the scheduler can trust that what this
     // agent does not report does not run here.
     KillUnaccounted(kept_cgroups, out);
+    // The directories of attempts an earlier run forgot go in time.
+    std::set<std::string> live;
+    for (const auto& [key, p] : procs_) live.insert(absl::StrCat(key.first, "-", key.second));
+    out.old_attempt_dirs = dir_gc_ ? dir_gc_->Adopt(live) : 0;
   }
   for (const v1::JobUpdate& u : updates) on_update_(u);
   Wake();
   return out;
+}
+
+void Executor::Forget(const std::string& job_id, uint32_t attempt) {
+  absl::MutexLock lock(&mu_);
+  auto it = procs_.find({job_id, attempt});
+  if (it != procs_.end() && it->second.finished) {
+    if (records_) {
+      if (absl::Status st = records_->Remove(job_id, attempt); !st.ok()) {
+        spdlog::warn("job {} attempt {}: {}", job_id, attempt, st.message());
+      }
+    }
+    procs_.erase(it);
+    // The scheduler has the attempt's end: its directory may go in time.
+    if (dir_gc_) dir_gc_->Ended(absl::StrCat(job_id, "-", attempt));
+  }
 }
 
 bool Executor::FindUnrecorded(Proc& p) {

@@ -10,10 +10,12 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <set>
 #include <sstream>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "harness.h"
 
@@ -271,6 +273,45 @@ TEST_F(AgentRestartIT, TwentyKillNineCyclesUnderAStreamOfShortJobsRunEachJobOnce
       "%zu jobs across 20 agent kill -9 / restart cycles: all ran to the end once; %d "
       "attempt(s) cut short while being started and rerun\n",
       ids.size(), extra_attempts);
+}
+
+// Ended attempts' directories do not pile up (--attempt-dir-keep-max,
+// --attempt-dir-keep-hours): the newest stay for operators, the rest go, and
+// what an earlier agent process left goes once due.
+TEST_F(AgentRestartIT, EndedAttemptsDirectoriesGoByCountAndAgeAcrossARestart) {
+  const std::string jobs_dir = c.dir() + "/agent-" + kId + "/jobs";
+  auto ended_dirs = [&] {
+    std::set<std::string> names;
+    for (const auto& e : std::filesystem::directory_iterator(jobs_dir))
+      names.insert(e.path().filename().string());
+    return names;
+  };
+  agent->Signal(SIGTERM);
+  ASSERT_GE(agent->Wait(seconds(20)), 0);
+  agent = c.StartAgent(kId, "lingang-idc-1", "pack:1 numa:1(memory=16GiB) core:4 pu:2",
+                       {"--attempt-dir-keep-max", "2"});
+  std::vector<std::string> ids;
+  for (int i = 0; i < 4; ++i) {
+    auto job = c.client().Submit(JobSpec({"/bin/sh", "-c", absl::StrCat("echo run ", i)}));
+    ASSERT_TRUE(job.ok()) << job.status();
+    ASSERT_TRUE(WaitForState(c.client(), job->id(), v1::Job::succeeded, seconds(30)));
+    ids.push_back(job->id());
+  }
+  // The two newest stay, with their logs; the two oldest go.
+  const std::set<std::string> newest = {ids[2] + "-1", ids[3] + "-1"};
+  EXPECT_TRUE(WaitFor([&] { return ended_dirs() == newest; }, seconds(10)))
+      << absl::StrJoin(ended_dirs(), " ");
+  EXPECT_EQ(ReadAll(jobs_dir + "/" + ids[3] + "-1/stdout.log"), "run 3\n");
+  // The scheduler kept what it was told: the log tail of a removed one.
+  EXPECT_EQ(c.client().Logs(ids[0])->stdout(), "run 0\n");
+
+  // A restarted agent told to keep none removes its predecessor's leftovers.
+  agent->Signal(SIGTERM);
+  ASSERT_GE(agent->Wait(seconds(20)), 0);
+  agent = c.StartAgent(kId, "lingang-idc-1", "pack:1 numa:1(memory=16GiB) core:4 pu:2",
+                       {"--attempt-dir-keep-hours", "0"});
+  EXPECT_TRUE(WaitFor([&] { return ended_dirs().empty(); }, seconds(10)))
+      << absl::StrJoin(ended_dirs(), " ");
 }
 
 }  // namespace

@@ -35,4 +35,9 @@ std::string ReadSmallFile(const std::string& path);
 // deep directory (a cgroup hierarchy's).
 std::string ReadSmallFileAt(int dirfd, const char* path);
 
+// Removes the entry `name` of the open directory `dirfd`, a directory tree
+// recursively, never following a link (a link is removed, not what it
+// names): safe on trees a job wrote. Best effort; gives up below 64 levels.
+void RemoveTreeAt(int dirfd, const std::string& name);
+
 }  // namespace portolan::base

@@ -21,6 +21,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "portolan/base/clock.h"
+#include "portolan/executor/attempt_gc.h"
 #include "portolan/executor/cgroup.h"
 #include "portolan/executor/isolation.h"
 #include "portolan/v1/agent.pb.h"
@@ -101,14 +102,20 @@ struct ExecutorOptions {
   // not touch jobs). false: it stops them (SIGTERM, SIGKILL after
   // kill_grace) and the next run reports them lost.
   bool keep_running_on_exit = false;
+  // An ended attempt's directory (logs, working directory) stays this long
+  // after the scheduler has its end, and at most this many stay, the newest
+  // (AttemptDirGc; 0: no limit by count).
+  absl::Duration keep_attempt_dirs = absl::Hours(24);
+  size_t keep_attempt_dirs_max = 10000;
 };
 
 // What Executor::Recover found.
 struct Recovery {
-  int adopted = 0;         // attempts still running, watched again
-  int ended = 0;           // attempts that ended while no agent watched them, reported now
-  int killed_uids = 0;     // job uids with processes no record accounts for, killed
-  int killed_cgroups = 0;  // job cgroups no record accounts for, killed and removed
+  int adopted = 0;              // attempts still running, watched again
+  int ended = 0;                // attempts that ended while no agent watched them, reported now
+  int killed_uids = 0;          // job uids with processes no record accounts for, killed
+  int killed_cgroups = 0;       // job cgroups no record accounts for, killed and removed
+  size_t old_attempt_dirs = 0;  // ended attempts' directories an earlier run left (AttemptDirGc)
   std::vector<std::string> problems;  // records that could not be read
 };
 
@@ -174,6 +181,8 @@ class Executor {
   uint64_t start_errors() const { return start_errors_.load(); }
   // Jobs whose processes the kernel's OOM killer killed in their cgroup.
   uint64_t oom_kills() const { return oom_kills_.load(); }
+  // The removal of ended attempts' directories; null without a work_root.
+  const AttemptDirGc* attempt_dirs() const { return dir_gc_.get(); }
 
  private:
   struct Proc {
@@ -265,6 +274,7 @@ class Executor {
   std::atomic<uint64_t> oom_kills_{0};
   int init_fd_ = -1;                         // options_.job_init, opened O_PATH
   std::unique_ptr<AttemptRecords> records_;  // null without options_.records_dir
+  std::unique_ptr<AttemptDirGc> dir_gc_;     // null without options_.work_root
   const std::string boot_id_;
   // Cgroups of ended jobs whose last processes had not yet left them.
   std::vector<std::unique_ptr<JobCgroup>> to_remove_ ABSL_GUARDED_BY(mu_);
