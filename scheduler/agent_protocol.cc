@@ -289,15 +289,15 @@ void Core::ConfirmEarlierAttempt(AgentRec& rec, const v1::JobUpdate& u) {
 }
 
 void Core::OnMessage(const std::string& agent_id, const AgentLink* link, const v1::Envelope& env) {
-  OnMessages(agent_id, link, {env});
+  OnMessages({Delivery{agent_id, link, {env}}});
 }
 
-void Core::OnMessages(const std::string& agent_id, const AgentLink* link,
-                      const std::vector<v1::Envelope>& envelopes) {
+void Core::OnMessages(const std::vector<Delivery>& deliveries) {
   absl::MutexLock lock(&mu_);
   store_->BeginDeferred();
   deferring_ = true;
-  for (const v1::Envelope& env : envelopes) OnMessageLocked(agent_id, link, env);
+  for (const Delivery& d : deliveries)
+    for (const v1::Envelope& env : d.envelopes) OnMessageLocked(d.agent_id, d.link, env);
   // Event-driven: a job's end (or a changed topology) places what waits.
   if (schedule_pending_) ScheduleLocked();
   FinishDeferred();

@@ -15,16 +15,63 @@ using asio::ip::tcp;
 using scheduler::AgentLink;
 using scheduler::Core;
 
+// What the sessions read in one round of the (single-threaded) io loop,
+// handed to the core at once by one posted Flush: with several agents busy,
+// one lock, one store commit (one fsync) and one placement pass serve them
+// all, where each session's read cost its own. A session's messages keep
+// their order; the core sends its answers (acks, assignments) only after the
+// commit, as before (they are posted to the io loop, which runs them after
+// the Flush).
+class RpcServer::Deliveries : public std::enable_shared_from_this<Deliveries> {
+ public:
+  Deliveries(asio::io_context& io, Core* core) : io_(io), core_(core) {}
+
+  // Queues what `session` read; the first of a round posts the Flush.
+  void Add(std::shared_ptr<AgentLink> session, const std::string& agent_id,
+           std::vector<v1::Envelope> batch) {
+    const AgentLink* link = session.get();
+    pending_.push_back({std::move(session), {agent_id, link, std::move(batch)}});
+    if (posted_) return;
+    posted_ = true;
+    asio::post(io_, [self = shared_from_this()] {
+      self->posted_ = false;
+      self->Flush();
+    });
+  }
+  // Hands everything queued to the core (also before a session's end is
+  // reported, so that what it sent is handled first).
+  void Flush() {
+    if (pending_.empty()) return;
+    std::vector<Entry> entries;
+    entries.swap(pending_);
+    std::vector<scheduler::Delivery> deliveries;
+    deliveries.reserve(entries.size());
+    for (Entry& e : entries) deliveries.push_back(std::move(e.delivery));
+    core_->OnMessages(deliveries);
+  }  // `entries` kept the sessions (the links) alive until here
+
+ private:
+  struct Entry {
+    std::shared_ptr<AgentLink> session;
+    scheduler::Delivery delivery;
+  };
+  asio::io_context& io_;
+  Core* const core_;
+  std::vector<Entry> pending_;
+  bool posted_ = false;
+};
+
 class RpcServer::Session : public AgentLink, public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, Core* core, const RpcOptions& options,
-          std::shared_ptr<std::atomic<size_t>> registry)
+          std::shared_ptr<std::atomic<size_t>> registry, std::shared_ptr<Deliveries> deliveries)
       : options_(options),  // holds options.tls, the context the stream uses
         stream_(std::move(socket), options_.tls.get()),
         timer_(stream_.get_executor()),
         core_(core),
         decoder_(options.max_frame_bytes),
-        registry_(std::move(registry)) {
+        registry_(std::move(registry)),
+        deliveries_(std::move(deliveries)) {
     boost::system::error_code ec;
     auto ep = stream_.socket().remote_endpoint(ec);
     peer_ = ec ? "unknown" : absl::StrCat(ep.address().to_string(), ":", ep.port());
@@ -164,6 +211,7 @@ class RpcServer::Session : public AgentLink, public std::enable_shared_from_this
         Close("registration refused: standby");
         return;
       }
+      deliveries_->Flush();  // what was read before this Register is handled before it
       if (core_->OnRegister(env.register_(), shared_from_this(), peer_)) {
         agent_id_ = env.register_().agent_id();
       } else {
@@ -178,14 +226,14 @@ class RpcServer::Session : public AgentLink, public std::enable_shared_from_this
     batch_.push_back(env);
   }
 
-  // Hands the core every message read since the last call, at once: it
-  // handles them under one lock and commits their writes together, so the
-  // more messages wait, the fewer commits (and placement passes) they cost.
+  // Queues every message read since the last call for the core, at once
+  // with what other sessions read meanwhile (Deliveries): the more messages
+  // wait, the fewer commits (and placement passes) they cost.
   void Deliver() {
     if (batch_.empty()) return;
     std::vector<v1::Envelope> batch;
     batch.swap(batch_);
-    core_->OnMessages(agent_id_, this, batch);
+    deliveries_->Add(shared_from_this(), agent_id_, std::move(batch));
   }
 
   void ProtocolError(const std::string& what) {
@@ -228,6 +276,7 @@ class RpcServer::Session : public AgentLink, public std::enable_shared_from_this
   void Shutdown(const std::string& why) {
     if (closed_) return;
     Deliver();  // what the agent sent before the end, in order
+    deliveries_->Flush();
     closed_ = true;
     spdlog::info("agent connection {}{} closed: {}", peer_,
                  agent_id_.empty() ? "" : absl::StrCat(" (", agent_id_, ")"), why);
@@ -246,6 +295,7 @@ class RpcServer::Session : public AgentLink, public std::enable_shared_from_this
   Core* core_;
   wire::FrameDecoder decoder_;
   std::shared_ptr<std::atomic<size_t>> registry_;  // open connections
+  std::shared_ptr<Deliveries> deliveries_;
   // Frames waiting to be written, from head_ on. A vector (not a deque, which
   // allocates on construction) so an idle session holds nothing here.
   std::vector<std::string> queue_;
@@ -262,7 +312,8 @@ RpcServer::RpcServer(asio::io_context& io, Core* core, RpcOptions options)
       core_(core),
       options_(options),
       acceptor_(io),
-      sessions_(std::make_shared<std::atomic<size_t>>(0)) {}
+      sessions_(std::make_shared<std::atomic<size_t>>(0)),
+      deliveries_(std::make_shared<Deliveries>(io, core)) {}
 
 RpcServer::~RpcServer() { Stop(); }
 
@@ -295,7 +346,8 @@ void RpcServer::Accept() {
     } else {
       boost::system::error_code opt_ec;
       socket.set_option(tcp::no_delay(true), opt_ec);
-      std::make_shared<Session>(std::move(socket), core_, options_, sessions_)->Start();
+      std::make_shared<Session>(std::move(socket), core_, options_, sessions_, deliveries_)
+          ->Start();
     }
     if (acceptor_.is_open()) Accept();
   });

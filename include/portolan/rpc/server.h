@@ -55,6 +55,7 @@ class RpcServer {
 
  private:
   class Session;
+  class Deliveries;
   void Accept();
 
   boost::asio::io_context& io_;
@@ -63,6 +64,7 @@ class RpcServer {
   boost::asio::ip::tcp::acceptor acceptor_;
   base::HostPort bound_;
   std::shared_ptr<std::atomic<size_t>> sessions_;  // open connections
+  std::shared_ptr<Deliveries> deliveries_;         // shared by the sessions
 };
 
 }  // namespace portolan::rpc

@@ -32,6 +32,13 @@ class AgentLink {
   virtual void Close(const std::string& reason) = 0;
 };
 
+// Messages one session read, in order, for Core::OnMessages.
+struct Delivery {
+  std::string agent_id;
+  const AgentLink* link = nullptr;
+  std::vector<v1::Envelope> envelopes;
+};
+
 struct AgentRecord {
   struct Pending {
     v1::Envelope envelope;

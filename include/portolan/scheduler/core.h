@@ -244,10 +244,9 @@ class Core {
                   const std::string& peer);
   // Any later envelope from a registered session.
   void OnMessage(const std::string& agent_id, const AgentLink* link, const v1::Envelope& envelope);
-  // Several, in order, as one read brought them: handled under one lock, their
-  // writes committed together and one placement pass after them.
-  void OnMessages(const std::string& agent_id, const AgentLink* link,
-                  const std::vector<v1::Envelope>& envelopes);
+  // What several sessions read (each's in order): handled under one lock, all
+  // their writes committed together, one placement pass after them all.
+  void OnMessages(const std::vector<Delivery>& deliveries);
   void OnDisconnect(const std::string& agent_id, const AgentLink* link);
 
   // Periodic work: heartbeat TTLs, resends, placement of waiting jobs.
