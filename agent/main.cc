@@ -352,6 +352,12 @@ absl::Status CheckJobsReachState(const Flags& f, const agent::AgentOptions& opts
 absl::Status RecoverEarlierAttempts(agent::AgentClient& client) {
   auto recovered = client.Recover();
   if (!recovered.ok()) return recovered.status();
+  if (recovered->old_attempt_dirs > 0) {
+    spdlog::info(
+        "{} ended attempts' directories left by an earlier agent process; removed as "
+        "--attempt-dir-keep-hours and --attempt-dir-keep-max say",
+        recovered->old_attempt_dirs);
+  }
   if (recovered->adopted + recovered->ended + recovered->killed_uids + recovered->killed_cgroups >
           0 ||
       !recovered->problems.empty()) {

@@ -117,8 +117,12 @@ void Executor::StopAll() {
   }
 }
 
+std::string AttemptDirName(const std::string& job_id, uint32_t attempt) {
+  return absl::StrCat(job_id, "-", attempt);
+}
+
 std::string AttemptDir(const std::string& work_root, const std::string& job_id, uint32_t attempt) {
-  return absl::StrCat(work_root, "/", job_id, "-", attempt);
+  return absl::StrCat(work_root, "/", AttemptDirName(job_id, attempt));
 }
 
 bool Executor::Start(const v1::Job& job) {

@@ -57,6 +57,7 @@ absl::StatusOr<Recovery> Executor::Recover() {
   }
   std::vector<v1::JobUpdate> updates;
   std::set<std::string> kept_cgroups;
+  std::set<std::string> live;  // the attempts known now, by directory name
   {
     absl::MutexLock lock(&mu_);
     for (const v1::AttemptRecord& r : records) {
@@ -144,11 +145,11 @@ absl::StatusOr<Recovery> Executor::Recover() {
     // Before registering, so that the scheduler can trust that what this
     // agent does not report does not run here.
     KillUnaccounted(kept_cgroups, out);
-    // The directories of attempts an earlier run forgot go in time.
-    std::set<std::string> live;
-    for (const auto& [key, p] : procs_) live.insert(absl::StrCat(key.first, "-", key.second));
-    out.old_attempt_dirs = dir_gc_ ? dir_gc_->Adopt(live) : 0;
+    for (const auto& [key, p] : procs_) live.insert(AttemptDirName(key.first, key.second));
   }
+  // The directories of attempts an earlier run forgot go in time (read
+  // outside the lock: the directory may hold many).
+  out.old_attempt_dirs = dir_gc_ ? dir_gc_->Adopt(live) : 0;
   for (const v1::JobUpdate& u : updates) on_update_(u);
   Wake();
   return out;
@@ -165,7 +166,7 @@ void Executor::Forget(const std::string& job_id, uint32_t attempt) {
     }
     procs_.erase(it);
     // The scheduler has the attempt's end: its directory may go in time.
-    if (dir_gc_) dir_gc_->Ended(absl::StrCat(job_id, "-", attempt));
+    if (dir_gc_) dir_gc_->Ended(AttemptDirName(job_id, attempt));
   }
 }
 

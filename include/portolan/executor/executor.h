@@ -41,6 +41,8 @@ struct ChildError;
 // holding the job's own <dir>/work (where $PORTOLAN_INPUTS and
 // $PORTOLAN_OUTPUTS lie) and its logs.
 std::string AttemptDir(const std::string& work_root, const std::string& job_id, uint32_t attempt);
+// Its name under work_root, "<job>-<attempt>" (what AttemptDirGc removes).
+std::string AttemptDirName(const std::string& job_id, uint32_t attempt);
 
 struct ExecutorOptions {
   std::string work_root;                          // each attempt gets <work_root>/<job>-<attempt>/
