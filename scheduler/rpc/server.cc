@@ -64,7 +64,7 @@ class RpcServer::Deliveries : public std::enable_shared_from_this<Deliveries> {
 class RpcServer::Session : public AgentLink, public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, Core* core, const RpcOptions& options,
-          std::shared_ptr<std::atomic<size_t>> registry, std::shared_ptr<Deliveries> deliveries)
+          std::shared_ptr<std::atomic<size_t>> registry, std::weak_ptr<Deliveries> deliveries)
       : options_(options),  // holds options.tls, the context the stream uses
         stream_(std::move(socket), options_.tls.get()),
         timer_(stream_.get_executor()),
@@ -211,7 +211,8 @@ class RpcServer::Session : public AgentLink, public std::enable_shared_from_this
         Close("registration refused: standby");
         return;
       }
-      deliveries_->Flush();  // what was read before this Register is handled before it
+      // What was read before this Register is handled before it.
+      if (auto d = deliveries_.lock()) d->Flush();
       if (core_->OnRegister(env.register_(), shared_from_this(), peer_)) {
         agent_id_ = env.register_().agent_id();
       } else {
@@ -233,7 +234,7 @@ class RpcServer::Session : public AgentLink, public std::enable_shared_from_this
     if (batch_.empty()) return;
     std::vector<v1::Envelope> batch;
     batch.swap(batch_);
-    deliveries_->Add(shared_from_this(), agent_id_, std::move(batch));
+    if (auto d = deliveries_.lock()) d->Add(shared_from_this(), agent_id_, std::move(batch));
   }
 
   void ProtocolError(const std::string& what) {
@@ -276,7 +277,7 @@ class RpcServer::Session : public AgentLink, public std::enable_shared_from_this
   void Shutdown(const std::string& why) {
     if (closed_) return;
     Deliver();  // what the agent sent before the end, in order
-    deliveries_->Flush();
+    if (auto d = deliveries_.lock()) d->Flush();
     closed_ = true;
     spdlog::info("agent connection {}{} closed: {}", peer_,
                  agent_id_.empty() ? "" : absl::StrCat(" (", agent_id_, ")"), why);
@@ -295,7 +296,12 @@ class RpcServer::Session : public AgentLink, public std::enable_shared_from_this
   Core* core_;
   wire::FrameDecoder decoder_;
   std::shared_ptr<std::atomic<size_t>> registry_;  // open connections
-  std::shared_ptr<Deliveries> deliveries_;
+  // Weak: Deliveries holds the sessions whose messages wait for its Flush, so
+  // a strong reference back would be a cycle that outlives a loop stopped
+  // before that Flush ran (the scheduler's shutdown). The server and a posted
+  // Flush hold it; once the server is gone, what a session reads is dropped
+  // (the agent sends it again to the next scheduler, as after any restart).
+  std::weak_ptr<Deliveries> deliveries_;
   // Frames waiting to be written, from head_ on. A vector (not a deque, which
   // allocates on construction) so an idle session holds nothing here.
   std::vector<std::string> queue_;

@@ -47,7 +47,7 @@ class RpcServerTest : public ::testing::Test {
   void TearDown() override {
     socks_.clear();
     server_.reset();
-    io_.poll();
+    if (io_owner_) io_.poll();
     core_.reset();
     store_.reset();
     std::filesystem::remove_all(dir_);
@@ -97,7 +97,11 @@ class RpcServerTest : public ::testing::Test {
   placement::Registry registry_;
   testing::FakeClock clock_;
   std::unique_ptr<scheduler::Core> core_;
-  asio::io_context io_, client_io_;
+  // Owned apart so that a test can destroy the loop as the scheduler's
+  // shutdown does (stopped, then gone, with handlers still queued).
+  std::unique_ptr<asio::io_context> io_owner_ = std::make_unique<asio::io_context>();
+  asio::io_context& io_ = *io_owner_;
+  asio::io_context client_io_;
   std::unique_ptr<RpcServer> server_;
   std::map<std::string, std::unique_ptr<tcp::socket>> socks_;
   std::map<std::string, wire::FrameDecoder> decoders_;
@@ -154,6 +158,61 @@ TEST_F(RpcServerTest, WhatTwoSessionsSendInOneRoundIsOneCommitAndAnsweredAfterIt
         if (e.has_ack() && e.ack().seq() == seq_of[a]) acked[a] = true;
     return acked.size() == 2;
   }));
+}
+
+// The scheduler's shutdown stops the loop from a handler and destroys it with
+// whatever is still queued. A session whose messages wait for the round's
+// Flush must then go with the loop, closing its connection: were it and the
+// queue holding each other, the session would leak (LeakSanitizer fails the
+// daemon's exit) and its agent would never see the connection end.
+TEST_F(RpcServerTest, ASessionWaitingForTheRoundsFlushGoesWithAStoppedLoop) {
+  v1::Envelope reg;
+  *reg.mutable_register_() = testing::SimpleRegister("a1", 4, "lingang-idc-1");
+  SendFrame(Connect("a1"), reg);
+  ASSERT_TRUE(PumpUntil([&] { return core_->ListAgents().agents_size() == 1; }));
+  v1::Job spec;
+  spec.add_command("/bin/true");
+  spec.mutable_resources()->set_cpus(4);
+  spec.mutable_resources()->set_memory_mb(64);
+  auto job = core_->Submit(spec);
+  ASSERT_TRUE(job.ok()) << job.status();
+  std::string job_id;
+  ASSERT_TRUE(PumpUntil([&] {
+    for (const v1::Envelope& e : Received("a1"))
+      if (e.has_assign()) job_id = e.assign().job().id();
+    return !job_id.empty();
+  }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // writes done
+  io_.poll();
+  io_.restart();
+
+  v1::Envelope up;
+  up.set_seq(3);
+  up.mutable_job_update()->set_job_id(job_id);
+  up.mutable_job_update()->set_attempt(1);
+  up.mutable_job_update()->set_state(v1::Job::running);
+  SendFrame(*socks_.at("a1"), up);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // loopback delivery
+  // One handler: the session reads the update and queues it; the Flush that
+  // would hand it to the core is posted, not run.
+  ASSERT_EQ(io_.poll_one(), 1u);
+  ASSERT_NE(core_->GetJob(job_id)->state(), v1::Job::running) << "the Flush ran already";
+  io_.stop();  // then destroyed in the scheduler's order: server, core, loop
+  server_.reset();
+  core_.reset();
+  io_owner_.reset();
+
+  // The agent sees its connection end.
+  tcp::socket& s = *socks_.at("a1");
+  s.non_blocking(true);
+  char buf[4096];
+  boost::system::error_code ec;
+  for (int i = 0; i < 200; ++i) {
+    s.read_some(asio::buffer(buf), ec);
+    if (ec && ec != asio::error::would_block && ec != asio::error::try_again) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(ec, asio::error::eof) << ec.message();
 }
 
 }  // namespace
