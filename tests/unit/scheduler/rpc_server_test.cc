@@ -70,6 +70,15 @@ class RpcServerTest : public ::testing::Test {
     socks_[agent] = std::move(s);
     return out;
   }
+  // A job of 4 CPUs: one fills an agent of SimpleRegister(..., 4, ...).
+  void SubmitWholeAgentJob() {
+    v1::Job spec;
+    spec.add_command("/bin/true");
+    spec.mutable_resources()->set_cpus(4);
+    spec.mutable_resources()->set_memory_mb(64);
+    auto job = core_->Submit(spec);
+    ASSERT_TRUE(job.ok()) << job.status();
+  }
   static void SendFrame(tcp::socket& s, const v1::Envelope& env) {
     asio::write(s, asio::buffer(wire::EncodeFrame(env)));
   }
@@ -116,14 +125,7 @@ TEST_F(RpcServerTest, WhatTwoSessionsSendInOneRoundIsOneCommitAndAnsweredAfterIt
     SendFrame(Connect(a), reg);
   }
   ASSERT_TRUE(PumpUntil([&] { return core_->ListAgents().agents_size() == 2; }));
-  for (int i = 0; i < 2; ++i) {
-    v1::Job spec;
-    spec.add_command("/bin/true");
-    spec.mutable_resources()->set_cpus(4);
-    spec.mutable_resources()->set_memory_mb(64);
-    auto job = core_->Submit(spec);
-    ASSERT_TRUE(job.ok()) << job.status();
-  }
+  for (int i = 0; i < 2; ++i) ASSERT_NO_FATAL_FAILURE(SubmitWholeAgentJob());
   ASSERT_TRUE(PumpUntil([&] {
     for (const char* a : {"a1", "a2"})
       for (const v1::Envelope& e : Received(a))
@@ -170,12 +172,7 @@ TEST_F(RpcServerTest, ASessionWaitingForTheRoundsFlushGoesWithAStoppedLoop) {
   *reg.mutable_register_() = testing::SimpleRegister("a1", 4, "lingang-idc-1");
   SendFrame(Connect("a1"), reg);
   ASSERT_TRUE(PumpUntil([&] { return core_->ListAgents().agents_size() == 1; }));
-  v1::Job spec;
-  spec.add_command("/bin/true");
-  spec.mutable_resources()->set_cpus(4);
-  spec.mutable_resources()->set_memory_mb(64);
-  auto job = core_->Submit(spec);
-  ASSERT_TRUE(job.ok()) << job.status();
+  ASSERT_NO_FATAL_FAILURE(SubmitWholeAgentJob());
   std::string job_id;
   ASSERT_TRUE(PumpUntil([&] {
     for (const v1::Envelope& e : Received("a1"))
