@@ -18,6 +18,7 @@
 #include <sstream>
 
 #include "../../support/uid_block.h"
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "portolan/base/files.h"
 #include "portolan/executor/executor.h"
@@ -430,7 +431,17 @@ TEST(KillAllOfUidTest, EndsEveryProcessOfTheUidAndNoOther) {
   testing::UidBlock block;
   ASSERT_TRUE(block.ok());
   // The escaped grandchildren come back to this process, which reaps them.
+  // Only for this test: the flag is the whole process's, and left set, every
+  // later test's orphans (a cancelled sandbox's last processes) would come
+  // back to this process too and stay zombies that count as the job's
+  // processes (the other tests of this binary then failed when run in one
+  // process rather than one per test, as ctest does).
   ASSERT_EQ(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+  absl::Cleanup not_a_subreaper = [] {
+    prctl(PR_SET_CHILD_SUBREAPER, 0);
+    while (waitpid(-1, nullptr, WNOHANG) > 0) {
+    }
+  };
   const uid_t doomed = block.first(), spared = block.first() + 1;
   const pid_t a = SleeperAs(doomed, 3), b = SleeperAs(spared, 1);
   ASSERT_GT(a, 0);
