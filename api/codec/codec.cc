@@ -311,8 +311,8 @@ absl::Status ParseJson(absl::string_view json, google::protobuf::Message* msg, J
   bool filled = false;
   if (absl::Status st = internal::ParseStrictJson(json, msg, mode, &filled); !st.ok() || filled)
     return st;
-  // What the direct walk declined (see strict_json.cc): protobuf parses it.
-  msg->Clear();
+  // What the direct walk declined (see strict_json.cc): protobuf parses it,
+  // into a message it clears first.
   return internal::ProtobufParseJson(json, msg);
 }
 
