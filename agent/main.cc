@@ -77,6 +77,7 @@ struct Flags {
   uint32_t reconnect_max_ms = 10000;
   double attempt_dir_keep_hours = 24;
   uint32_t attempt_dir_keep_max = 10000;
+  double staging_cache_max_gb = 100;
   bool insecure = false, print_topology = false, stop_jobs_on_exit = false;
 };
 
@@ -112,6 +113,7 @@ po::options_description Describe(Flags& f) {
       ("attempt-dir-keep-max", po::value(&f.attempt_dir_keep_max)->default_value(10000), "at most this many ended attempts' directories stay, the newest (0: no limit)")
       ("data-dir", po::value(&f.data_dir), "the datasets at this agent's site live under this directory (a registered dataset's location.path is relative to it); jobs' inputs are linked from or served out of it")
       ("data-listen", po::value(&f.data_listen), "host:port of this agent's data endpoint, where agents at other sites pull datasets under transfer grants (mutual TLS with --tls-*); told to the scheduler as given")
+      ("staging-cache-max-gb", po::value(&f.staging_cache_max_gb)->default_value(100), "the site's cache of inputs pulled from other sites (policy datasets.cache_sites, under --data-dir) holds at most this many GiB; the entries used longest ago go first (0: no bound)")
       ("tls-cert", po::value(&f.tls_cert), "this agent's certificate (PEM, CN = agent id, OU = site), from the CA the scheduler trusts; see deploy/dev-ca.sh")
       ("tls-key", po::value(&f.tls_key), "private key of --tls-cert (PEM)")
       ("tls-ca", po::value(&f.tls_ca), "CA certificate (PEM) that signed the scheduler's certificate")
@@ -168,6 +170,9 @@ absl::Status PrepareStateDir(Flags& f, agent::AgentOptions& opts) {
     return absl::InvalidArgumentError("--attempt-dir-keep-hours must be 0 to 1000000");
   opts.executor.keep_attempt_dirs = absl::Hours(f.attempt_dir_keep_hours);
   opts.executor.keep_attempt_dirs_max = f.attempt_dir_keep_max;
+  if (!(f.staging_cache_max_gb >= 0 && f.staging_cache_max_gb <= 1e9))
+    return absl::InvalidArgumentError("--staging-cache-max-gb must be 0 to 1000000000");
+  opts.staging_cache_max_bytes = static_cast<uint64_t>(f.staging_cache_max_gb * (1ull << 30));
   return absl::OkStatus();
 }
 

@@ -18,6 +18,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "portolan/agent/client.h"
+#include "portolan/agent/staging_cache.h"
 #include "portolan/base/files.h"
 #include "portolan/base/log.h"
 #include "portolan/base/strings.h"
@@ -62,8 +63,8 @@ constexpr char kCacheDigest[] = "digest";
 // dataset's older versions. Made aside and renamed into place, so a
 // concurrent stage of the same version sees all of it or none; a failure
 // only costs the next job a pull.
-void KeepInCache(const fs::path& pulled, const transfer::PullResult& digest,
-                 const fs::path& entry) {
+void KeepInCache(const fs::path& pulled, const transfer::PullResult& digest, const fs::path& entry,
+                 uint64_t max_bytes) {
   std::error_code ec;
   const fs::path dataset_dir = entry.parent_path();
   fs::create_directories(dataset_dir, ec);
@@ -85,11 +86,20 @@ void KeepInCache(const fs::path& pulled, const transfer::PullResult& digest,
       fs::remove_all(old.path(), ec);
   }
   spdlog::info("kept a staged copy of {} in the site's cache", entry.string());
+  const CacheTrim trim = TrimCache(dataset_dir.parent_path().string(), max_bytes, entry.string());
+  if (trim.entries_removed > 0) {
+    spdlog::info(
+        "site cache over --staging-cache-max-gb: removed {} least recently used entr{} "
+        "({} bytes); {} bytes kept",
+        trim.entries_removed, trim.entries_removed == 1 ? "y" : "ies", trim.bytes_removed,
+        trim.bytes_kept);
+  }
 }
 
 // One input, linked or pulled; `report` is called with progress.
 absl::Status StageOne(const v1::StageSource& src, const std::string& data_dir,
-                      const std::string& into, boost::asio::ssl::context* tls, v1::StagedInput& si,
+                      uint64_t cache_max_bytes, const std::string& into,
+                      boost::asio::ssl::context* tls, v1::StagedInput& si,
                       const std::function<void()>& report) {
   si.set_dataset(src.dataset());
   si.set_version(src.version());
@@ -114,10 +124,17 @@ absl::Status StageOne(const v1::StageSource& src, const std::string& data_dir,
   const fs::path cached =
       fs::path(data_dir) / kCacheDir / src.dataset() / absl::StrCat("v", src.version());
   std::error_code ec;
+  absl::Status linked = absl::NotFoundError("not cached");
   if (cache && fs::is_directory(cached, ec)) {
     // Pulled for an earlier job at this site: a local copy (hard links where
-    // the file system allows), nothing crosses the border again.
-    if (absl::Status st = CopyTree(cached / "data", dest); !st.ok()) return st;
+    // the file system allows), nothing crosses the border again. Used now:
+    // the last the cache's bound removes. Removed meanwhile (the bound made
+    // room for another): pulled again.
+    TouchCacheEntry(cached.string());
+    linked = CopyTree(cached / "data", dest);
+    if (!linked.ok()) spdlog::info("cached {}: {}; pulling it", cached.string(), linked.message());
+  }
+  if (linked.ok()) {
     uint64_t bytes = 0;
     std::string sha256;
     std::ifstream(cached / kCacheDigest) >> bytes >> sha256;
@@ -158,7 +175,7 @@ absl::Status StageOne(const v1::StageSource& src, const std::string& data_dir,
   si.set_seconds(r->seconds);
   if (r->seconds > 0) si.set_rate_mbps(r->bytes * 8.0 / 1e6 / r->seconds);
   si.set_done(true);
-  if (cache) KeepInCache(dest, *r, cached);
+  if (cache) KeepInCache(dest, *r, cached, cache_max_bytes);
   return absl::OkStatus();
 }
 
@@ -376,36 +393,35 @@ bool AgentClient::StartStaging(const v1::Assign& assign) {
       executor::AttemptDir(options_.executor.work_root, job.id(), job.attempt()) + "/work/inputs";
   Staging& st = staging_[key];
   auto cancel = st.cancel;
-  st.thread = std::thread(
-      [this, assign, dir, key, cancel, data_dir = options_.data_dir, tls = options_.tls] {
-        Outcome out;
-        std::error_code ec;
-        fs::remove_all(dir, ec);  // a retry of the same attempt starts clean
-        fs::create_directories(dir, ec);
-        if (ec)
-          out.status = absl::InternalError(absl::StrCat("cannot create ", dir, ": ", ec.message()));
-        for (const v1::StageSource& src : assign.inputs()) {
-          if (!out.status.ok() || *cancel) break;
-          v1::StagedInput& si = out.inputs.emplace_back();
-          auto report = [this, &assign, &out] {
-            v1::JobUpdate u;
-            u.set_job_id(assign.job().id());
-            u.set_attempt(assign.job().attempt());
-            u.set_state(v1::Job::staging);
-            for (const auto& si : out.inputs) *u.add_inputs() = si;
-            boost::asio::post(io_, [this, u] { QueueUpdate(u); });
-          };
-          report();
-          out.status = StageOne(src, data_dir, dir, tls.get(), si, report);
-          if (!out.status.ok()) si.set_error(std::string(out.status.message()));
-        }
-        if (out.status.ok() && *cancel)
-          out.status = absl::CancelledError("cancelled while staging");
-        if (out.status.ok()) out.status = OpenToTheJob(dir);
-        boost::asio::post(io_, [this, key, job = assign.job(), dir, out]() mutable {
-          FinishStaging(key, std::move(job), dir, out.status, std::move(out.inputs));
-        });
-      });
+  st.thread = std::thread([this, assign, dir, key, cancel, data_dir = options_.data_dir,
+                           cache_max = options_.staging_cache_max_bytes, tls = options_.tls] {
+    Outcome out;
+    std::error_code ec;
+    fs::remove_all(dir, ec);  // a retry of the same attempt starts clean
+    fs::create_directories(dir, ec);
+    if (ec)
+      out.status = absl::InternalError(absl::StrCat("cannot create ", dir, ": ", ec.message()));
+    for (const v1::StageSource& src : assign.inputs()) {
+      if (!out.status.ok() || *cancel) break;
+      v1::StagedInput& si = out.inputs.emplace_back();
+      auto report = [this, &assign, &out] {
+        v1::JobUpdate u;
+        u.set_job_id(assign.job().id());
+        u.set_attempt(assign.job().attempt());
+        u.set_state(v1::Job::staging);
+        for (const auto& si : out.inputs) *u.add_inputs() = si;
+        boost::asio::post(io_, [this, u] { QueueUpdate(u); });
+      };
+      report();
+      out.status = StageOne(src, data_dir, cache_max, dir, tls.get(), si, report);
+      if (!out.status.ok()) si.set_error(std::string(out.status.message()));
+    }
+    if (out.status.ok() && *cancel) out.status = absl::CancelledError("cancelled while staging");
+    if (out.status.ok()) out.status = OpenToTheJob(dir);
+    boost::asio::post(io_, [this, key, job = assign.job(), dir, out]() mutable {
+      FinishStaging(key, std::move(job), dir, out.status, std::move(out.inputs));
+    });
+  });
   return true;
 }
 

@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "harness.h"
 #include "portolan/auth/auth.h"
+#include "portolan/base/files.h"
 #include "portolan/base/strings.h"
 #include "portolan/codec/codec.h"
 #include "portolan/grant/grant.h"
@@ -49,8 +50,10 @@ class StagingIT : public ::testing::Test {
     }
     lg1_ = c.StartAgent("lg1", "lingang-idc-1", kSynthetic,
                         {"--data-dir", data_, "--data-listen", "127.0.0.1:0"});
-    c.StartAgent("hk1", "hongkong-1", kSynthetic,
-                 {"--data-dir", c.SharedDir() + "/data-hk", "--data-listen", "127.0.0.1:0"});
+    // Its cache holds one of the datasets below (1.4 MB each), not two.
+    hk1_ = c.StartAgent("hk1", "hongkong-1", kSynthetic,
+                        {"--data-dir", c.SharedDir() + "/data-hk", "--data-listen", "127.0.0.1:0",
+                         "--staging-cache-max-gb", "0.002"});
   }
   // The job's stdout: the SHA-256 of its input's two parts, as sha256sum says.
   v1::Job RunAt(const std::string& site) {
@@ -68,6 +71,7 @@ class StagingIT : public ::testing::Test {
   Cluster c;
   std::string data_, content_;
   Process* lg1_ = nullptr;
+  Process* hk1_ = nullptr;
 };
 
 TEST_F(StagingIT, DataMovesOnlyUnderTheSchedulersGrantAndIsAudited) {
@@ -391,6 +395,63 @@ TEST_F(StagingIT, AJobCannotLeadTheAgentOutOfItsOutputs) {
   const std::string kept = data_ + "/" + linked.produced(0).store_path();
   EXPECT_TRUE(std::filesystem::is_regular_file(kept + "/ok"));
   EXPECT_FALSE(std::filesystem::exists(std::filesystem::symlink_status(kept + "/key")));
+}
+
+// A cache site's agent keeps pulled copies within --staging-cache-max-gb:
+// a second dataset's copy pushes out the one used longest ago, whose next
+// job pulls it again, and reads the same bytes.
+TEST_F(StagingIT, ACacheOverItsBoundDropsTheLeastRecentlyUsedCopyWhichIsPulledAgain) {
+  v1::Policy p = Call<v1::Policy>(c, "GET", "/v1/policy");
+  p.mutable_datasets()->add_cache_sites("hongkong-1");
+  p.clear_version();
+  Call<v1::PolicyVersion>(c, "PUT", "/v1/policy", codec::ToJson(p));
+  std::filesystem::create_directories(data_ + "/reads/2026q4");
+  std::ofstream(data_ + "/reads/2026q4/part-1", std::ios::binary) << std::string(1400 * 1024, 'q');
+  for (const char* q : {"q3", "q4"}) {
+    Call<v1::RegisteredDataset>(
+        c, "POST", "/v1/datasets",
+        absl::StrCat(R"({"id": "reads-2026)", q, R"(", "tenant": "acme", "origin": "CN",
+            "location": {"site": "lingang-idc-1", "path": "reads/2026)",
+                     q, R"("}, "size_gb": 0.001, "categories": ["general"]})"),
+        201);
+  }
+  const std::string cache = c.SharedDir() + "/data-hk/.portolan-cache/";
+  auto cached = [&](const std::string& dataset) {
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(cache + dataset, ec))
+      if (e.path().filename().string().rfind("v", 0) == 0) return true;
+    return false;
+  };
+
+  v1::Job first = RunAt("hongkong-1");  // reads-2026q3, pulled and kept
+  ASSERT_EQ(first.inputs_size(), 1);
+  EXPECT_FALSE(first.inputs(0).cached());
+  EXPECT_TRUE(cached("reads-2026q3"));
+  v1::Job other = Call<v1::Job>(c, "POST", "/v1/jobs", R"({"tenant": "acme",
+      "resources": {"cpus": 1, "memory_mb": 64}, "placement": {"sites": ["hongkong-1"]},
+      "command": ["/bin/sh", "-c", "wc -c < \"$PORTOLAN_INPUTS\"/reads-2026q4/part-1"],
+      "datasets": [{"ref": "reads-2026q4"}]})",
+                                201);
+  ASSERT_TRUE(WaitForState(c.client(), other.id(), v1::Job::succeeded, seconds(30)))
+      << c.client().GetJob(other.id())->reason();
+  auto logs = c.client().Logs(other.id());
+  ASSERT_TRUE(logs.ok());
+  EXPECT_EQ(logs->stdout(), absl::StrCat(1400 * 1024, "\n"));
+  // Both together are over 0.002 GiB: the older copy went, the new one stays.
+  EXPECT_TRUE(cached("reads-2026q4"));
+  EXPECT_FALSE(cached("reads-2026q3"));
+  const std::string log = base::ReadSmallFile(hk1_->log_path());
+  EXPECT_NE(log.find("removed 1 least recently used entry"), std::string::npos) << log;
+
+  v1::Job again = RunAt("hongkong-1");
+  ASSERT_EQ(again.inputs_size(), 1);
+  EXPECT_FALSE(again.inputs(0).cached()) << "read from a copy that was removed";
+  EXPECT_EQ(again.inputs(0).sha256(), auth::Sha256Hex(content_));
+  logs = c.client().Logs(again.id());
+  ASSERT_TRUE(logs.ok());
+  EXPECT_EQ(logs->stdout().substr(0, 64), auth::Sha256Hex(content_));
+  EXPECT_TRUE(cached("reads-2026q3"));
+  EXPECT_FALSE(cached("reads-2026q4"));
 }
 
 }  // namespace

@@ -55,6 +55,9 @@ struct AgentOptions {
   // told to the scheduler; "" serves none).
   std::string data_dir;
   std::string data_endpoint;
+  // The site's cache of pulled inputs (under data_dir) holds at most this
+  // many bytes, the most recently used entries (0: no bound).
+  uint64_t staging_cache_max_bytes = 0;
 };
 
 // The agent's side of the protocol: connects out to the scheduler, registers
