@@ -229,13 +229,13 @@ for i in "${!ids[@]}"; do
 done
 
 failed=0
-printf "%-26s %-18s %-20s %-20s %-10s\n" SAMPLE JOB "EXPECTED SITE" "RAN ON" STATE
+printf "%-26s %-22s %-20s %-20s %-10s\n" SAMPLE JOB "EXPECTED SITE" "RAN ON" STATE
 for i in "${!ids[@]}"; do
   "$BIN/portolan" wait "${ids[$i]}" --timeout-s 60 >/dev/null || true
   job=$("$BIN/portolan" -o json job "${ids[$i]}")
   state=$(echo "$job" | sed -n 's/^ *"state": "\([a-z_]*\)".*/\1/p' | tail -1)
   ran=$(echo "$job" | sed -n 's/^ *"site": "\([a-z0-9-]*\)".*/\1/p' | head -1)
-  printf "%-26s %-18s %-20s %-20s %-10s\n" "${names[$i]}" "${ids[$i]}" "${sites[$i]}" "${ran:--}" "$state"
+  printf "%-26s %-22s %-20s %-20s %-10s\n" "${names[$i]}" "${ids[$i]}" "${sites[$i]}" "${ran:--}" "$state"
   if [ "$state" != "succeeded" ] || [ "$ran" != "${sites[$i]}" ]; then failed=1; fi
 done
 echo
