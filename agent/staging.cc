@@ -34,10 +34,6 @@ struct Outcome {
   std::vector<v1::StagedInput> inputs;
 };
 
-// Staged copies the policy lets a site keep (datasets.cache_sites), under
-// --data-dir: <dataset>/v<version>/data, the agent's alone (0700).
-constexpr char kCacheDir[] = ".portolan-cache";
-
 // A copy of the tree `from` at `to` (made; its parent exists): hard links
 // where `from` and `to` share a file system, else copies.
 absl::Status CopyTree(const fs::path& from, const fs::path& to) {
@@ -54,10 +50,6 @@ absl::Status CopyTree(const fs::path& from, const fs::path& to) {
   }
   return absl::OkStatus();
 }
-
-// Beside a cached copy: "<bytes> <sha256>" of its data, as the pull measured
-// it, so a later job linking it need not read it all again.
-constexpr char kCacheDigest[] = "digest";
 
 // Keeps a pulled copy as `entry` for later jobs at this site, replacing the
 // dataset's older versions. Made aside and renamed into place, so a

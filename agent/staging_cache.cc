@@ -18,10 +18,12 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Beside an entry's data: "<bytes> <sha256>" (agent/staging.cc writes it).
+// Renamed out of the way, being removed.
+constexpr char kGone[] = ".gone-";
+
 uint64_t EntryBytes(const fs::path& entry) {
   uint64_t bytes = 0;
-  if (std::ifstream(entry / "digest") >> bytes) return bytes;
+  if (std::ifstream(entry / kCacheDigest) >> bytes) return bytes;
   std::error_code ec;
   for (auto it = fs::recursive_directory_iterator(entry, ec);
        !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
@@ -50,8 +52,15 @@ CacheTrim TrimCache(const std::string& root, uint64_t max_bytes, const std::stri
     if (!dataset.is_directory(ec)) continue;
     std::error_code dec;
     for (const auto& version : fs::directory_iterator(dataset.path(), dec)) {
-      // v<version> only: not the .new-* a stage is filling, nor a .gone-*.
-      if (version.path().filename().string().rfind("v", 0) != 0) continue;
+      // v<version> only: not the .new-* a stage is filling. A .gone-* is
+      // what a removal left (another trim's now, or one the agent stopped in).
+      const std::string name = version.path().filename().string();
+      if (name.rfind(kGone, 0) == 0) {
+        std::error_code rec;
+        fs::remove_all(version.path(), rec);
+        continue;
+      }
+      if (name.rfind("v", 0) != 0) continue;
       struct stat st;
       if (stat(version.path().c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) continue;
       const uint64_t bytes = EntryBytes(version.path());
@@ -68,7 +77,7 @@ CacheTrim TrimCache(const std::string& root, uint64_t max_bytes, const std::stri
     if (out.bytes_kept <= max_bytes) break;
     if (e.path == fs::path(keep)) continue;
     // Out of the way first: a stage looking for v<version> finds none.
-    const fs::path gone = e.path.parent_path() / absl::StrCat(".gone-", base::NewId("c"));
+    const fs::path gone = e.path.parent_path() / absl::StrCat(kGone, base::NewId("c"));
     fs::rename(e.path, gone, ec);
     if (ec) continue;  // another trim took it
     fs::remove_all(gone, ec);

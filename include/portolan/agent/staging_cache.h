@@ -15,6 +15,13 @@
 
 namespace portolan::agent {
 
+// The cache's folder under --data-dir, the agent's alone (0700).
+inline constexpr char kCacheDir[] = ".portolan-cache";
+// Beside an entry's data/: "<bytes> <sha256>" of it, as the pull measured
+// it, so a later job linking it need not read it all again, and TrimCache
+// knows its size.
+inline constexpr char kCacheDigest[] = "digest";
+
 // What TrimCache did.
 struct CacheTrim {
   uint64_t entries_removed = 0;
@@ -30,7 +37,8 @@ void TouchCacheEntry(const std::string& entry);
 // left hold at most `max_bytes`, never `keep` (the entry just made, which
 // may alone be larger). An entry's size is the one its digest file records
 // (the pull measured it), else its files' sizes. `max_bytes` 0: no bound,
-// nothing removed.
+// nothing removed. What an earlier removal left half done (an agent that
+// stopped in it) goes in any case.
 CacheTrim TrimCache(const std::string& root, uint64_t max_bytes, const std::string& keep);
 
 }  // namespace portolan::agent

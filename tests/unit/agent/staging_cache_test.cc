@@ -100,13 +100,16 @@ TEST_F(StagingCacheTest, AUseMakesAnEntryTheNewest) {
   EXPECT_FALSE(fs::exists(idle));
 }
 
-TEST_F(StagingCacheTest, AnEntryWithoutItsDigestIsMeasuredAndStagesInProgressAreNotEntries) {
+TEST_F(StagingCacheTest, AnEntryWithoutItsDigestIsMeasuredStagesInProgressStayAndHalfRemovalsGo) {
   const std::string measured = Entry("orders", 1, 1500, 300, /*digest=*/false);
   // A stage filling its copy aside (agent/staging.cc's .new-*): not an entry.
   fs::create_directories(root_ + "/reads/.new-c1/data");
   std::ofstream(root_ + "/reads/.new-c1/data/part") << std::string(4000, 'y');
+  // What a removal the agent stopped in left: goes.
+  fs::create_directories(root_ + "/orders/.gone-c2/data");
   const std::string kept = Entry("logs", 2, 100, 0);
   const CacheTrim t = TrimCache(root_, 1000, kept);
+  EXPECT_FALSE(fs::exists(root_ + "/orders/.gone-c2"));
   EXPECT_EQ(t.entries_removed, 1u);
   EXPECT_EQ(t.bytes_removed, 1500u);
   EXPECT_FALSE(fs::exists(measured));
