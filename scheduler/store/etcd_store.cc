@@ -50,7 +50,19 @@ class EtcdStoreImpl : public EtcdStore {
   // jobs/ended/<id> with its summary (a Job holding only the indexed fields)
   // in jobs/summary/<id>, so a start-up reads the summaries of a long history
   // and the records of the active jobs only.
-  absl::Status PutJob(const v1::Job& job) override {
+  absl::Status PutJob(const v1::Job& job) override { return Commit(JobWrite(job), "store job"); }
+
+  // Queued for the store's commit thread (group_commit.h's BatchThread),
+  // which commits the records of everything queued meanwhile in one group
+  // commit (with whatever other threads write then), then calls each `done`
+  // in order: the caller (a REST handler thread) does not wait for etcd, so
+  // more submits share a commit than there are handler threads.
+  void PutJobAsync(const v1::Job& job, std::function<void(absl::Status)> done) override {
+    queued_.Push(Queued{JobWrite(job), std::move(done)});
+  }
+
+  // A job's keys as PutJob describes them.
+  Write JobWrite(const v1::Job& job) const {
     Write w;
     if (Ended(job.state())) {
       v1::Job summary;
@@ -65,7 +77,7 @@ class EtcdStoreImpl : public EtcdStore {
     } else {
       w.push_back({Key("jobs/active/", job.id()), job.SerializeAsString()});
     }
-    return Commit(w, "store job");
+    return w;
   }
 
   absl::StatusOr<StoredJobs> LoadJobs() override {
@@ -207,6 +219,13 @@ class EtcdStoreImpl : public EtcdStore {
     return Commit({{std::move(key), m.SerializeAsString()}}, what);
   }
   absl::Status Commit(const Write& w, absl::string_view what) {
+    if (absl::Status st = CheckSize(w, what); !st.ok()) return st;
+    absl::Status st = commits_.Commit(w);
+    if (!st.ok()) return absl::Status(st.code(), absl::StrCat(what, ": ", st.message()));
+    return st;
+  }
+  // A record over the request limit is refused alone, not sent.
+  absl::Status CheckSize(const Write& w, absl::string_view what) const {
     size_t bytes = 0;
     for (const Mutation& m : w) bytes += m.key.size() + (m.value ? m.value->size() : 0);
     if (bytes > limits_.max_txn_bytes) {
@@ -214,9 +233,7 @@ class EtcdStoreImpl : public EtcdStore {
                                                        " bytes, over the store's limit of ",
                                                        limits_.max_txn_bytes));
     }
-    absl::Status st = commits_.Commit(w);
-    if (!st.ok()) return absl::Status(st.code(), absl::StrCat(what, ": ", st.message()));
-    return st;
+    return absl::OkStatus();
   }
 
   absl::Status RunBatch(const std::vector<const Write*>& batch);
@@ -260,6 +277,35 @@ class EtcdStoreImpl : public EtcdStore {
   std::string fence_key_ ABSL_GUARDED_BY(fence_mu_);
   int64_t fence_revision_ ABSL_GUARDED_BY(fence_mu_) = 0;
   GroupCommit<Write> commits_;
+
+  // PutJobAsync's: each job's records (one job over the request limit gets
+  // that error alone), then the others' in one group commit, then each
+  // `done`, without any lock held (on queued_'s thread).
+  struct Queued {
+    Write write;
+    std::function<void(absl::Status)> done;
+  };
+  void CommitQueued(std::vector<Queued>& batch) {
+    std::vector<absl::Status> results(batch.size());
+    Write all;
+    size_t records = 0;
+    for (size_t i = 0; i < batch.size(); ++i) {
+      results[i] = CheckSize(batch[i].write, "store job");
+      if (!results[i].ok()) continue;
+      ++records;
+      for (Mutation& m : batch[i].write) all.push_back(std::move(m));
+    }
+    if (!all.empty()) {
+      absl::Status st = commits_.Commit(all, records);
+      if (!st.ok()) st = absl::Status(st.code(), absl::StrCat("store job: ", st.message()));
+      for (absl::Status& r : results) {
+        if (r.ok()) r = st;
+      }
+    }
+    for (size_t i = 0; i < batch.size(); ++i) batch[i].done(std::move(results[i]));
+  }
+  // Last: stopped (what is queued committed) before the members it uses go.
+  BatchThread<Queued> queued_{[this](std::vector<Queued>& batch) { CommitQueued(batch); }};
 };
 
 absl::Status EtcdStoreImpl::RunBatch(const std::vector<const Write*>& batch) {

@@ -38,9 +38,11 @@ class GroupCommit {
     }
   }
 
-  // Returns once `w` is committed (or its batch failed).
-  absl::Status Commit(const Write& w) {
-    Pending me{&w, absl::OkStatus(), false};
+  // Returns once `w` is committed (or its batch failed). `records`: how many
+  // records `w` holds (a queue of async writes brought as one), for the
+  // writes-per-commit figures.
+  absl::Status Commit(const Write& w, size_t records = 1) {
+    Pending me{&w, records, absl::OkStatus(), false};
     std::unique_lock<std::mutex> q(mu_);
     queue_.push_back(&me);
     while (!me.done) {
@@ -54,13 +56,17 @@ class GroupCommit {
       q.unlock();
       std::vector<const Write*> writes;
       writes.reserve(batch.size());
-      for (Pending* p : batch) writes.push_back(p->write);
+      size_t records = 0;
+      for (Pending* p : batch) {
+        writes.push_back(p->write);
+        records += p->records;
+      }
       const auto started = std::chrono::steady_clock::now();
       absl::Status st = run_(writes);
       if (on_commit_) {
         on_commit_(
             std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(),
-            batch.size());
+            records);
       }
       q.lock();
       for (Pending* p : batch) {
@@ -69,7 +75,7 @@ class GroupCommit {
       }
       committing_ = false;
       ++batches_;
-      writes_ += batch.size();
+      writes_ += records;
       cv_.notify_all();
     }
     return me.result;
@@ -78,6 +84,7 @@ class GroupCommit {
  private:
   struct Pending {
     const Write* write;
+    size_t records;
     absl::Status result;
     bool done = false;
   };

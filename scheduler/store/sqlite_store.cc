@@ -410,7 +410,7 @@ class SqliteStore : public Store {
           }
           return SQLITE_DONE;
         },
-        what);
+        what, writes.size());
     if (st.ok() || writes.size() == 1) {
       for (size_t i = 0; i < writes.size(); ++i) result(i, st);
       return;
@@ -450,8 +450,8 @@ class SqliteStore : public Store {
   // Runs `op` as part of a group commit (group_commit.h). A failed statement
   // or commit rolls the whole batch back and every write in it gets the
   // error, so nothing unacknowledged is half-kept.
-  absl::Status Commit(const std::function<int()>& op, absl::string_view what) {
-    return commits_.Commit(Op{&op, what});
+  absl::Status Commit(const std::function<int()>& op, absl::string_view what, size_t records = 1) {
+    return commits_.Commit(Op{&op, what}, records);
   }
 
   struct Op {

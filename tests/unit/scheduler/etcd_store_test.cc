@@ -9,7 +9,10 @@
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
+#include <mutex>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -191,6 +194,64 @@ TEST(EtcdStoreTest, ConcurrentWritesAreGroupCommittedWithinEtcdsTransactionLimit
   EXPECT_EQ(jobs->ended.size(), size_t{kThreads * kEach});
   std::printf("%zu writes in %zu commits, largest batch %zu writes\n", written.load(),
               commits.load(), largest.load());
+}
+
+// PutJobAsync: many threads' jobs, each `done` called once, with OK only
+// after its record is in etcd, in fewer commits than jobs; one over the
+// request limit gets that error alone; a store destroyed with writes queued
+// commits them and calls every `done` first.
+TEST(EtcdStoreTest, AsyncJobWritesAreStoredWhenDoneIsCalledAndShareCommits) {
+  REQUIRE_ETCD();
+  EtcdCluster cluster(1);
+  ASSERT_TRUE(cluster.status().ok()) << cluster.status();
+  auto client = Connect(cluster);
+  constexpr int kThreads = 8, kEach = 50;
+  std::atomic<size_t> commits{0};
+  std::mutex mu;
+  std::vector<std::string> failed, missing;
+  absl::Status big_result;
+  std::atomic<int> done{0};
+  {
+    auto s = store::EtcdStore::Open(client.get(), "async", [&](double, size_t) { ++commits; });
+    ASSERT_TRUE(s.ok()) << s.status();
+    store::Store& st = **s;
+    v1::Job big = MakeJob("job-big", v1::Job::queued, 1);
+    (*big.mutable_env())["PAD"] = std::string(2 << 20, 'x');  // over the store's 1 MiB limit
+    st.PutJobAsync(big, [&](absl::Status written) {
+      std::lock_guard<std::mutex> l(mu);
+      big_result = written;
+      done.fetch_add(1);
+    });
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&, t] {
+        for (int i = 0; i < kEach; ++i) {
+          const std::string id = absl::StrCat("job-", t, "-", i);
+          st.PutJobAsync(MakeJob(id, v1::Job::queued, t * 1000 + i), [&, id](absl::Status w) {
+            // Readable from the moment `done` runs.
+            const bool readable = st.GetJob(id).ok();
+            std::lock_guard<std::mutex> l(mu);
+            if (!w.ok()) failed.push_back(absl::StrCat(id, ": ", w.message()));
+            if (!readable) missing.push_back(id);
+            done.fetch_add(1);
+          });
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+    // Queued writes still pending are committed as the store goes.
+  }
+  EXPECT_EQ(done.load(), kThreads * kEach + 1);
+  EXPECT_TRUE(failed.empty()) << failed.front();
+  EXPECT_TRUE(missing.empty()) << missing.size() << " not readable in their done, e.g. "
+                               << missing.front();
+  EXPECT_EQ(big_result.code(), absl::StatusCode::kResourceExhausted) << big_result;
+  EXPECT_LT(commits.load(), static_cast<size_t>(kThreads * kEach)) << "no write shared a commit";
+  auto again = store::EtcdStore::Open(client.get(), "async");
+  ASSERT_TRUE(again.ok()) << again.status();
+  auto jobs = (*again)->LoadJobs();
+  ASSERT_TRUE(jobs.ok()) << jobs.status();
+  EXPECT_EQ(jobs->active.size(), static_cast<size_t>(kThreads * kEach));
 }
 
 TEST(EtcdStoreTest, ReadsManyJobsByIdActiveOrEnded) {
