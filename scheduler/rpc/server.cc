@@ -29,8 +29,8 @@ class RpcServer::Deliveries : public std::enable_shared_from_this<Deliveries> {
   // Queues what `session` read; the first of a round posts the Flush.
   void Add(std::shared_ptr<AgentLink> session, const std::string& agent_id,
            std::vector<v1::Envelope> batch) {
-    const AgentLink* link = session.get();
-    pending_.push_back({std::move(session), {agent_id, link, std::move(batch)}});
+    pending_.push_back({agent_id, session.get(), std::move(batch)});
+    sessions_.push_back(std::move(session));
     if (posted_) return;
     posted_ = true;
     asio::post(io_, [self = shared_from_this()] {
@@ -42,22 +42,18 @@ class RpcServer::Deliveries : public std::enable_shared_from_this<Deliveries> {
   // reported, so that what it sent is handled first).
   void Flush() {
     if (pending_.empty()) return;
-    std::vector<Entry> entries;
-    entries.swap(pending_);
     std::vector<scheduler::Delivery> deliveries;
-    deliveries.reserve(entries.size());
-    for (Entry& e : entries) deliveries.push_back(std::move(e.delivery));
+    deliveries.swap(pending_);
+    std::vector<std::shared_ptr<AgentLink>> alive;  // the links, until the core is done
+    alive.swap(sessions_);
     core_->OnMessages(deliveries);
-  }  // `entries` kept the sessions (the links) alive until here
+  }
 
  private:
-  struct Entry {
-    std::shared_ptr<AgentLink> session;
-    scheduler::Delivery delivery;
-  };
   asio::io_context& io_;
   Core* const core_;
-  std::vector<Entry> pending_;
+  std::vector<scheduler::Delivery> pending_;
+  std::vector<std::shared_ptr<AgentLink>> sessions_;  // pending_'s links, one each
   bool posted_ = false;
 };
 

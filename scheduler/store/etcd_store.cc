@@ -61,25 +61,6 @@ class EtcdStoreImpl : public EtcdStore {
     queued_.Push(Queued{JobWrite(job), std::move(done)});
   }
 
-  // A job's keys as PutJob describes them.
-  Write JobWrite(const v1::Job& job) const {
-    Write w;
-    if (Ended(job.state())) {
-      v1::Job summary;
-      summary.set_id(job.id());
-      summary.set_tenant(job.tenant());
-      summary.set_idempotency_key(job.idempotency_key());
-      *summary.mutable_submitted_at() = job.submitted_at();
-      summary.set_state(job.state());
-      w.push_back({Key("jobs/active/", job.id()), std::nullopt});
-      w.push_back({Key("jobs/ended/", job.id()), job.SerializeAsString()});
-      w.push_back({Key("jobs/summary/", job.id()), summary.SerializeAsString()});
-    } else {
-      w.push_back({Key("jobs/active/", job.id()), job.SerializeAsString()});
-    }
-    return w;
-  }
-
   absl::StatusOr<StoredJobs> LoadJobs() override {
     StoredJobs out;
     int64_t revision = 0;
@@ -210,6 +191,24 @@ class EtcdStoreImpl : public EtcdStore {
  private:
   std::string Key(absl::string_view kind, absl::string_view id) const {
     return absl::StrCat(p_, kind, id);
+  }
+  // A job's keys as PutJob describes them.
+  Write JobWrite(const v1::Job& job) const {
+    Write w;
+    if (Ended(job.state())) {
+      v1::Job summary;
+      summary.set_id(job.id());
+      summary.set_tenant(job.tenant());
+      summary.set_idempotency_key(job.idempotency_key());
+      *summary.mutable_submitted_at() = job.submitted_at();
+      summary.set_state(job.state());
+      w.push_back({Key("jobs/active/", job.id()), std::nullopt});
+      w.push_back({Key("jobs/ended/", job.id()), job.SerializeAsString()});
+      w.push_back({Key("jobs/summary/", job.id()), summary.SerializeAsString()});
+    } else {
+      w.push_back({Key("jobs/active/", job.id()), job.SerializeAsString()});
+    }
+    return w;
   }
   static absl::Status Undecodable(absl::string_view what, absl::string_view key) {
     return absl::DataLossError(absl::StrCat(what, " record '", key, "' does not decode"));
